@@ -1,0 +1,32 @@
+// Command bgplb is a bare-metal load balancer for Kubernetes announced over
+// BGP. One binary carries every role (controller, speaker, router, neighbor,
+// rib, lab); each role is a subcommand. Only version exists so far.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+func main() {
+	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
+		slog.Error("bgplb failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// newRootCmd builds the whole command tree. It holds no state of its own, so
+// tests can build and run as many trees as they like.
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "bgplb",
+		Short:         "Bare-metal load balancer for Kubernetes, announced over BGP",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newVersionCmd())
+	return root
+}
