@@ -260,7 +260,10 @@ type MPReach struct {
 	NextHop netip.Addr
 	// LinkLocal is the second address of a 32-byte IPv6 next hop.
 	LinkLocal netip.Addr
-	NLRI      Prefixes
+	// OtherNextHop is the next hop of a family whose NLRI this codec does
+	// not read (NextHop is then invalid), as received.
+	OtherNextHop []byte
+	NLRI         Prefixes
 }
 
 // MPUnreach is the MP_UNREACH_NLRI attribute.
@@ -334,6 +337,7 @@ func (a *Attrs) Clone() *Attrs {
 	c.ExtCommunities = slices.Clone(a.ExtCommunities)
 	c.LargeCommunities = slices.Clone(a.LargeCommunities)
 	c.MPReach.NLRI.raw = slices.Clone(a.MPReach.NLRI.raw)
+	c.MPReach.OtherNextHop = slices.Clone(a.MPReach.OtherNextHop)
 	c.MPUnreach.Withdrawn.raw = slices.Clone(a.MPUnreach.Withdrawn.raw)
 	c.Unknown = make([]RawAttr, len(a.Unknown))
 	for i, u := range a.Unknown {

@@ -75,7 +75,8 @@ func appendMPReachHead(b []byte, m *MPReach) []byte {
 	b = append(b, m.Family.SAFI)
 	switch nh := m.NextHop; {
 	case !nh.IsValid():
-		b = append(b, 0)
+		b = append(b, byte(len(m.OtherNextHop)))
+		b = append(b, m.OtherNextHop...)
 	case nh.Is4() && m.Family.AFI == AFIIPv4:
 		x := nh.As4()
 		b = append(b, 4)

@@ -78,7 +78,18 @@ func (e *Encoder) pack(b []byte, f Family, nlri []NLRI, withdraw bool, head []by
 	}
 	fixed := HeaderLen + 4 + len(e.attrs)
 	if head != nil {
-		fixed += 4 + len(head)
+		fixed += len(head)
+	}
+	// mpHead is the size of the MP attribute's own header: a one-byte
+	// length while the value fits 255 bytes, else two.
+	mpHead := func(size int) int {
+		switch {
+		case head == nil:
+			return 0
+		case len(head)+size <= 255:
+			return 3
+		}
+		return 4
 	}
 	msgs := 0
 	for first := true; first || len(nlri) > 0; first = false {
@@ -86,7 +97,7 @@ func (e *Encoder) pack(b []byte, f Family, nlri []NLRI, withdraw bool, head []by
 		n, size := 0, 0
 		for n < len(nlri) {
 			l := nlriLen(nlri[n], addPath)
-			if fixed+size+l > maxLen {
+			if fixed+mpHead(size+l)+size+l > maxLen {
 				break
 			}
 			size += l
@@ -107,12 +118,16 @@ func (e *Encoder) pack(b []byte, f Family, nlri []NLRI, withdraw bool, head []by
 		} else {
 			al := len(e.attrs)
 			if head != nil {
-				al += 4 + len(head) + size
+				al += mpHead(size) + len(head) + size
 			}
 			b = append(b, 0, 0, byte(al>>8), byte(al))
 			if head != nil {
-				b = append(b, optNonTrans|FlagExtLen, mpType)
-				b = binary.BigEndian.AppendUint16(b, uint16(len(head)+size))
+				if mpHead(size) == 3 {
+					b = append(b, optNonTrans, mpType, byte(len(head)+size))
+				} else {
+					b = append(b, optNonTrans|FlagExtLen, mpType)
+					b = binary.BigEndian.AppendUint16(b, uint16(len(head)+size))
+				}
 				b = append(b, head...)
 				if b, err = appendNLRIs(b, f, addPath, nlri[:n]); err != nil {
 					return b[:start], msgs, err

@@ -392,7 +392,9 @@ func decodeMPReach(d *decoder, v []byte) *Error {
 		return attrErr(SessionReset, ErrSubOptionalAttr, 0, nil, "MP_REACH_NLRI next hop of %d bytes runs past the attribute", nhl)
 	}
 	nh := v[4 : 4+nhl]
-	if m.Family.addrLen() != 0 {
+	if m.Family.addrLen() == 0 {
+		m.OtherNextHop = nh
+	} else {
 		switch {
 		case nhl == 4 && (m.Family.AFI == AFIIPv4):
 			m.NextHop = netip.AddrFrom4([4]byte(nh))
