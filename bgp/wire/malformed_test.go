@@ -6,29 +6,29 @@ import (
 	"testing"
 )
 
-// TestMalformedUpdate is the RFC 7606 table: each hand-built malformation,
-// the class the decoder gives it, the NOTIFICATION it names, and what
-// survives of the UPDATE.
-func TestMalformedUpdate(t *testing.T) {
+type malformedCase struct {
+	name      string
+	o         Options
+	withdrawn string
+	attrs     string
+	nlri      string
+	action    Action
+	sub       uint8 // UPDATE Message Error subcode (or header code's)
+	code      uint8 // defaults to UPDATE Message Error
+	attr      uint8 // the attribute blamed, if any
+	data      string
+	check     func(t *testing.T, u *Update)
+}
+
+// malformedUpdates is the RFC 7606 table, shared with the fuzz corpus.
+func malformedUpdates() []malformedCase {
 	const (
 		// A second MED, a bad AS_PATH segment type, etc. are spelled out
 		// inline; these are reused.
 		med     = "80 04 04 00000064"
 		as4path = "c0 11 0a 02 02 00011170 0000fc01"
 	)
-	tests := []struct {
-		name      string
-		o         Options
-		withdrawn string
-		attrs     string
-		nlri      string
-		action    Action
-		sub       uint8 // UPDATE Message Error subcode (or header code's)
-		code      uint8 // defaults to UPDATE Message Error
-		attr      uint8 // the attribute blamed, if any
-		data      string
-		check     func(t *testing.T, u *Update)
-	}{
+	return []malformedCase{
 		// NEXT_HOP
 		{name: "next_hop of 5 bytes", o: *as4, attrs: hOrigin + hASPath4 + "40 03 05 c633640101", nlri: hNLRI,
 			action: TreatAsWithdraw, sub: ErrSubAttrLength, attr: AttrNextHop,
@@ -191,6 +191,13 @@ func TestMalformedUpdate(t *testing.T) {
 		{name: "treat-as-withdraw then a reset", o: *as4, attrs: hBase4 + "80 04 03 000064" + "40 63 00", nlri: hNLRI,
 			action: SessionReset, sub: ErrSubUnrecognizedWellKnown, attr: 99, data: "40 63 00"},
 	}
+}
+
+// TestMalformedUpdate is the RFC 7606 table: each hand-built malformation,
+// the class the decoder gives it, the NOTIFICATION it names, and what
+// survives of the UPDATE.
+func TestMalformedUpdate(t *testing.T) {
+	tests := malformedUpdates()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			body := updBody(t, tc.withdrawn, tc.attrs, tc.nlri)

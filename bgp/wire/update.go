@@ -220,7 +220,11 @@ func (d *decoder) attr(flags, t uint8, raw, v []byte) *Error {
 		}
 		return e
 	}
-	d.u.Attrs.Set(t)
+	if t != AttrAS4Path && t != AttrAS4Aggregator {
+		// The AS4 attributes are merged into AS_PATH and AGGREGATOR
+		// rather than kept.
+		d.u.Attrs.Set(t)
+	}
 	return nil
 }
 

@@ -12,16 +12,16 @@ var as4 = &Options{AS4: true}
 func mustPrefix(s string) netip.Prefix { return netip.MustParsePrefix(s) }
 func mustAddr(s string) netip.Addr     { return netip.MustParseAddr(s) }
 
-// TestAttributeVectors decodes one hand-built attribute at a time (on top of
-// the mandatory three) and checks the decoded value, then that encoding the
-// result gives back the same bytes.
-func TestAttributeVectors(t *testing.T) {
-	tests := []struct {
-		name  string
-		o     Options
-		attrs string // full path attributes field
-		check func(t *testing.T, a *Attrs)
-	}{
+type attrVector struct {
+	name  string
+	o     Options
+	attrs string // full path attributes field
+	check func(t *testing.T, a *Attrs)
+}
+
+// attributeVectors are hand-built attributes, shared with the fuzz corpus.
+func attributeVectors() []attrVector {
+	return []attrVector{
 		{"origin egp", Options{AS4: true}, "40 01 01 01" + hASPath4 + hNextHop, func(t *testing.T, a *Attrs) {
 			eq(t, a.Origin, OriginEGP)
 		}},
@@ -118,6 +118,13 @@ func TestAttributeVectors(t *testing.T) {
 			eq(t, a.MPReach.OtherNextHop, []byte{198, 51, 100, 1})
 		}},
 	}
+}
+
+// TestAttributeVectors decodes one hand-built attribute at a time (on top of
+// the mandatory three) and checks the decoded value, then that encoding the
+// result gives back the same bytes.
+func TestAttributeVectors(t *testing.T) {
+	tests := attributeVectors()
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			// Only UPDATEs with NEXT_HOP carry classic NLRI (else NEXT_HOP
