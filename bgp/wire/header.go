@@ -71,10 +71,8 @@ func ParseHeader(b []byte, o *Options) (Header, error) {
 		return Header{}, resetErr(ErrCodeHeader, ErrSubBadMessageLength, beUint16Bytes(uint16(len(b))),
 			"message of %d bytes is shorter than the %d-byte header", len(b), HeaderLen)
 	}
-	for _, m := range b[:16] {
-		if m != 0xff {
-			return Header{}, resetErr(ErrCodeHeader, ErrSubConnNotSynchronized, nil, "marker is not all ones")
-		}
+	if binary.LittleEndian.Uint64(b)&binary.LittleEndian.Uint64(b[8:]) != ^uint64(0) {
+		return Header{}, resetErr(ErrCodeHeader, ErrSubConnNotSynchronized, nil, "marker is not all ones")
 	}
 	h := Header{Length: binary.BigEndian.Uint16(b[16:18]), Type: b[18]}
 	var minLen int

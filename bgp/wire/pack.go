@@ -40,7 +40,10 @@ func (e *Encoder) AppendReach(b []byte, f Family, nh, ll netip.Addr, a *Attrs, n
 	if !classic {
 		// MP_REACH_NLRI goes first; its header is written per message with
 		// a 2-byte length, as it may grow past 255 bytes.
-		head = appendMPReachHead(nil, &MPReach{Family: f, NextHop: nh, LinkLocal: ll})
+		// 37 bytes hold the largest head: AFI, SAFI, length, a 32-byte
+		// next hop and the reserved byte.
+		var hb [37]byte
+		head = appendMPReachHead(hb[:0], &MPReach{Family: f, NextHop: nh, LinkLocal: ll})
 	}
 	return e.pack(b, f, nlri, false, head)
 }
@@ -51,8 +54,8 @@ func (e *Encoder) AppendWithdraw(b []byte, f Family, nlri []NLRI) ([]byte, int, 
 	e.attrs = e.attrs[:0]
 	var head []byte
 	if f != IPv4Unicast {
-		head = binary.BigEndian.AppendUint16(nil, f.AFI)
-		head = append(head, f.SAFI)
+		var hb [3]byte
+		head = append(binary.BigEndian.AppendUint16(hb[:0], f.AFI), f.SAFI)
 	}
 	return e.pack(b, f, nlri, true, head)
 }
@@ -147,14 +150,4 @@ func (e *Encoder) pack(b []byte, f Family, nlri []NLRI, withdraw bool, head []by
 		msgs++
 	}
 	return b, msgs, nil
-}
-
-func appendNLRIs(b []byte, f Family, addPath bool, nlri []NLRI) ([]byte, error) {
-	var err error
-	for _, n := range nlri {
-		if b, err = appendNLRI(b, f, addPath, n); err != nil {
-			return b, err
-		}
-	}
-	return b, nil
 }

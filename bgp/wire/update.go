@@ -22,6 +22,9 @@ type Update struct {
 	merged ASPath    // scratch for the merge, swapped with Attrs.ASPath
 	as4Ag  Aggregator
 	hasAg4 bool
+	// dec lives here because the attribute decoders are called through a
+	// table, which makes a local decoder escape to the heap.
+	dec decoder
 }
 
 // EndOfRIB reports whether u is an End-of-RIB marker (RFC 4724 §2) and for
@@ -77,7 +80,8 @@ func DecodeUpdate(u *Update, body []byte, o *Options) error {
 	u.Attrs.reset()
 	u.Withdrawn, u.NLRI, u.Discarded, u.seen = Prefixes{}, Prefixes{}, u.Discarded[:0], [4]uint64{}
 	u.as4, u.hasAg4 = u.as4[:0], false
-	d := decoder{u: u, o: o}
+	d := &u.dec
+	*d = decoder{u: u, o: o}
 
 	if len(body) < 4 {
 		return resetErr(ErrCodeHeader, ErrSubBadMessageLength, beUint16Bytes(uint16(HeaderLen+len(body))),
