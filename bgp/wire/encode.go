@@ -108,6 +108,9 @@ func appendAddr4(b []byte, a netip.Addr) []byte {
 // receiver can always find the NLRI), then the rest by type code, then the
 // unrecognised ones passed on with the Partial bit.
 func (a *Attrs) appendTo(b []byte, o *Options) ([]byte, error) {
+	if err := a.check(o); err != nil {
+		return b, err
+	}
 	var err error
 	attr := func(flags, t uint8, value func([]byte) []byte) {
 		if err != nil {
@@ -247,4 +250,73 @@ func AppendUpdate(b []byte, u *Update, o *Options) ([]byte, error) {
 	binary.BigEndian.PutUint16(b[alPos:], uint16(al))
 	b = append(b, u.NLRI.raw...)
 	return finishMessage(b, start, o)
+}
+
+// errEncode reports attribute values that have no encoding.
+func errEncode(t uint8, format string, args ...any) error {
+	return fmt.Errorf("bgp: cannot encode %s: %s", AttrTypeString(t), fmt.Sprintf(format, args...))
+}
+
+// check refuses values the wire cannot carry faithfully, so the encoder
+// neither panics nor sends what the peer would read differently.
+func (a *Attrs) check(o *Options) error {
+	v4 := func(t uint8, what string, x netip.Addr) error {
+		if !x.Is4() {
+			return errEncode(t, "%s %v is not an IPv4 address", what, x)
+		}
+		return nil
+	}
+	if a.Has(AttrNextHop) {
+		if err := v4(AttrNextHop, "next hop", a.NextHop); err != nil {
+			return err
+		}
+	}
+	if a.Has(AttrAggregator) {
+		if err := v4(AttrAggregator, "aggregator address", a.Aggregator.Addr); err != nil {
+			return err
+		}
+	}
+	if a.Has(AttrOriginatorID) {
+		if err := v4(AttrOriginatorID, "originator ID", a.OriginatorID); err != nil {
+			return err
+		}
+	}
+	if a.Has(AttrClusterList) {
+		for _, c := range a.ClusterList {
+			if err := v4(AttrClusterList, "cluster ID", c); err != nil {
+				return err
+			}
+		}
+	}
+	if a.Has(AttrASPath) {
+		for _, s := range a.ASPath {
+			// A sequence may be split over segments; a set may not, as
+			// each set counts one in the path length.
+			if (s.Type == ASSet || s.Type == ASConfedSet) && len(s.ASNs) > 255 {
+				return errEncode(AttrASPath, "a set of %d ASes (at most 255)", len(s.ASNs))
+			}
+			if s.Type < ASSet || s.Type > ASConfedSet || len(s.ASNs) == 0 {
+				return errEncode(AttrASPath, "segment type %d with %d ASes", s.Type, len(s.ASNs))
+			}
+		}
+	}
+	if a.Has(AttrMPReach) {
+		if err := checkNextHop(a.MPReach.Family, a.MPReach.NextHop, o); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkNextHop refuses a next hop the peer could not decode for family f.
+func checkNextHop(f Family, nh netip.Addr, o *Options) error {
+	switch {
+	case f.addrLen() == 0:
+		return nil
+	case !nh.IsValid():
+		return errEncode(AttrMPReach, "%s routes without a next hop", f)
+	case f.AFI == AFIIPv4 && !nh.Is4() && !o.ExtendedNextHop.Has(f):
+		return errEncode(AttrMPReach, "%s routes with next hop %v: extended next hop not negotiated", f, nh)
+	}
+	return nil
 }

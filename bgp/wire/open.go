@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 )
 
@@ -51,6 +52,9 @@ func (o *Open) AS() uint32 {
 
 // AppendOpen appends o as a complete OPEN message.
 func AppendOpen(b []byte, o *Open) ([]byte, error) {
+	if !o.ID.Is4() {
+		return b, fmt.Errorf("bgp: cannot encode OPEN: BGP Identifier %v is not an IPv4 address", o.ID)
+	}
 	b, start := appendHeader(b, TypeOpen)
 	v := o.Version
 	if v == 0 {

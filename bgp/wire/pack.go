@@ -22,6 +22,9 @@ type Encoder struct {
 // NEXT_HOP or MP attribute in a is ignored. It returns the buffer and the
 // number of messages appended.
 func (e *Encoder) AppendReach(b []byte, f Family, nh, ll netip.Addr, a *Attrs, nlri []NLRI) ([]byte, int, error) {
+	if err := checkNextHop(f, nh, &e.Options); err != nil {
+		return b, 0, err
+	}
 	e.tmp = *a
 	t := &e.tmp
 	t.Clear(AttrMPReach)

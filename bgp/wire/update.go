@@ -453,12 +453,16 @@ func decodeAS4Path(d *decoder, v []byte) *Error {
 		d.u.as4 = d.u.as4[:0]
 		return attrErr(AttributeDiscard, ErrSubMalformedASPath, 0, nil, "AS4_PATH: %s", why)
 	}
+	// Confederation segments are invalid in AS4_PATH: RFC 6793 §3 has the
+	// receiver drop those segments and keep the rest.
+	k := 0
 	for _, s := range d.u.as4 {
-		if s.Type == ASConfedSequence || s.Type == ASConfedSet {
-			d.u.as4 = d.u.as4[:0]
-			return attrErr(AttributeDiscard, ErrSubMalformedASPath, 0, nil, "AS4_PATH holds a confederation segment")
+		if s.Type != ASConfedSequence && s.Type != ASConfedSet {
+			d.u.as4[k], k = s, k+1
 		}
 	}
+	clear(d.u.as4[k:])
+	d.u.as4 = d.u.as4[:k]
 	return nil
 }
 
