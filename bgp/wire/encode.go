@@ -144,7 +144,8 @@ func (a *Attrs) appendTo(b []byte, o *Options) ([]byte, error) {
 		asLen = 4
 	}
 	if a.Has(AttrASPath) {
-		attr(wellKnown, AttrASPath, func(b []byte) []byte { return appendASPath(b, a.ASPath, asLen, false) })
+		// Confederation segments never leave the confederation (RFC 5065 §5.3).
+		attr(wellKnown, AttrASPath, func(b []byte) []byte { return appendASPath(b, a.ASPath, asLen, o.External) })
 	}
 	if a.Has(AttrNextHop) {
 		attr(wellKnown, AttrNextHop, func(b []byte) []byte { return appendAddr4(b, a.NextHop) })
@@ -152,7 +153,9 @@ func (a *Attrs) appendTo(b []byte, o *Options) ([]byte, error) {
 	if a.Has(AttrMED) {
 		attr(optNonTrans, AttrMED, u32(a.MED))
 	}
-	if a.Has(AttrLocalPref) {
+	// LOCAL_PREF, ORIGINATOR_ID and CLUSTER_LIST are never sent to an
+	// external peer (RFC 4271 §5.1.5, RFC 4456 §8).
+	if a.Has(AttrLocalPref) && !o.External {
 		attr(wellKnown, AttrLocalPref, u32(a.LocalPref))
 	}
 	if a.Has(AttrAtomicAggregate) {
@@ -180,10 +183,10 @@ func (a *Attrs) appendTo(b []byte, o *Options) ([]byte, error) {
 			return b
 		})
 	}
-	if a.Has(AttrOriginatorID) {
+	if a.Has(AttrOriginatorID) && !o.External {
 		attr(optNonTrans, AttrOriginatorID, func(b []byte) []byte { return appendAddr4(b, a.OriginatorID) })
 	}
-	if a.Has(AttrClusterList) {
+	if a.Has(AttrClusterList) && !o.External {
 		attr(optNonTrans, AttrClusterList, func(b []byte) []byte {
 			for _, c := range a.ClusterList {
 				b = appendAddr4(b, c)

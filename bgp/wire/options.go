@@ -108,6 +108,7 @@ type Options struct {
 	// IPv6 next hop.
 	ExtendedNextHop FamilySet
 	// External: the peer is in another AS. LOCAL_PREF, ORIGINATOR_ID and
-	// CLUSTER_LIST from an external peer are discarded (RFC 7606 §7).
+	// CLUSTER_LIST from an external peer are discarded (RFC 7606 §7), and
+	// are not sent to one, nor are confederation segments of AS_PATH.
 	External bool
 }

@@ -449,6 +449,9 @@ func decodeAS4Path(d *decoder, v []byte) *Error {
 		return attrErr(AttributeDiscard, 0, 0, nil, "AS4_PATH on a 4-octet AS session")
 	}
 	var why string
+	if len(v) == 0 {
+		return attrErr(AttributeDiscard, ErrSubMalformedASPath, 0, nil, "empty AS4_PATH")
+	}
 	if d.u.as4, why = decodeASPath(d.u.as4, v, 4); why != "" {
 		d.u.as4 = d.u.as4[:0]
 		return attrErr(AttributeDiscard, ErrSubMalformedASPath, 0, nil, "AS4_PATH: %s", why)
