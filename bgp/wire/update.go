@@ -169,26 +169,24 @@ const (
 )
 
 // attrSpecs is indexed by type code; a nil decode means unrecognised.
-var attrSpecs [256]attrSpec
-
-func init() {
-	attrSpecs[AttrOrigin] = attrSpec{wellKnown, decodeOrigin}
-	attrSpecs[AttrASPath] = attrSpec{wellKnown, decodeASPathAttr}
-	attrSpecs[AttrNextHop] = attrSpec{wellKnown, decodeNextHop}
-	attrSpecs[AttrMED] = attrSpec{optNonTrans, decodeMED}
-	attrSpecs[AttrLocalPref] = attrSpec{wellKnown, decodeLocalPref}
-	attrSpecs[AttrAtomicAggregate] = attrSpec{wellKnown, decodeAtomicAggregate}
-	attrSpecs[AttrAggregator] = attrSpec{optTrans, decodeAggregator}
-	attrSpecs[AttrCommunities] = attrSpec{optTrans, decodeCommunities}
-	attrSpecs[AttrOriginatorID] = attrSpec{optNonTrans, decodeOriginatorID}
-	attrSpecs[AttrClusterList] = attrSpec{optNonTrans, decodeClusterList}
-	attrSpecs[AttrMPReach] = attrSpec{optNonTrans, decodeMPReach}
-	attrSpecs[AttrMPUnreach] = attrSpec{optNonTrans, decodeMPUnreach}
-	attrSpecs[AttrExtCommunities] = attrSpec{optTrans, decodeExtCommunities}
-	attrSpecs[AttrAS4Path] = attrSpec{optTrans, decodeAS4Path}
-	attrSpecs[AttrAS4Aggregator] = attrSpec{optTrans, decodeAS4Aggregator}
-	attrSpecs[AttrLargeCommunity] = attrSpec{optTrans, decodeLargeCommunities}
-	attrSpecs[AttrOTC] = attrSpec{optTrans, decodeOTC}
+var attrSpecs = [256]attrSpec{
+	AttrOrigin:          {wellKnown, decodeOrigin},
+	AttrASPath:          {wellKnown, decodeASPathAttr},
+	AttrNextHop:         {wellKnown, decodeNextHop},
+	AttrMED:             {optNonTrans, decodeMED},
+	AttrLocalPref:       {wellKnown, decodeLocalPref},
+	AttrAtomicAggregate: {wellKnown, decodeAtomicAggregate},
+	AttrAggregator:      {optTrans, decodeAggregator},
+	AttrCommunities:     {optTrans, decodeCommunities},
+	AttrOriginatorID:    {optNonTrans, decodeOriginatorID},
+	AttrClusterList:     {optNonTrans, decodeClusterList},
+	AttrMPReach:         {optNonTrans, decodeMPReach},
+	AttrMPUnreach:       {optNonTrans, decodeMPUnreach},
+	AttrExtCommunities:  {optTrans, decodeExtCommunities},
+	AttrAS4Path:         {optTrans, decodeAS4Path},
+	AttrAS4Aggregator:   {optTrans, decodeAS4Aggregator},
+	AttrLargeCommunity:  {optTrans, decodeLargeCommunities},
+	AttrOTC:             {optTrans, decodeOTC},
 }
 
 func (d *decoder) attr(flags, t uint8, raw, v []byte) *Error {
