@@ -1,6 +1,6 @@
 // Command bgplb is a bare-metal load balancer for Kubernetes announced over
 // BGP. One binary carries every role (controller, speaker, router, neighbor,
-// rib, lab); each role is a subcommand. Only version exists so far.
+// rib, lab); each role is a subcommand.
 package main
 
 import (
@@ -27,6 +27,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd())
+	root.AddCommand(newVersionCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd())
 	return root
 }

@@ -1,0 +1,113 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/netip"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bgplb/bgplb/router"
+	"github.com/bgplb/bgplb/view"
+)
+
+// viewFlags are the flags every operator view takes.
+type viewFlags struct {
+	socket string
+	output string
+}
+
+func (f *viewFlags) add(cmd *cobra.Command) {
+	cmd.Flags().StringVar(&f.socket, "socket", router.DefaultSocket, "API socket of the router or speaker")
+	cmd.Flags().StringVarP(&f.output, "output", "o", "text", "output format: text or json")
+}
+
+// emit prints v as JSON, or through text when the format is text.
+func (f *viewFlags) emit(w io.Writer, v any, text func(io.Writer) error) error {
+	switch f.output {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	case "text":
+		return text(w)
+	}
+	return fmt.Errorf("--output %q: want text or json", f.output)
+}
+
+func newNeighborCmd() *cobra.Command {
+	var f viewFlags
+	cmd := &cobra.Command{
+		Use:     "neighbor",
+		Aliases: []string{"neighbors"},
+		Short:   "Show the BGP sessions of a running router or speaker",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ns, err := view.NewClient(f.socket).Neighbors(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.emit(cmd.OutOrStdout(), ns, func(w io.Writer) error { return view.WriteNeighbors(w, ns, time.Now()) })
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func newRIBCmd() *cobra.Command {
+	var f viewFlags
+	var family string
+	cmd := &cobra.Command{
+		Use:   "rib [prefix|address]",
+		Short: "Show the routes a running router or speaker holds (*> best, *= ECMP)",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var p netip.Prefix
+			if len(args) == 1 {
+				var err error
+				if p, err = parsePrefixArg(args[0]); err != nil {
+					return err
+				}
+			}
+			es, err := view.NewClient(f.socket).RIB(cmd.Context(), family, p)
+			if err != nil {
+				return err
+			}
+			return f.emit(cmd.OutOrStdout(), es, func(w io.Writer) error { return view.WriteRIB(w, es, time.Now()) })
+		},
+	}
+	f.add(cmd)
+	cmd.Flags().StringVarP(&family, "address-family", "a", "", "ipv4 or ipv6 (default both)")
+	return cmd
+}
+
+func newFIBCmd() *cobra.Command {
+	var f viewFlags
+	cmd := &cobra.Command{
+		Use:   "fib",
+		Short: "Show the routes a running router has installed in the kernel",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			rs, err := view.NewClient(f.socket).FIB(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.emit(cmd.OutOrStdout(), rs, func(w io.Writer) error { return view.WriteFIB(w, rs) })
+		},
+	}
+	f.add(cmd)
+	return cmd
+}
+
+func parsePrefixArg(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is neither a prefix nor an address", s)
+	}
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}

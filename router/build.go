@@ -1,0 +1,277 @@
+package router
+
+import (
+	"fmt"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// builder converts the raw YAML nodes into a Config, collecting every
+// problem with its field path and line rather than stopping at the first.
+type builder struct {
+	file string
+	errs []*FieldError
+}
+
+func (b *builder) fail(n *yaml.Node, field, format string, args ...any) {
+	b.errs = append(b.errs, &FieldError{File: b.file, Line: n.Line, Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+func missing(n *yaml.Node) bool {
+	return n.Kind == 0 || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// scalar returns n's text, failing when n is not a scalar.
+func (b *builder) scalar(n *yaml.Node, field string) (string, bool) {
+	if missing(n) {
+		return "", false
+	}
+	if n.Kind != yaml.ScalarNode {
+		b.fail(n, field, "must be a single value")
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (b *builder) uint(n *yaml.Node, field string, min, max uint64, def uint64) uint64 {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return def
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	if err != nil || v < min || v > max {
+		b.fail(n, field, "%q is not a whole number in %d..%d", s, min, max)
+		return def
+	}
+	return v
+}
+
+func (b *builder) required(n *yaml.Node, field string) bool {
+	if missing(n) {
+		b.fail(n, field, "is required")
+		return false
+	}
+	return true
+}
+
+func (b *builder) asn(n *yaml.Node, field string) uint32 {
+	if !b.required(n, field) {
+		return 0
+	}
+	return uint32(b.uint(n, field, 1, 1<<32-1, 0))
+}
+
+func (b *builder) addr(n *yaml.Node, field string) netip.Addr {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return netip.Addr{}
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		b.fail(n, field, "%q is not an IP address", s)
+		return netip.Addr{}
+	}
+	return a
+}
+
+func (b *builder) prefix(n *yaml.Node, field string) netip.Prefix {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		b.required(n, field)
+		return netip.Prefix{}
+	}
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		b.fail(n, field, "%q is not a prefix like 203.0.113.0/24", s)
+		return netip.Prefix{}
+	}
+	if p != p.Masked() {
+		b.fail(n, field, "%s has host bits set (did you mean %s?)", p, p.Masked())
+		return netip.Prefix{}
+	}
+	return p
+}
+
+func (b *builder) bool(n *yaml.Node, field string, def bool) bool {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return def
+	}
+	var v bool
+	if err := n.Decode(&v); err != nil {
+		b.fail(n, field, "%q is not true or false", s)
+		return def
+	}
+	return v
+}
+
+func (b *builder) str(n *yaml.Node, field, def string) string {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return def
+	}
+	return s
+}
+
+// duration reads "90s", "1m30s" or a bare number of seconds.
+func (b *builder) duration(n *yaml.Node, field string, def time.Duration) time.Duration {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return def
+	}
+	if secs, err := strconv.ParseUint(s, 10, 32); err == nil {
+		return time.Duration(secs) * time.Second
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		b.fail(n, field, "%q is not a duration like 90s", s)
+		return def
+	}
+	return d
+}
+
+func (b *builder) timers(r *rawTimers, field string) Timers {
+	t := Timers{
+		Hold:         b.duration(&r.HoldTime, field+".holdTime", 0),
+		Keepalive:    b.duration(&r.KeepaliveTime, field+".keepaliveTime", 0),
+		ConnectRetry: b.duration(&r.ConnectRetry, field+".connectRetry", 0),
+	}
+	// RFC 4271 §4.2: a hold time is 0 or at least three seconds.
+	if t.Hold != 0 && t.Hold < 3*time.Second {
+		b.fail(&r.HoldTime, field+".holdTime", "%s: must be 0 or at least 3s", t.Hold)
+	}
+	if t.Hold != 0 && t.Keepalive > t.Hold {
+		b.fail(&r.KeepaliveTime, field+".keepaliveTime", "%s exceeds the hold time %s", t.Keepalive, t.Hold)
+	}
+	return t
+}
+
+func (b *builder) config(r *rawConfig) *Config {
+	c := &Config{ASN: b.asn(&r.ASN, "asn")}
+	if b.required(&r.RouterID, "routerID") {
+		if c.RouterID = b.addr(&r.RouterID, "routerID"); c.RouterID.IsValid() && !c.RouterID.Is4() {
+			b.fail(&r.RouterID, "routerID", "%s: a router ID is an IPv4 address", c.RouterID)
+		}
+	}
+	for i := range r.Listen {
+		n, field := &r.Listen[i], fmt.Sprintf("listen[%d]", i)
+		if s, ok := b.scalar(n, field); ok {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				b.fail(n, field, "%q is not an address:port like \"0.0.0.0:179\" or \"[::]:179\"", s)
+				continue
+			}
+			c.Listen = append(c.Listen, ap)
+		}
+	}
+	if r.Listen == nil {
+		c.Listen = []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:179"), netip.MustParseAddrPort("[::]:179")}
+	}
+	b.neighbors(c, r)
+	c.Import = b.imports(&r.Import)
+	c.FIB = FIBConfig{
+		Table:          int(b.uint(&r.FIB.Table, "fib.table", 1, 1<<32-1, DefaultTable)),
+		Metric:         uint32(b.uint(&r.FIB.Metric, "fib.metric", 0, 1<<32-1, DefaultMetric)),
+		ECMP:           b.bool(&r.FIB.ECMP, "fib.ecmp", true),
+		GraceTime:      b.duration(&r.FIB.GraceTime, "fib.graceTime", DefaultGraceTime),
+		NextHopObjects: b.str(&r.FIB.NextHopObjects, "fib.nextHopObjects", "auto"),
+	}
+	switch c.FIB.NextHopObjects {
+	case "auto", "on", "off":
+	default:
+		b.fail(&r.FIB.NextHopObjects, "fib.nextHopObjects", "%q: must be auto, on or off", c.FIB.NextHopObjects)
+	}
+	c.API.Socket = b.str(&r.API.Socket, "api.socket", DefaultSocket)
+	c.Metrics.Address = b.str(&r.Metrics.Address, "metrics.address", "")
+	if c.Metrics.Address != "" {
+		if _, err := netip.ParseAddrPort(c.Metrics.Address); err != nil {
+			b.fail(&r.Metrics.Address, "metrics.address", "%q is not an address:port like \"127.0.0.1:9473\"", c.Metrics.Address)
+		}
+	}
+	return c
+}
+
+func (b *builder) neighbors(c *Config, r *rawConfig) {
+	seen := map[netip.Addr]string{}
+	for i := range r.Neighbors {
+		rn, field := &r.Neighbors[i], fmt.Sprintf("neighbors[%d]", i)
+		n := Neighbor{
+			Port:          uint16(b.uint(&rn.Port, field+".port", 1, 65535, 179)),
+			PeerASN:       b.asn(&rn.PeerASN, field+".peerASN"),
+			Password:      b.str(&rn.Password, field+".password", ""),
+			Passive:       b.bool(&rn.Passive, field+".passive", false),
+			Multihop:      uint8(b.uint(&rn.Multihop, field+".ebgpMultihop", 1, 255, 0)),
+			TTLSecurity:   b.bool(&rn.TTLSecurity, field+".ttlSecurity", false),
+			SourceAddress: b.addr(&rn.SourceAddress, field+".sourceAddress"),
+			Description:   b.str(&rn.Description, field+".description", ""),
+			Timers:        b.timers(&rn.rawTimers, field),
+		}
+		if b.required(&rn.Address, field+".address") {
+			n.Address = b.addr(&rn.Address, field+".address")
+		}
+		if len(n.Password) > 80 {
+			// The kernel's TCP_MD5SIG key holds at most 80 bytes.
+			b.fail(&rn.Password, field+".password", "longer than 80 bytes")
+		}
+		if n.Multihop != 0 && n.TTLSecurity {
+			b.fail(&rn.TTLSecurity, field+".ttlSecurity", "cannot be combined with ebgpMultihop")
+		}
+		if n.SourceAddress.IsValid() && n.Address.IsValid() && n.SourceAddress.Is4() != n.Address.Is4() {
+			b.fail(&rn.SourceAddress, field+".sourceAddress", "%s is not of the same family as address %s", n.SourceAddress, n.Address)
+		}
+		if prev, dup := seen[n.Address]; dup && n.Address.IsValid() {
+			b.fail(&rn.Address, field+".address", "%s is already configured in %s", n.Address, prev)
+		}
+		seen[n.Address] = field
+		c.Neighbors = append(c.Neighbors, n)
+	}
+	for i := range r.DynamicNeighbors {
+		rd, field := &r.DynamicNeighbors[i], fmt.Sprintf("dynamicNeighbors[%d]", i)
+		d := DynamicNeighbor{
+			Prefix:   b.prefix(&rd.Prefix, field+".prefix"),
+			PeerASN:  b.asn(&rd.PeerASN, field+".peerASN"),
+			Password: b.str(&rd.Password, field+".password", ""),
+			MaxPeers: int(b.uint(&rd.MaxPeers, field+".maxPeers", 0, 1<<31-1, 0)),
+			Timers:   b.timers(&rd.rawTimers, field),
+		}
+		for j, prev := range c.DynamicNeighbors[:i] {
+			if d.Prefix.IsValid() && prev.Prefix.IsValid() && d.Prefix.Overlaps(prev.Prefix) {
+				b.fail(&rd.Prefix, field+".prefix", "%s overlaps dynamicNeighbors[%d].prefix %s", d.Prefix, j, prev.Prefix)
+			}
+		}
+		c.DynamicNeighbors = append(c.DynamicNeighbors, d)
+	}
+}
+
+func (b *builder) imports(r *rawImport) Import {
+	im := Import{
+		MinPrefixLength: PerFamily{
+			int(b.uint(&r.MinPrefixLength.IPv4, "import.minPrefixLength.ipv4", 0, 32, 32)),
+			int(b.uint(&r.MinPrefixLength.IPv6, "import.minPrefixLength.ipv6", 0, 128, 128))},
+		MaxPrefixLength: PerFamily{
+			int(b.uint(&r.MaxPrefixLength.IPv4, "import.maxPrefixLength.ipv4", 0, 32, 32)),
+			int(b.uint(&r.MaxPrefixLength.IPv6, "import.maxPrefixLength.ipv6", 0, 128, 128))},
+		MaxPrefixes: int(b.uint(&r.MaxPrefixes, "import.maxPrefixes", 1, 1<<31-1, DefaultMaxPrefixes)),
+	}
+	if im.MinPrefixLength.IPv4 > im.MaxPrefixLength.IPv4 {
+		b.fail(&r.MinPrefixLength.IPv4, "import.minPrefixLength.ipv4", "%d exceeds maxPrefixLength.ipv4 %d", im.MinPrefixLength.IPv4, im.MaxPrefixLength.IPv4)
+	}
+	if im.MinPrefixLength.IPv6 > im.MaxPrefixLength.IPv6 {
+		b.fail(&r.MinPrefixLength.IPv6, "import.minPrefixLength.ipv6", "%d exceeds maxPrefixLength.ipv6 %d", im.MinPrefixLength.IPv6, im.MaxPrefixLength.IPv6)
+	}
+	for i := range r.Prefixes {
+		if p := b.prefix(&r.Prefixes[i], fmt.Sprintf("import.prefixes[%d]", i)); p.IsValid() {
+			im.Prefixes = append(im.Prefixes, p)
+		}
+	}
+	if len(r.Prefixes) == 0 {
+		// Guards are on by default: with no ranges nothing would be
+		// accepted, which is never what an operator meant.
+		b.errs = append(b.errs, &FieldError{File: b.file, Field: "import.prefixes",
+			Msg: "is required: list the service pools whose routes may be accepted"})
+	}
+	return im
+}

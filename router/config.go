@@ -1,0 +1,237 @@
+package router
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the router daemon's configuration, validated and with defaults
+// filled in. Load builds it from YAML; the zero value is not usable.
+type Config struct {
+	ASN              uint32
+	RouterID         netip.Addr
+	Listen           []netip.AddrPort
+	Neighbors        []Neighbor
+	DynamicNeighbors []DynamicNeighbor
+	Import           Import
+	FIB              FIBConfig
+	API              APIConfig
+	Metrics          MetricsConfig
+}
+
+// Timers are a peer's session timers; zero means the session default.
+type Timers struct {
+	Hold, Keepalive, ConnectRetry time.Duration
+}
+
+// Neighbor is a statically configured peer.
+type Neighbor struct {
+	Address       netip.Addr
+	Port          uint16
+	PeerASN       uint32
+	Password      string
+	Passive       bool
+	Timers        Timers
+	Multihop      uint8 // eBGP multihop TTL; 0 = directly connected
+	TTLSecurity   bool  // GTSM (RFC 5082)
+	SourceAddress netip.Addr
+	Description   string
+}
+
+// DynamicNeighbor accepts any peer connecting from Prefix.
+type DynamicNeighbor struct {
+	Prefix   netip.Prefix
+	PeerASN  uint32
+	Password string
+	Timers   Timers
+	// MaxPeers caps the sessions from this range (0 = no cap).
+	MaxPeers int
+}
+
+// Import is the guard on what routes the router accepts.
+type Import struct {
+	Prefixes        []netip.Prefix
+	MinPrefixLength PerFamily
+	MaxPrefixLength PerFamily
+	MaxPrefixes     int // per peer
+}
+
+// PerFamily holds one value per address family.
+type PerFamily struct{ IPv4, IPv6 int }
+
+// FIBConfig says how routes go into the kernel.
+type FIBConfig struct {
+	Table  int
+	Metric uint32
+	ECMP   bool
+	// GraceTime is how long routes left by a previous run are kept while
+	// peers reconnect.
+	GraceTime      time.Duration
+	NextHopObjects string // auto, on, off
+}
+
+// APIConfig is the local API.
+type APIConfig struct{ Socket string }
+
+// MetricsConfig is the Prometheus endpoint.
+type MetricsConfig struct{ Address string }
+
+// Defaults.
+const (
+	DefaultSocket      = "/run/bgplb/router.sock"
+	DefaultMaxPrefixes = 10000
+	DefaultTable       = 254
+	DefaultMetric      = 20
+	DefaultGraceTime   = 120 * time.Second
+)
+
+// rawConfig mirrors the YAML; everything that needs parsing is a string, so
+// every error can name its field and line.
+type rawConfig struct {
+	ASN              yaml.Node     `yaml:"asn"`
+	RouterID         yaml.Node     `yaml:"routerID"`
+	Listen           []yaml.Node   `yaml:"listen"`
+	Neighbors        []rawNeighbor `yaml:"neighbors"`
+	DynamicNeighbors []rawDynamic  `yaml:"dynamicNeighbors"`
+	Import           rawImport     `yaml:"import"`
+	FIB              rawFIB        `yaml:"fib"`
+	API              struct {
+		Socket yaml.Node `yaml:"socket"`
+	} `yaml:"api"`
+	Metrics struct {
+		Address yaml.Node `yaml:"address"`
+	} `yaml:"metrics"`
+}
+
+type rawTimers struct {
+	HoldTime      yaml.Node `yaml:"holdTime"`
+	KeepaliveTime yaml.Node `yaml:"keepaliveTime"`
+	ConnectRetry  yaml.Node `yaml:"connectRetry"`
+}
+
+type rawNeighbor struct {
+	Address       yaml.Node `yaml:"address"`
+	Port          yaml.Node `yaml:"port"`
+	PeerASN       yaml.Node `yaml:"peerASN"`
+	Password      yaml.Node `yaml:"password"`
+	Passive       yaml.Node `yaml:"passive"`
+	Multihop      yaml.Node `yaml:"ebgpMultihop"`
+	TTLSecurity   yaml.Node `yaml:"ttlSecurity"`
+	SourceAddress yaml.Node `yaml:"sourceAddress"`
+	Description   yaml.Node `yaml:"description"`
+	rawTimers     `yaml:",inline"`
+}
+
+type rawDynamic struct {
+	Prefix    yaml.Node `yaml:"prefix"`
+	PeerASN   yaml.Node `yaml:"peerASN"`
+	Password  yaml.Node `yaml:"password"`
+	MaxPeers  yaml.Node `yaml:"maxPeers"`
+	rawTimers `yaml:",inline"`
+}
+
+type rawFamily struct {
+	IPv4 yaml.Node `yaml:"ipv4"`
+	IPv6 yaml.Node `yaml:"ipv6"`
+}
+
+type rawImport struct {
+	Prefixes        []yaml.Node `yaml:"prefixes"`
+	MinPrefixLength rawFamily   `yaml:"minPrefixLength"`
+	MaxPrefixLength rawFamily   `yaml:"maxPrefixLength"`
+	MaxPrefixes     yaml.Node   `yaml:"maxPrefixes"`
+}
+
+type rawFIB struct {
+	Table          yaml.Node `yaml:"table"`
+	Metric         yaml.Node `yaml:"metric"`
+	ECMP           yaml.Node `yaml:"ecmp"`
+	GraceTime      yaml.Node `yaml:"graceTime"`
+	NextHopObjects yaml.Node `yaml:"nextHopObjects"`
+}
+
+// FieldError is one problem in a config file, located by field and line.
+type FieldError struct {
+	File  string
+	Line  int // 0 when the field is missing
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string {
+	loc := e.File
+	if e.Line > 0 {
+		loc += ":" + strconv.Itoa(e.Line)
+	}
+	return fmt.Sprintf("%s: %s: %s", loc, e.Field, e.Msg)
+}
+
+// ConfigError lists every problem found in one config file.
+type ConfigError struct{ Errs []*FieldError }
+
+func (e *ConfigError) Error() string {
+	msgs := make([]string, len(e.Errs))
+	for i, f := range e.Errs {
+		msgs[i] = f.Error()
+	}
+	return "invalid config: " + strings.Join(msgs, "; ")
+}
+
+// Unwrap lets errors.As find each FieldError.
+func (e *ConfigError) Unwrap() []error {
+	errs := make([]error, len(e.Errs))
+	for i, f := range e.Errs {
+		errs[i] = f
+	}
+	return errs
+}
+
+// LoadFile reads and validates a config file.
+func LoadFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, b)
+}
+
+// Parse validates YAML config text; name is used in error messages.
+func Parse(name string, text []byte) (*Config, error) {
+	var raw rawConfig
+	dec := yaml.NewDecoder(bytes.NewReader(text))
+	dec.KnownFields(true)
+	// An empty file is io.EOF: go on, so it reports its missing fields.
+	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+		return nil, &ConfigError{[]*FieldError{yamlError(name, err)}}
+	}
+	b := builder{file: name}
+	cfg := b.config(&raw)
+	if len(b.errs) > 0 {
+		return nil, &ConfigError{b.errs}
+	}
+	return cfg, nil
+}
+
+// yamlError turns a YAML syntax or unknown-field error into a FieldError.
+func yamlError(file string, err error) *FieldError {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
+	line := 0
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if n, after, ok := strings.Cut(rest, ":"); ok {
+			if l, err := strconv.Atoi(n); err == nil {
+				line, msg = l, strings.TrimSpace(after)
+			}
+		}
+	}
+	return &FieldError{File: file, Line: line, Field: "(file)", Msg: msg}
+}

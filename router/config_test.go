@@ -1,0 +1,152 @@
+package router
+
+import (
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The issue's example config, as documented: it must load unchanged.
+const exampleConfig = `asn: 64512
+routerID: 198.51.100.1
+listen: ["0.0.0.0:179", "[::]:179"]
+neighbors:                      # static peers
+  - address: 198.51.100.11
+    peerASN: 64512
+    password: ""                # TCP-MD5 when set
+    passive: true
+dynamicNeighbors:               # any peer from this range may connect
+  - prefix: 198.51.100.0/24
+    peerASN: 64512
+import:
+  prefixes: ["203.0.113.0/24", "2001:db8:100::/48"]   # only routes inside these
+  maxPrefixLength: {ipv4: 32, ipv6: 128}
+  minPrefixLength: {ipv4: 32, ipv6: 128}
+  maxPrefixes: 10000            # per peer
+fib: {table: 254, metric: 20, ecmp: true}
+api: {socket: /run/bgplb/router.sock}
+metrics: {address: "127.0.0.1:9473"}
+`
+
+func TestParseExample(t *testing.T) {
+	c, err := Parse("router.yaml", []byte(exampleConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.ASN != 64512 || c.RouterID != netip.MustParseAddr("198.51.100.1") || len(c.Listen) != 2 {
+		t.Fatalf("top level: %+v", c)
+	}
+	n := c.Neighbors[0]
+	if n.Address != netip.MustParseAddr("198.51.100.11") || n.PeerASN != 64512 || !n.Passive || n.Port != 179 {
+		t.Fatalf("neighbor: %+v", n)
+	}
+	if d := c.DynamicNeighbors[0]; d.Prefix != netip.MustParsePrefix("198.51.100.0/24") || d.PeerASN != 64512 {
+		t.Fatalf("dynamic: %+v", d)
+	}
+	if len(c.Import.Prefixes) != 2 || c.Import.MaxPrefixes != 10000 || c.Import.MinPrefixLength != (PerFamily{32, 128}) {
+		t.Fatalf("import: %+v", c.Import)
+	}
+	if c.FIB != (FIBConfig{Table: 254, Metric: 20, ECMP: true, GraceTime: DefaultGraceTime, NextHopObjects: "auto"}) {
+		t.Fatalf("fib: %+v", c.FIB)
+	}
+	if c.API.Socket != "/run/bgplb/router.sock" || c.Metrics.Address != "127.0.0.1:9473" {
+		t.Fatalf("api/metrics: %+v %+v", c.API, c.Metrics)
+	}
+}
+
+func TestParseDefaults(t *testing.T) {
+	c, err := Parse("min.yaml", []byte("asn: 64512\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Import.MaxPrefixes != DefaultMaxPrefixes || c.Import.MaxPrefixLength != (PerFamily{32, 128}) ||
+		c.FIB.Table != DefaultTable || c.FIB.Metric != DefaultMetric || !c.FIB.ECMP || c.API.Socket != DefaultSocket ||
+		len(c.Listen) != 2 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+// TestParseErrors checks that each bad config is refused with an error naming
+// the field and its line.
+func TestParseErrors(t *testing.T) {
+	base := "asn: 64512\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n"
+	tests := []struct {
+		name, yaml, want string
+	}{
+		{"empty file", "", "x.yaml: asn: is required"},
+		{"asn zero", "asn: 0\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n", "x.yaml:1: asn: \"0\" is not a whole number in 1..4294967295"},
+		{"asn text", "asn: sixty\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n", "x.yaml:1: asn:"},
+		{"router id v6", "asn: 1\nrouterID: 2001:db8::1\nimport: {prefixes: [203.0.113.0/24]}\n", "x.yaml:2: routerID: 2001:db8::1: a router ID is an IPv4 address"},
+		{"bad neighbor address", base + "neighbors:\n  - address: 198.51.100.300\n    peerASN: 64512\n", "x.yaml:5: neighbors[0].address: \"198.51.100.300\" is not an IP address"},
+		{"missing peerASN", base + "neighbors:\n  - address: 198.51.100.3\n", "x.yaml: neighbors[0].peerASN: is required"},
+		{"unknown field", base + "neighbours: []\n", "x.yaml:4: (file): field neighbours not found"},
+		{"duplicate neighbor", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1}\n  - {address: 198.51.100.3, peerASN: 2}\n", "x.yaml:6: neighbors[1].address: 198.51.100.3 is already configured in neighbors[0]"},
+		{"hold time 2s", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 2s}\n", "x.yaml:5: neighbors[0].holdTime: 2s: must be 0 or at least 3s"},
+		{"host bits in range", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.1/24, peerASN: 1}\n", "x.yaml:5: dynamicNeighbors[0].prefix: 198.51.100.1/24 has host bits set (did you mean 198.51.100.0/24?)"},
+		{"overlapping ranges", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 1}\n  - {prefix: 198.51.100.128/25, peerASN: 1}\n", "x.yaml:6: dynamicNeighbors[1].prefix: 198.51.100.128/25 overlaps dynamicNeighbors[0].prefix"},
+		{"no import prefixes", "asn: 1\nrouterID: 198.51.100.1\n", "x.yaml: import.prefixes: is required"},
+		{"min above max", base[:len(base)-2] + ", minPrefixLength: {ipv4: 32}, maxPrefixLength: {ipv4: 24}}\n", "import.minPrefixLength.ipv4: 32 exceeds maxPrefixLength.ipv4 24"},
+		{"bad listen", base + "listen: [\"0.0.0.0\"]\n", "x.yaml:4: listen[0]: \"0.0.0.0\" is not an address:port"},
+		{"next hop mode", base + "fib: {nextHopObjects: maybe}\n", "x.yaml:4: fib.nextHopObjects: \"maybe\": must be auto, on or off"},
+		{"syntax", "asn: [1\n", "x.yaml"},
+		{"password too long", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1, password: " + strings.Repeat("p", 81) + "}\n", "neighbors[0].password: longer than 80 bytes"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("x.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q\ndoes not contain %q", err, tc.want)
+			}
+			var fe *FieldError
+			if !errors.As(err, &fe) {
+				t.Fatal("no FieldError in the chain")
+			}
+		})
+	}
+}
+
+func TestParseTimers(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n"+
+		"neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 9, keepaliveTime: 3s, connectRetry: 1m}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Neighbors[0].Timers; got != (Timers{9 * time.Second, 3 * time.Second, time.Minute}) {
+		t.Fatalf("timers %+v", got)
+	}
+}
+
+func TestImportCheck(t *testing.T) {
+	im := Import{
+		Prefixes:        []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:100::/48")},
+		MinPrefixLength: PerFamily{32, 128}, MaxPrefixLength: PerFamily{32, 128},
+	}
+	wide := im
+	wide.MinPrefixLength = PerFamily{0, 0}
+	tests := []struct {
+		im   *Import
+		p    string
+		want Verdict
+	}{
+		{&im, "203.0.113.10/32", Accept},
+		{&im, "2001:db8:100::10/128", Accept},
+		{&im, "203.0.113.0/24", RejectTooShort},
+		{&wide, "203.0.113.0/24", Accept},
+		{&wide, "203.0.112.0/23", RejectOutside},
+		{&im, "198.51.100.7/32", RejectOutside},
+		{&im, "2001:db8:200::1/128", RejectOutside},
+		{&im, "0.0.0.0/0", RejectDefault},
+		{&wide, "0.0.0.0/0", RejectDefault},
+		{&wide, "::/0", RejectDefault},
+	}
+	for _, tc := range tests {
+		if got := tc.im.Check(netip.MustParsePrefix(tc.p)); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.p, got, tc.want)
+		}
+	}
+}

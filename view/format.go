@@ -1,0 +1,108 @@
+package view
+
+import (
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// FormatAge prints a duration the way routing CLIs do: 00:04:10, 3d02h.
+func FormatAge(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	d = d.Truncate(time.Second)
+	if d >= 24*time.Hour {
+		return fmt.Sprintf("%dd%02dh", int(d.Hours())/24, int(d.Hours())%24)
+	}
+	return fmt.Sprintf("%02d:%02d:%02d", int(d.Hours()), int(d.Minutes())%60, int(d.Seconds())%60)
+}
+
+func since(now, t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return FormatAge(now.Sub(t))
+}
+
+// WriteNeighbors prints the session table.
+func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Peer\tAS\tUp/Down\tState\t#Received\tAccepted\tRejected")
+	for _, n := range ns {
+		peer := n.Address.String()
+		if n.Dynamic {
+			peer += "*"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\n", peer, n.ASN, since(now, n.Since), n.State, n.Received, n.Accepted, n.Rejected)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, n := range ns {
+		if n.LastError != "" && n.State != "Established" {
+			fmt.Fprintf(w, "%s: %s\n", n.Address, n.LastError)
+		}
+	}
+	return nil
+}
+
+// WriteRIB prints RIB entries: "*>" marks the best path, "*=" the other
+// members of the ECMP set, "* " the rest.
+func WriteRIB(w io.Writer, es []RIBEntry, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "   Network\tNext Hop\tAS_PATH\tAge\tAttrs")
+	for _, e := range es {
+		for _, p := range e.Paths {
+			mark := "*  "
+			switch {
+			case p.Best:
+				mark = "*> "
+			case p.Multipath:
+				mark = "*= "
+			}
+			fmt.Fprintf(tw, "%s%s\t%s\t%s\t%s\t%s\n", mark, e.Prefix, p.NextHop, p.ASPath, since(now, p.Since), attrs(p))
+		}
+	}
+	return tw.Flush()
+}
+
+func attrs(p Path) string {
+	parts := []string{"{Origin: " + p.Origin + "}"}
+	if p.LocalPref != nil {
+		parts = append(parts, "{LocalPref: "+strconv.FormatUint(uint64(*p.LocalPref), 10)+"}")
+	}
+	if p.MED != nil {
+		parts = append(parts, "{Med: "+strconv.FormatUint(uint64(*p.MED), 10)+"}")
+	}
+	if len(p.Communities) > 0 {
+		parts = append(parts, "{Communities: "+strings.Join(p.Communities, ", ")+"}")
+	}
+	if p.LinkBandwidth != nil {
+		parts = append(parts, fmt.Sprintf("{LinkBandwidth: %g}", *p.LinkBandwidth))
+	}
+	if p.Reason != "" && !p.Best {
+		parts = append(parts, "{NotBest: "+p.Reason+"}")
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}
+
+// WriteFIB prints the kernel routes.
+func WriteFIB(w io.Writer, rs []FIBRoute) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Prefix\tNext hops")
+	for _, r := range rs {
+		hops := make([]string, len(r.NextHops))
+		for i, h := range r.NextHops {
+			hops[i] = h.Addr.String()
+			if h.Weight != 0 && len(r.NextHops) > 1 {
+				hops[i] += fmt.Sprintf(" (weight %d)", h.Weight)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\n", r.Prefix, strings.Join(hops, ", "))
+	}
+	return tw.Flush()
+}

@@ -1,0 +1,78 @@
+// Package view is the operator's view of a running bgplb router or speaker:
+// the JSON types of its local API, the HTTP handler that serves them on a
+// unix socket, the client the CLI uses, and the text tables the CLI prints
+// (`bgplb neighbor`, `bgplb rib`, `bgplb fib`).
+//
+// The API is HTTP/JSON over a unix socket:
+//
+//	GET /v1/neighbors                      []Neighbor
+//	GET /v1/rib?family=ipv4|ipv6&prefix=P  []RIBEntry (prefix optional: exact or longest match)
+//	GET /v1/fib                            []FIBRoute
+//
+// Errors come back as a non-2xx status with {"error": "..."}.
+package view
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Neighbor is one BGP session, like a row of `gobgp neighbor`.
+type Neighbor struct {
+	Address     netip.Addr `json:"address"`
+	Port        uint16     `json:"port,omitempty"`
+	ASN         uint32     `json:"asn"`
+	Description string     `json:"description,omitempty"`
+	// Dynamic is set for a peer accepted from a dynamicNeighbors range.
+	Dynamic bool   `json:"dynamic,omitempty"`
+	State   string `json:"state"`
+	// Since is when the session entered State.
+	Since      time.Time  `json:"since"`
+	Received   int        `json:"received"`
+	Accepted   int        `json:"accepted"`
+	Rejected   int        `json:"rejected"`
+	UpdatesIn  uint64     `json:"updatesIn"`
+	UpdatesOut uint64     `json:"updatesOut"`
+	LastError  string     `json:"lastError,omitempty"`
+	RouterID   netip.Addr `json:"routerID,omitzero"`
+	HoldTime   uint16     `json:"holdTime,omitempty"`
+}
+
+// Path is one path to a prefix.
+type Path struct {
+	Best bool `json:"best"`
+	// Multipath marks the members of the ECMP set (the best path included).
+	Multipath   bool       `json:"multipath"`
+	Peer        netip.Addr `json:"peer"`
+	NextHop     netip.Addr `json:"nextHop"`
+	ASPath      string     `json:"asPath"`
+	Origin      string     `json:"origin"`
+	LocalPref   *uint32    `json:"localPref,omitempty"`
+	MED         *uint32    `json:"med,omitempty"`
+	Communities []string   `json:"communities,omitempty"`
+	// LinkBandwidth is the link-bandwidth extended community, in bytes/s.
+	LinkBandwidth *float32  `json:"linkBandwidth,omitempty"`
+	Since         time.Time `json:"since"`
+	// Reason says why the best path won over this one, when it lost.
+	Reason string `json:"reason,omitempty"`
+}
+
+// RIBEntry is every path the RIB holds for one prefix.
+type RIBEntry struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Paths  []Path       `json:"paths"`
+}
+
+// FIBNextHop is one next hop of a kernel route.
+type FIBNextHop struct {
+	Addr   netip.Addr `json:"addr"`
+	Weight uint32     `json:"weight,omitempty"`
+}
+
+// FIBRoute is a route as installed in the kernel.
+type FIBRoute struct {
+	Prefix   netip.Prefix `json:"prefix"`
+	NextHops []FIBNextHop `json:"nextHops"`
+	Table    int          `json:"table,omitempty"`
+	Metric   uint32       `json:"metric,omitempty"`
+}

@@ -1,0 +1,139 @@
+package view
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"log/slog"
+)
+
+type fakeSource struct {
+	lastFamily string
+	lastPrefix netip.Prefix
+}
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+func (f *fakeSource) Neighbors(context.Context) []Neighbor {
+	return []Neighbor{
+		{Address: netip.MustParseAddr("198.51.100.11"), ASN: 64512, State: "Established", Since: t0, Received: 2, Accepted: 1, Rejected: 1},
+		{Address: netip.MustParseAddr("198.51.100.12"), ASN: 64512, State: "Active", Since: t0.Add(-time.Hour), Dynamic: true, LastError: "connection refused"},
+	}
+}
+
+func (f *fakeSource) RIB(_ context.Context, fam string, p netip.Prefix) []RIBEntry {
+	f.lastFamily, f.lastPrefix = fam, p
+	lp := uint32(100)
+	bw := float32(2)
+	return []RIBEntry{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Paths: []Path{
+		{Best: true, Multipath: true, NextHop: netip.MustParseAddr("198.51.100.11"), Origin: "i", LocalPref: &lp, Since: t0, LinkBandwidth: &bw},
+		{Multipath: true, NextHop: netip.MustParseAddr("198.51.100.12"), Origin: "i", LocalPref: &lp, Since: t0},
+		{NextHop: netip.MustParseAddr("198.51.100.13"), ASPath: "64513", Origin: "i", Since: t0, Reason: "local-pref"},
+	}}}
+}
+
+func (f *fakeSource) FIB(context.Context) ([]FIBRoute, error) {
+	return []FIBRoute{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), NextHops: []FIBNextHop{
+		{Addr: netip.MustParseAddr("198.51.100.11"), Weight: 2}, {Addr: netip.MustParseAddr("198.51.100.12"), Weight: 1}}}}, nil
+}
+
+// TestAPIOverSocket serves a fake daemon on a unix socket and reads every
+// view back through the client, as the CLI does.
+func TestAPIOverSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	src := &fakeSource{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, sock, Handler(src), slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+		if _, err := os.Stat(sock); !errors.Is(err, os.ErrNotExist) {
+			t.Error("socket left behind")
+		}
+	})
+	c := NewClient(sock)
+	var ns []Neighbor
+	var err error
+	for i := 0; i < 100; i++ { // the server goroutine may not listen yet
+		if ns, err = c.Neighbors(ctx); err == nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || len(ns) != 2 || ns[1].LastError != "connection refused" {
+		t.Fatalf("neighbors %+v, %v", ns, err)
+	}
+	rib, err := c.RIB(ctx, "ipv4", netip.MustParsePrefix("203.0.113.10/32"))
+	if err != nil || len(rib) != 1 || len(rib[0].Paths) != 3 || src.lastFamily != "ipv4" || src.lastPrefix.String() != "203.0.113.10/32" {
+		t.Fatalf("rib %+v, %v (%q %v)", rib, err, src.lastFamily, src.lastPrefix)
+	}
+	if _, err := c.RIB(ctx, "ipx", netip.Prefix{}); err == nil || !strings.Contains(err.Error(), "want ipv4 or ipv6") {
+		t.Fatalf("bad family: %v", err)
+	}
+	fib, err := c.FIB(ctx)
+	if err != nil || len(fib) != 1 || fib[0].NextHops[0].Weight != 2 {
+		t.Fatalf("fib %+v, %v", fib, err)
+	}
+	// A second daemon must not steal a live socket.
+	if err := Serve(ctx, sock, Handler(src), slog.New(slog.DiscardHandler)); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("second Serve: %v", err)
+	}
+}
+
+func TestClientNoDaemon(t *testing.T) {
+	_, err := NewClient(filepath.Join(t.TempDir(), "none.sock")).Neighbors(context.Background())
+	if !errors.Is(err, ErrNoDaemon) {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestWriteViews(t *testing.T) {
+	src := &fakeSource{}
+	now := t0.Add(3*time.Minute + 12*time.Second)
+	var b bytes.Buffer
+	if err := WriteNeighbors(&b, src.Neighbors(nil), now); err != nil {
+		t.Fatal(err)
+	}
+	want := `Peer            AS     Up/Down   State        #Received  Accepted  Rejected
+198.51.100.11   64512  00:03:12  Established  2          1         1
+198.51.100.12*  64512  01:03:12  Active       0          0         0
+198.51.100.12: connection refused
+`
+	if b.String() != want {
+		t.Errorf("neighbors:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteRIB(&b, src.RIB(nil, "", netip.Prefix{}), now); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"*> 203.0.113.10/32  198.51.100.11           00:03:12  [{Origin: i} {LocalPref: 100} {LinkBandwidth: 2}]",
+		"*= 203.0.113.10/32  198.51.100.12           00:03:12  [{Origin: i} {LocalPref: 100}]",
+		"*  203.0.113.10/32  198.51.100.13  64513    00:03:12  [{Origin: i} {NotBest: local-pref}]",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("rib output lacks %q:\n%s", line, b.String())
+		}
+	}
+	b.Reset()
+	fib, _ := src.FIB(nil)
+	if err := WriteFIB(&b, fib); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "203.0.113.10/32  198.51.100.11 (weight 2), 198.51.100.12 (weight 1)") {
+		t.Errorf("fib:\n%s", b.String())
+	}
+	if FormatAge(50*time.Hour) != "2d02h" {
+		t.Error(FormatAge(50 * time.Hour))
+	}
+}
