@@ -150,3 +150,10 @@ func TestImportCheck(t *testing.T) {
 		}
 	}
 }
+
+// The shipped example must always load.
+func TestDeployExampleLoads(t *testing.T) {
+	if _, err := LoadFile("../deploy/router/router.yaml"); err != nil {
+		t.Fatal(err)
+	}
+}
