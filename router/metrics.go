@@ -1,0 +1,82 @@
+package router
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the router's Prometheus metrics, on a registry of their own
+// (no global state).
+type Metrics struct {
+	Registry *prometheus.Registry
+
+	Sessions         *prometheus.GaugeVec   // by state
+	PrefixesReceived *prometheus.GaugeVec   // by peer
+	PrefixesAccepted *prometheus.GaugeVec   // by peer
+	PrefixesRejected *prometheus.CounterVec // by peer, reason
+	Updates          *prometheus.CounterVec // by peer, direction
+	FIBRoutes        prometheus.Gauge
+	FIBOps           *prometheus.CounterVec // by op (add, replace, delete)
+	FIBErrors        prometheus.Counter
+	FIBBatchSeconds  prometheus.Histogram
+}
+
+// NewMetrics builds and registers the router's metrics.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bgplb_router_sessions", Help: "BGP sessions by FSM state."}, []string{"state"}),
+		PrefixesReceived: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bgplb_router_prefixes_received", Help: "Prefixes received from a peer and held."}, []string{"peer"}),
+		PrefixesAccepted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "bgplb_router_prefixes_accepted", Help: "Prefixes from a peer that passed the import guards."}, []string{"peer"}),
+		PrefixesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bgplb_router_prefixes_rejected_total", Help: "Announcements refused by the import guards."}, []string{"peer", "reason"}),
+		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bgplb_router_updates_total", Help: "UPDATE messages by peer and direction."}, []string{"peer", "direction"}),
+		FIBRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "bgplb_router_fib_routes", Help: "Routes installed in the kernel."}),
+		FIBOps: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bgplb_router_fib_operations_total", Help: "Kernel route operations."}, []string{"op"}),
+		FIBErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bgplb_router_fib_errors_total", Help: "Kernel route operations that failed."}),
+		FIBBatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "bgplb_router_fib_batch_seconds", Help: "Time to apply one netlink batch.",
+			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+	}
+	m.Registry.MustRegister(m.Sessions, m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates,
+		m.FIBRoutes, m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// ServeMetrics serves /metrics on addr until ctx ends.
+func ServeMetrics(ctx context.Context, addr string, m *Metrics, log *slog.Logger) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
+	log.Info("metrics listening", "address", ln.Addr().String())
+	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
