@@ -1,0 +1,404 @@
+package session
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+const (
+	// outQueueLen bounds the messages (or batches of UPDATEs) waiting for
+	// the writer: Send blocks beyond it, which is the speaker's back-pressure.
+	outQueueLen = 256
+	ioBufSize   = 64 << 10
+	// notifyTimeout bounds how long a closing session waits for its last
+	// NOTIFICATION to be written.
+	notifyTimeout = 3 * time.Second
+	// linger is how long we keep reading (and discarding) after sending a
+	// NOTIFICATION, so closing a socket with unread data does not reset the
+	// connection before the peer has read our NOTIFICATION.
+	linger = 500 * time.Millisecond
+)
+
+// conn is one TCP connection of a peer and the FSM instance that runs on it.
+// The peer's goroutine owns state, neg, the timers and closing; the reader
+// and writer goroutines own their buffers; the rest is set before they start
+// or is synchronised as marked.
+type conn struct {
+	nc            net.Conn
+	incoming      bool
+	local, remote netip.AddrPort
+
+	state   State
+	neg     *Negotiated // set when the peer's OPEN was accepted
+	hold    *time.Timer
+	holdDur time.Duration
+	ka      *time.Timer
+	kaDur   time.Duration
+
+	// lastRecv is when the last message arrived (nanoseconds on the peer's
+	// monotonic clock); the hold timer is checked lazily against it so the
+	// receive path never touches a timer.
+	lastRecv atomic.Int64
+
+	out        chan []byte   // to the writer; bounded
+	final      chan []byte   // the last message (a NOTIFICATION), then the writer half-closes
+	ack        chan ack      // the peer's goroutine answers the reader's handshake events
+	stop       chan struct{} // closed by the peer's goroutine to end the reader and writer
+	readerDone chan struct{}
+	writerDone chan struct{}
+}
+
+// ack answers a reader waiting on a handshake event: go on or not, and once
+// the session is established the decode options.
+type ack struct {
+	ok  bool
+	neg *Negotiated
+}
+
+func newConn(nc net.Conn, incoming bool) *conn {
+	c := &conn{
+		nc: nc, incoming: incoming,
+		hold: stoppedTimer(), ka: stoppedTimer(),
+		out: make(chan []byte, outQueueLen), final: make(chan []byte, 1), ack: make(chan ack, 1),
+		stop: make(chan struct{}), readerDone: make(chan struct{}), writerDone: make(chan struct{}),
+	}
+	c.local, c.remote = addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
+	return c
+}
+
+func stoppedTimer() *time.Timer {
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	return t
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	if t, ok := a.(*net.TCPAddr); ok {
+		ap := t.AddrPort()
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	return netip.AddrPort{}
+}
+
+func (c *conn) stopping() bool {
+	select {
+	case <-c.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// queue hands msg to the writer without blocking the peer's goroutine; a
+// full queue means the writer is stuck, which the send hold timer handles.
+func (c *conn) queue(msg []byte) bool {
+	select {
+	case c.out <- msg:
+		return true
+	default:
+		return false
+	}
+}
+
+// post sends an input to the peer's goroutine unless the connection is
+// being closed.
+func (p *Peer) post(c *conn, in input) bool {
+	in.c = c
+	select {
+	case p.inputs <- in:
+		return true
+	case <-c.stop:
+		return false
+	}
+}
+
+// postWait posts a handshake event and waits for the peer's goroutine.
+func (p *Peer) postWait(c *conn, in input) ack {
+	in.wantAck = true
+	if !p.post(c, in) {
+		return ack{}
+	}
+	select {
+	case a := <-c.ack:
+		return a
+	case <-c.stop:
+		return ack{}
+	}
+}
+
+// readLoop reads, decodes and dispatches the peer's messages. UPDATEs and
+// KEEPALIVEs of an established session never leave this goroutine: it
+// decodes into its own reused wire.Update and calls the handler, so peers
+// receive in parallel without sharing anything.
+func (p *Peer) readLoop(c *conn) {
+	defer close(c.readerDone)
+	defer func() {
+		if r := recover(); r != nil {
+			p.log.Error("panic while handling a message; resetting the session", "panic", r, "stack", string(debug.Stack()))
+			err := fmt.Errorf("internal error: %v", r)
+			p.post(c, input{kind: inEvent, ev: evLocalErr, err: err,
+				notif: wire.NewShutdown(wire.CeaseAdminReset, "internal error")})
+		}
+	}()
+	r := reader{p: p, c: c, br: bufio.NewReaderSize(c.nc, ioBufSize), buf: make([]byte, wire.MaxLen)}
+	for {
+		in, done := r.next()
+		if done {
+			return
+		}
+		if in.kind == inNone {
+			continue
+		}
+		if in.wantAck {
+			a := p.postWait(c, in)
+			if !a.ok {
+				return
+			}
+			if a.neg != nil {
+				r.established(a.neg)
+			}
+			continue
+		}
+		p.post(c, in)
+		return // every other event posted by the reader ends the session
+	}
+}
+
+// reader is the receive side of one connection, owned by readLoop.
+type reader struct {
+	p   *Peer
+	c   *conn
+	br  *bufio.Reader
+	buf []byte
+	rx  *wire.Options // nil (plain RFC 4271 limits) until established
+	upd wire.Update
+}
+
+func (r *reader) established(n *Negotiated) {
+	r.rx = &n.Rx
+	if n.Rx.ExtendedMessage {
+		r.buf = make([]byte, wire.MaxExtendedLen)
+	}
+}
+
+// next reads one message and returns what the peer's goroutine must hear
+// about it (kind inNone for nothing); done ends the loop quietly.
+func (r *reader) next() (in input, done bool) {
+	c, p := r.c, r.p
+	if _, err := io.ReadFull(r.br, r.buf[:wire.HeaderLen]); err != nil {
+		return r.readErr(err)
+	}
+	h, err := wire.ParseHeader(r.buf[:wire.HeaderLen], r.rx)
+	if err != nil {
+		return msgErr(err), false
+	}
+	body := r.buf[wire.HeaderLen:h.Length]
+	if _, err := io.ReadFull(r.br, body); err != nil {
+		return r.readErr(err)
+	}
+	if c.stopping() {
+		return input{}, false // draining after our NOTIFICATION
+	}
+	c.lastRecv.Store(p.now())
+	p.msgsIn.Add(1)
+	switch h.Type {
+	case wire.TypeUpdate:
+		if r.rx == nil {
+			return input{kind: inEvent, ev: evUpdate}, false
+		}
+		p.updatesIn.Add(1)
+		return r.update(body), false
+	case wire.TypeKeepalive:
+		if r.rx != nil {
+			return input{}, false // the hold timer reads lastRecv
+		}
+		return input{kind: inEvent, ev: evKeepalive, wantAck: true}, false
+	case wire.TypeOpen:
+		o, err := wire.DecodeOpen(body)
+		if err != nil {
+			return msgErr(err), false
+		}
+		return input{kind: inEvent, ev: evOpen, open: o, wantAck: true}, false
+	case wire.TypeNotification:
+		n, err := wire.DecodeNotification(body)
+		if err != nil {
+			return msgErr(err), false
+		}
+		n.Data = append([]byte(nil), n.Data...)
+		return input{kind: inEvent, ev: evNotification, notif: n}, false
+	default: // ParseHeader admits no other type than ROUTE-REFRESH
+		return r.routeRefresh(body), false
+	}
+}
+
+func msgErr(err error) input {
+	n := notificationFor(err)
+	return input{kind: inEvent, ev: evMsgErr, err: err, notif: &n}
+}
+
+func (r *reader) readErr(err error) (input, bool) {
+	if r.c.stopping() {
+		return input{}, true
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return input{}, true
+	}
+	return input{kind: inEvent, ev: evTCPFailed, err: fmt.Errorf("%w: %w", ErrConnectionClosed, err)}, false
+}
+
+// update decodes and delivers one UPDATE of an established session.
+func (r *reader) update(body []byte) input {
+	err := wire.DecodeUpdate(&r.upd, body, r.rx)
+	act := wire.ActionOf(err)
+	if act >= wire.AFISAFIDisable {
+		return msgErr(err)
+	}
+	if err != nil {
+		r.p.log.Warn("malformed UPDATE handled per RFC 7606", "action", act, "err", err)
+	}
+	if f, ok := r.upd.EndOfRIB(); ok && act == wire.ActionNone {
+		r.p.h.EndOfRIB(r.p, f)
+		return input{}
+	}
+	if herr := r.p.h.Update(r.p, &r.upd, act); herr != nil {
+		n := notificationFor(herr)
+		cause := herr
+		if ne, ok := herr.(*NotificationError); ok {
+			// Not the peer's NOTIFICATION: ours, for the reason inside.
+			cause = ne.Err
+			if cause == nil {
+				cause = errors.New("the handler refused an UPDATE")
+			}
+		}
+		return input{kind: inEvent, ev: evLocalErr, err: cause, notif: &n}
+	}
+	return input{}
+}
+
+// routeRefresh handles a ROUTE-REFRESH: before Established it is an FSM
+// error; after, it goes to the handler if it wants it.
+func (r *reader) routeRefresh(body []byte) input {
+	rr, err := wire.DecodeRouteRefresh(body)
+	if err != nil {
+		return msgErr(err)
+	}
+	if r.rx == nil {
+		return input{kind: inEvent, ev: evRouteRefresh}
+	}
+	if h, ok := r.p.h.(RouteRefreshHandler); ok {
+		h.RouteRefresh(r.p, *rr)
+	}
+	return input{}
+}
+
+// writeLoop writes queued messages, coalescing whatever is queued into one
+// flush. A write that makes no progress for SendHoldTime fails with a
+// deadline error: that is the RFC 9687 send hold timer.
+func (p *Peer) writeLoop(c *conn) {
+	defer close(c.writerDone)
+	bw := bufio.NewWriterSize(c.nc, ioBufSize)
+	var msgs, updates uint64
+	add := func(m []byte) error {
+		msgs, updates = countMessages(m, msgs, updates)
+		_, err := bw.Write(m)
+		return err
+	}
+	for {
+		select {
+		case m := <-c.final:
+			_ = c.nc.SetWriteDeadline(time.Now().Add(notifyTimeout))
+			if _, err := c.nc.Write(m); err == nil {
+				p.msgsOut.Add(1)
+			}
+			if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
+				_ = tc.CloseWrite()
+			}
+			return
+		case m := <-c.out:
+			if sh := p.cfg.SendHoldTime; sh > 0 {
+				_ = c.nc.SetWriteDeadline(time.Now().Add(sh))
+			}
+			msgs, updates = 0, 0
+			err := add(m)
+			for more := true; more && err == nil; {
+				select {
+				case m := <-c.out:
+					err = add(m)
+				default:
+					more = false
+				}
+			}
+			if err == nil {
+				err = bw.Flush()
+			}
+			if err != nil {
+				p.writeFailed(c, err)
+				return
+			}
+			p.msgsOut.Add(msgs)
+			p.updatesOut.Add(updates)
+		case <-c.stop:
+			return
+		}
+	}
+}
+
+func (p *Peer) writeFailed(c *conn, err error) {
+	if c.stopping() {
+		return
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		p.post(c, input{kind: inEvent, ev: evSendHoldExpired, err: ErrSendHoldTimerExpired})
+		return
+	}
+	p.post(c, input{kind: inEvent, ev: evTCPFailed, err: fmt.Errorf("%w: %w", ErrConnectionClosed, err)})
+}
+
+// countMessages walks the headers of the messages in b.
+func countMessages(b []byte, msgs, updates uint64) (uint64, uint64) {
+	for len(b) >= wire.HeaderLen {
+		l := int(b[16])<<8 | int(b[17])
+		if l < wire.HeaderLen || l > len(b) {
+			break
+		}
+		msgs++
+		if b[18] == wire.TypeUpdate {
+			updates++
+		}
+		b = b[l:]
+	}
+	return msgs, updates
+}
+
+// checkUpdates verifies that b is one or more whole UPDATE messages within
+// the limits of o, so a bad buffer from the caller fails Send instead of
+// the session.
+func checkUpdates(b []byte, o *wire.Options) error {
+	if len(b) == 0 {
+		return errors.New("bgp session: empty message")
+	}
+	for len(b) > 0 {
+		h, err := wire.ParseHeader(b, o)
+		if err != nil {
+			return fmt.Errorf("bgp session: cannot send: %w", err)
+		}
+		if h.Type != wire.TypeUpdate {
+			return fmt.Errorf("bgp session: cannot send a %s with Send", wire.MessageTypeString(h.Type))
+		}
+		if int(h.Length) > len(b) {
+			return fmt.Errorf("bgp session: message of %d bytes is cut at %d", h.Length, len(b))
+		}
+		b = b[h.Length:]
+	}
+	return nil
+}

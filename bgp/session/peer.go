@@ -1,0 +1,278 @@
+// Package session runs BGP sessions: one Peer per neighbour, with the TCP
+// connection (TCP-MD5, TTL security, source address), the RFC 4271 finite
+// state machine, its timers, capability negotiation and connection collision
+// detection; and a Listener that accepts incoming connections and hands each
+// to its Peer.
+//
+// The decisions are pure functions over plain values: transition (the FSM),
+// negotiate (the OPEN checks and the per-direction codec options) and
+// keepIncoming (collision). A Peer's goroutine executes what they decide.
+// Each connection has its own reader goroutine, which decodes UPDATEs into
+// its own reused wire.Update and calls the Handler directly: there is no lock
+// shared between peers on the receive path.
+package session
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+// Handler receives a peer's session events. All calls for one Peer come one
+// at a time, in order (Established, then Updates and EndOfRIBs, then Down),
+// from the peer's goroutines; they must not block for long, since a slow
+// handler stops the peer from reading.
+type Handler interface {
+	Established(p *Peer, n Negotiated)
+	// Update delivers one UPDATE; u is valid only during the call. action
+	// is the RFC 7606 outcome of decoding: ActionNone; AttributeDiscard (u
+	// is complete minus u.Discarded; process it normally); or
+	// TreatAsWithdraw (handle every prefix u announces, in u.NLRI and
+	// u.Attrs.MPReach, as withdrawn). A non-nil error resets the session,
+	// with the NOTIFICATION a *NotificationError carries (e.g. Cease /
+	// Maximum Number of Prefixes Reached) or else Cease / Administrative
+	// Reset with the error's text.
+	Update(p *Peer, u *wire.Update, action wire.Action) error
+	EndOfRIB(p *Peer, f wire.Family)
+	// Down reports the end of an established session and why.
+	Down(p *Peer, err error)
+}
+
+// RouteRefreshHandler is implemented by handlers that answer ROUTE-REFRESH.
+type RouteRefreshHandler interface {
+	RouteRefresh(p *Peer, rr wire.RouteRefresh)
+}
+
+// Info is a snapshot of a peer for display.
+type Info struct {
+	State      State
+	Local      netip.AddrPort
+	Remote     netip.AddrPort
+	Negotiated *Negotiated // nil unless Established
+	// Since is when the session was established (Established) or last
+	// went down (otherwise); zero if neither happened yet.
+	Since                 time.Time
+	LastError             error
+	Flaps                 uint64 // times the session left Established
+	MsgsIn, MsgsOut       uint64
+	UpdatesIn, UpdatesOut uint64
+}
+
+// Peer is one BGP neighbour. Create it with New, run it with Run.
+type Peer struct {
+	cfg   Config
+	h     Handler
+	log   *slog.Logger
+	open  []byte // our OPEN, encoded once
+	local *wire.Open
+	epoch time.Time
+
+	inputs  chan input
+	running atomic.Bool
+	done    chan struct{} // closed when Run has returned
+
+	state                                  atomic.Uint32
+	msgsIn, msgsOut, updatesIn, updatesOut atomic.Uint64
+	flaps                                  atomic.Uint64
+
+	mu      sync.Mutex // guards the fields below
+	out     *conn      // the established connection, for Send
+	neg     *Negotiated
+	since   time.Time
+	lastErr error
+	exited  bool
+	curConn *conn
+}
+
+type inputKind uint8
+
+const (
+	inNone   inputKind = iota
+	inEvent            // an FSM event from a connection's reader or writer
+	inConn             // an accepted connection
+	inDialed           // the result of a connection attempt
+	inStop             // Shutdown
+)
+
+// input is everything that reaches the peer's goroutine.
+type input struct {
+	kind    inputKind
+	c       *conn
+	ev      event
+	open    *wire.Open
+	notif   *wire.Notification // received, or to send for evMsgErr/evLocalErr
+	err     error
+	wantAck bool
+	nc      net.Conn
+	gen     uint64
+	msg     string
+	done    chan struct{}
+}
+
+// New returns a peer for cfg (see Config.Validate; Run reports its errors).
+// log may be nil.
+func New(cfg Config, h Handler, log *slog.Logger) *Peer {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	cfg = cfg.withDefaults()
+	p := &Peer{
+		cfg: cfg, h: h, epoch: time.Now(),
+		log:    log.With("peer", cfg.PeerAddr),
+		inputs: make(chan input, 64),
+		done:   make(chan struct{}),
+	}
+	p.local = localOpen(cfg)
+	return p
+}
+
+// Config returns the peer's configuration, defaults filled in.
+func (p *Peer) Config() Config { return p.cfg }
+
+// State is the current FSM state of the peer's main connection.
+func (p *Peer) State() State { return State(p.state.Load()) }
+
+// Info returns a snapshot of the peer.
+func (p *Peer) Info() Info {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	i := Info{
+		State: p.State(), Negotiated: p.neg, Since: p.since, LastError: p.lastErr, Flaps: p.flaps.Load(),
+		MsgsIn: p.msgsIn.Load(), MsgsOut: p.msgsOut.Load(),
+		UpdatesIn: p.updatesIn.Load(), UpdatesOut: p.updatesOut.Load(),
+	}
+	if c := p.curConn; c != nil {
+		i.Local, i.Remote = c.local, c.remote
+	}
+	return i
+}
+
+func (p *Peer) now() int64 { return int64(time.Since(p.epoch)) }
+
+// Accept hands the peer an incoming connection. It never blocks: a peer that
+// is not running, or too busy to take it, closes it.
+func (p *Peer) Accept(nc net.Conn) {
+	if err := p.cfg.applyAccepted(nc); err != nil {
+		p.log.Warn("refusing incoming connection: socket options", "err", err)
+		nc.Close()
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.exited {
+		nc.Close()
+		return
+	}
+	select {
+	case p.inputs <- input{kind: inConn, nc: nc}:
+	default:
+		p.log.Warn("refusing incoming connection: peer busy", "remote", nc.RemoteAddr())
+		nc.Close()
+	}
+}
+
+// Send queues one or more encoded UPDATE messages (e.g. from wire.Encoder)
+// on the established session. It blocks while the queue is full, until ctx
+// ends or the session goes down. b must not be changed after the call.
+func (p *Peer) Send(ctx context.Context, b []byte) error {
+	p.mu.Lock()
+	c, n := p.out, p.neg
+	p.mu.Unlock()
+	if c == nil {
+		return ErrNotEstablished
+	}
+	if err := checkUpdates(b, &n.Tx); err != nil {
+		return err
+	}
+	select {
+	case c.out <- b:
+		return nil
+	case <-c.stop:
+		return ErrNotEstablished
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Shutdown ends the session with Cease / Administrative Shutdown carrying msg
+// (RFC 9003) and stops the peer for good: Run returns. It waits until the
+// NOTIFICATION went out and the connection is closed, or ctx ends.
+func (p *Peer) Shutdown(ctx context.Context, msg string) error {
+	done := make(chan struct{})
+	select {
+	case p.inputs <- input{kind: inStop, msg: msg, done: done}:
+	case <-p.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-done:
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// Run owns the peer until ctx ends or Shutdown is called, then closes the
+// session (Cease / Administrative Shutdown) and returns nil. Active peers
+// connect out every ConnectRetry; all peers take connections from Accept.
+func (p *Peer) Run(ctx context.Context) error {
+	if err := p.cfg.Validate(); err != nil {
+		return err
+	}
+	if !p.running.CompareAndSwap(false, true) {
+		return ErrAlreadyRunning
+	}
+	defer close(p.done)
+	open, err := wire.AppendOpen(nil, p.local)
+	if err != nil {
+		return fmt.Errorf("bgp session: our OPEN: %w", err)
+	}
+	p.open = open
+	r := &runner{p: p, cfg: p.cfg, ctx: ctx, quit: make(chan struct{}), retry: stoppedTimer()}
+	defer r.exit()
+	r.feed(nil, evStart, nil, nil)
+	for !r.stopped {
+		select {
+		case <-ctx.Done():
+			r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
+		case in := <-p.inputs:
+			r.handle(in)
+		case <-r.retry.C:
+			if r.primary == nil {
+				r.feed(nil, evConnectRetryExpired, nil, nil)
+			}
+		case <-timerC(r.primary, true):
+			r.holdFired(r.primary)
+		case <-timerC(r.primary, false):
+			r.feed(r.primary, evKeepaliveExpired, nil, nil)
+		case <-timerC(r.secondary, true):
+			r.holdFired(r.secondary)
+		case <-timerC(r.secondary, false):
+			r.feed(r.secondary, evKeepaliveExpired, nil, nil)
+		}
+	}
+	return nil
+}
+
+// timerC is a connection's hold or keepalive timer channel, or nil (which
+// blocks forever in a select) when there is no connection.
+func timerC(c *conn, hold bool) <-chan time.Time {
+	switch {
+	case c == nil:
+		return nil
+	case hold:
+		return c.hold.C
+	default:
+		return c.ka.C
+	}
+}

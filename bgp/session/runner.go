@@ -1,0 +1,518 @@
+package session
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+// runner is the state of Run's goroutine, which alone touches it: it feeds
+// events to the FSM of each connection and executes the actions.
+type runner struct {
+	p   *Peer
+	cfg Config
+	ctx context.Context
+
+	// bare is the FSM state while there is no primary connection
+	// (Idle, Connect or Active).
+	bare State
+	// primary is the connection whose state the peer shows; secondary is a
+	// second one that appeared during the OPEN exchange and waits for the
+	// collision to be decided (RFC 4271 §6.8). Established implies no
+	// secondary.
+	primary, secondary *conn
+
+	retry      *time.Timer
+	dialCancel context.CancelFunc
+	dialGen    uint64
+	dials      sync.WaitGroup
+	quit       chan struct{} // closed on exit: dialers stop posting
+
+	stopped  bool
+	stopDone []chan struct{}
+}
+
+// jitter scales d by a factor in [0.75, 1) for r in [0, 1), as RFC 4271 §10
+// asks of the keepalive and connect retry timers, so peers do not synchronise.
+func jitter(d time.Duration, r float64) time.Duration {
+	return time.Duration(float64(d) * (0.75 + 0.25*r))
+}
+
+var (
+	keepaliveMsg = wire.AppendKeepalive(nil)
+	collisionN   = wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseCollision}
+	rejectedN    = wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseConnectionRejected}
+)
+
+func (r *runner) handle(in input) {
+	switch in.kind {
+	case inConn:
+		r.newConn(in.nc, true)
+	case inDialed:
+		if in.gen != r.dialGen || r.dialCancel == nil {
+			if in.nc != nil {
+				in.nc.Close()
+			}
+			return
+		}
+		r.cancelDial()
+		if in.err != nil {
+			r.setErr(fmt.Errorf("connect: %w", in.err))
+			if r.primary == nil {
+				r.feed(nil, evTCPFailed, nil, in.err)
+			}
+			return
+		}
+		r.newConn(in.nc, false)
+	case inEvent:
+		if in.c == nil || (in.c != r.primary && in.c != r.secondary) {
+			return // from a connection already closed
+		}
+		r.connEvent(in)
+	case inStop:
+		r.stopDone = append(r.stopDone, in.done)
+		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, in.msg))
+	}
+}
+
+func (r *runner) connEvent(in input) {
+	c := in.c
+	switch in.ev {
+	case evOpen:
+		r.gotOpen(c, in.open)
+	case evNotification:
+		r.p.log.Warn("NOTIFICATION received", "notification", describe(in.notif))
+		r.feed(c, evNotification, nil, &NotificationError{Notification: *in.notif})
+	default:
+		r.feed(c, in.ev, in.notif, in.err)
+	}
+	if in.wantAck {
+		a := ack{ok: c.state >= OpenSent && !c.stopping()}
+		if a.ok && c.state == Established {
+			a.neg = c.neg
+		}
+		c.ack <- a // buffered; the reader waits for exactly one
+	}
+}
+
+// gotOpen checks the peer's OPEN and decides a collision with the other
+// connection, if any, before the FSM moves on.
+func (r *runner) gotOpen(c *conn, o *wire.Open) {
+	neg, err := negotiate(r.cfg, r.p.local, o)
+	if err != nil {
+		n := notificationFor(err)
+		r.feed(c, evMsgErr, &n, err)
+		return
+	}
+	neg.Local, neg.Remote = c.local, c.remote
+	c.neg = &neg
+	if other := r.other(c); other != nil {
+		loser := c
+		if other.state != Established {
+			loser = r.collisionLoser(c, other, &neg)
+		}
+		r.p.log.Info("connection collision", "closing", dirName(loser), "local_id", r.cfg.RouterID, "peer_id", neg.PeerID)
+		n := collisionN
+		r.feed(loser, evCollisionDump, &n, ErrCollision)
+		if loser == c {
+			return
+		}
+	}
+	r.feed(c, evOpen, nil, nil)
+}
+
+func dirName(c *conn) string {
+	if c.incoming {
+		return "incoming"
+	}
+	return "outgoing"
+}
+
+func (r *runner) other(c *conn) *conn {
+	switch c {
+	case r.primary:
+		return r.secondary
+	case r.secondary:
+		return r.primary
+	}
+	return nil
+}
+
+// collisionLoser picks the connection to close when c received an OPEN while
+// other is still in the OPEN exchange. Two connections in the same direction
+// can only come from a peer that gave up on the first: the older one goes.
+func (r *runner) collisionLoser(c, other *conn, n *Negotiated) *conn {
+	if c.incoming == other.incoming {
+		return r.primary
+	}
+	in, out := c, other
+	if !c.incoming {
+		in, out = other, c
+	}
+	if keepIncoming(r.cfg.RouterID, n.PeerID, r.cfg.LocalAS, n.PeerAS) {
+		return out
+	}
+	return in
+}
+
+// newConn takes a new TCP connection, dialled or accepted.
+func (r *runner) newConn(nc net.Conn, incoming bool) {
+	p := r.p
+	c := newConn(nc, incoming)
+	c.lastRecv.Store(p.now())
+	go p.readLoop(c)
+	go p.writeLoop(c)
+	p.log.Debug("connection", "direction", dirName(c), "local", c.local, "remote", c.remote)
+	switch {
+	case r.primary == nil:
+		c.state = r.bare
+		r.primary = c
+	case r.secondary == nil && r.primary.state < Established:
+		c.state = Active
+		r.secondary = c
+	default:
+		n := rejectedN
+		if r.primary.state == Established {
+			n = collisionN // RFC 4271 §6.8: the established session stays
+		}
+		p.log.Info("refusing extra connection", "remote", c.remote, "state", r.primary.state)
+		r.closeConn(c, &n)
+		return
+	}
+	r.feed(c, evTCPConnected, nil, nil)
+}
+
+// feed runs one FSM transition for connection c (nil: the peer without a
+// connection) and executes its actions, in the order of the action constants.
+func (r *runner) feed(c *conn, ev event, carried *wire.Notification, cause error) {
+	from := r.bare
+	if c != nil {
+		from = c.state
+	}
+	to, acts := transition(from, ev, r.cfg.Passive)
+	if c != nil && c == r.secondary {
+		// The collision candidate's FSM never schedules connections.
+		acts &^= aConnect | aStartRetry | aStopRetry | aAutoRestart
+	}
+	if from != to && (c == nil || c == r.primary) {
+		r.p.log.Info("state", "from", from, "to", to, "event", ev)
+	}
+	if acts&aStopRetry != 0 {
+		r.retry.Stop()
+	}
+	r.connTimers(c, acts)
+	n := r.notification(from, acts, carried)
+	if acts&(aNotifyFSM) != 0 && cause == nil {
+		cause = fmt.Errorf("unexpected %v in %v", ev, from)
+	}
+	reason := cause
+	if n != nil {
+		reason = &NotificationError{Notification: *n, Sent: true, Err: cause}
+		r.p.log.Warn("NOTIFICATION sent", "notification", describe(n), "cause", cause)
+	}
+	var postErr error
+	if c != nil {
+		c.state = to
+	} else {
+		r.bare = to
+	}
+	if acts&aClose != 0 {
+		if reason != nil {
+			r.setErr(reason)
+		}
+		if c != nil {
+			r.closeConn(c, n)
+			if r.detach(c, to) {
+				acts &^= aConnect | aStartRetry | aAutoRestart
+			}
+		} else {
+			r.cancelDial()
+		}
+	}
+	if acts&aEstablished != 0 {
+		postErr = r.established(c)
+	}
+	if acts&aDown != 0 {
+		r.down(reason)
+	}
+	r.schedule(acts)
+	r.publish()
+	if postErr != nil {
+		n := notificationFor(postErr)
+		r.feed(c, evLocalErr, &n, postErr)
+	}
+}
+
+// connTimers executes the actions on c's messages and timers.
+func (r *runner) connTimers(c *conn, acts actions) {
+	if c == nil {
+		return
+	}
+	if acts&aSendOpen != 0 {
+		c.queue(r.p.open)
+	}
+	if acts&aHoldLarge != 0 {
+		c.holdDur = openSentHoldTime
+		c.hold.Reset(c.holdDur)
+	}
+	if acts&aStartTimers != 0 {
+		c.holdDur, c.kaDur = c.neg.HoldTime, c.neg.KeepaliveTime
+		c.hold.Stop()
+		if c.holdDur > 0 {
+			c.hold.Reset(c.holdDur)
+		}
+	}
+	if acts&aSendKeepalive != 0 {
+		c.queue(keepaliveMsg)
+		if c.kaDur > 0 {
+			c.ka.Reset(jitter(c.kaDur, rand.Float64()))
+		}
+	}
+}
+
+// notification is the NOTIFICATION the actions ask to send, or nil.
+func (r *runner) notification(from State, acts actions, carried *wire.Notification) *wire.Notification {
+	switch {
+	case acts&aNotifyFSM != 0:
+		return &wire.Notification{Code: wire.ErrCodeFSM, Subcode: fsmErrorSubcode(from)}
+	case acts&aNotifyHold != 0:
+		return &wire.Notification{Code: wire.ErrCodeHoldTimer}
+	case acts&aNotifySendHold != 0:
+		return &wire.Notification{Code: wire.ErrCodeSendHoldTimer}
+	case acts&aNotifyCarried != 0:
+		return carried
+	}
+	return nil
+}
+
+// schedule executes the actions on the connect retry timer and dialling.
+func (r *runner) schedule(acts actions) {
+	if acts&aStartRetry != 0 {
+		r.retry.Reset(jitter(r.cfg.ConnectRetry, rand.Float64()))
+	}
+	if acts&aAutoRestart != 0 && !r.stopped {
+		d := jitter(r.cfg.ConnectRetry, rand.Float64())
+		if r.cfg.Passive {
+			d = 0 // nothing to pace: the peer decides when to connect
+		}
+		r.retry.Reset(d)
+	}
+	if acts&aConnect != 0 && !r.stopped {
+		r.dial()
+	}
+}
+
+// detach forgets a closed connection. When the primary goes and a secondary
+// is still in its OPEN exchange, the secondary takes over and no reconnect
+// is scheduled: it reports true.
+func (r *runner) detach(c *conn, to State) bool {
+	switch c {
+	case r.secondary:
+		r.secondary = nil
+	case r.primary:
+		r.primary = nil
+		r.bare = to
+		if r.secondary != nil {
+			r.primary, r.secondary = r.secondary, nil
+			r.retry.Stop()
+			r.cancelDial()
+			return true
+		}
+	}
+	return false
+}
+
+// closeConn sends n (if not nil) as the connection's last message, then
+// closes it and waits for its reader and writer goroutines.
+func (r *runner) closeConn(c *conn, n *wire.Notification) {
+	c.hold.Stop()
+	c.ka.Stop()
+	if n != nil {
+		var o *wire.Options
+		if c.neg != nil {
+			o = &c.neg.Tx
+		}
+		c.final <- wire.AppendNotification(nil, n, o)
+		t := time.NewTimer(notifyTimeout)
+		select {
+		case <-c.writerDone:
+		case <-t.C:
+		}
+		t.Stop()
+	}
+	close(c.stop)
+	deadline := time.Now()
+	if n != nil {
+		deadline = deadline.Add(linger)
+	}
+	_ = c.nc.SetReadDeadline(deadline)
+	<-c.readerDone
+	c.nc.Close()
+	<-c.writerDone
+	r.p.mu.Lock()
+	if r.p.out == c {
+		r.p.out = nil
+	}
+	r.p.mu.Unlock()
+}
+
+// established publishes c as the peer's session and tells the handler.
+func (r *runner) established(c *conn) error {
+	if other := r.other(c); other != nil {
+		n := collisionN
+		r.feed(other, evCollisionDump, &n, ErrCollision)
+	}
+	if c == r.secondary { // cannot happen: collisions end at the OPEN
+		r.primary, r.secondary = c, nil
+	}
+	p := r.p
+	p.mu.Lock()
+	p.out, p.neg, p.since, p.curConn = c, c.neg, time.Now(), c
+	p.mu.Unlock()
+	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
+		"families", c.neg.Families, "remote", c.remote)
+	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
+}
+
+// down tells the handler the established session ended.
+func (r *runner) down(reason error) {
+	p := r.p
+	p.mu.Lock()
+	p.out, p.neg, p.since = nil, nil, time.Now()
+	p.mu.Unlock()
+	p.flaps.Add(1)
+	p.log.Info("session down", "reason", reason)
+	_ = p.safely("Down", func() { p.h.Down(p, reason) })
+}
+
+// safely calls a handler method, turning a panic into an error.
+func (p *Peer) safely(what string, f func()) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			p.log.Error("panic in handler", "method", what, "panic", v)
+			err = fmt.Errorf("internal error: panic in %s: %v", what, v)
+		}
+	}()
+	f()
+	return nil
+}
+
+func (r *runner) setErr(err error) {
+	r.p.mu.Lock()
+	r.p.lastErr = err
+	r.p.mu.Unlock()
+}
+
+// publish makes the peer's state visible to State and Info.
+func (r *runner) publish() {
+	s, c := r.bare, r.primary
+	if c != nil {
+		s = c.state
+	}
+	r.p.state.Store(uint32(s))
+	r.p.mu.Lock()
+	r.p.curConn = c
+	r.p.mu.Unlock()
+}
+
+// holdFired checks the hold timer lazily: the reader only records when a
+// message arrived, and the timer is re-armed for the time left.
+func (r *runner) holdFired(c *conn) {
+	if c.holdDur == 0 {
+		return
+	}
+	elapsed := time.Duration(r.p.now() - c.lastRecv.Load())
+	if elapsed < c.holdDur {
+		c.hold.Reset(c.holdDur - elapsed)
+		return
+	}
+	r.feed(c, evHoldExpired, nil, ErrHoldTimerExpired)
+}
+
+// dial starts one connection attempt, bounded by ConnectRetry.
+func (r *runner) dial() {
+	r.cancelDial()
+	ctx, cancel := context.WithTimeout(r.ctx, r.cfg.ConnectRetry)
+	r.dialCancel = cancel
+	r.dialGen++
+	gen := r.dialGen
+	d := net.Dialer{Control: r.cfg.dialControl}
+	d.SetMultipathTCP(false) // MPTCP sockets refuse TCP_MD5SIG
+	if r.cfg.LocalAddr.IsValid() || r.cfg.LocalPort != 0 {
+		d.LocalAddr = &net.TCPAddr{IP: r.cfg.LocalAddr.AsSlice(), Port: int(r.cfg.LocalPort), Zone: r.cfg.LocalAddr.Zone()}
+	}
+	network := "tcp4"
+	if r.cfg.PeerAddr.Is6() && !r.cfg.PeerAddr.Is4In6() {
+		network = "tcp6"
+	}
+	addr := netip.AddrPortFrom(r.cfg.PeerAddr.Unmap(), r.cfg.PeerPort).String()
+	r.dials.Add(1)
+	go func() {
+		defer r.dials.Done()
+		nc, err := d.DialContext(ctx, network, addr)
+		select {
+		case r.p.inputs <- input{kind: inDialed, nc: nc, err: err, gen: gen}:
+		case <-r.quit:
+			if nc != nil {
+				nc.Close()
+			}
+		}
+	}()
+}
+
+func (r *runner) cancelDial() {
+	if r.dialCancel != nil {
+		r.dialCancel()
+		r.dialCancel = nil
+	}
+}
+
+// stop closes every connection with n and marks the runner stopped.
+func (r *runner) stop(n *wire.Notification) {
+	r.stopped = true
+	if c := r.secondary; c != nil {
+		r.feed(c, evStop, n, ErrShutdown)
+	}
+	if c := r.primary; c != nil {
+		r.feed(c, evStop, n, ErrShutdown)
+	}
+	r.feed(nil, evStop, nil, ErrShutdown)
+}
+
+// exit releases everything: dialers, queued inputs, Shutdown callers.
+func (r *runner) exit() {
+	if !r.stopped {
+		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
+	}
+	r.cancelDial()
+	r.retry.Stop()
+	close(r.quit)
+	r.dials.Wait()
+	p := r.p
+	p.mu.Lock()
+	p.exited = true
+	for drained := false; !drained; {
+		select {
+		case in := <-p.inputs:
+			if in.nc != nil {
+				in.nc.Close()
+			}
+			if in.done != nil {
+				close(in.done)
+			}
+		default:
+			drained = true
+		}
+	}
+	p.mu.Unlock()
+	for _, d := range r.stopDone {
+		close(d)
+	}
+	p.state.Store(uint32(Idle))
+}
