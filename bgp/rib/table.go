@@ -1,0 +1,351 @@
+package rib
+
+import (
+	"encoding/binary"
+	"maps"
+	"net/netip"
+	"slices"
+	"sync"
+)
+
+// path is one route of one peer for one prefix: 8 bytes and no pointer, so
+// that the Loc-RIB maps are never scanned by the garbage collector. The
+// source says everything else (peer, attributes, next hop, path ID).
+type path struct {
+	src srcID
+	// meta holds the seconds from the RIB's epoch to the path's last
+	// change, and in its top bit, for prefixes with several paths,
+	// membership of the ECMP set.
+	meta uint32
+}
+
+const (
+	ecmpBit = 1 << 31
+	ageMask = ecmpBit - 1
+)
+
+func (p path) since() uint32 { return p.meta & ageMask }
+func (p path) inECMP() bool  { return p.meta&ecmpBit != 0 }
+
+// ecmpLen is the size of the ECMP set of ranked paths.
+func ecmpLen(ps []path) int {
+	n := 0
+	for n < len(ps) && ps[n].inECMP() {
+		n++
+	}
+	return n
+}
+
+// prefixKey is a map key for the prefixes of one family: a compact value
+// type (an IPv4 prefix fits a uint64) that spreads over the shards.
+type prefixKey interface {
+	comparable
+	shardHash() uint64
+	prefix() netip.Prefix
+}
+
+type key4 uint64
+
+func makeKey4(p netip.Prefix) key4 {
+	a := p.Addr().As4()
+	return key4(uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits()))
+}
+
+func (k key4) shardHash() uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
+
+func (k key4) prefix() netip.Prefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
+	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
+}
+
+type key6 struct {
+	hi, lo uint64
+	bits   uint8
+}
+
+func makeKey6(p netip.Prefix) key6 {
+	a := p.Addr().As16()
+	return key6{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(p.Bits())}
+}
+
+func (k key6) shardHash() uint64 {
+	return (k.hi*0x9e3779b97f4a7c15^k.lo)*0xbf58476d1ce4e5b9 ^ uint64(k.bits)*0x94d049bb133111eb
+}
+
+func (k key6) prefix() netip.Prefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))
+}
+
+// shardBits sets the number of Loc-RIB shards per family: enough that peers
+// updating in parallel rarely meet on one lock, few enough that a sweep
+// over all of them stays cheap.
+const shardBits = 6
+
+// table is the Loc-RIB of one address family, sharded by prefix hash.
+type table[K prefixKey] struct {
+	shards [1 << shardBits]shard[K]
+}
+
+func (t *table[K]) shard(k K) *shard[K] { return &t.shards[k.shardHash()>>(64-shardBits)] }
+
+// peerCounts are one peer's paths in one shard.
+type peerCounts struct {
+	received, accepted, selected int32
+}
+
+// shard is a slice of one family's Loc-RIB. Everything in it is guarded by
+// mu, which is held for one prefix at a time (or one shard's worth of a
+// peer-down sweep), never across shards.
+//
+// Most prefixes have one path: those live in one, 16 bytes a slot with no
+// allocation of their own. Prefixes with several paths move to many, whose
+// slices are kept ranked (orderer.order).
+type shard[K prefixKey] struct {
+	mu     sync.Mutex
+	one    map[K]path
+	many   map[K][]path
+	counts []peerCounts // by peer slot
+	seq    uint64       // last Change.Seq given out for this shard
+
+	// High-water marks since the maps were last rebuilt: Go maps never
+	// shrink, so a map that fell well below its mark is copied into a
+	// smaller one, or a million withdrawn routes would stay resident.
+	oneHigh, manyHigh int
+
+	_ [64]byte // keep neighbouring shards' locks off one cache line
+}
+
+// Maps are rebuilt when they fall to a quarter of a high-water mark of at
+// least shrinkFloor, or empty from one of at least emptyFloor: smaller ones
+// are not worth the churn of a flapping peer.
+const (
+	shrinkFloor = 1024
+	emptyFloor  = 128
+)
+
+func (sh *shard[K]) init() {
+	sh.one = make(map[K]path)
+	sh.many = make(map[K][]path)
+}
+
+func (sh *shard[K]) maybeShrink() {
+	if shrinks(len(sh.one), sh.oneHigh) {
+		sh.one = resized(sh.one)
+		sh.oneHigh = len(sh.one)
+	}
+	if shrinks(len(sh.many), sh.manyHigh) {
+		sh.many = resized(sh.many)
+		sh.manyHigh = len(sh.many)
+	}
+}
+
+// shrinks says when a map of n entries that held up to high is rebuilt.
+// Each rebuild is paid for by the deletions before it.
+func shrinks(n, high int) bool {
+	return n < high/4 && (high >= shrinkFloor || n == 0 && high >= emptyFloor)
+}
+
+// resized copies m into a map sized for what it holds. (maps.Clone would
+// keep m's capacity.)
+func resized[K comparable, V any](m map[K]V) map[K]V {
+	n := make(map[K]V, len(m))
+	maps.Insert(n, maps.All(m))
+	return n
+}
+
+func (sh *shard[K]) setOne(k K, p path) {
+	p.meta &= ageMask
+	sh.one[k] = p
+	sh.oneHigh = max(sh.oneHigh, len(sh.one))
+}
+
+func (sh *shard[K]) setMany(k K, ps []path) {
+	sh.many[k] = ps
+	sh.manyHigh = max(sh.manyHigh, len(sh.many))
+}
+
+func (sh *shard[K]) counter(s *source) *peerCounts {
+	slot := s.peer.slot
+	if slot >= len(sh.counts) {
+		sh.counts = slices.Grow(sh.counts, slot+1-len(sh.counts))[:slot+1]
+	}
+	return &sh.counts[slot]
+}
+
+// add and remove keep the received/accepted counters of s's peer.
+func (sh *shard[K]) add(s *source) {
+	c := sh.counter(s)
+	c.received++
+	if s.valid() {
+		c.accepted++
+	}
+}
+
+func (sh *shard[K]) remove(s *source) {
+	c := sh.counter(s)
+	c.received--
+	if s.valid() {
+		c.accepted--
+	}
+}
+
+// settle records a Change when the ECMP set of pfx went from old to now
+// (paths are the same route exactly when their sources are the same), and
+// moves the selected counters of the paths that left or joined it.
+func (sh *shard[K]) settle(o *op, pfx netip.Prefix, old, now []path) {
+	same := func(a, b path) bool { return a.src == b.src }
+	if slices.EqualFunc(old, now, same) {
+		return
+	}
+	for _, p := range old {
+		if !slices.ContainsFunc(now, func(q path) bool { return same(p, q) }) {
+			sh.counter(o.src(p)).selected--
+		}
+	}
+	for _, p := range now {
+		if !slices.ContainsFunc(old, func(q path) bool { return same(p, q) }) {
+			sh.counter(o.src(p)).selected++
+		}
+	}
+	sh.seq++
+	o.out.add(o.r, pfx, sh.seq, now)
+}
+
+// announce stores np, a path of source s (one of o's peer's), for prefix k.
+func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
+	if p, ok := sh.one[k]; ok {
+		if ps := o.src(p); ps.peer != s.peer || ps.pathID != s.pathID {
+			// A second path: the prefix moves to many.
+			delete(sh.one, k)
+			o.ref(s)
+			sh.add(s)
+			paths := []path{p, np}
+			o.ord.order(paths)
+			sh.setMany(k, paths)
+			sh.settle(o, pfx, o.ecmp1(0, p), paths[:ecmpLen(paths)])
+			sh.maybeShrink()
+			return
+		} else if p.src == np.src {
+			return // the same route again: nothing changed, not even its age
+		}
+		sh.one[k] = np
+		o.ref(s)
+		sh.add(s)
+		sh.remove(o.src(p))
+		o.unref(p)
+		sh.settle(o, pfx, o.ecmp1(0, p), o.ecmp1(1, np))
+		return
+	}
+	if paths, ok := sh.many[k]; ok {
+		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+		if i := o.find(paths, s.peer, s.pathID); i < 0 {
+			paths = append(paths, np)
+			sh.many[k] = paths
+		} else {
+			p := paths[i]
+			if p.src == np.src {
+				return
+			}
+			paths[i] = np
+			sh.remove(o.src(p))
+			o.unref(p)
+		}
+		o.ref(s)
+		sh.add(s)
+		o.ord.order(paths)
+		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
+		return
+	}
+	sh.setOne(k, np)
+	o.ref(s)
+	sh.add(s)
+	sh.settle(o, pfx, nil, o.ecmp1(1, np))
+}
+
+// withdraw removes the path of o's peer with identifier id from prefix k.
+func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
+	if p, ok := sh.one[k]; ok {
+		if s := o.src(p); s.peer != o.ps || s.pathID != id {
+			return
+		}
+		delete(sh.one, k)
+		sh.remove(o.src(p))
+		o.unref(p)
+		sh.settle(o, pfx, o.ecmp1(0, p), nil)
+		sh.maybeShrink()
+		return
+	}
+	paths, ok := sh.many[k]
+	if !ok {
+		return
+	}
+	i := o.find(paths, o.ps, id)
+	if i < 0 {
+		return
+	}
+	o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+	p := paths[i]
+	paths = slices.Delete(paths, i, i+1)
+	sh.remove(o.src(p))
+	o.unref(p)
+	sh.reshape(o, k, pfx, paths)
+	sh.maybeShrink()
+}
+
+// reshape re-ranks paths after some left the prefix, moving it back to one
+// (or out of the table) when few remain, and records the change. It leaves
+// the maps' sizes alone, as a sweep may be ranging over them.
+func (sh *shard[K]) reshape(o *op, k K, pfx netip.Prefix, paths []path) {
+	switch len(paths) {
+	case 0:
+		delete(sh.many, k)
+		sh.settle(o, pfx, o.old, nil)
+	case 1:
+		delete(sh.many, k)
+		sh.setOne(k, paths[0])
+		sh.settle(o, pfx, o.old, o.ecmp1(1, paths[0]))
+	default:
+		sh.many[k] = paths
+		o.ord.order(paths)
+		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
+	}
+}
+
+// sweep removes every path of o's peer from the shard.
+func (sh *shard[K]) sweep(o *op) {
+	sh.mu.Lock()
+	defer o.reap()
+	defer sh.mu.Unlock()
+	if slot := o.ps.slot; slot >= len(sh.counts) || sh.counts[slot].received == 0 {
+		return
+	}
+	mine := func(p path) bool { return o.src(p).peer == o.ps }
+	for k, p := range sh.one {
+		if mine(p) {
+			delete(sh.one, k)
+			sh.remove(o.src(p))
+			o.unref(p)
+			sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
+		}
+	}
+	for k, paths := range sh.many {
+		if !slices.ContainsFunc(paths, mine) {
+			continue
+		}
+		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+		paths = slices.DeleteFunc(paths, func(p path) bool {
+			if !mine(p) {
+				return false
+			}
+			sh.remove(o.src(p))
+			o.unref(p)
+			return true
+		})
+		sh.reshape(o, k, k.prefix(), paths)
+	}
+	sh.maybeShrink()
+}
