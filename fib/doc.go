@@ -1,0 +1,68 @@
+// Package fib programs the router's routes into a Linux kernel routing
+// table over rtnetlink, the job FRR's Zebra did for GoBGP in the seed.
+//
+// # What is ours
+//
+// Our routes carry protocol [ProtoBGP] (186, "proto bgp" in iproute2), a
+// configured table and metric; routes with another protocol or metric are
+// never read, replaced or deleted. Our nexthop objects carry the same
+// protocol and ids from a range we own (by default the ids whose top byte is
+// the protocol number). Nothing is registered globally.
+//
+// # Batches
+//
+// [FIB.Apply] packs many route messages into one datagram (BatchSize, at
+// most 256 KiB) without NLM_F_ACK: the kernel processes the datagram before
+// send returns and answers only the messages that fail, in order, each
+// carrying its request's sequence number, which maps it back to its change.
+// Only the last message of a datagram asks for an ACK, so its arrival means
+// every answer is in. NETLINK_CAP_ACK keeps error answers small and
+// NETLINK_EXT_ACK adds the kernel's reason. If the receive buffer still
+// overflows (ENOBUFS), answers were lost: the datagram is replayed with an
+// ACK on every message, in pieces that halve until they fit. Replaying is
+// safe because every request is idempotent: routes and objects are written
+// with NLM_F_REPLACE, and deleting a route that is gone is not a failure.
+//
+// The socket is a raw NETLINK_ROUTE socket from golang.org/x/sys/unix,
+// registered with Go's poller for deadlines, with messages built in place in
+// one reused buffer (encoding allocates nothing; see TestEncodeNoAllocs).
+// vishvananda/netlink and jsimonetti/rtnetlink send one route per request
+// and wait for its ACK; mdlayher/netlink can send several messages at once
+// but builds each as its own value, and the sequence bookkeeping above
+// would still be ours. What is left to write is small, so it is written here.
+//
+// # Next hops
+//
+// With nexthop objects (Linux 5.3+, probed at [Open]), every gateway is one
+// object and every distinct weighted set of gateways one group; routes point
+// at them with RTA_NH_ID, single-hop routes included, so that one mode
+// covers both. Objects are content-addressed and reference counted in a
+// pure table (nhtable.go): a group never changes in place; a route whose set
+// changes is re-installed pointing at the group of its new set, atomically
+// in the kernel, and a group is deleted when its last route leaves. Objects
+// are created before the routes that use them and deleted after.
+// Without nexthop objects (or with [NextHopOff]) next hops are written
+// inline: RTA_GATEWAY, or RTA_MULTIPATH for ECMP. Either way an IPv4 route
+// may use an IPv6 gateway (RFC 8950, RTA_VIA inline).
+//
+// Weights come from the BGP link-bandwidth community on any positive scale;
+// they are reduced to the smallest integers with the same ratios and scaled
+// into the kernel's 1..256 when larger, so {1,2} and {1000,2000} share one
+// group. A set in which any path has no weight is unweighted.
+//
+// Gateways must be on-link. Inline, the kernel finds the interface; a
+// nexthop object must name it, so the FIB looks the gateway up as
+// `ip route get` does and refuses gateways reached through another router.
+//
+// # Restarts and repairs
+//
+// Routes and objects outlive the process. [Open] loads them: our routes are
+// adopted (a later Apply replaces them in place), our objects that a route
+// uses are adopted with their references, and the rest are deleted. A
+// [Reconciler] then keeps the old routes while peers reconnect and deletes
+// those not re-announced within a grace time. [FIB.Sync] reloads the kernel
+// state and applies the difference to a desired state; it repairs whatever
+// happened behind our back, such as the kernel flushing routes and objects
+// when their interface went down. An Apply that finds one of its objects
+// gone reports the failure and reloads before the next call.
+package fib

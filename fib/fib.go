@@ -1,0 +1,346 @@
+package fib
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// ProtoBGP is the route protocol number our routes carry; iproute2 names it
+// "bgp" (/etc/iproute2/rt_protos), so `ip route` shows "proto bgp".
+const ProtoBGP = unix.RTPROT_BGP
+
+// Mode selects how multipath routes are programmed.
+type Mode int
+
+const (
+	// NextHopAuto uses nexthop objects when the kernel has them (Linux 5.3+).
+	NextHopAuto Mode = iota
+	// NextHopOn requires nexthop objects; Open fails without them.
+	NextHopOn
+	// NextHopOff puts next hops inline in every route (RTA_GATEWAY,
+	// RTA_MULTIPATH), as kernels before nexthop objects need.
+	NextHopOff
+)
+
+func (m Mode) String() string {
+	switch m {
+	case NextHopAuto:
+		return "auto"
+	case NextHopOn:
+		return "on"
+	case NextHopOff:
+		return "off"
+	}
+	return fmt.Sprintf("Mode(%d)", int(m))
+}
+
+// Config says where and how routes are installed. Zero fields take defaults.
+type Config struct {
+	Table uint32 // routing table; default 254 (main)
+	// Metric is our routes' priority; default 20. The kernel identifies a
+	// route by table, prefix and metric, and NLM_F_REPLACE replaces a route
+	// with the same three whoever installed it: give us a metric of our own.
+	Metric         uint32
+	Protocol       uint8 // route and nexthop protocol; default ProtoBGP
+	NextHopObjects Mode
+	// Nexthop object ids are ours from NextHopIDBase to
+	// NextHopIDBase+NextHopIDCount-1; default Protocol<<24 and 1<<24, so the
+	// top byte of an id names its owner the way the protocol does.
+	NextHopIDBase  uint32
+	NextHopIDCount uint32
+	NetNS          string // network namespace path (/run/netns/NAME); empty: the current one
+	// BatchSize is the most route messages sent in one datagram; default
+	// 2048. Datagrams are also kept under 256 KiB.
+	BatchSize int
+	// ReceiveBuffer is the socket receive buffer in bytes; default 16 MiB.
+	// It must hold the errors of one datagram; if it does not, the datagram
+	// is replayed with an ACK per message (slower, still exact).
+	ReceiveBuffer int
+}
+
+const (
+	defaultTable     = unix.RT_TABLE_MAIN
+	defaultMetric    = 20
+	defaultBatch     = 2048
+	defaultRcvBuf    = 16 << 20
+	maxDatagram      = 256 << 10
+	maxMessage       = 16 << 10 // a route with MaxNextHops IPv6 gateways fits
+	planChunk        = 32 << 10 // changes planned at once: bounds per-call memory
+	dumpRetries      = 5
+	defaultIDCount   = 1 << 24
+	replayFirstChunk = 256
+)
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Table == 0 {
+		c.Table = defaultTable
+	}
+	if c.Metric == 0 {
+		c.Metric = defaultMetric
+	}
+	if c.Protocol == 0 {
+		c.Protocol = ProtoBGP
+	}
+	if c.NextHopIDBase == 0 {
+		c.NextHopIDBase = uint32(c.Protocol) << 24
+	}
+	if c.NextHopIDCount == 0 {
+		c.NextHopIDCount = defaultIDCount
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = defaultBatch
+	}
+	if c.ReceiveBuffer <= 0 {
+		c.ReceiveBuffer = defaultRcvBuf
+	}
+	switch {
+	case c.NextHopObjects < NextHopAuto || c.NextHopObjects > NextHopOff:
+		return c, fmt.Errorf("fib: invalid next hop mode %d", c.NextHopObjects)
+	case uint64(c.NextHopIDBase)+uint64(c.NextHopIDCount) > 1<<32:
+		return c, fmt.Errorf("fib: nexthop id range %d+%d overflows", c.NextHopIDBase, c.NextHopIDCount)
+	case c.Protocol <= unix.RTPROT_STATIC:
+		return c, fmt.Errorf("fib: protocol %d is reserved for the kernel and static routes", c.Protocol)
+	}
+	return c, nil
+}
+
+var (
+	// ErrClosed is returned by methods of a closed FIB.
+	ErrClosed = errors.New("fib: closed")
+	// ErrPartial is wrapped by Apply's error when some changes failed;
+	// Result.Failed lists them and everything else was applied.
+	ErrPartial = errors.New("fib: some changes failed")
+	// ErrInvalidRoute marks a change rejected before reaching the kernel.
+	ErrInvalidRoute = errors.New("fib: invalid route")
+	// ErrNoNexthopObjects is returned by Open when NextHopOn was asked for
+	// and the kernel has no nexthop objects.
+	ErrNoNexthopObjects = errors.New("fib: kernel has no nexthop objects")
+	// ErrGatewayNotOnLink reports a gateway that is not directly connected.
+	ErrGatewayNotOnLink = errors.New("fib: gateway not on a connected network")
+)
+
+// Error is a failure the kernel reported; errors.Is matches its Errno.
+type Error struct {
+	Op     string       // add, delete, nexthop, dump, or resolve gateway ADDR
+	Prefix netip.Prefix // the route, when about one
+	Errno  unix.Errno
+	Msg    string // the kernel's extended ack text, if any
+}
+
+func (e *Error) Error() string {
+	s := "fib: " + e.Op
+	if e.Prefix.IsValid() {
+		s += " " + e.Prefix.String()
+	}
+	s += ": " + e.Errno.Error()
+	if e.Msg != "" {
+		s += " (" + e.Msg + ")"
+	}
+	return s
+}
+
+func (e *Error) Unwrap() error { return e.Errno }
+
+// Result tells what an Apply did. Counts follow what the FIB knows of the
+// kernel: a route it installed earlier is replaced, others are added.
+type Result struct {
+	Added, Replaced, Deleted int
+	Failed                   []Failure
+}
+
+// Failure is a change that did not take effect; the kernel route of its
+// prefix is as it was before.
+type Failure struct {
+	Change Change
+	Err    error
+}
+
+func (r *Result) add(o Result) {
+	r.Added += o.Added
+	r.Replaced += o.Replaced
+	r.Deleted += o.Deleted
+	r.Failed = append(r.Failed, o.Failed...)
+}
+
+// FIB programs our routes in one kernel routing table. Its methods are safe
+// for concurrent use and run one at a time.
+type FIB struct {
+	mu     sync.Mutex
+	cfg    Config
+	key    routeKey
+	log    *slog.Logger
+	c      *conn
+	haveNH bool      // the kernel has nexthop objects
+	useNH  bool      // new routes use them
+	routes prefixMap // what we installed: prefix -> nexthop object (0: inline)
+	nh     *nhTable  // our nexthop objects; nil when the kernel has none
+	// resync is set when the kernel lost state we rely on (a nexthop object
+	// flushed with its interface): the next call reloads it from the kernel.
+	resync bool
+	closed bool
+	// overruns counts datagrams replayed after ENOBUFS.
+	overruns int
+	buf      msgBuf
+	plan     planner
+}
+
+// Open connects to the kernel, picks the next-hop mode and loads the routes
+// and nexthop objects a previous run left, so that they are replaced in
+// place rather than flushed (see Reconciler for removing those that do not
+// come back).
+func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	c, err := dial(cfg.NetNS, cfg.ReceiveBuffer, 2*maxDatagram)
+	if err != nil {
+		return nil, err
+	}
+	f := &FIB{
+		cfg: cfg,
+		key: routeKey{table: cfg.Table, metric: cfg.Metric, proto: cfg.Protocol},
+		log: log,
+		c:   c,
+	}
+	_, probeErr := f.dumpNexthops(ctx)
+	f.haveNH = probeErr == nil
+	if f.useNH, err = useNexthops(cfg.NextHopObjects, probeErr); err != nil {
+		c.close()
+		return nil, err
+	}
+	if _, err := f.load(ctx); err != nil {
+		c.close()
+		return nil, err
+	}
+	log.Info("fib open", "netns", cfg.NetNS, "table", cfg.Table, "metric", cfg.Metric,
+		"protocol", cfg.Protocol, "nexthop_objects", f.useNH, "routes", f.routes.len())
+	return f, nil
+}
+
+// useNexthops decides the mode from the configuration and the outcome of a
+// nexthop dump: kernels without nexthop objects answer EOPNOTSUPP.
+func useNexthops(m Mode, probeErr error) (bool, error) {
+	unsupported := errors.Is(probeErr, unix.EOPNOTSUPP) || errors.Is(probeErr, unix.EINVAL)
+	switch {
+	case m == NextHopOff:
+		return false, nil
+	case probeErr == nil:
+		return true, nil
+	case unsupported && m == NextHopAuto:
+		return false, nil
+	case unsupported:
+		return false, fmt.Errorf("%w: %w", ErrNoNexthopObjects, probeErr)
+	}
+	return false, fmt.Errorf("fib: probing nexthop objects: %w", probeErr)
+}
+
+// NextHopObjects reports whether routes use kernel nexthop objects.
+func (f *FIB) NextHopObjects() bool { return f.useNH }
+
+// Close releases the socket. Routes stay in the kernel: the next run adopts
+// them.
+func (f *FIB) Close() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.closed {
+		return nil
+	}
+	f.closed = true
+	return f.c.close()
+}
+
+// enter takes the lock for a method; a socket left mid-dump by an
+// abandoned call is replaced first.
+func (f *FIB) enter() error {
+	f.mu.Lock()
+	if f.closed {
+		f.mu.Unlock()
+		return ErrClosed
+	}
+	if f.c.dirty {
+		c, err := dial(f.cfg.NetNS, f.cfg.ReceiveBuffer, 2*maxDatagram)
+		if err != nil {
+			f.mu.Unlock()
+			return err
+		}
+		f.c.close()
+		f.c, f.resync = c, true
+	}
+	return nil
+}
+
+// Dump returns the routes of our protocol in our table as the kernel has
+// them, in canonical form, sorted by prefix. Routes through nexthop objects
+// are shown with the objects' gateways and weights.
+func (f *FIB) Dump(ctx context.Context) ([]Route, error) {
+	if err := f.enter(); err != nil {
+		return nil, err
+	}
+	defer f.mu.Unlock()
+	nhs, krs, err := f.dumpAll(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return toRoutes(nhs, krs), nil
+}
+
+// Sync makes the kernel hold exactly desired: it reloads the kernel state,
+// diffs it against desired and applies the difference. It repairs whatever
+// happened behind our back (routes flushed with an interface, objects
+// deleted by hand).
+func (f *FIB) Sync(ctx context.Context, desired []Route) (Result, error) {
+	if err := f.enter(); err != nil {
+		return Result{}, err
+	}
+	defer f.mu.Unlock()
+	current, err := f.load(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	return f.apply(ctx, Diff(current, desired))
+}
+
+// Apply sets the kernel route of every change's prefix. Changes are sent in
+// batches without waiting for each answer; the kernel answers only failures,
+// which are matched to their change by sequence number, and one
+// acknowledgement closes each batch. A change that fails leaves its prefix
+// as it was and is listed in Result.Failed; the error then wraps ErrPartial.
+// Any other error means the rest of the changes were not applied.
+// A prefix that repeats is set by its last change.
+func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
+	if err := f.enter(); err != nil {
+		return Result{}, err
+	}
+	defer f.mu.Unlock()
+	if f.resync {
+		if _, err := f.load(ctx); err != nil {
+			return Result{}, err
+		}
+	}
+	return f.apply(ctx, changes)
+}
+
+func (f *FIB) apply(ctx context.Context, changes []Change) (Result, error) {
+	var res Result
+	for start := 0; start < len(changes); start += planChunk {
+		part, err := f.applyChunk(ctx, changes[start:min(start+planChunk, len(changes))])
+		res.add(part)
+		if err != nil {
+			return res, err
+		}
+	}
+	if len(res.Failed) > 0 {
+		return res, fmt.Errorf("%w: %d of %d", ErrPartial, len(res.Failed), len(changes))
+	}
+	return res, nil
+}

@@ -1,0 +1,316 @@
+package fib
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+)
+
+// ErrNoNexthopIDs reports that every id of our nexthop id range is taken.
+var ErrNoNexthopIDs = errors.New("fib: nexthop id range exhausted")
+
+// nhMember is one entry of a nexthop group: a single object's id and its
+// kernel weight (1..MaxWeight).
+type nhMember struct {
+	id     uint32
+	weight uint32
+}
+
+// nhObject is a kernel nexthop object we own: either a single gateway or a
+// group of single objects.
+type nhObject struct {
+	gw      netip.Addr // single: the gateway
+	oif     int32      // single: interface the gateway resolved to (set by the shell)
+	members []nhMember // group: members, in gateway order
+	key     string     // index key, "" when another object holds the key
+	refs    int        // routes using the object, plus groups containing it
+}
+
+func (o *nhObject) group() bool { return o.members != nil }
+
+// nhTable is the pure state of our nexthop objects: content-addressed (one
+// single object per gateway, one group per distinct weighted gateway set),
+// reference counted, with ids allocated from a range we own.
+//
+// A group is never changed in place. A route whose next hops change moves to
+// the group of its new set (re-installed with the new id), and a group is
+// deleted only when no route uses it. The kernel replaces a route atomically,
+// so no packet sees a half-changed set, and a group's meaning never changes
+// under the routes that share it; replacing a group in place would instead
+// need every one of its routes to change the same way at once, which
+// per-prefix changes do not promise.
+//
+// The table only decides: acquire and release report the ids to create and
+// delete, in an order the kernel accepts (members before their group on
+// create, groups before their members on delete); the shell sends them.
+type nhTable struct {
+	first, last uint32
+	cursor      uint32
+	objs        map[uint32]*nhObject
+	index       map[string]uint32
+	reserved    map[uint32]struct{} // ids in our range owned by someone else
+	keyBuf      []byte
+}
+
+func newNHTable(first, last uint32) *nhTable {
+	return &nhTable{
+		first:    first,
+		last:     last,
+		cursor:   first,
+		objs:     make(map[uint32]*nhObject),
+		index:    make(map[string]uint32),
+		reserved: make(map[uint32]struct{}),
+	}
+}
+
+// appendKey appends the index key of a canonical hop set: the gateways with
+// their canonical weights. The key is by gateway, not by member id, so that
+// adopted objects are found again by what they mean.
+func appendKey(b []byte, hops []NextHop) []byte {
+	tag := byte('s')
+	if len(hops) > 1 {
+		tag = 'g'
+	}
+	b = append(b, tag)
+	for _, h := range hops {
+		a := h.Addr.As16()
+		b = append(b, a[:]...)
+		if len(hops) > 1 {
+			b = append(b, byte(h.Weight>>8), byte(h.Weight))
+		}
+	}
+	return b
+}
+
+// lookup returns the id of the object for a canonical hop set, if any.
+func (t *nhTable) lookup(hops []NextHop) (uint32, bool) {
+	t.keyBuf = appendKey(t.keyBuf[:0], hops)
+	id, ok := t.index[string(t.keyBuf)]
+	return id, ok
+}
+
+// acquire takes a reference on the object for the canonical, non-empty hop
+// set, creating it (and its members) when missing. Ids to create are
+// appended to created in creation order.
+func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, error) {
+	if id, ok := t.lookup(hops); ok {
+		t.objs[id].refs++
+		return id, created, nil
+	}
+	if len(hops) == 1 {
+		id, err := t.alloc()
+		if err != nil {
+			return 0, created, err
+		}
+		key := string(appendKey(nil, hops))
+		t.objs[id] = &nhObject{gw: hops[0].Addr, key: key, refs: 1}
+		t.index[key] = id
+		return id, append(created, id), nil
+	}
+	members := make([]nhMember, 0, len(hops))
+	var err error
+	for _, h := range hops {
+		var mid uint32
+		mid, created, err = t.acquire([]NextHop{{Addr: h.Addr}}, created)
+		if err != nil {
+			for _, m := range members {
+				created = t.undoCreate(m.id, created)
+			}
+			return 0, created, err
+		}
+		members = append(members, nhMember{id: mid, weight: kernelWeight(h)})
+	}
+	id, err := t.alloc()
+	if err != nil {
+		for _, m := range members {
+			created = t.undoCreate(m.id, created)
+		}
+		return 0, created, err
+	}
+	key := string(appendKey(nil, hops))
+	t.objs[id] = &nhObject{members: members, key: key, refs: 1}
+	t.index[key] = id
+	return id, append(created, id), nil
+}
+
+// undoCreate drops a reference taken by a failed acquire; an object that was
+// created by it is also taken off the created list, as it was never sent.
+func (t *nhTable) undoCreate(id uint32, created []uint32) []uint32 {
+	gone := t.release(id, nil)
+	for _, g := range gone {
+		if i := slices.Index(created, g); i >= 0 {
+			created = slices.Delete(created, i, i+1)
+		}
+	}
+	return created
+}
+
+// release drops one reference; objects left unused are removed from the table
+// and appended to deleted in deletion order.
+func (t *nhTable) release(id uint32, deleted []uint32) []uint32 {
+	o, ok := t.objs[id]
+	if !ok {
+		return deleted
+	}
+	o.refs--
+	if o.refs > 0 {
+		return deleted
+	}
+	delete(t.objs, id)
+	if o.key != "" && t.index[o.key] == id {
+		delete(t.index, o.key)
+	}
+	deleted = append(deleted, id)
+	for _, m := range o.members {
+		deleted = t.release(m.id, deleted)
+	}
+	return deleted
+}
+
+// alloc returns a free id of our range, searching on from the last one so
+// that a freed id is not reused at once (a late kernel error about it
+// cannot be mistaken for its successor).
+func (t *nhTable) alloc() (uint32, error) {
+	n := uint64(t.last) - uint64(t.first) + 1
+	id := t.cursor
+	for range n {
+		cand := id
+		if id == t.last {
+			id = t.first
+		} else {
+			id++
+		}
+		_, used := t.objs[cand]
+		_, res := t.reserved[cand]
+		if !used && !res {
+			t.cursor = id
+			return cand, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: [%d, %d]", ErrNoNexthopIDs, t.first, t.last)
+}
+
+func (t *nhTable) inRange(id uint32) bool { return id >= t.first && id <= t.last }
+
+// kernelNexthop is a nexthop object as the kernel reports it.
+type kernelNexthop struct {
+	id        uint32
+	proto     uint8
+	gw        netip.Addr
+	oif       int32
+	group     []nhMember
+	blackhole bool
+}
+
+// adopt loads the objects a previous run left in the kernel: ours (our
+// protocol, in our range) enter the table without references; other ids in
+// our range are reserved. Routes then take their references with ref, and
+// collect removes what nothing uses. When two objects mean the same thing,
+// the first is indexed and the other lives on only until its routes move.
+func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
+	mine := func(n kernelNexthop) bool {
+		return n.proto == proto && t.inRange(n.id) && !n.blackhole
+	}
+	for _, n := range nhs {
+		switch {
+		case !t.inRange(n.id):
+		case !mine(n) || (n.group == nil && !n.gw.IsValid()):
+			t.reserved[n.id] = struct{}{}
+		case n.group == nil:
+			o := &nhObject{gw: n.gw.Unmap(), oif: n.oif}
+			t.objs[n.id] = o
+			t.indexObj(n.id, o, []NextHop{{Addr: o.gw}})
+		}
+	}
+	for _, n := range nhs {
+		if !mine(n) || n.group == nil {
+			continue
+		}
+		o := &nhObject{members: slices.Clone(n.group)}
+		t.objs[n.id] = o
+		hops := make([]NextHop, 0, len(n.group))
+		complete := true
+		for _, m := range n.group {
+			mo, ok := t.objs[m.id]
+			if !ok || mo.group() {
+				complete = false
+				continue
+			}
+			mo.refs++
+			hops = append(hops, NextHop{Addr: mo.gw, Weight: m.weight})
+		}
+		if complete && len(hops) > 1 && sortedUnique(hops) {
+			normalizeWeights(hops)
+			t.indexObj(n.id, o, hops)
+		}
+	}
+}
+
+func (t *nhTable) indexObj(id uint32, o *nhObject, hops []NextHop) {
+	key := string(appendKey(nil, hops))
+	if _, dup := t.index[key]; dup {
+		return
+	}
+	o.key = key
+	t.index[key] = id
+}
+
+// ref takes a reference for an adopted route using id; it reports false
+// when the id is not one of our objects.
+func (t *nhTable) ref(id uint32) bool {
+	o, ok := t.objs[id]
+	if ok {
+		o.refs++
+	}
+	return ok
+}
+
+// collect removes adopted objects that nothing references and returns their
+// ids in deletion order.
+func (t *nhTable) collect() []uint32 {
+	var ids []uint32
+	for id, o := range t.objs {
+		if o.group() && o.refs == 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	var deleted []uint32
+	for _, id := range ids {
+		t.objs[id].refs = 1
+		deleted = t.release(id, deleted)
+	}
+	ids = ids[:0]
+	for id, o := range t.objs {
+		if o.refs == 0 {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		t.objs[id].refs = 1
+		deleted = t.release(id, deleted)
+	}
+	return deleted
+}
+
+// hops returns the canonical next hops an object stands for.
+func (t *nhTable) hops(id uint32) ([]NextHop, bool) {
+	o, ok := t.objs[id]
+	if !ok {
+		return nil, false
+	}
+	if !o.group() {
+		return []NextHop{{Addr: o.gw}}, true
+	}
+	hops := make([]NextHop, 0, len(o.members))
+	for _, m := range o.members {
+		mo, ok := t.objs[m.id]
+		if !ok {
+			return nil, false
+		}
+		hops = append(hops, NextHop{Addr: mo.gw, Weight: m.weight})
+	}
+	return canonicalHops(nil, hops), true
+}
