@@ -18,7 +18,6 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	Sessions         *prometheus.GaugeVec   // by state
 	PrefixesReceived *prometheus.GaugeVec   // by peer
 	PrefixesAccepted *prometheus.GaugeVec   // by peer
 	PrefixesRejected *prometheus.CounterVec // by peer, reason
@@ -33,8 +32,6 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		Sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bgplb_router_sessions", Help: "BGP sessions by FSM state."}, []string{"state"}),
 		PrefixesReceived: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "bgplb_router_prefixes_received", Help: "Prefixes received from a peer and held."}, []string{"peer"}),
 		PrefixesAccepted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
@@ -53,7 +50,7 @@ func NewMetrics() *Metrics {
 			Name: "bgplb_router_fib_batch_seconds", Help: "Time to apply one netlink batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 	}
-	m.Registry.MustRegister(m.Sessions, m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates,
+	m.Registry.MustRegister(m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates,
 		m.FIBRoutes, m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -79,4 +76,19 @@ func ServeMetrics(ctx context.Context, addr string, m *Metrics, log *slog.Logger
 		return err
 	}
 	return nil
+}
+
+// sessionsDesc describes the sessions-by-state gauge, computed at scrape
+// time from the sessions themselves so it can never drift.
+var sessionsDesc = prometheus.NewDesc("bgplb_router_sessions", "BGP sessions by FSM state.", []string{"state"}, nil)
+
+// sessionCollector reports the number of sessions in each state.
+type sessionCollector struct{ states func() map[string]int }
+
+func (c sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sessionsDesc }
+
+func (c sessionCollector) Collect(ch chan<- prometheus.Metric) {
+	for state, n := range c.states() {
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), state)
+	}
 }

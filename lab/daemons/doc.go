@@ -15,7 +15,10 @@
 // A session carries IPv4 and IPv6 unicast by default, whatever its own
 // address family; the next hops are Config.Local4 and Config.Local6. The
 // integration tests cover iBGP and eBGP, IPv4 and IPv6 sessions carrying
-// both families, passive ends and TCP-MD5.
+// both families, passive ends and TCP-MD5. Announcements carry ORIGIN IGP
+// from every daemon (gobgp's CLI would default to INCOMPLETE), so one prefix
+// announced by two of them ties down to the router ID and can form an ECMP
+// set, as the nodes of one cluster do.
 //
 // # Quirks found on the way
 //

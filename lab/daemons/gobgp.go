@@ -115,7 +115,7 @@ func (g *GoBGP) Announce(ctx context.Context, prefixes ...netip.Prefix) error {
 		if err != nil {
 			return err
 		}
-		if _, err := g.CLI(ctx, "global", "rib", "add", "-a", afiName(p), p.String(), "nexthop", nh.String()); err != nil {
+		if _, err := g.CLI(ctx, "global", "rib", "add", "-a", afiName(p), p.String(), "nexthop", nh.String(), "origin", "igp"); err != nil {
 			return err
 		}
 	}

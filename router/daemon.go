@@ -1,0 +1,259 @@
+// Package router is the `bgplb router` daemon: it accepts BGP sessions from
+// the cluster nodes, guards what they may announce, selects best paths and
+// ECMP sets in the RIB and programs the kernel FIB over netlink. It imports
+// nothing from Kubernetes.
+package router
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/rib"
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/fib"
+	"github.com/bgplb/bgplb/view"
+)
+
+// Daemon is a running router.
+type Daemon struct {
+	log     *slog.Logger
+	netns   string
+	metrics *Metrics
+	rib     *rib.RIB
+	fib     *fib.FIB
+	queue   *fibQueue
+	// ctx is Run's context: peers started later (dynamic ones, reloads)
+	// live under it.
+	ctx context.Context
+	wg  sync.WaitGroup
+
+	mu       sync.Mutex // guards everything below
+	cfg      *Config
+	listener *session.Listener
+	peers    map[netip.Addr]*peer
+	nextID   rib.PeerID
+	fibErrs  int
+}
+
+// Options are what a Daemon needs besides its config.
+type Options struct {
+	Log *slog.Logger
+	// NetNS is the network namespace (a /run/netns path) whose FIB the
+	// daemon programs; empty for its own.
+	NetNS string
+}
+
+// New checks cfg and prepares a daemon; Run starts it.
+func New(cfg *Config, o Options) *Daemon {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	d := &Daemon{
+		log:     o.Log,
+		netns:   o.NetNS,
+		metrics: NewMetrics(),
+		cfg:     cfg,
+		peers:   make(map[netip.Addr]*peer),
+		queue:   newFIBQueue(1 << 16),
+		rib:     rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
+	}
+	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates})
+	return d
+}
+
+// sessionStates counts the sessions in each FSM state.
+func (d *Daemon) sessionStates() map[string]int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := map[string]int{"Established": 0}
+	for _, p := range d.peers {
+		m[p.sess.State().String()]++
+	}
+	return m
+}
+
+func maxPaths(c *Config) int {
+	if !c.FIB.ECMP {
+		return 1
+	}
+	return 0
+}
+
+// Metrics returns the daemon's metrics.
+func (d *Daemon) Metrics() *Metrics { return d.metrics }
+
+// Run runs the daemon until ctx ends, then closes every session with a
+// Cease / Administrative Shutdown. Routes stay in the kernel, for the next
+// start to reconcile.
+func (d *Daemon) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	d.ctx = ctx
+	cfg := d.config()
+	var err error
+	d.fib, err = fib.Open(ctx, fibConfig(cfg, d.netns), d.log.With("part", "fib"))
+	if err != nil {
+		return fmt.Errorf("opening the kernel FIB: %w", err)
+	}
+	defer d.fib.Close()
+	stale, err := d.fib.Dump(ctx)
+	if err != nil {
+		return fmt.Errorf("reading routes left by a previous run: %w", err)
+	}
+	if len(stale) > 0 {
+		d.log.Info("routes from a previous run kept while peers reconnect", "routes", len(stale), "grace", cfg.FIB.GraceTime)
+	}
+	d.spawn(func() { d.writeFIB(ctx, fib.NewReconciler(stale, time.Now(), cfg.FIB.GraceTime)) })
+
+	if err := d.listen(cfg); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	for _, n := range cfg.Neighbors {
+		d.startStatic(n)
+	}
+	d.mu.Unlock()
+	d.spawn(func() { d.serveAPI(ctx, cfg.API.Socket) })
+	if cfg.Metrics.Address != "" {
+		d.spawn(func() {
+			if err := ServeMetrics(ctx, cfg.Metrics.Address, d.metrics, d.log); err != nil {
+				d.log.Error("metrics", "err", err)
+			}
+		})
+	}
+	d.spawn(func() { d.reapDynamic(ctx) })
+	d.log.Info("router running", "asn", cfg.ASN, "routerID", cfg.RouterID, "neighbors", len(cfg.Neighbors),
+		"dynamicNeighbors", len(cfg.DynamicNeighbors))
+	<-ctx.Done()
+	d.shutdown("router shutting down")
+	d.queue.release()
+	d.wg.Wait()
+	return nil
+}
+
+func (d *Daemon) spawn(f func()) {
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		f()
+	}()
+}
+
+func (d *Daemon) config() *Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+func fibConfig(c *Config, netns string) fib.Config {
+	mode := fib.NextHopAuto
+	switch c.FIB.NextHopObjects {
+	case "on":
+		mode = fib.NextHopOn
+	case "off":
+		mode = fib.NextHopOff
+	}
+	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, NextHopObjects: mode, NetNS: netns}
+}
+
+// listen (re)binds the listening sockets and their TCP-MD5 keys.
+func (d *Daemon) listen(cfg *Config) error {
+	l, err := session.Listen(cfg.Listen, d.dispatch, d.log.With("part", "listener"))
+	if err != nil {
+		return fmt.Errorf("listening: %w", err)
+	}
+	for _, n := range cfg.Neighbors {
+		if n.Password != "" {
+			if err := l.SetPassword(netip.PrefixFrom(n.Address, n.Address.BitLen()), n.Password); err != nil {
+				l.Close()
+				return fmt.Errorf("neighbor %s password: %w", n.Address, err)
+			}
+		}
+	}
+	for _, r := range cfg.DynamicNeighbors {
+		if r.Password != "" {
+			if err := l.SetPassword(r.Prefix, r.Password); err != nil {
+				l.Close()
+				return fmt.Errorf("dynamic neighbors %s password: %w", r.Prefix, err)
+			}
+		}
+	}
+	d.mu.Lock()
+	old := d.listener
+	d.listener = l
+	d.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
+	d.spawn(func() {
+		if err := l.Run(d.ctx); err != nil {
+			d.log.Error("listener", "err", err)
+		}
+	})
+	return nil
+}
+
+// writeFIB applies queued Loc-RIB changes to the kernel in batches, and
+// removes the routes of a previous run once their grace time is over.
+func (d *Daemon) writeFIB(ctx context.Context, rec *fib.Reconciler) {
+	var batch []fib.Change
+	var expiry <-chan time.Time
+	if deadline, ok := rec.Deadline(); ok {
+		grace := time.NewTimer(time.Until(deadline))
+		defer grace.Stop()
+		expiry = grace.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.queue.wake:
+		case now := <-expiry:
+			expiry = nil
+			stale := rec.Expire(now)
+			d.log.Info("grace time over: deleting routes of a previous run that did not come back", "routes", len(stale))
+			d.apply(ctx, stale)
+			continue
+		}
+		for {
+			batch = d.queue.take(batch[:0], 8192)
+			if len(batch) == 0 {
+				break
+			}
+			rec.Observe(batch)
+			d.apply(ctx, batch)
+		}
+	}
+}
+
+func (d *Daemon) apply(ctx context.Context, cs []fib.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	start := time.Now()
+	res, err := d.fib.Apply(ctx, cs)
+	d.metrics.FIBBatchSeconds.Observe(time.Since(start).Seconds())
+	d.metrics.FIBOps.WithLabelValues("add").Add(float64(res.Added))
+	d.metrics.FIBOps.WithLabelValues("replace").Add(float64(res.Replaced))
+	d.metrics.FIBOps.WithLabelValues("delete").Add(float64(res.Deleted))
+	d.metrics.FIBRoutes.Add(float64(res.Added - res.Deleted))
+	if n := len(res.Failed); n > 0 {
+		d.metrics.FIBErrors.Add(float64(n))
+		d.log.Warn("kernel refused routes", "count", n, "first", res.Failed[0].Change.Prefix, "err", res.Failed[0].Err)
+	}
+	if err != nil && !errors.Is(err, fib.ErrPartial) && !errors.Is(err, context.Canceled) {
+		d.metrics.FIBErrors.Inc()
+		d.log.Error("programming the kernel FIB", "err", err)
+	}
+}
+
+func (d *Daemon) serveAPI(ctx context.Context, socket string) {
+	if err := view.Serve(ctx, socket, view.Handler(d), d.log.With("part", "api")); err != nil {
+		d.log.Error("api", "err", err)
+	}
+}

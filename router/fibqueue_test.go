@@ -1,0 +1,91 @@
+package router
+
+import (
+	"context"
+	"net/netip"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/rib"
+	"github.com/bgplb/bgplb/fib"
+)
+
+func TestToFIB(t *testing.T) {
+	a := netip.MustParseAddr
+	p := netip.MustParsePrefix("203.0.113.10/32")
+	path := func(nh string, bw float32) rib.PathView { return rib.PathView{NextHop: a(nh), LinkBandwidth: bw} }
+	tests := []struct {
+		name  string
+		paths []rib.PathView
+		ecmp  bool
+		want  []fib.NextHop
+	}{
+		{"gone", nil, true, nil},
+		{"single", []rib.PathView{path("198.51.100.11", 0)}, true, []fib.NextHop{{Addr: a("198.51.100.11"), Weight: 0}}},
+		{"ecmp sorted by address", []rib.PathView{path("198.51.100.12", 0), path("198.51.100.11", 0)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 0}, {Addr: a("198.51.100.12"), Weight: 0}}},
+		{"ecmp off keeps the best", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 1)}, false,
+			[]fib.NextHop{{Addr: a("198.51.100.12"), Weight: 0}}},
+		{"weighted by link bandwidth", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 1)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1}, {Addr: a("198.51.100.12"), Weight: 3}}},
+		{"one member without bandwidth: unweighted", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 0)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 0}, {Addr: a("198.51.100.12"), Weight: 0}}},
+		{"same next hop twice adds up", []rib.PathView{path("198.51.100.11", 2), path("198.51.100.12", 1), path("198.51.100.11", 2)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 4}, {Addr: a("198.51.100.12"), Weight: 1}}},
+		{"fractions round up to one", []rib.PathView{path("198.51.100.11", 0.2), path("198.51.100.12", 2.6)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1}, {Addr: a("198.51.100.12"), Weight: 3}}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got := toFIB(rib.Change{Prefix: p, Paths: tc.paths}, tc.ecmp)
+			if got.Prefix != p || !reflect.DeepEqual(got.NextHops, tc.want) {
+				t.Fatalf("got %+v, want %+v", got.NextHops, tc.want)
+			}
+		})
+	}
+}
+
+func TestFIBQueueCoalescesAndBounds(t *testing.T) {
+	q := newFIBQueue(2)
+	ctx := context.Background()
+	p1, p2, p3 := netip.MustParsePrefix("203.0.113.1/32"), netip.MustParsePrefix("203.0.113.2/32"), netip.MustParsePrefix("203.0.113.3/32")
+	nh := func(s string) []rib.PathView { return []rib.PathView{{NextHop: netip.MustParseAddr(s)}} }
+	q.push(ctx, []rib.Change{{Prefix: p1, Seq: 2, Paths: nh("198.51.100.12")}, {Prefix: p1, Seq: 1, Paths: nh("198.51.100.11")}, {Prefix: p2, Seq: 1}}, true)
+	if q.len() != 2 {
+		t.Fatalf("len %d", q.len())
+	}
+	// A third prefix must wait for room.
+	done := make(chan bool)
+	go func() { done <- q.push(ctx, []rib.Change{{Prefix: p3, Seq: 1}}, true) }()
+	select {
+	case <-done:
+		t.Fatal("push did not block on a full queue")
+	case <-time.After(50 * time.Millisecond):
+	}
+	got := q.take(nil, 10)
+	if len(got) != 2 {
+		t.Fatalf("took %d", len(got))
+	}
+	for _, c := range got {
+		if c.Prefix == p1 && c.NextHops[0].Addr != netip.MustParseAddr("198.51.100.12") {
+			t.Fatalf("older change won: %+v", c)
+		}
+	}
+	if !<-done {
+		t.Fatal("push failed")
+	}
+	if got := q.take(nil, 10); len(got) != 1 || got[0].Prefix != p3 {
+		t.Fatalf("got %+v", got)
+	}
+	// A blocked push gives up when its context ends.
+	q.push(ctx, []rib.Change{{Prefix: p1, Seq: 5}, {Prefix: p2, Seq: 5}}, true)
+	cctx, cancel := context.WithCancel(ctx)
+	go func() { done <- q.push(cctx, []rib.Change{{Prefix: p3, Seq: 6}}, true) }()
+	time.Sleep(20 * time.Millisecond)
+	cancel()
+	q.release()
+	if <-done {
+		t.Fatal("push succeeded after cancel")
+	}
+}

@@ -1,0 +1,323 @@
+package router
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/rib"
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+// peer is one neighbour of the daemon: its session, and the state the
+// session goroutine keeps for it. Fields marked (session) are touched only by
+// that goroutine, inside the Handler calls.
+type peer struct {
+	d        *Daemon
+	addr     netip.Addr
+	label    string // for metrics
+	dynamic  bool
+	rangePfx netip.Prefix // the dynamicNeighbors range, if dynamic
+	static   Neighbor     // the config, if static
+	sess     *session.Peer
+	cancel   context.CancelFunc
+	done     chan struct{}
+	created  time.Time
+
+	ribID    atomic.Uint32 // 0 while not established
+	received atomic.Int64  // prefixes held in the Adj-RIB-In
+	accepted atomic.Int64
+	rejected atomic.Int64
+
+	// (session)
+	announce, withdraw []wire.NLRI
+	changes            rib.Changes
+}
+
+// sessionConfig is the session side of a neighbour's config.
+func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passive bool) session.Config {
+	return session.Config{
+		LocalAS: cfg.ASN, RouterID: cfg.RouterID, PeerAS: peerAS, PeerAddr: addr, Passive: passive,
+		HoldTime: t.Hold, KeepaliveTime: t.Keepalive, ConnectRetry: t.ConnectRetry,
+		Families:        []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast},
+		ExtendedNextHop: true, ExtendedMessage: true, RouteRefresh: true, EnhancedRouteRefresh: true,
+	}
+}
+
+// startStatic starts the session of a configured neighbour; d.mu is held.
+func (d *Daemon) startStatic(n Neighbor) {
+	sc := sessionConfig(d.cfg, n.Address, n.PeerASN, n.Timers, n.Passive)
+	sc.PeerPort, sc.Password, sc.LocalAddr = n.Port, n.Password, n.SourceAddress
+	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
+	p := &peer{d: d, addr: n.Address, static: n}
+	d.startPeer(p, sc)
+}
+
+// startPeer runs p's session under the daemon's context; d.mu is held.
+func (d *Daemon) startPeer(p *peer, sc session.Config) {
+	p.label = p.addr.String()
+	p.created = time.Now()
+	p.sess = session.New(sc, p, d.log.With("peer", p.label))
+	ctx, cancel := context.WithCancel(d.ctx)
+	p.cancel, p.done = cancel, make(chan struct{})
+	d.peers[p.addr] = p
+	d.spawn(func() {
+		defer close(p.done)
+		if err := p.sess.Run(ctx); err != nil && ctx.Err() == nil {
+			d.log.Error("session ended", "peer", p.label, "err", err)
+		}
+	})
+}
+
+// stopPeer closes p's session with msg and forgets it; d.mu is not held.
+func (d *Daemon) stopPeer(p *peer, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if p.sess.State() == session.Established {
+		_ = p.sess.Shutdown(ctx, msg)
+	}
+	p.cancel()
+	<-p.done
+	d.mu.Lock()
+	if d.peers[p.addr] == p {
+		delete(d.peers, p.addr)
+	}
+	d.mu.Unlock()
+	p.down() // in case the session never reported Down
+}
+
+// dispatch maps an incoming connection to its peer: a configured neighbour,
+// or a new dynamic one when the address falls in a dynamicNeighbors range.
+func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
+	addr := remote.Addr().Unmap()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if p, ok := d.peers[addr]; ok {
+		return p.sess, true
+	}
+	if d.ctx.Err() != nil {
+		return nil, false
+	}
+	for _, r := range d.cfg.DynamicNeighbors {
+		if !r.Prefix.Contains(addr) {
+			continue
+		}
+		if r.MaxPeers > 0 && d.countRange(r.Prefix) >= r.MaxPeers {
+			d.log.Warn("dynamic neighbor refused: range full", "remote", addr, "range", r.Prefix, "maxPeers", r.MaxPeers)
+			return nil, false
+		}
+		sc := sessionConfig(d.cfg, addr, r.PeerASN, r.Timers, true)
+		sc.Password = r.Password
+		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
+		d.startPeer(p, sc)
+		d.log.Info("dynamic neighbor", "remote", addr, "range", r.Prefix)
+		return p.sess, true
+	}
+	return nil, false
+}
+
+func (d *Daemon) countRange(r netip.Prefix) int {
+	n := 0
+	for _, p := range d.peers {
+		if p.dynamic && p.rangePfx == r {
+			n++
+		}
+	}
+	return n
+}
+
+// reapDynamic forgets dynamic peers whose node went away: not established
+// for a minute after their last session (or their connection) ended.
+func (d *Daemon) reapDynamic(ctx context.Context) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var gone []*peer
+		d.mu.Lock()
+		for _, p := range d.peers {
+			info := p.sess.Info()
+			last := info.Since
+			if last.IsZero() {
+				last = p.created
+			}
+			if p.dynamic && info.State != session.Established && time.Since(last) > time.Minute {
+				gone = append(gone, p)
+			}
+		}
+		d.mu.Unlock()
+		for _, p := range gone {
+			d.log.Info("forgetting dynamic neighbor", "peer", p.label)
+			d.stopPeer(p, "")
+		}
+	}
+}
+
+// shutdown closes every session, in parallel, with msg.
+func (d *Daemon) shutdown(msg string) {
+	d.mu.Lock()
+	peers := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		peers = append(peers, p)
+	}
+	l := d.listener
+	d.mu.Unlock()
+	if l != nil {
+		l.Close()
+	}
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d.stopPeer(p, msg)
+		}()
+	}
+	wg.Wait()
+}
+
+// Established registers the peer with the RIB.
+func (p *peer) Established(_ *session.Peer, n session.Negotiated) {
+	d := p.d
+	d.mu.Lock()
+	d.nextID++
+	id := d.nextID
+	d.mu.Unlock()
+	err := d.rib.AddPeer(rib.Peer{ID: id, Addr: p.addr, AS: n.PeerAS, RouterID: n.PeerID})
+	if err != nil {
+		d.log.Error("rib", "peer", p.label, "err", err)
+		return
+	}
+	p.ribID.Store(uint32(id))
+}
+
+// Down removes all of the peer's paths in one sweep.
+func (p *peer) Down(_ *session.Peer, err error) {
+	p.d.log.Info("session down", "peer", p.label, "err", err)
+	p.down()
+}
+
+func (p *peer) down() {
+	id := rib.PeerID(p.ribID.Swap(0))
+	if id == 0 {
+		return
+	}
+	d := p.d
+	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(context.Background(), c.List, d.config().FIB.ECMP) })
+	p.received.Store(0)
+	p.accepted.Store(0)
+	d.metrics.PrefixesReceived.DeleteLabelValues(p.label)
+	d.metrics.PrefixesAccepted.DeleteLabelValues(p.label)
+}
+
+// EndOfRIB is only logged: stale routes of a previous run are handled by
+// the FIB's grace time.
+func (p *peer) EndOfRIB(_ *session.Peer, f wire.Family) {
+	p.d.log.Debug("end of RIB", "peer", p.label, "family", f)
+}
+
+// maxPrefixError is the Cease the session sends when a peer sends too much.
+func maxPrefixError(limit int) error {
+	// RFC 4486 §4: the data is the AFI, SAFI and the limit; we count
+	// over all families, so AFI/SAFI say IPv4 unicast only by convention.
+	data := []byte{0, 1, 1, byte(limit >> 24), byte(limit >> 16), byte(limit >> 8), byte(limit)}
+	return &session.NotificationError{Notification: wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseMaxPrefixes, Data: data},
+		Err: fmt.Errorf("more than %d prefixes", limit)}
+}
+
+// Update applies one UPDATE: guards, then the RIB, then the FIB queue.
+func (p *peer) Update(_ *session.Peer, u *wire.Update, action wire.Action) error {
+	id := rib.PeerID(p.ribID.Load())
+	if id == 0 {
+		return fmt.Errorf("UPDATE before the peer was registered")
+	}
+	d := p.d
+	cfg := d.config()
+	d.metrics.Updates.WithLabelValues(p.label, "in").Inc()
+	a := &u.Attrs
+	withdrawAll := action == wire.TreatAsWithdraw
+
+	// The classic fields carry IPv4 unicast, next hop NEXT_HOP.
+	if err := p.apply(id, cfg, wire.IPv4Unicast, a, a.NextHop, u.NLRI, u.Withdrawn, withdrawAll); err != nil {
+		return err
+	}
+	if a.Has(wire.AttrMPReach) {
+		m := &a.MPReach
+		if err := p.apply(id, cfg, m.Family, a, m.NextHop, m.NLRI, wire.Prefixes{}, withdrawAll); err != nil {
+			return err
+		}
+	}
+	if a.Has(wire.AttrMPUnreach) {
+		m := &a.MPUnreach
+		if err := p.apply(id, cfg, m.Family, a, netip.Addr{}, wire.Prefixes{}, m.Withdrawn, false); err != nil {
+			return err
+		}
+	}
+	return p.checkLimit(id, cfg)
+}
+
+// apply sends one family's announcements and withdrawals to the RIB.
+// Refused announcements withdraw whatever the peer had announced before for
+// the prefix, so a guard never leaves an older path behind.
+func (p *peer) apply(id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs, nh netip.Addr, reach, unreach wire.Prefixes, withdrawAll bool) error {
+	if reach.Len() == 0 && unreach.Len() == 0 {
+		return nil
+	}
+	if fam != wire.IPv4Unicast && fam != wire.IPv6Unicast {
+		return nil
+	}
+	p.announce = reach.AppendTo(p.announce[:0])
+	p.withdraw = unreach.AppendTo(p.withdraw[:0])
+	if withdrawAll {
+		p.withdraw, p.announce = append(p.withdraw, p.announce...), p.announce[:0]
+	}
+	kept := p.announce[:0]
+	for _, n := range p.announce {
+		if v := cfg.Import.Check(n.Prefix); v != Accept {
+			p.rejected.Add(1)
+			p.d.metrics.PrefixesRejected.WithLabelValues(p.label, v.String()).Inc()
+			p.withdraw = append(p.withdraw, n)
+			continue
+		}
+		kept = append(kept, n)
+	}
+	p.announce = kept
+	if len(p.announce) > 0 && !nh.IsValid() {
+		return fmt.Errorf("%s announcement without a next hop", fam)
+	}
+	p.changes.Reset()
+	if err := p.d.rib.Update(id, fam, a, nh, p.announce, p.withdraw, &p.changes); err != nil {
+		return err
+	}
+	if len(p.changes.List) > 0 {
+		p.d.queue.push(p.d.ctx, p.changes.List, cfg.FIB.ECMP)
+	}
+	return nil
+}
+
+// checkLimit enforces import.maxPrefixes after an update.
+func (p *peer) checkLimit(id rib.PeerID, cfg *Config) error {
+	st, ok := p.d.rib.PeerStats(id)
+	if !ok {
+		return nil
+	}
+	received := st.IPv4.Received + st.IPv6.Received
+	p.received.Store(int64(received))
+	p.accepted.Store(int64(st.IPv4.Accepted + st.IPv6.Accepted))
+	p.d.metrics.PrefixesReceived.WithLabelValues(p.label).Set(float64(received))
+	p.d.metrics.PrefixesAccepted.WithLabelValues(p.label).Set(float64(p.accepted.Load()))
+	if received > cfg.Import.MaxPrefixes {
+		p.d.log.Warn("peer exceeded import.maxPrefixes: closing the session", "peer", p.label,
+			"received", received, "maxPrefixes", cfg.Import.MaxPrefixes)
+		return maxPrefixError(cfg.Import.MaxPrefixes)
+	}
+	return nil
+}

@@ -1,0 +1,120 @@
+package router
+
+import (
+	"context"
+	"slices"
+
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+// Reload puts a new, already validated config in force. Sessions whose
+// settings did not change stay up; an import change asks peers to send
+// their routes again (ROUTE-REFRESH) so every route is judged by the new
+// guards. FIB, API and metrics settings take a restart, and say so.
+func (d *Daemon) Reload(cfg *Config) {
+	d.mu.Lock()
+	old := d.cfg
+	plan := PlanReload(old, cfg)
+	d.cfg = cfg
+	var stop []*peer
+	for _, a := range slices.Concat(plan.Remove, plan.Restart) {
+		if p, ok := d.peers[a]; ok {
+			stop = append(stop, p)
+		}
+	}
+	gone := slices.Concat(plan.RemoveRanges, plan.RestartRanges)
+	for _, p := range d.peers {
+		if p.dynamic && (plan.RestartAll || slices.Contains(gone, p.rangePfx)) {
+			stop = append(stop, p)
+		}
+	}
+	d.mu.Unlock()
+
+	d.log.Info("reloading config", "add", len(plan.Add), "remove", len(plan.Remove), "restart", len(plan.Restart),
+		"keep", len(plan.Keep), "reimport", plan.Reimport)
+	for _, p := range stop {
+		d.stopPeer(p, "configuration changed")
+	}
+	if plan.Listen || passwordsChanged(old, cfg) {
+		d.mu.Lock()
+		l := d.listener
+		d.mu.Unlock()
+		if l != nil {
+			l.Close()
+		}
+		if err := d.listen(cfg); err != nil {
+			d.log.Error("reload: listening", "err", err)
+		}
+	}
+	d.mu.Lock()
+	for _, n := range cfg.Neighbors {
+		if slices.Contains(plan.Add, n.Address) || slices.Contains(plan.Restart, n.Address) {
+			d.startStatic(n)
+		}
+	}
+	d.mu.Unlock()
+	if plan.Reimport {
+		d.refreshAll()
+	}
+	if plan.FIB || plan.API || plan.Metrics {
+		d.log.Warn("reload: fib, api and metrics settings take effect at the next restart")
+	}
+}
+
+func passwordsChanged(old, cur *Config) bool {
+	pw := func(c *Config) map[string]string {
+		m := map[string]string{}
+		for _, n := range c.Neighbors {
+			m[n.Address.String()] = n.Password
+		}
+		for _, r := range c.DynamicNeighbors {
+			m[r.Prefix.String()] = r.Password
+		}
+		return m
+	}
+	a, b := pw(old), pw(cur)
+	if len(a) != len(b) {
+		return true
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return true
+		}
+	}
+	return false
+}
+
+// refreshAll asks every established peer to send its routes again; a peer
+// that cannot refresh is restarted instead.
+func (d *Daemon) refreshAll() {
+	d.mu.Lock()
+	peers := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		peers = append(peers, p)
+	}
+	d.mu.Unlock()
+	for _, p := range peers {
+		info := p.sess.Info()
+		if info.State != session.Established || info.Negotiated == nil {
+			continue
+		}
+		if !info.Negotiated.RouteRefresh {
+			d.log.Info("peer cannot refresh its routes: restarting its session", "peer", p.label)
+			d.stopPeer(p, "import policy changed")
+			if !p.dynamic {
+				d.mu.Lock()
+				d.startStatic(p.static)
+				d.mu.Unlock()
+			}
+			continue
+		}
+		var msg []byte
+		for _, f := range info.Negotiated.Families {
+			msg = wire.AppendRouteRefresh(msg, &wire.RouteRefresh{Family: f})
+		}
+		if err := p.sess.Send(context.Background(), msg); err != nil {
+			d.log.Warn("route refresh", "peer", p.label, "err", err)
+		}
+	}
+}

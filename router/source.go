@@ -1,0 +1,134 @@
+package router
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+
+	"github.com/bgplb/bgplb/bgp/rib"
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/view"
+)
+
+// Neighbors implements view.Source.
+func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
+	d.mu.Lock()
+	peers := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		peers = append(peers, p)
+	}
+	d.mu.Unlock()
+	slices.SortFunc(peers, func(a, b *peer) int { return a.addr.Compare(b.addr) })
+	out := make([]view.Neighbor, 0, len(peers))
+	for _, p := range peers {
+		info := p.sess.Info()
+		cfg := p.sess.Config()
+		n := view.Neighbor{
+			Address: p.addr, Port: cfg.PeerPort, ASN: cfg.PeerAS, Description: p.static.Description,
+			Dynamic: p.dynamic, State: info.State.String(), Since: info.Since,
+			Received: int(p.received.Load()), Accepted: int(p.accepted.Load()), Rejected: int(p.rejected.Load()),
+			UpdatesIn: info.UpdatesIn, UpdatesOut: info.UpdatesOut,
+		}
+		if info.LastError != nil {
+			n.LastError = info.LastError.Error()
+		}
+		if ng := info.Negotiated; ng != nil {
+			n.ASN, n.RouterID, n.HoldTime = ng.PeerAS, ng.PeerID, uint16(ng.HoldTime.Seconds())
+		}
+		if info.State != session.Established {
+			n.Received, n.Accepted = 0, 0
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// RIB implements view.Source.
+func (d *Daemon) RIB(_ context.Context, family string, prefix netip.Prefix) []view.RIBEntry {
+	addrs := d.peerAddrs()
+	if prefix.IsValid() {
+		paths := d.rib.Lookup(prefix)
+		if len(paths) == 0 {
+			return []view.RIBEntry{}
+		}
+		return []view.RIBEntry{{Prefix: prefix, Paths: viewPaths(paths, addrs)}}
+	}
+	out := []view.RIBEntry{}
+	for _, fam := range []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast} {
+		if (family == "ipv4" && fam != wire.IPv4Unicast) || (family == "ipv6" && fam != wire.IPv6Unicast) {
+			continue
+		}
+		d.rib.Walk(fam, func(p netip.Prefix, paths []rib.PathView) bool {
+			out = append(out, view.RIBEntry{Prefix: p, Paths: viewPaths(paths, addrs)})
+			return true
+		})
+	}
+	return out
+}
+
+func (d *Daemon) peerAddrs() map[rib.PeerID]netip.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := make(map[rib.PeerID]netip.Addr, len(d.peers))
+	for _, p := range d.peers {
+		if id := p.ribID.Load(); id != 0 {
+			m[rib.PeerID(id)] = p.addr
+		}
+	}
+	return m
+}
+
+func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr) []view.Path {
+	out := make([]view.Path, 0, len(ps))
+	for _, p := range ps {
+		v := view.Path{Best: p.Best, Multipath: p.ECMP, Peer: p.PeerAddr, NextHop: p.NextHop, Since: p.Since}
+		if !v.Peer.IsValid() {
+			v.Peer = addrs[p.Peer]
+		}
+		if a := p.Attrs; a != nil {
+			v.ASPath, v.Origin = a.ASPath.String(), a.Origin.String()
+			if a.Has(wire.AttrLocalPref) {
+				lp := a.LocalPref
+				v.LocalPref = &lp
+			}
+			if a.Has(wire.AttrMED) {
+				med := a.MED
+				v.MED = &med
+			}
+			for _, c := range a.Communities {
+				v.Communities = append(v.Communities, c.String())
+			}
+			for _, c := range a.LargeCommunities {
+				v.Communities = append(v.Communities, c.String())
+			}
+		}
+		if p.LinkBandwidth > 0 {
+			bw := p.LinkBandwidth
+			v.LinkBandwidth = &bw
+		}
+		if !p.Best {
+			v.Reason = p.Reason.String()
+		}
+		out = append(out, v)
+	}
+	return out
+}
+
+// FIB implements view.Source.
+func (d *Daemon) FIB(ctx context.Context) ([]view.FIBRoute, error) {
+	routes, err := d.fib.Dump(ctx)
+	if err != nil {
+		return nil, err
+	}
+	cfg := d.config()
+	out := make([]view.FIBRoute, 0, len(routes))
+	for _, r := range routes {
+		fr := view.FIBRoute{Prefix: r.Prefix, Table: cfg.FIB.Table, Metric: cfg.FIB.Metric}
+		for _, h := range r.NextHops {
+			fr.NextHops = append(fr.NextHops, view.FIBNextHop{Addr: h.Addr, Weight: h.Weight})
+		}
+		out = append(out, fr)
+	}
+	return out, nil
+}
