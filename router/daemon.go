@@ -59,7 +59,7 @@ func New(cfg *Config, o Options) *Daemon {
 		metrics: NewMetrics(),
 		cfg:     cfg,
 		peers:   make(map[netip.Addr]*peer),
-		queue:   newFIBQueue(1 << 16),
+		queue:   newFIBQueue(1 << 14),
 		rib:     rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
 	}
 	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates})
@@ -201,7 +201,7 @@ func (d *Daemon) listen(cfg *Config) error {
 // writeFIB applies queued Loc-RIB changes to the kernel in batches, and
 // removes the routes of a previous run once their grace time is over.
 func (d *Daemon) writeFIB(ctx context.Context, rec *fib.Reconciler) {
-	var batch []fib.Change
+	var batch *fibBatch
 	var expiry <-chan time.Time
 	if deadline, ok := rec.Deadline(); ok {
 		grace := time.NewTimer(time.Until(deadline))
@@ -221,12 +221,16 @@ func (d *Daemon) writeFIB(ctx context.Context, rec *fib.Reconciler) {
 			continue
 		}
 		for {
-			batch = d.queue.take(batch[:0], 8192)
-			if len(batch) == 0 {
+			batch = d.queue.take(batch)
+			if len(batch.changes) == 0 {
 				break
 			}
-			rec.Observe(batch)
-			d.apply(ctx, batch)
+			rec.Observe(batch.changes)
+			for cs := batch.changes; len(cs) > 0; {
+				n := min(len(cs), 8192)
+				d.apply(ctx, cs[:n])
+				cs = cs[n:]
+			}
 		}
 	}
 }

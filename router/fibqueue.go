@@ -15,8 +15,10 @@ import (
 // hops of the ECMP set (or of the best path alone without ECMP), weighted by
 // the link-bandwidth community when every member carries one, so a router can
 // share load by pods rather than by nodes. Paths through the same next hop
-// (ADD-PATH) are merged, adding their weights.
-func toFIB(c rib.Change, ecmp bool) fib.Change {
+// (ADD-PATH) are merged, adding their weights. The next hops are appended to
+// arena, so a burst of changes shares one allocation; the returned change's
+// next hops alias it.
+func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.NextHop) {
 	out := fib.Change{Prefix: c.Prefix}
 	paths := c.Paths
 	if !ecmp && len(paths) > 1 {
@@ -28,6 +30,7 @@ func toFIB(c rib.Change, ecmp bool) fib.Change {
 			weighted = false
 		}
 	}
+	start := len(arena)
 	for _, p := range paths {
 		if !p.NextHop.IsValid() {
 			continue
@@ -36,37 +39,51 @@ func toFIB(c rib.Change, ecmp bool) fib.Change {
 		if weighted {
 			w = uint32(max(1, math.Round(min(float64(p.LinkBandwidth), math.MaxUint32))))
 		}
-		i, found := slices.BinarySearchFunc(out.NextHops, p.NextHop, func(h fib.NextHop, a netip.Addr) int { return h.Addr.Compare(a) })
+		i, found := slices.BinarySearchFunc(arena[start:], p.NextHop, func(h fib.NextHop, a netip.Addr) int { return h.Addr.Compare(a) })
 		if found {
-			out.NextHops[i].Weight += w
+			arena[start+i].Weight += w
 			continue
 		}
-		out.NextHops = slices.Insert(out.NextHops, i, fib.NextHop{Addr: p.NextHop, Weight: w})
+		arena = slices.Insert(arena, start+i, fib.NextHop{Addr: p.NextHop, Weight: w})
 	}
-	return out
+	if len(arena) > start {
+		out.NextHops = arena[start:len(arena):len(arena)]
+	}
+	return out, arena
 }
 
 // fibQueue carries Loc-RIB changes to the FIB writer. Changes to the same
 // prefix coalesce (the newest, by rib.Change.Seq, wins), so a burst of
 // updates costs one kernel write per prefix. It is bounded: push blocks while
 // limit prefixes wait, which slows the sessions down (TCP flow control does
-// the rest) instead of growing without bound.
+// the rest) instead of growing without bound. Two batches take turns, one
+// filling while the writer applies the other, so a steady stream of changes
+// allocates nothing.
 type fibQueue struct {
 	limit int
 
-	mu      sync.Mutex
-	pending map[netip.Prefix]queued
-	wake    chan struct{} // the writer waits here for work
-	room    *sync.Cond    // pushers wait here for space
+	mu    sync.Mutex
+	index map[netip.Prefix]int // position of a prefix in cur
+	cur   *fibBatch
+	wake  chan struct{} // the writer waits here for work
+	room  *sync.Cond    // pushers wait here for space
 }
 
-type queued struct {
-	seq uint64
-	c   fib.Change
+// fibBatch is a set of coalesced changes; seqs[i] is the rib.Change.Seq of
+// changes[i], and hops is the arena their next hops live in.
+type fibBatch struct {
+	changes []fib.Change
+	seqs    []uint64
+	hops    []fib.NextHop
+}
+
+func (b *fibBatch) reset() {
+	clear(b.changes) // drop references into the old arena
+	b.changes, b.seqs, b.hops = b.changes[:0], b.seqs[:0], b.hops[:0]
 }
 
 func newFIBQueue(limit int) *fibQueue {
-	q := &fibQueue{limit: limit, pending: make(map[netip.Prefix]queued), wake: make(chan struct{}, 1)}
+	q := &fibQueue{limit: limit, index: make(map[netip.Prefix]int), cur: new(fibBatch), wake: make(chan struct{}, 1)}
 	q.room = sync.NewCond(&q.mu)
 	return q
 }
@@ -76,20 +93,25 @@ func (q *fibQueue) push(ctx context.Context, cs []rib.Change, ecmp bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, c := range cs {
-		if old, ok := q.pending[c.Prefix]; ok {
-			if c.Seq > old.seq {
-				q.pending[c.Prefix] = queued{c.Seq, toFIB(c, ecmp)}
+		if i, ok := q.index[c.Prefix]; ok {
+			if c.Seq > q.cur.seqs[i] {
+				q.cur.seqs[i] = c.Seq
+				q.cur.changes[i], q.cur.hops = toFIB(q.cur.hops, c, ecmp)
 			}
 			continue
 		}
-		for len(q.pending) >= q.limit {
+		for len(q.cur.changes) >= q.limit {
 			if ctx.Err() != nil {
 				return false
 			}
 			q.signal()
 			q.room.Wait()
 		}
-		q.pending[c.Prefix] = queued{c.Seq, toFIB(c, ecmp)}
+		var fc fib.Change
+		fc, q.cur.hops = toFIB(q.cur.hops, c, ecmp)
+		q.index[c.Prefix] = len(q.cur.changes)
+		q.cur.changes = append(q.cur.changes, fc)
+		q.cur.seqs = append(q.cur.seqs, c.Seq)
 	}
 	q.signal()
 	return true
@@ -103,20 +125,22 @@ func (q *fibQueue) signal() {
 	}
 }
 
-// take removes up to max queued changes and appends them to dst.
-func (q *fibQueue) take(dst []fib.Change, max int) []fib.Change {
+// take hands the writer every queued change, in exchange for the batch it
+// finished with (nil the first time), which becomes the next to fill.
+func (q *fibQueue) take(done *fibBatch) *fibBatch {
+	if done == nil {
+		done = new(fibBatch)
+	}
+	done.reset()
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for p, e := range q.pending {
-		if max == 0 {
-			break
-		}
-		dst = append(dst, e.c)
-		delete(q.pending, p)
-		max--
-	}
+	full := q.cur
+	q.cur = done
+	// clear keeps the map's memory and leaves no tombstones behind, so a
+	// queue that fills and drains for ever stays the size of its limit.
+	clear(q.index)
 	q.room.Broadcast()
-	return dst
+	return full
 }
 
 // release wakes every blocked pusher, so they see their context ended.
@@ -129,5 +153,5 @@ func (q *fibQueue) release() {
 func (q *fibQueue) len() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.pending)
+	return len(q.cur.changes)
 }

@@ -38,7 +38,7 @@ func TestToFIB(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got := toFIB(rib.Change{Prefix: p, Paths: tc.paths}, tc.ecmp)
+			got, _ := toFIB(nil, rib.Change{Prefix: p, Paths: tc.paths}, tc.ecmp)
 			if got.Prefix != p || !reflect.DeepEqual(got.NextHops, tc.want) {
 				t.Fatalf("got %+v, want %+v", got.NextHops, tc.want)
 			}
@@ -63,7 +63,8 @@ func TestFIBQueueCoalescesAndBounds(t *testing.T) {
 		t.Fatal("push did not block on a full queue")
 	case <-time.After(50 * time.Millisecond):
 	}
-	got := q.take(nil, 10)
+	b := q.take(nil)
+	got := b.changes
 	if len(got) != 2 {
 		t.Fatalf("took %d", len(got))
 	}
@@ -75,7 +76,7 @@ func TestFIBQueueCoalescesAndBounds(t *testing.T) {
 	if !<-done {
 		t.Fatal("push failed")
 	}
-	if got := q.take(nil, 10); len(got) != 1 || got[0].Prefix != p3 {
+	if got := q.take(b).changes; len(got) != 1 || got[0].Prefix != p3 {
 		t.Fatalf("got %+v", got)
 	}
 	// A blocked push gives up when its context ends.
@@ -87,5 +88,34 @@ func TestFIBQueueCoalescesAndBounds(t *testing.T) {
 	q.release()
 	if <-done {
 		t.Fatal("push succeeded after cancel")
+	}
+}
+
+// TestFIBQueueArena: changes whose next hops share the queue's arena (which
+// grows and moves as it fills) each keep their own next hops, across turns
+// of the two batches.
+func TestFIBQueueArena(t *testing.T) {
+	q := newFIBQueue(1 << 20)
+	var b *fibBatch
+	for round := range 3 {
+		var cs []rib.Change
+		for i := range 2000 {
+			p := netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, byte(i >> 8), byte(i)}), 32)
+			cs = append(cs, rib.Change{Prefix: p, Seq: uint64(round + 1), Paths: []rib.PathView{
+				{NextHop: netip.AddrFrom4([4]byte{198, 51, 100, byte(i%200 + 1)})},
+				{NextHop: netip.AddrFrom4([4]byte{198, 51, 100, byte(round + 201)})},
+			}})
+		}
+		q.push(context.Background(), cs, true)
+		b = q.take(b)
+		if len(b.changes) != 2000 {
+			t.Fatalf("round %d: %d changes", round, len(b.changes))
+		}
+		for i, c := range b.changes {
+			want := []fib.NextHop{{Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(i%200 + 1)})}, {Addr: netip.AddrFrom4([4]byte{198, 51, 100, byte(round + 201)})}}
+			if !reflect.DeepEqual(c.NextHops, want) {
+				t.Fatalf("round %d change %d (%v): next hops %v, want %v", round, i, c.Prefix, c.NextHops, want)
+			}
+		}
 	}
 }
