@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bgplb/bgplb/bgp/rib"
@@ -32,8 +33,11 @@ type Daemon struct {
 	ctx context.Context
 	wg  sync.WaitGroup
 
+	// cfg is read on every UPDATE, so it is an atomic pointer rather than
+	// something behind mu: sessions never wait on each other for it.
+	cfg atomic.Pointer[Config]
+
 	mu       sync.Mutex // guards everything below
-	cfg      *Config
 	listener *session.Listener
 	peers    map[netip.Addr]*peer
 	nextID   rib.PeerID
@@ -57,11 +61,11 @@ func New(cfg *Config, o Options) *Daemon {
 		log:     o.Log,
 		netns:   o.NetNS,
 		metrics: NewMetrics(),
-		cfg:     cfg,
 		peers:   make(map[netip.Addr]*peer),
 		queue:   newFIBQueue(1 << 14),
 		rib:     rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
 	}
+	d.cfg.Store(cfg)
 	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates})
 	return d
 }
@@ -144,11 +148,7 @@ func (d *Daemon) spawn(f func()) {
 	}()
 }
 
-func (d *Daemon) config() *Config {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.cfg
-}
+func (d *Daemon) config() *Config { return d.cfg.Load() }
 
 func fibConfig(c *Config, netns string) fib.Config {
 	mode := fib.NextHopAuto

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -27,6 +29,8 @@ type peer struct {
 	cancel   context.CancelFunc
 	done     chan struct{}
 	created  time.Time
+
+	updatesIn prometheus.Counter
 
 	ribID    atomic.Uint32 // 0 while not established
 	received atomic.Int64  // prefixes held in the Adj-RIB-In
@@ -50,7 +54,7 @@ func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passiv
 
 // startStatic starts the session of a configured neighbour; d.mu is held.
 func (d *Daemon) startStatic(n Neighbor) {
-	sc := sessionConfig(d.cfg, n.Address, n.PeerASN, n.Timers, n.Passive)
+	sc := sessionConfig(d.config(), n.Address, n.PeerASN, n.Timers, n.Passive)
 	sc.PeerPort, sc.Password, sc.LocalAddr = n.Port, n.Password, n.SourceAddress
 	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
 	p := &peer{d: d, addr: n.Address, static: n}
@@ -61,6 +65,7 @@ func (d *Daemon) startStatic(n Neighbor) {
 func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	p.label = p.addr.String()
 	p.created = time.Now()
+	p.updatesIn = d.metrics.Updates.WithLabelValues(p.label, "in")
 	p.sess = session.New(sc, p, d.log.With("peer", p.label))
 	ctx, cancel := context.WithCancel(d.ctx)
 	p.cancel, p.done = cancel, make(chan struct{})
@@ -102,7 +107,7 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 	if d.ctx.Err() != nil {
 		return nil, false
 	}
-	for _, r := range d.cfg.DynamicNeighbors {
+	for _, r := range d.config().DynamicNeighbors {
 		if !r.Prefix.Contains(addr) {
 			continue
 		}
@@ -110,7 +115,7 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 			d.log.Warn("dynamic neighbor refused: range full", "remote", addr, "range", r.Prefix, "maxPeers", r.MaxPeers)
 			return nil, false
 		}
-		sc := sessionConfig(d.cfg, addr, r.PeerASN, r.Timers, true)
+		sc := sessionConfig(d.config(), addr, r.PeerASN, r.Timers, true)
 		sc.Password = r.Password
 		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
 		d.startPeer(p, sc)
@@ -241,7 +246,7 @@ func (p *peer) Update(_ *session.Peer, u *wire.Update, action wire.Action) error
 	}
 	d := p.d
 	cfg := d.config()
-	d.metrics.Updates.WithLabelValues(p.label, "in").Inc()
+	p.updatesIn.Inc()
 	a := &u.Attrs
 	withdrawAll := action == wire.TreatAsWithdraw
 

@@ -14,9 +14,8 @@ import (
 // guards. FIB, API and metrics settings take a restart, and say so.
 func (d *Daemon) Reload(cfg *Config) {
 	d.mu.Lock()
-	old := d.cfg
+	old := d.cfg.Swap(cfg)
 	plan := PlanReload(old, cfg)
-	d.cfg = cfg
 	var stop []*peer
 	for _, a := range slices.Concat(plan.Remove, plan.Restart) {
 		if p, ok := d.peers[a]; ok {
