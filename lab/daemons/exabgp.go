@@ -179,6 +179,13 @@ func (e *ExaBGP) Command(lines ...string) error {
 
 // Announce implements Daemon.
 func (e *ExaBGP) Announce(ctx context.Context, prefixes ...netip.Prefix) error {
+	return e.AnnounceWith(ctx, "", prefixes...)
+}
+
+// AnnounceWith announces prefixes with extra attributes in ExaBGP's route
+// syntax appended to each, e.g. "extended-community [ 0x4004fc003f800000 ]"
+// (a link-bandwidth community, written as its 8 bytes in hex).
+func (e *ExaBGP) AnnounceWith(ctx context.Context, attrs string, prefixes ...netip.Prefix) error {
 	if err := checkPrefixes(prefixes); err != nil {
 		return err
 	}
@@ -188,7 +195,11 @@ func (e *ExaBGP) Announce(ctx context.Context, prefixes ...netip.Prefix) error {
 		if err != nil {
 			return err
 		}
-		lines = append(lines, fmt.Sprintf("announce route %s next-hop %s", p, nh))
+		line := fmt.Sprintf("announce route %s next-hop %s", p, nh)
+		if attrs != "" {
+			line += " " + attrs
+		}
+		lines = append(lines, line)
 	}
 	return e.Command(lines...)
 }
