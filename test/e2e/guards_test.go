@@ -35,17 +35,8 @@ func TestRouterEBGP(t *testing.T) {
 	r := topology(t, &n1, &n2)
 	rp := startRouter(t, ctx, r, ebgpConfig)
 
-	frr, err := daemons.StartFRR(ctx, n1.ns, daemons.Config{ASN: 64513, RouterID: n1.v4, Local4: n1.v4, Local6: n1.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-	labtest.SkipIfNotInstalled(t, err)
-	if err != nil {
-		t.Fatal(err)
-	}
-	exa, err := daemons.StartExaBGP(ctx, n2.ns, daemons.Config{ASN: 64514, RouterID: n2.v4, Local4: n2.v4, Local6: n2.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	frr := peerWith(t, ctx, daemons.StartFRR, n1, 64513, r, false)
+	exa := peerWith(t, ctx, daemons.StartExaBGP, n2, 64514, r, false)
 	shared := prefix("203.0.113.30/32")
 	p1, p1v6 := prefix("203.0.113.31/32"), prefix("2001:db8:100::31/128")
 	p2, p2v6 := prefix("203.0.113.32/32"), prefix("2001:db8:100::32/128")
@@ -90,17 +81,8 @@ func TestRouterGuards(t *testing.T) {
 	r := topology(t, &n1, &n2)
 	rp := startRouter(t, ctx, r, guardConfig)
 
-	bad, err := daemons.StartExaBGP(ctx, n1.ns, daemons.Config{ASN: 64512, RouterID: n1.v4, Local4: n1.v4, Local6: n1.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-	labtest.SkipIfNotInstalled(t, err)
-	if err != nil {
-		t.Fatal(err)
-	}
-	good, err := daemons.StartBIRD(ctx, n2.ns, daemons.Config{ASN: 64512, RouterID: n2.v4, Local4: n2.v4, Local6: n2.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bad := peerWith(t, ctx, daemons.StartExaBGP, n1, 64512, r, false)
+	good := peerWith(t, ctx, daemons.StartBIRD, n2, 64512, r, false)
 	rp.waitEstablished(t, ctx, n1.v4, n2.v4)
 	valid, neighbour := prefix("203.0.113.20/32"), prefix("203.0.113.21/32")
 	refused := []string{"0.0.0.0/0", "::/0", "198.51.100.128/32", "2001:db8:200::1/128", "203.0.113.0/24"}
@@ -138,14 +120,14 @@ func TestRouterGuards(t *testing.T) {
 	for _, p := range more {
 		w[p] = nil
 	}
-	err = lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-		return strings.Contains(string(rp.proc.Logs()), "exceeded import.maxPrefixes"), nil
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		return strings.Contains(rp.proc.Logs(), "exceeded import.maxPrefixes"), nil
 	})
 	if err != nil {
 		t.Fatal("the router never closed the session over maxPrefixes")
 	}
 	rp.waitKernel(t, ctx, w)
-	if !strings.Contains(string(rp.proc.Logs()), "Maximum Number of Prefixes Reached") {
+	if !strings.Contains(rp.proc.Logs(), "Maximum Number of Prefixes Reached") {
 		t.Error("no Cease / Maximum Number of Prefixes Reached in the router's log")
 	}
 }

@@ -39,12 +39,7 @@ func TestRouterReloadAndRestart(t *testing.T) {
 	rp := startRouter(t, ctx, r, strings.ReplaceAll(reloadConfig, "GRACE", "3s"))
 	var birds []daemons.Daemon
 	for i, n := range []node{n1, n2} {
-		b, err := daemons.StartBIRD(ctx, n.ns, daemons.Config{ASN: 64512, RouterID: n.v4, Local4: n.v4, Local6: n.v6,
-			Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-		labtest.SkipIfNotInstalled(t, err)
-		if err != nil {
-			t.Fatal(err)
-		}
+		b := peerWith(t, ctx, daemons.StartBIRD, n, 64512, r, false)
 		if err := b.Announce(ctx, prefix([]string{"203.0.113.41/32", "203.0.113.42/32"}[i])); err != nil {
 			t.Fatal(err)
 		}

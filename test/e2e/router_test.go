@@ -51,6 +51,23 @@ func topology(t *testing.T, nodes ...*node) node {
 	return r
 }
 
+// startFn is a daemons launcher.
+type startFn[D daemons.Daemon] func(context.Context, *lab.Netns, daemons.Config) (D, error)
+
+// peerWith starts a daemon of AS asn on n whose one neighbour is the router
+// (passive when the router dials it), skipping the test when the daemon is
+// not installed.
+func peerWith[D daemons.Daemon](t *testing.T, ctx context.Context, start startFn[D], n node, asn uint32, r node, passive bool) D {
+	t.Helper()
+	d, err := start(ctx, n.ns, daemons.Config{ASN: asn, RouterID: n.v4, Local4: n.v4, Local6: n.v6,
+		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512, Passive: passive}}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
 // routerProc is `bgplb router` running in the router namespace.
 type routerProc struct {
 	ns     *lab.Netns
@@ -196,17 +213,8 @@ func TestRouterIBGP(t *testing.T) {
 	r := topology(t, &n1, &n2)
 	rp := startRouter(t, ctx, r, ibgpConfig)
 
-	bird, err := daemons.StartBIRD(ctx, n1.ns, daemons.Config{ASN: 64512, RouterID: n1.v4, Local4: n1.v4, Local6: n1.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-	labtest.SkipIfNotInstalled(t, err)
-	if err != nil {
-		t.Fatal(err)
-	}
-	gobgp, err := daemons.StartGoBGP(ctx, n2.ns, daemons.Config{ASN: 64512, RouterID: n2.v4, Local4: n2.v4, Local6: n2.v6,
-		Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512, Passive: true}}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	bird := peerWith(t, ctx, daemons.StartBIRD, n1, 64512, r, false)
+	gobgp := peerWith(t, ctx, daemons.StartGoBGP, n2, 64512, r, true)
 	shared := prefix("203.0.113.10/32")
 	p1, p1v6 := prefix("203.0.113.11/32"), prefix("2001:db8:100::11/128")
 	p2, p2v6 := prefix("203.0.113.12/32"), prefix("2001:db8:100::12/128")

@@ -31,12 +31,7 @@ func TestRouterWeightedECMP(t *testing.T) {
 	rp := startRouter(t, ctx, r, guardConfig)
 	var exas []*daemons.ExaBGP
 	for _, n := range []node{n1, n2} {
-		e, err := daemons.StartExaBGP(ctx, n.ns, daemons.Config{ASN: 64512, RouterID: n.v4, Local4: n.v4, Local6: n.v6,
-			Neighbors: []daemons.Neighbor{{Address: r.v4, ASN: 64512}}})
-		labtest.SkipIfNotInstalled(t, err)
-		if err != nil {
-			t.Fatal(err)
-		}
+		e := peerWith(t, ctx, daemons.StartExaBGP, n, 64512, r, false)
 		exas = append(exas, e)
 	}
 	rp.waitEstablished(t, ctx, n1.v4, n2.v4)
