@@ -206,6 +206,7 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 			Multihop:      uint8(b.uint(&rn.Multihop, field+".ebgpMultihop", 1, 255, 0)),
 			TTLSecurity:   b.bool(&rn.TTLSecurity, field+".ttlSecurity", false),
 			SourceAddress: b.addr(&rn.SourceAddress, field+".sourceAddress"),
+			SourcePort:    uint16(b.uint(&rn.SourcePort, field+".sourcePort", 1, 65535, 0)),
 			Description:   b.str(&rn.Description, field+".description", ""),
 			Timers:        b.timers(&rn.rawTimers, field),
 		}

@@ -44,6 +44,7 @@ type Neighbor struct {
 	Multihop      uint8 // eBGP multihop TTL; 0 = directly connected
 	TTLSecurity   bool  // GTSM (RFC 5082)
 	SourceAddress netip.Addr
+	SourcePort    uint16 // 0 = any
 	Description   string
 }
 
@@ -127,6 +128,7 @@ type rawNeighbor struct {
 	Multihop      yaml.Node `yaml:"ebgpMultihop"`
 	TTLSecurity   yaml.Node `yaml:"ttlSecurity"`
 	SourceAddress yaml.Node `yaml:"sourceAddress"`
+	SourcePort    yaml.Node `yaml:"sourcePort"`
 	Description   yaml.Node `yaml:"description"`
 	rawTimers     `yaml:",inline"`
 }

@@ -112,12 +112,15 @@ func TestParseErrors(t *testing.T) {
 
 func TestParseTimers(t *testing.T) {
 	c, err := Parse("t.yaml", []byte("asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n"+
-		"neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 9, keepaliveTime: 3s, connectRetry: 1m}\n"))
+		"neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 9, keepaliveTime: 3s, connectRetry: 1m, sourceAddress: 198.51.100.1, sourcePort: 1179}\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := c.Neighbors[0].Timers; got != (Timers{9 * time.Second, 3 * time.Second, time.Minute}) {
 		t.Fatalf("timers %+v", got)
+	}
+	if n := c.Neighbors[0]; n.SourceAddress != netip.MustParseAddr("198.51.100.1") || n.SourcePort != 1179 {
+		t.Fatalf("source %v:%d", n.SourceAddress, n.SourcePort)
 	}
 }
 

@@ -55,7 +55,7 @@ func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passiv
 // startStatic starts the session of a configured neighbour; d.mu is held.
 func (d *Daemon) startStatic(n Neighbor) {
 	sc := sessionConfig(d.config(), n.Address, n.PeerASN, n.Timers, n.Passive)
-	sc.PeerPort, sc.Password, sc.LocalAddr = n.Port, n.Password, n.SourceAddress
+	sc.PeerPort, sc.Password, sc.LocalAddr, sc.LocalPort = n.Port, n.Password, n.SourceAddress, n.SourcePort
 	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
 	p := &peer{d: d, addr: n.Address, static: n}
 	d.startPeer(p, sc)

@@ -38,7 +38,7 @@ func Handler(src Source) http.Handler {
 		var p netip.Prefix
 		if s := r.URL.Query().Get("prefix"); s != "" {
 			var err error
-			if p, err = parsePrefixOrAddr(s); err != nil {
+			if p, err = ParsePrefixOrAddr(s); err != nil {
 				writeError(w, http.StatusBadRequest, err)
 				return
 			}
@@ -56,8 +56,9 @@ func Handler(src Source) http.Handler {
 	return mux
 }
 
-// parsePrefixOrAddr accepts a prefix or a bare address (as a host route).
-func parsePrefixOrAddr(s string) (netip.Prefix, error) {
+// ParsePrefixOrAddr accepts a prefix (masked) or a bare address (as a host
+// route); the API and the CLI both read prefixes this way.
+func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
 	if p, err := netip.ParsePrefix(s); err == nil {
 		return p.Masked(), nil
 	}

@@ -67,7 +67,7 @@ func newRIBCmd() *cobra.Command {
 			var p netip.Prefix
 			if len(args) == 1 {
 				var err error
-				if p, err = parsePrefixArg(args[0]); err != nil {
+				if p, err = view.ParsePrefixOrAddr(args[0]); err != nil {
 					return err
 				}
 			}
@@ -99,15 +99,4 @@ func newFIBCmd() *cobra.Command {
 	}
 	f.add(cmd)
 	return cmd
-}
-
-func parsePrefixArg(s string) (netip.Prefix, error) {
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, fmt.Errorf("%q is neither a prefix nor an address", s)
-	}
-	return netip.PrefixFrom(a, a.BitLen()), nil
 }
