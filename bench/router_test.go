@@ -287,3 +287,12 @@ func TestHostRoutesDistinct(t *testing.T) {
 		seen[r.Prefix] = true
 	}
 }
+
+// TestMain removes the binary bgplb() built.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
