@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build test deps lint bench fuzz lab clean
+.PHONY: all build test deps k8sbin lint bench fuzz lab clean generate
 
 all: build
 
@@ -21,11 +21,16 @@ build:
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
 # (or run `make deps` yourself). Fuzz seed corpora in testdata/fuzz run as
 # ordinary tests.
-test: $(if $(or $(CI),$(DEPS)),deps) lint
+test: $(if $(or $(CI),$(DEPS)),deps) lint k8sbin
 	$(GO) test $(GOTESTFLAGS) ./...
 
 deps:
 	hack/install-deps.sh
+
+# kube-apiserver and etcd for internal/kubetest, built from hack/k8sbin when
+# missing or stale (~20 min the first time on a machine, then seconds).
+k8sbin:
+	hack/k8sbin.sh
 
 lint:
 	@unformatted="$$(gofmt -l .)"; \
@@ -33,6 +38,16 @@ lint:
 		echo "gofmt needed on:"; echo "$$unformatted"; exit 1; \
 	fi
 	$(GO) vet ./...
+
+# Regenerates api/v1alpha1/zz_generated.deepcopy.go and the CRDs in
+# config/crd/bases from the markers in api/. controller-gen runs with
+# `go run pkg@version` so that it stays out of go.mod; the api package's
+# tests fail when the committed files differ from its output.
+CONTROLLER_GEN_VERSION := v0.23.0
+CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
+
+generate:
+	$(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 
 # make bench PKG=./bgp/wire BENCH=Decode
 bench:

@@ -1,0 +1,159 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// BGPPeer is a BGP session the speakers on the selected nodes keep with a
+// router.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=bgppeer,categories=bgplb
+// +kubebuilder:printcolumn:name="Peer Address",type=string,JSONPath=`.spec.peerAddress`
+// +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
+// +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
+// +kubebuilder:printcolumn:name="BFD Profile",type=string,JSONPath=`.spec.bfdProfile`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type BGPPeer struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BGPPeerSpec `json:"spec"`
+}
+
+// BGPPeerSpec describes one BGP session per selected node.
+//
+// ASNs are int64 rather than uint32: Kubernetes APIs avoid unsigned
+// integers, and an int32 cannot hold a 4-octet ASN.
+//
+// +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || duration(self.keepaliveTime) <= duration(self.holdTime)",message="keepaliveTime must not exceed holdTime",fieldPath=".keepaliveTime"
+// +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same family as peerAddress",fieldPath=".sourceAddress"
+// +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || self.myASN != self.peerASN",message="ebgpMultiHop applies only to eBGP sessions (myASN different from peerASN)",fieldPath=".ebgpMultiHop"
+type BGPPeerSpec struct {
+	// MyASN is the AS number the speaker uses for this session.
+	//
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	MyASN int64 `json:"myASN"`
+
+	// PeerASN is the AS number the router must open with.
+	//
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4294967295
+	PeerASN int64 `json:"peerASN"`
+
+	// PeerAddress is the router's address.
+	//
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address without a zone"
+	PeerAddress string `json:"peerAddress"`
+
+	// PeerPort is the router's TCP port.
+	//
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +kubebuilder:default=179
+	// +optional
+	PeerPort int32 `json:"peerPort,omitempty"`
+
+	// HoldTime proposed in the OPEN message: 0 (no keepalives, the session
+	// never times out) or from 3s to 65535s, as RFC 4271 allows. Unset, the
+	// speaker's default applies.
+	//
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || (duration(self) >= duration('3s') && duration(self) <= duration('65535s'))",message="holdTime must be 0 or between 3s and 65535s"
+	// +optional
+	HoldTime *metav1.Duration `json:"holdTime,omitempty"`
+
+	// KeepaliveTime between KEEPALIVE messages; at most holdTime.
+	//
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
+	// +optional
+	KeepaliveTime *metav1.Duration `json:"keepaliveTime,omitempty"`
+
+	// ConnectTime is how long to wait between connection attempts.
+	//
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:Pattern=`^(0|([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+)$`
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('65535s')",message="connectTime must be between 1s and 65535s"
+	// +optional
+	ConnectTime *metav1.Duration `json:"connectTime,omitempty"`
+
+	// PasswordSecret names the Secret holding the TCP-MD5 password. The
+	// password lives in a Secret, never in this object, so that reading
+	// peers does not mean reading passwords.
+	//
+	// +optional
+	PasswordSecret *SecretKeyReference `json:"passwordSecret,omitempty"`
+
+	// SourceAddress is the local address the session uses; unset, the
+	// kernel chooses. Same family as peerAddress.
+	//
+	// +kubebuilder:validation:MaxLength=45
+	// +kubebuilder:validation:XValidation:rule="isIP(self)",message="must be an IPv4 or IPv6 address without a zone"
+	// +optional
+	SourceAddress string `json:"sourceAddress,omitempty"`
+
+	// EBGPMultiHop is the IP TTL of an eBGP session whose router is more
+	// than one hop away. Unset, eBGP packets carry TTL 1 (directly
+	// connected). A TTL rather than MetalLB's boolean: the operator knows
+	// the hop count, and 255 gives the boolean's meaning.
+	//
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=255
+	// +optional
+	EBGPMultiHop *int32 `json:"ebgpMultiHop,omitempty"`
+
+	// NodeSelectors pick the nodes whose speakers keep this session: a
+	// node matching any selector. Empty means every node.
+	//
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	// +optional
+	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
+
+	// BFDProfile names a BFDProfile; set, the session is watched by BFD
+	// with that profile's timers.
+	//
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	BFDProfile string `json:"bfdProfile,omitempty"`
+
+	// GracefulRestart advertises the graceful restart capability, so the
+	// router keeps this node's routes while its speaker restarts.
+	//
+	// +optional
+	GracefulRestart bool `json:"gracefulRestart,omitempty"`
+}
+
+// SecretKeyReference points at one key of a Secret.
+type SecretKeyReference struct {
+	// Name of the Secret.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Name string `json:"name"`
+	// Namespace of the Secret; unset, the namespace bgplb runs in.
+	//
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// Key of the Secret's data that holds the password.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:default=password
+	// +optional
+	Key string `json:"key,omitempty"`
+}
+
+// BGPPeerList is a list of BGPPeers.
+//
+// +kubebuilder:object:root=true
+type BGPPeerList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPPeer `json:"items"`
+}
