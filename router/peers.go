@@ -310,15 +310,14 @@ func (p *peer) apply(id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs,
 
 // checkLimit enforces import.maxPrefixes after an update.
 func (p *peer) checkLimit(id rib.PeerID, cfg *Config) error {
-	st, ok := p.d.rib.PeerStats(id)
+	received, accepted, ok := p.d.rib.PeerTotals(id)
 	if !ok {
 		return nil
 	}
-	received := st.IPv4.Received + st.IPv6.Received
 	p.received.Store(int64(received))
-	p.accepted.Store(int64(st.IPv4.Accepted + st.IPv6.Accepted))
+	p.accepted.Store(int64(accepted))
 	p.d.metrics.PrefixesReceived.WithLabelValues(p.label).Set(float64(received))
-	p.d.metrics.PrefixesAccepted.WithLabelValues(p.label).Set(float64(p.accepted.Load()))
+	p.d.metrics.PrefixesAccepted.WithLabelValues(p.label).Set(float64(accepted))
 	if received > cfg.Import.MaxPrefixes {
 		p.d.log.Warn("peer exceeded import.maxPrefixes: closing the session", "peer", p.label,
 			"received", received, "maxPrefixes", cfg.Import.MaxPrefixes)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -99,6 +100,11 @@ type peerState struct {
 
 	// mu is held for a whole Update or RemovePeer of the peer and guards
 	// everything below.
+	// received and accepted total the peer's paths over both families,
+	// kept beside the per-shard counters so the daemon can check limits
+	// after every UPDATE without visiting every shard.
+	received, accepted atomic.Int64
+
 	mu      sync.Mutex
 	removed bool
 	sources map[sourceKey]*source

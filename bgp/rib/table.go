@@ -180,16 +180,20 @@ func (sh *shard[K]) counter(s *source) *peerCounts {
 func (sh *shard[K]) add(s *source) {
 	c := sh.counter(s)
 	c.received++
+	s.peer.received.Add(1)
 	if s.valid() {
 		c.accepted++
+		s.peer.accepted.Add(1)
 	}
 }
 
 func (sh *shard[K]) remove(s *source) {
 	c := sh.counter(s)
 	c.received--
+	s.peer.received.Add(-1)
 	if s.valid() {
 		c.accepted--
+		s.peer.accepted.Add(-1)
 	}
 }
 

@@ -805,6 +805,10 @@ func compareState(t *testing.T, what string, r *RIB, tw *twin) {
 		if ps.IPv4 != w.v4 || ps.IPv6 != w.v6 {
 			t.Fatalf("%s: peer %d counts %+v %+v, twin %+v %+v", what, ps.Peer.ID, ps.IPv4, ps.IPv6, w.v4, w.v6)
 		}
+		rcv, acc, ok := r.PeerTotals(ps.Peer.ID)
+		if !ok || rcv != w.v4.Received+w.v6.Received || acc != w.v4.Accepted+w.v6.Accepted {
+			t.Fatalf("%s: peer %d totals %d/%d, twin %+v %+v", what, ps.Peer.ID, rcv, acc, w.v4, w.v6)
+		}
 	}
 	if s.AttrSets != len(distinct) {
 		t.Fatalf("%s: %d attribute sets, twin %d distinct", what, s.AttrSets, len(distinct))

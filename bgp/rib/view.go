@@ -321,6 +321,18 @@ func sum[K prefixKey](t *table[K], byslot map[int]int, peers []PeerStats, fam fu
 	return prefixes, paths
 }
 
+// PeerTotals is a peer's received and accepted paths over both families,
+// read without visiting the shards: cheap enough to check after every UPDATE.
+func (r *RIB) PeerTotals(id PeerID) (received, accepted int, ok bool) {
+	r.mu.RLock()
+	ps, ok := r.peers[id]
+	r.mu.RUnlock()
+	if !ok {
+		return 0, 0, false
+	}
+	return int(ps.received.Load()), int(ps.accepted.Load()), true
+}
+
 // PeerStats returns the counters of one peer.
 func (r *RIB) PeerStats(id PeerID) (PeerStats, bool) {
 	for _, p := range r.Stats().Peers {
