@@ -281,18 +281,9 @@ func eachReply(d []byte, first, last uint32, fn func(reply)) error {
 	return nil
 }
 
-// dump sends a dump request and calls fn for each message of the answer. A
-// dump that the kernel marks inconsistent (the table changed under it) is
-// reported as errDumpInterrupted so that the caller can run it again.
-func (c *conn) dump(ctx context.Context, req []byte, seq uint32, fn func(nlMsg) error) error {
-	if err := c.deadline(ctx); err != nil {
-		return err
-	}
-	if err := c.send(req); err != nil {
-		return err
-	}
-	c.dirty = true
-	intr := false
+// replies reads answers to seq until fn says the exchange is over; answers
+// to other requests (left over from an abandoned exchange) are skipped.
+func (c *conn) replies(ctx context.Context, seq uint32, fn func(nlMsg) (done bool, err error)) error {
 	for {
 		d, err := c.recv(true)
 		if err != nil {
@@ -307,31 +298,47 @@ func (c *conn) dump(ctx context.Context, req []byte, seq uint32, fn func(nlMsg) 
 			if m.seq != seq {
 				continue
 			}
-			intr = intr || m.flags&unix.NLM_F_DUMP_INTR != 0
-			switch m.typ {
-			case unix.NLMSG_DONE:
-				c.dirty = false
-				if intr {
-					return errDumpInterrupted
-				}
-				return doneError(m)
-			case unix.NLMSG_ERROR:
-				c.dirty = false
-				errno, text, err := parseError(m)
-				if err != nil {
-					return err
-				}
-				return &Error{Op: "dump", Errno: errno, Msg: text}
-			default:
-				if err := fn(m); err != nil {
-					return err
-				}
+			if done, err := fn(m); done || err != nil {
+				return err
 			}
 		}
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 	}
+}
+
+// dump sends a dump request and calls fn for each message of the answer. A
+// dump that the kernel marks inconsistent (the table changed under it) is
+// reported as errDumpInterrupted so that the caller can run it again.
+func (c *conn) dump(ctx context.Context, req []byte, seq uint32, fn func(nlMsg) error) error {
+	if err := c.deadline(ctx); err != nil {
+		return err
+	}
+	if err := c.send(req); err != nil {
+		return err
+	}
+	c.dirty = true
+	intr := false
+	return c.replies(ctx, seq, func(m nlMsg) (bool, error) {
+		intr = intr || m.flags&unix.NLM_F_DUMP_INTR != 0
+		switch m.typ {
+		case unix.NLMSG_DONE:
+			c.dirty = false
+			if intr {
+				return true, errDumpInterrupted
+			}
+			return true, doneError(m)
+		case unix.NLMSG_ERROR:
+			c.dirty = false
+			errno, text, err := parseError(m)
+			if err != nil {
+				return true, err
+			}
+			return true, &Error{Op: "dump", Errno: errno, Msg: text}
+		}
+		return false, fn(m)
+	})
 }
 
 var errDumpInterrupted = errors.New("fib: dump interrupted by a concurrent change")
@@ -355,31 +362,17 @@ func (c *conn) request(ctx context.Context, op string, req []byte, seq uint32, f
 	if err := c.send(req); err != nil {
 		return err
 	}
-	for {
-		d, err := c.recv(true)
-		if err != nil {
-			return err
+	return c.replies(ctx, seq, func(m nlMsg) (bool, error) {
+		if m.typ != unix.NLMSG_ERROR {
+			return true, fn(m)
 		}
-		for len(d) > 0 {
-			m, rest, err := nextMsg(d)
-			if err != nil {
-				return err
-			}
-			d = rest
-			if m.seq != seq {
-				continue
-			}
-			if m.typ == unix.NLMSG_ERROR {
-				errno, text, err := parseError(m)
-				if err != nil {
-					return err
-				}
-				if errno == 0 {
-					return nil
-				}
-				return &Error{Op: op, Errno: errno, Msg: text}
-			}
-			return fn(m)
+		errno, text, err := parseError(m)
+		switch {
+		case err != nil:
+			return true, err
+		case errno == 0:
+			return true, nil
 		}
-	}
+		return true, &Error{Op: op, Errno: errno, Msg: text}
+	})
 }
