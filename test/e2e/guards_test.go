@@ -9,7 +9,6 @@ import (
 
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/daemons"
-	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/view"
 )
 
@@ -28,12 +27,8 @@ api: {socket: SOCKET}
 // two neighbour ASes; each node's own /32 and /128 arrive via that node; a
 // withdrawal leaves the other node's routes alone.
 func TestRouterEBGP(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "exabgp", "/usr/lib/frr/bgpd")
-	ctx := labtest.Context(t, 90*time.Second)
-	n1, n2 := newNode("node1", 11), newNode("node2", 12)
-	r := topology(t, &n1, &n2)
-	rp := startRouter(t, ctx, r, ebgpConfig)
+	l := newRouterLab(t, 90*time.Second, ebgpConfig, "exabgp", "/usr/lib/frr/bgpd")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
 
 	frr := peerWith(t, ctx, daemons.StartFRR, n1, 64513, r, false)
 	exa := peerWith(t, ctx, daemons.StartExaBGP, n2, 64514, r, false)
@@ -74,12 +69,8 @@ api: {socket: SOCKET}
 // its session is closed with Cease / Maximum Number of Prefixes Reached and
 // its routes leave, the neighbour's stay.
 func TestRouterGuards(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "exabgp", "bird")
-	ctx := labtest.Context(t, 90*time.Second)
-	n1, n2 := newNode("node1", 11), newNode("node2", 12)
-	r := topology(t, &n1, &n2)
-	rp := startRouter(t, ctx, r, guardConfig)
+	l := newRouterLab(t, 90*time.Second, guardConfig, "exabgp", "bird")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
 
 	bad := peerWith(t, ctx, daemons.StartExaBGP, n1, 64512, r, false)
 	good := peerWith(t, ctx, daemons.StartBIRD, n2, 64512, r, false)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/daemons"
-	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/view"
 )
 
@@ -31,12 +30,8 @@ api: {socket: SOCKET}
 // and the next start removes them once the grace time passes without the
 // peer coming back.
 func TestRouterReloadAndRestart(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "bird")
-	ctx := labtest.Context(t, 90*time.Second)
-	n1, n2 := newNode("node1", 11), newNode("node2", 12)
-	r := topology(t, &n1, &n2)
-	rp := startRouter(t, ctx, r, strings.ReplaceAll(reloadConfig, "GRACE", "3s"))
+	l := newRouterLab(t, 90*time.Second, strings.ReplaceAll(reloadConfig, "GRACE", "3s"), "bird")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
 	var birds []daemons.Daemon
 	for i, n := range []node{n1, n2} {
 		b := peerWith(t, ctx, daemons.StartBIRD, n, 64512, r, false)

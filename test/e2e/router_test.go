@@ -68,6 +68,26 @@ func peerWith[D daemons.Daemon](t *testing.T, ctx context.Context, start startFn
 	return d
 }
 
+// routerLab is the router (.1) and two nodes (.11, .12) on one LAN, with
+// `bgplb router` running on config.
+type routerLab struct {
+	ctx    context.Context
+	r      node
+	n1, n2 node
+	rp     *routerProc
+}
+
+// newRouterLab skips unless root with bins installed, and builds the lab.
+func newRouterLab(t *testing.T, limit time.Duration, config string, bins ...string) routerLab {
+	t.Helper()
+	labtest.Require(t)
+	labtest.RequireBinaries(t, bins...)
+	l := routerLab{ctx: labtest.Context(t, limit), n1: newNode("node1", 11), n2: newNode("node2", 12)}
+	l.r = topology(t, &l.n1, &l.n2)
+	l.rp = startRouter(t, l.ctx, l.r, config)
+	return l
+}
+
 // routerProc is `bgplb router` running in the router namespace.
 type routerProc struct {
 	ns     *lab.Netns
@@ -206,12 +226,8 @@ api: {socket: SOCKET}
 // A prefix both announce becomes an ECMP route; a withdrawal and a node
 // going away update the kernel.
 func TestRouterIBGP(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "bird", "gobgpd")
-	ctx := labtest.Context(t, 40*time.Second)
-	n1, n2 := newNode("node1", 11), newNode("node2", 12)
-	r := topology(t, &n1, &n2)
-	rp := startRouter(t, ctx, r, ibgpConfig)
+	l := newRouterLab(t, 40*time.Second, ibgpConfig, "bird", "gobgpd")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
 
 	bird := peerWith(t, ctx, daemons.StartBIRD, n1, 64512, r, false)
 	gobgp := peerWith(t, ctx, daemons.StartGoBGP, n2, 64512, r, true)

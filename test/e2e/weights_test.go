@@ -9,7 +9,6 @@ import (
 
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/daemons"
-	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 // linkBandwidth is ExaBGP's spelling of a non-transitive link-bandwidth
@@ -23,12 +22,8 @@ func linkBandwidth(v float32) string {
 // the router's kernel route weights its next hops 1:3. When one node stops
 // sending the community the route falls back to equal weights.
 func TestRouterWeightedECMP(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "exabgp")
-	ctx := labtest.Context(t, 60*time.Second)
-	n1, n2 := newNode("node1", 11), newNode("node2", 12)
-	r := topology(t, &n1, &n2)
-	rp := startRouter(t, ctx, r, guardConfig)
+	l := newRouterLab(t, 60*time.Second, guardConfig, "exabgp")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
 	var exas []*daemons.ExaBGP
 	for _, n := range []node{n1, n2} {
 		e := peerWith(t, ctx, daemons.StartExaBGP, n, 64512, r, false)
