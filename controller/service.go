@@ -54,7 +54,8 @@ func Handles(svc *corev1.Service, handleUnclassed bool) bool {
 
 // RequestFor turns a Service into an allocation request. An unparsable
 // request is an error naming the field, for the Service's event and
-// condition.
+// condition; the request returned with it has no addresses but every other
+// field.
 func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
 	r := allocator.Request{
 		Key:             allocator.Key{Namespace: svc.Namespace, Name: svc.Name},
@@ -63,21 +64,6 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 	}
 	r.Pool, _ = annotation(svc, AnnotationPool)
 	r.SharingKey, _ = annotation(svc, AnnotationSharedIP)
-	if ips, ok := annotation(svc, AnnotationIPs); ok {
-		for _, s := range strings.Split(ips, ",") {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil {
-				return r, fmt.Errorf("annotation %s: %q is not an IP address", AnnotationIPs, s)
-			}
-			r.Addresses = append(r.Addresses, a.Unmap())
-		}
-	} else if s := svc.Spec.LoadBalancerIP; s != "" {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return r, fmt.Errorf("spec.loadBalancerIP: %q is not an IP address", s)
-		}
-		r.Addresses = []netip.Addr{a.Unmap()}
-	}
 	for _, f := range svc.Spec.IPFamilies {
 		switch f {
 		case corev1.IPv4Protocol:
@@ -106,6 +92,25 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 	}
 	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
 		r.TrafficPolicy = allocator.Local
+	}
+	// Addresses come last so that on a parse error every other field is
+	// still filled in: restoring a Service's holding at start-up needs its
+	// sharing key and ports even when its request has since gone bad.
+	if ips, ok := annotation(svc, AnnotationIPs); ok {
+		for _, s := range strings.Split(ips, ",") {
+			a, err := netip.ParseAddr(strings.TrimSpace(s))
+			if err != nil {
+				r.Addresses = nil
+				return r, fmt.Errorf("annotation %s: %q is not an IP address", AnnotationIPs, s)
+			}
+			r.Addresses = append(r.Addresses, a.Unmap())
+		}
+	} else if s := svc.Spec.LoadBalancerIP; s != "" {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			return r, fmt.Errorf("spec.loadBalancerIP: %q is not an IP address", s)
+		}
+		r.Addresses = []netip.Addr{a.Unmap()}
 	}
 	return r, nil
 }

@@ -388,3 +388,12 @@ func (a *Allocator) endHoldDown(x netip.Addr, r release) {
 		p.holdDown[fi(FamilyOf(x))]--
 	}
 }
+
+// Outside says why no pool may hand out x (its pool shrank, went away, was
+// refused or now avoids it), or "" when a pool covers it.
+func (a *Allocator) Outside(x netip.Addr) string {
+	if a.ix.poolOf(x) != nil {
+		return ""
+	}
+	return a.ix.whyOutside(x)
+}

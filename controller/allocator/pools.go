@@ -101,12 +101,24 @@ func overlap(p Pool, accepted []Pool) error {
 		for _, r := range p.Ranges {
 			for _, s := range q.Ranges {
 				if r.overlaps(s) {
-					return fmt.Errorf("%s overlaps %s of pool %s", r, s, q.Name)
+					return &OverlapError{Range: r, Other: s, Pool: q.Name}
 				}
 			}
 		}
 	}
 	return nil
+}
+
+// OverlapError refuses a pool sharing addresses with an earlier one; the
+// reconciler reports it as the pool's Overlap condition.
+type OverlapError struct {
+	Range, Other Range
+	// Pool is the earlier pool that keeps the addresses.
+	Pool string
+}
+
+func (e *OverlapError) Error() string {
+	return fmt.Sprintf("%s overlaps %s of pool %s", e.Range, e.Other, e.Pool)
 }
 
 // autoOrder is the order pools are tried in for automatic assignment: set

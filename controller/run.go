@@ -1,0 +1,150 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+)
+
+// RunOptions configure a whole controller process.
+type RunOptions struct {
+	Options
+	// LeaderElection runs the controller only while it holds the Lease
+	// LeaderElectionID in LeaderElectionNamespace, so that replicas can
+	// stand by.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+	LeaderElectionID        string
+	// LeaseDuration, RenewDeadline and RetryPeriod tune the election; zero
+	// takes the defaults (15 s, 10 s, 2 s).
+	LeaseDuration, RenewDeadline, RetryPeriod time.Duration
+	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics.
+	// Empty disables either.
+	HealthAddr, MetricsAddr string
+	// Started, if set, receives the reconciler once it is built.
+	Started func(*Reconciler)
+}
+
+// Run is `bgplb controller`: it runs until ctx ends or leadership is lost.
+func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
+	if o.LeaderElectionID == "" {
+		o.LeaderElectionID = "bgplb-controller"
+	}
+	health := o.HealthAddr
+	if health == "" {
+		health = "0"
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                        scheme,
+		Logger:                        logr.FromSlogHandler(o.Log.Handler()),
+		LeaderElection:                o.LeaderElection,
+		LeaderElectionNamespace:       o.LeaderElectionNamespace,
+		LeaderElectionID:              o.LeaderElectionID,
+		LeaderElectionReleaseOnCancel: true,
+		LeaseDuration:                 durationOr(o.LeaseDuration),
+		RenewDeadline:                 durationOr(o.RenewDeadline),
+		RetryPeriod:                   durationOr(o.RetryPeriod),
+		HealthProbeBindAddress:        health,
+		Metrics:                       metricsserver.Options{BindAddress: "0"},
+		Cache: cache.Options{
+			// Managed fields are most of a small object's size and are
+			// never read here.
+			DefaultTransform: cache.TransformStripManagedFields(),
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("controller manager: %w", err)
+	}
+	r, err := Setup(mgr, o.Options)
+	if err != nil {
+		return err
+	}
+	if err := mgr.AddHealthzCheck("ping", healthz.Ping); err != nil {
+		return err
+	}
+	if err := mgr.AddReadyzCheck("assignments", r.ReadyCheck(mgr.Elected())); err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		return err
+	}
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if o.MetricsAddr != "" {
+		errc, err := serveMetrics(ctx, o.Log, o.MetricsAddr, prometheus.Gatherers{reg, ctrlmetrics.Registry})
+		if err != nil {
+			return err
+		}
+		defer func() { <-errc }()
+	}
+	if o.Started != nil {
+		o.Started(r)
+	}
+	o.Log.Info("bgplb controller starting", "leaderElection", o.LeaderElection,
+		"handleUnclassed", o.HandleUnclassed, "holdDown", o.HoldDown)
+	return mgr.Start(ctx)
+}
+
+func durationOr(d time.Duration) *time.Duration {
+	if d == 0 {
+		return nil
+	}
+	return &d
+}
+
+// serveMetrics serves /metrics on addr until ctx ends; the returned channel
+// closes when the server has stopped.
+func serveMetrics(ctx context.Context, log *slog.Logger, addr string, g prometheus.Gatherer) (<-chan struct{}, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics address: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server", "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c()
+		_ = srv.Shutdown(sctx)
+	}()
+	return done, nil
+}

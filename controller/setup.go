@@ -1,0 +1,151 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/controller/allocator"
+)
+
+// Setup adds the Service and IPPool controllers to mgr. The manager's
+// scheme must know core/v1 and bgplb.io/v1alpha1.
+func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
+	if opts.Workers <= 0 {
+		opts.Workers = 4
+	}
+	// Controller names are checked for uniqueness per process; tests run
+	// several controllers in one.
+	skip := true
+	r := newReconciler(mgr.GetClient(), mgr.GetEventRecorder("bgplb-controller"), opts)
+
+	err := builder.ControllerManagedBy(mgr).
+		Named("service").
+		For(&corev1.Service{}).
+		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.servicesIn),
+			builder.WithPredicates(predicate.LabelChangedPredicate{})).
+		WatchesRawSource(source.Func(func(_ context.Context, q queue) error {
+			r.mu.Lock()
+			r.svcQ = q
+			r.mu.Unlock()
+			return nil
+		})).
+		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skip}).
+		Complete(r)
+	if err != nil {
+		return nil, fmt.Errorf("service controller: %w", err)
+	}
+	err = builder.ControllerManagedBy(mgr).
+		Named("ippool").
+		For(&v1alpha1.IPPool{}).
+		WatchesRawSource(source.Func(func(_ context.Context, q queue) error {
+			r.mu.Lock()
+			r.poolQ = q
+			r.mu.Unlock()
+			return nil
+		})).
+		WithOptions(ctrlcontroller.Options{SkipNameValidation: &skip}).
+		Complete(reconcile.Func(r.reconcilePool))
+	if err != nil {
+		return nil, fmt.Errorf("ippool controller: %w", err)
+	}
+	return r, nil
+}
+
+// servicesIn maps a namespace whose labels changed to its LoadBalancer
+// Services: pools may select by namespace labels.
+func (r *Reconciler) servicesIn(ctx context.Context, o client.Object) []reconcile.Request {
+	var svcs corev1.ServiceList
+	if err := r.c.List(ctx, &svcs, client.InNamespace(o.GetName())); err != nil {
+		r.log.Error("listing Services", "namespace", o.GetName(), "err", err)
+		return nil
+	}
+	var out []reconcile.Request
+	for _, s := range svcs.Items {
+		if s.Spec.Type == corev1.ServiceTypeLoadBalancer {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+	}
+	return out
+}
+
+// reconcilePool brings the allocator's pools up to date (any pool event may
+// change them) and writes one pool's status.
+func (r *Reconciler) reconcilePool(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+	if err := r.restore(ctx); err != nil {
+		return reconcile.Result{}, err
+	}
+	r.mu.Lock()
+	err := r.syncPoolsLocked(ctx)
+	r.mu.Unlock()
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	var p v1alpha1.IPPool
+	if err := r.c.Get(ctx, req.NamespacedName, &p); err != nil {
+		return reconcile.Result{}, client.IgnoreNotFound(err)
+	}
+	r.mu.Lock()
+	stats := r.alloc.Stats(time.Now())
+	problem := r.problems[p.Name]
+	r.mu.Unlock()
+
+	st := poolStatus(p.Name, p.Generation, stats, problem, p.Status.Conditions, metav1.Now())
+	if !equality.Semantic.DeepEqual(st, p.Status) {
+		upd := p.DeepCopy()
+		upd.Status = st
+		if err := r.c.Status().Update(ctx, upd); err != nil {
+			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
+				return reconcile.Result{Requeue: true}, nil
+			}
+			return reconcile.Result{}, fmt.Errorf("writing the status of IPPool %s: %w", p.Name, err)
+		}
+	}
+	// Held-down addresses come free by the clock, not by an event: look
+	// again when they do so the available count is true.
+	for _, s := range stats {
+		if s.Pool == p.Name && s.HoldDown > 0 {
+			return reconcile.Result{RequeueAfter: r.opts.HoldDown}, nil
+		}
+	}
+	return reconcile.Result{}, nil
+}
+
+// ReadyCheck is a readyz check: a leader is ready once it has rebuilt its
+// assignments; a standby is ready once it runs (it has nothing to rebuild).
+func (r *Reconciler) ReadyCheck(elected <-chan struct{}) func(*http.Request) error {
+	return func(*http.Request) error {
+		select {
+		case <-elected:
+			if !r.Restored() {
+				return errors.New("rebuilding assignments from Service status")
+			}
+		default:
+		}
+		return nil
+	}
+}
+
+// Assignment returns what a Service holds, for tests and views.
+func (r *Reconciler) Assignment(namespace, name string) (allocator.Assignment, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.alloc.Lookup(allocator.Key{Namespace: namespace, Name: name})
+}
