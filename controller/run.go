@@ -11,7 +11,6 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -40,6 +39,10 @@ type RunOptions struct {
 	// HealthAddr serves /healthz and /readyz; MetricsAddr serves /metrics.
 	// Empty disables either.
 	HealthAddr, MetricsAddr string
+	// QPS and Burst limit the client's requests to the API server; zero
+	// keeps cfg's own limits.
+	QPS   float32
+	Burst int
 	// Started, if set, receives the reconciler once it is built.
 	Started func(*Reconciler)
 }
@@ -55,6 +58,10 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
+	}
+	if o.QPS != 0 {
+		cfg = rest.CopyConfig(cfg)
+		cfg.QPS, cfg.Burst = o.QPS, o.Burst
 	}
 	if o.LeaderElectionID == "" {
 		o.LeaderElectionID = "bgplb-controller"
@@ -98,7 +105,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err := r.Register(reg); err != nil {
 		return err
 	}
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// No Go and process collectors here: controller-runtime's registry,
+	// gathered beside this one, has them already, and a metric gathered
+	// twice fails the whole scrape.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if o.MetricsAddr != "" {

@@ -27,16 +27,17 @@ const (
 	metallbIOPref       = "metallb.io/"
 )
 
-// annotation returns the first of bgplb's name and MetalLB's two aliases
-// that is set.
-func annotation(svc *corev1.Service, bgplbName string) (string, bool) {
+// annotation returns the value of the first of bgplb's name and MetalLB's
+// two aliases that is set, and which one it is (for errors naming what the
+// user wrote).
+func annotation(svc *corev1.Service, bgplbName string) (value, name string, ok bool) {
 	suffix := strings.TrimPrefix(bgplbName, "bgplb.io/")
 	for _, k := range []string{bgplbName, metallbIOPref + suffix, metallbUniversePref + suffix} {
 		if v, ok := svc.Annotations[k]; ok {
-			return v, true
+			return v, k, true
 		}
 	}
-	return "", false
+	return "", "", false
 }
 
 // Handles reports whether bgplb should give svc an address: a LoadBalancer
@@ -62,8 +63,8 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		Labels:          svc.Labels,
 		NamespaceLabels: nsLabels,
 	}
-	r.Pool, _ = annotation(svc, AnnotationPool)
-	r.SharingKey, _ = annotation(svc, AnnotationSharedIP)
+	r.Pool, _, _ = annotation(svc, AnnotationPool)
+	r.SharingKey, _, _ = annotation(svc, AnnotationSharedIP)
 	for _, f := range svc.Spec.IPFamilies {
 		switch f {
 		case corev1.IPv4Protocol:
@@ -96,12 +97,12 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 	// Addresses come last so that on a parse error every other field is
 	// still filled in: restoring a Service's holding at start-up needs its
 	// sharing key and ports even when its request has since gone bad.
-	if ips, ok := annotation(svc, AnnotationIPs); ok {
+	if ips, name, ok := annotation(svc, AnnotationIPs); ok {
 		for _, s := range strings.Split(ips, ",") {
 			a, err := netip.ParseAddr(strings.TrimSpace(s))
 			if err != nil {
 				r.Addresses = nil
-				return r, fmt.Errorf("annotation %s: %q is not an IP address", AnnotationIPs, s)
+				return r, fmt.Errorf("annotation %s: %q is not an IP address", name, s)
 			}
 			r.Addresses = append(r.Addresses, a.Unmap())
 		}

@@ -14,8 +14,9 @@ const repoRoot = "../.."
 
 // TestGeneratedFilesUpToDate runs the controller-gen that `make generate`
 // runs (same version, read from the Makefile) into a temporary directory
-// and compares its output with the committed deepcopy code and CRDs, file by
-// file both ways: a marker changed without `make generate` fails here.
+// and compares its output with the committed deepcopy code, CRDs and the
+// controller's RBAC, file by file both ways: a marker changed without
+// `make generate` fails here.
 // The first run on a machine fetches and builds controller-gen through the
 // Go module proxy (about a minute); -short skips it.
 func TestGeneratedFilesUpToDate(t *testing.T) {
@@ -40,8 +41,16 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("controller-gen %s: %v\n%s", version, err, b)
 	}
+	rbacDir := filepath.Join(out, "rbac")
+	cmd = exec.CommandContext(t.Context(), goTool, "run", "sigs.k8s.io/controller-tools/cmd/controller-gen@"+version,
+		"rbac:roleName=bgplb-controller", "paths=./controller/...", "output:rbac:dir="+rbacDir)
+	cmd.Dir = repoRoot
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("controller-gen %s rbac: %v\n%s", version, err, b)
+	}
 	sameFiles(t, objDir, ".", "zz_generated.deepcopy.go")
 	sameFiles(t, crdDir, filepath.Join(repoRoot, "config", "crd", "bases"), "*.yaml")
+	sameFiles(t, rbacDir, filepath.Join(repoRoot, "config", "rbac", "controller"), "*.yaml")
 }
 
 // controllerGenVersion reads CONTROLLER_GEN_VERSION from the Makefile, so

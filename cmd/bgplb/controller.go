@@ -67,6 +67,8 @@ assigns anything, so a restart never moves an address. Run two replicas with
 	f.StringVar(&o.LeaderElectionID, "leader-elect-id", "bgplb-controller", "name of the Lease")
 	f.StringVar(&o.HealthAddr, "health-addr", ":7473", "address for /healthz and /readyz (empty: off)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7472", "address for /metrics (empty: off)")
+	f.Float32Var(&o.QPS, "kube-api-qps", 50, "requests per second to the API server (status writes bound how fast a burst of Services is served)")
+	f.IntVar(&o.Burst, "kube-api-burst", 100, "burst of requests to the API server")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

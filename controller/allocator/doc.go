@@ -7,7 +7,7 @@
 // # Pools
 //
 // A [Pool] is IPv4 and/or IPv6 ranges ([Range]; CIDRs become ranges,
-// [ParseRange] reads both notations). [CheckPools] refuses invalid pools,
+// [RangeOf]; api/v1alpha1 parses the IPPool notations). [CheckPools] refuses invalid pools,
 // pools reusing a name, and pools overlapping an earlier one (the caller
 // orders them, oldest first); refused pools take no part in allocation.
 // With AvoidBuggyIPs a pool never hands out an IPv4 address whose last

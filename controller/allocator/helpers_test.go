@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -17,6 +19,13 @@ func ips(ss ...string) []netip.Addr {
 		out[i] = ip(s)
 	}
 	return out
+}
+
+// ParseRange reads an IPPool address entry the way the controller does,
+// through api/v1alpha1, so the tests and the product share one parser.
+func ParseRange(s string) (Range, error) {
+	r, err := v1alpha1.ParseAddressRange(s)
+	return Range{First: r.First, Last: r.Last}, err
 }
 
 func rng(tb testing.TB, s string) Range {

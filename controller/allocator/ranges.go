@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
-	"strings"
 )
 
 // Range is an inclusive range of addresses of one family.
@@ -24,46 +23,6 @@ func RangeOf(p netip.Prefix) Range {
 	}
 	last, _ := netip.AddrFromSlice(b)
 	return Range{First: first, Last: last}
-}
-
-// ParseRange reads what an IPPool's addresses list holds: a CIDR
-// ("203.0.113.0/28"), a range ("203.0.113.10-203.0.113.20", spaces around the
-// dash allowed) or a single address.
-func ParseRange(s string) (Range, error) {
-	s = strings.TrimSpace(s)
-	var r Range
-	switch {
-	case strings.Contains(s, "/"):
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return Range{}, fmt.Errorf("address range %q: %w", s, err)
-		}
-		if p.Masked() != p {
-			return Range{}, fmt.Errorf("address range %q: host bits set (did you mean %s?)", s, p.Masked())
-		}
-		r = RangeOf(p)
-	case strings.Contains(s, "-"):
-		lo, hi, _ := strings.Cut(s, "-")
-		first, err := netip.ParseAddr(strings.TrimSpace(lo))
-		if err != nil {
-			return Range{}, fmt.Errorf("address range %q: %w", s, err)
-		}
-		last, err := netip.ParseAddr(strings.TrimSpace(hi))
-		if err != nil {
-			return Range{}, fmt.Errorf("address range %q: %w", s, err)
-		}
-		r = Range{First: first, Last: last}
-	default:
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return Range{}, fmt.Errorf("address range %q: %w", s, err)
-		}
-		r = Range{First: a, Last: a}
-	}
-	if err := r.Validate(); err != nil {
-		return Range{}, fmt.Errorf("address range %q: %w", s, err)
-	}
-	return r, nil
 }
 
 // Validate refuses what the allocator cannot reason about: invalid

@@ -1,0 +1,17 @@
+package controller
+
+// The permissions `bgplb controller` needs, as controller-gen markers:
+// `make generate` writes them to config/rbac/controller/role.yaml, and
+// TestLeastPrivilege runs the controller with nothing more.
+//
+// Leader election's Lease lives in the controller's namespace, so it is a
+// Role there, not a ClusterRole.
+
+// +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=services/status,verbs=update;patch
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=ippools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=ippools/status,verbs=update;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=bgplb-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
