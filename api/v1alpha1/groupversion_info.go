@@ -22,6 +22,8 @@ func AddToScheme(s *runtime.Scheme) error {
 		&BGPAdvertisement{}, &BGPAdvertisementList{},
 		&L2Advertisement{}, &L2AdvertisementList{},
 		&BFDProfile{}, &BFDProfileList{},
+		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
+		&BGPSessionStatus{}, &BGPSessionStatusList{},
 	)
 	metav1.AddToGroupVersion(s, GroupVersion)
 	return nil

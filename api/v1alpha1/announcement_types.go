@@ -1,0 +1,152 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// The speakers' reports. Each speaker writes only objects about its own
+// node, so two speakers never contend for one object; the controller reads
+// them all to tell the operator, on the Service, which nodes announce it.
+
+// LabelNode and LabelService index the report objects: the node that wrote
+// one, and the Service an announcement is about.
+const (
+	LabelNode    = "bgplb.io/node"
+	LabelService = "bgplb.io/service"
+)
+
+// ServiceAnnouncement says that one node announces one Service's
+// addresses, and to which peers. It lives in the Service's namespace and
+// exists only while the node announces: no object, no announcement from
+// that node.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:shortName=svcann,categories=bgplb
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Service",type=string,JSONPath=`.spec.service`
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.node`
+// +kubebuilder:printcolumn:name="Prefixes",type=string,JSONPath=`.status.prefixes`
+// +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.status.peers`
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type ServiceAnnouncement struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec ServiceAnnouncementSpec `json:"spec"`
+	// +optional
+	Status ServiceAnnouncementStatus `json:"status,omitempty"`
+}
+
+// ServiceAnnouncementSpec names the Service and the node.
+type ServiceAnnouncementSpec struct {
+	// Service is the name of the Service, in this object's namespace.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=63
+	Service string `json:"service"`
+	// Node is the node that announces it.
+	//
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node"`
+}
+
+// ServiceAnnouncementStatus is what the node announces for the Service.
+type ServiceAnnouncementStatus struct {
+	// Prefixes announced for the Service's addresses (an aggregate when
+	// the advertisement aggregates).
+	//
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=set
+	// +optional
+	Prefixes []string `json:"prefixes,omitempty"`
+	// Peers are the BGPPeers the prefixes go to whose session is
+	// Established.
+	//
+	// +kubebuilder:validation:MaxItems=64
+	// +listType=set
+	// +optional
+	Peers []string `json:"peers,omitempty"`
+	// Endpoints is the count of ready local endpoints, the weight the node
+	// announces in the link-bandwidth community.
+	//
+	// +optional
+	Endpoints int32 `json:"endpoints,omitempty"`
+}
+
+// ServiceAnnouncementList is a list of ServiceAnnouncements.
+//
+// +kubebuilder:object:root=true
+type ServiceAnnouncementList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []ServiceAnnouncement `json:"items"`
+}
+
+// BGPSessionStatus is one node's session with one BGPPeer, as its speaker
+// sees it. Cluster-scoped like BGPPeer; named <node>.<peer>.
+//
+// +kubebuilder:object:root=true
+// +kubebuilder:resource:scope=Cluster,shortName=bgpsess,categories=bgplb
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.node`
+// +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.peer`
+// +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.peerAddress`
+// +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="Prefixes",type=integer,JSONPath=`.status.prefixesAnnounced`
+// +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
+type BGPSessionStatus struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec BGPSessionStatusSpec `json:"spec"`
+	// +optional
+	Status BGPSessionStatusStatus `json:"status,omitempty"`
+}
+
+// BGPSessionStatusSpec names the node and the peer.
+type BGPSessionStatusSpec struct {
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Node string `json:"node"`
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	Peer string `json:"peer"`
+}
+
+// BGPSessionStatusStatus is the session's state.
+type BGPSessionStatusStatus struct {
+	// PeerAddress is the router's address.
+	//
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	PeerAddress string `json:"peerAddress,omitempty"`
+	// State is the RFC 4271 state: Idle, Connect, Active, OpenSent,
+	// OpenConfirm or Established.
+	//
+	// +kubebuilder:validation:MaxLength=16
+	// +optional
+	State string `json:"state,omitempty"`
+	// Since is when the session entered State.
+	//
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// PrefixesAnnounced to the peer.
+	//
+	// +optional
+	PrefixesAnnounced int32 `json:"prefixesAnnounced,omitempty"`
+	// LastError is why the session last went down or failed to come up.
+	//
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	LastError string `json:"lastError,omitempty"`
+}
+
+// BGPSessionStatusList is a list of BGPSessionStatuses.
+//
+// +kubebuilder:object:root=true
+type BGPSessionStatusList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []BGPSessionStatus `json:"items"`
+}

@@ -1,0 +1,58 @@
+// Package plan decides what one node's speaker announces to each of its BGP
+// peers. It is the pure core of `bgplb speaker`: a [Snapshot] of the cluster
+// as this node sees it goes in, a [Result] comes out. No Kubernetes client,
+// no clock, no goroutines, no network: the watchers that fill the snapshot
+// and the announcer that sends the result are thin shells around [Plan], and
+// everything decided here is table-tested without a cluster.
+//
+// # Who announces
+//
+// A node carrying the label [ExcludeLabel] (any value) announces nothing:
+// it is the upstream Kubernetes way of taking a node out of external load
+// balancers, and an operator draining a node expects it to be honoured.
+//
+// A Service with externalTrafficPolicy Cluster is announced when this node
+// is Ready: kube-proxy on any node forwards to a pod anywhere. A Service
+// with Local is announced only when this node has at least one ready,
+// serving, non-terminating endpoint of it, whatever the node's own Ready
+// condition: with Local, traffic arriving at a node without a pod is
+// dropped, and a pod that is serving proves the node forwards.
+//
+// # What is announced, and to whom
+//
+// For every address of an announced Service: its pool is the [Pool] whose
+// ranges contain it (pools are meant not to overlap; when they do, the pool
+// with the lowest name wins and a problem is reported). Every
+// [Advertisement] that selects that pool and this node contributes a route
+// to each peer it names (none named: every peer), as long as the peer's own
+// node selectors select this node. The prefix is the address masked to the
+// advertisement's aggregation length for its family, so several Services in
+// one aggregate make one route that lists them all.
+//
+// Routes to one peer for one prefix are merged: communities and large
+// communities are the sorted union of every contributing advertisement's,
+// LOCAL_PREF the highest that any sets (two different values are reported as
+// a problem, naming both advertisements). Routes with equal attributes
+// share one *[Attrs] (as BIRD routes share attribute sets): tens of
+// thousands of routes usually carry two or three sets, and a consumer can
+// convert or group them by pointer.
+//
+// # Link bandwidth
+//
+// [Route.Bandwidth] is the number of this node's ready endpoints summed over
+// the Services the route carries, counting at least 1 for a Cluster Service
+// (a node with no local pod still forwards its share). Sent as the
+// link-bandwidth extended community it lets a router that weights ECMP by
+// bandwidth (bgplb router does) weight each node by its pods.
+//
+// # Explaining
+//
+// Every Service gets a [ServiceDecision]: announced or not, to which peers,
+// and in words why an address is not announced from this node, for the
+// shell to put in an event or a log line. [Result.Problems] lists what is
+// wrong in the configuration itself (an advertisement naming a peer that
+// does not exist, disagreeing LOCAL_PREFs, overlapping pools).
+//
+// The result is deterministic: the order of the input slices does not
+// change it, and nothing in it comes from map iteration.
+package plan

@@ -1,0 +1,287 @@
+package plan
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// Plan decides what this node (s.Node) announces to each peer, and says why
+// for every Service. See the package documentation for the rules.
+func Plan(s Snapshot) Result {
+	p := &planner{
+		node:       s.Node,
+		nodeLabels: labels.Set(s.Node.Labels),
+		attrsByKey: map[string]*Attrs{},
+	}
+	p.selectPeers(s.Peers)
+	p.indexPools(s.Pools)
+	p.prepareAdvertisements(s.Advertisements)
+	p.decideServices(s.Services)
+	return p.result()
+}
+
+// planner holds one run of Plan. Indices (int32 to keep the contribution
+// records small) point into its sorted slices: peers, pools, advs, svcKeys.
+type planner struct {
+	node       Node
+	nodeLabels labels.Set
+	problems   []string
+
+	peers     []string         // names of the peers that select this node, sorted
+	peerIndex map[string]int32 // index in peers
+	allPeers  map[string]bool  // every peer name in the snapshot
+
+	pools []pool // sorted by name, duplicates dropped
+
+	advs    []adv  // sorted by name; only usable ones that select this node
+	advPeer []bool // advPeer[a*len(peers)+i]: advertisement a sends to peer i
+
+	svcKeys   []Key             // Services in key order; a contribution's svc indexes it
+	weights   []int             // per Service: its share of a route's bandwidth
+	decisions []ServiceDecision // per Service
+	contrib   []contr           // one per (prefix, Service, advertisement) announced
+	keys      []Key             // backing store of every Route.Services
+
+	attrsByKey map[string]*Attrs   // interned attributes, by content
+	attrsBySet map[string]*Attrs   // merged attributes, by set of advertisements
+	peerSets   map[string][]string // interned ServiceDecision.Peers, by peer mask
+	conflicts  map[[2]int32]bool   // LOCAL_PREF disagreements already reported
+	scratch    []byte              // for map keys built per lookup
+	mask       []byte              // per peer: 1 when the current Service reaches it
+	advSet     []int32             // advertisements of the route being built
+
+	// reasons that apply to many Services alike, formatted once
+	reasons struct{ node, local, cluster string }
+}
+
+type pool struct {
+	name   string
+	labels labels.Set
+	ranges []Range
+	advs   []int32 // advertisements that select this pool and this node
+}
+
+type adv struct {
+	name   string
+	v4, v6 int    // aggregation lengths, defaults applied
+	attrs  *Attrs // interned, canonical
+	sends  bool   // sends to at least one peer of this node
+}
+
+// contr is one advertisement announcing one Service's address as a
+// prefix. The prefix is held as integers rather than a netip.Prefix:
+// sorting these records is most of Plan's work, and integers compare faster
+// and carry no pointer for the garbage collector to trace on every swap.
+type contr struct {
+	hi, lo uint64 // the masked address; IPv4 in the low 32 bits of lo
+	v6     bool
+	bits   uint8
+	svc    int32
+	adv    int32
+}
+
+// newContr masks a to bits (1..32 or 1..128, checked by aggregation).
+func newContr(a netip.Addr, bits int, svc, adv int32) contr {
+	c := contr{v6: a.Is6(), bits: uint8(bits), svc: svc, adv: adv}
+	if !c.v6 {
+		b := a.As4()
+		c.lo = uint64(binary.BigEndian.Uint32(b[:]) & (^uint32(0) << (32 - bits)))
+		return c
+	}
+	b := a.As16()
+	c.hi, c.lo = binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
+	if bits <= 64 {
+		c.hi &= ^uint64(0) << (64 - bits)
+		c.lo = 0
+	} else {
+		c.lo &= ^uint64(0) << (128 - bits)
+	}
+	return c
+}
+
+func (c *contr) prefix() netip.Prefix {
+	if !c.v6 {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(c.lo))
+		return netip.PrefixFrom(netip.AddrFrom4(b), int(c.bits))
+	}
+	var b [16]byte
+	binary.BigEndian.PutUint64(b[:8], c.hi)
+	binary.BigEndian.PutUint64(b[8:], c.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(b), int(c.bits))
+}
+
+func (c *contr) samePrefix(o *contr) bool {
+	return c.lo == o.lo && c.hi == o.hi && c.bits == o.bits && c.v6 == o.v6
+}
+
+// compareContr orders by prefix as netip.Prefix.Compare does (family,
+// masked address, length), then Service, then advertisement. Written out
+// rather than with cmp.Or, which evaluates every comparison: this runs a
+// few hundred thousand times per plan.
+func compareContr(a, b contr) int {
+	switch {
+	case a.v6 != b.v6:
+		if b.v6 {
+			return -1
+		}
+		return 1
+	case a.hi != b.hi:
+		return cmp.Compare(a.hi, b.hi)
+	case a.lo != b.lo:
+		return cmp.Compare(a.lo, b.lo)
+	case a.bits != b.bits:
+		return cmp.Compare(a.bits, b.bits)
+	case a.svc != b.svc:
+		return cmp.Compare(a.svc, b.svc)
+	}
+	return cmp.Compare(a.adv, b.adv)
+}
+
+func (p *planner) problemf(format string, args ...any) {
+	p.problems = append(p.problems, fmt.Sprintf(format, args...))
+}
+
+// matchesAny is the selector-list rule shared by peers and advertisements:
+// empty selects everything, otherwise any selector must match; a nil
+// selector matches nothing (fail closed: a selector the shell could not
+// convert must not open an advertisement to every node).
+func matchesAny(sels []labels.Selector, set labels.Set) bool {
+	if len(sels) == 0 {
+		return true
+	}
+	for _, s := range sels {
+		if s != nil && s.Matches(set) {
+			return true
+		}
+	}
+	return false
+}
+
+// sortedUnique returns the indices of items in key order, reporting and
+// dropping repeated keys (all but the first in input order): sorting first
+// is what makes the result independent of the order of the input. It sorts
+// (key, index) records rather than indices, so that comparisons read keys
+// directly; the index breaks ties, which keeps the sort stable.
+func sortedUnique[T, K any](p *planner, items []T, keyOf func(*T) K, compare func(a, b K) int, describe func(K) string) []int {
+	type rec struct {
+		k K
+		i int
+	}
+	recs := make([]rec, len(items))
+	for i := range items {
+		recs[i] = rec{keyOf(&items[i]), i}
+	}
+	slices.SortFunc(recs, func(a, b rec) int {
+		if c := compare(a.k, b.k); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	idx := make([]int, 0, len(recs))
+	for j, r := range recs {
+		if j > 0 && compare(recs[j-1].k, r.k) == 0 {
+			p.problemf("%s is listed more than once; all but the first are ignored", describe(r.k))
+			continue
+		}
+		idx = append(idx, r.i)
+	}
+	return idx
+}
+
+// byName is sortedUnique for named objects of a kind.
+func byName[T any](p *planner, items []T, name func(*T) string, kind string) []int {
+	return sortedUnique(p, items, name, strings.Compare, func(n string) string { return fmt.Sprintf("%s %q", kind, n) })
+}
+
+func (p *planner) selectPeers(peers []Peer) {
+	p.peerIndex = map[string]int32{}
+	p.allPeers = map[string]bool{}
+	for _, i := range byName(p, peers, func(x *Peer) string { return x.Name }, "BGPPeer") {
+		pr := &peers[i]
+		p.allPeers[pr.Name] = true
+		if matchesAny(pr.NodeSelectors, p.nodeLabels) {
+			p.peerIndex[pr.Name] = int32(len(p.peers))
+			p.peers = append(p.peers, pr.Name)
+		}
+	}
+}
+
+// indexPools keeps the valid ranges of each pool and reports overlaps:
+// the controller refuses an overlapping pool, so one here means the shell
+// passed a pool that is not in use.
+func (p *planner) indexPools(pools []Pool) {
+	for _, i := range byName(p, pools, func(x *Pool) string { return x.Name }, "IPPool") {
+		src := &pools[i]
+		pl := pool{name: src.Name, labels: labels.Set(src.Labels)}
+		for _, r := range src.Ranges {
+			if !r.valid() {
+				p.problemf("IPPool %q: range %s is not valid; ignored", src.Name, r)
+				continue
+			}
+			pl.ranges = append(pl.ranges, r)
+		}
+		p.pools = append(p.pools, pl)
+	}
+	for i := range p.pools {
+		for j := i + 1; j < len(p.pools); j++ {
+			if r, ok := overlap(&p.pools[i], &p.pools[j]); ok {
+				p.problemf("IPPools %q and %q overlap (%s); addresses in both count as %q's",
+					p.pools[i].name, p.pools[j].name, r, p.pools[i].name)
+			}
+		}
+	}
+}
+
+// overlap is the lowest stretch of addresses two pools share, lowest so
+// that the report does not depend on the order of the ranges.
+func overlap(a, b *pool) (Range, bool) {
+	var low Range
+	found := false
+	for _, x := range a.ranges {
+		for _, y := range b.ranges {
+			if !x.overlaps(y) {
+				continue
+			}
+			r := Range{First: maxAddr(x.First, y.First), Last: minAddr(x.Last, y.Last)}
+			if !found || r.First.Less(low.First) || r.First == low.First && r.Last.Less(low.Last) {
+				low, found = r, true
+			}
+		}
+	}
+	return low, found
+}
+
+func maxAddr(a, b netip.Addr) netip.Addr {
+	if a.Compare(b) >= 0 {
+		return a
+	}
+	return b
+}
+
+func minAddr(a, b netip.Addr) netip.Addr {
+	if a.Compare(b) <= 0 {
+		return a
+	}
+	return b
+}
+
+// poolOf is the index of the pool holding a, or -1. A linear scan: an
+// IPPool has at most 32 entries and a cluster a handful of pools, and the
+// first match in name order is the overlap rule.
+func (p *planner) poolOf(a netip.Addr) int {
+	for i := range p.pools {
+		for _, r := range p.pools[i].ranges {
+			if r.Contains(a) {
+				return i
+			}
+		}
+	}
+	return -1
+}

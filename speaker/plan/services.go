@@ -1,0 +1,284 @@
+package plan
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// decideServices decides every Service, in key order, and records one
+// contribution per (prefix, Service, advertisement) for buildRoutes.
+// Processing in key order is what makes a Service's index order its key
+// order, so routes list their Services sorted without sorting keys.
+func (p *planner) decideServices(svcs []Service) {
+	p.setReasons()
+	order := sortedUnique(p, svcs, func(s *Service) Key { return s.Key }, Key.compare,
+		func(k Key) string { return "Service " + k.String() })
+	p.svcKeys = make([]Key, len(order))
+	p.weights = make([]int, len(order))
+	p.mask = make([]byte, len(p.peers))
+	p.decisions = make([]ServiceDecision, len(order))
+	p.contrib = make([]contr, 0, p.maxContributions(svcs))
+	for si, i := range order {
+		s := &svcs[i]
+		p.svcKeys[si] = s.Key
+		eps := max(0, s.Endpoints[p.node.Name])
+		p.weights[si] = weight(s.TrafficPolicy, eps)
+		p.decisions[si] = p.decide(int32(si), s, eps)
+	}
+}
+
+// maxContributions bounds the contributions: every address announced by
+// every advertisement that sends somewhere. Sizing up front avoids the
+// repeated copying of a grown slice; the bound exceeds the need only by
+// the addresses of Services that are not announced, at 32 bytes a record.
+func (p *planner) maxContributions(svcs []Service) int {
+	if p.reasons.node != "" {
+		return 0
+	}
+	advs := 0
+	for i := range p.advs {
+		if p.advs[i].sends {
+			advs++
+		}
+	}
+	n := 0
+	for i := range svcs {
+		n += len(svcs[i].Addresses)
+	}
+	return n * advs
+}
+
+// setReasons formats once the reasons that apply to many Services alike.
+func (p *planner) setReasons() {
+	name := p.node.Name
+	switch _, excluded := p.node.Labels[ExcludeLabel]; {
+	case excluded:
+		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, ExcludeLabel)
+	case len(p.peers) == 0:
+		p.reasons.node = fmt.Sprintf("no BGPPeer selects %s", name)
+	}
+	p.reasons.local = fmt.Sprintf("no ready endpoint on %s (externalTrafficPolicy Local)", name)
+	p.reasons.cluster = fmt.Sprintf("%s is not Ready (externalTrafficPolicy Cluster)", name)
+}
+
+// weight is a Service's share of a route's bandwidth: its endpoints on
+// this node, and at least 1 for Cluster, where a node without a pod still
+// forwards to pods elsewhere.
+func weight(policy TrafficPolicy, eps int) int {
+	if policy != Local {
+		return max(eps, 1)
+	}
+	return eps
+}
+
+// policyReason says why externalTrafficPolicy keeps this node from
+// announcing the Service (eps: its endpoints here), or "".
+func (p *planner) policyReason(policy TrafficPolicy, eps int) string {
+	switch {
+	case policy == Local && eps == 0:
+		return p.reasons.local
+	case policy != Local && !p.node.Ready:
+		return p.reasons.cluster
+	}
+	return ""
+}
+
+// decide applies the node, Service and address rules in that order, so the
+// reason given is the most general one that holds.
+func (p *planner) decide(si int32, s *Service, eps int) ServiceDecision {
+	d := ServiceDecision{Key: s.Key}
+	if p.reasons.node != "" {
+		d.Reason = p.reasons.node
+		return d
+	}
+	if !slices.ContainsFunc(s.Addresses, netip.Addr.IsValid) {
+		d.Reason = "no load-balancer address assigned"
+		return d
+	}
+	if r := p.policyReason(s.TrafficPolicy, eps); r != "" {
+		d.Reason = r
+		return d
+	}
+	clear(p.mask)
+	var reasons []string
+	for _, a := range s.Addresses {
+		if a = a.Unmap().WithZone(""); !a.IsValid() {
+			continue
+		}
+		if r := p.announce(si, a); r != "" && !slices.Contains(reasons, r) {
+			reasons = append(reasons, r)
+		}
+	}
+	d.Peers = p.peerSet()
+	d.Announced = len(d.Peers) > 0
+	d.Reason = strings.Join(reasons, "; ")
+	return d
+}
+
+// announce records the contributions for one address of Service si and
+// marks the peers they reach in p.mask; it returns why the address goes to
+// no peer, or "".
+func (p *planner) announce(si int32, a netip.Addr) string {
+	pi := p.poolOf(a)
+	if pi < 0 {
+		return a.String() + " is in no pool"
+	}
+	pl := &p.pools[pi]
+	if len(pl.advs) == 0 {
+		return fmt.Sprintf("no BGPAdvertisement selects pool %s for %s", pl.name, p.node.Name)
+	}
+	sent := false
+	for _, ai := range pl.advs {
+		ad := &p.advs[ai]
+		if !ad.sends {
+			continue
+		}
+		bits := ad.v4
+		if a.Is6() {
+			bits = ad.v6
+		}
+		p.contrib = append(p.contrib, newContr(a, bits, si, ai))
+		for peer := range p.peers {
+			if p.sendsTo(ai, peer) {
+				p.mask[peer] = 1
+			}
+		}
+		sent = true
+	}
+	if !sent {
+		return fmt.Sprintf("no BGPPeer named by the BGPAdvertisements of pool %s selects %s", pl.name, p.node.Name)
+	}
+	return ""
+}
+
+// peerSet is the names of the peers marked in p.mask, interned: a
+// thousand Services announced to the same peers share one slice.
+func (p *planner) peerSet() []string {
+	if !slices.Contains(p.mask, 1) {
+		return nil
+	}
+	if got, ok := p.peerSets[string(p.mask)]; ok {
+		return got
+	}
+	var names []string
+	for i, on := range p.mask {
+		if on == 1 {
+			names = append(names, p.peers[i])
+		}
+	}
+	if p.peerSets == nil {
+		p.peerSets = map[string][]string{}
+	}
+	names = slices.Clip(names)
+	p.peerSets[string(p.mask)] = names
+	return names
+}
+
+// buildRoutes groups the contributions by prefix and, for each peer, makes
+// one route of those whose advertisement sends to it. Sorting by (prefix,
+// Service, advertisement) gives routes in prefix order and each route's
+// Services in key order, without maps. A first pass counts routes and keys
+// so that each lives in one exactly sized array: grown by append, large
+// slices are copied about five times over.
+func (p *planner) buildRoutes() [][]Route {
+	slices.SortFunc(p.contrib, compareContr)
+	counts := make([]int, len(p.peers))
+	total, keys := 0, 0
+	p.eachGroup(func(group []contr) {
+		for peer := range p.peers {
+			if n := p.servicesTo(group, peer); n > 0 {
+				counts[peer]++
+				total++
+				keys += n
+			}
+		}
+	})
+	all := make([]Route, total)
+	out := make([][]Route, len(p.peers))
+	for peer, n := range counts {
+		if n > 0 { // a peer without routes gets nil, not an empty slice
+			out[peer], all = all[:0:n], all[n:]
+		}
+	}
+	p.keys = make([]Key, 0, keys)
+	p.eachGroup(func(group []contr) {
+		for peer := range p.peers {
+			if r, ok := p.route(group, peer); ok {
+				out[peer] = append(out[peer], r)
+			}
+		}
+	})
+	return out
+}
+
+// eachGroup calls f with each run of contributions to one prefix.
+func (p *planner) eachGroup(f func(group []contr)) {
+	for i := 0; i < len(p.contrib); {
+		j := i + 1
+		for j < len(p.contrib) && p.contrib[j].samePrefix(&p.contrib[i]) {
+			j++
+		}
+		f(p.contrib[i:j])
+		i = j
+	}
+}
+
+// servicesTo counts the Services of group whose contributions reach peer:
+// route's loop without building anything.
+func (p *planner) servicesTo(group []contr, peer int) int {
+	n, last := 0, int32(-1)
+	for _, c := range group {
+		if c.svc != last && p.sendsTo(c.adv, peer) {
+			n++
+			last = c.svc
+		}
+	}
+	return n
+}
+
+// route makes the route for one prefix (group: its contributions) to one
+// peer, if any contribution reaches the peer. Route.Services are windows
+// into one shared backing array, capped so an append by the caller copies.
+func (p *planner) route(group []contr, peer int) (Route, bool) {
+	start := len(p.keys)
+	set := p.advSet[:0]
+	bw, last := 0, int32(-1)
+	for _, c := range group {
+		if !p.sendsTo(c.adv, peer) {
+			continue
+		}
+		if c.svc != last {
+			p.keys = append(p.keys, p.svcKeys[c.svc])
+			bw += p.weights[c.svc]
+			last = c.svc
+		}
+		set = append(set, c.adv)
+	}
+	p.advSet = set
+	if last < 0 {
+		return Route{}, false
+	}
+	slices.Sort(set)
+	set = slices.Compact(set)
+	end := len(p.keys)
+	prefix := group[0].prefix()
+	return Route{
+		Prefix:    prefix,
+		Attrs:     p.attrsFor(set, prefix, peer),
+		Bandwidth: float32(bw),
+		Services:  p.keys[start:end:end],
+	}, true
+}
+
+func (p *planner) result() Result {
+	routes := p.buildRoutes()
+	res := Result{Peers: make(map[string][]Route, len(p.peers)), Services: p.decisions}
+	for i, name := range p.peers {
+		res.Peers[name] = routes[i]
+	}
+	slices.Sort(p.problems)
+	res.Problems = slices.Compact(p.problems)
+	return res
+}
