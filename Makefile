@@ -41,7 +41,7 @@ lint:
 
 # Regenerates api/v1alpha1/zz_generated.deepcopy.go and the CRDs in
 # config/crd/bases from the markers in api/, and the controller's RBAC in
-# config/rbac/controller from the markers in controller/. controller-gen runs with
+# config/rbac/{controller,speaker} from the markers in those packages. controller-gen runs with
 # `go run pkg@version` so that it stays out of go.mod; the api package's
 # tests fail when the committed files differ from its output.
 CONTROLLER_GEN_VERSION := v0.23.0
@@ -50,6 +50,7 @@ CONTROLLER_GEN ?= $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CO
 generate:
 	$(CONTROLLER_GEN) object crd paths=./api/... output:crd:artifacts:config=config/crd/bases
 	$(CONTROLLER_GEN) rbac:roleName=bgplb-controller paths=./controller/... output:rbac:artifacts:config=config/rbac/controller
+	$(CONTROLLER_GEN) rbac:roleName=bgplb-speaker paths=./speaker/... output:rbac:artifacts:config=config/rbac/speaker
 
 # make bench PKG=./bgp/wire BENCH=Decode
 bench:

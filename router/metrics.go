@@ -2,16 +2,12 @@ package router
 
 import (
 	"context"
-	"errors"
 	"log/slog"
-	"net"
-	"net/http"
-	"net/http/pprof"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/bgplb/bgplb/internal/metricsrv"
 )
 
 // Metrics are the router's Prometheus metrics, on a registry of their own
@@ -57,30 +53,13 @@ func NewMetrics() *Metrics {
 	return m
 }
 
-// ServeMetrics serves /metrics on addr until ctx ends.
+// ServeMetrics serves /metrics and profiles on addr until ctx ends.
 func ServeMetrics(ctx context.Context, addr string, m *Metrics, log *slog.Logger) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := metricsrv.Listen(addr)
 	if err != nil {
 		return err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}))
-	// Profiles on the same (local by default) address: the first thing to
-	// ask for when a router uses more memory or CPU than it should.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		<-ctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(sctx)
-	}()
-	log.Info("metrics listening", "address", ln.Addr().String())
-	if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
+	return metricsrv.Serve(ctx, ln, m.Registry, log)
 }
 
 // sessionsDesc describes the sessions-by-state gauge, computed at scrape

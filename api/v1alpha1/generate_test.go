@@ -41,16 +41,18 @@ func TestGeneratedFilesUpToDate(t *testing.T) {
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("controller-gen %s: %v\n%s", version, err, b)
 	}
-	rbacDir := filepath.Join(out, "rbac")
-	cmd = exec.CommandContext(t.Context(), goTool, "run", "sigs.k8s.io/controller-tools/cmd/controller-gen@"+version,
-		"rbac:roleName=bgplb-controller", "paths=./controller/...", "output:rbac:dir="+rbacDir)
-	cmd.Dir = repoRoot
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("controller-gen %s rbac: %v\n%s", version, err, b)
+	for _, role := range []string{"controller", "speaker"} {
+		dir := filepath.Join(out, "rbac", role)
+		cmd = exec.CommandContext(t.Context(), goTool, "run", "sigs.k8s.io/controller-tools/cmd/controller-gen@"+version,
+			"rbac:roleName=bgplb-"+role, "paths=./"+role+"/...", "output:rbac:dir="+dir)
+		cmd.Dir = repoRoot
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("controller-gen %s rbac for %s: %v\n%s", version, role, err, b)
+		}
+		sameFiles(t, dir, filepath.Join(repoRoot, "config", "rbac", role), "*.yaml")
 	}
 	sameFiles(t, objDir, ".", "zz_generated.deepcopy.go")
 	sameFiles(t, crdDir, filepath.Join(repoRoot, "config", "crd", "bases"), "*.yaml")
-	sameFiles(t, rbacDir, filepath.Join(repoRoot, "config", "rbac", "controller"), "*.yaml")
 }
 
 // controllerGenVersion reads CONTROLLER_GEN_VERSION from the Makefile, so

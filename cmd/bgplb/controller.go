@@ -9,6 +9,7 @@ import (
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -38,13 +39,10 @@ assigns anything, so a restart never moves an address. Run two replicas with
 			if o.HoldDown < 0 {
 				return fmt.Errorf("--hold-down %v: must not be negative", o.HoldDown)
 			}
-			rules := clientcmd.NewDefaultClientConfigLoadingRules()
-			rules.ExplicitPath = kubeconfig
-			cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+			cfg, err := kubeConfig(kubeconfig, "bgplb-controller")
 			if err != nil {
-				return fmt.Errorf("kubeconfig: %w", err)
+				return err
 			}
-			cfg.UserAgent = "bgplb-controller/" + buildVersion()
 			if o.LeaderElectionNamespace == "" {
 				o.LeaderElectionNamespace = podNamespace()
 			}
@@ -81,4 +79,17 @@ func podNamespace() string {
 		return "bgplb-system"
 	}
 	return string(b)
+}
+
+// kubeConfig loads the client configuration: the file given, else
+// $KUBECONFIG or ~/.kube/config, else the in-cluster one.
+func kubeConfig(path, agent string) (*rest.Config, error) {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = path
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, nil).ClientConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	cfg.UserAgent = agent + "/" + buildVersion()
+	return cfg, nil
 }

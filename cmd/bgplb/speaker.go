@@ -1,0 +1,64 @@
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/bgplb/bgplb/speaker"
+)
+
+func newSpeakerCmd() *cobra.Command {
+	var o speaker.Options
+	var kubeconfig, logLevel string
+	cmd := &cobra.Command{
+		Use:   "speaker",
+		Short: "Run the node agent: announce this node's Service addresses over BGP",
+		Long: `Run the speaker, one per node (a DaemonSet on the host network). It watches
+Services, EndpointSlices, its Node and the bgplb CRDs, decides what this node
+announces to each BGPPeer (externalTrafficPolicy Local: only with a ready local
+endpoint), keeps the BGP sessions, and reports in ServiceAnnouncement and
+BGPSessionStatus objects.
+
+On SIGTERM it withdraws every route and closes each session with a Cease /
+Administrative Shutdown carrying "node <name> shutting down". Losing the API
+server withdraws nothing: the last known plan stays announced.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(logLevel)
+			if err != nil {
+				return err
+			}
+			cfg, err := kubeConfig(kubeconfig, "bgplb-speaker")
+			if err != nil {
+				return err
+			}
+			if o.NodeName == "" {
+				o.NodeName = os.Getenv("NODE_NAME")
+			}
+			if o.Namespace == "" {
+				o.Namespace = podNamespace()
+			}
+			ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
+			o.Log = log
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return speaker.Run(ctx, cfg, o)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	f.StringVar(&o.NodeName, "node-name", "", "this node's name (default $NODE_NAME)")
+	f.StringVar(&o.Namespace, "namespace", "", "namespace of password Secrets that name none (default: the pod's, else bgplb-system)")
+	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
+	f.StringVar(&o.APISocket, "socket", "/run/bgplb/speaker.sock", "local API socket for bgplb neighbor / rib (empty: off)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7474", "address for /metrics (empty: off)")
+	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
+	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}

@@ -1,0 +1,50 @@
+package speaker
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/speaker/announce"
+)
+
+// collector reads the announcer's status at scrape time, so the metrics
+// cannot drift from the sessions.
+type collector struct {
+	status func() []announce.PeerStatus
+
+	sessions, prefixes, updates, flaps *prometheus.Desc
+}
+
+func newCollector(status func() []announce.PeerStatus) *collector {
+	return &collector{
+		status: status,
+		sessions: prometheus.NewDesc("bgplb_speaker_sessions_up",
+			"1 when the BGP session with the peer is Established.", []string{"peer"}, nil),
+		prefixes: prometheus.NewDesc("bgplb_speaker_prefixes_announced",
+			"Prefixes the peer currently has from this node.", []string{"peer"}, nil),
+		updates: prometheus.NewDesc("bgplb_speaker_updates_sent_total",
+			"UPDATE messages sent to the peer.", []string{"peer"}, nil),
+		flaps: prometheus.NewDesc("bgplb_speaker_session_flaps_total",
+			"Times the session with the peer went down.", []string{"peer"}, nil),
+	}
+}
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sessions
+	ch <- c.prefixes
+	ch <- c.updates
+	ch <- c.flaps
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.status() {
+		up := 0.0
+		if p.State == session.Established {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.sessions, prometheus.GaugeValue, up, p.Name)
+		ch <- prometheus.MustNewConstMetric(c.prefixes, prometheus.GaugeValue, float64(p.Announced), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.updates, prometheus.CounterValue, float64(p.UpdatesOut), p.Name)
+		ch <- prometheus.MustNewConstMetric(c.flaps, prometheus.CounterValue, float64(p.Flaps), p.Name)
+	}
+}

@@ -1,0 +1,83 @@
+package speaker
+
+import (
+	"fmt"
+	"net/netip"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/speaker/announce"
+)
+
+// secretFunc returns one key of a Secret.
+type secretFunc func(namespace, name, key string) (string, error)
+
+// peerConfig turns a BGPPeer into the announcer's session settings for
+// this node. addrs are the node's addresses (IPv4 first): the router ID is
+// the first IPv4 one, and an IPv6 one is the next hop of IPv6 routes sent
+// over an IPv4 session.
+func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secret secretFunc) (announce.PeerConfig, error) {
+	s := p.Spec
+	peer, err := netip.ParseAddr(s.PeerAddress)
+	if err != nil {
+		return announce.PeerConfig{}, fmt.Errorf("spec.peerAddress: %q is not an IP address", s.PeerAddress)
+	}
+	cfg := session.Config{
+		LocalAS:  uint32(s.MyASN),
+		PeerAS:   uint32(s.PeerASN),
+		PeerAddr: peer.Unmap(),
+		PeerPort: uint16(s.PeerPort),
+	}
+	if s.HoldTime != nil {
+		cfg.HoldTime = s.HoldTime.Duration
+		cfg.DisableHoldTime = s.HoldTime.Duration == 0
+	}
+	if s.KeepaliveTime != nil {
+		cfg.KeepaliveTime = s.KeepaliveTime.Duration
+	}
+	if s.ConnectTime != nil {
+		cfg.ConnectRetry = s.ConnectTime.Duration
+	}
+	if s.EBGPMultiHop != nil {
+		cfg.MultihopTTL = uint8(*s.EBGPMultiHop)
+	}
+	if s.SourceAddress != "" {
+		src, err := netip.ParseAddr(s.SourceAddress)
+		if err != nil {
+			return announce.PeerConfig{}, fmt.Errorf("spec.sourceAddress: %q is not an IP address", s.SourceAddress)
+		}
+		cfg.LocalAddr = src.Unmap()
+	}
+	if ref := s.PasswordSecret; ref != nil {
+		ns, key := ref.Namespace, ref.Key
+		if ns == "" {
+			ns = defaultNS
+		}
+		if key == "" {
+			key = "password"
+		}
+		pw, err := secret(ns, ref.Name, key)
+		if err != nil {
+			return announce.PeerConfig{}, fmt.Errorf("spec.passwordSecret: %w", err)
+		}
+		cfg.Password = pw
+	}
+	for _, a := range addrs {
+		if a.Is4() && !cfg.RouterID.IsValid() {
+			cfg.RouterID = a
+		}
+	}
+	if src := cfg.LocalAddr; src.Is4() {
+		cfg.RouterID = src
+	}
+	out := announce.PeerConfig{Name: p.Name, Session: cfg}
+	for _, a := range addrs {
+		if a.Is6() && !out.NextHop6.IsValid() && !peer.Is6() {
+			out.NextHop6 = a
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		return announce.PeerConfig{}, err
+	}
+	return out, nil
+}

@@ -1,0 +1,202 @@
+package speaker
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/speaker/announce"
+	"github.com/bgplb/bgplb/speaker/plan"
+)
+
+func ptr[T any](v T) *T { return &v }
+
+func lbService(name string, etp corev1.ServiceExternalTrafficPolicy, ips ...string) corev1.Service {
+	s := corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "dns", Name: name},
+		Spec:       corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: etp},
+	}
+	for _, ip := range ips {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	return s
+}
+
+func slice(svc string, eps ...discoveryv1.Endpoint) discoveryv1.EndpointSlice {
+	return discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "dns", Name: svc + "-x", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		Endpoints:  eps,
+	}
+}
+
+func ep(node string, ready, serving, terminating *bool) discoveryv1.Endpoint {
+	return discoveryv1.Endpoint{NodeName: &node,
+		Conditions: discoveryv1.EndpointConditions{Ready: ready, Serving: serving, Terminating: terminating}}
+}
+
+func TestBuildSnapshot(t *testing.T) {
+	yes, no := ptr(true), ptr(false)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"zone": "a"}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	other := lbService("other", "", "203.0.113.9")
+	other.Spec.LoadBalancerClass = ptr("example.com/lb")
+	overlapped := v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "refused"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24"}},
+		Status: v1alpha1.IPPoolStatus{Conditions: []metav1.Condition{{Type: v1alpha1.IPPoolConditionReady, Status: metav1.ConditionFalse}}}}
+	o := objects{
+		node: node,
+		services: []corev1.Service{
+			lbService("pihole", corev1.ServiceExternalTrafficPolicyLocal, "203.0.113.53"),
+			lbService("pending", ""),
+			other,
+		},
+		slices: []discoveryv1.EndpointSlice{slice("pihole",
+			ep("node1", nil, nil, nil),  // unset conditions: ready and serving
+			ep("node1", yes, yes, no),   // counted
+			ep("node1", no, yes, nil),   // not ready
+			ep("node1", yes, yes, yes),  // terminating
+			ep("node2", yes, nil, nil),  // another node
+			ep("node1", yes, no, nil))}, // not serving
+		pools: []v1alpha1.IPPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "lan", Labels: map[string]string{"k": "v"}}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.50-203.0.113.60"}}},
+			overlapped,
+		},
+		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}}},
+		advertisements: []v1alpha1.BGPAdvertisement{
+			{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.BGPAdvertisementSpec{Communities: []string{"64512:100"}, LocalPref: ptr(int64(200))}},
+		},
+	}
+	lg := &lastGood{ads: map[string]plan.Advertisement{}}
+	c := buildSnapshot(o, true, lg)
+	if !c.snap.Node.Ready || c.snap.Node.Name != "node1" {
+		t.Errorf("node %+v", c.snap.Node)
+	}
+	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != plan.Local {
+		t.Fatalf("services %+v: want only pihole (pending has no address, other is not ours)", c.snap.Services)
+	}
+	if got := c.snap.Services[0].Endpoints; got["node1"] != 2 || got["node2"] != 1 {
+		t.Errorf("endpoints %v, want node1:2 node2:1", got)
+	}
+	if len(c.snap.Pools) != 1 || c.snap.Pools[0].Name != "lan" {
+		t.Errorf("pools %+v: the refused pool must be left out", c.snap.Pools)
+	}
+	if a := c.snap.Advertisements; len(a) != 1 || *a[0].LocalPref != 200 || len(a[0].Communities) != 1 {
+		t.Errorf("advertisements %+v", a)
+	}
+
+	// A bad edit keeps the last good advertisement in force.
+	o.advertisements[0].Spec.Communities = []string{"64512:100", "nonsense"}
+	c = buildSnapshot(o, true, lg)
+	if len(c.snap.Advertisements) != 1 || len(c.snap.Advertisements[0].Communities) != 1 {
+		t.Errorf("bad edit: advertisements %+v, want the last good one", c.snap.Advertisements)
+	}
+	if len(c.problems) != 1 || !strings.Contains(c.problems[0], "BGPAdvertisement good") ||
+		!strings.Contains(c.problems[0], "nonsense") || !strings.Contains(c.problems[0], "last valid version") {
+		t.Errorf("problems %q", c.problems)
+	}
+	// A new advertisement that is bad from the start is left out.
+	o.advertisements = append(o.advertisements, v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+		Spec: v1alpha1.BGPAdvertisementSpec{LargeCommunities: []string{"1:2"}}})
+	c = buildSnapshot(o, true, lg)
+	if len(c.snap.Advertisements) != 1 || len(c.problems) != 2 {
+		t.Errorf("advertisements %d, problems %q", len(c.snap.Advertisements), c.problems)
+	}
+	// Unclassed Services are the controller's choice too.
+	if c = buildSnapshot(o, false, lg); len(c.snap.Services) != 0 {
+		t.Errorf("unclassed Services announced with handleUnclassed=false")
+	}
+}
+
+func TestPeerConfig(t *testing.T) {
+	addrs := []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:51::11")}
+	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1", PeerPort: 179,
+		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
+		PasswordSecret: &v1alpha1.SecretKeyReference{Name: "bgp"},
+	}}
+	var asked string
+	secret := func(ns, name, key string) (string, error) {
+		asked = ns + "/" + name + "/" + key
+		return "s3cret", nil
+	}
+	c, err := peerConfig(p, addrs, "bgplb-system", secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := c.Session; s.PeerAddr != netip.MustParseAddr("198.51.100.1") || s.RouterID != addrs[0] || s.LocalAS != 64512 ||
+		s.HoldTime != 9*time.Second || s.KeepaliveTime != 3*time.Second || s.Password != "s3cret" {
+		t.Errorf("session %+v", c.Session)
+	}
+	if asked != "bgplb-system/bgp/password" {
+		t.Errorf("secret looked up as %q", asked)
+	}
+	if c.NextHop6 != addrs[1] {
+		t.Errorf("IPv6 next hop over an IPv4 session %v, want %v", c.NextHop6, addrs[1])
+	}
+	p.Spec.PeerAddress = "router.lan"
+	if _, err := peerConfig(p, addrs, "", secret); err == nil || !strings.Contains(err.Error(), "spec.peerAddress") {
+		t.Errorf("bad address: %v", err)
+	}
+	p.Spec.PeerAddress = "198.51.100.1"
+	if _, err := peerConfig(p, nil, "", secret); err == nil {
+		t.Errorf("no IPv4 address for a router ID should be refused")
+	}
+}
+
+func TestDesiredReports(t *testing.T) {
+	pihole, web := plan.Key{Namespace: "dns", Name: "pihole"}, plan.Key{Namespace: "web", Name: "site"}
+	res := plan.Result{Peers: map[string][]plan.Route{
+		"r1": {{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Services: []plan.Key{pihole, web}},
+			{Prefix: netip.MustParsePrefix("2001:db8:53::53/128"), Services: []plan.Key{pihole}}},
+		"r2":   {{Prefix: netip.MustParsePrefix("203.0.113.53/32"), Services: []plan.Key{pihole}}},
+		"down": {{Prefix: netip.MustParsePrefix("203.0.113.80/32"), Services: []plan.Key{web}}},
+	}}
+	st := []announce.PeerStatus{
+		{Name: "r1", Addr: netip.MustParseAddr("198.51.100.1"), State: session.Established, Announced: 2},
+		{Name: "r2", Addr: netip.MustParseAddr("198.51.100.2"), State: session.Established, Announced: 1},
+		{Name: "down", Addr: netip.MustParseAddr("198.51.100.3"), State: session.Active, LastError: "connection refused"},
+	}
+	anns, sess := desiredReports("node1", res, st)
+	p := anns[nsName("dns", "pihole.node1")]
+	if strings.Join(p.status.Prefixes, ",") != "2001:db8:53::53/128,203.0.113.0/24,203.0.113.53/32" ||
+		strings.Join(p.status.Peers, ",") != "r1,r2" || p.service != "pihole" {
+		t.Errorf("pihole %+v", p)
+	}
+	w := anns[nsName("web", "site.node1")]
+	if strings.Join(w.status.Prefixes, ",") != "203.0.113.0/24" || strings.Join(w.status.Peers, ",") != "r1" {
+		t.Errorf("web %+v: the route to a peer that is down must not count", w)
+	}
+	if len(anns) != 2 {
+		t.Errorf("%d announcements, want 2", len(anns))
+	}
+	if s := sess["node1.down"]; s.State != "Active" || s.LastError != "connection refused" || s.PeerAddress != "198.51.100.3" {
+		t.Errorf("session report %+v", s)
+	}
+	if s := sess["node1.r1"]; s.State != "Established" || s.PrefixesAnnounced != 2 {
+		t.Errorf("session report %+v", s)
+	}
+}
+
+func TestNames(t *testing.T) {
+	long := strings.Repeat("n", 100)
+	if v := labelValue(long); len(v) > 63 || v == labelValue(long+"x") {
+		t.Errorf("labelValue %q", v)
+	}
+	if n := objectName(strings.Repeat("s", 63), strings.Repeat("n", 253)); len(n) > 253 {
+		t.Errorf("objectName %d chars", len(n))
+	}
+	if objectName("pihole", "node1") != "pihole.node1" {
+		t.Error("short names are joined as they are")
+	}
+}
+
+func nsName(ns, name string) types.NamespacedName {
+	return types.NamespacedName{Namespace: ns, Name: name}
+}

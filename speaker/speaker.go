@@ -1,0 +1,362 @@
+// Package speaker is `bgplb speaker`, the agent on every node: it watches
+// Services, EndpointSlices, its Node and the bgplb CRDs, asks the pure
+// planner (speaker/plan) what this node announces to each peer, hands that
+// to the BGP announcer (speaker/announce), and reports what it announces
+// (ServiceAnnouncement, BGPSessionStatus).
+//
+// Every change of anything watched triggers one sync: read everything from
+// the informer caches, plan, announce, report. Syncs coalesce, so a burst
+// of changes costs one plan. The caches outlive an API server outage: the
+// last known plan stays announced until the API server is back.
+package speaker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/rest"
+	toolscache "k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/metricsrv"
+	"github.com/bgplb/bgplb/speaker/announce"
+	"github.com/bgplb/bgplb/speaker/plan"
+	"github.com/bgplb/bgplb/view"
+)
+
+// Options configure a speaker.
+type Options struct {
+	// NodeName is the Node this speaker runs on (the downward API's
+	// spec.nodeName in a DaemonSet).
+	NodeName string
+	// Namespace holds peers' password Secrets that name no namespace.
+	Namespace string
+	// HandleUnclassed must match the controller's flag.
+	HandleUnclassed bool
+	// APISocket serves `bgplb neighbor` / `bgplb rib`; empty: off.
+	APISocket string
+	// MetricsAddr serves /metrics; empty: off.
+	MetricsAddr string
+	// ShutdownTimeout bounds the withdraw-and-close on stop.
+	ShutdownTimeout time.Duration
+	Log             *slog.Logger
+	// Started, if set, receives the speaker once it runs (tests).
+	Started func(*Speaker)
+}
+
+// Speaker is a running speaker.
+type Speaker struct {
+	o     Options
+	log   *slog.Logger
+	c     client.Client
+	cache cache.Cache
+	ann   *announce.Announcer
+	kick  chan struct{}
+	lg    lastGood
+	rep   *reporter
+	mu    sync.Mutex
+	last  plan.Result
+	eps   map[plan.Key]int32
+	peers []announce.PeerConfig
+}
+
+// Run runs the speaker until ctx ends; then it withdraws every route and
+// closes every session with an RFC 8203 message naming the node.
+func Run(ctx context.Context, cfg *rest.Config, o Options) error {
+	if o.NodeName == "" {
+		return errors.New("speaker: no node name (set --node-name or NODE_NAME)")
+	}
+	if o.Log == nil {
+		o.Log = slog.Default()
+	}
+	if o.ShutdownTimeout == 0 {
+		o.ShutdownTimeout = 10 * time.Second
+	}
+	mgr, err := newManager(cfg, o)
+	if err != nil {
+		return err
+	}
+	s := &Speaker{
+		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(),
+		kick: make(chan struct{}, 1),
+		lg:   lastGood{ads: map[string]plan.Advertisement{}},
+	}
+	s.rep = newReporter(s.c, o.NodeName, o.Log)
+	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
+		return err
+	}
+	return mgr.Start(ctx)
+}
+
+func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			return nil, err
+		}
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:  scheme,
+		Logger:  logr.FromSlogHandler(o.Log.Handler()),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+		// The reports are written only here and read back rarely; Secrets
+		// are read once per peer change and need no cluster-wide watch.
+		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
+			&v1alpha1.ServiceAnnouncement{}, &v1alpha1.BGPSessionStatus{}, &corev1.Secret{}}}},
+		Cache: cache.Options{
+			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject: map[client.Object]cache.ByObject{
+				// Only this node's Node object: a DaemonSet watching every
+				// Node would cost the API server nodes² watch events.
+				&corev1.Node{}: {Field: fields.OneTermEqualSelector("metadata.name", o.NodeName)},
+			},
+		},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("speaker manager: %w", err)
+	}
+	return mgr, nil
+}
+
+// watched are the kinds whose changes trigger a sync.
+func watched() []client.Object {
+	return []client.Object{&corev1.Node{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
+		&v1alpha1.IPPool{}, &v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}}
+}
+
+func (s *Speaker) run(ctx context.Context) error {
+	// The manager's cache is started before runnables; informers are
+	// fetched (and so started) here, then awaited.
+	c := s.cache
+	for _, obj := range watched() {
+		inf, err := c.GetInformer(ctx, obj)
+		if err != nil {
+			return fmt.Errorf("watching %T: %w", obj, err)
+		}
+		if _, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
+			AddFunc:    func(any) { s.poke() },
+			UpdateFunc: func(any, any) { s.poke() },
+			DeleteFunc: func(any) { s.poke() },
+		}); err != nil {
+			return err
+		}
+	}
+	if !c.WaitForCacheSync(ctx) {
+		return ctx.Err()
+	}
+	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp")})
+	annCtx, stopAnn := context.WithCancel(context.Background())
+	annDone := make(chan error, 1)
+	go func() { annDone <- s.ann.Run(annCtx) }()
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
+		defer cancel()
+		msg := "node " + s.o.NodeName + " shutting down"
+		if err := s.ann.Shutdown(sctx, msg); err != nil {
+			s.log.Warn("shutdown", "err", err)
+		}
+		s.rep.clear(sctx, s.ann.Status())
+		stopAnn()
+		<-annDone
+	}()
+	if s.o.APISocket != "" {
+		go func() {
+			if err := view.Serve(ctx, s.o.APISocket, view.Handler(s.ann), s.log.With("part", "api")); err != nil {
+				s.log.Error("api", "err", err)
+			}
+		}()
+	}
+	if s.o.MetricsAddr != "" {
+		if err := s.serveMetrics(ctx); err != nil {
+			return err
+		}
+	}
+	if s.o.Started != nil {
+		s.o.Started(s)
+	}
+	s.log.Info("speaker running", "node", s.o.NodeName)
+	// Session state changes are not API events: look again now and then
+	// so the reports follow them.
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	s.poke()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.kick:
+			s.sync(ctx)
+		case <-tick.C:
+			s.report(ctx)
+		}
+	}
+}
+
+func (s *Speaker) poke() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// sync reads the caches, plans, announces and reports.
+func (s *Speaker) sync(ctx context.Context) {
+	objs, err := s.read(ctx)
+	if err != nil {
+		s.log.Error("reading the cluster state", "err", err)
+		return
+	}
+	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
+	res := plan.Plan(conv.snap)
+	peers, perr := s.peerConfigs(objs, res)
+	if err := s.ann.SetPeers(peers); err != nil {
+		perr = append(perr, err.Error())
+	}
+	for name, routes := range res.Peers {
+		s.ann.Announce(name, toAnnounce(routes))
+	}
+	eps := map[plan.Key]int32{}
+	for _, sv := range conv.snap.Services {
+		eps[sv.Key] = int32(sv.Endpoints[s.o.NodeName])
+	}
+	s.mu.Lock()
+	changed := !slices.Equal(s.last.Problems, res.Problems)
+	s.last, s.peers, s.eps = res, peers, eps
+	s.mu.Unlock()
+	if changed {
+		for _, p := range res.Problems {
+			s.log.Warn("configuration problem", "problem", p)
+		}
+	}
+	for _, p := range append(conv.problems, perr...) {
+		s.log.Warn("configuration problem", "problem", p)
+	}
+	s.report(ctx)
+}
+
+// read lists everything the planner needs from the caches.
+func (s *Speaker) read(ctx context.Context) (objects, error) {
+	var o objects
+	var node corev1.Node
+	if err := s.c.Get(ctx, types.NamespacedName{Name: s.o.NodeName}, &node); err == nil {
+		o.node = &node
+	} else if client.IgnoreNotFound(err) != nil {
+		return o, err
+	}
+	var svcs corev1.ServiceList
+	var eps discoveryv1.EndpointSliceList
+	var pools v1alpha1.IPPoolList
+	var peers v1alpha1.BGPPeerList
+	var ads v1alpha1.BGPAdvertisementList
+	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads} {
+		if err := s.c.List(ctx, l); err != nil {
+			return o, err
+		}
+	}
+	o.services, o.slices, o.pools, o.peers, o.advertisements = svcs.Items, eps.Items, pools.Items, peers.Items, ads.Items
+	return o, nil
+}
+
+// peerConfigs are the sessions of the peers the plan selected for this
+// node; a peer whose settings are invalid keeps its last good ones.
+func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig, []string) {
+	var addrs []netip.Addr
+	if o.node != nil {
+		addrs = nodeAddrs(o.node)
+	}
+	s.mu.Lock()
+	prev := s.peers
+	s.mu.Unlock()
+	var out []announce.PeerConfig
+	var problems []string
+	for i := range o.peers {
+		p := &o.peers[i]
+		if _, ok := res.Peers[p.Name]; !ok {
+			continue
+		}
+		cfg, err := peerConfig(p, addrs, s.o.Namespace, s.secret)
+		if err != nil {
+			msg := fmt.Sprintf("BGPPeer %s: %v", p.Name, err)
+			if i := slices.IndexFunc(prev, func(c announce.PeerConfig) bool { return c.Name == p.Name }); i >= 0 {
+				cfg = prev[i]
+				msg += "; the last valid settings stay in force"
+			} else {
+				problems = append(problems, msg)
+				continue
+			}
+			problems = append(problems, msg)
+		}
+		out = append(out, cfg)
+	}
+	return out, problems
+}
+
+func (s *Speaker) secret(namespace, name, key string) (string, error) {
+	var sec corev1.Secret
+	if err := s.c.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: name}, &sec); err != nil {
+		return "", err
+	}
+	v, ok := sec.Data[key]
+	if !ok {
+		return "", fmt.Errorf("Secret %s/%s has no key %q", namespace, name, key)
+	}
+	return strings.TrimRight(string(v), "\n"), nil
+}
+
+// report writes what this node announces, from the last plan and the
+// sessions' state.
+func (s *Speaker) report(ctx context.Context) {
+	s.mu.Lock()
+	res, eps := s.last, s.eps
+	s.mu.Unlock()
+	s.rep.write(ctx, res, eps, s.ann.Status())
+}
+
+func toAnnounce(rs []plan.Route) []announce.Route {
+	out := make([]announce.Route, len(rs))
+	for i, r := range rs {
+		out[i] = announce.Route{Prefix: r.Prefix, Bandwidth: r.Bandwidth}
+		if a := r.Attrs; a != nil {
+			out[i].LocalPref, out[i].Communities, out[i].LargeCommunities = a.LocalPref, a.Communities, a.LargeCommunities
+		}
+	}
+	return out
+}
+
+// Announcer is the speaker's BGP side, for views and tests.
+func (s *Speaker) Announcer() *announce.Announcer { return s.ann }
+
+func (s *Speaker) serveMetrics(ctx context.Context) error {
+	ln, err := metricsrv.Listen(s.o.MetricsAddr)
+	if err != nil {
+		return fmt.Errorf("metrics address: %w", err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(newCollector(s.ann.Status))
+	go func() {
+		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log); err != nil {
+			s.log.Error("metrics", "err", err)
+		}
+	}()
+	return nil
+}
