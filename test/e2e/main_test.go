@@ -9,12 +9,18 @@ import (
 	"os/exec"
 	"path/filepath"
 	"testing"
+
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 )
 
 // bgplbBin is the binary under test, built once by TestMain.
 var bgplbBin string
 
 func TestMain(m *testing.M) {
+	// The in-process controller logs through its own slog logger;
+	// controller-runtime's global one would only complain it was never set.
+	ctrllog.SetLogger(logr.Discard())
 	dir, err := os.MkdirTemp("", "bgplb-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"os"
 	"slices"
 	"strings"
@@ -25,10 +26,10 @@ api: {socket: SOCKET}
 `
 
 // TestRouterReloadAndRestart: SIGHUP with a broken config keeps the running
-// one; SIGHUP without a neighbour closes only that session (the other keeps
-// its uptime); after the router is killed its routes stay in the kernel,
-// and the next start removes them once the grace time passes without the
-// peer coming back.
+// one; SIGHUP without a neighbour closes only that session, with Cease /
+// Peer De-configured (the other keeps its uptime); after the router is
+// killed its routes stay in the kernel, and the next start removes them
+// once the grace time passes without the peer coming back.
 func TestRouterReloadAndRestart(t *testing.T) {
 	l := newRouterLab(t, 90*time.Second, strings.ReplaceAll(reloadConfig, "GRACE", "3s"), "bird")
 	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
@@ -85,6 +86,14 @@ func TestRouterReloadAndRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	rp.waitKernel(t, ctx, want{p1: {n1.v4}, p2: nil})
+	// It was told why (RFC 4486), as BIRD logs.
+	logCtx, cancelLog := context.WithTimeout(ctx, 5*time.Second)
+	defer cancelLog()
+	if err := lab.Poll(logCtx, 50*time.Millisecond, func() (bool, error) {
+		return strings.Contains(birds[1].Procs()[0].Logs(), "Received: Peer de-configured"), nil
+	}); err != nil {
+		t.Errorf("node2's BIRD did not receive Cease / Peer De-configured; its log:\n%s", birds[1].Procs()[0].Logs())
+	}
 	var ns []view.Neighbor
 	rp.cli(t, ctx, &ns, "neighbor")
 	if slices.ContainsFunc(ns, func(n view.Neighbor) bool { return n.Address == n2.v4 }) {

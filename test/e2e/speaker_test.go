@@ -1,0 +1,388 @@
+package e2e
+
+// The seed's story with every bgplb part: a real kube-apiserver, `bgplb
+// controller`, `bgplb speaker` on two nodes, `bgplb router` on the router,
+// and a client on the LAN asking the Pi-hole for a name through the router.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/controller"
+	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/lab/seed/seedtest"
+)
+
+// seedLab is the seed lab with its control plane, router, controller and
+// speakers running.
+type seedLab struct {
+	ctx      context.Context
+	s        *seed.Seed
+	env      *kubetest.Env
+	c        client.Client
+	rp       *routerProc
+	speakers map[string]*lab.Proc
+	dir      string
+}
+
+const seedRouterConfig = `asn: 64512
+routerID: 198.51.100.1
+listen: ["0.0.0.0:179"]
+dynamicNeighbors:
+  - {prefix: 198.51.100.0/24, peerASN: 64512, holdTime: 9s}
+import:
+  prefixes: ["203.0.113.0/24", "2001:db8:100::/48"]
+fib: {graceTime: 5s}
+api: {socket: SOCKET}
+`
+
+func newSeedLab(t *testing.T, limit time.Duration) *seedLab {
+	t.Helper()
+	crds, err := seed.FindCRDDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := seedtest.New(t, seed.Options{Prefix: "e2e", CRDDir: crds})
+	env := seedtest.ControlPlane(t, s)
+	l := &seedLab{ctx: contextFor(t, limit), s: s, env: env, speakers: map[string]*lab.Proc{}, dir: t.TempDir()}
+	scheme := runtime.NewScheme()
+	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
+		if err := add(scheme); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l.c, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
+		t.Fatal(err)
+	}
+	l.rp = startRouter(t, l.ctx, node{name: "router", ns: s.Host("router"), v4: s.RouterAddr(1)}, seedRouterConfig)
+	for _, n := range s.Nodes() {
+		l.createNode(t, n)
+	}
+	l.startController(t)
+	for _, n := range s.Nodes() {
+		l.startSpeaker(t, n)
+	}
+	return l
+}
+
+func contextFor(t *testing.T, limit time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// createNode is what a kubelet would register: the Node, Ready, with its
+// LAN addresses.
+func (l *seedLab) createNode(t *testing.T, name string) {
+	t.Helper()
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"kubernetes.io/hostname": name}}}
+	l.create(t, n)
+	n.Status = corev1.NodeStatus{
+		Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+			LastHeartbeatTime: metav1.Now(), LastTransitionTime: metav1.Now(), Reason: "KubeletReady"}},
+		Addresses: []corev1.NodeAddress{
+			{Type: corev1.NodeInternalIP, Address: l.s.NodeAddr(name).String()},
+			{Type: corev1.NodeInternalIP, Address: l.s.NodeAddr6(name).String()},
+		},
+	}
+	if err := l.c.Status().Update(l.ctx, n); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (l *seedLab) create(t *testing.T, o client.Object) {
+	t.Helper()
+	if err := l.c.Create(l.ctx, o); err != nil {
+		t.Fatalf("creating %T %s: %v", o, o.GetName(), err)
+	}
+}
+
+// startController runs `bgplb controller` in this process, on the root
+// namespace's side of the API link.
+func (l *seedLab) startController(t *testing.T) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	logf, err := os.Create(filepath.Join(l.dir, "controller.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		done <- controller.Run(ctx, l.env.Config, controller.RunOptions{Options: controller.Options{
+			HandleUnclassed: true, Log: slog.New(slog.NewTextHandler(logf, nil))}})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		logf.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("controller log:\n%s", b)
+		}
+	})
+}
+
+// startSpeaker runs `bgplb speaker` in a node's namespace.
+func (l *seedLab) startSpeaker(t *testing.T, name string) {
+	t.Helper()
+	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
+		"--node-name", name, "--kubeconfig", l.env.Kubeconfig, "--namespace", "default",
+		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.speakers[name] = p
+	t.Cleanup(func() {
+		_ = p.Stop()
+		if t.Failed() {
+			t.Logf("speaker %s log:\n%s", name, p.Logs())
+		}
+	})
+}
+
+// configure applies the seed's MetalLB configuration, translated: one pool,
+// the router as a peer, one advertisement.
+func (l *seedLab) configure(t *testing.T) {
+	t.Helper()
+	l.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
+		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24"}}})
+	l.create(t, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
+			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}})
+	l.create(t, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
+}
+
+// endpoints sets the Service's one EndpointSlice to ready endpoints on the
+// given nodes (a node repeated holds several pods).
+func (l *seedLab) endpoints(t *testing.T, svc string, nodes ...string) {
+	t.Helper()
+	es := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Ports: []discoveryv1.EndpointPort{{Name: ptr("dns-udp"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(53))}},
+	}
+	for i, n := range nodes {
+		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
+			Addresses: []string{fmt.Sprintf("10.244.%d.%d", slices.Index(l.s.Nodes(), n)+1, i+10)},
+			NodeName:  ptr(n), Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
+		})
+	}
+	var cur discoveryv1.EndpointSlice
+	if err := l.c.Get(l.ctx, client.ObjectKeyFromObject(es), &cur); err == nil {
+		cur.Endpoints = es.Endpoints
+		if err := l.c.Update(l.ctx, &cur); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	l.create(t, es)
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// pihole is the seed's Service, as written for MetalLB.
+func pihole(etp corev1.ServiceExternalTrafficPolicy) *corev1.Service {
+	return &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "pihole", Annotations: map[string]string{
+			"metallb.universe.tf/address-pool":    "lan",
+			"metallb.universe.tf/loadBalancerIPs": "203.0.113.53",
+		}},
+		Spec: corev1.ServiceSpec{
+			Type:                  corev1.ServiceTypeLoadBalancer,
+			ExternalTrafficPolicy: etp,
+			Selector:              map[string]string{"app": "pihole"},
+			Ports: []corev1.ServicePort{
+				{Name: "dns-udp", Protocol: corev1.ProtocolUDP, Port: 53},
+				{Name: "dns-tcp", Protocol: corev1.ProtocolTCP, Port: 53},
+			},
+		},
+	}
+}
+
+// pod plays the Pi-hole pod on a node: what kube-proxy does (the VIP on a
+// local interface) and a DNS server answering on it.
+func (l *seedLab) pod(t *testing.T, node string, vip netip.Addr) *seed.DNSServer {
+	t.Helper()
+	if err := l.s.AddVIP(l.ctx, node, vip); err != nil {
+		t.Fatal(err)
+	}
+	d, err := l.s.StartDNS(l.ctx, node, vip)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	return d
+}
+
+// dig asks the Pi-hole from the client, over UDP and TCP, until the answer
+// comes from the wanted node.
+func (l *seedLab) dig(t *testing.T, vip netip.Addr, fromNode string) {
+	t.Helper()
+	for _, tcp := range []bool{false, true} {
+		var last string
+		var lastErr error
+		err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
+			last, lastErr = l.s.Dig(l.ctx, "client", vip, "pihole.lab.", tcp)
+			return lastErr == nil && strings.HasSuffix(last, "from "+fromNode), nil
+		})
+		if err != nil {
+			t.Fatalf("dig @%s (tcp %v): want an answer from %s, last %q, %v", vip, tcp, fromNode, last, lastErr)
+		}
+	}
+}
+
+// TestSeedStory is the seed's write-up end to end: the Pi-hole gets its
+// fixed address, the node running the pod announces it, the router installs
+// it, the client's DNS query is answered through the router, and when the
+// pod moves the route moves.
+func TestSeedStory(t *testing.T) {
+	l := newSeedLab(t, 3*time.Minute)
+	l.configure(t)
+	vip := netip.MustParseAddr("203.0.113.53")
+	host := netip.PrefixFrom(vip, 32)
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+
+	l.rp.waitEstablished(t, l.ctx, n1, n2)
+	l.pod(t, seed.Node1, vip)
+	l.endpoints(t, "pihole", seed.Node1)
+	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyLocal))
+
+	// 1. Allocated; only the endpoint's node announces; the client is answered.
+	l.waitService(t, "pihole", func(s *corev1.Service) bool {
+		return len(s.Status.LoadBalancer.Ingress) == 1 && s.Status.LoadBalancer.Ingress[0].IP == vip.String()
+	})
+	rs := l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+	if i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == host }); i < 0 || rs[i].Proto != "bgp" {
+		t.Fatalf("route %v not proto bgp", rs)
+	}
+	l.rp.waitEstablished(t, l.ctx, n1, n2)
+	l.dig(t, vip, seed.Node1)
+	l.waitAnnouncers(t, "pihole", seed.Node1)
+
+	// 2. The pod moves: the route follows, measured from the EndpointSlice
+	// change to the router's kernel.
+	l.pod(t, seed.Node2, vip)
+	if err := l.s.DelVIP(l.ctx, seed.Node1, vip); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	l.endpoints(t, "pihole", seed.Node2)
+	l.rp.waitKernel(t, l.ctx, want{host: {n2}})
+	l.waitAnnouncers(t, "pihole", seed.Node2)
+	t.Logf("the route followed the pod %v after the EndpointSlice changed", time.Since(start).Round(time.Millisecond))
+	l.dig(t, vip, seed.Node2)
+
+	// 3. Cluster: both nodes announce; weights follow the endpoint counts.
+	var svc corev1.Service
+	if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: "default", Name: "pihole"}, &svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyCluster
+	if err := l.c.Update(l.ctx, &svc); err != nil {
+		t.Fatal(err)
+	}
+	l.endpoints(t, "pihole", seed.Node1, seed.Node2, seed.Node2, seed.Node2)
+	l.waitWeights(t, host, map[netip.Addr]int{n1: 1, n2: 3})
+
+	// 5. SIGTERM on node2's speaker: the router hears the RFC 8203 message
+	// and drops node2's path.
+	if err := l.speakers[seed.Node2].Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+	if err := l.speakers[seed.Node2].Wait(l.ctx); err != nil {
+		t.Errorf("speaker exit: %v", err)
+	}
+	if logs := l.rp.proc.Logs(); !strings.Contains(logs, "node node2 shutting down") {
+		t.Errorf("the router did not log the shutdown message; router log:\n%s", logs)
+	}
+
+	// 4. The Service changes type: withdrawn everywhere.
+	if err := l.c.Get(l.ctx, client.ObjectKeyFromObject(&svc), &svc); err != nil {
+		t.Fatal(err)
+	}
+	svc.Spec.Type = corev1.ServiceTypeClusterIP
+	svc.Spec.ExternalTrafficPolicy = ""
+	if err := l.c.Update(l.ctx, &svc); err != nil {
+		t.Fatal(err)
+	}
+	l.rp.waitKernel(t, l.ctx, want{host: nil})
+}
+
+func (l *seedLab) waitService(t *testing.T, name string, ok func(*corev1.Service) bool) {
+	t.Helper()
+	var s corev1.Service
+	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
+		if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: "default", Name: name}, &s); err != nil {
+			return false, nil
+		}
+		return ok(&s), nil
+	})
+	if err != nil {
+		t.Fatalf("Service %s: %v; status %+v", name, err, s.Status)
+	}
+}
+
+func (l *seedLab) waitWeights(t *testing.T, dst netip.Prefix, want map[netip.Addr]int) {
+	t.Helper()
+	var last []lab.Route
+	_, err := l.rp.ns.WaitRoutes(l.ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+		last = rs
+		i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == dst })
+		if i < 0 || len(rs[i].NextHops) != len(want) {
+			return false
+		}
+		for _, h := range rs[i].NextHops {
+			if w, ok := want[h.Gateway]; !ok || h.Weight != w {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("weights %v: %v\n%s", want, err, lab.FormatRoutes(last))
+	}
+}
+
+// waitAnnouncers waits until exactly the given nodes report, in
+// ServiceAnnouncements, that they announce the Service to the router.
+func (l *seedLab) waitAnnouncers(t *testing.T, svc string, nodes ...string) {
+	t.Helper()
+	var got []string
+	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
+		var list v1alpha1.ServiceAnnouncementList
+		if err := l.c.List(l.ctx, &list, client.InNamespace("default"), client.MatchingLabels{v1alpha1.LabelService: svc}); err != nil {
+			return false, err
+		}
+		got = got[:0]
+		for _, a := range list.Items {
+			if slices.Contains(a.Status.Peers, "router") && slices.Contains(a.Status.Prefixes, "203.0.113.53/32") {
+				got = append(got, a.Spec.Node)
+			}
+		}
+		slices.Sort(got)
+		return slices.Equal(got, nodes), nil
+	})
+	if err != nil {
+		t.Fatalf("ServiceAnnouncements for %s: want %v, have %v: %v", svc, nodes, got, err)
+	}
+}
