@@ -178,7 +178,7 @@ func (l *seedLab) endpoints(t *testing.T, svc string, nodes ...string) {
 	es := &discoveryv1.EndpointSlice{
 		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
 		AddressType: discoveryv1.AddressTypeIPv4,
-		Ports: []discoveryv1.EndpointPort{{Name: ptr("dns-udp"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(53))}},
+		Ports:       []discoveryv1.EndpointPort{{Name: ptr("dns-udp"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(53))}},
 	}
 	for i, n := range nodes {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
