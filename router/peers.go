@@ -78,12 +78,13 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	})
 }
 
-// stopPeer closes p's session with msg and forgets it; d.mu is not held.
-func (d *Daemon) stopPeer(p *peer, msg string) {
+// stopPeer closes p's session with n (nil: Cease / Administrative
+// Shutdown) and forgets it; d.mu is not held.
+func (d *Daemon) stopPeer(p *peer, n *wire.Notification) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if p.sess.State() == session.Established {
-		_ = p.sess.Shutdown(ctx, msg)
+		_ = p.sess.Close(ctx, n)
 	}
 	p.cancel()
 	<-p.done
@@ -161,7 +162,7 @@ func (d *Daemon) reapDynamic(ctx context.Context) {
 		d.mu.Unlock()
 		for _, p := range gone {
 			d.log.Info("forgetting dynamic neighbor", "peer", p.label)
-			d.stopPeer(p, "")
+			d.stopPeer(p, nil)
 		}
 	}
 }
@@ -183,7 +184,7 @@ func (d *Daemon) shutdown(msg string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.stopPeer(p, msg)
+			d.stopPeer(p, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
 		}()
 	}
 	wg.Wait()

@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 
 	"github.com/bgplb/bgplb/bgp/session"
@@ -16,24 +17,13 @@ func (d *Daemon) Reload(cfg *Config) {
 	d.mu.Lock()
 	old := d.cfg.Swap(cfg)
 	plan := PlanReload(old, cfg)
-	var stop []*peer
-	for _, a := range slices.Concat(plan.Remove, plan.Restart) {
-		if p, ok := d.peers[a]; ok {
-			stop = append(stop, p)
-		}
-	}
-	gone := slices.Concat(plan.RemoveRanges, plan.RestartRanges)
-	for _, p := range d.peers {
-		if p.dynamic && (plan.RestartAll || slices.Contains(gone, p.rangePfx)) {
-			stop = append(stop, p)
-		}
-	}
+	stop := reloadStops(plan, d.peers)
 	d.mu.Unlock()
 
 	d.log.Info("reloading config", "add", len(plan.Add), "remove", len(plan.Remove), "restart", len(plan.Restart),
 		"keep", len(plan.Keep), "reimport", plan.Reimport)
-	for _, p := range stop {
-		d.stopPeer(p, "configuration changed")
+	for p, n := range stop {
+		d.stopPeer(p, n)
 	}
 	if plan.Listen || passwordsChanged(old, cfg) {
 		d.mu.Lock()
@@ -59,6 +49,41 @@ func (d *Daemon) Reload(cfg *Config) {
 	if plan.FIB || plan.API || plan.Metrics {
 		d.log.Warn("reload: fib, api and metrics settings take effect at the next restart")
 	}
+}
+
+// The Ceases a reload closes sessions with (RFC 4486), so the peer's
+// operator sees why.
+var (
+	ceaseDeconfigured = wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured}
+	ceaseReconfigured = wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseOtherConfigChange}
+)
+
+// reloadStops returns the running peers plan closes, each with its Cease:
+// Peer De-configured when its neighbour or dynamic range is gone, Other
+// Configuration Change when it restarts with new settings. peers is
+// d.peers: d.mu is held.
+func reloadStops(plan ReloadPlan, peers map[netip.Addr]*peer) map[*peer]*wire.Notification {
+	stop := map[*peer]*wire.Notification{}
+	for _, a := range plan.Remove {
+		if p, ok := peers[a]; ok {
+			stop[p] = &ceaseDeconfigured
+		}
+	}
+	for _, a := range plan.Restart {
+		if p, ok := peers[a]; ok {
+			stop[p] = &ceaseReconfigured
+		}
+	}
+	for _, p := range peers {
+		switch {
+		case !p.dynamic:
+		case slices.Contains(plan.RemoveRanges, p.rangePfx):
+			stop[p] = &ceaseDeconfigured
+		case plan.RestartAll || slices.Contains(plan.RestartRanges, p.rangePfx):
+			stop[p] = &ceaseReconfigured
+		}
+	}
+	return stop
 }
 
 func passwordsChanged(old, cur *Config) bool {
@@ -100,7 +125,7 @@ func (d *Daemon) refreshAll() {
 		}
 		if !info.Negotiated.RouteRefresh {
 			d.log.Info("peer cannot refresh its routes: restarting its session", "peer", p.label)
-			d.stopPeer(p, "import policy changed")
+			d.stopPeer(p, &ceaseReconfigured)
 			if !p.dynamic {
 				d.mu.Lock()
 				d.startStatic(p.static)

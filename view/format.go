@@ -3,6 +3,7 @@ package view
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,16 +29,27 @@ func since(now, t time.Time) string {
 	return FormatAge(now.Sub(t))
 }
 
-// WriteNeighbors prints the session table.
+// WriteNeighbors prints the session table. The Advertised column appears
+// only when some neighbor has routes advertised to it (a speaker's table),
+// so a router's table stays as it was.
 func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
+	advertised := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.Advertised != 0 })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "Peer\tAS\tUp/Down\tState\t#Received\tAccepted\tRejected")
+	fmt.Fprint(tw, "Peer\tAS\tUp/Down\tState\t#Received\tAccepted\tRejected")
+	if advertised {
+		fmt.Fprint(tw, "\tAdvertised")
+	}
+	fmt.Fprintln(tw)
 	for _, n := range ns {
 		peer := n.Address.String()
 		if n.Dynamic {
 			peer += "*"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d\n", peer, n.ASN, since(now, n.Since), n.State, n.Received, n.Accepted, n.Rejected)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d", peer, n.ASN, since(now, n.Since), n.State, n.Received, n.Accepted, n.Rejected)
+		if advertised {
+			fmt.Fprintf(tw, "\t%d", n.Advertised)
+		}
+		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

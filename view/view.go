@@ -31,6 +31,7 @@ type Neighbor struct {
 	Received   int        `json:"received"`
 	Accepted   int        `json:"accepted"`
 	Rejected   int        `json:"rejected"`
+	Advertised int        `json:"advertised,omitempty"` // prefixes a speaker announces on the session; 0 from a router
 	UpdatesIn  uint64     `json:"updatesIn"`
 	UpdatesOut uint64     `json:"updatesOut"`
 	LastError  string     `json:"lastError,omitempty"`

@@ -137,3 +137,39 @@ func TestWriteViews(t *testing.T) {
 		t.Error(FormatAge(50 * time.Hour))
 	}
 }
+
+// TestWriteNeighborsAdvertised: the Advertised column appears only when a
+// neighbor has routes advertised to it, so a router's table is unchanged.
+func TestWriteNeighborsAdvertised(t *testing.T) {
+	now := t0.Add(time.Minute)
+	a := netip.MustParseAddr
+	cases := []struct {
+		name string
+		ns   []Neighbor
+		want string
+	}{
+		{"router", []Neighbor{
+			{Address: a("198.51.100.11"), ASN: 64512, State: "Established", Since: t0, Received: 2, Accepted: 2},
+		}, `Peer           AS     Up/Down   State        #Received  Accepted  Rejected
+198.51.100.11  64512  00:01:00  Established  2          2         0
+`},
+		{"speaker", []Neighbor{
+			{Address: a("198.51.100.1"), ASN: 64512, State: "Established", Since: t0, Rejected: 1, Advertised: 120},
+			{Address: a("198.51.100.2"), ASN: 64512, State: "Active", Since: t0},
+		}, `Peer          AS     Up/Down   State        #Received  Accepted  Rejected  Advertised
+198.51.100.1  64512  00:01:00  Established  0          0         1         120
+198.51.100.2  64512  00:01:00  Active       0          0         0         0
+`},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := WriteNeighbors(&b, tc.ns, now); err != nil {
+				t.Fatal(err)
+			}
+			if b.String() != tc.want {
+				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tc.want)
+			}
+		})
+	}
+}

@@ -21,7 +21,7 @@ const (
 	outQueueLen = 256
 	ioBufSize   = 64 << 10
 	// notifyTimeout bounds how long a closing session waits for its last
-	// NOTIFICATION to be written.
+	// NOTIFICATION, and the messages queued before it, to be written.
 	notifyTimeout = 3 * time.Second
 	// linger is how long we keep reading (and discarding) after sending a
 	// NOTIFICATION, so closing a socket with unread data does not reset the
@@ -307,18 +307,44 @@ func (r *reader) routeRefresh(body []byte) input {
 func (p *Peer) writeLoop(c *conn) {
 	defer close(c.writerDone)
 	bw := bufio.NewWriterSize(c.nc, ioBufSize)
-	var msgs, updates uint64
-	add := func(m []byte) error {
-		msgs, updates = countMessages(m, msgs, updates)
-		_, err := bw.Write(m)
+	// flush writes first (unless nil) and the messages queued behind it
+	// now, not those queued meanwhile (a busy sender could keep it going
+	// for ever), with one flush; it counts them once written.
+	flush := func(first []byte) error {
+		var msgs, updates uint64
+		var err error
+		write := func(m []byte) {
+			msgs, updates = countMessages(m, msgs, updates)
+			_, err = bw.Write(m)
+		}
+		if first != nil {
+			write(first)
+		}
+		for n := len(c.out); n > 0 && err == nil; n-- {
+			write(<-c.out)
+		}
+		if err == nil {
+			err = bw.Flush()
+		}
+		if err == nil {
+			p.msgsOut.Add(msgs)
+			p.updatesOut.Add(updates)
+		}
 		return err
 	}
 	for {
 		select {
 		case m := <-c.final:
+			// Messages queued before the NOTIFICATION go first: the
+			// select picks at random among ready cases, and UPDATEs a
+			// caller Sent before closing must not be lost. All of it
+			// within notifyTimeout, which closeConn waits for; after a
+			// failed write the NOTIFICATION could only go out garbled.
 			_ = c.nc.SetWriteDeadline(time.Now().Add(notifyTimeout))
-			if _, err := c.nc.Write(m); err == nil {
-				p.msgsOut.Add(1)
+			if flush(nil) == nil {
+				if _, err := c.nc.Write(m); err == nil {
+					p.msgsOut.Add(1)
+				}
 			}
 			if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
 				_ = tc.CloseWrite()
@@ -328,25 +354,10 @@ func (p *Peer) writeLoop(c *conn) {
 			if sh := p.cfg.SendHoldTime; sh > 0 {
 				_ = c.nc.SetWriteDeadline(time.Now().Add(sh))
 			}
-			msgs, updates = 0, 0
-			err := add(m)
-			for more := true; more && err == nil; {
-				select {
-				case m := <-c.out:
-					err = add(m)
-				default:
-					more = false
-				}
-			}
-			if err == nil {
-				err = bw.Flush()
-			}
-			if err != nil {
+			if err := flush(m); err != nil {
 				p.writeFailed(c, err)
 				return
 			}
-			p.msgsOut.Add(msgs)
-			p.updatesOut.Add(updates)
 		case <-c.stop:
 			return
 		}

@@ -18,6 +18,9 @@ var (
 	ErrCollision            = errors.New("connection collision")
 	ErrNotEstablished       = errors.New("session not established")
 	ErrAlreadyRunning       = errors.New("peer is already running")
+	// ErrSessionChanged is SendTo's refusal: the session it was given is
+	// not the current one.
+	ErrSessionChanged = errors.New("not the session the message was built for")
 )
 
 // NotificationError is a NOTIFICATION that ended a session: one the peer

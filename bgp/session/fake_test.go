@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -286,5 +288,135 @@ func TestSendHoldTimer(t *testing.T) {
 	}
 	if el := time.Since(start); el < time.Second {
 		t.Errorf("down after %v, before the send hold time", el)
+	}
+}
+
+// TestSendToRefusesAnotherSession: SendTo delivers only on the session it
+// names; once that session is gone, its bytes never reach the next one.
+func TestSendToRefusesAnotherSession(t *testing.T) {
+	leakCheck(t)
+	rec := newRecorder()
+	p, addr := passive(t, baseConfig(64512, 64512, idA), rec)
+	ctx := context.Background()
+	f1 := dialFake(t, addr)
+	f1.establish(64512, 90, idB)
+	tx := wait(t, rec.established, 2*time.Second, "established").Tx
+	n1 := p.Info().Negotiated
+	if err := p.SendTo(ctx, n1, updates(t, 1, tx)); err != nil {
+		t.Fatalf("SendTo the current session: %v", err)
+	}
+	f1.expect(wire.TypeUpdate, 2*time.Second)
+	lookalike := *n1
+	for _, n := range []*Negotiated{&lookalike, nil} {
+		if err := p.SendTo(ctx, n, updates(t, 1, tx)); !errors.Is(err, ErrSessionChanged) {
+			t.Errorf("SendTo %p: %v, want ErrSessionChanged", n, err)
+		}
+	}
+
+	f1.nc.Close()
+	wait(t, rec.down, 2*time.Second, "down")
+	if err := p.SendTo(ctx, n1, updates(t, 1, tx)); !errors.Is(err, ErrSessionChanged) {
+		t.Errorf("SendTo while down: %v, want ErrSessionChanged", err)
+	}
+	f2 := dialFake(t, addr)
+	f2.establish(64512, 90, idB)
+	wait(t, rec.established, 2*time.Second, "established again")
+	n2 := p.Info().Negotiated
+	if err := p.SendTo(ctx, n1, updates(t, 2, tx)); !errors.Is(err, ErrSessionChanged) {
+		t.Errorf("SendTo the old session: %v, want ErrSessionChanged", err)
+	}
+	if err := p.SendTo(ctx, n2, updates(t, 1, tx)); err != nil {
+		t.Fatalf("SendTo the new session: %v", err)
+	}
+	u := f2.expect(wire.TypeUpdate, 2*time.Second).(*wire.Update)
+	if u.NLRI.Len() != 1 {
+		t.Errorf("the new session got %d prefixes, want the 1 sent to it", u.NLRI.Len())
+	}
+	if m, err := f2.read(200 * time.Millisecond); !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Errorf("the new session got %v %v, want nothing more", m, err)
+	}
+}
+
+// TestCloseWritesQueuedUpdatesFirst: UPDATEs queued before Close reach
+// the peer, before the NOTIFICATION. The writer is held inside a write to a
+// pipe nobody reads until both the queue and the NOTIFICATION wait for it;
+// a writer that picked between them at random would drop the queue about
+// every other round.
+func TestCloseWritesQueuedUpdatesFirst(t *testing.T) {
+	leakCheck(t)
+	const rounds, queued = 12, 20
+	for round := range rounds {
+		t.Run(fmt.Sprint("round ", round), func(t *testing.T) {
+			cfg := baseConfig(64512, 64512, idA)
+			cfg.Passive = true
+			rec := newRecorder()
+			p := New(cfg, rec, testLog(t, "P"))
+			runPeer(t, p)
+			ours, theirs := net.Pipe()
+			p.Accept(ours)
+			f := newFake(t, theirs)
+			f.establish(64512, 90, idB)
+			tx := wait(t, rec.established, 2*time.Second, "established").Tx
+			p.mu.Lock()
+			c := p.out
+			p.mu.Unlock()
+
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := p.Send(ctx, updates(t, 1, tx)); err != nil {
+				t.Fatal(err)
+			}
+			// Reading part of the first UPDATE proves the writer is inside
+			// its write, which returns only once the rest is read.
+			hdr := make([]byte, wire.HeaderLen)
+			_ = theirs.SetReadDeadline(time.Now().Add(2 * time.Second))
+			if _, err := io.ReadFull(theirs, hdr); err != nil {
+				t.Fatal(err)
+			}
+			for range queued {
+				if err := p.Send(ctx, updates(t, 1, tx)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			closed := make(chan error, 1)
+			go func() {
+				closed <- p.Close(ctx, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured})
+			}()
+			eventually(t, 2*time.Second, func() bool { return len(c.final) == 1 },
+				func() string { return "the NOTIFICATION was not queued" })
+			h, err := wire.ParseHeader(hdr, nil)
+			if err != nil || h.Type != wire.TypeUpdate {
+				t.Fatalf("first message %+v %v, want an UPDATE", h, err)
+			}
+			if _, err := io.ReadFull(theirs, make([]byte, int(h.Length)-wire.HeaderLen)); err != nil {
+				t.Fatal(err)
+			}
+			got := 1
+			for {
+				m, err := f.read(2 * time.Second)
+				if err != nil {
+					t.Fatalf("after %d UPDATEs: %v", got, err)
+				}
+				if n, ok := m.(*wire.Notification); ok {
+					if n.Subcode != wire.CeasePeerDeconfigured {
+						t.Errorf("NOTIFICATION %v", n)
+					}
+					break
+				}
+				if wire.MessageType(m) == wire.TypeUpdate {
+					got++
+				}
+			}
+			theirs.Close()
+			if got != 1+queued {
+				t.Fatalf("%d UPDATEs before the NOTIFICATION, want %d", got, 1+queued)
+			}
+			if err := wait(t, closed, 5*time.Second, "Close"); err != nil {
+				t.Fatal(err)
+			}
+			if n := p.Info().UpdatesOut; n != 1+queued {
+				t.Errorf("UpdatesOut %d, want %d", n, 1+queued)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@
 package session
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -98,7 +99,7 @@ const (
 	inEvent            // an FSM event from a connection's reader or writer
 	inConn             // an accepted connection
 	inDialed           // the result of a connection attempt
-	inStop             // Shutdown
+	inStop             // Close
 )
 
 // input is everything that reaches the peer's goroutine.
@@ -107,12 +108,11 @@ type input struct {
 	c       *conn
 	ev      event
 	open    *wire.Open
-	notif   *wire.Notification // received, or to send for evMsgErr/evLocalErr
+	notif   *wire.Notification // received, or to send for evMsgErr/evLocalErr/inStop
 	err     error
 	wantAck bool
 	nc      net.Conn
 	gen     uint64
-	msg     string
 	done    chan struct{}
 }
 
@@ -182,9 +182,32 @@ func (p *Peer) Accept(nc net.Conn) {
 // on the established session. It blocks while the queue is full, until ctx
 // ends or the session goes down. b must not be changed after the call.
 func (p *Peer) Send(ctx context.Context, b []byte) error {
+	return p.send(ctx, nil, b)
+}
+
+// SendTo is Send for one session only: n must be Info().Negotiated (the
+// same pointer) of the session b was built for. If that session is no
+// longer the current one (it went down, and maybe another came up), SendTo
+// fails with ErrSessionChanged rather than hand b to a session it was not
+// built for: a new session starts from nothing, and may have negotiated
+// other options.
+func (p *Peer) SendTo(ctx context.Context, n *Negotiated, b []byte) error {
+	if n == nil {
+		return ErrSessionChanged
+	}
+	return p.send(ctx, n, b)
+}
+
+// send is Send, and SendTo when want is not nil.
+func (p *Peer) send(ctx context.Context, want *Negotiated, b []byte) error {
 	p.mu.Lock()
+	// out and neg are set together when a session comes up, so the
+	// connection taken here is want's own.
 	c, n := p.out, p.neg
 	p.mu.Unlock()
+	if want != nil && n != want {
+		return ErrSessionChanged
+	}
 	if c == nil {
 		return ErrNotEstablished
 	}
@@ -201,13 +224,30 @@ func (p *Peer) Send(ctx context.Context, b []byte) error {
 	}
 }
 
-// Shutdown ends the session with Cease / Administrative Shutdown carrying msg
-// (RFC 9003) and stops the peer for good: Run returns. It waits until the
-// NOTIFICATION went out and the connection is closed, or ctx ends.
+// Shutdown is Close with Cease / Administrative Shutdown carrying msg as
+// the shutdown communication (RFC 9003, which obsoletes RFC 8203).
 func (p *Peer) Shutdown(ctx context.Context, msg string) error {
+	return p.Close(ctx, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
+}
+
+// Close stops the peer for good (Run returns), ending the session, or the
+// OPEN exchange under way, with n: e.g. Cease / Peer De-configured when the
+// neighbour is removed, or Cease / Other Configuration Change when it is
+// restarted with new settings (RFC 4486). A nil n is Cease / Administrative
+// Shutdown. UPDATEs already queued by Send are written before n, within the
+// few seconds allowed for n. Close waits until the NOTIFICATION went out
+// and the connection is closed, or ctx ends.
+func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
+	if n == nil {
+		n = wire.NewShutdown(wire.CeaseAdminShutdown, "")
+	} else {
+		// Run's goroutine may still encode it after ctx ended and Close
+		// returned: it must not share the caller's Data.
+		n = &wire.Notification{Code: n.Code, Subcode: n.Subcode, Data: bytes.Clone(n.Data)}
+	}
 	done := make(chan struct{})
 	select {
-	case p.inputs <- input{kind: inStop, msg: msg, done: done}:
+	case p.inputs <- input{kind: inStop, notif: n, done: done}:
 	case <-p.done:
 		return nil
 	case <-ctx.Done():
@@ -222,22 +262,30 @@ func (p *Peer) Shutdown(ctx context.Context, msg string) error {
 	return nil
 }
 
-// Run owns the peer until ctx ends or Shutdown is called, then closes the
-// session (Cease / Administrative Shutdown) and returns nil. Active peers
-// connect out every ConnectRetry; all peers take connections from Accept.
+// Run owns the peer until ctx ends or Close or Shutdown is called, then
+// closes the session (Cease / Administrative Shutdown, or Close's
+// NOTIFICATION) and returns nil. Active peers connect out every
+// ConnectRetry; all peers take connections from Accept. An invalid Config
+// makes it return the error at once; the peer is stopped all the same.
 func (p *Peer) Run(ctx context.Context) error {
-	if err := p.cfg.Validate(); err != nil {
-		return err
-	}
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
+	// On every return, also the early ones below: Close and Shutdown wait
+	// for done, and a Run that never started its loop would otherwise
+	// keep them waiting until their ctx ends.
 	defer close(p.done)
-	open, err := wire.AppendOpen(nil, p.local)
-	if err != nil {
-		return fmt.Errorf("bgp session: our OPEN: %w", err)
+	err := p.cfg.Validate()
+	if err == nil {
+		p.open, err = wire.AppendOpen(nil, p.local)
+		if err != nil {
+			err = fmt.Errorf("bgp session: our OPEN: %w", err)
+		}
 	}
-	p.open = open
+	if err != nil {
+		p.release()
+		return err
+	}
 	r := &runner{p: p, cfg: p.cfg, ctx: ctx, quit: make(chan struct{}), retry: stoppedTimer()}
 	defer r.exit()
 	r.feed(nil, evStart, nil, nil)

@@ -77,7 +77,7 @@ func (r *runner) handle(in input) {
 		r.connEvent(in)
 	case inStop:
 		r.stopDone = append(r.stopDone, in.done)
-		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, in.msg))
+		r.stop(in.notif)
 	}
 }
 
@@ -485,7 +485,7 @@ func (r *runner) stop(n *wire.Notification) {
 	r.feed(nil, evStop, nil, ErrShutdown)
 }
 
-// exit releases everything: dialers, queued inputs, Shutdown callers.
+// exit releases everything: dialers, queued inputs, Close callers.
 func (r *runner) exit() {
 	if !r.stopped {
 		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
@@ -494,10 +494,20 @@ func (r *runner) exit() {
 	r.retry.Stop()
 	close(r.quit)
 	r.dials.Wait()
-	p := r.p
+	r.p.release()
+	for _, d := range r.stopDone {
+		close(d)
+	}
+	r.p.state.Store(uint32(Idle))
+}
+
+// release makes the peer refuse connections and closes what still waits in
+// its inputs: accepted connections, and the done channels of Close calls.
+func (p *Peer) release() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
 	p.exited = true
-	for drained := false; !drained; {
+	for {
 		select {
 		case in := <-p.inputs:
 			if in.nc != nil {
@@ -507,12 +517,7 @@ func (r *runner) exit() {
 				close(in.done)
 			}
 		default:
-			drained = true
+			return
 		}
 	}
-	p.mu.Unlock()
-	for _, d := range r.stopDone {
-		close(d)
-	}
-	p.state.Store(uint32(Idle))
 }

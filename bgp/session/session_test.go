@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -172,5 +174,104 @@ func TestHandlerErrorResetsAndActivePeerReconnects(t *testing.T) {
 	}
 	if f := a.Info().Flaps; f != 1 {
 		t.Errorf("A flaps %d, want 1", f)
+	}
+}
+
+// TestCloseSendsItsNotification: Close ends the session with the
+// NOTIFICATION it is given, Shutdown with Cease / Administrative Shutdown
+// and its message; either way the peer is stopped for good.
+func TestCloseSendsItsNotification(t *testing.T) {
+	leakCheck(t)
+	cases := []struct {
+		name  string
+		close func(ctx context.Context, p *Peer) error
+		sub   uint8
+		msg   string // the shutdown communication, if any
+	}{
+		{"peer de-configured", func(ctx context.Context, p *Peer) error {
+			return p.Close(ctx, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured})
+		}, wire.CeasePeerDeconfigured, ""},
+		{"other configuration change", func(ctx context.Context, p *Peer) error {
+			return p.Close(ctx, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseOtherConfigChange})
+		}, wire.CeaseOtherConfigChange, ""},
+		{"nil is administrative shutdown", func(ctx context.Context, p *Peer) error { return p.Close(ctx, nil) },
+			wire.CeaseAdminShutdown, ""},
+		{"Shutdown", func(ctx context.Context, p *Peer) error { return p.Shutdown(ctx, "going away") },
+			wire.CeaseAdminShutdown, "going away"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a, _, ra, rb, _, _ := pair(t, baseConfig(64512, 64513, idA), baseConfig(64513, 64512, idB))
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := tc.close(ctx, a); err != nil {
+				t.Fatal(err)
+			}
+			var ne *NotificationError
+			errA := wait(t, ra.down, time.Second, "A down")
+			if !errors.Is(errA, ErrShutdown) || !errors.As(errA, &ne) || !ne.Sent || ne.Notification.Subcode != tc.sub {
+				t.Errorf("A down: %v", errA)
+			}
+			errB := wait(t, rb.down, 5*time.Second, "B down")
+			if !errors.As(errB, &ne) || ne.Sent || ne.Notification.Code != wire.ErrCodeCease || ne.Notification.Subcode != tc.sub {
+				t.Fatalf("B down: %v, want a received %s", errB, wire.CodeString(wire.ErrCodeCease, tc.sub))
+			}
+			if msg, _ := ne.Notification.ShutdownMessage(); msg != tc.msg {
+				t.Errorf("shutdown message %q, want %q", msg, tc.msg)
+			}
+			if a.State() != Idle {
+				t.Errorf("A state after Close: %v", a.State())
+			}
+			expectNone(t, rb.established, 800*time.Millisecond, "B established again")
+			if err := a.Close(ctx, nil); err != nil {
+				t.Errorf("second Close: %v", err)
+			}
+		})
+	}
+}
+
+// TestRunInvalidConfig: a Run that refuses its config still stops the
+// peer: Close and Shutdown return at once, incoming connections are
+// closed, and Run cannot be started again.
+func TestRunInvalidConfig(t *testing.T) {
+	leakCheck(t)
+	cases := []struct {
+		name string
+		cfg  func(*Config)
+	}{
+		{"no local AS", func(c *Config) { c.LocalAS = 0 }},
+		{"hold time 1s", func(c *Config) { c.HoldTime = time.Second }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := baseConfig(64512, 64512, idA)
+			tc.cfg(&cfg)
+			p := New(cfg, newRecorder(), testLog(t, "P"))
+			if err := p.Run(context.Background()); !errors.Is(err, ErrConfig) {
+				t.Fatalf("Run: %v, want a config error", err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			start := time.Now()
+			if err := p.Shutdown(ctx, "bye"); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+			if err := p.Close(ctx, nil); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+			if el := time.Since(start); el > time.Second {
+				t.Errorf("Shutdown and Close took %v", el)
+			}
+			ours, theirs := net.Pipe()
+			defer theirs.Close()
+			p.Accept(ours)
+			_ = theirs.SetReadDeadline(time.Now().Add(time.Second))
+			if _, err := theirs.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+				t.Errorf("connection accepted by a stopped peer: read %v", err)
+			}
+			if err := p.Run(context.Background()); !errors.Is(err, ErrAlreadyRunning) {
+				t.Errorf("second Run: %v", err)
+			}
+		})
 	}
 }

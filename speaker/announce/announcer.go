@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/bgp/wire"
 )
 
 // stopTimeout bounds closing one session when a peer is removed or
@@ -293,8 +294,8 @@ func (a *Announcer) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 // the new ones. Run's goroutine only.
 func (a *Announcer) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 	type stop struct {
-		p   *peer
-		msg string
+		p *peer
+		n *wire.Notification
 	}
 	var stops []stop
 	a.mu.Lock()
@@ -302,9 +303,9 @@ func (a *Announcer) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 		c, ok := a.configs[name]
 		switch {
 		case !ok:
-			stops = append(stops, stop{p, "peer de-configured"})
+			stops = append(stops, stop{p, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured}})
 		case !sameSession(p.cfg.Session, c.Session):
-			stops = append(stops, stop{p, "configuration changed"})
+			stops = append(stops, stop{p, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseOtherConfigChange}})
 		case c.NextHop4 != p.cfg.NextHop4 || c.NextHop6 != p.cfg.NextHop6:
 			p.cfg.NextHop4, p.cfg.NextHop6 = c.NextHop4, c.NextHop6
 			p.update(func(in *inputs) { in.nh4, in.nh6 = c.NextHop4, c.NextHop6 })
@@ -313,7 +314,7 @@ func (a *Announcer) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 	a.mu.Unlock()
 	var stopping sync.WaitGroup
 	for _, s := range stops {
-		stopping.Go(func() { s.p.stop(s.msg) })
+		stopping.Go(func() { s.p.stop(s.n) })
 	}
 	stopping.Wait()
 	a.mu.Lock()
@@ -357,18 +358,15 @@ func (a *Announcer) forget(p *peer) {
 	}
 }
 
-// stop closes p's session with msg and waits for its goroutines.
-//
-// The session package can only close with Cease / Administrative
-// Shutdown, so msg says why; Peer De-configured or Other Configuration
-// Change would be the precise subcodes.
-func (p *peer) stop(msg string) {
+// stop closes p's session with n (the RFC 4486 Cease subcode that says
+// why) and waits for its goroutines.
+func (p *peer) stop(n *wire.Notification) {
 	ctx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	p.closeSession(ctx, msg)
+	p.closeSession(ctx, n)
 	p.cancel()
 	<-p.done
-	p.log.Info("peer removed", "reason", msg)
+	p.log.Info("peer removed", "reason", n.String())
 }
 
 // Shutdown withdraws every route from every peer, waits until the

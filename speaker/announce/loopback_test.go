@@ -219,8 +219,9 @@ func TestLoopbackShutdown(t *testing.T) {
 
 // TestLoopbackSetPeers: adding a peer leaves the others alone; a next-hop
 // change re-announces without a reset; a session change restarts the
-// session and resends; removal closes with a message; bad configs are
-// refused and reported without disturbing the good ones.
+// session (Cease / Other Configuration Change) and resends; removal closes
+// with Cease / Peer De-configured; bad configs are refused and reported
+// without disturbing the good ones.
 func TestLoopbackSetPeers(t *testing.T) {
 	r1, r2 := newReceiver(t, 64512, "198.51.100.1", loopback), newReceiver(t, 64512, "198.51.100.2", addr("127.0.0.2"))
 	a := New(Options{RouterID: speakerID, Log: testLog(t, "announcer")})
@@ -249,8 +250,8 @@ func TestLoopbackSetPeers(t *testing.T) {
 	}
 	r1.waitFor(t, "a new session with every route", func(r *receiver) bool { return r.ups == 2 && len(r.rib) == 10 && len(r.eor) == 2 })
 	r1.mu.Lock()
-	if len(r1.downs) != 1 || !strings.Contains(r1.downs[0].Error(), "configuration changed") {
-		t.Errorf("r1 downs %v", r1.downs)
+	if len(r1.downs) != 1 || !receivedCease(r1.downs[0], wire.CeaseOtherConfigChange) {
+		t.Errorf("r1 downs %v, want a received Cease / Other Configuration Change", r1.downs)
 	}
 	r1.mu.Unlock()
 
@@ -263,8 +264,8 @@ func TestLoopbackSetPeers(t *testing.T) {
 		}
 	}
 	r1.waitFor(t, "r1 removed", func(r *receiver) bool { return len(r.downs) == 2 && len(r.rib) == 0 })
-	if !strings.Contains(r1.downs[1].Error(), "peer de-configured") {
-		t.Errorf("r1 removal: %v", r1.downs[1])
+	if !receivedCease(r1.downs[1], wire.CeasePeerDeconfigured) {
+		t.Errorf("r1 removal: %v, want a received Cease / Peer De-configured", r1.downs[1])
 	}
 	var names []string
 	for _, s := range a.Status() {
@@ -281,6 +282,13 @@ func TestLoopbackSetPeers(t *testing.T) {
 		t.Errorf("r2 was disturbed: %d ups, downs %v", r2.ups, r2.downs)
 	}
 	r2.mu.Unlock()
+}
+
+// receivedCease reports whether a session ended on a Cease with subcode
+// sub from the other side.
+func receivedCease(err error, sub uint8) bool {
+	var ne *session.NotificationError
+	return errors.As(err, &ne) && !ne.Sent && ne.Notification.Code == wire.ErrCodeCease && ne.Notification.Subcode == sub
 }
 
 // TestLoopbackEBGPAndFamilies: an external peer gets AS_PATH [LocalAS] and
@@ -342,8 +350,12 @@ func TestViewSource(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	if err != nil || len(ns) != 1 || ns[0].Description != "r1" || ns[0].State != "Established" || ns[0].ASN != 64512 ||
-		ns[0].Port != r.port() || ns[0].UpdatesOut == 0 {
+		ns[0].Port != r.port() || ns[0].UpdatesOut == 0 || ns[0].Advertised != 3 {
 		t.Fatalf("neighbors %+v, %v", ns, err)
+	}
+	var table bytes.Buffer
+	if err := view.WriteNeighbors(&table, ns, time.Now()); err != nil || !strings.Contains(table.String(), "Advertised") {
+		t.Errorf("bgplb neighbor output (%v):\n%s", err, table.String())
 	}
 	es, err := c.RIB(ctx, "", netip.Prefix{})
 	if err != nil || len(es) != 3 || es[0].Prefix != host4(1) || es[1].Prefix != prefix("203.0.113.128/25") {

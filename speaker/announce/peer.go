@@ -16,10 +16,6 @@ import (
 // them all): a planner gone wrong may pass thousands of bad routes.
 const maxSkippedShown = 16
 
-// errSessionChanged aborts a sync whose session went down (or was replaced)
-// after the sync started: its bytes must not reach the next session.
-var errSessionChanged = errors.New("session changed during the sync")
-
 // peer is one configured router: its session, and the worker goroutine that
 // keeps the session's Adj-RIB-Out equal to the desired routes. The session
 // package calls the Handler methods; they only record and wake.
@@ -32,9 +28,6 @@ type peer struct {
 	log  *slog.Logger
 	wake chan struct{} // capacity 1: a pending wake-up absorbs the others
 	done chan struct{} // closed when the worker and the session have ended
-	// sessDone is closed when the session's Run has returned: Shutdown
-	// would wait for nothing then.
-	sessDone chan struct{}
 	// cancel ends the peer's goroutines; set by the Run goroutine at start.
 	cancel context.CancelFunc
 
@@ -52,10 +45,8 @@ type inputs struct {
 	epoch uint64
 	neg   *session.Negotiated // nil while not established
 	// negID is the session package's own *Negotiated for this session,
-	// compared before each Send to make sure it is still the same one.
-	// (A session replaced in the instant between that check and Send's
-	// own look at its connection could still get one stale chunk: Send
-	// cannot be told which session a chunk is meant for.)
+	// which SendTo takes so that a sync's bytes never reach a later
+	// session (it refuses with session.ErrSessionChanged).
 	negID      *session.Negotiated
 	updateBase uint64 // session UpdatesOut when it was established
 	refresh    bool   // the peer asked for a ROUTE-REFRESH
@@ -82,8 +73,7 @@ type outView struct {
 }
 
 func newPeer(a *Announcer, c PeerConfig) *peer {
-	p := &peer{a: a, cfg: c, wake: make(chan struct{}, 1), done: make(chan struct{}), sessDone: make(chan struct{}),
-		log: a.log.With("peer", c.Name)}
+	p := &peer{a: a, cfg: c, wake: make(chan struct{}, 1), done: make(chan struct{}), log: a.log.With("peer", c.Name)}
 	p.in.nh4, p.in.nh6 = c.NextHop4, c.NextHop6
 	p.sess = session.New(c.Session, p, p.log)
 	return p
@@ -145,7 +135,6 @@ func (p *peer) run(ctx context.Context) {
 	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		defer close(p.sessDone)
 		if err := p.sess.Run(ctx); err != nil {
 			p.log.Error("session ended", "err", err)
 			p.setSendErr(err)
@@ -288,7 +277,7 @@ func (w *worker) sync(in *inputs, full bool) bool {
 	switch {
 	case err == nil:
 		p.log.Debug("sync", "announced", len(w.ch.announce), "withdrawn", len(w.ch.withdraw), "full", full)
-	case errors.Is(err, session.ErrNotEstablished) || errors.Is(err, errSessionChanged) || w.ctx.Err() != nil:
+	case errors.Is(err, session.ErrNotEstablished) || errors.Is(err, session.ErrSessionChanged) || w.ctx.Err() != nil:
 		// The Down event is on its way (or Run is ending): the next
 		// step starts over with a new Adj-RIB-Out.
 		return false
@@ -312,10 +301,7 @@ func (p *peer) setSendErr(err error) {
 
 // emit hands one chunk of UPDATEs to the session it was built for.
 func (w *worker) emit(b []byte, msgs int) error {
-	if w.p.sess.Info().Negotiated != w.negID {
-		return errSessionChanged
-	}
-	if err := w.p.sess.Send(w.ctx, b); err != nil {
+	if err := w.p.sess.SendTo(w.ctx, w.negID, b); err != nil {
 		return err
 	}
 	w.sent += uint64(msgs)
@@ -324,8 +310,11 @@ func (w *worker) emit(b []byte, msgs int) error {
 
 // waitWritten waits until the session's writer has written every UPDATE
 // the worker handed it (the session counts them once flushed), or the
-// session went away. Closing the session earlier could drop queued ones:
-// the writer sends the final NOTIFICATION as soon as it is queued.
+// session went away, or ctx ended. The session writes what is queued
+// before its closing NOTIFICATION, but only within its own few-second
+// notify timeout, and the queue may hold many 256 KiB chunks for a slow
+// peer: waiting here lets the withdrawals take what the Shutdown's ctx
+// allows instead.
 func (w *worker) waitWritten() {
 	t := time.NewTicker(2 * time.Millisecond)
 	defer t.Stop()
@@ -343,17 +332,14 @@ func (w *worker) waitWritten() {
 }
 
 // close ends the session with Cease / Administrative Shutdown and msg.
-func (w *worker) close(msg string) { w.p.closeSession(w.ctx, msg) }
+func (w *worker) close(msg string) {
+	w.p.closeSession(w.ctx, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
+}
 
-// closeSession ends the session with Cease / Administrative Shutdown and
-// msg, unless its Run has already returned.
-func (p *peer) closeSession(ctx context.Context, msg string) {
-	select {
-	case <-p.sessDone:
-		return
-	default:
-	}
-	if err := p.sess.Shutdown(ctx, msg); err != nil {
+// closeSession ends the session with n (nothing to do if its Run has
+// already returned: Close returns at once then).
+func (p *peer) closeSession(ctx context.Context, n *wire.Notification) {
+	if err := p.sess.Close(ctx, n); err != nil {
 		p.log.Warn("closing the session", "err", err)
 	}
 }

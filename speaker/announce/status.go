@@ -101,7 +101,8 @@ func (p *peer) status(cfg PeerConfig, gen uint64) PeerStatus {
 
 // Neighbors implements view.Source: one row per peer. A speaker receives
 // nothing, so Received and Accepted stay 0; Rejected counts the routes of
-// the desired set it could not announce (PeerStatus.Skipped says why).
+// the desired set it could not announce (PeerStatus.Skipped says why), and
+// Advertised the prefixes the session has from us (PeerStatus.Announced).
 func (a *Announcer) Neighbors(context.Context) []view.Neighbor {
 	st := a.Status()
 	out := make([]view.Neighbor, 0, len(st))
@@ -113,8 +114,8 @@ func (a *Announcer) Neighbors(context.Context) []view.Neighbor {
 	a.mu.Unlock()
 	for _, s := range st {
 		n := view.Neighbor{Address: s.Addr, Port: ports[s.Name], ASN: s.PeerAS, Description: s.Name,
-			State: s.State.String(), Since: s.Since, Rejected: s.SkippedCount, UpdatesOut: s.UpdatesOut,
-			LastError: s.LastError}
+			State: s.State.String(), Since: s.Since, Rejected: s.SkippedCount, Advertised: s.Announced,
+			UpdatesOut: s.UpdatesOut, LastError: s.LastError}
 		out = append(out, n)
 	}
 	return out

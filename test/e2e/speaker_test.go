@@ -28,6 +28,8 @@ import (
 	"github.com/bgplb/bgplb/controller"
 	"github.com/bgplb/bgplb/internal/kubetest"
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/daemons"
+	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/lab/seed/seedtest"
 )
@@ -55,7 +57,13 @@ fib: {graceTime: 5s}
 api: {socket: SOCKET}
 `
 
+// newSeedLab builds the lab with `bgplb router` on the router.
 func newSeedLab(t *testing.T, limit time.Duration) *seedLab {
+	t.Helper()
+	return buildSeedLab(t, limit, true)
+}
+
+func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	t.Helper()
 	crds, err := seed.FindCRDDir()
 	if err != nil {
@@ -73,7 +81,9 @@ func newSeedLab(t *testing.T, limit time.Duration) *seedLab {
 	if l.c, err = client.New(env.Config, client.Options{Scheme: scheme}); err != nil {
 		t.Fatal(err)
 	}
-	l.rp = startRouter(t, l.ctx, node{name: "router", ns: s.Host("router"), v4: s.RouterAddr(1)}, seedRouterConfig)
+	if withRouter {
+		l.rp = startRouter(t, l.ctx, node{name: "router", ns: s.Host("router"), v4: s.RouterAddr(1)}, seedRouterConfig)
+	}
 	for _, n := range s.Nodes() {
 		l.createNode(t, n)
 	}
@@ -384,5 +394,86 @@ func (l *seedLab) waitAnnouncers(t *testing.T, svc string, nodes ...string) {
 	})
 	if err != nil {
 		t.Fatalf("ServiceAnnouncements for %s: want %v, have %v: %v", svc, nodes, got, err)
+	}
+}
+
+// TestSpeakerInterop: the same speakers announce to the seed's router
+// daemon (gobgpd), BIRD 2 and FRR bgpd in turn, each started in the router
+// namespace with both nodes as passive neighbours; each daemon's own CLI
+// shows the Service's /32 from both nodes (externalTrafficPolicy Cluster).
+func TestSpeakerInterop(t *testing.T) {
+	l := buildSeedLab(t, 3*time.Minute, false)
+	l.configure(t)
+	vip := netip.MustParsePrefix("203.0.113.53/32")
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
+	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
+	cfg := daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1), Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1),
+		Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}}
+	ns := l.s.Host("router")
+	for _, tc := range []struct {
+		name  string
+		start func() (daemons.Daemon, error)
+	}{
+		{"gobgpd", func() (daemons.Daemon, error) { return daemons.StartGoBGP(l.ctx, ns, cfg) }},
+		{"bird", func() (daemons.Daemon, error) { return daemons.StartBIRD(l.ctx, ns, cfg) }},
+		{"frr", func() (daemons.Daemon, error) { return daemons.StartFRR(l.ctx, ns, cfg) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			d, err := tc.start()
+			labtest.SkipIfNotInstalled(t, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Stop()
+			var last []daemons.Route
+			err = lab.Poll(l.ctx, 200*time.Millisecond, func() (bool, error) {
+				rs, err := d.Received(l.ctx)
+				if err != nil {
+					return false, nil
+				}
+				last = rs
+				var from []netip.Addr
+				for _, r := range rs {
+					if r.Prefix == vip && r.NextHop == r.Peer {
+						from = append(from, r.Peer)
+					}
+				}
+				slices.SortFunc(from, netip.Addr.Compare)
+				return slices.Equal(from, []netip.Addr{n1, n2}), nil
+			})
+			if err != nil {
+				t.Fatalf("%s: want %s from %s and %s, next hop self; received %v", tc.name, vip, n1, n2, last)
+			}
+		})
+	}
+}
+
+// TestSpeakerOutlivesAPIServer: when the API server goes away, the speakers
+// keep announcing the last plan; the route stays in the router's kernel and
+// the client is still answered.
+func TestSpeakerOutlivesAPIServer(t *testing.T) {
+	l := newSeedLab(t, 2*time.Minute)
+	l.configure(t)
+	vip := netip.MustParseAddr("203.0.113.53")
+	host := netip.PrefixFrom(vip, 32)
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	l.pod(t, seed.Node1, vip)
+	l.endpoints(t, "pihole", seed.Node1)
+	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyLocal))
+	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+
+	if err := l.env.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	// Long enough for the speakers' watches to fail and retry a few times.
+	time.Sleep(5 * time.Second)
+	l.rp.waitEstablished(t, l.ctx, n1, n2)
+	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+	l.dig(t, vip, seed.Node1)
+	for name, p := range l.speakers {
+		if exited, err := p.Exited(); exited {
+			t.Errorf("speaker %s exited without the API server: %v", name, err)
+		}
 	}
 }
