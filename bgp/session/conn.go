@@ -393,8 +393,9 @@ func countMessages(b []byte, msgs, updates uint64) (uint64, uint64) {
 
 // checkUpdates verifies that b is one or more whole UPDATE messages within
 // the limits of o, so a bad buffer from the caller fails Send instead of
-// the session.
-func checkUpdates(b []byte, o *wire.Options) error {
+// the session. ROUTE-REFRESH messages are allowed too when refresh was
+// negotiated: a router asks its peers to resend after an import change.
+func checkUpdates(b []byte, o *wire.Options, refresh bool) error {
 	if len(b) == 0 {
 		return errors.New("bgp session: empty message")
 	}
@@ -403,7 +404,7 @@ func checkUpdates(b []byte, o *wire.Options) error {
 		if err != nil {
 			return fmt.Errorf("bgp session: cannot send: %w", err)
 		}
-		if h.Type != wire.TypeUpdate {
+		if h.Type != wire.TypeUpdate && !(refresh && h.Type == wire.TypeRouteRefresh) {
 			return fmt.Errorf("bgp session: cannot send a %s with Send", wire.MessageTypeString(h.Type))
 		}
 		if int(h.Length) > len(b) {

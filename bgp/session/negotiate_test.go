@@ -303,8 +303,15 @@ func TestMD5Sig(t *testing.T) {
 
 func TestCheckUpdates(t *testing.T) {
 	two := append(updates(t, 1, wire.Options{}), updates(t, 2, wire.Options{})...)
-	if err := checkUpdates(two, &wire.Options{}); err != nil {
+	if err := checkUpdates(two, &wire.Options{}, false); err != nil {
 		t.Errorf("two UPDATEs: %v", err)
+	}
+	rr := wire.AppendRouteRefresh(nil, &wire.RouteRefresh{Family: wire.IPv4Unicast})
+	if err := checkUpdates(rr, &wire.Options{}, true); err != nil {
+		t.Errorf("ROUTE-REFRESH with refresh negotiated: %v", err)
+	}
+	if err := checkUpdates(rr, &wire.Options{}, false); err == nil {
+		t.Errorf("ROUTE-REFRESH accepted without refresh negotiated")
 	}
 	if m, u := countMessages(append(two, wire.AppendKeepalive(nil)...), 0, 0); m != 3 || u != 2 {
 		t.Errorf("countMessages = %d, %d", m, u)
@@ -315,7 +322,7 @@ func TestCheckUpdates(t *testing.T) {
 		"cut":       two[:len(two)-1],
 		"garbage":   make([]byte, 30),
 	} {
-		if err := checkUpdates(b, &wire.Options{}); err == nil {
+		if err := checkUpdates(b, &wire.Options{}, true); err == nil {
 			t.Errorf("%s accepted", name)
 		}
 	}

@@ -211,7 +211,7 @@ func (p *Peer) send(ctx context.Context, want *Negotiated, b []byte) error {
 	if c == nil {
 		return ErrNotEstablished
 	}
-	if err := checkUpdates(b, &n.Tx); err != nil {
+	if err := checkUpdates(b, &n.Tx, n.RouteRefresh); err != nil {
 		return err
 	}
 	select {

@@ -126,3 +126,39 @@ func TestRouterReloadAndRestart(t *testing.T) {
 		t.Errorf("stale route removed after %v, before the 3 s grace time", took)
 	}
 }
+
+// TestRouterReloadRefresh: a reload that widens the import ranges asks the
+// peers for their routes again (ROUTE-REFRESH, not a session restart): a
+// route refused before lands in the kernel and the session keeps its
+// uptime.
+func TestRouterReloadRefresh(t *testing.T) {
+	narrow := strings.ReplaceAll(strings.ReplaceAll(reloadConfig, "GRACE", "3s"), `"203.0.113.0/24"`, `"203.0.113.0/25"`)
+	l := newRouterLab(t, 60*time.Second, narrow, "bird")
+	ctx, r, n1, n2, rp := l.ctx, l.r, l.n1, l.n2, l.rp
+	b := peerWith(t, ctx, daemons.StartBIRD, n1, 64512, r, false)
+	_ = n2
+	in, out := prefix("203.0.113.41/32"), prefix("203.0.113.200/32")
+	if err := b.Announce(ctx, in, out); err != nil {
+		t.Fatal(err)
+	}
+	rp.waitEstablished(t, ctx, n1.v4)
+	rp.waitKernel(t, ctx, want{in: {n1.v4}, out: nil})
+	var before []view.Neighbor
+	rp.cli(t, ctx, &before, "neighbor")
+
+	wide := strings.ReplaceAll(reloadConfig, "GRACE", "3s")
+	if err := os.WriteFile(rp.config, []byte(strings.ReplaceAll(wide, "SOCKET", rp.socket)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	rp.waitKernel(t, ctx, want{in: {n1.v4}, out: {n1.v4}})
+	var after []view.Neighbor
+	rp.cli(t, ctx, &after, "neighbor")
+	i := slices.IndexFunc(after, func(n view.Neighbor) bool { return n.Address == n1.v4 })
+	j := slices.IndexFunc(before, func(n view.Neighbor) bool { return n.Address == n1.v4 })
+	if i < 0 || j < 0 || !after[i].Since.Equal(before[j].Since) {
+		t.Errorf("the session restarted instead of refreshing: before %+v, after %+v", before, after)
+	}
+}
