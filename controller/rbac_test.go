@@ -19,8 +19,9 @@ import (
 
 // TestLeastPrivilege runs the controller as a user holding only the
 // generated config/rbac/controller role (its Role bound in the test's
-// namespace): allocation, status, events, pool status and the leader Lease
-// must all work, and nothing may be refused.
+// namespace): allocation, status, events, pool status, the Announced
+// condition and the leader Lease must all work, and nothing may be
+// refused.
 func TestLeastPrivilege(t *testing.T) {
 	k := startKube(t)
 	ns := k.env.Namespace(t)
@@ -73,6 +74,9 @@ func TestLeastPrivilege(t *testing.T) {
 	k.service(t, ns, "web")
 	k.waitService(t, ns, "web", "an address", allocated)
 	k.waitEvent(t, ns, "web", EventAllocated, "198.51.100.200")
+	// The Announced condition reads BGPPeers (and watches the other kinds
+	// it needs: the controller would not start without them).
+	k.waitService(t, ns, "web", "Announced", announcedIs(metav1.ConditionFalse, msgNoPeer))
 	var lease coordinationv1.Lease
 	if err := k.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bgplb-controller"}, &lease); err != nil {
 		t.Fatalf("leader Lease: %v", err)

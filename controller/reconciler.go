@@ -253,8 +253,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	}
 
 	d := decide(&svc, out)
-	upd := svc.DeepCopy()
-	if d.apply(upd, metav1.Now()) {
+	ann, err := r.announcement(ctx, &svc, out.held)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	upd, now := svc.DeepCopy(), metav1.Now()
+	// Both conditions go out in one write.
+	allocChanged := d.apply(upd, now)
+	if annChanged := ann.apply(upd, now); allocChanged || annChanged {
 		if err := r.c.Status().Update(ctx, upd); err != nil {
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 				return reconcile.Result{Requeue: true}, nil
@@ -266,6 +272,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		r.events.Eventf(&svc, nil, d.eventType, d.eventReason, "Allocate", "%s", d.note)
 		r.log.Info(d.note, "service", key, "event", d.eventReason)
 	}
+	r.recordAnnounced(&svc, ann)
 	if !retryAt.IsZero() {
 		return reconcile.Result{RequeueAfter: time.Until(retryAt) + time.Millisecond}, nil
 	}

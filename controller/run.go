@@ -2,26 +2,25 @@ package controller
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/metricsrv"
 )
 
 // RunOptions configure a whole controller process.
@@ -56,6 +55,9 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err := corev1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := discoveryv1.AddToScheme(scheme); err != nil {
+		return err
+	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
@@ -86,6 +88,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 			// Managed fields are most of a small object's size and are
 			// never read here.
 			DefaultTransform: cache.TransformStripManagedFields(),
+			ByObject:         map[client.Object]cache.ByObject{&discoveryv1.EndpointSlice{}: endpointSliceCache()},
 		},
 	})
 	if err != nil {
@@ -111,11 +114,18 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	if o.MetricsAddr != "" {
-		errc, err := serveMetrics(ctx, o.Log, o.MetricsAddr, prometheus.Gatherers{reg, ctrlmetrics.Registry})
+		ln, err := metricsrv.Listen(o.MetricsAddr)
 		if err != nil {
-			return err
+			return fmt.Errorf("metrics address: %w", err)
 		}
-		defer func() { <-errc }()
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, o.Log); err != nil {
+				o.Log.Error("metrics server", "err", err)
+			}
+		}()
+		defer func() { cancel(); <-done }()
 	}
 	if o.Started != nil {
 		o.Started(r)
@@ -130,30 +140,4 @@ func durationOr(d time.Duration) *time.Duration {
 		return nil
 	}
 	return &d
-}
-
-// serveMetrics serves /metrics on addr until ctx ends; the returned channel
-// closes when the server has stopped.
-func serveMetrics(ctx context.Context, log *slog.Logger, addr string, g prometheus.Gatherer) (<-chan struct{}, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, fmt.Errorf("metrics address: %w", err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("metrics server", "err", err)
-		}
-	}()
-	go func() {
-		<-ctx.Done()
-		sctx, c := context.WithTimeout(context.Background(), 5*time.Second)
-		defer c()
-		_ = srv.Shutdown(sctx)
-	}()
-	return done, nil
 }

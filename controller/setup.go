@@ -26,7 +26,7 @@ import (
 )
 
 // Setup adds the Service and IPPool controllers to mgr. The manager's
-// scheme must know core/v1 and bgplb.io/v1alpha1.
+// scheme must know core/v1, discovery/v1 and bgplb.io/v1alpha1.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
@@ -36,7 +36,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	skip := true
 	r := newReconciler(mgr.GetClient(), mgr.GetEventRecorder("bgplb-controller"), opts)
 
-	err := builder.ControllerManagedBy(mgr).
+	b := builder.ControllerManagedBy(mgr).
 		Named("service").
 		For(&corev1.Service{}).
 		Watches(&corev1.Namespace{}, handler.EnqueueRequestsFromMapFunc(r.servicesIn),
@@ -46,8 +46,12 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			r.svcQ = q
 			r.mu.Unlock()
 			return nil
-		})).
-		WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skip}).
+		}))
+	b, err := r.announcedWatches(context.Background(), mgr, b)
+	if err != nil {
+		return nil, fmt.Errorf("service controller: %w", err)
+	}
+	err = b.WithOptions(ctrlcontroller.Options{MaxConcurrentReconciles: opts.Workers, SkipNameValidation: &skip}).
 		Complete(r)
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)

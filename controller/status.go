@@ -112,7 +112,7 @@ func (d desired) apply(svc *corev1.Service, now metav1.Time) bool {
 }
 
 // clearStatus removes what bgplb wrote on a Service it no longer serves:
-// the ingress addresses it gave (only those) and its condition.
+// the ingress addresses it gave (only those) and its conditions.
 func clearStatus(svc *corev1.Service, ours []netip.Addr) bool {
 	changed := false
 	in := slices.DeleteFunc(slices.Clone(svc.Status.LoadBalancer.Ingress), func(i corev1.LoadBalancerIngress) bool {
@@ -123,9 +123,9 @@ func clearStatus(svc *corev1.Service, ours []netip.Addr) bool {
 		svc.Status.LoadBalancer.Ingress = in
 		changed = true
 	}
-	if findCondition(svc.Status.Conditions, ConditionAllocated) != nil {
+	if findCondition(svc.Status.Conditions, ConditionAllocated) != nil || findCondition(svc.Status.Conditions, ConditionAnnounced) != nil {
 		svc.Status.Conditions = slices.DeleteFunc(svc.Status.Conditions, func(c metav1.Condition) bool {
-			return c.Type == ConditionAllocated
+			return c.Type == ConditionAllocated || c.Type == ConditionAnnounced
 		})
 		changed = true
 	}

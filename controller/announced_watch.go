@@ -1,0 +1,268 @@
+package controller
+
+// The shell around decideAnnounced: what the Service reconciler reads to
+// fill announceFacts, and the watches that look at a Service again when
+// any of it changes.
+
+import (
+	"context"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/controller/allocator"
+)
+
+// Cache indexes: a Service's ServiceAnnouncements (by spec.service) and
+// EndpointSlices (by their kubernetes.io/service-name label), both within
+// the Service's namespace, so that a reconcile reads only its own.
+const (
+	indexAnnouncedService = "bgplb.io/announcement-service"
+	indexSliceService     = "bgplb.io/endpointslice-service"
+)
+
+// announcement decides the Announced condition of a served Service that
+// holds held (the addresses about to be written to its status).
+func (r *Reconciler) announcement(ctx context.Context, svc *corev1.Service, held []allocator.Address) (announced, error) {
+	f, err := r.announceFacts(ctx, svc, held)
+	if err != nil {
+		return announced{}, err
+	}
+	return decideAnnounced(findCondition(svc.Status.Conditions, ConditionAnnounced), f), nil
+}
+
+// recordAnnounced sends the event a decided; call it once the status that
+// goes with it is written, so that a failed write does not announce a
+// change the Service does not show.
+func (r *Reconciler) recordAnnounced(svc *corev1.Service, a announced) {
+	if a.eventReason == "" {
+		return
+	}
+	r.events.Eventf(svc, nil, a.eventType, a.eventReason, "Announce", "%s", a.note)
+	r.log.Info(a.note, "service", types.NamespacedName{Namespace: svc.Namespace, Name: svc.Name}, "event", a.eventReason)
+}
+
+// announceFacts reads from the cache what decideAnnounced needs, in the
+// order whyNotAnnounced asks, and stops as soon as the answer is known:
+// an announced Service costs one indexed list.
+func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, held []allocator.Address) (announceFacts, error) {
+	f := announceFacts{
+		Generation: svc.Generation,
+		Local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+	}
+	var anns v1alpha1.ServiceAnnouncementList
+	if err := r.c.List(ctx, &anns, client.InNamespace(svc.Namespace),
+		client.MatchingFields{indexAnnouncedService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return f, fmt.Errorf("listing ServiceAnnouncements: %w", err)
+	}
+	for _, a := range anns.Items {
+		f.Announcements = append(f.Announcements, nodeAnnouncement{Node: a.Spec.Node, Peers: a.Status.Peers, Endpoints: a.Status.Endpoints})
+	}
+	if len(announcing(f.Announcements)) > 0 || len(held) == 0 {
+		return f, nil
+	}
+	var peers v1alpha1.BGPPeerList
+	if err := r.c.List(ctx, &peers, client.UnsafeDisableDeepCopy); err != nil {
+		return f, fmt.Errorf("listing BGPPeers: %w", err)
+	}
+	for _, p := range peers.Items {
+		f.Peers = append(f.Peers, p.Name)
+	}
+	var advs v1alpha1.BGPAdvertisementList
+	if err := r.c.List(ctx, &advs, client.UnsafeDisableDeepCopy); err != nil {
+		return f, fmt.Errorf("listing BGPAdvertisements: %w", err)
+	}
+	for i := range advs.Items {
+		f.Advertisements = append(f.Advertisements, advertisementOf(&advs.Items[i]))
+	}
+	var err error
+	if f.Addresses, err = r.servedAddresses(ctx, held); err != nil {
+		return f, err
+	}
+	if f.Local {
+		var ss discoveryv1.EndpointSliceList
+		if err := r.c.List(ctx, &ss, client.InNamespace(svc.Namespace),
+			client.MatchingFields{indexSliceService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+			return f, fmt.Errorf("listing EndpointSlices: %w", err)
+		}
+		f.ReadyEndpoints = readyEndpoints(ss.Items)
+	}
+	return f, nil
+}
+
+// servedAddresses pairs each held address with its pool's labels.
+func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Address) ([]servedAddress, error) {
+	out := make([]servedAddress, 0, len(held))
+	for _, h := range held {
+		a := servedAddress{Addr: h.Addr, Pool: h.Pool}
+		if h.Pool != "" {
+			var p v1alpha1.IPPool
+			err := r.c.Get(ctx, client.ObjectKey{Name: h.Pool}, &p)
+			if err != nil && !apierrors.IsNotFound(err) {
+				return nil, fmt.Errorf("reading IPPool %s: %w", h.Pool, err)
+			}
+			a.PoolLabels = p.Labels
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// advertisementOf converts a BGPAdvertisement; a pool selector that does
+// not parse (the API server's validation was bypassed) selects nothing.
+func advertisementOf(a *v1alpha1.BGPAdvertisement) advertisement {
+	out := advertisement{Name: a.Name, Pools: a.Spec.IPPools, Peers: a.Spec.Peers}
+	for i := range a.Spec.IPPoolSelectors {
+		sel, err := metav1.LabelSelectorAsSelector(&a.Spec.IPPoolSelectors[i])
+		if err != nil {
+			sel = labels.Nothing()
+		}
+		out.PoolSelectors = append(out.PoolSelectors, sel)
+	}
+	return out
+}
+
+// announcedWatches registers the indexes and adds to the Service
+// controller b the watches the Announced condition needs: a Service is
+// looked at again when its ServiceAnnouncements change, when its
+// EndpointSlices gain or lose their last ready endpoint (Local Services
+// only), and every served Service when BGPPeers come or go, when a
+// BGPAdvertisement's spec changes, or when an IPPool's labels (which
+// advertisements select by) change. Objects listed at start-up are
+// skipped: every Service is reconciled then anyway.
+func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, b *builder.Builder) (*builder.Builder, error) {
+	idx := mgr.GetFieldIndexer()
+	err := idx.IndexField(ctx, &v1alpha1.ServiceAnnouncement{}, indexAnnouncedService, func(o client.Object) []string {
+		return []string{o.(*v1alpha1.ServiceAnnouncement).Spec.Service}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("indexing ServiceAnnouncements: %w", err)
+	}
+	err = idx.IndexField(ctx, &discoveryv1.EndpointSlice{}, indexSliceService, func(o client.Object) []string {
+		if n := o.GetLabels()[discoveryv1.LabelServiceName]; n != "" {
+			return []string{n}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("indexing EndpointSlices: %w", err)
+	}
+	notInitial := predicate.Funcs{CreateFunc: func(e event.CreateEvent) bool { return !e.IsInInitialList }}
+	comeOrGo := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	labelsOnly := predicate.Funcs{
+		CreateFunc: func(event.CreateEvent) bool { return false },
+		DeleteFunc: func(event.DeleteEvent) bool { return false },
+		UpdateFunc: predicate.LabelChangedPredicate{}.Update,
+	}
+	all := handler.EnqueueRequestsFromMapFunc(r.allServed)
+	return b.
+		Watches(&v1alpha1.ServiceAnnouncement{}, handler.EnqueueRequestsFromMapFunc(announcedService),
+			builder.WithPredicates(notInitial)).
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.localServiceOf),
+			builder.WithPredicates(notInitial, readinessChanged())).
+		Watches(&v1alpha1.BGPPeer{}, all, builder.WithPredicates(notInitial, comeOrGo)).
+		Watches(&v1alpha1.BGPAdvertisement{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.IPPool{}, all, builder.WithPredicates(labelsOnly)), nil
+}
+
+// announcedService maps a ServiceAnnouncement to its Service.
+func announcedService(_ context.Context, o client.Object) []reconcile.Request {
+	a, ok := o.(*v1alpha1.ServiceAnnouncement)
+	if !ok || a.Spec.Service == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.Service}}}
+}
+
+// localServiceOf maps an EndpointSlice to its Service when that is a
+// served Service with externalTrafficPolicy Local: only for those do ready
+// endpoints change the condition.
+func (r *Reconciler) localServiceOf(ctx context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil
+	}
+	key := types.NamespacedName{Namespace: o.GetNamespace(), Name: name}
+	var svc corev1.Service
+	if err := r.c.Get(ctx, key, &svc); err != nil {
+		return nil
+	}
+	if !Handles(&svc, r.opts.HandleUnclassed) || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: key}}
+}
+
+// readinessChanged passes the EndpointSlice events that can move a
+// Service's count of ready endpoints between none and some: the count
+// crosses zero only when some slice's does.
+func readinessChanged() predicate.Funcs {
+	hasReady := func(o client.Object) bool {
+		s, ok := o.(*discoveryv1.EndpointSlice)
+		return ok && readyEndpoints([]discoveryv1.EndpointSlice{*s}) > 0
+	}
+	return predicate.Funcs{
+		CreateFunc: func(e event.CreateEvent) bool { return hasReady(e.Object) },
+		DeleteFunc: func(e event.DeleteEvent) bool { return hasReady(e.Object) },
+		UpdateFunc: func(e event.UpdateEvent) bool {
+			return hasReady(e.ObjectOld) != hasReady(e.ObjectNew) ||
+				e.ObjectOld.GetLabels()[discoveryv1.LabelServiceName] != e.ObjectNew.GetLabels()[discoveryv1.LabelServiceName]
+		},
+	}
+}
+
+// allServed maps any object to every Service bgplb serves.
+func (r *Reconciler) allServed(ctx context.Context, _ client.Object) []reconcile.Request {
+	var svcs corev1.ServiceList
+	if err := r.c.List(ctx, &svcs, client.UnsafeDisableDeepCopy); err != nil {
+		r.log.Error("listing Services", "err", err)
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range svcs.Items {
+		if s := &svcs.Items[i]; Handles(s, r.opts.HandleUnclassed) {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
+		}
+	}
+	return out
+}
+
+// endpointSliceCache keeps in the cache only the EndpointSlices of
+// Services, and of each only what readyEndpoints reads: which node each
+// endpoint is on and its conditions. Slices are the largest objects the
+// controller watches, and it needs little of them.
+func endpointSliceCache() cache.ByObject {
+	req, err := labels.NewRequirement(discoveryv1.LabelServiceName, selection.Exists, nil)
+	if err != nil {
+		panic(err) // a constant requirement
+	}
+	return cache.ByObject{
+		Label: labels.NewSelector().Add(*req),
+		Transform: func(in any) (any, error) {
+			s, ok := in.(*discoveryv1.EndpointSlice)
+			if !ok {
+				return in, nil
+			}
+			s.ManagedFields, s.Annotations, s.Ports = nil, nil, nil
+			for i, e := range s.Endpoints {
+				s.Endpoints[i] = discoveryv1.Endpoint{NodeName: e.NodeName, Conditions: e.Conditions}
+			}
+			return s, nil
+		},
+	}
+}
