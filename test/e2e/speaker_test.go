@@ -6,10 +6,12 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -32,6 +34,7 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/lab/seed/seedtest"
+	"github.com/bgplb/bgplb/view"
 )
 
 // seedLab is the seed lab with its control plane, router, controller and
@@ -287,6 +290,8 @@ func TestSeedStory(t *testing.T) {
 	l.rp.waitEstablished(t, l.ctx, n1, n2)
 	l.dig(t, vip, seed.Node1)
 	l.waitAnnouncers(t, "pihole", seed.Node1)
+	l.waitAnnounced(t, "pihole", "announced by node1 (1 endpoint) to router")
+	l.speakerNeighbors(t, seed.Node1)
 
 	// 2. The pod moves: the route follows, measured from the EndpointSlice
 	// change to the router's kernel.
@@ -298,6 +303,7 @@ func TestSeedStory(t *testing.T) {
 	l.endpoints(t, "pihole", seed.Node2)
 	l.rp.waitKernel(t, l.ctx, want{host: {n2}})
 	l.waitAnnouncers(t, "pihole", seed.Node2)
+	l.waitAnnounced(t, "pihole", "announced by node2 (1 endpoint) to router")
 	t.Logf("the route followed the pod %v after the EndpointSlice changed", time.Since(start).Round(time.Millisecond))
 	l.dig(t, vip, seed.Node2)
 
@@ -475,5 +481,41 @@ func TestSpeakerOutlivesAPIServer(t *testing.T) {
 		if exited, err := p.Exited(); exited {
 			t.Errorf("speaker %s exited without the API server: %v", name, err)
 		}
+	}
+}
+
+// waitAnnounced waits until the Service's bgplb.io/Announced condition is
+// True with the message the operator reads in `kubectl describe svc`.
+func (l *seedLab) waitAnnounced(t *testing.T, svc, msg string) {
+	t.Helper()
+	var last []metav1.Condition
+	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
+		var s corev1.Service
+		if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: "default", Name: svc}, &s); err != nil {
+			return false, err
+		}
+		last = s.Status.Conditions
+		i := slices.IndexFunc(last, func(c metav1.Condition) bool { return c.Type == "bgplb.io/Announced" })
+		return i >= 0 && last[i].Status == metav1.ConditionTrue && last[i].Message == msg, nil
+	})
+	if err != nil {
+		t.Fatalf("Service %s: want Announced %q; conditions %+v", svc, msg, last)
+	}
+}
+
+// speakerNeighbors checks `bgplb neighbor` against a speaker's socket: the
+// router, Established, with the prefixes it was sent.
+func (l *seedLab) speakerNeighbors(t *testing.T, node string) {
+	t.Helper()
+	out, err := exec.CommandContext(l.ctx, bgplbBin, "neighbor", "--socket", filepath.Join(l.dir, node+".sock"), "-o", "json").Output()
+	if err != nil {
+		t.Fatalf("bgplb neighbor on %s: %v", node, err)
+	}
+	var ns []view.Neighbor
+	if err := json.Unmarshal(out, &ns); err != nil {
+		t.Fatal(err)
+	}
+	if len(ns) != 1 || ns[0].Address != l.s.RouterAddr(1) || ns[0].State != "Established" || ns[0].Advertised != 1 {
+		t.Errorf("bgplb neighbor on %s: %+v, want the router Established with 1 prefix advertised", node, ns)
 	}
 }
