@@ -27,6 +27,7 @@ func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secre
 		PeerAS:   uint32(s.PeerASN),
 		PeerAddr: peer.Unmap(),
 		PeerPort: uint16(s.PeerPort),
+		Passive:  s.Passive,
 	}
 	if s.HoldTime != nil {
 		cfg.HoldTime = s.HoldTime.Duration

@@ -55,6 +55,8 @@ type Options struct {
 	HandleUnclassed bool
 	// APISocket serves `bgplb neighbor` / `bgplb rib`; empty: off.
 	APISocket string
+	// ListenAddrs accept sessions from routers, for passive BGPPeers.
+	ListenAddrs []netip.AddrPort
 	// MetricsAddr serves /metrics; empty: off.
 	MetricsAddr string
 	// ShutdownTimeout bounds the withdraw-and-close on stop.
@@ -164,7 +166,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	if !c.WaitForCacheSync(ctx) {
 		return ctx.Err()
 	}
-	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp")})
+	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs})
 	annCtx, stopAnn := context.WithCancel(context.Background())
 	annDone := make(chan error, 1)
 	go func() { annDone <- s.ann.Run(annCtx) }()
@@ -305,6 +307,9 @@ func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig
 				continue
 			}
 			problems = append(problems, msg)
+		}
+		if cfg.Session.Passive && len(s.o.ListenAddrs) == 0 {
+			problems = append(problems, fmt.Sprintf("BGPPeer %s is passive but this speaker listens nowhere (--listen)", p.Name))
 		}
 		out = append(out, cfg)
 	}

@@ -106,6 +106,13 @@ type BGPPeerSpec struct {
 	// +optional
 	EBGPMultiHop *int32 `json:"ebgpMultiHop,omitempty"`
 
+	// Passive makes the speaker wait for the router to connect instead of
+	// dialling it (the speaker must listen: bgplb speaker --listen). For
+	// routers configured with each node as a static neighbour.
+	//
+	// +optional
+	Passive bool `json:"passive,omitempty"`
+
 	// NodeSelectors pick the nodes whose speakers keep this session: a
 	// node matching any selector. Empty means every node.
 	//

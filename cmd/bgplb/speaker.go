@@ -1,6 +1,8 @@
 package main
 
 import (
+	"fmt"
+	"net/netip"
 	"os"
 	"os/signal"
 	"syscall"
@@ -16,6 +18,7 @@ import (
 func newSpeakerCmd() *cobra.Command {
 	var o speaker.Options
 	var kubeconfig, logLevel string
+	var listen []string
 	cmd := &cobra.Command{
 		Use:   "speaker",
 		Short: "Run the node agent: announce this node's Service addresses over BGP",
@@ -38,6 +41,13 @@ server withdraws nothing: the last known plan stays announced.`,
 			if err != nil {
 				return err
 			}
+			for _, a := range listen {
+				ap, err := netip.ParseAddrPort(a)
+				if err != nil {
+					return fmt.Errorf("--listen %q: %w", a, err)
+				}
+				o.ListenAddrs = append(o.ListenAddrs, ap)
+			}
 			if o.NodeName == "" {
 				o.NodeName = os.Getenv("NODE_NAME")
 			}
@@ -57,6 +67,7 @@ server withdraws nothing: the last known plan stays announced.`,
 	f.StringVar(&o.Namespace, "namespace", "", "namespace of password Secrets that name none (default: the pod's, else bgplb-system)")
 	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
 	f.StringVar(&o.APISocket, "socket", "/run/bgplb/speaker.sock", "local API socket for bgplb neighbor / rib (empty: off)")
+	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPPeers (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7474", "address for /metrics (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
 	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")

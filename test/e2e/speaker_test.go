@@ -159,7 +159,8 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 	t.Helper()
 	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
 		"--node-name", name, "--kubeconfig", l.env.Kubeconfig, "--namespace", "default",
-		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug")
+		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug",
+		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -177,7 +178,7 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 func (l *seedLab) configure(t *testing.T) {
 	t.Helper()
 	l.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
-		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24"}}})
+		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
 	l.create(t, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
 		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}})
@@ -319,6 +320,31 @@ func TestSeedStory(t *testing.T) {
 	l.endpoints(t, "pihole", seed.Node1, seed.Node2, seed.Node2, seed.Node2)
 	l.waitWeights(t, host, map[netip.Addr]int{n1: 1, n2: 3})
 
+	// A dual-stack Service: its IPv6 address goes over the same IPv4
+	// sessions with each node's IPv6 address as next hop.
+	web := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "web"},
+		Spec: corev1.ServiceSpec{
+			Type:           corev1.ServiceTypeLoadBalancer,
+			IPFamilyPolicy: ptr(corev1.IPFamilyPolicyRequireDualStack),
+			IPFamilies:     []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol},
+			Ports:          []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
+		},
+	}
+	l.create(t, web)
+	var v4, v6 netip.Addr
+	l.waitService(t, "web", func(s *corev1.Service) bool {
+		if len(s.Status.LoadBalancer.Ingress) != 2 {
+			return false
+		}
+		v4, v6 = netip.MustParseAddr(s.Status.LoadBalancer.Ingress[0].IP), netip.MustParseAddr(s.Status.LoadBalancer.Ingress[1].IP)
+		return true
+	})
+	l.rp.waitKernel(t, l.ctx, want{
+		netip.PrefixFrom(v4, 32):  {n1, n2},
+		netip.PrefixFrom(v6, 128): {l.s.NodeAddr6(seed.Node1), l.s.NodeAddr6(seed.Node2)},
+	})
+
 	// 5. SIGTERM on node2's speaker: the router hears the RFC 8203 message
 	// and drops node2's path.
 	if err := l.speakers[seed.Node2].Signal(syscall.SIGTERM); err != nil {
@@ -417,15 +443,31 @@ func TestSpeakerInterop(t *testing.T) {
 	cfg := daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1), Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1),
 		Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}}
 	ns := l.s.Host("router")
+	// The last case turns the BGPPeer passive: the speakers listen and
+	// gobgpd dials them, as a router with static neighbours does.
+	dialing := cfg
+	dialing.Neighbors = []daemons.Neighbor{{Address: n1, ASN: 64512}, {Address: n2, ASN: 64512}}
 	for _, tc := range []struct {
-		name  string
-		start func() (daemons.Daemon, error)
+		name    string
+		passive bool
+		start   func() (daemons.Daemon, error)
 	}{
-		{"gobgpd", func() (daemons.Daemon, error) { return daemons.StartGoBGP(l.ctx, ns, cfg) }},
-		{"bird", func() (daemons.Daemon, error) { return daemons.StartBIRD(l.ctx, ns, cfg) }},
-		{"frr", func() (daemons.Daemon, error) { return daemons.StartFRR(l.ctx, ns, cfg) }},
+		{"gobgpd", false, func() (daemons.Daemon, error) { return daemons.StartGoBGP(l.ctx, ns, cfg) }},
+		{"bird", false, func() (daemons.Daemon, error) { return daemons.StartBIRD(l.ctx, ns, cfg) }},
+		{"frr", false, func() (daemons.Daemon, error) { return daemons.StartFRR(l.ctx, ns, cfg) }},
+		{"gobgpd dials passive speakers", true, func() (daemons.Daemon, error) { return daemons.StartGoBGP(l.ctx, ns, dialing) }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if tc.passive {
+				var p v1alpha1.BGPPeer
+				if err := l.c.Get(l.ctx, client.ObjectKey{Name: "router"}, &p); err != nil {
+					t.Fatal(err)
+				}
+				p.Spec.Passive = true
+				if err := l.c.Update(l.ctx, &p); err != nil {
+					t.Fatal(err)
+				}
+			}
 			d, err := tc.start()
 			labtest.SkipIfNotInstalled(t, err)
 			if err != nil {
@@ -450,6 +492,24 @@ func TestSpeakerInterop(t *testing.T) {
 			})
 			if err != nil {
 				t.Fatalf("%s: want %s from %s and %s, next hop self; received %v", tc.name, vip, n1, n2, last)
+			}
+			if tc.passive {
+				// The router dialled: node1's end of its session is port 179,
+				// and node1 has no session it opened itself.
+				var out []byte
+				err := lab.Poll(l.ctx, 200*time.Millisecond, func() (bool, error) {
+					var err error
+					out, err = l.s.Host(seed.Node1).Run(l.ctx, "ss", "-Htn", "state", "established")
+					if err != nil {
+						return false, err
+					}
+					in := strings.Contains(string(out), n1.String()+":179 ")
+					outgoing := strings.Contains(string(out), l.s.RouterAddr(1).String()+":179")
+					return in && !outgoing, nil
+				})
+				if err != nil {
+					t.Errorf("node1's sessions, want only one the router opened to port 179: %v\n%s", err, out)
+				}
 			}
 		})
 	}
