@@ -329,6 +329,18 @@ func (e *Env) UserConfig(user string, groups ...string) (*rest.Config, error) {
 	return c, nil
 }
 
+// UserKubeconfig writes a kubeconfig for user in groups (see UserConfig)
+// into the environment's directory, for a process that must run with only
+// that user's permissions, and returns its path.
+func (e *Env) UserKubeconfig(user string, groups ...string) (string, error) {
+	c, err := e.UserConfig(user, groups...)
+	if err != nil {
+		return "", err
+	}
+	path := filepath.Join(e.Dir, "kubeconfig-"+strings.NewReplacer("/", "_", ":", "_").Replace(user))
+	return path, writeKubeconfig(path, c)
+}
+
 func writeKubeconfig(path string, c *rest.Config) error {
 	kc := clientcmdapi.NewConfig()
 	kc.Clusters["kubetest"] = &clientcmdapi.Cluster{Server: c.Host, CertificateAuthorityData: c.CAData}

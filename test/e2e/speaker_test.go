@@ -21,10 +21,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller"
@@ -47,13 +49,15 @@ type seedLab struct {
 	rp       *routerProc
 	speakers map[string]*lab.Proc
 	dir      string
+	// speakerKubeconfig holds only the speaker's RBAC.
+	speakerKubeconfig string
 }
 
 const seedRouterConfig = `asn: 64512
 routerID: 198.51.100.1
 listen: ["0.0.0.0:179"]
 dynamicNeighbors:
-  - {prefix: 198.51.100.0/24, peerASN: 64512, holdTime: 9s}
+  - {prefix: 198.51.100.0/24, peerASN: 64512, holdTime: 9s, password: "seed-secret"}
 import:
   prefixes: ["203.0.113.0/24", "2001:db8:100::/48"]
 fib: {graceTime: 5s}
@@ -91,10 +95,36 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 		l.createNode(t, n)
 	}
 	l.startController(t)
+	l.speakerKubeconfig = l.speakerIdentity(t)
 	for _, n := range s.Nodes() {
 		l.startSpeaker(t, n)
 	}
 	return l
+}
+
+// speakerIdentity binds the generated speaker ClusterRole
+// (config/rbac/speaker) to a user of its own and returns a kubeconfig for
+// it: the speakers run with exactly the permissions a cluster gives them.
+func (l *seedLab) speakerIdentity(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile("../../config/rbac/speaker/role.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var role rbacv1.ClusterRole
+	if err := yaml.UnmarshalStrict(b, &role); err != nil {
+		t.Fatal(err)
+	}
+	const user = "bgplb-speaker"
+	l.create(t, &role)
+	l.create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}})
+	path, err := l.env.UserKubeconfig(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 func contextFor(t *testing.T, limit time.Duration) context.Context {
@@ -158,7 +188,7 @@ func (l *seedLab) startController(t *testing.T) {
 func (l *seedLab) startSpeaker(t *testing.T, name string) {
 	t.Helper()
 	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
-		"--node-name", name, "--kubeconfig", l.env.Kubeconfig, "--namespace", "default",
+		"--node-name", name, "--kubeconfig", l.speakerKubeconfig, "--namespace", "default",
 		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug",
 		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String())
 	if err != nil {
@@ -167,6 +197,9 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 	l.speakers[name] = p
 	t.Cleanup(func() {
 		_ = p.Stop()
+		if strings.Contains(p.Logs(), "forbidden") {
+			t.Errorf("speaker %s was refused something its role should allow", name)
+		}
 		if t.Failed() {
 			t.Logf("speaker %s log:\n%s", name, p.Logs())
 		}
@@ -179,9 +212,17 @@ func (l *seedLab) configure(t *testing.T) {
 	t.Helper()
 	l.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
 		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
-	l.create(t, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
 		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
-			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}})
+			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}}
+	if l.rp != nil {
+		// bgplb router wants TCP-MD5 from the nodes: the speakers read the
+		// password from a Secret.
+		l.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bgp-password"},
+			StringData: map[string]string{"password": "seed-secret"}})
+		peer.Spec.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp-password"}
+	}
+	l.create(t, peer)
 	l.create(t, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
 }
 
