@@ -27,6 +27,6 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newRouterCmd(), newControllerCmd(), newSpeakerCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd())
+	root.AddCommand(newVersionCmd(), newRouterCmd(), newControllerCmd(), newSpeakerCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd(), newLabCmd())
 	return root
 }

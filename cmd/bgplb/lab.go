@@ -1,0 +1,121 @@
+package main
+
+import (
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/bgplb/bgplb/lab/home"
+)
+
+func newLabCmd() *cobra.Command {
+	var o home.Options
+	cmd := &cobra.Command{
+		Use:   "lab",
+		Short: "Run the seed's home lab on this machine: router, two nodes, a client, and every bgplb part",
+		Long: `bgplb lab builds the home lab of the seed write-up in network namespaces (needs
+root): a router running bgplb router, two Kubernetes nodes running bgplb speaker,
+a LAN client, a real kube-apiserver with bgplb controller, the example config of
+deploy/examples, and a Pi-hole-like DNS Service on node1. The lab keeps running
+after the command; bgplb lab down removes it.`,
+	}
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&o.StateDir, "state", "", "state directory (default /run/bgplb-lab as root, else ~/.cache/bgplb/lab)")
+	out := func(c *cobra.Command) home.Options { o.Out = c.OutOrStdout(); return o }
+
+	up := &cobra.Command{
+		Use:   "up",
+		Short: "Bring the lab up (safe to run again) and show the routes and a DNS answer",
+		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return home.Up(c.Context(), out(c)) },
+	}
+	up.Flags().IntVar(&o.Routers, "routers", 1, "routers: 1, or 2 for the write-up's backup 4G router")
+	up.Flags().StringVar(&o.SourceDir, "source", "", "bgplb source tree with deploy/examples and config/ (default: found from the working directory)")
+	up.Flags().StringVar(&o.BinPath, "bin", "", "bgplb binary the lab runs (default: this one)")
+
+	status := &cobra.Command{
+		Use:   "status",
+		Short: "Show the lab again: processes, neighbours, RIB, kernel routes, a DNS answer",
+		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return home.Status(c.Context(), out(c)) },
+	}
+	execCmd := &cobra.Command{
+		Use:   "exec HOST -- CMD [ARG...]",
+		Short: "Run a command in a lab host: router, router2, node1, node2, client",
+		Args:  cobra.MinimumNArgs(2),
+		RunE: func(c *cobra.Command, args []string) error {
+			return home.Exec(c.Context(), out(c), args[0], args[1:])
+		},
+	}
+	kubectl := &cobra.Command{
+		Use:                "kubectl [ARG...]",
+		Short:              "Run kubectl against the lab's API server",
+		DisableFlagParsing: true,
+		RunE: func(c *cobra.Command, args []string) error {
+			// Flags are kubectl's, but for a leading --state.
+			switch {
+			case len(args) >= 2 && args[0] == "--state":
+				o.StateDir, args = args[1], args[2:]
+			case len(args) >= 1 && strings.HasPrefix(args[0], "--state="):
+				o.StateDir, args = strings.TrimPrefix(args[0], "--state="), args[1:]
+			}
+			return home.Kubectl(c.Context(), out(c), args)
+		},
+	}
+	down := &cobra.Command{
+		Use:   "down",
+		Short: "Remove every namespace, process and file the lab made",
+		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return home.Down(c.Context(), out(c)) },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, down, newLabControlPlaneCmd(), newLabDNSCmd())
+	return cmd
+}
+
+// newLabControlPlaneCmd is the detached process that owns the lab's etcd
+// and kube-apiserver (they die with the process that starts them).
+func newLabControlPlaneCmd() *cobra.Command {
+	var state, id, crds string
+	cmd := &cobra.Command{
+		Use:    "control-plane",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return home.RunControlPlane(ctx, state, id, crds)
+		},
+	}
+	cmd.Flags().StringVar(&state, "dir", "", "state directory")
+	cmd.Flags().StringVar(&id, "id", "", "lab ID")
+	cmd.Flags().StringVar(&crds, "crds", "", "CRD directory")
+	return cmd
+}
+
+// newLabDNSCmd is the Pi-hole stand-in, run detached in a node.
+func newLabDNSCmd() *cobra.Command {
+	var id, node, addr string
+	cmd := &cobra.Command{
+		Use:    "dns-responder",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			a, err := netip.ParseAddr(addr)
+			if err != nil {
+				return fmt.Errorf("--addr: %w", err)
+			}
+			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			return home.RunDNSResponder(ctx, id, node, a)
+		},
+	}
+	cmd.Flags().StringVar(&id, "id", "", "lab ID")
+	cmd.Flags().StringVar(&node, "node", "", "node")
+	cmd.Flags().StringVar(&addr, "addr", "", "address to answer on")
+	return cmd
+}

@@ -1,0 +1,161 @@
+package home_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
+	"github.com/bgplb/bgplb/lab/seed"
+
+	"github.com/bgplb/bgplb/lab/home"
+)
+
+// TestUpDown is `bgplb lab up`, the checks of the write-up, a second `up`
+// that finds the lab running, and `down`, after which nothing of the lab
+// is left: no namespace, veth, process, scratch or state directory.
+func TestUpDown(t *testing.T) {
+	labtest.Require(t)
+	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+		t.Skipf("skipping: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "bgplb")
+	build := exec.Command("go", "build", "-o", bin, "github.com/bgplb/bgplb/cmd/bgplb")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("building bgplb: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	o := home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), Prefix: "labt", Out: &out}
+	ctx := labtest.Context(t, 4*time.Minute)
+	var id string
+	down := func() {
+		if err := home.Down(context.Background(), o); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	}
+	t.Cleanup(func() {
+		if id != "" { // a failed test still removes its lab
+			down()
+		}
+	})
+
+	start := time.Now()
+	err := home.Up(ctx, o)
+	t.Logf("up took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	st, lerr := home.LoadState(o.StateDir)
+	if lerr == nil {
+		id = st.ID
+	}
+	if err != nil {
+		if st != nil {
+			for n, p := range st.Procs {
+				b, _ := os.ReadFile(p.Log)
+				t.Logf("=== %s log ===\n%s", n, b)
+			}
+		}
+		t.Fatalf("up: %v", err)
+	}
+	if !st.Ready {
+		t.Fatalf("state not ready: %+v", st)
+	}
+
+	// The router's kernel has the VIP via node1 (proto bgp); the client is
+	// answered by node1 through the router.
+	s, err := seed.Open(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.PrefixFrom(home.PiholeVIP, 32)
+	i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
+	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node1)}) {
+		t.Errorf("router routes, want %s via node1 proto bgp:\n%s", vip, lab.FormatRoutes(rs))
+	}
+	a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", true)
+	if err != nil || !strings.HasSuffix(a, "from node1") {
+		t.Errorf("dig over TCP from the client: %q, %v; want an answer from node1", a, err)
+	}
+	if n := strings.Count(out.String(), "  Established  "); n != 2 {
+		t.Errorf("up's neighbour table shows %d Established sessions, want 2", n)
+	}
+	for _, want := range []string{"*> 203.0.113.53/32", "203.0.113.53 nhid", "from node1"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("up's output lacks %q", want)
+		}
+	}
+
+	// Up again: the lab is found running, nothing is rebuilt.
+	out.Reset()
+	if err := home.Up(ctx, o); err != nil {
+		t.Fatalf("second up: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "already up") {
+		t.Errorf("second up did not find the lab:\n%s", out.String())
+	}
+	if st2, _ := home.LoadState(o.StateDir); st2 == nil || st2.ID != st.ID {
+		t.Errorf("second up changed the lab: %+v", st2)
+	}
+
+	out.Reset()
+	down()
+	id = ""
+	checkGone(t, st, o.StateDir)
+	// Down again is harmless.
+	if err := home.Down(context.Background(), o); err != nil {
+		t.Errorf("second down: %v", err)
+	}
+}
+
+// checkGone fails the test for anything of lab st left on the machine.
+func checkGone(t *testing.T, st *home.State, stateDir string) {
+	t.Helper()
+	if names, _ := lab.ListNetns(st.ID); len(names) > 0 {
+		t.Errorf("namespaces left: %v", names)
+	}
+	if _, err := net.InterfaceByName(st.ID + "-api"); err == nil {
+		t.Errorf("veth %s-api left", st.ID)
+	}
+	if _, err := os.Stat(stateDir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory %s left (%v)", stateDir, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "bgplb-"+st.ID+"-*")); len(m) > 0 {
+		t.Errorf("scratch directories left: %v", m)
+	}
+	for n, p := range st.Procs {
+		if p.Alive() {
+			t.Errorf("process %s (pid %d) left", n, p.PID)
+		}
+	}
+	// Nothing else mentions the lab or its state (etcd, kube-apiserver run
+	// with --data-dir/--cert-dir under it).
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue // gone, or a zombie not yet reaped
+		}
+		cl := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		if strings.Contains(cl, stateDir) || strings.Contains(cl, st.ID) {
+			t.Errorf("process %d left: %s", pid, cl)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+// Package home is `bgplb lab`: the seed's home lab (package lab/seed) with
+// every bgplb part running in it, brought up by one command and left
+// running after it, so that a newcomer can look around, and torn down again
+// without a trace.
+//
+// Up builds the lab, starts the control plane, `bgplb router` on the
+// router(s), `bgplb controller` in the root namespace and `bgplb speaker` on
+// both nodes, all detached so that they outlive the command; applies the
+// example configuration of deploy/examples; plays the Pi-hole pod on node1
+// (its EndpointSlice, the VIP kube-proxy would add, and a DNS responder
+// process); and prints what the write-up shows. What it made is recorded in
+// a state directory (State), which Status, Exec, Kubectl and Down read.
+//
+// The control plane runs in a process of its own (`bgplb lab
+// control-plane`): package kubetest gives etcd and kube-apiserver a
+// parent-death signal (SIGKILL when the process that started them ends), so
+// they must be started by a process that stays.
+package home
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// DefaultPrefix starts the lab's ID (namespaces lab1a2b3c-router, ...).
+const DefaultPrefix = "lab"
+
+// Options shape Up (and, for StateDir, every other call).
+type Options struct {
+	// Routers is 1 (default) or 2.
+	Routers int
+	// BinPath is the bgplb binary the lab runs; default this executable.
+	BinPath string
+	// StateDir records the lab; default DefaultStateDir().
+	StateDir string
+	// SourceDir is the bgplb source tree (deploy/examples, config/); default
+	// the tree holding the working directory or BinPath.
+	SourceDir string
+	// Prefix starts the lab's ID; default DefaultPrefix.
+	Prefix string
+	// Out receives progress and views; nil discards.
+	Out io.Writer
+}
+
+func (o *Options) defaults() error {
+	if o.Routers == 0 {
+		o.Routers = 1
+	}
+	if o.Routers < 1 || o.Routers > 2 {
+		return fmt.Errorf("--routers %d: the lab has 1 or 2 routers", o.Routers)
+	}
+	if o.StateDir == "" {
+		o.StateDir = DefaultStateDir()
+	}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.BinPath == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("finding the bgplb binary: %w (pass its path)", err)
+		}
+		o.BinPath = exe
+	}
+	abs, err := filepath.Abs(o.BinPath)
+	if err != nil {
+		return err
+	}
+	o.BinPath = abs
+	return nil
+}
+
+// DefaultStateDir is /run/bgplb-lab for root (gone after a reboot, as the
+// lab is), else ~/.cache/bgplb/lab.
+func DefaultStateDir() string {
+	if os.Geteuid() == 0 {
+		return "/run/bgplb-lab"
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return filepath.Join(os.TempDir(), "bgplb-lab")
+	}
+	return filepath.Join(home, ".cache", "bgplb", "lab")
+}
+
+// State is what Up made, saved as state.json in the state directory as
+// soon as each piece exists, so that Down finds everything even after a
+// failed or interrupted Up.
+type State struct {
+	ID      string `json:"id"`
+	Routers int    `json:"routers"`
+	// Kubeconfig is the admin's (for kubectl); SpeakerKubeconfig holds only
+	// the speaker's RBAC.
+	Kubeconfig        string `json:"kubeconfig,omitempty"`
+	SpeakerKubeconfig string `json:"speakerKubeconfig,omitempty"`
+	APIServer         string `json:"apiServer,omitempty"`
+	// Procs are the processes started, by name: control-plane,
+	// controller, router, router2, speaker-node1, speaker-node2,
+	// dns-node1.
+	Procs map[string]Proc `json:"procs,omitempty"`
+	// Ready is set once Up has finished.
+	Ready bool `json:"ready"`
+
+	dir string
+}
+
+// Proc is one process of the lab.
+type Proc struct {
+	PID int `json:"pid"`
+	// Host is the lab host it runs in; empty for the root namespace.
+	Host   string `json:"host,omitempty"`
+	Log    string `json:"log"`
+	Socket string `json:"socket,omitempty"`
+}
+
+const stateFile = "state.json"
+
+// LoadState reads the state directory; a missing one is os.ErrNotExist.
+func LoadState(dir string) (*State, error) {
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
+	if err != nil {
+		return nil, err
+	}
+	st := &State{dir: dir}
+	if err := json.Unmarshal(b, st); err != nil {
+		return nil, fmt.Errorf("state %s: %w (remove it with `bgplb lab down`)", dir, err)
+	}
+	return st, nil
+}
+
+// save writes state.json atomically.
+func (st *State) save() error {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	tmp := filepath.Join(st.dir, stateFile+".tmp")
+	if err := os.WriteFile(tmp, append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("saving lab state: %w", err)
+	}
+	return os.Rename(tmp, filepath.Join(st.dir, stateFile))
+}
+
+func (st *State) path(name string) string { return filepath.Join(st.dir, name) }
+
+// Alive reports whether the process is still the one the lab started: its
+// pid runs a bgplb (or, for the control plane's children, kubetest)
+// command line.
+func (p Proc) Alive() bool {
+	if p.PID <= 0 {
+		return false
+	}
+	if err := syscall.Kill(p.PID, 0); err != nil {
+		return false
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+	if err != nil {
+		return false
+	}
+	if st, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat"); err == nil {
+		// A zombie is not alive: fields after the command's closing paren.
+		if i := strings.LastIndexByte(string(st), ')'); i > 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
+			return false
+		}
+	}
+	// An empty command line is a process in the middle of execve (`ip
+	// netns exec` becoming bgplb): alive.
+	return len(b) == 0 || strings.Contains(string(b), "bgplb")
+}
+
+// errNoLab is returned by calls that need a running lab.
+var errNoLab = errors.New("no lab is up (start one with `bgplb lab up` or `make lab`)")

@@ -1,0 +1,245 @@
+package home
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/view"
+)
+
+// healthy reports whether every process of the state runs and the lab's
+// namespaces exist.
+func (st *State) healthy() bool {
+	if st.ID == "" {
+		return false
+	}
+	if _, err := seed.Open(st.ID); err != nil {
+		return false
+	}
+	for _, p := range st.Procs {
+		if !p.Alive() {
+			return false
+		}
+	}
+	return true
+}
+
+// open loads the state and opens its lab.
+func open(o *Options) (*State, *seed.Seed, error) {
+	if err := o.defaults(); err != nil {
+		return nil, nil, err
+	}
+	st, err := LoadState(o.StateDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("%w (no state in %s)", errNoLab, o.StateDir)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := seed.Open(st.ID)
+	if err != nil {
+		return st, nil, fmt.Errorf("lab %s in %s: %w; `bgplb lab down` cleans up, `bgplb lab up` starts again", st.ID, o.StateDir, err)
+	}
+	return st, s, nil
+}
+
+// Status shows the lab again: its processes and what Up showed.
+func Status(ctx context.Context, o Options) error {
+	st, s, err := open(&o)
+	if err != nil {
+		return err
+	}
+	fmt.Fprint(o.Out, s.Describe())
+	fmt.Fprintf(o.Out, "kube-apiserver %s; KUBECONFIG=%s\n\n", st.APIServer, st.Kubeconfig)
+	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROCESS\tHOST\tPID\tSTATE\tLOG")
+	names := make([]string, 0, len(st.Procs))
+	for n := range st.Procs {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	bad := 0
+	for _, n := range names {
+		p := st.Procs[n]
+		state, host := "running", p.Host
+		if !p.Alive() {
+			state, bad = "DEAD", bad+1
+		}
+		if host == "" {
+			host = "(root)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\n", n, host, p.PID, state, p.Log)
+	}
+	tw.Flush()
+	fmt.Fprintln(o.Out)
+	if !st.Ready {
+		fmt.Fprintln(o.Out, "Up did not finish: `bgplb lab up` removes this lab and starts again.")
+	}
+	if bad > 0 {
+		fmt.Fprintf(o.Out, "%d process(es) died: read their logs; `bgplb lab down && bgplb lab up` starts afresh.\n\n", bad)
+	}
+	return show(ctx, o.Out, s, st)
+}
+
+// show prints what the write-up shows: the router's neighbours and RIB,
+// its kernel's bgp routes, and a DNS answer the client got through it.
+func show(ctx context.Context, w io.Writer, s *seed.Seed, st *State) error {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var errs []error
+	for i := 1; i <= st.Routers; i++ {
+		name := seed.RouterName(i)
+		sock := st.Procs[name].Socket
+		c := view.NewClient(sock)
+		fmt.Fprintf(w, "$ bgplb neighbor --socket %s        # on %s\n", sock, name)
+		if ns, err := c.Neighbors(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("%s neighbours: %w", name, err))
+		} else {
+			_ = view.WriteNeighbors(w, ns, time.Now())
+		}
+		fmt.Fprintf(w, "\n$ bgplb rib --socket %s\n", sock)
+		if es, err := c.RIB(ctx, "", netip.Prefix{}); err != nil {
+			errs = append(errs, fmt.Errorf("%s RIB: %w", name, err))
+		} else {
+			_ = view.WriteRIB(w, es, time.Now())
+		}
+		fmt.Fprintf(w, "\n$ bgplb lab exec %s -- ip route show proto bgp\n", name)
+		out, err := s.Host(name).Run(ctx, "ip", "route", "show", "proto", "bgp")
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s routes: %w", name, err))
+		}
+		fmt.Fprintf(w, "%s\n", strings.TrimRight(string(out), "\n"))
+	}
+	fmt.Fprintf(w, "$ bgplb lab exec client -- dig @%s pihole.lab\n", PiholeVIP)
+	a, err := s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("DNS from the client: %w", err))
+		fmt.Fprintf(w, "no answer: %v\n", err)
+	} else {
+		fmt.Fprintf(w, "pihole.lab. A %s\n", a)
+	}
+	return errors.Join(errs...)
+}
+
+// Down removes everything Up made: the root-namespace processes by pid,
+// the lab's namespaces (killing what runs inside), its veth, and the
+// state directory. Without a state file it removes every lab whose ID
+// starts with the prefix. It is safe to run at any point, more than once.
+func Down(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	st, err := LoadState(o.StateDir)
+	var ids []string
+	var errs []error
+	switch {
+	case err == nil:
+		for _, n := range []string{"controller", "control-plane"} {
+			if p, ok := st.Procs[n]; ok && p.Host == "" {
+				stopPID(p, 10*time.Second)
+			}
+		}
+		if st.ID != "" {
+			ids = append(ids, st.ID)
+		}
+	case errors.Is(err, os.ErrNotExist):
+		if ids, err = seed.List(o.Prefix); err != nil {
+			return err
+		}
+	default:
+		// A corrupt state file: the labs are found by name.
+		errs = append(errs, err)
+		if ids, err = seed.List(o.Prefix); err != nil {
+			return err
+		}
+	}
+	for _, id := range ids {
+		s, err := seed.Open(id)
+		if err != nil {
+			continue // already gone
+		}
+		fmt.Fprintf(o.Out, "removing lab %s\n", id)
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("removing lab %s: %w", id, err))
+		}
+	}
+	if err := removeStateDir(o.StateDir); err != nil {
+		errs = append(errs, err)
+	}
+	if len(ids) == 0 && st == nil {
+		fmt.Fprintln(o.Out, "no lab to remove")
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w\nrun `bgplb lab down` again; `ip netns list` shows what is left", errors.Join(errs...))
+	}
+	return nil
+}
+
+// removeStateDir removes the state directory if it is one (it holds
+// state.json, or nothing): a mistyped --state never costs a directory.
+func removeStateDir(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
+			return fmt.Errorf("%s holds no %s: not removing it", dir, stateFile)
+		}
+	}
+	return os.RemoveAll(dir)
+}
+
+// Exec runs argv in a lab host (router, router2, node1, node2, client)
+// with the caller's standard streams.
+func Exec(ctx context.Context, o Options, host string, argv []string) error {
+	if len(argv) == 0 {
+		return errors.New("no command: bgplb lab exec HOST -- CMD [ARG...]")
+	}
+	st, s, err := open(&o)
+	if err != nil {
+		return err
+	}
+	ns := s.Host(host)
+	if ns == nil || strings.HasPrefix(host, "sw-") {
+		var hosts []string
+		for _, h := range s.Hosts() {
+			hosts = append(hosts, h.Name)
+		}
+		return fmt.Errorf("no host %q in lab %s; hosts: %s", host, st.ID, strings.Join(hosts, ", "))
+	}
+	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name}, argv...)...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, o.Out, os.Stderr
+	return cmd.Run()
+}
+
+// Kubectl runs kubectl against the lab's API server; without kubectl it
+// says which kubeconfig to use.
+func Kubectl(ctx context.Context, o Options, args []string) error {
+	st, _, err := open(&o)
+	if err != nil {
+		return err
+	}
+	bin, err := exec.LookPath("kubectl")
+	if err != nil {
+		return fmt.Errorf("kubectl is not installed; point yours at the lab with\n  export KUBECONFIG=%s", st.Kubeconfig)
+	}
+	cmd := exec.CommandContext(ctx, bin, args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.Kubeconfig)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, o.Out, os.Stderr
+	return cmd.Run()
+}

@@ -1,0 +1,391 @@
+package home
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/view"
+)
+
+// PiholeVIP is the address the example Service asks for.
+var PiholeVIP = netip.MustParseAddr("203.0.113.53")
+
+// upTimeout bounds Up after the binaries are found.
+const upTimeout = 4 * time.Minute
+
+// routerConfig is `bgplb router`'s config on router i: every LAN host may
+// peer (iBGP, AS 64512, the example BGPPeer's TCP-MD5 password), and only
+// the Service pools are accepted.
+func routerConfig(addr netip.Addr, socket string) string {
+	return fmt.Sprintf(`asn: 64512
+routerID: %s
+listen: ["0.0.0.0:179"]
+dynamicNeighbors:
+  - {prefix: %s, peerASN: 64512, holdTime: 9s, password: "seed-secret"}
+import:
+  prefixes: ["%s", "%s"]
+fib: {graceTime: 5s}
+api: {socket: %s}
+`, addr, seed.LAN4, seed.Pool4, seed.Pool6, socket)
+}
+
+// stepper prints progress: what is being done, then how long it took.
+type stepper struct {
+	o     Options
+	start time.Time
+}
+
+func (p *stepper) step(what string, fn func() error) error {
+	fmt.Fprintf(p.o.Out, "==> %s ... ", what)
+	t := time.Now()
+	err := fn()
+	if err != nil {
+		fmt.Fprintf(p.o.Out, "FAILED after %v\n", time.Since(t).Round(time.Millisecond))
+		return err
+	}
+	fmt.Fprintf(p.o.Out, "done (%v)\n", time.Since(t).Round(time.Millisecond))
+	return nil
+}
+
+// Up brings the lab up and prints what the write-up shows. If a lab is
+// already up in StateDir it says so and shows it again; a half-made one
+// (an earlier Up that failed, a reboot) is removed first. On failure the
+// lab stays as it is for inspection and the error says what to do.
+func Up(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	if st, err := LoadState(o.StateDir); err == nil {
+		if st.Ready && st.healthy() {
+			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
+			return Status(ctx, o)
+		}
+		fmt.Fprintf(o.Out, "found an unfinished or broken lab %q in %s: removing it first\n", st.ID, o.StateDir)
+		if err := Down(ctx, o); err != nil {
+			return fmt.Errorf("removing the earlier lab: %w", err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	if err := lab.Preflight(); err != nil {
+		return fmt.Errorf("%w\nthe lab needs root and iproute2: run it as root (sudo make lab)", err)
+	}
+	if _, err := os.Stat(o.BinPath); err != nil {
+		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
+	}
+	if _, err := kubetest.BinDir(); err != nil {
+		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
+	}
+	src, err := findSourceDir(o)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return fmt.Errorf("state directory: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, upTimeout)
+	defer cancel()
+	u := &upper{o: o, src: src, p: &stepper{o: o, start: time.Now()},
+		st: &State{Routers: o.Routers, Procs: map[string]Proc{}, dir: o.StateDir}}
+	if err := u.run(ctx); err != nil {
+		return fmt.Errorf("%w\n\nthe lab is left as it is for a look (state and logs in %s);\n`bgplb lab down` removes it, and `bgplb lab up` starts over", err, o.StateDir)
+	}
+	fmt.Fprintf(o.Out, "\nlab %s is up after %v.\n\n", u.st.ID, time.Since(u.p.start).Round(time.Millisecond))
+	if err := show(ctx, o.Out, u.s, u.st); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.Out, "\nnext: bgplb lab status | bgplb lab exec client -- dig @%s pihole.lab | bgplb lab kubectl get svc | bgplb lab down\n", PiholeVIP)
+	return nil
+}
+
+// upper carries Up's work.
+type upper struct {
+	o   Options
+	src string
+	p   *stepper
+	st  *State
+	s   *seed.Seed
+	k   *kube
+}
+
+func (u *upper) run(ctx context.Context) error {
+	o, st := u.o, u.st
+	err := u.p.step(fmt.Sprintf("building the network: %d router(s), node1, node2, client in namespaces", o.Routers), func() error {
+		s, err := seed.New(ctx, seed.Options{Prefix: o.Prefix, Routers: o.Routers})
+		if err != nil {
+			return err
+		}
+		u.s, st.ID = s, s.ID
+		return st.save()
+	})
+	if err != nil {
+		return err
+	}
+	if err := u.p.step("starting etcd and kube-apiserver on "+u.s.APIServerAddr().String()+" (first start takes longer)", u.controlPlane(ctx)); err != nil {
+		return err
+	}
+	if err := u.p.step("registering node1 and node2, the speakers' RBAC", func() error {
+		k, err := newKube(st.Kubeconfig)
+		if err != nil {
+			return err
+		}
+		u.k = k
+		for _, n := range u.s.Nodes() {
+			if err := k.createNode(ctx, n, u.s.NodeAddr(n), u.s.NodeAddr6(n)); err != nil {
+				return err
+			}
+		}
+		return k.speakerRBAC(ctx, filepath.Join(u.src, "config", "rbac", "speaker", "role.yaml"))
+	}); err != nil {
+		return err
+	}
+	for i := 1; i <= o.Routers; i++ {
+		name := seed.RouterName(i)
+		if err := u.p.step("starting bgplb router on "+name, func() error { return u.router(ctx, i) }); err != nil {
+			return err
+		}
+	}
+	if err := u.p.step("starting bgplb controller (root namespace)", func() error {
+		p := Proc{Log: st.path("controller.log")}
+		pid, err := startRoot(p.Log, o.BinPath, "controller", "--kubeconfig", st.Kubeconfig,
+			"--leader-elect=false", "--health-addr", "", "--metrics-addr", "")
+		if err != nil {
+			return err
+		}
+		p.PID = pid
+		st.Procs["controller"] = p
+		return st.save()
+	}); err != nil {
+		return err
+	}
+	for _, n := range u.s.Nodes() {
+		if err := u.p.step("starting bgplb speaker on "+n, func() error { return u.speaker(ctx, n) }); err != nil {
+			return err
+		}
+	}
+	examples := []string{"ippool.yaml", "bgppeer.yaml", "bgpadvertisement.yaml"}
+	if o.Routers > 1 {
+		examples = append(examples, "bgppeer-router2.yaml")
+	}
+	if err := u.p.step("applying deploy/examples: "+strings.Join(examples, ", "), func() error {
+		for _, f := range examples {
+			if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := u.p.step("playing the Pi-hole pod on node1: VIP on kube-ipvs0, DNS responder, EndpointSlice", func() error {
+		return u.pod(ctx, seed.Node1)
+	}); err != nil {
+		return err
+	}
+	if err := u.p.step("creating the Pi-hole Service (deploy/examples/pihole.yaml)", func() error {
+		return u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", "pihole.yaml"))
+	}); err != nil {
+		return err
+	}
+	if err := u.p.step("waiting for "+PiholeVIP.String()+"/32 in every router's kernel via node1", func() error {
+		return u.waitRoutes(ctx, u.s.NodeAddr(seed.Node1))
+	}); err != nil {
+		return err
+	}
+	if err := u.p.step("waiting for node1 and node2 to be Established on every router", func() error {
+		return u.waitEstablished(ctx)
+	}); err != nil {
+		return err
+	}
+	if err := u.p.step("asking the Pi-hole from the client, through the router", func() error {
+		return lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+			a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
+			return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
+		})
+	}); err != nil {
+		return fmt.Errorf("no DNS answer from node1: %w (see %s)", err, st.Procs["dns-node1"].Log)
+	}
+	st.Ready = true
+	return st.save()
+}
+
+func (u *upper) controlPlane(ctx context.Context) func() error {
+	return func() error {
+		st := u.st
+		p := Proc{Log: st.path("control-plane.log")}
+		pid, err := startRoot(p.Log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
+			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases"))
+		if err != nil {
+			return err
+		}
+		p.PID = pid
+		st.Procs["control-plane"] = p
+		if err := st.save(); err != nil {
+			return err
+		}
+		ready := st.path(controlPlaneReady)
+		if err := waitFile(ctx, ready, p); err != nil {
+			return fmt.Errorf("control plane: %w; last lines of %s:\n%s", err, p.Log, tail(p.Log, 30))
+		}
+		b, err := os.ReadFile(ready)
+		if err != nil {
+			return err
+		}
+		var info controlPlaneInfo
+		if err := json.Unmarshal(b, &info); err != nil {
+			return err
+		}
+		st.Kubeconfig, st.SpeakerKubeconfig, st.APIServer = info.Kubeconfig, info.SpeakerKubeconfig, info.APIServer
+		return st.save()
+	}
+}
+
+func (u *upper) router(ctx context.Context, i int) error {
+	name := seed.RouterName(i)
+	sock := u.st.path(name + ".sock")
+	cfg := u.st.path(name + ".yaml")
+	if err := os.WriteFile(cfg, []byte(routerConfig(u.s.RouterAddr(i), sock)), 0o644); err != nil {
+		return err
+	}
+	p, err := startIn(ctx, u.s, name, "bgplb-"+name, u.o.BinPath, "router", "--config", cfg)
+	if err != nil {
+		return err
+	}
+	p.Socket = sock
+	u.st.Procs[name] = p
+	if err := u.st.save(); err != nil {
+		return err
+	}
+	if err := waitFile(ctx, sock, p); err != nil {
+		return fmt.Errorf("bgplb router on %s: %w; last lines of its log:\n%s", name, err, tail(p.Log, 30))
+	}
+	return nil
+}
+
+func (u *upper) speaker(ctx context.Context, node string) error {
+	sock := u.st.path(node + ".sock")
+	p, err := startIn(ctx, u.s, node, "bgplb-speaker", u.o.BinPath, "speaker",
+		"--node-name", node, "--kubeconfig", u.st.SpeakerKubeconfig, "--namespace", "default",
+		"--socket", sock, "--metrics-addr", "",
+		"--listen", netip.AddrPortFrom(u.s.NodeAddr(node), 179).String())
+	if err != nil {
+		return err
+	}
+	p.Socket = sock
+	u.st.Procs["speaker-"+node] = p
+	return u.st.save()
+}
+
+// pod does what kubelet and kube-proxy would for the Pi-hole pod on node:
+// the VIP on kube-ipvs0, a DNS responder process, the ready endpoint.
+func (u *upper) pod(ctx context.Context, node string) error {
+	if err := u.s.AddVIP(ctx, node, PiholeVIP); err != nil {
+		return err
+	}
+	p, err := startIn(ctx, u.s, node, "pihole-dns", u.o.BinPath, "lab", "dns-responder",
+		"--id", u.st.ID, "--node", node, "--addr", PiholeVIP.String())
+	if err != nil {
+		return err
+	}
+	u.st.Procs["dns-"+node] = p
+	if err := u.st.save(); err != nil {
+		return err
+	}
+	return u.k.endpoints(ctx, "pihole", node, slices.Index(u.s.Nodes(), node))
+}
+
+// waitRoutes waits until every router's kernel has the VIP's /32, proto
+// bgp, via next hop alone.
+func (u *upper) waitRoutes(ctx context.Context, via netip.Addr) error {
+	host := netip.PrefixFrom(PiholeVIP, 32)
+	for i := 1; i <= u.st.Routers; i++ {
+		var last []lab.Route
+		_, err := u.s.Host(seed.RouterName(i)).WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+			last = rs
+			for _, r := range rs {
+				if r.Dst == host && len(r.NextHops) == 1 && r.NextHops[0].Gateway == via {
+					return true
+				}
+			}
+			return false
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w\nits bgp routes:\n%s\nlogs: %s, %s", seed.RouterName(i), err, lab.FormatRoutes(last),
+				u.st.Procs[seed.RouterName(i)].Log, u.st.Procs["speaker-node1"].Log)
+		}
+	}
+	return nil
+}
+
+// waitEstablished waits until every router has both nodes Established.
+func (u *upper) waitEstablished(ctx context.Context) error {
+	for i := 1; i <= u.st.Routers; i++ {
+		name := seed.RouterName(i)
+		c := view.NewClient(u.st.Procs[name].Socket)
+		var last []view.Neighbor
+		err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+			ns, err := c.Neighbors(ctx)
+			if err != nil {
+				return false, nil
+			}
+			last = ns
+			up := 0
+			for _, n := range ns {
+				if n.State == "Established" && (n.Address == u.s.NodeAddr(seed.Node1) || n.Address == u.s.NodeAddr(seed.Node2)) {
+					up++
+				}
+			}
+			return up == 2, nil
+		})
+		if err != nil {
+			return fmt.Errorf("%s: %w; neighbours %+v; speaker logs: %s, %s", name, err, last,
+				u.st.Procs["speaker-node1"].Log, u.st.Procs["speaker-node2"].Log)
+		}
+	}
+	return nil
+}
+
+// findSourceDir finds the bgplb source tree: deploy/examples and config/.
+func findSourceDir(o Options) (string, error) {
+	if o.SourceDir != "" {
+		return o.SourceDir, checkSourceDir(o.SourceDir)
+	}
+	var starts []string
+	if wd, err := os.Getwd(); err == nil {
+		starts = append(starts, wd)
+	}
+	starts = append(starts, filepath.Dir(o.BinPath))
+	for _, dir := range starts {
+		for {
+			if checkSourceDir(dir) == nil {
+				return dir, nil
+			}
+			parent := filepath.Dir(dir)
+			if parent == dir {
+				break
+			}
+			dir = parent
+		}
+	}
+	return "", errors.New("the lab reads deploy/examples and config/ from the bgplb source tree: run it from inside the tree (make lab), or pass --source DIR")
+}
+
+func checkSourceDir(dir string) error {
+	for _, p := range []string{"deploy/examples/pihole.yaml", "config/crd/bases", "config/rbac/speaker/role.yaml"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
