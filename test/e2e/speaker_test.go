@@ -569,6 +569,10 @@ func TestSpeakerOutlivesAPIServer(t *testing.T) {
 	l.endpoints(t, "pihole", seed.Node1)
 	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyLocal))
 	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+	// Both speakers must have the plan before the API server goes: on a
+	// loaded machine node2's may still be filling its caches.
+	l.rp.waitEstablished(t, l.ctx, n1, n2)
+	l.waitAnnouncers(t, "pihole", seed.Node1)
 
 	if err := l.env.Stop(); err != nil {
 		t.Fatal(err)
