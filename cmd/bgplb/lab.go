@@ -73,7 +73,13 @@ after the command; bgplb lab down removes it.`,
 		Args:  cobra.NoArgs,
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Down(c.Context(), out(c)) },
 	}
-	cmd.AddCommand(up, status, execCmd, kubectl, down, newLabControlPlaneCmd(), newLabDNSCmd())
+	move := &cobra.Command{
+		Use:   "move",
+		Short: "Move the Pi-hole pod to the other node and show the route following it",
+		Args:  cobra.NoArgs,
+		RunE:  func(c *cobra.Command, _ []string) error { return home.Move(c.Context(), out(c)) },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, move, down, newLabControlPlaneCmd(), newLabDNSCmd())
 	return cmd
 }
 

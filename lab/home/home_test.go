@@ -111,6 +111,29 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("second up changed the lab: %+v", st2)
 	}
 
+	// Move: the pod goes to node2, the route and the answers follow, and
+	// node1 no longer holds the VIP.
+	out.Reset()
+	if err := home.Move(ctx, o); err != nil {
+		t.Fatalf("move: %v\n%s", err, out.String())
+	}
+	if rs, err = s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"}); err != nil {
+		t.Fatal(err)
+	}
+	i = slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
+	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node2)}) {
+		t.Errorf("after move, want %s via node2:\n%s", vip, lab.FormatRoutes(rs))
+	}
+	if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", false); err != nil || !strings.HasSuffix(a, "from node2") {
+		t.Errorf("dig after move: %q, %v; want an answer from node2", a, err)
+	}
+	if vips, err := s.VIPs(ctx, seed.Node1); err != nil || len(vips) != 0 {
+		t.Errorf("node1 still holds %v (%v)", vips, err)
+	}
+	if !strings.Contains(out.String(), "the route followed the pod to node2") {
+		t.Errorf("move's output:\n%s", out.String())
+	}
+
 	out.Reset()
 	down()
 	id = ""

@@ -1,0 +1,69 @@
+package home
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// Move moves the Pi-hole pod to the other node, as a rescheduled pod
+// would, and shows the route following it: the new node's VIP and DNS
+// responder come up first, then the EndpointSlice names the new node (the
+// speakers react to that), then the old node lets go.
+func Move(ctx context.Context, o Options) error {
+	st, s, err := open(&o)
+	if err != nil {
+		return err
+	}
+	from, to := "", ""
+	for _, n := range s.Nodes() {
+		if _, ok := st.Procs["dns-"+n]; ok {
+			from = n
+		} else if to == "" {
+			to = n
+		}
+	}
+	if from == "" || to == "" {
+		return fmt.Errorf("lab %s: cannot tell which node runs the Pi-hole (state in %s); `bgplb lab up` again", st.ID, o.StateDir)
+	}
+	k, err := newKube(st.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	u := &upper{o: o, p: &stepper{o: o, start: time.Now()}, st: st, s: s, k: k}
+	var moved time.Duration
+	steps := []struct {
+		what string
+		fn   func() error
+	}{
+		{fmt.Sprintf("starting the Pi-hole on %s and pointing its EndpointSlice there", to), func() error { return u.pod(ctx, to) }},
+		{fmt.Sprintf("waiting for 203.0.113.53/32 via %s in every router's kernel", to), func() error {
+			t := time.Now()
+			err := u.waitRoutes(ctx, s.NodeAddr(to))
+			moved = time.Since(t)
+			return err
+		}},
+		{fmt.Sprintf("stopping the Pi-hole on %s", from), func() error { return u.stopPod(ctx, from) }},
+	}
+	for _, x := range steps {
+		if err := u.p.step(x.what, x.fn); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintf(o.Out, "\nthe route followed the pod to %s %v after its EndpointSlice changed.\n\n", to, moved.Round(time.Millisecond))
+	return show(ctx, o.Out, s, st)
+}
+
+// stopPod undoes pod on node: the DNS responder and the VIP.
+func (u *upper) stopPod(ctx context.Context, node string) error {
+	if p, ok := u.st.Procs["dns-"+node]; ok {
+		stopPID(p, 2*time.Second)
+		delete(u.st.Procs, "dns-"+node)
+	}
+	if err := u.s.DelVIP(ctx, node, PiholeVIP); err != nil {
+		return err
+	}
+	return u.st.save()
+}
