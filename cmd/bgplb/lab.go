@@ -79,7 +79,19 @@ after the command; bgplb lab down removes it.`,
 		Args:  cobra.NoArgs,
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Move(c.Context(), out(c)) },
 	}
-	cmd.AddCommand(up, status, execCmd, kubectl, move, down, newLabControlPlaneCmd(), newLabDNSCmd())
+	fail := &cobra.Command{
+		Use:   "fail NODE",
+		Short: "Cut a node off the LAN and show the failover (the Pi-hole moves if it ran there)",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Fail(c.Context(), out(c), a[0]) },
+	}
+	heal := &cobra.Command{
+		Use:   "heal NODE",
+		Short: "Put a failed node back on the LAN and wait for its sessions",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Heal(c.Context(), out(c), a[0]) },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, down, newLabControlPlaneCmd(), newLabDNSCmd())
 	return cmd
 }
 

@@ -134,6 +134,34 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("move's output:\n%s", out.String())
 	}
 
+	// Fail node2 (which now runs the Pi-hole): it is rescheduled on node1,
+	// the router drops node2's paths; heal brings node2's session back.
+	out.Reset()
+	if err := home.Fail(ctx, o, seed.Node2); err != nil {
+		t.Fatalf("fail: %v\n%s", err, out.String())
+	}
+	if rs, err = s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"}); err != nil {
+		t.Fatal(err)
+	}
+	i = slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
+	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node1)}) {
+		t.Errorf("after failing node2, want %s via node1 only:\n%s", vip, lab.FormatRoutes(rs))
+	}
+	if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", false); err != nil || !strings.HasSuffix(a, "from node1") {
+		t.Errorf("dig after the failover: %q, %v; want an answer from node1", a, err)
+	}
+	out.Reset()
+	if err := home.Heal(ctx, o, seed.Node2); err != nil {
+		t.Fatalf("heal: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), "  Established  "); n != 2 {
+		t.Errorf("after heal %d sessions Established, want 2:\n%s", n, out.String())
+	}
+	if r, err := s.Host(seed.Node2).Routes(ctx, lab.RouteQuery{}); err != nil ||
+		!slices.ContainsFunc(r, func(r lab.Route) bool { return r.Dst.Bits() == 0 && r.Dst.Addr().Is4() }) {
+		t.Errorf("node2 has no default route after heal: %v\n%s", err, lab.FormatRoutes(r))
+	}
+
 	out.Reset()
 	down()
 	id = ""
