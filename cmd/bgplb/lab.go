@@ -91,7 +91,14 @@ after the command; bgplb lab down removes it.`,
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(c *cobra.Command, a []string) error { return home.Heal(c.Context(), out(c), a[0]) },
 	}
-	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, down, newLabControlPlaneCmd(), newLabDNSCmd())
+	restart := &cobra.Command{
+		Use:       "restart controller|speaker|router",
+		Short:     "Restart one component in place and show that nothing moved",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"controller", "speaker", "router"},
+		RunE:      func(c *cobra.Command, a []string) error { return home.Restart(c.Context(), out(c), a[0]) },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, restart, down, newLabControlPlaneCmd(), newLabDNSCmd())
 	return cmd
 }
 

@@ -162,6 +162,21 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("node2 has no default route after heal: %v\n%s", err, lab.FormatRoutes(r))
 	}
 
+	// Restart each component in place: the sessions come back and the
+	// Pi-hole keeps its route and its answers.
+	for _, c := range []string{"controller", "speaker", "router"} {
+		out.Reset()
+		if err := home.Restart(ctx, o, c); err != nil {
+			t.Fatalf("restart %s: %v\n%s", c, err, out.String())
+		}
+		if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", true); err != nil || !strings.HasSuffix(a, "from node1") {
+			t.Errorf("dig after restarting the %s: %q, %v", c, a, err)
+		}
+	}
+	if err := home.Restart(ctx, o, "etcd"); err == nil {
+		t.Error("restart of an unknown component was accepted")
+	}
+
 	out.Reset()
 	down()
 	id = ""

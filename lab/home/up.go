@@ -156,17 +156,7 @@ func (u *upper) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := u.p.step("starting bgplb controller (root namespace)", func() error {
-		p := Proc{Log: st.path("controller.log")}
-		pid, err := startRoot(p.Log, o.BinPath, "controller", "--kubeconfig", st.Kubeconfig,
-			"--leader-elect=false", "--health-addr", "", "--metrics-addr", "")
-		if err != nil {
-			return err
-		}
-		p.PID = pid
-		st.Procs["controller"] = p
-		return st.save()
-	}); err != nil {
+	if err := u.p.step("starting bgplb controller (root namespace)", u.controller); err != nil {
 		return err
 	}
 	for _, n := range u.s.Nodes() {
@@ -218,6 +208,19 @@ func (u *upper) run(ctx context.Context) error {
 	}
 	st.Ready = true
 	return st.save()
+}
+
+// controller starts `bgplb controller` in the root namespace.
+func (u *upper) controller() error {
+	p := Proc{Log: u.st.path("controller.log")}
+	pid, err := startRoot(p.Log, u.o.BinPath, "controller", "--kubeconfig", u.st.Kubeconfig,
+		"--leader-elect=false", "--health-addr", "", "--metrics-addr", "")
+	if err != nil {
+		return err
+	}
+	p.PID = pid
+	u.st.Procs["controller"] = p
+	return u.st.save()
 }
 
 func (u *upper) controlPlane(ctx context.Context) func() error {
