@@ -225,3 +225,50 @@ func checkGone(t *testing.T, st *home.State, stateDir string) {
 		}
 	}
 }
+
+// TestUpTwoRouters is `bgplb lab up --routers 2`: the write-up's backup
+// router learns the route too and installs it in its own kernel.
+func TestUpTwoRouters(t *testing.T) {
+	labtest.Require(t)
+	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+		t.Skipf("skipping: %v", err)
+	}
+	bin := filepath.Join(t.TempDir(), "bgplb")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bgplb/bgplb/cmd/bgplb").CombinedOutput(); err != nil {
+		t.Fatalf("building bgplb: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	o := home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), Prefix: "labr", Out: &out, Routers: 2}
+	ctx := labtest.Context(t, 3*time.Minute)
+	t.Cleanup(func() {
+		if err := home.Down(context.Background(), o); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+	if err := home.Up(ctx, o); err != nil {
+		t.Fatalf("up --routers 2: %v\n%s", err, out.String())
+	}
+	st, err := home.LoadState(o.StateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := seed.Open(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.PrefixFrom(home.PiholeVIP, 32)
+	for _, r := range []string{seed.RouterName(1), seed.RouterName(2)} {
+		rs, err := s.Host(r).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(rs, func(x lab.Route) bool {
+			return x.Dst == vip && slices.Equal(x.Gateways(), []netip.Addr{s.NodeAddr(seed.Node1)})
+		}) {
+			t.Errorf("%s: want %s via node1:\n%s", r, vip, lab.FormatRoutes(rs))
+		}
+	}
+	if n := strings.Count(out.String(), "  Established  "); n != 4 {
+		t.Errorf("want 4 Established sessions (2 nodes × 2 routers) in up's output, got %d:\n%s", n, out.String())
+	}
+}
