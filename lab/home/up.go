@@ -305,6 +305,14 @@ func (u *upper) pod(ctx context.Context, node string) error {
 	if err := u.st.save(); err != nil {
 		return err
 	}
+	// The pod is ready when it answers, as a readiness probe would say:
+	// only then may the EndpointSlice name it and the route move.
+	if err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		a, err := u.s.Dig(ctx, node, PiholeVIP, "pihole.lab.", false)
+		return err == nil && strings.HasSuffix(a, "from "+node), nil
+	}); err != nil {
+		return fmt.Errorf("the DNS responder on %s does not answer: %w (see %s)", node, err, p.Log)
+	}
 	return u.k.endpoints(ctx, "pihole", node, slices.Index(u.s.Nodes(), node))
 }
 
