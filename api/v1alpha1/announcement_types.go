@@ -131,10 +131,10 @@ type BGPSessionStatusStatus struct {
 	//
 	// +optional
 	Since *metav1.Time `json:"since,omitempty"`
-	// PrefixesAnnounced to the peer.
+	// PrefixesAnnounced to the peer; 0 is shown, not left out.
 	//
 	// +optional
-	PrefixesAnnounced int32 `json:"prefixesAnnounced,omitempty"`
+	PrefixesAnnounced int32 `json:"prefixesAnnounced"`
 	// LastError is why the session last went down or failed to come up.
 	//
 	// +kubebuilder:validation:MaxLength=1024

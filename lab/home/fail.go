@@ -96,7 +96,15 @@ func fail(ctx context.Context, o Options, p *stepper, st *State, s *seed.Seed, n
 		}); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.Out, "    served via %s %v after the failure\n", other, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(o.Out, "    every router routes via %s %v after the failure; until %s's hold time runs out,\n"+
+			"    they still send part of the flows to %s too:\n", other, time.Since(start).Round(time.Millisecond), node, node)
+		for i := 1; i <= st.Routers; i++ {
+			rs, err := s.Host(seed.RouterName(i)).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(o.Out, "    %s: %s", seed.RouterName(i), lab.FormatRoutes(rs))
+		}
 	}
 	if err := p.step(fmt.Sprintf("waiting for every router to drop %s's paths (its hold time, 9 s)", node), func() error {
 		return waitNoNextHop(ctx, s, st.Routers, addr)

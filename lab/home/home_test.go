@@ -93,7 +93,7 @@ func TestUpDown(t *testing.T) {
 	if n := strings.Count(out.String(), "  Established  "); n != 2 {
 		t.Errorf("up's neighbour table shows %d Established sessions, want 2", n)
 	}
-	for _, want := range []string{"*> 203.0.113.53/32", "203.0.113.53 nhid", "from node1"} {
+	for _, want := range []string{"*> 203.0.113.53/32", "203.0.113.53 nhid", "pihole.lab. A 203.0.113.53, answered by the Pi-hole on node1"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("up's output lacks %q", want)
 		}

@@ -40,8 +40,8 @@ type Options struct {
 	BinPath string
 	// StateDir records the lab; default DefaultStateDir().
 	StateDir string
-	// SourceDir is the bgplb source tree (deploy/examples, config/); default
-	// the tree holding the working directory or BinPath.
+	// SourceDir is a bgplb source tree to take deploy/examples and config/
+	// from; default the copies built into the binary.
 	SourceDir string
 	// Prefix starts the lab's ID; default DefaultPrefix.
 	Prefix string

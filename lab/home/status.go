@@ -121,13 +121,18 @@ func show(ctx context.Context, w io.Writer, s *seed.Seed, st *State) error {
 		}
 		fmt.Fprintf(w, "%s\n", strings.TrimRight(string(out), "\n"))
 	}
-	fmt.Fprintf(w, "$ bgplb lab exec client -- dig @%s pihole.lab\n", PiholeVIP)
-	a, err := s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
+	// The lab asks itself rather than running dig, which may not be installed.
+	fmt.Fprintf(w, "\n# on client: pihole.lab? asked of %s, through the router\n", PiholeVIP)
+	a, err := s.Query(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
 	if err != nil {
 		errs = append(errs, fmt.Errorf("DNS from the client: %w", err))
 		fmt.Fprintf(w, "no answer: %v\n", err)
 	} else {
-		fmt.Fprintf(w, "pihole.lab. A %s\n", a)
+		addrs := make([]string, len(a.Addrs))
+		for i, x := range a.Addrs {
+			addrs[i] = x.String()
+		}
+		fmt.Fprintf(w, "%s A %s, answered by the Pi-hole on %s\n", a.Name, strings.Join(addrs, " "), a.Node)
 	}
 	return errors.Join(errs...)
 }

@@ -87,12 +87,12 @@ func Up(ctx context.Context, o Options) error {
 	if _, err := kubetest.BinDir(); err != nil {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
-	src, err := findSourceDir(o)
-	if err != nil {
-		return err
-	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
+	}
+	src, err := sourceDir(o)
+	if err != nil {
+		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
@@ -368,35 +368,3 @@ func (u *upper) waitEstablished(ctx context.Context) error {
 }
 
 // findSourceDir finds the bgplb source tree: deploy/examples and config/.
-func findSourceDir(o Options) (string, error) {
-	if o.SourceDir != "" {
-		return o.SourceDir, checkSourceDir(o.SourceDir)
-	}
-	var starts []string
-	if wd, err := os.Getwd(); err == nil {
-		starts = append(starts, wd)
-	}
-	starts = append(starts, filepath.Dir(o.BinPath))
-	for _, dir := range starts {
-		for {
-			if checkSourceDir(dir) == nil {
-				return dir, nil
-			}
-			parent := filepath.Dir(dir)
-			if parent == dir {
-				break
-			}
-			dir = parent
-		}
-	}
-	return "", errors.New("the lab reads deploy/examples and config/ from the bgplb source tree: run it from inside the tree (make lab), or pass --source DIR")
-}
-
-func checkSourceDir(dir string) error {
-	for _, p := range []string{"deploy/examples/pihole.yaml", "config/crd/bases", "config/rbac/speaker/role.yaml"} {
-		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
