@@ -76,7 +76,11 @@ fuzz:
 # kube-apiserver/etcd when missing, then `bgplb lab up`. LAB_FLAGS=--routers=2
 # adds the backup router; `bin/bgplb lab down` removes it all.
 LAB_FLAGS ?=
-lab: build k8sbin
+# The preflight runs before k8sbin, so that a missing root or iproute2 shows
+# before a twenty-minute first build, not after it.
+lab: build
+	@bin/bgplb lab preflight
+	@$(MAKE) --no-print-directory k8sbin
 	bin/bgplb lab up $(LAB_FLAGS)
 
 clean:

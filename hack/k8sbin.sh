@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver and etcd from the pinned module in hack/k8sbin into
+# Builds kube-apiserver, etcd and kubectl from the pinned module in hack/k8sbin into
 # $BGPLB_CACHE/k8s/<version>/ (default ~/.cache/bgplb/k8s/<version>/), where
 # internal/kubetest finds them. Nothing prebuilt can be downloaded on these
 # machines, so the binaries come from source: the first build compiles
@@ -57,7 +57,7 @@ ldflags="-s -w -X $vpkg.gitVersion=$version -X $vpkg.gitMajor=$major -X $vpkg.gi
 stamp="$(
 	cd "$src"
 	{
-		sha256sum go.mod go.sum kube-apiserver/main.go etcd/main.go
+		sha256sum go.mod go.sum kube-apiserver/main.go etcd/main.go kubectl/main.go
 		printf 'ldflags=%s\n' "$ldflags"
 		go version
 		go env GOOS GOARCH CGO_ENABLED
@@ -65,7 +65,7 @@ stamp="$(
 )"
 
 current() {
-	[[ -x "$dest/kube-apiserver" && -x "$dest/etcd" && -f "$dest/stamp" ]] &&
+	[[ -x "$dest/kube-apiserver" && -x "$dest/etcd" && -x "$dest/kubectl" && -f "$dest/stamp" ]] &&
 		[[ "$(cat "$dest/stamp")" == "$stamp" ]]
 }
 
@@ -93,7 +93,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building kube-apiserver and etcd $version into $dest"
+log "building kube-apiserver, etcd and kubectl $version into $dest"
 log "the first build on a machine takes ~20 min (2 cores, cold Go build cache); later ones 1-3 min"
 start=$SECONDS
 (
@@ -102,7 +102,7 @@ start=$SECONDS
 	# checkout moves; GOWORK=off so that no go.work outside can change the
 	# build; -mod=readonly so that go.sum is used as committed.
 	GOWORK=off GOFLAGS="-buildvcs=false -mod=readonly" \
-		exec go build -trimpath -ldflags "$ldflags" -o "$tmp/" ./kube-apiserver ./etcd
+		exec go build -trimpath -ldflags "$ldflags" -o "$tmp/" ./kube-apiserver ./etcd ./kubectl
 ) &
 build_pid=$!
 next=30
@@ -124,6 +124,7 @@ fi
 printf '%s\n' "$stamp" >"$tmp/stamp"
 "$tmp/kube-apiserver" --version
 "$tmp/etcd" --version | head -1
+"$tmp/kubectl" version --client | head -1
 # Swap in: the old build (if any) moves aside first, so a reader sees either
 # the old directory or the new one, each complete.
 if [[ -e "$dest" ]]; then mv "$dest" "$tmp.old"; fi

@@ -98,7 +98,16 @@ after the command; bgplb lab down removes it.`,
 		ValidArgs: []string{"controller", "speaker", "router"},
 		RunE:      func(c *cobra.Command, a []string) error { return home.Restart(c.Context(), out(c), a[0]) },
 	}
-	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, restart, down, newLabControlPlaneCmd(), newLabDNSCmd())
+	// preflight lets `make lab` say what is missing before a long first build.
+	preflight := &cobra.Command{
+		Use:    "preflight",
+		Short:  "Check that this machine can run the lab (root, iproute2)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE:   func(*cobra.Command, []string) error { return home.Preflight() },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, restart, down, preflight,
+		newLabControlPlaneCmd(), newLabDNSCmd())
 	return cmd
 }
 

@@ -5,7 +5,7 @@ package main
 
 import (
 	"context"
-	"log/slog"
+	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -13,7 +13,9 @@ import (
 
 func main() {
 	if err := newRootCmd().ExecuteContext(context.Background()); err != nil {
-		slog.Error("bgplb failed", "err", err)
+		// Plain text, not a log record: errors that say what to do run over
+		// several lines and must read as written.
+		fmt.Fprintf(os.Stderr, "bgplb: %v\n", err)
 		os.Exit(1)
 	}
 }

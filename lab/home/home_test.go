@@ -99,6 +99,19 @@ func TestUpDown(t *testing.T) {
 		}
 	}
 
+	// `bgplb lab kubectl` reaches the lab's API server with the kubectl
+	// built beside it (the API server's version), so it works where no
+	// kubectl is installed.
+	kc := exec.CommandContext(ctx, bin, "lab", "--state", o.StateDir, "kubectl", "get", "svc", "pihole",
+		"-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+	if b, err := kc.CombinedOutput(); err != nil || string(b) != home.PiholeVIP.String() {
+		t.Errorf("bgplb lab kubectl get svc: %q, %v; want %s", b, err, home.PiholeVIP.String())
+	}
+	kc = exec.CommandContext(ctx, bin, "lab", "--state", o.StateDir, "kubectl", "version", "--client")
+	if b, err := kc.CombinedOutput(); err != nil || !strings.Contains(string(b), "Client Version: "+kubetest.KubernetesVersion) {
+		t.Errorf("bgplb lab kubectl version: %q, %v; want the API server's version %s", b, err, kubetest.KubernetesVersion)
+	}
+
 	// Up again: the lab is found running, nothing is rebuilt.
 	out.Reset()
 	if err := home.Up(ctx, o); err != nil {

@@ -14,6 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/bgplb/bgplb/internal/kubetest"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/view"
 )
@@ -239,12 +240,28 @@ func Kubectl(ctx context.Context, o Options, args []string) error {
 	if err != nil {
 		return err
 	}
-	bin, err := exec.LookPath("kubectl")
+	bin, err := kubectlPath()
 	if err != nil {
-		return fmt.Errorf("kubectl is not installed; point yours at the lab with\n  export KUBECONFIG=%s", st.Kubeconfig)
+		return fmt.Errorf("%w; build it with `make k8sbin`, or point yours at the lab with\n  export KUBECONFIG=%s", err, st.Kubeconfig)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = append(os.Environ(), "KUBECONFIG="+st.Kubeconfig)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, o.Out, os.Stderr
 	return cmd.Run()
+}
+
+// kubectlPath prefers the kubectl hack/k8sbin.sh built beside the API
+// server (same version, there on a machine with no kubectl) over PATH's.
+func kubectlPath() (string, error) {
+	if dir, err := kubetest.BinDir(); err == nil {
+		p := filepath.Join(dir, "kubectl")
+		if _, err := exec.LookPath(p); err == nil {
+			return p, nil
+		}
+	}
+	p, err := exec.LookPath("kubectl")
+	if err != nil {
+		return "", errors.New("no kubectl beside the lab's kube-apiserver or on PATH")
+	}
+	return p, nil
 }

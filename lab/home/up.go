@@ -58,6 +58,14 @@ func (p *stepper) step(what string, fn func() error) error {
 	return nil
 }
 
+// Preflight says whether this machine can run the lab, and what to do if not.
+func Preflight() error {
+	if err := lab.Preflight(); err != nil {
+		return fmt.Errorf("%w\nthe lab needs root and iproute2: run it as root (sudo make lab), with iproute2 installed", err)
+	}
+	return nil
+}
+
 // Up brings the lab up and prints what the write-up shows. If a lab is
 // already up in StateDir it says so and shows it again; a half-made one
 // (an earlier Up that failed, a reboot) is removed first. On failure the
@@ -78,8 +86,8 @@ func Up(ctx context.Context, o Options) error {
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := lab.Preflight(); err != nil {
-		return fmt.Errorf("%w\nthe lab needs root and iproute2: run it as root (sudo make lab)", err)
+	if err := Preflight(); err != nil {
+		return err
 	}
 	if _, err := os.Stat(o.BinPath); err != nil {
 		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
