@@ -77,19 +77,9 @@ func TestUpDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rs, err := s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	vip := netip.PrefixFrom(home.PiholeVIP, 32)
-	i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
-	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node1)}) {
-		t.Errorf("router routes, want %s via node1 proto bgp:\n%s", vip, lab.FormatRoutes(rs))
-	}
-	a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", true)
-	if err != nil || !strings.HasSuffix(a, "from node1") {
-		t.Errorf("dig over TCP from the client: %q, %v; want an answer from node1", a, err)
-	}
+	r := &run{t: t, ctx: ctx, o: o, s: s, out: &out}
+	r.wantVia("after up", seed.Node1)
+	r.wantAnswer("over TCP after up", true, seed.Node1)
 	if n := strings.Count(out.String(), "  Established  "); n != 2 {
 		t.Errorf("up's neighbour table shows %d Established sessions, want 2", n)
 	}
@@ -113,10 +103,7 @@ func TestUpDown(t *testing.T) {
 	}
 
 	// Up again: the lab is found running, nothing is rebuilt.
-	out.Reset()
-	if err := home.Up(ctx, o); err != nil {
-		t.Fatalf("second up: %v\n%s", err, out.String())
-	}
+	r.do("second up", func() error { return home.Up(ctx, o) })
 	if !strings.Contains(out.String(), "already up") {
 		t.Errorf("second up did not find the lab:\n%s", out.String())
 	}
@@ -126,20 +113,9 @@ func TestUpDown(t *testing.T) {
 
 	// Move: the pod goes to node2, the route and the answers follow, and
 	// node1 no longer holds the VIP.
-	out.Reset()
-	if err := home.Move(ctx, o); err != nil {
-		t.Fatalf("move: %v\n%s", err, out.String())
-	}
-	if rs, err = s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"}); err != nil {
-		t.Fatal(err)
-	}
-	i = slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
-	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node2)}) {
-		t.Errorf("after move, want %s via node2:\n%s", vip, lab.FormatRoutes(rs))
-	}
-	if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", false); err != nil || !strings.HasSuffix(a, "from node2") {
-		t.Errorf("dig after move: %q, %v; want an answer from node2", a, err)
-	}
+	r.do("move", func() error { return home.Move(ctx, o) })
+	r.wantVia("after move", seed.Node2)
+	r.wantAnswer("after move", false, seed.Node2)
 	if vips, err := s.VIPs(ctx, seed.Node1); err != nil || len(vips) != 0 {
 		t.Errorf("node1 still holds %v (%v)", vips, err)
 	}
@@ -149,42 +125,23 @@ func TestUpDown(t *testing.T) {
 
 	// Fail node2 (which now runs the Pi-hole): it is rescheduled on node1,
 	// the router drops node2's paths; heal brings node2's session back.
-	out.Reset()
-	if err := home.Fail(ctx, o, seed.Node2); err != nil {
-		t.Fatalf("fail: %v\n%s", err, out.String())
-	}
-	if rs, err = s.Host(seed.Router).Routes(ctx, lab.RouteQuery{Proto: "bgp"}); err != nil {
-		t.Fatal(err)
-	}
-	i = slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
-	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{s.NodeAddr(seed.Node1)}) {
-		t.Errorf("after failing node2, want %s via node1 only:\n%s", vip, lab.FormatRoutes(rs))
-	}
-	if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", false); err != nil || !strings.HasSuffix(a, "from node1") {
-		t.Errorf("dig after the failover: %q, %v; want an answer from node1", a, err)
-	}
-	out.Reset()
-	if err := home.Heal(ctx, o, seed.Node2); err != nil {
-		t.Fatalf("heal: %v\n%s", err, out.String())
-	}
+	r.do("fail", func() error { return home.Fail(ctx, o, seed.Node2) })
+	r.wantVia("after failing node2", seed.Node1)
+	r.wantAnswer("after the failover", false, seed.Node1)
+	r.do("heal", func() error { return home.Heal(ctx, o, seed.Node2) })
 	if n := strings.Count(out.String(), "  Established  "); n != 2 {
 		t.Errorf("after heal %d sessions Established, want 2:\n%s", n, out.String())
 	}
-	if r, err := s.Host(seed.Node2).Routes(ctx, lab.RouteQuery{}); err != nil ||
-		!slices.ContainsFunc(r, func(r lab.Route) bool { return r.Dst.Bits() == 0 && r.Dst.Addr().Is4() }) {
-		t.Errorf("node2 has no default route after heal: %v\n%s", err, lab.FormatRoutes(r))
+	if rs, err := s.Host(seed.Node2).Routes(ctx, lab.RouteQuery{}); err != nil ||
+		!slices.ContainsFunc(rs, func(r lab.Route) bool { return r.Dst.Bits() == 0 && r.Dst.Addr().Is4() }) {
+		t.Errorf("node2 has no default route after heal: %v\n%s", err, lab.FormatRoutes(rs))
 	}
 
 	// Restart each component in place: the sessions come back and the
 	// Pi-hole keeps its route and its answers.
 	for _, c := range []string{"controller", "speaker", "router"} {
-		out.Reset()
-		if err := home.Restart(ctx, o, c); err != nil {
-			t.Fatalf("restart %s: %v\n%s", c, err, out.String())
-		}
-		if a, err := s.Dig(ctx, seed.Client, home.PiholeVIP, "pihole.lab.", true); err != nil || !strings.HasSuffix(a, "from node1") {
-			t.Errorf("dig after restarting the %s: %q, %v", c, a, err)
-		}
+		r.do("restart "+c, func() error { return home.Restart(ctx, o, c) })
+		r.wantAnswer("after restarting the "+c, true, seed.Node1)
 	}
 	if err := home.Restart(ctx, o, "etcd"); err == nil {
 		t.Error("restart of an unknown component was accepted")
@@ -197,6 +154,47 @@ func TestUpDown(t *testing.T) {
 	// Down again is harmless.
 	if err := home.Down(context.Background(), o); err != nil {
 		t.Errorf("second down: %v", err)
+	}
+}
+
+// run is one lab under test, and what its commands printed.
+type run struct {
+	t   *testing.T
+	ctx context.Context
+	o   home.Options
+	s   *seed.Seed
+	out *bytes.Buffer
+}
+
+// do runs one lab command with fresh output, and stops the test if it fails.
+func (r *run) do(what string, fn func() error) {
+	r.t.Helper()
+	r.out.Reset()
+	if err := fn(); err != nil {
+		r.t.Fatalf("%s: %v\n%s", what, err, r.out.String())
+	}
+}
+
+// wantVia checks that the router's kernel has the Pi-hole's /32 via node alone.
+func (r *run) wantVia(when, node string) {
+	r.t.Helper()
+	rs, err := r.s.Host(seed.Router).Routes(r.ctx, lab.RouteQuery{Proto: "bgp"})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	vip := netip.PrefixFrom(home.PiholeVIP, 32)
+	i := slices.IndexFunc(rs, func(rt lab.Route) bool { return rt.Dst == vip })
+	if i < 0 || !slices.Equal(rs[i].Gateways(), []netip.Addr{r.s.NodeAddr(node)}) {
+		r.t.Errorf("%s: want %s via %s alone, proto bgp:\n%s", when, vip, node, lab.FormatRoutes(rs))
+	}
+}
+
+// wantAnswer asks the Pi-hole from the client and wants node's responder.
+func (r *run) wantAnswer(when string, tcp bool, node string) {
+	r.t.Helper()
+	a, err := r.s.Dig(r.ctx, seed.Client, home.PiholeVIP, "pihole.lab.", tcp)
+	if err != nil || !strings.HasSuffix(a, "from "+node) {
+		r.t.Errorf("dig %s: %q, %v; want an answer from %s", when, a, err, node)
 	}
 }
 
@@ -214,6 +212,16 @@ func checkGone(t *testing.T, st *home.State, stateDir string) {
 	}
 	if m, _ := filepath.Glob(filepath.Join(os.TempDir(), "bgplb-"+st.ID+"-*")); len(m) > 0 {
 		t.Errorf("scratch directories left: %v", m)
+	}
+	// `ip netns add` bind-mounts each namespace under /run/netns.
+	if mi, err := os.ReadFile("/proc/self/mountinfo"); err != nil {
+		t.Errorf("reading mounts: %v", err)
+	} else {
+		for _, l := range strings.Split(string(mi), "\n") {
+			if strings.Contains(l, st.ID) || strings.Contains(l, stateDir) {
+				t.Errorf("mount left: %s", l)
+			}
+		}
 	}
 	for n, p := range st.Procs {
 		if p.Alive() {

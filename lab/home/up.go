@@ -128,94 +128,98 @@ type upper struct {
 }
 
 func (u *upper) run(ctx context.Context) error {
-	o, st := u.o, u.st
+	o := u.o
 	err := u.p.step(fmt.Sprintf("building the network: %d router(s), node1, node2, client in namespaces", o.Routers), func() error {
 		s, err := seed.New(ctx, seed.Options{Prefix: o.Prefix, Routers: o.Routers})
 		if err != nil {
 			return err
 		}
-		u.s, st.ID = s, s.ID
-		return st.save()
+		u.s, u.st.ID = s, s.ID
+		return u.st.save()
 	})
 	if err != nil {
 		return err
 	}
-	if err := u.p.step("starting etcd and kube-apiserver on "+u.s.APIServerAddr().String()+" (first start takes longer)", u.controlPlane(ctx)); err != nil {
-		return err
-	}
-	if err := u.p.step("registering node1 and node2, the speakers' RBAC", func() error {
-		k, err := newKube(st.Kubeconfig)
-		if err != nil {
+	for _, st := range u.steps(ctx) {
+		if err := u.p.step(st.what, st.do); err != nil {
 			return err
 		}
-		u.k = k
-		for _, n := range u.s.Nodes() {
-			if err := k.createNode(ctx, n, u.s.NodeAddr(n), u.s.NodeAddr6(n)); err != nil {
-				return err
-			}
-		}
-		return k.speakerRBAC(ctx, filepath.Join(u.src, "config", "rbac", "speaker", "role.yaml"))
-	}); err != nil {
-		return err
+	}
+	u.st.Ready = true
+	return u.st.save()
+}
+
+type step struct {
+	what string
+	do   func() error
+}
+
+// steps lists Up's work once the network exists, in order; each step's
+// text is what the user sees.
+func (u *upper) steps(ctx context.Context) []step {
+	o := u.o
+	steps := []step{
+		{"starting etcd and kube-apiserver on " + u.s.APIServerAddr().String() + " (first start takes longer)", u.controlPlane(ctx)},
+		{"registering node1 and node2, the speakers' RBAC", func() error { return u.register(ctx) }},
 	}
 	for i := 1; i <= o.Routers; i++ {
-		name := seed.RouterName(i)
-		if err := u.p.step("starting bgplb router on "+name, func() error { return u.router(ctx, i) }); err != nil {
-			return err
-		}
+		steps = append(steps, step{"starting bgplb router on " + seed.RouterName(i), func() error { return u.router(ctx, i) }})
 	}
-	if err := u.p.step("starting bgplb controller (root namespace)", u.controller); err != nil {
-		return err
-	}
+	steps = append(steps, step{"starting bgplb controller (root namespace)", u.controller})
 	for _, n := range u.s.Nodes() {
-		if err := u.p.step("starting bgplb speaker on "+n, func() error { return u.speaker(ctx, n) }); err != nil {
-			return err
-		}
+		steps = append(steps, step{"starting bgplb speaker on " + n, func() error { return u.speaker(ctx, n) }})
 	}
 	examples := []string{"ippool.yaml", "bgppeer.yaml", "bgpadvertisement.yaml"}
 	if o.Routers > 1 {
 		examples = append(examples, "bgppeer-router2.yaml")
 	}
-	if err := u.p.step("applying deploy/examples: "+strings.Join(examples, ", "), func() error {
-		for _, f := range examples {
-			if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
-				return err
+	return append(steps,
+		step{"applying deploy/examples: " + strings.Join(examples, ", "), func() error {
+			for _, f := range examples {
+				if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
+					return err
+				}
 			}
+			return nil
+		}},
+		step{"playing the Pi-hole pod on node1: VIP on kube-ipvs0, DNS responder, EndpointSlice", func() error {
+			return u.pod(ctx, seed.Node1)
+		}},
+		step{"creating the Pi-hole Service (deploy/examples/pihole.yaml)", func() error {
+			return u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", "pihole.yaml"))
+		}},
+		step{"waiting for " + PiholeVIP.String() + "/32 in every router's kernel via node1", func() error {
+			return u.waitRoutes(ctx, u.s.NodeAddr(seed.Node1))
+		}},
+		step{"waiting for node1 and node2 to be Established on every router", func() error {
+			return u.waitEstablished(ctx)
+		}},
+		step{"asking the Pi-hole from the client, through the router", func() error {
+			err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+				a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
+				return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
+			})
+			if err != nil {
+				return fmt.Errorf("no DNS answer from node1: %w (see %s)", err, u.st.Procs["dns-node1"].Log)
+			}
+			return nil
+		}},
+	)
+}
+
+// register creates the Node objects and binds the speakers' role.
+func (u *upper) register(ctx context.Context) error {
+	k, err := newKube(u.st.Kubeconfig)
+	if err != nil {
+		return err
+	}
+	u.k = k
+	for _, n := range u.s.Nodes() {
+		if err := k.createNode(ctx, n, u.s.NodeAddr(n), u.s.NodeAddr6(n)); err != nil {
+			return err
 		}
-		return nil
-	}); err != nil {
-		return err
 	}
-	if err := u.p.step("playing the Pi-hole pod on node1: VIP on kube-ipvs0, DNS responder, EndpointSlice", func() error {
-		return u.pod(ctx, seed.Node1)
-	}); err != nil {
-		return err
-	}
-	if err := u.p.step("creating the Pi-hole Service (deploy/examples/pihole.yaml)", func() error {
-		return u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", "pihole.yaml"))
-	}); err != nil {
-		return err
-	}
-	if err := u.p.step("waiting for "+PiholeVIP.String()+"/32 in every router's kernel via node1", func() error {
-		return u.waitRoutes(ctx, u.s.NodeAddr(seed.Node1))
-	}); err != nil {
-		return err
-	}
-	if err := u.p.step("waiting for node1 and node2 to be Established on every router", func() error {
-		return u.waitEstablished(ctx)
-	}); err != nil {
-		return err
-	}
-	if err := u.p.step("asking the Pi-hole from the client, through the router", func() error {
-		return lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-			a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
-			return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
-		})
-	}); err != nil {
-		return fmt.Errorf("no DNS answer from node1: %w (see %s)", err, st.Procs["dns-node1"].Log)
-	}
-	st.Ready = true
-	return st.save()
+	return k.speakerRBAC(ctx, filepath.Join(u.src, "config", "rbac", "speaker", "role.yaml"))
 }
 
 // controller starts `bgplb controller` in the root namespace.
