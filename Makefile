@@ -16,6 +16,7 @@ GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 all: build
 
 build:
+	@echo "building bin/bgplb (about 4 minutes with a cold Go build cache, seconds after)"
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/bgplb ./cmd/bgplb
 
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
@@ -28,7 +29,7 @@ deps:
 	hack/install-deps.sh
 
 # kube-apiserver and etcd for internal/kubetest, built from hack/k8sbin when
-# missing or stale (~20 min the first time on a machine, then seconds).
+# missing or stale (~12 min the first time on a machine, then seconds).
 k8sbin:
 	hack/k8sbin.sh
 

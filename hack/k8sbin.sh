@@ -3,7 +3,7 @@
 # $BGPLB_CACHE/k8s/<version>/ (default ~/.cache/bgplb/k8s/<version>/), where
 # internal/kubetest finds them. Nothing prebuilt can be downloaded on these
 # machines, so the binaries come from source: the first build compiles
-# Kubernetes and takes ~20 min on 2 cores (a ~3.5 GB Go build cache); later
+# Kubernetes and takes ~12 min on 2 cores (a ~3 GB Go build cache); later
 # builds reuse that cache and take a minute or two, and a present, current
 # build is skipped in a second.
 #
@@ -21,6 +21,8 @@ set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 src="$here/k8sbin"
 log() { printf 'k8sbin: %s\n' "$*"; }
+# No step may fail in silence.
+trap 'log "failed at line $LINENO (exit $?): $BASH_COMMAND" >&2' ERR
 
 if [[ -d /usr/local/go/bin && ":$PATH:" != *":/usr/local/go/bin:"* ]]; then
 	export PATH="/usr/local/go/bin:$PATH"
@@ -94,7 +96,7 @@ cleanup() {
 trap cleanup EXIT
 
 log "building kube-apiserver, etcd and kubectl $version into $dest"
-log "the first build on a machine takes ~20 min (2 cores, cold Go build cache); later ones 1-3 min"
+log "the first build on a machine takes ~12 min (2 cores, cold Go build cache); later ones under a minute"
 start=$SECONDS
 (
 	cd "$src"
@@ -123,8 +125,10 @@ fi
 
 printf '%s\n' "$stamp" >"$tmp/stamp"
 "$tmp/kube-apiserver" --version
-"$tmp/etcd" --version | head -1
-"$tmp/kubectl" version --client | head -1
+# sed, not head: head exits after one line, and the writer's SIGPIPE would
+# fail the pipeline (pipefail) at random.
+"$tmp/etcd" --version | sed -n 1p
+"$tmp/kubectl" version --client | sed -n 1p
 # Swap in: the old build (if any) moves aside first, so a reader sees either
 # the old directory or the new one, each complete.
 if [[ -e "$dest" ]]; then mv "$dest" "$tmp.old"; fi

@@ -93,7 +93,7 @@ func Up(ctx context.Context, o Options) error {
 		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
 	}
 	if _, err := kubetest.BinDir(); err != nil {
-		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
+		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 12 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return fmt.Errorf("state directory: %w", err)
