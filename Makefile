@@ -77,9 +77,12 @@ fuzz:
 # kube-apiserver/etcd when missing, then `bgplb lab up`. LAB_FLAGS=--routers=2
 # adds the backup router; `bin/bgplb lab down` removes it all.
 LAB_FLAGS ?=
-# The preflight runs before k8sbin, so that a missing root or iproute2 shows
-# before a twenty-minute first build, not after it.
-lab: build
+# The lab's own preflight (`bgplb lab preflight`) comes after the build; the
+# shell check first says what is missing before fifteen minutes of building.
+lab:
+	@[ "$$(id -u)" = 0 ] || { echo "make lab: the lab needs root (network namespaces): run sudo make lab"; exit 1; }
+	@command -v ip >/dev/null || { echo "make lab: the lab needs iproute2 (ip): apt-get install iproute2"; exit 1; }
+	@$(MAKE) --no-print-directory build
 	@bin/bgplb lab preflight
 	@$(MAKE) --no-print-directory k8sbin
 	bin/bgplb lab up $(LAB_FLAGS)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
@@ -24,6 +25,15 @@ a LAN client, a real kube-apiserver with bgplb controller, the example config of
 deploy/examples, and a Pi-hole-like DNS Service on node1. The lab keeps running
 after the command; bgplb lab down removes it.`,
 	}
+	// Ctrl-C cancels the command's context, so an interrupted up still
+	// records or removes what it made instead of dying half-way.
+	stop := func() {}
+	cmd.PersistentPreRun = func(c *cobra.Command, _ []string) {
+		var ctx context.Context
+		ctx, stop = signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+		c.SetContext(ctx)
+	}
+	cmd.PersistentPostRun = func(*cobra.Command, []string) { stop() }
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.StateDir, "state", "", "state directory (default /run/bgplb-lab as root, else ~/.cache/bgplb/lab)")
 	out := func(c *cobra.Command) home.Options { o.Out = c.OutOrStdout(); return o }
@@ -73,6 +83,7 @@ after the command; bgplb lab down removes it.`,
 		Args:  cobra.NoArgs,
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Down(c.Context(), out(c)) },
 	}
+	down.Flags().BoolVar(&o.All, "all", false, "also remove labs that no state records (an interrupted up)")
 	move := &cobra.Command{
 		Use:   "move",
 		Short: "Move the Pi-hole pod to the other node and show the route following it",

@@ -25,10 +25,11 @@ func Heal(ctx context.Context, o Options, node string) error {
 }
 
 func setLink(ctx context.Context, o Options, node string, up bool) error {
-	st, s, err := open(&o)
+	st, s, unlock, err := openLocked(&o)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	if !slices.Contains(s.Nodes(), node) {
 		return fmt.Errorf("no node %q in the lab: %v", node, s.Nodes())
 	}
@@ -96,14 +97,17 @@ func fail(ctx context.Context, o Options, p *stepper, st *State, s *seed.Seed, n
 		}); err != nil {
 			return err
 		}
-		fmt.Fprintf(o.Out, "    every router routes via %s %v after the failure; until %s's hold time runs out,\n"+
-			"    they still send part of the flows to %s too:\n", other, time.Since(start).Round(time.Millisecond), node, node)
+		fmt.Fprintf(o.Out, "    every router routes via %s %v after the failure\n", other, time.Since(start).Round(time.Millisecond))
 		for i := 1; i <= st.Routers; i++ {
 			rs, err := s.Host(seed.RouterName(i)).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(o.Out, "    %s: %s", seed.RouterName(i), lab.FormatRoutes(rs))
+			if slices.ContainsFunc(rs, func(r lab.Route) bool { return slices.Contains(r.Gateways(), addr) }) {
+				fmt.Fprintf(o.Out, "    (until %s's hold time runs out, %s still sends part of the flows to %s)\n",
+					node, seed.RouterName(i), node)
+			}
 		}
 	}
 	if err := p.step(fmt.Sprintf("waiting for every router to drop %s's paths (its hold time, 9 s)", node), func() error {

@@ -143,6 +143,23 @@ func TestUpDown(t *testing.T) {
 		r.do("restart "+c, func() error { return home.Restart(ctx, o, c) })
 		r.wantAnswer("after restarting the "+c, true, seed.Node1)
 	}
+	// The restarted controller works: a new Service gets an address.
+	kubectl := func(args ...string) (string, error) {
+		b, err := exec.CommandContext(ctx, bin, append([]string{"lab", "--state", o.StateDir, "kubectl"}, args...)...).CombinedOutput()
+		return string(b), err
+	}
+	if b, err := kubectl("create", "service", "loadbalancer", "web", "--tcp=80:80"); err != nil {
+		t.Fatalf("creating a Service: %v\n%s", err, b)
+	}
+	var ip string
+	if err := lab.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		ip, _ = kubectl("get", "svc", "web", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}")
+		return ip != "", nil
+	}); err != nil {
+		t.Errorf("a Service created after restarting the controller got no address: %v", err)
+	} else if a, err := netip.ParseAddr(ip); err != nil || !seed.Pool4.Contains(a) {
+		t.Errorf("the new Service got %q, want an address of %s", ip, seed.Pool4)
+	}
 	if err := home.Restart(ctx, o, "etcd"); err == nil {
 		t.Error("restart of an unknown component was accepted")
 	}
@@ -291,5 +308,50 @@ func TestUpTwoRouters(t *testing.T) {
 	}
 	if n := strings.Count(out.String(), "  Established  "); n != 4 {
 		t.Errorf("want 4 Established sessions (2 nodes × 2 routers) in up's output, got %d:\n%s", n, out.String())
+	}
+}
+
+// An up that fails says what to do and leaves a lab that down removes
+// without a trace: once before the network exists, once after.
+func TestUpFailsThenDown(t *testing.T) {
+	labtest.Require(t)
+	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+		t.Skipf("skipping: %v", err)
+	}
+	// A "bgplb" that cannot start the control plane.
+	broken := filepath.Join(t.TempDir(), "bgplb")
+	if err := os.WriteFile(broken, []byte("#!/bin/sh\necho 'cannot run here' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, prefix, want string
+	}{
+		{"before the network", "BAD", "`bgplb lab up` tries again"},
+		{"after the network", "labf", "cannot run here"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			o := home.Options{BinPath: broken, StateDir: filepath.Join(t.TempDir(), "state"), Prefix: tc.prefix, Out: &out}
+			ctx := labtest.Context(t, time.Minute)
+			err := home.Up(ctx, o)
+			st, lerr := home.LoadState(o.StateDir)
+			if st != nil && st.ID != "" {
+				t.Cleanup(func() { _ = home.Down(context.Background(), o) })
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "bgplb lab down") {
+				t.Fatalf("up: %v\n%s; want an error with %q that says how to clean up", err, out.String(), tc.want)
+			}
+			if lerr != nil {
+				t.Fatalf("no state after a failed up: %v", lerr)
+			}
+			if err := home.Down(ctx, o); err != nil {
+				t.Fatalf("down: %v\n%s", err, out.String())
+			}
+			if st.ID != "" {
+				checkGone(t, st, o.StateDir)
+			} else if _, err := os.Stat(o.StateDir); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("state directory left: %v", err)
+			}
+		})
 	}
 }

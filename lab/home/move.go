@@ -11,10 +11,11 @@ import (
 // responder come up first, then the EndpointSlice names the new node (the
 // speakers react to that), then the old node lets go.
 func Move(ctx context.Context, o Options) error {
-	st, s, err := open(&o)
+	st, s, unlock, err := openLocked(&o)
 	if err != nil {
 		return err
 	}
+	defer unlock()
 	from, to := "", ""
 	for _, n := range s.Nodes() {
 		if _, ok := st.Procs["dns-"+n]; ok {
@@ -59,7 +60,9 @@ func Move(ctx context.Context, o Options) error {
 // stopPod undoes pod on node: the DNS responder and the VIP.
 func (u *upper) stopPod(ctx context.Context, node string) error {
 	if p, ok := u.st.Procs["dns-"+node]; ok {
-		stopPID(p, 2*time.Second)
+		if err := stopPID(p, 2*time.Second); err != nil {
+			return err
+		}
 		delete(u.st.Procs, "dns-"+node)
 	}
 	if err := u.s.DelVIP(ctx, node, PiholeVIP); err != nil {

@@ -131,32 +131,7 @@ func startIn(ctx context.Context, s *seed.Seed, host, label string, argv ...stri
 	if err != nil {
 		return Proc{}, err
 	}
-	return Proc{PID: p.PID(), Host: host, Log: p.LogPath}, nil
-}
-
-// stopPID stops a root-namespace process of the lab: SIGTERM to its
-// group, then SIGKILL after grace.
-func stopPID(p Proc, grace time.Duration) {
-	if !p.Alive() {
-		return
-	}
-	_ = syscall.Kill(-p.PID, syscall.SIGTERM)
-	_ = syscall.Kill(p.PID, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !p.Alive() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
-	_ = syscall.Kill(p.PID, syscall.SIGKILL)
-	for range 100 {
-		if !p.Alive() {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return newProc(p.PID(), host, p.LogPath), nil
 }
 
 // tail returns the last n lines of a log file.

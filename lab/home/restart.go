@@ -13,13 +13,11 @@ import (
 // its kernel across the restart (fib graceTime) and the speakers' sessions
 // come back; the controller rebuilds its assignments from Service status.
 func Restart(ctx context.Context, o Options, component string) error {
-	st, s, err := open(&o)
+	st, s, unlock, err := openLocked(&o)
 	if err != nil {
 		return err
 	}
-	if o.BinPath == "" {
-		return fmt.Errorf("no bgplb binary to restart with")
-	}
+	defer unlock()
 	k, err := newKube(st.Kubeconfig)
 	if err != nil {
 		return err
@@ -48,7 +46,9 @@ func Restart(ctx context.Context, o Options, component string) error {
 	}
 	for _, p := range parts {
 		if err := u.p.step("restarting "+p.name, func() error {
-			stopPID(st.Procs[p.name], 5*time.Second)
+			if err := stopPID(st.Procs[p.name], 5*time.Second); err != nil {
+				return err
+			}
 			return p.start()
 		}); err != nil {
 			return err

@@ -45,6 +45,9 @@ type Options struct {
 	SourceDir string
 	// Prefix starts the lab's ID; default DefaultPrefix.
 	Prefix string
+	// All makes Down also remove labs with the prefix that no state
+	// records.
+	All bool
 	// Out receives progress and views; nil discards.
 	Out io.Writer
 }
@@ -99,6 +102,9 @@ func DefaultStateDir() string {
 type State struct {
 	ID      string `json:"id"`
 	Routers int    `json:"routers"`
+	// Bin is the bgplb binary the lab runs; move, fail and restart start
+	// processes with it too.
+	Bin string `json:"bin,omitempty"`
 	// Kubeconfig is the admin's (for kubectl); SpeakerKubeconfig holds only
 	// the speaker's RBAC.
 	Kubeconfig        string `json:"kubeconfig,omitempty"`
@@ -117,6 +123,9 @@ type State struct {
 // Proc is one process of the lab.
 type Proc struct {
 	PID int `json:"pid"`
+	// Start is the process's start time (/proc/PID/stat), which tells it
+	// from a later process given the same pid.
+	Start uint64 `json:"start"`
 	// Host is the lab host it runs in; empty for the root namespace.
 	Host   string `json:"host,omitempty"`
 	Log    string `json:"log"`
@@ -153,29 +162,47 @@ func (st *State) save() error {
 
 func (st *State) path(name string) string { return filepath.Join(st.dir, name) }
 
-// Alive reports whether the process is still the one the lab started: its
-// pid runs a bgplb (or, for the control plane's children, kubetest)
-// command line.
+// Alive reports whether the process is still the one the lab started:
+// its pid runs, is no zombie, and started at the recorded time, so a pid
+// the kernel gave to another process since is never taken for it (nor
+// signalled by Down).
 func (p Proc) Alive() bool {
-	if p.PID <= 0 {
+	if p.PID <= 0 || syscall.Kill(p.PID, 0) != nil {
 		return false
 	}
-	if err := syscall.Kill(p.PID, 0); err != nil {
+	start, state, err := procStat(p.PID)
+	if err != nil || state == 'Z' {
 		return false
 	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+	return p.Start != 0 && start == p.Start
+}
+
+// procStat reads a process's start time (clock ticks after boot, field 22
+// of /proc/PID/stat) and its state letter.
+func procStat(pid int) (start uint64, state byte, err error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0, 0, err
 	}
-	if st, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/stat"); err == nil {
-		// A zombie is not alive: fields after the command's closing paren.
-		if i := strings.LastIndexByte(string(st), ')'); i > 0 && strings.HasPrefix(string(st[i+1:]), " Z") {
-			return false
-		}
+	// The command name may hold spaces and parens: fields start after the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
-	// An empty command line is a process in the middle of execve (`ip
-	// netns exec` becoming bgplb): alive.
-	return len(b) == 0 || strings.Contains(string(b), "bgplb")
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 20 {
+		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 overall
+	return start, f[0][0], err
+}
+
+// newProc records a process just started, with its start time. One that
+// is already gone gets none, so it is never Alive and the wait for it
+// fails with its log rather than with an error about /proc.
+func newProc(pid int, host, log string) Proc {
+	start, _, _ := procStat(pid)
+	return Proc{PID: pid, Start: start, Host: host, Log: log}
 }
 
 // errNoLab is returned by calls that need a running lab.

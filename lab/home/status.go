@@ -41,6 +41,9 @@ func open(o *Options) (*State, *seed.Seed, error) {
 	if err := o.defaults(); err != nil {
 		return nil, nil, err
 	}
+	if err := Preflight(); err != nil {
+		return nil, nil, err
+	}
 	st, err := LoadState(o.StateDir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil, fmt.Errorf("%w (no state in %s)", errNoLab, o.StateDir)
@@ -48,11 +51,38 @@ func open(o *Options) (*State, *seed.Seed, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	if st.ID == "" {
+		return nil, nil, fmt.Errorf("%w (an up did not finish building it: `bgplb lab up` starts over)", errNoLab)
+	}
+	if st.Bin != "" {
+		o.BinPath = st.Bin
+	}
 	s, err := seed.Open(st.ID)
 	if err != nil {
 		return st, nil, fmt.Errorf("lab %s in %s: %w; `bgplb lab down` cleans up, `bgplb lab up` starts again", st.ID, o.StateDir, err)
 	}
 	return st, s, nil
+}
+
+// openLocked is open for the commands that change the lab; they hold the
+// state directory's lock until the returned function runs.
+func openLocked(o *Options) (*State, *seed.Seed, func(), error) {
+	if err := o.defaults(); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := os.Stat(o.StateDir); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w (no state in %s)", errNoLab, o.StateDir)
+	}
+	unlock, err := lock(o.StateDir)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	st, s, err := open(o)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	return st, s, unlock, nil
 }
 
 // Status shows the lab again: its processes and what Up showed.
@@ -136,78 +166,6 @@ func show(ctx context.Context, w io.Writer, s *seed.Seed, st *State) error {
 		fmt.Fprintf(w, "%s A %s, answered by the Pi-hole on %s\n", a.Name, strings.Join(addrs, " "), a.Node)
 	}
 	return errors.Join(errs...)
-}
-
-// Down removes everything Up made: the root-namespace processes by pid,
-// the lab's namespaces (killing what runs inside), its veth, and the
-// state directory. Without a state file it removes every lab whose ID
-// starts with the prefix. It is safe to run at any point, more than once.
-func Down(ctx context.Context, o Options) error {
-	if err := o.defaults(); err != nil {
-		return err
-	}
-	st, err := LoadState(o.StateDir)
-	var ids []string
-	var errs []error
-	switch {
-	case err == nil:
-		for _, n := range []string{"controller", "control-plane"} {
-			if p, ok := st.Procs[n]; ok && p.Host == "" {
-				stopPID(p, 10*time.Second)
-			}
-		}
-		if st.ID != "" {
-			ids = append(ids, st.ID)
-		}
-	case errors.Is(err, os.ErrNotExist):
-		if ids, err = seed.List(o.Prefix); err != nil {
-			return err
-		}
-	default:
-		// A corrupt state file: the labs are found by name.
-		errs = append(errs, err)
-		if ids, err = seed.List(o.Prefix); err != nil {
-			return err
-		}
-	}
-	for _, id := range ids {
-		s, err := seed.Open(id)
-		if err != nil {
-			continue // already gone
-		}
-		fmt.Fprintf(o.Out, "removing lab %s\n", id)
-		if err := s.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("removing lab %s: %w", id, err))
-		}
-	}
-	if err := removeStateDir(o.StateDir); err != nil {
-		errs = append(errs, err)
-	}
-	if len(ids) == 0 && st == nil {
-		fmt.Fprintln(o.Out, "no lab to remove")
-	}
-	if len(errs) > 0 {
-		return fmt.Errorf("%w\nrun `bgplb lab down` again; `ip netns list` shows what is left", errors.Join(errs...))
-	}
-	return nil
-}
-
-// removeStateDir removes the state directory if it is one (it holds
-// state.json, or nothing): a mistyped --state never costs a directory.
-func removeStateDir(dir string) error {
-	ents, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if len(ents) > 0 {
-		if _, err := os.Stat(filepath.Join(dir, stateFile)); err != nil {
-			return fmt.Errorf("%s holds no %s: not removing it", dir, stateFile)
-		}
-	}
-	return os.RemoveAll(dir)
 }
 
 // Exec runs argv in a lab host (router, router2, node1, node2, client)

@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bgplb/bgplb/internal/kubetest"
@@ -74,19 +76,24 @@ func Up(ctx context.Context, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
+	if err := Preflight(); err != nil {
+		return err
+	}
+	unlock, err := lock(o.StateDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	if st, err := LoadState(o.StateDir); err == nil {
 		if st.Ready && st.healthy() {
 			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
 			return Status(ctx, o)
 		}
 		fmt.Fprintf(o.Out, "found an unfinished or broken lab %q in %s: removing it first\n", st.ID, o.StateDir)
-		if err := Down(ctx, o); err != nil {
+		if err := down(ctx, o, true); err != nil {
 			return fmt.Errorf("removing the earlier lab: %w", err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
-	}
-	if err := Preflight(); err != nil {
 		return err
 	}
 	if _, err := os.Stat(o.BinPath); err != nil {
@@ -95,8 +102,10 @@ func Up(ctx context.Context, o Options) error {
 	if _, err := kubetest.BinDir(); err != nil {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 12 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
-	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
-		return fmt.Errorf("state directory: %w", err)
+	// Recorded before anything exists, so that Down always finds a state.
+	st := &State{Routers: o.Routers, Bin: o.BinPath, Procs: map[string]Proc{}, dir: o.StateDir}
+	if err := st.save(); err != nil {
+		return err
 	}
 	src, err := sourceDir(o)
 	if err != nil {
@@ -104,10 +113,13 @@ func Up(ctx context.Context, o Options) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, upTimeout)
 	defer cancel()
-	u := &upper{o: o, src: src, p: &stepper{o: o, start: time.Now()},
-		st: &State{Routers: o.Routers, Procs: map[string]Proc{}, dir: o.StateDir}}
+	u := &upper{o: o, src: src, p: &stepper{o: o, start: time.Now()}, st: st}
 	if err := u.run(ctx); err != nil {
-		return fmt.Errorf("%w\n\nthe lab is left as it is for a look (state and logs in %s);\n`bgplb lab down` removes it, and `bgplb lab up` starts over", err, o.StateDir)
+		if u.s == nil { // the network was never built: nothing to look at
+			return fmt.Errorf("%w\n\n`bgplb lab up` tries again; `bgplb lab down` clears %s", err, o.StateDir)
+		}
+		return fmt.Errorf("%w\n\nthe lab is left as it is for a look (`bgplb lab status` lists its processes and logs);\n"+
+			"`bgplb lab down` removes it, and `bgplb lab up` starts over", err)
 	}
 	fmt.Fprintf(o.Out, "\nlab %s is up after %v.\n\n", u.st.ID, time.Since(u.p.start).Round(time.Millisecond))
 	if err := show(ctx, o.Out, u.s, u.st); err != nil {
@@ -195,14 +207,22 @@ func (u *upper) steps(ctx context.Context) []step {
 			return u.waitEstablished(ctx)
 		}},
 		step{"asking the Pi-hole from the client, through the router", func() error {
-			err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-				a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
-				return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
+			return u.whileAlive(ctx, func(ctx context.Context) error {
+				var last string
+				err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+					a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
+					if err != nil {
+						last = err.Error()
+					} else {
+						last = "answered " + a
+					}
+					return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
+				})
+				if err != nil {
+					return fmt.Errorf("no DNS answer from node1 (last try: %s): %w (see %s)", last, err, u.st.Procs["dns-node1"].Log)
+				}
+				return nil
 			})
-			if err != nil {
-				return fmt.Errorf("no DNS answer from node1: %w (see %s)", err, u.st.Procs["dns-node1"].Log)
-			}
-			return nil
 		}},
 	)
 }
@@ -224,13 +244,13 @@ func (u *upper) register(ctx context.Context) error {
 
 // controller starts `bgplb controller` in the root namespace.
 func (u *upper) controller() error {
-	p := Proc{Log: u.st.path("controller.log")}
-	pid, err := startRoot(p.Log, u.o.BinPath, "controller", "--kubeconfig", u.st.Kubeconfig,
+	log := u.st.path("controller.log")
+	pid, err := startRoot(log, u.o.BinPath, "controller", "--kubeconfig", u.st.Kubeconfig,
 		"--leader-elect=false", "--health-addr", "", "--metrics-addr", "")
 	if err != nil {
 		return err
 	}
-	p.PID = pid
+	p := newProc(pid, "", log)
 	u.st.Procs["controller"] = p
 	return u.st.save()
 }
@@ -238,13 +258,13 @@ func (u *upper) controller() error {
 func (u *upper) controlPlane(ctx context.Context) func() error {
 	return func() error {
 		st := u.st
-		p := Proc{Log: st.path("control-plane.log")}
-		pid, err := startRoot(p.Log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
+		log := st.path("control-plane.log")
+		pid, err := startRoot(log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
 			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases"))
 		if err != nil {
 			return err
 		}
-		p.PID = pid
+		p := newProc(pid, "", log)
 		st.Procs["control-plane"] = p
 		if err := st.save(); err != nil {
 			return err
@@ -319,11 +339,17 @@ func (u *upper) pod(ctx context.Context, node string) error {
 	}
 	// The pod is ready when it answers, as a readiness probe would say:
 	// only then may the EndpointSlice name it and the route move.
+	var last error
 	if err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
+		if !p.Alive() {
+			return false, lab.Permanent(errors.New("it exited"))
+		}
 		a, err := u.s.Dig(ctx, node, PiholeVIP, "pihole.lab.", false)
+		last = err
 		return err == nil && strings.HasSuffix(a, "from "+node), nil
 	}); err != nil {
-		return fmt.Errorf("the DNS responder on %s does not answer: %w (see %s)", node, err, p.Log)
+		return fmt.Errorf("the DNS responder on %s does not answer: %w (last try: %v); the last lines of %s:\n%s",
+			node, err, last, p.Log, tail(p.Log, 20))
 	}
 	return u.k.endpoints(ctx, "pihole", node, slices.Index(u.s.Nodes(), node))
 }
@@ -331,6 +357,10 @@ func (u *upper) pod(ctx context.Context, node string) error {
 // waitRoutes waits until every router's kernel has the VIP's /32, proto
 // bgp, via next hop alone.
 func (u *upper) waitRoutes(ctx context.Context, via netip.Addr) error {
+	return u.whileAlive(ctx, func(ctx context.Context) error { return u.waitRoutesVia(ctx, via) })
+}
+
+func (u *upper) waitRoutesVia(ctx context.Context, via netip.Addr) error {
 	host := netip.PrefixFrom(PiholeVIP, 32)
 	for i := 1; i <= u.st.Routers; i++ {
 		var last []lab.Route
@@ -353,6 +383,10 @@ func (u *upper) waitRoutes(ctx context.Context, via netip.Addr) error {
 
 // waitEstablished waits until every router has both nodes Established.
 func (u *upper) waitEstablished(ctx context.Context) error {
+	return u.whileAlive(ctx, u.waitEstablishedAll)
+}
+
+func (u *upper) waitEstablishedAll(ctx context.Context) error {
 	for i := 1; i <= u.st.Routers; i++ {
 		name := seed.RouterName(i)
 		c := view.NewClient(u.st.Procs[name].Socket)
@@ -380,3 +414,47 @@ func (u *upper) waitEstablished(ctx context.Context) error {
 }
 
 // findSourceDir finds the bgplb source tree: deploy/examples and config/.
+
+// whileAlive runs wait, and fails it at once if one of the lab's processes
+// exits meanwhile, with that process's log: a crashed speaker must not
+// cost the user the whole timeout and leave them guessing.
+func (u *upper) whileAlive(ctx context.Context, wait func(context.Context) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(200 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := u.deadProc(); err != nil {
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	err := wait(ctx)
+	cause := context.Cause(ctx)
+	cancel(nil)
+	wg.Wait()
+	if err != nil && cause != nil && !errors.Is(cause, context.Canceled) && !errors.Is(cause, context.DeadlineExceeded) {
+		return cause
+	}
+	return err
+}
+
+// deadProc names the first of the lab's processes that is gone.
+func (u *upper) deadProc() error {
+	for _, name := range slices.Sorted(maps.Keys(u.st.Procs)) {
+		if p := u.st.Procs[name]; !p.Alive() {
+			return fmt.Errorf("%s (pid %d) exited; the last lines of %s:\n%s", name, p.PID, p.Log, tail(p.Log, 20))
+		}
+	}
+	return nil
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -247,7 +248,7 @@ func Open(id string) (*Seed, error) {
 		}
 	}
 	if len(l.Hosts()) == 0 && !rootUp {
-		return nil, fmt.Errorf("seed: no lab %s on this machine", id)
+		return nil, fmt.Errorf("seed: no lab %s on this machine: %w", id, os.ErrNotExist)
 	}
 	return s, nil
 }

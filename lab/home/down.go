@@ -1,0 +1,187 @@
+package home
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bgplb/bgplb/lab/seed"
+)
+
+// Down removes everything Up made: the root-namespace processes, the lab's
+// namespaces (killing what runs inside), its veth, and the state
+// directory. Labs with the prefix that no state records (an Up killed
+// before it could write one) are listed, and removed with All. It is safe
+// to run at any point, more than once; when something could not be
+// removed, the state stays so that the next Down tries again.
+func Down(ctx context.Context, o Options) error {
+	if err := o.defaults(); err != nil {
+		return err
+	}
+	if err := Preflight(); err != nil {
+		return err
+	}
+	if _, err := os.Stat(o.StateDir); err == nil {
+		unlock, err := lock(o.StateDir)
+		if err != nil {
+			return err
+		}
+		defer unlock()
+	}
+	return down(ctx, o, false)
+}
+
+// down is Down under the lock; keepLock leaves the state directory and its
+// lock in place for an Up that goes on.
+func down(ctx context.Context, o Options, keepLock bool) error {
+	st, err := LoadState(o.StateDir)
+	var errs []error
+	var ids []string
+	switch {
+	case err == nil:
+		for _, n := range []string{"controller", "control-plane"} {
+			if p, ok := st.Procs[n]; ok && p.Host == "" {
+				if err := stopPID(p, 10*time.Second); err != nil {
+					errs = append(errs, fmt.Errorf("%s: %w", n, err))
+				}
+			}
+		}
+		if st.ID != "" {
+			ids = append(ids, st.ID)
+		}
+	case errors.Is(err, os.ErrNotExist):
+	default: // a corrupt state file: its lab is found by name below
+		errs = append(errs, err)
+	}
+	others, err := seed.List(o.Prefix)
+	if err != nil {
+		return err
+	}
+	others = slices.DeleteFunc(others, func(id string) bool { return slices.Contains(ids, id) })
+	if len(others) > 0 && !o.All {
+		fmt.Fprintf(o.Out, "labs no state records (an interrupted up, or another state directory): %s\n"+
+			"  `bgplb lab down --all` removes them too\n", strings.Join(others, ", "))
+	}
+	if o.All {
+		ids = append(ids, others...)
+		// The control plane names its lab's ID; the controller only its kubeconfig.
+		needles := append(slices.Clone(others), "controller --kubeconfig "+filepath.Join(o.StateDir, "kubeconfig"))
+		for _, pid := range strays(needles) {
+			if err := stopPID(newProc(pid, "", ""), 5*time.Second); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	for _, id := range ids {
+		s, err := seed.Open(id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // already gone
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("lab %s: %w", id, err))
+			continue
+		}
+		fmt.Fprintf(o.Out, "removing lab %s\n", id)
+		if err := s.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("removing lab %s: %w", id, err))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w\nthe state in %s is kept: run `bgplb lab down` again; `ip netns list` shows what is left",
+			errors.Join(errs...), o.StateDir)
+	}
+	if st == nil && len(ids) == 0 {
+		fmt.Fprintln(o.Out, "no lab to remove")
+	}
+	return removeStateDir(o.StateDir, keepLock)
+}
+
+// removeStateDir removes the state directory if it is one (it holds only
+// what Up writes, or nothing): a mistyped --state never costs a directory.
+// keepLock keeps the directory and its lock file.
+func removeStateDir(dir string, keepLock bool) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	ours := false
+	for _, e := range ents {
+		if e.Name() == stateFile || e.Name() == lockFile {
+			ours = true
+		}
+	}
+	if len(ents) > 0 && !ours {
+		return fmt.Errorf("%s holds no %s: not removing it", dir, stateFile)
+	}
+	if !keepLock {
+		return os.RemoveAll(dir)
+	}
+	for _, e := range ents {
+		if e.Name() != lockFile {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// strays lists the processes whose command line holds any of needles:
+// what an Up that left no state started in the root namespace.
+func strays(needles []string) []int {
+	ents, _ := os.ReadDir("/proc")
+	var pids []int
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err != nil {
+			continue
+		}
+		cl := string(bytes.ReplaceAll(b, []byte{0}, []byte{' '}))
+		if slices.ContainsFunc(needles, func(n string) bool { return strings.Contains(cl, n) }) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// stopPID stops a process of the lab, if it is still the one started:
+// SIGTERM to it and its group, then SIGKILL after grace. It fails if the
+// process outlives both.
+func stopPID(p Proc, grace time.Duration) error {
+	if !p.Alive() {
+		return nil
+	}
+	_ = syscall.Kill(-p.PID, syscall.SIGTERM)
+	_ = syscall.Kill(p.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(grace)
+	for time.Now().Before(deadline) {
+		if !p.Alive() {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
+	_ = syscall.Kill(p.PID, syscall.SIGKILL)
+	for range 100 {
+		if !p.Alive() {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("process %d survives SIGKILL", p.PID)
+}
