@@ -84,6 +84,22 @@ after the command; bgplb lab down removes it.`,
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Down(c.Context(), out(c)) },
 	}
 	down.Flags().BoolVar(&o.All, "all", false, "also remove labs that no state records (an interrupted up)")
+	// preflight lets `make lab` say what is missing before a long first build.
+	preflight := &cobra.Command{
+		Use:    "preflight",
+		Short:  "Check that this machine can run the lab (root, iproute2)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE:   func(*cobra.Command, []string) error { return home.Preflight() },
+	}
+	cmd.AddCommand(up, status, execCmd, kubectl, down, preflight, newLabControlPlaneCmd(), newLabDNSCmd())
+	cmd.AddCommand(newLabPlayCmds(out)...)
+	return cmd
+}
+
+// newLabPlayCmds are the commands that play the write-up's events on a
+// running lab: a pod moving, a node failing and coming back, a restart.
+func newLabPlayCmds(out func(*cobra.Command) home.Options) []*cobra.Command {
 	move := &cobra.Command{
 		Use:   "move",
 		Short: "Move the Pi-hole pod to the other node and show the route following it",
@@ -109,17 +125,7 @@ after the command; bgplb lab down removes it.`,
 		ValidArgs: []string{"controller", "speaker", "router"},
 		RunE:      func(c *cobra.Command, a []string) error { return home.Restart(c.Context(), out(c), a[0]) },
 	}
-	// preflight lets `make lab` say what is missing before a long first build.
-	preflight := &cobra.Command{
-		Use:    "preflight",
-		Short:  "Check that this machine can run the lab (root, iproute2)",
-		Hidden: true,
-		Args:   cobra.NoArgs,
-		RunE:   func(*cobra.Command, []string) error { return home.Preflight() },
-	}
-	cmd.AddCommand(up, status, execCmd, kubectl, move, fail, heal, restart, down, preflight,
-		newLabControlPlaneCmd(), newLabDNSCmd())
-	return cmd
+	return []*cobra.Command{move, fail, heal, restart}
 }
 
 // newLabControlPlaneCmd is the detached process that owns the lab's etcd
