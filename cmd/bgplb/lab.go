@@ -25,15 +25,6 @@ a LAN client, a real kube-apiserver with bgplb controller, the example config of
 deploy/examples, and a Pi-hole-like DNS Service on node1. The lab keeps running
 after the command; bgplb lab down removes it.`,
 	}
-	// Ctrl-C cancels the command's context, so an interrupted up still
-	// records or removes what it made instead of dying half-way.
-	stop := func() {}
-	cmd.PersistentPreRun = func(c *cobra.Command, _ []string) {
-		var ctx context.Context
-		ctx, stop = signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
-		c.SetContext(ctx)
-	}
-	cmd.PersistentPostRun = func(*cobra.Command, []string) { stop() }
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.StateDir, "state", "", "state directory (default /run/bgplb-lab as root, else ~/.cache/bgplb/lab)")
 	out := func(c *cobra.Command) home.Options { o.Out = c.OutOrStdout(); return o }
@@ -94,7 +85,27 @@ after the command; bgplb lab down removes it.`,
 	}
 	cmd.AddCommand(up, status, execCmd, kubectl, down, preflight, newLabControlPlaneCmd(), newLabDNSCmd())
 	cmd.AddCommand(newLabPlayCmds(out)...)
+	for _, c := range cmd.Commands() {
+		switch c.Name() {
+		case "up", "down", "move", "fail", "heal", "restart":
+			interruptible(c)
+		}
+	}
 	return cmd
+}
+
+// interruptible makes Ctrl-C (or SIGTERM) cancel a command that changes
+// the lab, so that it records or removes what it made instead of dying
+// half-way. exec and kubectl are left alone: their child gets the Ctrl-C
+// itself and decides what to do with it.
+func interruptible(c *cobra.Command) {
+	stop := func() {}
+	c.PreRun = func(c *cobra.Command, _ []string) {
+		var ctx context.Context
+		ctx, stop = signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
+		c.SetContext(ctx)
+	}
+	c.PostRun = func(*cobra.Command, []string) { stop() }
 }
 
 // newLabPlayCmds are the commands that play the write-up's events on a

@@ -23,19 +23,11 @@ import (
 // to run at any point, more than once; when something could not be
 // removed, the state stays so that the next Down tries again.
 func Down(ctx context.Context, o Options) error {
-	if err := o.defaults(); err != nil {
+	unlock, err := acquire(&o)
+	if err != nil {
 		return err
 	}
-	if err := Preflight(); err != nil {
-		return err
-	}
-	if _, err := os.Stat(o.StateDir); err == nil {
-		unlock, err := lock(o.StateDir)
-		if err != nil {
-			return err
-		}
-		defer unlock()
-	}
+	defer unlock()
 	return down(ctx, o, false)
 }
 
@@ -58,8 +50,9 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 			ids = append(ids, st.ID)
 		}
 	case errors.Is(err, os.ErrNotExist):
-	default: // a corrupt state file: its lab is found by name below
-		errs = append(errs, err)
+	default: // a corrupt state file: its lab is listed with the unrecorded ones
+		fmt.Fprintf(o.Out, "ignoring %v\n", err)
+		st = &State{}
 	}
 	others, err := seed.List(o.Prefix)
 	if err != nil {
@@ -104,10 +97,10 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 	return removeStateDir(o.StateDir, keepLock)
 }
 
-// removeStateDir removes the state directory if it is one (it holds only
-// what Up writes, or nothing): a mistyped --state never costs a directory.
-// keepLock keeps the directory and its lock file.
-func removeStateDir(dir string, keepLock bool) error {
+// checkStateDir refuses a directory that is not a lab's state directory
+// (a mistyped --state): one that holds anything but what Up writes while
+// it has no state.json. A missing or empty directory is fine.
+func checkStateDir(dir string) error {
 	ents, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -115,17 +108,31 @@ func removeStateDir(dir string, keepLock bool) error {
 	if err != nil {
 		return err
 	}
-	ours := false
 	for _, e := range ents {
-		if e.Name() == stateFile || e.Name() == lockFile {
-			ours = true
+		if e.Name() == stateFile {
+			return nil
 		}
 	}
-	if len(ents) > 0 && !ours {
-		return fmt.Errorf("%s holds no %s: not removing it", dir, stateFile)
+	for _, e := range ents {
+		if e.Name() != lockFile && e.Name() != stateFile+".tmp" {
+			return fmt.Errorf("%s holds %s but no %s: not a lab's state directory, leaving it alone", dir, e.Name(), stateFile)
+		}
+	}
+	return nil
+}
+
+// removeStateDir removes the state directory, which checkStateDir passed;
+// keepLock keeps the directory and its lock file for an Up that goes on.
+func removeStateDir(dir string, keepLock bool) error {
+	if err := checkStateDir(dir); err != nil {
+		return err
 	}
 	if !keepLock {
 		return os.RemoveAll(dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return err
 	}
 	for _, e := range ents {
 		if e.Name() != lockFile {

@@ -355,3 +355,27 @@ func TestUpFailsThenDown(t *testing.T) {
 		})
 	}
 }
+
+// A corrupt state file does not wedge the lab: down clears it (and says
+// so), where it used to ask to be run again forever.
+func TestDownCorruptState(t *testing.T) {
+	labtest.Require(t)
+	dir := filepath.Join(t.TempDir(), "state")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "state.json"), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	o := home.Options{StateDir: dir, Prefix: "labc", Out: &out}
+	if err := home.Down(labtest.Context(t, time.Minute), o); err != nil {
+		t.Fatalf("down: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("corrupt state left (%v):\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "ignoring") {
+		t.Errorf("down did not say it ignored the corrupt state:\n%s", out.String())
+	}
+}

@@ -4,9 +4,11 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestLockExcludes(t *testing.T) {
@@ -54,5 +56,77 @@ func TestProcAlive(t *testing.T) {
 	}
 	if err := stopPID(p, 0); err != nil {
 		t.Errorf("stopping a process that is gone: %v", err)
+	}
+}
+
+// A process recorded by an older bgplb, without a start time, counts as
+// the lab's only while its command line is a bgplb one.
+func TestProcAliveWithoutStart(t *testing.T) {
+	for _, tc := range []struct {
+		argv0 string
+		want  bool
+	}{{"bgplb-controller", true}, {"sleep", false}} {
+		cmd := exec.Command("bash", "-c", "exec -a "+tc.argv0+" sleep 30")
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+		p := Proc{PID: cmd.Process.Pid}
+		var got bool
+		for range 100 { // until bash has exec'd
+			if got = p.Alive(); got == tc.want {
+				break
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		if got != tc.want {
+			t.Errorf("%s recorded without a start time: alive %v, want %v", tc.argv0, got, tc.want)
+		}
+	}
+}
+
+// A mistyped --state never costs the directory it names; a real state
+// directory goes, or keeps only its lock for an Up that goes on.
+func TestRemoveStateDir(t *testing.T) {
+	precious := t.TempDir()
+	if err := os.WriteFile(filepath.Join(precious, "thesis.tex"), []byte("years"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	unlock, err := lock(precious)
+	if err != nil {
+		t.Fatal(err)
+	}
+	unlock()
+	if err := removeStateDir(precious, false); err == nil {
+		t.Error("a directory with no state.json was accepted as a state directory")
+	}
+	if _, err := os.Stat(filepath.Join(precious, "thesis.tex")); err != nil {
+		t.Fatalf("the user's file is gone: %v", err)
+	}
+
+	state := filepath.Join(t.TempDir(), "state")
+	unlock, err = lock(state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	st := &State{dir: state}
+	if err := st.save(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(state, manifestsDir), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := removeStateDir(state, true); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(state); len(ents) != 1 || ents[0].Name() != lockFile {
+		t.Errorf("keepLock left %v, want only %s", ents, lockFile)
+	}
+	if err := removeStateDir(state, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(state); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("state directory left: %v", err)
 	}
 }

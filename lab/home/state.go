@@ -174,7 +174,13 @@ func (p Proc) Alive() bool {
 	if err != nil || state == 'Z' {
 		return false
 	}
-	return p.Start != 0 && start == p.Start
+	if p.Start == 0 {
+		// Recorded by an older bgplb, without a start time: a bgplb
+		// command line is the best evidence left.
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
+		return err == nil && strings.Contains(string(b), "bgplb")
+	}
+	return start == p.Start
 }
 
 // procStat reads a process's start time (clock ticks after boot, field 22
@@ -198,12 +204,19 @@ func procStat(pid int) (start uint64, state byte, err error) {
 }
 
 // newProc records a process just started, with its start time. One that
-// is already gone gets none, so it is never Alive and the wait for it
+// is already gone gets goneStart, so it is never Alive and the wait for it
 // fails with its log rather than with an error about /proc.
 func newProc(pid int, host, log string) Proc {
-	start, _, _ := procStat(pid)
+	start, _, err := procStat(pid)
+	if err != nil {
+		start = goneStart
+	}
 	return Proc{PID: pid, Start: start, Host: host, Log: log}
 }
+
+// goneStart marks a process that had exited when it was recorded: no
+// process starts at that time.
+const goneStart = ^uint64(0)
 
 // errNoLab is returned by calls that need a running lab.
 var errNoLab = errors.New("no lab is up (start one with `bgplb lab up` or `make lab`)")

@@ -73,7 +73,7 @@ func openLocked(o *Options) (*State, *seed.Seed, func(), error) {
 	if _, err := os.Stat(o.StateDir); err != nil {
 		return nil, nil, nil, fmt.Errorf("%w (no state in %s)", errNoLab, o.StateDir)
 	}
-	unlock, err := lock(o.StateDir)
+	unlock, err := acquire(o)
 	if err != nil {
 		return nil, nil, nil, err
 	}

@@ -73,13 +73,7 @@ func Preflight() error {
 // (an earlier Up that failed, a reboot) is removed first. On failure the
 // lab stays as it is for inspection and the error says what to do.
 func Up(ctx context.Context, o Options) error {
-	if err := o.defaults(); err != nil {
-		return err
-	}
-	if err := Preflight(); err != nil {
-		return err
-	}
-	unlock, err := lock(o.StateDir)
+	unlock, err := acquire(&o)
 	if err != nil {
 		return err
 	}
@@ -94,7 +88,10 @@ func Up(ctx context.Context, o Options) error {
 			return fmt.Errorf("removing the earlier lab: %w", err)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return err
+		fmt.Fprintf(o.Out, "%v: removing what it recorded first\n", err)
+		if err := down(ctx, o, true); err != nil {
+			return fmt.Errorf("removing the earlier lab: %w", err)
+		}
 	}
 	if _, err := os.Stat(o.BinPath); err != nil {
 		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
