@@ -110,6 +110,13 @@ func TestUpDown(t *testing.T) {
 	if st2, _ := home.LoadState(o.StateDir); st2 == nil || st2.ID != st.ID {
 		t.Errorf("second up changed the lab: %+v", st2)
 	}
+	// Asking for another shape does not rebuild it either, but says how.
+	two := o
+	two.Routers = 2
+	r.do("up --routers 2 on a running lab", func() error { return home.Up(ctx, two) })
+	if !strings.Contains(out.String(), "not the 2 asked for") {
+		t.Errorf("up --routers 2 on a one-router lab did not say so:\n%s", out.String())
+	}
 
 	// Move: the pod goes to node2, the route and the answers follow, and
 	// node1 no longer holds the VIP.

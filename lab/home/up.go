@@ -81,6 +81,10 @@ func Up(ctx context.Context, o Options) error {
 	if st, err := LoadState(o.StateDir); err == nil {
 		if st.Ready && st.healthy() {
 			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
+			if st.Routers != o.Routers {
+				fmt.Fprintf(o.Out, "it has %d router(s), not the %d asked for: `bgplb lab down`, then `bgplb lab up --routers %d`.\n",
+					st.Routers, o.Routers, o.Routers)
+			}
 			return Status(ctx, o)
 		}
 		fmt.Fprintf(o.Out, "found an unfinished or broken lab %q in %s: removing it first\n", st.ID, o.StateDir)
