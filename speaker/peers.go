@@ -82,3 +82,18 @@ func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secre
 	}
 	return out, nil
 }
+
+// unsupported names the settings of p this speaker does not honour yet, so
+// that the operator is told rather than left to believe them in force.
+func unsupported(p *v1alpha1.BGPPeer) []string {
+	var out []string
+	if p.Spec.BFDProfile != "" {
+		out = append(out, fmt.Sprintf("BGPPeer %s: spec.bfdProfile %q is ignored: BFD is not implemented yet, "+
+			"so a dead link is noticed only when the hold time runs out", p.Name, p.Spec.BFDProfile))
+	}
+	if p.Spec.GracefulRestart {
+		out = append(out, fmt.Sprintf("BGPPeer %s: spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
+			"so a restarting speaker withdraws its routes", p.Name))
+	}
+	return out
+}

@@ -200,3 +200,19 @@ func TestNames(t *testing.T) {
 func nsName(ns, name string) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: name}
 }
+
+// Settings the speaker does not honour yet are named, not silently dropped.
+func TestUnsupportedPeerSettings(t *testing.T) {
+	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}
+	if got := unsupported(p); len(got) != 0 {
+		t.Errorf("plain peer: %v", got)
+	}
+	p.Spec.BFDProfile = "fast"
+	p.Spec.GracefulRestart = true
+	got := strings.Join(unsupported(p), "\n")
+	for _, want := range []string{"BGPPeer router: spec.bfdProfile \"fast\" is ignored", "BGPPeer router: spec.gracefulRestart is ignored"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("unsupported settings %q lack %q", got, want)
+		}
+	}
+}

@@ -80,6 +80,8 @@ type Speaker struct {
 	last  plan.Result
 	eps   map[plan.Key]int32
 	peers []announce.PeerConfig
+	// warned are the configuration problems last logged; sync's alone.
+	warned []string
 }
 
 // Run runs the speaker until ctx ends; then it withdraws every route and
@@ -241,17 +243,16 @@ func (s *Speaker) sync(ctx context.Context) {
 	for _, sv := range conv.snap.Services {
 		eps[sv.Key] = int32(sv.Endpoints[s.o.NodeName])
 	}
+	problems := slices.Concat(res.Problems, conv.problems, perr)
 	s.mu.Lock()
-	changed := !slices.Equal(s.last.Problems, res.Problems)
 	s.last, s.peers, s.eps = res, peers, eps
 	s.mu.Unlock()
-	if changed {
-		for _, p := range res.Problems {
+	// Each sync sees them all again: say them once, when they change.
+	if !slices.Equal(s.warned, problems) {
+		for _, p := range problems {
 			s.log.Warn("configuration problem", "problem", p)
 		}
-	}
-	for _, p := range append(conv.problems, perr...) {
-		s.log.Warn("configuration problem", "problem", p)
+		s.warned = problems
 	}
 	s.report(ctx)
 }
@@ -308,6 +309,7 @@ func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig
 			}
 			problems = append(problems, msg)
 		}
+		problems = append(problems, unsupported(p)...)
 		if cfg.Session.Passive && len(s.o.ListenAddrs) == 0 {
 			problems = append(problems, fmt.Sprintf("BGPPeer %s is passive but this speaker listens nowhere (--listen)", p.Name))
 		}
