@@ -12,6 +12,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/endpoint"
 )
 
 // ConditionAnnounced is the second Service condition bgplb owns: True when
@@ -315,20 +317,10 @@ func readyEndpoints(ss []discoveryv1.EndpointSlice) int {
 	n := 0
 	for i := range ss {
 		for _, e := range ss[i].Endpoints {
-			if e.NodeName != nil && *e.NodeName != "" && usableEndpoint(e.Conditions) {
+			if e.NodeName != nil && *e.NodeName != "" && endpoint.Usable(e.Conditions) {
 				n++
 			}
 		}
 	}
 	return n
-}
-
-func usableEndpoint(c discoveryv1.EndpointConditions) bool {
-	ready := c.Ready == nil || *c.Ready
-	serving := ready
-	if c.Serving != nil {
-		serving = *c.Serving
-	}
-	terminating := c.Terminating != nil && *c.Terminating
-	return ready && serving && !terminating
 }

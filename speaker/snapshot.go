@@ -13,6 +13,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller"
+	"github.com/bgplb/bgplb/internal/endpoint"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
 
@@ -140,7 +141,7 @@ func endpointsByService(ss []discoveryv1.EndpointSlice) map[plan.Key]map[string]
 		}
 		key := plan.Key{Namespace: s.Namespace, Name: svc}
 		for _, e := range s.Endpoints {
-			if e.NodeName == nil || !usable(e.Conditions) {
+			if e.NodeName == nil || !endpoint.Usable(e.Conditions) {
 				continue
 			}
 			m := out[key]
@@ -152,16 +153,6 @@ func endpointsByService(ss []discoveryv1.EndpointSlice) map[plan.Key]map[string]
 		}
 	}
 	return out
-}
-
-func usable(c discoveryv1.EndpointConditions) bool {
-	ready := c.Ready == nil || *c.Ready
-	serving := ready
-	if c.Serving != nil {
-		serving = *c.Serving
-	}
-	terminating := c.Terminating != nil && *c.Terminating
-	return ready && serving && !terminating
 }
 
 func advertisementOf(a *v1alpha1.BGPAdvertisement) (plan.Advertisement, error) {

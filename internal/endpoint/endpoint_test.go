@@ -1,0 +1,28 @@
+package endpoint
+
+import (
+	"testing"
+
+	discoveryv1 "k8s.io/api/discovery/v1"
+)
+
+func TestUsable(t *testing.T) {
+	yes, no := true, false
+	for _, tc := range []struct {
+		name string
+		c    discoveryv1.EndpointConditions
+		want bool
+	}{
+		{"nothing said", discoveryv1.EndpointConditions{}, true},
+		{"ready", discoveryv1.EndpointConditions{Ready: &yes}, true},
+		{"not ready", discoveryv1.EndpointConditions{Ready: &no}, false},
+		{"ready, not serving", discoveryv1.EndpointConditions{Ready: &yes, Serving: &no}, false},
+		{"not ready but serving", discoveryv1.EndpointConditions{Ready: &no, Serving: &yes}, false},
+		{"terminating", discoveryv1.EndpointConditions{Ready: &yes, Terminating: &yes}, false},
+		{"not terminating", discoveryv1.EndpointConditions{Ready: &yes, Serving: &yes, Terminating: &no}, true},
+	} {
+		if got := Usable(tc.c); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
