@@ -11,50 +11,37 @@ import (
 // responder come up first, then the EndpointSlice names the new node (the
 // speakers react to that), then the old node lets go.
 func Move(ctx context.Context, o Options) error {
-	st, s, unlock, err := openLocked(&o)
+	u, ctx, done, err := play(ctx, o, 2*time.Minute)
 	if err != nil {
 		return err
 	}
-	defer unlock()
+	defer done()
 	from, to := "", ""
-	for _, n := range s.Nodes() {
-		if _, ok := st.Procs["dns-"+n]; ok {
+	for _, n := range u.s.Nodes() {
+		if _, ok := u.st.Procs["dns-"+n]; ok {
 			from = n
 		} else if to == "" {
 			to = n
 		}
 	}
 	if from == "" || to == "" {
-		return fmt.Errorf("lab %s: cannot tell which node runs the Pi-hole (state in %s); `bgplb lab up` again", st.ID, o.StateDir)
+		return fmt.Errorf("lab %s: cannot tell which node runs the Pi-hole (state in %s); `bgplb lab up` again", u.st.ID, u.o.StateDir)
 	}
-	k, err := newKube(st.Kubeconfig)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	u := &upper{o: o, p: &stepper{o: o, start: time.Now()}, st: st, s: s, k: k}
 	var moved time.Duration
-	steps := []struct {
-		what string
-		fn   func() error
-	}{
+	if err := u.do([]step{
 		{fmt.Sprintf("starting the Pi-hole on %s and pointing its EndpointSlice there", to), func() error { return u.pod(ctx, to) }},
-		{fmt.Sprintf("waiting for 203.0.113.53/32 via %s in every router's kernel", to), func() error {
+		{fmt.Sprintf("waiting for %s/32 via %s in every router's kernel", PiholeVIP, to), func() error {
 			t := time.Now()
-			err := u.waitRoutes(ctx, s.NodeAddr(to))
+			err := u.waitRoutes(ctx, u.s.NodeAddr(to))
 			moved = time.Since(t)
 			return err
 		}},
 		{fmt.Sprintf("stopping the Pi-hole on %s", from), func() error { return u.stopPod(ctx, from) }},
+	}); err != nil {
+		return err
 	}
-	for _, x := range steps {
-		if err := u.p.step(x.what, x.fn); err != nil {
-			return err
-		}
-	}
-	fmt.Fprintf(o.Out, "\nthe route followed the pod to %s %v after its EndpointSlice changed.\n\n", to, moved.Round(time.Millisecond))
-	return show(ctx, o.Out, s, st)
+	fmt.Fprintf(u.o.Out, "\nthe route followed the pod to %s %v after its EndpointSlice changed.\n\n", to, moved.Round(time.Millisecond))
+	return show(ctx, u.o.Out, u.s, u.st)
 }
 
 // stopPod undoes pod on node: the DNS responder and the VIP.

@@ -13,52 +13,37 @@ import (
 // its kernel across the restart (fib graceTime) and the speakers' sessions
 // come back; the controller rebuilds its assignments from Service status.
 func Restart(ctx context.Context, o Options, component string) error {
-	st, s, unlock, err := openLocked(&o)
+	u, ctx, done, err := play(ctx, o, 2*time.Minute)
 	if err != nil {
 		return err
 	}
-	defer unlock()
-	k, err := newKube(st.Kubeconfig)
-	if err != nil {
-		return err
+	defer done()
+	restart := func(name string, start func() error) step {
+		return step{"restarting " + name, func() error {
+			if err := stopPID(u.st.Procs[name], 5*time.Second); err != nil {
+				return err
+			}
+			return start()
+		}}
 	}
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	u := &upper{o: o, p: &stepper{o: o, start: time.Now()}, st: st, s: s, k: k}
-	type part struct {
-		name  string
-		start func() error
-	}
-	var parts []part
+	var steps []step
 	switch component {
 	case "controller":
-		parts = []part{{"controller", u.controller}}
+		steps = []step{restart("controller", u.controller)}
 	case "speaker":
-		for _, n := range s.Nodes() {
-			parts = append(parts, part{"speaker-" + n, func() error { return u.speaker(ctx, n) }})
+		for _, n := range u.s.Nodes() {
+			steps = append(steps, restart("speaker-"+n, func() error { return u.speaker(ctx, n) }))
 		}
 	case "router":
-		for i := 1; i <= st.Routers; i++ {
-			parts = append(parts, part{seed.RouterName(i), func() error { return u.router(ctx, i) }})
+		for i := 1; i <= u.st.Routers; i++ {
+			steps = append(steps, restart(seed.RouterName(i), func() error { return u.router(ctx, i) }))
 		}
 	default:
 		return fmt.Errorf("restart %q: want controller, speaker or router", component)
 	}
-	for _, p := range parts {
-		if err := u.p.step("restarting "+p.name, func() error {
-			if err := stopPID(st.Procs[p.name], 5*time.Second); err != nil {
-				return err
-			}
-			return p.start()
-		}); err != nil {
-			return err
-		}
-	}
-	if err := u.p.step("waiting for node1 and node2 to be Established on every router", func() error {
-		return u.waitEstablished(ctx)
-	}); err != nil {
+	if err := u.do(append(steps, u.establishedStep(ctx))); err != nil {
 		return err
 	}
-	fmt.Fprintln(o.Out)
-	return show(ctx, o.Out, s, st)
+	fmt.Fprintln(u.o.Out)
+	return show(ctx, u.o.Out, u.s, u.st)
 }

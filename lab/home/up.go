@@ -153,10 +153,8 @@ func (u *upper) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	for _, st := range u.steps(ctx) {
-		if err := u.p.step(st.what, st.do); err != nil {
-			return err
-		}
+	if err := u.do(u.steps(ctx)); err != nil {
+		return err
 	}
 	u.st.Ready = true
 	return u.st.save()
@@ -165,6 +163,39 @@ func (u *upper) run(ctx context.Context) error {
 type step struct {
 	what string
 	do   func() error
+}
+
+// do runs steps in order, printing each, and stops at the first failure.
+func (u *upper) do(steps []step) error {
+	for _, st := range steps {
+		if err := u.p.step(st.what, st.do); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// establishedStep waits for both nodes' sessions on every router.
+func (u *upper) establishedStep(ctx context.Context) step {
+	return step{"waiting for node1 and node2 to be Established on every router", func() error { return u.waitEstablished(ctx) }}
+}
+
+// play opens a running lab for a command that changes it (move, fail,
+// heal, restart): under the lab's lock, with an API client, and bounded
+// by timeout. done releases it all.
+func play(ctx context.Context, o Options, timeout time.Duration) (u *upper, _ context.Context, done func(), err error) {
+	st, s, unlock, err := openLocked(&o)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	k, err := newKube(st.Kubeconfig)
+	if err != nil {
+		unlock()
+		return nil, nil, nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	u = &upper{o: o, p: &stepper{o: o, start: time.Now()}, st: st, s: s, k: k}
+	return u, ctx, func() { cancel(); unlock() }, nil
 }
 
 // steps lists Up's work once the network exists, in order; each step's
@@ -204,9 +235,7 @@ func (u *upper) steps(ctx context.Context) []step {
 		step{"waiting for " + PiholeVIP.String() + "/32 in every router's kernel via node1", func() error {
 			return u.waitRoutes(ctx, u.s.NodeAddr(seed.Node1))
 		}},
-		step{"waiting for node1 and node2 to be Established on every router", func() error {
-			return u.waitEstablished(ctx)
-		}},
+		u.establishedStep(ctx),
 		step{"asking the Pi-hole from the client, through the router", func() error {
 			return u.whileAlive(ctx, func(ctx context.Context) error {
 				var last string
@@ -358,28 +387,44 @@ func (u *upper) pod(ctx context.Context, node string) error {
 // waitRoutes waits until every router's kernel has the VIP's /32, proto
 // bgp, via next hop alone.
 func (u *upper) waitRoutes(ctx context.Context, via netip.Addr) error {
-	return u.whileAlive(ctx, func(ctx context.Context) error { return u.waitRoutesVia(ctx, via) })
+	return u.waitKernel(ctx, vipVia(via, true))
 }
 
-func (u *upper) waitRoutesVia(ctx context.Context, via netip.Addr) error {
-	host := netip.PrefixFrom(PiholeVIP, 32)
-	for i := 1; i <= u.st.Routers; i++ {
-		var last []lab.Route
-		_, err := u.s.Host(seed.RouterName(i)).WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
-			last = rs
-			for _, r := range rs {
-				if r.Dst == host && len(r.NextHops) == 1 && r.NextHops[0].Gateway == via {
-					return true
-				}
+// waitKernel waits until every router's bgp routes satisfy ok, or one of
+// the lab's processes dies; the error shows the routes last seen.
+func (u *upper) waitKernel(ctx context.Context, ok func([]lab.Route) bool) error {
+	return u.whileAlive(ctx, func(ctx context.Context) error {
+		for i := 1; i <= u.st.Routers; i++ {
+			var last []lab.Route
+			_, err := u.s.Host(seed.RouterName(i)).WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+				last = rs
+				return ok(rs)
+			})
+			if err != nil {
+				return fmt.Errorf("%s: %w\nits bgp routes:\n%s\nlogs: %s, %s", seed.RouterName(i), err, lab.FormatRoutes(last),
+					u.st.Procs[seed.RouterName(i)].Log, u.st.Procs["speaker-node1"].Log)
 			}
-			return false
-		})
-		if err != nil {
-			return fmt.Errorf("%s: %w\nits bgp routes:\n%s\nlogs: %s, %s", seed.RouterName(i), err, lab.FormatRoutes(last),
-				u.st.Procs[seed.RouterName(i)].Log, u.st.Procs["speaker-node1"].Log)
 		}
+		return nil
+	})
+}
+
+// vipVia holds when the Pi-hole's /32 goes via gw; alone, via gw only.
+func vipVia(gw netip.Addr, alone bool) func([]lab.Route) bool {
+	host := netip.PrefixFrom(PiholeVIP, 32)
+	return func(rs []lab.Route) bool {
+		return slices.ContainsFunc(rs, func(r lab.Route) bool {
+			gws := r.Gateways()
+			return r.Dst == host && slices.Contains(gws, gw) && (!alone || len(gws) == 1)
+		})
 	}
-	return nil
+}
+
+// noneVia holds when no route goes via gw.
+func noneVia(gw netip.Addr) func([]lab.Route) bool {
+	return func(rs []lab.Route) bool {
+		return !slices.ContainsFunc(rs, func(r lab.Route) bool { return slices.Contains(r.Gateways(), gw) })
+	}
 }
 
 // waitEstablished waits until every router has both nodes Established.
