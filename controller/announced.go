@@ -10,10 +10,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bgplb/bgplb/internal/endpoint"
+	"github.com/bgplb/bgplb/speaker/plan"
 )
 
 // ConditionAnnounced is the second Service condition bgplb owns: True when
@@ -130,14 +132,9 @@ func decideAnnounced(prev *metav1.Condition, f announceFacts) announced {
 // apply writes the condition into svc's status and reports whether
 // anything changed.
 func (a announced) apply(svc *corev1.Service, now metav1.Time) bool {
-	prev := findCondition(svc.Status.Conditions, ConditionAnnounced)
 	c := a.condition
-	if prev != nil && prev.Status == c.Status && prev.Reason == c.Reason &&
-		prev.Message == c.Message && prev.ObservedGeneration == c.ObservedGeneration {
-		return false
-	}
-	svc.Status.Conditions = setCondition(svc.Status.Conditions, c, now)
-	return true
+	c.LastTransitionTime = now // kept by SetStatusCondition unless the status changes
+	return meta.SetStatusCondition(&svc.Status.Conditions, c)
 }
 
 // announcing are the announcements that reach a peer, one per node (a
@@ -280,7 +277,7 @@ func addressUnadvertised(a servedAddress, advs []advertisement, peers []string) 
 	}
 	var silent []string
 	for _, ad := range advs {
-		if !selectsPool(ad, a.Pool, a.PoolLabels) {
+		if !plan.SelectsPool(ad.Pools, ad.PoolSelectors, a.Pool, a.PoolLabels) {
 			continue
 		}
 		if len(ad.Peers) == 0 || slices.ContainsFunc(ad.Peers, func(p string) bool { return slices.Contains(peers, p) }) {
@@ -295,19 +292,6 @@ func addressUnadvertised(a servedAddress, advs []advertisement, peers []string) 
 	return fmt.Sprintf("the BGPAdvertisements selecting pool %s (%s) name no BGPPeer that exists", a.Pool, joinLimited(silent))
 }
 
-// selectsPool is the speakers' rule: an advertisement with neither pool
-// names nor selectors selects every pool; otherwise a pool named or
-// matched by a selector.
-func selectsPool(ad advertisement, pool string, poolLabels labels.Set) bool {
-	if len(ad.Pools) == 0 && len(ad.PoolSelectors) == 0 {
-		return true
-	}
-	if slices.Contains(ad.Pools, pool) {
-		return true
-	}
-	return slices.ContainsFunc(ad.PoolSelectors, func(s labels.Selector) bool { return s.Matches(poolLabels) })
-}
-
 // readyEndpoints counts the endpoints of slices that are on a node and
 // ready, serving and not terminating, as the speakers count them: a nil
 // ready or serving condition counts as true (serving defaults to ready)
@@ -317,7 +301,7 @@ func readyEndpoints(ss []discoveryv1.EndpointSlice) int {
 	n := 0
 	for i := range ss {
 		for _, e := range ss[i].Endpoints {
-			if e.NodeName != nil && *e.NodeName != "" && endpoint.Usable(e.Conditions) {
+			if _, ok := endpoint.Node(e); ok {
 				n++
 			}
 		}

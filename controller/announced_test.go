@@ -10,6 +10,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 )
@@ -277,14 +278,14 @@ func TestAnnouncedSequence(t *testing.T) {
 	var events []string
 	for i, st := range steps {
 		f := ready(func(f *announceFacts) { f.Announcements = st.anns })
-		a := decideAnnounced(findCondition(svc.Status.Conditions, ConditionAnnounced), f)
+		a := decideAnnounced(meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced), f)
 		got := strings.TrimSpace(a.eventType + " " + a.eventReason + " " + a.note)
 		if got != st.event {
 			t.Errorf("step %d: event %q, want %q", i, got, st.event)
 		}
 		events = append(events, got)
 		a.apply(svc, now)
-		again := decideAnnounced(findCondition(svc.Status.Conditions, ConditionAnnounced), f)
+		again := decideAnnounced(meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced), f)
 		if again.eventReason != "" || again.apply(svc, now) {
 			t.Errorf("step %d: deciding again on what was written gives event %q or a change", i, again.note)
 		}
@@ -301,15 +302,15 @@ func TestAnnouncedApply(t *testing.T) {
 		t.Fatal("apply: want a change once, then none")
 	}
 	// Same status, new message: the transition time stays.
-	b := decideAnnounced(findCondition(svc.Status.Conditions, ConditionAnnounced), ready(func(f *announceFacts) { f.Peers = nil }))
+	b := decideAnnounced(meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced), ready(func(f *announceFacts) { f.Peers = nil }))
 	if !b.apply(svc, now) {
 		t.Fatal("apply missed a new message")
 	}
-	c := findCondition(svc.Status.Conditions, ConditionAnnounced)
+	c := meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced)
 	if !c.LastTransitionTime.Equal(&then) || c.Message != msgNoPeer {
 		t.Errorf("condition %+v, want message %q since %v", c, msgNoPeer, then)
 	}
-	if len(svc.Status.Conditions) != 2 || findCondition(svc.Status.Conditions, ConditionAllocated).LastTransitionTime != then {
+	if len(svc.Status.Conditions) != 2 || meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated).LastTransitionTime != then {
 		t.Errorf("the other condition was disturbed: %+v", svc.Status.Conditions)
 	}
 	// A new generation alone is a change.

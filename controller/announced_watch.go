@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -43,7 +44,7 @@ func (r *Reconciler) announcement(ctx context.Context, svc *corev1.Service, held
 	if err != nil {
 		return announced{}, err
 	}
-	return decideAnnounced(findCondition(svc.Status.Conditions, ConditionAnnounced), f), nil
+	return decideAnnounced(meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced), f), nil
 }
 
 // recordAnnounced sends the event a decided; call it once the status that

@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -252,14 +253,14 @@ func hasIPs(ips ...string) func(*corev1.Service) bool {
 
 // allocated is a waitService predicate: some address, condition True.
 func allocated(s *corev1.Service) bool {
-	c := findCondition(s.Status.Conditions, ConditionAllocated)
+	c := meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated)
 	return len(s.Status.LoadBalancer.Ingress) > 0 && c != nil && c.Status == metav1.ConditionTrue
 }
 
 // failedWith is a waitService predicate: condition False with reason.
 func failedWith(reason string) func(*corev1.Service) bool {
 	return func(s *corev1.Service) bool {
-		c := findCondition(s.Status.Conditions, ConditionAllocated)
+		c := meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated)
 		return c != nil && c.Status == metav1.ConditionFalse && c.Reason == reason
 	}
 }
@@ -399,7 +400,7 @@ func (k *kube) untouched(t testing.TB, ns, name string, d time.Duration, ingress
 	deadline := time.Now().Add(d)
 	for {
 		s := k.getService(t, ns, name)
-		if c := findCondition(s.Status.Conditions, ConditionAllocated); c != nil {
+		if c := meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated); c != nil {
 			t.Fatalf("Service %s/%s should be left alone, has condition %s=%s/%s %q", ns, name, c.Type, c.Status, c.Reason, c.Message)
 		}
 		if got := strings.Join(ingressIPs(s), ","); got != strings.Join(ingress, ",") {
@@ -417,7 +418,7 @@ func (k *kube) untouched(t testing.TB, ns, name string, d time.Duration, ingress
 
 // condition is a Service's ConditionAllocated, or nil.
 func condition(s *corev1.Service) *metav1.Condition {
-	return findCondition(s.Status.Conditions, ConditionAllocated)
+	return meta.FindStatusCondition(s.Status.Conditions, ConditionAllocated)
 }
 
 // allocatedIPs is a waitService predicate: exactly these ingress addresses
@@ -484,7 +485,7 @@ func poolCounts(assigned4, available4, assigned6, available6 int64) func(*v1alph
 // and reason, for the pool's current generation.
 func poolReady(status metav1.ConditionStatus, reason string) func(*v1alpha1.IPPool) bool {
 	return func(p *v1alpha1.IPPool) bool {
-		c := findCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady)
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady)
 		return c != nil && c.Status == status && c.Reason == reason && c.ObservedGeneration == p.Generation
 	}
 }

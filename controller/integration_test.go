@@ -19,6 +19,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -867,7 +868,7 @@ func TestIPPoolStatus(t *testing.T) {
 	time.Sleep(time.Until(old.CreationTimestamp.Add(1100 * time.Millisecond)))
 	k.pool(t, "status-a-new", []string{"203.0.113.200-203.0.113.203"})
 	p := k.waitPool(t, "status-a-new", "Overlap", poolReady(metav1.ConditionFalse, v1alpha1.IPPoolReasonOverlap))
-	if c := findCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady); !strings.Contains(c.Message, "status-z-old") {
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady); !strings.Contains(c.Message, "status-z-old") {
 		t.Errorf("Overlap message %q does not name the older pool", c.Message)
 	}
 	if p.Status.AssignedIPv4 != 0 || p.Status.AvailableIPv4 != 0 {

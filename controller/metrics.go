@@ -61,7 +61,7 @@ func (r *Reconciler) Describe(ch chan<- *prometheus.Desc) {
 func (r *Reconciler) Collect(ch chan<- prometheus.Metric) {
 	r.mu.Lock()
 	stats := r.alloc.Stats(time.Now())
-	held := len(r.alloc.Assignments())
+	held := r.alloc.Len()
 	waiting := len(r.waiting)
 	orphans := len(r.alloc.Orphans())
 	r.mu.Unlock()

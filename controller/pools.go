@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
@@ -111,23 +112,7 @@ func poolStatus(name string, generation int64, stats []allocator.Stats, problem 
 			c.Message = fmt.Sprintf("%v; the older pool keeps them and this pool is not used until the overlap is removed", oe)
 		}
 	}
-	st.Conditions = setCondition(st.Conditions, c, now)
+	c.LastTransitionTime = now // kept by SetStatusCondition unless the status changes
+	meta.SetStatusCondition(&st.Conditions, c)
 	return st
-}
-
-// setCondition puts c in conds, keeping the transition time when the status
-// did not change.
-func setCondition(conds []metav1.Condition, c metav1.Condition, now metav1.Time) []metav1.Condition {
-	c.LastTransitionTime = now
-	for i := range conds {
-		if conds[i].Type != c.Type {
-			continue
-		}
-		if conds[i].Status == c.Status {
-			c.LastTransitionTime = conds[i].LastTransitionTime
-		}
-		conds[i] = c
-		return conds
-	}
-	return append(conds, c)
 }

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
@@ -78,7 +79,7 @@ func TestPoolStatus(t *testing.T) {
 	if st.AssignedIPv4 != 3 || st.AvailableIPv4 != 12 || st.AssignedIPv6 != 2 || st.AvailableIPv6 != math.MaxInt64 {
 		t.Errorf("counts %+v", st)
 	}
-	c := findCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
 	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.IPPoolReasonAccepted || c.ObservedGeneration != 7 {
 		t.Errorf("ready condition %+v", c)
 	}
@@ -86,13 +87,13 @@ func TestPoolStatus(t *testing.T) {
 	overlap := &allocator.OverlapError{Range: allocator.Range{}, Pool: "lan"}
 	later := metav1.NewTime(now.Add(time.Minute))
 	st = poolStatus("lan2", 8, stats, overlap, st.Conditions, later)
-	c = findCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
+	c = meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
 	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.IPPoolReasonOverlap || !strings.Contains(c.Message, "pool lan") ||
 		!c.LastTransitionTime.Equal(&later) {
 		t.Errorf("overlap condition %+v", c)
 	}
 	st = poolStatus("lan2", 8, stats, errInvalid, st.Conditions, later)
-	if c = findCondition(st.Conditions, v1alpha1.IPPoolConditionReady); c.Reason != v1alpha1.IPPoolReasonInvalid {
+	if c = meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady); c.Reason != v1alpha1.IPPoolReasonInvalid {
 		t.Errorf("invalid condition %+v", c)
 	}
 }

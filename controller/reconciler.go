@@ -14,6 +14,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
@@ -347,7 +348,7 @@ func (r *Reconciler) release(key allocator.Key) []netip.Addr {
 func (r *Reconciler) relinquish(ctx context.Context, svc *corev1.Service) (reconcile.Result, error) {
 	key := allocator.Key{Namespace: svc.Namespace, Name: svc.Name}
 	ours := r.release(key)
-	if len(ours) == 0 && findCondition(svc.Status.Conditions, ConditionAllocated) != nil &&
+	if len(ours) == 0 && meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated) != nil &&
 		svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		// Released before a restart: the condition says the addresses were ours.
 		ours = Assigned(svc)

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/controller/allocator"
@@ -82,7 +83,7 @@ func decide(svc *corev1.Service, out outcome) desired {
 	}
 	d.condition = c
 
-	prev := findCondition(svc.Status.Conditions, ConditionAllocated)
+	prev := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
 	sameCond := prev != nil && prev.Status == c.Status && prev.Reason == c.Reason && prev.Message == c.Message
 	switch {
 	case c.Status == metav1.ConditionFalse && !sameCond:
@@ -102,13 +103,9 @@ func (d desired) apply(svc *corev1.Service, now metav1.Time) bool {
 		svc.Status.LoadBalancer.Ingress = d.ingress
 		changed = true
 	}
-	prev := findCondition(svc.Status.Conditions, ConditionAllocated)
-	if prev == nil || prev.Status != d.condition.Status || prev.Reason != d.condition.Reason ||
-		prev.Message != d.condition.Message || prev.ObservedGeneration != d.condition.ObservedGeneration {
-		svc.Status.Conditions = setCondition(svc.Status.Conditions, d.condition, now)
-		changed = true
-	}
-	return changed
+	c := d.condition
+	c.LastTransitionTime = now // kept by SetStatusCondition unless the status changes
+	return meta.SetStatusCondition(&svc.Status.Conditions, c) || changed
 }
 
 // clearStatus removes what bgplb wrote on a Service it no longer serves:
@@ -123,7 +120,7 @@ func clearStatus(svc *corev1.Service, ours []netip.Addr) bool {
 		svc.Status.LoadBalancer.Ingress = in
 		changed = true
 	}
-	if findCondition(svc.Status.Conditions, ConditionAllocated) != nil || findCondition(svc.Status.Conditions, ConditionAnnounced) != nil {
+	if meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated) != nil || meta.FindStatusCondition(svc.Status.Conditions, ConditionAnnounced) != nil {
 		svc.Status.Conditions = slices.DeleteFunc(svc.Status.Conditions, func(c metav1.Condition) bool {
 			return c.Type == ConditionAllocated || c.Type == ConditionAnnounced
 		})
@@ -185,13 +182,4 @@ func sameIngress(a, b []corev1.LoadBalancerIngress) bool {
 			(x.IPMode == nil) == (y.IPMode == nil) && (x.IPMode == nil || *x.IPMode == *y.IPMode) &&
 			len(x.Ports) == 0 && len(y.Ports) == 0
 	})
-}
-
-func findCondition(conds []metav1.Condition, typ string) *metav1.Condition {
-	for i := range conds {
-		if conds[i].Type == typ {
-			return &conds[i]
-		}
-	}
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/controller/allocator"
@@ -149,18 +150,18 @@ func TestApplyKeepsTransitionTime(t *testing.T) {
 	if !d.apply(svc, now) {
 		t.Fatal("apply missed a changed message")
 	}
-	c := findCondition(svc.Status.Conditions, ConditionAllocated)
+	c := meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
 	if !c.LastTransitionTime.Equal(&then) {
 		t.Errorf("transition time %v, want %v (status did not change)", c.LastTransitionTime, then)
 	}
 	// Status flips: the transition time moves; other conditions are kept.
 	d = decide(svc, outcome{held: held("203.0.113.10", "lan"), err: &allocator.Error{Reason: allocator.InUse, Msg: "x"}})
 	d.apply(svc, now)
-	c = findCondition(svc.Status.Conditions, ConditionAllocated)
+	c = meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated)
 	if !c.LastTransitionTime.Equal(&now) || c.Status != metav1.ConditionFalse {
 		t.Errorf("condition %+v, want False since %v", c, now)
 	}
-	if o := findCondition(svc.Status.Conditions, "example.com/Other"); o == nil || !o.LastTransitionTime.Equal(&then) {
+	if o := meta.FindStatusCondition(svc.Status.Conditions, "example.com/Other"); o == nil || !o.LastTransitionTime.Equal(&then) {
 		t.Errorf("another controller's condition was disturbed: %+v", svc.Status.Conditions)
 	}
 }
@@ -174,7 +175,7 @@ func TestClearStatus(t *testing.T) {
 	if got := strings.Join(ingressIPs(svc), ","); got != "198.51.100.7" {
 		t.Errorf("ingress %q: only bgplb's address should go", got)
 	}
-	if findCondition(svc.Status.Conditions, ConditionAllocated) != nil {
+	if meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated) != nil {
 		t.Error("condition kept")
 	}
 	if clearStatus(svc, addrs("203.0.113.10")) {

@@ -141,7 +141,8 @@ func endpointsByService(ss []discoveryv1.EndpointSlice) map[plan.Key]map[string]
 		}
 		key := plan.Key{Namespace: s.Namespace, Name: svc}
 		for _, e := range s.Endpoints {
-			if e.NodeName == nil || !endpoint.Usable(e.Conditions) {
+			node, ok := endpoint.Node(e)
+			if !ok {
 				continue
 			}
 			m := out[key]
@@ -149,7 +150,7 @@ func endpointsByService(ss []discoveryv1.EndpointSlice) map[plan.Key]map[string]
 				m = map[string]int{}
 				out[key] = m
 			}
-			m[*e.NodeName]++
+			m[node]++
 		}
 	}
 	return out

@@ -186,6 +186,10 @@ func (a *Allocator) Lookup(key Key) (Assignment, bool) {
 	return a.assignment(s), true
 }
 
+// Len is how many Services hold addresses: len(Assignments()) without
+// building and sorting them.
+func (a *Allocator) Len() int { return len(a.services) }
+
 // Assignments returns every Service's holding, ordered by key.
 func (a *Allocator) Assignments() []Assignment {
 	out := make([]Assignment, 0, len(a.services))

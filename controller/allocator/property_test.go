@@ -283,6 +283,9 @@ func compareState(t *testing.T, where string, a *Allocator, tw *twin, now time.T
 	if !equalAssignments(got, want) {
 		t.Fatalf("%s: assignments\n got %+v\nwant %+v", where, got, want)
 	}
+	if a.Len() != len(want) {
+		t.Fatalf("%s: Len %d, want %d", where, a.Len(), len(want))
+	}
 	if gs, ws := a.Stats(now), tw.stats(now); !slices.Equal(gs, ws) {
 		t.Fatalf("%s: stats\n got %+v\nwant %+v", where, gs, ws)
 	}

@@ -17,3 +17,12 @@ func Usable(c discoveryv1.EndpointConditions) bool {
 	terminating := c.Terminating != nil && *c.Terminating
 	return ready && serving && !terminating
 }
+
+// Node is the node an endpoint is a backend on: its node name, when it
+// names one and is usable. An endpoint on no node is no node's to announce.
+func Node(e discoveryv1.Endpoint) (string, bool) {
+	if e.NodeName == nil || *e.NodeName == "" || !Usable(e.Conditions) {
+		return "", false
+	}
+	return *e.NodeName, true
+}

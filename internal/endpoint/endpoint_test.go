@@ -26,3 +26,23 @@ func TestUsable(t *testing.T) {
 		}
 	}
 }
+
+func TestNode(t *testing.T) {
+	name := func(s string) *string { return &s }
+	no := false
+	for _, tc := range []struct {
+		name string
+		e    discoveryv1.Endpoint
+		want string
+		ok   bool
+	}{
+		{"on node1", discoveryv1.Endpoint{NodeName: name("node1")}, "node1", true},
+		{"on no node", discoveryv1.Endpoint{}, "", false},
+		{"empty node name", discoveryv1.Endpoint{NodeName: name("")}, "", false},
+		{"not ready", discoveryv1.Endpoint{NodeName: name("node1"), Conditions: discoveryv1.EndpointConditions{Ready: &no}}, "", false},
+	} {
+		if got, ok := Node(tc.e); got != tc.want || ok != tc.ok {
+			t.Errorf("%s: %q %v, want %q %v", tc.name, got, ok, tc.want, tc.ok)
+		}
+	}
+}

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
+	"k8s.io/apimachinery/pkg/labels"
+
 	"github.com/bgplb/bgplb/bgp/wire"
 )
 
@@ -78,10 +80,17 @@ func aggregation(n, bits int) (int, bool) {
 }
 
 func selectsPool(a *Advertisement, pl *pool) bool {
-	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
+	return SelectsPool(a.Pools, a.PoolSelectors, pl.name, pl.labels)
+}
+
+// SelectsPool is the advertisement's pool rule, also used by the
+// controller to explain the speakers' decision: with neither pool names nor
+// selectors every pool; otherwise a pool named, or matched by a selector.
+func SelectsPool(names []string, sels []labels.Selector, pool string, poolLabels labels.Set) bool {
+	if len(names) == 0 && len(sels) == 0 {
 		return true
 	}
-	return slices.Contains(a.Pools, pl.name) || len(a.PoolSelectors) > 0 && matchesAny(a.PoolSelectors, pl.labels)
+	return slices.Contains(names, pool) || len(sels) > 0 && matchesAny(sels, poolLabels)
 }
 
 // setAdvPeer grows advPeer as advertisements are added: it is a dense
