@@ -171,6 +171,10 @@ func TestUpDown(t *testing.T) {
 		t.Error("restart of an unknown component was accepted")
 	}
 
+	// The processes now are the ones move, fail and restart started.
+	if st, err = home.LoadState(o.StateDir); err != nil {
+		t.Fatal(err)
+	}
 	out.Reset()
 	down()
 	id = ""

@@ -186,7 +186,7 @@ func Exec(ctx context.Context, o Options, host string, argv []string) error {
 		}
 		return fmt.Errorf("no host %q in lab %s; hosts: %s", host, st.ID, strings.Join(hosts, ", "))
 	}
-	cmd := exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", ns.Name}, argv...)...)
+	cmd := ns.Command(ctx, argv[0], argv[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, o.Out, os.Stderr
 	return cmd.Run()
 }

@@ -1,6 +1,7 @@
 package home
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -238,18 +239,8 @@ func (u *upper) steps(ctx context.Context) []step {
 		u.establishedStep(ctx),
 		step{"asking the Pi-hole from the client, through the router", func() error {
 			return u.whileAlive(ctx, func(ctx context.Context) error {
-				var last string
-				err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
-					a, err := u.s.Dig(ctx, seed.Client, PiholeVIP, "pihole.lab.", false)
-					if err != nil {
-						last = err.Error()
-					} else {
-						last = "answered " + a
-					}
-					return err == nil && strings.HasSuffix(a, "from "+seed.Node1), nil
-				})
-				if err != nil {
-					return fmt.Errorf("no DNS answer from node1 (last try: %s): %w (see %s)", last, err, u.st.Procs["dns-node1"].Log)
+				if err := u.waitAnswer(ctx, seed.Client, seed.Node1, 100*time.Millisecond); err != nil {
+					return fmt.Errorf("%w (see %s)", err, u.st.Procs["dns-node1"].Log)
 				}
 				return nil
 			})
@@ -369,17 +360,8 @@ func (u *upper) pod(ctx context.Context, node string) error {
 	}
 	// The pod is ready when it answers, as a readiness probe would say:
 	// only then may the EndpointSlice name it and the route move.
-	var last error
-	if err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		if !p.Alive() {
-			return false, lab.Permanent(errors.New("it exited"))
-		}
-		a, err := u.s.Dig(ctx, node, PiholeVIP, "pihole.lab.", false)
-		last = err
-		return err == nil && strings.HasSuffix(a, "from "+node), nil
-	}); err != nil {
-		return fmt.Errorf("the DNS responder on %s does not answer: %w (last try: %v); the last lines of %s:\n%s",
-			node, err, last, p.Log, tail(p.Log, 20))
+	if err := u.whileAlive(ctx, func(ctx context.Context) error { return u.waitAnswer(ctx, node, node, 50*time.Millisecond) }); err != nil {
+		return fmt.Errorf("the DNS responder on %s: %w; the last lines of %s:\n%s", node, err, p.Log, tail(p.Log, 20))
 	}
 	return u.k.endpoints(ctx, "pihole", node, slices.Index(u.s.Nodes(), node))
 }
@@ -459,8 +441,6 @@ func (u *upper) waitEstablishedAll(ctx context.Context) error {
 	return nil
 }
 
-// findSourceDir finds the bgplb source tree: deploy/examples and config/.
-
 // whileAlive runs wait, and fails it at once if one of the lab's processes
 // exits meanwhile, with that process's log: a crashed speaker must not
 // cost the user the whole timeout and leave them guessing.
@@ -501,6 +481,25 @@ func (u *upper) deadProc() error {
 		if p := u.st.Procs[name]; !p.Alive() {
 			return fmt.Errorf("%s (pid %d) exited; the last lines of %s:\n%s", name, p.PID, p.Log, tail(p.Log, 20))
 		}
+	}
+	return nil
+}
+
+// waitAnswer asks the Pi-hole from host until the responder on node
+// answers; the error says what the last try got.
+func (u *upper) waitAnswer(ctx context.Context, host, node string, every time.Duration) error {
+	last := "nothing"
+	err := lab.Poll(ctx, every, func() (bool, error) {
+		a, err := u.s.Query(ctx, host, PiholeVIP, "pihole.lab.", false)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = "an answer from " + cmp.Or(a.Node, "no lab responder")
+		return a.Node == node, nil
+	})
+	if err != nil {
+		return fmt.Errorf("no DNS answer from %s's Pi-hole (last try: %s): %w", node, last, err)
 	}
 	return nil
 }

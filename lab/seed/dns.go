@@ -129,7 +129,6 @@ func readName(msg []byte, off int) (string, int, error) {
 type query struct {
 	id       uint16
 	flags    uint16
-	rawName  []byte // the question's name in wire form, as sent
 	name     string
 	qtype    uint16
 	qclass   uint16
@@ -172,7 +171,6 @@ func parseQuery(msg []byte) (q query, rcode int, ok bool) {
 	if off+4 > len(msg) {
 		return q, rcodeFormErr, true
 	}
-	q.rawName = msg[dnsHeaderLen:off]
 	q.name, _, _ = readName(msg, dnsHeaderLen)
 	q.qtype = binary.BigEndian.Uint16(msg[off:])
 	q.qclass = binary.BigEndian.Uint16(msg[off+2:])

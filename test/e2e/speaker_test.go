@@ -78,7 +78,7 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	}
 	s := seedtest.New(t, seed.Options{Prefix: "e2e", CRDDir: crds})
 	env := seedtest.ControlPlane(t, s)
-	l := &seedLab{ctx: contextFor(t, limit), s: s, env: env, speakers: map[string]*lab.Proc{}, dir: t.TempDir()}
+	l := &seedLab{ctx: labtest.Context(t, limit), s: s, env: env, speakers: map[string]*lab.Proc{}, dir: t.TempDir()}
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -125,12 +125,6 @@ func (l *seedLab) speakerIdentity(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-func contextFor(t *testing.T, limit time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	t.Cleanup(cancel)
-	return ctx
 }
 
 // createNode is what a kubelet would register: the Node, Ready, with its
