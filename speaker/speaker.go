@@ -18,7 +18,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -62,8 +61,6 @@ type Options struct {
 	// ShutdownTimeout bounds the withdraw-and-close on stop.
 	ShutdownTimeout time.Duration
 	Log             *slog.Logger
-	// Started, if set, receives the speaker once it runs (tests).
-	Started func(*Speaker)
 }
 
 // Speaker is a running speaker.
@@ -76,11 +73,11 @@ type Speaker struct {
 	kick  chan struct{}
 	lg    lastGood
 	rep   *reporter
-	mu    sync.Mutex
-	last  plan.Result
-	eps   map[plan.Key]int32
-	peers []announce.PeerConfig
-	// warned are the configuration problems last logged; sync's alone.
+	// The plan, peers and endpoint counts of the last sync, and the
+	// configuration problems last logged: the run goroutine's alone.
+	last   plan.Result
+	eps    map[plan.Key]int32
+	peers  []announce.PeerConfig
 	warned []string
 }
 
@@ -195,9 +192,6 @@ func (s *Speaker) run(ctx context.Context) error {
 			return err
 		}
 	}
-	if s.o.Started != nil {
-		s.o.Started(s)
-	}
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Session state changes are not API events: look again now and then
 	// so the reports follow them.
@@ -244,9 +238,7 @@ func (s *Speaker) sync(ctx context.Context) {
 		eps[sv.Key] = int32(sv.Endpoints[s.o.NodeName])
 	}
 	problems := slices.Concat(res.Problems, conv.problems, perr)
-	s.mu.Lock()
 	s.last, s.peers, s.eps = res, peers, eps
-	s.mu.Unlock()
 	// Each sync sees them all again: say them once, when they change.
 	if !slices.Equal(s.warned, problems) {
 		for _, p := range problems {
@@ -287,9 +279,7 @@ func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig
 	if o.node != nil {
 		addrs = nodeAddrs(o.node)
 	}
-	s.mu.Lock()
 	prev := s.peers
-	s.mu.Unlock()
 	var out []announce.PeerConfig
 	var problems []string
 	for i := range o.peers {
@@ -333,10 +323,7 @@ func (s *Speaker) secret(namespace, name, key string) (string, error) {
 // report writes what this node announces, from the last plan and the
 // sessions' state.
 func (s *Speaker) report(ctx context.Context) {
-	s.mu.Lock()
-	res, eps := s.last, s.eps
-	s.mu.Unlock()
-	s.rep.write(ctx, res, eps, s.ann.Status())
+	s.rep.write(ctx, s.last, s.eps, s.ann.Status())
 }
 
 func toAnnounce(rs []plan.Route) []announce.Route {
@@ -349,9 +336,6 @@ func toAnnounce(rs []plan.Route) []announce.Route {
 	}
 	return out
 }
-
-// Announcer is the speaker's BGP side, for views and tests.
-func (s *Speaker) Announcer() *announce.Announcer { return s.ann }
 
 func (s *Speaker) serveMetrics(ctx context.Context) error {
 	ln, err := metricsrv.Listen(s.o.MetricsAddr)

@@ -4,20 +4,16 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
-	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/bgplb/bgplb/speaker"
 )
 
 func newSpeakerCmd() *cobra.Command {
 	var o speaker.Options
-	var kubeconfig, logLevel string
+	k := kubeAgent{name: "bgplb-speaker"}
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "speaker",
@@ -33,14 +29,6 @@ Administrative Shutdown carrying "node <name> shutting down". Losing the API
 server withdraws nothing: the last known plan stays announced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(logLevel)
-			if err != nil {
-				return err
-			}
-			cfg, err := kubeConfig(kubeconfig, "bgplb-speaker")
-			if err != nil {
-				return err
-			}
 			for _, a := range listen {
 				ap, err := netip.ParseAddrPort(a)
 				if err != nil {
@@ -48,21 +36,23 @@ server withdraws nothing: the last known plan stays announced.`,
 				}
 				o.ListenAddrs = append(o.ListenAddrs, ap)
 			}
+			ctx, stop, cfg, log, err := k.start(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer stop()
 			if o.NodeName == "" {
 				o.NodeName = os.Getenv("NODE_NAME")
 			}
 			if o.Namespace == "" {
 				o.Namespace = podNamespace()
 			}
-			ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))
 			o.Log = log
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
-			defer stop()
 			return speaker.Run(ctx, cfg, o)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
+	k.addFlags(f)
 	f.StringVar(&o.NodeName, "node-name", "", "this node's name (default $NODE_NAME)")
 	f.StringVar(&o.Namespace, "namespace", "", "namespace of password Secrets that name none (default: the pod's, else bgplb-system)")
 	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
@@ -70,6 +60,5 @@ server withdraws nothing: the last known plan stays announced.`,
 	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPPeers (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7474", "address for /metrics (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
-	f.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }

@@ -324,13 +324,16 @@ func TestDiffSteadyStateNoAlloc(t *testing.T) {
 	}
 }
 
-func ExampleAnnouncer_Announce() {
+func ExampleAnnouncer_SetPeers() {
 	a := New(Options{RouterID: netip.MustParseAddr("198.51.100.11")})
-	lp := uint32(150)
-	a.Announce("router-1", []Route{
-		{Prefix: netip.MustParsePrefix("203.0.113.10/32"), LocalPref: &lp, Bandwidth: 2},
-		{Prefix: netip.MustParsePrefix("2001:db8:100::10/128"), Communities: []wire.Community{wire.NewCommunity(64512, 10)}},
-	})
-	fmt.Println(len(a.Status())) // router-1 is not a configured peer yet
-	// Output: 0
+	// Routes may be announced before their peer is configured: they wait.
+	a.Announce("router-1", []Route{{Prefix: netip.MustParsePrefix("203.0.113.10/32")}})
+	err := a.SetPeers([]PeerConfig{{Name: "router-1"}}) // no peer address
+	fmt.Println(err != nil)
+	for _, s := range a.Status() {
+		fmt.Printf("%s %v refused: %v\n", s.Name, s.State, s.LastError != "")
+	}
+	// Output:
+	// true
+	// router-1 Idle refused: true
 }
