@@ -75,10 +75,11 @@ type Speaker struct {
 	rep   *reporter
 	// The plan, peers and endpoint counts of the last sync, and the
 	// configuration problems last logged: the run goroutine's alone.
-	last   plan.Result
-	eps    map[plan.Key]int32
-	peers  []announce.PeerConfig
-	warned []string
+	last      plan.Result
+	eps       map[plan.Key]int32
+	peers     []announce.PeerConfig
+	warned    []string
+	passwords map[secretRef]password
 }
 
 // Run runs the speaker until ctx ends; then it withdraws every route and
@@ -121,7 +122,8 @@ func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 		Logger:  logr.FromSlogHandler(o.Log.Handler()),
 		Metrics: metricsserver.Options{BindAddress: "0"},
 		// The reports are written only here and read back rarely; Secrets
-		// are read once per peer change and need no cluster-wide watch.
+		// are read once per peer change (or minute) and need no
+		// cluster-wide watch.
 		Client: client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{
 			&v1alpha1.ServiceAnnouncement{}, &v1alpha1.BGPSessionStatus{}, &corev1.Secret{}}}},
 		Cache: cache.Options{
@@ -226,7 +228,7 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
 	res := plan.Plan(conv.snap)
-	peers, perr := s.peerConfigs(objs, res)
+	peers, perr := s.peerConfigs(ctx, objs, res)
 	if err := s.ann.SetPeers(peers); err != nil {
 		perr = append(perr, err.Error())
 	}
@@ -274,7 +276,7 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 
 // peerConfigs are the sessions of the peers the plan selected for this
 // node; a peer whose settings are invalid keeps its last good ones.
-func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig, []string) {
+func (s *Speaker) peerConfigs(ctx context.Context, o objects, res plan.Result) ([]announce.PeerConfig, []string) {
 	var addrs []netip.Addr
 	if o.node != nil {
 		addrs = nodeAddrs(o.node)
@@ -282,12 +284,28 @@ func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig
 	prev := s.peers
 	var out []announce.PeerConfig
 	var problems []string
+	now := time.Now()
+	passwords := map[secretRef]password{}
 	for i := range o.peers {
 		p := &o.peers[i]
 		if _, ok := res.Peers[p.Name]; !ok {
 			continue
 		}
-		cfg, err := peerConfig(p, addrs, s.o.Namespace, s.secret)
+		// Every sync sees every peer again: a password is fetched when its
+		// BGPPeer changed or it is a minute old, not on every sync.
+		secret := func(ns, name, key string) (string, error) {
+			ref := secretRef{p.Name, p.ResourceVersion, ns, name, key}
+			if pw, ok := s.passwords[ref]; ok && now.Sub(pw.read) < secretTTL {
+				passwords[ref] = pw
+				return pw.value, nil
+			}
+			v, err := s.secret(ctx, ns, name, key)
+			if err == nil {
+				passwords[ref] = password{v, now}
+			}
+			return v, err
+		}
+		cfg, err := peerConfig(p, addrs, s.o.Namespace, secret)
 		if err != nil {
 			msg := fmt.Sprintf("BGPPeer %s: %v", p.Name, err)
 			if i := slices.IndexFunc(prev, func(c announce.PeerConfig) bool { return c.Name == p.Name }); i >= 0 {
@@ -305,12 +323,26 @@ func (s *Speaker) peerConfigs(o objects, res plan.Result) ([]announce.PeerConfig
 		}
 		out = append(out, cfg)
 	}
+	s.passwords = passwords
 	return out, problems
 }
 
-func (s *Speaker) secret(namespace, name, key string) (string, error) {
+// secretTTL bounds how long a password read from its Secret is reused:
+// a rotated Secret takes effect within it (on the next sync).
+const secretTTL = time.Minute
+
+// secretRef is one password read: for which peer (at which version of
+// it), from which Secret key.
+type secretRef struct{ peer, peerVersion, namespace, name, key string }
+
+type password struct {
+	value string
+	read  time.Time
+}
+
+func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (string, error) {
 	var sec corev1.Secret
-	if err := s.c.Get(context.Background(), types.NamespacedName{Namespace: namespace, Name: name}, &sec); err != nil {
+	if err := s.c.Get(ctx, types.NamespacedName{Namespace: namespace, Name: name}, &sec); err != nil {
 		return "", err
 	}
 	v, ok := sec.Data[key]
