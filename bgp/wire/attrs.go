@@ -231,11 +231,28 @@ func NewLinkBandwidth(as uint16, bytesPerSecond float32, transitive bool) ExtCom
 }
 
 // LinkBandwidth returns the AS and bandwidth of a link-bandwidth community.
+//
+// The value is sanitised here, so that nothing downstream (weights, JSON)
+// ever sees a bandwidth that is not a number of bytes per second: a NaN, an
+// infinity or a negative value makes ok false, as if the community were not
+// a link bandwidth at all (its raw bytes still travel with the attributes).
+// Zero, and -0 read as 0, is a valid "no bandwidth"; tiny denormal values
+// are valid positive bandwidths.
 func (c ExtCommunity) LinkBandwidth() (as uint16, bytesPerSecond float32, ok bool) {
 	if (c[0] != extTypeNonTransitive && c[0] != extTypeTwoOctetAS) || c[1] != extSubLinkBandwidth {
 		return 0, 0, false
 	}
-	return binary.BigEndian.Uint16(c[2:]), math.Float32frombits(binary.BigEndian.Uint32(c[4:])), true
+	bw := math.Float32frombits(binary.BigEndian.Uint32(c[4:]))
+	if !validBandwidth(bw) {
+		return 0, 0, false
+	}
+	return binary.BigEndian.Uint16(c[2:]), bw + 0, true // +0 turns -0 into 0
+}
+
+// validBandwidth reports whether bw is a finite, non-negative bandwidth.
+func validBandwidth(bw float32) bool {
+	f := float64(bw)
+	return !math.IsNaN(f) && !math.IsInf(f, 0) && f >= 0
 }
 
 func (c ExtCommunity) String() string {

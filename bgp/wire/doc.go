@@ -15,6 +15,9 @@
 // Every malformation is reported as an [*Error] that carries its RFC 7606
 // class ([Action]) and, when the session must be reset, the NOTIFICATION
 // code, subcode and data to send. The decoders never panic, whatever the input.
+// Values that decode but mean nothing are refused at their accessor, so no
+// caller meets them: [ExtCommunity.LinkBandwidth] reports no bandwidth for a
+// NaN, an infinity or a negative value.
 //
 // The session context that changes how bytes are read (4-octet AS, ADD-PATH,
 // extended messages, extended next hop, whether the peer is external) travels

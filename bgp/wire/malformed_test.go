@@ -100,6 +100,22 @@ func malformedUpdates() []malformedCase {
 			action: TreatAsWithdraw, sub: ErrSubAttrLength, attr: AttrMED},
 		{name: "attribute header truncated", o: *as4, attrs: hBase4 + "80 04", nlri: hNLRI,
 			action: TreatAsWithdraw, sub: ErrSubMalformedAttrList},
+		// RFC 7606 §3, §4, §5: a length overrun may hide MP attributes not
+		// read yet; treat-as-withdraw would then withdraw only the IPv4 NLRI.
+		{name: "length overrun hiding an MP_UNREACH_NLRI", o: *as4,
+			attrs: hBase4 + "80 04 20 00000064" + "80 0f 0c 0002 01 40 20010db800000000", nlri: hNLRI,
+			action: SessionReset, sub: ErrSubAttrLength, attr: AttrMED,
+			data: "80 04 20 00000064 80 0f 0c 0002 01 40 20010db800000000"},
+		{name: "length overrun after MP_REACH only: MP_UNREACH may hide", o: *as4,
+			attrs:  "80 0e 1e 0002 01 10 20010db8000000000000000000000001 00 | 40 20010db800000000" + hOrigin + hASPath4 + "80 04 20 00000064 0000000000",
+			action: SessionReset, sub: ErrSubAttrLength, attr: AttrMED},
+		{name: "length overrun after both MP attributes is treat-as-withdraw", o: *as4,
+			attrs: "80 0f 03 0002 01" + "80 0e 1e 0002 01 10 20010db8000000000000000000000001 00 | 40 20010db800000000" +
+				hOrigin + hASPath4 + "80 04 20 00000064 0000000000",
+			action: TreatAsWithdraw, sub: ErrSubAttrLength, attr: AttrMED,
+			check: func(t *testing.T, u *Update) { eq(t, u.Attrs.MPReach.NLRI.Len(), 1) }},
+		{name: "MP_UNREACH_NLRI length overrun", o: *as4, attrs: "80 0f 09 0002 01",
+			action: SessionReset, sub: ErrSubAttrLength, attr: AttrMPUnreach},
 		{name: "withdrawn length past the message", o: *as4, withdrawn: "18", attrs: "", nlri: "",
 			action: SessionReset, sub: ErrSubInvalidNetworkField},
 		{name: "truncated NLRI", o: *as4, attrs: hBase4, nlri: "18 cb00",
@@ -140,6 +156,25 @@ func malformedUpdates() []malformedCase {
 			action: TreatAsWithdraw, sub: ErrSubAttrFlags, attr: AttrMED},
 		{name: "MP_REACH flagged well-known", o: *as4, attrs: "40 0e 05 0002 01 00 00",
 			action: SessionReset, sub: ErrSubAttrFlags, attr: AttrMPReach},
+		// RFC 7606 §7.6, §7.7 and RFC 6793 §6: these are attribute discard,
+		// wrong flags included, not treat-as-withdraw.
+		{name: "aggregator flagged well-known", o: *as4, attrs: hBase4 + "40 07 08 0000fc00 c6336401", nlri: hNLRI,
+			action: AttributeDiscard, sub: ErrSubAttrFlags, attr: AttrAggregator,
+			check: func(t *testing.T, u *Update) {
+				eq(t, u.Attrs.Has(AttrAggregator), false)
+				eq(t, u.Discarded, []uint8{AttrAggregator})
+				eq(t, u.NLRI.Len(), 2)
+			}},
+		{name: "atomic_aggregate flagged optional", o: *as4, attrs: hBase4 + "c0 06 00", nlri: hNLRI,
+			action: AttributeDiscard, sub: ErrSubAttrFlags, attr: AttrAtomicAggregate,
+			check: func(t *testing.T, u *Update) { eq(t, u.Attrs.Has(AttrAtomicAggregate), false) }},
+		{name: "as4_path flagged non-transitive", o: Options{}, attrs: hBase2 + "80 11 0a 02 02 00011170 0000fc01", nlri: hNLRI,
+			action: AttributeDiscard, sub: ErrSubAttrFlags, attr: AttrAS4Path,
+			check: func(t *testing.T, u *Update) { eq(t, u.Attrs.ASPath.String(), "64512") }},
+		{name: "as4_aggregator flagged well-known", o: Options{},
+			attrs: hOrigin + "40 02 06 02 02 5ba0 fc01" + hNextHop + "c0 07 06 5ba0 c6336401" + "40 12 08 00011170 c6336401", nlri: hNLRI,
+			action: AttributeDiscard, sub: ErrSubAttrFlags, attr: AttrAS4Aggregator,
+			check: func(t *testing.T, u *Update) { eq(t, u.Attrs.Aggregator.AS, uint32(ASTrans)) }},
 		{name: "as_path segment type 5", o: *as4, attrs: hOrigin + "40 02 06 05 01 0000fc00" + hNextHop, nlri: hNLRI,
 			action: TreatAsWithdraw, sub: ErrSubMalformedASPath, attr: AttrASPath},
 		{name: "as_path empty segment", o: *as4, attrs: hOrigin + "40 02 02 02 00" + hNextHop, nlri: hNLRI,

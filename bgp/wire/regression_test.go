@@ -4,6 +4,8 @@ package wire
 // for the bug, so it stays fixed.
 
 import (
+	"fmt"
+	"math"
 	"net/netip"
 	"testing"
 )
@@ -160,5 +162,91 @@ func TestRegression_ExternalEncodeUndecodable(t *testing.T) {
 				t.Fatalf("AppendUpdate with External encoded %s without error, but the same Options decode it as: %v", name, err)
 			}
 		})
+	}
+}
+
+// TestRegression_AttrFlagsActionPerRFC7606: wrong Optional/Transitive flags
+// made every recognised attribute treat-as-withdraw, but RFC 7606 §3(c)
+// defers to each attribute's own rule. The expected actions are written out
+// from RFC 7606 §7, RFC 6793 §6, RFC 8092 §6 and RFC 9234 §5, independently
+// of the decoder's table. (GoBGP v4 treats every flags error as
+// treat-as-withdraw, so it is no oracle here.)
+func TestRegression_AttrFlagsActionPerRFC7606(t *testing.T) {
+	want := map[uint8]Action{
+		AttrOrigin:          TreatAsWithdraw,  // §7.1
+		AttrASPath:          TreatAsWithdraw,  // §7.2
+		AttrNextHop:         TreatAsWithdraw,  // §7.3
+		AttrMED:             TreatAsWithdraw,  // §7.4
+		AttrLocalPref:       TreatAsWithdraw,  // §7.5
+		AttrAtomicAggregate: AttributeDiscard, // §7.6
+		AttrAggregator:      AttributeDiscard, // §7.7
+		AttrCommunities:     TreatAsWithdraw,  // §7.8
+		AttrOriginatorID:    TreatAsWithdraw,  // §7.9
+		AttrClusterList:     TreatAsWithdraw,  // §7.10
+		AttrMPReach:         SessionReset,     // §7.11: NLRI cannot be found
+		AttrMPUnreach:       SessionReset,     // §7.11
+		AttrExtCommunities:  TreatAsWithdraw,  // §7.14
+		AttrAS4Path:         AttributeDiscard, // RFC 6793 §6
+		AttrAS4Aggregator:   AttributeDiscard, // RFC 6793 §6
+		AttrLargeCommunity:  TreatAsWithdraw,  // RFC 8092 §6
+		AttrOTC:             TreatAsWithdraw,  // RFC 9234 §5
+	}
+	wellKnownTypes := map[uint8]bool{AttrOrigin: true, AttrASPath: true, AttrNextHop: true,
+		AttrLocalPref: true, AttrAtomicAggregate: true}
+	for typ, action := range want {
+		for _, o := range []Options{{AS4: true}, {}} {
+			// Flip the Optional bit: a well-known attribute flagged
+			// optional, an optional one flagged well-known.
+			flags := byte(0xc0)
+			if !wellKnownTypes[typ] {
+				flags = 0x40
+			}
+			bad := fmt.Sprintf("%02x %02x 04 00000000", flags, typ)
+			base := hBase4
+			if !o.AS4 {
+				base = hBase2
+			}
+			var u Update
+			err := DecodeUpdate(&u, updBody(t, "", bad+base, hNLRI), &o)
+			e, ok := AsError(err)
+			if !ok || e.Action != action || e.Subcode != ErrSubAttrFlags || e.Attr != typ {
+				t.Errorf("%s with flags %#x (AS4 %v): got %v, want %s", AttrTypeString(typ), flags, o.AS4, err, action)
+			}
+		}
+	}
+}
+
+// TestRegression_LinkBandwidthNonFinite: the link-bandwidth accessor passed
+// on any float32, so a peer's +Inf reached the RIB and made the router's JSON
+// view fail (an empty 200). Non-finite and negative values are not a
+// bandwidth; -0 reads as 0.
+func TestRegression_LinkBandwidthNonFinite(t *testing.T) {
+	tests := []struct {
+		bits   uint32
+		ok     bool
+		want   float32
+		asText string
+	}{
+		{0x7f800000, false, 0, "ext:4004fc007f800000"}, // +Inf
+		{0xff800000, false, 0, ""},                     // -Inf
+		{0x7fc00000, false, 0, ""},                     // NaN
+		{0xffc00001, false, 0, ""},                     // negative NaN
+		{0xbf800000, false, 0, ""},                     // -1
+		{0x80000001, false, 0, ""},                     // negative denormal
+		{0x80000000, true, 0, "lb:64512:0"},            // -0
+		{0x00000000, true, 0, ""},                      // 0
+		{0x00000001, true, math.Float32frombits(1), ""},
+		{math.Float32bits(1.25e9), true, 1.25e9, "lb:64512:1.25e+09"},
+		{math.Float32bits(math.MaxFloat32), true, math.MaxFloat32, ""},
+	}
+	for _, tc := range tests {
+		c := NewLinkBandwidth(64512, math.Float32frombits(tc.bits), false)
+		as, bw, ok := c.LinkBandwidth()
+		if ok != tc.ok || math.Float32bits(bw) != math.Float32bits(tc.want) || (ok && as != 64512) {
+			t.Errorf("bits %#08x: got %d %g (%#08x) %v, want %g %v", tc.bits, as, bw, math.Float32bits(bw), ok, tc.want, tc.ok)
+		}
+		if tc.asText != "" && c.String() != tc.asText {
+			t.Errorf("bits %#08x: String %q, want %q", tc.bits, c.String(), tc.asText)
+		}
 	}
 }

@@ -132,8 +132,7 @@ func (d *decoder) attrs(b []byte) {
 			hl, l = 4, int(binary.BigEndian.Uint16(b[2:]))
 		}
 		if hl+l > len(b) {
-			d.note(&Error{Action: TreatAsWithdraw, Code: ErrCodeUpdate, Subcode: ErrSubAttrLength, Attr: t,
-				Reason: "path attribute length runs past the path attributes field"})
+			d.note(d.overrun(t, b, len(b)-hl))
 			return
 		}
 		raw, v := b[:hl+l], b[hl:hl+l]
@@ -156,10 +155,40 @@ func (d *decoder) attrs(b []byte) {
 	}
 }
 
+// minMPAttr is the smallest MP_REACH_NLRI or MP_UNREACH_NLRI attribute: a
+// 3-byte header and an AFI/SAFI (an End-of-RIB MP_UNREACH_NLRI).
+const minMPAttr = 3 + 3
+
+// overrun classifies an attribute of type t whose length runs past the path
+// attributes field, leaving hidden bytes unread after its header. RFC 7606
+// §4 makes it treat-as-withdraw, but only where every NLRI of the UPDATE can
+// still be found (§3, §5): once the attribute boundaries are lost, an
+// MP_REACH_NLRI or MP_UNREACH_NLRI not met yet may sit in the hidden bytes,
+// and withdrawing only the IPv4 NLRI would leave its routes stale. So the
+// session is reset unless both MP attributes were already read, or the
+// hidden bytes are too few to hold one, or the overrunning attribute is one
+// of them (then its own NLRI is unreadable). rest is the field from the
+// attribute's header on.
+func (d *decoder) overrun(t uint8, rest []byte, hidden int) *Error {
+	e := &Error{Action: TreatAsWithdraw, Code: ErrCodeUpdate, Subcode: ErrSubAttrLength, Attr: t,
+		Reason: "path attribute length runs past the path attributes field"}
+	mpUnread := !d.seen(AttrMPReach) || !d.seen(AttrMPUnreach)
+	if t == AttrMPReach || t == AttrMPUnreach || (mpUnread && hidden >= minMPAttr) {
+		e.Action = SessionReset
+		e.Reason += ", where multiprotocol NLRI may be hidden"
+		// The attribute as far as it goes (RFC 4271 §6.3).
+		e.Data = append([]byte(nil), rest...)
+	}
+	return e
+}
+
 // attrSpec is what the codec knows of one attribute type.
 type attrSpec struct {
-	flags  uint8 // expected Optional and Transitive bits
-	decode func(d *decoder, v []byte) *Error
+	flags uint8 // expected Optional and Transitive bits
+	// malformed is the RFC 7606 §7 (RFC 6793 §6) action for a malformed
+	// attribute of this type, which a flags conflict is (§3(c)).
+	malformed Action
+	decode    func(d *decoder, v []byte) *Error
 }
 
 const (
@@ -170,23 +199,24 @@ const (
 
 // attrSpecs is indexed by type code; a nil decode means unrecognised.
 var attrSpecs = [256]attrSpec{
-	AttrOrigin:          {wellKnown, decodeOrigin},
-	AttrASPath:          {wellKnown, decodeASPathAttr},
-	AttrNextHop:         {wellKnown, decodeNextHop},
-	AttrMED:             {optNonTrans, decodeMED},
-	AttrLocalPref:       {wellKnown, decodeLocalPref},
-	AttrAtomicAggregate: {wellKnown, decodeAtomicAggregate},
-	AttrAggregator:      {optTrans, decodeAggregator},
-	AttrCommunities:     {optTrans, decodeCommunities},
-	AttrOriginatorID:    {optNonTrans, decodeOriginatorID},
-	AttrClusterList:     {optNonTrans, decodeClusterList},
-	AttrMPReach:         {optNonTrans, decodeMPReach},
-	AttrMPUnreach:       {optNonTrans, decodeMPUnreach},
-	AttrExtCommunities:  {optTrans, decodeExtCommunities},
-	AttrAS4Path:         {optTrans, decodeAS4Path},
-	AttrAS4Aggregator:   {optTrans, decodeAS4Aggregator},
-	AttrLargeCommunity:  {optTrans, decodeLargeCommunities},
-	AttrOTC:             {optTrans, decodeOTC},
+	AttrOrigin:          {wellKnown, TreatAsWithdraw, decodeOrigin},
+	AttrASPath:          {wellKnown, TreatAsWithdraw, decodeASPathAttr},
+	AttrNextHop:         {wellKnown, TreatAsWithdraw, decodeNextHop},
+	AttrMED:             {optNonTrans, TreatAsWithdraw, decodeMED},
+	AttrLocalPref:       {wellKnown, TreatAsWithdraw, decodeLocalPref},
+	AttrAtomicAggregate: {wellKnown, AttributeDiscard, decodeAtomicAggregate},
+	AttrAggregator:      {optTrans, AttributeDiscard, decodeAggregator},
+	AttrCommunities:     {optTrans, TreatAsWithdraw, decodeCommunities},
+	AttrOriginatorID:    {optNonTrans, TreatAsWithdraw, decodeOriginatorID},
+	AttrClusterList:     {optNonTrans, TreatAsWithdraw, decodeClusterList},
+	// Without trusting an MP attribute, its NLRI cannot be found.
+	AttrMPReach:        {optNonTrans, SessionReset, decodeMPReach},
+	AttrMPUnreach:      {optNonTrans, SessionReset, decodeMPUnreach},
+	AttrExtCommunities: {optTrans, TreatAsWithdraw, decodeExtCommunities},
+	AttrAS4Path:        {optTrans, AttributeDiscard, decodeAS4Path},
+	AttrAS4Aggregator:  {optTrans, AttributeDiscard, decodeAS4Aggregator},
+	AttrLargeCommunity: {optTrans, TreatAsWithdraw, decodeLargeCommunities},
+	AttrOTC:            {optTrans, TreatAsWithdraw, decodeOTC},
 }
 
 func (d *decoder) attr(flags, t uint8, raw, v []byte) *Error {
@@ -204,14 +234,11 @@ func (d *decoder) attr(flags, t uint8, raw, v []byte) *Error {
 		return nil
 	}
 	// RFC 7606 §3(c): Optional or Transitive bits in conflict with the type
-	// make the attribute malformed.
+	// make the attribute malformed, handled as the attribute's own rule
+	// says: attribute discard for ATOMIC_AGGREGATE and AGGREGATOR (§7.6,
+	// §7.7) and the AS4 attributes (RFC 6793 §6), not treat-as-withdraw.
 	if flags&(FlagOptional|FlagTransitive) != spec.flags {
-		a := TreatAsWithdraw
-		if t == AttrMPReach || t == AttrMPUnreach {
-			// Without trusting the attribute, its NLRI cannot be found.
-			a = SessionReset
-		}
-		return attrErr(a, ErrSubAttrFlags, t, raw, "%s with flags %#02x", AttrTypeString(t), flags)
+		return attrErr(spec.malformed, ErrSubAttrFlags, t, raw, "%s with flags %#02x", AttrTypeString(t), flags)
 	}
 	if e := spec.decode(d, v); e != nil {
 		if e.Attr == 0 {
