@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -182,10 +183,15 @@ type reader struct {
 	buf []byte
 	rx  *wire.Options // nil (plain RFC 4271 limits) until established
 	upd wire.Update
+	// families were negotiated; refused lists those whose NLRI the peer
+	// sent anyway, each logged once per session.
+	families wire.FamilySet
+	refused  []wire.Family
 }
 
 func (r *reader) established(n *Negotiated) {
 	r.rx = &n.Rx
+	r.families = wire.FamilySetOf(n.Families...)
 	if n.Rx.ExtendedMessage {
 		r.buf = make([]byte, wire.MaxExtendedLen)
 	}
@@ -267,8 +273,18 @@ func (r *reader) update(body []byte) input {
 		r.p.log.Warn("malformed UPDATE handled per RFC 7606", "action", act, "err", err)
 	}
 	if f, ok := r.upd.EndOfRIB(); ok && act == wire.ActionNone {
-		r.p.h.EndOfRIB(r.p, f)
+		if r.families.Has(f) {
+			r.p.h.EndOfRIB(r.p, f)
+		} else {
+			r.refuse([]wire.Family{f})
+		}
 		return input{}
+	}
+	if refused := dropUnnegotiated(&r.upd, r.families); len(refused) > 0 {
+		r.refuse(refused)
+		if empty(&r.upd) {
+			return input{}
+		}
 	}
 	if herr := r.p.h.Update(r.p, &r.upd, act); herr != nil {
 		n := notificationFor(herr)
@@ -283,6 +299,51 @@ func (r *reader) update(body []byte) input {
 		return input{kind: inEvent, ev: evLocalErr, err: cause, notif: &n}
 	}
 	return input{}
+}
+
+// refuse counts an UPDATE that carried NLRI of families not negotiated and
+// logs each such family once per session.
+func (r *reader) refuse(fs []wire.Family) {
+	r.p.unnegotiated.Add(1)
+	for _, f := range fs {
+		if !slices.Contains(r.refused, f) {
+			r.refused = append(r.refused, f)
+			r.p.log.Warn("ignoring routes of a family not negotiated (RFC 4760 §7); further ones are only counted", "family", f)
+		}
+	}
+}
+
+// dropUnnegotiated removes from u the announcements and withdrawals of
+// families that were not negotiated, and returns those families. RFC 4760
+// §7 has a speaker ignore routes of an address family it cannot take over
+// a session (as BIRD and FRR do) rather than reset it: the NLRI are
+// dropped, the rest of the UPDATE stands.
+func dropUnnegotiated(u *wire.Update, negotiated wire.FamilySet) []wire.Family {
+	var out []wire.Family
+	if !negotiated.Has(wire.IPv4Unicast) && (u.NLRI.Len() > 0 || u.Withdrawn.Len() > 0) {
+		u.NLRI, u.Withdrawn = wire.Prefixes{}, wire.Prefixes{}
+		out = append(out, wire.IPv4Unicast)
+	}
+	a := &u.Attrs
+	if a.Has(wire.AttrMPReach) && !negotiated.Has(a.MPReach.Family) {
+		out = append(out, a.MPReach.Family)
+		a.MPReach = wire.MPReach{}
+		a.Clear(wire.AttrMPReach)
+	}
+	if a.Has(wire.AttrMPUnreach) && !negotiated.Has(a.MPUnreach.Family) {
+		if !slices.Contains(out, a.MPUnreach.Family) {
+			out = append(out, a.MPUnreach.Family)
+		}
+		a.MPUnreach = wire.MPUnreach{}
+		a.Clear(wire.AttrMPUnreach)
+	}
+	return out
+}
+
+// empty reports whether u neither announces nor withdraws anything.
+func empty(u *wire.Update) bool {
+	return u.NLRI.Len() == 0 && u.Withdrawn.Len() == 0 &&
+		!u.Attrs.Has(wire.AttrMPReach) && !u.Attrs.Has(wire.AttrMPUnreach)
 }
 
 // routeRefresh handles a ROUTE-REFRESH: before Established it is an FSM

@@ -64,6 +64,9 @@ type Info struct {
 	Flaps                 uint64 // times the session left Established
 	MsgsIn, MsgsOut       uint64
 	UpdatesIn, UpdatesOut uint64
+	// Unnegotiated counts UPDATEs that carried routes of a family the
+	// session did not negotiate; those routes were ignored.
+	Unnegotiated uint64
 }
 
 // Peer is one BGP neighbour. Create it with New, run it with Run.
@@ -82,6 +85,7 @@ type Peer struct {
 	state                                  atomic.Uint32
 	msgsIn, msgsOut, updatesIn, updatesOut atomic.Uint64
 	flaps                                  atomic.Uint64
+	unnegotiated                           atomic.Uint64
 
 	mu      sync.Mutex // guards the fields below
 	out     *conn      // the established connection, for Send
@@ -147,6 +151,7 @@ func (p *Peer) Info() Info {
 		State: p.State(), Negotiated: p.neg, Since: p.since, LastError: p.lastErr, Flaps: p.flaps.Load(),
 		MsgsIn: p.msgsIn.Load(), MsgsOut: p.msgsOut.Load(),
 		UpdatesIn: p.updatesIn.Load(), UpdatesOut: p.updatesOut.Load(),
+		Unnegotiated: p.unnegotiated.Load(),
 	}
 	if c := p.curConn; c != nil {
 		i.Local, i.Remote = c.local, c.remote
