@@ -37,7 +37,7 @@ func TestReceiveUpdateNoAlloc(t *testing.T) {
 	c := &conn{stop: make(chan struct{})}
 	src := bytes.NewReader(nil)
 	r := reader{p: p, c: c, br: bufio.NewReaderSize(src, ioBufSize), buf: make([]byte, wire.MaxLen)}
-	r.established(&Negotiated{Rx: wire.Options{AS4: true}})
+	r.established(&Negotiated{Rx: wire.Options{AS4: true}, Families: []wire.Family{wire.IPv4Unicast}})
 	run := func() {
 		src.Reset(one)
 		r.br.Reset(src)

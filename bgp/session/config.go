@@ -14,6 +14,8 @@ const (
 	DefaultPort         = 179
 	DefaultHoldTime     = 90 * time.Second
 	DefaultConnectRetry = 5 * time.Second
+	// DefaultMaxIdleHoldTime caps the damping of a failing peer.
+	DefaultMaxIdleHoldTime = 2 * time.Minute
 	// The OpenSent hold timer (RFC 4271 §8: "a large value", 4 minutes
 	// suggested) bounds how long we wait for the peer's OPEN.
 	openSentHoldTime = 4 * time.Minute
@@ -58,6 +60,14 @@ type Config struct {
 	// ConnectRetry is the interval between connection attempts and before
 	// an automatic restart, jittered by RFC 4271 §10; default 5 s.
 	ConnectRetry time.Duration
+	// IdleHoldTime and MaxIdleHoldTime damp a peer that keeps failing
+	// (RFC 4271 §8.1.1 DampPeerOscillations): after the second failure in
+	// a row the peer stays Idle for IdleHoldTime (default ConnectRetry),
+	// refusing incoming connections and not connecting out, and each
+	// further failure doubles that, up to MaxIdleHoldTime (default 2 min).
+	// A session that stays Established for MaxIdleHoldTime clears the
+	// count. A negative MaxIdleHoldTime turns damping off.
+	IdleHoldTime, MaxIdleHoldTime time.Duration
 	// SendHoldTime closes a session we cannot write to for this long (RFC
 	// 9687); default max(8 min, 2 × HoldTime). Negative disables it.
 	SendHoldTime time.Duration
@@ -101,6 +111,12 @@ func (c Config) withDefaults() Config {
 	if c.ConnectRetry == 0 {
 		c.ConnectRetry = DefaultConnectRetry
 	}
+	if c.IdleHoldTime == 0 {
+		c.IdleHoldTime = c.ConnectRetry
+	}
+	if c.MaxIdleHoldTime == 0 {
+		c.MaxIdleHoldTime = DefaultMaxIdleHoldTime
+	}
 	if c.SendHoldTime == 0 {
 		c.SendHoldTime = max(minSendHoldTime, 2*c.HoldTime)
 	}
@@ -131,7 +147,7 @@ func (c Config) Validate() error {
 		return bad("HoldTime %v is neither 0 nor at least 3s", c.HoldTime)
 	case c.HoldTime > 65535*time.Second:
 		return bad("HoldTime %v does not fit the OPEN message", c.HoldTime)
-	case c.KeepaliveTime < 0 || c.ConnectRetry < 0 || c.MinHoldTime < 0:
+	case c.KeepaliveTime < 0 || c.ConnectRetry < 0 || c.MinHoldTime < 0 || c.IdleHoldTime < 0:
 		return bad("negative timer")
 	case len(c.Password) > maxPasswordLen:
 		return bad("Password is %d bytes, the kernel takes at most %d", len(c.Password), maxPasswordLen)
@@ -175,4 +191,19 @@ func (c Config) ttl() (ttl, minTTL int) {
 		return 1, 0
 	}
 	return 0, 0
+}
+
+// idleHold is how long a peer stays Idle after its failures-th failure in a
+// row (RFC 4271 §8.1.1): nothing for the first, which restarts as usual,
+// then first, doubling with each further failure, never more than most. A
+// negative most turns damping off.
+func idleHold(first, most time.Duration, failures int) time.Duration {
+	if failures < 2 || most < 0 || first <= 0 {
+		return 0
+	}
+	d := first
+	for i := 2; i < failures && d < most; i++ {
+		d *= 2
+	}
+	return min(d, most)
 }

@@ -38,7 +38,8 @@ func (s State) String() string {
 
 // event is an input of the FSM. The names follow RFC 4271 §8.1, folded where
 // the RFC distinguishes cases this implementation does not (no DelayOpen, no
-// automatic stop, no peer oscillation damping).
+// automatic stop). Peer oscillation damping lengthens the automatic restart
+// in the runner (idleHold), outside this table.
 type event uint8
 
 const (

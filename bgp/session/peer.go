@@ -67,6 +67,9 @@ type Info struct {
 	// Unnegotiated counts UPDATEs that carried routes of a family the
 	// session did not negotiate; those routes were ignored.
 	Unnegotiated uint64
+	// RefusedDamped counts incoming connections refused while the peer was
+	// damped after repeated failures.
+	RefusedDamped uint64
 }
 
 // Peer is one BGP neighbour. Create it with New, run it with Run.
@@ -86,6 +89,7 @@ type Peer struct {
 	msgsIn, msgsOut, updatesIn, updatesOut atomic.Uint64
 	flaps                                  atomic.Uint64
 	unnegotiated                           atomic.Uint64
+	refusedDamped                          atomic.Uint64
 
 	mu      sync.Mutex // guards the fields below
 	out     *conn      // the established connection, for Send
@@ -151,7 +155,7 @@ func (p *Peer) Info() Info {
 		State: p.State(), Negotiated: p.neg, Since: p.since, LastError: p.lastErr, Flaps: p.flaps.Load(),
 		MsgsIn: p.msgsIn.Load(), MsgsOut: p.msgsOut.Load(),
 		UpdatesIn: p.updatesIn.Load(), UpdatesOut: p.updatesOut.Load(),
-		Unnegotiated: p.unnegotiated.Load(),
+		Unnegotiated: p.unnegotiated.Load(), RefusedDamped: p.refusedDamped.Load(),
 	}
 	if c := p.curConn; c != nil {
 		i.Local, i.Remote = c.local, c.remote

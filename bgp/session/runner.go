@@ -36,6 +36,14 @@ type runner struct {
 
 	stopped  bool
 	stopDone []chan struct{}
+
+	// failures counts the session's failures in a row, for damping;
+	// estSince is when the current session became Established (zero if
+	// none is); holdUntil ends the damping hold in which the peer refuses
+	// incoming connections.
+	failures  int
+	estSince  time.Time
+	holdUntil time.Time
 }
 
 // jitter scales d by a factor in [0.75, 1) for r in [0, 1), as RFC 4271 §10
@@ -53,6 +61,14 @@ var (
 func (r *runner) handle(in input) {
 	switch in.kind {
 	case inConn:
+		if r.primary == nil && time.Now().Before(r.holdUntil) {
+			// Damped (RFC 4271 §8.1.1: Idle refuses connections).
+			r.p.refusedDamped.Add(1)
+			r.p.log.Debug("refusing incoming connection: damped after repeated failures",
+				"remote", in.nc.RemoteAddr(), "until", r.holdUntil)
+			in.nc.Close()
+			return
+		}
 		r.newConn(in.nc, true)
 	case inDialed:
 		if in.gen != r.dialGen || r.dialCancel == nil {
@@ -301,11 +317,27 @@ func (r *runner) schedule(acts actions) {
 		if r.cfg.Passive {
 			d = 0 // nothing to pace: the peer decides when to connect
 		}
-		r.retry.Reset(d)
+		r.retry.Reset(max(d, r.failed(time.Now())))
 	}
 	if acts&aConnect != 0 && !r.stopped {
 		r.dial()
 	}
+}
+
+// failed counts a failure at now and returns the damping hold it earns,
+// recording its end for newConn.
+func (r *runner) failed(now time.Time) time.Duration {
+	if !r.estSince.IsZero() && now.Sub(r.estSince) >= r.cfg.MaxIdleHoldTime {
+		r.failures = 0 // that session was stable: this is a new story
+	}
+	r.estSince = time.Time{}
+	r.failures++
+	hold := idleHold(r.cfg.IdleHoldTime, r.cfg.MaxIdleHoldTime, r.failures)
+	if hold > 0 {
+		r.holdUntil = now.Add(hold)
+		r.p.log.Warn("damping a failing peer", "failures", r.failures, "idle_hold", hold)
+	}
+	return hold
 }
 
 // detach forgets a closed connection. When the primary goes and a secondary
@@ -375,6 +407,7 @@ func (r *runner) established(c *conn) error {
 	p.mu.Lock()
 	p.out, p.neg, p.since, p.curConn = c, c.neg, time.Now(), c
 	p.mu.Unlock()
+	r.estSince = time.Now()
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
