@@ -408,6 +408,7 @@ func (r *runner) established(c *conn) error {
 	p.out, p.neg, p.since, p.curConn = c, c.neg, time.Now(), c
 	p.mu.Unlock()
 	r.estSince = time.Now()
+	openExchangeDone(c.nc)
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })

@@ -76,14 +76,25 @@ func setTTL(fd uintptr, ttl, minTTL int) error {
 		}
 	}
 	if minTTL > 0 {
-		if v6socket {
-			if err := set(unix.IPPROTO_IPV6, unix.IPV6_MINHOPCOUNT, minTTL, "IPV6_MINHOPCOUNT"); err != nil {
-				return err
-			}
+		return setSockMinTTL(fd, minTTL)
+	}
+	return nil
+}
+
+// setSockMinTTL sets the minimum TTL (hop limit) of incoming packets, 0 for no
+// check. On a listening socket the kernel applies it to SYNs, and accepted
+// sockets inherit it.
+func setSockMinTTL(fd uintptr, minTTL int) error {
+	if isV6(fd) {
+		if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_MINHOPCOUNT, minTTL); err != nil {
+			return fmt.Errorf("IPV6_MINHOPCOUNT %d: %w", minTTL, err)
 		}
-		if err := set(unix.IPPROTO_IP, unix.IP_MINTTL, minTTL, "IP_MINTTL"); err != nil && !v6socket {
-			return err
-		}
+		// A dual-stack socket may carry IPv4 as v4-mapped: best effort.
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MINTTL, minTTL)
+		return nil
+	}
+	if err := unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_MINTTL, minTTL); err != nil {
+		return fmt.Errorf("IP_MINTTL %d: %w", minTTL, err)
 	}
 	return nil
 }
