@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"net/netip"
@@ -36,11 +35,10 @@ func TestReceiveUpdateNoAlloc(t *testing.T) {
 	p := New(Config{LocalAS: 1, RouterID: idA, PeerAddr: loopback}, &counter{}, nil)
 	c := &conn{stop: make(chan struct{})}
 	src := bytes.NewReader(nil)
-	r := reader{p: p, c: c, br: bufio.NewReaderSize(src, ioBufSize), buf: make([]byte, wire.MaxLen)}
+	r := reader{p: p, c: c, f: frame{src: src}}
 	r.established(&Negotiated{Rx: wire.Options{AS4: true}, Families: []wire.Family{wire.IPv4Unicast}})
 	run := func() {
 		src.Reset(one)
-		r.br.Reset(src)
 		if in, done := r.next(); done || in.kind != inNone {
 			t.Fatalf("next: %+v %v", in, done)
 		}

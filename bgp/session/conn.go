@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -19,7 +18,7 @@ import (
 const (
 	// outQueueLen bounds the messages (or batches of UPDATEs) waiting for
 	// the writer: Send blocks beyond it, which is the speaker's back-pressure.
-	outQueueLen = 256
+	outQueueLen = 64
 	ioBufSize   = 64 << 10
 	// notifyTimeout bounds how long a closing session waits for its last
 	// NOTIFICATION, and the messages queued before it, to be written.
@@ -151,7 +150,8 @@ func (p *Peer) readLoop(c *conn) {
 				notif: wire.NewShutdown(wire.CeaseAdminReset, "internal error")})
 		}
 	}()
-	r := reader{p: p, c: c, br: bufio.NewReaderSize(c.nc, ioBufSize), buf: make([]byte, wire.MaxLen)}
+	r := reader{p: p, c: c, f: frame{src: c.nc}}
+	defer r.f.release()
 	for {
 		in, done := r.next()
 		if done {
@@ -179,8 +179,7 @@ func (p *Peer) readLoop(c *conn) {
 type reader struct {
 	p   *Peer
 	c   *conn
-	br  *bufio.Reader
-	buf []byte
+	f   frame
 	rx  *wire.Options // nil (plain RFC 4271 limits) until established
 	upd wire.Update
 	// families were negotiated; refused lists those whose NLRI the peer
@@ -192,24 +191,22 @@ type reader struct {
 func (r *reader) established(n *Negotiated) {
 	r.rx = &n.Rx
 	r.families = wire.FamilySetOf(n.Families...)
-	if n.Rx.ExtendedMessage {
-		r.buf = make([]byte, wire.MaxExtendedLen)
-	}
 }
 
 // next reads one message and returns what the peer's goroutine must hear
 // about it (kind inNone for nothing); done ends the loop quietly.
 func (r *reader) next() (in input, done bool) {
 	c, p := r.c, r.p
-	if _, err := io.ReadFull(r.br, r.buf[:wire.HeaderLen]); err != nil {
+	hdr, err := r.f.take(wire.HeaderLen)
+	if err != nil {
 		return r.readErr(err)
 	}
-	h, err := wire.ParseHeader(r.buf[:wire.HeaderLen], r.rx)
+	h, err := wire.ParseHeader(hdr, r.rx)
 	if err != nil {
 		return msgErr(err), false
 	}
-	body := r.buf[wire.HeaderLen:h.Length]
-	if _, err := io.ReadFull(r.br, body); err != nil {
+	body, err := r.f.take(int(h.Length) - wire.HeaderLen)
+	if err != nil {
 		return r.readErr(err)
 	}
 	if c.stopping() {
@@ -367,11 +364,17 @@ func (r *reader) routeRefresh(body []byte) input {
 // deadline error: that is the RFC 9687 send hold timer.
 func (p *Peer) writeLoop(c *conn) {
 	defer close(c.writerDone)
-	bw := bufio.NewWriterSize(c.nc, ioBufSize)
+	var bw *bufio.Writer // from writeBufs while flushing, so idle costs nothing
 	// flush writes first (unless nil) and the messages queued behind it
 	// now, not those queued meanwhile (a busy sender could keep it going
 	// for ever), with one flush; it counts them once written.
 	flush := func(first []byte) error {
+		bw = writeBufs.Get().(*bufio.Writer)
+		bw.Reset(c.nc)
+		defer func() {
+			bw.Reset(nil)
+			writeBufs.Put(bw)
+		}()
 		var msgs, updates uint64
 		var err error
 		write := func(m []byte) {

@@ -269,7 +269,7 @@ func (l *Listener) admit(tc *net.TCPConn) {
 		if n, ok := l.unknownLog.allow(time.Now(), refusalLogEvery); ok {
 			l.log.Info("closing connection from unknown peer", "remote", remote, "local", local, "unknown_since_last_log", n)
 		}
-		reset(tc)
+		tc.Close()
 		return
 	}
 	a := &admittedConn{TCPConn: tc, l: l, src: remote.Addr()}

@@ -134,7 +134,7 @@ func New(cfg Config, h Handler, log *slog.Logger) *Peer {
 	p := &Peer{
 		cfg: cfg, h: h, epoch: time.Now(),
 		log:    log.With("peer", cfg.PeerAddr),
-		inputs: make(chan input, 64),
+		inputs: make(chan input, 16),
 		done:   make(chan struct{}),
 	}
 	p.local = localOpen(cfg)

@@ -1,0 +1,119 @@
+package session
+
+import (
+	"context"
+	"io"
+	"net"
+	"net/netip"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+// inUse is the heap and goroutine stack memory in use after a collection.
+func inUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapInuse + ms.StackInuse
+}
+
+// idleSessions establishes n sessions with passive peers behind one
+// listener, as dynamic neighbours are, from raw client connections that do
+// no more than the OPEN exchange, and returns the memory the peers hold per
+// idle session. The client side's few hundred bytes per connection are
+// counted too.
+func idleSessions(tb testing.TB, n int) float64 {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	est := &counter{est: make(chan Negotiated, n)}
+	l, err := Listen([]netip.AddrPort{netip.AddrPortFrom(loopback, 0)}, func(remote, _ netip.AddrPort) (*Peer, bool) {
+		cfg := baseConfig(64512, 64512, idA)
+		cfg.Passive, cfg.PeerAddr, cfg.HoldTime = true, remote.Addr(), 90*time.Second
+		p := New(cfg, est, nil)
+		wg.Go(func() { _ = p.Run(ctx) })
+		return p, true
+	}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	wg.Go(func() { _ = l.Run(ctx) })
+	open, err := wire.AppendOpen(nil, wire.NewOpen(64512, 90, idB, wire.Capabilities{
+		Multiprotocol: []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast}, AS4: 64512, ExtendedMessage: true}))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	hello := wire.AppendKeepalive(open)
+	buf := make([]byte, 4096)
+	conns := make([]net.Conn, 0, n)
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	before := inUse()
+	for range n {
+		c, err := net.Dial("tcp4", l.Addrs()[0].String())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		conns = append(conns, c)
+		if _, err := c.Write(hello); err != nil {
+			tb.Fatal(err)
+		}
+		// Our OPEN, then our KEEPALIVE once the peer took ours.
+		for range 2 {
+			if _, err := io.ReadFull(c, buf[:wire.HeaderLen]); err != nil {
+				tb.Fatal(err)
+			}
+			h, err := wire.ParseHeader(buf[:wire.HeaderLen], nil)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			if _, err := io.ReadFull(c, buf[:int(h.Length)-wire.HeaderLen]); err != nil {
+				tb.Fatal(err)
+			}
+		}
+		<-est.est
+	}
+	after := inUse()
+	if lg, ok := tb.(interface{ Logf(string, ...any) }); ok {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		lg.Logf("stack in use %d, heap in use %d, goroutines %d", ms.StackInuse, ms.HeapInuse, runtime.NumGoroutine())
+	}
+	return (float64(after) - float64(before)) / float64(n)
+}
+
+// BenchmarkIdleSessions reports the memory one idle Established session
+// costs its peer: heap and goroutine stacks.
+func BenchmarkIdleSessions(b *testing.B) {
+	const n = 1000
+	var per float64
+	for b.Loop() {
+		per = idleSessions(b, n)
+	}
+	b.ReportMetric(per, "B/session")
+}
+
+// TestIdleSessionMemory fails if idle sessions hold big buffers: the read
+// and write buffers (64 KiB each, and a third for extended messages, 176 KB
+// a session when they were kept) are taken while messages flow and given
+// back when the session is idle. What remains is about 33 KB: three
+// goroutine stacks (Run, reader, writer; some 20 KB) and the peer's state.
+// The limit leaves room for that, not for any I/O buffer.
+func TestIdleSessionMemory(t *testing.T) {
+	const limit = 40 << 10
+	if per := idleSessions(t, 200); per > limit {
+		t.Errorf("%.0f bytes per idle session, want at most %d", per, limit)
+	} else {
+		t.Logf("%.0f bytes per idle session", per)
+	}
+}
