@@ -409,6 +409,8 @@ func (r *runner) established(c *conn) error {
 	p.mu.Unlock()
 	r.estSince = time.Now()
 	openExchangeDone(c.nc)
+	// The handler may look at the peer: it must see it Established.
+	r.publish()
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
