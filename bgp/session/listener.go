@@ -274,6 +274,7 @@ func (l *Listener) admit(tc *net.TCPConn) {
 	}
 	a := &admittedConn{TCPConn: tc, l: l, src: remote.Addr()}
 	if d := l.opts.OpenTimeout; d > 0 {
+		a.mu.Lock() // the timer may fire before it is stored
 		a.timer = time.AfterFunc(d, func() {
 			if a.release() {
 				l.openTimeouts.Add(1)
@@ -281,6 +282,7 @@ func (l *Listener) admit(tc *net.TCPConn) {
 				reset(tc)
 			}
 		})
+		a.mu.Unlock()
 	}
 	p.Accept(a)
 }
@@ -325,8 +327,9 @@ type admittedConn struct {
 	*net.TCPConn
 	l     *Listener
 	src   netip.Addr
-	timer *time.Timer
 	done  atomic.Bool
+	mu    sync.Mutex // guards timer
+	timer *time.Timer
 }
 
 // release stops counting c as pending; it reports whether this call did.
@@ -334,10 +337,12 @@ func (c *admittedConn) release() bool {
 	if !c.done.CompareAndSwap(false, true) {
 		return false
 	}
+	c.l.give(c.src)
+	c.mu.Lock()
 	if c.timer != nil {
 		c.timer.Stop()
 	}
-	c.l.give(c.src)
+	c.mu.Unlock()
 	return true
 }
 
