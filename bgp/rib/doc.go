@@ -23,7 +23,30 @@
 //
 // Paths that cannot be used stay in the RIB, shown and counted, but never
 // win: a missing next hop, an AS_PATH holding the local AS, an ORIGINATOR_ID
-// equal to our router ID ([Invalid]).
+// equal to our router ID ([Invalid]), or a next hop the daemon cannot reach
+// ([InvalidUnreachable], with the daemon's reason in
+// [PathView.NextHopVerdict]).
+//
+// # Next hops
+//
+// The RIB does not look at links and addresses itself: [Config.NextHop]
+// answers for it (the router uses package reach). It is asked once per
+// source, when the source is created, and again for every source by
+// [RIB.Revalidate], which the daemon calls when reachability changed; only
+// prefixes holding a path whose usability changed are decided again and
+// reported. Each shard holds a generation number saying which of two
+// verdicts per source it reads, so that Revalidate moves the shards over to
+// the new verdicts one at a time while peers keep updating, and each shard's
+// rankings and counters always agree with what it reads.
+//
+// # Limits
+//
+// [Peer.MaxPrefixes] is enforced path by path while an UPDATE is applied:
+// the announcement that would go over the limit makes [RIB.Update] return
+// [ErrMaxPrefixes], leaving what came before it applied and the rest not.
+// Unknown optional attributes are not stored unless
+// [Config.UnknownAttrBytes] allows some (the router re-advertises nothing),
+// so a peer cannot grow the RIB by varying them.
 //
 // MED only orders paths of one neighbour AS, which makes the plain pairwise
 // comparison intransitive: the result could depend on arrival order. Like

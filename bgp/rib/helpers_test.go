@@ -2,6 +2,7 @@ package rib
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -185,7 +186,7 @@ func checkInvariants(t testing.TB, r *RIB) {
 	defer r.mu.RUnlock()
 	srcRefs := map[*source]int{}
 	counts := map[*peerState]peerCounts{}
-	check := func(ps []path, necmp int) {
+	check := func(ps []path, necmp int, gen uint8) {
 		for i, p := range ps {
 			s := r.intern.srcs.get(p.src)
 			if s == nil || s.id != p.src {
@@ -194,7 +195,7 @@ func checkInvariants(t testing.TB, r *RIB) {
 			srcRefs[s]++
 			c := counts[s.peer]
 			c.received++
-			if s.valid() {
+			if s.usable(gen) {
 				c.accepted++
 			}
 			if i < necmp {
@@ -256,7 +257,7 @@ func checkInvariants(t testing.TB, r *RIB) {
 	}
 }
 
-func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]path, int)) {
+func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]path, int, uint8)) {
 	t.Helper()
 	for i := range tb.shards {
 		sh := &tb.shards[i]
@@ -269,10 +270,10 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 				t.Errorf("%v: single path flagged", k.prefix())
 			}
 			n := 0
-			if r.intern.srcs.get(p.src).valid() {
+			if r.intern.srcs.get(p.src).usable(sh.gen) {
 				n = 1
 			}
-			check([]path{p}, n)
+			check([]path{p}, n, sh.gen)
 		}
 		for k, ps := range sh.many {
 			if tb.shard(k) != sh {
@@ -290,7 +291,13 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 					t.Errorf("%v: ECMP flags not leading", k.prefix())
 				}
 			}
-			check(ps, n)
+			ord := r.newOrderer()
+			ord.gen = sh.gen
+			again := slices.Clone(ps)
+			if ord.order(again); !slices.Equal(again, ps) {
+				t.Errorf("%v: paths not ranked as the decision process ranks them", k.prefix())
+			}
+			check(ps, n, sh.gen)
 		}
 		sh.mu.Unlock()
 	}

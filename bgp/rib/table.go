@@ -110,6 +110,7 @@ type shard[K prefixKey] struct {
 	many   map[K][]path
 	counts []peerCounts // by peer slot
 	seq    uint64       // last Change.Seq given out for this shard
+	gen    uint8        // which of source.reach the shard reads
 
 	// High-water marks since the maps were last rebuilt: Go maps never
 	// shrink, so a map that fell well below its mark is copied into a
@@ -181,7 +182,7 @@ func (sh *shard[K]) add(s *source) {
 	c := sh.counter(s)
 	c.received++
 	s.peer.received.Add(1)
-	if s.valid() {
+	if s.usable(sh.gen) {
 		c.accepted++
 		s.peer.accepted.Add(1)
 	}
@@ -191,7 +192,7 @@ func (sh *shard[K]) remove(s *source) {
 	c := sh.counter(s)
 	c.received--
 	s.peer.received.Add(-1)
-	if s.valid() {
+	if s.usable(sh.gen) {
 		c.accepted--
 		s.peer.accepted.Add(-1)
 	}
@@ -216,7 +217,7 @@ func (sh *shard[K]) settle(o *op, pfx netip.Prefix, old, now []path) {
 		}
 	}
 	sh.seq++
-	o.out.add(o.r, pfx, sh.seq, now)
+	o.out.add(o.r, pfx, sh.seq, now, sh.gen)
 }
 
 // announce stores np, a path of source s (one of o's peer's), for prefix k.
@@ -224,6 +225,9 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 	if p, ok := sh.one[k]; ok {
 		if ps := o.src(p); ps.peer != s.peer || ps.pathID != s.pathID {
 			// A second path: the prefix moves to many.
+			if !o.admit() {
+				return
+			}
 			delete(sh.one, k)
 			o.ref(s)
 			sh.add(s)
@@ -247,6 +251,9 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 	if paths, ok := sh.many[k]; ok {
 		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
 		if i := o.find(paths, s.peer, s.pathID); i < 0 {
+			if !o.admit() {
+				return
+			}
 			paths = append(paths, np)
 			sh.many[k] = paths
 		} else {
@@ -262,6 +269,9 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		sh.add(s)
 		o.ord.order(paths)
 		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
+		return
+	}
+	if !o.admit() {
 		return
 	}
 	sh.setOne(k, np)
@@ -327,6 +337,7 @@ func (sh *shard[K]) sweep(o *op) {
 	if slot := o.ps.slot; slot >= len(sh.counts) || sh.counts[slot].received == 0 {
 		return
 	}
+	o.enter(sh.gen)
 	mine := func(p path) bool { return o.src(p).peer == o.ps }
 	for k, p := range sh.one {
 		if mine(p) {

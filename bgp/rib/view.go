@@ -34,6 +34,9 @@ type PathView struct {
 	Reason Reason
 	// Invalid says why the path cannot be used, Valid when it can.
 	Invalid Invalid
+	// NextHopVerdict is Config.NextHop's code for NextHop when it made the
+	// path unusable (Invalid is then InvalidUnreachable), 0 otherwise.
+	NextHopVerdict uint8
 }
 
 // Change is a prefix whose ECMP set changed.
@@ -66,22 +69,23 @@ func (c *Changes) Reset() {
 	c.List, c.views = c.List[:0], c.views[:0]
 }
 
-func (c *Changes) add(r *RIB, pfx netip.Prefix, seq uint64, ecmp []path) {
+func (c *Changes) add(r *RIB, pfx netip.Prefix, seq uint64, ecmp []path, gen uint8) {
 	if c == nil {
 		return
 	}
 	start := len(c.views)
 	for i, p := range ecmp {
-		v := r.view(p)
+		v := r.view(p, gen)
 		v.Best, v.ECMP = i == 0, true
 		c.views = append(c.views, v)
 	}
 	c.List = append(c.List, Change{Prefix: pfx, Seq: seq, Paths: c.views[start:len(c.views):len(c.views)]})
 }
 
-func (r *RIB) view(p path) PathView {
+// view copies path p as a shard in generation gen sees it.
+func (r *RIB) view(p path, gen uint8) PathView {
 	s := r.intern.srcs.get(p.src)
-	return PathView{
+	v := PathView{
 		Peer:          s.rank.peer,
 		PathID:        s.pathID,
 		PeerAddr:      s.rank.peerAddr,
@@ -89,26 +93,30 @@ func (r *RIB) view(p path) PathView {
 		Attrs:         s.set.attrs,
 		Since:         r.epoch.Add(time.Duration(p.since()) * time.Second),
 		LinkBandwidth: s.set.linkBandwidth,
-		Invalid:       s.rank.invalid,
+		Invalid:       s.invalid(gen),
 	}
+	if v.Invalid == InvalidUnreachable {
+		v.NextHopVerdict = s.reach[gen]
+	}
+	return v
 }
 
-// appendViews appends the views of a prefix's ranked paths. The caller
-// holds the prefix's shard lock.
-func (r *RIB) appendViews(dst []PathView, ps []path, necmp int) []PathView {
+// appendViews appends the views of a prefix's ranked paths, in generation
+// gen. The caller holds the prefix's shard lock.
+func (r *RIB) appendViews(dst []PathView, ps []path, necmp int, gen uint8) []PathView {
 	var best cand
 	for i, p := range ps {
 		c := cand{p, r.intern.srcs.get(p.src)}
-		v := r.view(p)
+		v := r.view(p, gen)
 		v.ECMP = i < necmp
 		v.Best = i == 0 && necmp > 0
 		switch {
-		case !c.s.valid():
+		case !c.s.usable(gen):
 			v.Reason = ReasonInvalid
 		case i > 0:
 			_, v.Reason = comparePaths(best, c, &r.cfg.Policy)
 		case len(ps) > 1:
-			if next := (cand{ps[1], r.intern.srcs.get(ps[1].src)}); next.s.valid() {
+			if next := (cand{ps[1], r.intern.srcs.get(ps[1].src)}); next.s.usable(gen) {
 				_, v.Reason = comparePaths(c, next, &r.cfg.Policy)
 			}
 		}
@@ -126,7 +134,7 @@ func (r *RIB) appendViews(dst []PathView, ps []path, necmp int) []PathView {
 func (sh *shard[K]) entry(r *RIB, k K, one *[1]path) ([]path, int) {
 	if p, ok := sh.one[k]; ok {
 		one[0] = p
-		if r.intern.srcs.get(p.src).valid() {
+		if r.intern.srcs.get(p.src).usable(sh.gen) {
 			return one[:], 1
 		}
 		return one[:], 0
@@ -159,7 +167,7 @@ func lookup[K prefixKey](r *RIB, t *table[K], k K) []PathView {
 	if len(ps) == 0 {
 		return nil
 	}
-	return r.appendViews(make([]PathView, 0, len(ps)), ps, necmp)
+	return r.appendViews(make([]PathView, 0, len(ps)), ps, necmp, sh.gen)
 }
 
 // walkEntry is one prefix collected from a shard, with its views' range.
@@ -175,12 +183,12 @@ type walker struct {
 	views []PathView
 }
 
-func (w *walker) collect(r *RIB, pfx netip.Prefix, ps []path, necmp int, only *peerState) {
+func (w *walker) collect(r *RIB, pfx netip.Prefix, ps []path, necmp int, gen uint8, only *peerState) {
 	lo := len(w.views)
 	if only == nil {
-		w.views = r.appendViews(w.views, ps, necmp)
+		w.views = r.appendViews(w.views, ps, necmp, gen)
 	} else {
-		all := r.appendViews(w.views, ps, necmp)
+		all := r.appendViews(w.views, ps, necmp, gen)
 		w.views = all[:lo]
 		for i, p := range ps {
 			if r.intern.srcs.get(p.src).peer == only {
@@ -203,10 +211,10 @@ func walk[K prefixKey](r *RIB, t *table[K], only *peerState, fn func(netip.Prefi
 			var one [1]path
 			for k := range sh.one {
 				ps, n := sh.entry(r, k, &one)
-				w.collect(r, k.prefix(), ps, n, only)
+				w.collect(r, k.prefix(), ps, n, sh.gen, only)
 			}
 			for k, ps := range sh.many {
-				w.collect(r, k.prefix(), ps, ecmpLen(ps), only)
+				w.collect(r, k.prefix(), ps, ecmpLen(ps), sh.gen, only)
 			}
 		}
 		sh.mu.Unlock()
@@ -279,6 +287,9 @@ type Stats struct {
 	IPv4Paths, IPv6Paths       int
 	// AttrSets is the number of distinct interned attribute sets.
 	AttrSets int
+	// UnknownAttrBytes is what the sets' unknown attributes take (see
+	// Config.UnknownAttrBytes).
+	UnknownAttrBytes int
 	// Peers are sorted by ID.
 	Peers []PeerStats
 }
@@ -298,6 +309,7 @@ func (r *RIB) Stats() Stats {
 	slices.SortFunc(s.Peers, func(a, b PeerStats) int { return cmp.Compare(a.Peer.ID, b.Peer.ID) })
 	r.intern.mu.Lock()
 	s.AttrSets = len(r.intern.sets)
+	s.UnknownAttrBytes = r.intern.unknown
 	r.intern.mu.Unlock()
 	return s
 }
