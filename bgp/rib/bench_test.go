@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -138,29 +139,53 @@ func BenchmarkRemovePeer(b *testing.B) {
 	}
 }
 
-// BenchmarkMemory measures the heap a million prefixes take, per path, from
-// one peer and from two (every prefix a two-path ECMP set).
+// BenchmarkMemory measures the heap a million /32s take in the RIB, from
+// one peer and from two (every prefix a two-path ECMP set): live-B/prefix
+// is the live heap after GC, peak-MB the most heap in use (live and not yet
+// collected, at the GOGC in force) while the UPDATEs went in, both over
+// what was in use before.
 func BenchmarkMemory(b *testing.B) {
 	msgs := chunks(hostRoutes(benchPrefixes), benchPerUpdate)
 	for _, peers := range []int{1, 2} {
 		name := map[int]string{1: "1peer", 2: "2peers"}[peers]
 		b.Run(name, func(b *testing.B) {
-			var out Changes
-			var perPath float64
+			var live, peak uint64
 			for i := 0; i < b.N; i++ {
-				before := heapInuse()
+				var out Changes
+				before := liveHeap()
+				var hw heapWatch
+				hw.reset()
 				r := newRIB(b, Config{}, node(11), node(12))
 				for p := range peers {
-					load(b, r, node(byte(11+p)), msgs, &out)
+					a, nh := seedAttrs(), node(byte(11+p)).Addr
+					for j, m := range msgs {
+						out.Reset()
+						if err := r.Update(PeerID(11+p), wire.IPv4Unicast, a, nh, m, nil, &out); err != nil {
+							b.Fatal(err)
+						}
+						if j%16 == 0 {
+							hw.sample()
+						}
+					}
 				}
+				hw.sample()
 				out = Changes{}
-				after := heapInuse()
-				perPath = float64(after-before) / float64(peers*benchPrefixes)
+				live, peak = liveHeap()-before, hw.peak-hw.base
 				runtime.KeepAlive(r)
 			}
-			b.ReportMetric(perPath, "bytes/path")
+			b.ReportMetric(float64(live)/benchPrefixes, "live-B/prefix")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
 		})
 	}
+}
+
+// liveHeap is the heap in use by live objects, after a full collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
 
 func heapInuse() uint64 {
@@ -169,6 +194,62 @@ func heapInuse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// heapWatch samples the heap's spans in use (what RSS follows) without
+// stopping the world.
+type heapWatch struct {
+	s          []metrics.Sample
+	base, peak uint64
+}
+
+func (h *heapWatch) reset() {
+	h.s = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	runtime.GC()
+	h.base = h.read()
+	h.peak = h.base
+}
+
+func (h *heapWatch) read() uint64 {
+	metrics.Read(h.s)
+	return h.s[0].Value.Uint64() + h.s[1].Value.Uint64()
+}
+
+func (h *heapWatch) sample() { h.peak = max(h.peak, h.read()) }
+
+// BenchmarkRevalidate: a million prefixes, each with paths from two nodes.
+// Sub-benchmark unchanged re-checks next hops that did not change (the
+// cost of a link event that matters to no path); flip makes one node's
+// next hop unreachable or reachable again, changing every ECMP set.
+func BenchmarkRevalidate(b *testing.B) {
+	msgs := chunks(hostRoutes(benchPrefixes), benchPerUpdate)
+	down := map[netip.Addr]uint8{}
+	r := newRIB(b, Config{NextHop: func(_ *Peer, nh netip.Addr) uint8 { return down[nh] }}, node(11), node(12))
+	var out Changes
+	load(b, r, node(11), msgs, &out)
+	load(b, r, node(12), msgs, &out)
+	b.Run("unchanged", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if n := r.Revalidate(func(*Changes) { b.Fatal("a change") }); n != 0 {
+				b.Fatal(n)
+			}
+		}
+	})
+	b.Run("flip", func(b *testing.B) {
+		n := 0
+		for i := 0; i < b.N; i++ {
+			if i%2 == 0 {
+				down[node(12).Addr] = 1
+			} else {
+				delete(down, node(12).Addr)
+			}
+			r.Revalidate(func(c *Changes) { n += len(c.List) })
+		}
+		if n != benchPrefixes*b.N {
+			b.Fatalf("%d changes, want %d", n, benchPrefixes*b.N)
+		}
+		reportRate(b, benchPrefixes)
+	})
 }
 
 // BenchmarkUpdateSteady: one UPDATE of 800 host routes withdrawn and

@@ -51,7 +51,16 @@ func makeKey4(p netip.Prefix) key4 {
 	return key4(uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits()))
 }
 
-func (k key4) shardHash() uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
+// shardHash mixes all of k's bits (a splitmix64 finalizer). It must not be
+// plain Fibonacci hashing, which the FIB's prefix map uses for its slots: a
+// peer-down sweep goes shard by shard, and the FIB would then delete its
+// entries in slot order, packing what remains into one long probe run.
+func (k key4) shardHash() uint64 {
+	x := uint64(k)
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
 
 func (k key4) prefix() netip.Prefix {
 	var a [4]byte
