@@ -179,22 +179,19 @@ func BenchmarkMemory(b *testing.B) {
 	}
 }
 
-// liveHeap is the heap in use by live objects, after a full collection.
-func liveHeap() uint64 {
+// memAfterGC reads the memory statistics after a full collection.
+func memAfterGC() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapAlloc
+	return m
 }
 
-func heapInuse() uint64 {
-	runtime.GC()
-	runtime.GC()
-	var m runtime.MemStats
-	runtime.ReadMemStats(&m)
-	return m.HeapInuse
-}
+// liveHeap is the heap in use by live objects.
+func liveHeap() uint64 { return memAfterGC().HeapAlloc }
+
+func heapInuse() uint64 { return memAfterGC().HeapInuse }
 
 // heapWatch samples the heap's spans in use (what RSS follows) without
 // stopping the world.
