@@ -262,7 +262,7 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 	for i := range tb.shards {
 		sh := &tb.shards[i]
 		sh.mu.Lock()
-		for k, p := range sh.one {
+		for k, p := range sh.one.all() {
 			if tb.shard(k) != sh {
 				t.Errorf("%v in the wrong shard", k.prefix())
 			}
@@ -279,7 +279,7 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 			if tb.shard(k) != sh {
 				t.Errorf("%v in the wrong shard", k.prefix())
 			}
-			if _, dup := sh.one[k]; dup {
+			if _, dup := sh.one.get(k); dup {
 				t.Errorf("%v in both maps", k.prefix())
 			}
 			if len(ps) < 2 {

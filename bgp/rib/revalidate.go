@@ -87,7 +87,7 @@ func (sh *shard[K]) revalidate(o *op, slots map[int]bool, next uint8) {
 	if !sh.holdsAny(slots) {
 		return
 	}
-	for k, p := range sh.one {
+	for k, p := range sh.one.all() {
 		s := o.src(p)
 		if !s.flipped() {
 			continue

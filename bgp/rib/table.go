@@ -115,7 +115,7 @@ type peerCounts struct {
 // slices are kept ranked (orderer.order).
 type shard[K prefixKey] struct {
 	mu     sync.Mutex
-	one    map[K]path
+	one    flatMap[K]
 	many   map[K][]path
 	counts []peerCounts // by peer slot
 	seq    uint64       // last Change.Seq given out for this shard
@@ -138,14 +138,13 @@ const (
 )
 
 func (sh *shard[K]) init() {
-	sh.one = make(map[K]path)
 	sh.many = make(map[K][]path)
 }
 
 func (sh *shard[K]) maybeShrink() {
-	if shrinks(len(sh.one), sh.oneHigh) {
-		sh.one = resized(sh.one)
-		sh.oneHigh = len(sh.one)
+	if shrinks(sh.one.len(), sh.oneHigh) {
+		sh.one.shrink()
+		sh.oneHigh = sh.one.len()
 	}
 	if shrinks(len(sh.many), sh.manyHigh) {
 		sh.many = resized(sh.many)
@@ -169,8 +168,8 @@ func resized[K comparable, V any](m map[K]V) map[K]V {
 
 func (sh *shard[K]) setOne(k K, p path) {
 	p.meta &= ageMask
-	sh.one[k] = p
-	sh.oneHigh = max(sh.oneHigh, len(sh.one))
+	sh.one.set(k, p)
+	sh.oneHigh = max(sh.oneHigh, sh.one.len())
 }
 
 func (sh *shard[K]) setMany(k K, ps []path) {
@@ -231,13 +230,13 @@ func (sh *shard[K]) settle(o *op, pfx netip.Prefix, old, now []path) {
 
 // announce stores np, a path of source s (one of o's peer's), for prefix k.
 func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
-	if p, ok := sh.one[k]; ok {
+	if p, ok := sh.one.get(k); ok {
 		if ps := o.src(p); ps.peer != s.peer || ps.pathID != s.pathID {
 			// A second path: the prefix moves to many.
 			if !o.admit() {
 				return
 			}
-			delete(sh.one, k)
+			sh.one.del(k)
 			o.ref(s)
 			sh.add(s)
 			paths := []path{p, np}
@@ -249,7 +248,7 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		} else if p.src == np.src {
 			return // the same route again: nothing changed, not even its age
 		}
-		sh.one[k] = np
+		sh.one.set(k, np)
 		o.ref(s)
 		sh.add(s)
 		sh.remove(o.src(p))
@@ -291,11 +290,11 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 
 // withdraw removes the path of o's peer with identifier id from prefix k.
 func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
-	if p, ok := sh.one[k]; ok {
+	if p, ok := sh.one.get(k); ok {
 		if s := o.src(p); s.peer != o.ps || s.pathID != id {
 			return
 		}
-		delete(sh.one, k)
+		sh.one.del(k)
 		sh.remove(o.src(p))
 		o.unref(p)
 		sh.settle(o, pfx, o.ecmp1(0, p), nil)
@@ -348,14 +347,11 @@ func (sh *shard[K]) sweep(o *op) {
 	}
 	o.enter(sh.gen)
 	mine := func(p path) bool { return o.src(p).peer == o.ps }
-	for k, p := range sh.one {
-		if mine(p) {
-			delete(sh.one, k)
-			sh.remove(o.src(p))
-			o.unref(p)
-			sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
-		}
-	}
+	sh.one.deleteIf(func(_ K, p path) bool { return mine(p) }, func(k K, p path) {
+		sh.remove(o.src(p))
+		o.unref(p)
+		sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
+	})
 	for k, paths := range sh.many {
 		if !slices.ContainsFunc(paths, mine) {
 			continue

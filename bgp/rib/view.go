@@ -132,17 +132,22 @@ func (r *RIB) appendViews(dst []PathView, ps []path, necmp int, gen uint8) []Pat
 // single path it points into one, the caller's array. The caller holds
 // sh.mu.
 func (sh *shard[K]) entry(r *RIB, k K, one *[1]path) ([]path, int) {
-	if p, ok := sh.one[k]; ok {
-		one[0] = p
-		if r.intern.srcs.get(p.src).usable(sh.gen) {
-			return one[:], 1
-		}
-		return one[:], 0
+	if p, ok := sh.one.get(k); ok {
+		return sh.single(r, p, one)
 	}
 	if ps, ok := sh.many[k]; ok {
 		return ps, ecmpLen(ps)
 	}
 	return nil, 0
+}
+
+// single is entry for a prefix whose one path is p.
+func (sh *shard[K]) single(r *RIB, p path, one *[1]path) ([]path, int) {
+	one[0] = p
+	if r.intern.srcs.get(p.src).usable(sh.gen) {
+		return one[:], 1
+	}
+	return one[:], 0
 }
 
 // Lookup returns every path of exactly prefix p (of either family), best
@@ -209,8 +214,8 @@ func walk[K prefixKey](r *RIB, t *table[K], only *peerState, fn func(netip.Prefi
 		sh.mu.Lock()
 		if only == nil || (only.slot < len(sh.counts) && sh.counts[only.slot].received > 0) {
 			var one [1]path
-			for k := range sh.one {
-				ps, n := sh.entry(r, k, &one)
+			for k, p := range sh.one.all() {
+				ps, n := sh.single(r, p, &one)
 				w.collect(r, k.prefix(), ps, n, sh.gen, only)
 			}
 			for k, ps := range sh.many {
@@ -318,7 +323,7 @@ func sum[K prefixKey](t *table[K], byslot map[int]int, peers []PeerStats, fam fu
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		prefixes += len(sh.one) + len(sh.many)
+		prefixes += sh.one.len() + len(sh.many)
 		for slot, c := range sh.counts {
 			paths += int(c.received)
 			if j, ok := byslot[slot]; ok {
