@@ -83,8 +83,11 @@
 //     uint64 of address and length, and the path) in an open-addressing
 //     table that grows by a quarter and stays 64-80% full: about 24 bytes
 //     a prefix live, where a Go map sits half empty at a million prefixes
-//     (36). Prefixes with several paths move to a Go map whose entries hold
-//     a ranked slice (about 96 bytes a prefix for two paths).
+//     (36). Prefixes with two paths (two nodes, two upstreams) go to a
+//     second such table, their pair inline (about 35 bytes a prefix, where
+//     a Go map of slices took 96); with more, to a Go map of ranked
+//     slices. Each table hashes with a seed of its own, or moving entries
+//     from one to another in slot order would pile them into one run.
 //   - Tables that shrank to a quarter of their high-water mark are rebuilt,
 //     since neither they nor Go maps give memory back otherwise.
 //   - IPv4 prefixes are sharded by a hash unlike the FIB's, so that a

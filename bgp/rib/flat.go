@@ -3,28 +3,55 @@ package rib
 import (
 	"iter"
 	"math/bits"
+	"math/rand/v2"
 )
 
-// flatMap holds a shard's single-path prefixes: an open-addressing table
-// with linear probing and backward-shift deletion, 16 bytes a slot for
-// IPv4. It replaces a Go map because of where a million prefixes land: a
-// Go map grows by doubling, and at 16k entries a shard it sits just past a
-// doubling, half empty, at 36 bytes a prefix; this table grows by a quarter
-// and stays between 64% and 80% full (about 22 bytes a prefix).
-//
-// A slot is in use when its path has ecmpBit set: single paths never carry
-// it (setOne clears it), so the bit is free to mark occupancy.
-type flatMap[K prefixKey] struct {
-	slots []flatSlot[K]
+// flatMap holds a shard's prefixes with one path (V = path) or two (V =
+// pair): an open-addressing table with linear probing and backward-shift
+// deletion, 16 bytes a slot for one IPv4 path. It replaces a Go map because
+// of where a million prefixes land: a Go map grows by doubling, and at 16k
+// entries a shard it sits just past a doubling, half empty, at 36 bytes a
+// prefix; this table grows by a quarter and stays between 64% and 80% full
+// (about 24 bytes a prefix).
+type flatMap[K prefixKey, V flatValue[V]] struct {
+	slots []flatSlot[K, V]
 	n     int
+	// seed makes each table's slot order its own. Two tables hashing
+	// alike are a trap for linear probing: walking one in slot order
+	// while filling the other (a peer-down sweep moving every two-path
+	// prefix to one) inserts in hash order, and the keys so far all land
+	// in the front of the new table, one run that grows with each insert.
+	seed uint64
 }
 
-type flatSlot[K prefixKey] struct {
+// flatValue is what a flatMap holds. A slot is in use when its value is
+// marked: the top bit of the (first) path's source index, which a real
+// index never reaches (2^31 sources would not fit in memory).
+type flatValue[V any] interface {
+	flatUsed() bool
+	flatMark() V
+	flatClear() V
+}
+
+const usedBit = 1 << 31
+
+func (p path) flatUsed() bool  { return p.src&usedBit != 0 }
+func (p path) flatMark() path  { p.src |= usedBit; return p }
+func (p path) flatClear() path { p.src &^= usedBit; return p }
+
+// pair is the ranked paths of a prefix with exactly two.
+type pair [2]path
+
+func (p pair) flatUsed() bool  { return p[0].flatUsed() }
+func (p pair) flatMark() pair  { p[0] = p[0].flatMark(); return p }
+func (p pair) flatClear() pair { p[0] = p[0].flatClear(); return p }
+
+type flatSlot[K prefixKey, V flatValue[V]] struct {
 	k K
-	p path
+	v V
 }
 
-func (s *flatSlot[K]) used() bool { return s.p.meta&ecmpBit != 0 }
+func (s *flatSlot[K, V]) used() bool { return s.v.flatUsed() }
 
 // Load bounds: grow past maxLoad, rebuild at fillLoad.
 const (
@@ -32,16 +59,15 @@ const (
 	minFlatSlots           = 8
 )
 
-func (m *flatMap[K]) len() int { return m.n }
+func (m *flatMap[K, V]) len() int { return m.n }
 
-// home is the slot a key hashes to. The top shardBits of shardHash chose
-// the shard and are the same for every key in it, so they are dropped.
-func (m *flatMap[K]) home(k K) int {
-	hi, _ := bits.Mul64(k.shardHash()<<shardBits, uint64(len(m.slots)))
+// home is the slot a key hashes to.
+func (m *flatMap[K, V]) home(k K) int {
+	hi, _ := bits.Mul64(mix64(k.shardHash()^m.seed), uint64(len(m.slots)))
 	return int(hi)
 }
 
-func (m *flatMap[K]) next(i int) int {
+func (m *flatMap[K, V]) next(i int) int {
 	if i++; i == len(m.slots) {
 		return 0
 	}
@@ -49,7 +75,7 @@ func (m *flatMap[K]) next(i int) int {
 }
 
 // find returns the slot of k, or the free slot where it would go and false.
-func (m *flatMap[K]) find(k K) (int, bool) {
+func (m *flatMap[K, V]) find(k K) (int, bool) {
 	if len(m.slots) == 0 {
 		return -1, false
 	}
@@ -64,31 +90,32 @@ func (m *flatMap[K]) find(k K) (int, bool) {
 	}
 }
 
-func (m *flatMap[K]) get(k K) (path, bool) {
+func (m *flatMap[K, V]) get(k K) (V, bool) {
 	if i, ok := m.find(k); ok {
-		return path{m.slots[i].p.src, m.slots[i].p.meta &^ ecmpBit}, true
+		return m.slots[i].v.flatClear(), true
 	}
-	return path{}, false
+	var zero V
+	return zero, false
 }
 
-// set stores p (whose ecmpBit is ignored) under k.
-func (m *flatMap[K]) set(k K, p path) {
-	p.meta |= ecmpBit
+// set stores v under k.
+func (m *flatMap[K, V]) set(k K, v V) {
+	v = v.flatMark()
 	if i, ok := m.find(k); ok {
-		m.slots[i].p = p
+		m.slots[i].v = v
 		return
 	}
 	if (m.n+1)*maxLoadDen > len(m.slots)*maxLoadNum {
 		m.resize(m.n + 1)
 	}
 	i, _ := m.find(k)
-	m.slots[i] = flatSlot[K]{k, p}
+	m.slots[i] = flatSlot[K, V]{k, v}
 	m.n++
 }
 
 // resize rebuilds the table for n entries: a quarter more room than the
 // 80% bound asks for (doubling while small, where copies are cheap).
-func (m *flatMap[K]) resize(n int) {
+func (m *flatMap[K, V]) resize(n int) {
 	size := n * maxLoadDen / maxLoadNum
 	if size < 1024 {
 		size *= 2
@@ -96,7 +123,10 @@ func (m *flatMap[K]) resize(n int) {
 		size += size / 4
 	}
 	old := m.slots
-	m.slots = make([]flatSlot[K], max(size, minFlatSlots))
+	if m.seed == 0 {
+		m.seed = rand.Uint64() | 1
+	}
+	m.slots = make([]flatSlot[K, V], max(size, minFlatSlots))
 	if n == 0 && m.n == 0 {
 		m.slots = nil
 	}
@@ -109,9 +139,9 @@ func (m *flatMap[K]) resize(n int) {
 }
 
 // shrink rebuilds the table to fit what it holds.
-func (m *flatMap[K]) shrink() { m.resize(m.n) }
+func (m *flatMap[K, V]) shrink() { m.resize(m.n) }
 
-func (m *flatMap[K]) del(k K) bool {
+func (m *flatMap[K, V]) del(k K) bool {
 	i, ok := m.find(k)
 	if ok {
 		m.deleteAt(i)
@@ -121,7 +151,7 @@ func (m *flatMap[K]) del(k K) bool {
 
 // deleteAt empties slot i and moves back the entries after it that would
 // otherwise be cut off from their home slot.
-func (m *flatMap[K]) deleteAt(i int) {
+func (m *flatMap[K, V]) deleteAt(i int) {
 	m.n--
 	for j := m.next(i); m.slots[j].used(); j = m.next(j) {
 		h := m.home(m.slots[j].k)
@@ -132,14 +162,15 @@ func (m *flatMap[K]) deleteAt(i int) {
 			i = j
 		}
 	}
-	m.slots[i] = flatSlot[K]{}
+	m.slots[i] = flatSlot[K, V]{}
 }
 
-// all yields every entry. The table must not change meanwhile.
-func (m *flatMap[K]) all() iter.Seq2[K, path] {
-	return func(yield func(K, path) bool) {
+// all yields every entry. Values of existing keys may be set meanwhile;
+// nothing may be added or deleted.
+func (m *flatMap[K, V]) all() iter.Seq2[K, V] {
+	return func(yield func(K, V) bool) {
 		for i := range m.slots {
-			if s := &m.slots[i]; s.used() && !yield(s.k, path{s.p.src, s.p.meta &^ ecmpBit}) {
+			if s := &m.slots[i]; s.used() && !yield(s.k, s.v.flatClear()) {
 				return
 			}
 		}
@@ -150,12 +181,12 @@ func (m *flatMap[K]) all() iter.Seq2[K, path] {
 // gone with it. drop may see an entry twice (deletions move entries
 // around), so it must answer the same both times; gone is called once per
 // deleted entry. Neither may change the table.
-func (m *flatMap[K]) deleteIf(drop func(K, path) bool, gone func(K, path)) {
+func (m *flatMap[K, V]) deleteIf(drop func(K, V) bool, gone func(K, V)) {
 	for i := 0; i < len(m.slots); {
 		s := m.slots[i]
-		p := path{s.p.src, s.p.meta &^ ecmpBit}
-		if s.used() && drop(s.k, p) {
-			gone(s.k, p)
+		v := s.v.flatClear()
+		if s.used() && drop(s.k, v) {
+			gone(s.k, v)
 			m.deleteAt(i)
 			continue // an entry from further on may have moved into i
 		}

@@ -11,7 +11,7 @@ import (
 func TestFlatMap(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 1))
-		var m flatMap[key4]
+		var m flatMap[key4, path]
 		want := map[key4]path{}
 		space := 8 + rng.IntN(3000)
 		key := func() key4 { return key4(uint64(rng.IntN(space))<<8 | 32) }
@@ -77,5 +77,45 @@ func TestFlatMap(t *testing.T) {
 			}
 		}
 		check(-1)
+	}
+}
+
+// longestRun is the longest stretch of used slots.
+func (m *flatMap[K, V]) longestRun() int {
+	best, run := 0, 0
+	for i := range 2 * len(m.slots) { // twice round: runs wrap
+		if m.slots[i%len(m.slots)].used() {
+			run++
+			best = max(best, min(run, len(m.slots)))
+		} else {
+			run = 0
+		}
+	}
+	return best
+}
+
+// TestFlatMapsDoNotAlign: moving every entry of one table into another in
+// slot order (a peer-down sweep turning two-path prefixes into one-path
+// ones) leaves the new table with short probe runs. With one hash for both,
+// the keys would arrive in the new table's own slot order and pile up in
+// one run, each insert slower than the last.
+func TestFlatMapsDoNotAlign(t *testing.T) {
+	var two flatMap[key4, pair]
+	var one flatMap[key4, path]
+	for _, n := range hostRoutes(20000) {
+		two.set(makeKey4(n.Prefix), pair{{src: 1}, {src: 2}})
+	}
+	// Half of them, as the other half would be spread again by the last
+	// resize.
+	moved := 0
+	two.deleteIf(func(key4, pair) bool { return moved < 10000 }, func(k key4, pr pair) {
+		one.set(k, pr[0])
+		moved++
+	})
+	if one.len() != 10000 || two.len() != 10000 {
+		t.Fatalf("%d and %d entries", one.len(), two.len())
+	}
+	if run := one.longestRun(); run > 500 {
+		t.Fatalf("a run of %d used slots in %d", run, len(one.slots))
 	}
 }

@@ -275,15 +275,15 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 			}
 			check([]path{p}, n, sh.gen)
 		}
-		for k, ps := range sh.many {
+		multi := func(k K, ps []path, lo, hi int) {
 			if tb.shard(k) != sh {
 				t.Errorf("%v in the wrong shard", k.prefix())
 			}
 			if _, dup := sh.one.get(k); dup {
-				t.Errorf("%v in both maps", k.prefix())
+				t.Errorf("%v in two tables", k.prefix())
 			}
-			if len(ps) < 2 {
-				t.Errorf("%v: %d paths in the multi-path map", k.prefix(), len(ps))
+			if len(ps) < lo || len(ps) > hi {
+				t.Errorf("%v: %d paths filed for %d to %d", k.prefix(), len(ps), lo, hi)
 			}
 			n := ecmpLen(ps)
 			for _, p := range ps[n:] {
@@ -298,6 +298,15 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 				t.Errorf("%v: paths not ranked as the decision process ranks them", k.prefix())
 			}
 			check(ps, n, sh.gen)
+		}
+		for k, pr := range sh.two.all() {
+			if _, dup := sh.many[k]; dup {
+				t.Errorf("%v in two tables", k.prefix())
+			}
+			multi(k, pr[:], 2, 2)
+		}
+		for k, ps := range sh.many {
+			multi(k, ps, 3, 1<<30)
 		}
 		sh.mu.Unlock()
 	}

@@ -98,22 +98,35 @@ func (sh *shard[K]) revalidate(o *op, slots map[int]bool, next uint8) {
 		o.enter(next)
 		sh.settle(o, k.prefix(), old, o.ecmp1(1, p))
 	}
-	for k, paths := range sh.many {
-		hit := false
-		for _, p := range paths {
-			if s := o.src(p); s.flipped() {
-				sh.recount(s, cur, next)
-				hit = true
-			}
+	for k, pr := range sh.two.all() {
+		o.pbuf = pr
+		if sh.rerank(o, k, o.pbuf[:], cur, next) {
+			sh.two.set(k, o.pbuf) // a new value for a present key: all goes on
 		}
-		if !hit {
-			continue
-		}
-		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
-		o.enter(next)
-		o.ord.order(paths)
-		sh.settle(o, k.prefix(), o.old, paths[:ecmpLen(paths)])
 	}
+	for k, paths := range sh.many {
+		sh.rerank(o, k, paths, cur, next)
+	}
+}
+
+// rerank moves the counters of the ranked paths of k from generation cur to
+// next, and ranks them again if any changed usability, reporting whether.
+func (sh *shard[K]) rerank(o *op, k K, paths []path, cur, next uint8) bool {
+	hit := false
+	for _, p := range paths {
+		if s := o.src(p); s.flipped() {
+			sh.recount(s, cur, next)
+			hit = true
+		}
+	}
+	if !hit {
+		return false
+	}
+	o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+	o.enter(next)
+	o.ord.order(paths)
+	sh.settle(o, k.prefix(), o.old, paths[:ecmpLen(paths)])
+	return true
 }
 
 // holdsAny reports whether any of the peers in slots has paths in the shard.

@@ -157,6 +157,7 @@ type op struct {
 	ord    orderer
 	old    []path    // scratch: an ECMP set before a change
 	single [2]path   // scratch: ECMP sets of single-path prefixes
+	pbuf   pair      // scratch: the paths of a two-path prefix
 	dead   []*source // sources whose last path went, freed by reap
 	gen    uint8     // the generation of the shard being worked on
 	full   bool      // an announcement was refused: the peer is at its limit
@@ -444,6 +445,7 @@ func (ps *peerState) begin(out *Changes) *op {
 func (o *op) finish() {
 	o.out = nil
 	clear(o.single[:])
+	o.pbuf = pair{}
 	clear(o.old[:cap(o.old)])
 }
 

@@ -55,8 +55,11 @@ func makeKey4(p netip.Prefix) key4 {
 // plain Fibonacci hashing, which the FIB's prefix map uses for its slots: a
 // peer-down sweep goes shard by shard, and the FIB would then delete its
 // entries in slot order, packing what remains into one long probe run.
-func (k key4) shardHash() uint64 {
-	x := uint64(k)
+func (k key4) shardHash() uint64 { return mix64(uint64(k)) }
+
+// mix64 is the splitmix64 finalizer: every bit of x moves every bit of the
+// result.
+func mix64(x uint64) uint64 {
 	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
 	x = (x ^ x>>27) * 0x94d049bb133111eb
 	return x ^ x>>31
@@ -111,11 +114,13 @@ type peerCounts struct {
 // peer-down sweep), never across shards.
 //
 // Most prefixes have one path: those live in one, 16 bytes a slot with no
-// allocation of their own. Prefixes with several paths move to many, whose
-// slices are kept ranked (orderer.order).
+// allocation of their own. Prefixes with two paths (a service on two nodes,
+// two upstreams) live in two, also without an allocation; with more, in
+// many. The paths of two and many are kept ranked (orderer.order).
 type shard[K prefixKey] struct {
 	mu     sync.Mutex
-	one    flatMap[K]
+	one    flatMap[K, path]
+	two    flatMap[K, pair]
 	many   map[K][]path
 	counts []peerCounts // by peer slot
 	seq    uint64       // last Change.Seq given out for this shard
@@ -124,7 +129,7 @@ type shard[K prefixKey] struct {
 	// High-water marks since the maps were last rebuilt: Go maps never
 	// shrink, so a map that fell well below its mark is copied into a
 	// smaller one, or a million withdrawn routes would stay resident.
-	oneHigh, manyHigh int
+	oneHigh, twoHigh, manyHigh int
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -145,6 +150,10 @@ func (sh *shard[K]) maybeShrink() {
 	if shrinks(sh.one.len(), sh.oneHigh) {
 		sh.one.shrink()
 		sh.oneHigh = sh.one.len()
+	}
+	if shrinks(sh.two.len(), sh.twoHigh) {
+		sh.two.shrink()
+		sh.twoHigh = sh.two.len()
 	}
 	if shrinks(len(sh.many), sh.manyHigh) {
 		sh.many = resized(sh.many)
@@ -228,20 +237,60 @@ func (sh *shard[K]) settle(o *op, pfx netip.Prefix, old, now []path) {
 	o.out.add(o.r, pfx, sh.seq, now, sh.gen)
 }
 
+// multi returns the ranked paths of k when it has two or more: a pair
+// copied into buf, or the slice many holds.
+func (sh *shard[K]) multi(k K, buf *pair) ([]path, bool) {
+	if pr, ok := sh.two.get(k); ok {
+		*buf = pr
+		return buf[:], true
+	}
+	ps, ok := sh.many[k]
+	return ps, ok
+}
+
+// placeOf is where a prefix with n paths is filed: nowhere, one, two or
+// many.
+func placeOf(n int) int { return min(n, 3) }
+
+// file stores the ranked paths of k where their number says, taking k out
+// of where it was filed with from paths (0 when it is filed nowhere now).
+func (sh *shard[K]) file(k K, paths []path, from int) {
+	if to := placeOf(len(paths)); to != placeOf(from) {
+		switch placeOf(from) {
+		case 1:
+			sh.one.del(k)
+		case 2:
+			sh.two.del(k)
+		case 3:
+			delete(sh.many, k)
+		}
+	}
+	switch len(paths) {
+	case 0:
+	case 1:
+		sh.setOne(k, paths[0])
+	case 2:
+		sh.two.set(k, pair{paths[0], paths[1]})
+		sh.twoHigh = max(sh.twoHigh, sh.two.len())
+	default:
+		sh.setMany(k, paths)
+	}
+}
+
 // announce stores np, a path of source s (one of o's peer's), for prefix k.
 func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 	if p, ok := sh.one.get(k); ok {
 		if ps := o.src(p); ps.peer != s.peer || ps.pathID != s.pathID {
-			// A second path: the prefix moves to many.
+			// A second path: the prefix moves to two.
 			if !o.admit() {
 				return
 			}
-			sh.one.del(k)
 			o.ref(s)
 			sh.add(s)
-			paths := []path{p, np}
+			o.pbuf = pair{p, np}
+			paths := o.pbuf[:]
 			o.ord.order(paths)
-			sh.setMany(k, paths)
+			sh.file(k, paths, 1)
 			sh.settle(o, pfx, o.ecmp1(0, p), paths[:ecmpLen(paths)])
 			sh.maybeShrink()
 			return
@@ -256,14 +305,14 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		sh.settle(o, pfx, o.ecmp1(0, p), o.ecmp1(1, np))
 		return
 	}
-	if paths, ok := sh.many[k]; ok {
+	if paths, ok := sh.multi(k, &o.pbuf); ok {
+		from := len(paths)
 		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
 		if i := o.find(paths, s.peer, s.pathID); i < 0 {
 			if !o.admit() {
 				return
 			}
 			paths = append(paths, np)
-			sh.many[k] = paths
 		} else {
 			p := paths[i]
 			if p.src == np.src {
@@ -276,7 +325,9 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		o.ref(s)
 		sh.add(s)
 		o.ord.order(paths)
+		sh.file(k, paths, from)
 		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
+		sh.maybeShrink()
 		return
 	}
 	if !o.admit() {
@@ -301,7 +352,7 @@ func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
 		sh.maybeShrink()
 		return
 	}
-	paths, ok := sh.many[k]
+	paths, ok := sh.multi(k, &o.pbuf)
 	if !ok {
 		return
 	}
@@ -310,29 +361,30 @@ func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
 		return
 	}
 	o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+	from := len(paths)
 	p := paths[i]
 	paths = slices.Delete(paths, i, i+1)
 	sh.remove(o.src(p))
 	o.unref(p)
-	sh.reshape(o, k, pfx, paths)
+	sh.reshape(o, k, pfx, paths, from)
 	sh.maybeShrink()
 }
 
-// reshape re-ranks paths after some left the prefix, moving it back to one
-// (or out of the table) when few remain, and records the change. It leaves
-// the maps' sizes alone, as a sweep may be ranging over them.
-func (sh *shard[K]) reshape(o *op, k K, pfx netip.Prefix, paths []path) {
+// reshape re-ranks paths after some left the prefix (filed with from
+// paths, 0 if no longer filed), files it again by how many remain, and
+// records the change. It leaves the tables' sizes alone, as a sweep may be
+// ranging over them.
+func (sh *shard[K]) reshape(o *op, k K, pfx netip.Prefix, paths []path, from int) {
+	if len(paths) > 1 {
+		o.ord.order(paths)
+	}
+	sh.file(k, paths, from)
 	switch len(paths) {
 	case 0:
-		delete(sh.many, k)
 		sh.settle(o, pfx, o.old, nil)
 	case 1:
-		delete(sh.many, k)
-		sh.setOne(k, paths[0])
 		sh.settle(o, pfx, o.old, o.ecmp1(1, paths[0]))
 	default:
-		sh.many[k] = paths
-		o.ord.order(paths)
 		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
 	}
 }
@@ -352,20 +404,28 @@ func (sh *shard[K]) sweep(o *op) {
 		o.unref(p)
 		sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
 	})
+	// mine is asked again about entries a deletion moved: its answer only
+	// depends on the path.
+	drop := func(p path) bool {
+		if !mine(p) {
+			return false
+		}
+		sh.remove(o.src(p))
+		o.unref(p)
+		return true
+	}
+	sh.two.deleteIf(func(_ K, pr pair) bool { return mine(pr[0]) || mine(pr[1]) }, func(k K, pr pair) {
+		o.old = append(o.old[:0], pr[:ecmpLen(pr[:])]...)
+		o.pbuf = pr
+		sh.reshape(o, k, k.prefix(), slices.DeleteFunc(o.pbuf[:], drop), 0)
+	})
 	for k, paths := range sh.many {
 		if !slices.ContainsFunc(paths, mine) {
 			continue
 		}
 		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
-		paths = slices.DeleteFunc(paths, func(p path) bool {
-			if !mine(p) {
-				return false
-			}
-			sh.remove(o.src(p))
-			o.unref(p)
-			return true
-		})
-		sh.reshape(o, k, k.prefix(), paths)
+		from := len(paths)
+		sh.reshape(o, k, k.prefix(), slices.DeleteFunc(paths, drop), from)
 	}
 	sh.maybeShrink()
 }

@@ -128,26 +128,25 @@ func (r *RIB) appendViews(dst []PathView, ps []path, necmp int, gen uint8) []Pat
 	return dst
 }
 
-// entry returns the ranked paths of k and the size of its ECMP set. For a
-// single path it points into one, the caller's array. The caller holds
-// sh.mu.
-func (sh *shard[K]) entry(r *RIB, k K, one *[1]path) ([]path, int) {
+// entry returns the ranked paths of k and the size of its ECMP set. For
+// one or two paths it points into buf. The caller holds sh.mu.
+func (sh *shard[K]) entry(r *RIB, k K, buf *pair) ([]path, int) {
 	if p, ok := sh.one.get(k); ok {
-		return sh.single(r, p, one)
+		return sh.single(r, p, buf)
 	}
-	if ps, ok := sh.many[k]; ok {
+	if ps, ok := sh.multi(k, buf); ok {
 		return ps, ecmpLen(ps)
 	}
 	return nil, 0
 }
 
 // single is entry for a prefix whose one path is p.
-func (sh *shard[K]) single(r *RIB, p path, one *[1]path) ([]path, int) {
-	one[0] = p
+func (sh *shard[K]) single(r *RIB, p path, buf *pair) ([]path, int) {
+	buf[0] = p
 	if r.intern.srcs.get(p.src).usable(sh.gen) {
-		return one[:], 1
+		return buf[:1], 1
 	}
-	return one[:], 0
+	return buf[:1], 0
 }
 
 // Lookup returns every path of exactly prefix p (of either family), best
@@ -167,8 +166,8 @@ func lookup[K prefixKey](r *RIB, t *table[K], k K) []PathView {
 	sh := t.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	var one [1]path
-	ps, necmp := sh.entry(r, k, &one)
+	var buf pair
+	ps, necmp := sh.entry(r, k, &buf)
 	if len(ps) == 0 {
 		return nil
 	}
@@ -213,10 +212,14 @@ func walk[K prefixKey](r *RIB, t *table[K], only *peerState, fn func(netip.Prefi
 		w.ents, w.views = w.ents[:0], w.views[:0]
 		sh.mu.Lock()
 		if only == nil || (only.slot < len(sh.counts) && sh.counts[only.slot].received > 0) {
-			var one [1]path
+			var buf pair
 			for k, p := range sh.one.all() {
-				ps, n := sh.single(r, p, &one)
+				ps, n := sh.single(r, p, &buf)
 				w.collect(r, k.prefix(), ps, n, sh.gen, only)
+			}
+			for k, pr := range sh.two.all() {
+				buf = pr
+				w.collect(r, k.prefix(), buf[:], ecmpLen(buf[:]), sh.gen, only)
 			}
 			for k, ps := range sh.many {
 				w.collect(r, k.prefix(), ps, ecmpLen(ps), sh.gen, only)
@@ -323,7 +326,7 @@ func sum[K prefixKey](t *table[K], byslot map[int]int, peers []PeerStats, fam fu
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		prefixes += sh.one.len() + len(sh.many)
+		prefixes += sh.one.len() + sh.two.len() + len(sh.many)
 		for slot, c := range sh.counts {
 			paths += int(c.received)
 			if j, ok := byslot[slot]; ok {
