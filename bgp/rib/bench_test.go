@@ -219,17 +219,33 @@ func (h *heapWatch) read() uint64 {
 
 func (h *heapWatch) sample() { h.peak = max(h.peak, h.read()) }
 
-// BenchmarkRevalidate: a million prefixes, each with paths from two nodes.
-// Sub-benchmark unchanged re-checks next hops that did not change (the
-// cost of a link event that matters to no path); flip makes one node's
-// next hop unreachable or reachable again, changing every ECMP set.
+// BenchmarkRevalidate: a million prefixes, each with paths from two nodes,
+// and a third node with paths for a thousand of them. Sub-benchmark
+// unchanged re-checks next hops that did not change (the cost of a link
+// event that matters to no path); flip makes one of the two nodes' next hop
+// unreachable or reachable again, changing every ECMP set; few does that to
+// the third node, changing a thousand (the cost is then the scan of the
+// shards for its paths).
 func BenchmarkRevalidate(b *testing.B) {
-	msgs := chunks(hostRoutes(benchPrefixes), benchPerUpdate)
+	all := hostRoutes(benchPrefixes)
+	msgs := chunks(all, benchPerUpdate)
 	down := map[netip.Addr]uint8{}
-	r := newRIB(b, Config{NextHop: func(_ *Peer, nh netip.Addr) uint8 { return down[nh] }}, node(11), node(12))
+	r := newRIB(b, Config{NextHop: func(_ *Peer, nh netip.Addr) uint8 { return down[nh] }}, node(11), node(12), node(13))
 	var out Changes
 	load(b, r, node(11), msgs, &out)
 	load(b, r, node(12), msgs, &out)
+	few := all[:1000:1000]
+	for i := range few {
+		few[i] = all[i*(benchPrefixes/1000)]
+	}
+	load(b, r, node(13), [][]wire.NLRI{few}, &out)
+	toggle := func(a netip.Addr) {
+		if down[a] == 0 {
+			down[a] = 1
+		} else {
+			delete(down, a)
+		}
+	}
 	b.Run("unchanged", func(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			if n := r.Revalidate(func(*Changes) { b.Fatal("a change") }); n != 0 {
@@ -240,17 +256,23 @@ func BenchmarkRevalidate(b *testing.B) {
 	b.Run("flip", func(b *testing.B) {
 		n := 0
 		for i := 0; i < b.N; i++ {
-			if i%2 == 0 {
-				down[node(12).Addr] = 1
-			} else {
-				delete(down, node(12).Addr)
-			}
+			toggle(node(12).Addr)
 			r.Revalidate(func(c *Changes) { n += len(c.List) })
 		}
 		if n != benchPrefixes*b.N {
 			b.Fatalf("%d changes, want %d", n, benchPrefixes*b.N)
 		}
 		reportRate(b, benchPrefixes)
+	})
+	b.Run("few", func(b *testing.B) {
+		n := 0
+		for i := 0; i < b.N; i++ {
+			toggle(node(13).Addr)
+			r.Revalidate(func(c *Changes) { n += len(c.List) })
+		}
+		if n != len(few)*b.N {
+			b.Fatalf("%d changes, want %d", n, len(few)*b.N)
+		}
 	})
 }
 

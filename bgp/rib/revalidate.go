@@ -29,8 +29,8 @@ func (r *RIB) Revalidate(emit func(*Changes)) int {
 	r.reval.Lock()
 	defer r.reval.Unlock()
 	next := r.gen ^ 1
-	flipped, slots, recoded := r.intern.recheck(r, r.gen, next)
-	if flipped == 0 && !recoded {
+	f, recoded := r.intern.recheck(r, r.gen, next)
+	if f.n == 0 && !recoded {
 		return 0
 	}
 	// Past here the shards move to the new generation, if only to show
@@ -43,19 +43,31 @@ func (r *RIB) Revalidate(emit func(*Changes)) int {
 	o.out = batch
 	defer o.finish()
 	r.inBatches(batch, emit,
-		func(sh *shard[key4]) { sh.revalidate(o, slots, next) },
-		func(sh *shard[key6]) { sh.revalidate(o, slots, next) })
+		func(sh *shard[key4]) { sh.revalidate(o, &f, next) },
+		func(sh *shard[key6]) { sh.revalidate(o, &f, next) })
 	if batch != nil && cap(batch.List) > removeBatch*2 {
 		r.rbuf = Changes{}
 	}
 	r.gen = next
-	return flipped
+	return f.n
 }
 
+// flips are the sources whose usability a Revalidate changes.
+type flips struct {
+	n     int
+	srcs  []bool       // by source index
+	slots map[int]bool // their peers'
+}
+
+// has says whether p's source may have flipped, without the pointer chase
+// to the source (a scan of a million paths is mostly this); a source that
+// took a freed index since is not flipped, which source.flipped tells.
+func (f *flips) has(p path) bool { return int(p.src) < len(f.srcs) && f.srcs[p.src] }
+
 // recheck stores the verdict on every live source's next hop in generation
-// next, and returns how many changed usability since generation cur, with
-// the slots of their peers, and whether any verdict changed at all.
-func (in *interner) recheck(r *RIB, cur, next uint8) (flipped int, slots map[int]bool, recoded bool) {
+// next, and returns the sources that changed usability since generation
+// cur, and whether any verdict changed at all.
+func (in *interner) recheck(r *RIB, cur, next uint8) (f flips, recoded bool) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	for _, c := range *in.srcs.chunks.Load() {
@@ -66,28 +78,32 @@ func (in *interner) recheck(r *RIB, cur, next uint8) (flipped int, slots map[int
 			s.reach[next] = r.checkNextHop(s)
 			recoded = recoded || s.reach[next] != s.reach[cur]
 			if s.flipped() {
-				flipped++
-				if slots == nil {
-					slots = map[int]bool{}
+				if f.n++; f.slots == nil {
+					f.srcs = make([]bool, in.srcs.n)
+					f.slots = map[int]bool{}
 				}
-				slots[s.peer.slot] = true
+				f.srcs[s.id] = true
+				f.slots[s.peer.slot] = true
 			}
 		}
 	}
-	return flipped, slots, recoded
+	return f, recoded
 }
 
 // revalidate moves the shard to generation next, re-ranking the prefixes
 // that hold a path whose usability changed and moving its counters.
-func (sh *shard[K]) revalidate(o *op, slots map[int]bool, next uint8) {
+func (sh *shard[K]) revalidate(o *op, f *flips, next uint8) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	cur := sh.gen
 	sh.gen = next
-	if !sh.holdsAny(slots) {
+	if !sh.holdsAny(f.slots) {
 		return
 	}
 	for k, p := range sh.one.all() {
+		if !f.has(p) {
+			continue
+		}
 		s := o.src(p)
 		if !s.flipped() {
 			continue
@@ -99,21 +115,27 @@ func (sh *shard[K]) revalidate(o *op, slots map[int]bool, next uint8) {
 		sh.settle(o, k.prefix(), old, o.ecmp1(1, p))
 	}
 	for k, pr := range sh.two.all() {
+		if !f.has(pr[0]) && !f.has(pr[1]) {
+			continue
+		}
 		o.pbuf = pr
-		if sh.rerank(o, k, o.pbuf[:], cur, next) {
+		if sh.rerank(o, f, k, o.pbuf[:], cur, next) {
 			sh.two.set(k, o.pbuf) // a new value for a present key: all goes on
 		}
 	}
 	for k, paths := range sh.many {
-		sh.rerank(o, k, paths, cur, next)
+		sh.rerank(o, f, k, paths, cur, next)
 	}
 }
 
 // rerank moves the counters of the ranked paths of k from generation cur to
 // next, and ranks them again if any changed usability, reporting whether.
-func (sh *shard[K]) rerank(o *op, k K, paths []path, cur, next uint8) bool {
+func (sh *shard[K]) rerank(o *op, f *flips, k K, paths []path, cur, next uint8) bool {
 	hit := false
 	for _, p := range paths {
+		if !f.has(p) {
+			continue
+		}
 		if s := o.src(p); s.flipped() {
 			sh.recount(s, cur, next)
 			hit = true
