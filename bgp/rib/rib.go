@@ -65,8 +65,8 @@ type Config struct {
 	// shown with the code in PathView.NextHopVerdict and counted as
 	// received, but are never selected. It is asked once per source (peer,
 	// attribute set, next hop), when the source is created and again by
-	// Revalidate, with RIB locks held: it must be fast and must not call
-	// the RIB. Nil accepts every next hop (beyond the checks the RIB makes
+	// Revalidate, with RIB locks held: it must be fast, must not call the
+	// RIB, and must not modify p. Nil accepts every next hop (beyond the checks the RIB makes
 	// itself: present and not unspecified).
 	NextHop func(p *Peer, nh netip.Addr) uint8
 	// UnknownAttrBytes is how much of unrecognised optional attributes
