@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net/netip"
 	"runtime"
+	"runtime/metrics"
 	"testing"
 
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -138,37 +139,141 @@ func BenchmarkRemovePeer(b *testing.B) {
 	}
 }
 
-// BenchmarkMemory measures the heap a million prefixes take, per path, from
-// one peer and from two (every prefix a two-path ECMP set).
+// BenchmarkMemory measures the heap a million /32s take in the RIB, from
+// one peer and from two (every prefix a two-path ECMP set): live-B/prefix
+// is the live heap after GC, peak-MB the most heap in use (live and not yet
+// collected, at the GOGC in force) while the UPDATEs went in, both over
+// what was in use before. The UPDATEs are made one at a time in one
+// buffer, as a session decodes them, so that the input does not count.
 func BenchmarkMemory(b *testing.B) {
-	msgs := chunks(hostRoutes(benchPrefixes), benchPerUpdate)
 	for _, peers := range []int{1, 2} {
 		name := map[int]string{1: "1peer", 2: "2peers"}[peers]
 		b.Run(name, func(b *testing.B) {
-			var out Changes
-			var perPath float64
+			var live, peak uint64
 			for i := 0; i < b.N; i++ {
-				before := heapInuse()
+				var out Changes
+				msg := make([]wire.NLRI, benchPerUpdate)
+				before := liveHeap()
+				var hw heapWatch
+				hw.reset()
 				r := newRIB(b, Config{}, node(11), node(12))
 				for p := range peers {
-					load(b, r, node(byte(11+p)), msgs, &out)
+					a, nh := seedAttrs(), node(byte(11+p)).Addr
+					for j := 0; j < benchPrefixes; j += benchPerUpdate {
+						m := msg[:min(benchPerUpdate, benchPrefixes-j)]
+						for k := range m {
+							m[k].Prefix = netip.PrefixFrom(netip.AddrFrom4([4]byte{0xf0, byte((j + k) >> 16), byte((j + k) >> 8), byte(j + k)}), 32)
+						}
+						out.Reset()
+						if err := r.Update(PeerID(11+p), wire.IPv4Unicast, a, nh, m, nil, &out); err != nil {
+							b.Fatal(err)
+						}
+						if j%(4*benchPerUpdate) == 0 {
+							hw.sample()
+						}
+					}
 				}
+				hw.sample()
 				out = Changes{}
-				after := heapInuse()
-				perPath = float64(after-before) / float64(peers*benchPrefixes)
+				live, peak = liveHeap()-before, hw.peak-hw.base
 				runtime.KeepAlive(r)
 			}
-			b.ReportMetric(perPath, "bytes/path")
+			b.ReportMetric(float64(live)/benchPrefixes, "live-B/prefix")
+			b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
 		})
 	}
 }
 
-func heapInuse() uint64 {
+// memAfterGC reads the memory statistics after a full collection.
+func memAfterGC() runtime.MemStats {
 	runtime.GC()
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse
+	return m
+}
+
+// liveHeap is the heap in use by live objects.
+func liveHeap() uint64 { return memAfterGC().HeapAlloc }
+
+func heapInuse() uint64 { return memAfterGC().HeapInuse }
+
+// heapWatch samples the heap's spans in use (what RSS follows) without
+// stopping the world.
+type heapWatch struct {
+	s          []metrics.Sample
+	base, peak uint64
+}
+
+func (h *heapWatch) reset() {
+	h.s = []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}, {Name: "/memory/classes/heap/unused:bytes"}}
+	runtime.GC()
+	h.base = h.read()
+	h.peak = h.base
+}
+
+func (h *heapWatch) read() uint64 {
+	metrics.Read(h.s)
+	return h.s[0].Value.Uint64() + h.s[1].Value.Uint64()
+}
+
+func (h *heapWatch) sample() { h.peak = max(h.peak, h.read()) }
+
+// BenchmarkRevalidate: a million prefixes, each with paths from two nodes,
+// and a third node with paths for a thousand of them. Sub-benchmark
+// unchanged re-checks next hops that did not change (the cost of a link
+// event that matters to no path); flip makes one of the two nodes' next hop
+// unreachable or reachable again, changing every ECMP set; few does that to
+// the third node, changing a thousand (the cost is then the scan of the
+// shards for its paths).
+func BenchmarkRevalidate(b *testing.B) {
+	all := hostRoutes(benchPrefixes)
+	msgs := chunks(all, benchPerUpdate)
+	down := map[netip.Addr]uint8{}
+	r := newRIB(b, Config{NextHop: func(_ *Peer, nh netip.Addr) uint8 { return down[nh] }}, node(11), node(12), node(13))
+	var out Changes
+	load(b, r, node(11), msgs, &out)
+	load(b, r, node(12), msgs, &out)
+	few := all[:1000:1000]
+	for i := range few {
+		few[i] = all[i*(benchPrefixes/1000)]
+	}
+	load(b, r, node(13), [][]wire.NLRI{few}, &out)
+	toggle := func(a netip.Addr) {
+		if down[a] == 0 {
+			down[a] = 1
+		} else {
+			delete(down, a)
+		}
+	}
+	b.Run("unchanged", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if n := r.Revalidate(func(*Changes) { b.Fatal("a change") }); n != 0 {
+				b.Fatal(n)
+			}
+		}
+	})
+	b.Run("flip", func(b *testing.B) {
+		n := 0
+		for i := 0; i < b.N; i++ {
+			toggle(node(12).Addr)
+			r.Revalidate(func(c *Changes) { n += len(c.List) })
+		}
+		if n != benchPrefixes*b.N {
+			b.Fatalf("%d changes, want %d", n, benchPrefixes*b.N)
+		}
+		reportRate(b, benchPrefixes)
+	})
+	b.Run("few", func(b *testing.B) {
+		n := 0
+		for i := 0; i < b.N; i++ {
+			toggle(node(13).Addr)
+			r.Revalidate(func(c *Changes) { n += len(c.List) })
+		}
+		if n != len(few)*b.N {
+			b.Fatalf("%d changes, want %d", n, len(few)*b.N)
+		}
+	})
 }
 
 // BenchmarkUpdateSteady: one UPDATE of 800 host routes withdrawn and

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,9 +28,19 @@ type peerOp struct {
 // RIB must equal the twin fed each peer's calls one peer after another;
 // and the newest Change of every prefix (by Seq) must be its final ECMP
 // set, whatever order the goroutines' Changes came in.
-func TestConcurrentPeers(t *testing.T) {
+func TestConcurrentPeers(t *testing.T) { testConcurrent(t, false) }
+
+// TestConcurrentRevalidate is TestConcurrentPeers with next hops becoming
+// unreachable and reachable again while the peers update, and Revalidate
+// running meanwhile: its Changes join the peers' in checkNewest.
+func TestConcurrentRevalidate(t *testing.T) { testConcurrent(t, true) }
+
+func testConcurrent(t *testing.T, flap bool) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg := Config{Now: func() time.Time { return now }}
+	var unreach atomic.Pointer[map[netip.Addr]uint8]
+	unreach.Store(&map[netip.Addr]uint8{})
+	cfg.NextHop = func(_ *Peer, nh netip.Addr) uint8 { return (*unreach.Load())[nh] }
 	peers := []Peer{node(11), node(12), node(13), ebgp(21, 65001), ebgp(22, 65002), twinPeers[6]}
 	r := newRIB(t, cfg, peers...)
 	tw := newTwin(r.cfg)
@@ -47,9 +58,36 @@ func TestConcurrentPeers(t *testing.T) {
 	}
 	script := concurrentScript(peers, space, ops)
 
-	changes := runConcurrent(t, r, peers, script, space[0])
+	var flapper func() []Change
+	if flap {
+		// Two next hops in turn: a node's own address and the shared
+		// one the generator draws.
+		rng := rand.New(rand.NewPCG(3, 3))
+		hops := []netip.Addr{node(12).Addr, netip.MustParseAddr("198.51.100.77")}
+		flapper = func() []Change {
+			m := map[netip.Addr]uint8{}
+			for _, a := range hops {
+				if rng.IntN(2) == 0 {
+					m[a] = uint8(1 + rng.IntN(2))
+				}
+			}
+			unreach.Store(&m)
+			return collectRevalidate(r)
+		}
+	}
+	changes := runConcurrent(t, r, peers, script, space[0], flapper)
 	if t.Failed() {
 		return
+	}
+	if flap && len(changes[len(peers)]) == 0 {
+		t.Fatal("Revalidate changed nothing while the peers ran")
+	}
+	if flap {
+		// The final verdicts, as the twin sees them.
+		m := map[netip.Addr]uint8{node(12).Addr: 1}
+		unreach.Store(&m)
+		changes = append(changes, collectRevalidate(r))
+		tw.unreach = m
 	}
 
 	for i, p := range peers {
@@ -114,10 +152,22 @@ func concurrentScript(peers []Peer, space []netip.Prefix, ops int) [][]peerOp {
 	return script
 }
 
+func collectRevalidate(r *RIB) []Change {
+	var got []Change
+	r.Revalidate(func(c *Changes) {
+		for _, ch := range c.List {
+			ch.Paths = slices.Clone(ch.Paths)
+			got = append(got, ch)
+		}
+	})
+	return got
+}
+
 // runConcurrent plays every peer's script in its own goroutine, with a
-// reader walking the RIB meanwhile, and returns the Changes each made.
-func runConcurrent(t *testing.T, r *RIB, peers []Peer, script [][]peerOp, probe netip.Prefix) [][]Change {
-	changes := make([][]Change, len(peers))
+// reader walking the RIB meanwhile, and (when flap is not nil) another
+// goroutine calling flap in a loop; it returns the Changes each made.
+func runConcurrent(t *testing.T, r *RIB, peers []Peer, script [][]peerOp, probe netip.Prefix, flap func() []Change) [][]Change {
+	changes := make([][]Change, len(peers), len(peers)+2)
 	var wg sync.WaitGroup
 	done := make(chan struct{})
 	for i, p := range peers {
@@ -148,23 +198,32 @@ func runConcurrent(t *testing.T, r *RIB, peers []Peer, script [][]peerOp, probe 
 		})
 	}
 	var readers sync.WaitGroup
-	readers.Go(func() {
-		for {
-			select {
-			case <-done:
-				return
-			default:
+	until := func(fn func()) {
+		readers.Go(func() {
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				fn()
 			}
-			r.Walk(wire.IPv4Unicast, func(netip.Prefix, []PathView) bool { return true })
-			r.Lookup(probe)
-			r.Stats()
-			_ = r.AdjRIBIn(peers[0].ID, wire.IPv6Unicast, func(netip.Prefix, PathView) bool { return true })
-		}
+		})
+	}
+	until(func() {
+		r.Walk(wire.IPv4Unicast, func(netip.Prefix, []PathView) bool { return true })
+		r.Lookup(probe)
+		r.Stats()
+		_ = r.AdjRIBIn(peers[0].ID, wire.IPv6Unicast, func(netip.Prefix, PathView) bool { return true })
 	})
+	var flapped []Change
+	if flap != nil {
+		until(func() { flapped = append(flapped, flap()...) })
+	}
 	wg.Wait()
 	close(done)
 	readers.Wait()
-	return changes
+	return append(changes, flapped)
 
 }
 

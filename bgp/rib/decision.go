@@ -85,10 +85,14 @@ const (
 	InvalidASLoop
 	// InvalidOriginatorID: ORIGINATOR_ID is our own router ID (RFC 4456 §8).
 	InvalidOriginatorID
+	// InvalidUnreachable: Config.NextHop refused the next hop (see
+	// PathView.NextHopVerdict for its reason).
+	InvalidUnreachable
 )
 
 var invalidNames = [...]string{
 	Valid: "valid", InvalidNextHop: "unusable next hop", InvalidASLoop: "AS loop", InvalidOriginatorID: "originator is us",
+	InvalidUnreachable: "unreachable next hop",
 }
 
 func (v Invalid) String() string {
@@ -226,6 +230,7 @@ type orderer struct {
 	pol      *Policy
 	maxPaths int
 	srcs     *sourceTable
+	gen      uint8 // of the next-hop verdicts (see source.reach)
 	cands    []cand
 	buf      []cand
 	groups   []span
@@ -265,7 +270,7 @@ func (o *orderer) order(ps []path) {
 func (o *orderer) rank(cs []cand) int {
 	nv := 0
 	for i := range cs {
-		if cs[i].s.valid() {
+		if cs[i].s.usable(o.gen) {
 			cs[nv], cs[i] = cs[i], cs[nv]
 			nv++
 		}

@@ -2,6 +2,7 @@ package rib
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -185,7 +186,7 @@ func checkInvariants(t testing.TB, r *RIB) {
 	defer r.mu.RUnlock()
 	srcRefs := map[*source]int{}
 	counts := map[*peerState]peerCounts{}
-	check := func(ps []path, necmp int) {
+	check := func(ps []path, necmp int, gen uint8) {
 		for i, p := range ps {
 			s := r.intern.srcs.get(p.src)
 			if s == nil || s.id != p.src {
@@ -194,7 +195,7 @@ func checkInvariants(t testing.TB, r *RIB) {
 			srcRefs[s]++
 			c := counts[s.peer]
 			c.received++
-			if s.valid() {
+			if s.usable(gen) {
 				c.accepted++
 			}
 			if i < necmp {
@@ -256,12 +257,12 @@ func checkInvariants(t testing.TB, r *RIB) {
 	}
 }
 
-func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]path, int)) {
+func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]path, int, uint8)) {
 	t.Helper()
 	for i := range tb.shards {
 		sh := &tb.shards[i]
 		sh.mu.Lock()
-		for k, p := range sh.one {
+		for k, p := range sh.one.all() {
 			if tb.shard(k) != sh {
 				t.Errorf("%v in the wrong shard", k.prefix())
 			}
@@ -269,20 +270,20 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 				t.Errorf("%v: single path flagged", k.prefix())
 			}
 			n := 0
-			if r.intern.srcs.get(p.src).valid() {
+			if r.intern.srcs.get(p.src).usable(sh.gen) {
 				n = 1
 			}
-			check([]path{p}, n)
+			check([]path{p}, n, sh.gen)
 		}
-		for k, ps := range sh.many {
+		multi := func(k K, ps []path, lo, hi int) {
 			if tb.shard(k) != sh {
 				t.Errorf("%v in the wrong shard", k.prefix())
 			}
-			if _, dup := sh.one[k]; dup {
-				t.Errorf("%v in both maps", k.prefix())
+			if _, dup := sh.one.get(k); dup {
+				t.Errorf("%v in two tables", k.prefix())
 			}
-			if len(ps) < 2 {
-				t.Errorf("%v: %d paths in the multi-path map", k.prefix(), len(ps))
+			if len(ps) < lo || len(ps) > hi {
+				t.Errorf("%v: %d paths filed for %d to %d", k.prefix(), len(ps), lo, hi)
 			}
 			n := ecmpLen(ps)
 			for _, p := range ps[n:] {
@@ -290,7 +291,22 @@ func checkTable[K prefixKey](t testing.TB, r *RIB, tb *table[K], check func([]pa
 					t.Errorf("%v: ECMP flags not leading", k.prefix())
 				}
 			}
-			check(ps, n)
+			ord := r.newOrderer()
+			ord.gen = sh.gen
+			again := slices.Clone(ps)
+			if ord.order(again); !slices.Equal(again, ps) {
+				t.Errorf("%v: paths not ranked as the decision process ranks them", k.prefix())
+			}
+			check(ps, n, sh.gen)
+		}
+		for k, pr := range sh.two.all() {
+			if _, dup := sh.many[k]; dup {
+				t.Errorf("%v in two tables", k.prefix())
+			}
+			multi(k, pr[:], 2, 2)
+		}
+		for k, ps := range sh.many {
+			multi(k, ps, 3, 1<<30)
 		}
 		sh.mu.Unlock()
 	}

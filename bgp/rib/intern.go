@@ -20,6 +20,9 @@ type attrSet struct {
 	key   string      // canonical encoding, the interner's map key
 	attrs *wire.Attrs // canonical copy: read only, no NEXT_HOP or MP attributes
 	refs  int         // sources using the set; guarded by interner.mu
+	// unknown is what the set's unknown attributes count against
+	// Config.UnknownAttrBytes.
+	unknown int
 
 	// Inputs of the decision process, with policy applied.
 	localPref     uint32
@@ -47,9 +50,30 @@ type source struct {
 	pathID  uint32
 	rank    rank
 	refs    int // paths (and pins) using the source; owned by the peer
+	// reach is Config.NextHop's verdict on nextHop (0: usable) in two
+	// generations. A shard reads reach[shard.gen] under its lock; Revalidate
+	// writes the generation no shard reads, then moves the shards over to
+	// it one at a time, so that each shard's rankings and counters always
+	// agree with the verdicts it reads. A new source gets the same verdict
+	// in both.
+	reach [2]uint8
 }
 
-func (s *source) valid() bool { return s.rank.invalid == Valid }
+// usable reports whether the source's paths may be selected, as seen by a
+// shard in generation gen.
+func (s *source) usable(gen uint8) bool { return s.rank.invalid == Valid && s.reach[gen] == 0 }
+
+// invalid says why the source's paths cannot be used in generation gen.
+func (s *source) invalid(gen uint8) Invalid {
+	if s.rank.invalid == Valid && s.reach[gen] != 0 {
+		return InvalidUnreachable
+	}
+	return s.rank.invalid
+}
+
+// flipped reports whether a Revalidate in progress changes the source's
+// usability.
+func (s *source) flipped() bool { return (s.reach[0] == 0) != (s.reach[1] == 0) }
 
 type sourceKey struct {
 	set     *attrSet
@@ -105,6 +129,8 @@ type interner struct {
 	mu   sync.Mutex
 	sets map[string]*attrSet
 	srcs sourceTable
+	// unknown totals attrSet.unknown over sets.
+	unknown int
 }
 
 func (in *interner) init() {
@@ -121,10 +147,11 @@ var attrKeyed = [...]uint8{
 	wire.AttrExtCommunities, wire.AttrLargeCommunity, wire.AttrOTC,
 }
 
-// appendAttrKey appends the canonical encoding of a: equal keys mean equal
-// attribute sets. Values of absent attributes are ignored, variable parts
-// carry their length, so the encoding is injective.
-func appendAttrKey(b []byte, a *wire.Attrs) []byte {
+// appendAttrKey appends the canonical encoding of a, with its unknown
+// attributes or without: equal keys mean equal attribute sets. Values of
+// absent attributes are ignored, variable parts carry their length, so the
+// encoding is injective.
+func appendAttrKey(b []byte, a *wire.Attrs, unknown bool) []byte {
 	var mask uint16
 	for i, t := range attrKeyed {
 		if a.Has(t) {
@@ -187,6 +214,9 @@ func appendAttrKey(b []byte, a *wire.Attrs) []byte {
 	if a.Has(wire.AttrOTC) {
 		b = binary.BigEndian.AppendUint32(b, a.OTC)
 	}
+	if !unknown {
+		return append(b, 0)
+	}
 	b = binary.AppendUvarint(b, uint64(len(a.Unknown)))
 	for _, u := range a.Unknown {
 		b = append(b, u.Flags, u.Type)
@@ -212,7 +242,8 @@ func appendAddr(b []byte, a netip.Addr) []byte {
 
 // canonicalAttrs copies the attributes an attribute set keeps, and only
 // those: absent attributes are zero, and nothing aliases a decode buffer.
-func canonicalAttrs(a *wire.Attrs) *wire.Attrs {
+// The unknown attributes are copied only when asked for.
+func canonicalAttrs(a *wire.Attrs, unknown bool) *wire.Attrs {
 	c := &wire.Attrs{}
 	for _, t := range attrKeyed {
 		if a.Has(t) {
@@ -252,7 +283,7 @@ func canonicalAttrs(a *wire.Attrs) *wire.Attrs {
 	if a.Has(wire.AttrOTC) {
 		c.OTC = a.OTC
 	}
-	if len(a.Unknown) > 0 {
+	if unknown && len(a.Unknown) > 0 {
 		c.Unknown = make([]wire.RawAttr, len(a.Unknown))
 		for i, u := range a.Unknown {
 			c.Unknown[i] = wire.RawAttr{Flags: u.Flags, Type: u.Type, Value: slices.Clone(u.Value)}
@@ -261,11 +292,12 @@ func canonicalAttrs(a *wire.Attrs) *wire.Attrs {
 	return c
 }
 
-func newAttrSet(key []byte, a *wire.Attrs, pol *Policy) *attrSet {
-	c := canonicalAttrs(a)
+func newAttrSet(key []byte, a *wire.Attrs, unknown bool, pol *Policy) *attrSet {
+	c := canonicalAttrs(a, unknown)
 	s := &attrSet{
 		key:        string(key),
 		attrs:      c,
+		unknown:    unknownSize(c.Unknown),
 		localPref:  pol.defaultLocalPref(),
 		asPathLen:  uint32(c.ASPath.Len()),
 		firstAS:    c.ASPath.NeighborAS(),
@@ -292,16 +324,40 @@ func newAttrSet(key []byte, a *wire.Attrs, pol *Policy) *attrSet {
 	return s
 }
 
+// unknownSize is what unknown attributes cost: their values and headers.
+func unknownSize(us []wire.RawAttr) int {
+	n := 0
+	for _, u := range us {
+		n += len(u.Value) + 4
+	}
+	return n
+}
+
+// keepsUnknown reports whether the key of attributes a includes their
+// unknown attributes: only when some are kept at all.
+func (r *RIB) keepsUnknown(a *wire.Attrs) bool {
+	return r.cfg.UnknownAttrBytes > 0 && len(a.Unknown) > 0
+}
+
 // acquire returns peer ps's source for attributes a (whose canonical key is
-// key), next hop nh and path ID id, creating the attribute set and the
-// source as needed. The caller holds ps.mu.
-func (in *interner) acquire(r *RIB, ps *peerState, key []byte, a *wire.Attrs, nh netip.Addr, id uint32) *source {
+// key, *key being scratch space), next hop nh and path ID id, creating the
+// attribute set and the source as needed. A new set whose unknown
+// attributes would take the RIB over Config.UnknownAttrBytes is interned
+// without them. The caller holds ps.mu.
+func (in *interner) acquire(r *RIB, ps *peerState, key *[]byte, a *wire.Attrs, nh netip.Addr, id uint32) *source {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	set := in.sets[string(key)]
+	unknown := r.keepsUnknown(a)
+	set := in.sets[string(*key)]
+	if set == nil && unknown && in.unknown+unknownSize(a.Unknown) > r.cfg.UnknownAttrBytes {
+		unknown = false
+		*key = appendAttrKey((*key)[:0], a, false)
+		set = in.sets[string(*key)]
+	}
 	if set == nil {
-		set = newAttrSet(key, a, &r.cfg.Policy)
+		set = newAttrSet(*key, a, unknown, &r.cfg.Policy)
 		in.sets[set.key] = set
+		in.unknown += set.unknown
 	}
 	return in.sourceLocked(r, ps, sourceKey{set, nh, id})
 }
@@ -322,6 +378,8 @@ func (in *interner) sourceLocked(r *RIB, ps *peerState, sk sourceKey) *source {
 	}
 	sk.set.refs++
 	src := &source{peer: ps, set: sk.set, nextHop: sk.nextHop, pathID: sk.pathID, rank: r.rankOf(ps, sk.set, sk.nextHop)}
+	v := r.checkNextHop(src)
+	src.reach = [2]uint8{v, v}
 	in.srcs.put(src)
 	ps.sources[sk] = src
 	return src
@@ -336,6 +394,7 @@ func (in *interner) release(src *source) {
 	in.srcs.drop(src)
 	if src.set.refs--; src.set.refs == 0 {
 		delete(in.sets, src.set.key)
+		in.unknown -= src.set.unknown
 	}
 }
 

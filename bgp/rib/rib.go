@@ -18,6 +18,8 @@ var (
 	ErrBadPeer     = errors.New("rib: invalid peer")
 	ErrFamily      = errors.New("rib: unsupported address family or prefix of another family")
 	ErrNoAttrs     = errors.New("rib: announcement without path attributes")
+	// ErrMaxPrefixes: the peer announced a path past its Peer.MaxPrefixes.
+	ErrMaxPrefixes = errors.New("rib: peer exceeded its prefix limit")
 )
 
 // PeerID names a peer for the life of its session. The daemon picks it.
@@ -35,6 +37,13 @@ type Peer struct {
 	// LocalAS is our AS on this session; zero means Config.LocalAS. The
 	// session is iBGP exactly when AS == LocalAS.
 	LocalAS uint32
+	// Multihop marks a session whose neighbour is not on a connected
+	// network (eBGP multihop). The RIB only passes it to Config.NextHop,
+	// which may then accept next hops reached through other routes.
+	Multihop bool
+	// MaxPrefixes caps the paths the peer may hold (both families, valid
+	// or not); zero means no limit. See Update and SetMaxPrefixes.
+	MaxPrefixes int
 }
 
 // Config sets up a RIB.
@@ -50,6 +59,22 @@ type Config struct {
 	Policy Policy
 	// Now is the clock for path ages; nil means time.Now.
 	Now func() time.Time
+	// NextHop decides whether the paths of peer p via next hop nh can be
+	// used: 0 when they can, any other value (the daemon's reason code,
+	// e.g. a reach.Reason) when they cannot. Such paths stay in the RIB,
+	// shown with the code in PathView.NextHopVerdict and counted as
+	// received, but are never selected. It is asked once per source (peer,
+	// attribute set, next hop), when the source is created and again by
+	// Revalidate, with RIB locks held: it must be fast, must not call the
+	// RIB, and must not modify p. Nil accepts every next hop (beyond the checks the RIB makes
+	// itself: present and not unspecified).
+	NextHop func(p *Peer, nh netip.Addr) uint8
+	// UnknownAttrBytes is how much of unrecognised optional attributes
+	// the RIB keeps, in total over its attribute sets. Zero keeps none:
+	// the router re-advertises nothing, and a peer varying unknown
+	// attributes must not be able to grow the RIB. An attribute set that
+	// would take the total over is stored without them.
+	UnknownAttrBytes int
 }
 
 // DefaultMaxPaths is the ECMP width when Config.MaxPaths is zero.
@@ -90,6 +115,12 @@ type RIB struct {
 	peers     map[PeerID]*peerState
 	freeSlots []int
 	nextSlot  int
+
+	// reval serialises Revalidate and guards what follows.
+	reval sync.Mutex
+	gen   uint8 // the generation every shard is in between Revalidates
+	rop   op    // Revalidate's op
+	rbuf  Changes
 }
 
 // peerState is one peer's side of the RIB.
@@ -104,6 +135,8 @@ type peerState struct {
 	// kept beside the per-shard counters so the daemon can check limits
 	// after every UPDATE without visiting every shard.
 	received, accepted atomic.Int64
+	// limit is the peer's MaxPrefixes (0: none).
+	limit atomic.Int64
 
 	mu      sync.Mutex
 	removed bool
@@ -124,7 +157,10 @@ type op struct {
 	ord    orderer
 	old    []path    // scratch: an ECMP set before a change
 	single [2]path   // scratch: ECMP sets of single-path prefixes
+	pbuf   pair      // scratch: the paths of a two-path prefix
 	dead   []*source // sources whose last path went, freed by reap
+	gen    uint8     // the generation of the shard being worked on
+	full   bool      // an announcement was refused: the peer is at its limit
 }
 
 // New returns an empty RIB.
@@ -144,7 +180,12 @@ func New(cfg Config) *RIB {
 	for i := range r.v6.shards {
 		r.v6.shards[i].init()
 	}
+	r.rop = op{r: r, ord: r.newOrderer()}
 	return r
+}
+
+func (r *RIB) newOrderer() orderer {
+	return orderer{pol: &r.cfg.Policy, maxPaths: r.cfg.MaxPaths, srcs: &r.intern.srcs}
 }
 
 // AddPeer registers a peer, usually when its session reaches Established.
@@ -172,8 +213,23 @@ func (r *RIB) AddPeer(p Peer) error {
 		r.nextSlot++
 	}
 	ps := &peerState{peer: p, slot: slot, external: p.AS != p.LocalAS, sources: make(map[sourceKey]*source)}
-	ps.op = op{r: r, ps: ps, ord: orderer{pol: &r.cfg.Policy, maxPaths: r.cfg.MaxPaths, srcs: &r.intern.srcs}}
+	ps.limit.Store(int64(max(p.MaxPrefixes, 0)))
+	ps.op = op{r: r, ps: ps, ord: r.newOrderer()}
 	r.peers[p.ID] = ps
+	return nil
+}
+
+// SetMaxPrefixes changes a peer's prefix limit (0: none) for its next
+// announcements; paths it already holds are kept even above the new limit
+// (the daemon decides whether to reset the session).
+func (r *RIB) SetMaxPrefixes(id PeerID, n int) error {
+	r.mu.RLock()
+	ps := r.peers[id]
+	r.mu.RUnlock()
+	if ps == nil {
+		return fmt.Errorf("%w %d", ErrUnknownPeer, id)
+	}
+	ps.limit.Store(int64(max(n, 0)))
 	return nil
 }
 
@@ -211,6 +267,20 @@ func (r *RIB) RemovePeer(id PeerID, emit func(*Changes)) error {
 	}
 	o := ps.begin(batch)
 	defer o.finish()
+	r.inBatches(batch, emit, func(sh *shard[key4]) { sh.sweep(o) }, func(sh *shard[key6]) { sh.sweep(o) })
+	ps.batch = Changes{} // a large batch is not kept for a peer that is gone
+	r.mu.Lock()
+	delete(r.peers, id)
+	r.freeSlots = append(r.freeSlots, ps.slot)
+	r.mu.Unlock()
+	return nil
+}
+
+// inBatches calls visit4 and visit6 on every shard of each family, one
+// after the other, and hands the Changes they add to batch over to emit
+// whenever removeBatch have gathered, and the rest at the end. batch is nil
+// when emit is.
+func (r *RIB) inBatches(batch *Changes, emit func(*Changes), visit4 func(*shard[key4]), visit6 func(*shard[key6])) {
 	flush := func(least int) {
 		if batch != nil && len(batch.List) >= max(least, 1) {
 			emit(batch)
@@ -218,20 +288,14 @@ func (r *RIB) RemovePeer(id PeerID, emit func(*Changes)) error {
 		}
 	}
 	for i := range r.v4.shards {
-		r.v4.shards[i].sweep(o)
+		visit4(&r.v4.shards[i])
 		flush(removeBatch)
 	}
 	for i := range r.v6.shards {
-		r.v6.shards[i].sweep(o)
+		visit6(&r.v6.shards[i])
 		flush(removeBatch)
 	}
 	flush(1)
-	ps.batch = Changes{} // a large batch is not kept for a peer that is gone
-	r.mu.Lock()
-	delete(r.peers, id)
-	r.freeSlots = append(r.freeSlots, ps.slot)
-	r.mu.Unlock()
-	return nil
 }
 
 // removeBatch is the number of Changes RemovePeer gathers before emitting:
@@ -249,6 +313,12 @@ const removeBatch = 4096
 // as Update returns. NEXT_HOP and the MP attributes in attrs are ignored:
 // nextHop is the next hop. Announcing a prefix the peer already announced
 // (with the same ADD-PATH identifier) replaces its path.
+//
+// An announcement that would give the peer more paths than its
+// Peer.MaxPrefixes is refused, and Update returns ErrMaxPrefixes at once:
+// the withdrawals and the announcements before it are applied (and in out),
+// the rest of the UPDATE is not, so the peer never holds more than its
+// limit. The session is expected to be reset, and RemovePeer to follow.
 func (r *RIB) Update(id PeerID, fam wire.Family, attrs *wire.Attrs, nextHop netip.Addr, announce, withdraw []wire.NLRI, out *Changes) error {
 	ps, err := r.lockPeer(id)
 	if err != nil {
@@ -268,6 +338,9 @@ func (r *RIB) Update(id PeerID, fam wire.Family, attrs *wire.Attrs, nextHop neti
 		apply(&r.v4, o, makeKey4, attrs, nextHop, announce, withdraw)
 	case wire.IPv6Unicast:
 		apply(&r.v6, o, makeKey6, attrs, nextHop, announce, withdraw)
+	}
+	if o.full {
+		return fmt.Errorf("rib: update from peer %d: %w (%d)", id, ErrMaxPrefixes, ps.limit.Load())
 	}
 	return nil
 }
@@ -317,6 +390,9 @@ func apply[K prefixKey](t *table[K], o *op, key func(netip.Prefix) K, attrs *wir
 		if s != src {
 			o.unpin(s)
 		}
+		if o.full {
+			return
+		}
 	}
 }
 
@@ -327,6 +403,7 @@ func (sh *shard[K]) lockedAnnounce(o *op, k K, pfx netip.Prefix, np path, s *sou
 	sh.mu.Lock()
 	defer o.reap()
 	defer sh.mu.Unlock()
+	o.enter(sh.gen)
 	sh.announce(o, k, pfx, np, s)
 }
 
@@ -334,7 +411,25 @@ func (sh *shard[K]) lockedWithdraw(o *op, k K, pfx netip.Prefix, id uint32) {
 	sh.mu.Lock()
 	defer o.reap()
 	defer sh.mu.Unlock()
+	o.enter(sh.gen)
 	sh.withdraw(o, k, pfx, id)
+}
+
+// enter sets the generation of next-hop verdicts o works in: the locked
+// shard's.
+func (o *op) enter(gen uint8) {
+	o.gen = gen
+	o.ord.gen = gen
+}
+
+// admit reports whether o's peer may hold one more path, and notes when it
+// may not.
+func (o *op) admit() bool {
+	if lim := o.ps.limit.Load(); lim > 0 && o.ps.received.Load() >= lim {
+		o.full = true
+		return false
+	}
+	return true
 }
 
 // begin readies the peer's op for a call. The caller holds ps.mu.
@@ -342,6 +437,7 @@ func (ps *peerState) begin(out *Changes) *op {
 	o := &ps.op
 	o.out = out
 	o.now = o.r.clock()
+	o.full = false
 	return o
 }
 
@@ -349,6 +445,7 @@ func (ps *peerState) begin(out *Changes) *op {
 func (o *op) finish() {
 	o.out = nil
 	clear(o.single[:])
+	o.pbuf = pair{}
 	clear(o.old[:cap(o.old)])
 }
 
@@ -365,10 +462,10 @@ func (r *RIB) clock() uint32 {
 // path ID.
 func (o *op) source(attrs *wire.Attrs, nh netip.Addr, id uint32) *source {
 	ps := o.ps
-	ps.key = appendAttrKey(ps.key[:0], attrs)
+	ps.key = appendAttrKey(ps.key[:0], attrs, o.r.keepsUnknown(attrs))
 	src := ps.last
 	if src == nil || src.nextHop != nh || src.pathID != id || src.set.key != string(ps.key) {
-		src = o.r.intern.acquire(o.r, ps, ps.key, attrs, nh, id)
+		src = o.r.intern.acquire(o.r, ps, &ps.key, attrs, nh, id)
 		ps.last = src
 	}
 	src.refs++
@@ -407,7 +504,7 @@ func (o *op) reap() {
 // ecmp1 is the ECMP set of a prefix whose only path is p, held in o's
 // scratch slot i (0 or 1: an old and a new set may be needed at once).
 func (o *op) ecmp1(i int, p path) []path {
-	if !o.src(p).valid() {
+	if !o.src(p).usable(o.gen) {
 		return nil
 	}
 	o.single[i] = p

@@ -243,7 +243,7 @@ func TestMapsShrink(t *testing.T) {
 	high := func() (one, many int) {
 		for i := range r.v4.shards {
 			one += r.v4.shards[i].oneHigh
-			many += r.v4.shards[i].manyHigh
+			many += r.v4.shards[i].twoHigh + r.v4.shards[i].manyHigh
 		}
 		return one, many
 	}

@@ -51,7 +51,19 @@ func makeKey4(p netip.Prefix) key4 {
 	return key4(uint64(binary.BigEndian.Uint32(a[:]))<<8 | uint64(p.Bits()))
 }
 
-func (k key4) shardHash() uint64 { return uint64(k) * 0x9e3779b97f4a7c15 }
+// shardHash mixes all of k's bits (a splitmix64 finalizer). It must not be
+// plain Fibonacci hashing, which the FIB's prefix map uses for its slots: a
+// peer-down sweep goes shard by shard, and the FIB would then delete its
+// entries in slot order, packing what remains into one long probe run.
+func (k key4) shardHash() uint64 { return mix64(uint64(k)) }
+
+// mix64 is the splitmix64 finalizer: every bit of x moves every bit of the
+// result.
+func mix64(x uint64) uint64 {
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}
 
 func (k key4) prefix() netip.Prefix {
 	var a [4]byte
@@ -102,19 +114,22 @@ type peerCounts struct {
 // peer-down sweep), never across shards.
 //
 // Most prefixes have one path: those live in one, 16 bytes a slot with no
-// allocation of their own. Prefixes with several paths move to many, whose
-// slices are kept ranked (orderer.order).
+// allocation of their own. Prefixes with two paths (a service on two nodes,
+// two upstreams) live in two, also without an allocation; with more, in
+// many. The paths of two and many are kept ranked (orderer.order).
 type shard[K prefixKey] struct {
 	mu     sync.Mutex
-	one    map[K]path
+	one    flatMap[K, path]
+	two    flatMap[K, pair]
 	many   map[K][]path
 	counts []peerCounts // by peer slot
 	seq    uint64       // last Change.Seq given out for this shard
+	gen    uint8        // which of source.reach the shard reads
 
 	// High-water marks since the maps were last rebuilt: Go maps never
 	// shrink, so a map that fell well below its mark is copied into a
 	// smaller one, or a million withdrawn routes would stay resident.
-	oneHigh, manyHigh int
+	oneHigh, twoHigh, manyHigh int
 
 	_ [64]byte // keep neighbouring shards' locks off one cache line
 }
@@ -128,14 +143,17 @@ const (
 )
 
 func (sh *shard[K]) init() {
-	sh.one = make(map[K]path)
 	sh.many = make(map[K][]path)
 }
 
 func (sh *shard[K]) maybeShrink() {
-	if shrinks(len(sh.one), sh.oneHigh) {
-		sh.one = resized(sh.one)
-		sh.oneHigh = len(sh.one)
+	if shrinks(sh.one.len(), sh.oneHigh) {
+		sh.one.shrink()
+		sh.oneHigh = sh.one.len()
+	}
+	if shrinks(sh.two.len(), sh.twoHigh) {
+		sh.two.shrink()
+		sh.twoHigh = sh.two.len()
 	}
 	if shrinks(len(sh.many), sh.manyHigh) {
 		sh.many = resized(sh.many)
@@ -159,8 +177,8 @@ func resized[K comparable, V any](m map[K]V) map[K]V {
 
 func (sh *shard[K]) setOne(k K, p path) {
 	p.meta &= ageMask
-	sh.one[k] = p
-	sh.oneHigh = max(sh.oneHigh, len(sh.one))
+	sh.one.set(k, p)
+	sh.oneHigh = max(sh.oneHigh, sh.one.len())
 }
 
 func (sh *shard[K]) setMany(k K, ps []path) {
@@ -181,7 +199,7 @@ func (sh *shard[K]) add(s *source) {
 	c := sh.counter(s)
 	c.received++
 	s.peer.received.Add(1)
-	if s.valid() {
+	if s.usable(sh.gen) {
 		c.accepted++
 		s.peer.accepted.Add(1)
 	}
@@ -191,7 +209,7 @@ func (sh *shard[K]) remove(s *source) {
 	c := sh.counter(s)
 	c.received--
 	s.peer.received.Add(-1)
-	if s.valid() {
+	if s.usable(sh.gen) {
 		c.accepted--
 		s.peer.accepted.Add(-1)
 	}
@@ -216,27 +234,70 @@ func (sh *shard[K]) settle(o *op, pfx netip.Prefix, old, now []path) {
 		}
 	}
 	sh.seq++
-	o.out.add(o.r, pfx, sh.seq, now)
+	o.out.add(o.r, pfx, sh.seq, now, sh.gen)
+}
+
+// multi returns the ranked paths of k when it has two or more: a pair
+// copied into buf, or the slice many holds.
+func (sh *shard[K]) multi(k K, buf *pair) ([]path, bool) {
+	if pr, ok := sh.two.get(k); ok {
+		*buf = pr
+		return buf[:], true
+	}
+	ps, ok := sh.many[k]
+	return ps, ok
+}
+
+// placeOf is where a prefix with n paths is filed: nowhere, one, two or
+// many.
+func placeOf(n int) int { return min(n, 3) }
+
+// file stores the ranked paths of k where their number says, taking k out
+// of where it was filed with from paths (0 when it is filed nowhere now).
+func (sh *shard[K]) file(k K, paths []path, from int) {
+	if to := placeOf(len(paths)); to != placeOf(from) {
+		switch placeOf(from) {
+		case 1:
+			sh.one.del(k)
+		case 2:
+			sh.two.del(k)
+		case 3:
+			delete(sh.many, k)
+		}
+	}
+	switch len(paths) {
+	case 0:
+	case 1:
+		sh.setOne(k, paths[0])
+	case 2:
+		sh.two.set(k, pair{paths[0], paths[1]})
+		sh.twoHigh = max(sh.twoHigh, sh.two.len())
+	default:
+		sh.setMany(k, paths)
+	}
 }
 
 // announce stores np, a path of source s (one of o's peer's), for prefix k.
 func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
-	if p, ok := sh.one[k]; ok {
+	if p, ok := sh.one.get(k); ok {
 		if ps := o.src(p); ps.peer != s.peer || ps.pathID != s.pathID {
-			// A second path: the prefix moves to many.
-			delete(sh.one, k)
+			// A second path: the prefix moves to two.
+			if !o.admit() {
+				return
+			}
 			o.ref(s)
 			sh.add(s)
-			paths := []path{p, np}
+			o.pbuf = pair{p, np}
+			paths := o.pbuf[:]
 			o.ord.order(paths)
-			sh.setMany(k, paths)
+			sh.file(k, paths, 1)
 			sh.settle(o, pfx, o.ecmp1(0, p), paths[:ecmpLen(paths)])
 			sh.maybeShrink()
 			return
 		} else if p.src == np.src {
 			return // the same route again: nothing changed, not even its age
 		}
-		sh.one[k] = np
+		sh.one.set(k, np)
 		o.ref(s)
 		sh.add(s)
 		sh.remove(o.src(p))
@@ -244,11 +305,14 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		sh.settle(o, pfx, o.ecmp1(0, p), o.ecmp1(1, np))
 		return
 	}
-	if paths, ok := sh.many[k]; ok {
+	if paths, ok := sh.multi(k, &o.pbuf); ok {
+		from := len(paths)
 		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
 		if i := o.find(paths, s.peer, s.pathID); i < 0 {
+			if !o.admit() {
+				return
+			}
 			paths = append(paths, np)
-			sh.many[k] = paths
 		} else {
 			p := paths[i]
 			if p.src == np.src {
@@ -261,7 +325,12 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 		o.ref(s)
 		sh.add(s)
 		o.ord.order(paths)
+		sh.file(k, paths, from)
 		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
+		sh.maybeShrink()
+		return
+	}
+	if !o.admit() {
 		return
 	}
 	sh.setOne(k, np)
@@ -272,18 +341,18 @@ func (sh *shard[K]) announce(o *op, k K, pfx netip.Prefix, np path, s *source) {
 
 // withdraw removes the path of o's peer with identifier id from prefix k.
 func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
-	if p, ok := sh.one[k]; ok {
+	if p, ok := sh.one.get(k); ok {
 		if s := o.src(p); s.peer != o.ps || s.pathID != id {
 			return
 		}
-		delete(sh.one, k)
+		sh.one.del(k)
 		sh.remove(o.src(p))
 		o.unref(p)
 		sh.settle(o, pfx, o.ecmp1(0, p), nil)
 		sh.maybeShrink()
 		return
 	}
-	paths, ok := sh.many[k]
+	paths, ok := sh.multi(k, &o.pbuf)
 	if !ok {
 		return
 	}
@@ -292,29 +361,30 @@ func (sh *shard[K]) withdraw(o *op, k K, pfx netip.Prefix, id uint32) {
 		return
 	}
 	o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
+	from := len(paths)
 	p := paths[i]
 	paths = slices.Delete(paths, i, i+1)
 	sh.remove(o.src(p))
 	o.unref(p)
-	sh.reshape(o, k, pfx, paths)
+	sh.reshape(o, k, pfx, paths, from)
 	sh.maybeShrink()
 }
 
-// reshape re-ranks paths after some left the prefix, moving it back to one
-// (or out of the table) when few remain, and records the change. It leaves
-// the maps' sizes alone, as a sweep may be ranging over them.
-func (sh *shard[K]) reshape(o *op, k K, pfx netip.Prefix, paths []path) {
+// reshape re-ranks paths after some left the prefix (filed with from
+// paths, 0 if no longer filed), files it again by how many remain, and
+// records the change. It leaves the tables' sizes alone, as a sweep may be
+// ranging over them.
+func (sh *shard[K]) reshape(o *op, k K, pfx netip.Prefix, paths []path, from int) {
+	if len(paths) > 1 {
+		o.ord.order(paths)
+	}
+	sh.file(k, paths, from)
 	switch len(paths) {
 	case 0:
-		delete(sh.many, k)
 		sh.settle(o, pfx, o.old, nil)
 	case 1:
-		delete(sh.many, k)
-		sh.setOne(k, paths[0])
 		sh.settle(o, pfx, o.old, o.ecmp1(1, paths[0]))
 	default:
-		sh.many[k] = paths
-		o.ord.order(paths)
 		sh.settle(o, pfx, o.old, paths[:ecmpLen(paths)])
 	}
 }
@@ -327,29 +397,35 @@ func (sh *shard[K]) sweep(o *op) {
 	if slot := o.ps.slot; slot >= len(sh.counts) || sh.counts[slot].received == 0 {
 		return
 	}
+	o.enter(sh.gen)
 	mine := func(p path) bool { return o.src(p).peer == o.ps }
-	for k, p := range sh.one {
-		if mine(p) {
-			delete(sh.one, k)
-			sh.remove(o.src(p))
-			o.unref(p)
-			sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
+	sh.one.deleteIf(func(_ K, p path) bool { return mine(p) }, func(k K, p path) {
+		sh.remove(o.src(p))
+		o.unref(p)
+		sh.settle(o, k.prefix(), o.ecmp1(0, p), nil)
+	})
+	// mine is asked again about entries a deletion moved: its answer only
+	// depends on the path.
+	drop := func(p path) bool {
+		if !mine(p) {
+			return false
 		}
+		sh.remove(o.src(p))
+		o.unref(p)
+		return true
 	}
+	sh.two.deleteIf(func(_ K, pr pair) bool { return mine(pr[0]) || mine(pr[1]) }, func(k K, pr pair) {
+		o.old = append(o.old[:0], pr[:ecmpLen(pr[:])]...)
+		o.pbuf = pr
+		sh.reshape(o, k, k.prefix(), slices.DeleteFunc(o.pbuf[:], drop), 0)
+	})
 	for k, paths := range sh.many {
 		if !slices.ContainsFunc(paths, mine) {
 			continue
 		}
 		o.old = append(o.old[:0], paths[:ecmpLen(paths)]...)
-		paths = slices.DeleteFunc(paths, func(p path) bool {
-			if !mine(p) {
-				return false
-			}
-			sh.remove(o.src(p))
-			o.unref(p)
-			return true
-		})
-		sh.reshape(o, k, k.prefix(), paths)
+		from := len(paths)
+		sh.reshape(o, k, k.prefix(), slices.DeleteFunc(paths, drop), from)
 	}
 	sh.maybeShrink()
 }

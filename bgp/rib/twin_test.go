@@ -5,6 +5,7 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -24,6 +25,8 @@ type twin struct {
 	cfg   Config
 	peers map[PeerID]Peer
 	rib   map[netip.Prefix][]tpath
+	// unreach are the next hops Config.NextHop refuses, with its code.
+	unreach map[netip.Addr]uint8
 }
 
 type tpath struct {
@@ -43,7 +46,26 @@ func newTwin(cfg Config) *twin {
 	if cfg.MaxPaths == 0 {
 		cfg.MaxPaths = 64
 	}
-	return &twin{cfg: cfg, peers: map[PeerID]Peer{}, rib: map[netip.Prefix][]tpath{}}
+	return &twin{cfg: cfg, peers: map[PeerID]Peer{}, rib: map[netip.Prefix][]tpath{}, unreach: map[netip.Addr]uint8{}}
+}
+
+// setReach makes nh reachable (code 0) or not, and returns the prefixes
+// whose ECMP set changed, as Revalidate must.
+func (t *twin) setReach(nh netip.Addr, code uint8) []tchange {
+	old := map[netip.Prefix][]tpath{}
+	for pfx := range t.rib {
+		old[pfx] = t.ecmp(pfx)
+	}
+	if code == 0 {
+		delete(t.unreach, nh)
+	} else {
+		t.unreach[nh] = code
+	}
+	var out []tchange
+	for pfx := range t.rib {
+		out = t.note(out, pfx, old[pfx])
+	}
+	return out
 }
 
 func (t *twin) addPeer(p Peer) error {
@@ -70,7 +92,7 @@ func (t *twin) update(id PeerID, announce, withdraw []netip.Prefix, ids []uint32
 	}
 	for i, pfx := range announce {
 		old := t.ecmp(pfx)
-		np := tpath{peer: p, id: ids[len(withdraw)+i], attrs: a.Clone(), nh: nh, since: t.now}
+		np := tpath{peer: p, id: ids[len(withdraw)+i], attrs: t.stored(a), nh: nh, since: t.now}
 		j := slices.IndexFunc(t.rib[pfx], func(q tpath) bool { return q.peer.ID == id && q.id == np.id })
 		switch {
 		case j < 0:
@@ -81,6 +103,16 @@ func (t *twin) update(id PeerID, announce, withdraw []netip.Prefix, ids []uint32
 		out = t.note(out, pfx, old)
 	}
 	return out, nil
+}
+
+// stored is the copy of a the RIB keeps: without unknown attributes unless
+// it keeps some (the workload never reaches the cap).
+func (t *twin) stored(a *wire.Attrs) *wire.Attrs {
+	c := a.Clone()
+	if t.cfg.UnknownAttrBytes == 0 {
+		c.Unknown = nil
+	}
+	return c
 }
 
 func (t *twin) removePeer(id PeerID) ([]tchange, error) {
@@ -177,7 +209,7 @@ func routerID(p tpath) netip.Addr {
 }
 
 func (t *twin) valid(p tpath) bool {
-	if !p.nh.IsValid() || p.nh.IsUnspecified() {
+	if !p.nh.IsValid() || p.nh.IsUnspecified() || t.unreach[p.nh] != 0 {
 		return false
 	}
 	for _, s := range p.attrs.ASPath {
@@ -514,7 +546,7 @@ func TestTwin(t *testing.T) {
 	policies := []Config{
 		{},
 		{MaxPaths: 1},
-		{MaxPaths: 2, Policy: Policy{AlwaysCompareMED: true}},
+		{MaxPaths: 2, Policy: Policy{AlwaysCompareMED: true}, UnknownAttrBytes: 1 << 20},
 		{MaxPaths: 3, Policy: Policy{MissingMEDWorst: true, DefaultLocalPref: 150}},
 	}
 	const steps = 600
@@ -535,13 +567,17 @@ type twinRun struct {
 	seqs    map[netip.Prefix]uint64
 	multi   int // changes to ECMP sets of two paths or more
 	refresh int // announcements repeating a route exactly
+	reval   int // changes made by Revalidate
 }
 
 func runTwin(t *testing.T, seed uint64, cfg Config, steps int) {
 	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	cfg.Now = func() time.Time { return now }
+	var tw *twin
+	cfg.NextHop = func(_ *Peer, nh netip.Addr) uint8 { return tw.unreach[nh] }
 	r := newRIB(t, cfg)
-	run := &twinRun{rng: rand.New(rand.NewPCG(seed, 42)), r: r, tw: newTwin(r.cfg), seqs: map[netip.Prefix]uint64{}}
+	tw = newTwin(r.cfg)
+	run := &twinRun{rng: rand.New(rand.NewPCG(seed, 42)), r: r, tw: tw, seqs: map[netip.Prefix]uint64{}}
 	for step := range steps {
 		now = now.Add(time.Second)
 		run.tw.now = now
@@ -551,8 +587,9 @@ func runTwin(t *testing.T, seed uint64, cfg Config, steps int) {
 		}
 	}
 	// The workload must reach the cases it exists for.
-	if (run.multi < steps/75 && cfg.MaxPaths != 1) || run.refresh < steps/50 {
-		t.Fatalf("weak workload: %d multi-path ECMP changes, %d unchanged re-announcements", run.multi, run.refresh)
+	if (run.multi < steps/75 && cfg.MaxPaths != 1) || run.refresh < steps/50 || run.reval < steps/100 {
+		t.Fatalf("weak workload: %d multi-path ECMP changes, %d unchanged re-announcements, %d changes by Revalidate",
+			run.multi, run.refresh, run.reval)
 	}
 	for id := range run.tw.peers {
 		if err := r.RemovePeer(id, nil); err != nil {
@@ -584,6 +621,36 @@ func (run *twinRun) step(t *testing.T, step int) {
 	case x < 14:
 		what = fmt.Sprintf("add peer %d", g.peer.ID)
 		errGot, errWant = r.AddPeer(g.peer), tw.addPeer(g.peer)
+	case x < 20:
+		// A link or an address changed: a next hop becomes reachable
+		// or not, or stays unreachable for another reason.
+		// At most two are unreachable at a time, so that ECMP sets
+		// of several paths stay common.
+		nh := g.nextHop()
+		code := uint8(1 + rng.IntN(2))
+		if len(tw.unreach) >= 2 && tw.unreach[nh] == 0 {
+			held := slices.SortedFunc(maps.Keys(tw.unreach), netip.Addr.Compare)
+			nh = held[rng.IntN(len(held))]
+		}
+		switch cur := tw.unreach[nh]; {
+		case cur != 0 && g.odds(3):
+			code = 3 - cur // unreachable for another reason
+		case cur != 0:
+			code = 0
+		}
+		what = fmt.Sprintf("next hop %v verdict %d", nh, code)
+		want = tw.setReach(nh, code)
+		n := r.Revalidate(func(c *Changes) {
+			for _, ch := range c.List {
+				ch.Paths = slices.Clone(ch.Paths)
+				got = append(got, ch)
+			}
+		})
+		if len(want) > 0 && n == 0 {
+			t.Fatalf("step %d, %s: Revalidate saw no change", step, what)
+		}
+		run.reval += len(got)
+		sortChanges(got, want)
 	default:
 		fam := []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast}[rng.IntN(2)]
 		ann, wd := g.prefixes(fam, rng.IntN(4)), g.prefixes(fam, rng.IntN(3))
@@ -653,6 +720,7 @@ func (t *twin) held(id PeerID) []heldPath {
 // repeats counts the announcements that repeat a held route exactly.
 func (t *twin) repeats(id PeerID, announce []netip.Prefix, ids []uint32, a *wire.Attrs, nh netip.Addr) int {
 	n := 0
+	a = t.stored(a)
 	for i, pfx := range announce {
 		if slices.ContainsFunc(t.rib[pfx], func(q tpath) bool {
 			return q.peer.ID == id && q.id == ids[i] && q.nh == nh && sameAttrs(q.attrs, a)

@@ -34,6 +34,9 @@ type PathView struct {
 	Reason Reason
 	// Invalid says why the path cannot be used, Valid when it can.
 	Invalid Invalid
+	// NextHopVerdict is Config.NextHop's code for NextHop when it made the
+	// path unusable (Invalid is then InvalidUnreachable), 0 otherwise.
+	NextHopVerdict uint8
 }
 
 // Change is a prefix whose ECMP set changed.
@@ -66,22 +69,23 @@ func (c *Changes) Reset() {
 	c.List, c.views = c.List[:0], c.views[:0]
 }
 
-func (c *Changes) add(r *RIB, pfx netip.Prefix, seq uint64, ecmp []path) {
+func (c *Changes) add(r *RIB, pfx netip.Prefix, seq uint64, ecmp []path, gen uint8) {
 	if c == nil {
 		return
 	}
 	start := len(c.views)
 	for i, p := range ecmp {
-		v := r.view(p)
+		v := r.view(p, gen)
 		v.Best, v.ECMP = i == 0, true
 		c.views = append(c.views, v)
 	}
 	c.List = append(c.List, Change{Prefix: pfx, Seq: seq, Paths: c.views[start:len(c.views):len(c.views)]})
 }
 
-func (r *RIB) view(p path) PathView {
+// view copies path p as a shard in generation gen sees it.
+func (r *RIB) view(p path, gen uint8) PathView {
 	s := r.intern.srcs.get(p.src)
-	return PathView{
+	v := PathView{
 		Peer:          s.rank.peer,
 		PathID:        s.pathID,
 		PeerAddr:      s.rank.peerAddr,
@@ -89,26 +93,30 @@ func (r *RIB) view(p path) PathView {
 		Attrs:         s.set.attrs,
 		Since:         r.epoch.Add(time.Duration(p.since()) * time.Second),
 		LinkBandwidth: s.set.linkBandwidth,
-		Invalid:       s.rank.invalid,
+		Invalid:       s.invalid(gen),
 	}
+	if v.Invalid == InvalidUnreachable {
+		v.NextHopVerdict = s.reach[gen]
+	}
+	return v
 }
 
-// appendViews appends the views of a prefix's ranked paths. The caller
-// holds the prefix's shard lock.
-func (r *RIB) appendViews(dst []PathView, ps []path, necmp int) []PathView {
+// appendViews appends the views of a prefix's ranked paths, in generation
+// gen. The caller holds the prefix's shard lock.
+func (r *RIB) appendViews(dst []PathView, ps []path, necmp int, gen uint8) []PathView {
 	var best cand
 	for i, p := range ps {
 		c := cand{p, r.intern.srcs.get(p.src)}
-		v := r.view(p)
+		v := r.view(p, gen)
 		v.ECMP = i < necmp
 		v.Best = i == 0 && necmp > 0
 		switch {
-		case !c.s.valid():
+		case !c.s.usable(gen):
 			v.Reason = ReasonInvalid
 		case i > 0:
 			_, v.Reason = comparePaths(best, c, &r.cfg.Policy)
 		case len(ps) > 1:
-			if next := (cand{ps[1], r.intern.srcs.get(ps[1].src)}); next.s.valid() {
+			if next := (cand{ps[1], r.intern.srcs.get(ps[1].src)}); next.s.usable(gen) {
 				_, v.Reason = comparePaths(c, next, &r.cfg.Policy)
 			}
 		}
@@ -120,21 +128,25 @@ func (r *RIB) appendViews(dst []PathView, ps []path, necmp int) []PathView {
 	return dst
 }
 
-// entry returns the ranked paths of k and the size of its ECMP set. For a
-// single path it points into one, the caller's array. The caller holds
-// sh.mu.
-func (sh *shard[K]) entry(r *RIB, k K, one *[1]path) ([]path, int) {
-	if p, ok := sh.one[k]; ok {
-		one[0] = p
-		if r.intern.srcs.get(p.src).valid() {
-			return one[:], 1
-		}
-		return one[:], 0
+// entry returns the ranked paths of k and the size of its ECMP set. For
+// one or two paths it points into buf. The caller holds sh.mu.
+func (sh *shard[K]) entry(r *RIB, k K, buf *pair) ([]path, int) {
+	if p, ok := sh.one.get(k); ok {
+		return sh.single(r, p, buf)
 	}
-	if ps, ok := sh.many[k]; ok {
+	if ps, ok := sh.multi(k, buf); ok {
 		return ps, ecmpLen(ps)
 	}
 	return nil, 0
+}
+
+// single is entry for a prefix whose one path is p.
+func (sh *shard[K]) single(r *RIB, p path, buf *pair) ([]path, int) {
+	buf[0] = p
+	if r.intern.srcs.get(p.src).usable(sh.gen) {
+		return buf[:1], 1
+	}
+	return buf[:1], 0
 }
 
 // Lookup returns every path of exactly prefix p (of either family), best
@@ -154,12 +166,12 @@ func lookup[K prefixKey](r *RIB, t *table[K], k K) []PathView {
 	sh := t.shard(k)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	var one [1]path
-	ps, necmp := sh.entry(r, k, &one)
+	var buf pair
+	ps, necmp := sh.entry(r, k, &buf)
 	if len(ps) == 0 {
 		return nil
 	}
-	return r.appendViews(make([]PathView, 0, len(ps)), ps, necmp)
+	return r.appendViews(make([]PathView, 0, len(ps)), ps, necmp, sh.gen)
 }
 
 // walkEntry is one prefix collected from a shard, with its views' range.
@@ -175,12 +187,12 @@ type walker struct {
 	views []PathView
 }
 
-func (w *walker) collect(r *RIB, pfx netip.Prefix, ps []path, necmp int, only *peerState) {
+func (w *walker) collect(r *RIB, pfx netip.Prefix, ps []path, necmp int, gen uint8, only *peerState) {
 	lo := len(w.views)
 	if only == nil {
-		w.views = r.appendViews(w.views, ps, necmp)
+		w.views = r.appendViews(w.views, ps, necmp, gen)
 	} else {
-		all := r.appendViews(w.views, ps, necmp)
+		all := r.appendViews(w.views, ps, necmp, gen)
 		w.views = all[:lo]
 		for i, p := range ps {
 			if r.intern.srcs.get(p.src).peer == only {
@@ -200,13 +212,17 @@ func walk[K prefixKey](r *RIB, t *table[K], only *peerState, fn func(netip.Prefi
 		w.ents, w.views = w.ents[:0], w.views[:0]
 		sh.mu.Lock()
 		if only == nil || (only.slot < len(sh.counts) && sh.counts[only.slot].received > 0) {
-			var one [1]path
-			for k := range sh.one {
-				ps, n := sh.entry(r, k, &one)
-				w.collect(r, k.prefix(), ps, n, only)
+			var buf pair
+			for k, p := range sh.one.all() {
+				ps, n := sh.single(r, p, &buf)
+				w.collect(r, k.prefix(), ps, n, sh.gen, only)
+			}
+			for k, pr := range sh.two.all() {
+				buf = pr
+				w.collect(r, k.prefix(), buf[:], ecmpLen(buf[:]), sh.gen, only)
 			}
 			for k, ps := range sh.many {
-				w.collect(r, k.prefix(), ps, ecmpLen(ps), only)
+				w.collect(r, k.prefix(), ps, ecmpLen(ps), sh.gen, only)
 			}
 		}
 		sh.mu.Unlock()
@@ -279,6 +295,9 @@ type Stats struct {
 	IPv4Paths, IPv6Paths       int
 	// AttrSets is the number of distinct interned attribute sets.
 	AttrSets int
+	// UnknownAttrBytes is what the sets' unknown attributes take (see
+	// Config.UnknownAttrBytes).
+	UnknownAttrBytes int
 	// Peers are sorted by ID.
 	Peers []PeerStats
 }
@@ -298,6 +317,7 @@ func (r *RIB) Stats() Stats {
 	slices.SortFunc(s.Peers, func(a, b PeerStats) int { return cmp.Compare(a.Peer.ID, b.Peer.ID) })
 	r.intern.mu.Lock()
 	s.AttrSets = len(r.intern.sets)
+	s.UnknownAttrBytes = r.intern.unknown
 	r.intern.mu.Unlock()
 	return s
 }
@@ -306,7 +326,7 @@ func sum[K prefixKey](t *table[K], byslot map[int]int, peers []PeerStats, fam fu
 	for i := range t.shards {
 		sh := &t.shards[i]
 		sh.mu.Lock()
-		prefixes += len(sh.one) + len(sh.many)
+		prefixes += sh.one.len() + sh.two.len() + len(sh.many)
 		for slot, c := range sh.counts {
 			paths += int(c.received)
 			if j, ok := byslot[slot]; ok {
