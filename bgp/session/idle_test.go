@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -85,12 +86,34 @@ func idleSessions(tb testing.TB, n int) float64 {
 		<-est.est
 	}
 	after := inUse()
+	// The writers ended once our KEEPALIVE was out: none waits while idle.
+	for deadline := time.Now().Add(2 * time.Second); ; {
+		n := strings.Count(allStacks(), "session.(*Peer).writeLoop")
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Errorf("%d writer goroutines for %d idle sessions, want none", n, len(conns))
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 	if lg, ok := tb.(interface{ Logf(string, ...any) }); ok {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
 		lg.Logf("stack in use %d, heap in use %d, goroutines %d", ms.StackInuse, ms.HeapInuse, runtime.NumGoroutine())
 	}
 	return (float64(after) - float64(before)) / float64(n)
+}
+
+func allStacks() string {
+	buf := make([]byte, 1<<20)
+	for {
+		if n := runtime.Stack(buf, true); n < len(buf) {
+			return string(buf[:n])
+		}
+		buf = make([]byte, 2*len(buf))
+	}
 }
 
 // BenchmarkIdleSessions reports the memory one idle Established session
