@@ -1,7 +1,6 @@
 package session
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
@@ -50,12 +49,10 @@ type conn struct {
 	// receive path never touches a timer.
 	lastRecv atomic.Int64
 
-	out        chan []byte   // to the writer; bounded
-	final      chan []byte   // the last message (a NOTIFICATION), then the writer half-closes
+	q          outQueue      // to the writer
 	ack        chan ack      // the peer's goroutine answers the reader's handshake events
 	stop       chan struct{} // closed by the peer's goroutine to end the reader and writer
 	readerDone chan struct{}
-	writerDone chan struct{}
 }
 
 // ack answers a reader waiting on a handshake event: go on or not, and once
@@ -69,8 +66,8 @@ func newConn(nc net.Conn, incoming bool) *conn {
 	c := &conn{
 		nc: nc, incoming: incoming,
 		hold: stoppedTimer(), ka: stoppedTimer(),
-		out: make(chan []byte, outQueueLen), final: make(chan []byte, 1), ack: make(chan ack, 1),
-		stop: make(chan struct{}), readerDone: make(chan struct{}), writerDone: make(chan struct{}),
+		ack:  make(chan ack, 1),
+		stop: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 	c.local, c.remote = addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	return c
@@ -93,17 +90,6 @@ func addrPort(a net.Addr) netip.AddrPort {
 func (c *conn) stopping() bool {
 	select {
 	case <-c.stop:
-		return true
-	default:
-		return false
-	}
-}
-
-// queue hands msg to the writer without blocking the peer's goroutine; a
-// full queue means the writer is stuck, which the send hold timer handles.
-func (c *conn) queue(msg []byte) bool {
-	select {
-	case c.out <- msg:
 		return true
 	default:
 		return false
@@ -150,29 +136,42 @@ func (p *Peer) readLoop(c *conn) {
 				notif: wire.NewShutdown(wire.CeaseAdminReset, "internal error")})
 		}
 	}()
-	r := reader{p: p, c: c, f: frame{src: c.nc}}
+	r := &reader{p: p, c: c, f: frame{src: c.nc}}
 	defer r.f.release()
 	for {
-		in, done := r.next()
-		if done {
+		// The wait for the next message is where an idle session's
+		// reader sits, for hours, so it is a shallow call chain of small
+		// frames: the runtime shrinks a goroutine's stack only to twice
+		// what is in use (plus a margin), and decoding, the handshake and
+		// the handler's calls, in step, grow it to 8 KB and more.
+		hdr, err := r.f.take(wire.HeaderLen)
+		if !r.step(hdr, err) {
 			return
 		}
-		if in.kind == inNone {
-			continue
-		}
-		if in.wantAck {
-			a := p.postWait(c, in)
-			if !a.ok {
-				return
-			}
-			if a.neg != nil {
-				r.established(a.neg)
-			}
-			continue
-		}
-		p.post(c, in)
-		return // every other event posted by the reader ends the session
 	}
+}
+
+// step handles one message, whose header take returned, and reports
+// whether to read on. It must not be inlined into readLoop: its frame
+// would stay on the stack while the reader waits.
+//
+//go:noinline
+func (r *reader) step(hdr []byte, err error) bool {
+	in, done := r.message(hdr, err)
+	switch {
+	case done:
+		return false
+	case in.kind == inNone:
+		return true
+	case in.wantAck:
+		a := r.p.postWait(r.c, in)
+		if a.neg != nil {
+			r.established(a.neg)
+		}
+		return a.ok
+	}
+	r.p.post(r.c, in)
+	return false // every other event posted by the reader ends the session
 }
 
 // reader is the receive side of one connection, owned by readLoop.
@@ -196,8 +195,12 @@ func (r *reader) established(n *Negotiated) {
 // next reads one message and returns what the peer's goroutine must hear
 // about it (kind inNone for nothing); done ends the loop quietly.
 func (r *reader) next() (in input, done bool) {
+	return r.message(r.f.take(wire.HeaderLen))
+}
+
+// message is next once take returned the header, or failed.
+func (r *reader) message(hdr []byte, err error) (in input, done bool) {
 	c, p := r.c, r.p
-	hdr, err := r.f.take(wire.HeaderLen)
 	if err != nil {
 		return r.readErr(err)
 	}
@@ -357,102 +360,6 @@ func (r *reader) routeRefresh(body []byte) input {
 		h.RouteRefresh(r.p, *rr)
 	}
 	return input{}
-}
-
-// writeLoop writes queued messages, coalescing whatever is queued into one
-// flush. A write that makes no progress for SendHoldTime fails with a
-// deadline error: that is the RFC 9687 send hold timer.
-func (p *Peer) writeLoop(c *conn) {
-	defer close(c.writerDone)
-	var bw *bufio.Writer // from writeBufs while flushing, so idle costs nothing
-	// flush writes first (unless nil) and the messages queued behind it
-	// now, not those queued meanwhile (a busy sender could keep it going
-	// for ever), with one flush; it counts them once written.
-	flush := func(first []byte) error {
-		bw = writeBufs.Get().(*bufio.Writer)
-		bw.Reset(c.nc)
-		defer func() {
-			bw.Reset(nil)
-			writeBufs.Put(bw)
-		}()
-		var msgs, updates uint64
-		var err error
-		write := func(m []byte) {
-			msgs, updates = countMessages(m, msgs, updates)
-			_, err = bw.Write(m)
-		}
-		if first != nil {
-			write(first)
-		}
-		for n := len(c.out); n > 0 && err == nil; n-- {
-			write(<-c.out)
-		}
-		if err == nil {
-			err = bw.Flush()
-		}
-		if err == nil {
-			p.msgsOut.Add(msgs)
-			p.updatesOut.Add(updates)
-		}
-		return err
-	}
-	for {
-		select {
-		case m := <-c.final:
-			// Messages queued before the NOTIFICATION go first: the
-			// select picks at random among ready cases, and UPDATEs a
-			// caller Sent before closing must not be lost. All of it
-			// within notifyTimeout, which closeConn waits for; after a
-			// failed write the NOTIFICATION could only go out garbled.
-			_ = c.nc.SetWriteDeadline(time.Now().Add(notifyTimeout))
-			if flush(nil) == nil {
-				if _, err := c.nc.Write(m); err == nil {
-					p.msgsOut.Add(1)
-				}
-			}
-			if tc, ok := c.nc.(interface{ CloseWrite() error }); ok {
-				_ = tc.CloseWrite()
-			}
-			return
-		case m := <-c.out:
-			if sh := p.cfg.SendHoldTime; sh > 0 {
-				_ = c.nc.SetWriteDeadline(time.Now().Add(sh))
-			}
-			if err := flush(m); err != nil {
-				p.writeFailed(c, err)
-				return
-			}
-		case <-c.stop:
-			return
-		}
-	}
-}
-
-func (p *Peer) writeFailed(c *conn, err error) {
-	if c.stopping() {
-		return
-	}
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		p.post(c, input{kind: inEvent, ev: evSendHoldExpired, err: ErrSendHoldTimerExpired})
-		return
-	}
-	p.post(c, input{kind: inEvent, ev: evTCPFailed, err: fmt.Errorf("%w: %w", ErrConnectionClosed, err)})
-}
-
-// countMessages walks the headers of the messages in b.
-func countMessages(b []byte, msgs, updates uint64) (uint64, uint64) {
-	for len(b) >= wire.HeaderLen {
-		l := int(b[16])<<8 | int(b[17])
-		if l < wire.HeaderLen || l > len(b) {
-			break
-		}
-		msgs++
-		if b[18] == wire.TypeUpdate {
-			updates++
-		}
-		b = b[l:]
-	}
-	return msgs, updates
 }
 
 // checkUpdates verifies that b is one or more whole UPDATE messages within

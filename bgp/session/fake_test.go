@@ -382,7 +382,11 @@ func TestCloseWritesQueuedUpdatesFirst(t *testing.T) {
 			go func() {
 				closed <- p.Close(ctx, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured})
 			}()
-			eventually(t, 2*time.Second, func() bool { return len(c.final) == 1 },
+			eventually(t, 2*time.Second, func() bool {
+				c.q.mu.Lock()
+				defer c.q.mu.Unlock()
+				return c.q.final != nil
+			},
 				func() string { return "the NOTIFICATION was not queued" })
 			h, err := wire.ParseHeader(hdr, nil)
 			if err != nil || h.Type != wire.TypeUpdate {

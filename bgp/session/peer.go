@@ -223,13 +223,21 @@ func (p *Peer) send(ctx context.Context, want *Negotiated, b []byte) error {
 	if err := checkUpdates(b, &n.Tx, n.RouteRefresh); err != nil {
 		return err
 	}
-	select {
-	case c.out <- b:
-		return nil
-	case <-c.stop:
-		return ErrNotEstablished
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		ok, room := p.push(c, b)
+		if ok {
+			return nil
+		}
+		if room == nil {
+			return ErrNotEstablished // the connection is closing
+		}
+		select {
+		case <-room:
+		case <-c.stop:
+			return ErrNotEstablished
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	}
 }
 
@@ -284,41 +292,88 @@ func (p *Peer) Run(ctx context.Context) error {
 	// for done, and a Run that never started its loop would otherwise
 	// keep them waiting until their ctx ends.
 	defer close(p.done)
-	err := p.cfg.Validate()
-	if err == nil {
-		p.open, err = wire.AppendOpen(nil, p.local)
-		if err != nil {
-			err = fmt.Errorf("bgp session: our OPEN: %w", err)
-		}
-	}
+	r, err := p.start(ctx)
 	if err != nil {
 		p.release()
 		return err
 	}
-	r := &runner{p: p, cfg: p.cfg, ctx: ctx, quit: make(chan struct{}), retry: stoppedTimer()}
 	defer r.exit()
-	r.feed(nil, evStart, nil, nil)
 	for !r.stopped {
-		select {
-		case <-ctx.Done():
-			r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
-		case in := <-p.inputs:
-			r.handle(in)
-		case <-r.retry.C:
-			if r.primary == nil {
-				r.feed(nil, evConnectRetryExpired, nil, nil)
-			}
-		case <-timerC(r.primary, true):
-			r.holdFired(r.primary)
-		case <-timerC(r.primary, false):
-			r.feed(r.primary, evKeepaliveExpired, nil, nil)
-		case <-timerC(r.secondary, true):
-			r.holdFired(r.secondary)
-		case <-timerC(r.secondary, false):
-			r.feed(r.secondary, evKeepaliveExpired, nil, nil)
-		}
+		r.wake(r.wait(ctx))
 	}
 	return nil
+}
+
+// start checks the configuration and starts the FSM. It is not inlined, to
+// keep Run's frame small (see wait).
+//
+//go:noinline
+func (p *Peer) start(ctx context.Context) (*runner, error) {
+	if err := p.cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var err error
+	if p.open, err = wire.AppendOpen(nil, p.local); err != nil {
+		return nil, fmt.Errorf("bgp session: our OPEN: %w", err)
+	}
+	r := &runner{p: p, cfg: p.cfg, ctx: ctx, quit: make(chan struct{}), retry: stoppedTimer()}
+	r.feed(nil, evStart, nil, nil)
+	return r, nil
+}
+
+// wakeup says what ended runner.wait.
+type wakeup uint8
+
+const (
+	wakeDone wakeup = iota // ctx ended
+	wakeInput
+	wakeRetry
+	wakeHold // c's hold timer
+	wakeKeepalive
+)
+
+// wait blocks until the peer has something to do. A peer waits here for
+// hours: like the reader's wait (see readLoop), it is a small frame, so
+// the stack that the handshake and the handler's calls grew in wake can be
+// shrunk back.
+func (r *runner) wait(ctx context.Context) (wakeup, input) {
+	select {
+	case <-ctx.Done():
+		return wakeDone, input{}
+	case in := <-r.p.inputs:
+		return wakeInput, in
+	case <-r.retry.C:
+		return wakeRetry, input{}
+	case <-timerC(r.primary, true):
+		return wakeHold, input{c: r.primary}
+	case <-timerC(r.primary, false):
+		return wakeKeepalive, input{c: r.primary}
+	case <-timerC(r.secondary, true):
+		return wakeHold, input{c: r.secondary}
+	case <-timerC(r.secondary, false):
+		return wakeKeepalive, input{c: r.secondary}
+	}
+}
+
+// wake does what woke the peer. It must not be inlined into Run: its
+// frame would stay on the stack while the peer waits.
+//
+//go:noinline
+func (r *runner) wake(w wakeup, in input) {
+	switch w {
+	case wakeDone:
+		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
+	case wakeInput:
+		r.handle(in)
+	case wakeRetry:
+		if r.primary == nil {
+			r.feed(nil, evConnectRetryExpired, nil, nil)
+		}
+	case wakeHold:
+		r.holdFired(in.c)
+	case wakeKeepalive:
+		r.feed(in.c, evKeepaliveExpired, nil, nil)
+	}
 }
 
 // timerC is a connection's hold or keepalive timer channel, or nil (which

@@ -183,7 +183,6 @@ func (r *runner) newConn(nc net.Conn, incoming bool) {
 	c := newConn(nc, incoming)
 	c.lastRecv.Store(p.now())
 	go p.readLoop(c)
-	go p.writeLoop(c)
 	p.log.Debug("connection", "direction", dirName(c), "local", c.local, "remote", c.remote)
 	switch {
 	case r.primary == nil:
@@ -271,7 +270,7 @@ func (r *runner) connTimers(c *conn, acts actions) {
 		return
 	}
 	if acts&aSendOpen != 0 {
-		c.queue(r.p.open)
+		r.p.queue(c, r.p.open)
 	}
 	if acts&aHoldLarge != 0 {
 		c.holdDur = openSentHoldTime
@@ -285,7 +284,7 @@ func (r *runner) connTimers(c *conn, acts actions) {
 		}
 	}
 	if acts&aSendKeepalive != 0 {
-		c.queue(keepaliveMsg)
+		r.p.queue(c, keepaliveMsg)
 		if c.kaDur > 0 {
 			c.ka.Reset(jitter(c.kaDur, rand.Float64()))
 		}
@@ -370,13 +369,14 @@ func (r *runner) closeConn(c *conn, n *wire.Notification) {
 		if c.neg != nil {
 			o = &c.neg.Tx
 		}
-		c.final <- wire.AppendNotification(nil, n, o)
-		t := time.NewTimer(notifyTimeout)
-		select {
-		case <-c.writerDone:
-		case <-t.C:
+		if sent := r.p.sendFinal(c, wire.AppendNotification(nil, n, o)); sent != nil {
+			t := time.NewTimer(notifyTimeout)
+			select {
+			case <-sent:
+			case <-t.C:
+			}
+			t.Stop()
 		}
-		t.Stop()
 	}
 	close(c.stop)
 	deadline := time.Now()
@@ -386,7 +386,7 @@ func (r *runner) closeConn(c *conn, n *wire.Notification) {
 	_ = c.nc.SetReadDeadline(deadline)
 	<-c.readerDone
 	c.nc.Close()
-	<-c.writerDone
+	c.endWriter()
 	r.p.mu.Lock()
 	if r.p.out == c {
 		r.p.out = nil
