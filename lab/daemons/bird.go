@@ -77,7 +77,7 @@ func StartBIRD(ctx context.Context, ns *lab.Netns, cfg Config) (*BIRD, error) {
 // birdProtoName names the bgp protocol of a neighbour; BIRD names allow
 // letters, digits and '_'.
 func birdProtoName(a netip.Addr) string {
-	return "n" + strings.NewReplacer(".", "_", ":", "_").Replace(a.String())
+	return "n" + strings.NewReplacer(".", "_", ":", "_", "%", "_").Replace(a.String())
 }
 
 func birdStaticFile(dir string, f Family) string {
@@ -101,7 +101,11 @@ func birdConfig(c Config, dir string) string {
 	}
 	for _, n := range c.Neighbors {
 		fmt.Fprintf(&b, "protocol bgp %s {\n", birdProtoName(n.Address))
-		if local := c.localFor(n.Address); local.IsValid() {
+		// A link-local neighbour (fe80::1%eth0) is reached from this
+		// host's link-local address on that interface, which BIRD picks;
+		// binding the global one would make the session come from an
+		// address the peer does not know.
+		if local := c.localFor(n.Address); local.IsValid() && n.Address.Zone() == "" {
 			fmt.Fprintf(&b, "  local %s as %d;\n", local, c.ASN)
 		} else {
 			fmt.Fprintf(&b, "  local as %d;\n", c.ASN)

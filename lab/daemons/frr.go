@@ -125,9 +125,14 @@ func frrBGPConfig(c Config) string {
 	fmt.Fprintf(&b, "frr defaults traditional\nhostname lab\n!\nrouter bgp %d\n bgp router-id %s\n", c.ASN, c.RouterID)
 	b.WriteString(" no bgp ebgp-requires-policy\n no bgp network import-check\n no bgp default ipv4-unicast\n")
 	for _, n := range c.Neighbors {
-		a := n.Address
+		// FRR takes no zone in an address: a link-local neighbour names
+		// its interface apart (and then negotiates RFC 8950 by itself).
+		a := n.Address.WithZone("")
 		fmt.Fprintf(&b, " neighbor %s remote-as %d\n neighbor %s timers %d %d\n neighbor %s timers connect %d\n",
 			a, n.ASN, a, secs(c.keepalive()), secs(c.hold()), a, secs(c.connectRetry()))
+		if z := n.Address.Zone(); z != "" {
+			fmt.Fprintf(&b, " neighbor %s interface %s\n", a, z)
+		}
 		if n.Passive {
 			fmt.Fprintf(&b, " neighbor %s passive\n", a)
 		}
@@ -139,7 +144,7 @@ func frrBGPConfig(c Config) string {
 		fmt.Fprintf(&b, " !\n address-family ipv%d unicast\n", f)
 		for _, n := range c.Neighbors {
 			if n.has(f) {
-				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address)
+				fmt.Fprintf(&b, "  neighbor %s activate\n", n.Address.WithZone(""))
 			}
 		}
 		b.WriteString(" exit-address-family\n")
