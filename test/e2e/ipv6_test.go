@@ -90,16 +90,16 @@ func TestRouterIPv6Sessions(t *testing.T) {
 			if c.extNH {
 				via4 = n.v6
 			}
-			rp.checkV6Routes(t, ctx, pe.router, map[netip.Prefix]netip.Addr{v6caseP4: via4, v6caseP6: n.v6})
+			rp.checkV6Routes(t, ctx, pe.router, map[netip.Prefix]hop{v6caseP4: on0(via4)[0], v6caseP6: on0(n.v6)[0]})
 
 			if err := sp.Withdraw(ctx, v6caseP4); err != nil {
 				t.Fatal(err)
 			}
-			rp.waitHops(t, ctx, map[netip.Prefix][]netip.Addr{v6caseP4: nil, v6caseP6: {n.v6}})
+			rp.waitHops(t, ctx, map[netip.Prefix][]hop{v6caseP4: nil, v6caseP6: on0(n.v6)})
 			if err := sp.Stop(); err != nil {
 				t.Fatal(err)
 			}
-			rp.waitHops(t, ctx, map[netip.Prefix][]netip.Addr{v6caseP6: nil})
+			rp.waitHops(t, ctx, map[netip.Prefix][]hop{v6caseP6: nil})
 			rp.waitNotEstablished(t, ctx, pe.router)
 		})
 	}
@@ -127,18 +127,18 @@ func peering(t *testing.T, ctx context.Context, kind v6Kind, r, n node) v6Peerin
 		return v6Peering{router: n.v6, node: r.v6}
 	}
 	return v6Peering{
-		router: portLinkLocal(t, ctx, n.ns).WithZone(lab.DefaultIfname),
-		node:   portLinkLocal(t, ctx, r.ns).WithZone(lab.DefaultIfname),
+		router: ifLinkLocal(t, ctx, n.ns, lab.DefaultIfname).WithZone(lab.DefaultIfname),
+		node:   ifLinkLocal(t, ctx, r.ns, lab.DefaultIfname).WithZone(lab.DefaultIfname),
 	}
 }
 
-// portLinkLocal waits for the usable link-local address of a host's LAN
-// port (the kernel adds it when the link comes up).
-func portLinkLocal(t *testing.T, ctx context.Context, ns *lab.Netns) netip.Addr {
+// ifLinkLocal waits for the usable link-local address of an interface
+// (the kernel adds it when the link comes up) and returns it unzoned.
+func ifLinkLocal(t *testing.T, ctx context.Context, ns *lab.Netns, ifname string) netip.Addr {
 	t.Helper()
 	var ll netip.Addr
 	err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		as, err := ns.Addrs(ctx, lab.DefaultIfname)
+		as, err := ns.Addrs(ctx, ifname)
 		if err != nil {
 			return false, err
 		}
@@ -149,7 +149,7 @@ func portLinkLocal(t *testing.T, ctx context.Context, ns *lab.Netns) netip.Addr 
 		return i >= 0, nil
 	})
 	if err != nil {
-		t.Fatalf("no link-local address on %s in %s: %v", lab.DefaultIfname, ns.Name, err)
+		t.Fatalf("no link-local address on %s in %s: %v", ifname, ns.Name, err)
 	}
 	return ll
 }
@@ -175,15 +175,15 @@ api: {socket: SOCKET}
 `
 }
 
-// checkV6Routes waits for each prefix in the kernel via its one gateway
-// on the LAN port, then checks the router's own views: the neighbour
-// Established with every prefix accepted, and each prefix's one path best,
-// from peer, via the same gateway.
-func (rp *routerProc) checkV6Routes(t *testing.T, ctx context.Context, peer netip.Addr, via map[netip.Prefix]netip.Addr) {
+// checkV6Routes waits for each prefix in the kernel via its one next hop,
+// then checks the router's own views: the neighbour Established with
+// every prefix accepted, and each prefix's one path best, from peer, via
+// the same gateway.
+func (rp *routerProc) checkV6Routes(t *testing.T, ctx context.Context, peer netip.Addr, via map[netip.Prefix]hop) {
 	t.Helper()
-	w := map[netip.Prefix][]netip.Addr{}
-	for p, gw := range via {
-		w[p] = []netip.Addr{gw}
+	w := map[netip.Prefix][]hop{}
+	for p, h := range via {
+		w[p] = []hop{h}
 	}
 	rp.waitHops(t, ctx, w)
 
@@ -193,15 +193,15 @@ func (rp *routerProc) checkV6Routes(t *testing.T, ctx context.Context, peer neti
 	if i < 0 || ns[i].State != "Established" || ns[i].ASN != 64513 || ns[i].Accepted != len(via) || ns[i].Rejected != 0 {
 		t.Errorf("bgplb neighbor: want %s Established, AS 64513, %d accepted; got %+v", peer, len(via), ns)
 	}
-	for p, gw := range via {
+	for p, h := range via {
 		var rib []view.RIBEntry
 		rp.cli(t, ctx, &rib, "rib", p.String())
 		if len(rib) != 1 || rib[0].Prefix != p || len(rib[0].Paths) != 1 {
 			t.Errorf("bgplb rib %s: want one path; got %+v", p, rib)
 			continue
 		}
-		if path := rib[0].Paths[0]; !path.Best || path.Peer != peer || path.NextHop != gw {
-			t.Errorf("bgplb rib %s: want best from %s via %s; got %+v", p, peer, gw, path)
+		if path := rib[0].Paths[0]; !path.Best || path.Peer != peer || path.NextHop != h.gw {
+			t.Errorf("bgplb rib %s: want best from %s via %s; got %+v", p, peer, h.gw, path)
 		}
 	}
 }

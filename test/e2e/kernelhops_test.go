@@ -85,9 +85,9 @@ func parseHops(b []byte, out map[netip.Prefix][]hop) error {
 }
 
 // waitHops waits until the router's kernel holds, for each prefix, exactly
-// the given gateways, each on the LAN port; no gateways means the prefix
-// must be absent.
-func (rp *routerProc) waitHops(t *testing.T, ctx context.Context, w map[netip.Prefix][]netip.Addr) {
+// the given next hops (gateway and device); none means the prefix must be
+// absent.
+func (rp *routerProc) waitHops(t *testing.T, ctx context.Context, w map[netip.Prefix][]hop) {
 	t.Helper()
 	var last map[netip.Prefix][]hop
 	err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
@@ -96,28 +96,25 @@ func (rp *routerProc) waitHops(t *testing.T, ctx context.Context, w map[netip.Pr
 			return false, err
 		}
 		last = rs
-		for p, gws := range w {
-			if !hopsMatch(rs[p], gws) {
+		for p, hs := range w {
+			want := slices.Clone(hs)
+			slices.SortFunc(want, func(a, b hop) int { return a.gw.Compare(b.gw) })
+			if !slices.Equal(rs[p], want) {
 				return false, nil
 			}
 		}
 		return true, nil
 	})
 	if err != nil {
-		t.Fatalf("router kernel: %v\nwant (dev %s) %v\nhave %v", err, lab.DefaultIfname, w, last)
+		t.Fatalf("router kernel: %v\nwant %v\nhave %v", err, w, last)
 	}
 }
 
-func hopsMatch(hs []hop, gws []netip.Addr) bool {
-	if len(hs) != len(gws) {
-		return false
+// on0 is next hops through the gateways on the LAN port.
+func on0(gws ...netip.Addr) []hop {
+	hs := make([]hop, len(gws))
+	for i, gw := range gws {
+		hs[i] = hop{gw: gw, dev: lab.DefaultIfname}
 	}
-	want := slices.Clone(gws)
-	slices.SortFunc(want, netip.Addr.Compare)
-	for i, h := range hs {
-		if h.gw != want[i] || h.dev != lab.DefaultIfname {
-			return false
-		}
-	}
-	return true
+	return hs
 }
