@@ -79,7 +79,7 @@ func TestRouterIPv6Sessions(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			labtest.Require(t)
 			labtest.RequireBinaries(t, c.bin)
-			ctx := labtest.Context(t, 60*time.Second)
+			ctx := labtest.Context(t, 45*time.Second)
 			n := newNode("node1", 11)
 			r := topology(t, &n)
 			pe := peering(t, ctx, c.kind, r, n)
@@ -203,7 +203,7 @@ api: {socket: SOCKET}
 // checkV6Routes waits for each prefix in the kernel via its one next hop,
 // then checks the router's own views: the neighbour Established with
 // every prefix accepted, and each prefix's one path best, from peer, via
-// the same gateway.
+// the same gateway, which `bgplb fib` shows too.
 func (rp *routerProc) checkV6Routes(t *testing.T, ctx context.Context, peer netip.Addr, via map[netip.Prefix]hop) {
 	t.Helper()
 	w := map[netip.Prefix][]hop{}
@@ -230,6 +230,14 @@ func (rp *routerProc) checkV6Routes(t *testing.T, ctx context.Context, peer neti
 		nh, zone := path.NextHop.WithZone(""), path.NextHop.Zone()
 		if !path.Best || path.Peer != peer || nh != h.gw || zone != "" && zone != h.dev {
 			t.Errorf("bgplb rib %s: want best from %s via %s (on %s); got %+v", p, peer, h.gw, h.dev, path)
+		}
+	}
+	var fib []view.FIBRoute
+	rp.cli(t, ctx, &fib, "fib")
+	for p, h := range via {
+		i := slices.IndexFunc(fib, func(r view.FIBRoute) bool { return r.Prefix == p })
+		if i < 0 || len(fib[i].NextHops) != 1 || fib[i].NextHops[0].Addr.WithZone("") != h.gw {
+			t.Errorf("bgplb fib: want %s via %s; got %+v", p, h.gw, fib)
 		}
 	}
 }

@@ -119,7 +119,7 @@ func nlris(ps []netip.Prefix) []wire.NLRI {
 func injectLab(t *testing.T, kind v6Kind) (context.Context, *routerProc, *injector, func(), node, v6Peering) {
 	t.Helper()
 	labtest.Require(t)
-	ctx := labtest.Context(t, 60*time.Second)
+	ctx := labtest.Context(t, 45*time.Second)
 	n := newNode("node1", 11)
 	r := topology(t, &n)
 	pe := peering(t, ctx, kind, r, n)
@@ -174,7 +174,7 @@ api: {socket: SOCKET}
 // interface that node's session runs over, and leave when it closes.
 func TestRouterIPv6LinkLocalNextHop(t *testing.T) {
 	labtest.Require(t)
-	ctx := labtest.Context(t, 60*time.Second)
+	ctx := labtest.Context(t, 45*time.Second)
 	r := newNode("router", 1)
 	// The router needs an IPv4 address for nothing but its ID; the nodes
 	// have only the link-local addresses of their ports.
