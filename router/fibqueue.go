@@ -59,14 +59,19 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 // the rest) instead of growing without bound. Two batches take turns, one
 // filling while the writer applies the other, so a steady stream of changes
 // allocates nothing.
+//
+// A push never waits for ever: it gives up when its context ends or when
+// the queue is closed, which the daemon does as soon as it stops, before
+// the writer is gone and nobody would make room any more.
 type fibQueue struct {
 	limit int
 
-	mu    sync.Mutex
-	index map[netip.Prefix]int // position of a prefix in cur
-	cur   *fibBatch
-	wake  chan struct{} // the writer waits here for work
-	room  *sync.Cond    // pushers wait here for space
+	mu     sync.Mutex
+	index  map[netip.Prefix]int // position of a prefix in cur
+	cur    *fibBatch
+	wake   chan struct{} // the writer waits here for work
+	room   chan struct{} // closed, and replaced, each time the writer takes cur
+	closed chan struct{} // closed by close: pushes fail from then on
 }
 
 // fibBatch is a set of coalesced changes; seqs[i] is the rib.Change.Seq of
@@ -83,38 +88,85 @@ func (b *fibBatch) reset() {
 }
 
 func newFIBQueue(limit int) *fibQueue {
-	q := &fibQueue{limit: limit, index: make(map[netip.Prefix]int), cur: new(fibBatch), wake: make(chan struct{}, 1)}
-	q.room = sync.NewCond(&q.mu)
-	return q
+	return &fibQueue{limit: limit, index: make(map[netip.Prefix]int), cur: new(fibBatch),
+		wake: make(chan struct{}, 1), room: make(chan struct{}), closed: make(chan struct{})}
 }
 
-// push queues cs. It returns false if ctx ended while it waited for room.
+// push queues cs. It returns false, with only part of cs queued, if ctx
+// ended or the queue was closed while it waited for room, or the queue was
+// closed before.
 func (q *fibQueue) push(ctx context.Context, cs []rib.Change, ecmp bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, c := range cs {
-		if i, ok := q.index[c.Prefix]; ok {
-			if c.Seq > q.cur.seqs[i] {
-				q.cur.seqs[i] = c.Seq
-				q.cur.changes[i], q.cur.hops = toFIB(q.cur.hops, c, ecmp)
+	if q.isClosed() {
+		return false
+	}
+	for i := 0; i < len(cs); {
+		c := &cs[i]
+		if j, ok := q.index[c.Prefix]; ok {
+			if c.Seq > q.cur.seqs[j] {
+				q.cur.seqs[j] = c.Seq
+				q.cur.changes[j], q.cur.hops = toFIB(q.cur.hops, *c, ecmp)
 			}
+			i++
 			continue
 		}
-		for len(q.cur.changes) >= q.limit {
-			if ctx.Err() != nil {
+		if len(q.cur.changes) >= q.limit {
+			if !q.waitRoom(ctx) {
 				return false
 			}
-			q.signal()
-			q.room.Wait()
+			// Look c up again: another push may have queued its
+			// prefix while the lock was free.
+			continue
 		}
 		var fc fib.Change
-		fc, q.cur.hops = toFIB(q.cur.hops, c, ecmp)
+		fc, q.cur.hops = toFIB(q.cur.hops, *c, ecmp)
 		q.index[c.Prefix] = len(q.cur.changes)
 		q.cur.changes = append(q.cur.changes, fc)
 		q.cur.seqs = append(q.cur.seqs, c.Seq)
+		i++
 	}
 	q.signal()
 	return true
+}
+
+// waitRoom waits, with q.mu released, until the writer takes the queued
+// changes; false if ctx ends or the queue is closed first. q.mu is held.
+func (q *fibQueue) waitRoom(ctx context.Context) bool {
+	if q.isClosed() || ctx.Err() != nil {
+		return false
+	}
+	q.signal()
+	room := q.room
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	select {
+	case <-room:
+		return true
+	case <-ctx.Done():
+	case <-q.closed:
+	}
+	return false
+}
+
+func (q *fibQueue) isClosed() bool {
+	select {
+	case <-q.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// close makes every push, waiting or to come, fail at once. The daemon
+// closes the queue when it stops: routes stay in the kernel for the next
+// start, so nothing still queued needs to reach it.
+func (q *fibQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.isClosed() {
+		close(q.closed)
+	}
 }
 
 // signal wakes the writer; q.mu is held.
@@ -139,15 +191,9 @@ func (q *fibQueue) take(done *fibBatch) *fibBatch {
 	// clear keeps the map's memory and leaves no tombstones behind, so a
 	// queue that fills and drains for ever stays the size of its limit.
 	clear(q.index)
-	q.room.Broadcast()
+	close(q.room)
+	q.room = make(chan struct{})
 	return full
-}
-
-// release wakes every blocked pusher, so they see their context ended.
-func (q *fibQueue) release() {
-	q.mu.Lock()
-	q.room.Broadcast()
-	q.mu.Unlock()
 }
 
 func (q *fibQueue) len() int {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/netip"
 	"reflect"
+	"runtime"
 	"testing"
 	"time"
 
@@ -83,11 +84,35 @@ func TestFIBQueueCoalescesAndBounds(t *testing.T) {
 	q.push(ctx, []rib.Change{{Prefix: p1, Seq: 5}, {Prefix: p2, Seq: 5}}, true)
 	cctx, cancel := context.WithCancel(ctx)
 	go func() { done <- q.push(cctx, []rib.Change{{Prefix: p3, Seq: 6}}, true) }()
-	time.Sleep(20 * time.Millisecond)
 	cancel()
-	q.release()
 	if <-done {
 		t.Fatal("push succeeded after cancel")
+	}
+}
+
+// TestFIBQueueClose: once the queue is closed (the daemon stops, the writer
+// is gone), a push waiting for room and every later one fail at once, even
+// with a context that never ends: the shutdown hang of issue 11, where the
+// sessions' down path pushed more than the queue holds after the writer
+// returned.
+func TestFIBQueueClose(t *testing.T) {
+	q := newFIBQueue(4)
+	cs := make([]rib.Change, 10)
+	for i := range cs {
+		cs[i] = rib.Change{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32), Seq: uint64(i + 1)}
+	}
+	done := make(chan bool)
+	go func() { done <- q.push(context.Background(), cs, true) }()
+	// Wait for the push to fill the queue and block: then close.
+	for q.len() < 4 {
+		runtime.Gosched()
+	}
+	q.close()
+	if <-done {
+		t.Fatal("a push blocked on a full queue succeeded after close")
+	}
+	if q.push(context.Background(), []rib.Change{{Prefix: netip.MustParsePrefix("203.0.113.100/32"), Seq: 20}}, true) {
+		t.Fatal("a push after close succeeded")
 	}
 }
 

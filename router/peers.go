@@ -66,7 +66,8 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	p.label = p.addr.String()
 	p.created = time.Now()
 	p.updatesIn = d.metrics.Updates.WithLabelValues(p.label, "in")
-	p.sess = session.New(sc, p, d.log.With("peer", p.label))
+	// The session names its peer on every line itself.
+	p.sess = session.New(sc, p, d.log)
 	ctx, cancel := context.WithCancel(d.ctx)
 	p.cancel, p.done = cancel, make(chan struct{})
 	d.peers[p.addr] = p
@@ -79,15 +80,19 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 }
 
 // stopPeer closes p's session with n (nil: Cease / Administrative
-// Shutdown) and forgets it; d.mu is not held.
-func (d *Daemon) stopPeer(p *peer, n *wire.Notification) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// Shutdown) and forgets it, unless ctx ends first; d.mu is not held.
+func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if p.sess.State() == session.Established {
-		_ = p.sess.Close(ctx, n)
+		_ = p.sess.Close(cctx, n)
 	}
 	p.cancel()
-	<-p.done
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return
+	}
 	d.mu.Lock()
 	if d.peers[p.addr] == p {
 		delete(d.peers, p.addr)
@@ -162,13 +167,13 @@ func (d *Daemon) reapDynamic(ctx context.Context) {
 		d.mu.Unlock()
 		for _, p := range gone {
 			d.log.Info("forgetting dynamic neighbor", "peer", p.label)
-			d.stopPeer(p, nil)
+			d.stopPeer(ctx, p, nil)
 		}
 	}
 }
 
-// shutdown closes every session, in parallel, with msg.
-func (d *Daemon) shutdown(msg string) {
+// shutdown closes every session, in parallel, with msg, until ctx ends.
+func (d *Daemon) shutdown(ctx context.Context, msg string) {
 	d.mu.Lock()
 	peers := make([]*peer, 0, len(d.peers))
 	for _, p := range d.peers {
@@ -184,7 +189,7 @@ func (d *Daemon) shutdown(msg string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.stopPeer(p, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
+			d.stopPeer(ctx, p, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
 		}()
 	}
 	wg.Wait()
@@ -211,13 +216,20 @@ func (p *peer) Down(_ *session.Peer, err error) {
 	p.down()
 }
 
+// down forgets the peer's routes. When the daemon is stopping it leaves
+// them alone: the kernel keeps them for the next start, and the RIB goes
+// with the process.
 func (p *peer) down() {
+	d := p.d
+	if d.ctx.Err() != nil {
+		return
+	}
 	id := rib.PeerID(p.ribID.Swap(0))
 	if id == 0 {
 		return
 	}
-	d := p.d
-	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(context.Background(), c.List, d.config().FIB.ECMP) })
+	ecmp := d.config().FIB.ECMP
+	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(d.ctx, c.List, ecmp) })
 	p.received.Store(0)
 	p.accepted.Store(0)
 	d.metrics.PrefixesReceived.DeleteLabelValues(p.label)
