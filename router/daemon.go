@@ -210,7 +210,7 @@ func fibConfig(c *Config, netns string) fib.Config {
 	case "off":
 		mode = fib.NextHopOff
 	}
-	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, NextHopObjects: mode, NetNS: netns}
+	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, Protocol: c.FIB.Protocol, NextHopObjects: mode, NetNS: netns}
 }
 
 // listen (re)binds the listening sockets and their TCP-MD5 keys.

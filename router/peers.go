@@ -46,7 +46,7 @@ type peer struct {
 func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passive bool) session.Config {
 	return session.Config{
 		LocalAS: cfg.ASN, RouterID: cfg.RouterID, PeerAS: peerAS, PeerAddr: addr, Passive: passive,
-		HoldTime: t.Hold, KeepaliveTime: t.Keepalive, ConnectRetry: t.ConnectRetry,
+		HoldTime: t.Hold, DisableHoldTime: t.NoHold, KeepaliveTime: t.Keepalive, ConnectRetry: t.ConnectRetry,
 		Families:        []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast},
 		ExtendedNextHop: true, ExtendedMessage: true, RouteRefresh: true, EnhancedRouteRefresh: true,
 	}
@@ -122,7 +122,7 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 			return nil, false
 		}
 		sc := sessionConfig(d.config(), addr, r.PeerASN, r.Timers, true)
-		sc.Password = r.Password
+		sc.Password, sc.TTLSecurity = r.Password, r.TTLSecurity
 		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
 		d.startPeer(p, sc)
 		d.log.Info("dynamic neighbor", "remote", addr, "range", r.Prefix)
