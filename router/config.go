@@ -2,11 +2,13 @@ package router
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -250,21 +252,37 @@ func Parse(name string, text []byte) (*Config, error) {
 	if err := yaml.NewDecoder(bytes.NewReader(text)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &ConfigError{[]*FieldError{yamlError(name, err)}}
 	}
-	if errs := checkShape(name, &doc); len(errs) > 0 {
-		return nil, &ConfigError{errs}
-	}
+	// Unknown keys are listed with the other mistakes; a value of the
+	// wrong kind stops here, since nothing below it can be read.
+	shape := checkShape(name, &doc)
 	var raw rawConfig
 	if doc.Kind != 0 {
 		if err := doc.Decode(&raw); err != nil {
-			return nil, &ConfigError{[]*FieldError{yamlError(name, err)}}
+			if len(shape) == 0 {
+				shape = append(shape, yamlError(name, err))
+			}
+			return nil, &ConfigError{shape}
 		}
 	}
 	b := builder{file: name, protos: systemProtos()}
 	cfg := b.config(&raw)
-	if len(b.errs) > 0 {
-		return nil, &ConfigError{b.errs}
+	if errs := append(shape, b.errs...); len(errs) > 0 {
+		slices.SortStableFunc(errs, byLine)
+		return nil, &ConfigError{errs}
 	}
 	return cfg, nil
+}
+
+// byLine orders errors as the file does; those of missing fields, which
+// have no line, come last.
+func byLine(x, y *FieldError) int {
+	if (x.Line == 0) != (y.Line == 0) {
+		if x.Line == 0 {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Compare(x.Line, y.Line)
 }
 
 // yamlError turns a YAML syntax error into a FieldError.

@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"reflect"
 	"strings"
@@ -235,5 +236,31 @@ func TestImportCheck(t *testing.T) {
 func TestDeployExampleLoads(t *testing.T) {
 	if _, err := LoadFile("../deploy/router/router.yaml"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestParseReportsEverything: an unknown key does not hide the other
+// mistakes; all come in file order, each with its line and path.
+func TestParseReportsEverything(t *testing.T) {
+	_, err := Parse("r.yaml", []byte(`asn: 64512
+routerID: 198.51.100.1
+dynamicNeighbors:
+  - {prefix: 198.51.100.0/24, peerASN: 64512, ttlSecurity: maybe}
+limits: {maxSessions: 0}
+fib:
+  protocol: kernel
+  bogus: 1
+`))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v", err)
+	}
+	var got []string
+	for _, e := range ce.Errs {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+	}
+	want := []string{"4 dynamicNeighbors[0].ttlSecurity", "5 limits.maxSessions", "7 fib.protocol", "8 fib.bogus", "0 import.prefixes"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }

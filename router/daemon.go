@@ -44,6 +44,10 @@ type Daemon struct {
 	peers    map[netip.Addr]*peer
 	nextID   rib.PeerID
 	fibErrs  int
+	// Connections refused by the session limits since the last log line
+	// about them, and when that was.
+	refused       int
+	refusedLogged time.Time
 }
 
 // Options are what a Daemon needs besides its config.

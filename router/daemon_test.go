@@ -20,3 +20,28 @@ func TestStopIsBounded(t *testing.T) {
 		t.Fatalf("stop = %v, want ErrShutdownTimeout", err)
 	}
 }
+
+func TestAdmit(t *testing.T) {
+	r := DynamicNeighbor{MaxPeers: 2}
+	l := Limits{MaxSessions: 10}
+	tests := []struct {
+		name              string
+		sessions, inRange int
+		want              string
+	}{
+		{"room everywhere", 5, 1, ""},
+		{"range full", 5, 2, "the range's maxPeers reached"},
+		{"all sessions taken", 10, 0, "limits.maxSessions reached"},
+		{"both: the global cap is named", 10, 2, "limits.maxSessions reached"},
+	}
+	for _, tc := range tests {
+		if got := admit(tc.sessions, tc.inRange, r, l); got != tc.want {
+			t.Errorf("%s: admit = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	// The defaults cap a range that sets nothing.
+	cfg := mustParse(t, "asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\ndynamicNeighbors: [{prefix: 198.51.0.0/16, peerASN: 1}]\n")
+	if admit(0, DefaultMaxPeers, cfg.DynamicNeighbors[0], cfg.Limits) == "" || admit(DefaultMaxSessions, 0, cfg.DynamicNeighbors[0], cfg.Limits) == "" {
+		t.Error("the default maxPeers or maxSessions does not cap")
+	}
+}

@@ -113,15 +113,16 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 	if d.ctx.Err() != nil {
 		return nil, false
 	}
-	for _, r := range d.config().DynamicNeighbors {
+	cfg := d.config()
+	for _, r := range cfg.DynamicNeighbors {
 		if !r.Prefix.Contains(addr) {
 			continue
 		}
-		if r.MaxPeers > 0 && d.countRange(r.Prefix) >= r.MaxPeers {
-			d.log.Warn("dynamic neighbor refused: range full", "remote", addr, "range", r.Prefix, "maxPeers", r.MaxPeers)
+		if why := admit(len(d.peers), d.countRange(r.Prefix), r, cfg.Limits); why != "" {
+			d.refuse(addr, r.Prefix, why)
 			return nil, false
 		}
-		sc := sessionConfig(d.config(), addr, r.PeerASN, r.Timers, true)
+		sc := sessionConfig(cfg, addr, r.PeerASN, r.Timers, true)
 		sc.Password, sc.TTLSecurity = r.Password, r.TTLSecurity
 		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
 		d.startPeer(p, sc)
@@ -129,6 +130,30 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 		return p.sess, true
 	}
 	return nil, false
+}
+
+// admit decides whether one more dynamic peer may connect from range r,
+// with sessions peers in all and inRange from r: "" if so, else why not.
+func admit(sessions, inRange int, r DynamicNeighbor, l Limits) string {
+	switch {
+	case sessions >= l.MaxSessions:
+		return "limits.maxSessions reached"
+	case inRange >= r.MaxPeers:
+		return "the range's maxPeers reached"
+	}
+	return ""
+}
+
+// refuse counts a refused connection, and logs it unless a refusal was
+// logged in the last ten seconds: a flood of connections must not become a
+// flood of log lines. d.mu is held.
+func (d *Daemon) refuse(addr netip.Addr, r netip.Prefix, why string) {
+	d.metrics.SessionsRefused.WithLabelValues(why).Inc()
+	d.refused++
+	if now := time.Now(); now.Sub(d.refusedLogged) >= 10*time.Second {
+		d.log.Warn("dynamic neighbor refused", "remote", addr, "range", r, "reason", why, "refusedSinceLastLine", d.refused)
+		d.refused, d.refusedLogged = 0, now
+	}
 }
 
 func (d *Daemon) countRange(r netip.Prefix) int {
@@ -210,9 +235,9 @@ func (p *peer) Established(_ *session.Peer, n session.Negotiated) {
 	p.ribID.Store(uint32(id))
 }
 
-// Down removes all of the peer's paths in one sweep.
-func (p *peer) Down(_ *session.Peer, err error) {
-	p.d.log.Info("session down", "peer", p.label, "err", err)
+// Down removes all of the peer's paths in one sweep. The session has
+// logged why it went down.
+func (p *peer) Down(*session.Peer, error) {
 	p.down()
 }
 
