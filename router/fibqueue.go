@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -13,11 +14,11 @@ import (
 
 // toFIB turns a Loc-RIB change into the kernel route it asks for: the next
 // hops of the ECMP set (or of the best path alone without ECMP), weighted by
-// the link-bandwidth community when every member carries one, so a router can
-// share load by pods rather than by nodes. Paths through the same next hop
-// (ADD-PATH) are merged, adding their weights. The next hops are appended to
-// arena, so a burst of changes shares one allocation; the returned change's
-// next hops alias it.
+// the link-bandwidth community when every member carries a usable one, so a
+// router can share load by pods rather than by nodes. Paths through the same
+// next hop (ADD-PATH) are merged, adding their weights. The next hops are
+// appended to arena, so a burst of changes shares one allocation; the
+// returned change's next hops alias it.
 func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.NextHop) {
 	out := fib.Change{Prefix: c.Prefix}
 	paths := c.Paths
@@ -25,10 +26,12 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 		paths = paths[:1]
 	}
 	weighted := len(paths) > 1
+	var top float32
 	for _, p := range paths {
-		if !(p.LinkBandwidth > 0) {
+		if !usableBandwidth(p.LinkBandwidth) {
 			weighted = false
 		}
+		top = max(top, p.LinkBandwidth)
 	}
 	start := len(arena)
 	for _, p := range paths {
@@ -37,11 +40,11 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 		}
 		var w uint32
 		if weighted {
-			w = uint32(max(1, math.Round(min(float64(p.LinkBandwidth), math.MaxUint32))))
+			w = pathWeight(p.LinkBandwidth, top)
 		}
 		i, found := slices.BinarySearchFunc(arena[start:], p.NextHop, func(h fib.NextHop, a netip.Addr) int { return h.Addr.Compare(a) })
 		if found {
-			arena[start+i].Weight += w
+			arena[start+i].Weight = satAdd(arena[start+i].Weight, w)
 			continue
 		}
 		arena = slices.Insert(arena, start+i, fib.NextHop{Addr: p.NextHop, Weight: w})
@@ -50,6 +53,37 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 		out.NextHops = arena[start:len(arena):len(arena)]
 	}
 	return out, arena
+}
+
+// weightScale bounds the weight of the ECMP set's largest bandwidth, which
+// lands in [weightScale/2, weightScale]: far finer than the kernel's 1..256
+// (fib scales it down), and room for 4,096 merged paths of it before the
+// sum saturates.
+const weightScale = 1 << 20
+
+// usableBandwidth: a weight can be taken from bw, a finite positive rate.
+// NaN, infinities, zero and negatives mean the member is unweighted.
+func usableBandwidth(bw float32) bool {
+	return bw > 0 && !math.IsInf(float64(bw), 1)
+}
+
+// pathWeight is bw scaled by the power of two that brings top (the set's
+// largest bandwidth) just under weightScale: ratios survive whatever the
+// unit, from fractions of a byte per second to terabits, exactly when the
+// bandwidths are small multiples of one another (1 and 3 stay 1:3 once fib
+// divides by their GCD), and the smallest share is still 1.
+func pathWeight(bw, top float32) uint32 {
+	_, exp := math.Frexp(float64(top)) // top = frac × 2^exp, frac in [0.5, 1)
+	return uint32(max(1, math.Round(math.Ldexp(float64(bw), bits.Len(weightScale)-1-exp))))
+}
+
+// satAdd adds weights without wrapping: a sum past the largest uint32
+// stays there.
+func satAdd(a, b uint32) uint32 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint32
 }
 
 // fibQueue carries Loc-RIB changes to the FIB writer. Changes to the same

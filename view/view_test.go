@@ -3,7 +3,11 @@ package view
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -171,5 +175,47 @@ func TestWriteNeighborsAdvertised(t *testing.T) {
 				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tc.want)
 			}
 		})
+	}
+}
+
+// infSource answers a RIB that JSON cannot encode: a +Inf link bandwidth.
+type infSource struct{ fakeSource }
+
+func (*infSource) RIB(context.Context, string, netip.Prefix) []RIBEntry {
+	bw := float32(math.Inf(1))
+	return []RIBEntry{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Paths: []Path{{Best: true, LinkBandwidth: &bw}}}}
+}
+
+// TestAnswerThatCannotBeEncoded: the API answers 500 with the reason, never
+// a 200 with an empty or truncated body, and the client reports it.
+func TestAnswerThatCannotBeEncoded(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Handler(&infSource{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/rib", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, body %q", rec.Code, rec.Body)
+	}
+	var body struct{ Error string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || !strings.Contains(body.Error, "unsupported value: +Inf") {
+		t.Fatalf("body %q (%v)", rec.Body, err)
+	}
+
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, sock, Handler(&infSource{}), slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	c := NewClient(sock)
+	var err error
+	for range 100 { // the server goroutine may not listen yet
+		if _, err = c.RIB(ctx, "", netip.Prefix{}); !errors.Is(err, ErrNoDaemon) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err == nil || !strings.Contains(err.Error(), "+Inf") {
+		t.Fatalf("client: %v", err)
 	}
 }
