@@ -30,15 +30,7 @@ func TestRouterInfiniteBandwidth(t *testing.T) {
 	if err := exas[1].AnnounceWith(ctx, linkBandwidth(3), vip); err != nil {
 		t.Fatal(err)
 	}
-	var last []lab.Route
-	_, err := r.ns.WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
-		last = rs
-		i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
-		return i >= 0 && len(rs[i].NextHops) == 2 && rs[i].NextHops[0].Weight == rs[i].NextHops[1].Weight
-	})
-	if err != nil {
-		t.Fatalf("no equal-weight ECMP route: %v\n%s", err, lab.FormatRoutes(last))
-	}
+	rp.waitKernel(t, ctx, want{vip: {n1.v4, n2.v4}})
 	var rib []view.RIBEntry
 	rp.cli(t, ctx, &rib, "rib", vip.String())
 	if len(rib) != 1 || len(rib[0].Paths) != 2 {
@@ -48,5 +40,14 @@ func TestRouterInfiniteBandwidth(t *testing.T) {
 	rp.cli(t, ctx, &all, "rib")
 	if !slices.ContainsFunc(all, func(e view.RIBEntry) bool { return e.Prefix == vip }) {
 		t.Fatalf("bgplb rib: %+v", all)
+	}
+	var last []lab.Route
+	_, err := r.ns.WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+		last = rs
+		i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == vip })
+		return i >= 0 && len(rs[i].NextHops) == 2 && rs[i].NextHops[0].Weight == rs[i].NextHops[1].Weight
+	})
+	if err != nil {
+		t.Fatalf("no equal-weight ECMP route: %v\n%s", err, lab.FormatRoutes(last))
 	}
 }
