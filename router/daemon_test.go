@@ -1,10 +1,17 @@
 package router
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bgplb/bgplb/fib"
 )
 
 // TestStopIsBounded: whatever still runs when the daemon stops (here a
@@ -43,5 +50,22 @@ func TestAdmit(t *testing.T) {
 	cfg := mustParse(t, "asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\ndynamicNeighbors: [{prefix: 198.51.0.0/16, peerASN: 1}]\n")
 	if admit(0, DefaultMaxPeers, cfg.DynamicNeighbors[0], cfg.Limits) == "" || admit(DefaultMaxSessions, 0, cfg.DynamicNeighbors[0], cfg.Limits) == "" {
 		t.Error("the default maxPeers or maxSessions does not cap")
+	}
+}
+
+// TestSplitFailures: changes a shutdown abandoned are not the kernel's
+// refusals, whichever way the cancellation is wrapped.
+func TestSplitFailures(t *testing.T) {
+	p := netip.MustParsePrefix("203.0.113.1/32")
+	refusal := &fib.Error{Op: "add", Prefix: p, Errno: unix.ENETUNREACH}
+	fs := []fib.Failure{
+		{Change: fib.Change{Prefix: p}, Err: fmt.Errorf("fib: outcome unknown: %w", context.Canceled)},
+		{Change: fib.Change{Prefix: p}, Err: refusal},
+		{Change: fib.Change{Prefix: p}, Err: context.DeadlineExceeded},
+		{Change: fib.Change{Prefix: p}, Err: fib.ErrClosed},
+	}
+	refused, unsent := splitFailures(fs)
+	if len(refused) != 1 || refused[0].Err != refusal || unsent != 3 {
+		t.Fatalf("refused %v, unsent %d", refused, unsent)
 	}
 }

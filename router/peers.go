@@ -133,7 +133,8 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 }
 
 // admit decides whether one more dynamic peer may connect from range r,
-// with sessions peers in all and inRange from r: "" if so, else why not.
+// given the number of sessions in all and of those from r: "" if so, else
+// why not.
 func admit(sessions, inRange int, r DynamicNeighbor, l Limits) string {
 	switch {
 	case sessions >= l.MaxSessions:
