@@ -264,3 +264,33 @@ fib:
 		t.Fatalf("got %q\nwant %q", got, want)
 	}
 }
+
+// TestParseAnchors: YAML anchors, aliases and merge keys are not unknown
+// keys; what they bring in is checked where it lands.
+func TestParseAnchors(t *testing.T) {
+	c, err := Parse("a.yaml", []byte(`asn: 1
+routerID: 198.51.100.1
+import: {prefixes: [203.0.113.0/24]}
+neighbors:
+  - &n1 {address: 198.51.100.3, peerASN: 1, holdTime: 9s}
+  - <<: *n1
+    address: 198.51.100.4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Neighbors) != 2 || c.Neighbors[1].Address != netip.MustParseAddr("198.51.100.4") || c.Neighbors[1].Timers.Hold != 9*time.Second {
+		t.Fatalf("neighbors %+v", c.Neighbors)
+	}
+	_, err = Parse("a.yaml", []byte(`asn: 1
+routerID: 198.51.100.1
+import: {prefixes: [203.0.113.0/24]}
+neighbors:
+  - &n1 {address: 198.51.100.3, peerASN: 1, holdtime: 9s}
+  - <<: *n1
+    address: 198.51.100.4
+`))
+	if err == nil || !strings.Contains(err.Error(), "a.yaml:5: neighbors[0].holdtime: unknown key") {
+		t.Fatalf("error %v", err)
+	}
+}
