@@ -24,6 +24,11 @@ type Source interface {
 	FIB(ctx context.Context) ([]FIBRoute, error)
 }
 
+// FIBChecker is a Source that compares its kernel routes with its RIB.
+type FIBChecker interface {
+	FIBCheck(ctx context.Context) (FIBCheck, error)
+}
+
 // Handler serves the API for src.
 func Handler(src Source) http.Handler {
 	mux := http.NewServeMux()
@@ -53,6 +58,19 @@ func Handler(src Source) http.Handler {
 			return
 		}
 		writeJSON(w, http.StatusOK, routes)
+	})
+	mux.HandleFunc("GET /v1/fib/check", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := src.(FIBChecker)
+		if !ok {
+			writeError(w, http.StatusNotImplemented, errors.New("this daemon does not compare its kernel routes with its RIB"))
+			return
+		}
+		check, err := c.FIBCheck(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, check)
 	})
 	return mux
 }
