@@ -12,8 +12,9 @@ import (
 // builder converts the raw YAML nodes into a Config, collecting every
 // problem with its field path and line rather than stopping at the first.
 type builder struct {
-	file string
-	errs []*FieldError
+	file   string
+	protos map[string]uint8 // route protocol names, from iproute2's tables
+	errs   []*FieldError
 }
 
 func (b *builder) fail(n *yaml.Node, field, format string, args ...any) {
@@ -134,19 +135,46 @@ func (b *builder) duration(n *yaml.Node, field string, def time.Duration) time.D
 }
 
 func (b *builder) timers(r *rawTimers, field string) Timers {
-	t := Timers{
-		Hold:         b.duration(&r.HoldTime, field+".holdTime", 0),
-		Keepalive:    b.duration(&r.KeepaliveTime, field+".keepaliveTime", 0),
-		ConnectRetry: b.duration(&r.ConnectRetry, field+".connectRetry", 0),
-	}
-	// RFC 4271 §4.2: a hold time is 0 or at least three seconds.
+	errs := len(b.errs)
+	t := Timers{Hold: b.duration(&r.HoldTime, field+".holdTime", 0)}
+	// RFC 4271 §4.2: a hold time is 0 or at least three seconds; 0 is
+	// said, not left out, and turns the hold timer and keepalives off.
+	t.NoHold = t.Hold == 0 && !missing(&r.HoldTime) && len(b.errs) == errs
+	t.Keepalive = b.duration(&r.KeepaliveTime, field+".keepaliveTime", 0)
+	t.ConnectRetry = b.duration(&r.ConnectRetry, field+".connectRetry", 0)
 	if t.Hold != 0 && t.Hold < 3*time.Second {
 		b.fail(&r.HoldTime, field+".holdTime", "%s: must be 0 or at least 3s", t.Hold)
+	}
+	if t.NoHold && t.Keepalive != 0 {
+		b.fail(&r.KeepaliveTime, field+".keepaliveTime", "%s: holdTime 0 sends no keepalives", t.Keepalive)
 	}
 	if t.Hold != 0 && t.Keepalive > t.Hold {
 		b.fail(&r.KeepaliveTime, field+".keepaliveTime", "%s exceeds the hold time %s", t.Keepalive, t.Hold)
 	}
 	return t
+}
+
+// protocol reads a kernel route protocol: a name from iproute2's rt_protos
+// or a number; 0 to 4 belong to the kernel and to static routes.
+func (b *builder) protocol(n *yaml.Node, field string, def uint8) uint8 {
+	s, ok := b.scalar(n, field)
+	if !ok {
+		return def
+	}
+	v, err := strconv.ParseUint(s, 10, 8)
+	if err != nil {
+		p, known := b.protos[s]
+		if !known {
+			b.fail(n, field, "%q is neither a number in 5..255 nor a protocol name of /etc/iproute2/rt_protos", s)
+			return def
+		}
+		v = uint64(p)
+	}
+	if v <= 4 {
+		b.fail(n, field, "%s: protocols 0 to 4 belong to the kernel and static routes", s)
+		return def
+	}
+	return uint8(v)
 }
 
 func (b *builder) config(r *rawConfig) *Config {
@@ -178,6 +206,16 @@ func (b *builder) config(r *rawConfig) *Config {
 		ECMP:           b.bool(&r.FIB.ECMP, "fib.ecmp", true),
 		GraceTime:      b.duration(&r.FIB.GraceTime, "fib.graceTime", DefaultGraceTime),
 		NextHopObjects: b.str(&r.FIB.NextHopObjects, "fib.nextHopObjects", "auto"),
+		Protocol:       b.protocol(&r.FIB.Protocol, "fib.protocol", DefaultProtocol),
+	}
+	errs := len(b.errs)
+	c.FIB.ResyncInterval = b.duration(&r.FIB.ResyncInterval, "fib.resyncInterval", DefaultResyncInterval)
+	if c.FIB.ResyncInterval < 10*time.Second && len(b.errs) == errs {
+		b.fail(&r.FIB.ResyncInterval, "fib.resyncInterval", "%s: must be at least 10s", c.FIB.ResyncInterval)
+	}
+	c.Limits.MaxSessions = int(b.uint(&r.Limits.MaxSessions, "limits.maxSessions", 1, 1<<31-1, DefaultMaxSessions))
+	if len(c.Neighbors) > c.Limits.MaxSessions {
+		b.fail(&r.Limits.MaxSessions, "limits.maxSessions", "%d leaves no room for the %d static neighbors", c.Limits.MaxSessions, len(c.Neighbors))
 	}
 	switch c.FIB.NextHopObjects {
 	case "auto", "on", "off":
@@ -232,11 +270,12 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 	for i := range r.DynamicNeighbors {
 		rd, field := &r.DynamicNeighbors[i], fmt.Sprintf("dynamicNeighbors[%d]", i)
 		d := DynamicNeighbor{
-			Prefix:   b.prefix(&rd.Prefix, field+".prefix"),
-			PeerASN:  b.asn(&rd.PeerASN, field+".peerASN"),
-			Password: b.str(&rd.Password, field+".password", ""),
-			MaxPeers: int(b.uint(&rd.MaxPeers, field+".maxPeers", 0, 1<<31-1, 0)),
-			Timers:   b.timers(&rd.rawTimers, field),
+			Prefix:      b.prefix(&rd.Prefix, field+".prefix"),
+			PeerASN:     b.asn(&rd.PeerASN, field+".peerASN"),
+			Password:    b.str(&rd.Password, field+".password", ""),
+			MaxPeers:    int(b.uint(&rd.MaxPeers, field+".maxPeers", 1, 1<<31-1, DefaultMaxPeers)),
+			TTLSecurity: b.bool(&rd.TTLSecurity, field+".ttlSecurity", false),
+			Timers:      b.timers(&rd.rawTimers, field),
 		}
 		for j, prev := range c.DynamicNeighbors[:i] {
 			if d.Prefix.IsValid() && prev.Prefix.IsValid() && d.Prefix.Overlaps(prev.Prefix) {

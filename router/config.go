@@ -2,11 +2,13 @@ package router
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -24,6 +26,7 @@ type Config struct {
 	DynamicNeighbors []DynamicNeighbor
 	Import           Import
 	FIB              FIBConfig
+	Limits           Limits
 	API              APIConfig
 	Metrics          MetricsConfig
 }
@@ -31,6 +34,9 @@ type Config struct {
 // Timers are a peer's session timers; zero means the session default.
 type Timers struct {
 	Hold, Keepalive, ConnectRetry time.Duration
+	// NoHold is holdTime: 0, RFC 4271's hold time of zero: no hold timer
+	// and no keepalives (Hold is then zero too).
+	NoHold bool
 }
 
 // Neighbor is a statically configured peer.
@@ -54,8 +60,18 @@ type DynamicNeighbor struct {
 	PeerASN  uint32
 	Password string
 	Timers   Timers
-	// MaxPeers caps the sessions from this range (0 = no cap).
+	// MaxPeers caps the sessions from this range; default DefaultMaxPeers.
 	MaxPeers int
+	// TTLSecurity is GTSM (RFC 5082) for the range: only directly
+	// connected peers (TTL 255) may connect.
+	TTLSecurity bool
+}
+
+// Limits bound what the peers may make the router hold.
+type Limits struct {
+	// MaxSessions caps all sessions, static and dynamic: connections
+	// beyond it are refused.
+	MaxSessions int
 }
 
 // Import is the guard on what routes the router accepts.
@@ -78,6 +94,12 @@ type FIBConfig struct {
 	// peers reconnect.
 	GraceTime      time.Duration
 	NextHopObjects string // auto, on, off
+	// Protocol is the kernel route protocol the router owns: it adds,
+	// replaces and deletes only routes of this protocol in Table.
+	Protocol uint8
+	// ResyncInterval is the period of the full comparison of the kernel
+	// with the RIB, the safety net behind the kernel's events.
+	ResyncInterval time.Duration
 }
 
 // APIConfig is the local API.
@@ -93,6 +115,17 @@ const (
 	DefaultTable       = 254
 	DefaultMetric      = 20
 	DefaultGraceTime   = 120 * time.Second
+	// DefaultProtocol is "bgp" in /etc/iproute2/rt_protos (186). FRR's
+	// zebra writes proto bgp too: a router sharing a table with FRR must
+	// pick another protocol, or another table.
+	DefaultProtocol       = 186
+	DefaultResyncInterval = 5 * time.Minute
+	// DefaultMaxPeers bounds one dynamic range: a host on the LAN that
+	// adds addresses to itself cannot open more sessions than this.
+	DefaultMaxPeers = 1024
+	// DefaultMaxSessions is room for 5,000 nodes and then some, while a
+	// flood of connections still meets a limit.
+	DefaultMaxSessions = 10000
 )
 
 // rawConfig mirrors the YAML; everything that needs parsing is a string, so
@@ -105,7 +138,10 @@ type rawConfig struct {
 	DynamicNeighbors []rawDynamic  `yaml:"dynamicNeighbors"`
 	Import           rawImport     `yaml:"import"`
 	FIB              rawFIB        `yaml:"fib"`
-	API              struct {
+	Limits           struct {
+		MaxSessions yaml.Node `yaml:"maxSessions"`
+	} `yaml:"limits"`
+	API struct {
 		Socket yaml.Node `yaml:"socket"`
 	} `yaml:"api"`
 	Metrics struct {
@@ -134,11 +170,12 @@ type rawNeighbor struct {
 }
 
 type rawDynamic struct {
-	Prefix    yaml.Node `yaml:"prefix"`
-	PeerASN   yaml.Node `yaml:"peerASN"`
-	Password  yaml.Node `yaml:"password"`
-	MaxPeers  yaml.Node `yaml:"maxPeers"`
-	rawTimers `yaml:",inline"`
+	Prefix      yaml.Node `yaml:"prefix"`
+	PeerASN     yaml.Node `yaml:"peerASN"`
+	Password    yaml.Node `yaml:"password"`
+	MaxPeers    yaml.Node `yaml:"maxPeers"`
+	TTLSecurity yaml.Node `yaml:"ttlSecurity"`
+	rawTimers   `yaml:",inline"`
 }
 
 type rawFamily struct {
@@ -159,6 +196,8 @@ type rawFIB struct {
 	ECMP           yaml.Node `yaml:"ecmp"`
 	GraceTime      yaml.Node `yaml:"graceTime"`
 	NextHopObjects yaml.Node `yaml:"nextHopObjects"`
+	Protocol       yaml.Node `yaml:"protocol"`
+	ResyncInterval yaml.Node `yaml:"resyncInterval"`
 }
 
 // FieldError is one problem in a config file, located by field and line.
@@ -208,22 +247,45 @@ func LoadFile(path string) (*Config, error) {
 
 // Parse validates YAML config text; name is used in error messages.
 func Parse(name string, text []byte) (*Config, error) {
-	var raw rawConfig
-	dec := yaml.NewDecoder(bytes.NewReader(text))
-	dec.KnownFields(true)
+	var doc yaml.Node
 	// An empty file is io.EOF: go on, so it reports its missing fields.
-	if err := dec.Decode(&raw); err != nil && !errors.Is(err, io.EOF) {
+	if err := yaml.NewDecoder(bytes.NewReader(text)).Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
 		return nil, &ConfigError{[]*FieldError{yamlError(name, err)}}
 	}
-	b := builder{file: name}
+	// Unknown keys are listed with the other mistakes; a value of the
+	// wrong kind stops here, since nothing below it can be read.
+	shape := checkShape(name, &doc)
+	var raw rawConfig
+	if doc.Kind != 0 {
+		if err := doc.Decode(&raw); err != nil {
+			if len(shape) == 0 {
+				shape = append(shape, yamlError(name, err))
+			}
+			return nil, &ConfigError{shape}
+		}
+	}
+	b := builder{file: name, protos: systemProtos()}
 	cfg := b.config(&raw)
-	if len(b.errs) > 0 {
-		return nil, &ConfigError{b.errs}
+	if errs := append(shape, b.errs...); len(errs) > 0 {
+		slices.SortStableFunc(errs, byLine)
+		return nil, &ConfigError{errs}
 	}
 	return cfg, nil
 }
 
-// yamlError turns a YAML syntax or unknown-field error into a FieldError.
+// byLine orders errors as the file does; those of missing fields, which
+// have no line, come last.
+func byLine(x, y *FieldError) int {
+	if (x.Line == 0) != (y.Line == 0) {
+		if x.Line == 0 {
+			return 1
+		}
+		return -1
+	}
+	return cmp.Compare(x.Line, y.Line)
+}
+
+// yamlError turns a YAML syntax error into a FieldError.
 func yamlError(file string, err error) *FieldError {
 	msg := strings.TrimPrefix(err.Error(), "yaml: ")
 	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")

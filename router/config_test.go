@@ -2,7 +2,9 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +50,8 @@ func TestParseExample(t *testing.T) {
 	if len(c.Import.Prefixes) != 2 || c.Import.MaxPrefixes != 10000 || c.Import.MinPrefixLength != (PerFamily{32, 128}) {
 		t.Fatalf("import: %+v", c.Import)
 	}
-	if c.FIB != (FIBConfig{Table: 254, Metric: 20, ECMP: true, GraceTime: DefaultGraceTime, NextHopObjects: "auto"}) {
+	if c.FIB != (FIBConfig{Table: 254, Metric: 20, ECMP: true, GraceTime: DefaultGraceTime, NextHopObjects: "auto",
+		Protocol: 186, ResyncInterval: DefaultResyncInterval}) {
 		t.Fatalf("fib: %+v", c.FIB)
 	}
 	if c.API.Socket != "/run/bgplb/router.sock" || c.Metrics.Address != "127.0.0.1:9473" {
@@ -81,7 +84,24 @@ func TestParseErrors(t *testing.T) {
 		{"router id v6", "asn: 1\nrouterID: 2001:db8::1\nimport: {prefixes: [203.0.113.0/24]}\n", "x.yaml:2: routerID: 2001:db8::1: a router ID is an IPv4 address"},
 		{"bad neighbor address", base + "neighbors:\n  - address: 198.51.100.300\n    peerASN: 64512\n", "x.yaml:5: neighbors[0].address: \"198.51.100.300\" is not an IP address"},
 		{"missing peerASN", base + "neighbors:\n  - address: 198.51.100.3\n", "x.yaml: neighbors[0].peerASN: is required"},
-		{"unknown field", base + "neighbours: []\n", "x.yaml:4: (file): field neighbours not found"},
+		{"unknown key", base + "neighbours: []\n", "x.yaml:4: neighbours: unknown key (known here: api, asn, dynamicNeighbors, fib,"},
+		{"unknown nested key", base + "fib:\n  table: 254\n  bogus: 1\n", "x.yaml:6: fib.bogus: unknown key (known here: ecmp, graceTime, metric, nextHopObjects, protocol, resyncInterval, table)"},
+		{"unknown key in a list item", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1}\n  - address: 198.51.100.4\n    peerASN: 1\n    holdtime: 9s\n", "x.yaml:8: neighbors[1].holdtime: unknown key"},
+		{"unknown key in a dynamic range", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 1, maxpeers: 3}\n", "x.yaml:5: dynamicNeighbors[0].maxpeers: unknown key"},
+		{"list where a mapping belongs", base + "fib: [254]\n", "x.yaml:4: fib: must be a mapping"},
+		{"mapping where a list belongs", base + "neighbors: {address: 198.51.100.3}\n", "x.yaml:4: neighbors: must be a list"},
+		{"hold time 0 with keepalives", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 0, keepaliveTime: 30s}\n", "x.yaml:5: neighbors[0].keepaliveTime: 30s: holdTime 0 sends no keepalives"},
+		{"protocol reserved", base + "fib: {protocol: 4}\n", "x.yaml:4: fib.protocol: 4: protocols 0 to 4 belong to the kernel and static routes"},
+		{"protocol by a reserved name", base + "fib: {protocol: static}\n", "x.yaml:4: fib.protocol: static: protocols 0 to 4"},
+		{"protocol unknown", base + "fib: {protocol: bgpd}\n", "x.yaml:4: fib.protocol: \"bgpd\" is neither a number in 5..255 nor a protocol name"},
+		{"protocol too big", base + "fib: {protocol: 256}\n", "x.yaml:4: fib.protocol: \"256\" is neither"},
+		{"resync too often", base + "fib:\n  resyncInterval: 1s\n", "x.yaml:5: fib.resyncInterval: 1s: must be at least 10s"},
+		{"resync not a duration", base + "fib: {resyncInterval: often}\n", "x.yaml:4: fib.resyncInterval: \"often\" is not a duration"},
+		{"max peers zero", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 1, maxPeers: 0}\n", "x.yaml:5: dynamicNeighbors[0].maxPeers: \"0\" is not a whole number in 1.."},
+		{"ttl security not a bool", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 1, ttlSecurity: maybe}\n", "x.yaml:5: dynamicNeighbors[0].ttlSecurity: \"maybe\" is not true or false"},
+		{"max sessions zero", base + "limits: {maxSessions: 0}\n", "x.yaml:4: limits.maxSessions: \"0\" is not a whole number in 1.."},
+		{"max sessions below the static neighbors", base + "limits: {maxSessions: 1}\nneighbors:\n  - {address: 198.51.100.3, peerASN: 1}\n  - {address: 198.51.100.4, peerASN: 1}\n",
+			"x.yaml:4: limits.maxSessions: 1 leaves no room for the 2 static neighbors"},
 		{"duplicate neighbor", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1}\n  - {address: 198.51.100.3, peerASN: 2}\n", "x.yaml:6: neighbors[1].address: 198.51.100.3 is already configured in neighbors[0]"},
 		{"hold time 2s", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1, holdTime: 2s}\n", "x.yaml:5: neighbors[0].holdTime: 2s: must be 0 or at least 3s"},
 		{"host bits in range", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.1/24, peerASN: 1}\n", "x.yaml:5: dynamicNeighbors[0].prefix: 198.51.100.1/24 has host bits set (did you mean 198.51.100.0/24?)"},
@@ -116,11 +136,69 @@ func TestParseTimers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := c.Neighbors[0].Timers; got != (Timers{9 * time.Second, 3 * time.Second, time.Minute}) {
+	if got := c.Neighbors[0].Timers; got != (Timers{Hold: 9 * time.Second, Keepalive: 3 * time.Second, ConnectRetry: time.Minute}) {
 		t.Fatalf("timers %+v", got)
 	}
 	if n := c.Neighbors[0]; n.SourceAddress != netip.MustParseAddr("198.51.100.1") || n.SourcePort != 1179 {
 		t.Fatalf("source %v:%d", n.SourceAddress, n.SourcePort)
+	}
+}
+
+// TestParseNewFields: holdTime 0 is RFC 4271's "no hold timer", not the
+// default; the fib, limits and GTSM settings of issue 11 and their defaults.
+func TestParseNewFields(t *testing.T) {
+	c, err := Parse("t.yaml", []byte(`asn: 1
+routerID: 198.51.100.1
+import: {prefixes: [203.0.113.0/24]}
+neighbors:
+  - {address: 198.51.100.3, peerASN: 1, holdTime: 0}
+  - {address: 198.51.100.4, peerASN: 1}
+dynamicNeighbors:
+  - {prefix: 198.51.100.128/25, peerASN: 1, ttlSecurity: true, maxPeers: 50, holdTime: 0s}
+  - {prefix: 2001:db8::/64, peerASN: 1}
+fib: {protocol: bird, resyncInterval: 1m}
+limits: {maxSessions: 5000}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Neighbors[0].Timers; got != (Timers{NoHold: true}) {
+		t.Errorf("holdTime 0: %+v", got)
+	}
+	if got := c.Neighbors[1].Timers; got != (Timers{}) {
+		t.Errorf("no holdTime: %+v", got)
+	}
+	if sc := sessionConfig(c, c.Neighbors[0].Address, 1, c.Neighbors[0].Timers, false); !sc.DisableHoldTime || sc.HoldTime != 0 {
+		t.Errorf("holdTime 0 reaches the session as %+v", sc)
+	}
+	if sc := sessionConfig(c, c.Neighbors[1].Address, 1, c.Neighbors[1].Timers, false); sc.DisableHoldTime {
+		t.Error("a neighbour without holdTime has its hold timer disabled")
+	}
+	d0, d1 := c.DynamicNeighbors[0], c.DynamicNeighbors[1]
+	if !d0.TTLSecurity || d0.MaxPeers != 50 || !d0.Timers.NoHold || d1.TTLSecurity || d1.MaxPeers != DefaultMaxPeers {
+		t.Errorf("dynamic ranges: %+v %+v", d0, d1)
+	}
+	if c.FIB.Protocol != 12 || c.FIB.ResyncInterval != time.Minute || c.Limits.MaxSessions != 5000 {
+		t.Errorf("fib %+v, limits %+v", c.FIB, c.Limits)
+	}
+	if fc := fibConfig(c, ""); fc.Protocol != 12 {
+		t.Errorf("fib.protocol does not reach the FIB: %+v", fc)
+	}
+	c, err = Parse("t.yaml", []byte("asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\nfib: {protocol: 200}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.FIB.Protocol != 200 || c.Limits.MaxSessions != DefaultMaxSessions {
+		t.Errorf("protocol by number: %+v, limits %+v", c.FIB, c.Limits)
+	}
+}
+
+func TestParseRTProtos(t *testing.T) {
+	m := map[string]uint8{"bgp": 186, "static": 4}
+	parseRTProtos("# comment\n\n200\tlb   # ours\n0x10 hexa\nbogus line\n300 toobig\n186 bgp-alias\n196  static\n201 lb\n", m)
+	want := map[string]uint8{"bgp": 186, "static": 4, "lb": 200, "hexa": 16, "bgp-alias": 186}
+	if !reflect.DeepEqual(m, want) {
+		t.Fatalf("got %v, want %v", m, want)
 	}
 }
 
@@ -158,5 +236,61 @@ func TestImportCheck(t *testing.T) {
 func TestDeployExampleLoads(t *testing.T) {
 	if _, err := LoadFile("../deploy/router/router.yaml"); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestParseReportsEverything: an unknown key does not hide the other
+// mistakes; all come in file order, each with its line and path.
+func TestParseReportsEverything(t *testing.T) {
+	_, err := Parse("r.yaml", []byte(`asn: 64512
+routerID: 198.51.100.1
+dynamicNeighbors:
+  - {prefix: 198.51.100.0/24, peerASN: 64512, ttlSecurity: maybe}
+limits: {maxSessions: 0}
+fib:
+  protocol: kernel
+  bogus: 1
+`))
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		t.Fatalf("error %v", err)
+	}
+	var got []string
+	for _, e := range ce.Errs {
+		got = append(got, fmt.Sprintf("%d %s", e.Line, e.Field))
+	}
+	want := []string{"4 dynamicNeighbors[0].ttlSecurity", "5 limits.maxSessions", "7 fib.protocol", "8 fib.bogus", "0 import.prefixes"}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %q\nwant %q", got, want)
+	}
+}
+
+// TestParseAnchors: YAML anchors, aliases and merge keys are not unknown
+// keys; what they bring in is checked where it lands.
+func TestParseAnchors(t *testing.T) {
+	c, err := Parse("a.yaml", []byte(`asn: 1
+routerID: 198.51.100.1
+import: {prefixes: [203.0.113.0/24]}
+neighbors:
+  - &n1 {address: 198.51.100.3, peerASN: 1, holdTime: 9s}
+  - <<: *n1
+    address: 198.51.100.4
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Neighbors) != 2 || c.Neighbors[1].Address != netip.MustParseAddr("198.51.100.4") || c.Neighbors[1].Timers.Hold != 9*time.Second {
+		t.Fatalf("neighbors %+v", c.Neighbors)
+	}
+	_, err = Parse("a.yaml", []byte(`asn: 1
+routerID: 198.51.100.1
+import: {prefixes: [203.0.113.0/24]}
+neighbors:
+  - &n1 {address: 198.51.100.3, peerASN: 1, holdtime: 9s}
+  - <<: *n1
+    address: 198.51.100.4
+`))
+	if err == nil || !strings.Contains(err.Error(), "a.yaml:5: neighbors[0].holdtime: unknown key") {
+		t.Fatalf("error %v", err)
 	}
 }

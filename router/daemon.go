@@ -37,11 +37,17 @@ type Daemon struct {
 	// something behind mu: sessions never wait on each other for it.
 	cfg atomic.Pointer[Config]
 
+	shutdownTimeout time.Duration
+
 	mu       sync.Mutex // guards everything below
 	listener *session.Listener
 	peers    map[netip.Addr]*peer
 	nextID   rib.PeerID
 	fibErrs  int
+	// Connections refused by the session limits since the last log line
+	// about them, and when that was.
+	refused       int
+	refusedLogged time.Time
 }
 
 // Options are what a Daemon needs besides its config.
@@ -50,20 +56,35 @@ type Options struct {
 	// NetNS is the network namespace (a /run/netns path) whose FIB the
 	// daemon programs; empty for its own.
 	NetNS string
+	// ShutdownTimeout bounds how long Run takes to return once its context
+	// ends; default DefaultShutdownTimeout.
+	ShutdownTimeout time.Duration
 }
+
+// DefaultShutdownTimeout is Options.ShutdownTimeout's default: long enough
+// for every peer to get its Cease, short enough for a service manager.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// ErrShutdownTimeout is returned by Run when the daemon did not stop within
+// Options.ShutdownTimeout; it returned regardless.
+var ErrShutdownTimeout = errors.New("router: shutdown did not finish in time")
 
 // New checks cfg and prepares a daemon; Run starts it.
 func New(cfg *Config, o Options) *Daemon {
 	if o.Log == nil {
 		o.Log = slog.Default()
 	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = DefaultShutdownTimeout
+	}
 	d := &Daemon{
-		log:     o.Log,
-		netns:   o.NetNS,
-		metrics: NewMetrics(),
-		peers:   make(map[netip.Addr]*peer),
-		queue:   newFIBQueue(1 << 14),
-		rib:     rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
+		log:             o.Log,
+		shutdownTimeout: o.ShutdownTimeout,
+		netns:           o.NetNS,
+		metrics:         NewMetrics(),
+		peers:           make(map[netip.Addr]*peer),
+		queue:           newFIBQueue(1 << 14),
+		rib:             rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
 	}
 	d.cfg.Store(cfg)
 	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates})
@@ -93,7 +114,8 @@ func (d *Daemon) Metrics() *Metrics { return d.metrics }
 
 // Run runs the daemon until ctx ends, then closes every session with a
 // Cease / Administrative Shutdown. Routes stay in the kernel, for the next
-// start to reconcile.
+// start to reconcile. It returns within the shutdown timeout of ctx ending,
+// with ErrShutdownTimeout if something was still running then.
 func (d *Daemon) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -104,7 +126,16 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("opening the kernel FIB: %w", err)
 	}
-	defer d.fib.Close()
+	if err := d.run(ctx, cfg); err != nil {
+		cancel()
+		_ = d.stop()
+		return err
+	}
+	return d.stop()
+}
+
+// run starts everything and waits for ctx to end.
+func (d *Daemon) run(ctx context.Context, cfg *Config) error {
 	stale, err := d.fib.Dump(ctx)
 	if err != nil {
 		return fmt.Errorf("reading routes left by a previous run: %w", err)
@@ -134,10 +165,35 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.log.Info("router running", "asn", cfg.ASN, "routerID", cfg.RouterID, "neighbors", len(cfg.Neighbors),
 		"dynamicNeighbors", len(cfg.DynamicNeighbors))
 	<-ctx.Done()
-	d.shutdown("router shutting down")
-	d.queue.release()
-	d.wg.Wait()
 	return nil
+}
+
+// stop closes the sessions and waits for every goroutine, for at most the
+// shutdown timeout. The FIB queue is closed first: the writer has returned
+// or is about to, and routes stay in the kernel anyway, so nothing a
+// session does on its way down may wait for it.
+func (d *Daemon) stop() error {
+	d.queue.close()
+	sctx, cancel := context.WithTimeout(context.Background(), d.shutdownTimeout)
+	defer cancel()
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		d.shutdown(sctx, "router shutting down")
+		d.wg.Wait()
+		if d.fib != nil {
+			d.fib.Close()
+		}
+	}()
+	select {
+	case <-stopped:
+		return nil
+	case <-sctx.Done():
+		// The process is about to exit: what is still running dies with
+		// it, and the kernel closes the FIB's socket.
+		d.log.Error("shutdown did not finish in time: exiting anyway", "timeout", d.shutdownTimeout)
+		return fmt.Errorf("%w (%s)", ErrShutdownTimeout, d.shutdownTimeout)
+	}
 }
 
 func (d *Daemon) spawn(f func()) {
@@ -158,7 +214,7 @@ func fibConfig(c *Config, netns string) fib.Config {
 	case "off":
 		mode = fib.NextHopOff
 	}
-	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, NextHopObjects: mode, NetNS: netns}
+	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, Protocol: c.FIB.Protocol, NextHopObjects: mode, NetNS: netns}
 }
 
 // listen (re)binds the listening sockets and their TCP-MD5 keys.
@@ -246,14 +302,39 @@ func (d *Daemon) apply(ctx context.Context, cs []fib.Change) {
 	d.metrics.FIBOps.WithLabelValues("replace").Add(float64(res.Replaced))
 	d.metrics.FIBOps.WithLabelValues("delete").Add(float64(res.Deleted))
 	d.metrics.FIBRoutes.Add(float64(res.Added - res.Deleted))
-	if n := len(res.Failed); n > 0 {
+	refused, unsent := splitFailures(res.Failed)
+	if n := len(refused); n > 0 {
 		d.metrics.FIBErrors.Add(float64(n))
-		d.log.Warn("kernel refused routes", "count", n, "first", res.Failed[0].Change.Prefix, "err", res.Failed[0].Err)
+		d.log.Warn("kernel refused routes", "count", n, "first", refused[0].Change.Prefix, "err", refused[0].Err)
 	}
-	if err != nil && !errors.Is(err, fib.ErrPartial) && !errors.Is(err, context.Canceled) {
+	if unsent > 0 || stopped(err) {
+		// Not the kernel's doing: the daemon is stopping, and the routes
+		// stay as they are for the next start.
+		d.log.Debug("kernel batch abandoned: shutting down", "routes", unsent)
+		return
+	}
+	if err != nil && !errors.Is(err, fib.ErrPartial) {
 		d.metrics.FIBErrors.Inc()
 		d.log.Error("programming the kernel FIB", "err", err)
 	}
+}
+
+// stopped reports an error that only says the caller gave up.
+func stopped(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, fib.ErrClosed)
+}
+
+// splitFailures separates the changes the kernel refused from those that
+// were never sent, or never answered, because the batch was abandoned.
+func splitFailures(fs []fib.Failure) (refused []fib.Failure, unsent int) {
+	for _, f := range fs {
+		if stopped(f.Err) {
+			unsent++
+			continue
+		}
+		refused = append(refused, f)
+	}
+	return refused, unsent
 }
 
 func (d *Daemon) serveAPI(ctx context.Context, socket string) {

@@ -3,6 +3,7 @@ package router
 import (
 	"context"
 	"math"
+	"math/bits"
 	"net/netip"
 	"slices"
 	"sync"
@@ -13,11 +14,11 @@ import (
 
 // toFIB turns a Loc-RIB change into the kernel route it asks for: the next
 // hops of the ECMP set (or of the best path alone without ECMP), weighted by
-// the link-bandwidth community when every member carries one, so a router can
-// share load by pods rather than by nodes. Paths through the same next hop
-// (ADD-PATH) are merged, adding their weights. The next hops are appended to
-// arena, so a burst of changes shares one allocation; the returned change's
-// next hops alias it.
+// the link-bandwidth community when every member carries a usable one, so a
+// router can share load by pods rather than by nodes. Paths through the same
+// next hop (ADD-PATH) are merged, adding their weights. The next hops are
+// appended to arena, so a burst of changes shares one allocation; the
+// returned change's next hops alias it.
 func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.NextHop) {
 	out := fib.Change{Prefix: c.Prefix}
 	paths := c.Paths
@@ -25,10 +26,12 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 		paths = paths[:1]
 	}
 	weighted := len(paths) > 1
+	var top float32
 	for _, p := range paths {
-		if !(p.LinkBandwidth > 0) {
+		if !usableBandwidth(p.LinkBandwidth) {
 			weighted = false
 		}
+		top = max(top, p.LinkBandwidth)
 	}
 	start := len(arena)
 	for _, p := range paths {
@@ -37,11 +40,11 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 		}
 		var w uint32
 		if weighted {
-			w = uint32(max(1, math.Round(min(float64(p.LinkBandwidth), math.MaxUint32))))
+			w = pathWeight(p.LinkBandwidth, top)
 		}
 		i, found := slices.BinarySearchFunc(arena[start:], p.NextHop, func(h fib.NextHop, a netip.Addr) int { return h.Addr.Compare(a) })
 		if found {
-			arena[start+i].Weight += w
+			arena[start+i].Weight = satAdd(arena[start+i].Weight, w)
 			continue
 		}
 		arena = slices.Insert(arena, start+i, fib.NextHop{Addr: p.NextHop, Weight: w})
@@ -52,6 +55,37 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 	return out, arena
 }
 
+// weightScale bounds the weight of the ECMP set's largest bandwidth, which
+// lands in [weightScale/2, weightScale]: far finer than the kernel's 1..256
+// (fib scales it down), and room for 4,096 merged paths of it before the
+// sum saturates.
+const weightScale = 1 << 20
+
+// usableBandwidth: a weight can be taken from bw, a finite positive rate.
+// NaN, infinities, zero and negatives mean the member is unweighted.
+func usableBandwidth(bw float32) bool {
+	return bw > 0 && !math.IsInf(float64(bw), 1)
+}
+
+// pathWeight is bw scaled by the power of two that brings top (the set's
+// largest bandwidth) just under weightScale: ratios survive whatever the
+// unit, from fractions of a byte per second to terabits, exactly when the
+// bandwidths are small multiples of one another (1 and 3 stay 1:3 once fib
+// divides by their GCD), and the smallest share is still 1.
+func pathWeight(bw, top float32) uint32 {
+	_, exp := math.Frexp(float64(top)) // top = frac × 2^exp, frac in [0.5, 1)
+	return uint32(max(1, math.Round(math.Ldexp(float64(bw), bits.Len(weightScale)-1-exp))))
+}
+
+// satAdd adds weights without wrapping: a sum past the largest uint32
+// stays there.
+func satAdd(a, b uint32) uint32 {
+	if s := a + b; s >= a {
+		return s
+	}
+	return math.MaxUint32
+}
+
 // fibQueue carries Loc-RIB changes to the FIB writer. Changes to the same
 // prefix coalesce (the newest, by rib.Change.Seq, wins), so a burst of
 // updates costs one kernel write per prefix. It is bounded: push blocks while
@@ -59,14 +93,19 @@ func toFIB(arena []fib.NextHop, c rib.Change, ecmp bool) (fib.Change, []fib.Next
 // the rest) instead of growing without bound. Two batches take turns, one
 // filling while the writer applies the other, so a steady stream of changes
 // allocates nothing.
+//
+// A push never waits for ever: it gives up when its context ends or when
+// the queue is closed, which the daemon does as soon as it stops, before
+// the writer is gone and nobody would make room any more.
 type fibQueue struct {
 	limit int
 
-	mu    sync.Mutex
-	index map[netip.Prefix]int // position of a prefix in cur
-	cur   *fibBatch
-	wake  chan struct{} // the writer waits here for work
-	room  *sync.Cond    // pushers wait here for space
+	mu     sync.Mutex
+	index  map[netip.Prefix]int // position of a prefix in cur
+	cur    *fibBatch
+	wake   chan struct{} // the writer waits here for work
+	room   chan struct{} // closed, and replaced, each time the writer takes cur
+	closed chan struct{} // closed by close: pushes fail from then on
 }
 
 // fibBatch is a set of coalesced changes; seqs[i] is the rib.Change.Seq of
@@ -83,38 +122,85 @@ func (b *fibBatch) reset() {
 }
 
 func newFIBQueue(limit int) *fibQueue {
-	q := &fibQueue{limit: limit, index: make(map[netip.Prefix]int), cur: new(fibBatch), wake: make(chan struct{}, 1)}
-	q.room = sync.NewCond(&q.mu)
-	return q
+	return &fibQueue{limit: limit, index: make(map[netip.Prefix]int), cur: new(fibBatch),
+		wake: make(chan struct{}, 1), room: make(chan struct{}), closed: make(chan struct{})}
 }
 
-// push queues cs. It returns false if ctx ended while it waited for room.
+// push queues cs. It returns false, with only part of cs queued, if ctx
+// ended or the queue was closed while it waited for room, or the queue was
+// closed before.
 func (q *fibQueue) push(ctx context.Context, cs []rib.Change, ecmp bool) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, c := range cs {
-		if i, ok := q.index[c.Prefix]; ok {
-			if c.Seq > q.cur.seqs[i] {
-				q.cur.seqs[i] = c.Seq
-				q.cur.changes[i], q.cur.hops = toFIB(q.cur.hops, c, ecmp)
+	if q.isClosed() {
+		return false
+	}
+	for i := 0; i < len(cs); {
+		c := &cs[i]
+		if j, ok := q.index[c.Prefix]; ok {
+			if c.Seq > q.cur.seqs[j] {
+				q.cur.seqs[j] = c.Seq
+				q.cur.changes[j], q.cur.hops = toFIB(q.cur.hops, *c, ecmp)
 			}
+			i++
 			continue
 		}
-		for len(q.cur.changes) >= q.limit {
-			if ctx.Err() != nil {
+		if len(q.cur.changes) >= q.limit {
+			if !q.waitRoom(ctx) {
 				return false
 			}
-			q.signal()
-			q.room.Wait()
+			// Look c up again: another push may have queued its
+			// prefix while the lock was free.
+			continue
 		}
 		var fc fib.Change
-		fc, q.cur.hops = toFIB(q.cur.hops, c, ecmp)
+		fc, q.cur.hops = toFIB(q.cur.hops, *c, ecmp)
 		q.index[c.Prefix] = len(q.cur.changes)
 		q.cur.changes = append(q.cur.changes, fc)
 		q.cur.seqs = append(q.cur.seqs, c.Seq)
+		i++
 	}
 	q.signal()
 	return true
+}
+
+// waitRoom waits, with q.mu released, until the writer takes the queued
+// changes; false if ctx ends or the queue is closed first. q.mu is held.
+func (q *fibQueue) waitRoom(ctx context.Context) bool {
+	if q.isClosed() || ctx.Err() != nil {
+		return false
+	}
+	q.signal()
+	room := q.room
+	q.mu.Unlock()
+	defer q.mu.Lock()
+	select {
+	case <-room:
+		return true
+	case <-ctx.Done():
+	case <-q.closed:
+	}
+	return false
+}
+
+func (q *fibQueue) isClosed() bool {
+	select {
+	case <-q.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// close makes every push, waiting or to come, fail at once. The daemon
+// closes the queue when it stops: routes stay in the kernel for the next
+// start, so nothing still queued needs to reach it.
+func (q *fibQueue) close() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.isClosed() {
+		close(q.closed)
+	}
 }
 
 // signal wakes the writer; q.mu is held.
@@ -139,15 +225,9 @@ func (q *fibQueue) take(done *fibBatch) *fibBatch {
 	// clear keeps the map's memory and leaves no tombstones behind, so a
 	// queue that fills and drains for ever stays the size of its limit.
 	clear(q.index)
-	q.room.Broadcast()
+	close(q.room)
+	q.room = make(chan struct{})
 	return full
-}
-
-// release wakes every blocked pusher, so they see their context ended.
-func (q *fibQueue) release() {
-	q.mu.Lock()
-	q.room.Broadcast()
-	q.mu.Unlock()
 }
 
 func (q *fibQueue) len() int {

@@ -2,8 +2,11 @@ package router
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"reflect"
+	"runtime"
+	"slices"
 	"testing"
 	"time"
 
@@ -28,13 +31,27 @@ func TestToFIB(t *testing.T) {
 		{"ecmp off keeps the best", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 1)}, false,
 			[]fib.NextHop{{Addr: a("198.51.100.12"), Weight: 0}}},
 		{"weighted by link bandwidth", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 1)}, true,
-			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1}, {Addr: a("198.51.100.12"), Weight: 3}}},
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1 << 18}, {Addr: a("198.51.100.12"), Weight: 3 << 18}}},
 		{"one member without bandwidth: unweighted", []rib.PathView{path("198.51.100.12", 3), path("198.51.100.11", 0)}, true,
 			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 0}, {Addr: a("198.51.100.12"), Weight: 0}}},
 		{"same next hop twice adds up", []rib.PathView{path("198.51.100.11", 2), path("198.51.100.12", 1), path("198.51.100.11", 2)}, true,
-			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 4}, {Addr: a("198.51.100.12"), Weight: 1}}},
-		{"fractions round up to one", []rib.PathView{path("198.51.100.11", 0.2), path("198.51.100.12", 2.6)}, true,
-			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1}, {Addr: a("198.51.100.12"), Weight: 3}}},
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1 << 20}, {Addr: a("198.51.100.12"), Weight: 1 << 18}}},
+		{"fractions keep their ratio", []rib.PathView{path("198.51.100.11", 0.25), path("198.51.100.12", 0.5)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1 << 18}, {Addr: a("198.51.100.12"), Weight: 1 << 19}}},
+		{"terabits keep their ratio", []rib.PathView{path("198.51.100.11", 1<<43), path("198.51.100.12", 3<<41)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1 << 19}, {Addr: a("198.51.100.12"), Weight: 3 << 17}}},
+		{"a tiny share is still 1", []rib.PathView{path("198.51.100.11", 1), path("198.51.100.12", 1<<40)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1}, {Addr: a("198.51.100.12"), Weight: 1 << 19}}},
+		{"the largest float32", []rib.PathView{path("198.51.100.11", math.MaxFloat32), path("198.51.100.12", math.MaxFloat32/4)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: 1 << 20}, {Addr: a("198.51.100.12"), Weight: 1 << 18}}},
+		{"+Inf: unweighted", []rib.PathView{path("198.51.100.11", float32(math.Inf(1))), path("198.51.100.12", 1)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11")}, {Addr: a("198.51.100.12")}}},
+		{"NaN: unweighted", []rib.PathView{path("198.51.100.11", float32(math.NaN())), path("198.51.100.12", 1)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11")}, {Addr: a("198.51.100.12")}}},
+		{"negative: unweighted", []rib.PathView{path("198.51.100.11", -5), path("198.51.100.12", 1)}, true,
+			[]fib.NextHop{{Addr: a("198.51.100.11")}, {Addr: a("198.51.100.12")}}},
+		{"many paths through one next hop saturate, never wrap", append(slices.Repeat([]rib.PathView{path("198.51.100.11", 1<<30)}, 10000), path("198.51.100.12", 1<<30)), true,
+			[]fib.NextHop{{Addr: a("198.51.100.11"), Weight: math.MaxUint32}, {Addr: a("198.51.100.12"), Weight: 1 << 19}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -43,6 +60,16 @@ func TestToFIB(t *testing.T) {
 				t.Fatalf("got %+v, want %+v", got.NextHops, tc.want)
 			}
 		})
+	}
+}
+
+func TestSatAdd(t *testing.T) {
+	for _, tc := range []struct{ a, b, want uint32 }{
+		{1, 2, 3}, {math.MaxUint32 - 1, 1, math.MaxUint32}, {math.MaxUint32, 1, math.MaxUint32}, {1 << 31, 1 << 31, math.MaxUint32},
+	} {
+		if got := satAdd(tc.a, tc.b); got != tc.want {
+			t.Errorf("satAdd(%d, %d) = %d, want %d", tc.a, tc.b, got, tc.want)
+		}
 	}
 }
 
@@ -83,11 +110,35 @@ func TestFIBQueueCoalescesAndBounds(t *testing.T) {
 	q.push(ctx, []rib.Change{{Prefix: p1, Seq: 5}, {Prefix: p2, Seq: 5}}, true)
 	cctx, cancel := context.WithCancel(ctx)
 	go func() { done <- q.push(cctx, []rib.Change{{Prefix: p3, Seq: 6}}, true) }()
-	time.Sleep(20 * time.Millisecond)
 	cancel()
-	q.release()
 	if <-done {
 		t.Fatal("push succeeded after cancel")
+	}
+}
+
+// TestFIBQueueClose: once the queue is closed (the daemon stops, the writer
+// is gone), a push waiting for room and every later one fail at once, even
+// with a context that never ends: the shutdown hang of issue 11, where the
+// sessions' down path pushed more than the queue holds after the writer
+// returned.
+func TestFIBQueueClose(t *testing.T) {
+	q := newFIBQueue(4)
+	cs := make([]rib.Change, 10)
+	for i := range cs {
+		cs[i] = rib.Change{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32), Seq: uint64(i + 1)}
+	}
+	done := make(chan bool)
+	go func() { done <- q.push(context.Background(), cs, true) }()
+	// Wait for the push to fill the queue and block: then close.
+	for q.len() < 4 {
+		runtime.Gosched()
+	}
+	q.close()
+	if <-done {
+		t.Fatal("a push blocked on a full queue succeeded after close")
+	}
+	if q.push(context.Background(), []rib.Change{{Prefix: netip.MustParsePrefix("203.0.113.100/32"), Seq: 20}}, true) {
+		t.Fatal("a push after close succeeded")
 	}
 }
 

@@ -19,6 +19,7 @@ type Metrics struct {
 	PrefixesAccepted *prometheus.GaugeVec   // by peer
 	PrefixesRejected *prometheus.CounterVec // by peer, reason
 	Updates          *prometheus.CounterVec // by peer, direction
+	SessionsRefused  *prometheus.CounterVec // by reason
 	FIBRoutes        prometheus.Gauge
 	FIBOps           *prometheus.CounterVec // by op (add, replace, delete)
 	FIBErrors        prometheus.Counter
@@ -37,6 +38,8 @@ func NewMetrics() *Metrics {
 			Name: "bgplb_router_prefixes_rejected_total", Help: "Announcements refused by the import guards."}, []string{"peer", "reason"}),
 		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bgplb_router_updates_total", Help: "UPDATE messages by peer and direction."}, []string{"peer", "direction"}),
+		SessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bgplb_router_sessions_refused_total", Help: "Connections from dynamic neighbors refused by the session limits."}, []string{"reason"}),
 		FIBRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "bgplb_router_fib_routes", Help: "Routes installed in the kernel."}),
 		FIBOps: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -47,7 +50,7 @@ func NewMetrics() *Metrics {
 			Name: "bgplb_router_fib_batch_seconds", Help: "Time to apply one netlink batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 	}
-	m.Registry.MustRegister(m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates,
+	m.Registry.MustRegister(m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates, m.SessionsRefused,
 		m.FIBRoutes, m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -46,7 +46,7 @@ type peer struct {
 func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passive bool) session.Config {
 	return session.Config{
 		LocalAS: cfg.ASN, RouterID: cfg.RouterID, PeerAS: peerAS, PeerAddr: addr, Passive: passive,
-		HoldTime: t.Hold, KeepaliveTime: t.Keepalive, ConnectRetry: t.ConnectRetry,
+		HoldTime: t.Hold, DisableHoldTime: t.NoHold, KeepaliveTime: t.Keepalive, ConnectRetry: t.ConnectRetry,
 		Families:        []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast},
 		ExtendedNextHop: true, ExtendedMessage: true, RouteRefresh: true, EnhancedRouteRefresh: true,
 	}
@@ -66,7 +66,8 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	p.label = p.addr.String()
 	p.created = time.Now()
 	p.updatesIn = d.metrics.Updates.WithLabelValues(p.label, "in")
-	p.sess = session.New(sc, p, d.log.With("peer", p.label))
+	// The session names its peer on every line itself.
+	p.sess = session.New(sc, p, d.log)
 	ctx, cancel := context.WithCancel(d.ctx)
 	p.cancel, p.done = cancel, make(chan struct{})
 	d.peers[p.addr] = p
@@ -79,15 +80,19 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 }
 
 // stopPeer closes p's session with n (nil: Cease / Administrative
-// Shutdown) and forgets it; d.mu is not held.
-func (d *Daemon) stopPeer(p *peer, n *wire.Notification) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+// Shutdown) and forgets it, unless ctx ends first; d.mu is not held.
+func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
+	cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	if p.sess.State() == session.Established {
-		_ = p.sess.Close(ctx, n)
+		_ = p.sess.Close(cctx, n)
 	}
 	p.cancel()
-	<-p.done
+	select {
+	case <-p.done:
+	case <-ctx.Done():
+		return
+	}
 	d.mu.Lock()
 	if d.peers[p.addr] == p {
 		delete(d.peers, p.addr)
@@ -108,22 +113,48 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 	if d.ctx.Err() != nil {
 		return nil, false
 	}
-	for _, r := range d.config().DynamicNeighbors {
+	cfg := d.config()
+	for _, r := range cfg.DynamicNeighbors {
 		if !r.Prefix.Contains(addr) {
 			continue
 		}
-		if r.MaxPeers > 0 && d.countRange(r.Prefix) >= r.MaxPeers {
-			d.log.Warn("dynamic neighbor refused: range full", "remote", addr, "range", r.Prefix, "maxPeers", r.MaxPeers)
+		if why := admit(len(d.peers), d.countRange(r.Prefix), r, cfg.Limits); why != "" {
+			d.refuse(addr, r.Prefix, why)
 			return nil, false
 		}
-		sc := sessionConfig(d.config(), addr, r.PeerASN, r.Timers, true)
-		sc.Password = r.Password
+		sc := sessionConfig(cfg, addr, r.PeerASN, r.Timers, true)
+		sc.Password, sc.TTLSecurity = r.Password, r.TTLSecurity
 		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
 		d.startPeer(p, sc)
 		d.log.Info("dynamic neighbor", "remote", addr, "range", r.Prefix)
 		return p.sess, true
 	}
 	return nil, false
+}
+
+// admit decides whether one more dynamic peer may connect from range r,
+// given the number of sessions in all and of those from r: "" if so, else
+// why not.
+func admit(sessions, inRange int, r DynamicNeighbor, l Limits) string {
+	switch {
+	case sessions >= l.MaxSessions:
+		return "limits.maxSessions reached"
+	case inRange >= r.MaxPeers:
+		return "the range's maxPeers reached"
+	}
+	return ""
+}
+
+// refuse counts a refused connection, and logs it unless a refusal was
+// logged in the last ten seconds: a flood of connections must not become a
+// flood of log lines. d.mu is held.
+func (d *Daemon) refuse(addr netip.Addr, r netip.Prefix, why string) {
+	d.metrics.SessionsRefused.WithLabelValues(why).Inc()
+	d.refused++
+	if now := time.Now(); now.Sub(d.refusedLogged) >= 10*time.Second {
+		d.log.Warn("dynamic neighbor refused", "remote", addr, "range", r, "reason", why, "refusedSinceLastLine", d.refused)
+		d.refused, d.refusedLogged = 0, now
+	}
 }
 
 func (d *Daemon) countRange(r netip.Prefix) int {
@@ -162,13 +193,13 @@ func (d *Daemon) reapDynamic(ctx context.Context) {
 		d.mu.Unlock()
 		for _, p := range gone {
 			d.log.Info("forgetting dynamic neighbor", "peer", p.label)
-			d.stopPeer(p, nil)
+			d.stopPeer(ctx, p, nil)
 		}
 	}
 }
 
-// shutdown closes every session, in parallel, with msg.
-func (d *Daemon) shutdown(msg string) {
+// shutdown closes every session, in parallel, with msg, until ctx ends.
+func (d *Daemon) shutdown(ctx context.Context, msg string) {
 	d.mu.Lock()
 	peers := make([]*peer, 0, len(d.peers))
 	for _, p := range d.peers {
@@ -184,7 +215,7 @@ func (d *Daemon) shutdown(msg string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			d.stopPeer(p, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
+			d.stopPeer(ctx, p, wire.NewShutdown(wire.CeaseAdminShutdown, msg))
 		}()
 	}
 	wg.Wait()
@@ -205,19 +236,26 @@ func (p *peer) Established(_ *session.Peer, n session.Negotiated) {
 	p.ribID.Store(uint32(id))
 }
 
-// Down removes all of the peer's paths in one sweep.
-func (p *peer) Down(_ *session.Peer, err error) {
-	p.d.log.Info("session down", "peer", p.label, "err", err)
+// Down removes all of the peer's paths in one sweep. The session has
+// logged why it went down.
+func (p *peer) Down(*session.Peer, error) {
 	p.down()
 }
 
+// down forgets the peer's routes. When the daemon is stopping it leaves
+// them alone: the kernel keeps them for the next start, and the RIB goes
+// with the process.
 func (p *peer) down() {
+	d := p.d
+	if d.ctx.Err() != nil {
+		return
+	}
 	id := rib.PeerID(p.ribID.Swap(0))
 	if id == 0 {
 		return
 	}
-	d := p.d
-	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(context.Background(), c.List, d.config().FIB.ECMP) })
+	ecmp := d.config().FIB.ECMP
+	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(d.ctx, c.List, ecmp) })
 	p.received.Store(0)
 	p.accepted.Store(0)
 	d.metrics.PrefixesReceived.DeleteLabelValues(p.label)

@@ -22,7 +22,7 @@ type ReloadPlan struct {
 	// judged again.
 	Reimport bool
 	Listen   bool // listen addresses changed
-	FIB      bool // table, metric or next-hop mode changed: routes move
+	FIB      bool // table, metric, protocol or next-hop mode changed: routes move, at the next start
 	API      bool
 	Metrics  bool
 }
@@ -73,8 +73,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 
 	p.Reimport = !reflect.DeepEqual(old.Import, cur.Import)
 	p.Listen = !slices.Equal(old.Listen, cur.Listen)
-	p.FIB = old.FIB.Table != cur.FIB.Table || old.FIB.Metric != cur.FIB.Metric ||
-		old.FIB.NextHopObjects != cur.FIB.NextHopObjects || old.FIB.ECMP != cur.FIB.ECMP
+	p.FIB = old.FIB != cur.FIB
 	p.API = old.API != cur.API
 	p.Metrics = old.Metrics != cur.Metrics
 	return p

@@ -23,7 +23,7 @@ func (d *Daemon) Reload(cfg *Config) {
 	d.log.Info("reloading config", "add", len(plan.Add), "remove", len(plan.Remove), "restart", len(plan.Restart),
 		"keep", len(plan.Keep), "reimport", plan.Reimport)
 	for p, n := range stop {
-		d.stopPeer(p, n)
+		d.stopPeer(d.ctx, p, n)
 	}
 	if plan.Listen || passwordsChanged(old, cfg) {
 		d.mu.Lock()
@@ -125,7 +125,7 @@ func (d *Daemon) refreshAll() {
 		}
 		if !info.Negotiated.RouteRefresh {
 			d.log.Info("peer cannot refresh its routes: restarting its session", "peer", p.label)
-			d.stopPeer(p, &ceaseReconfigured)
+			d.stopPeer(d.ctx, p, &ceaseReconfigured)
 			if !p.dynamic {
 				d.mu.Lock()
 				d.startStatic(p.static)

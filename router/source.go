@@ -103,7 +103,7 @@ func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr) []view.Path {
 				v.Communities = append(v.Communities, c.String())
 			}
 		}
-		if p.LinkBandwidth > 0 {
+		if usableBandwidth(p.LinkBandwidth) {
 			bw := p.LinkBandwidth
 			v.LinkBandwidth = &bw
 		}

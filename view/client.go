@@ -86,3 +86,9 @@ func (c *Client) FIB(ctx context.Context) ([]FIBRoute, error) {
 	var v []FIBRoute
 	return v, c.get(ctx, "/v1/fib", nil, &v)
 }
+
+// FIBCheck returns the router's last comparison of its kernel with its RIB.
+func (c *Client) FIBCheck(ctx context.Context) (FIBCheck, error) {
+	var v FIBCheck
+	return v, c.get(ctx, "/v1/fib/check", nil, &v)
+}

@@ -107,14 +107,40 @@ func WriteFIB(w io.Writer, rs []FIBRoute) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "Prefix\tNext hops")
 	for _, r := range rs {
-		hops := make([]string, len(r.NextHops))
-		for i, h := range r.NextHops {
-			hops[i] = h.Addr.String()
-			if h.Weight != 0 && len(r.NextHops) > 1 {
-				hops[i] += fmt.Sprintf(" (weight %d)", h.Weight)
-			}
+		fmt.Fprintf(tw, "%s\t%s\n", r.Prefix, hopList(r.NextHops))
+	}
+	return tw.Flush()
+}
+
+// hopList prints next hops, with their weights when they differ; "-" for
+// none.
+func hopList(hs []FIBNextHop) string {
+	if len(hs) == 0 {
+		return "-"
+	}
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.Addr.String()
+		if h.Weight != 0 && len(hs) > 1 {
+			out[i] += fmt.Sprintf(" (weight %d)", h.Weight)
 		}
-		fmt.Fprintf(tw, "%s\t%s\n", r.Prefix, strings.Join(hops, ", "))
+	}
+	return strings.Join(out, ", ")
+}
+
+// WriteFIBCheck prints the comparison of the kernel with the RIB: a summary
+// line, then the prefixes that differ.
+func WriteFIBCheck(w io.Writer, c FIBCheck, now time.Time) error {
+	when := fmt.Sprintf("checked %s ago, %d repairs since start", since(now, c.Checked), c.Repairs)
+	if len(c.Differences) == 0 {
+		_, err := fmt.Fprintf(w, "The kernel matches the RIB: %d routes (%s)\n", c.Routes, when)
+		return err
+	}
+	fmt.Fprintf(w, "%d prefixes differ between the kernel and the RIB's %d routes (%s):\n", len(c.Differences), c.Routes, when)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "Prefix\tRIB wants\tKernel has")
+	for _, d := range c.Differences {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Prefix, hopList(d.Want), hopList(d.Have))
 	}
 	return tw.Flush()
 }

@@ -1,6 +1,7 @@
 package view
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,6 +22,11 @@ type Source interface {
 	// with a valid prefix, only the entry that matches it best.
 	RIB(ctx context.Context, family string, prefix netip.Prefix) []RIBEntry
 	FIB(ctx context.Context) ([]FIBRoute, error)
+}
+
+// FIBChecker is a Source that compares its kernel routes with its RIB.
+type FIBChecker interface {
+	FIBCheck(ctx context.Context) (FIBCheck, error)
 }
 
 // Handler serves the API for src.
@@ -53,6 +59,19 @@ func Handler(src Source) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, routes)
 	})
+	mux.HandleFunc("GET /v1/fib/check", func(w http.ResponseWriter, r *http.Request) {
+		c, ok := src.(FIBChecker)
+		if !ok {
+			writeError(w, http.StatusNotImplemented, errors.New("this daemon does not compare its kernel routes with its RIB"))
+			return
+		}
+		check, err := c.FIBCheck(r.Context())
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, check)
+	})
 	return mux
 }
 
@@ -69,12 +88,21 @@ func ParsePrefixOrAddr(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a, a.BitLen()), nil
 }
 
+// writeJSON answers v with status, or 500 with the error when v cannot be
+// encoded: it is encoded in full before the status is sent, so a client
+// never takes a truncated or empty body for an answer.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		buf.Reset()
+		status = http.StatusInternalServerError
+		_ = enc.Encode(map[string]string{"error": fmt.Sprintf("encoding the answer: %v", err)})
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+	_, _ = w.Write(buf.Bytes())
 }
 
 func writeError(w http.ResponseWriter, status int, err error) {

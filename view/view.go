@@ -8,6 +8,7 @@
 //	GET /v1/neighbors                      []Neighbor
 //	GET /v1/rib?family=ipv4|ipv6&prefix=P  []RIBEntry (prefix optional: exact or longest match)
 //	GET /v1/fib                            []FIBRoute
+//	GET /v1/fib/check                      FIBCheck (routers that compare their kernel with their RIB)
 //
 // Errors come back as a non-2xx status with {"error": "..."}.
 package view
@@ -68,6 +69,29 @@ type RIBEntry struct {
 type FIBNextHop struct {
 	Addr   netip.Addr `json:"addr"`
 	Weight uint32     `json:"weight,omitempty"`
+}
+
+// FIBCheck is the router's last comparison of its kernel routes with what
+// its RIB asks for, and the repairs it has made since it started.
+type FIBCheck struct {
+	// Checked is when the comparison ran.
+	Checked time.Time `json:"checked"`
+	// Routes is how many routes the RIB asks the kernel for.
+	Routes      int             `json:"routes"`
+	Differences []FIBDifference `json:"differences"`
+	// Repairs counts the kernel routes the router has put back as its RIB
+	// wants them (deleted or changed behind its back, or a failed write
+	// retried) since it started.
+	Repairs uint64 `json:"repairs"`
+}
+
+// FIBDifference is one prefix whose kernel route is not what the RIB asks
+// for: Want empty means the kernel has a route the RIB does not, Have empty
+// a route the kernel lacks.
+type FIBDifference struct {
+	Prefix netip.Prefix `json:"prefix"`
+	Want   []FIBNextHop `json:"want"`
+	Have   []FIBNextHop `json:"have"`
 }
 
 // FIBRoute is a route as installed in the kernel.

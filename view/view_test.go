@@ -3,7 +3,11 @@ package view
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -171,5 +175,100 @@ func TestWriteNeighborsAdvertised(t *testing.T) {
 				t.Errorf("got:\n%s\nwant:\n%s", b.String(), tc.want)
 			}
 		})
+	}
+}
+
+// infSource answers a RIB that JSON cannot encode: a +Inf link bandwidth.
+type infSource struct{ fakeSource }
+
+func (*infSource) RIB(context.Context, string, netip.Prefix) []RIBEntry {
+	bw := float32(math.Inf(1))
+	return []RIBEntry{{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Paths: []Path{{Best: true, LinkBandwidth: &bw}}}}
+}
+
+// TestAnswerThatCannotBeEncoded: the API answers 500 with the reason, never
+// a 200 with an empty or truncated body, and the client reports it.
+func TestAnswerThatCannotBeEncoded(t *testing.T) {
+	rec := httptest.NewRecorder()
+	Handler(&infSource{}).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/v1/rib", nil))
+	if rec.Code != http.StatusInternalServerError {
+		t.Fatalf("status %d, body %q", rec.Code, rec.Body)
+	}
+	var body struct{ Error string }
+	if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || !strings.Contains(body.Error, "unsupported value: +Inf") {
+		t.Fatalf("body %q (%v)", rec.Body, err)
+	}
+
+	c := serveTest(t, &infSource{})
+	if _, err := c.RIB(context.Background(), "", netip.Prefix{}); err == nil || !strings.Contains(err.Error(), "+Inf") {
+		t.Fatalf("client: %v", err)
+	}
+}
+
+// serveTest serves src on a unit socket for the rest of the test, and
+// returns a client once the socket answers.
+func serveTest(t *testing.T, src Source) *Client {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "api.sock")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Serve(ctx, sock, Handler(src), slog.New(slog.DiscardHandler)) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	c := NewClient(sock)
+	for range 100 { // the server goroutine may not listen yet
+		if _, err := c.Neighbors(ctx); !errors.Is(err, ErrNoDaemon) {
+			return c
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("the API never listened")
+	return nil
+}
+
+// checkerSource compares its kernel with its RIB.
+type checkerSource struct{ fakeSource }
+
+func (*checkerSource) FIBCheck(context.Context) (FIBCheck, error) {
+	return FIBCheck{Checked: t0, Routes: 3, Repairs: 7, Differences: []FIBDifference{
+		{Prefix: netip.MustParsePrefix("203.0.113.10/32"),
+			Want: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.11")}, {Addr: netip.MustParseAddr("198.51.100.12")}},
+			Have: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.11")}}},
+		{Prefix: netip.MustParsePrefix("203.0.113.11/32"), Have: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.13")}}},
+	}}, nil
+}
+
+// TestFIBCheck: a router that compares its kernel with its RIB answers
+// /v1/fib/check and the CLI prints it; a daemon that does not says so.
+func TestFIBCheck(t *testing.T) {
+	c := serveTest(t, &checkerSource{})
+	got, err := c.FIBCheck(context.Background())
+	if err != nil || got.Repairs != 7 || len(got.Differences) != 2 || len(got.Differences[0].Want) != 2 {
+		t.Fatalf("check %+v, %v", got, err)
+	}
+	var b bytes.Buffer
+	if err := WriteFIBCheck(&b, got, t0.Add(12*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	want := `2 prefixes differ between the kernel and the RIB's 3 routes (checked 00:00:12 ago, 7 repairs since start):
+Prefix           RIB wants                     Kernel has
+203.0.113.10/32  198.51.100.11, 198.51.100.12  198.51.100.11
+203.0.113.11/32  -                             198.51.100.13
+`
+	if b.String() != want {
+		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
+	}
+	b.Reset()
+	if err := WriteFIBCheck(&b, FIBCheck{Checked: t0, Routes: 3}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if b.String() != "The kernel matches the RIB: 3 routes (checked 00:01:00 ago, 0 repairs since start)\n" {
+		t.Errorf("got %q", b.String())
+	}
+
+	if _, err := serveTest(t, &fakeSource{}).FIBCheck(context.Background()); err == nil || !strings.Contains(err.Error(), "does not compare") {
+		t.Fatalf("a daemon without a check: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -16,6 +17,7 @@ import (
 func newRouterCmd() *cobra.Command {
 	var configPath, logLevel string
 	var check bool
+	var shutdownTimeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "router",
 		Short: "Run the router daemon: BGP from the nodes straight into the kernel FIB",
@@ -24,7 +26,11 @@ and dynamic neighbours), refuses routes outside the import guards, selects best
 paths and ECMP sets, and programs the kernel FIB over netlink (proto bgp).
 
 SIGHUP reloads the config: sessions whose settings did not change stay up, and a
-config that does not validate leaves the running one in force.`,
+config that does not validate leaves the running one in force.
+
+SIGTERM closes every session with a Cease and exits within --shutdown-timeout,
+whatever is in flight. The routes stay in the kernel: the next start adopts
+those its peers announce again and removes the rest after fib.graceTime.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := router.LoadFile(configPath)
@@ -41,7 +47,7 @@ config that does not validate leaves the running one in force.`,
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			d := router.New(cfg, router.Options{Log: log})
+			d := router.New(cfg, router.Options{Log: log, ShutdownTimeout: shutdownTimeout})
 			go reloadOnHUP(ctx, d, configPath, log)
 			return d.Run(ctx)
 		},
@@ -49,6 +55,8 @@ config that does not validate leaves the running one in force.`,
 	cmd.Flags().StringVar(&configPath, "config", "/etc/bgplb/router.yaml", "config file")
 	cmd.Flags().BoolVar(&check, "check", false, "validate the config and exit")
 	cmd.Flags().StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	cmd.Flags().DurationVar(&shutdownTimeout, "shutdown-timeout", router.DefaultShutdownTimeout,
+		"on SIGTERM, exit after this long even if the sessions have not all closed")
 	return cmd
 }
 

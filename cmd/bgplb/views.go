@@ -85,11 +85,22 @@ func newRIBCmd() *cobra.Command {
 
 func newFIBCmd() *cobra.Command {
 	var f viewFlags
+	var check bool
 	cmd := &cobra.Command{
 		Use:   "fib",
 		Short: "Show the routes a running router has installed in the kernel",
-		Args:  cobra.NoArgs,
+		Long: `Show the routes a running router has installed in the kernel. With --check,
+show instead where the kernel differs from the router's RIB at its last
+comparison, and how many routes it has repaired since it started.`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if check {
+				c, err := view.NewClient(f.socket).FIBCheck(cmd.Context())
+				if err != nil {
+					return err
+				}
+				return f.emit(cmd.OutOrStdout(), c, func(w io.Writer) error { return view.WriteFIBCheck(w, c, time.Now()) })
+			}
 			rs, err := view.NewClient(f.socket).FIB(cmd.Context())
 			if err != nil {
 				return err
@@ -98,5 +109,6 @@ func newFIBCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	cmd.Flags().BoolVar(&check, "check", false, "show where the kernel differs from the RIB, and the repairs")
 	return cmd
 }
