@@ -3,19 +3,21 @@ package fib
 import (
 	"encoding/binary"
 	"math/bits"
+	"math/rand/v2"
 	"net/netip"
 )
 
-// prefixMap maps installed prefixes to the nexthop object their route uses
-// (0: next hops inline). Committing a million-route batch does a million
-// updates on it, so IPv4 prefixes (the bulk of a load balancer's routes)
-// live in a purpose-built table keyed by one uint64: one probe per
-// operation that also returns the old value, no tombstones after mass
-// deletions, and nothing for the GC to scan. IPv6 prefixes use a Go map
-// keyed by 24 bytes, half the size of a netip.Prefix key.
+// prefixMap maps prefixes to the hop set their route should use (an id in
+// the FIB's set table), with a few flag bits per entry (stale, pending,
+// seen). It is the FIB's desired state: a million routes cost one 16-byte
+// slot each, plus the shared sets. IPv4 prefixes (the bulk of a load
+// balancer's routes) live in a purpose-built table keyed by one uint64: one
+// probe per operation that also returns the old value, no tombstones after
+// mass deletions, and nothing for the GC to scan. IPv6 prefixes use a Go
+// map keyed by 24 bytes, half the size of a netip.Prefix key.
 type prefixMap struct {
 	v4 u64Map
-	v6 map[v6Key]uint32
+	v6 map[v6Key]v6Val
 }
 
 type v6Key struct {
@@ -23,8 +25,20 @@ type v6Key struct {
 	bits   uint8
 }
 
+type v6Val struct {
+	id    uint32
+	flags uint8
+}
+
+// Entry flags.
+const (
+	flagStale   uint8 = 1 << iota // left by a previous run, not set since
+	flagPending                   // the kernel may differ: write it again
+	flagSeen                      // found in the kernel by the current scan
+)
+
 func newPrefixMap() prefixMap {
-	return prefixMap{v6: make(map[v6Key]uint32)}
+	return prefixMap{v6: make(map[v6Key]v6Val)}
 }
 
 func v4Key(p netip.Prefix) uint64 {
@@ -37,26 +51,71 @@ func toV6Key(p netip.Prefix) v6Key {
 	return v6Key{binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(a[8:]), uint8(p.Bits())}
 }
 
-func (m *prefixMap) get(p netip.Prefix) (uint32, bool) {
-	if p.Addr().Is4() {
-		return m.v4.get(v4Key(p))
-	}
-	v, ok := m.v6[toV6Key(p)]
-	return v, ok
+func fromV4Key(k uint64) netip.Prefix {
+	var a [4]byte
+	binary.BigEndian.PutUint32(a[:], uint32(k>>8))
+	return netip.PrefixFrom(netip.AddrFrom4(a), int(k&0xff))
 }
 
-// put sets p's value and returns the one it replaces.
+func fromV6Key(k v6Key) netip.Prefix {
+	var a [16]byte
+	binary.BigEndian.PutUint64(a[:8], k.hi)
+	binary.BigEndian.PutUint64(a[8:], k.lo)
+	return netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits))
+}
+
+func (m *prefixMap) get(p netip.Prefix) (uint32, bool) {
+	id, _, ok := m.lookup(p)
+	return id, ok
+}
+
+// lookup returns p's value and flags.
+func (m *prefixMap) lookup(p netip.Prefix) (uint32, uint8, bool) {
+	if p.Addr().Is4() {
+		if s := m.v4.find(v4Key(p)); s != nil {
+			return s.val, s.flags, true
+		}
+		return 0, 0, false
+	}
+	v, ok := m.v6[toV6Key(p)]
+	return v.id, v.flags, ok
+}
+
+// put sets p's value, keeping its flags, and returns the one it replaces.
 func (m *prefixMap) put(p netip.Prefix, id uint32) (uint32, bool) {
 	if p.Addr().Is4() {
 		return m.v4.put(v4Key(p), id)
 	}
 	k := toV6Key(p)
 	old, had := m.v6[k]
-	m.v6[k] = id
-	return old, had
+	m.v6[k] = v6Val{id: id, flags: old.flags}
+	return old.id, had
 }
 
-// remove deletes p and returns its value.
+// mark sets and clears flags of p's entry, if there is one, and returns
+// the flags it had.
+func (m *prefixMap) mark(p netip.Prefix, set, clear uint8) (uint8, bool) {
+	if p.Addr().Is4() {
+		s := m.v4.find(v4Key(p))
+		if s == nil {
+			return 0, false
+		}
+		old := s.flags
+		s.flags = old&^clear | set
+		return old, true
+	}
+	k := toV6Key(p)
+	v, ok := m.v6[k]
+	if !ok {
+		return 0, false
+	}
+	old := v.flags
+	v.flags = old&^clear | set
+	m.v6[k] = v
+	return old, true
+}
+
+// remove deletes p and returns its value and flags.
 func (m *prefixMap) remove(p netip.Prefix) (uint32, bool) {
 	if p.Addr().Is4() {
 		return m.v4.remove(v4Key(p))
@@ -64,81 +123,116 @@ func (m *prefixMap) remove(p netip.Prefix) (uint32, bool) {
 	k := toV6Key(p)
 	old, had := m.v6[k]
 	delete(m.v6, k)
-	return old, had
+	return old.id, had
 }
 
 func (m *prefixMap) len() int { return m.v4.n + len(m.v6) }
 
 // all calls fn for every entry, in no particular order.
 func (m *prefixMap) all(fn func(netip.Prefix, uint32)) {
-	for _, s := range m.v4.slots {
+	m.each(func(p netip.Prefix, id uint32, _ uint8) uint8 {
+		fn(p, id)
+		return 0
+	})
+}
+
+// each calls fn for every entry with its flags; fn returns the flags to
+// clear. Entries must not be added or removed meanwhile.
+func (m *prefixMap) each(fn func(p netip.Prefix, id uint32, flags uint8) (clear uint8)) {
+	for i := range m.v4.slots {
+		s := &m.v4.slots[i]
 		if s.used {
-			var a [4]byte
-			binary.BigEndian.PutUint32(a[:], uint32(s.key>>8))
-			fn(netip.PrefixFrom(netip.AddrFrom4(a), int(s.key&0xff)), s.val)
+			s.flags &^= fn(fromV4Key(s.key), s.val, s.flags)
 		}
 	}
 	for k, v := range m.v6 {
-		var a [16]byte
-		binary.BigEndian.PutUint64(a[:8], k.hi)
-		binary.BigEndian.PutUint64(a[8:], k.lo)
-		fn(netip.PrefixFrom(netip.AddrFrom16(a), int(k.bits)), v)
+		if c := fn(fromV6Key(k), v.id, v.flags); c&v.flags != 0 {
+			v.flags &^= c
+			m.v6[k] = v
+		}
 	}
 }
 
 // u64Map is an open-addressing hash table with linear probing and
 // backward-shift deletion. Its zero value is empty and ready to use.
+//
+// Its hash is seeded, and the seed changes at every resize. Other tables of
+// the daemon (the RIB's shards) hash the same keys; with one shared hash, a
+// sweep that deletes in their slot order deletes in ours too, and when the
+// table shrinks, the entries left all hash to its last few slots and pack
+// into one run that every later operation walks (74% of a million-route
+// withdrawal went there). A fresh seed spreads the survivors anew.
 type u64Map struct {
 	slots []u64Slot // power-of-two length, or nil
 	shift uint      // 64 - log2(len(slots))
+	seed  uint64
 	n     int
 }
 
 type u64Slot struct {
-	key  uint64
-	val  uint32
-	used bool
+	key   uint64
+	val   uint32
+	used  bool
+	flags uint8
 }
 
 const u64MinSlots = 64
 
-// home is a slot's preferred index: Fibonacci hashing spreads consecutive
-// keys (consecutive /32s) over the table.
+// home is a key's preferred slot: a full 64-bit mix of the seeded key (the
+// murmur3 finalizer), whose top bits index the table.
 func (m *u64Map) home(k uint64) int {
-	return int((k * 0x9e3779b97f4a7c15) >> m.shift)
+	k ^= m.seed
+	k ^= k >> 33
+	k *= 0xff51afd7ed558ccd
+	k ^= k >> 33
+	k *= 0xc4ceb9fe1a85ec53
+	k ^= k >> 33
+	return int(k >> m.shift)
 }
 
-func (m *u64Map) get(k uint64) (uint32, bool) {
+func (m *u64Map) find(k uint64) *u64Slot {
 	if m.n == 0 {
-		return 0, false
+		return nil
 	}
 	mask := len(m.slots) - 1
 	for i := m.home(k); ; i = (i + 1) & mask {
 		s := &m.slots[i]
 		if !s.used {
-			return 0, false
+			return nil
 		}
 		if s.key == k {
-			return s.val, true
+			return s
 		}
 	}
+}
+
+func (m *u64Map) get(k uint64) (uint32, bool) {
+	if s := m.find(k); s != nil {
+		return s.val, true
+	}
+	return 0, false
 }
 
 func (m *u64Map) put(k uint64, v uint32) (uint32, bool) {
 	if (m.n+1)*4 > len(m.slots)*3 {
 		m.resize(max(u64MinSlots, 2*len(m.slots)))
 	}
+	return m.insert(u64Slot{key: k, val: v, used: true})
+}
+
+// insert places s (or updates the value of its key) in a table with room.
+func (m *u64Map) insert(n u64Slot) (uint32, bool) {
 	mask := len(m.slots) - 1
-	for i := m.home(k); ; i = (i + 1) & mask {
+	for i := m.home(n.key); ; i = (i + 1) & mask {
 		s := &m.slots[i]
 		if !s.used {
-			*s = u64Slot{key: k, val: v, used: true}
+			*s = n
 			m.n++
 			return 0, false
 		}
-		if s.key == k {
+		if s.key == n.key {
 			old := s.val
-			s.val = v
+			s.val = n.val
 			return old, true
 		}
 	}
@@ -194,10 +288,11 @@ func (m *u64Map) resize(n int) {
 	old := m.slots
 	m.slots = make([]u64Slot, n)
 	m.shift = uint(64 - bits.TrailingZeros(uint(n)))
+	m.seed = rand.Uint64()
 	m.n = 0
 	for _, s := range old {
 		if s.used {
-			m.put(s.key, s.val)
+			m.insert(s)
 		}
 	}
 }
