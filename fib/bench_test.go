@@ -113,9 +113,7 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 func flushNS(b *testing.B, ns *testNS) {
 	f := ns.open(b, Config{})
 	defer f.Close()
-	if _, err := f.Sync(context.Background(), nil); err != nil {
-		b.Fatal(err)
-	}
+	setTo(b, f, nil)
 }
 
 func heapInUse() uint64 {

@@ -35,6 +35,7 @@ const (
 	flagStale   uint8 = 1 << iota // left by a previous run, not set since
 	flagPending                   // the kernel may differ: write it again
 	flagSeen                      // found in the kernel by the current scan
+	flagOld                       // also under the previous run's key: delete it there
 )
 
 func newPrefixMap() prefixMap {
@@ -295,4 +296,21 @@ func (m *u64Map) resize(n int) {
 			m.insert(s)
 		}
 	}
+}
+
+// take deletes p and returns its value and flags.
+func (m *prefixMap) take(p netip.Prefix) (uint32, uint8, bool) {
+	if p.Addr().Is4() {
+		s := m.v4.find(v4Key(p))
+		if s == nil {
+			return 0, 0, false
+		}
+		fl := s.flags
+		id, _ := m.v4.remove(v4Key(p))
+		return id, fl, true
+	}
+	k := toV6Key(p)
+	old, had := m.v6[k]
+	delete(m.v6, k)
+	return old.id, old.flags, had
 }
