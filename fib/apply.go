@@ -103,8 +103,10 @@ func (f *FIB) desire(c Change, i int) error {
 	var had bool
 	if set != 0 {
 		old, had = f.routes.put(pfx, set)
-		if fl, _ := f.routes.mark(pfx, 0, flagStale); fl&flagStale != 0 {
-			f.stale--
+		if f.stale > 0 {
+			if fl, _ := f.routes.mark(pfx, 0, flagStale); fl&flagStale != 0 {
+				f.stale--
+			}
 		}
 	} else {
 		var fl uint8
@@ -297,7 +299,8 @@ func (f *FIB) setPending(o *op) {
 }
 
 func (f *FIB) clearPending(o *op) {
-	if o.set != 0 {
+	// Without f.pending no entry has the flag: skip the lookup.
+	if o.set != 0 && f.pending {
 		f.routes.mark(o.prefix, 0, flagPending)
 	}
 }

@@ -150,11 +150,13 @@ func (f *FIB) flush(ctx context.Context) (Result, error) {
 			if fl&flagPending == 0 || err != nil {
 				return 0
 			}
+			// Cleared before the write: a failure sets it again.
+			f.routes.mark(pfx, 0, flagPending)
 			p.ops = append(p.ops, op{prefix: pfx, set: set, change: -1})
 			if len(p.ops) == planChunk {
 				send()
 			}
-			return flagPending
+			return 0
 		})
 		send()
 	}
@@ -178,11 +180,12 @@ func (f *FIB) flush(ctx context.Context) (Result, error) {
 				waiting++ // not in place under our key yet: keep the old one
 				return 0
 			}
+			f.routes.mark(pfx, 0, flagOld)
 			p.ops = append(p.ops, op{prefix: pfx, del: true, oldKey: true, change: -1})
 			if len(p.ops) == planChunk {
 				send()
 			}
-			return flagOld
+			return 0
 		})
 		send()
 	}
