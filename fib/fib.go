@@ -237,7 +237,11 @@ type FIB struct {
 	stats  Stats
 	closed bool
 	// writer is the port id of c, read by the monitor without the lock.
-	writer   atomic.Uint32
+	writer atomic.Uint32
+	// mon is Maintain's notification socket, whose kernel filter drops the
+	// echo of writer's changes; monMu guards it, taken after mu.
+	monMu    sync.Mutex
+	mon      *conn
 	openedAt time.Time
 	// overruns counts datagrams replayed after ENOBUFS.
 	overruns int
@@ -359,6 +363,7 @@ func (f *FIB) enter() error {
 		f.c.close()
 		f.c, f.resync = c, true
 		f.writer.Store(c.pid)
+		f.watchWriter(nil, false)
 	}
 	return nil
 }

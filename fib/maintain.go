@@ -82,6 +82,7 @@ func (f *FIB) Maintain(ctx context.Context, o MaintainOptions) error {
 	if err != nil {
 		return err
 	}
+	f.watchWriter(mon, true)
 	events := make(chan event, 256)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -92,6 +93,7 @@ func (f *FIB) Maintain(ctx context.Context, o MaintainOptions) error {
 	}()
 	defer func() {
 		close(stop)
+		f.unwatch()
 		mon.close()
 		wg.Wait()
 	}()

@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -167,4 +168,76 @@ func (f *FIB) noteRoute(e event) bool {
 	f.routes.mark(e.prefix, flagPending, 0)
 	f.pending = true
 	return true
+}
+
+// ownFilter is a classic BPF socket filter that drops the notifications
+// whose nlmsg_pid is pid: the kernel's echo of every route and object our
+// writer socket sends. The kernel runs a socket's filter before it queues
+// a broadcast, so a million-route Apply no longer fills (and overruns) the
+// monitor socket with its own echo, and the full resync an overrun calls
+// for is not needed. Route, nexthop, link and address notifications are
+// sent one message per datagram; the filter looks at the first header only,
+// and readEvents still skips our port id in user space.
+func ownFilter(pid uint32) []unix.SockFilter {
+	// BPF loads packet words big-endian; nlmsg_pid is in host order.
+	var b [4]byte
+	ne.PutUint32(b[:], pid)
+	k := binary.BigEndian.Uint32(b[:])
+	return []unix.SockFilter{
+		{Code: unix.BPF_LD | unix.BPF_W | unix.BPF_ABS, K: 12}, // nlmsg_pid
+		{Code: unix.BPF_JMP | unix.BPF_JEQ | unix.BPF_K, K: k, Jt: 1},
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0xffffffff}, // keep all of it
+		{Code: unix.BPF_RET | unix.BPF_K, K: 0},          // drop
+	}
+}
+
+// dropFrom makes the kernel drop the notifications caused by port pid,
+// replacing the filter set before (0: no filter).
+func (c *conn) dropFrom(pid uint32) error {
+	var err error
+	cerr := c.rc.Control(func(fd uintptr) {
+		if pid == 0 {
+			err = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_DETACH_FILTER, 0)
+			if err == unix.ENOENT {
+				err = nil
+			}
+			return
+		}
+		prog := ownFilter(pid)
+		err = unix.SetsockoptSockFprog(int(fd), unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,
+			&unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]})
+	})
+	if cerr != nil {
+		return cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fib: monitor filter: %w", err)
+	}
+	return nil
+}
+
+// watchWriter points the monitor's filter at the writer's current port
+// id. Maintain calls it with its socket and enter after a new writer
+// socket; whichever runs last sees the last port id.
+func (f *FIB) watchWriter(mon *conn, set bool) {
+	f.monMu.Lock()
+	defer f.monMu.Unlock()
+	if set {
+		f.mon = mon
+	}
+	if f.mon == nil {
+		return
+	}
+	if err := f.mon.dropFrom(f.writer.Load()); err != nil {
+		// Not fatal: our echo is then dropped in user space, at the cost
+		// of overruns (and resyncs) under large batches.
+		f.log.Warn("fib: cannot filter our own notifications in the kernel", "err", err)
+	}
+}
+
+// unwatch forgets the monitor socket before Maintain closes it.
+func (f *FIB) unwatch() {
+	f.monMu.Lock()
+	f.mon = nil
+	f.monMu.Unlock()
 }

@@ -1,0 +1,65 @@
+package fib
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+)
+
+// TestMaintainIgnoresOwnEcho applies 100k routes (and deletes them again
+// through a re-dialled writer socket) while Maintain runs. The kernel
+// echoes every route and object we write to the monitor socket unless its
+// filter drops them: with a 1 MiB receive buffer the echo of one batch
+// overruns it, and each overrun costs a full resync. A change made behind
+// our back must still be seen and repaired.
+func TestMaintainIgnoresOwnEcho(t *testing.T) {
+	const n = 100_000
+	ps := benchPrefixes(n)
+	gw := []NextHop{{Addr: netip.MustParseAddr("198.51.100.2")}}
+	adds := make([]Change, n)
+	dels := make([]Change, n)
+	for i, p := range ps {
+		adds[i] = Change{Prefix: p, NextHops: gw}
+		dels[i] = Change{Prefix: p}
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ns := newNS(t)
+			f := ns.open(t, Config{NextHopObjects: m.mode, ReceiveBuffer: 1 << 20})
+			maintain(t, f, MaintainOptions{})
+			waitFor(t, repairBound, func() bool { return f.Stats().Resyncs > 0 })
+			before := f.Stats().Resyncs
+			if res, err := f.Apply(testCtx(t), adds); err != nil || res.Added != n {
+				t.Fatalf("Apply: %d added, %v", res.Added, err)
+			}
+			// Behind our back: seen (after all of our echo, if it came).
+			victim := ps[n/2].String()
+			ns.ip(t, "route", "del", victim, "proto", "bgp", "metric", "20")
+			waitFor(t, repairBound, func() bool { return f.Stats().Repairs > 0 })
+			if out := ns.ip(t, "route", "show", victim, "proto", "bgp"); !strings.Contains(out, "198.51.100.2") {
+				t.Errorf("%s not repaired: %q", victim, out)
+			}
+			st := f.Stats()
+			if st.Overruns != 0 || st.Resyncs != before || st.Events > 10 {
+				t.Errorf("after Apply: %d overruns, %d resyncs, %d events; want 0, %d and the foreign delete only", st.Overruns, st.Resyncs, before, st.Events)
+			}
+
+			// A new writer socket (one left mid-dump is replaced) has a new
+			// port id: the filter must follow it. The new socket costs one
+			// resync, of its own.
+			f.mu.Lock()
+			f.c.dirty = true
+			f.mu.Unlock()
+			if res, err := f.Apply(testCtx(t), dels); err != nil || res.Deleted != n {
+				t.Fatalf("Apply deletes: %d deleted, %v", res.Deleted, err)
+			}
+			ns.ip(t, "route", "add", "203.0.113.9/32", "via", "198.51.100.9", "proto", "bgp", "metric", "20")
+			waitFor(t, repairBound, func() bool {
+				return !strings.Contains(ns.ip(t, "route", "show", "proto", "bgp"), "203.0.113.9")
+			})
+			if st := f.Stats(); st.Overruns != 0 || st.Resyncs != before+1 || st.Events > 20 {
+				t.Errorf("after a new writer socket: %d overruns, %d resyncs, %d events; want 0, %d and the foreign changes only", st.Overruns, st.Resyncs, before+1, st.Events)
+			}
+		})
+	}
+}
