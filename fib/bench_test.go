@@ -17,18 +17,23 @@ import (
 // because the routes exist only inside the benchmark's own namespace and no
 // packet is ever sent to them.
 func benchPrefixes(n int) []netip.Prefix {
-	base := [4]byte{198, 18, 0, 0}
-	if n > 1<<17 {
-		base = [4]byte{100, 64, 0, 0}
-	}
 	ps := make([]netip.Prefix, n)
 	for i := range ps {
-		a := base
-		a[1] += byte(i >> 16)
-		a[2], a[3] = byte(i>>8), byte(i)
-		ps[i] = netip.PrefixFrom(netip.AddrFrom4(a), 32)
+		ps[i] = benchPrefix(i, n)
 	}
 	return ps
+}
+
+// benchPrefix is the i-th of benchPrefixes(n), for callers that must not
+// hold all of them.
+func benchPrefix(i, n int) netip.Prefix {
+	a := [4]byte{198, 18, 0, 0}
+	if n > 1<<17 {
+		a = [4]byte{100, 64, 0, 0}
+	}
+	a[1] += byte(i >> 16)
+	a[2], a[3] = byte(i>>8), byte(i)
+	return netip.PrefixFrom(netip.AddrFrom4(a), 32)
 }
 
 var benchSizes = []struct {

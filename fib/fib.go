@@ -75,13 +75,20 @@ type Config struct {
 }
 
 const (
-	defaultTable     = unix.RT_TABLE_MAIN
-	defaultMetric    = 20
-	defaultBatch     = 2048
-	defaultRcvBuf    = 16 << 20
-	maxDatagram      = 256 << 10
-	maxMessage       = 16 << 10 // a route with MaxNextHops IPv6 gateways fits
-	planChunk        = 32 << 10 // changes planned at once: bounds per-call memory
+	defaultTable  = unix.RT_TABLE_MAIN
+	defaultMetric = 20
+	defaultBatch  = 2048
+	defaultRcvBuf = 16 << 20
+	maxDatagram   = 256 << 10
+	maxMessage    = 16 << 10 // a route with MaxNextHops IPv6 gateways fits
+	// planChunk is how many changes are planned at once: the planner's
+	// scratch (about 150 bytes a change) is kept from call to call, so it
+	// bounds what a large Apply leaves behind; two datagrams' worth keeps
+	// the per-chunk work (gateway lookups, object writes) rare.
+	planChunk = 2 * defaultBatch
+	// graceChunk is how many stale routes EndGrace gathers per pass over
+	// the prefix map.
+	graceChunk       = 32 << 10
 	dumpRetries      = 5
 	defaultIDCount   = 1 << 24
 	replayFirstChunk = 256

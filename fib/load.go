@@ -46,6 +46,9 @@ func (f *FIB) scanRoutes(ctx context.Context, k routeKey, fn func(r *kernelRoute
 }
 
 func (f *FIB) scanOnce(ctx context.Context, k routeKey, arena *[]NextHop, fn func(r *kernelRoute)) error {
+	// One route value for the whole dump: fn takes its address, which
+	// would otherwise put every route of the table on the heap.
+	var r kernelRoute
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		var req msgBuf
 		seq := f.c.nextSeq(1)
@@ -54,7 +57,9 @@ func (f *FIB) scanOnce(ctx context.Context, k routeKey, arena *[]NextHop, fn fun
 			if m.typ != unix.RTM_NEWROUTE {
 				return nil
 			}
-			r, grown, err := parseRoute(m.data, (*arena)[:0])
+			var err error
+			var grown []NextHop
+			r, grown, err = parseRoute(m.data, (*arena)[:0])
 			*arena = grown
 			if err != nil {
 				return err

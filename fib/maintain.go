@@ -222,10 +222,11 @@ func (f *FIB) EndGrace(ctx context.Context) (Result, error) {
 	if f.stale > 0 {
 		f.log.Info("fib: grace time over, deleting routes that did not come back", "count", f.stale)
 	}
+	var cs []Change
 	for f.stale > 0 {
-		var cs []Change
+		cs = cs[:0]
 		f.routes.each(func(p netip.Prefix, _ uint32, fl uint8) uint8 {
-			if fl&flagStale != 0 && len(cs) < planChunk {
+			if fl&flagStale != 0 && len(cs) < graceChunk {
 				cs = append(cs, Change{Prefix: p})
 			}
 			return 0

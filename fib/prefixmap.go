@@ -9,8 +9,9 @@ import (
 
 // prefixMap maps prefixes to the hop set their route should use (an id in
 // the FIB's set table), with a few flag bits per entry (stale, pending,
-// seen). It is the FIB's desired state: a million routes cost one 16-byte
-// slot each, plus the shared sets. IPv4 prefixes (the bulk of a load
+// seen). It is the FIB's desired state: a million IPv4 routes cost two
+// 12-byte slots each (the table is kept at most 3/4 full), plus the shared
+// sets. IPv4 prefixes (the bulk of a load
 // balancer's routes) live in a purpose-built table keyed by one uint64: one
 // probe per operation that also returns the old value, no tombstones after
 // mass deletions, and nothing for the GC to scan. IPv6 prefixes use a Go
@@ -143,7 +144,7 @@ func (m *prefixMap) each(fn func(p netip.Prefix, id uint32, flags uint8) (clear 
 	for i := range m.v4.slots {
 		s := &m.v4.slots[i]
 		if s.used {
-			s.flags &^= fn(fromV4Key(s.key), s.val, s.flags)
+			s.flags &^= fn(fromV4Key(s.key()), s.val, s.flags)
 		}
 	}
 	for k, v := range m.v6 {
@@ -154,7 +155,8 @@ func (m *prefixMap) each(fn func(p netip.Prefix, id uint32, flags uint8) (clear 
 	}
 }
 
-// u64Map is an open-addressing hash table with linear probing and
+// u64Map is an open-addressing hash table from keys below 2^40 (an IPv4
+// address and a prefix length) to uint32, with linear probing and
 // backward-shift deletion. Its zero value is empty and ready to use.
 //
 // Its hash is seeded, and the seed changes at every resize. Other tables of
@@ -170,11 +172,21 @@ type u64Map struct {
 	n     int
 }
 
+// u64Slot holds its 40-bit key in two parts, so that a slot is 12 bytes,
+// not the 16 a uint64 field would align it to: a quarter of the desired
+// state's memory at a million routes.
 type u64Slot struct {
-	key   uint64
+	lo    uint32 // key bits 0-31
 	val   uint32
+	hi    uint8 // key bits 32-39
 	used  bool
 	flags uint8
+}
+
+func (s *u64Slot) key() uint64 { return uint64(s.hi)<<32 | uint64(s.lo) }
+
+func newSlot(k uint64, v uint32) u64Slot {
+	return u64Slot{lo: uint32(k), hi: uint8(k >> 32), val: v, used: true}
 }
 
 const u64MinSlots = 64
@@ -201,7 +213,7 @@ func (m *u64Map) find(k uint64) *u64Slot {
 		if !s.used {
 			return nil
 		}
-		if s.key == k {
+		if s.key() == k {
 			return s
 		}
 	}
@@ -218,20 +230,21 @@ func (m *u64Map) put(k uint64, v uint32) (uint32, bool) {
 	if (m.n+1)*4 > len(m.slots)*3 {
 		m.resize(max(u64MinSlots, 2*len(m.slots)))
 	}
-	return m.insert(u64Slot{key: k, val: v, used: true})
+	return m.insert(newSlot(k, v))
 }
 
 // insert places s (or updates the value of its key) in a table with room.
 func (m *u64Map) insert(n u64Slot) (uint32, bool) {
 	mask := len(m.slots) - 1
-	for i := m.home(n.key); ; i = (i + 1) & mask {
+	k := n.key()
+	for i := m.home(k); ; i = (i + 1) & mask {
 		s := &m.slots[i]
 		if !s.used {
 			*s = n
 			m.n++
 			return 0, false
 		}
-		if s.key == n.key {
+		if s.key() == k {
 			old := s.val
 			s.val = n.val
 			return old, true
@@ -249,7 +262,7 @@ func (m *u64Map) remove(k uint64) (uint32, bool) {
 		if !m.slots[i].used {
 			return 0, false
 		}
-		if m.slots[i].key == k {
+		if m.slots[i].key() == k {
 			break
 		}
 	}
@@ -262,7 +275,7 @@ func (m *u64Map) remove(k uint64) (uint32, bool) {
 		if !m.slots[j].used {
 			break
 		}
-		h := m.home(m.slots[j].key)
+		h := m.home(m.slots[j].key())
 		if inCyclic(i, h, j) {
 			continue
 		}
@@ -283,6 +296,21 @@ func inCyclic(i, h, j int) bool {
 		return i < h && h <= j
 	}
 	return i < h || h <= j
+}
+
+// reserve makes room for n IPv4 entries, so that filling the map does not
+// resize it: growing holds the old slots and the new ones at once, half as
+// much again as the table.
+func (m *prefixMap) reserve(n int) { m.v4.reserve(n) }
+
+func (m *u64Map) reserve(n int) {
+	size := u64MinSlots
+	for size*3 < n*4 {
+		size *= 2
+	}
+	if size > len(m.slots) {
+		m.resize(size)
+	}
 }
 
 func (m *u64Map) resize(n int) {

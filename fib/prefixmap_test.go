@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"unsafe"
 )
 
 // TestPrefixMapMatchesMap compares prefixMap, and the hash table under it,
@@ -141,5 +142,13 @@ func BenchmarkPrefixMapSweep(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "removals/s")
 		})
+	}
+}
+
+// TestSlotSize holds the desired state's memory to 12 bytes a slot: at a
+// million IPv4 routes (two million slots) every byte is 2 MB.
+func TestSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(u64Slot{}); n != 12 {
+		t.Errorf("a prefix map slot is %d bytes, want 12", n)
 	}
 }

@@ -34,6 +34,23 @@ func (f *FIB) adopt(ctx context.Context, prev *routeKey) error {
 		}
 	}
 	f.routes = newPrefixMap()
+	// Count first and size the map once: a dump costs less time than a
+	// growing map costs memory at the peak of a restart.
+	n := 0
+	count := func(r *kernelRoute) {
+		if r.prefix.Addr().Is4() {
+			n++
+		}
+	}
+	if err := f.scanRoutes(ctx, f.key, count); err != nil {
+		return err
+	}
+	if prev != nil {
+		if err := f.scanRoutes(ctx, *prev, count); err != nil {
+			return err
+		}
+	}
+	f.routes.reserve(n)
 	p := &f.plan
 	p.reset()
 	var scratch []NextHop
