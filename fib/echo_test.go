@@ -4,6 +4,9 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestMaintainIgnoresOwnEcho applies 100k routes (and deletes them again
@@ -59,6 +62,77 @@ func TestMaintainIgnoresOwnEcho(t *testing.T) {
 			})
 			if st := f.Stats(); st.Overruns != 0 || st.Resyncs != before+1 || st.Events > 20 {
 				t.Errorf("after a new writer socket: %d overruns, %d resyncs, %d events; want 0, %d and the foreign changes only", st.Overruns, st.Resyncs, before+1, st.Events)
+			}
+		})
+	}
+}
+
+// TestRepairDoesNotFightApply lets Apply run between a notification and
+// the repair it calls for: a foreign route of our key that Apply then
+// sets must keep Apply's route (not be deleted as foreign), and a route
+// that a notification reported and Apply then wrote must not be written
+// a second time by the repair.
+func TestRepairDoesNotFightApply(t *testing.T) {
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			ns := newNS(t)
+			f := ns.open(t, Config{NextHopObjects: m.mode})
+			a, b := mustPrefix("203.0.113.1/32"), mustPrefix("203.0.113.2/32")
+			if _, err := f.Apply(testCtx(t), []Change{change(a.String(), "198.51.100.2")}); err != nil {
+				t.Fatal(err)
+			}
+			// Repairs wait long enough for the Apply below to come first.
+			maintain(t, f, MaintainOptions{Coalesce: 2 * time.Second})
+			waitFor(t, repairBound, func() bool { return f.Stats().Resyncs > 0 })
+			mon, err := dial(ns.path, 1<<20, 4096)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer mon.close()
+			var joinErr error
+			if err := mon.rc.Control(func(fd uintptr) {
+				joinErr = unix.SetsockoptInt(int(fd), unix.SOL_NETLINK, unix.NETLINK_ADD_MEMBERSHIP, grpIPv4Rt)
+			}); err != nil || joinErr != nil {
+				t.Fatal(err, joinErr)
+			}
+
+			ns.ip(t, "route", "replace", a.String(), "via", "198.51.100.9", "proto", "bgp", "metric", "20")
+			ns.ip(t, "route", "add", b.String(), "via", "198.51.100.9", "proto", "bgp", "metric", "20")
+			waitFor(t, repairBound, func() bool { return f.Stats().Events >= 2 })
+			if _, err := f.Apply(testCtx(t), []Change{
+				change(a.String(), "198.51.100.2"),
+				change(b.String(), "198.51.100.3"),
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// Stats waits for the lock, which a repair round holds from
+			// before it counts itself until it is over.
+			waitFor(t, repairBound, func() bool { return f.Stats().Retries > 0 })
+			checkKernel(t, ns, f, []Route{route(a.String(), "198.51.100.2"), route(b.String(), "198.51.100.3")})
+
+			writes := map[netip.Prefix]int{}
+			me := f.writer.Load()
+			for {
+				d, err := mon.recv(false)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d == nil {
+					break
+				}
+				for len(d) > 0 {
+					msg, rest, err := nextMsg(d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					d = rest
+					if r, _, err := parseRoute(msg.data, nil); err == nil && msg.pid == me {
+						writes[r.prefix]++
+					}
+				}
+			}
+			if writes[a] != 1 || writes[b] != 1 {
+				t.Errorf("our writes: %v; want one each for %v (Apply) and %v (Apply)", writes, a, b)
 			}
 		})
 	}

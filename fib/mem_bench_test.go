@@ -40,20 +40,7 @@ func benchRestart(b *testing.B, n int, mode Mode) {
 	gw := []NextHop{{Addr: netip.MustParseAddr("198.51.100.2")}}
 	ns := newNS(b)
 	cfg := Config{NextHopObjects: mode, NetNS: ns.path}
-	// The routes are made as they are applied: the heap of the run is the
-	// FIB's alone.
-	applyAll := func(f *FIB) {
-		cs := make([]Change, 0, 4096)
-		for i := 0; i < n; i += cap(cs) {
-			cs = cs[:0]
-			for j := i; j < min(i+cap(cs), n); j++ {
-				cs = append(cs, Change{Prefix: benchPrefix(j, n), NextHops: gw})
-			}
-			if _, err := f.Apply(ctx, cs); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	applyAll := func(f *FIB) { applyBench(b, f, n, gw) }
 	first, err := Open(ctx, cfg, nil)
 	if err != nil {
 		b.Fatal(err)
@@ -103,6 +90,49 @@ func benchRestart(b *testing.B, n int, mode Mode) {
 	b.ReportMetric(peakHeap/runs/float64(n), "peak-heap-B/route")
 	b.ReportMetric(peakRSS/runs, "peak-RSS-B")
 	b.ReportMetric(allocs/runs/float64(n), "alloc-B/route")
+}
+
+// applyBench applies benchPrefixes(n) through gw in chunks, making the
+// routes as they go: the heap of the run is the FIB's alone.
+func applyBench(b *testing.B, f *FIB, n int, gw []NextHop) {
+	cs := make([]Change, 0, 4096)
+	for i := 0; i < n; i += cap(cs) {
+		cs = cs[:0]
+		for j := i; j < min(i+cap(cs), n); j++ {
+			cs = append(cs, Change{Prefix: benchPrefix(j, n), NextHops: gw})
+		}
+		if _, err := f.Apply(context.Background(), cs); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSync is Maintain's full comparison over n routes that match:
+// it streams the kernel's routes against the desired state, so what it
+// allocates must not grow with n (no []Route, nothing per route).
+//
+//	go test -run '^$' -bench Sync/1M -benchtime 3x ./fib
+func BenchmarkSync(b *testing.B) {
+	for _, size := range benchSizes {
+		b.Run(size.name, func(b *testing.B) {
+			for _, m := range modes {
+				b.Run(m.name, func(b *testing.B) {
+					ns := newNS(b)
+					f := ns.open(b, Config{NextHopObjects: m.mode})
+					b.Cleanup(func() { flushNS(b, ns) })
+					applyBench(b, f, size.n, []NextHop{{Addr: netip.MustParseAddr("198.51.100.2")}})
+					b.ReportAllocs()
+					for b.Loop() {
+						res, err := f.Sync(context.Background())
+						if err != nil || res.Added+res.Replaced+res.Deleted != 0 {
+							b.Fatalf("Sync: %+v %v", res, err)
+						}
+					}
+					b.ReportMetric(float64(size.n)*float64(b.N)/b.Elapsed().Seconds(), "routes/s")
+				})
+			}
+		})
+	}
 }
 
 // heapSampler follows the live heap in the background: its peak above the

@@ -3,6 +3,7 @@ package fib
 import (
 	"context"
 	"net/netip"
+	"slices"
 )
 
 // adopt loads what a previous run left: our nexthop objects, and the
@@ -177,7 +178,7 @@ func (f *FIB) flush(ctx context.Context) (Result, error) {
 		})
 		send()
 	}
-	extras := f.extras
+	extras := undesired(f.extras, &f.routes)
 	f.extras = nil
 	for _, pfx := range extras {
 		p.ops = append(p.ops, op{prefix: pfx, del: true, change: -1})
@@ -232,4 +233,17 @@ func (f *FIB) collect(ctx context.Context) error {
 		f.log.Info("fib: deleting nexthop objects no route uses", "count", len(garbage))
 	}
 	return f.deleteNexthops(ctx, garbage)
+}
+
+// undesired returns the prefixes of extras that are still to be deleted,
+// each once: a prefix noted twice (a notification, then a resync) is
+// deleted once, and one that Apply has made desired since it was noted
+// keeps the route Apply wrote.
+func undesired(extras []netip.Prefix, routes *prefixMap) []netip.Prefix {
+	slices.SortFunc(extras, comparePrefix)
+	extras = slices.Compact(extras)
+	return slices.DeleteFunc(extras, func(p netip.Prefix) bool {
+		_, ok := routes.get(p)
+		return ok
+	})
 }
