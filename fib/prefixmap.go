@@ -253,20 +253,26 @@ func (m *u64Map) insert(n u64Slot) (uint32, bool) {
 }
 
 func (m *u64Map) remove(k uint64) (uint32, bool) {
+	s, ok := m.take(k)
+	return s.val, ok
+}
+
+// take deletes k and returns its slot as it was.
+func (m *u64Map) take(k uint64) (u64Slot, bool) {
 	if m.n == 0 {
-		return 0, false
+		return u64Slot{}, false
 	}
 	mask := len(m.slots) - 1
 	i := m.home(k)
 	for ; ; i = (i + 1) & mask {
 		if !m.slots[i].used {
-			return 0, false
+			return u64Slot{}, false
 		}
 		if m.slots[i].key() == k {
 			break
 		}
 	}
-	old := m.slots[i].val
+	old := m.slots[i]
 	// Pull later entries of the probe run back into the hole unless that
 	// would put them before their home slot, so lookups can stop at the
 	// first empty slot.
@@ -329,13 +335,8 @@ func (m *u64Map) resize(n int) {
 // take deletes p and returns its value and flags.
 func (m *prefixMap) take(p netip.Prefix) (uint32, uint8, bool) {
 	if p.Addr().Is4() {
-		s := m.v4.find(v4Key(p))
-		if s == nil {
-			return 0, 0, false
-		}
-		fl := s.flags
-		id, _ := m.v4.remove(v4Key(p))
-		return id, fl, true
+		s, ok := m.v4.take(v4Key(p))
+		return s.val, s.flags, ok
 	}
 	k := toV6Key(p)
 	old, had := m.v6[k]

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"cmp"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -150,5 +151,27 @@ func BenchmarkPrefixMapSweep(b *testing.B) {
 func TestSlotSize(t *testing.T) {
 	if n := unsafe.Sizeof(u64Slot{}); n != 12 {
 		t.Errorf("a prefix map slot is %d bytes, want 12", n)
+	}
+}
+
+// BenchmarkPrefixMapFill puts 1M consecutive /32s, as an ingest of a
+// benchmark range does, into a map sized for them and into a growing one.
+//
+//	go test -run '^$' -bench PrefixMapFill ./fib
+func BenchmarkPrefixMapFill(b *testing.B) {
+	const n = 1 << 20
+	for _, reserve := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reserved=%v", reserve), func(b *testing.B) {
+			for b.Loop() {
+				pm := newPrefixMap()
+				if reserve {
+					pm.reserve(n)
+				}
+				for i := range n {
+					pm.put(benchPrefix(i, n), 1)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+		})
 	}
 }
