@@ -159,7 +159,7 @@ func (m *prefixMap) each(fn func(p netip.Prefix, id uint32, flags uint8) (clear 
 // address and a prefix length) to uint32, with linear probing and
 // backward-shift deletion. Its zero value is empty and ready to use.
 //
-// Its hash is seeded, and the seed changes at every resize. Other tables of
+// Its hash is seeded, and the seed changes whenever the table shrinks. Other tables of
 // the daemon (the RIB's shards) hash the same keys; with one shared hash, a
 // sweep that deletes in their slot order deletes in ours too, and when the
 // table shrinks, the entries left all hash to its last few slots and pack
@@ -323,7 +323,13 @@ func (m *u64Map) resize(n int) {
 	old := m.slots
 	m.slots = make([]u64Slot, n)
 	m.shift = uint(64 - bits.TrailingZeros(uint(n)))
-	m.seed = rand.Uint64()
+	// A new seed when shrinking, where survivors would otherwise pack
+	// (see u64Map). Growing keeps it: a key's home is then its old home
+	// with one more bit, so the old slots are copied in order, front to
+	// back, instead of scattered over the new table (twice as fast).
+	if old == nil || n < len(old) {
+		m.seed = rand.Uint64()
+	}
 	m.n = 0
 	for _, s := range old {
 		if s.used {
