@@ -101,15 +101,14 @@ func (f *FIB) desire(c Change, i int) error {
 	}
 	var old uint32
 	var had bool
+	var fl uint8
 	if set != 0 {
-		old, had = f.routes.put(pfx, set)
-		if f.stale > 0 {
-			if fl, _ := f.routes.mark(pfx, 0, flagStale); fl&flagStale != 0 {
-				f.stale--
-			}
+		old, fl, had = f.routes.swap(pfx, set)
+		if fl&flagStale != 0 {
+			f.routes.mark(pfx, 0, flagStale)
+			f.stale--
 		}
 	} else {
-		var fl uint8
 		old, fl, had = f.routes.take(pfx)
 		if fl&flagStale != 0 {
 			f.stale--
@@ -122,7 +121,12 @@ func (f *FIB) desire(c Change, i int) error {
 		// Nothing to delete in the kernel either: we never installed it.
 		return cause
 	}
-	p.ops = append(p.ops, op{prefix: pfx, set: set, del: set == 0, change: i, cause: cause, badGW: badGW, had: had})
+	// The same set, not pending: the kernel holds the route as desired (had
+	// it changed, a notification or a resync would have marked it), so
+	// nothing is written. Peers re-announcing a million routes after a
+	// restart cost no kernel work.
+	same := had && set != 0 && old == set && fl&flagPending == 0
+	p.ops = append(p.ops, op{prefix: pfx, set: set, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
 	return nil
 }
 
@@ -195,6 +199,7 @@ func (f *FIB) sendRoutes(ctx context.Context) error {
 		default:
 			f.buf.addRoute(seq, 0, f.key, o.prefix, o.nhID, o.hops)
 		}
+		f.stats.Writes++
 		return true
 	}, func(i int, errno unix.Errno, msg string) {
 		o := &p.ops[i]

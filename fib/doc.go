@@ -68,7 +68,12 @@
 // every change we make to the monitor socket too, with our writer's port id
 // in the header: a socket filter (classic BPF) drops that echo before it is
 // queued, so a million-route Apply neither overruns the socket nor causes a
-// full comparison, and user space skips any that get through.
+// full comparison, and user space skips any that get through. A change
+// that sets the hop set a prefix already has, and that the kernel holds
+// as desired, is not written at all (Stats.Writes counts what is): peers
+// re-announcing their routes after a restart cost no kernel work, and
+// objects adopted at Open that resolve as they stand are not replaced
+// (replacing one makes the kernel notify every route through it).
 // [FIB.Check] reports any difference; [FIB.Stats] counts repairs.
 //
 // Gateways are looked up when first used and again on every full

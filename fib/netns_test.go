@@ -53,14 +53,16 @@ func newNS(tb testing.TB) *testNS {
 	} {
 		ns.ip(tb, args...)
 	}
-	// The carrier comes up in the background: wait for it, so that its
-	// notification is not taken for a change made during the test.
+	// The carrier comes up in the background, on each end: wait for it, so
+	// that its notification is not taken for a change made during the test.
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(ns.ip(tb, "-br", "link", "show", "d0"), " UP ") {
-		if time.Now().After(deadline) {
-			tb.Fatal("veth d0 did not come up")
+	for _, dev := range []string{"d0", "d1"} {
+		for !strings.Contains(ns.ip(tb, "-br", "link", "show", dev), " UP ") {
+			if time.Now().After(deadline) {
+				tb.Fatalf("veth %s did not come up", dev)
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
 	}
 	return ns
 }

@@ -38,7 +38,10 @@ func (f *FIB) resolveObj(ctx context.Context, id uint32, o *nhObject) error {
 	case err == nil && o.bad != nil && o.resolved:
 		f.log.Info("fib: gateway usable again", "gateway", o.gw)
 	}
-	changed := !o.resolved || (o.bad == nil) != (err == nil) || (err == nil && o.oif != oif)
+	// An object adopted from the kernel that resolves as it stands there
+	// is not rewritten: replacing an object makes the kernel notify every
+	// route through it, a million at a restart.
+	changed := (o.bad == nil) != (err == nil) || (err == nil && o.oif != oif)
 	o.resolved, o.bad = true, err
 	if err == nil {
 		o.oif = oif

@@ -85,13 +85,20 @@ func (m *prefixMap) lookup(p netip.Prefix) (uint32, uint8, bool) {
 
 // put sets p's value, keeping its flags, and returns the one it replaces.
 func (m *prefixMap) put(p netip.Prefix, id uint32) (uint32, bool) {
+	old, _, had := m.swap(p, id)
+	return old, had
+}
+
+// swap sets p's value, keeping its flags, and returns the value and flags
+// it had.
+func (m *prefixMap) swap(p netip.Prefix, id uint32) (uint32, uint8, bool) {
 	if p.Addr().Is4() {
 		return m.v4.put(v4Key(p), id)
 	}
 	k := toV6Key(p)
 	old, had := m.v6[k]
 	m.v6[k] = v6Val{id: id, flags: old.flags}
-	return old.id, had
+	return old.id, old.flags, had
 }
 
 // mark sets and clears flags of p's entry, if there is one, and returns
@@ -226,15 +233,16 @@ func (m *u64Map) get(k uint64) (uint32, bool) {
 	return 0, false
 }
 
-func (m *u64Map) put(k uint64, v uint32) (uint32, bool) {
+func (m *u64Map) put(k uint64, v uint32) (uint32, uint8, bool) {
 	if (m.n+1)*4 > len(m.slots)*3 {
 		m.resize(max(u64MinSlots, 2*len(m.slots)))
 	}
 	return m.insert(newSlot(k, v))
 }
 
-// insert places s (or updates the value of its key) in a table with room.
-func (m *u64Map) insert(n u64Slot) (uint32, bool) {
+// insert places s (or updates the value of its key) in a table with room,
+// and returns the value and flags the key had.
+func (m *u64Map) insert(n u64Slot) (uint32, uint8, bool) {
 	mask := len(m.slots) - 1
 	k := n.key()
 	for i := m.home(k); ; i = (i + 1) & mask {
@@ -242,12 +250,12 @@ func (m *u64Map) insert(n u64Slot) (uint32, bool) {
 		if !s.used {
 			*s = n
 			m.n++
-			return 0, false
+			return 0, 0, false
 		}
 		if s.key() == k {
 			old := s.val
 			s.val = n.val
-			return old, true
+			return old, s.flags, true
 		}
 	}
 }

@@ -14,6 +14,7 @@ type Stats struct {
 	Failures  uint64 // route writes the kernel refused (or whose outcome was lost)
 	Overruns  uint64 // monitor socket overruns (each leads to a resync)
 	Events    uint64 // kernel notifications that concerned us
+	Writes    uint64 // route messages sent to the kernel (adds, replaces, deletes)
 	Pending   int    // desired routes the kernel does not hold as desired right now
 	Stale     int    // routes of a previous run still waiting for Apply or the grace time
 	Unusable  int    // desired routes with no usable next hop (not in the kernel)
