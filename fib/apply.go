@@ -5,85 +5,182 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	"golang.org/x/sys/unix"
 )
 
-// op is one planned route change.
+// op is one kernel route write: the route of prefix as the desired state
+// has it now (through object nhID, or inline hops), or a delete.
 type op struct {
-	prefix netip.Prefix
-	hops   []NextHop // canonical; nil for a delete
-	nhID   uint32    // object the new route uses (0: inline or delete)
-	done   bool      // the kernel's answer is known
-	absent bool      // a delete found no route
-	err    error
+	prefix  netip.Prefix
+	set     uint32     // desired hop set (0: the prefix is not desired)
+	nhID    uint32     // nexthop mode: the object the route uses
+	hops    []NextHop  // inline: the usable next hops
+	del     bool       // delete the kernel route
+	oldKey  bool       // delete it under the previous run's key
+	change  int        // index of the Change in Apply's input; -1 for a repair
+	cause   error      // why next hops were left out, or why a desired route is deleted
+	badGW   netip.Addr // a next hop left out for its shape
+	had     bool       // the prefix had a desired route before the change
+	refused bool       // the change was refused as it stands: nothing to write
+	done    bool       // the kernel's answer is known
+	absent  bool       // a delete found no route
+	err     error
 }
 
-// planner holds the scratch state of Apply, reused from call to call.
+// planner holds the scratch state of a write, reused from call to call.
 type planner struct {
-	ops     []op
-	arena   []NextHop
-	created []uint32
-	deleted []uint32
-	items   []int32 // message k of the current datagram -> item index
-	replies []reply // message k of the current datagram -> its outcome
-	offs    []int   // message k of the current datagram -> offset in the buffer
+	ops      []op
+	arena    []NextHop
+	scratch  []NextHop
+	created  []uint32
+	released []uint32
+	deleted  []uint32
+	items    []int32 // message k of the current datagram -> item index
+	replies  []reply // message k of the current datagram -> its outcome
+	offs     []int   // message k of the current datagram -> offset in the buffer
 }
 
-// applyChunk applies a slice of changes: plan (and take nexthop object
-// references), create missing objects, send the routes, commit what the
-// kernel accepted, then delete objects nothing uses any more.
+func (p *planner) reset() {
+	p.ops, p.arena = p.ops[:0], p.arena[:0]
+	p.created, p.released, p.deleted = p.created[:0], p.released[:0], p.deleted[:0]
+}
+
+// applyChunk applies a slice of changes: record them as desired (taking
+// hop set references), create missing objects, send the routes, then
+// release the sets the prefixes used before and delete objects nothing uses
+// any more.
 func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) {
 	p := &f.plan
-	f.planOps(changes)
-	var sendErr error
-	if len(p.created) > 0 {
-		failed, err := f.createNexthops(ctx, p.created)
-		if err != nil {
-			sendErr = err
-		}
-		for i := range p.ops {
-			o := &p.ops[i]
-			if e, ok := failed[o.nhID]; ok && o.err == nil && o.nhID != 0 {
-				o.err, o.done = e, true
-			}
+	p.reset()
+	var res Result
+	for i, c := range changes {
+		if err := f.desire(c, i); err != nil {
+			// Refused before the kernel: reported in change order, no write.
+			p.ops = append(p.ops, op{prefix: c.Prefix, change: i, done: true, err: err, refused: true})
 		}
 	}
+	sendErr := f.ensureObjects(ctx, p.created)
 	if sendErr == nil {
+		f.formOps()
 		sendErr = f.sendRoutes(ctx)
 	}
-	res := f.commit(changes, sendErr)
-	if err := f.deleteNexthops(ctx, p.deleted); err != nil && sendErr == nil {
+	f.commit(changes, sendErr, &res)
+	if err := f.releaseSets(ctx); err != nil && sendErr == nil {
 		sendErr = err
 	}
 	return res, sendErr
 }
 
-// planOps turns changes into ops. In nexthop mode every new route takes a
-// reference on the object of its set before any old reference is dropped,
-// so an object shared by an old and a new route is never deleted between.
-func (f *FIB) planOps(changes []Change) {
+// desire records change c as the desired route of its prefix and plans its
+// write. Next hops that cannot be used by shape (another family, loopback)
+// are left out; a change with none left removes the desired route and fails.
+func (f *FIB) desire(c Change, i int) error {
 	p := &f.plan
-	p.ops, p.arena, p.created, p.deleted = p.ops[:0], p.arena[:0], p.created[:0], p.deleted[:0]
-	for _, c := range changes {
-		o := op{prefix: c.Prefix.Masked()}
-		if !c.Prefix.IsValid() {
-			o.err, o.done = fmt.Errorf("%w: invalid prefix", ErrInvalidRoute), true
-			p.ops = append(p.ops, o)
+	pfx := c.Prefix.Masked()
+	if !c.Prefix.IsValid() {
+		return fmt.Errorf("%w: invalid prefix", ErrInvalidRoute)
+	}
+	var cause error
+	var badGW netip.Addr
+	set := uint32(0)
+	if !c.Delete() {
+		start := len(p.arena)
+		p.arena = canonicalHops(p.arena, c.NextHops)
+		hops := p.arena[start:len(p.arena):len(p.arena)]
+		if len(hops) > MaxNextHops {
+			return fmt.Errorf("%w: %v: %d next hops, at most %d", ErrInvalidRoute, pfx, len(hops), MaxNextHops)
+		}
+		hops, badGW, cause = usableShape(pfx, hops)
+		if len(hops) > 0 {
+			var err error
+			if set, p.created, err = f.sets.acquire(hops, p.created); err != nil {
+				return err
+			}
+		}
+	}
+	var old uint32
+	var had bool
+	var fl uint8
+	if set != 0 {
+		old, fl, had = f.routes.swap(pfx, set)
+		if fl&flagStale != 0 {
+			f.routes.mark(pfx, 0, flagStale)
+			f.stale--
+		}
+	} else {
+		old, fl, had = f.routes.take(pfx)
+		if fl&flagStale != 0 {
+			f.stale--
+		}
+	}
+	if had {
+		p.released = append(p.released, old)
+	}
+	if set == 0 && cause != nil && !had {
+		// Nothing to delete in the kernel either: we never installed it.
+		return cause
+	}
+	// The same set, not pending: the kernel holds the route as desired (had
+	// it changed, a notification or a resync would have marked it), so
+	// nothing is written. Peers re-announcing a million routes after a
+	// restart cost no kernel work.
+	same := had && set != 0 && old == set && fl&flagPending == 0
+	p.ops = append(p.ops, op{prefix: pfx, set: set, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
+	return nil
+}
+
+// usableShape drops the next hops the kernel would refuse for their shape
+// alone, and names one it dropped and why.
+func usableShape(pfx netip.Prefix, hops []NextHop) ([]NextHop, netip.Addr, error) {
+	var cause error
+	var bad netip.Addr
+	n := 0
+	for _, h := range hops {
+		if err := validateRoute(pfx, []NextHop{h}); err != nil {
+			cause, bad = err, h.Addr
 			continue
 		}
-		if !c.Delete() {
-			start := len(p.arena)
-			p.arena = canonicalHops(p.arena, c.NextHops)
-			o.hops = p.arena[start:len(p.arena):len(p.arena)]
-			o.err = validateRoute(o.prefix, o.hops)
+		hops[n] = h
+		n++
+	}
+	if n != len(hops) {
+		hops = hops[:n]
+		normalizeWeights(hops)
+	}
+	return hops, bad, cause
+}
+
+// formOps fills in how every planned route is written now: through its
+// object, or inline with the usable next hops; a route without any usable
+// next hop is deleted from the kernel (its desired state stays, for when a
+// gateway comes back).
+func (f *FIB) formOps() {
+	p := &f.plan
+	for i := range p.ops {
+		o := &p.ops[i]
+		if o.del || o.done {
+			continue
 		}
-		if o.err == nil && !c.Delete() && f.useNH {
-			o.nhID, p.created, o.err = f.nh.acquire(o.hops, p.created)
+		if !f.sets.usable(o.set) {
+			o.del = true
+			f.sets.badMembers(o.set, func(_ netip.Addr, err error) {
+				if o.cause == nil {
+					o.cause = err
+				}
+			})
+			if o.cause == nil {
+				o.cause = fmt.Errorf("%w: no usable next hop", ErrGatewayNotOnLink)
+			}
+			continue
 		}
-		o.done = o.err != nil
-		p.ops = append(p.ops, o)
+		if f.useNH {
+			o.nhID = o.set
+			continue
+		}
+		start := len(p.arena)
+		p.arena = f.sets.appendHops(p.arena, o.set)
+		o.hops = p.arena[start:len(p.arena):len(p.arena)]
 	}
 }
 
@@ -92,14 +189,17 @@ func (f *FIB) sendRoutes(ctx context.Context) error {
 	p := &f.plan
 	return f.sendBatch(ctx, len(p.ops), func(i int, seq uint32) bool {
 		o := &p.ops[i]
-		if o.done {
+		switch {
+		case o.done:
 			return false
-		}
-		if o.hops == nil {
+		case o.del && o.oldKey:
+			f.buf.delRoute(seq, 0, f.oldKey, o.prefix)
+		case o.del:
 			f.buf.delRoute(seq, 0, f.key, o.prefix)
-		} else {
+		default:
 			f.buf.addRoute(seq, 0, f.key, o.prefix, o.nhID, o.hops)
 		}
+		f.stats.Writes++
 		return true
 	}, func(i int, errno unix.Errno, msg string) {
 		o := &p.ops[i]
@@ -107,9 +207,9 @@ func (f *FIB) sendRoutes(ctx context.Context) error {
 		o.err, o.absent = nil, false
 		switch {
 		case errno == 0:
-		case o.hops == nil && errno == unix.ESRCH:
+		case o.del && errno == unix.ESRCH:
 			o.absent = true
-		case o.hops == nil:
+		case o.del:
 			o.err = &Error{Op: "delete", Prefix: o.prefix, Errno: errno, Msg: msg}
 		default:
 			o.err = &Error{Op: "add", Prefix: o.prefix, Errno: errno, Msg: msg}
@@ -117,54 +217,111 @@ func (f *FIB) sendRoutes(ctx context.Context) error {
 	})
 }
 
-// commit records what the kernel now holds, in change order (so that a
-// prefix repeated in one chunk ends as its last successful change left it),
-// and drops the references of replaced and failed routes. Ops whose outcome
-// is unknown after a transport error count as failed, and the next call
-// reloads the kernel state.
-func (f *FIB) commit(changes []Change, sendErr error) Result {
+// commit counts what the writes did. A write that failed (or whose outcome
+// is unknown after a transport error) leaves its prefix pending: the
+// maintenance loop writes it again until the kernel takes it. Next hops
+// left out of installed routes are reported once per gateway.
+func (f *FIB) commit(changes []Change, sendErr error, res *Result) {
 	p := &f.plan
-	var res Result
+	degraded := map[netip.Addr]int{}
+	var why map[netip.Addr]error
 	for i := range p.ops {
 		o := &p.ops[i]
 		if !o.done {
 			o.err = fmt.Errorf("fib: outcome unknown: %w", sendErr)
-			f.resync = true
 		}
-		if o.err != nil {
-			if o.nhID != 0 {
-				p.deleted = f.nh.release(o.nhID, p.deleted)
-				// An object we did not just create yet unknown to the
-				// kernel was flushed behind our back.
-				if isMissingNexthop(o.err) && !slices.Contains(p.created, o.nhID) {
-					f.resync = true
-				}
-			}
-			res.Failed = append(res.Failed, Failure{Change: changes[i], Err: o.err})
+		if o.refused {
+			res.Failed = append(res.Failed, Failure{Change: changes[o.change], Err: o.err})
 			continue
 		}
-		var old uint32
-		var had bool
-		if o.hops == nil {
-			old, had = f.routes.remove(o.prefix)
+		if o.err != nil {
+			f.stats.Failures++
+			if isMissingNexthop(o.err) {
+				f.resync = true
+			}
+			f.setPending(o)
 		} else {
-			old, had = f.routes.put(o.prefix, o.nhID)
+			f.clearPending(o)
 		}
-		if had && old != 0 && f.nh != nil {
-			p.deleted = f.nh.release(old, p.deleted)
+		if o.change < 0 {
+			if o.err == nil && !o.absent {
+				f.stats.Repairs++
+			}
+			continue
 		}
+		c := changes[o.change]
 		switch {
-		case o.hops == nil:
+		case o.err != nil:
+			res.Failed = append(res.Failed, Failure{Change: c, Err: o.err})
+		case o.set != 0 && o.cause != nil && o.del:
+			res.Failed = append(res.Failed, Failure{Change: c, Err: o.cause})
+		case o.del:
 			if !o.absent {
 				res.Deleted++
 			}
-		case had:
+		case o.had:
 			res.Replaced++
 		default:
 			res.Added++
 		}
+		if o.err == nil && !o.del && o.set != 0 {
+			f.sets.badMembers(o.set, func(gw netip.Addr, err error) {
+				if why == nil {
+					why = map[netip.Addr]error{}
+				}
+				degraded[gw]++
+				why[gw] = err
+			})
+		}
+		if o.cause != nil && !o.del && o.badGW.IsValid() {
+			if why == nil {
+				why = map[netip.Addr]error{}
+			}
+			degraded[o.badGW]++
+			why[o.badGW] = o.cause
+		}
 	}
-	return res
+	for gw, n := range degraded {
+		res.Degraded = append(res.Degraded, HopFailure{Addr: gw, Routes: n, Err: why[gw]})
+	}
+	sortHopFailures(res.Degraded)
+}
+
+// setPending marks a failed write for a retry: a desired prefix by its
+// flag, an undesired one by the list of routes to delete.
+func (f *FIB) setPending(o *op) {
+	if o.set != 0 {
+		if _, ok := f.routes.mark(o.prefix, flagPending, 0); ok {
+			f.pending = true
+		}
+		return
+	}
+	if o.oldKey {
+		f.oldLeft++
+		return
+	}
+	f.extras = append(f.extras, o.prefix)
+}
+
+func (f *FIB) clearPending(o *op) {
+	// Without f.pending no entry has the flag: skip the lookup.
+	if o.set != 0 && f.pending {
+		f.routes.mark(o.prefix, 0, flagPending)
+	}
+}
+
+// releaseSets drops the references of the sets prefixes used before, and
+// deletes the kernel objects nothing uses any more (after the routes that
+// used them have moved).
+func (f *FIB) releaseSets(ctx context.Context) error {
+	p := &f.plan
+	for _, id := range p.released {
+		p.deleted = f.sets.release(id, p.deleted)
+	}
+	if !f.useNH {
+		return nil
+	}
+	return f.deleteNexthops(ctx, p.deleted)
 }
 
 // isMissingNexthop reports the kernel's answer to a route that names a
@@ -172,93 +329,4 @@ func (f *FIB) commit(changes []Change, sendErr error) Result {
 func isMissingNexthop(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Errno == unix.EINVAL
-}
-
-// createNexthops resolves the interface of new single objects and creates
-// the objects, members before groups. It returns the objects that failed.
-func (f *FIB) createNexthops(ctx context.Context, ids []uint32) (map[uint32]error, error) {
-	failed := make(map[uint32]error)
-	for _, id := range ids {
-		o := f.nh.objs[id]
-		if o == nil || o.group() {
-			continue
-		}
-		oif, err := f.resolve(ctx, o.gw)
-		if err != nil {
-			if ctx.Err() != nil {
-				return failed, err
-			}
-			failed[id] = err
-			continue
-		}
-		o.oif = oif
-	}
-	err := f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
-		id := ids[i]
-		o := f.nh.objs[id]
-		if o == nil || failed[id] != nil {
-			return false
-		}
-		if !o.group() {
-			f.buf.addNexthop(seq, 0, f.cfg.Protocol, id, o.gw, o.oif)
-			return true
-		}
-		for _, m := range o.members {
-			if e := failed[m.id]; e != nil {
-				failed[id] = e
-				return false
-			}
-		}
-		f.buf.addGroup(seq, 0, f.cfg.Protocol, id, o.members)
-		return true
-	}, func(i int, errno unix.Errno, msg string) {
-		if errno != 0 {
-			failed[ids[i]] = &Error{Op: "nexthop", Errno: errno, Msg: msg}
-		} else {
-			delete(failed, ids[i])
-		}
-	})
-	return failed, err
-}
-
-// deleteNexthops deletes objects nothing uses any more. One the kernel no
-// longer has is already gone; one it refuses to delete is left behind and
-// collected at the next load.
-func (f *FIB) deleteNexthops(ctx context.Context, ids []uint32) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	return f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
-		f.buf.delNexthop(seq, 0, ids[i])
-		return true
-	}, func(i int, errno unix.Errno, msg string) {
-		if errno != 0 && errno != unix.ENOENT {
-			f.log.Warn("fib: nexthop not deleted", "id", ids[i], "err", errno, "msg", msg)
-		}
-	})
-}
-
-// resolve finds the interface of an on-link gateway, as `ip route get`
-// would: nexthop objects must name one, where inline gateways let the
-// kernel find it.
-func (f *FIB) resolve(ctx context.Context, gw netip.Addr) (int32, error) {
-	var req msgBuf
-	seq := f.c.nextSeq(1)
-	req.getRoute(seq, gw)
-	var r kernelRoute
-	err := f.c.request(ctx, "resolve gateway "+gw.String(), req.b, seq, func(m nlMsg) error {
-		if m.typ != unix.RTM_NEWROUTE {
-			return fmt.Errorf("%w: answer type %d to a route lookup", errMalformed, m.typ)
-		}
-		var err error
-		r, _, err = parseRoute(m.data, nil)
-		return err
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case r.typ != unix.RTN_UNICAST || r.gwSet || r.oif == 0:
-		return 0, fmt.Errorf("%w: %v", ErrGatewayNotOnLink, gw)
-	}
-	return r.oif, nil
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"syscall"
 	"testing"
 )
 
@@ -17,18 +18,23 @@ import (
 // because the routes exist only inside the benchmark's own namespace and no
 // packet is ever sent to them.
 func benchPrefixes(n int) []netip.Prefix {
-	base := [4]byte{198, 18, 0, 0}
-	if n > 1<<17 {
-		base = [4]byte{100, 64, 0, 0}
-	}
 	ps := make([]netip.Prefix, n)
 	for i := range ps {
-		a := base
-		a[1] += byte(i >> 16)
-		a[2], a[3] = byte(i>>8), byte(i)
-		ps[i] = netip.PrefixFrom(netip.AddrFrom4(a), 32)
+		ps[i] = benchPrefix(i, n)
 	}
 	return ps
+}
+
+// benchPrefix is the i-th of benchPrefixes(n), for callers that must not
+// hold all of them.
+func benchPrefix(i, n int) netip.Prefix {
+	a := [4]byte{198, 18, 0, 0}
+	if n > 1<<17 {
+		a = [4]byte{100, 64, 0, 0}
+	}
+	a[1] += byte(i >> 16)
+	a[2], a[3] = byte(i>>8), byte(i)
+	return netip.PrefixFrom(netip.AddrFrom4(a), 32)
 }
 
 var benchSizes = []struct {
@@ -72,7 +78,7 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 		dels[i] = Change{Prefix: p}
 	}
 	ctx := context.Background()
-	var heapPerRoute float64
+	var heapPerRoute, user, sys float64
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
@@ -82,9 +88,13 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 		if !del {
 			b.StartTimer()
 		}
+		u0, s0 := cpuTimes(b)
 		res, err := f.Apply(ctx, adds)
 		if !del {
 			b.StopTimer()
+			u1, s1 := cpuTimes(b)
+			user += u1 - u0
+			sys += s1 - s0
 		}
 		if err != nil || res.Added != n {
 			b.Fatalf("install: %+v %v", res.Added, err)
@@ -93,8 +103,14 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 		if del {
 			b.StartTimer()
 		}
+		u0, s0 = cpuTimes(b)
 		res, err = f.Apply(ctx, dels)
 		b.StopTimer()
+		if del {
+			u1, s1 := cpuTimes(b)
+			user += u1 - u0
+			sys += s1 - s0
+		}
 		if err != nil || res.Deleted != n {
 			b.Fatalf("delete: %+v %v", res.Deleted, err)
 		}
@@ -102,9 +118,23 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 		ns.del(b)
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "routes/s")
+	b.ReportMetric(user/float64(b.N), "user-s")
+	b.ReportMetric(sys/float64(b.N), "sys-s")
 	if !del {
 		b.ReportMetric(heapPerRoute, "heap-B/route")
 	}
+}
+
+// cpuTimes returns the process's user and system CPU seconds: the system
+// time of a batch install is the kernel inserting the routes, the user time
+// ours.
+func cpuTimes(b *testing.B) (user, sys float64) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	sec := func(t syscall.Timeval) float64 { return float64(t.Sec) + float64(t.Usec)/1e6 }
+	return sec(ru.Utime), sec(ru.Stime)
 }
 
 // flushNS deletes our routes before the namespace goes: the kernel tears a
@@ -113,9 +143,7 @@ func benchFIB(b *testing.B, n int, mode Mode, del bool) {
 func flushNS(b *testing.B, ns *testNS) {
 	f := ns.open(b, Config{})
 	defer f.Close()
-	if _, err := f.Sync(context.Background(), nil); err != nil {
-		b.Fatal(err)
-	}
+	setTo(b, f, nil)
 }
 
 func heapInUse() uint64 {

@@ -21,6 +21,7 @@ type conn struct {
 	rbuf []byte
 	// maxSend is the largest datagram the send buffer takes.
 	maxSend int
+	pid     uint32 // our port id: the kernel's notifications of our changes carry it
 	// dirty is set while a dump is being read: a dump abandoned half way
 	// keeps the kernel's dump state, and the socket cannot start another.
 	dirty bool
@@ -94,6 +95,12 @@ func newConn(fd, rcvbuf, sndbuf int) (*conn, error) {
 	if err := setBuf(fd, unix.SO_SNDBUFFORCE, unix.SO_SNDBUF, sndbuf); err != nil {
 		return nil, err
 	}
+	var pid uint32
+	if sa, err := unix.Getsockname(fd); err == nil {
+		if nl, ok := sa.(*unix.SockaddrNetlink); ok {
+			pid = nl.Pid
+		}
+	}
 	snd, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF)
 	if err != nil {
 		return nil, fmt.Errorf("fib: socket buffer: %w", err)
@@ -109,6 +116,7 @@ func newConn(fd, rcvbuf, sndbuf int) (*conn, error) {
 		rc:      rc,
 		seq:     uint32(time.Now().UnixNano()),
 		rbuf:    make([]byte, 1<<16),
+		pid:     pid,
 		maxSend: snd - 64, // the kernel refuses a datagram over its send buffer less 32
 	}, nil
 }

@@ -54,15 +54,55 @@
 // nexthop object must name it, so the FIB looks the gateway up as
 // `ip route get` does and refuses gateways reached through another router.
 //
-// # Restarts and repairs
+// # The kernel is the truth
 //
-// Routes and objects outlive the process. [Open] loads them: our routes are
-// adopted (a later Apply replaces them in place), our objects that a route
-// uses are adopted with their references, and the rest are deleted. A
-// [Reconciler] then keeps the old routes while peers reconnect and deletes
-// those not re-announced within a grace time. [FIB.Sync] reloads the kernel
-// state and applies the difference to a desired state; it repairs whatever
-// happened behind our back, such as the kernel flushing routes and objects
-// when their interface went down. An Apply that finds one of its objects
-// gone reports the failure and reloads before the next call.
+// The FIB keeps the desired state, what Apply was asked for: prefix -> an
+// interned hop set (in nexthop mode the set is our kernel object), 16 bytes
+// a route. [FIB.Maintain] subscribes to the kernel's route, nexthop, link
+// and address notifications on a second socket and keeps the kernel equal
+// to that state: a route of ours deleted or changed behind our back is
+// written again within the coalesce time (20 ms); link and address changes,
+// our objects deleted by hand, and a notification socket overrun (ENOBUFS)
+// lead to a full comparison ([FIB.Sync]), which also runs periodically.
+// Writes the kernel refused are retried with backoff. The kernel echoes
+// every change we make to the monitor socket too, with our writer's port id
+// in the header: a socket filter (classic BPF) drops that echo before it is
+// queued, so a million-route Apply neither overruns the socket nor causes a
+// full comparison, and user space skips any that get through. A change
+// that sets the hop set a prefix already has, and that the kernel holds
+// as desired, is not written at all (Stats.Writes counts what is): peers
+// re-announcing their routes after a restart cost no kernel work, and
+// objects adopted at Open that resolve as they stand are not replaced
+// (replacing one makes the kernel notify every route through it).
+// [FIB.Check] reports any difference; [FIB.Stats] counts repairs.
+//
+// Gateways are looked up when first used and again on every full
+// comparison. A route is installed with the members that can be used (a
+// nexthop group with its usable members, inline the usable gateways); the
+// others are reported in Result.Degraded and logged once, when a gateway's
+// state changes. A route with no usable member has no kernel route (never
+// the route it had before) until a gateway comes back.
+//
+// # Ownership and other daemons
+//
+// A route is ours by its table, metric and protocol (Config.Protocol,
+// default 186 "bgp"). FRR's zebra also writes "proto bgp", metric 20 in
+// table main by default, the same key: on a host that runs FRR too, give
+// bgplb a protocol of its own (any number above 4, named in
+// /etc/iproute2/rt_protos.d/) or another metric or table, or each will take
+// the other's routes for its own.
+//
+// # Restarts and configuration changes
+//
+// Routes and objects outlive the process. [Open] streams our routes into
+// the desired state as stale routes: they keep forwarding while peers
+// reconnect, every prefix Apply sets is the daemon's again, and those not
+// set when the grace time ends (MaintainOptions.Grace, or [FIB.EndGrace])
+// are deleted. A route written in another form (the other next hop mode, a
+// duplicate object) is rewritten in place at Open, make-before-break, and
+// objects nothing uses are deleted after. With Config.StateFile, Open also
+// knows the key of the previous run: after a change of table, metric or
+// protocol, each old route is installed under the new key before the old
+// one is deleted; the file is rewritten once no old route is left. Without
+// it, only routes of the current key are adopted.
 package fib

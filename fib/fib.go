@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -58,6 +61,13 @@ type Config struct {
 	// BatchSize is the most route messages sent in one datagram; default
 	// 2048. Datagrams are also kept under 256 KiB.
 	BatchSize int
+	// StateFile records the key (table, metric, protocol) and next hop id
+	// range of the routes this FIB writes, so that the next Open, under a
+	// changed configuration, finds the old routes and moves them
+	// make-before-break instead of leaving them or touching another
+	// daemon's. /run/bgplb/fib.state suits: kernel routes do not survive a
+	// reboot either. Empty: only routes of the current key are adopted.
+	StateFile string
 	// ReceiveBuffer is the socket receive buffer in bytes; default 16 MiB.
 	// It must hold the errors of one datagram; if it does not, the datagram
 	// is replayed with an ACK per message (slower, still exact).
@@ -65,13 +75,20 @@ type Config struct {
 }
 
 const (
-	defaultTable     = unix.RT_TABLE_MAIN
-	defaultMetric    = 20
-	defaultBatch     = 2048
-	defaultRcvBuf    = 16 << 20
-	maxDatagram      = 256 << 10
-	maxMessage       = 16 << 10 // a route with MaxNextHops IPv6 gateways fits
-	planChunk        = 32 << 10 // changes planned at once: bounds per-call memory
+	defaultTable  = unix.RT_TABLE_MAIN
+	defaultMetric = 20
+	defaultBatch  = 2048
+	defaultRcvBuf = 16 << 20
+	maxDatagram   = 256 << 10
+	maxMessage    = 16 << 10 // a route with MaxNextHops IPv6 gateways fits
+	// planChunk is how many changes are planned at once: the planner's
+	// scratch (about 150 bytes a change) is kept from call to call, so it
+	// bounds what a large Apply leaves behind; two datagrams' worth keeps
+	// the per-chunk work (gateway lookups, object writes) rare.
+	planChunk = 2 * defaultBatch
+	// graceChunk is how many stale routes EndGrace gathers per pass over
+	// the prefix map.
+	graceChunk       = 32 << 10
 	dumpRetries      = 5
 	defaultIDCount   = 1 << 24
 	replayFirstChunk = 256
@@ -147,17 +164,30 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Errno }
 
-// Result tells what an Apply did. Counts follow what the FIB knows of the
-// kernel: a route it installed earlier is replaced, others are added.
+// Result tells what an Apply did. Counts follow the desired state: a
+// prefix that had a desired route is replaced, others are added.
 type Result struct {
 	Added, Replaced, Deleted int
-	Failed                   []Failure
+	// Failed lists the changes the kernel does not hold. Each stays desired
+	// and is written again by Maintain until the kernel takes it (a route
+	// with no usable next hop, when a gateway becomes usable); meanwhile the
+	// prefix has no route of ours, never the route it had before.
+	Failed []Failure
+	// Degraded lists the next hops left out of routes that were installed
+	// with their other members, one entry per gateway.
+	Degraded []HopFailure
 }
 
-// Failure is a change that did not take effect; the kernel route of its
-// prefix is as it was before.
+// Failure is a change that did not take effect (yet).
 type Failure struct {
 	Change Change
+	Err    error
+}
+
+// HopFailure is a gateway that routes were installed without.
+type HopFailure struct {
+	Addr   netip.Addr
+	Routes int // routes of this call installed without it
 	Err    error
 }
 
@@ -166,6 +196,18 @@ func (r *Result) add(o Result) {
 	r.Replaced += o.Replaced
 	r.Deleted += o.Deleted
 	r.Failed = append(r.Failed, o.Failed...)
+	for _, h := range o.Degraded {
+		i := slices.IndexFunc(r.Degraded, func(x HopFailure) bool { return x.Addr == h.Addr })
+		if i < 0 {
+			r.Degraded = append(r.Degraded, h)
+			continue
+		}
+		r.Degraded[i].Routes += h.Routes
+	}
+}
+
+func sortHopFailures(h []HopFailure) {
+	slices.SortFunc(h, func(a, b HopFailure) int { return a.Addr.Compare(b.Addr) })
 }
 
 // FIB programs our routes in one kernel routing table. Its methods are safe
@@ -176,14 +218,38 @@ type FIB struct {
 	key    routeKey
 	log    *slog.Logger
 	c      *conn
-	haveNH bool      // the kernel has nexthop objects
-	useNH  bool      // new routes use them
-	routes prefixMap // what we installed: prefix -> nexthop object (0: inline)
-	nh     *nhTable  // our nexthop objects; nil when the kernel has none
+	haveNH bool // the kernel has nexthop objects
+	useNH  bool // routes use them
+	// routes is the desired state, what Apply was asked for: prefix -> hop
+	// set in sets, with flags (stale, pending).
+	routes prefixMap
+	// sets interns hop sets, reference counted by routes. In nexthop mode
+	// its entries are our kernel objects; inline, they exist only here.
+	sets *nhTable
+	// old holds, inline, the nexthop objects a run in nexthop mode left:
+	// deleted once the routes using them are rewritten inline.
+	old *nhTable
+	// oldKey is the key of a previous run's routes (fib.state) that are
+	// being moved to ours; oldLeft counts deletes of them that failed.
+	oldKey  routeKey
+	oldLeft int
+	// pending is set while some desired routes may differ in the kernel
+	// (flagPending); extras are kernel routes of ours to delete.
+	pending bool
+	extras  []netip.Prefix
+	stale   int // routes of a previous run not set since Open
 	// resync is set when the kernel lost state we rely on (a nexthop object
-	// flushed with its interface): the next call reloads it from the kernel.
+	// flushed with its interface): the next call rescans the kernel.
 	resync bool
+	stats  Stats
 	closed bool
+	// writer is the port id of c, read by the monitor without the lock.
+	writer atomic.Uint32
+	// mon is Maintain's notification socket, whose kernel filter drops the
+	// echo of writer's changes; monMu guards it, taken after mu.
+	monMu    sync.Mutex
+	mon      *conn
+	openedAt time.Time
 	// overruns counts datagrams replayed after ENOBUFS.
 	overruns int
 	buf      msgBuf
@@ -202,6 +268,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	prev, err := readState(cfg.StateFile)
+	if err != nil {
+		return nil, err
+	}
 	c, err := dial(cfg.NetNS, cfg.ReceiveBuffer, 2*maxDatagram)
 	if err != nil {
 		return nil, err
@@ -212,19 +282,43 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
 		log: log,
 		c:   c,
 	}
-	_, probeErr := f.dumpNexthops(ctx)
-	f.haveNH = probeErr == nil
-	if f.useNH, err = useNexthops(cfg.NextHopObjects, probeErr); err != nil {
-		c.close()
-		return nil, err
-	}
-	if _, err := f.load(ctx); err != nil {
+	f.writer.Store(c.pid)
+	f.openedAt = time.Now()
+	if err := f.open(ctx, prev); err != nil {
 		c.close()
 		return nil, err
 	}
 	log.Info("fib open", "netns", cfg.NetNS, "table", cfg.Table, "metric", cfg.Metric,
 		"protocol", cfg.Protocol, "nexthop_objects", f.useNH, "routes", f.routes.len())
 	return f, nil
+}
+
+func (f *FIB) open(ctx context.Context, prev *state) error {
+	_, probeErr := f.dumpNexthops(ctx)
+	f.haveNH = probeErr == nil
+	var err error
+	if f.useNH, err = useNexthops(f.cfg.NextHopObjects, probeErr); err != nil {
+		return err
+	}
+	var prevKey *routeKey
+	if prev != nil && prev.key != f.key {
+		prevKey = &prev.key
+		f.oldKey = prev.key
+		f.log.Info("fib: moving the routes of the previous configuration", "table", prev.key.table,
+			"metric", prev.key.metric, "protocol", prev.key.proto)
+	}
+	if err := f.adopt(ctx, prevKey); err != nil {
+		return err
+	}
+	if _, err := f.flush(ctx); err != nil {
+		return err
+	}
+	if prevKey != nil && f.oldKey == (routeKey{}) {
+		if err := f.deletePrevObjects(ctx, prev); err != nil {
+			return err
+		}
+	}
+	return f.saveState()
 }
 
 // useNexthops decides the mode from the configuration and the outcome of a
@@ -275,55 +369,42 @@ func (f *FIB) enter() error {
 		}
 		f.c.close()
 		f.c, f.resync = c, true
+		f.writer.Store(c.pid)
+		f.watchWriter(nil, false)
 	}
 	return nil
 }
 
-// Dump returns the routes of our protocol in our table as the kernel has
-// them, in canonical form, sorted by prefix. Routes through nexthop objects
-// are shown with the objects' gateways and weights.
-func (f *FIB) Dump(ctx context.Context) ([]Route, error) {
-	if err := f.enter(); err != nil {
-		return nil, err
-	}
-	defer f.mu.Unlock()
-	nhs, krs, err := f.dumpAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return toRoutes(nhs, krs), nil
-}
-
-// Sync makes the kernel hold exactly desired: it reloads the kernel state,
-// diffs it against desired and applies the difference. It repairs whatever
-// happened behind our back (routes flushed with an interface, objects
-// deleted by hand).
-func (f *FIB) Sync(ctx context.Context, desired []Route) (Result, error) {
+// Sync makes the kernel hold exactly the desired state (what Apply was
+// asked for, and the stale routes of a previous run): it looks every
+// gateway up again, compares our nexthop objects and routes in the kernel
+// with the desired state, and writes the difference. Maintain calls it
+// periodically, after monitor overruns and after link changes; it repairs
+// whatever happened behind our back.
+func (f *FIB) Sync(ctx context.Context) (Result, error) {
 	if err := f.enter(); err != nil {
 		return Result{}, err
 	}
 	defer f.mu.Unlock()
-	current, err := f.load(ctx)
-	if err != nil {
-		return Result{}, err
-	}
-	return f.apply(ctx, Diff(current, desired))
+	return f.resyncAll(ctx)
 }
 
 // Apply sets the kernel route of every change's prefix. Changes are sent in
 // batches without waiting for each answer; the kernel answers only failures,
 // which are matched to their change by sequence number, and one
-// acknowledgement closes each batch. A change that fails leaves its prefix
-// as it was and is listed in Result.Failed; the error then wraps ErrPartial.
-// Any other error means the rest of the changes were not applied.
-// A prefix that repeats is set by its last change.
+// acknowledgement closes each batch. Every change is recorded as desired
+// first: one that fails is listed in Result.Failed (the error then wraps
+// ErrPartial) and Maintain writes it again until the kernel takes it. A
+// route is installed with the next hops that can be used; those left out
+// are listed in Result.Degraded. Any other error means the rest of the
+// changes were not applied. A prefix that repeats is set by its last change.
 func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 	if err := f.enter(); err != nil {
 		return Result{}, err
 	}
 	defer f.mu.Unlock()
 	if f.resync {
-		if _, err := f.load(ctx); err != nil {
+		if _, err := f.resyncAll(ctx); err != nil {
 			return Result{}, err
 		}
 	}

@@ -26,6 +26,21 @@ var modes = []struct {
 	{"inline", NextHopOff},
 }
 
+// setTo applies the difference between the kernel and want.
+func setTo(tb testing.TB, f *FIB, want []Route) Result {
+	tb.Helper()
+	ctx := context.Background()
+	cur, err := f.Dump(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res, err := f.Apply(ctx, Diff(cur, want))
+	if err != nil {
+		tb.Fatalf("Apply: %+v %v", res, err)
+	}
+	return res
+}
+
 func testCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	t.Cleanup(cancel)
@@ -51,6 +66,13 @@ func canonicalRoutes(rs []Route) []Route {
 // checks that exactly the objects want needs exist.
 func checkKernel(t *testing.T, ns *testNS, f *FIB, want []Route) {
 	t.Helper()
+	checkRoutes(t, ns, f, want)
+	checkObjects(t, ns, f, canonicalRoutes(want))
+}
+
+// checkRoutes holds Dump and `ip route show` to want.
+func checkRoutes(t *testing.T, ns *testNS, f *FIB, want []Route) {
+	t.Helper()
 	want = canonicalRoutes(want)
 	got, err := f.Dump(testCtx(t))
 	if err != nil {
@@ -62,7 +84,6 @@ func checkKernel(t *testing.T, ns *testNS, f *FIB, want []Route) {
 	if ip := ns.ipRoutes(t, f.cfg.Table, strconv.Itoa(int(f.cfg.Protocol)), f.cfg.Metric); !routesEqual(ip, want) {
 		t.Errorf("ip route show =\n  %v\nwant\n  %v", ip, want)
 	}
-	checkObjects(t, ns, f, want)
 }
 
 // checkObjects compares our kernel nexthop objects with what the routes
@@ -103,8 +124,8 @@ func checkObjects(t *testing.T, ns *testNS, f *FIB, want []Route) {
 		t.Errorf("kernel has %d single and %d group objects of ours, want %d and %d:\n%s",
 			singles, groups, len(wantSingles), len(wantGroups), ns.ip(t, "nexthop"))
 	}
-	if f.nh != nil && len(f.nh.objs) != singles+groups {
-		t.Errorf("FIB tracks %d objects, kernel has %d", len(f.nh.objs), singles+groups)
+	if tracked := f.objectsInKernel(); f.useNH && tracked != singles+groups {
+		t.Errorf("FIB tracks %d objects in the kernel, kernel has %d", tracked, singles+groups)
 	}
 }
 
@@ -231,38 +252,45 @@ func TestApplyFailuresAreIsolated(t *testing.T) {
 				changes = append(changes, Change(r))
 			}
 			bad := []Change{
-				change("203.0.113.100/32", "203.0.113.254"),                 // unreachable
-				change("203.0.113.101/32", "198.51.100.2", "203.0.113.254"), // one unreachable member
-				change("2001:db8:100::9/128", "2001:db8:ff::1"),             // not on-link
-				change("2001:db8:100::8/128", "198.51.100.2"),               // wrong family
-				change("203.0.113.200/32", "203.0.113.254"),                 // failed replace
+				change("203.0.113.100/32", "203.0.113.254"),     // unreachable
+				change("2001:db8:100::9/128", "2001:db8:ff::1"), // not on-link
+				change("2001:db8:100::8/128", "198.51.100.2"),   // wrong family
+				change("203.0.113.200/32", "203.0.113.254"),     // failed replace
 			}
 			for i, b := range bad { // spread through the batch
 				changes = slices.Insert(changes, 10*i+5, b)
 			}
+			// One bad member never freezes a route: it is installed with
+			// the other.
+			changes = append(changes, change("203.0.113.101/32", "198.51.100.2", "203.0.113.254"))
+			good = append(good, route("203.0.113.101/32", "198.51.100.2"))
 			changes = append(changes, Change{Prefix: mustPrefix("203.0.113.99/32")}) // absent: not a failure
 			res, err := f.Apply(ctx, changes)
 			if !errors.Is(err, ErrPartial) {
 				t.Fatalf("Apply error %v, want ErrPartial", err)
 			}
-			if res.Added != 50 || res.Replaced != 0 || res.Deleted != 0 || len(res.Failed) != len(bad) {
+			if res.Added != 51 || res.Replaced != 0 || res.Deleted != 0 || len(res.Failed) != len(bad) {
 				t.Errorf("result %+v", res)
 			}
-			wantErr := []error{unix.ENETUNREACH, unix.ENETUNREACH, nil, ErrInvalidRoute, unix.ENETUNREACH}
+			wantErr := []error{unix.ENETUNREACH, ErrGatewayNotOnLink, ErrInvalidRoute, unix.ENETUNREACH}
 			for i, fl := range res.Failed {
 				if fl.Change.Prefix != bad[i].Prefix {
 					t.Errorf("failure %d is %v, want %v", i, fl.Change.Prefix, bad[i].Prefix)
 					continue
 				}
-				if wantErr[i] != nil && !errors.Is(fl.Err, wantErr[i]) {
+				if !errors.Is(fl.Err, wantErr[i]) {
 					t.Errorf("failure %v: %v, want %v", fl.Change.Prefix, fl.Err, wantErr[i])
 				}
-				t.Logf("%v: %v", fl.Change.Prefix, fl.Err)
 			}
-			if m.mode == NextHopOn && !errors.Is(res.Failed[2].Err, ErrGatewayNotOnLink) {
-				t.Errorf("not on-link gateway: %v, want ErrGatewayNotOnLink", res.Failed[2].Err)
+			if len(res.Degraded) != 1 || res.Degraded[0].Addr != mustAddr("203.0.113.254") || res.Degraded[0].Routes != 1 {
+				t.Errorf("degraded %+v, want 203.0.113.254 left out of 1 route", res.Degraded)
 			}
-			checkKernel(t, ns, f, append(good, before...))
+			// The failed replace does not leave the old route (through a
+			// gateway the change withdrew) behind.
+			checkRoutes(t, ns, f, good)
+			if st := f.Stats(); st.Unusable != 3 || st.Degraded != 2 {
+				t.Errorf("stats %+v: want 3 unusable routes and 2 unusable gateways", st)
+			}
 		})
 	}
 }
@@ -345,14 +373,11 @@ func TestTableMetricProtocol(t *testing.T) {
 			ns.ip(t, "route", "add", "203.0.113.61/32", "via", "198.51.100.2", "table", "100", "proto", "200", "metric", "99")
 			cfg := Config{NextHopObjects: m.mode, Table: 100, Metric: 50, Protocol: 200, NextHopIDBase: 5000, NextHopIDCount: 100}
 			f := ns.open(t, cfg)
-			ctx := testCtx(t)
 			want := []Route{
 				route("203.0.113.1/32", "198.51.100.2", "198.51.100.3"),
 				route("2001:db8:100::1/128", "2001:db8::2"),
 			}
-			if _, err := f.Sync(ctx, want); err != nil {
-				t.Fatal(err)
-			}
+			setTo(t, f, want)
 			checkKernel(t, ns, f, want)
 			if main := ns.ipRoutes(t, 254, "200", 0); len(main) != 0 {
 				t.Errorf("routes in the main table: %v", main)
@@ -360,9 +385,7 @@ func TestTableMetricProtocol(t *testing.T) {
 			if out := ns.ip(t, "route", "show", "table", "100", "203.0.113.1/32"); !containsAll(out, "proto 200", "metric 50") {
 				t.Errorf("ip route: %q", out)
 			}
-			if _, err := f.Sync(ctx, nil); err != nil {
-				t.Fatal(err)
-			}
+			setTo(t, f, nil)
 			checkKernel(t, ns, f, nil)
 			out := ns.ip(t, "route", "show", "table", "100")
 			if !containsAll(out, "203.0.113.60", "203.0.113.61") {

@@ -28,126 +28,73 @@ func (f *FIB) dumpNexthops(ctx context.Context) ([]kernelNexthop, error) {
 	return nhs, err
 }
 
-// dumpRoutes returns our routes (protocol, table and metric) of one family.
-// Their next hops are appended to arena.
-func (f *FIB) dumpRoutes(ctx context.Context, fam uint8, krs []kernelRoute, arena []NextHop) ([]kernelRoute, []NextHop, error) {
-	var req msgBuf
-	seq := f.c.nextSeq(1)
-	req.dumpRoutes(seq, fam, f.cfg.Table, f.cfg.Protocol)
-	err := f.c.dump(ctx, req.b, seq, func(m nlMsg) error {
-		if m.typ != unix.RTM_NEWROUTE {
+// scanRoutes streams the routes of key k (both families) to fn, one at a
+// time: nothing is kept, so reading a million routes costs the memory of
+// one. r and its hops are valid only during the call. A dump that a
+// concurrent change interrupted is run again, so fn may see a route twice.
+func (f *FIB) scanRoutes(ctx context.Context, k routeKey, fn func(r *kernelRoute)) error {
+	var arena []NextHop
+	for try := 1; ; try++ {
+		err := f.scanOnce(ctx, k, &arena, fn)
+		if !errors.Is(err, errDumpInterrupted) || try == dumpRetries {
+			if err != nil {
+				return fmt.Errorf("fib: dump routes: %w", err)
+			}
 			return nil
 		}
-		mark := len(arena)
-		r, grown, err := parseRoute(m.data, arena)
-		if err != nil {
+	}
+}
+
+func (f *FIB) scanOnce(ctx context.Context, k routeKey, arena *[]NextHop, fn func(r *kernelRoute)) error {
+	// One route value for the whole dump: fn takes its address, which
+	// would otherwise put every route of the table on the heap.
+	var r kernelRoute
+	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
+		var req msgBuf
+		seq := f.c.nextSeq(1)
+		req.dumpRoutes(seq, fam, k.table, k.proto)
+		err := f.c.dump(ctx, req.b, seq, func(m nlMsg) error {
+			if m.typ != unix.RTM_NEWROUTE {
+				return nil
+			}
+			var err error
+			var grown []NextHop
+			r, grown, err = parseRoute(m.data, (*arena)[:0])
+			*arena = grown
+			if err != nil {
+				return err
+			}
+			if r.table == k.table && r.proto == k.proto && r.metric == k.metric {
+				fn(&r)
+			}
+			return nil
+		})
+		// The kernel creates a table with its first route of a family.
+		if err != nil && !errors.Is(err, unix.ENOENT) {
 			return err
 		}
-		if r.table != f.cfg.Table || r.proto != f.cfg.Protocol || r.metric != f.cfg.Metric {
-			arena = grown[:mark]
-			return nil
-		}
-		arena = grown
-		krs = append(krs, r)
-		return nil
-	})
-	if errors.Is(err, unix.ENOENT) {
-		// The kernel creates a table with its first route of a family.
-		return krs, arena, nil
 	}
-	return krs, arena, err
+	return nil
 }
 
-// dumpAll reads the nexthop objects and our routes, again when a change
-// during the dump made it inconsistent.
-func (f *FIB) dumpAll(ctx context.Context) ([]kernelNexthop, []kernelRoute, error) {
-	for try := 1; ; try++ {
-		nhs, krs, err := f.dumpOnce(ctx)
-		if !errors.Is(err, errDumpInterrupted) || try == dumpRetries {
-			return nhs, krs, err
-		}
-	}
-}
-
-func (f *FIB) dumpOnce(ctx context.Context) ([]kernelNexthop, []kernelRoute, error) {
-	var nhs []kernelNexthop
-	if f.haveNH {
-		var err error
-		if nhs, err = f.dumpNexthops(ctx); err != nil {
-			return nil, nil, fmt.Errorf("fib: dump nexthops: %w", err)
-		}
-	}
-	var krs []kernelRoute
-	var arena []NextHop
-	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
-		var err error
-		if krs, arena, err = f.dumpRoutes(ctx, fam, krs, arena); err != nil {
-			return nil, nil, fmt.Errorf("fib: dump routes: %w", err)
-		}
-	}
-	return nhs, krs, nil
-}
-
-// load replaces what the FIB knows of the kernel by what the kernel has:
-// our routes, and our nexthop objects with their references; objects no
-// route uses are deleted. It returns the routes in canonical form.
-func (f *FIB) load(ctx context.Context) ([]Route, error) {
-	nhs, krs, err := f.dumpAll(ctx)
-	if err != nil {
-		return nil, err
-	}
-	routes := newPrefixMap()
-	var t *nhTable
-	if f.haveNH {
-		t = newNHTable(f.cfg.NextHopIDBase, f.cfg.NextHopIDBase+f.cfg.NextHopIDCount-1)
-		t.adopt(nhs, f.cfg.Protocol)
-	}
-	for _, r := range krs {
-		var id uint32
-		if t != nil && r.nhID != 0 && t.ref(r.nhID) {
-			id = r.nhID
-		}
-		routes.put(r.prefix, id)
-	}
-	f.routes, f.nh, f.resync = routes, t, false
-	if t != nil {
-		if garbage := t.collect(); len(garbage) > 0 {
-			f.log.Info("fib: deleting unused nexthop objects of an earlier run", "count", len(garbage))
-			if err := f.deleteNexthops(ctx, garbage); err != nil {
-				return nil, err
-			}
-		}
-	}
-	return toRoutes(nhs, krs), nil
-}
-
-// toRoutes turns kernel routes into canonical Routes, resolving nexthop
-// object ids with the objects dumped beside them. All next hops share one
-// backing array.
-func toRoutes(nhs []kernelNexthop, krs []kernelRoute) []Route {
+// nexthopIndex maps the ids of dumped objects to them.
+func nexthopIndex(nhs []kernelNexthop) map[uint32]*kernelNexthop {
 	byID := make(map[uint32]*kernelNexthop, len(nhs))
 	for i := range nhs {
 		byID[nhs[i].id] = &nhs[i]
 	}
-	n := 0
-	for _, r := range krs {
-		n += max(len(r.hops), 1)
+	return byID
+}
+
+// routeHops returns a kernel route's next hops, those of its object when
+// it uses one, in canonical form, appended to dst.
+func routeHops(dst []NextHop, r *kernelRoute, byID map[uint32]*kernelNexthop) []NextHop {
+	hops := r.hops
+	var scratch [MaxNextHops]NextHop
+	if nh, ok := byID[r.nhID]; ok && r.nhID != 0 {
+		hops = objectHops(scratch[:0], nh, byID)
 	}
-	arena := make([]NextHop, 0, n)
-	var scratch []NextHop
-	out := make([]Route, 0, len(krs))
-	for _, r := range krs {
-		hops := r.hops
-		if nh, ok := byID[r.nhID]; ok && r.nhID != 0 {
-			scratch = objectHops(scratch[:0], nh, byID)
-			hops = scratch
-		}
-		start := len(arena)
-		arena = canonicalHops(arena, hops)
-		out = append(out, Route{Prefix: r.prefix, NextHops: arena[start:len(arena):len(arena)]})
-	}
-	SortRoutes(out)
-	return out
+	return canonicalHops(dst, hops)
 }
 
 func objectHops(dst []NextHop, nh *kernelNexthop, byID map[uint32]*kernelNexthop) []NextHop {
@@ -163,4 +110,49 @@ func objectHops(dst []NextHop, nh *kernelNexthop, byID map[uint32]*kernelNexthop
 		}
 	}
 	return dst
+}
+
+// Dump returns the routes of our protocol in our table as the kernel has
+// them, in canonical form, sorted by prefix. Routes through nexthop objects
+// are shown with the objects' gateways and weights. It is for people and
+// tests (`bgplb fib`); the FIB itself never holds the kernel's routes.
+func (f *FIB) Dump(ctx context.Context) ([]Route, error) {
+	if err := f.enter(); err != nil {
+		return nil, err
+	}
+	defer f.mu.Unlock()
+	var nhs []kernelNexthop
+	if f.haveNH {
+		var err error
+		if nhs, err = f.dumpNexthops(ctx); err != nil {
+			return nil, fmt.Errorf("fib: dump nexthops: %w", err)
+		}
+	}
+	byID := nexthopIndex(nhs)
+	var out []Route
+	var arena []NextHop
+	err := f.scanRoutes(ctx, f.key, func(r *kernelRoute) {
+		start := len(arena)
+		arena = routeHops(arena, r, byID)
+		out = append(out, Route{Prefix: r.prefix, NextHops: arena[start:len(arena):len(arena)]})
+	})
+	if err != nil {
+		return nil, err
+	}
+	SortRoutes(out)
+	return dedupRoutes(out), nil
+}
+
+// dedupRoutes drops repeats a re-run dump left (sorted input).
+func dedupRoutes(rs []Route) []Route {
+	n := 0
+	for i, r := range rs {
+		if i > 0 && r.Prefix == rs[n-1].Prefix {
+			rs[n-1] = r
+			continue
+		}
+		rs[n] = r
+		n++
+	}
+	return rs[:n]
 }

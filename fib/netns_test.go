@@ -40,6 +40,11 @@ func newNS(tb testing.TB) *testNS {
 	tb.Cleanup(func() { ns.del(tb) })
 	for _, args := range [][]string{
 		{"link", "add", "d0", "type", "veth", "peer", "name", "d1"},
+		// No IPv6 link-local addresses: they would appear a moment after
+		// the links come up, and tests that count the resyncs of address
+		// changes would count them.
+		{"link", "set", "d0", "addrgenmode", "none"},
+		{"link", "set", "d1", "addrgenmode", "none"},
 		{"link", "set", "lo", "up"},
 		{"link", "set", "d0", "up"},
 		{"link", "set", "d1", "up"},
@@ -47,6 +52,17 @@ func newNS(tb testing.TB) *testNS {
 		{"addr", "add", "2001:db8::1/64", "dev", "d0", "nodad"},
 	} {
 		ns.ip(tb, args...)
+	}
+	// The carrier comes up in the background, on each end: wait for it, so
+	// that its notification is not taken for a change made during the test.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, dev := range []string{"d0", "d1"} {
+		for !strings.Contains(ns.ip(tb, "-br", "link", "show", dev), " UP ") {
+			if time.Now().After(deadline) {
+				tb.Fatalf("veth %s did not come up", dev)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
 	}
 	return ns
 }

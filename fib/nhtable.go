@@ -25,6 +25,12 @@ type nhObject struct {
 	members []nhMember // group: members, in gateway order
 	key     string     // index key, "" when another object holds the key
 	refs    int        // routes using the object, plus groups containing it
+	// bad is why a single gateway cannot be used (not on link, refused by
+	// the kernel), or why a group was refused; nil when usable. Routes are
+	// installed with their usable members only.
+	bad      error
+	resolved bool // single: bad and oif reflect a lookup
+	inKernel bool // nexthop mode: the kernel holds the object in its current form
 }
 
 func (o *nhObject) group() bool { return o.members != nil }
@@ -218,7 +224,7 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 		case !mine(n) || (n.group == nil && !n.gw.IsValid()):
 			t.reserved[n.id] = struct{}{}
 		case n.group == nil:
-			o := &nhObject{gw: n.gw.Unmap(), oif: n.oif}
+			o := &nhObject{gw: n.gw.Unmap(), oif: n.oif, inKernel: true}
 			t.objs[n.id] = o
 			t.indexObj(n.id, o, []NextHop{{Addr: o.gw}})
 		}
@@ -227,7 +233,7 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 		if !mine(n) || n.group == nil {
 			continue
 		}
-		o := &nhObject{members: slices.Clone(n.group)}
+		o := &nhObject{members: slices.Clone(n.group), inKernel: true}
 		t.objs[n.id] = o
 		hops := make([]NextHop, 0, len(n.group))
 		complete := true
@@ -313,4 +319,109 @@ func (t *nhTable) hops(id uint32) ([]NextHop, bool) {
 		hops = append(hops, NextHop{Addr: mo.gw, Weight: m.weight})
 	}
 	return canonicalHops(nil, hops), true
+}
+
+// usable reports whether a route through the object can be installed: a
+// usable gateway, or a group with at least one.
+func (t *nhTable) usable(id uint32) bool {
+	o, ok := t.objs[id]
+	if !ok || o.bad != nil {
+		return false
+	}
+	if !o.group() {
+		return o.resolved
+	}
+	for _, m := range o.members {
+		if t.good(m.id) {
+			return true
+		}
+	}
+	return false
+}
+
+// good reports whether a single object's gateway is usable.
+func (t *nhTable) good(id uint32) bool {
+	o, ok := t.objs[id]
+	return ok && o.resolved && o.bad == nil
+}
+
+// liveMembers appends the members of a group whose gateways are usable.
+func (t *nhTable) liveMembers(dst []nhMember, o *nhObject) []nhMember {
+	for _, m := range o.members {
+		if t.good(m.id) {
+			dst = append(dst, m)
+		}
+	}
+	return dst
+}
+
+// appendHops appends the next hops a route through the object carries now:
+// the usable members with their weights, reduced again when some are left
+// out. It appends nothing when no member is usable.
+func (t *nhTable) appendHops(dst []NextHop, id uint32) []NextHop {
+	o, ok := t.objs[id]
+	if !ok || o.bad != nil {
+		return dst
+	}
+	if !o.group() {
+		if t.good(id) {
+			dst = append(dst, NextHop{Addr: o.gw})
+		}
+		return dst
+	}
+	start := len(dst)
+	for _, m := range o.members {
+		if t.good(m.id) {
+			dst = append(dst, NextHop{Addr: t.objs[m.id].gw, Weight: m.weight})
+		}
+	}
+	// Member weights are the kernel's (1 for unweighted); normalizing gives
+	// the canonical form, also of a set some members are missing from.
+	normalizeWeights(dst[start:])
+	return dst
+}
+
+// badMembers calls fn for every member of the object (or the single
+// itself) whose gateway is not usable.
+func (t *nhTable) badMembers(id uint32, fn func(gw netip.Addr, err error)) {
+	o, ok := t.objs[id]
+	if !ok {
+		return
+	}
+	if !o.group() {
+		if o.bad != nil {
+			fn(o.gw, o.bad)
+		}
+		return
+	}
+	for _, m := range o.members {
+		if mo := t.objs[m.id]; mo != nil && mo.bad != nil {
+			fn(mo.gw, mo.bad)
+		}
+	}
+}
+
+// singles returns the ids of the single objects, sorted.
+func (t *nhTable) singles() []uint32 {
+	var ids []uint32
+	for id, o := range t.objs {
+		if !o.group() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// ids returns every object's id, singles first, each kind sorted.
+func (t *nhTable) ids() []uint32 {
+	ids := t.singles()
+	n := len(ids)
+	for id, o := range t.objs {
+		if o.group() {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids[n:])
+	return ids
 }

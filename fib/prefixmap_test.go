@@ -1,8 +1,12 @@
 package fib
 
 import (
+	"cmp"
+	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
+	"unsafe"
 )
 
 // TestPrefixMapMatchesMap compares prefixMap, and the hash table under it,
@@ -94,5 +98,80 @@ func TestPrefixMapNoAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Errorf("updating existing IPv4 entries allocates %v times", n)
+	}
+}
+
+// BenchmarkPrefixMapSweep removes 1M /24s in the orders a peer-down sweep
+// produces: the slot order of a table hashing the keys the way the RIB's
+// shards do (Fibonacci hashing of the same uint64), and the map's own slot
+// order. With one shared hash both orders pack the survivors of every
+// shrink into one probe run, and the sweep turns quadratic.
+//
+//	go test -run '^$' -bench PrefixMapSweep -benchtime 1x ./fib
+func BenchmarkPrefixMapSweep(b *testing.B) {
+	const n = 1 << 20
+	ps := make([]netip.Prefix, n)
+	for i := range ps {
+		ps[i] = netip.PrefixFrom(netip.AddrFrom4([4]byte{10 + byte(i>>16), byte(i >> 8), byte(i), 0}), 24)
+	}
+	fib := func(k uint64) uint64 { return k * 0x9e3779b97f4a7c15 }
+	orders := map[string]func(pm *prefixMap) []netip.Prefix{
+		"rib-order": func(*prefixMap) []netip.Prefix {
+			out := slices.Clone(ps)
+			slices.SortFunc(out, func(a, b netip.Prefix) int { return cmp.Compare(fib(v4Key(a)), fib(v4Key(b))) })
+			return out
+		},
+		"own-order": func(pm *prefixMap) []netip.Prefix {
+			var out []netip.Prefix
+			pm.all(func(p netip.Prefix, _ uint32) { out = append(out, p) })
+			return out
+		},
+	}
+	for _, name := range []string{"rib-order", "own-order"} {
+		b.Run(name, func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				pm := newPrefixMap()
+				for _, p := range ps {
+					pm.put(p, 1)
+				}
+				order := orders[name](&pm)
+				b.StartTimer()
+				for _, p := range order {
+					pm.remove(p)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "removals/s")
+		})
+	}
+}
+
+// TestSlotSize holds the desired state's memory to 12 bytes a slot: at a
+// million IPv4 routes (two million slots) every byte is 2 MB.
+func TestSlotSize(t *testing.T) {
+	if n := unsafe.Sizeof(u64Slot{}); n != 12 {
+		t.Errorf("a prefix map slot is %d bytes, want 12", n)
+	}
+}
+
+// BenchmarkPrefixMapFill puts 1M consecutive /32s, as an ingest of a
+// benchmark range does, into a map sized for them and into a growing one.
+//
+//	go test -run '^$' -bench PrefixMapFill ./fib
+func BenchmarkPrefixMapFill(b *testing.B) {
+	const n = 1 << 20
+	for _, reserve := range []bool{false, true} {
+		b.Run(fmt.Sprintf("reserved=%v", reserve), func(b *testing.B) {
+			for b.Loop() {
+				pm := newPrefixMap()
+				if reserve {
+					pm.reserve(n)
+				}
+				for i := range n {
+					pm.put(benchPrefix(i, n), 1)
+				}
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "puts/s")
+		})
 	}
 }

@@ -1,0 +1,152 @@
+package fib
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+
+	"golang.org/x/sys/unix"
+)
+
+// ensureObjects resolves the gateways of new single sets and, in nexthop
+// mode, writes the objects the kernel does not hold in their current form.
+func (f *FIB) ensureObjects(ctx context.Context, ids []uint32) error {
+	for _, id := range ids {
+		if o := f.sets.objs[id]; o != nil && !o.group() && !o.resolved {
+			if err := f.resolveObj(ctx, id, o); err != nil {
+				return err
+			}
+		}
+	}
+	if !f.useNH {
+		return nil
+	}
+	return f.writeObjects(ctx, ids)
+}
+
+// resolveObj looks a single gateway up again. A gateway that became
+// unusable or usable again, or moved to another interface, is logged once
+// and its object and the groups holding it are rewritten.
+func (f *FIB) resolveObj(ctx context.Context, id uint32, o *nhObject) error {
+	oif, err := f.resolve(ctx, o.gw)
+	if err != nil && ctx.Err() != nil {
+		return err
+	}
+	switch {
+	case err != nil && (o.bad == nil || !o.resolved):
+		f.log.Warn("fib: gateway unusable; routes are installed without it", "gateway", o.gw, "err", err)
+	case err == nil && o.bad != nil && o.resolved:
+		f.log.Info("fib: gateway usable again", "gateway", o.gw)
+	}
+	// An object adopted from the kernel that resolves as it stands there
+	// is not rewritten: replacing an object makes the kernel notify every
+	// route through it, a million at a restart.
+	changed := (o.bad == nil) != (err == nil) || (err == nil && o.oif != oif)
+	o.resolved, o.bad = true, err
+	if err == nil {
+		o.oif = oif
+	}
+	if changed {
+		o.inKernel = false
+		for _, g := range f.sets.objs {
+			if g.group() && hasMember(g, id) {
+				g.inKernel, g.bad = false, nil
+			}
+		}
+	}
+	return nil
+}
+
+func hasMember(g *nhObject, id uint32) bool {
+	for _, m := range g.members {
+		if m.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// writeObjects creates or replaces, singles before groups, the objects of
+// ids that the kernel does not hold in their current form: a single with a
+// usable gateway, a group with its usable members. An object the kernel
+// refuses is marked bad and its routes are written without it.
+func (f *FIB) writeObjects(ctx context.Context, ids []uint32) error {
+	var lm []nhMember
+	for pass := range 2 {
+		err := f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
+			o := f.sets.objs[ids[i]]
+			if o == nil || o.inKernel || o.bad != nil || o.group() != (pass == 1) {
+				return false
+			}
+			if !o.group() {
+				if !o.resolved {
+					return false
+				}
+				f.buf.addNexthop(seq, 0, f.cfg.Protocol, ids[i], o.gw, o.oif)
+				return true
+			}
+			lm = f.sets.liveMembers(lm[:0], o)
+			if len(lm) == 0 {
+				return false
+			}
+			f.buf.addGroup(seq, 0, f.cfg.Protocol, ids[i], lm)
+			return true
+		}, func(i int, errno unix.Errno, msg string) {
+			o := f.sets.objs[ids[i]]
+			if errno == 0 {
+				o.inKernel = true
+				return
+			}
+			o.bad = &Error{Op: "nexthop", Errno: errno, Msg: msg}
+			if !o.group() {
+				f.log.Warn("fib: kernel refused a gateway; routes are installed without it", "gateway", o.gw, "err", o.bad)
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deleteNexthops deletes objects nothing uses any more. One the kernel no
+// longer has is already gone; one it refuses to delete is left behind and
+// collected by the next resync.
+func (f *FIB) deleteNexthops(ctx context.Context, ids []uint32) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	return f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
+		f.buf.delNexthop(seq, 0, ids[i])
+		return true
+	}, func(i int, errno unix.Errno, msg string) {
+		if errno != 0 && errno != unix.ENOENT {
+			f.log.Warn("fib: nexthop not deleted", "id", ids[i], "err", errno, "msg", msg)
+		}
+	})
+}
+
+// resolve finds the interface of an on-link gateway, as `ip route get`
+// would: nexthop objects must name one, and either way a gateway that is
+// not on link is left out of the routes instead of failing them whole.
+func (f *FIB) resolve(ctx context.Context, gw netip.Addr) (int32, error) {
+	var req msgBuf
+	seq := f.c.nextSeq(1)
+	req.getRoute(seq, gw)
+	var r kernelRoute
+	err := f.c.request(ctx, "resolve gateway "+gw.String(), req.b, seq, func(m nlMsg) error {
+		if m.typ != unix.RTM_NEWROUTE {
+			return fmt.Errorf("%w: answer type %d to a route lookup", errMalformed, m.typ)
+		}
+		var err error
+		r, _, err = parseRoute(m.data, nil)
+		return err
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case r.typ != unix.RTN_UNICAST || r.gwSet || r.oif == 0:
+		return 0, fmt.Errorf("%w: %v", ErrGatewayNotOnLink, gw)
+	}
+	return r.oif, nil
+}
