@@ -140,6 +140,20 @@ func mapsEqual[K, V comparable](a, b map[K]V) bool {
 	return true
 }
 
+// LinkOf names the interface holding the router's address a, for giving
+// an IPv6 link-local next hop learnt over a session from a its zone: RFC
+// 2545 next hops carry no interface, and the session's is the right one.
+func (s *State) LinkOf(a netip.Addr) (string, bool) {
+	a = a.Unmap().WithZone("")
+	for _, x := range s.addrs {
+		if x.Local == a {
+			l, ok := s.links[x.Link]
+			return l.Name, ok
+		}
+	}
+	return "", false
+}
+
 // Check says whether nh can be used as a next hop. For a multihop session,
 // a next hop on no connected network may still be reached through a route
 // of the snapshot (which holds no route of the router's own protocol).

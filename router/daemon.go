@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,6 +19,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/fib"
+	"github.com/bgplb/bgplb/reach"
 	"github.com/bgplb/bgplb/view"
 )
 
@@ -36,6 +39,10 @@ type Daemon struct {
 	// cfg is read on every UPDATE, so it is an atomic pointer rather than
 	// something behind mu: sessions never wait on each other for it.
 	cfg atomic.Pointer[Config]
+	// links is what next hops are judged by: the namespace's links and
+	// addresses as last seen (see watchNextHops). The RIB reads it on every
+	// new source, so it is an atomic pointer too.
+	links atomic.Pointer[reach.State]
 
 	shutdownTimeout time.Duration
 
@@ -84,10 +91,10 @@ func New(cfg *Config, o Options) *Daemon {
 		metrics:         NewMetrics(),
 		peers:           make(map[netip.Addr]*peer),
 		queue:           newFIBQueue(1 << 14),
-		rib:             rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg)}),
 	}
+	d.rib = rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg), NextHop: d.nextHopVerdict})
 	d.cfg.Store(cfg)
-	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates})
+	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates}, fibCollector{d.fibStats})
 	return d
 }
 
@@ -100,6 +107,17 @@ func (d *Daemon) sessionStates() map[string]int {
 		m[p.sess.State().String()]++
 	}
 	return m
+}
+
+// fibStats reads the FIB's counters once Run has opened it.
+func (d *Daemon) fibStats() (fib.Stats, bool) {
+	d.mu.Lock()
+	f := d.fib
+	d.mu.Unlock()
+	if f == nil {
+		return fib.Stats{}, false
+	}
+	return f.Stats(), true
 }
 
 func maxPaths(c *Config) int {
@@ -121,11 +139,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer cancel()
 	d.ctx = ctx
 	cfg := d.config()
-	var err error
-	d.fib, err = fib.Open(ctx, fibConfig(cfg, d.netns), d.log.With("part", "fib"))
+	f, err := fib.Open(ctx, fibConfig(cfg, d.netns), d.log.With("part", "fib"))
 	if err != nil {
 		return fmt.Errorf("opening the kernel FIB: %w", err)
 	}
+	d.mu.Lock()
+	d.fib = f
+	d.mu.Unlock()
 	if err := d.run(ctx, cfg); err != nil {
 		cancel()
 		_ = d.stop()
@@ -136,14 +156,21 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // run starts everything and waits for ctx to end.
 func (d *Daemon) run(ctx context.Context, cfg *Config) error {
-	stale, err := d.fib.Dump(ctx)
+	if st := d.fib.Stats(); st.Stale > 0 {
+		d.log.Info("routes from a previous run kept while peers reconnect", "routes", st.Stale, "grace", cfg.FIB.GraceTime)
+	}
+	d.spawn(func() { d.maintainFIB(ctx, cfg) })
+	d.spawn(func() { d.writeFIB(ctx) })
+
+	// Next hops are judged from the first session on: the snapshot comes
+	// before the listener.
+	ro := reach.Options{Netns: d.netns, OwnProtocol: cfg.FIB.Protocol, Routes: anyMultihop(cfg)}
+	links, err := reach.Snapshot(ro)
 	if err != nil {
-		return fmt.Errorf("reading routes left by a previous run: %w", err)
+		return fmt.Errorf("reading the links and addresses next hops are judged by: %w", err)
 	}
-	if len(stale) > 0 {
-		d.log.Info("routes from a previous run kept while peers reconnect", "routes", len(stale), "grace", cfg.FIB.GraceTime)
-	}
-	d.spawn(func() { d.writeFIB(ctx, fib.NewReconciler(stale, time.Now(), cfg.FIB.GraceTime)) })
+	d.links.Store(links)
+	d.spawn(func() { d.watchNextHops(ctx, ro) })
 
 	if err := d.listen(cfg); err != nil {
 		return err
@@ -196,6 +223,44 @@ func (d *Daemon) stop() error {
 	}
 }
 
+// nextHopVerdict is the RIB's next-hop check (rib.Config.NextHop): a
+// reach.Reason, Usable (0) when the kernel could forward through nh.
+func (d *Daemon) nextHopVerdict(p *rib.Peer, nh netip.Addr) uint8 {
+	links := d.links.Load()
+	if links == nil { // before Run: nothing is announced yet
+		return uint8(reach.Usable)
+	}
+	return uint8(links.Check(nh, p.Multihop))
+}
+
+// watchNextHops re-judges every next hop when links, addresses (or, for
+// multihop sessions, other routes) change, and queues the routes whose ECMP
+// set changed: a path via a node whose network went away leaves the kernel
+// and comes back with it.
+func (d *Daemon) watchNextHops(ctx context.Context, ro reach.Options) {
+	err := reach.Watch(ctx, ro, func(links *reach.State) {
+		d.links.Store(links)
+		n := d.rib.Revalidate(func(c *rib.Changes) { d.queue.push(ctx, c.List, d.config().FIB.ECMP) })
+		if n > 0 {
+			d.log.Info("next hops judged again after a link or address change", "prefixes", n)
+		}
+	})
+	if err != nil && ctx.Err() == nil {
+		d.log.Error("watching links and addresses: next hops are no longer re-judged", "err", err)
+	}
+}
+
+// anyMultihop reports whether a neighbour may use next hops behind routes,
+// which next-hop checks then have to read.
+func anyMultihop(c *Config) bool {
+	for _, n := range c.Neighbors {
+		if n.Multihop > 1 {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *Daemon) spawn(f func()) {
 	d.wg.Add(1)
 	go func() {
@@ -214,12 +279,42 @@ func fibConfig(c *Config, netns string) fib.Config {
 	case "off":
 		mode = fib.NextHopOff
 	}
-	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, Protocol: c.FIB.Protocol, NextHopObjects: mode, NetNS: netns}
+	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, Protocol: c.FIB.Protocol, NextHopObjects: mode, NetNS: netns,
+		StateFile: fibStateFile(c.API.Socket)}
+}
+
+// fibStateFile is where the FIB records the table, metric, protocol and
+// mode its routes were written with, so that a restart with other settings
+// moves them make-before-break. It sits beside the API socket: in the
+// runtime directory, which (like kernel routes) does not outlive a reboot,
+// and unique per router, as the socket must be.
+func fibStateFile(socket string) string {
+	return strings.TrimSuffix(socket, filepath.Ext(socket)) + ".fib-state"
+}
+
+// listenOptions bounds connections that have not become sessions yet by
+// the session cap, and sets GTSM (RFC 5082) on the listening sockets when
+// every peer that may connect asks for it, so the kernel drops segments
+// from farther away before a connection exists. With a mix, GTSM stays per
+// session, set after accept.
+func listenOptions(c *Config) session.ListenOptions {
+	o := session.ListenOptions{MaxPending: c.Limits.MaxSessions}
+	gtsm := len(c.Neighbors)+len(c.DynamicNeighbors) > 0
+	for _, n := range c.Neighbors {
+		gtsm = gtsm && n.TTLSecurity && n.Multihop <= 1
+	}
+	for _, r := range c.DynamicNeighbors {
+		gtsm = gtsm && r.TTLSecurity
+	}
+	if gtsm {
+		o.MinTTL = 255
+	}
+	return o
 }
 
 // listen (re)binds the listening sockets and their TCP-MD5 keys.
 func (d *Daemon) listen(cfg *Config) error {
-	l, err := session.Listen(cfg.Listen, d.dispatch, d.log.With("part", "listener"))
+	l, err := session.ListenWithOptions(cfg.Listen, d.dispatch, d.log.With("part", "listener"), listenOptions(cfg))
 	if err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
@@ -254,40 +349,38 @@ func (d *Daemon) listen(cfg *Config) error {
 	return nil
 }
 
-// writeFIB applies queued Loc-RIB changes to the kernel in batches, and
-// removes the routes of a previous run once their grace time is over.
-func (d *Daemon) writeFIB(ctx context.Context, rec *fib.Reconciler) {
+// writeFIB applies queued Loc-RIB changes to the kernel in batches.
+func (d *Daemon) writeFIB(ctx context.Context) {
 	var batch *fibBatch
-	var expiry <-chan time.Time
-	if deadline, ok := rec.Deadline(); ok {
-		grace := time.NewTimer(time.Until(deadline))
-		defer grace.Stop()
-		expiry = grace.C
-	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-d.queue.wake:
-		case now := <-expiry:
-			expiry = nil
-			stale := rec.Expire(now)
-			d.log.Info("grace time over: deleting routes of a previous run that did not come back", "routes", len(stale))
-			d.apply(ctx, stale)
-			continue
 		}
 		for {
 			batch = d.queue.take(batch)
 			if len(batch.changes) == 0 {
 				break
 			}
-			rec.Observe(batch.changes)
 			for cs := batch.changes; len(cs) > 0; {
 				n := min(len(cs), 8192)
 				d.apply(ctx, cs[:n])
 				cs = cs[n:]
 			}
 		}
+	}
+}
+
+// maintainFIB keeps the kernel equal to what the RIB asked for: routes
+// deleted or changed behind the router's back come back, failed writes are
+// retried, everything is compared every fib.resyncInterval, and the routes
+// of a previous run that no peer announced again go when the grace time
+// ends (fib.Maintain).
+func (d *Daemon) maintainFIB(ctx context.Context, cfg *Config) {
+	err := d.fib.Maintain(ctx, fib.MaintainOptions{ResyncInterval: cfg.FIB.ResyncInterval, Grace: cfg.FIB.GraceTime})
+	if err != nil && ctx.Err() == nil {
+		d.log.Error("keeping the kernel FIB in line stopped: routes deleted behind the router's back are no longer restored", "err", err)
 	}
 }
 

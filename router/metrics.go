@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bgplb/bgplb/fib"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 )
 
@@ -78,4 +79,48 @@ func (c sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range c.states() {
 		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), state)
 	}
+}
+
+// The FIB's own counters, read at scrape time from fib.Stats so they can
+// never drift from what it did.
+var (
+	fibRepairsDesc = prometheus.NewDesc("bgplb_router_fib_repairs_total",
+		"Kernel routes written again: restored after a deletion behind the router's back, or a foreign change reverted.", nil, nil)
+	fibRetriesDesc = prometheus.NewDesc("bgplb_router_fib_retries_total", "Rounds of writing failed kernel routes again.", nil, nil)
+	fibResyncsDesc = prometheus.NewDesc("bgplb_router_fib_resyncs_total", "Full comparisons of the kernel with the RIB.", nil, nil)
+	fibOverrunDesc = prometheus.NewDesc("bgplb_router_fib_monitor_overruns_total", "Kernel notifications lost to a full socket (each leads to a full comparison).", nil, nil)
+	fibPendingDesc = prometheus.NewDesc("bgplb_router_fib_pending_routes", "Routes the kernel does not hold as the RIB wants right now.", nil, nil)
+	fibStaleDesc   = prometheus.NewDesc("bgplb_router_fib_stale_routes", "Routes of a previous run waiting for a peer or the grace time.", nil, nil)
+	fibNoHopDesc   = prometheus.NewDesc("bgplb_router_fib_unusable_routes", "Routes with no usable next hop, so not in the kernel.", nil, nil)
+	fibDegradeDesc = prometheus.NewDesc("bgplb_router_fib_degraded_gateways", "Gateways left out of kernel routes because the kernel cannot use them.", nil, nil)
+)
+
+// fibCollector reports fib.Stats.
+type fibCollector struct{ stats func() (fib.Stats, bool) }
+
+func (c fibCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc} {
+		ch <- d
+	}
+}
+
+func (c fibCollector) Collect(ch chan<- prometheus.Metric) {
+	s, ok := c.stats()
+	if !ok {
+		return
+	}
+	counter := func(d *prometheus.Desc, v uint64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+	}
+	gauge := func(d *prometheus.Desc, v int) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
+	}
+	counter(fibRepairsDesc, s.Repairs)
+	counter(fibRetriesDesc, s.Retries)
+	counter(fibResyncsDesc, s.Resyncs)
+	counter(fibOverrunDesc, s.Overruns)
+	gauge(fibPendingDesc, s.Pending)
+	gauge(fibStaleDesc, s.Stale)
+	gauge(fibNoHopDesc, s.Unusable)
+	gauge(fibDegradeDesc, s.Degraded)
 }

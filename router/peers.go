@@ -2,6 +2,7 @@ package router
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -39,6 +40,7 @@ type peer struct {
 
 	// (session)
 	announce, withdraw []wire.NLRI
+	zone               string // the session's interface, for link-local next hops
 	changes            rib.Changes
 }
 
@@ -115,7 +117,10 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 	}
 	cfg := d.config()
 	for _, r := range cfg.DynamicNeighbors {
-		if !r.Prefix.Contains(addr) {
+		// Contains is false for any zoned address: a link-local peer
+		// matches a range such as fe80::/64 by its address alone, and keeps
+		// its zone (the interface it came in on) as its identity.
+		if !r.Prefix.Contains(addr.WithZone("")) {
 			continue
 		}
 		if why := admit(len(d.peers), d.countRange(r.Prefix), r, cfg.Limits); why != "" {
@@ -221,14 +226,20 @@ func (d *Daemon) shutdown(ctx context.Context, msg string) {
 	wg.Wait()
 }
 
-// Established registers the peer with the RIB.
-func (p *peer) Established(_ *session.Peer, n session.Negotiated) {
+// Established registers the peer with the RIB, with the prefix limit
+// import.maxPrefixes that the RIB enforces path by path.
+func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 	d := p.d
 	d.mu.Lock()
 	d.nextID++
 	id := d.nextID
 	d.mu.Unlock()
-	err := d.rib.AddPeer(rib.Peer{ID: id, Addr: p.addr, AS: n.PeerAS, RouterID: n.PeerID})
+	p.zone = p.addr.Zone()
+	if links := d.links.Load(); p.zone == "" && links != nil {
+		p.zone, _ = links.LinkOf(s.Info().Local.Addr())
+	}
+	err := d.rib.AddPeer(rib.Peer{ID: id, Addr: p.addr, AS: n.PeerAS, RouterID: n.PeerID,
+		Multihop: p.static.Multihop > 1, MaxPrefixes: d.config().Import.MaxPrefixes})
 	if err != nil {
 		d.log.Error("rib", "peer", p.label, "err", err)
 		return
@@ -337,14 +348,23 @@ func (p *peer) apply(id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs,
 	if len(p.announce) > 0 && !nh.IsValid() {
 		return fmt.Errorf("%s announcement without a next hop", fam)
 	}
-	p.changes.Reset()
-	if err := p.d.rib.Update(id, fam, a, nh, p.announce, p.withdraw, &p.changes); err != nil {
-		return err
+	// RFC 2545 link-local next hops name no interface: it is the one the
+	// session runs over, and without it the kernel could pick another LAN.
+	if nh.Is6() && nh.IsLinkLocalUnicast() && nh.Zone() == "" && p.zone != "" {
+		nh = nh.WithZone(p.zone)
 	}
+	p.changes.Reset()
+	err := p.d.rib.Update(id, fam, a, nh, p.announce, p.withdraw, &p.changes)
+	// Past the limit the RIB applied the UPDATE up to it: those changes
+	// go to the kernel before the session is reset.
 	if len(p.changes.List) > 0 {
 		p.d.queue.push(p.d.ctx, p.changes.List, cfg.FIB.ECMP)
 	}
-	return nil
+	if errors.Is(err, rib.ErrMaxPrefixes) {
+		p.d.log.Warn("peer exceeded import.maxPrefixes: closing the session", "peer", p.label, "maxPrefixes", cfg.Import.MaxPrefixes)
+		return maxPrefixError(cfg.Import.MaxPrefixes)
+	}
+	return err
 }
 
 // checkLimit enforces import.maxPrefixes after an update.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 
+	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
 )
@@ -44,6 +45,7 @@ func (d *Daemon) Reload(cfg *Config) {
 	}
 	d.mu.Unlock()
 	if plan.Reimport {
+		d.setPrefixLimits(cfg.Import.MaxPrefixes)
 		d.refreshAll()
 	}
 	if plan.FIB || plan.API || plan.Metrics {
@@ -139,6 +141,18 @@ func (d *Daemon) refreshAll() {
 		}
 		if err := p.sess.Send(context.Background(), msg); err != nil {
 			d.log.Warn("route refresh", "peer", p.label, "err", err)
+		}
+	}
+}
+
+// setPrefixLimits gives every registered peer the new import.maxPrefixes.
+// A peer already over a lowered limit is reset by its next UPDATE's check.
+func (d *Daemon) setPrefixLimits(n int) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, p := range d.peers {
+		if id := rib.PeerID(p.ribID.Load()); id != 0 {
+			_ = d.rib.SetMaxPrefixes(id, n) // a peer that just went down has nothing to limit
 		}
 	}
 }

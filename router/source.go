@@ -4,10 +4,12 @@ import (
 	"context"
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/reach"
 	"github.com/bgplb/bgplb/view"
 )
 
@@ -110,7 +112,55 @@ func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr) []view.Path {
 		if !p.Best {
 			v.Reason = p.Reason.String()
 		}
+		v.Unusable = unusable(p)
 		out = append(out, v)
+	}
+	return out
+}
+
+// unusable says why a path can never be selected, "" when it can: for a
+// next hop the router cannot forward through, reach's reason too, as BIRD
+// shows "unreachable".
+func unusable(p rib.PathView) string {
+	switch p.Invalid {
+	case rib.Valid:
+		return ""
+	case rib.InvalidUnreachable:
+		return p.Invalid.String() + ": " + reach.Reason(p.NextHopVerdict).String()
+	}
+	return p.Invalid.String()
+}
+
+// FIBCheck implements view.FIBChecker: the kernel compared with what the
+// RIB asked the FIB for, now.
+func (d *Daemon) FIBCheck(ctx context.Context) (view.FIBCheck, error) {
+	r, err := d.fib.Check(ctx)
+	if err != nil {
+		return view.FIBCheck{}, err
+	}
+	c := view.FIBCheck{Checked: time.Now(), Routes: r.Routes, Unusable: r.Unusable, Repairs: d.fib.Stats().Repairs}
+	for _, l := range []struct {
+		kind     string
+		prefixes []netip.Prefix
+	}{{"missing", r.Missing}, {"extra", r.Extra}, {"different", r.Different}} {
+		for _, p := range l.prefixes {
+			diff := view.FIBDifference{Prefix: p, Kind: l.kind}
+			if l.kind != "extra" {
+				diff.Want = d.wantedHops(p)
+			}
+			c.Differences = append(c.Differences, diff)
+		}
+	}
+	return c, nil
+}
+
+// wantedHops is the ECMP set the RIB holds for p, as next hops.
+func (d *Daemon) wantedHops(p netip.Prefix) []view.FIBNextHop {
+	var out []view.FIBNextHop
+	for _, v := range d.rib.Lookup(p) {
+		if v.ECMP {
+			out = append(out, view.FIBNextHop{Addr: v.NextHop})
+		}
 	}
 	return out
 }

@@ -99,6 +99,9 @@ func attrs(p Path) string {
 	if p.Reason != "" && !p.Best {
 		parts = append(parts, "{NotBest: "+p.Reason+"}")
 	}
+	if p.Unusable != "" {
+		parts = append(parts, "{Unusable: "+p.Unusable+"}")
+	}
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
@@ -138,9 +141,9 @@ func WriteFIBCheck(w io.Writer, c FIBCheck, now time.Time) error {
 	}
 	fmt.Fprintf(w, "%d prefixes differ between the kernel and the RIB's %d routes (%s):\n", len(c.Differences), c.Routes, when)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "Prefix\tRIB wants\tKernel has")
+	fmt.Fprintln(tw, "Prefix\tKernel\tRIB wants")
 	for _, d := range c.Differences {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Prefix, hopList(d.Want), hopList(d.Have))
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", d.Prefix, d.Kind, hopList(d.Want))
 	}
 	return tw.Flush()
 }

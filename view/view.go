@@ -57,6 +57,10 @@ type Path struct {
 	Since         time.Time `json:"since"`
 	// Reason says why the best path won over this one, when it lost.
 	Reason string `json:"reason,omitempty"`
+	// Unusable says why the path can never be selected (an unreachable
+	// next hop, an AS loop, ...); such paths stay in the RIB but never
+	// reach the kernel.
+	Unusable string `json:"unusable,omitempty"`
 }
 
 // RIBEntry is every path the RIB holds for one prefix.
@@ -77,7 +81,10 @@ type FIBCheck struct {
 	// Checked is when the comparison ran.
 	Checked time.Time `json:"checked"`
 	// Routes is how many routes the RIB asks the kernel for.
-	Routes      int             `json:"routes"`
+	Routes int `json:"routes"`
+	// Unusable is how many of those have no usable next hop, so rightly
+	// no kernel route.
+	Unusable    int             `json:"unusable"`
 	Differences []FIBDifference `json:"differences"`
 	// Repairs counts the kernel routes the router has put back as its RIB
 	// wants them (deleted or changed behind its back, or a failed write
@@ -86,12 +93,15 @@ type FIBCheck struct {
 }
 
 // FIBDifference is one prefix whose kernel route is not what the RIB asks
-// for: Want empty means the kernel has a route the RIB does not, Have empty
-// a route the kernel lacks.
+// for.
 type FIBDifference struct {
 	Prefix netip.Prefix `json:"prefix"`
-	Want   []FIBNextHop `json:"want"`
-	Have   []FIBNextHop `json:"have"`
+	// Kind is missing (the kernel lacks the route), extra (the kernel has
+	// a route of ours the RIB does not ask for) or different (the kernel's
+	// route has other next hops).
+	Kind string `json:"kind"`
+	// Want is the RIB's ECMP set for the prefix; empty when extra.
+	Want []FIBNextHop `json:"want,omitempty"`
 }
 
 // FIBRoute is a route as installed in the kernel.

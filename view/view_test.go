@@ -233,10 +233,9 @@ type checkerSource struct{ fakeSource }
 
 func (*checkerSource) FIBCheck(context.Context) (FIBCheck, error) {
 	return FIBCheck{Checked: t0, Routes: 3, Repairs: 7, Differences: []FIBDifference{
-		{Prefix: netip.MustParsePrefix("203.0.113.10/32"),
-			Want: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.11")}, {Addr: netip.MustParseAddr("198.51.100.12")}},
-			Have: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.11")}}},
-		{Prefix: netip.MustParsePrefix("203.0.113.11/32"), Have: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.13")}}},
+		{Prefix: netip.MustParsePrefix("203.0.113.10/32"), Kind: "different",
+			Want: []FIBNextHop{{Addr: netip.MustParseAddr("198.51.100.11")}, {Addr: netip.MustParseAddr("198.51.100.12")}}},
+		{Prefix: netip.MustParsePrefix("203.0.113.11/32"), Kind: "extra"},
 	}}, nil
 }
 
@@ -253,9 +252,9 @@ func TestFIBCheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := `2 prefixes differ between the kernel and the RIB's 3 routes (checked 00:00:12 ago, 7 repairs since start):
-Prefix           RIB wants                     Kernel has
-203.0.113.10/32  198.51.100.11, 198.51.100.12  198.51.100.11
-203.0.113.11/32  -                             198.51.100.13
+Prefix           Kernel     RIB wants
+203.0.113.10/32  different  198.51.100.11, 198.51.100.12
+203.0.113.11/32  extra      -
 `
 	if b.String() != want {
 		t.Errorf("got:\n%s\nwant:\n%s", b.String(), want)
