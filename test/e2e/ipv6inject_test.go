@@ -16,28 +16,28 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
-// injector is a BGP speaker of our own (bgp/session) in a node's
+// v6Injector is a BGP speaker of our own (bgp/session) in a node's
 // namespace, for UPDATEs no daemon here sends as such: IPv4 routes via an
 // IPv6 next hop (RFC 8950) and IPv6 next hops of a link-local address
 // alone, as from a node without a global address.
-type injector struct {
+type v6Injector struct {
 	peer *session.Peer
 	enc  wire.Encoder
 	up   chan session.Negotiated
 }
 
-func (in *injector) Established(_ *session.Peer, n session.Negotiated) { in.up <- n }
-func (in *injector) Update(*session.Peer, *wire.Update, wire.Action) error {
+func (in *v6Injector) Established(_ *session.Peer, n session.Negotiated) { in.up <- n }
+func (in *v6Injector) Update(*session.Peer, *wire.Update, wire.Action) error {
 	return nil
 }
-func (in *injector) EndOfRIB(*session.Peer, wire.Family) {}
-func (in *injector) Down(*session.Peer, error)           {}
+func (in *v6Injector) EndOfRIB(*session.Peer, wire.Family) {}
+func (in *v6Injector) Down(*session.Peer, error)           {}
 
 // inject connects from ns to the router at to (zoned if link-local) as an
 // eBGP peer in AS 64513 offering RFC 8950 for IPv4, and returns once the
 // session is up. stop ends it (closing the TCP connection); the test's
 // cleanup does too.
-func inject(t *testing.T, ctx context.Context, ns *lab.Netns, routerID, to netip.Addr) (in *injector, stop func()) {
+func injectV6(t *testing.T, ctx context.Context, ns *lab.Netns, routerID, to netip.Addr) (in *v6Injector, stop func()) {
 	t.Helper()
 	var conn net.Conn
 	err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
@@ -54,7 +54,7 @@ func inject(t *testing.T, ctx context.Context, ns *lab.Netns, routerID, to netip
 	if err != nil {
 		t.Fatalf("router never accepted a connection at %s: %v", to, err)
 	}
-	in = &injector{up: make(chan session.Negotiated, 1)}
+	in = &v6Injector{up: make(chan session.Negotiated, 1)}
 	in.peer = session.New(session.Config{LocalAS: 64513, PeerAS: 64512, RouterID: routerID, PeerAddr: to,
 		Passive: true, HoldTime: 9 * time.Second, ExtendedNextHop: true}, in, slog.New(slog.DiscardHandler))
 	pctx, cancel := context.WithCancel(ctx)
@@ -73,14 +73,14 @@ func inject(t *testing.T, ctx context.Context, ns *lab.Netns, routerID, to netip
 	case n := <-in.up:
 		in.enc = wire.Encoder{Options: n.Tx}
 	case <-ctx.Done():
-		t.Fatalf("injector session with %s never came up", to)
+		t.Fatalf("v6Injector session with %s never came up", to)
 	}
 	return in, stop
 }
 
 // announce sends prefixes of family f with next hop nh (and ll as the
 // link-local half of an IPv6 next hop, if valid), AS path 64513.
-func (in *injector) announce(t *testing.T, ctx context.Context, f wire.Family, nh, ll netip.Addr, ps ...netip.Prefix) {
+func (in *v6Injector) announce(t *testing.T, ctx context.Context, f wire.Family, nh, ll netip.Addr, ps ...netip.Prefix) {
 	t.Helper()
 	var a wire.Attrs
 	a.Origin, a.ASPath = wire.OriginIGP, wire.ASPath{{Type: wire.ASSequence, ASNs: []uint32{64513}}}
@@ -95,7 +95,7 @@ func (in *injector) announce(t *testing.T, ctx context.Context, f wire.Family, n
 	}
 }
 
-func (in *injector) withdraw(t *testing.T, ctx context.Context, f wire.Family, ps ...netip.Prefix) {
+func (in *v6Injector) withdraw(t *testing.T, ctx context.Context, f wire.Family, ps ...netip.Prefix) {
 	t.Helper()
 	b, _, err := in.enc.AppendWithdraw(nil, f, nlris(ps))
 	if err != nil {
@@ -115,8 +115,8 @@ func nlris(ps []netip.Prefix) []wire.NLRI {
 }
 
 // injectLab is the router (with the node as its one neighbour, at the
-// address of kind) and an injector session from the node.
-func injectLab(t *testing.T, kind v6Kind) (context.Context, *routerProc, *injector, func(), node, v6Peering) {
+// address of kind) and an v6Injector session from the node.
+func injectLab(t *testing.T, kind v6Kind) (context.Context, *routerProc, *v6Injector, func(), node, v6Peering) {
 	t.Helper()
 	labtest.Require(t)
 	ctx := labtest.Context(t, 45*time.Second)
@@ -124,7 +124,7 @@ func injectLab(t *testing.T, kind v6Kind) (context.Context, *routerProc, *inject
 	r := topology(t, &n)
 	pe := peering(t, ctx, kind, r, n)
 	rp := startRouter(t, ctx, r, v6RouterConfig(pe.router, v6Case{kind: kind}))
-	in, stop := inject(t, ctx, n.ns, n.v4, pe.node)
+	in, stop := injectV6(t, ctx, n.ns, n.v4, pe.node)
 	rp.waitEstablished(t, ctx, pe.router)
 	return ctx, rp, in, stop, n, pe
 }
@@ -204,7 +204,7 @@ func TestRouterIPv6LinkLocalNextHop(t *testing.T) {
 	want := map[netip.Prefix][]hop{}
 	var stops []func()
 	for i, s := range sides {
-		in, stop := inject(t, ctx, s.ns, netip.AddrFrom4([4]byte{198, 51, 100, byte(11 + i)}), s.routerLL)
+		in, stop := injectV6(t, ctx, s.ns, netip.AddrFrom4([4]byte{198, 51, 100, byte(11 + i)}), s.routerLL)
 		stops = append(stops, stop)
 		rp.waitEstablished(t, ctx, s.nodeLL)
 		ll := s.nodeLL.WithZone("")
