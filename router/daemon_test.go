@@ -69,3 +69,34 @@ func TestSplitFailures(t *testing.T) {
 		t.Fatalf("refused %v, unsent %d", refused, unsent)
 	}
 }
+
+// TestListenOptions: GTSM goes on the listening sockets only when every
+// peer that may connect asks for it and is directly connected; the pending
+// connections are bounded by the session cap.
+func TestListenOptions(t *testing.T) {
+	nb := func(gtsm bool, hops uint8) Neighbor {
+		return Neighbor{Address: netip.MustParseAddr("198.51.100.11"), TTLSecurity: gtsm, Multihop: hops}
+	}
+	rng := func(gtsm bool) DynamicNeighbor {
+		return DynamicNeighbor{Prefix: netip.MustParsePrefix("198.51.100.0/24"), TTLSecurity: gtsm}
+	}
+	for _, c := range []struct {
+		name   string
+		cfg    Config
+		minTTL uint8
+	}{
+		{"nobody", Config{}, 0},
+		{"all static", Config{Neighbors: []Neighbor{nb(true, 0), nb(true, 1)}}, 255},
+		{"all dynamic", Config{DynamicNeighbors: []DynamicNeighbor{rng(true)}}, 255},
+		{"both", Config{Neighbors: []Neighbor{nb(true, 0)}, DynamicNeighbors: []DynamicNeighbor{rng(true)}}, 255},
+		{"one static without", Config{Neighbors: []Neighbor{nb(true, 0), nb(false, 0)}}, 0},
+		{"one range without", Config{Neighbors: []Neighbor{nb(true, 0)}, DynamicNeighbors: []DynamicNeighbor{rng(false)}}, 0},
+		{"multihop", Config{Neighbors: []Neighbor{nb(true, 3)}}, 0},
+	} {
+		c.cfg.Limits.MaxSessions = 5000
+		o := listenOptions(&c.cfg)
+		if o.MinTTL != c.minTTL || o.MaxPending != 5000 {
+			t.Errorf("%s: MinTTL %d, MaxPending %d; want %d, 5000", c.name, o.MinTTL, o.MaxPending, c.minTTL)
+		}
+	}
+}

@@ -147,3 +147,15 @@ func WriteFIBCheck(w io.Writer, c FIBCheck, now time.Time) error {
 	}
 	return tw.Flush()
 }
+
+// WriteFIBVerdict prints one line under a kernel listing: whether it is what
+// the RIB asks for, and where to look when not.
+func WriteFIBVerdict(w io.Writer, c FIBCheck) error {
+	if len(c.Differences) == 0 {
+		_, err := fmt.Fprintf(w, "\nThe kernel matches the RIB (%d routes, %d without a usable next hop, %d repairs since start).\n",
+			c.Routes, c.Unusable, c.Repairs)
+		return err
+	}
+	_, err := fmt.Fprintf(w, "\n%d prefixes differ from the RIB: see bgplb fib --check.\n", len(c.Differences))
+	return err
+}

@@ -101,11 +101,24 @@ comparison, and how many routes it has repaired since it started.`,
 				}
 				return f.emit(cmd.OutOrStdout(), c, func(w io.Writer) error { return view.WriteFIBCheck(w, c, time.Now()) })
 			}
-			rs, err := view.NewClient(f.socket).FIB(cmd.Context())
+			c := view.NewClient(f.socket)
+			rs, err := c.FIB(cmd.Context())
 			if err != nil {
 				return err
 			}
-			return f.emit(cmd.OutOrStdout(), rs, func(w io.Writer) error { return view.WriteFIB(w, rs) })
+			return f.emit(cmd.OutOrStdout(), rs, func(w io.Writer) error {
+				if err := view.WriteFIB(w, rs); err != nil {
+					return err
+				}
+				// The listing is what the kernel has; say whether that is
+				// what the RIB wants, so a difference is never silent.
+				check, err := c.FIBCheck(cmd.Context())
+				if err != nil {
+					_, err = fmt.Fprintf(w, "\n(could not compare with the RIB: %v)\n", err)
+					return err
+				}
+				return view.WriteFIBVerdict(w, check)
+			})
 		},
 	}
 	f.add(cmd)

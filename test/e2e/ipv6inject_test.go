@@ -33,7 +33,7 @@ func (in *v6Injector) Update(*session.Peer, *wire.Update, wire.Action) error {
 func (in *v6Injector) EndOfRIB(*session.Peer, wire.Family) {}
 func (in *v6Injector) Down(*session.Peer, error)           {}
 
-// inject connects from ns to the router at to (zoned if link-local) as an
+// injectV6 connects from ns to the router at to (zoned if link-local) as an
 // eBGP peer in AS 64513 offering RFC 8950 for IPv4, and returns once the
 // session is up. stop ends it (closing the TCP connection); the test's
 // cleanup does too.

@@ -98,7 +98,13 @@ type routerProc struct {
 
 func startRouter(t *testing.T, ctx context.Context, r node, config string) *routerProc {
 	t.Helper()
-	dir := t.TempDir()
+	return startRouterIn(t, ctx, r, config, t.TempDir())
+}
+
+// startRouterIn starts the router with its config and API socket in dir,
+// where a previous run may have left its FIB state.
+func startRouterIn(t *testing.T, ctx context.Context, r node, config, dir string) *routerProc {
+	t.Helper()
 	rp := &routerProc{ns: r.ns, socket: filepath.Join(dir, "router.sock"), config: filepath.Join(dir, "router.yaml")}
 	config = strings.ReplaceAll(config, "SOCKET", rp.socket)
 	if err := os.WriteFile(rp.config, []byte(config), 0o644); err != nil {
