@@ -127,10 +127,10 @@ func TestLinkLocalGateways(t *testing.T) {
 	}
 }
 
-// TestLinkLocalInterfaceChanges deletes routes, renames and deletes a
-// gateway's interface under Maintain: routes come back on their interface,
-// and while it is gone they are not in the kernel, nor ever on another
-// interface (the renamed one).
+// TestLinkLocalInterfaceChanges deletes routes, moves one to the other LAN,
+// renames and deletes a gateway's interface under Maintain: routes come
+// back on their interface, and while it is gone they are not in the
+// kernel, nor ever on another interface (the renamed one).
 func TestLinkLocalInterfaceChanges(t *testing.T) {
 	all := []Route{
 		route("2001:db8:200::1/128", "fe80::2%e0"),
@@ -172,6 +172,10 @@ func TestLinkLocalInterfaceChanges(t *testing.T) {
 
 			ns.ip(t, "-6", "route", "del", "2001:db8:200::1/128", "proto", "bgp", "metric", "20")
 			ns.ip(t, "route", "del", "203.0.113.10/32", "proto", "bgp", "metric", "20")
+			waitKernel(all, 0)
+
+			// Moved to the other LAN behind our back: moved back.
+			ns.ip(t, "-6", "route", "replace", "2001:db8:200::3/128", "via", "fe80::2", "dev", "e0", "proto", "bgp", "metric", "20")
 			waitKernel(all, 0)
 
 			ns.renameLink(t, "e0", "e9")
