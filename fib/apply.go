@@ -16,6 +16,7 @@ type op struct {
 	set     uint32     // desired hop set (0: the prefix is not desired)
 	nhID    uint32     // nexthop mode: the object the route uses
 	hops    []NextHop  // inline: the usable next hops
+	oifs    []int32    // inline: their interfaces, when a gateway is zoned
 	del     bool       // delete the kernel route
 	oldKey  bool       // delete it under the previous run's key
 	change  int        // index of the Change in Apply's input; -1 for a repair
@@ -32,6 +33,7 @@ type op struct {
 type planner struct {
 	ops      []op
 	arena    []NextHop
+	oifs     []int32 // interfaces of the zoned hops in arena
 	scratch  []NextHop
 	created  []uint32
 	released []uint32
@@ -42,7 +44,7 @@ type planner struct {
 }
 
 func (p *planner) reset() {
-	p.ops, p.arena = p.ops[:0], p.arena[:0]
+	p.ops, p.arena, p.oifs = p.ops[:0], p.arena[:0], p.oifs[:0]
 	p.created, p.released, p.deleted = p.created[:0], p.released[:0], p.deleted[:0]
 }
 
@@ -179,8 +181,14 @@ func (f *FIB) formOps() {
 			continue
 		}
 		start := len(p.arena)
-		p.arena = f.sets.appendHops(p.arena, o.set)
+		p.arena = f.sets.appendHops(p.arena, nil, o.set)
 		o.hops = p.arena[start:len(p.arena):len(p.arena)]
+		if anyZoned(o.hops) {
+			// A link-local gateway is written with its interface, never
+			// left for the kernel to look up.
+			p.arena = f.sets.appendHops(p.arena[:start], &p.oifs, o.set)
+			o.oifs = p.oifs[len(p.oifs)-len(o.hops) : len(p.oifs) : len(p.oifs)]
+		}
 	}
 }
 
@@ -197,7 +205,7 @@ func (f *FIB) sendRoutes(ctx context.Context) error {
 		case o.del:
 			f.buf.delRoute(seq, 0, f.key, o.prefix)
 		default:
-			f.buf.addRoute(seq, 0, f.key, o.prefix, o.nhID, o.hops)
+			f.buf.addRoute(seq, 0, f.key, o.prefix, o.nhID, o.hops, o.oifs)
 		}
 		f.stats.Writes++
 		return true

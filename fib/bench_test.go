@@ -203,7 +203,7 @@ func BenchmarkEncodeRoutes(b *testing.B) {
 	for b.Loop() {
 		m.reset()
 		for i, p := range ps {
-			m.addRoute(uint32(i), 0, testKey, p, 0, gw)
+			m.addRoute(uint32(i), 0, testKey, p, 0, gw, nil)
 		}
 	}
 	b.ReportMetric(float64(len(ps))*float64(b.N)/b.Elapsed().Seconds(), "routes/s")

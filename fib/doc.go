@@ -54,6 +54,20 @@
 // nexthop object must name it, so the FIB looks the gateway up as
 // `ip route get` does and refuses gateways reached through another router.
 //
+// An IPv6 link-local gateway is not looked up: every LAN has fe80::/64, and
+// the first match is as good as any other. It must carry its interface as
+// the address's zone (fe80::2%eth1; a link-local gateway without one is
+// refused with ErrInvalidRoute, and only link-local gateways take a zone).
+// The zone, a name or else a decimal index in the FIB's namespace, is
+// resolved with an RTM_GETLINK when the gateway is first used and on every
+// full comparison (which link changes lead to), and written as RTA_OIF,
+// rtnh_ifindex or NHA_OIF. The zone is part of the gateway: fe80::2%eth0
+// and fe80::2%eth1 are two gateways, with two objects. Reading back, the
+// interface index becomes the zone again (a table of the namespace's links
+// names it), so the kernel compares equal to the desired state. A gateway
+// whose interface is missing, renamed or down is unusable, and its routes
+// are installed without it, never on another interface, until it is back.
+//
 // # The kernel is the truth
 //
 // The FIB keeps the desired state, what Apply was asked for: prefix -> an

@@ -145,7 +145,7 @@ func ourWrites(t *testing.T, mon *conn, f *FIB) map[netip.Prefix]int {
 				t.Fatal(err)
 			}
 			d = rest
-			if r, _, err := parseRoute(msg.data, nil); err == nil && msg.pid == me {
+			if r, _, err := parseRoute(msg.data, nil, nil); err == nil && msg.pid == me {
 				writes[r.prefix]++
 			}
 		}

@@ -245,6 +245,9 @@ type FIB struct {
 	closed bool
 	// writer is the port id of c, read by the monitor without the lock.
 	writer atomic.Uint32
+	// links names interfaces by index, to give link-local gateways read
+	// back their zone; read by the monitor without the lock.
+	links atomic.Pointer[linkTable]
 	// mon is Maintain's notification socket, whose kernel filter drops the
 	// echo of writer's changes; monMu guards it, taken after mu.
 	monMu    sync.Mutex
@@ -294,6 +297,9 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
 }
 
 func (f *FIB) open(ctx context.Context, prev *state) error {
+	if err := f.refreshLinks(ctx); err != nil {
+		return err
+	}
 	_, probeErr := f.dumpNexthops(ctx)
 	f.haveNH = probeErr == nil
 	var err error

@@ -116,7 +116,7 @@ func checkObjects(t *testing.T, ns *testNS, f *FIB, want []Route) {
 			continue
 		}
 		singles++
-		if gw, err := netip.ParseAddr(n.Gateway); err != nil || !wantSingles[gw] {
+		if !wantSingles[ipGateway(t, n.Gateway, n.Dev)] {
 			t.Errorf("nexthop object %d via %q is not needed", n.ID, n.Gateway)
 		}
 	}

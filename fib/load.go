@@ -8,8 +8,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// dumpNexthops returns every nexthop object of the namespace.
+// dumpNexthops returns every nexthop object of the namespace, link-local
+// gateways with the zone of their interface.
 func (f *FIB) dumpNexthops(ctx context.Context) ([]kernelNexthop, error) {
+	links := f.links.Load()
 	var req msgBuf
 	seq := f.c.nextSeq(1)
 	req.dumpNexthops(seq)
@@ -22,6 +24,7 @@ func (f *FIB) dumpNexthops(ctx context.Context) ([]kernelNexthop, error) {
 		if err != nil {
 			return err
 		}
+		n.gw = links.zone(n.gw, n.oif)
 		nhs = append(nhs, n)
 		return nil
 	})
@@ -49,6 +52,7 @@ func (f *FIB) scanOnce(ctx context.Context, k routeKey, arena *[]NextHop, fn fun
 	// One route value for the whole dump: fn takes its address, which
 	// would otherwise put every route of the table on the heap.
 	var r kernelRoute
+	links := f.links.Load()
 	for _, fam := range []uint8{unix.AF_INET, unix.AF_INET6} {
 		var req msgBuf
 		seq := f.c.nextSeq(1)
@@ -59,7 +63,7 @@ func (f *FIB) scanOnce(ctx context.Context, k routeKey, arena *[]NextHop, fn fun
 			}
 			var err error
 			var grown []NextHop
-			r, grown, err = parseRoute(m.data, (*arena)[:0])
+			r, grown, err = parseRoute(m.data, (*arena)[:0], links)
 			*arena = grown
 			if err != nil {
 				return err
@@ -121,6 +125,9 @@ func (f *FIB) Dump(ctx context.Context) ([]Route, error) {
 		return nil, err
 	}
 	defer f.mu.Unlock()
+	if err := f.refreshLinks(ctx); err != nil {
+		return nil, err
+	}
 	var nhs []kernelNexthop
 	if f.haveNH {
 		var err error

@@ -200,7 +200,7 @@ func waitRoute(b *testing.B, mon *conn, p netip.Prefix) {
 			if m.typ != unix.RTM_NEWROUTE {
 				continue
 			}
-			if r, _, err := parseRoute(m.data, nil); err == nil && r.prefix == p {
+			if r, _, err := parseRoute(m.data, nil, nil); err == nil && r.prefix == p {
 				return
 			}
 		}

@@ -114,7 +114,7 @@ func (f *FIB) readEvents(c *conn, out chan<- event, stop <-chan struct{}) {
 func (f *FIB) classify(m nlMsg, arena *[]NextHop) (event, bool) {
 	switch m.typ {
 	case unix.RTM_NEWROUTE, unix.RTM_DELROUTE:
-		r, grown, err := parseRoute(m.data, (*arena)[:0])
+		r, grown, err := parseRoute(m.data, (*arena)[:0], f.links.Load())
 		*arena = grown
 		if err != nil || r.table != f.key.table || r.metric != f.key.metric {
 			return event{}, false

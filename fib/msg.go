@@ -126,19 +126,31 @@ func tableByte(t uint32) uint8 {
 
 // addRoute appends an RTM_NEWROUTE that creates or replaces the route:
 // through nexthop object nhID when it is not 0, else through hops inline.
-func (m *msgBuf) addRoute(seq uint32, flags uint16, k routeKey, p netip.Prefix, nhID uint32, hops []NextHop) {
+// oifs, when not nil, holds each hop's interface index (0: the kernel finds
+// it), as the interface of a link-local gateway must be given.
+func (m *msgBuf) addRoute(seq uint32, flags uint16, k routeKey, p netip.Prefix, nhID uint32, hops []NextHop, oifs []int32) {
 	off := m.begin(unix.RTM_NEWROUTE, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_REPLACE|flags, seq)
 	m.rtmsg(p, k, unix.RT_SCOPE_UNIVERSE, unix.RTN_UNICAST)
+	oif := func(i int) int32 {
+		if i < len(oifs) {
+			return oifs[i]
+		}
+		return 0
+	}
 	switch {
 	case nhID != 0:
 		m.attrU32(rtaNHID, nhID)
 	case len(hops) == 1:
 		m.gateway(p, hops[0].Addr)
+		if o := oif(0); o > 0 {
+			m.attrU32(unix.RTA_OIF, uint32(o))
+		}
 	default:
 		mp := m.nest(unix.RTA_MULTIPATH)
-		for _, h := range hops {
+		for i, h := range hops {
 			rtnh := m.grow(sizeofRtNh)
 			m.b[rtnh+3] = uint8(kernelWeight(h) - 1)
+			ne.PutUint32(m.b[rtnh+4:], uint32(oif(i)))
 			m.gateway(p, h.Addr)
 			ne.PutUint16(m.b[rtnh:], uint16(len(m.b)-rtnh))
 		}
@@ -346,8 +358,9 @@ type kernelRoute struct {
 
 // parseRoute reads an RTM_NEWROUTE. Next hops are appended to arena, which
 // is returned grown, so a dump of a million routes allocates a handful of
-// large slices instead of a million small ones.
-func parseRoute(data []byte, arena []NextHop) (kernelRoute, []NextHop, error) {
+// large slices instead of a million small ones. Link-local gateways get the
+// zone links names their interface by (none with a nil table).
+func parseRoute(data []byte, arena []NextHop, links *linkTable) (kernelRoute, []NextHop, error) {
 	var r kernelRoute
 	if len(data) < sizeofRtMsg {
 		return r, arena, fmt.Errorf("%w: short rtmsg", errMalformed)
@@ -355,6 +368,7 @@ func parseRoute(data []byte, arena []NextHop) (kernelRoute, []NextHop, error) {
 	fam, bits := data[0], int(data[1])
 	r.table, r.proto, r.typ = uint32(data[4]), data[5], data[7]
 	start := len(arena)
+	gw := -1
 	var dst netip.Addr
 	var perr error
 	err := walkAttrs(data[sizeofRtMsg:], func(typ uint16, v []byte) {
@@ -379,15 +393,20 @@ func parseRoute(data []byte, arena []NextHop) (kernelRoute, []NextHop, error) {
 			}
 		case unix.RTA_GATEWAY, unix.RTA_VIA:
 			if a, ok := gatewayAttr(fam, typ, v); ok {
+				gw = len(arena)
 				arena = append(arena, NextHop{Addr: a})
 				r.gwSet = true
 			}
 		case unix.RTA_MULTIPATH:
-			arena, perr = parseMultipath(fam, v, arena)
+			arena, perr = parseMultipath(fam, v, arena, links)
 		}
 	})
 	if err == nil {
 		err = perr
+	}
+	if gw >= 0 {
+		// RTA_OIF may follow RTA_GATEWAY: the zone is known only now.
+		arena[gw].Addr = links.zone(arena[gw].Addr, r.oif)
 	}
 	if !dst.IsValid() {
 		if fam == unix.AF_INET {
@@ -410,7 +429,7 @@ func gatewayAttr(fam uint8, typ uint16, v []byte) (netip.Addr, bool) {
 	return parseAddr(fam, v)
 }
 
-func parseMultipath(fam uint8, b []byte, arena []NextHop) ([]NextHop, error) {
+func parseMultipath(fam uint8, b []byte, arena []NextHop, links *linkTable) ([]NextHop, error) {
 	for len(b) >= sizeofRtNh {
 		n := int(ne.Uint16(b))
 		if n < sizeofRtNh || n > len(b) {
@@ -423,6 +442,7 @@ func parseMultipath(fam uint8, b []byte, arena []NextHop) ([]NextHop, error) {
 			}
 		})
 		if h.Addr.IsValid() {
+			h.Addr = links.zone(h.Addr, int32(ne.Uint32(b[4:])))
 			arena = append(arena, h)
 		}
 		b = b[min(align4(n), len(b)):]

@@ -38,13 +38,13 @@ func TestRouteMessageRoundTrip(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			var m msgBuf
 			p := mustPrefix(tt.prefix)
-			m.addRoute(77, 0, testKey, p, tt.nhID, tt.hops)
+			m.addRoute(77, 0, testKey, p, tt.nhID, tt.hops, nil)
 			msg := oneMsg(t, m.b)
 			if msg.typ != unix.RTM_NEWROUTE || msg.seq != 77 ||
 				msg.flags != unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_REPLACE {
 				t.Fatalf("header %+v", msg)
 			}
-			r, _, err := parseRoute(msg.data, nil)
+			r, _, err := parseRoute(msg.data, nil, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -77,7 +77,7 @@ func TestDeleteMessage(t *testing.T) {
 	if msg.typ != unix.RTM_DELROUTE || msg.flags != unix.NLM_F_REQUEST|unix.NLM_F_ACK {
 		t.Fatalf("header %+v", msg)
 	}
-	r, _, err := parseRoute(msg.data, nil)
+	r, _, err := parseRoute(msg.data, nil, nil)
 	if err != nil || r.prefix != mustPrefix("2001:db8:100::1/128") || r.metric != 20 || r.proto != ProtoBGP || len(r.hops) != 0 {
 		t.Errorf("parsed %+v, %v", r, err)
 	}
@@ -184,9 +184,9 @@ func TestEncodeNoAllocs(t *testing.T) {
 	n := testing.AllocsPerRun(100, func() {
 		m.reset()
 		for i := range 100 {
-			m.addRoute(uint32(i), 0, testKey, p, 0, ecmp)
-			m.addRoute(uint32(i), 0, testKey, p, 0, gw)
-			m.addRoute(uint32(i), 0, testKey, p, 42, nil)
+			m.addRoute(uint32(i), 0, testKey, p, 0, ecmp, nil)
+			m.addRoute(uint32(i), 0, testKey, p, 0, gw, nil)
+			m.addRoute(uint32(i), 0, testKey, p, 42, nil, nil)
 			m.delRoute(uint32(i), 0, testKey, p)
 		}
 	})
@@ -197,13 +197,13 @@ func TestEncodeNoAllocs(t *testing.T) {
 
 func TestParseRouteArenaNoAllocs(t *testing.T) {
 	var m msgBuf
-	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "198.51.100.3"))
+	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "198.51.100.3"), nil)
 	data := oneMsg(t, m.b).data
 	arena := make([]NextHop, 0, 1024)
 	n := testing.AllocsPerRun(100, func() {
 		arena = arena[:0]
 		for range 100 {
-			_, arena, _ = parseRoute(data, arena)
+			_, arena, _ = parseRoute(data, arena, nil)
 		}
 	})
 	if n != 0 {
@@ -213,22 +213,22 @@ func TestParseRouteArenaNoAllocs(t *testing.T) {
 
 func TestParseMalformed(t *testing.T) {
 	var m msgBuf
-	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "198.51.100.3"))
+	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "198.51.100.3"), nil)
 	good := oneMsg(t, m.b).data
 	// Every truncation either parses (attributes cut at a boundary) or
 	// fails; none panics.
 	for i := range good {
-		_, _, _ = parseRoute(good[:i], nil)
+		_, _, _ = parseRoute(good[:i], nil, nil)
 		_, _ = parseNexthop(good[:i])
 	}
 	bad := slices.Clone(good)
 	ne.PutUint16(bad[sizeofRtMsg:], 2) // attribute shorter than its header
-	if _, _, err := parseRoute(bad, nil); err == nil {
+	if _, _, err := parseRoute(bad, nil, nil); err == nil {
 		t.Errorf("attribute length 2 accepted")
 	}
 	bad = slices.Clone(good)
 	bad[1] = 40 // /40 on an IPv4 prefix
-	if _, _, err := parseRoute(bad, nil); err == nil {
+	if _, _, err := parseRoute(bad, nil, nil); err == nil {
 		t.Errorf("IPv4 /40 accepted")
 	}
 	if _, _, err := nextMsg([]byte{1, 2, 3}); err == nil {
@@ -241,8 +241,8 @@ func TestParseMalformed(t *testing.T) {
 
 func FuzzParse(f *testing.F) {
 	var m msgBuf
-	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "2001:db8::3*4"))
-	m.addRoute(2, 0, testKey, mustPrefix("2001:db8:100::1/128"), 7, nil)
+	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "2001:db8::3*4"), nil)
+	m.addRoute(2, 0, testKey, mustPrefix("2001:db8:100::1/128"), 7, nil, nil)
 	m.addGroup(3, 0, ProtoBGP, 9, []nhMember{{1, 1}, {2, 3}})
 	m.addNexthop(4, 0, ProtoBGP, 1, mustAddr("198.51.100.2"), 2)
 	f.Add(m.b)
@@ -255,7 +255,7 @@ func FuzzParse(f *testing.F) {
 			}
 			b = rest
 			_, _, _ = parseError(msg)
-			r, _, err := parseRoute(msg.data, nil)
+			r, _, err := parseRoute(msg.data, nil, nil)
 			if err == nil && !r.prefix.IsValid() {
 				t.Fatalf("parseRoute returned an invalid prefix without error")
 			}

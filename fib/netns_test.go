@@ -53,10 +53,16 @@ func newNS(tb testing.TB) *testNS {
 	} {
 		ns.ip(tb, args...)
 	}
-	// The carrier comes up in the background, on each end: wait for it, so
-	// that its notification is not taken for a change made during the test.
+	ns.waitUp(tb, "d0", "d1")
+	return ns
+}
+
+// waitUp waits for the carrier of links, which comes up in the background,
+// so that its notification is not taken for a change made during the test.
+func (ns *testNS) waitUp(tb testing.TB, devs ...string) {
+	tb.Helper()
 	deadline := time.Now().Add(10 * time.Second)
-	for _, dev := range []string{"d0", "d1"} {
+	for _, dev := range devs {
 		for !strings.Contains(ns.ip(tb, "-br", "link", "show", dev), " UP ") {
 			if time.Now().After(deadline) {
 				tb.Fatalf("veth %s did not come up", dev)
@@ -64,7 +70,6 @@ func newNS(tb testing.TB) *testNS {
 			time.Sleep(10 * time.Millisecond)
 		}
 	}
-	return ns
 }
 
 // del removes the namespace, with its links and routes, unless it is gone.
@@ -110,6 +115,7 @@ type ipRoute struct {
 	Dst      string  `json:"dst"`
 	Gateway  string  `json:"gateway"`
 	Via      *ipVia  `json:"via"`
+	Dev      string  `json:"dev"`
 	NHID     uint32  `json:"nhid"`
 	Metric   uint32  `json:"metric"`
 	Protocol string  `json:"protocol"`
@@ -123,6 +129,7 @@ type ipVia struct {
 type ipHop struct {
 	Gateway string `json:"gateway"`
 	Via     *ipVia `json:"via"`
+	Dev     string `json:"dev"`
 	Weight  uint32 `json:"weight"`
 }
 
@@ -163,31 +170,42 @@ func (r ipRoute) route(tb testing.TB, v6 bool) Route {
 	if err != nil {
 		tb.Fatalf("ip route dst %q: %v", r.Dst, err)
 	}
-	hop := func(gw string, via *ipVia, w uint32) NextHop {
+	hop := func(gw string, via *ipVia, dev string, w uint32) NextHop {
 		if via != nil {
 			gw = via.Host
 		}
-		a, err := netip.ParseAddr(gw)
-		if err != nil {
-			tb.Fatalf("ip route %s gateway %q: %v", dst, gw, err)
-		}
-		return NextHop{Addr: a, Weight: w}
+		return NextHop{Addr: ipGateway(tb, gw, dev), Weight: w}
 	}
 	var hops []NextHop
 	if len(r.NextHops) > 0 {
 		for _, h := range r.NextHops {
-			hops = append(hops, hop(h.Gateway, h.Via, h.Weight))
+			hops = append(hops, hop(h.Gateway, h.Via, h.Dev, h.Weight))
 		}
 	} else if r.Gateway != "" || r.Via != nil {
-		hops = append(hops, hop(r.Gateway, r.Via, 0))
+		hops = append(hops, hop(r.Gateway, r.Via, r.Dev, 0))
 	}
 	return Canonical(Route{Prefix: p, NextHops: hops})
+}
+
+// ipGateway is the gateway iproute2 shows on device dev: a link-local one
+// with dev as its zone, the way the FIB gives them.
+func ipGateway(tb testing.TB, gw, dev string) netip.Addr {
+	tb.Helper()
+	a, err := netip.ParseAddr(gw)
+	if err != nil {
+		tb.Fatalf("ip gateway %q: %v", gw, err)
+	}
+	if needsZone(a) {
+		a = a.WithZone(dev)
+	}
+	return a
 }
 
 // ipNexthop is one object of `ip -j nexthop show`.
 type ipNexthop struct {
 	ID       uint32 `json:"id"`
 	Gateway  string `json:"gateway"`
+	Dev      string `json:"dev"`
 	Protocol string `json:"protocol"`
 	Group    []struct {
 		ID     uint32 `json:"id"`

@@ -35,6 +35,17 @@ type nhObject struct {
 
 func (o *nhObject) group() bool { return o.members != nil }
 
+func (o *nhObject) appendOIF(oifs *[]int32) {
+	if oifs == nil {
+		return
+	}
+	oif := int32(0)
+	if o.gw.Zone() != "" {
+		oif = o.oif
+	}
+	*oifs = append(*oifs, oif)
+}
+
 // nhTable is the pure state of our nexthop objects: content-addressed (one
 // single object per gateway, one group per distinct weighted gateway set),
 // reference counted, with ids allocated from a range we own.
@@ -70,7 +81,8 @@ func newNHTable(first, last uint32) *nhTable {
 	}
 }
 
-// appendKey appends the index key of a canonical hop set: the gateways with
+// appendKey appends the index key of a canonical hop set: the gateways,
+// zones included (fe80::2%eth0 and fe80::2%eth1 are two gateways), with
 // their canonical weights. The key is by gateway, not by member id, so that
 // adopted objects are found again by what they mean.
 func appendKey(b []byte, hops []NextHop) []byte {
@@ -82,6 +94,9 @@ func appendKey(b []byte, hops []NextHop) []byte {
 	for _, h := range hops {
 		a := h.Addr.As16()
 		b = append(b, a[:]...)
+		z := h.Addr.Zone()
+		b = append(b, byte(len(z)))
+		b = append(b, z...)
 		if len(hops) > 1 {
 			b = append(b, byte(h.Weight>>8), byte(h.Weight))
 		}
@@ -357,8 +372,10 @@ func (t *nhTable) liveMembers(dst []nhMember, o *nhObject) []nhMember {
 
 // appendHops appends the next hops a route through the object carries now:
 // the usable members with their weights, reduced again when some are left
-// out. It appends nothing when no member is usable.
-func (t *nhTable) appendHops(dst []NextHop, id uint32) []NextHop {
+// out. It appends nothing when no member is usable. With oifs, it also
+// appends to *oifs, hop for hop, the interface a zoned gateway resolved to
+// (0 for others, whose interface the kernel finds).
+func (t *nhTable) appendHops(dst []NextHop, oifs *[]int32, id uint32) []NextHop {
 	o, ok := t.objs[id]
 	if !ok || o.bad != nil {
 		return dst
@@ -366,13 +383,16 @@ func (t *nhTable) appendHops(dst []NextHop, id uint32) []NextHop {
 	if !o.group() {
 		if t.good(id) {
 			dst = append(dst, NextHop{Addr: o.gw})
+			o.appendOIF(oifs)
 		}
 		return dst
 	}
 	start := len(dst)
 	for _, m := range o.members {
 		if t.good(m.id) {
-			dst = append(dst, NextHop{Addr: t.objs[m.id].gw, Weight: m.weight})
+			mo := t.objs[m.id]
+			dst = append(dst, NextHop{Addr: mo.gw, Weight: m.weight})
+			mo.appendOIF(oifs)
 		}
 	}
 	// Member weights are the kernel's (1 for unweighted); normalizing gives

@@ -278,6 +278,13 @@ func TestAppendKeyDistinct(t *testing.T) {
 		canonicalHops(nil, hops("198.51.100.2*1", "198.51.100.3*2")),
 		canonicalHops(nil, hops("198.51.100.2*2", "198.51.100.3*1")),
 		canonicalHops(nil, hops("198.51.100.2*1", "198.51.100.3*256")),
+		// The zone is part of a link-local gateway.
+		hops("fe80::2%d0"),
+		hops("fe80::2%e0"),
+		hops("fe80::2%d"),
+		canonicalHops(nil, hops("fe80::2%d0", "fe80::2%e0")),
+		canonicalHops(nil, hops("fe80::2%d0", "fe80::3%e0")),
+		canonicalHops(nil, hops("fe80::2%e0", "fe80::3%d0")),
 	}
 	seen := map[string]string{}
 	for _, s := range sets {

@@ -127,9 +127,12 @@ func (f *FIB) deleteNexthops(ctx context.Context, ids []uint32) error {
 }
 
 // resolve finds the interface of an on-link gateway, as `ip route get`
-// would: nexthop objects must name one, and either way a gateway that is
+// would (a link-local gateway's is its zone's): nexthop objects must name one, and either way a gateway that is
 // not on link is left out of the routes instead of failing them whole.
 func (f *FIB) resolve(ctx context.Context, gw netip.Addr) (int32, error) {
+	if gw.Zone() != "" {
+		return f.resolveZone(ctx, gw)
+	}
 	var req msgBuf
 	seq := f.c.nextSeq(1)
 	req.getRoute(seq, gw)
@@ -139,7 +142,7 @@ func (f *FIB) resolve(ctx context.Context, gw netip.Addr) (int32, error) {
 			return fmt.Errorf("%w: answer type %d to a route lookup", errMalformed, m.typ)
 		}
 		var err error
-		r, _, err = parseRoute(m.data, nil)
+		r, _, err = parseRoute(m.data, nil, nil)
 		return err
 	})
 	switch {

@@ -75,6 +75,9 @@ func (f *FIB) Check(ctx context.Context) (Report, error) {
 		return Report{}, err
 	}
 	defer f.mu.Unlock()
+	if err := f.refreshLinks(ctx); err != nil {
+		return Report{}, err
+	}
 	var r Report
 	add := func(l *[]netip.Prefix, p netip.Prefix) {
 		if len(*l) < maxReported {
@@ -130,6 +133,11 @@ func (f *FIB) compare(ctx context.Context, diff func(p netip.Prefix, set uint32,
 func (f *FIB) resyncAll(ctx context.Context) (Result, error) {
 	f.stats.Resyncs++
 	f.resync = false
+	// Links may have come, gone or been renamed (their changes lead here):
+	// routes read back must name their interfaces as they are now.
+	if err := f.refreshLinks(ctx); err != nil {
+		return Result{}, err
+	}
 	for _, id := range f.sets.singles() {
 		if err := f.resolveObj(ctx, id, f.sets.objs[id]); err != nil {
 			return Result{}, err
@@ -175,7 +183,9 @@ func (f *FIB) checkObjects(ctx context.Context) error {
 		case !ok || !f.sets.usable(n.id):
 			garbage = append(garbage, n.id)
 		case !o.group():
-			inKernel[n.id] = n.gw.Unmap() == o.gw && n.oif == o.oif && n.group == nil
+			// By address and interface index: a zone may name the
+			// interface by its index, which reading back does not.
+			inKernel[n.id] = n.gw.Unmap().WithZone("") == o.gw.WithZone("") && n.oif == o.oif && n.group == nil
 		default:
 			lm = f.sets.liveMembers(lm[:0], o)
 			inKernel[n.id] = slicesEqualMembers(lm, n.group)

@@ -198,8 +198,12 @@ func validateRoute(p netip.Prefix, hops []NextHop) error {
 		switch {
 		case !a.IsValid() || a.IsUnspecified():
 			return fmt.Errorf("%w: %v: invalid next hop %v", ErrInvalidRoute, p, a)
-		case a.Zone() != "":
-			return fmt.Errorf("%w: %v: next hop %v has a zone; link-local gateways are not supported", ErrInvalidRoute, p, a)
+		case a.Zone() != "" && !needsZone(a):
+			return fmt.Errorf("%w: %v: next hop %v has a zone; only IPv6 link-local gateways take one", ErrInvalidRoute, p, a)
+		case needsZone(a) && a.Zone() == "":
+			return fmt.Errorf("%w: %v: link-local next hop %v has no interface (zone)", ErrInvalidRoute, p, a)
+		case a.Zone() != "" && !validZone(a.Zone()):
+			return fmt.Errorf("%w: %v: next hop %v: zone is not an interface name or index", ErrInvalidRoute, p, a)
 		case p.Addr().Is6() && a.Is4():
 			return fmt.Errorf("%w: %v: IPv6 route with IPv4 next hop %v", ErrInvalidRoute, p, a)
 		case a.IsMulticast() || a.IsLoopback():

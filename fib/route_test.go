@@ -201,7 +201,17 @@ func TestValidateRoute(t *testing.T) {
 		{"203.0.113.1/32", hops("224.0.0.1"), false},
 		{"203.0.113.1/32", hops("127.0.0.1"), false},
 		{"203.0.113.1/32", []NextHop{{}}, false},
-		{"203.0.113.1/32", []NextHop{{Addr: mustAddr("fe80::1%d0")}}, false},
+		// Link-local gateways need their interface, and only they take one.
+		{"203.0.113.1/32", hops("fe80::1%d0"), true}, // RFC 8950 over a LAN
+		{"2001:db8:100::1/128", hops("fe80::1%d0"), true},
+		{"2001:db8:100::1/128", hops("fe80::1%7"), true},
+		{"2001:db8:100::1/128", hops("fe80::1"), false},
+		{"203.0.113.1/32", hops("fe80::1"), false},
+		{"2001:db8:100::1/128", hops("2001:db8::2%d0"), false},
+		{"2001:db8:100::1/128", hops("fe80::1%interface-name-too-long"), false},
+		{"2001:db8:100::1/128", []NextHop{{Addr: mustAddr("fe80::1").WithZone("d0\x00x")}}, false},
+		{"2001:db8:100::1/128", []NextHop{{Addr: mustAddr("fe80::1").WithZone("d 0")}}, false},
+		{"2001:db8:100::1/128", hops("fe80::1%.."), false},
 	}
 	for _, tt := range tests {
 		err := validateRoute(mustPrefix(tt.prefix), canonicalHops(nil, tt.hops))

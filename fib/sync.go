@@ -134,8 +134,12 @@ func (f *FIB) matches(r *kernelRoute, set uint32) bool {
 		return false
 	}
 	p := &f.plan
-	p.scratch = f.sets.appendHops(p.scratch[:0], set)
+	p.scratch = f.sets.appendHops(p.scratch[:0], nil, set)
 	n := len(p.scratch)
+	if links := f.links.Load(); links.namedHops(p.scratch) {
+		// A zone given as an index reads back as its interface's name.
+		slices.SortFunc(p.scratch, func(a, b NextHop) int { return a.Addr.Compare(b.Addr) })
+	}
 	p.scratch = canonicalHops(p.scratch, r.hops)
 	return hopsEqual(p.scratch[:n], p.scratch[n:])
 }
