@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build test deps k8sbin lint bench fuzz lab clean generate
+.PHONY: all build test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
 
 all: build
 
@@ -56,6 +56,16 @@ generate:
 # make bench PKG=./bgp/wire BENCH=Decode
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(PKG)
+
+# bgplb router, BIRD, FRR and gobgpd side by side (bench/compare_test.go),
+# then the many-peers load and the router's restart; tens of minutes, root.
+# COMPARE_FLAGS narrows it: make bench-compare COMPARE_BENCH=Compare/100k
+# Environment: BGPLB_COMPARE_RUNS (3), BGPLB_COMPARE_SIZES (100000,1000000),
+# BGPLB_COMPARE (bird,frr,gobgpd: which to run beside bgplb), BGPLB_PEERS
+# (5000), BGPLB_PEERS_BIRD (500), BGPLB_PEER_ROUTES (4).
+COMPARE_BENCH ?= Compare|ManyPeers|RouterRestart
+bench-compare: build
+	cd bench && BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^$$' -bench '$(COMPARE_BENCH)' -benchtime 1x -count 1 -timeout 3h .
 
 # Runs every Fuzz target in PKG for FUZZTIME each, and fails if there is none:
 # make fuzz FUZZTIME=1m
