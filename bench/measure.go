@@ -148,3 +148,31 @@ func Median(xs []float64) float64 {
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
+
+// Listening reports whether a TCP socket listens on port in the namespace
+// of process pid, from /proc/PID/net/tcp (IPv4) and tcp6.
+func Listening(pid int, port uint16) (bool, error) {
+	for _, f := range []string{"tcp", "tcp6"} {
+		data, err := os.ReadFile(fmt.Sprintf("/proc/%d/net/%s", pid, f))
+		if err != nil {
+			return false, fmt.Errorf("bench: sockets: %w", err)
+		}
+		if listensOn(data, port) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// listensOn scans /proc/net/tcp lines: "sl local_address rem_address st",
+// the address as hex IP:PORT and the state 0A for LISTEN.
+func listensOn(data []byte, port uint16) bool {
+	want := fmt.Sprintf(":%04X", port)
+	for line := range strings.SplitSeq(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 3 && strings.HasSuffix(f[1], want) && f[3] == "0A" {
+			return true
+		}
+	}
+	return false
+}

@@ -155,3 +155,13 @@ func TestNodeAddrsDistinct(t *testing.T) {
 		}
 	}
 }
+
+func TestListensOn(t *testing.T) {
+	data := []byte(`  sl  local_address rem_address   st tx_queue rx_queue
+   0: 0100007F:24F1 00000000:0000 0A 00000000:00000000 00:00000000 00000000
+   1: 016433C6:00B3 0B6433C6:9C40 01 00000000:00000000 00:00000000 00000000
+`)
+	if !listensOn(data, 9457) || listensOn(data, 179) {
+		t.Fatal("want 9457 listening and 179 only connected")
+	}
+}

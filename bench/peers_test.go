@@ -232,6 +232,14 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 		return res, fmt.Errorf("bench: no many-peers setup for %s", daemon)
 	}
 	d := &running{pids: []int{pid}, count: kernelCount(pid), alive: alive}
+	if err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		if err := alive(); err != nil {
+			return false, lab.Permanent(err)
+		}
+		return Listening(pid, 179)
+	}); err != nil {
+		return res, fmt.Errorf("bench: %s never listened: %w", daemon, err)
+	}
 	base, err := d.count(ctx)
 	if err != nil {
 		return res, err
@@ -250,8 +258,16 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 	defer nodes.dropAll()
 	start := time.Now()
 	dialErr := make(chan error, 1)
-	go func() { dialErr <- dialNodes(ctx, l.Host("gen"), peers, routes, &nodes) }()
-	waitErr := waitCount(ctx, d, base+peers*routes)
+	wctx, failed := context.WithCancel(ctx)
+	defer failed()
+	go func() {
+		err := dialNodes(ctx, l.Host("gen"), peers, routes, &nodes)
+		if err != nil {
+			failed() // no use waiting for routes that will not come
+		}
+		dialErr <- err
+	}()
+	waitErr := waitCount(wctx, d, base+peers*routes)
 	res.Up = time.Since(start)
 	if err := errors.Join(<-dialErr, waitErr); err != nil {
 		return res, err
@@ -323,7 +339,7 @@ func BenchmarkManyPeers(b *testing.B) {
 		b.Run(fmt.Sprintf("%s-%d", c.daemon, c.peers), func(b *testing.B) {
 			requireLab(b, "bird")
 			for range b.N {
-				ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+				ctx, cancel := context.WithTimeout(context.Background(), time.Duration(envInt("BGPLB_BENCH_TIMEOUT_S", 900))*time.Second)
 				res, err := peersOnce(ctx, b, c.daemon, c.peers, routes)
 				cancel()
 				if err != nil {
