@@ -67,6 +67,14 @@ COMPARE_BENCH ?= Compare|ManyPeers|RouterRestart
 bench-compare: build
 	cd bench && BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^$$' -bench '$(COMPARE_BENCH)' -benchtime 1x -count 1 -timeout 3h .
 
+# 50 peers flapping and churning against the router in namespaces for
+# SOAK_DURATION (bench/soak_test.go): RSS and goroutines must stay flat, the
+# log hold no unexpected WARN/ERROR, the kernel end equal to the RIB. Root;
+# not part of `make test`.
+SOAK_DURATION ?= 10m
+soak: build
+	cd bench && SOAK_DURATION=$(SOAK_DURATION) BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^TestSoak$$' -count 1 -v -timeout 0 .
+
 # Runs every Fuzz target in PKG for FUZZTIME each, and fails if there is none:
 # make fuzz FUZZTIME=1m
 fuzz:

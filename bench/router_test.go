@@ -26,7 +26,7 @@ var (
 
 // bgplb builds the binary once per test process, or returns $BGPLB_BIN
 // (make bench-compare builds bin/bgplb first).
-func bgplb(b *testing.B) string {
+func bgplb(b testing.TB) string {
 	buildOnce.Do(func() {
 		if p := os.Getenv("BGPLB_BIN"); p != "" {
 			binPath, buildErr = filepath.Abs(p)
