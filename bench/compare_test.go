@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -141,18 +142,26 @@ func parseGoBGPSummary(out []byte) (int, error) {
 	return strconv.Atoi(string(m[1]))
 }
 
+// pairLAN is a lab of two hosts on one LAN: "router" (cmpRouter, the
+// daemon under test) and "node" (cmpNode, the injector).
+func pairLAN(ctx context.Context, prefix string) (*lab.Lab, error) {
+	l, _, err := lab.NewLAN(ctx, prefix,
+		lab.HostSpec{Name: "router", Addrs: []netip.Prefix{netip.PrefixFrom(cmpRouter, 24)}},
+		lab.HostSpec{Name: "node", Addrs: []netip.Prefix{netip.PrefixFrom(cmpNode, 24)}})
+	if err != nil && l != nil {
+		return nil, errors.Join(err, l.Close())
+	}
+	return l, err
+}
+
 // compareOnce runs one daemon through one install and one session drop in
 // a LAN of its own, torn down before it returns.
 func compareOnce(ctx context.Context, b *testing.B, s subject, nlri []wire.NLRI) (res runResult, err error) {
-	l, _, err := lab.NewLAN(ctx, "bc",
-		lab.HostSpec{Name: "router", Addrs: []netip.Prefix{netip.PrefixFrom(cmpRouter, 24)}},
-		lab.HostSpec{Name: "node", Addrs: []netip.Prefix{netip.PrefixFrom(cmpNode, 24)}})
-	if l != nil {
-		defer l.Close()
-	}
+	l, err := pairLAN(ctx, "bc")
 	if err != nil {
 		return res, err
 	}
+	defer l.Close()
 	d, err := s.start(ctx, b, l.Host("router"))
 	if err != nil {
 		return res, err

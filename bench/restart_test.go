@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -34,15 +33,11 @@ func BenchmarkRouterRestart(b *testing.B) {
 }
 
 func restartOnce(ctx context.Context, b *testing.B, n int) error {
-	l, _, err := lab.NewLAN(ctx, "br",
-		lab.HostSpec{Name: "router", Addrs: []netip.Prefix{netip.PrefixFrom(cmpRouter, 24)}},
-		lab.HostSpec{Name: "node", Addrs: []netip.Prefix{netip.PrefixFrom(cmpNode, 24)}})
-	if l != nil {
-		defer l.Close()
-	}
+	l, err := pairLAN(ctx, "br")
 	if err != nil {
 		return err
 	}
+	defer l.Close()
 	rns, nns := l.Host("router"), l.Host("node")
 	nlri := hostRoutes(n)
 	icfg := injectorConfig{Local: cmpNode, Remote: cmpRouter, LocalAS: cmpNodeAS, PeerAS: cmpRouterAS}
