@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build test deps k8sbin lint bench fuzz lab clean generate
+.PHONY: all build test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
 
 all: build
 
@@ -24,6 +24,14 @@ build:
 # ordinary tests.
 test: $(if $(or $(CI),$(DEPS)),deps) lint k8sbin
 	$(GO) test $(GOTESTFLAGS) ./...
+	$(GO) test -race -short $(GOTESTFLAGS) $(RACE_PKGS)
+
+# The packages that run goroutines, again under the race detector. -short
+# trims the longest randomized tests: 90 s for all nine packages on 2 cores
+# with a warm build cache (without -short, 170 s of tests alone). The first
+# run after a change of dependencies also builds them race-instrumented
+# (client-go and controller-runtime for speaker and controller: minutes).
+RACE_PKGS ?= ./bgp/session/... ./bgp/rib/... ./fib/... ./router/... ./speaker/... ./controller/...
 
 deps:
 	hack/install-deps.sh
@@ -56,6 +64,25 @@ generate:
 # make bench PKG=./bgp/wire BENCH=Decode
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(PKG)
+
+# bgplb router, BIRD, FRR and gobgpd side by side (bench/compare_test.go),
+# then the many-peers load and the router's restart; tens of minutes, root.
+# (No package argument: go test streams the progress lines as they come.)
+# COMPARE_BENCH narrows it: make bench-compare COMPARE_BENCH=Compare/100k
+# Environment: BGPLB_COMPARE_RUNS (3), BGPLB_COMPARE_SIZES (100000,1000000),
+# BGPLB_COMPARE (bird,frr,gobgpd: which to run beside bgplb), BGPLB_PEERS
+# (5000), BGPLB_PEERS_BIRD (500), BGPLB_PEER_ROUTES (4).
+COMPARE_BENCH ?= Compare|ManyPeers|RouterRestart
+bench-compare: build
+	cd bench && BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^$$' -bench '$(COMPARE_BENCH)' -benchtime 1x -count 1 -timeout 3h
+
+# 50 peers flapping and churning against the router in namespaces for
+# SOAK_DURATION (bench/soak_test.go): RSS and goroutines must stay flat, the
+# log hold no unexpected WARN/ERROR, the kernel end equal to the RIB. Root;
+# not part of `make test`.
+SOAK_DURATION ?= 10m
+soak: build
+	cd bench && SOAK_DURATION=$(SOAK_DURATION) BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^TestSoak$$' -count 1 -v -timeout 0
 
 # Runs every Fuzz target in PKG for FUZZTIME each, and fails if there is none:
 # make fuzz FUZZTIME=1m

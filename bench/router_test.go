@@ -1,25 +1,18 @@
 package bench
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"log/slog"
-
-	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/labtest"
@@ -31,9 +24,14 @@ var (
 	buildErr  error
 )
 
-// bgplb builds the binary once per test process.
-func bgplb(b *testing.B) string {
+// bgplb builds the binary once per test process, or returns $BGPLB_BIN
+// (make bench-compare builds bin/bgplb first).
+func bgplb(b testing.TB) string {
 	buildOnce.Do(func() {
+		if p := os.Getenv("BGPLB_BIN"); p != "" {
+			binPath, buildErr = filepath.Abs(p)
+			return
+		}
 		dir, err := os.MkdirTemp("", "bgplb-bench-bin-")
 		if err != nil {
 			buildErr = err
@@ -80,19 +78,10 @@ metrics: {address: "127.0.0.1:9473"}
 api: {socket: SOCKET}
 `
 
-// feeder is our own session package playing the node that announces.
-type feeder struct {
-	up chan session.Negotiated
-}
-
-func (f *feeder) Established(_ *session.Peer, n session.Negotiated)     { f.up <- n }
-func (f *feeder) Update(*session.Peer, *wire.Update, wire.Action) error { return nil }
-func (f *feeder) EndOfRIB(*session.Peer, wire.Family)                   {}
-func (f *feeder) Down(*session.Peer, error)                             {}
-
 // BenchmarkRouterInstall feeds N /32s over one iBGP session into `bgplb
 // router` and measures, at the router's kernel, how long until all are
-// installed and then withdrawn, and the router's peak RSS.
+// installed and then withdrawn by explicit withdrawals (BenchmarkCompare
+// drops the session instead), and the router's peak RSS.
 func BenchmarkRouterInstall(b *testing.B) {
 	for _, n := range []int{100_000, 1_000_000} {
 		b.Run(fmt.Sprintf("%dk", n/1000), func(b *testing.B) {
@@ -107,84 +96,49 @@ func BenchmarkRouterInstall(b *testing.B) {
 func installOnce(b *testing.B, n int) {
 	labtest.Require(b)
 	bin := bgplb(b)
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
+	ctx := labtest.Context(b, 5*time.Minute)
 	l, _ := labtest.LAN(b,
 		lab.HostSpec{Name: "router", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}},
 		lab.HostSpec{Name: "node", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.11/24")}})
 	rns, nns := l.Host("router"), l.Host("node")
-
-	dir := b.TempDir()
-	cfgPath := filepath.Join(dir, "router.yaml")
-	cfg := strings.ReplaceAll(routerConfig, "SOCKET", filepath.Join(dir, "router.sock"))
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
-		b.Fatal(err)
-	}
-	proc, err := rns.StartWith(ctx, lab.StartOptions{Label: "bgplb-router", Env: strings.Fields(os.Getenv("BGPLB_BENCH_ENV"))}, bin, "router", "--config", cfgPath, "--log-level", "warn")
+	r, err := startRouter(ctx, bin, rns, b.TempDir(), routerConfig, "warn")
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer proc.Stop()
-	fwd, err := lab.Forward(nil, "127.0.0.1:0", rns, "127.0.0.1:9473")
+	defer r.kill()
+	inj, err := dialInjector(ctx, nns, injectorConfig{Local: cmpNode, Remote: cmpRouter, LocalAS: 64512, PeerAS: 64512})
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer fwd.Close()
-	metrics := "http://" + fwd.Addr().String() + "/metrics"
-
-	// The node dials from inside its namespace; the session runs on that
-	// connection from any thread.
-	var conn net.Conn
-	err = lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
-		derr := nns.Do(func() error {
-			var err error
-			conn, err = net.DialTimeout("tcp", "198.51.100.1:179", time.Second)
-			return err
-		})
-		return derr == nil, nil
-	})
-	if err != nil {
-		b.Fatal("router never listened:", err)
-	}
-	f := &feeder{up: make(chan session.Negotiated, 1)}
-	peer := session.New(session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: netip.MustParseAddr("198.51.100.11"),
-		PeerAddr: netip.MustParseAddr("198.51.100.1"), Passive: true, ExtendedMessage: true}, f, slog.New(slog.DiscardHandler))
-	pctx, pcancel := context.WithCancel(ctx)
-	defer pcancel()
-	go peer.Run(pctx)
-	peer.Accept(conn)
-	var neg session.Negotiated
-	select {
-	case neg = <-f.up:
-	case <-ctx.Done():
-		b.Fatal("session never came up")
-	}
-
+	defer inj.drop()
 	nlri := hostRoutes(n)
-	enc := wire.Encoder{Options: neg.Tx}
-	var attrs wire.Attrs
-	attrs.Origin, attrs.LocalPref = wire.OriginIGP, 100
-	attrs.ASPath = wire.ASPath{}
-	for _, t := range []uint8{wire.AttrOrigin, wire.AttrASPath, wire.AttrLocalPref} {
-		attrs.Set(t)
-	}
-	reach, _, err := enc.AppendReach(nil, wire.IPv4Unicast, netip.MustParseAddr("198.51.100.11"), netip.Addr{}, &attrs, nlri)
+	reach, err := inj.encodeReach(nlri)
 	if err != nil {
 		b.Fatal(err)
 	}
-	withdraw, _, err := enc.AppendWithdraw(nil, wire.IPv4Unicast, nlri)
+	withdraw, err := inj.encodeWithdraw(nlri)
 	if err != nil {
 		b.Fatal(err)
+	}
+	fibRoutes := func(want int) func(map[string]float64) bool {
+		return func(m map[string]float64) bool { return m["bgplb_router_fib_routes"] == float64(want) }
 	}
 
 	start := time.Now()
-	send(b, ctx, peer, reach)
-	waitRoutes(b, ctx, metrics, n)
+	if err := inj.send(ctx, reach); err != nil {
+		b.Fatal(err)
+	}
+	if err := r.waitMetric(ctx, fibRoutes(n)); err != nil {
+		b.Fatal(err)
+	}
 	installed := time.Since(start)
-	heap := metric(b, metrics, "go_memstats_heap_inuse_bytes")
+	m, err := r.scrape()
+	if err != nil {
+		b.Fatal(err)
+	}
 	if path := os.Getenv("BGPLB_BENCH_HEAP"); path != "" {
 		// A heap profile of the router with every route installed.
-		resp, err := http.Get(strings.TrimSuffix(metrics, "/metrics") + "/debug/pprof/heap?gc=1")
+		resp, err := http.Get(strings.TrimSuffix(r.metrics, "/metrics") + "/debug/pprof/heap?gc=1")
 		if err == nil {
 			prof, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
@@ -192,88 +146,23 @@ func installOnce(b *testing.B, n int) {
 		}
 	}
 	start = time.Now()
-	send(b, ctx, peer, withdraw)
-	waitRoutes(b, ctx, metrics, 0)
+	if err := inj.send(ctx, withdraw); err != nil {
+		b.Fatal(err)
+	}
+	if err := r.waitMetric(ctx, fibRoutes(0)); err != nil {
+		b.Fatal(err)
+	}
 	removed := time.Since(start)
+	u, err := ReadUsage(r.proc.PID())
+	if err != nil {
+		b.Fatal(err)
+	}
 
 	b.ReportMetric(installed.Seconds(), "install-s")
 	b.ReportMetric(float64(n)/installed.Seconds(), "routes/s")
 	b.ReportMetric(removed.Seconds(), "withdraw-s")
-	b.ReportMetric(float64(peakRSS(b, proc.PID()))/(1<<20), "peak-RSS-MB")
-	b.ReportMetric(heap/(1<<20), "heap-inuse-MB")
-}
-
-// send queues whole UPDATE messages in chunks of about 64 KiB.
-func send(b *testing.B, ctx context.Context, p *session.Peer, msgs []byte) {
-	for len(msgs) > 0 {
-		n := 0
-		for n < len(msgs) && n < 64<<10 {
-			n += int(msgs[n+16])<<8 | int(msgs[n+17])
-		}
-		if err := p.Send(ctx, msgs[:n]); err != nil {
-			b.Fatal(err)
-		}
-		msgs = msgs[n:]
-	}
-}
-
-// metric reads one value from the router's metrics.
-func metric(b *testing.B, url, name string) float64 {
-	resp, err := http.Get(url)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				b.Fatal(err)
-			}
-			return f
-		}
-	}
-	b.Fatalf("no %s in the metrics", name)
-	return 0
-}
-
-// waitRoutes polls the router's metrics until it reports want kernel routes.
-func waitRoutes(b *testing.B, ctx context.Context, url string, want int) {
-	err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
-		resp, err := http.Get(url)
-		if err != nil {
-			return false, nil
-		}
-		defer resp.Body.Close()
-		sc := bufio.NewScanner(resp.Body)
-		for sc.Scan() {
-			if v, ok := strings.CutPrefix(sc.Text(), "bgplb_router_fib_routes "); ok {
-				f, err := strconv.ParseFloat(v, 64)
-				return err == nil && int(f) == want, nil
-			}
-		}
-		return false, nil
-	})
-	if err != nil {
-		b.Fatalf("router never reported %d kernel routes: %v", want, err)
-	}
-}
-
-// peakRSS reads a process's high-water resident set, in bytes.
-func peakRSS(b *testing.B, pid int) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	b.Fatal("no VmHWM")
-	return 0
+	b.ReportMetric(float64(u.PeakRSS)/(1<<20), "peak-RSS-MB")
+	b.ReportMetric(m["go_memstats_heap_inuse_bytes"]/(1<<20), "heap-inuse-MB")
 }
 
 // TestHostRoutesDistinct: the benchmark must really install n distinct routes.
@@ -291,7 +180,7 @@ func TestHostRoutesDistinct(t *testing.T) {
 // TestMain removes the binary bgplb() built.
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
+	if binPath != "" && os.Getenv("BGPLB_BIN") == "" {
 		os.RemoveAll(filepath.Dir(binPath))
 	}
 	os.Exit(code)
