@@ -394,7 +394,6 @@ func (d *Daemon) apply(ctx context.Context, cs []fib.Change) {
 	d.metrics.FIBOps.WithLabelValues("add").Add(float64(res.Added))
 	d.metrics.FIBOps.WithLabelValues("replace").Add(float64(res.Replaced))
 	d.metrics.FIBOps.WithLabelValues("delete").Add(float64(res.Deleted))
-	d.metrics.FIBRoutes.Add(float64(res.Added - res.Deleted))
 	refused, unsent := splitFailures(res.Failed)
 	if n := len(refused); n > 0 {
 		d.metrics.FIBErrors.Add(float64(n))

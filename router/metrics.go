@@ -21,7 +21,6 @@ type Metrics struct {
 	PrefixesRejected *prometheus.CounterVec // by peer, reason
 	Updates          *prometheus.CounterVec // by peer, direction
 	SessionsRefused  *prometheus.CounterVec // by reason
-	FIBRoutes        prometheus.Gauge
 	FIBOps           *prometheus.CounterVec // by op (add, replace, delete)
 	FIBErrors        prometheus.Counter
 	FIBBatchSeconds  prometheus.Histogram
@@ -41,8 +40,6 @@ func NewMetrics() *Metrics {
 			Name: "bgplb_router_updates_total", Help: "UPDATE messages by peer and direction."}, []string{"peer", "direction"}),
 		SessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bgplb_router_sessions_refused_total", Help: "Connections from dynamic neighbors refused by the session limits."}, []string{"reason"}),
-		FIBRoutes: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "bgplb_router_fib_routes", Help: "Routes installed in the kernel."}),
 		FIBOps: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bgplb_router_fib_operations_total", Help: "Kernel route operations."}, []string{"op"}),
 		FIBErrors: prometheus.NewCounter(prometheus.CounterOpts{
@@ -52,7 +49,7 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 	}
 	m.Registry.MustRegister(m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates, m.SessionsRefused,
-		m.FIBRoutes, m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
+		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -89,6 +86,8 @@ var (
 	fibRetriesDesc = prometheus.NewDesc("bgplb_router_fib_retries_total", "Rounds of writing failed kernel routes again.", nil, nil)
 	fibResyncsDesc = prometheus.NewDesc("bgplb_router_fib_resyncs_total", "Full comparisons of the kernel with the RIB.", nil, nil)
 	fibOverrunDesc = prometheus.NewDesc("bgplb_router_fib_monitor_overruns_total", "Kernel notifications lost to a full socket (each leads to a full comparison).", nil, nil)
+	fibRoutesDesc  = prometheus.NewDesc("bgplb_router_fib_routes",
+		"Routes the router keeps in the kernel (those of a previous run it adopted included; not those without a usable next hop).", nil, nil)
 	fibPendingDesc = prometheus.NewDesc("bgplb_router_fib_pending_routes", "Routes the kernel does not hold as the RIB wants right now.", nil, nil)
 	fibStaleDesc   = prometheus.NewDesc("bgplb_router_fib_stale_routes", "Routes of a previous run waiting for a peer or the grace time.", nil, nil)
 	fibNoHopDesc   = prometheus.NewDesc("bgplb_router_fib_unusable_routes", "Routes with no usable next hop, so not in the kernel.", nil, nil)
@@ -99,7 +98,7 @@ var (
 type fibCollector struct{ stats func() (fib.Stats, bool) }
 
 func (c fibCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc} {
+	for _, d := range []*prometheus.Desc{fibRoutesDesc, fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc} {
 		ch <- d
 	}
 }
@@ -115,6 +114,7 @@ func (c fibCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v int) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v))
 	}
+	gauge(fibRoutesDesc, s.Routes-s.Unusable)
 	counter(fibRepairsDesc, s.Repairs)
 	counter(fibRetriesDesc, s.Retries)
 	counter(fibResyncsDesc, s.Resyncs)
