@@ -378,7 +378,10 @@ func (d *Daemon) writeFIB(ctx context.Context) {
 // of a previous run that no peer announced again go when the grace time
 // ends (fib.Maintain).
 func (d *Daemon) maintainFIB(ctx context.Context, cfg *Config) {
-	err := d.fib.Maintain(ctx, fib.MaintainOptions{ResyncInterval: cfg.FIB.ResyncInterval, Grace: cfg.FIB.GraceTime})
+	// graceTime: 0 means no grace: the old routes go at once (Maintain's
+	// zero would keep them until told).
+	grace := max(cfg.FIB.GraceTime, time.Nanosecond)
+	err := d.fib.Maintain(ctx, fib.MaintainOptions{ResyncInterval: cfg.FIB.ResyncInterval, Grace: grace})
 	if err != nil && ctx.Err() == nil {
 		d.log.Error("keeping the kernel FIB in line stopped: routes deleted behind the router's back are no longer restored", "err", err)
 	}
