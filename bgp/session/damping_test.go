@@ -1,6 +1,7 @@
 package session
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -41,16 +42,21 @@ func TestFailedCountsInARow(t *testing.T) {
 	cfg = cfg.withDefaults()
 	r := &runner{p: New(cfg, newRecorder(), nil), cfg: cfg}
 	t0 := time.Unix(1_000_000, 0)
+	upgrade := &NotificationError{Notification: *wire.NewShutdown(wire.CeaseAdminShutdown, "upgrade")}
+	ours := &NotificationError{Notification: *wire.NewShutdown(wire.CeaseAdminShutdown, "bye"), Sent: true}
 	steps := []struct {
 		established time.Duration // how long a session was up before failing; 0: none came up
+		reason      error
 		want        time.Duration
 	}{
-		{0, 0},
-		{0, time.Second},
-		{10 * time.Second, 2 * time.Second}, // short-lived: still oscillating
-		{0, 4 * time.Second},
-		{time.Minute, 0}, // stable for MaxIdleHoldTime: first failure again
-		{0, time.Second},
+		{0, nil, 0},
+		{0, nil, time.Second},
+		{10 * time.Second, nil, 2 * time.Second}, // short-lived: still oscillating
+		{0, nil, 4 * time.Second},
+		{10 * time.Second, upgrade, 0}, // the peer's own Cease: no failure, the count stays
+		{0, ours, 8 * time.Second},     // our Cease is no excuse for the peer
+		{time.Minute, nil, 0},          // stable for MaxIdleHoldTime: first failure again
+		{0, nil, time.Second},
 	}
 	now := t0
 	for i, st := range steps {
@@ -58,7 +64,7 @@ func TestFailedCountsInARow(t *testing.T) {
 			r.estSince = now
 			now = now.Add(st.established)
 		}
-		if got := r.failed(now); got != st.want {
+		if got := r.failed(now, st.reason); got != st.want {
 			t.Fatalf("step %d: hold %v, want %v", i, got, st.want)
 		}
 		if st.want > 0 && !r.holdUntil.Equal(now.Add(st.want)) {
@@ -92,4 +98,30 @@ func TestDampedPeerRefusesConnections(t *testing.T) {
 	}
 	eventually(t, 2*time.Second, func() bool { return p.Info().RefusedDamped == 1 },
 		func() string { return "RefusedDamped not counted" })
+}
+
+// TestDeliberateCeaseIsNoFailure: a peer that ends its sessions with a
+// Cease / Administrative Shutdown (a node restarting its speaker for an
+// upgrade) is never damped, however often it does so.
+func TestDeliberateCeaseIsNoFailure(t *testing.T) {
+	leakCheck(t)
+	cfg := baseConfig(64512, 64512, idA)
+	cfg.IdleHoldTime = time.Hour
+	p, addr := passive(t, cfg, newRecorder())
+	for i := range 4 {
+		f := dialFake(t, addr)
+		f.expect(wire.TypeOpen, 2*time.Second)
+		f.sendOpen(64512, 90, idB)
+		f.expect(wire.TypeKeepalive, 2*time.Second)
+		f.sendKeepalive()
+		eventually(t, 2*time.Second, func() bool { return p.State() == Established },
+			func() string { return fmt.Sprintf("session %d not established: %v", i, p.State()) })
+		f.write(wire.AppendNotification(nil, wire.NewShutdown(wire.CeaseAdminShutdown, "upgrade"), nil))
+		f.expectClosed(2 * time.Second)
+		eventually(t, 2*time.Second, func() bool { return p.State() != Established },
+			func() string { return "still Established after the Cease" })
+	}
+	if n := p.Info().RefusedDamped; n != 0 {
+		t.Fatalf("%d connections refused: a peer's administrative shutdowns were counted as failures", n)
+	}
 }

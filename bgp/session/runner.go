@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -256,7 +257,7 @@ func (r *runner) feed(c *conn, ev event, carried *wire.Notification, cause error
 	if acts&aDown != 0 {
 		r.down(reason)
 	}
-	r.schedule(acts)
+	r.schedule(acts, reason)
 	r.publish()
 	if postErr != nil {
 		n := notificationFor(postErr)
@@ -306,8 +307,9 @@ func (r *runner) notification(from State, acts actions, carried *wire.Notificati
 	return nil
 }
 
-// schedule executes the actions on the connect retry timer and dialling.
-func (r *runner) schedule(acts actions) {
+// schedule executes the actions on the connect retry timer and dialling;
+// reason is why the session ended, if it did.
+func (r *runner) schedule(acts actions, reason error) {
 	if acts&aStartRetry != 0 {
 		r.retry.Reset(jitter(r.cfg.ConnectRetry, rand.Float64()))
 	}
@@ -316,7 +318,7 @@ func (r *runner) schedule(acts actions) {
 		if r.cfg.Passive {
 			d = 0 // nothing to pace: the peer decides when to connect
 		}
-		r.retry.Reset(max(d, r.failed(time.Now())))
+		r.retry.Reset(max(d, r.failed(time.Now(), reason)))
 	}
 	if acts&aConnect != 0 && !r.stopped {
 		r.dial()
@@ -324,12 +326,16 @@ func (r *runner) schedule(acts actions) {
 }
 
 // failed counts a failure at now and returns the damping hold it earns,
-// recording its end for newConn.
-func (r *runner) failed(now time.Time) time.Duration {
+// recording its end for newConn. A session the peer ended on purpose is no
+// failure.
+func (r *runner) failed(now time.Time, reason error) time.Duration {
 	if !r.estSince.IsZero() && now.Sub(r.estSince) >= r.cfg.MaxIdleHoldTime {
 		r.failures = 0 // that session was stable: this is a new story
 	}
 	r.estSince = time.Time{}
+	if deliberate(reason) {
+		return 0
+	}
 	r.failures++
 	hold := idleHold(r.cfg.IdleHoldTime, r.cfg.MaxIdleHoldTime, r.failures)
 	if hold > 0 {
@@ -337,6 +343,22 @@ func (r *runner) failed(now time.Time) time.Duration {
 		r.p.log.Warn("damping a failing peer", "failures", r.failures, "idle_hold", hold)
 	}
 	return hold
+}
+
+// deliberate reports a session the peer closed on purpose: with a Cease
+// for an administrative shutdown or reset, or a change of its
+// configuration. Damping it would only slow down what its operator asked
+// for, such as a node restarting its speaker for an upgrade.
+func deliberate(err error) bool {
+	var ne *NotificationError
+	if !errors.As(err, &ne) || ne.Sent || ne.Notification.Code != wire.ErrCodeCease {
+		return false
+	}
+	switch ne.Notification.Subcode {
+	case wire.CeaseAdminShutdown, wire.CeaseAdminReset, wire.CeasePeerDeconfigured, wire.CeaseOtherConfigChange:
+		return true
+	}
+	return false
 }
 
 // detach forgets a closed connection. When the primary goes and a secondary
