@@ -41,7 +41,12 @@ func TestParseTrieStat(t *testing.T) {
 func TestKernelRoutesHere(t *testing.T) {
 	n, err := KernelRoutes(os.Getpid())
 	if err != nil {
-		t.Skip(err) // no IPv4 FIB (a kernel without /proc/net/fib_triestat)
+		// A kernel without /proc/net/fib_triestat has no IPv4 FIB; in CI
+		// the benchmarks' route counter must work.
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
 	}
 	if n < 1 {
 		t.Fatalf("%d prefixes in the main table", n)
