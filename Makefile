@@ -11,13 +11,30 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
+.PHONY: all build build-router install-router test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
 
 all: build
 
-build:
+build: build-router
 	@echo "building bin/bgplb (about 4 minutes with a cold Go build cache, seconds after)"
 	$(GO) build -trimpath -ldflags "-X main.version=$(VERSION)" -o bin/bgplb ./cmd/bgplb
+
+# The router box's build: the same command with the router's roles only
+# (router, neighbor, rib, fib, version), without the Kubernetes client,
+# whose package initialisation alone costs about 19 MB of resident memory.
+build-router:
+	$(GO) build -trimpath -tags routeronly -ldflags "-X main.version=$(VERSION)" -o bin/bgplb-router ./cmd/bgplb
+
+# Installs the router build as $(PREFIX)/bin/bgplb, its systemd unit, and
+# deploy/router/router.yaml as /etc/bgplb/router.yaml unless one exists.
+# DESTDIR stages it elsewhere (packaging).
+PREFIX ?= /usr/local
+install-router: build-router
+	install -D -m 0755 bin/bgplb-router $(DESTDIR)$(PREFIX)/bin/bgplb
+	install -D -m 0644 deploy/router/bgplb-router.service $(DESTDIR)/etc/systemd/system/bgplb-router.service
+	sed -i 's|/usr/local/bin/bgplb|$(PREFIX)/bin/bgplb|' $(DESTDIR)/etc/systemd/system/bgplb-router.service
+	@if [ -e $(DESTDIR)/etc/bgplb/router.yaml ]; then echo "keeping $(DESTDIR)/etc/bgplb/router.yaml"; \
+	else install -D -m 0644 deploy/router/router.yaml $(DESTDIR)/etc/bgplb/router.yaml; fi
 
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
 # (or run `make deps` yourself). Fuzz seed corpora in testdata/fuzz run as
@@ -73,16 +90,16 @@ bench:
 # BGPLB_COMPARE (bird,frr,gobgpd: which to run beside bgplb), BGPLB_PEERS
 # (5000), BGPLB_PEERS_BIRD (500), BGPLB_PEER_ROUTES (4).
 COMPARE_BENCH ?= Compare|ManyPeers|RouterRestart
-bench-compare: build
-	cd bench && BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^$$' -bench '$(COMPARE_BENCH)' -benchtime 1x -count 1 -timeout 3h
+bench-compare: build-router
+	cd bench && BGPLB_BIN=$(CURDIR)/bin/bgplb-router $(GO) test -run '^$$' -bench '$(COMPARE_BENCH)' -benchtime 1x -count 1 -timeout 3h
 
 # 50 peers flapping and churning against the router in namespaces for
 # SOAK_DURATION (bench/soak_test.go): RSS and goroutines must stay flat, the
 # log hold no unexpected WARN/ERROR, the kernel end equal to the RIB. Root;
 # not part of `make test`.
 SOAK_DURATION ?= 10m
-soak: build
-	cd bench && SOAK_DURATION=$(SOAK_DURATION) BGPLB_BIN=$(CURDIR)/bin/bgplb $(GO) test -run '^TestSoak$$' -count 1 -v -timeout 0
+soak: build-router
+	cd bench && SOAK_DURATION=$(SOAK_DURATION) BGPLB_BIN=$(CURDIR)/bin/bgplb-router $(GO) test -run '^TestSoak$$' -count 1 -v -timeout 0
 
 # Runs every Fuzz target in PKG for FUZZTIME each, and fails if there is none:
 # make fuzz FUZZTIME=1m

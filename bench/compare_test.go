@@ -180,6 +180,13 @@ func compareOnce(ctx context.Context, b *testing.B, s subject, nlri []wire.NLRI)
 	if err != nil {
 		return res, err
 	}
+	var smp *kernelSampler
+	if s.kernel {
+		if smp, err = newKernelSampler(l.Host("router"), nlri); err != nil {
+			return res, err
+		}
+		defer smp.close()
+	}
 	u0, err := ReadUsage(d.pids...)
 	if err != nil {
 		return res, err
@@ -188,7 +195,7 @@ func compareOnce(ctx context.Context, b *testing.B, s subject, nlri []wire.NLRI)
 	if err := inj.send(ctx, msgs); err != nil {
 		return res, err
 	}
-	if err := waitCount(ctx, d, base+len(nlri)); err != nil {
+	if err := waitCount(ctx, d, base+len(nlri), smp.gate(true)); err != nil {
 		return res, fmt.Errorf("%s: install: %w", s.name, err)
 	}
 	res.Install = time.Since(start)
@@ -198,7 +205,7 @@ func compareOnce(ctx context.Context, b *testing.B, s subject, nlri []wire.NLRI)
 	}
 	start = time.Now()
 	inj.drop()
-	if err := waitCount(ctx, d, base); err != nil {
+	if err := waitCount(ctx, d, base, smp.gate(false)); err != nil {
 		return res, fmt.Errorf("%s: after the session dropped: %w", s.name, err)
 	}
 	res.Gone = time.Since(start)
@@ -211,12 +218,19 @@ func compareOnce(ctx context.Context, b *testing.B, s subject, nlri []wire.NLRI)
 }
 
 // waitCount polls the daemon's count until it is want; a daemon that
-// dies ends the wait at once.
-func waitCount(ctx context.Context, d *running, want int) error {
+// dies ends the wait at once. A gate, when given, must hold before the
+// count is taken: a cheap check that keeps an expensive count from
+// competing with the daemon for the CPU.
+func waitCount(ctx context.Context, d *running, want int, gate func(context.Context) (bool, error)) error {
 	last := -1
 	err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
 		if err := d.alive(); err != nil {
 			return false, lab.Permanent(err)
+		}
+		if gate != nil {
+			if ok, err := gate(ctx); err != nil || !ok {
+				return false, err
+			}
 		}
 		n, err := d.count(ctx)
 		if err != nil {

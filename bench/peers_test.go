@@ -267,7 +267,7 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 		}
 		dialErr <- err
 	}()
-	waitErr := waitCount(wctx, d, base+peers*routes)
+	waitErr := waitCount(wctx, d, base+peers*routes, nil)
 	res.Up = time.Since(start)
 	if err := errors.Join(<-dialErr, waitErr); err != nil {
 		return res, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -19,6 +20,7 @@ type op struct {
 	oifs    []int32    // inline: their interfaces, when a gateway is zoned
 	del     bool       // delete the kernel route
 	oldKey  bool       // delete it under the previous run's key
+	old     uint32     // the set the prefix's desired route had (0: none)
 	change  int        // index of the Change in Apply's input; -1 for a repair
 	cause   error      // why next hops were left out, or why a desired route is deleted
 	badGW   netip.Addr // a next hop left out for its shape
@@ -26,26 +28,29 @@ type op struct {
 	refused bool       // the change was refused as it stands: nothing to write
 	done    bool       // the kernel's answer is known
 	absent  bool       // a delete found no route
-	err     error
+	// deferred: the delete is left to the deletion of the object the route
+	// goes through (flushgw.go); the route keeps its reference until then.
+	deferred bool
+	err      error
 }
 
 // planner holds the scratch state of a write, reused from call to call.
 type planner struct {
-	ops      []op
-	arena    []NextHop
-	oifs     []int32 // interfaces of the zoned hops in arena
-	scratch  []NextHop
-	created  []uint32
-	released []uint32
-	deleted  []uint32
-	items    []int32 // message k of the current datagram -> item index
-	replies  []reply // message k of the current datagram -> its outcome
-	offs     []int   // message k of the current datagram -> offset in the buffer
+	ops     []op
+	arena   []NextHop
+	oifs    []int32 // interfaces of the zoned hops in arena
+	scratch []NextHop
+	created []uint32
+	deleted []uint32
+	counts  map[uint32]int // deletes per object in the current chunk
+	items   []int32        // message k of the current datagram -> item index
+	replies []reply        // message k of the current datagram -> its outcome
+	offs    []int          // message k of the current datagram -> offset in the buffer
 }
 
 func (p *planner) reset() {
 	p.ops, p.arena, p.oifs = p.ops[:0], p.arena[:0], p.oifs[:0]
-	p.created, p.released, p.deleted = p.created[:0], p.released[:0], p.deleted[:0]
+	p.created, p.deleted = p.created[:0], p.deleted[:0]
 }
 
 // applyChunk applies a slice of changes: record them as desired (taking
@@ -62,6 +67,7 @@ func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) 
 			p.ops = append(p.ops, op{prefix: c.Prefix, change: i, done: true, err: err, refused: true})
 		}
 	}
+	f.deferDeletes(time.Now())
 	sendErr := f.ensureObjects(ctx, p.created)
 	if sendErr == nil {
 		f.formOps()
@@ -69,6 +75,9 @@ func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) 
 	}
 	f.commit(changes, sendErr, &res)
 	if err := f.releaseSets(ctx); err != nil && sendErr == nil {
+		sendErr = err
+	}
+	if err := f.flushDeferred(ctx); err != nil && sendErr == nil {
 		sendErr = err
 	}
 	return res, sendErr
@@ -116,8 +125,8 @@ func (f *FIB) desire(c Change, i int) error {
 			f.stale--
 		}
 	}
-	if had {
-		p.released = append(p.released, old)
+	if !had {
+		old = 0
 	}
 	if set == 0 && cause != nil && !had {
 		// Nothing to delete in the kernel either: we never installed it.
@@ -128,7 +137,7 @@ func (f *FIB) desire(c Change, i int) error {
 	// nothing is written. Peers re-announcing a million routes after a
 	// restart cost no kernel work.
 	same := had && set != 0 && old == set && fl&flagPending == 0
-	p.ops = append(p.ops, op{prefix: pfx, set: set, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
+	p.ops = append(p.ops, op{prefix: pfx, set: set, old: old, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
 	return nil
 }
 
@@ -318,13 +327,15 @@ func (f *FIB) clearPending(o *op) {
 	}
 }
 
-// releaseSets drops the references of the sets prefixes used before, and
-// deletes the kernel objects nothing uses any more (after the routes that
-// used them have moved).
+// releaseSets drops the references of the sets prefixes used before
+// (except those of deferred deletes), and deletes the kernel objects
+// nothing uses any more (after the routes that used them have moved).
 func (f *FIB) releaseSets(ctx context.Context) error {
 	p := &f.plan
-	for _, id := range p.released {
-		p.deleted = f.sets.release(id, p.deleted)
+	for i := range p.ops {
+		if o := &p.ops[i]; o.old != 0 && !o.deferred {
+			p.deleted = f.sets.release(o.old, p.deleted)
+		}
 	}
 	if !f.useNH {
 		return nil

@@ -238,6 +238,11 @@ type FIB struct {
 	pending bool
 	extras  []netip.Prefix
 	stale   int // routes of a previous run not set since Open
+	// deferred holds, by single object, deletes left to the deletion of
+	// the object (flushgw.go); kick wakes Maintain to settle them.
+	deferred map[uint32]*deferredSet
+	kick     chan struct{}
+	holds    int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -280,10 +285,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
 		return nil, err
 	}
 	f := &FIB{
-		cfg: cfg,
-		key: routeKey{table: cfg.Table, metric: cfg.Metric, proto: cfg.Protocol},
-		log: log,
-		c:   c,
+		cfg:  cfg,
+		key:  routeKey{table: cfg.Table, metric: cfg.Metric, proto: cfg.Protocol},
+		log:  log,
+		c:    c,
+		kick: make(chan struct{}, 1),
 	}
 	f.writer.Store(c.pid)
 	f.openedAt = time.Now()
@@ -414,7 +420,9 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	return f.apply(ctx, changes)
+	res, err := f.apply(ctx, changes)
+	f.kickMaintain()
+	return res, err
 }
 
 func (f *FIB) apply(ctx context.Context, changes []Change) (Result, error) {

@@ -45,8 +45,8 @@ const minBackoff = 100 * time.Millisecond
 // schedule is the pure timing state of Maintain: when each kind of work
 // is next due (zero: not due).
 type schedule struct {
-	repair, resync, periodic, grace time.Time
-	backoff                         time.Duration
+	repair, resync, periodic, grace, settle time.Time
+	backoff                                 time.Duration
 }
 
 // earlier sets *t to at unless it is already due sooner.
@@ -59,7 +59,7 @@ func earlier(t *time.Time, at time.Time) {
 // next is the earliest due time.
 func (s *schedule) next() time.Time {
 	var n time.Time
-	for _, t := range []time.Time{s.repair, s.resync, s.periodic, s.grace} {
+	for _, t := range []time.Time{s.repair, s.resync, s.periodic, s.grace, s.settle} {
 		if !t.IsZero() {
 			earlier(&n, t)
 		}
@@ -117,6 +117,8 @@ func (f *FIB) Maintain(ctx context.Context, o MaintainOptions) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
+		case <-f.kick:
+			earlier(&s.settle, time.Now().Add(settleQuiet))
 		case e := <-events:
 			f.onEvent(e, &s, o)
 			// Take what else is queued before acting: a storm is handled
@@ -168,6 +170,8 @@ func (f *FIB) due(ctx context.Context, s *schedule, now time.Time, o MaintainOpt
 	case !s.repair.IsZero() && !now.Before(s.repair):
 		s.repair = time.Time{}
 		err = f.repair(ctx)
+	case !s.settle.IsZero() && !now.Before(s.settle):
+		s.settle, err = f.settleDue(ctx, now)
 	default:
 		return nil
 	}
@@ -208,6 +212,16 @@ func (f *FIB) repair(ctx context.Context) error {
 		err = f.saveState()
 	}
 	return err
+}
+
+// settleDue writes the deferred deletes that are due and returns when the
+// next are.
+func (f *FIB) settleDue(ctx context.Context, now time.Time) (time.Time, error) {
+	if err := f.enter(); err != nil {
+		return time.Time{}, err
+	}
+	defer f.mu.Unlock()
+	return f.settle(ctx, now, false)
 }
 
 // EndGrace deletes the routes of a previous run that Apply has not set

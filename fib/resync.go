@@ -3,6 +3,7 @@ package fib
 import (
 	"context"
 	"net/netip"
+	"time"
 )
 
 // Stats counts what the FIB did to keep the kernel equal to the desired
@@ -15,6 +16,7 @@ type Stats struct {
 	Overruns  uint64 // monitor socket overruns (each leads to a resync)
 	Events    uint64 // kernel notifications that concerned us
 	Writes    uint64 // route messages sent to the kernel (adds, replaces, deletes)
+	Flushed   uint64 // routes deleted with their gateway's nexthop object, not one by one
 	Pending   int    // desired routes the kernel does not hold as desired right now
 	Stale     int    // routes of a previous run still waiting for Apply or the grace time
 	Unusable  int    // desired routes with no usable next hop (not in the kernel)
@@ -75,6 +77,10 @@ func (f *FIB) Check(ctx context.Context) (Report, error) {
 		return Report{}, err
 	}
 	defer f.mu.Unlock()
+	// Deletes still deferred would read as extra routes.
+	if _, err := f.settle(ctx, time.Now(), true); err != nil {
+		return Report{}, err
+	}
 	if err := f.refreshLinks(ctx); err != nil {
 		return Report{}, err
 	}
@@ -133,6 +139,11 @@ func (f *FIB) compare(ctx context.Context, diff func(p netip.Prefix, set uint32,
 func (f *FIB) resyncAll(ctx context.Context) (Result, error) {
 	f.stats.Resyncs++
 	f.resync = false
+	// Deferred deletes first: their routes would read as extras and be
+	// deleted one by one.
+	if _, err := f.settle(ctx, time.Now(), true); err != nil {
+		return Result{}, err
+	}
 	// Links may have come, gone or been renamed (their changes lead here):
 	// routes read back must name their interfaces as they are now.
 	if err := f.refreshLinks(ctx); err != nil {

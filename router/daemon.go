@@ -360,7 +360,7 @@ func (d *Daemon) writeFIB(ctx context.Context) {
 		}
 		for {
 			batch = d.queue.take(batch)
-			if len(batch.changes) == 0 {
+			if len(batch.changes) == 0 && len(batch.after) == 0 {
 				break
 			}
 			for cs := batch.changes; len(cs) > 0; {
@@ -368,6 +368,7 @@ func (d *Daemon) writeFIB(ctx context.Context) {
 				d.apply(ctx, cs[:n])
 				cs = cs[n:]
 			}
+			batch.finish()
 		}
 	}
 }

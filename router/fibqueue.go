@@ -114,11 +114,22 @@ type fibBatch struct {
 	changes []fib.Change
 	seqs    []uint64
 	hops    []fib.NextHop
+	// after runs once the changes are applied (see fibQueue.after).
+	after []func()
 }
 
 func (b *fibBatch) reset() {
 	clear(b.changes) // drop references into the old arena
-	b.changes, b.seqs, b.hops = b.changes[:0], b.seqs[:0], b.hops[:0]
+	clear(b.after)
+	b.changes, b.seqs, b.hops, b.after = b.changes[:0], b.seqs[:0], b.hops[:0], b.after[:0]
+}
+
+// finish runs the batch's after funcs; the writer calls it once the
+// changes are applied.
+func (b *fibBatch) finish() {
+	for _, fn := range b.after {
+		fn()
+	}
 }
 
 func newFIBQueue(limit int) *fibQueue {
@@ -162,6 +173,19 @@ func (q *fibQueue) push(ctx context.Context, cs []rib.Change, ecmp bool) bool {
 	}
 	q.signal()
 	return true
+}
+
+// after runs fn once every change pushed so far has been applied (at
+// once if the queue is closed: nothing will be).
+func (q *fibQueue) after(fn func()) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.isClosed() {
+		fn()
+		return
+	}
+	q.cur.after = append(q.cur.after, fn)
+	q.signal()
 }
 
 // waitRoom waits, with q.mu released, until the writer takes the queued

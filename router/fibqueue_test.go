@@ -170,3 +170,31 @@ func TestFIBQueueArena(t *testing.T) {
 		}
 	}
 }
+
+// TestFIBQueueAfter: a func queued with after comes with the batch that
+// holds every change pushed before it, and runs at once on a closed queue.
+func TestFIBQueueAfter(t *testing.T) {
+	q := newFIBQueue(100)
+	pfx := func(i int) rib.Change {
+		return rib.Change{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32), Seq: uint64(i + 1)}
+	}
+	ran := 0
+	q.push(context.Background(), []rib.Change{pfx(1), pfx(2)}, true)
+	q.after(func() { ran++ })
+	b := q.take(nil)
+	if len(b.changes) != 2 || len(b.after) != 1 || ran != 0 {
+		t.Fatalf("batch: %d changes, %d after funcs, ran %d; want 2, 1, 0", len(b.changes), len(b.after), ran)
+	}
+	b.finish()
+	if ran != 1 {
+		t.Fatalf("after ran %d times", ran)
+	}
+	if b = q.take(b); len(b.after) != 0 {
+		t.Fatalf("the next batch kept %d after funcs", len(b.after))
+	}
+	q.close()
+	q.after(func() { ran++ })
+	if ran != 2 {
+		t.Fatal("after on a closed queue did not run at once")
+	}
+}

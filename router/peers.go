@@ -266,7 +266,14 @@ func (p *peer) down() {
 		return
 	}
 	ecmp := d.config().FIB.ECMP
+	// The FIB may then delete the peer's gateway object, and with it every
+	// route through it in one go, instead of one route at a time.
+	release := func() {}
+	if d.fib != nil {
+		release = d.fib.Hold()
+	}
 	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(d.ctx, c.List, ecmp) })
+	d.queue.after(release)
 	p.received.Store(0)
 	p.accepted.Store(0)
 	d.metrics.PrefixesReceived.DeleteLabelValues(p.label)

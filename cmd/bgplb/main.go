@@ -1,6 +1,8 @@
 // Command bgplb is a bare-metal load balancer for Kubernetes announced over
 // BGP. One binary carries every role (controller, speaker, router, neighbor,
-// rib, lab); each role is a subcommand.
+// rib, fib, lab); each role is a subcommand. Built with the routeronly tag
+// (make build-router), it carries the router's roles alone, for the router
+// box: the same commands, without the Kubernetes client's memory.
 package main
 
 import (
@@ -29,6 +31,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newRouterCmd(), newControllerCmd(), newSpeakerCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd(), newLabCmd())
+	root.AddCommand(newVersionCmd(), newRouterCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd())
+	root.AddCommand(kubeCmds()...)
 	return root
 }
