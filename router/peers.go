@@ -28,7 +28,6 @@ type peer struct {
 	static   Neighbor     // the config, if static
 	sess     *session.Peer
 	cancel   context.CancelFunc
-	done     chan struct{}
 	created  time.Time
 
 	updatesIn prometheus.Counter
@@ -71,14 +70,15 @@ func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	// The session names its peer on every line itself.
 	p.sess = session.New(sc, p, d.log)
 	ctx, cancel := context.WithCancel(d.ctx)
-	p.cancel, p.done = cancel, make(chan struct{})
+	p.cancel = cancel
 	d.peers[p.addr] = p
-	d.spawn(func() {
-		defer close(p.done)
-		if err := p.sess.Run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error("session ended", "peer", p.label, "err", err)
-		}
-	})
+	// Start, not Run in a goroutine: an idle session has no goroutine but
+	// its connection's reader, and with thousands of dynamic neighbours
+	// one more stack each would be most of what a peer costs. shutdown
+	// waits for every peer's Done.
+	if err := p.sess.Start(ctx); err != nil {
+		d.log.Error("session ended", "peer", p.label, "err", err)
+	}
 }
 
 // stopPeer closes p's session with n (nil: Cease / Administrative
@@ -91,7 +91,7 @@ func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
 	}
 	p.cancel()
 	select {
-	case <-p.done:
+	case <-p.sess.Done():
 	case <-ctx.Done():
 		return
 	}

@@ -29,7 +29,7 @@ const (
 )
 
 // conn is one TCP connection of a peer and the FSM instance that runs on it.
-// The peer's goroutine owns state, neg, the timers and closing; the reader
+// The peer's FSM worker owns state, neg, the timers and closing; the reader
 // and writer goroutines own their buffers; the rest is set before they start
 // or is synchronised as marked.
 type conn struct {
@@ -39,9 +39,9 @@ type conn struct {
 
 	state   State
 	neg     *Negotiated // set when the peer's OPEN was accepted
-	hold    *time.Timer
+	hold    fsmTimer
 	holdDur time.Duration
-	ka      *time.Timer
+	ka      fsmTimer
 	kaDur   time.Duration
 
 	// lastRecv is when the last message arrived (nanoseconds on the peer's
@@ -50,8 +50,8 @@ type conn struct {
 	lastRecv atomic.Int64
 
 	q          outQueue      // to the writer
-	ack        chan ack      // the peer's goroutine answers the reader's handshake events
-	stop       chan struct{} // closed by the peer's goroutine to end the reader and writer
+	ack        chan ack      // the FSM worker answers the reader's handshake events
+	stop       chan struct{} // closed by the FSM worker to end the reader and writer
 	readerDone chan struct{}
 }
 
@@ -65,18 +65,11 @@ type ack struct {
 func newConn(nc net.Conn, incoming bool) *conn {
 	c := &conn{
 		nc: nc, incoming: incoming,
-		hold: stoppedTimer(), ka: stoppedTimer(),
 		ack:  make(chan ack, 1),
 		stop: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 	c.local, c.remote = addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	return c
-}
-
-func stoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -96,19 +89,17 @@ func (c *conn) stopping() bool {
 	}
 }
 
-// post sends an input to the peer's goroutine unless the connection is
-// being closed.
+// post sends an input to the peer's FSM unless the connection is being
+// closed.
 func (p *Peer) post(c *conn, in input) bool {
-	in.c = c
-	select {
-	case p.inputs <- in:
-		return true
-	case <-c.stop:
+	if c.stopping() {
 		return false
 	}
+	in.c = c
+	return p.enqueue(in)
 }
 
-// postWait posts a handshake event and waits for the peer's goroutine.
+// postWait posts a handshake event and waits for the FSM worker.
 func (p *Peer) postWait(c *conn, in input) ack {
 	in.wantAck = true
 	if !p.post(c, in) {
@@ -192,7 +183,7 @@ func (r *reader) established(n *Negotiated) {
 	r.families = wire.FamilySetOf(n.Families...)
 }
 
-// next reads one message and returns what the peer's goroutine must hear
+// next reads one message and returns what the FSM must hear
 // about it (kind inNone for nothing); done ends the loop quietly.
 func (r *reader) next() (in input, done bool) {
 	return r.message(r.f.take(wire.HeaderLen))
