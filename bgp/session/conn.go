@@ -155,6 +155,10 @@ func (r *reader) step(hdr []byte, err error) bool {
 	case in.kind == inNone:
 		return true
 	case in.wantAck:
+		// The message is decoded (an OPEN keeps nothing of the buffer):
+		// the buffer need not wait for the FSM with the reader, which,
+		// with thousands of sessions coming up at once, could be long.
+		r.f.release()
 		a := r.p.postWait(r.c, in)
 		if a.neg != nil {
 			r.established(a.neg)
