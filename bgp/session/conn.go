@@ -115,7 +115,7 @@ func (p *Peer) postWait(c *conn, in input) ack {
 
 // readLoop reads, decodes and dispatches the peer's messages. UPDATEs and
 // KEEPALIVEs of an established session never leave this goroutine: it
-// decodes into its own reused wire.Update and calls the handler, so peers
+// decodes into a pooled wire.Update and calls the handler, so peers
 // receive in parallel without sharing anything.
 func (p *Peer) readLoop(c *conn) {
 	defer close(c.readerDone)
@@ -171,11 +171,10 @@ func (r *reader) step(hdr []byte, err error) bool {
 
 // reader is the receive side of one connection, owned by readLoop.
 type reader struct {
-	p   *Peer
-	c   *conn
-	f   frame
-	rx  *wire.Options // nil (plain RFC 4271 limits) until established
-	upd wire.Update
+	p  *Peer
+	c  *conn
+	f  frame
+	rx *wire.Options // nil (plain RFC 4271 limits) until established
 	// families were negotiated; refused lists those whose NLRI the peer
 	// sent anyway, each logged once per session.
 	families wire.FamilySet
@@ -259,7 +258,12 @@ func (r *reader) readErr(err error) (input, bool) {
 
 // update decodes and delivers one UPDATE of an established session.
 func (r *reader) update(body []byte) input {
-	err := wire.DecodeUpdate(&r.upd, body, r.rx)
+	// The decoded UPDATE, with what its slices grew to, comes from a pool
+	// shared by the sessions: kept per reader it would be 1 KB and more
+	// for each idle one.
+	u := updatePool.Get().(*wire.Update)
+	defer updatePool.Put(u)
+	err := wire.DecodeUpdate(u, body, r.rx)
 	act := wire.ActionOf(err)
 	if act >= wire.AFISAFIDisable {
 		return msgErr(err)
@@ -267,7 +271,7 @@ func (r *reader) update(body []byte) input {
 	if err != nil {
 		r.p.log.Warn("malformed UPDATE handled per RFC 7606", "action", act, "err", err)
 	}
-	if f, ok := r.upd.EndOfRIB(); ok && act == wire.ActionNone {
+	if f, ok := u.EndOfRIB(); ok && act == wire.ActionNone {
 		if r.families.Has(f) {
 			r.p.h.EndOfRIB(r.p, f)
 		} else {
@@ -275,13 +279,13 @@ func (r *reader) update(body []byte) input {
 		}
 		return input{}
 	}
-	if refused := dropUnnegotiated(&r.upd, r.families); len(refused) > 0 {
+	if refused := dropUnnegotiated(u, r.families); len(refused) > 0 {
 		r.refuse(refused)
-		if empty(&r.upd) {
+		if empty(u) {
 			return input{}
 		}
 	}
-	if herr := r.p.h.Update(r.p, &r.upd, act); herr != nil {
+	if herr := r.p.h.Update(r.p, u, act); herr != nil {
 		n := notificationFor(herr)
 		cause := herr
 		if ne, ok := herr.(*NotificationError); ok {

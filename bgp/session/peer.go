@@ -9,7 +9,7 @@
 // keepIncoming (collision). A Peer's FSM worker executes what they decide: a
 // goroutine that runs only while the peer has inputs to handle (queue.go).
 // Each connection has its own reader goroutine, which decodes UPDATEs into
-// its own reused wire.Update and calls the Handler directly: there is no lock
+// a pooled wire.Update and calls the Handler directly: there is no lock
 // shared between peers on the receive path.
 package session
 
