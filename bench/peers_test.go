@@ -179,6 +179,9 @@ type peersResult struct {
 	Up       time.Duration // first connection until every route is in the kernel
 	PerPeer  float64       // bytes of RSS per idle peer
 	HeapPeer float64       // bytes of Go heap per idle peer (bgplb only)
+	// goroutines and goroutine stack bytes per idle peer (bgplb only):
+	// stacks are most of what an idle peer costs beyond its heap.
+	GoroutinesPeer, StackPeer float64
 }
 
 // peersOnce starts daemon (bgplb or bird) with a dynamic range, connects
@@ -244,9 +247,9 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 	if err != nil {
 		return res, err
 	}
-	var heap0 float64
+	var idle0 idleMem
 	if router != nil {
-		if heap0, err = idleHeap(router); err != nil {
+		if idle0, err = routerIdle(router); err != nil {
 			return res, err
 		}
 	}
@@ -273,11 +276,18 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 		return res, err
 	}
 	if router != nil {
-		heap1, err := idleHeap(router)
+		idle1, err := routerIdle(router)
 		if err != nil {
 			return res, err
 		}
-		res.HeapPeer = (heap1 - heap0) / float64(peers)
+		res.HeapPeer = (idle1.heap - idle0.heap) / float64(peers)
+		res.StackPeer = (idle1.stack - idle0.stack) / float64(peers)
+		res.GoroutinesPeer = (idle1.goroutines - idle0.goroutines) / float64(peers)
+		if dir := os.Getenv("BGPLB_PEERS_PROFILE"); dir != "" {
+			if err := router.saveProfiles(dir); err != nil {
+				return res, err
+			}
+		}
 	}
 	u1, err := ReadUsage(pid)
 	if err != nil {
@@ -287,16 +297,18 @@ func peersOnce(ctx context.Context, b *testing.B, daemon string, peers, routes i
 	return res, nil
 }
 
-// idleHeap is the router's in-use heap right after a collection.
-func idleHeap(r *routerProc) (float64, error) {
+// idleMem is what an idle router holds right after a collection.
+type idleMem struct{ heap, stack, goroutines float64 }
+
+func routerIdle(r *routerProc) (idleMem, error) {
 	if err := r.gc(); err != nil {
-		return 0, err
+		return idleMem{}, err
 	}
 	m, err := r.scrape()
 	if err != nil {
-		return 0, err
+		return idleMem{}, err
 	}
-	return m["go_memstats_heap_inuse_bytes"], nil
+	return idleMem{m["go_memstats_heap_inuse_bytes"], m["go_memstats_stack_inuse_bytes"], m["go_goroutines"]}, nil
 }
 
 func startPeersBIRD(ctx context.Context, ns *lab.Netns) (*lab.Proc, error) {
@@ -330,6 +342,8 @@ func envInt(name string, def int) int {
 // kernel and the idle memory per peer (RSS growth over the peers, and for
 // bgplb the Go heap after a collection). BIRD runs the same with
 // BGPLB_PEERS_BIRD nodes (default 500: it takes minutes for 1,000).
+// BGPLB_PEERS_PROFILE names a directory for bgplb's heap profile and
+// goroutine dump once idle.
 func BenchmarkManyPeers(b *testing.B) {
 	routes := envInt("BGPLB_PEER_ROUTES", 4)
 	for _, c := range []struct {
@@ -349,6 +363,8 @@ func BenchmarkManyPeers(b *testing.B) {
 				b.ReportMetric(res.PerPeer/1024, "RSS-KB/peer")
 				if c.daemon == "bgplb" {
 					b.ReportMetric(res.HeapPeer/1024, "heap-KB/peer")
+					b.ReportMetric(res.StackPeer/1024, "stack-KB/peer")
+					b.ReportMetric(res.GoroutinesPeer, "goroutines/peer")
 				}
 				fmt.Printf("%s: %d peers x %d routes in the kernel in %.2f s; idle RSS %.1f KB/peer; load %s\n",
 					c.daemon, c.peers, routes, res.Up.Seconds(), res.PerPeer/1024, loadAvg())

@@ -163,3 +163,26 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// saveProfiles writes the router's heap profile and goroutine dump into dir.
+func (r *routerProc) saveProfiles(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	base := strings.TrimSuffix(r.metrics, "/metrics") + "/debug/pprof/"
+	for file, path := range map[string]string{"heap.pb.gz": "heap", "goroutines.txt": "goroutine?debug=1"} {
+		resp, err := http.Get(base + path)
+		if err != nil {
+			return err
+		}
+		data, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}

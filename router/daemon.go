@@ -94,7 +94,7 @@ func New(cfg *Config, o Options) *Daemon {
 	}
 	d.rib = rib.New(rib.Config{LocalAS: cfg.ASN, RouterID: cfg.RouterID, MaxPaths: maxPaths(cfg), NextHop: d.nextHopVerdict})
 	d.cfg.Store(cfg)
-	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates}, fibCollector{d.fibStats})
+	d.metrics.Registry.MustRegister(sessionCollector{d.sessionStates}, fibCollector{d.fibStats}, peerCollector{d})
 	return d
 }
 
@@ -107,6 +107,17 @@ func (d *Daemon) sessionStates() map[string]int {
 		m[p.sess.State().String()]++
 	}
 	return m
+}
+
+// peerList is the peers the daemon knows, in no order.
+func (d *Daemon) peerList() []*peer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	peers := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		peers = append(peers, p)
+	}
+	return peers
 }
 
 // fibStats reads the FIB's counters once Run has opened it.

@@ -16,10 +16,10 @@ import (
 type Metrics struct {
 	Registry *prometheus.Registry
 
-	PrefixesReceived *prometheus.GaugeVec   // by peer
-	PrefixesAccepted *prometheus.GaugeVec   // by peer
+	// The prefixes received and accepted and the UPDATEs by peer are
+	// read from the peers at scrape time (peerCollector); rejections,
+	// rare, have children of their own.
 	PrefixesRejected *prometheus.CounterVec // by peer, reason
-	Updates          *prometheus.CounterVec // by peer, direction
 	SessionsRefused  *prometheus.CounterVec // by reason
 	FIBOps           *prometheus.CounterVec // by op (add, replace, delete)
 	FIBErrors        prometheus.Counter
@@ -30,14 +30,8 @@ type Metrics struct {
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
-		PrefixesReceived: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bgplb_router_prefixes_received", Help: "Prefixes received from a peer and held."}, []string{"peer"}),
-		PrefixesAccepted: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "bgplb_router_prefixes_accepted", Help: "Prefixes from a peer that passed the import guards."}, []string{"peer"}),
 		PrefixesRejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bgplb_router_prefixes_rejected_total", Help: "Announcements refused by the import guards."}, []string{"peer", "reason"}),
-		Updates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "bgplb_router_updates_total", Help: "UPDATE messages by peer and direction."}, []string{"peer", "direction"}),
 		SessionsRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "bgplb_router_sessions_refused_total", Help: "Connections from dynamic neighbors refused by the session limits."}, []string{"reason"}),
 		FIBOps: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -48,7 +42,7 @@ func NewMetrics() *Metrics {
 			Name: "bgplb_router_fib_batch_seconds", Help: "Time to apply one netlink batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 	}
-	m.Registry.MustRegister(m.PrefixesReceived, m.PrefixesAccepted, m.PrefixesRejected, m.Updates, m.SessionsRefused,
+	m.Registry.MustRegister(m.PrefixesRejected, m.SessionsRefused,
 		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -75,6 +69,37 @@ func (c sessionCollector) Describe(ch chan<- *prometheus.Desc) { ch <- sessionsD
 func (c sessionCollector) Collect(ch chan<- prometheus.Metric) {
 	for state, n := range c.states() {
 		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(n), state)
+	}
+}
+
+// The per-peer series, read at scrape time from the peers themselves: a
+// metric child per peer and series would cost some 1.5 KB a peer, with
+// thousands of mostly idle dynamic neighbours.
+var (
+	prefixesReceivedDesc = prometheus.NewDesc("bgplb_router_prefixes_received", "Prefixes received from a peer and held.", []string{"peer"}, nil)
+	prefixesAcceptedDesc = prometheus.NewDesc("bgplb_router_prefixes_accepted", "Prefixes from a peer that passed the import guards.", []string{"peer"}, nil)
+	updatesDesc          = prometheus.NewDesc("bgplb_router_updates_total", "UPDATE messages by peer and direction.", []string{"peer", "direction"}, nil)
+)
+
+// peerCollector reports the per-peer series: the UPDATEs received for
+// every peer the daemon knows, the prefixes for those whose session is
+// established and registered with the RIB.
+type peerCollector struct{ d *Daemon }
+
+func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- prefixesReceivedDesc
+	ch <- prefixesAcceptedDesc
+	ch <- updatesDesc
+}
+
+func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, p := range c.d.peerList() {
+		ch <- prometheus.MustNewConstMetric(updatesDesc, prometheus.CounterValue, float64(p.updatesIn.Load()), p.label, "in")
+		if p.ribID.Load() == 0 {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(prefixesReceivedDesc, prometheus.GaugeValue, float64(p.received.Load()), p.label)
+		ch <- prometheus.MustNewConstMetric(prefixesAcceptedDesc, prometheus.GaugeValue, float64(p.accepted.Load()), p.label)
 	}
 }
 

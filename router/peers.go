@@ -9,8 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
@@ -25,13 +23,12 @@ type peer struct {
 	label    string // for metrics
 	dynamic  bool
 	rangePfx netip.Prefix // the dynamicNeighbors range, if dynamic
-	static   Neighbor     // the config, if static
+	static   *Neighbor    // the config, if static (nil for dynamic peers: it is large)
 	sess     *session.Peer
 	cancel   context.CancelFunc
-	done     chan struct{}
 	created  time.Time
 
-	updatesIn prometheus.Counter
+	updatesIn atomic.Uint64 // UPDATEs handled, for bgplb_router_updates_total
 
 	ribID    atomic.Uint32 // 0 while not established
 	received atomic.Int64  // prefixes held in the Adj-RIB-In
@@ -39,10 +36,17 @@ type peer struct {
 	rejected atomic.Int64
 
 	// (session)
+	zone string // the session's interface, for link-local next hops
+}
+
+// scratch is what handling one UPDATE needs, from a pool shared by all
+// peers: kept per peer, it would be some 1 KB for each idle one.
+type scratch struct {
 	announce, withdraw []wire.NLRI
-	zone               string // the session's interface, for link-local next hops
 	changes            rib.Changes
 }
+
+var scratchPool = sync.Pool{New: func() any { return new(scratch) }}
 
 // sessionConfig is the session side of a neighbour's config.
 func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passive bool) session.Config {
@@ -59,7 +63,7 @@ func (d *Daemon) startStatic(n Neighbor) {
 	sc := sessionConfig(d.config(), n.Address, n.PeerASN, n.Timers, n.Passive)
 	sc.PeerPort, sc.Password, sc.LocalAddr, sc.LocalPort = n.Port, n.Password, n.SourceAddress, n.SourcePort
 	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
-	p := &peer{d: d, addr: n.Address, static: n}
+	p := &peer{d: d, addr: n.Address, static: &n}
 	d.startPeer(p, sc)
 }
 
@@ -67,18 +71,18 @@ func (d *Daemon) startStatic(n Neighbor) {
 func (d *Daemon) startPeer(p *peer, sc session.Config) {
 	p.label = p.addr.String()
 	p.created = time.Now()
-	p.updatesIn = d.metrics.Updates.WithLabelValues(p.label, "in")
 	// The session names its peer on every line itself.
 	p.sess = session.New(sc, p, d.log)
 	ctx, cancel := context.WithCancel(d.ctx)
-	p.cancel, p.done = cancel, make(chan struct{})
+	p.cancel = cancel
 	d.peers[p.addr] = p
-	d.spawn(func() {
-		defer close(p.done)
-		if err := p.sess.Run(ctx); err != nil && ctx.Err() == nil {
-			d.log.Error("session ended", "peer", p.label, "err", err)
-		}
-	})
+	// Start, not Run in a goroutine: an idle session has no goroutine but
+	// its connection's reader, and with thousands of dynamic neighbours
+	// one more stack each would be most of what a peer costs. shutdown
+	// waits for every peer's Done.
+	if err := p.sess.Start(ctx); err != nil {
+		d.log.Error("session ended", "peer", p.label, "err", err)
+	}
 }
 
 // stopPeer closes p's session with n (nil: Cease / Administrative
@@ -91,7 +95,7 @@ func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
 	}
 	p.cancel()
 	select {
-	case <-p.done:
+	case <-p.sess.Done():
 	case <-ctx.Done():
 		return
 	}
@@ -239,7 +243,7 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 		p.zone, _ = links.LinkOf(s.Info().Local.Addr())
 	}
 	err := d.rib.AddPeer(rib.Peer{ID: id, Addr: p.addr, AS: n.PeerAS, RouterID: n.PeerID,
-		Multihop: p.static.Multihop > 1, MaxPrefixes: d.config().Import.MaxPrefixes})
+		Multihop: p.static != nil && p.static.Multihop > 1, MaxPrefixes: d.config().Import.MaxPrefixes})
 	if err != nil {
 		d.log.Error("rib", "peer", p.label, "err", err)
 		return
@@ -276,8 +280,6 @@ func (p *peer) down() {
 	d.queue.after(release)
 	p.received.Store(0)
 	p.accepted.Store(0)
-	d.metrics.PrefixesReceived.DeleteLabelValues(p.label)
-	d.metrics.PrefixesAccepted.DeleteLabelValues(p.label)
 }
 
 // EndOfRIB is only logged: stale routes of a previous run are handled by
@@ -303,23 +305,25 @@ func (p *peer) Update(_ *session.Peer, u *wire.Update, action wire.Action) error
 	}
 	d := p.d
 	cfg := d.config()
-	p.updatesIn.Inc()
+	p.updatesIn.Add(1)
 	a := &u.Attrs
 	withdrawAll := action == wire.TreatAsWithdraw
 
+	s := scratchPool.Get().(*scratch)
+	defer scratchPool.Put(s)
 	// The classic fields carry IPv4 unicast, next hop NEXT_HOP.
-	if err := p.apply(id, cfg, wire.IPv4Unicast, a, a.NextHop, u.NLRI, u.Withdrawn, withdrawAll); err != nil {
+	if err := p.apply(s, id, cfg, wire.IPv4Unicast, a, a.NextHop, u.NLRI, u.Withdrawn, withdrawAll); err != nil {
 		return err
 	}
 	if a.Has(wire.AttrMPReach) {
 		m := &a.MPReach
-		if err := p.apply(id, cfg, m.Family, a, m.NextHop, m.NLRI, wire.Prefixes{}, withdrawAll); err != nil {
+		if err := p.apply(s, id, cfg, m.Family, a, m.NextHop, m.NLRI, wire.Prefixes{}, withdrawAll); err != nil {
 			return err
 		}
 	}
 	if a.Has(wire.AttrMPUnreach) {
 		m := &a.MPUnreach
-		if err := p.apply(id, cfg, m.Family, a, netip.Addr{}, wire.Prefixes{}, m.Withdrawn, false); err != nil {
+		if err := p.apply(s, id, cfg, m.Family, a, netip.Addr{}, wire.Prefixes{}, m.Withdrawn, false); err != nil {
 			return err
 		}
 	}
@@ -329,30 +333,30 @@ func (p *peer) Update(_ *session.Peer, u *wire.Update, action wire.Action) error
 // apply sends one family's announcements and withdrawals to the RIB.
 // Refused announcements withdraw whatever the peer had announced before for
 // the prefix, so a guard never leaves an older path behind.
-func (p *peer) apply(id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs, nh netip.Addr, reach, unreach wire.Prefixes, withdrawAll bool) error {
+func (p *peer) apply(s *scratch, id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs, nh netip.Addr, reach, unreach wire.Prefixes, withdrawAll bool) error {
 	if reach.Len() == 0 && unreach.Len() == 0 {
 		return nil
 	}
 	if fam != wire.IPv4Unicast && fam != wire.IPv6Unicast {
 		return nil
 	}
-	p.announce = reach.AppendTo(p.announce[:0])
-	p.withdraw = unreach.AppendTo(p.withdraw[:0])
+	s.announce = reach.AppendTo(s.announce[:0])
+	s.withdraw = unreach.AppendTo(s.withdraw[:0])
 	if withdrawAll {
-		p.withdraw, p.announce = append(p.withdraw, p.announce...), p.announce[:0]
+		s.withdraw, s.announce = append(s.withdraw, s.announce...), s.announce[:0]
 	}
-	kept := p.announce[:0]
-	for _, n := range p.announce {
+	kept := s.announce[:0]
+	for _, n := range s.announce {
 		if v := cfg.Import.Check(n.Prefix); v != Accept {
 			p.rejected.Add(1)
 			p.d.metrics.PrefixesRejected.WithLabelValues(p.label, v.String()).Inc()
-			p.withdraw = append(p.withdraw, n)
+			s.withdraw = append(s.withdraw, n)
 			continue
 		}
 		kept = append(kept, n)
 	}
-	p.announce = kept
-	if len(p.announce) > 0 && !nh.IsValid() {
+	s.announce = kept
+	if len(s.announce) > 0 && !nh.IsValid() {
 		return fmt.Errorf("%s announcement without a next hop", fam)
 	}
 	// RFC 2545 link-local next hops name no interface: it is the one the
@@ -360,13 +364,14 @@ func (p *peer) apply(id rib.PeerID, cfg *Config, fam wire.Family, a *wire.Attrs,
 	if nh.Is6() && nh.IsLinkLocalUnicast() && nh.Zone() == "" && p.zone != "" {
 		nh = nh.WithZone(p.zone)
 	}
-	p.changes.Reset()
-	err := p.d.rib.Update(id, fam, a, nh, p.announce, p.withdraw, &p.changes)
+	s.changes.Reset()
+	err := p.d.rib.Update(id, fam, a, nh, s.announce, s.withdraw, &s.changes)
 	// Past the limit the RIB applied the UPDATE up to it: those changes
 	// go to the kernel before the session is reset.
-	if len(p.changes.List) > 0 {
-		p.d.queue.push(p.d.ctx, p.changes.List, cfg.FIB.ECMP)
+	if len(s.changes.List) > 0 {
+		p.d.queue.push(p.d.ctx, s.changes.List, cfg.FIB.ECMP)
 	}
+	s.changes.Reset() // no references into the RIB's attributes stay in the pool
 	if errors.Is(err, rib.ErrMaxPrefixes) {
 		p.d.log.Warn("peer exceeded import.maxPrefixes: closing the session", "peer", p.label, "maxPrefixes", cfg.Import.MaxPrefixes)
 		return maxPrefixError(cfg.Import.MaxPrefixes)
@@ -382,8 +387,6 @@ func (p *peer) checkLimit(id rib.PeerID, cfg *Config) error {
 	}
 	p.received.Store(int64(received))
 	p.accepted.Store(int64(accepted))
-	p.d.metrics.PrefixesReceived.WithLabelValues(p.label).Set(float64(received))
-	p.d.metrics.PrefixesAccepted.WithLabelValues(p.label).Set(float64(accepted))
 	if received > cfg.Import.MaxPrefixes {
 		p.d.log.Warn("peer exceeded import.maxPrefixes: closing the session", "peer", p.label,
 			"received", received, "maxPrefixes", cfg.Import.MaxPrefixes)

@@ -130,7 +130,7 @@ func (d *Daemon) refreshAll() {
 			d.stopPeer(d.ctx, p, &ceaseReconfigured)
 			if !p.dynamic {
 				d.mu.Lock()
-				d.startStatic(p.static)
+				d.startStatic(*p.static)
 				d.mu.Unlock()
 			}
 			continue

@@ -15,22 +15,20 @@ import (
 
 // Neighbors implements view.Source.
 func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
-	d.mu.Lock()
-	peers := make([]*peer, 0, len(d.peers))
-	for _, p := range d.peers {
-		peers = append(peers, p)
-	}
-	d.mu.Unlock()
+	peers := d.peerList()
 	slices.SortFunc(peers, func(a, b *peer) int { return a.addr.Compare(b.addr) })
 	out := make([]view.Neighbor, 0, len(peers))
 	for _, p := range peers {
 		info := p.sess.Info()
 		cfg := p.sess.Config()
 		n := view.Neighbor{
-			Address: p.addr, Port: cfg.PeerPort, ASN: cfg.PeerAS, Description: p.static.Description,
+			Address: p.addr, Port: cfg.PeerPort, ASN: cfg.PeerAS,
 			Dynamic: p.dynamic, State: info.State.String(), Since: info.Since,
 			Received: int(p.received.Load()), Accepted: int(p.accepted.Load()), Rejected: int(p.rejected.Load()),
 			UpdatesIn: info.UpdatesIn, UpdatesOut: info.UpdatesOut,
+		}
+		if p.static != nil {
+			n.Description = p.static.Description
 		}
 		if info.LastError != nil {
 			n.LastError = info.LastError.Error()

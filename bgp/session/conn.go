@@ -29,7 +29,7 @@ const (
 )
 
 // conn is one TCP connection of a peer and the FSM instance that runs on it.
-// The peer's goroutine owns state, neg, the timers and closing; the reader
+// The peer's FSM worker owns state, neg, the timers and closing; the reader
 // and writer goroutines own their buffers; the rest is set before they start
 // or is synchronised as marked.
 type conn struct {
@@ -39,9 +39,9 @@ type conn struct {
 
 	state   State
 	neg     *Negotiated // set when the peer's OPEN was accepted
-	hold    *time.Timer
+	hold    fsmTimer
 	holdDur time.Duration
-	ka      *time.Timer
+	ka      fsmTimer
 	kaDur   time.Duration
 
 	// lastRecv is when the last message arrived (nanoseconds on the peer's
@@ -50,8 +50,8 @@ type conn struct {
 	lastRecv atomic.Int64
 
 	q          outQueue      // to the writer
-	ack        chan ack      // the peer's goroutine answers the reader's handshake events
-	stop       chan struct{} // closed by the peer's goroutine to end the reader and writer
+	ack        chan ack      // the FSM worker answers the reader's handshake events
+	stop       chan struct{} // closed by the FSM worker to end the reader and writer
 	readerDone chan struct{}
 }
 
@@ -65,18 +65,11 @@ type ack struct {
 func newConn(nc net.Conn, incoming bool) *conn {
 	c := &conn{
 		nc: nc, incoming: incoming,
-		hold: stoppedTimer(), ka: stoppedTimer(),
 		ack:  make(chan ack, 1),
 		stop: make(chan struct{}), readerDone: make(chan struct{}),
 	}
 	c.local, c.remote = addrPort(nc.LocalAddr()), addrPort(nc.RemoteAddr())
 	return c
-}
-
-func stoppedTimer() *time.Timer {
-	t := time.NewTimer(time.Hour)
-	t.Stop()
-	return t
 }
 
 func addrPort(a net.Addr) netip.AddrPort {
@@ -96,19 +89,17 @@ func (c *conn) stopping() bool {
 	}
 }
 
-// post sends an input to the peer's goroutine unless the connection is
-// being closed.
+// post sends an input to the peer's FSM unless the connection is being
+// closed.
 func (p *Peer) post(c *conn, in input) bool {
-	in.c = c
-	select {
-	case p.inputs <- in:
-		return true
-	case <-c.stop:
+	if c.stopping() {
 		return false
 	}
+	in.c = c
+	return p.enqueue(in)
 }
 
-// postWait posts a handshake event and waits for the peer's goroutine.
+// postWait posts a handshake event and waits for the FSM worker.
 func (p *Peer) postWait(c *conn, in input) ack {
 	in.wantAck = true
 	if !p.post(c, in) {
@@ -124,7 +115,7 @@ func (p *Peer) postWait(c *conn, in input) ack {
 
 // readLoop reads, decodes and dispatches the peer's messages. UPDATEs and
 // KEEPALIVEs of an established session never leave this goroutine: it
-// decodes into its own reused wire.Update and calls the handler, so peers
+// decodes into a pooled wire.Update and calls the handler, so peers
 // receive in parallel without sharing anything.
 func (p *Peer) readLoop(c *conn) {
 	defer close(c.readerDone)
@@ -164,6 +155,10 @@ func (r *reader) step(hdr []byte, err error) bool {
 	case in.kind == inNone:
 		return true
 	case in.wantAck:
+		// The message is decoded (an OPEN keeps nothing of the buffer):
+		// the buffer need not wait for the FSM with the reader, which,
+		// with thousands of sessions coming up at once, could be long.
+		r.f.release()
 		a := r.p.postWait(r.c, in)
 		if a.neg != nil {
 			r.established(a.neg)
@@ -176,11 +171,10 @@ func (r *reader) step(hdr []byte, err error) bool {
 
 // reader is the receive side of one connection, owned by readLoop.
 type reader struct {
-	p   *Peer
-	c   *conn
-	f   frame
-	rx  *wire.Options // nil (plain RFC 4271 limits) until established
-	upd wire.Update
+	p  *Peer
+	c  *conn
+	f  frame
+	rx *wire.Options // nil (plain RFC 4271 limits) until established
 	// families were negotiated; refused lists those whose NLRI the peer
 	// sent anyway, each logged once per session.
 	families wire.FamilySet
@@ -192,7 +186,7 @@ func (r *reader) established(n *Negotiated) {
 	r.families = wire.FamilySetOf(n.Families...)
 }
 
-// next reads one message and returns what the peer's goroutine must hear
+// next reads one message and returns what the FSM must hear
 // about it (kind inNone for nothing); done ends the loop quietly.
 func (r *reader) next() (in input, done bool) {
 	return r.message(r.f.take(wire.HeaderLen))
@@ -264,7 +258,12 @@ func (r *reader) readErr(err error) (input, bool) {
 
 // update decodes and delivers one UPDATE of an established session.
 func (r *reader) update(body []byte) input {
-	err := wire.DecodeUpdate(&r.upd, body, r.rx)
+	// The decoded UPDATE, with what its slices grew to, comes from a pool
+	// shared by the sessions: kept per reader it would be 1 KB and more
+	// for each idle one.
+	u := updatePool.Get().(*wire.Update)
+	defer updatePool.Put(u)
+	err := wire.DecodeUpdate(u, body, r.rx)
 	act := wire.ActionOf(err)
 	if act >= wire.AFISAFIDisable {
 		return msgErr(err)
@@ -272,7 +271,7 @@ func (r *reader) update(body []byte) input {
 	if err != nil {
 		r.p.log.Warn("malformed UPDATE handled per RFC 7606", "action", act, "err", err)
 	}
-	if f, ok := r.upd.EndOfRIB(); ok && act == wire.ActionNone {
+	if f, ok := u.EndOfRIB(); ok && act == wire.ActionNone {
 		if r.families.Has(f) {
 			r.p.h.EndOfRIB(r.p, f)
 		} else {
@@ -280,13 +279,13 @@ func (r *reader) update(body []byte) input {
 		}
 		return input{}
 	}
-	if refused := dropUnnegotiated(&r.upd, r.families); len(refused) > 0 {
+	if refused := dropUnnegotiated(u, r.families); len(refused) > 0 {
 		r.refuse(refused)
-		if empty(&r.upd) {
+		if empty(u) {
 			return input{}
 		}
 	}
-	if herr := r.p.h.Update(r.p, &r.upd, act); herr != nil {
+	if herr := r.p.h.Update(r.p, u, act); herr != nil {
 		n := notificationFor(herr)
 		cause := herr
 		if ne, ok := herr.(*NotificationError); ok {

@@ -6,9 +6,10 @@
 //
 // The decisions are pure functions over plain values: transition (the FSM),
 // negotiate (the OPEN checks and the per-direction codec options) and
-// keepIncoming (collision). A Peer's goroutine executes what they decide.
+// keepIncoming (collision). A Peer's FSM worker executes what they decide: a
+// goroutine that runs only while the peer has inputs to handle (queue.go).
 // Each connection has its own reader goroutine, which decodes UPDATEs into
-// its own reused wire.Update and calls the Handler directly: there is no lock
+// a pooled wire.Update and calls the Handler directly: there is no lock
 // shared between peers on the receive path.
 package session
 
@@ -28,7 +29,7 @@ import (
 
 // Handler receives a peer's session events. All calls for one Peer come one
 // at a time, in order (Established, then Updates and EndOfRIBs, then Down),
-// from the peer's goroutines; they must not block for long, since a slow
+// from the peer's FSM worker and reader; they must not block for long, since a slow
 // handler stops the peer from reading.
 type Handler interface {
 	Established(p *Peer, n Negotiated)
@@ -81,9 +82,14 @@ type Peer struct {
 	local *wire.Open
 	epoch time.Time
 
-	inputs  chan input
 	running atomic.Bool
-	done    chan struct{} // closed when Run has returned
+	done    chan struct{} // closed when the peer has stopped
+	r       *runner       // the FSM, set by Start; see queue.go
+
+	qmu     sync.Mutex // guards the queue of inputs
+	queued  []input    // nil while idle
+	working bool       // a worker goroutine runs the FSM
+	exited  bool       // the peer stopped: inputs are dropped
 
 	state                                  atomic.Uint32
 	msgsIn, msgsOut, updatesIn, updatesOut atomic.Uint64
@@ -96,21 +102,22 @@ type Peer struct {
 	neg     *Negotiated
 	since   time.Time
 	lastErr error
-	exited  bool
 	curConn *conn
 }
 
 type inputKind uint8
 
 const (
-	inNone   inputKind = iota
-	inEvent            // an FSM event from a connection's reader or writer
-	inConn             // an accepted connection
-	inDialed           // the result of a connection attempt
-	inStop             // Close
+	inNone    inputKind = iota
+	inEvent             // an FSM event from a connection's reader or writer
+	inConn              // an accepted connection
+	inDialed            // the result of a connection attempt
+	inStop              // Close
+	inTimer             // one of the FSM's timers fired
+	inCtxDone           // Run's context ended
 )
 
-// input is everything that reaches the peer's goroutine.
+// input is everything that reaches the peer's FSM.
 type input struct {
 	kind    inputKind
 	c       *conn
@@ -122,6 +129,8 @@ type input struct {
 	nc      net.Conn
 	gen     uint64
 	done    chan struct{}
+	timer   timerKind
+	tgen    uint32
 }
 
 // New returns a peer for cfg (see Config.Validate; Run reports its errors).
@@ -133,9 +142,10 @@ func New(cfg Config, h Handler, log *slog.Logger) *Peer {
 	cfg = cfg.withDefaults()
 	p := &Peer{
 		cfg: cfg, h: h, epoch: time.Now(),
-		log:    log.With("peer", cfg.PeerAddr),
-		inputs: make(chan input, 16),
-		done:   make(chan struct{}),
+		log:  log.With("peer", cfg.PeerAddr),
+		done: make(chan struct{}),
+		// Inputs that come before Start wait for it.
+		working: true,
 	}
 	p.local = localOpen(cfg)
 	return p
@@ -173,18 +183,15 @@ func (p *Peer) Accept(nc net.Conn) {
 		nc.Close()
 		return
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.exited {
+	p.qmu.Lock()
+	busy := len(p.queued) >= maxQueued
+	p.qmu.Unlock()
+	if busy {
+		p.log.Warn("refusing incoming connection: peer busy", "remote", nc.RemoteAddr())
 		nc.Close()
 		return
 	}
-	select {
-	case p.inputs <- input{kind: inConn, nc: nc}:
-	default:
-		p.log.Warn("refusing incoming connection: peer busy", "remote", nc.RemoteAddr())
-		nc.Close()
-	}
+	p.enqueue(input{kind: inConn, nc: nc})
 }
 
 // Send queues one or more encoded UPDATE messages (e.g. from wire.Encoder)
@@ -258,18 +265,12 @@ func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
 	if n == nil {
 		n = wire.NewShutdown(wire.CeaseAdminShutdown, "")
 	} else {
-		// Run's goroutine may still encode it after ctx ended and Close
+		// The FSM worker may still encode it after ctx ended and Close
 		// returned: it must not share the caller's Data.
 		n = &wire.Notification{Code: n.Code, Subcode: n.Subcode, Data: bytes.Clone(n.Data)}
 	}
 	done := make(chan struct{})
-	select {
-	case p.inputs <- input{kind: inStop, notif: n, done: done}:
-	case <-p.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	p.enqueue(input{kind: inStop, notif: n, done: done})
 	select {
 	case <-done:
 	case <-p.done:
@@ -285,29 +286,47 @@ func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
 // ConnectRetry; all peers take connections from Accept. An invalid Config
 // makes it return the error at once; the peer is stopped all the same.
 func (p *Peer) Run(ctx context.Context) error {
+	if err := p.Start(ctx); err != nil {
+		return err
+	}
+	<-p.done
+	return nil
+}
+
+// Start is Run without the wait: the peer runs in the background, with no
+// goroutine of its own while nothing happens (see queue.go), until ctx ends
+// or Close or Shutdown is called; Done is closed once it has stopped.
+func (p *Peer) Start(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return ErrAlreadyRunning
 	}
-	// On every return, also the early ones below: Close and Shutdown wait
-	// for done, and a Run that never started its loop would otherwise
-	// keep them waiting until their ctx ends.
-	defer close(p.done)
 	r, err := p.start(ctx)
 	if err != nil {
+		// Close and Shutdown wait for done: a peer that never started
+		// must not keep them waiting until their ctx ends.
 		p.release()
+		close(p.done)
 		return err
 	}
-	defer r.exit()
-	for !r.stopped {
-		r.wake(r.wait(ctx))
+	p.r = r
+	// Until now the queue held what came (New marked a worker running);
+	// no worker can run yet, so the FSM starts here.
+	r.feed(nil, evStart, nil, nil)
+	r.unwatch = p.watchContext(ctx)
+	p.qmu.Lock()
+	work := len(p.queued) > 0
+	p.working = work
+	p.qmu.Unlock()
+	if work {
+		go p.work()
 	}
 	return nil
 }
 
-// start checks the configuration and starts the FSM. It is not inlined, to
-// keep Run's frame small (see wait).
-//
-//go:noinline
+// Done is closed once the peer has stopped (Run returned, or would have).
+func (p *Peer) Done() <-chan struct{} { return p.done }
+
+// start checks the configuration and prepares the FSM.
 func (p *Peer) start(ctx context.Context) (*runner, error) {
 	if err := p.cfg.Validate(); err != nil {
 		return nil, err
@@ -316,75 +335,5 @@ func (p *Peer) start(ctx context.Context) (*runner, error) {
 	if p.open, err = wire.AppendOpen(nil, p.local); err != nil {
 		return nil, fmt.Errorf("bgp session: our OPEN: %w", err)
 	}
-	r := &runner{p: p, cfg: p.cfg, ctx: ctx, quit: make(chan struct{}), retry: stoppedTimer()}
-	r.feed(nil, evStart, nil, nil)
-	return r, nil
-}
-
-// wakeup says what ended runner.wait.
-type wakeup uint8
-
-const (
-	wakeDone wakeup = iota // ctx ended
-	wakeInput
-	wakeRetry
-	wakeHold // c's hold timer
-	wakeKeepalive
-)
-
-// wait blocks until the peer has something to do. A peer waits here for
-// hours: like the reader's wait (see readLoop), it is a small frame, so
-// the stack that the handshake and the handler's calls grew in wake can be
-// shrunk back.
-func (r *runner) wait(ctx context.Context) (wakeup, input) {
-	select {
-	case <-ctx.Done():
-		return wakeDone, input{}
-	case in := <-r.p.inputs:
-		return wakeInput, in
-	case <-r.retry.C:
-		return wakeRetry, input{}
-	case <-timerC(r.primary, true):
-		return wakeHold, input{c: r.primary}
-	case <-timerC(r.primary, false):
-		return wakeKeepalive, input{c: r.primary}
-	case <-timerC(r.secondary, true):
-		return wakeHold, input{c: r.secondary}
-	case <-timerC(r.secondary, false):
-		return wakeKeepalive, input{c: r.secondary}
-	}
-}
-
-// wake does what woke the peer. It must not be inlined into Run: its
-// frame would stay on the stack while the peer waits.
-//
-//go:noinline
-func (r *runner) wake(w wakeup, in input) {
-	switch w {
-	case wakeDone:
-		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
-	case wakeInput:
-		r.handle(in)
-	case wakeRetry:
-		if r.primary == nil {
-			r.feed(nil, evConnectRetryExpired, nil, nil)
-		}
-	case wakeHold:
-		r.holdFired(in.c)
-	case wakeKeepalive:
-		r.feed(in.c, evKeepaliveExpired, nil, nil)
-	}
-}
-
-// timerC is a connection's hold or keepalive timer channel, or nil (which
-// blocks forever in a select) when there is no connection.
-func timerC(c *conn, hold bool) <-chan time.Time {
-	switch {
-	case c == nil:
-		return nil
-	case hold:
-		return c.hold.C
-	default:
-		return c.ka.C
-	}
+	return &runner{p: p, cfg: p.cfg, ctx: ctx}, nil
 }

@@ -13,7 +13,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/wire"
 )
 
-// runner is the state of Run's goroutine, which alone touches it: it feeds
+// runner is the state of the peer's FSM worker, which alone touches it: it feeds
 // events to the FSM of each connection and executes the actions.
 type runner struct {
 	p   *Peer
@@ -29,11 +29,11 @@ type runner struct {
 	// secondary.
 	primary, secondary *conn
 
-	retry      *time.Timer
+	retry      fsmTimer
+	unwatch    func() bool // stops watching Run's context
 	dialCancel context.CancelFunc
 	dialGen    uint64
 	dials      sync.WaitGroup
-	quit       chan struct{} // closed on exit: dialers stop posting
 
 	stopped  bool
 	stopDone []chan struct{}
@@ -220,7 +220,7 @@ func (r *runner) feed(c *conn, ev event, carried *wire.Notification, cause error
 		r.p.log.Info("state", "from", from, "to", to, "event", ev)
 	}
 	if acts&aStopRetry != 0 {
-		r.retry.Stop()
+		r.retry.stop()
 	}
 	r.connTimers(c, acts)
 	n := r.notification(from, acts, carried)
@@ -275,19 +275,19 @@ func (r *runner) connTimers(c *conn, acts actions) {
 	}
 	if acts&aHoldLarge != 0 {
 		c.holdDur = openSentHoldTime
-		c.hold.Reset(c.holdDur)
+		c.hold.reset(r.p, c, timerHold, c.holdDur)
 	}
 	if acts&aStartTimers != 0 {
 		c.holdDur, c.kaDur = c.neg.HoldTime, c.neg.KeepaliveTime
-		c.hold.Stop()
+		c.hold.stop()
 		if c.holdDur > 0 {
-			c.hold.Reset(c.holdDur)
+			c.hold.reset(r.p, c, timerHold, c.holdDur)
 		}
 	}
 	if acts&aSendKeepalive != 0 {
 		r.p.queue(c, keepaliveMsg)
 		if c.kaDur > 0 {
-			c.ka.Reset(jitter(c.kaDur, rand.Float64()))
+			c.ka.reset(r.p, c, timerKeepalive, jitter(c.kaDur, rand.Float64()))
 		}
 	}
 }
@@ -311,14 +311,14 @@ func (r *runner) notification(from State, acts actions, carried *wire.Notificati
 // reason is why the session ended, if it did.
 func (r *runner) schedule(acts actions, reason error) {
 	if acts&aStartRetry != 0 {
-		r.retry.Reset(jitter(r.cfg.ConnectRetry, rand.Float64()))
+		r.retry.reset(r.p, nil, timerRetry, jitter(r.cfg.ConnectRetry, rand.Float64()))
 	}
 	if acts&aAutoRestart != 0 && !r.stopped {
 		d := jitter(r.cfg.ConnectRetry, rand.Float64())
 		if r.cfg.Passive {
 			d = 0 // nothing to pace: the peer decides when to connect
 		}
-		r.retry.Reset(max(d, r.failed(time.Now(), reason)))
+		r.retry.reset(r.p, nil, timerRetry, max(d, r.failed(time.Now(), reason)))
 	}
 	if acts&aConnect != 0 && !r.stopped {
 		r.dial()
@@ -373,7 +373,7 @@ func (r *runner) detach(c *conn, to State) bool {
 		r.bare = to
 		if r.secondary != nil {
 			r.primary, r.secondary = r.secondary, nil
-			r.retry.Stop()
+			r.retry.stop()
 			r.cancelDial()
 			return true
 		}
@@ -384,8 +384,8 @@ func (r *runner) detach(c *conn, to State) bool {
 // closeConn sends n (if not nil) as the connection's last message, then
 // closes it and waits for its reader and writer goroutines.
 func (r *runner) closeConn(c *conn, n *wire.Notification) {
-	c.hold.Stop()
-	c.ka.Stop()
+	c.hold.stop()
+	c.ka.stop()
 	if n != nil {
 		var o *wire.Options
 		if c.neg != nil {
@@ -487,7 +487,7 @@ func (r *runner) holdFired(c *conn) {
 	}
 	elapsed := time.Duration(r.p.now() - c.lastRecv.Load())
 	if elapsed < c.holdDur {
-		c.hold.Reset(c.holdDur - elapsed)
+		c.hold.reset(r.p, c, timerHold, c.holdDur-elapsed)
 		return
 	}
 	r.feed(c, evHoldExpired, nil, ErrHoldTimerExpired)
@@ -514,13 +514,8 @@ func (r *runner) dial() {
 	go func() {
 		defer r.dials.Done()
 		nc, err := d.DialContext(ctx, network, addr)
-		select {
-		case r.p.inputs <- input{kind: inDialed, nc: nc, err: err, gen: gen}:
-		case <-r.quit:
-			if nc != nil {
-				nc.Close()
-			}
-		}
+		// After the peer stopped, enqueue closes nc.
+		r.p.enqueue(input{kind: inDialed, nc: nc, err: err, gen: gen})
 	}()
 }
 
@@ -549,8 +544,10 @@ func (r *runner) exit() {
 		r.stop(wire.NewShutdown(wire.CeaseAdminShutdown, ""))
 	}
 	r.cancelDial()
-	r.retry.Stop()
-	close(r.quit)
+	r.retry.stop()
+	if r.unwatch != nil {
+		r.unwatch()
+	}
 	r.dials.Wait()
 	r.p.release()
 	for _, d := range r.stopDone {
@@ -562,20 +559,11 @@ func (r *runner) exit() {
 // release makes the peer refuse connections and closes what still waits in
 // its inputs: accepted connections, and the done channels of Close calls.
 func (p *Peer) release() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.qmu.Lock()
+	defer p.qmu.Unlock()
 	p.exited = true
-	for {
-		select {
-		case in := <-p.inputs:
-			if in.nc != nil {
-				in.nc.Close()
-			}
-			if in.done != nil {
-				close(in.done)
-			}
-		default:
-			return
-		}
+	for i := range p.queued {
+		p.queued[i].discard()
 	}
+	p.queued, p.working = nil, false
 }

@@ -54,7 +54,7 @@ func (p *Peer) push(c *conn, msg []byte) (ok bool, room <-chan struct{}) {
 	return true, nil
 }
 
-// queue hands msg to the writer without blocking the peer's goroutine; a
+// queue hands msg to the writer without blocking the FSM worker; a
 // full queue means the writer is stuck, which the send hold timer handles.
 func (p *Peer) queue(c *conn, msg []byte) bool {
 	ok, _ := p.push(c, msg)
