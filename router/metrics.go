@@ -117,13 +117,15 @@ var (
 	fibStaleDesc   = prometheus.NewDesc("bgplb_router_fib_stale_routes", "Routes of a previous run waiting for a peer or the grace time.", nil, nil)
 	fibNoHopDesc   = prometheus.NewDesc("bgplb_router_fib_unusable_routes", "Routes with no usable next hop, so not in the kernel.", nil, nil)
 	fibDegradeDesc = prometheus.NewDesc("bgplb_router_fib_degraded_gateways", "Gateways left out of kernel routes because the kernel cannot use them.", nil, nil)
+	fibFlushDesc   = prometheus.NewDesc("bgplb_router_fib_flushed_routes_total",
+		"Kernel routes deleted with their gateway's nexthop object (a peer gone), not one by one.", nil, nil)
 )
 
 // fibCollector reports fib.Stats.
 type fibCollector struct{ stats func() (fib.Stats, bool) }
 
 func (c fibCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fibRoutesDesc, fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc} {
+	for _, d := range []*prometheus.Desc{fibRoutesDesc, fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc, fibFlushDesc} {
 		ch <- d
 	}
 }
@@ -148,4 +150,5 @@ func (c fibCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(fibStaleDesc, s.Stale)
 	gauge(fibNoHopDesc, s.Unusable)
 	gauge(fibDegradeDesc, s.Degraded)
+	counter(fibFlushDesc, s.Flushed)
 }

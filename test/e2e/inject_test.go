@@ -22,6 +22,7 @@ import (
 // package on the node's side, since no daemon from Debian can be fed a
 // million routes quickly.
 type injector struct {
+	conn net.Conn // the TCP connection: close it to drop the session
 	peer *session.Peer
 	neg  session.Negotiated
 	from node
@@ -70,7 +71,7 @@ func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injec
 		<-done
 	})
 	p.Accept(conn)
-	in := &injector{peer: p, from: n}
+	in := &injector{conn: conn, peer: p, from: n}
 	select {
 	case in.neg = <-h.up:
 	case <-ctx.Done():
