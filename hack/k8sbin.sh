@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds kube-apiserver, etcd and kubectl from the pinned module in hack/k8sbin into
 # $BGPLB_CACHE/k8s/<version>/ (default ~/.cache/bgplb/k8s/<version>/), where
-# internal/kubetest finds them. Nothing prebuilt can be downloaded on these
+# internal/controlplane finds them. Nothing prebuilt can be downloaded on these
 # machines, so the binaries come from source: the first build compiles
 # Kubernetes and takes ~12 min on 2 cores (a ~3 GB Go build cache); later
 # builds reuse that cache and take a minute or two, and a present, current

@@ -9,11 +9,12 @@
 //
 //   - [Netns] is one namespace made with `ip netns add`, so iproute2 and a
 //     later process can find it by name. [Netns.Run] runs a command inside,
-//     [Netns.Start] a long-running process ([Proc]) whose output goes to a
-//     file under the namespace's scratch [Netns.Dir], and [Netns.Do] runs Go
-//     code on a thread switched into the namespace (to open sockets or
-//     netlink handles there). [Netns.Close] kills everything inside, whoever
-//     started it, then deletes the namespace and its interfaces.
+//     [Netns.Start] a long-running process ([Proc], of package
+//     internal/proc) whose output goes to a file under the namespace's
+//     scratch [Netns.Dir], and [Netns.Do] runs Go code on a thread switched
+//     into the namespace (to open sockets or netlink handles there).
+//     [Netns.Close] kills everything inside, whoever started it, then
+//     deletes the namespace and its interfaces.
 //   - [Lab] is a set of hosts named ID-host; [LAN] is a bridge in a switch
 //     namespace of its own with a veth port per host, so a host sees only
 //     its own interface, and a port can be unplugged ([LAN.SetLink]) to fail
@@ -47,7 +48,8 @@
 //     added with nodad; [Netns.WaitAddr] still checks.
 //   - The parent-death signal that kills a crashed test's daemons fires when
 //     the *thread* that forked them ends, so each Proc keeps its own locked
-//     OS thread until the process is reaped.
+//     OS thread until the process is reaped (package proc does this for
+//     every child of bgplb and its tests).
 //   - /proc/sys/net shows the namespace of the thread that opens it, so
 //     sysctls are written from inside [Netns.Do] without forking sysctl(8).
 //   - A bridge forwards from a port the moment it is up only with STP off

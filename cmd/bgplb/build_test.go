@@ -11,16 +11,11 @@ import (
 
 // TestRouterBuildLinksNoKubernetes: the router's build (make build-router)
 // must not link the Kubernetes client, whose package initialisation alone
-// would cost the router about 19 MB of resident memory, nor test harnesses.
+// would cost the router about 19 MB of resident memory. Test harnesses are
+// TestBinaryLinksNoTestCode's.
 func TestRouterBuildLinksNoKubernetes(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", "-tags", "routeronly", ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go list: %v: %s", err, out)
-	}
-	for _, pkg := range strings.Fields(string(out)) {
-		switch {
-		case strings.HasPrefix(pkg, "k8s.io/"), strings.HasPrefix(pkg, "sigs.k8s.io/"),
-			strings.Contains(pkg, "/internal/kubetest"), strings.Contains(pkg, "/lab/labtest"), pkg == "testing":
+	for _, pkg := range linkedPackages(t, "routeronly") {
+		if strings.HasPrefix(pkg, "k8s.io/") || strings.HasPrefix(pkg, "sigs.k8s.io/") {
 			t.Errorf("the router build links %s", pkg)
 		}
 	}

@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/internal/kubetest"
 )
 
@@ -62,8 +63,8 @@ func TestLoadBalancerService(t *testing.T) {
 		t.Fatalf("ClusterIPs %v, want one per family", created.Spec.ClusterIPs)
 	}
 	for i, ip := range created.Spec.ClusterIPs {
-		if a := netip.MustParseAddr(ip); !kubetest.DefaultServiceCIDRs()[i].Contains(a) {
-			t.Errorf("ClusterIP %s outside %s", a, kubetest.DefaultServiceCIDRs()[i])
+		if a := netip.MustParseAddr(ip); !controlplane.DefaultServiceCIDRs()[i].Contains(a) {
+			t.Errorf("ClusterIP %s outside %s", a, controlplane.DefaultServiceCIDRs()[i])
 		}
 	}
 	if created.Spec.Ports[0].NodePort == 0 {
@@ -170,8 +171,8 @@ func TestKubeconfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v.GitVersion != kubetest.KubernetesVersion {
-		t.Errorf("server says %s, want %s (the -X linker flags of hack/k8sbin.sh)", v.GitVersion, kubetest.KubernetesVersion)
+	if v.GitVersion != controlplane.KubernetesVersion {
+		t.Errorf("server says %s, want %s (the -X linker flags of hack/k8sbin.sh)", v.GitVersion, controlplane.KubernetesVersion)
 	}
 	if _, err := client.CoreV1().Namespaces().Get(testContext(t), "kube-system", metav1.GetOptions{}); err != nil {
 		t.Error(err)

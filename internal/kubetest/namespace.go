@@ -115,7 +115,7 @@ func (e *Env) finalizeNamespace(ctx context.Context, ns string) error {
 		}
 		return err
 	}
-	return e.poll(ctx, "namespace "+ns+" to go", func(ctx context.Context) error {
+	return e.Poll(ctx, "namespace "+ns+" to go", func(ctx context.Context) error {
 		got, err := api.Get(ctx, ns, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil

@@ -1,26 +1,66 @@
+// Package kubetest adapts package controlplane to tests: Start runs a
+// control plane for one test, skipping when the binaries are missing
+// (failing in CI) and stopping it at cleanup; Shared starts one per test
+// binary on first use; Env.Namespace gives a test a namespace of its own
+// and removes it with everything in it afterwards.
+//
+// It is test code: the bgplb binary must not link it (cmd/bgplb's
+// TestBinaryLinksNoTestCode), and runs package controlplane itself.
 package kubetest
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"os"
 	"sync"
+	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/controlplane"
 )
 
-// TB is the part of testing.TB that Start and Shared use. *testing.T and
-// *testing.B satisfy it; the package declares it instead of importing
-// "testing" so that the bgplb binary, which uses Run, does not link that.
-type TB interface {
-	Helper()
-	Name() string
-	Cleanup(func())
-	Failed() bool
-	Logf(format string, args ...any)
-	Errorf(format string, args ...any)
-	Fatalf(format string, args ...any)
-	Skipf(format string, args ...any)
+// Env is a control plane run for tests.
+type Env struct {
+	*controlplane.Server
+}
+
+// An Option changes the control plane's options; Start takes any number.
+type Option func(*controlplane.Options)
+
+// WithBindAddress sets controlplane.Options.BindAddress.
+func WithBindAddress(a netip.Addr) Option { return func(o *controlplane.Options) { o.BindAddress = a } }
+
+// WithAdvertiseAddress sets controlplane.Options.AdvertiseAddress.
+func WithAdvertiseAddress(a netip.Addr) Option {
+	return func(o *controlplane.Options) { o.AdvertiseAddress = a }
+}
+
+// WithServiceCIDRs sets controlplane.Options.ServiceCIDRs.
+func WithServiceCIDRs(p ...netip.Prefix) Option {
+	return func(o *controlplane.Options) { o.ServiceCIDRs = p }
+}
+
+// WithAPIServerFlags appends to controlplane.Options.APIServerFlags.
+func WithAPIServerFlags(f ...string) Option {
+	return func(o *controlplane.Options) { o.APIServerFlags = append(o.APIServerFlags, f...) }
+}
+
+// WithBinDir sets controlplane.Options.BinDir.
+func WithBinDir(dir string) Option { return func(o *controlplane.Options) { o.BinDir = dir } }
+
+// WithLogger sets controlplane.Options.Logger.
+func WithLogger(l *slog.Logger) Option { return func(o *controlplane.Options) { o.Logger = l } }
+
+// NewOptions applies opts to zero options.
+func NewOptions(opts ...Option) controlplane.Options {
+	var o controlplane.Options
+	for _, f := range opts {
+		f(&o)
+	}
+	return o
 }
 
 // cleanupTimeout bounds the cleanups registered here: they must end even
@@ -31,16 +71,19 @@ const cleanupTimeout = time.Minute
 // printing the processes' last log lines first if the test failed. Without
 // binaries it skips the test, except in CI (CI set), where hack/k8sbin.sh
 // must have built them and a skip would hide that it did not.
-func Start(t TB, opts ...Option) *Env {
+func Start(t testing.TB, opts ...Option) *Env {
 	t.Helper()
-	var o Options
-	for _, f := range opts {
-		f(&o)
-	}
-	e, err := Run(context.Background(), o)
+	s, err := controlplane.Run(context.Background(), NewOptions(opts...))
 	if err != nil {
-		skipOrFail(t, err)
+		SkipOrFail(t, err)
 	}
+	return Adopt(t, s)
+}
+
+// Adopt stops s when the test ends, printing the processes' last log lines
+// first if the test failed, and returns it as an Env.
+func Adopt(t testing.TB, s *controlplane.Server) *Env {
+	e := &Env{Server: s}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("kubetest: control plane logs:\n%s", e.Logs(40))
@@ -54,7 +97,7 @@ func Start(t TB, opts ...Option) *Env {
 
 // Namespace creates a namespace named after the test and deletes it with
 // everything in it when the test ends.
-func (e *Env) Namespace(t TB) string {
+func (e *Env) Namespace(t testing.TB) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), cleanupTimeout)
 	defer cancel()
@@ -72,9 +115,12 @@ func (e *Env) Namespace(t TB) string {
 	return ns
 }
 
-func skipOrFail(t TB, err error) {
+// SkipOrFail ends a test whose control plane did not start: a skip when
+// the binaries are missing, except in CI (CI set), where hack/k8sbin.sh
+// must have built them and a skip would hide that it did not.
+func SkipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") == "" {
+	if errors.Is(err, controlplane.ErrNoBinaries) && os.Getenv("CI") == "" {
 		t.Skipf("skipping: %v", err)
 	}
 	t.Fatalf("%v", err)
@@ -106,17 +152,17 @@ func NewShared(opts ...Option) *Shared { return &Shared{opts: opts} }
 
 // Env returns the running control plane, starting it on the first call.
 // If it could not start, every caller skips or fails as Start does.
-func (s *Shared) Env(t TB) *Env {
+func (s *Shared) Env(t testing.TB) *Env {
 	t.Helper()
 	s.once.Do(func() {
-		var o Options
-		for _, f := range s.opts {
-			f(&o)
+		o := NewOptions(s.opts...)
+		var srv *controlplane.Server
+		if srv, s.err = controlplane.Run(context.Background(), o); s.err == nil {
+			s.env = &Env{Server: srv}
 		}
-		s.env, s.err = Run(context.Background(), o)
 	})
 	if s.err != nil {
-		skipOrFail(t, s.err)
+		SkipOrFail(t, s.err)
 	}
 	return s.env
 }
@@ -132,7 +178,7 @@ func (s *Shared) Stop() error {
 
 // Main runs the tests, then stops the control plane; when a test failed it
 // prints the processes' last log lines first. It returns the exit code.
-func (s *Shared) Main(m interface{ Run() int }) int {
+func (s *Shared) Main(m *testing.M) int {
 	code := m.Run()
 	if code != 0 && s.env != nil {
 		fmt.Fprintf(os.Stderr, "kubetest: control plane logs:\n%s", s.env.Logs(40))

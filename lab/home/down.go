@@ -10,9 +10,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
+	"github.com/bgplb/bgplb/internal/proc"
 	"github.com/bgplb/bgplb/lab/seed"
 )
 
@@ -41,7 +41,7 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 	case err == nil:
 		for _, n := range []string{"controller", "control-plane"} {
 			if p, ok := st.Procs[n]; ok && p.Host == "" {
-				if err := stopPID(p, 10*time.Second); err != nil {
+				if err := p.stop(10 * time.Second); err != nil {
 					errs = append(errs, fmt.Errorf("%s: %w", n, err))
 				}
 			}
@@ -68,7 +68,7 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 		// The control plane names its lab's ID; the controller only its kubeconfig.
 		needles := append(slices.Clone(others), "controller --kubeconfig "+filepath.Join(o.StateDir, "kubeconfig"))
 		for _, pid := range strays(needles) {
-			if err := stopPID(newProc(pid, "", ""), 5*time.Second); err != nil {
+			if err := proc.RefOf(pid).Stop(5 * time.Second); err != nil {
 				errs = append(errs, err)
 			}
 		}
@@ -164,31 +164,4 @@ func strays(needles []string) []int {
 		}
 	}
 	return pids
-}
-
-// stopPID stops a process of the lab, if it is still the one started:
-// SIGTERM to it and its group, then SIGKILL after grace. It fails if the
-// process outlives both.
-func stopPID(p Proc, grace time.Duration) error {
-	if !p.Alive() {
-		return nil
-	}
-	_ = syscall.Kill(-p.PID, syscall.SIGTERM)
-	_ = syscall.Kill(p.PID, syscall.SIGTERM)
-	deadline := time.Now().Add(grace)
-	for time.Now().Before(deadline) {
-		if !p.Alive() {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_ = syscall.Kill(-p.PID, syscall.SIGKILL)
-	_ = syscall.Kill(p.PID, syscall.SIGKILL)
-	for range 100 {
-		if !p.Alive() {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	return fmt.Errorf("process %d survives SIGKILL", p.PID)
 }

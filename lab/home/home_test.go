@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/lab/seed"
@@ -28,7 +28,7 @@ import (
 // is left: no namespace, veth, process, scratch or state directory.
 func TestUpDown(t *testing.T) {
 	labtest.Require(t)
-	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) && os.Getenv("CI") == "" {
 		t.Skipf("skipping: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "bgplb")
@@ -98,8 +98,8 @@ func TestUpDown(t *testing.T) {
 		t.Errorf("bgplb lab kubectl get svc: %q, %v; want %s", b, err, home.PiholeVIP.String())
 	}
 	kc = exec.CommandContext(ctx, bin, "lab", "--state", o.StateDir, "kubectl", "version", "--client")
-	if b, err := kc.CombinedOutput(); err != nil || !strings.Contains(string(b), "Client Version: "+kubetest.KubernetesVersion) {
-		t.Errorf("bgplb lab kubectl version: %q, %v; want the API server's version %s", b, err, kubetest.KubernetesVersion)
+	if b, err := kc.CombinedOutput(); err != nil || !strings.Contains(string(b), "Client Version: "+controlplane.KubernetesVersion) {
+		t.Errorf("bgplb lab kubectl version: %q, %v; want the API server's version %s", b, err, controlplane.KubernetesVersion)
 	}
 
 	// Up again: the lab is found running, nothing is rebuilt.
@@ -279,7 +279,7 @@ func checkGone(t *testing.T, st *home.State, stateDir string) {
 // router learns the route too and installs it in its own kernel.
 func TestUpTwoRouters(t *testing.T) {
 	labtest.Require(t)
-	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) && os.Getenv("CI") == "" {
 		t.Skipf("skipping: %v", err)
 	}
 	bin := filepath.Join(t.TempDir(), "bgplb")
@@ -326,7 +326,7 @@ func TestUpTwoRouters(t *testing.T) {
 // without a trace: once before the network exists, once after.
 func TestUpFailsThenDown(t *testing.T) {
 	labtest.Require(t)
-	if _, err := kubetest.BinDir(); errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
+	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) && os.Getenv("CI") == "" {
 		t.Skipf("skipping: %v", err)
 	}
 	// A "bgplb" that cannot start the control plane.

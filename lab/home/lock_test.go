@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/proc"
 )
 
 func TestLockExcludes(t *testing.T) {
@@ -29,32 +31,30 @@ func TestLockExcludes(t *testing.T) {
 	unlock()
 }
 
-// A recorded pid counts as the lab's process only while it is the same
-// process: not once it exited, not for another process given that pid.
-func TestProcAlive(t *testing.T) {
+// A recorded process stops only while it is the one started (proc.Ref
+// tests the rest); one that is gone stops without an error.
+func TestProcStop(t *testing.T) {
 	cmd := exec.Command("sleep", "30")
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	p := newProc(cmd.Process.Pid, "", "")
-	if !p.Alive() {
-		t.Fatalf("%+v: not alive", p)
-	}
+	p := Proc{Ref: proc.RefOf(cmd.Process.Pid)}
 	other := p
 	other.Start++ // the same pid, started at another time
-	if other.Alive() {
-		t.Error("a process with another start time counts as the recorded one")
+	if err := other.stop(0); err != nil || !p.Alive() {
+		t.Fatalf("stopping another start time: %v; alive %v, want untouched", err, p.Alive())
 	}
-	if (Proc{PID: 2}).Alive() || (Proc{PID: 1}).Alive() {
+	if (Proc{Ref: proc.Ref{PID: 2}}).Alive() || (Proc{Ref: proc.Ref{PID: 1}}).Alive() {
 		t.Error("a pid recorded without its start time counts as alive")
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	if p.Alive() {
-		t.Error("alive after it exited")
+	if err := p.stop(time.Second); err != nil {
+		t.Fatal(err)
 	}
-	if err := stopPID(p, 0); err != nil {
+	if p.Alive() {
+		t.Error("alive after stop")
+	}
+	if err := p.stop(0); err != nil {
 		t.Errorf("stopping a process that is gone: %v", err)
 	}
 }
@@ -71,7 +71,7 @@ func TestProcAliveWithoutStart(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-		p := Proc{PID: cmd.Process.Pid}
+		p := Proc{Ref: proc.Ref{PID: cmd.Process.Pid}}
 		var got bool
 		for range 100 { // until bash has exec'd
 			if got = p.Alive(); got == tc.want {

@@ -47,7 +47,7 @@ func Move(ctx context.Context, o Options) error {
 // stopPod undoes pod on node: the DNS responder and the VIP.
 func (u *upper) stopPod(ctx context.Context, node string) error {
 	if p, ok := u.st.Procs["dns-"+node]; ok {
-		if err := stopPID(p, 2*time.Second); err != nil {
+		if err := p.stop(2 * time.Second); err != nil {
 			return err
 		}
 		delete(u.st.Procs, "dns-"+node)

@@ -7,13 +7,11 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"time"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/internal/proc"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/seed"
 )
@@ -35,8 +33,9 @@ const controlPlaneReady = "control-plane.json"
 // RunControlPlane is `bgplb lab control-plane`, run detached by Up in the
 // root namespace: etcd and kube-apiserver on the lab's API link, the CRDs
 // of crdDir installed, an admin kubeconfig and the speaker's written to
-// stateDir, and then it waits for ctx (SIGTERM) to stop them. kubetest
-// kills both children if this process dies, so they never outlive it.
+// stateDir, and then it waits for ctx (SIGTERM) to stop them, or ends
+// with an error when one of them dies. Both children are killed if this
+// process dies, so they never outlive it.
 func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
 	s, err := seed.Open(id)
 	if err != nil {
@@ -46,7 +45,7 @@ func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
 	if !addr.IsValid() {
 		return fmt.Errorf("lab %s has no API link", id)
 	}
-	env, err := kubetest.Run(ctx, kubetest.Options{BindAddress: addr, Dir: stateDir})
+	env, err := controlplane.Run(ctx, controlplane.Options{BindAddress: addr, Dir: stateDir})
 	if err != nil {
 		return err
 	}
@@ -81,8 +80,12 @@ func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
 		return err
 	}
 	fmt.Fprintf(os.Stderr, "control plane ready: %s (dir %s)\n", env.Config.Host, env.Dir)
-	<-ctx.Done()
-	return env.Stop()
+	select {
+	case <-ctx.Done():
+		return env.Stop()
+	case <-env.Done():
+		return errors.Join(env.Err(), env.Stop())
+	}
 }
 
 // RunDNSResponder is `bgplb lab dns-responder`, run detached inside a
@@ -104,21 +107,12 @@ func RunDNSResponder(ctx context.Context, id, node string, addr netip.Addr) erro
 
 // startRoot starts a detached process in the root namespace (its own
 // session, no parent-death signal), output to log.
-func startRoot(log string, argv ...string) (int, error) {
-	f, err := os.Create(log)
+func startRoot(log string, argv ...string) (Proc, error) {
+	p, err := proc.Start(proc.Options{LogPath: log, Detach: true}, argv[0], argv[1:]...)
 	if err != nil {
-		return 0, err
+		return Proc{}, err
 	}
-	defer f.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = f, f
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	if err := cmd.Start(); err != nil {
-		return 0, fmt.Errorf("start %s: %w", strings.Join(argv, " "), err)
-	}
-	pid := cmd.Process.Pid
-	go cmd.Wait() //nolint:errcheck // reaps it if it dies while we run
-	return pid, nil
+	return Proc{Ref: p.Ref(), Log: log}, nil
 }
 
 // startIn starts a detached process in a lab host.
@@ -131,20 +125,7 @@ func startIn(ctx context.Context, s *seed.Seed, host, label string, argv ...stri
 	if err != nil {
 		return Proc{}, err
 	}
-	return newProc(p.PID(), host, p.LogPath), nil
-}
-
-// tail returns the last n lines of a log file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return fmt.Sprintf("(no log %s: %v)", path, err)
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	return Proc{Ref: p.Ref(), Host: host, Log: p.LogPath}, nil
 }
 
 // waitFile waits until path exists, failing early if p dies.

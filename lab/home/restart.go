@@ -20,7 +20,7 @@ func Restart(ctx context.Context, o Options, component string) error {
 	defer done()
 	restart := func(name string, start func() error) step {
 		return step{"restarting " + name, func() error {
-			if err := stopPID(u.st.Procs[name], 5*time.Second); err != nil {
+			if err := u.st.Procs[name].stop(5 * time.Second); err != nil {
 				return err
 			}
 			return start()

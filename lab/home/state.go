@@ -12,9 +12,10 @@
 // a state directory (State), which Status, Exec, Kubectl and Down read.
 //
 // The control plane runs in a process of its own (`bgplb lab
-// control-plane`): package kubetest gives etcd and kube-apiserver a
+// control-plane`, package controlplane): etcd and kube-apiserver get a
 // parent-death signal (SIGKILL when the process that started them ends), so
-// they must be started by a process that stays.
+// they must be started by a process that stays. Every process is started
+// and stopped by package proc.
 package home
 
 import (
@@ -26,7 +27,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
+	"time"
+
+	"github.com/bgplb/bgplb/internal/proc"
 )
 
 // DefaultPrefix starts the lab's ID (namespaces lab1a2b3c-router, ...).
@@ -120,12 +123,11 @@ type State struct {
 	dir string
 }
 
-// Proc is one process of the lab.
+// Proc is one process of the lab: its pid and start time (proc.Ref), so
+// that a later command finds it again and never takes another process
+// given the same pid for it.
 type Proc struct {
-	PID int `json:"pid"`
-	// Start is the process's start time (/proc/PID/stat), which tells it
-	// from a later process given the same pid.
-	Start uint64 `json:"start"`
+	proc.Ref
 	// Host is the lab host it runs in; empty for the root namespace.
 	Host   string `json:"host,omitempty"`
 	Log    string `json:"log"`
@@ -162,61 +164,26 @@ func (st *State) save() error {
 
 func (st *State) path(name string) string { return filepath.Join(st.dir, name) }
 
-// Alive reports whether the process is still the one the lab started:
-// its pid runs, is no zombie, and started at the recorded time, so a pid
-// the kernel gave to another process since is never taken for it (nor
-// signalled by Down).
+// Alive reports whether the process is still the one the lab started (see
+// proc.Ref.Alive).
 func (p Proc) Alive() bool {
-	if p.PID <= 0 || syscall.Kill(p.PID, 0) != nil {
-		return false
-	}
-	start, state, err := procStat(p.PID)
-	if err != nil || state == 'Z' {
-		return false
-	}
 	if p.Start == 0 {
 		// Recorded by an older bgplb, without a start time: a bgplb
 		// command line is the best evidence left.
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(p.PID) + "/cmdline")
-		return err == nil && strings.Contains(string(b), "bgplb")
+		return err == nil && strings.Contains(string(b), "bgplb") && p.Ref.Alive()
 	}
-	return start == p.Start
+	return p.Ref.Alive()
 }
 
-// procStat reads a process's start time (clock ticks after boot, field 22
-// of /proc/PID/stat) and its state letter.
-func procStat(pid int) (start uint64, state byte, err error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0, 0, err
+// stop stops the process if it is still the one the lab started: SIGTERM,
+// then SIGKILL after grace.
+func (p Proc) stop(grace time.Duration) error {
+	if !p.Alive() {
+		return nil
 	}
-	// The command name may hold spaces and parens: fields start after the last ')'.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 20 {
-		return 0, 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	start, err = strconv.ParseUint(f[19], 10, 64) // field 22 overall
-	return start, f[0][0], err
+	return p.Ref.Stop(grace)
 }
-
-// newProc records a process just started, with its start time. One that
-// is already gone gets goneStart, so it is never Alive and the wait for it
-// fails with its log rather than with an error about /proc.
-func newProc(pid int, host, log string) Proc {
-	start, _, err := procStat(pid)
-	if err != nil {
-		start = goneStart
-	}
-	return Proc{PID: pid, Start: start, Host: host, Log: log}
-}
-
-// goneStart marks a process that had exited when it was recorded: no
-// process starts at that time.
-const goneStart = ^uint64(0)
 
 // errNoLab is returned by calls that need a running lab.
 var errNoLab = errors.New("no lab is up (start one with `bgplb lab up` or `make lab`)")

@@ -14,7 +14,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/view"
 )
@@ -211,7 +211,7 @@ func Kubectl(ctx context.Context, o Options, args []string) error {
 // kubectlPath prefers the kubectl hack/k8sbin.sh built beside the API
 // server (same version, there on a machine with no kubectl) over PATH's.
 func kubectlPath() (string, error) {
-	if dir, err := kubetest.BinDir(); err == nil {
+	if dir, err := controlplane.BinDir(); err == nil {
 		p := filepath.Join(dir, "kubectl")
 		if _, err := exec.LookPath(p); err == nil {
 			return p, nil

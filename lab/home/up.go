@@ -15,7 +15,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/internal/proc"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/view"
@@ -101,7 +102,7 @@ func Up(ctx context.Context, o Options) error {
 	if _, err := os.Stat(o.BinPath); err != nil {
 		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
 	}
-	if _, err := kubetest.BinDir(); err != nil {
+	if _, err := controlplane.BinDir(); err != nil {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 12 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
 	// Recorded before anything exists, so that Down always finds a state.
@@ -266,12 +267,11 @@ func (u *upper) register(ctx context.Context) error {
 // controller starts `bgplb controller` in the root namespace.
 func (u *upper) controller() error {
 	log := u.st.path("controller.log")
-	pid, err := startRoot(log, u.o.BinPath, "controller", "--kubeconfig", u.st.Kubeconfig,
+	p, err := startRoot(log, u.o.BinPath, "controller", "--kubeconfig", u.st.Kubeconfig,
 		"--leader-elect=false", "--health-addr", "", "--metrics-addr", "")
 	if err != nil {
 		return err
 	}
-	p := newProc(pid, "", log)
 	u.st.Procs["controller"] = p
 	return u.st.save()
 }
@@ -280,19 +280,18 @@ func (u *upper) controlPlane(ctx context.Context) func() error {
 	return func() error {
 		st := u.st
 		log := st.path("control-plane.log")
-		pid, err := startRoot(log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
+		p, err := startRoot(log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
 			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases"))
 		if err != nil {
 			return err
 		}
-		p := newProc(pid, "", log)
 		st.Procs["control-plane"] = p
 		if err := st.save(); err != nil {
 			return err
 		}
 		ready := st.path(controlPlaneReady)
 		if err := waitFile(ctx, ready, p); err != nil {
-			return fmt.Errorf("control plane: %w; last lines of %s:\n%s", err, p.Log, tail(p.Log, 30))
+			return fmt.Errorf("control plane: %w; last lines of %s:\n%s", err, p.Log, proc.Tail(p.Log, 30))
 		}
 		b, err := os.ReadFile(ready)
 		if err != nil {
@@ -324,7 +323,7 @@ func (u *upper) router(ctx context.Context, i int) error {
 		return err
 	}
 	if err := waitFile(ctx, sock, p); err != nil {
-		return fmt.Errorf("bgplb router on %s: %w; last lines of its log:\n%s", name, err, tail(p.Log, 30))
+		return fmt.Errorf("bgplb router on %s: %w; last lines of its log:\n%s", name, err, proc.Tail(p.Log, 30))
 	}
 	return nil
 }
@@ -361,7 +360,7 @@ func (u *upper) pod(ctx context.Context, node string) error {
 	// The pod is ready when it answers, as a readiness probe would say:
 	// only then may the EndpointSlice name it and the route move.
 	if err := u.whileAlive(ctx, func(ctx context.Context) error { return u.waitAnswer(ctx, node, node, 50*time.Millisecond) }); err != nil {
-		return fmt.Errorf("the DNS responder on %s: %w; the last lines of %s:\n%s", node, err, p.Log, tail(p.Log, 20))
+		return fmt.Errorf("the DNS responder on %s: %w; the last lines of %s:\n%s", node, err, p.Log, proc.Tail(p.Log, 20))
 	}
 	return u.k.endpoints(ctx, "pihole", node, slices.Index(u.s.Nodes(), node))
 }
@@ -479,7 +478,7 @@ func (u *upper) whileAlive(ctx context.Context, wait func(context.Context) error
 func (u *upper) deadProc() error {
 	for _, name := range slices.Sorted(maps.Keys(u.st.Procs)) {
 		if p := u.st.Procs[name]; !p.Alive() {
-			return fmt.Errorf("%s (pid %d) exited; the last lines of %s:\n%s", name, p.PID, p.Log, tail(p.Log, 20))
+			return fmt.Errorf("%s (pid %d) exited; the last lines of %s:\n%s", name, p.PID, p.Log, proc.Tail(p.Log, 20))
 		}
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 	"golang.org/x/sys/unix"
 	"k8s.io/client-go/rest"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/lab"
 )
 
@@ -208,24 +208,20 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 	return func() { f.Close() }, nil
 }
 
-// StartControlPlane runs etcd and kube-apiserver (package kubetest) with
-// the API server bound to APIServerAddr, whatever opts say about the bind
-// address, and installs the CRDs of Options.CRDDir. ctx bounds the start.
-// The control plane runs until the returned Env's Stop or the lab's Close.
-// Without binaries the error wraps kubetest.ErrNoBinaries.
-func (s *Seed) StartControlPlane(ctx context.Context, opts ...kubetest.Option) (*kubetest.Env, error) {
+// StartControlPlane runs etcd and kube-apiserver (package controlplane)
+// with the API server bound to APIServerAddr, whatever o says about the
+// bind address, and installs the CRDs of Options.CRDDir. ctx bounds the
+// start. The control plane runs until its Stop or the lab's Close. Without
+// binaries the error wraps controlplane.ErrNoBinaries.
+func (s *Seed) StartControlPlane(ctx context.Context, o controlplane.Options) (*controlplane.Server, error) {
 	if !s.api.IsValid() {
 		return nil, fmt.Errorf("seed: lab %s has no API link", s.ID)
 	}
 	if s.isClosed() {
 		return nil, fmt.Errorf("seed: lab %s is closed", s.ID)
 	}
-	var o kubetest.Options
-	for _, f := range opts {
-		f(&o)
-	}
 	o.BindAddress = s.APIServerAddr()
-	env, err := kubetest.Run(ctx, o)
+	env, err := controlplane.Run(ctx, o)
 	if err != nil {
 		return nil, fmt.Errorf("seed: control plane for %s: %w", s.ID, err)
 	}

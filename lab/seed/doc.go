@@ -47,8 +47,9 @@
 //
 // # Kubernetes pieces
 //
-// StartControlPlane runs etcd and kube-apiserver (package kubetest) bound to
-// APIServerAddr, reachable from the nodes and from the root namespace.
+// StartControlPlane runs etcd and kube-apiserver (package controlplane)
+// bound to APIServerAddr, reachable from the nodes and from the root
+// namespace.
 // AddVIP does kube-proxy's part: the Service address on a device kube-ipvs0
 // of the node, left down as kube-proxy leaves it, so the node accepts
 // traffic to it. This kernel has no dummy interfaces (CONFIG_DUMMY is off),

@@ -13,7 +13,7 @@ import (
 	"sync"
 	"text/tabwriter"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/lab"
 )
 
@@ -106,7 +106,7 @@ type Seed struct {
 	rootIf string       // the root end of the API link
 
 	mu     sync.Mutex // guards the fields below
-	envs   []*kubetest.Env
+	envs   []*controlplane.Server
 	dns    []*DNSServer
 	closed bool
 }

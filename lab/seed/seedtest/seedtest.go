@@ -7,8 +7,6 @@ package seedtest
 
 import (
 	"context"
-	"errors"
-	"os"
 	"testing"
 	"time"
 
@@ -58,20 +56,9 @@ func New(t testing.TB, o seed.Options) *seed.Seed {
 // test failed.
 func ControlPlane(t testing.TB, s *seed.Seed, opts ...kubetest.Option) *kubetest.Env {
 	t.Helper()
-	env, err := s.StartControlPlane(context.Background(), opts...)
-	if errors.Is(err, kubetest.ErrNoBinaries) && os.Getenv("CI") == "" {
-		t.Skipf("skipping: %v", err)
-	}
+	srv, err := s.StartControlPlane(context.Background(), kubetest.NewOptions(opts...))
 	if err != nil {
-		t.Fatal(err)
+		kubetest.SkipOrFail(t, err)
 	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("control plane logs:\n%s", env.Logs(40))
-		}
-		if err := env.Stop(); err != nil {
-			t.Errorf("control plane: %v", err)
-		}
-	})
-	return env
+	return kubetest.Adopt(t, srv)
 }

@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"errors"
@@ -46,29 +46,6 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// An Option changes Options; Start takes any number.
-type Option func(*Options)
-
-// WithBindAddress sets Options.BindAddress.
-func WithBindAddress(a netip.Addr) Option { return func(o *Options) { o.BindAddress = a } }
-
-// WithAdvertiseAddress sets Options.AdvertiseAddress.
-func WithAdvertiseAddress(a netip.Addr) Option { return func(o *Options) { o.AdvertiseAddress = a } }
-
-// WithServiceCIDRs sets Options.ServiceCIDRs.
-func WithServiceCIDRs(p ...netip.Prefix) Option { return func(o *Options) { o.ServiceCIDRs = p } }
-
-// WithAPIServerFlags appends to Options.APIServerFlags.
-func WithAPIServerFlags(f ...string) Option {
-	return func(o *Options) { o.APIServerFlags = append(o.APIServerFlags, f...) }
-}
-
-// WithBinDir sets Options.BinDir.
-func WithBinDir(dir string) Option { return func(o *Options) { o.BinDir = dir } }
-
-// WithLogger sets Options.Logger.
-func WithLogger(l *slog.Logger) Option { return func(o *Options) { o.Logger = l } }
-
 // DefaultServiceCIDRs are the ClusterIP ranges used when Options leave them
 // out. IPv4 cannot come from the documentation blocks: they are /24s, and
 // a benchmark with 10,000 LoadBalancer Services needs a ClusterIP for each.
@@ -90,7 +67,7 @@ func withDefaults(o Options) (Options, error) {
 		o.BindAddress = netip.MustParseAddr("127.0.0.1")
 	}
 	if o.BindAddress.Zone() != "" || o.AdvertiseAddress.Zone() != "" {
-		return o, errors.New("kubetest: addresses with a zone are not supported")
+		return o, errors.New("controlplane: addresses with a zone are not supported")
 	}
 	o.BindAddress = o.BindAddress.Unmap()
 	if !o.AdvertiseAddress.IsValid() {
@@ -104,7 +81,7 @@ func withDefaults(o Options) (Options, error) {
 	}
 	o.AdvertiseAddress = o.AdvertiseAddress.Unmap()
 	if o.AdvertiseAddress.IsUnspecified() {
-		return o, fmt.Errorf("kubetest: advertise address %s is unspecified", o.AdvertiseAddress)
+		return o, fmt.Errorf("controlplane: advertise address %s is unspecified", o.AdvertiseAddress)
 	}
 	if len(o.ServiceCIDRs) == 0 {
 		o.ServiceCIDRs = DefaultServiceCIDRs()
@@ -123,15 +100,15 @@ func withDefaults(o Options) (Options, error) {
 
 func checkServiceCIDRs(ps []netip.Prefix) error {
 	if len(ps) > 2 {
-		return fmt.Errorf("kubetest: %d service CIDRs; at most one per family", len(ps))
+		return fmt.Errorf("controlplane: %d service CIDRs; at most one per family", len(ps))
 	}
 	for _, p := range ps {
 		if !p.IsValid() || p != p.Masked() {
-			return fmt.Errorf("kubetest: service CIDR %s is not a network prefix", p)
+			return fmt.Errorf("controlplane: service CIDR %s is not a network prefix", p)
 		}
 	}
 	if len(ps) == 2 && ps[0].Addr().Is4() == ps[1].Addr().Is4() {
-		return fmt.Errorf("kubetest: service CIDRs %s and %s are of one family", ps[0], ps[1])
+		return fmt.Errorf("controlplane: service CIDRs %s and %s are of one family", ps[0], ps[1])
 	}
 	return nil
 }
@@ -168,13 +145,13 @@ func etcdArgs(dir string, client, peer netip.AddrPort) []string {
 	c := "http://" + client.String()
 	p := "http://" + peer.String()
 	return []string{
-		"--name=kubetest",
+		"--name=bgplb",
 		"--data-dir=" + filepath.Join(dir, "data"),
 		"--listen-client-urls=" + c,
 		"--advertise-client-urls=" + c,
 		"--listen-peer-urls=" + p,
 		"--initial-advertise-peer-urls=" + p,
-		"--initial-cluster=kubetest=" + p,
+		"--initial-cluster=bgplb=" + p,
 		"--initial-cluster-state=new",
 		"--unsafe-no-fsync=true",
 		"--log-level=warn",
@@ -206,7 +183,7 @@ func newAPIServerFiles(dir string) apiServerFiles {
 //   - --advertise-address given: otherwise the server picks the host's
 //     default-route address, which may not exist in a bare CI container.
 //   - RBAC authorization, with our admin in system:masters, so that tests
-//     can check a component's ClusterRole with Env.UserConfig.
+//     can check a component's ClusterRole with Server.UserConfig.
 //   - ServiceAccount admission off: no controller-manager creates each
 //     namespace's "default" ServiceAccount, and the plugin would refuse
 //     every Pod without it.

@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"errors"
@@ -21,7 +21,7 @@ const (
 
 // ErrNoBinaries means no directory with both etcd and kube-apiserver was
 // found in the default places. Tests skip on it outside CI.
-var ErrNoBinaries = errors.New("kubetest: no kube-apiserver and etcd binaries (build them with hack/k8sbin.sh or `make k8sbin`)")
+var ErrNoBinaries = errors.New("controlplane: no kube-apiserver and etcd binaries (build them with hack/k8sbin.sh or `make k8sbin`)")
 
 // BinDir returns the directory holding etcd and kube-apiserver: the one
 // named by $BGPLB_K8S_BIN, else by $KUBEBUILDER_ASSETS (the layout
@@ -76,7 +76,7 @@ func findBinDir(cands []binCandidate, executable func(string) bool) (string, err
 			return c.dir, nil
 		}
 		if c.named {
-			return "", fmt.Errorf("kubetest: %s=%s has no executable %s", strings.TrimPrefix(c.source, "$"), c.dir, strings.Join(missing, ", "))
+			return "", fmt.Errorf("controlplane: %s=%s has no executable %s", strings.TrimPrefix(c.source, "$"), c.dir, strings.Join(missing, ", "))
 		}
 		looked = append(looked, c.dir)
 	}

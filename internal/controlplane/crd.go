@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"bytes"
@@ -29,24 +29,24 @@ var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Ver
 // them. It applies server-side, so installing again updates the
 // definitions. A directory without any definition is an error, so that a
 // wrong path cannot pass unnoticed.
-func (e *Env) InstallCRDs(ctx context.Context, dir string) error {
+func (s *Server) InstallCRDs(ctx context.Context, dir string) error {
 	crds, err := readCRDDir(dir)
 	if err != nil {
 		return err
 	}
-	dyn, err := dynamic.NewForConfig(e.Config)
+	dyn, err := dynamic.NewForConfig(s.Config)
 	if err != nil {
-		return fmt.Errorf("kubetest: %w", err)
+		return fmt.Errorf("controlplane: %w", err)
 	}
 	api := dyn.Resource(crdResource)
 	for _, c := range crds {
-		_, err := api.Apply(ctx, c.GetName(), c, metav1.ApplyOptions{FieldManager: "kubetest", Force: true})
+		_, err := api.Apply(ctx, c.GetName(), c, metav1.ApplyOptions{FieldManager: "bgplb-controlplane", Force: true})
 		if err != nil {
-			return fmt.Errorf("kubetest: apply CRD %s: %w", c.GetName(), err)
+			return fmt.Errorf("controlplane: apply CRD %s: %w", c.GetName(), err)
 		}
 	}
 	for _, c := range crds {
-		if err := e.waitCRD(ctx, api, c); err != nil {
+		if err := s.waitCRD(ctx, api, c); err != nil {
 			return err
 		}
 	}
@@ -78,13 +78,13 @@ func warmCRDs(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.U
 			obj := &unstructured.Unstructured{Object: map[string]any{
 				"apiVersion": gvr.GroupVersion().String(),
 				"kind":       kind,
-				"metadata":   map[string]any{"generateName": "kubetest-warm-"},
+				"metadata":   map[string]any{"generateName": "bgplb-warm-"},
 			}}
 			wg.Go(func() {
 				_, err := api.Create(ctx, obj, metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}})
 				if err != nil && !apierrors.IsInvalid(err) && !apierrors.IsBadRequest(err) {
 					mu.Lock()
-					errs = append(errs, fmt.Errorf("kubetest: dry-run create of %s: %w", gvr, err))
+					errs = append(errs, fmt.Errorf("controlplane: dry-run create of %s: %w", gvr, err))
 					mu.Unlock()
 				}
 			})
@@ -94,9 +94,9 @@ func warmCRDs(ctx context.Context, dyn dynamic.Interface, crds []*unstructured.U
 	return errors.Join(errs...)
 }
 
-func (e *Env) waitCRD(ctx context.Context, api dynamic.ResourceInterface, c *unstructured.Unstructured) error {
+func (s *Server) waitCRD(ctx context.Context, api dynamic.ResourceInterface, c *unstructured.Unstructured) error {
 	name := c.GetName()
-	err := e.poll(ctx, "CRD "+name+" Established", func(ctx context.Context) error {
+	err := s.Poll(ctx, "CRD "+name+" Established", func(ctx context.Context) error {
 		got, err := api.Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return err
@@ -104,7 +104,7 @@ func (e *Env) waitCRD(ctx context.Context, api dynamic.ResourceInterface, c *uns
 		established, refused := crdConditions(got)
 		if refused != "" {
 			// A name clash will not resolve by waiting.
-			return permanent{fmt.Errorf("kubetest: CRD %s: %s", name, refused)}
+			return permanent{fmt.Errorf("controlplane: CRD %s: %s", name, refused)}
 		}
 		if !established {
 			return errors.New("not yet Established")
@@ -118,8 +118,8 @@ func (e *Env) waitCRD(ctx context.Context, api dynamic.ResourceInterface, c *uns
 	plural, _, _ := unstructured.NestedString(c.Object, "spec", "names", "plural")
 	for _, v := range servedVersions(c) {
 		gv := group + "/" + v
-		err := e.poll(ctx, "discovery of "+plural+"."+gv, func(context.Context) error {
-			list, err := e.Client.Discovery().ServerResourcesForGroupVersion(gv)
+		err := s.Poll(ctx, "discovery of "+plural+"."+gv, func(context.Context) error {
+			list, err := s.Client.Discovery().ServerResourcesForGroupVersion(gv)
 			if err != nil {
 				return err
 			}
@@ -181,7 +181,7 @@ func servedVersions(crd *unstructured.Unstructured) []string {
 func readCRDDir(dir string) ([]*unstructured.Unstructured, error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: CRD directory: %w", err)
+		return nil, fmt.Errorf("controlplane: CRD directory: %w", err)
 	}
 	var out []*unstructured.Unstructured
 	for _, ent := range entries {
@@ -192,7 +192,7 @@ func readCRDDir(dir string) ([]*unstructured.Unstructured, error) {
 		path := filepath.Join(dir, ent.Name())
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return nil, fmt.Errorf("kubetest: %w", err)
+			return nil, fmt.Errorf("controlplane: %w", err)
 		}
 		crds, err := decodeCRDs(path, bytes.NewReader(b))
 		if err != nil {
@@ -201,7 +201,7 @@ func readCRDDir(dir string) ([]*unstructured.Unstructured, error) {
 		out = append(out, crds...)
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("kubetest: no CustomResourceDefinition in %s", dir)
+		return nil, fmt.Errorf("controlplane: no CustomResourceDefinition in %s", dir)
 	}
 	return out, nil
 }
@@ -220,17 +220,17 @@ func decodeCRDs(name string, r io.Reader) ([]*unstructured.Unstructured, error) 
 			return out, nil
 		}
 		if err != nil {
-			return nil, fmt.Errorf("kubetest: %s: document %d: %w", name, doc, err)
+			return nil, fmt.Errorf("controlplane: %s: document %d: %w", name, doc, err)
 		}
 		if len(obj) == 0 {
 			continue // an empty document between two "---"
 		}
 		u := &unstructured.Unstructured{Object: obj}
 		if gvk := u.GroupVersionKind(); gvk != crdResource.GroupVersion().WithKind("CustomResourceDefinition") {
-			return nil, fmt.Errorf("kubetest: %s: document %d is %s %q, not an apiextensions.k8s.io/v1 CustomResourceDefinition", name, doc, gvk, u.GetName())
+			return nil, fmt.Errorf("controlplane: %s: document %d is %s %q, not an apiextensions.k8s.io/v1 CustomResourceDefinition", name, doc, gvk, u.GetName())
 		}
 		if u.GetName() == "" {
-			return nil, fmt.Errorf("kubetest: %s: document %d: CustomResourceDefinition without metadata.name", name, doc)
+			return nil, fmt.Errorf("controlplane: %s: document %d: CustomResourceDefinition without metadata.name", name, doc)
 		}
 		out = append(out, u)
 	}

@@ -1,4 +1,4 @@
-package kubetest_test
+package controlplane_test
 
 import (
 	"context"
@@ -6,18 +6,18 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bgplb/bgplb/internal/kubetest"
+	"github.com/bgplb/bgplb/internal/controlplane"
 )
 
 // BenchmarkRun measures a control plane's start-up (Run until /readyz and
 // the default namespace) and, as stop-s, its Stop.
 //
-//	go test -run '^$' -bench Run -benchtime 5x ./internal/kubetest
+//	go test -run '^$' -bench Run -benchtime 5x ./internal/controlplane
 func BenchmarkRun(b *testing.B) {
 	var stopping time.Duration
 	for b.Loop() {
-		env, err := kubetest.Run(context.Background(), kubetest.Options{})
-		if errors.Is(err, kubetest.ErrNoBinaries) {
+		env, err := controlplane.Run(context.Background(), controlplane.Options{})
+		if errors.Is(err, controlplane.ErrNoBinaries) {
 			b.Skip(err)
 		}
 		if err != nil {

@@ -1,4 +1,4 @@
-package kubetest
+package controlplane
 
 import (
 	"crypto"
@@ -46,7 +46,7 @@ type keyPair struct {
 func newAuthority(now time.Time) (*authority, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA key: %w", err)
+		return nil, fmt.Errorf("controlplane: CA key: %w", err)
 	}
 	serial, err := serialNumber()
 	if err != nil {
@@ -54,7 +54,7 @@ func newAuthority(now time.Time) (*authority, error) {
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: "kubetest-ca"},
+		Subject:               pkix.Name{CommonName: "bgplb-controlplane-ca"},
 		NotBefore:             now.Add(-time.Hour), // tolerate a little clock skew
 		NotAfter:              now.Add(certLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
@@ -63,11 +63,11 @@ func newAuthority(now time.Time) (*authority, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA certificate: %w", err)
+		return nil, fmt.Errorf("controlplane: CA certificate: %w", err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: CA certificate: %w", err)
+		return nil, fmt.Errorf("controlplane: CA certificate: %w", err)
 	}
 	return &authority{cert: cert, key: key, certPEM: pemBlock("CERTIFICATE", der)}, nil
 }
@@ -76,7 +76,7 @@ func newAuthority(now time.Time) (*authority, error) {
 func (a *authority) issue(spec certSpec, now time.Time) (keyPair, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return keyPair{}, fmt.Errorf("kubetest: key for %s: %w", spec.commonName, err)
+		return keyPair{}, fmt.Errorf("controlplane: key for %s: %w", spec.commonName, err)
 	}
 	serial, err := serialNumber()
 	if err != nil {
@@ -96,7 +96,7 @@ func (a *authority) issue(spec certSpec, now time.Time) (keyPair, error) {
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, a.cert, key.Public(), a.key)
 	if err != nil {
-		return keyPair{}, fmt.Errorf("kubetest: certificate for %s: %w", spec.commonName, err)
+		return keyPair{}, fmt.Errorf("controlplane: certificate for %s: %w", spec.commonName, err)
 	}
 	keyPEM, err := privateKeyPEM(key)
 	if err != nil {
@@ -111,7 +111,7 @@ func (a *authority) issue(spec certSpec, now time.Time) (keyPair, error) {
 func newSigningKey() (private, public []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubetest: service-account key: %w", err)
+		return nil, nil, fmt.Errorf("controlplane: service-account key: %w", err)
 	}
 	private, err = privateKeyPEM(key)
 	if err != nil {
@@ -119,7 +119,7 @@ func newSigningKey() (private, public []byte, err error) {
 	}
 	der, err := x509.MarshalPKIXPublicKey(key.Public())
 	if err != nil {
-		return nil, nil, fmt.Errorf("kubetest: service-account public key: %w", err)
+		return nil, nil, fmt.Errorf("controlplane: service-account public key: %w", err)
 	}
 	return private, pemBlock("PUBLIC KEY", der), nil
 }
@@ -127,7 +127,7 @@ func newSigningKey() (private, public []byte, err error) {
 func privateKeyPEM(key *ecdsa.PrivateKey) ([]byte, error) {
 	der, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: encode key: %w", err)
+		return nil, fmt.Errorf("controlplane: encode key: %w", err)
 	}
 	return pemBlock("EC PRIVATE KEY", der), nil
 }
@@ -139,7 +139,7 @@ func pemBlock(typ string, der []byte) []byte {
 func serialNumber() (*big.Int, error) {
 	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
 	if err != nil {
-		return nil, fmt.Errorf("kubetest: serial number: %w", err)
+		return nil, fmt.Errorf("controlplane: serial number: %w", err)
 	}
 	return n, nil
 }
