@@ -53,7 +53,7 @@ RACE_PKGS ?= ./bgp/session/... ./bgp/rib/... ./fib/... ./router/... ./speaker/..
 deps:
 	hack/install-deps.sh
 
-# kube-apiserver and etcd for internal/kubetest, built from hack/k8sbin when
+# kube-apiserver and etcd for internal/controlplane (bgplb lab) and internal/kubetest (tests), built from hack/k8sbin when
 # missing or stale (~12 min the first time on a machine, then seconds).
 k8sbin:
 	hack/k8sbin.sh
