@@ -13,6 +13,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/announce"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
@@ -68,24 +69,24 @@ func TestBuildSnapshot(t *testing.T) {
 			{ObjectMeta: metav1.ObjectMeta{Name: "lan", Labels: map[string]string{"k": "v"}}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.50-203.0.113.60"}}},
 			overlapped,
 		},
-		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}}},
+		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}},
 		advertisements: []v1alpha1.BGPAdvertisement{
 			{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.BGPAdvertisementSpec{Communities: []string{"64512:100"}, LocalPref: ptr(int64(200))}},
 		},
 	}
-	lg := &lastGood{ads: map[string]plan.Advertisement{}}
+	lg := &lastGood{}
 	c := buildSnapshot(o, true, lg)
 	if !c.snap.Node.Ready || c.snap.Node.Name != "node1" {
 		t.Errorf("node %+v", c.snap.Node)
 	}
-	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != plan.Local {
+	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != lbmodel.Local {
 		t.Fatalf("services %+v: want only pihole (pending has no address, other is not ours)", c.snap.Services)
 	}
 	if got := c.snap.Services[0].Endpoints; got["node1"] != 2 || got["node2"] != 1 {
 		t.Errorf("endpoints %v, want node1:2 node2:1", got)
 	}
-	if len(c.snap.Pools) != 1 || c.snap.Pools[0].Name != "lan" {
-		t.Errorf("pools %+v: the refused pool must be left out", c.snap.Pools)
+	if len(c.snap.Pools) != 2 {
+		t.Errorf("pools %+v: every pool that parses goes to the planner, which applies the pool rule", c.snap.Pools)
 	}
 	if a := c.snap.Advertisements; len(a) != 1 || *a[0].LocalPref != 200 || len(a[0].Communities) != 1 {
 		t.Errorf("advertisements %+v", a)
@@ -126,7 +127,11 @@ func TestPeerConfig(t *testing.T) {
 		asked = ns + "/" + name + "/" + key
 		return "s3cret", nil
 	}
-	c, err := peerConfig(p, addrs, "bgplb-system", secret)
+	mp, err := lbmodel.PeerFrom(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := peerConfig(&mp, addrs, "bgplb-system", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,23 +145,18 @@ func TestPeerConfig(t *testing.T) {
 	if c.NextHop6 != addrs[1] {
 		t.Errorf("IPv6 next hop over an IPv4 session %v, want %v", c.NextHop6, addrs[1])
 	}
-	p.Spec.PeerAddress = "router.lan"
-	if _, err := peerConfig(p, addrs, "", secret); err == nil || !strings.Contains(err.Error(), "spec.peerAddress") {
-		t.Errorf("bad address: %v", err)
-	}
-	p.Spec.PeerAddress = "198.51.100.1"
-	if _, err := peerConfig(p, nil, "", secret); err == nil {
+	if _, err := peerConfig(&mp, nil, "", secret); err == nil {
 		t.Errorf("no IPv4 address for a router ID should be refused")
 	}
 }
 
 func TestDesiredReports(t *testing.T) {
-	pihole, web := plan.Key{Namespace: "dns", Name: "pihole"}, plan.Key{Namespace: "web", Name: "site"}
+	pihole, web := lbmodel.Key{Namespace: "dns", Name: "pihole"}, lbmodel.Key{Namespace: "web", Name: "site"}
 	res := plan.Result{Peers: map[string][]plan.Route{
-		"r1": {{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Services: []plan.Key{pihole, web}},
-			{Prefix: netip.MustParsePrefix("2001:db8:53::53/128"), Services: []plan.Key{pihole}}},
-		"r2":   {{Prefix: netip.MustParsePrefix("203.0.113.53/32"), Services: []plan.Key{pihole}}},
-		"down": {{Prefix: netip.MustParsePrefix("203.0.113.80/32"), Services: []plan.Key{web}}},
+		"r1": {{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Services: []lbmodel.Key{pihole, web}},
+			{Prefix: netip.MustParsePrefix("2001:db8:53::53/128"), Services: []lbmodel.Key{pihole}}},
+		"r2":   {{Prefix: netip.MustParsePrefix("203.0.113.53/32"), Services: []lbmodel.Key{pihole}}},
+		"down": {{Prefix: netip.MustParsePrefix("203.0.113.80/32"), Services: []lbmodel.Key{web}}},
 	}}
 	st := []announce.PeerStatus{
 		{Name: "r1", Addr: netip.MustParseAddr("198.51.100.1"), State: session.Established, Announced: 2},
@@ -203,7 +203,7 @@ func nsName(ns, name string) types.NamespacedName {
 
 // Settings the speaker does not honour yet are named, not silently dropped.
 func TestUnsupportedPeerSettings(t *testing.T) {
-	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}
+	p := &lbmodel.Peer{Name: "router"}
 	if got := unsupported(p); len(got) != 0 {
 		t.Errorf("plain peer: %v", got)
 	}

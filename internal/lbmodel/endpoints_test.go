@@ -1,4 +1,4 @@
-package endpoint
+package lbmodel
 
 import (
 	"testing"
@@ -27,7 +27,7 @@ func TestUsable(t *testing.T) {
 	}
 }
 
-func TestNode(t *testing.T) {
+func TestEndpointNode(t *testing.T) {
 	name := func(s string) *string { return &s }
 	no := false
 	for _, tc := range []struct {
@@ -41,7 +41,7 @@ func TestNode(t *testing.T) {
 		{"empty node name", discoveryv1.Endpoint{NodeName: name("")}, "", false},
 		{"not ready", discoveryv1.Endpoint{NodeName: name("node1"), Conditions: discoveryv1.EndpointConditions{Ready: &no}}, "", false},
 	} {
-		if got, ok := Node(tc.e); got != tc.want || ok != tc.ok {
+		if got, ok := EndpointNode(tc.e); got != tc.want || ok != tc.ok {
 			t.Errorf("%s: %q %v, want %q %v", tc.name, got, ok, tc.want, tc.ok)
 		}
 	}
