@@ -27,26 +27,6 @@ func lb(mod func(*corev1.Service)) *corev1.Service {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestHandles(t *testing.T) {
-	tests := []struct {
-		name      string
-		svc       *corev1.Service
-		unclassed bool
-		want      bool
-	}{
-		{"unclassed LoadBalancer", lb(nil), true, true},
-		{"unclassed, not configured to handle", lb(nil), false, false},
-		{"our class", lb(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr(Class) }), false, true},
-		{"another class", lb(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("other.io/lb") }), true, false},
-		{"ClusterIP", lb(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP }), true, false},
-	}
-	for _, tc := range tests {
-		if got := lbmodel.Handles(tc.svc, tc.unclassed); got != tc.want {
-			t.Errorf("%s: got %v", tc.name, got)
-		}
-	}
-}
-
 func TestRequestFor(t *testing.T) {
 	a := netip.MustParseAddr
 	tests := []struct {

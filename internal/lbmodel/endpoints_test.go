@@ -46,3 +46,29 @@ func TestEndpointNode(t *testing.T) {
 		}
 	}
 }
+
+func TestEndpointsByNode(t *testing.T) {
+	node := func(s string) *string { return &s }
+	no := false
+	slice := func(ns, svc string, eps ...discoveryv1.Endpoint) discoveryv1.EndpointSlice {
+		s := discoveryv1.EndpointSlice{Endpoints: eps}
+		s.Namespace, s.Labels = ns, map[string]string{discoveryv1.LabelServiceName: svc}
+		return s
+	}
+	ss := []discoveryv1.EndpointSlice{
+		slice("dns", "pihole", discoveryv1.Endpoint{NodeName: node("n1")}, discoveryv1.Endpoint{NodeName: node("n2")}),
+		slice("dns", "pihole", discoveryv1.Endpoint{NodeName: node("n1")},
+			discoveryv1.Endpoint{NodeName: node("n1"), Conditions: discoveryv1.EndpointConditions{Ready: &no}}),
+		slice("web", "pihole", discoveryv1.Endpoint{NodeName: node("n1")}),
+		slice("dns", "", discoveryv1.Endpoint{NodeName: node("n1")}), // no Service: skipped
+		slice("dns", "empty", discoveryv1.Endpoint{}),                // on no node
+	}
+	got := EndpointsByNode(ss)
+	if len(got) != 2 || got[Key{Namespace: "dns", Name: "pihole"}]["n1"] != 2 || got[Key{Namespace: "dns", Name: "pihole"}]["n2"] != 1 ||
+		got[Key{Namespace: "web", Name: "pihole"}]["n1"] != 1 {
+		t.Errorf("EndpointsByNode: %v", got)
+	}
+	if n := ReadyEndpoints(ss[:2]); n != 3 {
+		t.Errorf("ReadyEndpoints: %d, want 3", n)
+	}
+}
