@@ -55,11 +55,11 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		r.Ports = append(r.Ports, allocator.Port{Protocol: proto, Port: uint16(p.Port)})
 	}
 	r.TrafficPolicy = lbmodel.TrafficPolicyOf(svc)
-	// Addresses come last so that on a parse error every other field is
-	// still filled in: restoring a Service's holding at start-up needs its
-	// sharing key and ports even when its request has since gone bad.
-	addrs, err := lbmodel.Requested(svc)
-	r.Addresses = addrs
+	// On a parse error every other field is still filled in: restoring a
+	// Service's holding at start-up needs its sharing key and ports even
+	// when its request has since gone bad.
+	var err error
+	r.Addresses, err = lbmodel.Requested(svc)
 	return r, err
 }
 
