@@ -9,13 +9,11 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
-	"github.com/bgplb/bgplb/internal/endpoint"
-	"github.com/bgplb/bgplb/speaker/plan"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // ConditionAnnounced is the second Service condition bgplb owns: True when
@@ -68,16 +66,6 @@ type servedAddress struct {
 	PoolLabels labels.Set
 }
 
-// advertisement is a BGPAdvertisement as far as the controller reasons
-// about it: which pools it selects and which peers it names. An invalid
-// pool selector is passed as labels.Nothing().
-type advertisement struct {
-	Name          string
-	Pools         []string
-	PoolSelectors []labels.Selector
-	Peers         []string
-}
-
 // announceFacts is everything the controller sees about one served
 // Service's announcement. When some announcement has peers, nothing past
 // Announcements is read, and the shell need not fill it in.
@@ -86,11 +74,13 @@ type announceFacts struct {
 	Addresses     []servedAddress
 	Announcements []nodeAnnouncement
 	// Peers are the names of the BGPPeers that exist.
-	Peers          []string
-	Advertisements []advertisement
+	Peers []string
+	// Advertisements are the BGPAdvertisements in force: as the speakers
+	// see them, the last good version of one that a bad edit broke.
+	Advertisements []lbmodel.Advertisement
 	Local          bool
 	// ReadyEndpoints counts the Service's endpoints on some node that are
-	// ready, serving and not terminating (see readyEndpoints).
+	// ready, serving and not terminating (lbmodel.ReadyEndpoints).
 	ReadyEndpoints int
 }
 
@@ -257,7 +247,7 @@ func reportedNodes(anns []nodeAnnouncement) []string {
 // speakers announce an address when an advertisement selects its pool and
 // sends to at least one peer; node selectors are not checked here (the
 // controller does not watch nodes).
-func unadvertised(addrs []servedAddress, advs []advertisement, peers []string) string {
+func unadvertised(addrs []servedAddress, advs []lbmodel.Advertisement, peers []string) string {
 	var whys []string
 	for _, a := range addrs {
 		why := addressUnadvertised(a, advs, peers)
@@ -271,16 +261,17 @@ func unadvertised(addrs []servedAddress, advs []advertisement, peers []string) s
 	return strings.Join(whys, "; ")
 }
 
-func addressUnadvertised(a servedAddress, advs []advertisement, peers []string) string {
+func addressUnadvertised(a servedAddress, advs []lbmodel.Advertisement, peers []string) string {
 	if a.Pool == "" {
 		return a.Addr.String() + " is in no IPPool"
 	}
 	var silent []string
-	for _, ad := range advs {
-		if !plan.SelectsPool(ad.Pools, ad.PoolSelectors, a.Pool, a.PoolLabels) {
+	for i := range advs {
+		ad := &advs[i]
+		if !ad.SelectsPool(a.Pool, a.PoolLabels) {
 			continue
 		}
-		if len(ad.Peers) == 0 || slices.ContainsFunc(ad.Peers, func(p string) bool { return slices.Contains(peers, p) }) {
+		if ad.SendsToAny(peers) {
 			return ""
 		}
 		silent = append(silent, ad.Name)
@@ -290,21 +281,4 @@ func addressUnadvertised(a servedAddress, advs []advertisement, peers []string) 
 	}
 	slices.Sort(silent)
 	return fmt.Sprintf("the BGPAdvertisements selecting pool %s (%s) name no BGPPeer that exists", a.Pool, joinLimited(silent))
-}
-
-// readyEndpoints counts the endpoints of slices that are on a node and
-// ready, serving and not terminating, as the speakers count them: a nil
-// ready or serving condition counts as true (serving defaults to ready)
-// and a nil terminating as false, as the API documents. An endpoint on no
-// node is no node's to announce.
-func readyEndpoints(ss []discoveryv1.EndpointSlice) int {
-	n := 0
-	for i := range ss {
-		for _, e := range ss[i].Endpoints {
-			if _, ok := endpoint.Node(e); ok {
-				n++
-			}
-		}
-	}
-	return n
 }

@@ -168,6 +168,20 @@ func (k *kube) configureStepByStep(t *testing.T, ns, svc, router, label string, 
 	want("no BGPAdvertisement selects pool " + p.Name)
 	k.update(t, p, func() { p.Labels = map[string]string{label: value} })
 	want(msgGeneric)
+	// An edit the API server lets through but the model refuses (operator
+	// `in` in lower case) leaves the last good version in force, as on the
+	// speakers: it selects by label, so the pool losing its labels tells,
+	// where the broken version would select the pool by name.
+	k.update(t, a, func() {
+		a.Spec.IPPools = []string{p.Name}
+		a.Spec.IPPoolSelectors = []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: label, Operator: "in", Values: []string{value}}}}}
+	})
+	k.update(t, p, func() { p.Labels = nil })
+	want("no BGPAdvertisement selects pool " + p.Name)
+	k.update(t, a, func() { a.Spec.IPPoolSelectors = nil }) // fixed: by name
+	want(msgGeneric)
+	k.update(t, p, func() { p.Labels = map[string]string{label: value} })
 	return peer
 }
 

@@ -13,6 +13,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Facts builders for the table below.
@@ -25,16 +27,16 @@ func ann(node string, endpoints int32, peers ...string) nodeAnnouncement {
 	return nodeAnnouncement{Node: node, Peers: peers, Endpoints: endpoints}
 }
 
-func adv(name string, pools []string, peers ...string) advertisement {
-	return advertisement{Name: name, Pools: pools, Peers: peers}
+func adv(name string, pools []string, peers ...string) lbmodel.Advertisement {
+	return lbmodel.Advertisement{Name: name, Pools: pools, Peers: peers}
 }
 
-func selectorAdv(name, selector string) advertisement {
+func selectorAdv(name, selector string) lbmodel.Advertisement {
 	sel, err := labels.Parse(selector)
 	if err != nil {
 		panic(err)
 	}
-	return advertisement{Name: name, PoolSelectors: []labels.Selector{sel}}
+	return lbmodel.Advertisement{Name: name, PoolSelectors: []labels.Selector{sel}}
 }
 
 // ready is the usual configuration: a peer, an advertisement of every
@@ -44,7 +46,7 @@ func ready(mod func(*announceFacts)) announceFacts {
 		Generation:     4,
 		Addresses:      served("lan", nil),
 		Peers:          []string{"router-a"},
-		Advertisements: []advertisement{adv("all", nil)},
+		Advertisements: []lbmodel.Advertisement{adv("all", nil)},
 	}
 	if mod != nil {
 		mod(&f)
@@ -62,24 +64,24 @@ func TestWhyNotAnnounced(t *testing.T) {
 		{"no peer", ready(func(f *announceFacts) { f.Peers = nil }), "no BGPPeer exists"},
 		{"no advertisement", ready(func(f *announceFacts) { f.Advertisements = nil }), "no BGPAdvertisement exists"},
 		{"advertisement of another pool", ready(func(f *announceFacts) {
-			f.Advertisements = []advertisement{adv("other", []string{"wan"})}
+			f.Advertisements = []lbmodel.Advertisement{adv("other", []string{"wan"})}
 		}), "no BGPAdvertisement selects pool lan"},
 		{"selector not matching", ready(func(f *announceFacts) {
 			f.Addresses = served("lan", map[string]string{"site": "b"})
-			f.Advertisements = []advertisement{selectorAdv("site-a", "site=a")}
+			f.Advertisements = []lbmodel.Advertisement{selectorAdv("site-a", "site=a")}
 		}), "no BGPAdvertisement selects pool lan"},
 		{"selector matching", ready(func(f *announceFacts) {
 			f.Addresses = served("lan", map[string]string{"site": "a"})
-			f.Advertisements = []advertisement{selectorAdv("site-a", "site=a")}
+			f.Advertisements = []lbmodel.Advertisement{selectorAdv("site-a", "site=a")}
 		}), msgGeneric},
 		{"invalid selector selects nothing", ready(func(f *announceFacts) {
-			f.Advertisements = []advertisement{{Name: "bad", PoolSelectors: []labels.Selector{labels.Nothing()}}}
+			f.Advertisements = []lbmodel.Advertisement{{Name: "bad", PoolSelectors: []labels.Selector{labels.Nothing()}}}
 		}), "no BGPAdvertisement selects pool lan"},
 		{"advertisements name only missing peers", ready(func(f *announceFacts) {
-			f.Advertisements = []advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "typo")}
+			f.Advertisements = []lbmodel.Advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "typo")}
 		}), "the BGPAdvertisements selecting pool lan (a, b) name no BGPPeer that exists"},
 		{"one advertisement names a peer that exists", ready(func(f *announceFacts) {
-			f.Advertisements = []advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "gone", "router-a")}
+			f.Advertisements = []lbmodel.Advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "gone", "router-a")}
 		}), msgGeneric},
 		{"address outside every pool", ready(func(f *announceFacts) { f.Addresses = served("", nil) }),
 			"203.0.113.10 is in no IPPool"},
@@ -89,14 +91,14 @@ func TestWhyNotAnnounced(t *testing.T) {
 				{Addr: netip.MustParseAddr("2001:db8::10"), Pool: "lan6"},
 				{Addr: netip.MustParseAddr("2001:db8::11"), Pool: "lan6"},
 			}
-			f.Advertisements = []advertisement{adv("wan", []string{"wan"})}
+			f.Advertisements = []lbmodel.Advertisement{adv("wan", []string{"wan"})}
 		}), "no BGPAdvertisement selects pool lan; no BGPAdvertisement selects pool lan6"},
 		{"dual stack, one pool advertised", ready(func(f *announceFacts) {
 			f.Addresses = []servedAddress{
 				{Addr: netip.MustParseAddr("203.0.113.10"), Pool: "lan"},
 				{Addr: netip.MustParseAddr("2001:db8::10"), Pool: "lan6"},
 			}
-			f.Advertisements = []advertisement{adv("v6", []string{"lan6"})}
+			f.Advertisements = []lbmodel.Advertisement{adv("v6", []string{"lan6"})}
 		}), msgGeneric},
 		{"a node announces to no established peer", ready(func(f *announceFacts) {
 			f.Announcements = []nodeAnnouncement{ann("node1", 2)}
@@ -113,7 +115,7 @@ func TestWhyNotAnnounced(t *testing.T) {
 			f.Peers, f.Advertisements, f.Local = nil, nil, true
 		}), "no BGPPeer exists"},
 		{"advertisement beats Local", ready(func(f *announceFacts) {
-			f.Advertisements, f.Local = []advertisement{adv("other", []string{"wan"})}, true
+			f.Advertisements, f.Local = []lbmodel.Advertisement{adv("other", []string{"wan"})}, true
 		}), "no BGPAdvertisement selects pool lan"},
 	}
 	for _, tc := range tests {
@@ -350,7 +352,7 @@ func TestReadyEndpoints(t *testing.T) {
 			// Split across two slices: the count is over all of them.
 			mid := len(tc.eps) / 2
 			ss := []discoveryv1.EndpointSlice{{Endpoints: tc.eps[:mid]}, {Endpoints: tc.eps[mid:]}}
-			if got := readyEndpoints(ss); got != tc.want {
+			if got := lbmodel.ReadyEndpoints(ss); got != tc.want {
 				t.Errorf("readyEndpoints = %d, want %d", got, tc.want)
 			}
 		})
@@ -385,7 +387,7 @@ func TestEndpointSliceCache(t *testing.T) {
 		if s.ManagedFields != nil || s.Annotations != nil || s.Ports != nil || s.Labels[discoveryv1.LabelServiceName] != "web" {
 			t.Errorf("slice %+v", s.ObjectMeta)
 		}
-		if readyEndpoints([]discoveryv1.EndpointSlice{*s}) != 1 {
+		if lbmodel.ReadyEndpoints([]discoveryv1.EndpointSlice{*s}) != 1 {
 			t.Error("the slimmed slice lost its ready endpoint")
 		}
 	}

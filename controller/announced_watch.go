@@ -12,7 +12,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Cache indexes: a Service's ServiceAnnouncements (by spec.service) and
@@ -88,8 +88,10 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 	if err := r.c.List(ctx, &advs, client.UnsafeDisableDeepCopy); err != nil {
 		return f, fmt.Errorf("listing BGPAdvertisements: %w", err)
 	}
-	for i := range advs.Items {
-		f.Advertisements = append(f.Advertisements, advertisementOf(&advs.Items[i]))
+	for _, res := range lbmodel.ResolveAll(&r.ads, advs.Items, lbmodel.AdvertisementFrom) {
+		if res.OK {
+			f.Advertisements = append(f.Advertisements, res.Value)
+		}
 	}
 	var err error
 	if f.Addresses, err = r.servedAddresses(ctx, held); err != nil {
@@ -101,7 +103,7 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 			client.MatchingFields{indexSliceService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
 			return f, fmt.Errorf("listing EndpointSlices: %w", err)
 		}
-		f.ReadyEndpoints = readyEndpoints(ss.Items)
+		f.ReadyEndpoints = lbmodel.ReadyEndpoints(ss.Items)
 	}
 	return f, nil
 }
@@ -122,20 +124,6 @@ func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Addre
 		out = append(out, a)
 	}
 	return out, nil
-}
-
-// advertisementOf converts a BGPAdvertisement; a pool selector that does
-// not parse (the API server's validation was bypassed) selects nothing.
-func advertisementOf(a *v1alpha1.BGPAdvertisement) advertisement {
-	out := advertisement{Name: a.Name, Pools: a.Spec.IPPools, Peers: a.Spec.Peers}
-	for i := range a.Spec.IPPoolSelectors {
-		sel, err := metav1.LabelSelectorAsSelector(&a.Spec.IPPoolSelectors[i])
-		if err != nil {
-			sel = labels.Nothing()
-		}
-		out.PoolSelectors = append(out.PoolSelectors, sel)
-	}
-	return out
 }
 
 // announcedWatches registers the indexes and adds to the Service
@@ -203,7 +191,7 @@ func (r *Reconciler) localServiceOf(ctx context.Context, o client.Object) []reco
 	if err := r.c.Get(ctx, key, &svc); err != nil {
 		return nil
 	}
-	if !Handles(&svc, r.opts.HandleUnclassed) || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+	if !lbmodel.Handles(&svc, r.opts.HandleUnclassed) || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: key}}
@@ -215,7 +203,7 @@ func (r *Reconciler) localServiceOf(ctx context.Context, o client.Object) []reco
 func readinessChanged() predicate.Funcs {
 	hasReady := func(o client.Object) bool {
 		s, ok := o.(*discoveryv1.EndpointSlice)
-		return ok && readyEndpoints([]discoveryv1.EndpointSlice{*s}) > 0
+		return ok && lbmodel.ReadyEndpoints([]discoveryv1.EndpointSlice{*s}) > 0
 	}
 	return predicate.Funcs{
 		CreateFunc: func(e event.CreateEvent) bool { return hasReady(e.Object) },
@@ -236,7 +224,7 @@ func (r *Reconciler) allServed(ctx context.Context, _ client.Object) []reconcile
 	}
 	var out []reconcile.Request
 	for i := range svcs.Items {
-		if s := &svcs.Items[i]; Handles(s, r.opts.HandleUnclassed) {
+		if s := &svcs.Items[i]; lbmodel.Handles(s, r.opts.HandleUnclassed) {
 			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: s.Namespace, Name: s.Name}})
 		}
 	}
@@ -244,7 +232,7 @@ func (r *Reconciler) allServed(ctx context.Context, _ client.Object) []reconcile
 }
 
 // endpointSliceCache keeps in the cache only the EndpointSlices of
-// Services, and of each only what readyEndpoints reads: which node each
+// Services, and of each only what lbmodel.ReadyEndpoints reads: which node each
 // endpoint is on and its conditions. Slices are the largest objects the
 // controller watches, and it needs little of them.
 func endpointSliceCache() cache.ByObject {

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Service modifiers.
@@ -146,15 +147,15 @@ func TestRequestedAddresses(t *testing.T) {
 		want, pool string
 	}{
 		{"spec-lbip", withIP("203.0.113.20"), "203.0.113.20", "req-main"},
-		{"bgplb-ips", withAnnotations(AnnotationIPs, "203.0.113.21"), "203.0.113.21", "req-main"},
-		{"bgplb-ips-over-spec", allOf(withAnnotations(AnnotationIPs, "203.0.113.22"), withIP("203.0.113.23")), "203.0.113.22", "req-main"},
+		{"bgplb-ips", withAnnotations(lbmodel.AnnotationIPs, "203.0.113.21"), "203.0.113.21", "req-main"},
+		{"bgplb-ips-over-spec", allOf(withAnnotations(lbmodel.AnnotationIPs, "203.0.113.22"), withIP("203.0.113.23")), "203.0.113.22", "req-main"},
 		{"metallb-io-ips", withAnnotations("metallb.io/loadBalancerIPs", "203.0.113.24"), "203.0.113.24", "req-main"},
 		{"metallb-universe-ips", withAnnotations("metallb.universe.tf/loadBalancerIPs", "203.0.113.25"), "203.0.113.25", "req-main"},
 		// req-named has autoAssign off: only Services naming it get its addresses.
-		{"bgplb-pool", withAnnotations(AnnotationPool, "req-named"), "198.51.100.16", "req-named"},
+		{"bgplb-pool", withAnnotations(lbmodel.AnnotationPool, "req-named"), "198.51.100.16", "req-named"},
 		{"metallb-universe-pool", withAnnotations("metallb.universe.tf/address-pool", "req-named"), "198.51.100.17", "req-named"},
 		{"metallb-io-pool", withAnnotations("metallb.io/address-pool", "req-named"), "198.51.100.18", "req-named"},
-		{"pool-and-ip", withAnnotations(AnnotationPool, "req-named", AnnotationIPs, "198.51.100.22"), "198.51.100.22", "req-named"},
+		{"pool-and-ip", withAnnotations(lbmodel.AnnotationPool, "req-named", lbmodel.AnnotationIPs, "198.51.100.22"), "198.51.100.22", "req-named"},
 		{"spec-lbip-in-named-pool", withIP("198.51.100.23"), "198.51.100.23", "req-named"},
 		{"automatic", noChange, "203.0.113.16", "req-main"},
 	}
@@ -253,13 +254,13 @@ func TestDualStack(t *testing.T) {
 		{"prefer-dual", withFamilies(corev1.IPFamilyPolicyPreferDualStack, ipv4, ipv6),
 			[]string{"203.0.113.82", "2001:db8:80::3"}, ""},
 		{"requested-pair", allOf(withFamilies(corev1.IPFamilyPolicyRequireDualStack, ipv4, ipv6),
-			withAnnotations(AnnotationIPs, "2001:db8:80::6, 203.0.113.86")),
+			withAnnotations(lbmodel.AnnotationIPs, "2001:db8:80::6, 203.0.113.86")),
 			[]string{"203.0.113.86", "2001:db8:80::6"}, ""},
 		{"prefer-dual-from-ipv4-pool", allOf(withFamilies(corev1.IPFamilyPolicyPreferDualStack, ipv4, ipv6),
-			withAnnotations(AnnotationPool, "ds-v4only")),
+			withAnnotations(lbmodel.AnnotationPool, "ds-v4only")),
 			[]string{"198.51.100.80"}, ""},
 		{"require-dual-from-ipv4-pool", allOf(withFamilies(corev1.IPFamilyPolicyRequireDualStack, ipv4, ipv6),
-			withAnnotations(AnnotationPool, "ds-v4only")),
+			withAnnotations(lbmodel.AnnotationPool, "ds-v4only")),
 			nil, "FamilyUnavailable"},
 	}
 	for _, tc := range tests {
@@ -289,7 +290,7 @@ func TestSharedIP(t *testing.T) {
 	ns := k.env.Namespace(t)
 	k.pool(t, "share-pool", []string{"203.0.113.96/29"})
 	x := k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
-	dns := withAnnotations(AnnotationSharedIP, "dns")
+	dns := withAnnotations(lbmodel.AnnotationSharedIP, "dns")
 
 	tests := []struct {
 		name   string
@@ -302,11 +303,11 @@ func TestSharedIP(t *testing.T) {
 		{"dns-tcp", allOf(dns, withPorts(tcpPort(53))), "203.0.113.96", "", ""},
 		{"dns-tcp-again", allOf(dns, withPorts(tcpPort(53))), "203.0.113.97", "", ""},
 		{"dns-local", allOf(dns, withPorts(udpPort(5353)), withLocalTraffic), "203.0.113.98", "", ""},
-		{"other-key", allOf(withAnnotations(AnnotationSharedIP, "web"), withPorts(tcpPort(80))), "203.0.113.99", "", ""},
+		{"other-key", allOf(withAnnotations(lbmodel.AnnotationSharedIP, "web"), withPorts(tcpPort(80))), "203.0.113.99", "", ""},
 		{"no-key", withPorts(tcpPort(8080)), "203.0.113.100", "", ""},
 		{"ask-clashing-port", allOf(dns, withIP("203.0.113.96"), withPorts(udpPort(53))), "", "InUse", "both use port 53/UDP"},
 		{"ask-other-policy", allOf(dns, withIP("203.0.113.96"), withPorts(tcpPort(853)), withLocalTraffic), "", "InUse", "externalTrafficPolicy differs"},
-		{"ask-other-key", allOf(withAnnotations(AnnotationSharedIP, "web"), withIP("203.0.113.96"), withPorts(tcpPort(853))), "", "InUse", "sharing keys differ"},
+		{"ask-other-key", allOf(withAnnotations(lbmodel.AnnotationSharedIP, "web"), withIP("203.0.113.96"), withPorts(tcpPort(853))), "", "InUse", "sharing keys differ"},
 		{"ask-no-key", allOf(withIP("203.0.113.96"), withPorts(tcpPort(853))), "", "InUse", "allow-shared-ip"},
 		{"ask-compatible", allOf(dns, withIP("203.0.113.96"), withPorts(tcpPort(853))), "203.0.113.96", "", ""},
 	}
@@ -360,7 +361,7 @@ func TestBadRequests(t *testing.T) {
 
 	// Bystanders: nothing below may move them.
 	k.service(t, ns, "holder")
-	k.service(t, ns, "tiny-holder", withAnnotations(AnnotationPool, "bad-tiny"))
+	k.service(t, ns, "tiny-holder", withAnnotations(lbmodel.AnnotationPool, "bad-tiny"))
 	k.waitService(t, ns, "holder", "an address", allocatedIPs("203.0.113.112"))
 	k.waitService(t, ns, "tiny-holder", "an address", allocatedIPs("198.51.100.112"))
 
@@ -369,19 +370,19 @@ func TestBadRequests(t *testing.T) {
 		mod               func(*corev1.Service)
 	}{
 		{"not-in-pool", "NotInPool", "198.51.100.200", withIP("198.51.100.200")},
-		{"in-use", "InUse", "held by Service " + ns + "/holder", withAnnotations(AnnotationIPs, "203.0.113.112")},
-		{"wrong-family", "WrongFamily", "2001:db8::112", withAnnotations(AnnotationIPs, "2001:db8::112")},
+		{"in-use", "InUse", "held by Service " + ns + "/holder", withAnnotations(lbmodel.AnnotationIPs, "203.0.113.112")},
+		{"wrong-family", "WrongFamily", "2001:db8::112", withAnnotations(lbmodel.AnnotationIPs, "2001:db8::112")},
 		{"dual-stack-one-address", "WrongFamily", "RequireDualStack",
-			allOf(withFamilies(corev1.IPFamilyPolicyRequireDualStack, ipv4, ipv6), withAnnotations(AnnotationIPs, "203.0.113.115"))},
-		{"unknown-pool", "PoolNotFound", "bad-no-such-pool", withAnnotations(AnnotationPool, "bad-no-such-pool")},
-		{"malformed-ip", "InvalidRequest", `"203.0.113.300" is not an IP address`, withAnnotations(AnnotationIPs, "203.0.113.300")},
+			allOf(withFamilies(corev1.IPFamilyPolicyRequireDualStack, ipv4, ipv6), withAnnotations(lbmodel.AnnotationIPs, "203.0.113.115"))},
+		{"unknown-pool", "PoolNotFound", "bad-no-such-pool", withAnnotations(lbmodel.AnnotationPool, "bad-no-such-pool")},
+		{"malformed-ip", "InvalidRequest", `"203.0.113.300" is not an IP address`, withAnnotations(lbmodel.AnnotationIPs, "203.0.113.300")},
 		// The error names the annotation the Service carries, not bgplb's own.
 		{"malformed-metallb-ip", "InvalidRequest", `annotation metallb.universe.tf/loadBalancerIPs: "pihole" is not an IP address`,
 			withAnnotations("metallb.universe.tf/loadBalancerIPs", "pihole")},
-		{"two-ipv4", "InvalidRequest", "at most one per family", withAnnotations(AnnotationIPs, "203.0.113.113,203.0.113.114")},
-		{"pool-exhausted", "PoolExhausted", "bad-tiny", withAnnotations(AnnotationPool, "bad-tiny")},
+		{"two-ipv4", "InvalidRequest", "at most one per family", withAnnotations(lbmodel.AnnotationIPs, "203.0.113.113,203.0.113.114")},
+		{"pool-exhausted", "PoolExhausted", "bad-tiny", withAnnotations(lbmodel.AnnotationPool, "bad-tiny")},
 		{"pool-not-allowed", "PoolNotAllowed", "bad-closed", withIP("198.51.100.121")},
-		{"ip-outside-named-pool", "NotInPool", "outside pool bad-tiny", withAnnotations(AnnotationPool, "bad-tiny", AnnotationIPs, "203.0.113.116")},
+		{"ip-outside-named-pool", "NotInPool", "outside pool bad-tiny", withAnnotations(lbmodel.AnnotationPool, "bad-tiny", lbmodel.AnnotationIPs, "203.0.113.116")},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,7 +429,7 @@ func TestBadRequests(t *testing.T) {
 	})
 
 	t.Run("fixed-request", func(t *testing.T) {
-		k.updateService(t, ns, "malformed-ip", withAnnotations(AnnotationIPs, "203.0.113.117"))
+		k.updateService(t, ns, "malformed-ip", withAnnotations(lbmodel.AnnotationIPs, "203.0.113.117"))
 		k.waitService(t, ns, "malformed-ip", "the fixed request met", allocatedIPs("203.0.113.117"))
 		k.waitEvent(t, ns, "malformed-ip", EventAllocated, "203.0.113.117")
 	})
@@ -437,7 +438,7 @@ func TestBadRequests(t *testing.T) {
 		k.service(t, ns, "mover")
 		s := k.waitService(t, ns, "mover", "an address", allocated)
 		old := ingressIPs(s)
-		k.updateService(t, ns, "mover", withAnnotations(AnnotationIPs, "203.0.113.112"))
+		k.updateService(t, ns, "mover", withAnnotations(lbmodel.AnnotationIPs, "203.0.113.112"))
 		s = k.waitService(t, ns, "mover", "InUse", failedWith("InUse"))
 		if got := ingressIPs(s); !slices.Equal(got, old) {
 			t.Errorf("ingress %v after a bad edit, want the old %v", got, old)
@@ -452,7 +453,7 @@ func TestBadRequests(t *testing.T) {
 		}
 		k.waitService(t, ns, "holder", "its address", allocatedIPs("203.0.113.112"))
 		// Dropping the bad request: back to True, same address.
-		k.updateService(t, ns, "mover", func(s *corev1.Service) { delete(s.Annotations, AnnotationIPs) })
+		k.updateService(t, ns, "mover", func(s *corev1.Service) { delete(s.Annotations, lbmodel.AnnotationIPs) })
 		k.waitService(t, ns, "mover", "allocated again", allocatedIPs(old...))
 		if n := k.countEvents(t, ns, "mover", EventAllocated); n != 1 {
 			t.Errorf("%d %s events, want 1: the address never moved", n, EventAllocated)
@@ -572,10 +573,10 @@ func TestReleaseAndHoldDown(t *testing.T) {
 	// A full pool whose only address is held down: the Service waits, says
 	// why, and gets the address when the hold-down ends, with no other
 	// event to wake it.
-	k.service(t, ns, "solo", withAnnotations(AnnotationPool, "hold-one"))
+	k.service(t, ns, "solo", withAnnotations(lbmodel.AnnotationPool, "hold-one"))
 	k.waitService(t, ns, "solo", "the only address", allocatedIPs("198.51.100.160"))
 	k.deleteService(t, ns, "solo")
-	k.service(t, ns, "next", withAnnotations(AnnotationPool, "hold-one"))
+	k.service(t, ns, "next", withAnnotations(lbmodel.AnnotationPool, "hold-one"))
 	k.waitService(t, ns, "next", "PoolExhausted, held down", func(s *corev1.Service) bool {
 		return failedWith("PoolExhausted")(s) && strings.Contains(condition(s).Message, "held down")
 	})
@@ -847,7 +848,7 @@ func TestIPPoolStatus(t *testing.T) {
 	k.service(t, ns, "ipv4-b")
 	k.service(t, ns, "ipv6", withFamilies(corev1.IPFamilyPolicySingleStack, ipv6))
 	k.service(t, ns, "dual", withFamilies(corev1.IPFamilyPolicyRequireDualStack, ipv4, ipv6))
-	k.service(t, ns, "big6", withFamilies(corev1.IPFamilyPolicySingleStack, ipv6), withAnnotations(AnnotationPool, "status-big6"))
+	k.service(t, ns, "big6", withFamilies(corev1.IPFamilyPolicySingleStack, ipv6), withAnnotations(lbmodel.AnnotationPool, "status-big6"))
 	for _, name := range []string{"ipv4-a", "ipv4-b", "ipv6", "dual", "big6"} {
 		k.waitService(t, ns, name, "an address", allocated)
 	}
@@ -877,7 +878,7 @@ func TestIPPoolStatus(t *testing.T) {
 	k.waitPool(t, "status-z-old", "still Ready", poolReady(metav1.ConditionTrue, v1alpha1.IPPoolReasonAccepted))
 	k.waitPool(t, "status-z-old", "counts unchanged", poolCounts(3, 7, 2, 14))
 	// Nothing comes from the refused pool's own addresses either.
-	k.service(t, ns, "into-refused", withAnnotations(AnnotationPool, "status-a-new"))
+	k.service(t, ns, "into-refused", withAnnotations(lbmodel.AnnotationPool, "status-a-new"))
 	s := k.waitService(t, ns, "into-refused", "PoolNotFound", failedWith("PoolNotFound"))
 	if c := condition(s); !strings.Contains(c.Message, "refused") {
 		t.Errorf("condition message %q does not say the pool is refused", c.Message)

@@ -12,61 +12,8 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
-
-func ippool(name string, created int, addrs ...string) v1alpha1.IPPool {
-	return v1alpha1.IPPool{
-		ObjectMeta: metav1.ObjectMeta{Name: name,
-			CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, created, 0, time.UTC))},
-		Spec: v1alpha1.IPPoolSpec{Addresses: addrs},
-	}
-}
-
-func TestPoolsFrom(t *testing.T) {
-	no := false
-	older := ippool("zz-old", 1, "203.0.113.0/28")
-	newer := ippool("aa-new", 2, "203.0.113.8-203.0.113.20")
-	manual := ippool("manual", 3, "198.51.100.7", "2001:db8::/126")
-	manual.Spec.AutoAssign = &no
-	manual.Spec.AvoidBuggyIPs = true
-	manual.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{
-		Priority:   2,
-		Namespaces: []string{"dns"},
-		ServiceSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
-			{Key: "app", Operator: metav1.LabelSelectorOpIn, Values: []string{"pihole"}}}}},
-	}
-	broken := ippool("broken", 4, "203.0.113.1/24")
-	badSel := ippool("badsel", 5, "198.51.100.64/28")
-	badSel.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{
-		{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "team", Operator: "Near"}}}}}
-
-	pools, problems := poolsFrom([]v1alpha1.IPPool{newer, broken, manual, badSel, older})
-	var names []string
-	for _, p := range pools {
-		names = append(names, p.Name)
-	}
-	// Oldest first, whatever the list order: the allocator keeps the
-	// earlier of two overlapping pools.
-	if got := strings.Join(names, ","); got != "zz-old,aa-new,manual" {
-		t.Fatalf("pools %s, want zz-old,aa-new,manual", got)
-	}
-	if len(problems) != 2 || problems[0].Pool != "broken" || !strings.Contains(problems[0].Err.Error(), "spec.addresses[0]") ||
-		problems[1].Pool != "badsel" || !strings.Contains(problems[1].Err.Error(), "spec.serviceAllocation.namespaceSelectors[0]") {
-		t.Fatalf("problems %v", problems)
-	}
-	m := pools[2]
-	if m.AutoAssign || !m.AvoidBuggyIPs || len(m.Ranges) != 2 || m.Allocation == nil || m.Allocation.Priority != 2 ||
-		m.Allocation.ServiceSelectors[0].MatchExpressions[0].Operator != allocator.OpIn {
-		t.Errorf("manual pool converted to %+v", m)
-	}
-	if !pools[0].AutoAssign {
-		t.Error("autoAssign unset must default to true")
-	}
-	_, refused := allocator.CheckPools(pools)
-	if len(refused) != 1 || refused[0].Pool != "aa-new" {
-		t.Errorf("the newer overlapping pool should be refused, got %v", refused)
-	}
-}
 
 func TestPoolStatus(t *testing.T) {
 	now := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
@@ -84,7 +31,7 @@ func TestPoolStatus(t *testing.T) {
 		t.Errorf("ready condition %+v", c)
 	}
 
-	overlap := &allocator.OverlapError{Range: allocator.Range{}, Pool: "lan"}
+	overlap := &lbmodel.OverlapError{Pool: "lan"}
 	later := metav1.NewTime(now.Add(time.Minute))
 	st = poolStatus("lan2", 8, stats, overlap, st.Conditions, later)
 	c = meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Options tune the controller.
@@ -61,12 +62,16 @@ type Reconciler struct {
 	problems  map[string]error
 	// waiting are Services whose request failed; a release or a pool change
 	// may satisfy them.
-	waiting map[allocator.Key]bool
+	waiting map[lbmodel.Key]bool
 	// conflicts are Services whose status at start-up claimed an address
 	// another Service already held; they are told once.
-	conflicts map[allocator.Key]string
-	svcQ      queue
-	poolQ     queue
+	conflicts map[lbmodel.Key]string
+	// ads keeps the BGPAdvertisements in force, as every speaker keeps
+	// them, so that the Announced condition explains what the speakers do
+	// while one is broken (safe for concurrent reconciles on its own).
+	ads   lbmodel.LastGood[lbmodel.Advertisement]
+	svcQ  queue
+	poolQ queue
 }
 
 func newReconciler(c client.Client, rec events.EventRecorder, opts Options) *Reconciler {
@@ -78,8 +83,8 @@ func newReconciler(c client.Client, rec events.EventRecorder, opts Options) *Rec
 		c: c, events: rec, opts: opts, log: opts.Log, m: newMetrics(),
 		alloc:     a,
 		problems:  map[string]error{},
-		waiting:   map[allocator.Key]bool{},
-		conflicts: map[allocator.Key]string{},
+		waiting:   map[lbmodel.Key]bool{},
+		conflicts: map[lbmodel.Key]string{},
 	}
 }
 
@@ -121,8 +126,8 @@ func (r *Reconciler) restore(ctx context.Context) error {
 	n := 0
 	for i := range items {
 		svc := &items[i]
-		addrs := Assigned(svc)
-		if !Handles(svc, r.opts.HandleUnclassed) || len(addrs) == 0 {
+		addrs := lbmodel.Assigned(svc)
+		if !lbmodel.Handles(svc, r.opts.HandleUnclassed) || len(addrs) == 0 {
 			continue
 		}
 		req, _ := RequestFor(svc, nsLabels[svc.Namespace])
@@ -166,7 +171,7 @@ func (r *Reconciler) syncPoolsLocked(ctx context.Context) error {
 	if fp.String() == r.poolsSeen && r.restored {
 		return nil
 	}
-	pools, problems := poolsFrom(list.Items)
+	pools, problems := lbmodel.PoolsFrom(list.Items)
 	problems = append(problems, r.alloc.SetPools(pools)...)
 	r.problems = map[string]error{}
 	for _, p := range problems {
@@ -231,7 +236,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 	if err := r.restore(ctx); err != nil {
 		return reconcile.Result{}, err
 	}
-	key := allocator.Key{Namespace: req.Namespace, Name: req.Name}
+	key := lbmodel.Key{Namespace: req.Namespace, Name: req.Name}
 	var svc corev1.Service
 	if err := r.c.Get(ctx, req.NamespacedName, &svc); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -240,7 +245,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 		}
 		return reconcile.Result{}, err
 	}
-	if !Handles(&svc, r.opts.HandleUnclassed) {
+	if !lbmodel.Handles(&svc, r.opts.HandleUnclassed) {
 		return r.relinquish(ctx, &svc)
 	}
 	var ns corev1.Namespace
@@ -283,7 +288,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req reconcile.Request) (reco
 // allocate runs the allocator for a handled Service and keeps the books:
 // who waits, which pools' counts moved, the metrics.
 func (r *Reconciler) allocate(svc *corev1.Service, nsLabels map[string]string) (out outcome, retryAt time.Time, conflict string) {
-	key := allocator.Key{Namespace: svc.Namespace, Name: svc.Name}
+	key := lbmodel.Key{Namespace: svc.Namespace, Name: svc.Name}
 	req, err := RequestFor(svc, nsLabels)
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -327,7 +332,7 @@ func (r *Reconciler) allocate(svc *corev1.Service, nsLabels map[string]string) (
 }
 
 // release gives up a deleted Service's addresses.
-func (r *Reconciler) release(key allocator.Key) []netip.Addr {
+func (r *Reconciler) release(key lbmodel.Key) []netip.Addr {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	delete(r.waiting, key)
@@ -346,12 +351,12 @@ func (r *Reconciler) release(key allocator.Key) []netip.Addr {
 // changed): its addresses are released and what bgplb wrote in its status
 // is removed.
 func (r *Reconciler) relinquish(ctx context.Context, svc *corev1.Service) (reconcile.Result, error) {
-	key := allocator.Key{Namespace: svc.Namespace, Name: svc.Name}
+	key := lbmodel.Key{Namespace: svc.Namespace, Name: svc.Name}
 	ours := r.release(key)
 	if len(ours) == 0 && meta.FindStatusCondition(svc.Status.Conditions, ConditionAllocated) != nil &&
 		svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
 		// Released before a restart: the condition says the addresses were ours.
-		ours = Assigned(svc)
+		ours = lbmodel.Assigned(svc)
 	}
 	upd := svc.DeepCopy()
 	if !clearStatus(upd, ours) {

@@ -4,54 +4,17 @@
 package controller
 
 import (
-	"fmt"
 	"net/netip"
-	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
-// Class is the loadBalancerClass bgplb answers to.
-const Class = "bgplb.io/bgplb"
-
-// Annotations a Service may carry. MetalLB's spellings are accepted as
-// aliases, so Services written for MetalLB (like the seed's Pi-hole) move
-// over unchanged.
-const (
-	AnnotationPool      = "bgplb.io/address-pool"
-	AnnotationIPs       = "bgplb.io/loadBalancerIPs"
-	AnnotationSharedIP  = "bgplb.io/allow-shared-ip"
-	metallbUniversePref = "metallb.universe.tf/"
-	metallbIOPref       = "metallb.io/"
-)
-
-// annotation returns the value of the first of bgplb's name and MetalLB's
-// two aliases that is set, and which one it is (for errors naming what the
-// user wrote).
-func annotation(svc *corev1.Service, bgplbName string) (value, name string, ok bool) {
-	suffix := strings.TrimPrefix(bgplbName, "bgplb.io/")
-	for _, k := range []string{bgplbName, metallbIOPref + suffix, metallbUniversePref + suffix} {
-		if v, ok := svc.Annotations[k]; ok {
-			return v, k, true
-		}
-	}
-	return "", "", false
-}
-
-// Handles reports whether bgplb should give svc an address: a LoadBalancer
-// whose class is ours, or unset when handleUnclassed (the default: bgplb is
-// the cluster's load balancer).
-func Handles(svc *corev1.Service, handleUnclassed bool) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer {
-		return false
-	}
-	if c := svc.Spec.LoadBalancerClass; c != nil {
-		return *c == Class
-	}
-	return handleUnclassed
-}
+// Class is the loadBalancerClass bgplb answers to (lbmodel.Class, the one
+// rule the speakers share).
+const Class = lbmodel.Class
 
 // RequestFor turns a Service into an allocation request. An unparsable
 // request is an error naming the field, for the Service's event and
@@ -59,12 +22,12 @@ func Handles(svc *corev1.Service, handleUnclassed bool) bool {
 // field.
 func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Request, error) {
 	r := allocator.Request{
-		Key:             allocator.Key{Namespace: svc.Namespace, Name: svc.Name},
+		Key:             lbmodel.KeyOf(svc),
 		Labels:          svc.Labels,
 		NamespaceLabels: nsLabels,
 	}
-	r.Pool, _, _ = annotation(svc, AnnotationPool)
-	r.SharingKey, _, _ = annotation(svc, AnnotationSharedIP)
+	r.Pool, _, _ = lbmodel.Annotation(svc, lbmodel.AnnotationPool)
+	r.SharingKey, _, _ = lbmodel.Annotation(svc, lbmodel.AnnotationSharedIP)
 	for _, f := range svc.Spec.IPFamilies {
 		switch f {
 		case corev1.IPv4Protocol:
@@ -91,42 +54,13 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		}
 		r.Ports = append(r.Ports, allocator.Port{Protocol: proto, Port: uint16(p.Port)})
 	}
-	if svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal {
-		r.TrafficPolicy = allocator.Local
-	}
-	// Addresses come last so that on a parse error every other field is
-	// still filled in: restoring a Service's holding at start-up needs its
-	// sharing key and ports even when its request has since gone bad.
-	if ips, name, ok := annotation(svc, AnnotationIPs); ok {
-		for _, s := range strings.Split(ips, ",") {
-			a, err := netip.ParseAddr(strings.TrimSpace(s))
-			if err != nil {
-				r.Addresses = nil
-				return r, fmt.Errorf("annotation %s: %q is not an IP address", name, s)
-			}
-			r.Addresses = append(r.Addresses, a.Unmap())
-		}
-	} else if s := svc.Spec.LoadBalancerIP; s != "" {
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return r, fmt.Errorf("spec.loadBalancerIP: %q is not an IP address", s)
-		}
-		r.Addresses = []netip.Addr{a.Unmap()}
-	}
-	return r, nil
-}
-
-// Assigned reads the addresses a Service's status already holds, for
-// rebuilding the allocator's state at start-up before anything new is
-// assigned.
-func Assigned(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, in := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(in.IP); err == nil {
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
+	r.TrafficPolicy = lbmodel.TrafficPolicyOf(svc)
+	// On a parse error every other field is still filled in: restoring a
+	// Service's holding at start-up needs its sharing key and ports even
+	// when its request has since gone bad.
+	var err error
+	r.Addresses, err = lbmodel.Requested(svc)
+	return r, err
 }
 
 // Ingress is the status.loadBalancer.ingress for addrs, with ipMode VIP:

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 func lb(mod func(*corev1.Service)) *corev1.Service {
@@ -26,26 +27,6 @@ func lb(mod func(*corev1.Service)) *corev1.Service {
 
 func ptr[T any](v T) *T { return &v }
 
-func TestHandles(t *testing.T) {
-	tests := []struct {
-		name      string
-		svc       *corev1.Service
-		unclassed bool
-		want      bool
-	}{
-		{"unclassed LoadBalancer", lb(nil), true, true},
-		{"unclassed, not configured to handle", lb(nil), false, false},
-		{"our class", lb(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr(Class) }), false, true},
-		{"another class", lb(func(s *corev1.Service) { s.Spec.LoadBalancerClass = ptr("other.io/lb") }), true, false},
-		{"ClusterIP", lb(func(s *corev1.Service) { s.Spec.Type = corev1.ServiceTypeClusterIP }), true, false},
-	}
-	for _, tc := range tests {
-		if got := Handles(tc.svc, tc.unclassed); got != tc.want {
-			t.Errorf("%s: got %v", tc.name, got)
-		}
-	}
-}
-
 func TestRequestFor(t *testing.T) {
 	a := netip.MustParseAddr
 	tests := []struct {
@@ -60,7 +41,7 @@ func TestRequestFor(t *testing.T) {
 			s.Spec.LoadBalancerIP = "203.0.113.53"
 			s.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
 		}), func(r *allocator.Request) {
-			r.Pool, r.SharingKey, r.Addresses, r.TrafficPolicy = "pool1", "dns", []netip.Addr{a("203.0.113.53")}, allocator.Local
+			r.Pool, r.SharingKey, r.Addresses, r.TrafficPolicy = "pool1", "dns", []netip.Addr{a("203.0.113.53")}, lbmodel.Local
 		}, ""},
 		{"metallb.io aliases", lb(func(s *corev1.Service) {
 			s.Annotations = map[string]string{"metallb.io/address-pool": "p", "metallb.io/loadBalancerIPs": "203.0.113.5, 2001:db8:100::5"}
@@ -68,7 +49,7 @@ func TestRequestFor(t *testing.T) {
 			r.Pool, r.Addresses = "p", []netip.Addr{a("203.0.113.5"), a("2001:db8:100::5")}
 		}, ""},
 		{"bgplb annotation wins over the alias and over spec.loadBalancerIP", lb(func(s *corev1.Service) {
-			s.Annotations = map[string]string{AnnotationIPs: "203.0.113.7", "metallb.io/loadBalancerIPs": "203.0.113.8"}
+			s.Annotations = map[string]string{lbmodel.AnnotationIPs: "203.0.113.7", "metallb.io/loadBalancerIPs": "203.0.113.8"}
 			s.Spec.LoadBalancerIP = "203.0.113.9"
 		}), func(r *allocator.Request) { r.Addresses = []netip.Addr{a("203.0.113.7")} }, ""},
 		{"dual stack", lb(func(s *corev1.Service) {
@@ -78,7 +59,7 @@ func TestRequestFor(t *testing.T) {
 			r.Families, r.Policy = []allocator.Family{allocator.IPv6, allocator.IPv4}, allocator.RequireDualStack
 		}, ""},
 		{"bad loadBalancerIP", lb(func(s *corev1.Service) { s.Spec.LoadBalancerIP = "203.0.113.300" }), nil, `spec.loadBalancerIP: "203.0.113.300" is not an IP address`},
-		{"bad annotation", lb(func(s *corev1.Service) { s.Annotations = map[string]string{AnnotationIPs: "x"} }), nil, "annotation bgplb.io/loadBalancerIPs"},
+		{"bad annotation", lb(func(s *corev1.Service) { s.Annotations = map[string]string{lbmodel.AnnotationIPs: "x"} }), nil, "annotation bgplb.io/loadBalancerIPs"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -92,7 +73,7 @@ func TestRequestFor(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := allocator.Request{Key: allocator.Key{Namespace: "dns", Name: "pihole"}, Labels: map[string]string{"app": "pihole"},
+			want := allocator.Request{Key: lbmodel.Key{Namespace: "dns", Name: "pihole"}, Labels: map[string]string{"app": "pihole"},
 				NamespaceLabels: map[string]string{"team": "home"},
 				Ports:           []allocator.Port{{Protocol: allocator.UDP, Port: 53}, {Protocol: allocator.TCP, Port: 53}}}
 			tc.want(&want)
@@ -110,7 +91,7 @@ func TestIngressAndAssigned(t *testing.T) {
 	if *svc.Status.LoadBalancer.Ingress[0].IPMode != corev1.LoadBalancerIPModeVIP {
 		t.Fatal("ipMode is not VIP")
 	}
-	if got := Assigned(svc); !reflect.DeepEqual(got, addrs) {
+	if got := lbmodel.Assigned(svc); !reflect.DeepEqual(got, addrs) {
 		t.Fatalf("got %v", got)
 	}
 }

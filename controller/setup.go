@@ -23,6 +23,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller/allocator"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Setup adds the Service and IPPool controllers to mgr. The manager's
@@ -151,5 +152,5 @@ func (r *Reconciler) ReadyCheck(elected <-chan struct{}) func(*http.Request) err
 func (r *Reconciler) Assignment(namespace, name string) (allocator.Assignment, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.alloc.Lookup(allocator.Key{Namespace: namespace, Name: name})
+	return r.alloc.Lookup(lbmodel.Key{Namespace: namespace, Name: name})
 }

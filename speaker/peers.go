@@ -4,28 +4,25 @@ import (
 	"fmt"
 	"net/netip"
 
-	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/announce"
 )
 
 // secretFunc returns one key of a Secret.
 type secretFunc func(namespace, name, key string) (string, error)
 
-// peerConfig turns a BGPPeer into the announcer's session settings for
-// this node. addrs are the node's addresses (IPv4 first): the router ID is
-// the first IPv4 one, and an IPv6 one is the next hop of IPv6 routes sent
-// over an IPv4 session.
-func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secret secretFunc) (announce.PeerConfig, error) {
+// peerConfig turns the version of a BGPPeer in force into the announcer's
+// session settings for this node. addrs are the node's addresses (IPv4
+// first): the router ID is the first IPv4 one, and an IPv6 one is the next
+// hop of IPv6 routes sent over an IPv4 session.
+func peerConfig(p *lbmodel.Peer, addrs []netip.Addr, defaultNS string, secret secretFunc) (announce.PeerConfig, error) {
 	s := p.Spec
-	peer, err := netip.ParseAddr(s.PeerAddress)
-	if err != nil {
-		return announce.PeerConfig{}, fmt.Errorf("spec.peerAddress: %q is not an IP address", s.PeerAddress)
-	}
+	peer := p.Address
 	cfg := session.Config{
 		LocalAS:  uint32(s.MyASN),
 		PeerAS:   uint32(s.PeerASN),
-		PeerAddr: peer.Unmap(),
+		PeerAddr: peer,
 		PeerPort: uint16(s.PeerPort),
 		Passive:  s.Passive,
 	}
@@ -42,13 +39,7 @@ func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secre
 	if s.EBGPMultiHop != nil {
 		cfg.MultihopTTL = uint8(*s.EBGPMultiHop)
 	}
-	if s.SourceAddress != "" {
-		src, err := netip.ParseAddr(s.SourceAddress)
-		if err != nil {
-			return announce.PeerConfig{}, fmt.Errorf("spec.sourceAddress: %q is not an IP address", s.SourceAddress)
-		}
-		cfg.LocalAddr = src.Unmap()
-	}
+	cfg.LocalAddr = p.Source
 	if ref := s.PasswordSecret; ref != nil {
 		ns, key := ref.Namespace, ref.Key
 		if ns == "" {
@@ -85,7 +76,7 @@ func peerConfig(p *v1alpha1.BGPPeer, addrs []netip.Addr, defaultNS string, secre
 
 // unsupported names the settings of p this speaker does not honour yet, so
 // that the operator is told rather than left to believe them in force.
-func unsupported(p *v1alpha1.BGPPeer) []string {
+func unsupported(p *lbmodel.Peer) []string {
 	var out []string
 	if p.Spec.BFDProfile != "" {
 		out = append(out, fmt.Sprintf("BGPPeer %s: spec.bfdProfile %q is ignored: BFD is not implemented yet, "+

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/announce"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
@@ -123,7 +124,7 @@ func truncate(s string, n int) string {
 
 // write brings the report objects in line with res and the sessions.
 // eps are this node's ready endpoints per Service.
-func (r *reporter) write(ctx context.Context, res plan.Result, eps map[plan.Key]int32, st []announce.PeerStatus) {
+func (r *reporter) write(ctx context.Context, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus) {
 	if !r.loaded {
 		if err := r.load(ctx); err != nil {
 			r.log.Warn("reading this node's reports", "err", err)
@@ -132,7 +133,7 @@ func (r *reporter) write(ctx context.Context, res plan.Result, eps map[plan.Key]
 	}
 	anns, sessions := desiredReports(r.node, res, st)
 	for key, a := range anns {
-		a.status.Endpoints = eps[plan.Key{Namespace: key.Namespace, Name: a.service}]
+		a.status.Endpoints = eps[lbmodel.Key{Namespace: key.Namespace, Name: a.service}]
 		if old, ok := r.anns[key]; ok && equality.Semantic.DeepEqual(old, a.status) {
 			continue
 		}

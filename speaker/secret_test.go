@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
 
@@ -33,14 +34,18 @@ func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 		}}).Build()
 	s := &Speaker{c: c, o: Options{Namespace: "bgplb-system"}}
 	node := &corev1.Node{Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}}}}
-	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", ResourceVersion: "1"}, Spec: v1alpha1.BGPPeerSpec{
+	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPPeerSpec{
 		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1",
 		PasswordSecret: &v1alpha1.SecretKeyReference{Name: "bgp"},
 	}}
 	res := plan.Result{Peers: map[string][]plan.Route{"router": nil}}
 	sync := func(want int, when string) {
 		t.Helper()
-		cfgs, problems := s.peerConfigs(context.Background(), objects{node: node, peers: []v1alpha1.BGPPeer{peer}}, res)
+		p, err := lbmodel.PeerFrom(&peer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfgs, problems := s.peerConfigs(context.Background(), node, []lbmodel.Peer{p}, res)
 		if len(problems) != 0 || len(cfgs) != 1 || cfgs[0].Session.Password != "s3cret" {
 			t.Fatalf("%s: configs %+v, problems %v", when, cfgs, problems)
 		}
@@ -50,7 +55,7 @@ func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 	}
 	sync(1, "first sync")
 	sync(1, "second sync, nothing changed")
-	peer.ResourceVersion = "2"
+	peer.Generation = 2
 	sync(2, "after the BGPPeer changed")
 	for ref, pw := range s.passwords {
 		pw.read = pw.read.Add(-secretTTL)

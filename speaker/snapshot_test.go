@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bgp/session"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/announce"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
@@ -68,24 +70,24 @@ func TestBuildSnapshot(t *testing.T) {
 			{ObjectMeta: metav1.ObjectMeta{Name: "lan", Labels: map[string]string{"k": "v"}}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.50-203.0.113.60"}}},
 			overlapped,
 		},
-		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}}},
+		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}},
 		advertisements: []v1alpha1.BGPAdvertisement{
 			{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.BGPAdvertisementSpec{Communities: []string{"64512:100"}, LocalPref: ptr(int64(200))}},
 		},
 	}
-	lg := &lastGood{ads: map[string]plan.Advertisement{}}
+	lg := &lastGood{}
 	c := buildSnapshot(o, true, lg)
 	if !c.snap.Node.Ready || c.snap.Node.Name != "node1" {
 		t.Errorf("node %+v", c.snap.Node)
 	}
-	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != plan.Local {
+	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != lbmodel.Local {
 		t.Fatalf("services %+v: want only pihole (pending has no address, other is not ours)", c.snap.Services)
 	}
 	if got := c.snap.Services[0].Endpoints; got["node1"] != 2 || got["node2"] != 1 {
 		t.Errorf("endpoints %v, want node1:2 node2:1", got)
 	}
-	if len(c.snap.Pools) != 1 || c.snap.Pools[0].Name != "lan" {
-		t.Errorf("pools %+v: the refused pool must be left out", c.snap.Pools)
+	if len(c.snap.Pools) != 2 {
+		t.Errorf("pools %+v: every pool that parses goes to the planner, which applies the pool rule", c.snap.Pools)
 	}
 	if a := c.snap.Advertisements; len(a) != 1 || *a[0].LocalPref != 200 || len(a[0].Communities) != 1 {
 		t.Errorf("advertisements %+v", a)
@@ -126,7 +128,11 @@ func TestPeerConfig(t *testing.T) {
 		asked = ns + "/" + name + "/" + key
 		return "s3cret", nil
 	}
-	c, err := peerConfig(p, addrs, "bgplb-system", secret)
+	mp, err := lbmodel.PeerFrom(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := peerConfig(&mp, addrs, "bgplb-system", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,23 +146,18 @@ func TestPeerConfig(t *testing.T) {
 	if c.NextHop6 != addrs[1] {
 		t.Errorf("IPv6 next hop over an IPv4 session %v, want %v", c.NextHop6, addrs[1])
 	}
-	p.Spec.PeerAddress = "router.lan"
-	if _, err := peerConfig(p, addrs, "", secret); err == nil || !strings.Contains(err.Error(), "spec.peerAddress") {
-		t.Errorf("bad address: %v", err)
-	}
-	p.Spec.PeerAddress = "198.51.100.1"
-	if _, err := peerConfig(p, nil, "", secret); err == nil {
+	if _, err := peerConfig(&mp, nil, "", secret); err == nil {
 		t.Errorf("no IPv4 address for a router ID should be refused")
 	}
 }
 
 func TestDesiredReports(t *testing.T) {
-	pihole, web := plan.Key{Namespace: "dns", Name: "pihole"}, plan.Key{Namespace: "web", Name: "site"}
+	pihole, web := lbmodel.Key{Namespace: "dns", Name: "pihole"}, lbmodel.Key{Namespace: "web", Name: "site"}
 	res := plan.Result{Peers: map[string][]plan.Route{
-		"r1": {{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Services: []plan.Key{pihole, web}},
-			{Prefix: netip.MustParsePrefix("2001:db8:53::53/128"), Services: []plan.Key{pihole}}},
-		"r2":   {{Prefix: netip.MustParsePrefix("203.0.113.53/32"), Services: []plan.Key{pihole}}},
-		"down": {{Prefix: netip.MustParsePrefix("203.0.113.80/32"), Services: []plan.Key{web}}},
+		"r1": {{Prefix: netip.MustParsePrefix("203.0.113.0/24"), Services: []lbmodel.Key{pihole, web}},
+			{Prefix: netip.MustParsePrefix("2001:db8:53::53/128"), Services: []lbmodel.Key{pihole}}},
+		"r2":   {{Prefix: netip.MustParsePrefix("203.0.113.53/32"), Services: []lbmodel.Key{pihole}}},
+		"down": {{Prefix: netip.MustParsePrefix("203.0.113.80/32"), Services: []lbmodel.Key{web}}},
 	}}
 	st := []announce.PeerStatus{
 		{Name: "r1", Addr: netip.MustParseAddr("198.51.100.1"), State: session.Established, Announced: 2},
@@ -203,7 +204,7 @@ func nsName(ns, name string) types.NamespacedName {
 
 // Settings the speaker does not honour yet are named, not silently dropped.
 func TestUnsupportedPeerSettings(t *testing.T) {
-	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}}
+	p := &lbmodel.Peer{Name: "router"}
 	if got := unsupported(p); len(got) != 0 {
 		t.Errorf("plain peer: %v", got)
 	}
@@ -214,5 +215,81 @@ func TestUnsupportedPeerSettings(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("unsupported settings %q lack %q", got, want)
 		}
+	}
+}
+
+// A bad edit of a BGPPeer (the operator `in` in lower case, which the API
+// server lets through) keeps its last good version peering, and says so.
+func TestBadPeerSelectorKeepsTheLastGood(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"zone": "a"}},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", UID: "p1", Generation: 1},
+		Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1", NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
+			{Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a"}}}}}}}
+	o := objects{node: node, peers: []v1alpha1.BGPPeer{peer}}
+	lg := &lastGood{}
+	if res := plan.Plan(buildSnapshot(o, true, lg).snap); len(res.Peers) != 1 {
+		t.Fatalf("valid peer: sessions %v", res.Peers)
+	}
+	o.peers[0].Generation = 2
+	o.peers[0].Spec.NodeSelectors[0].MatchExpressions[0].Operator = "in"
+	c := buildSnapshot(o, true, lg)
+	if res := plan.Plan(c.snap); len(res.Peers) != 1 {
+		t.Errorf("bad edit: sessions %v, want the last good peer kept", res.Peers)
+	}
+	if len(c.problems) != 1 || !strings.Contains(c.problems[0], `BGPPeer router: spec.nodeSelectors[0]: "in" is not a valid`) ||
+		!strings.Contains(c.problems[0], "(generation 1) stays in force") {
+		t.Errorf("problems %q", c.problems)
+	}
+	// A speaker started after the bad edit has no good version to keep.
+	if c := buildSnapshot(o, true, &lastGood{}); len(c.snap.Peers) != 0 || !strings.Contains(c.problems[0], "not used until it is fixed") {
+		t.Errorf("fresh speaker: peers %v, problems %q", c.snap.Peers, c.problems)
+	}
+}
+
+// The pool rule holds on the speaker alone, whatever the pools' status
+// says: with the controller down a pool created meanwhile (no status yet)
+// takes nothing from an older one, and a stale Overlap verdict on a pool
+// whose older rival has gone does not keep it out.
+func TestPoolRuleWithoutController(t *testing.T) {
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"},
+		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
+	created := func(sec int) metav1.ObjectMeta {
+		return metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC))}
+	}
+	pool := func(name string, sec int, addrs ...string) v1alpha1.IPPool {
+		p := v1alpha1.IPPool{ObjectMeta: created(sec), Spec: v1alpha1.IPPoolSpec{Addresses: addrs}}
+		p.Name = name
+		return p
+	}
+	old := pool("zz-old", 1, "203.0.113.0/24")
+	newer := pool("aa-new", 2, "203.0.113.50-203.0.113.60") // sorts first by name; no status: the controller is down
+	ad := func(name, pool string) v1alpha1.BGPAdvertisement {
+		return v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{pool}}}
+	}
+	o := objects{
+		node:           node,
+		services:       []corev1.Service{lbService("pihole", "", "203.0.113.53")},
+		pools:          []v1alpha1.IPPool{newer, old},
+		peers:          []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "r-old"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "r-new"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.2"}}},
+		advertisements: []v1alpha1.BGPAdvertisement{ad("old", "zz-old"), ad("new", "aa-new")},
+	}
+	o.advertisements[0].Spec.Peers, o.advertisements[1].Spec.Peers = []string{"r-old"}, []string{"r-new"}
+	res := plan.Plan(buildSnapshot(o, true, &lastGood{}).snap)
+	if len(res.Peers["r-old"]) != 1 || len(res.Peers["r-new"]) != 0 {
+		t.Errorf("routes %v: 203.0.113.53 is the older pool's, announced to r-old only", res.Peers)
+	}
+	if !slices.ContainsFunc(res.Problems, func(p string) bool { return strings.Contains(p, `IPPool "aa-new" overlaps the older IPPool "zz-old"`) }) {
+		t.Errorf("problems %q", res.Problems)
+	}
+
+	// The older pool is deleted while the controller is down; aa-new still
+	// shows the controller's last verdict (Overlap), which is stale.
+	newer.Status.Conditions = []metav1.Condition{{Type: v1alpha1.IPPoolConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.IPPoolReasonOverlap}}
+	o.pools = []v1alpha1.IPPool{newer}
+	o.services[0].Status.LoadBalancer.Ingress[0].IP = "203.0.113.55"
+	res = plan.Plan(buildSnapshot(o, true, &lastGood{}).snap)
+	if len(res.Peers["r-new"]) != 1 || len(res.Peers["r-old"]) != 0 {
+		t.Errorf("routes %v: with zz-old gone, aa-new is in use", res.Peers)
 	}
 }

@@ -37,6 +37,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 	"github.com/bgplb/bgplb/speaker/announce"
 	"github.com/bgplb/bgplb/speaker/plan"
@@ -76,7 +77,7 @@ type Speaker struct {
 	// The plan, peers and endpoint counts of the last sync, and the
 	// configuration problems last logged: the run goroutine's alone.
 	last      plan.Result
-	eps       map[plan.Key]int32
+	eps       map[lbmodel.Key]int32
 	peers     []announce.PeerConfig
 	warned    []string
 	passwords map[secretRef]password
@@ -101,7 +102,6 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	s := &Speaker{
 		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(),
 		kick: make(chan struct{}, 1),
-		lg:   lastGood{ads: map[string]plan.Advertisement{}},
 	}
 	s.rep = newReporter(s.c, o.NodeName, o.Log)
 	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
@@ -228,14 +228,14 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
 	res := plan.Plan(conv.snap)
-	peers, perr := s.peerConfigs(ctx, objs, res)
+	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
 	if err := s.ann.SetPeers(peers); err != nil {
 		perr = append(perr, err.Error())
 	}
 	for name, routes := range res.Peers {
 		s.ann.Announce(name, toAnnounce(routes))
 	}
-	eps := map[plan.Key]int32{}
+	eps := map[lbmodel.Key]int32{}
 	for _, sv := range conv.snap.Services {
 		eps[sv.Key] = int32(sv.Endpoints[s.o.NodeName])
 	}
@@ -275,26 +275,28 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 }
 
 // peerConfigs are the sessions of the peers the plan selected for this
-// node; a peer whose settings are invalid keeps its last good ones.
-func (s *Speaker) peerConfigs(ctx context.Context, o objects, res plan.Result) ([]announce.PeerConfig, []string) {
+// node, from the versions in force; a peer whose settings do not work on
+// this node (no router ID, an unreadable password) keeps its last good
+// session settings.
+func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lbmodel.Peer, res plan.Result) ([]announce.PeerConfig, []string) {
 	var addrs []netip.Addr
-	if o.node != nil {
-		addrs = nodeAddrs(o.node)
+	if node != nil {
+		addrs = nodeAddrs(node)
 	}
 	prev := s.peers
 	var out []announce.PeerConfig
 	var problems []string
 	now := time.Now()
 	passwords := map[secretRef]password{}
-	for i := range o.peers {
-		p := &o.peers[i]
+	for i := range peers {
+		p := &peers[i]
 		if _, ok := res.Peers[p.Name]; !ok {
 			continue
 		}
 		// Every sync sees every peer again: a password is fetched when its
 		// BGPPeer changed or it is a minute old, not on every sync.
 		secret := func(ns, name, key string) (string, error) {
-			ref := secretRef{p.Name, p.ResourceVersion, ns, name, key}
+			ref := secretRef{p.Name, p.Generation, ns, name, key}
 			if pw, ok := s.passwords[ref]; ok && now.Sub(pw.read) < secretTTL {
 				passwords[ref] = pw
 				return pw.value, nil
@@ -331,9 +333,13 @@ func (s *Speaker) peerConfigs(ctx context.Context, o objects, res plan.Result) (
 // a rotated Secret takes effect within it (on the next sync).
 const secretTTL = time.Minute
 
-// secretRef is one password read: for which peer (at which version of
+// secretRef is one password read: for which peer (at which generation of
 // it), from which Secret key.
-type secretRef struct{ peer, peerVersion, namespace, name, key string }
+type secretRef struct {
+	peer                 string
+	generation           int64
+	namespace, name, key string
+}
 
 type password struct {
 	value string

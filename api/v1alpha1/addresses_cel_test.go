@@ -1,4 +1,4 @@
-package v1alpha1
+package v1alpha1_test
 
 import (
 	"fmt"
@@ -6,15 +6,19 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
-// TestParseAgreesWithCRD is the property that lets the allocator trust
-// Ranges: for every address entry, ParseAddressRange accepts it exactly when
+// TestParseAgreesWithCRD is the property that lets the allocator and the
+// planner trust the model's ranges: for every address entry,
+// lbmodel.ParseRange accepts it exactly when
 // the CRD's schema and CEL rules do. The entries are random but biased
 // towards the edges: ranges whose ends differ in one bit, host bits, mixed
 // families, mapped and zoned addresses, stray whitespace and dashes.
 func TestParseAgreesWithCRD(t *testing.T) {
-	v := newObjectValidator(t, "IPPool")
+	v := v1alpha1.NewObjectValidator(t, "IPPool")
 	const seed = 20260401
 	rng := rand.New(rand.NewPCG(seed, seed))
 	n := 3000
@@ -24,9 +28,9 @@ func TestParseAgreesWithCRD(t *testing.T) {
 	var accepted, refused int
 	for i := 0; i < n; i++ {
 		entry := randomEntry(rng)
-		_, goErr := ParseAddressRange(entry)
+		_, goErr := lbmodel.ParseRange(entry)
 		doc := fmt.Sprintf("apiVersion: bgplb.io/v1alpha1\nkind: IPPool\nmetadata: {name: x}\nspec: {addresses: [%q]}\n", entry)
-		crdErrs := v.validate(t, doc)
+		crdErrs := v.Validate(t, doc)
 		if (goErr == nil) != (len(crdErrs) == 0) {
 			t.Fatalf("entry %q (seed %d, case %d): Go says %v, the CRD says %v", entry, seed, i, goErr, crdErrs.ToAggregate())
 		}

@@ -5,10 +5,11 @@
 //
 // Every rule the API server can check lives in the CRD itself, as OpenAPI
 // bounds and CEL rules generated from the markers here: there is no
-// admission webhook to install, time out or fail. The Go helpers in this
-// package (Ranges, ParseAddressRange) accept exactly what those rules
-// accept, so a consumer never sees an object the API server let through but
-// the code cannot read. Run `make generate` after changing a marker.
+// admission webhook to install, time out or fail. The Go parsers of these
+// objects live in internal/lbmodel and accept exactly what those rules
+// accept (tests here hold the two together), so a consumer never sees an
+// object the API server let through but the code cannot read. Run `make
+// generate` after changing a marker.
 //
 // +kubebuilder:object:generate=true
 // +groupName=bgplb.io

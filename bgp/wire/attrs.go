@@ -172,39 +172,6 @@ type Aggregator struct {
 	Addr netip.Addr
 }
 
-// Community is an RFC 1997 community.
-type Community uint32
-
-// Well-known communities.
-const (
-	CommunityGracefulShutdown  Community = 0xffff0000 // RFC 8326
-	CommunityAcceptOwn         Community = 0xffff0001 // RFC 7611
-	CommunityLLGRStale         Community = 0xffff0006 // RFC 9494
-	CommunityNoLLGR            Community = 0xffff0007 // RFC 9494
-	CommunityBlackhole         Community = 0xffff029a // RFC 7999
-	CommunityNoExport          Community = 0xffffff01
-	CommunityNoAdvertise       Community = 0xffffff02
-	CommunityNoExportSubconfed Community = 0xffffff03
-	CommunityNoPeer            Community = 0xffffff04 // RFC 3765
-)
-
-var communityNames = map[Community]string{
-	CommunityGracefulShutdown: "graceful-shutdown", CommunityAcceptOwn: "accept-own",
-	CommunityLLGRStale: "llgr-stale", CommunityNoLLGR: "no-llgr", CommunityBlackhole: "blackhole",
-	CommunityNoExport: "no-export", CommunityNoAdvertise: "no-advertise",
-	CommunityNoExportSubconfed: "no-export-subconfed", CommunityNoPeer: "no-peer",
-}
-
-// NewCommunity builds the community asn:value.
-func NewCommunity(asn, value uint16) Community { return Community(uint32(asn)<<16 | uint32(value)) }
-
-func (c Community) String() string {
-	if n, ok := communityNames[c]; ok {
-		return n
-	}
-	return strconv.Itoa(int(c>>16)) + ":" + strconv.Itoa(int(c&0xffff))
-}
-
 // ExtCommunity is an RFC 4360 extended community, as its 8 bytes.
 type ExtCommunity [8]byte
 
@@ -260,15 +227,6 @@ func (c ExtCommunity) String() string {
 		return fmt.Sprintf("lb:%d:%g", as, bw)
 	}
 	return fmt.Sprintf("ext:%x", c[:])
-}
-
-// LargeCommunity is an RFC 8092 large community.
-type LargeCommunity struct {
-	Global, Local1, Local2 uint32
-}
-
-func (c LargeCommunity) String() string {
-	return fmt.Sprintf("%d:%d:%d", c.Global, c.Local1, c.Local2)
 }
 
 // MPReach is the MP_REACH_NLRI attribute.

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Config tunes an Allocator.
@@ -25,7 +27,7 @@ type Allocator struct {
 	now time.Time // the latest now seen: time never runs backwards here
 	ix  *index
 
-	services map[Key]*service
+	services map[lbmodel.Key]*service
 	holders  map[netip.Addr][]*service
 	// shared counts, per sharing key, the holders of each address held
 	// under that key: the candidates a Service with that key may share.
@@ -34,7 +36,7 @@ type Allocator struct {
 	// released are the held-down addresses (held by nobody), each with the
 	// Service that let it go and when; releasedBy indexes them by Service.
 	released   map[netip.Addr]release
-	releasedBy map[Key][]netip.Addr
+	releasedBy map[lbmodel.Key][]netip.Addr
 	// queue holds every hold-down in release order (times never decrease),
 	// stale entries included; expire pops from qhead.
 	queue []queued
@@ -42,15 +44,15 @@ type Allocator struct {
 }
 
 type service struct {
-	key        Key
+	key        lbmodel.Key
 	sharingKey string
 	ports      []Port
-	etp        TrafficPolicy
+	etp        lbmodel.TrafficPolicy
 	addrs      []netip.Addr // at most one per family
 }
 
 type release struct {
-	key Key
+	key lbmodel.Key
 	at  time.Time
 }
 
@@ -61,14 +63,14 @@ type queued struct {
 
 // New returns an allocator with the given pools; the problems are the pools
 // it refused (see CheckPools).
-func New(cfg Config, pools []Pool) (*Allocator, []PoolProblem) {
+func New(cfg Config, pools []lbmodel.Pool) (*Allocator, []lbmodel.PoolProblem) {
 	a := &Allocator{
 		cfg:        cfg,
-		services:   map[Key]*service{},
+		services:   map[lbmodel.Key]*service{},
 		holders:    map[netip.Addr][]*service{},
 		shared:     map[string]map[netip.Addr]int{},
 		released:   map[netip.Addr]release{},
-		releasedBy: map[Key][]netip.Addr{},
+		releasedBy: map[lbmodel.Key][]netip.Addr{},
 	}
 	return a, a.SetPools(pools)
 }
@@ -76,7 +78,7 @@ func New(cfg Config, pools []Pool) (*Allocator, []PoolProblem) {
 // SetPools replaces the pools. Nothing held moves: addresses no pool covers
 // any more stay with their Services and show up in Orphans. The earlier of
 // two overlapping pools wins (see CheckPools).
-func (a *Allocator) SetPools(pools []Pool) []PoolProblem {
+func (a *Allocator) SetPools(pools []lbmodel.Pool) []lbmodel.PoolProblem {
 	a.ix = buildIndex(pools)
 	for x := range a.holders {
 		if p := a.ix.poolOf(x); p != nil {
@@ -92,7 +94,7 @@ func (a *Allocator) SetPools(pools []Pool) []PoolProblem {
 }
 
 // Problems are the pools the last SetPools refused.
-func (a *Allocator) Problems() []PoolProblem { return slices.Clone(a.ix.problems) }
+func (a *Allocator) Problems() []lbmodel.PoolProblem { return slices.Clone(a.ix.problems) }
 
 // clock takes now as the latest time seen and expires hold-downs.
 func (a *Allocator) clock(now time.Time) time.Time {
@@ -143,7 +145,7 @@ func (a *Allocator) Allocate(req Request, now time.Time) (Allocation, error) {
 
 // Release gives up everything the Service holds (it was deleted, or is no
 // longer a LoadBalancer of ours) and returns what it held.
-func (a *Allocator) Release(key Key, now time.Time) []netip.Addr {
+func (a *Allocator) Release(key lbmodel.Key, now time.Time) []netip.Addr {
 	now = a.clock(now)
 	s := a.services[key]
 	if s == nil {
@@ -178,7 +180,7 @@ func (a *Allocator) Restore(req Request, addrs []netip.Addr, now time.Time) (All
 }
 
 // Lookup returns what a Service holds.
-func (a *Allocator) Lookup(key Key) (Assignment, bool) {
+func (a *Allocator) Lookup(key lbmodel.Key) (Assignment, bool) {
 	s := a.services[key]
 	if s == nil {
 		return Assignment{}, false
@@ -362,7 +364,7 @@ func (a *Allocator) startHolding(x netip.Addr) {
 }
 
 // stopHolding accounts for an address its last holder (key) let go.
-func (a *Allocator) stopHolding(x netip.Addr, key Key, now time.Time) {
+func (a *Allocator) stopHolding(x netip.Addr, key lbmodel.Key, now time.Time) {
 	p := a.ix.poolOf(x)
 	if p != nil {
 		p.assigned[fi(FamilyOf(x))]--

@@ -7,6 +7,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	klabels "k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // step is one call in a scenario. By default it is Allocate(req); with
@@ -14,7 +18,7 @@ import (
 // it is Restore(req, restore). pools, when set, are installed first.
 type step struct {
 	at      time.Duration // since t0
-	pools   []Pool
+	pools   []lbmodel.Pool
 	req     Request
 	release bool
 	restore []string
@@ -28,7 +32,7 @@ type step struct {
 type scenario struct {
 	name  string
 	hold  time.Duration
-	pools []Pool
+	pools []lbmodel.Pool
 	steps []step
 }
 
@@ -79,7 +83,7 @@ func (sc scenario) run(t *testing.T) {
 func TestAddressChoice(t *testing.T) {
 	for _, sc := range []scenario{{
 		name:  "lowest free first, then exhausted",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.12")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.12")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b"), want: []string{"203.0.113.11"}},
@@ -88,7 +92,7 @@ func TestAddressChoice(t *testing.T) {
 		},
 	}, {
 		name:  "a freed address is reused lowest first without hold-down",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.12")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.12")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b"), want: []string{"203.0.113.11"}},
@@ -100,14 +104,14 @@ func TestAddressChoice(t *testing.T) {
 		},
 	}, {
 		name:  "ranges are tried in address order whatever order they were written in",
-		pools: []Pool{mkPool("p", "203.0.113.20-203.0.113.21", "198.51.100.5")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.20-203.0.113.21", "198.51.100.5")},
 		steps: []step{
 			{req: rq("a"), want: []string{"198.51.100.5"}},
 			{req: rq("b"), want: []string{"203.0.113.20"}},
 		},
 	}, {
 		name:  "avoidBuggyIPs skips addresses ending in .255 and .0",
-		pools: []Pool{avoid(mkPool("p", "198.51.100.254-198.51.101.1"))},
+		pools: []lbmodel.Pool{avoid(mkPool("p", "198.51.100.254-198.51.101.1"))},
 		steps: []step{
 			{req: rq("a"), want: []string{"198.51.100.254"}},
 			{req: rq("b"), want: []string{"198.51.101.1"}},
@@ -116,7 +120,7 @@ func TestAddressChoice(t *testing.T) {
 		},
 	}, {
 		name:  "without avoidBuggyIPs .255 and .0 are ordinary",
-		pools: []Pool{mkPool("p", "198.51.100.254-198.51.101.1")},
+		pools: []lbmodel.Pool{mkPool("p", "198.51.100.254-198.51.101.1")},
 		steps: []step{
 			{req: rq("a"), want: []string{"198.51.100.254"}},
 			{req: rq("b"), want: []string{"198.51.100.255"}},
@@ -124,14 +128,14 @@ func TestAddressChoice(t *testing.T) {
 		},
 	}, {
 		name:  "avoidBuggyIPs leaves IPv6 alone",
-		pools: []Pool{avoid(mkPool("p", "2001:db8::ff-2001:db8::100"))},
+		pools: []lbmodel.Pool{avoid(mkPool("p", "2001:db8::ff-2001:db8::100"))},
 		steps: []step{
 			{req: rq("a", fams(IPv6)), want: []string{"2001:db8::ff"}},
 			{req: rq("b", fams(IPv6)), want: []string{"2001:db8::100"}},
 		},
 	}, {
 		name: "a huge IPv6 pool allocates from its start",
-		pools: []Pool{
+		pools: []lbmodel.Pool{
 			mkPool("p", "2001:db8::/32"),
 		},
 		steps: []step{
@@ -145,10 +149,10 @@ func TestAddressChoice(t *testing.T) {
 }
 
 func TestPoolChoice(t *testing.T) {
-	red := ServiceAllocation{Namespaces: []string{"red"}}
+	red := lbmodel.ServiceAllocation{Namespaces: []string{"red"}}
 	for _, sc := range []scenario{{
 		name: "autoAssign false serves only Services that name the pool or an address in it",
-		pools: []Pool{
+		pools: []lbmodel.Pool{
 			manual(mkPool("dear", "203.0.113.10-203.0.113.11")),
 		},
 		steps: []step{
@@ -158,7 +162,7 @@ func TestPoolChoice(t *testing.T) {
 		},
 	}, {
 		name: "set priorities first, lowest first; unset ones after; then by name",
-		pools: []Pool{
+		pools: []lbmodel.Pool{
 			mkPool("d-none", "203.0.113.40"),
 			prio(0, mkPool("a-unset", "203.0.113.30")),
 			prio(2, mkPool("b-two", "203.0.113.20")),
@@ -173,10 +177,10 @@ func TestPoolChoice(t *testing.T) {
 		},
 	}, {
 		name: "a named pool is used even when others come first, and must exist",
-		pools: []Pool{
+		pools: []lbmodel.Pool{
 			prio(1, mkPool("first", "203.0.113.10-203.0.113.11")),
 			mkPool("other", "198.51.100.10-198.51.100.11"),
-			{Name: "broken", Ranges: []Range{{First: ip("198.51.100.30"), Last: ip("198.51.100.20")}}},
+			{Name: "broken", Ranges: []lbmodel.Range{{First: ip("198.51.100.30"), Last: ip("198.51.100.20")}}},
 		},
 		steps: []step{
 			{req: rq("a", fromPool("other")), want: []string{"198.51.100.10"}},
@@ -186,7 +190,7 @@ func TestPoolChoice(t *testing.T) {
 		},
 	}, {
 		name:  "namespaces narrow a pool",
-		pools: []Pool{withAlloc(mkPool("reds", "203.0.113.10-203.0.113.11"), red)},
+		pools: []lbmodel.Pool{withAlloc(mkPool("reds", "203.0.113.10-203.0.113.11"), red)},
 		steps: []step{
 			{req: rq("a", inNS("blue")), reason: NoPool},
 			{req: rq("b", inNS("blue"), fromPool("reds")), reason: PoolNotAllowed, msg: "does not admit Service blue/b"},
@@ -195,13 +199,10 @@ func TestPoolChoice(t *testing.T) {
 		},
 	}, {
 		name: "a namespace selector admits like a listed namespace; service selectors must also match",
-		pools: []Pool{withAlloc(mkPool("p", "203.0.113.10-203.0.113.19"), ServiceAllocation{
+		pools: []lbmodel.Pool{withAlloc(mkPool("p", "203.0.113.10-203.0.113.19"), lbmodel.ServiceAllocation{
 			Namespaces:         []string{"red"},
-			NamespaceSelectors: []Selector{{MatchLabels: map[string]string{"team": "b"}}},
-			ServiceSelectors: []Selector{
-				{MatchExpressions: []Requirement{{Key: "app", Operator: OpIn, Values: []string{"web", "dns"}}}},
-				{MatchLabels: map[string]string{"tier": "edge"}},
-			},
+			NamespaceSelectors: []klabels.Selector{sel("team=b")},
+			ServiceSelectors:   []klabels.Selector{sel("app in (web,dns)"), sel("tier=edge")},
 		})},
 		steps: []step{
 			{req: rq("a", inNS("red"), labels("app", "dns")), want: []string{"203.0.113.10"}},
@@ -212,10 +213,10 @@ func TestPoolChoice(t *testing.T) {
 		},
 	}, {
 		name: "a pool narrowed to a Service's namespace is not preferred for it unless ranked",
-		pools: []Pool{
+		pools: []lbmodel.Pool{
 			mkPool("a-open", "198.51.100.10"),
 			withAlloc(mkPool("b-reds", "203.0.113.10"), red),
-			withAlloc(mkPool("c-reds-ranked", "203.0.113.20"), ServiceAllocation{Priority: 5, Namespaces: []string{"red"}}),
+			withAlloc(mkPool("c-reds-ranked", "203.0.113.20"), lbmodel.ServiceAllocation{Priority: 5, Namespaces: []string{"red"}}),
 		},
 		steps: []step{
 			{req: rq("a", inNS("red")), want: []string{"203.0.113.20"}},
@@ -231,7 +232,7 @@ func TestRequestedAddresses(t *testing.T) {
 	p := mkPool("p", "203.0.113.10-203.0.113.19", "2001:db8::10-2001:db8::1f")
 	for _, sc := range []scenario{{
 		name:  "outside every pool, or of the wrong family",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", want("198.51.100.1")), reason: NotInPool, msg: "outside every pool"},
 			{req: rq("b", fams(IPv4), want("2001:db8::10")), reason: WrongFamily, msg: "2001:db8::10 is IPv6"},
@@ -240,7 +241,7 @@ func TestRequestedAddresses(t *testing.T) {
 		},
 	}, {
 		name:  "malformed requests",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", want("203.0.113.10", "203.0.113.11")), reason: InvalidRequest, msg: "at most one per family"},
 			{req: rq("b", want("203.0.113.10", "2001:db8::10", "203.0.113.11")), reason: InvalidRequest},
@@ -254,7 +255,7 @@ func TestRequestedAddresses(t *testing.T) {
 		},
 	}, {
 		name:  "two addresses need a dual-stack policy, and RequireDualStack needs two",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", fams(IPv4, IPv6), want("203.0.113.10", "2001:db8::10")), reason: WrongFamily},
 			{req: rq("b", fams(IPv4, IPv6), policy(RequireDualStack), want("203.0.113.10")), reason: WrongFamily, msg: "RequireDualStack"},
@@ -263,7 +264,7 @@ func TestRequestedAddresses(t *testing.T) {
 		},
 	}, {
 		name:  "held by a Service that may not share it",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", share("", "80/TCP")), want: []string{"203.0.113.10"}},
 			{req: rq("b", want("203.0.113.10"), share("k", "443/TCP")), reason: InUse, msg: "held by Service default/a"},
@@ -277,7 +278,7 @@ func TestRequestedAddresses(t *testing.T) {
 	}, {
 		name:  "hold-down does not apply to an address asked for by name",
 		hold:  time.Minute,
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("a"), release: true, want: []string{"203.0.113.10"}},
@@ -292,7 +293,7 @@ func TestRequestedAddresses(t *testing.T) {
 func TestSharing(t *testing.T) {
 	for _, sc := range []scenario{{
 		name:  "Services with one key join an address when their ports differ",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("free"), want: []string{"203.0.113.10"}},
 			{req: rq("dns-tcp", share("dns", "53/TCP")), want: []string{"203.0.113.11"}},
@@ -306,7 +307,7 @@ func TestSharing(t *testing.T) {
 	}, {
 		name:  "an address stays held while one sharer holds it, then is held down",
 		hold:  time.Minute,
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("a", share("k", "53/TCP")), want: []string{"203.0.113.10"}},
 			{req: rq("b", share("k", "53/UDP")), want: []string{"203.0.113.10"}},
@@ -318,7 +319,7 @@ func TestSharing(t *testing.T) {
 		},
 	}, {
 		name:  "a Service whose ports come to clash moves; the other stays",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("a", share("k", "53/TCP")), want: []string{"203.0.113.10"}},
 			{req: rq("b", share("k", "53/UDP")), want: []string{"203.0.113.10"}},
@@ -337,24 +338,24 @@ func TestDualStack(t *testing.T) {
 	v6 := mkPool("v6", "2001:db8:1::10")
 	for _, sc := range []scenario{{
 		name:  "SingleStack takes the primary family",
-		pools: []Pool{dual},
+		pools: []lbmodel.Pool{dual},
 		steps: []step{
 			{req: rq("a", fams(IPv6, IPv4)), want: []string{"2001:db8::10"}},
 			{req: rq("b"), want: []string{"198.51.100.10"}},
 		},
 	}, {
 		name:  "RequireDualStack needs one pool with both families",
-		pools: []Pool{prio(1, v4), v6},
+		pools: []lbmodel.Pool{prio(1, v4), v6},
 		steps: []step{
 			{req: rq("a", fams(IPv4, IPv6), policy(RequireDualStack)), reason: FamilyUnavailable, msg: "both IPv4 and IPv6"},
-			{pools: []Pool{prio(1, v4), v6, dual}, req: rq("a", fams(IPv6, IPv4), policy(RequireDualStack)),
+			{pools: []lbmodel.Pool{prio(1, v4), v6, dual}, req: rq("a", fams(IPv6, IPv4), policy(RequireDualStack)),
 				want: []string{"2001:db8::10", "198.51.100.10"}},
 			{req: rq("b", fams(IPv4), policy(RequireDualStack)), want: []string{"198.51.100.11", "2001:db8::11"}},
 			{req: rq("c", fams(IPv4, IPv6), policy(RequireDualStack)), reason: PoolExhausted},
 		},
 	}, {
 		name:  "PreferDualStack prefers a dual pool over a higher-ranked single one, then falls back",
-		pools: []Pool{prio(1, v4), dual},
+		pools: []lbmodel.Pool{prio(1, v4), dual},
 		steps: []step{
 			{req: rq("a", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"198.51.100.10", "2001:db8::10"}},
 			{req: rq("b", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"198.51.100.11", "2001:db8::11"}},
@@ -364,7 +365,7 @@ func TestDualStack(t *testing.T) {
 		},
 	}, {
 		name:  "PreferDualStack falls back to the second family",
-		pools: []Pool{v6},
+		pools: []lbmodel.Pool{v6},
 		steps: []step{
 			{req: rq("a", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"2001:db8:1::10"}},
 			{req: rq("b", fams(IPv4), policy(PreferDualStack)), reason: FamilyUnavailable, msg: "has IPv4 addresses"},
@@ -379,7 +380,7 @@ func TestHoldDown(t *testing.T) {
 	for _, sc := range []scenario{{
 		name:  "strict: a full pool refuses and says when to retry",
 		hold:  10 * time.Second,
-		pools: []Pool{mkPool("p", "203.0.113.10")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{at: 2 * time.Second, req: rq("a"), release: true, want: []string{"203.0.113.10"}},
@@ -390,7 +391,7 @@ func TestHoldDown(t *testing.T) {
 	}, {
 		name:  "a Service gets back what it released, before a lower free address",
 		hold:  10 * time.Second,
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b"), want: []string{"203.0.113.11"}},
@@ -402,7 +403,7 @@ func TestHoldDown(t *testing.T) {
 	}, {
 		name:  "an address given up by a change is held down too",
 		hold:  10 * time.Second,
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("a", want("203.0.113.15")), want: []string{"203.0.113.15"}},
@@ -412,7 +413,7 @@ func TestHoldDown(t *testing.T) {
 	}, {
 		name:  "time does not run backwards",
 		hold:  10 * time.Second,
-		pools: []Pool{mkPool("p", "203.0.113.10")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("a"), release: true, want: []string{"203.0.113.10"}},
@@ -431,7 +432,7 @@ func TestStabilityUnderPoolChanges(t *testing.T) {
 	p := mkPool("p", "203.0.113.10-203.0.113.19")
 	for _, sc := range []scenario{{
 		name:  "the same request keeps its addresses",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("x"), want: []string{"203.0.113.10"}},
 			{req: rq("a"), want: []string{"203.0.113.11"}},
@@ -440,32 +441,32 @@ func TestStabilityUnderPoolChanges(t *testing.T) {
 		},
 	}, {
 		name:  "a better-ranked pool appearing later moves nobody",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
-			{pools: []Pool{p, prio(1, mkPool("better", "198.51.100.10-198.51.100.19"))}, req: rq("a"), want: []string{"203.0.113.10"}},
+			{pools: []lbmodel.Pool{p, prio(1, mkPool("better", "198.51.100.10-198.51.100.19"))}, req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b"), want: []string{"198.51.100.10"}},
 		},
 	}, {
 		name:  "a pool shrinking under a Service does not move it",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b", fromPool("p")), want: []string{"203.0.113.11"}},
 			{req: rq("c", want("203.0.113.12")), want: []string{"203.0.113.12"}},
-			{pools: []Pool{mkPool("p", "203.0.113.15-203.0.113.19")}, req: rq("a"), want: []string{"203.0.113.10"}},
+			{pools: []lbmodel.Pool{mkPool("p", "203.0.113.15-203.0.113.19")}, req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("b", fromPool("p")), want: []string{"203.0.113.11"}},
 			{req: rq("c", want("203.0.113.12")), want: []string{"203.0.113.12"}},
-			{pools: []Pool{}, req: rq("b", fromPool("p")), want: []string{"203.0.113.11"}},
+			{pools: []lbmodel.Pool{}, req: rq("b", fromPool("p")), want: []string{"203.0.113.11"}},
 			{req: rq("c", want("203.0.113.12"), fromPool("p")), want: []string{"203.0.113.12"}},
 			{req: rq("d", want("203.0.113.13")), reason: NotInPool},
 		},
 	}, {
 		name:  "a Service narrowed out of its pool keeps its address",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", inNS("blue")), want: []string{"203.0.113.10"}},
-			{pools: []Pool{withAlloc(p, ServiceAllocation{Namespaces: []string{"red"}})}, req: rq("a", inNS("blue")), want: []string{"203.0.113.10"}},
+			{pools: []lbmodel.Pool{withAlloc(p, lbmodel.ServiceAllocation{Namespaces: []string{"red"}})}, req: rq("a", inNS("blue")), want: []string{"203.0.113.10"}},
 			{req: rq("a", inNS("blue"), want("203.0.113.10")), want: []string{"203.0.113.10"}},
 			{req: rq("b", inNS("blue"), want("203.0.113.11")), reason: PoolNotAllowed},
 		},
@@ -478,7 +479,7 @@ func TestStabilityUnderRequestChanges(t *testing.T) {
 	p := mkPool("p", "203.0.113.10-203.0.113.19")
 	for _, sc := range []scenario{{
 		name:  "changing the requested address, pool or family moves the Service",
-		pools: []Pool{p, mkPool("q", "198.51.100.10-198.51.100.19", "2001:db8::10-2001:db8::1f")},
+		pools: []lbmodel.Pool{p, mkPool("q", "198.51.100.10-198.51.100.19", "2001:db8::10-2001:db8::1f")},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("a", want("203.0.113.14")), want: []string{"203.0.113.14"}},
@@ -488,7 +489,7 @@ func TestStabilityUnderRequestChanges(t *testing.T) {
 		},
 	}, {
 		name:  "a failed request changes nothing",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a"), want: []string{"203.0.113.10"}},
 			{req: rq("a", want("198.51.100.1")), reason: NotInPool},
@@ -497,18 +498,18 @@ func TestStabilityUnderRequestChanges(t *testing.T) {
 		},
 	}, {
 		name:  "dual stack: gaining a family never moves the one held; dropping one releases it",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19")},
 		steps: []step{
 			{req: rq("a", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"203.0.113.10"}},
-			{pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19"), prio(1, mkPool("dual", "198.51.100.10", "2001:db8::10"))},
+			{pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19"), prio(1, mkPool("dual", "198.51.100.10", "2001:db8::10"))},
 				req: rq("a", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"203.0.113.10"}},
-			{pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19", "2001:db8:1::/64")},
+			{pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19", "2001:db8:1::/64")},
 				req: rq("a", fams(IPv4, IPv6), policy(PreferDualStack)), want: []string{"203.0.113.10", "2001:db8:1::"}},
 			{req: rq("a", fams(IPv6, IPv4)), want: []string{"2001:db8:1::"}},
 		},
 	}, {
 		name:  "RequireDualStack moves both when its pool cannot complete the pair",
-		pools: []Pool{mkPool("p", "203.0.113.10-203.0.113.19"), mkPool("q", "198.51.100.10", "2001:db8::10")},
+		pools: []lbmodel.Pool{mkPool("p", "203.0.113.10-203.0.113.19"), mkPool("q", "198.51.100.10", "2001:db8::10")},
 		steps: []step{
 			{req: rq("a", fromPool("q")), want: []string{"198.51.100.10"}},
 			{req: rq("b"), want: []string{"203.0.113.10"}},
@@ -525,7 +526,7 @@ func TestRestore(t *testing.T) {
 	p := mkPool("p", "203.0.113.10-203.0.113.19")
 	for _, sc := range []scenario{{
 		name:  "restored addresses are kept and never handed out again",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a"), restore: []string{"203.0.113.10"}, want: []string{"203.0.113.10"}},
 			{req: rq("b", share("k", "53/TCP")), restore: []string{"203.0.113.12"}, want: []string{"203.0.113.12"}},
@@ -537,7 +538,7 @@ func TestRestore(t *testing.T) {
 		},
 	}, {
 		name:  "a restore that would break sharing is refused",
-		pools: []Pool{p},
+		pools: []lbmodel.Pool{p},
 		steps: []step{
 			{req: rq("a", share("k", "53/TCP")), restore: []string{"203.0.113.10"}, want: []string{"203.0.113.10"}},
 			{req: rq("b", share("k", "53/TCP")), restore: []string{"203.0.113.10"}, reason: InUse},
@@ -559,35 +560,35 @@ func TestOrphans(t *testing.T) {
 	if _, err := a.Restore(rq("d"), ips("198.51.100.1"), t0); err != nil {
 		t.Fatal(err)
 	}
-	a.SetPools([]Pool{
+	a.SetPools([]lbmodel.Pool{
 		avoid(mkPool("p", "203.0.113.0-203.0.113.9", "203.0.113.11-203.0.113.19")),
-		mkPool("late", "203.0.113.12-203.0.113.20"), // overlaps p: refused
+		createdAt(mkPool("late", "203.0.113.12-203.0.113.20"), 1), // overlaps the older p: refused
 	})
 	want := []Orphan{
-		{Key: Key{"default", "d"}, Addr: ip("198.51.100.1"), Why: "it lies outside every pool"},
-		{Key: Key{"ns", "a"}, Addr: ip("203.0.113.10"), Why: "it lies outside every pool"},
+		{Key: lbmodel.Key{Namespace: "default", Name: "d"}, Addr: ip("198.51.100.1"), Why: "it lies outside every pool"},
+		{Key: lbmodel.Key{Namespace: "ns", Name: "a"}, Addr: ip("203.0.113.10"), Why: "it lies outside every pool"},
 	}
 	if got := a.Orphans(); !slices.Equal(got, want) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
-	a.SetPools([]Pool{
+	a.SetPools([]lbmodel.Pool{
 		avoid(mkPool("p", "203.0.113.0-203.0.113.9", "203.0.113.12-203.0.113.19")),
-		mkPool("late", "203.0.113.10-203.0.113.12"),
+		createdAt(mkPool("late", "203.0.113.10-203.0.113.12"), 1),
 	})
 	want = []Orphan{
-		{Key: Key{"default", "d"}, Addr: ip("198.51.100.1"), Why: "it lies outside every pool"},
-		{Key: Key{"ns", "a"}, Addr: ip("203.0.113.10"), Why: "it lies in pool late, which is refused: 203.0.113.10-203.0.113.12 overlaps 203.0.113.12-203.0.113.19 of pool p"},
-		{Key: Key{"ns", "b"}, Addr: ip("203.0.113.11"), Why: "it lies in pool late, which is refused: 203.0.113.10-203.0.113.12 overlaps 203.0.113.12-203.0.113.19 of pool p"},
+		{Key: lbmodel.Key{Namespace: "default", Name: "d"}, Addr: ip("198.51.100.1"), Why: "it lies outside every pool"},
+		{Key: lbmodel.Key{Namespace: "ns", Name: "a"}, Addr: ip("203.0.113.10"), Why: "it lies in pool late, which is refused: 203.0.113.10-203.0.113.12 overlaps 203.0.113.12-203.0.113.19 of pool p"},
+		{Key: lbmodel.Key{Namespace: "ns", Name: "b"}, Addr: ip("203.0.113.11"), Why: "it lies in pool late, which is refused: 203.0.113.10-203.0.113.12 overlaps 203.0.113.12-203.0.113.19 of pool p"},
 	}
 	if got := a.Orphans(); !slices.Equal(got, want) {
 		t.Fatalf("got %v\nwant %v", got, want)
 	}
 	// The pure function over plain values says the same.
-	if got := Orphans([]Pool{mkPool("p", "198.51.100.0/24")}, a.Assignments()); len(got) != 3 ||
+	if got := Orphans([]lbmodel.Pool{mkPool("p", "198.51.100.0/24")}, a.Assignments()); len(got) != 3 ||
 		got[0].Addr != ip("203.0.113.10") || got[1].Addr != ip("203.0.113.11") || got[2].Addr != ip("203.0.113.12") {
 		t.Fatalf("Orphans: %v", got)
 	}
-	if got := Orphans([]Pool{avoid(mkPool("p", "198.51.100.0/24"))}, []Assignment{{Key: Key{"x", "y"},
+	if got := Orphans([]lbmodel.Pool{avoid(mkPool("p", "198.51.100.0/24"))}, []Assignment{{Key: lbmodel.Key{Namespace: "x", Name: "y"},
 		Addresses: []Address{{Addr: ip("198.51.100.0")}}}}); len(got) != 1 || !strings.Contains(got[0].Why, "avoidBuggyIPs") {
 		t.Fatalf("Orphans: %v", got)
 	}
@@ -607,7 +608,7 @@ func TestStats(t *testing.T) {
 	if _, err := a.Allocate(rq("d", fromPool("v6"), fams(IPv6)), t0); err != nil {
 		t.Fatal(err)
 	}
-	a.Release(Key{"default", "b"}, t0)
+	a.Release(lbmodel.Key{Namespace: "default", Name: "b"}, t0)
 	want := []Stats{
 		{Pool: "all", Family: IPv6, Size: ^uint64(0), Available: ^uint64(0)},
 		// 256 addresses but .0 and .255; 203.0.113.255 counts nothing.
@@ -622,7 +623,7 @@ func TestStats(t *testing.T) {
 		t.Fatalf("after the hold-down: got %+v\nwant %+v", got, want)
 	}
 	// Counts follow the pools when they change.
-	a.SetPools([]Pool{mkPool("v4", "198.51.100.2-198.51.100.9")})
+	a.SetPools([]lbmodel.Pool{mkPool("v4", "198.51.100.2-198.51.100.9")})
 	if got, want := a.Stats(t0.Add(time.Minute)), []Stats{{Pool: "v4", Family: IPv4, Size: 8, Assigned: 1, Available: 7}}; !slices.Equal(got, want) {
 		t.Fatalf("after SetPools: got %+v\nwant %+v", got, want)
 	}

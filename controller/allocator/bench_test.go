@@ -5,21 +5,23 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // The benchmarks use IPv6 documentation space: the IPv4 documentation
 // ranges hold 768 addresses, too few for 10,000 Services. The code path is
 // the same for both families.
 
-func benchKeys(n int) []Key {
-	keys := make([]Key, n)
+func benchKeys(n int) []lbmodel.Key {
+	keys := make([]lbmodel.Key, n)
 	for i := range keys {
-		keys[i] = Key{Namespace: fmt.Sprintf("ns%d", i%50), Name: fmt.Sprintf("svc%d", i)}
+		keys[i] = lbmodel.Key{Namespace: fmt.Sprintf("ns%d", i%50), Name: fmt.Sprintf("svc%d", i)}
 	}
 	return keys
 }
 
-func benchAlloc(b *testing.B, hold time.Duration, existing int) (*Allocator, []Key, time.Time) {
+func benchAlloc(b *testing.B, hold time.Duration, existing int) (*Allocator, []lbmodel.Key, time.Time) {
 	b.Helper()
 	a := newAlloc(b, Config{HoldDown: hold},
 		prio(1, mkPool("small", "2001:db8:1::/120")), // full after the first 256
@@ -93,7 +95,7 @@ func BenchmarkReconfirm(b *testing.B) {
 // BenchmarkTwin is the slow twin at 1,000 Services, for scale.
 func BenchmarkTwin(b *testing.B) {
 	const existing = 1000
-	tw := newTwin(Config{}, []Pool{mkPool("big", "2001:db8::/64")})
+	tw := newTwin(Config{}, []lbmodel.Pool{mkPool("big", "2001:db8::/64")})
 	keys := benchKeys(existing + b.N)
 	for _, k := range keys[:existing] {
 		if _, err := tw.allocate(Request{Key: k, Families: []Family{IPv6}}, t0); err != nil {

@@ -210,7 +210,7 @@ func (a *Allocator) pick(q *query, p *poolState, f Family) (netip.Addr, bool) {
 		}
 	}
 	for _, s := range p.spans {
-		if s.Family() != f {
+		if FamilyOf(s.First) != f {
 			continue
 		}
 		if x, ok := s.lowest(a.blocked); ok {

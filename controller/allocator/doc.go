@@ -1,21 +1,22 @@
 // Package allocator decides which addresses LoadBalancer Services get from
 // the IP pools. It is pure: plain values in, plain values out, no Kubernetes
 // client, no clock (calls take now), no goroutines. The reconciler converts
-// IPPools to [Pool] and Services to [Request], and turns results into
+// IPPools to lbmodel.Pool and Services to [Request], and turns results into
 // Service status, conditions and events.
 //
 // # Pools
 //
-// A [Pool] is IPv4 and/or IPv6 ranges ([Range]; CIDRs become ranges,
-// [RangeOf]; api/v1alpha1 parses the IPPool notations). [CheckPools] refuses invalid pools,
-// pools reusing a name, and pools overlapping an earlier one (the caller
-// orders them, oldest first); refused pools take no part in allocation.
+// A pool (lbmodel.Pool) is IPv4 and/or IPv6 ranges (lbmodel.Range, which
+// parses the IPPool notations). lbmodel.CheckPools, the rule the speakers
+// apply too, refuses invalid pools, pools reusing a name, and pools
+// overlapping an older one (by creationTimestamp, then name); refused pools
+// take no part in allocation.
 // With AvoidBuggyIPs a pool never hands out an IPv4 address whose last
 // octet is 0 or 255, whatever the prefix length.
 //
 // # Which pools a Service may use
 //
-// A pool's [ServiceAllocation] admits a Service when its namespace is
+// A pool's lbmodel.ServiceAllocation admits a Service when its namespace is
 // listed or its namespace's labels match a namespace selector (both empty:
 // any namespace), and its labels match a service selector (none: any
 // Service). A pool named by the Service's address-pool annotation must admit

@@ -6,7 +6,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bgplb/bgplb/api/v1alpha1"
+	klabels "k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
@@ -21,16 +23,9 @@ func ips(ss ...string) []netip.Addr {
 	return out
 }
 
-// ParseRange reads an IPPool address entry the way the controller does,
-// through api/v1alpha1, so the tests and the product share one parser.
-func ParseRange(s string) (Range, error) {
-	r, err := v1alpha1.ParseAddressRange(s)
-	return Range{First: r.First, Last: r.Last}, err
-}
-
-func rng(tb testing.TB, s string) Range {
+func rng(tb testing.TB, s string) lbmodel.Range {
 	tb.Helper()
-	r, err := ParseRange(s)
+	r, err := lbmodel.ParseRange(s) // the product's one parser
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -38,18 +33,34 @@ func rng(tb testing.TB, s string) Range {
 }
 
 // pool is an auto-assigning pool over the given ranges.
-func pool(tb testing.TB, name string, ranges ...string) Pool {
+func pool(tb testing.TB, name string, ranges ...string) lbmodel.Pool {
 	tb.Helper()
-	p := Pool{Name: name, AutoAssign: true}
+	p := lbmodel.Pool{Name: name, AutoAssign: true}
 	for _, s := range ranges {
 		p.Ranges = append(p.Ranges, rng(tb, s))
 	}
 	return p
 }
 
-func svc(ns, name string) Request { return Request{Key: Key{Namespace: ns, Name: name}} }
+// createdAt dates a pool sec seconds after the epoch: of two overlapping
+// pools the older is kept (then the one whose name sorts first).
+func createdAt(p lbmodel.Pool, sec int64) lbmodel.Pool {
+	p.Created = time.Unix(sec, 0)
+	return p
+}
 
-func newAlloc(tb testing.TB, cfg Config, pools ...Pool) *Allocator {
+// sel is a selector in kubectl's syntax.
+func sel(s string) klabels.Selector {
+	out, err := klabels.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}
+
+func svc(ns, name string) Request { return Request{Key: lbmodel.Key{Namespace: ns, Name: name}} }
+
+func newAlloc(tb testing.TB, cfg Config, pools ...lbmodel.Pool) *Allocator {
 	tb.Helper()
 	a, problems := New(cfg, pools)
 	if len(problems) > 0 {
@@ -59,10 +70,10 @@ func newAlloc(tb testing.TB, cfg Config, pools ...Pool) *Allocator {
 }
 
 // mkPool is pool for table literals.
-func mkPool(name string, ranges ...string) Pool {
-	p := Pool{Name: name, AutoAssign: true}
+func mkPool(name string, ranges ...string) lbmodel.Pool {
+	p := lbmodel.Pool{Name: name, AutoAssign: true}
 	for _, s := range ranges {
-		r, err := ParseRange(s)
+		r, err := lbmodel.ParseRange(s) // the product's one parser
 		if err != nil {
 			panic(err)
 		}
@@ -71,15 +82,20 @@ func mkPool(name string, ranges ...string) Pool {
 	return p
 }
 
-func manual(p Pool) Pool { p.AutoAssign = false; return p }
-func avoid(p Pool) Pool  { p.AvoidBuggyIPs = true; return p }
+func manual(p lbmodel.Pool) lbmodel.Pool { p.AutoAssign = false; return p }
+func avoid(p lbmodel.Pool) lbmodel.Pool  { p.AvoidBuggyIPs = true; return p }
 
-func withAlloc(p Pool, sa ServiceAllocation) Pool { p.Allocation = &sa; return p }
-func prio(n int, p Pool) Pool                     { return withAlloc(p, ServiceAllocation{Priority: n}) }
+func withAlloc(p lbmodel.Pool, sa lbmodel.ServiceAllocation) lbmodel.Pool {
+	p.Allocation = &sa
+	return p
+}
+func prio(n int, p lbmodel.Pool) lbmodel.Pool {
+	return withAlloc(p, lbmodel.ServiceAllocation{Priority: n})
+}
 
 // rq is a request for Service default/name, changed by the options.
 func rq(name string, opts ...func(*Request)) Request {
-	r := Request{Key: Key{Namespace: "default", Name: name}}
+	r := Request{Key: lbmodel.Key{Namespace: "default", Name: name}}
 	for _, o := range opts {
 		o(&r)
 	}
@@ -95,7 +111,7 @@ func fams(fs ...Family) func(*Request)    { return func(r *Request) { r.Families
 func policy(p FamilyPolicy) func(*Request) {
 	return func(r *Request) { r.Policy = p }
 }
-func local(r *Request) { r.TrafficPolicy = Local }
+func local(r *Request) { r.TrafficPolicy = lbmodel.Local }
 func labels(kv ...string) func(*Request) {
 	return func(r *Request) { r.Labels = kvMap(kv) }
 }

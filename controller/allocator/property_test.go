@@ -8,13 +8,17 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	klabels "k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // world generates random pools and requests over a small address universe,
 // so that collisions, exhaustion, sharing and pool churn are frequent.
 type world struct {
 	rng  *rand.Rand
-	keys []Key
+	keys []lbmodel.Key
 	// Per-Service identity that does not change between requests (a
 	// Service's namespace labels come with its namespace).
 	nsLabels map[string]map[string]string
@@ -37,7 +41,7 @@ func newWorld(seed uint64) *world {
 	w := &world{rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
 	for _, ns := range []string{"red", "blue", "green"} {
 		for i := range 5 {
-			w.keys = append(w.keys, Key{Namespace: ns, Name: fmt.Sprintf("svc%d", i)})
+			w.keys = append(w.keys, lbmodel.Key{Namespace: ns, Name: fmt.Sprintf("svc%d", i)})
 		}
 	}
 	w.nsLabels = map[string]map[string]string{"red": {"team": "a"}, "blue": {"team": "b"}, "green": {}}
@@ -46,15 +50,15 @@ func newWorld(seed uint64) *world {
 
 func (w *world) pick(n int) int { return w.rng.IntN(n) }
 
-func (w *world) pools() []Pool {
-	var out []Pool
+func (w *world) pools() []lbmodel.Pool {
+	var out []lbmodel.Pool
 	for i := range 1 + w.pick(4) {
-		p := Pool{Name: fmt.Sprintf("p%d", w.pick(5)), AutoAssign: w.pick(6) != 0, AvoidBuggyIPs: w.pick(3) == 0}
+		p := lbmodel.Pool{Name: fmt.Sprintf("p%d", w.pick(5)), AutoAssign: w.pick(6) != 0, AvoidBuggyIPs: w.pick(3) == 0}
 		if i == 0 && w.pick(10) == 0 {
 			p.Name = "" // refused
 		}
 		for range 1 + w.pick(3) {
-			r, err := ParseRange(worldRanges[w.pick(len(worldRanges))])
+			r, err := lbmodel.ParseRange(worldRanges[w.pick(len(worldRanges))])
 			if err != nil {
 				panic(err)
 			}
@@ -62,13 +66,13 @@ func (w *world) pools() []Pool {
 		}
 		switch w.pick(8) {
 		case 0:
-			p.Allocation = &ServiceAllocation{Priority: w.pick(3), Namespaces: []string{"red"}}
+			p.Allocation = &lbmodel.ServiceAllocation{Priority: w.pick(3), Namespaces: []string{"red"}}
 		case 1:
-			p.Allocation = &ServiceAllocation{Priority: w.pick(3),
-				NamespaceSelectors: []Selector{{MatchLabels: map[string]string{"team": "b"}}}}
+			p.Allocation = &lbmodel.ServiceAllocation{Priority: w.pick(3),
+				NamespaceSelectors: []klabels.Selector{sel("team=b")}}
 		case 2:
-			p.Allocation = &ServiceAllocation{Priority: w.pick(3),
-				ServiceSelectors: []Selector{{MatchExpressions: []Requirement{{Key: "app", Operator: OpIn, Values: []string{"web"}}}}}}
+			p.Allocation = &lbmodel.ServiceAllocation{Priority: w.pick(3),
+				ServiceSelectors: []klabels.Selector{sel("app in (web)")}}
 		}
 		out = append(out, p)
 	}
@@ -76,7 +80,7 @@ func (w *world) pools() []Pool {
 }
 
 func (w *world) addr() netip.Addr {
-	r, _ := ParseRange(worldRanges[w.pick(len(worldRanges))])
+	r, _ := lbmodel.ParseRange(worldRanges[w.pick(len(worldRanges))])
 	x := r.First
 	for range w.pick(8) {
 		if x.Next().IsValid() {
@@ -91,7 +95,7 @@ func (w *world) addr() netip.Addr {
 
 // request is a random request; held says what the Service holds now, which
 // it asks for by name now and then, as a Service with loadBalancerIP does.
-func (w *world) request(held func(Key) []netip.Addr) Request {
+func (w *world) request(held func(lbmodel.Key) []netip.Addr) Request {
 	k := w.keys[w.pick(len(w.keys))]
 	req := Request{
 		Key:             k,
@@ -99,7 +103,7 @@ func (w *world) request(held func(Key) []netip.Addr) Request {
 		Labels:          [](map[string]string){nil, {"app": "web"}, {"app": "db"}}[w.pick(3)],
 		Policy:          FamilyPolicy(w.pick(3)),
 		SharingKey:      []string{"", "k1", "k2"}[w.pick(3)],
-		TrafficPolicy:   TrafficPolicy(w.pick(2)),
+		TrafficPolicy:   lbmodel.TrafficPolicy(w.pick(2)),
 	}
 	switch w.pick(4) {
 	case 0:
@@ -182,7 +186,7 @@ func TestPropertyAgainstTwin(t *testing.T) {
 }
 
 // held is what a Service holds now.
-func (wk *walk) held(k Key) []netip.Addr {
+func (wk *walk) held(k lbmodel.Key) []netip.Addr {
 	as, _ := wk.a.Lookup(k)
 	var out []netip.Addr
 	for _, x := range as.Addresses {

@@ -1,78 +1,14 @@
 package allocator
 
+// Counting the addresses of a range, for the pools' statistics.
+
 import (
 	"encoding/binary"
-	"errors"
-	"fmt"
 	"math"
 	"net/netip"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
-
-// Range is an inclusive range of addresses of one family.
-type Range struct {
-	First, Last netip.Addr
-}
-
-// RangeOf is the range a prefix covers (its host bits are ignored).
-func RangeOf(p netip.Prefix) Range {
-	p = p.Masked()
-	first := p.Addr()
-	b := first.AsSlice()
-	for i := p.Bits(); i < len(b)*8; i++ {
-		b[i/8] |= 0x80 >> (i % 8)
-	}
-	last, _ := netip.AddrFromSlice(b)
-	return Range{First: first, Last: last}
-}
-
-// Validate refuses what the allocator cannot reason about: invalid
-// addresses, zones, IPv4-mapped IPv6 addresses (they would be a third family
-// in disguise), mixed families and reversed ranges.
-func (r Range) Validate() error {
-	for _, a := range [2]netip.Addr{r.First, r.Last} {
-		switch {
-		case !a.IsValid():
-			return errors.New("missing address")
-		case a.Zone() != "":
-			return fmt.Errorf("%s: zones are not allowed", a)
-		case a.Is4In6():
-			return fmt.Errorf("%s: IPv4-mapped IPv6 addresses are not allowed; write the IPv4 address", a)
-		}
-	}
-	if r.First.Is4() != r.Last.Is4() {
-		return fmt.Errorf("%s and %s are of different families", r.First, r.Last)
-	}
-	if r.Last.Less(r.First) {
-		return fmt.Errorf("%s comes after %s", r.First, r.Last)
-	}
-	return nil
-}
-
-// Family is the family of the range's addresses.
-func (r Range) Family() Family { return FamilyOf(r.First) }
-
-// Contains reports whether a lies in the range.
-func (r Range) Contains(a netip.Addr) bool {
-	return a.BitLen() == r.First.BitLen() && r.First.Compare(a) <= 0 && a.Compare(r.Last) <= 0
-}
-
-func (r Range) String() string {
-	if r.First == r.Last {
-		return r.First.String()
-	}
-	return r.First.String() + "-" + r.Last.String()
-}
-
-// overlaps reports whether two ranges share an address.
-func (r Range) overlaps(o Range) bool {
-	return r.First.BitLen() == o.First.BitLen() && r.First.Compare(o.Last) <= 0 && o.First.Compare(r.Last) <= 0
-}
-
-// touches reports whether o (which does not start before r) overlaps r or
-// starts right after it, so the two merge into one range.
-func (r Range) touches(o Range) bool {
-	return r.overlaps(o) || (r.Last.Next().IsValid() && r.Last.Next() == o.First)
-}
 
 // buggy reports whether avoidBuggyIPs excludes a: an IPv4 address whose last
 // octet is 0 or 255. Old consumer routers drop traffic to those, taking them
@@ -90,7 +26,7 @@ func buggy(a netip.Addr) bool {
 // avoidBuggyIPs can hand out, saturating at math.MaxUint64: an IPv6 /64 or
 // larger counts as MaxUint64, which is as good as unbounded for counting
 // Services and keeps the figures plain uint64 (and exact below 2^64).
-func (r Range) size(avoidBuggy bool) uint64 {
+func size(r lbmodel.Range, avoidBuggy bool) uint64 {
 	if r.First.Is4() {
 		lo, hi := u32(r.First), u32(r.Last)
 		n := uint64(hi-lo) + 1

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // query is a validated request with what follows from it.
@@ -77,7 +79,7 @@ func checkAddrs(addrs []netip.Addr) *Error {
 		return fail(InvalidRequest, "%d addresses requested; at most one per family", len(addrs))
 	}
 	for i, a := range addrs {
-		if err := (Range{First: a, Last: a}).Validate(); err != nil {
+		if err := (lbmodel.Range{First: a, Last: a}).Validate(); err != nil {
 			return fail(InvalidRequest, "requested address %q: %v", a, err)
 		}
 		if i == 1 && FamilyOf(addrs[0]) == FamilyOf(a) {

@@ -1,6 +1,10 @@
 package allocator
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
+)
 
 // span finds the lowest free address of one pool range without scanning the
 // range: addresses from next upwards have never been looked at (a watermark
@@ -18,7 +22,7 @@ import "net/netip"
 // operation, so an allocation is amortised O(log n) in the number of
 // addresses ever freed below the watermark, however large the range.
 type span struct {
-	Range
+	lbmodel.Range
 	pool *poolState
 
 	next   netip.Addr // the watermark; meaningless once done
@@ -27,7 +31,7 @@ type span struct {
 	queued map[netip.Addr]struct{} // what free holds, so it holds each address once
 }
 
-func newSpan(r Range, p *poolState) *span {
+func newSpan(r lbmodel.Range, p *poolState) *span {
 	return &span{Range: r, pool: p, next: r.First, queued: map[netip.Addr]struct{}{}}
 }
 

@@ -6,6 +6,10 @@ import (
 	"net/netip"
 	"slices"
 	"time"
+
+	klabels "k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // twin is the slow, obviously correct allocator the real one is compared
@@ -17,9 +21,9 @@ import (
 type twin struct {
 	hold     time.Duration
 	now      time.Time
-	pools    []Pool // accepted, normalised
-	problems []PoolProblem
-	svcs     map[Key]*tsvc
+	pools    []lbmodel.Pool // accepted, normalised
+	problems []lbmodel.PoolProblem
+	svcs     map[lbmodel.Key]*tsvc
 	released map[netip.Addr]release // may include expired records: see heldDown
 }
 
@@ -28,13 +32,13 @@ type tsvc struct {
 	addrs []netip.Addr
 }
 
-func newTwin(cfg Config, pools []Pool) *twin {
-	t := &twin{hold: cfg.HoldDown, svcs: map[Key]*tsvc{}, released: map[netip.Addr]release{}}
+func newTwin(cfg Config, pools []lbmodel.Pool) *twin {
+	t := &twin{hold: cfg.HoldDown, svcs: map[lbmodel.Key]*tsvc{}, released: map[netip.Addr]release{}}
 	t.setPools(pools)
 	return t
 }
 
-func (t *twin) setPools(pools []Pool) { t.pools, t.problems = CheckPools(pools) }
+func (t *twin) setPools(pools []lbmodel.Pool) { t.pools, t.problems = lbmodel.CheckPools(pools) }
 
 func (t *twin) clock(now time.Time) time.Time {
 	if now.After(t.now) {
@@ -44,7 +48,7 @@ func (t *twin) clock(now time.Time) time.Time {
 }
 
 // poolOf scans every range of every pool.
-func (t *twin) poolOf(x netip.Addr) *Pool {
+func (t *twin) poolOf(x netip.Addr) *lbmodel.Pool {
 	for i := range t.pools {
 		p := &t.pools[i]
 		for _, r := range p.Ranges {
@@ -100,7 +104,7 @@ func (t *twin) mayHold(req Request, x netip.Addr) bool {
 	return true
 }
 
-func (t *twin) admits(p *Pool, req Request) bool {
+func (t *twin) admits(p *lbmodel.Pool, req Request) bool {
 	sa := p.Allocation
 	if sa == nil {
 		return true
@@ -110,11 +114,11 @@ func (t *twin) admits(p *Pool, req Request) bool {
 		nsOK = nsOK || n == req.Key.Namespace
 	}
 	for _, s := range sa.NamespaceSelectors {
-		nsOK = nsOK || s.Matches(req.NamespaceLabels)
+		nsOK = nsOK || s.Matches(klabels.Set(req.NamespaceLabels))
 	}
 	svcOK := len(sa.ServiceSelectors) == 0
 	for _, s := range sa.ServiceSelectors {
-		svcOK = svcOK || s.Matches(req.Labels)
+		svcOK = svcOK || s.Matches(klabels.Set(req.Labels))
 	}
 	return nsOK && svcOK
 }
@@ -150,7 +154,7 @@ func (t *twin) explicit(q *query, cur *tsvc) ([]netip.Addr, Reason) {
 			self := cur != nil && slices.Contains(cur.addrs, x)
 			p := t.poolOf(x)
 			if q.Pool != "" && !(self && p == nil) {
-				if !slices.ContainsFunc(t.pools, func(p Pool) bool { return p.Name == q.Pool }) {
+				if !slices.ContainsFunc(t.pools, func(p lbmodel.Pool) bool { return p.Name == q.Pool }) {
 					return nil, PoolNotFound
 				}
 				if p == nil || p.Name != q.Pool {
@@ -172,8 +176,8 @@ func (t *twin) explicit(q *query, cur *tsvc) ([]netip.Addr, Reason) {
 	return out, 0
 }
 
-func (t *twin) candidates(q *query) ([]*Pool, Reason) {
-	var out []*Pool
+func (t *twin) candidates(q *query) ([]*lbmodel.Pool, Reason) {
+	var out []*lbmodel.Pool
 	for i := range t.pools {
 		p := &t.pools[i]
 		switch {
@@ -181,7 +185,7 @@ func (t *twin) candidates(q *query) ([]*Pool, Reason) {
 			if !t.admits(p, *q.Request) {
 				return nil, PoolNotAllowed
 			}
-			return []*Pool{p}, 0
+			return []*lbmodel.Pool{p}, 0
 		case q.Pool == "" && p.AutoAssign && t.admits(p, *q.Request):
 			out = append(out, p)
 		}
@@ -192,13 +196,15 @@ func (t *twin) candidates(q *query) ([]*Pool, Reason) {
 	if len(out) == 0 {
 		return nil, NoPool
 	}
-	rankOf := func(p *Pool) int {
+	rankOf := func(p *lbmodel.Pool) int {
 		if p.Allocation == nil || p.Allocation.Priority == 0 {
 			return 1 << 62
 		}
 		return p.Allocation.Priority
 	}
-	slices.SortFunc(out, func(a, b *Pool) int { return cmp.Or(cmp.Compare(rankOf(a), rankOf(b)), cmp.Compare(a.Name, b.Name)) })
+	slices.SortFunc(out, func(a, b *lbmodel.Pool) int {
+		return cmp.Or(cmp.Compare(rankOf(a), rankOf(b)), cmp.Compare(a.Name, b.Name))
+	})
 	return out, 0
 }
 
@@ -256,11 +262,11 @@ func (t *twin) automatic(q *query, cur *tsvc) ([]netip.Addr, Reason, time.Time) 
 	return nil, why, retry
 }
 
-func hasFamily(p *Pool, f Family) bool {
-	return slices.ContainsFunc(p.Ranges, func(r Range) bool { return r.Family() == f })
+func hasFamily(p *lbmodel.Pool, f Family) bool {
+	return slices.ContainsFunc(p.Ranges, func(r lbmodel.Range) bool { return FamilyOf(r.First) == f })
 }
 
-func (t *twin) failure(q *query, cands []*Pool) (Reason, time.Time) {
+func (t *twin) failure(q *query, cands []*lbmodel.Pool) (Reason, time.Time) {
 	fits := false
 	for _, p := range cands {
 		switch q.Policy {
@@ -290,7 +296,7 @@ func (t *twin) failure(q *query, cands []*Pool) (Reason, time.Time) {
 }
 
 // pick walks every candidate address in order.
-func (t *twin) pick(q *query, p *Pool, f Family) (netip.Addr, bool) {
+func (t *twin) pick(q *query, p *lbmodel.Pool, f Family) (netip.Addr, bool) {
 	var own, share netip.Addr
 	lower := func(best, x netip.Addr) bool { return !best.IsValid() || x.Less(best) }
 	for x := range t.released {
@@ -313,7 +319,7 @@ func (t *twin) pick(q *query, p *Pool, f Family) (netip.Addr, bool) {
 		return share, true
 	}
 	for _, r := range p.Ranges {
-		if r.Family() != f {
+		if FamilyOf(r.First) != f {
 			continue
 		}
 		for x := r.First; x.IsValid() && !r.Last.Less(x); x = x.Next() {
@@ -354,7 +360,7 @@ func (t *twin) commit(req Request, addrs []netip.Addr) Allocation {
 	return out
 }
 
-func (t *twin) release(key Key, now time.Time) []netip.Addr {
+func (t *twin) release(key lbmodel.Key, now time.Time) []netip.Addr {
 	t.clock(now)
 	if t.svcs[key] == nil {
 		return nil
@@ -402,7 +408,7 @@ func (t *twin) stats(now time.Time) []Stats {
 			}
 			st := Stats{Pool: p.Name, Family: f}
 			for _, r := range p.Ranges {
-				for x := r.First; r.Family() == f && x.IsValid() && !r.Last.Less(x); x = x.Next() {
+				for x := r.First; FamilyOf(r.First) == f && x.IsValid() && !r.Last.Less(x); x = x.Next() {
 					if t.poolOf(x) != p {
 						continue
 					}

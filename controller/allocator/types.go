@@ -3,6 +3,8 @@ package allocator
 import (
 	"fmt"
 	"net/netip"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Family is an address family.
@@ -67,24 +69,6 @@ func (p FamilyPolicy) String() string {
 	return fmt.Sprintf("FamilyPolicy(%d)", uint8(p))
 }
 
-// TrafficPolicy is a Service's spec.externalTrafficPolicy.
-type TrafficPolicy uint8
-
-const (
-	Cluster TrafficPolicy = iota
-	Local
-)
-
-func (p TrafficPolicy) String() string {
-	switch p {
-	case Cluster:
-		return "Cluster"
-	case Local:
-		return "Local"
-	}
-	return fmt.Sprintf("TrafficPolicy(%d)", uint8(p))
-}
-
 // Protocol is a Service port's protocol.
 type Protocol uint8
 
@@ -115,18 +99,11 @@ type Port struct {
 
 func (p Port) String() string { return fmt.Sprintf("%d/%s", p.Port, p.Protocol) }
 
-// Key names a Service.
-type Key struct {
-	Namespace, Name string
-}
-
-func (k Key) String() string { return k.Namespace + "/" + k.Name }
-
 // Request is what the allocator needs to know about one LoadBalancer
 // Service. The caller has already decided that the Service is ours
 // (spec.loadBalancerClass) and read the annotations.
 type Request struct {
-	Key Key
+	Key lbmodel.Key
 	// Labels are the Service's labels and NamespaceLabels its namespace's,
 	// for the pools' serviceAllocation selectors.
 	Labels, NamespaceLabels map[string]string
@@ -145,7 +122,7 @@ type Request struct {
 	// SharingKey is the allow-shared-ip annotation; "" never shares.
 	SharingKey    string
 	Ports         []Port
-	TrafficPolicy TrafficPolicy
+	TrafficPolicy lbmodel.TrafficPolicy
 }
 
 // Address is an assigned address and the pool it lies in ("" when it lies in
@@ -175,9 +152,9 @@ func (a Allocation) Addrs() []netip.Addr {
 // Assignment is one Service's current holding, as Assignments reports it and
 // Orphans reads it.
 type Assignment struct {
-	Key           Key
+	Key           lbmodel.Key
 	Addresses     []Address
 	SharingKey    string
 	Ports         []Port
-	TrafficPolicy TrafficPolicy
+	TrafficPolicy lbmodel.TrafficPolicy
 }

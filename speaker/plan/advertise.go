@@ -6,9 +6,8 @@ import (
 	"net/netip"
 	"slices"
 
-	"k8s.io/apimachinery/pkg/labels"
-
 	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // prepareAdvertisements checks every advertisement, keeps those that
@@ -16,19 +15,19 @@ import (
 // Configuration errors are reported whether or not the advertisement
 // selects this node: every speaker sees the same configuration, and the
 // operator should hear about a typo before it matters.
-func (p *planner) prepareAdvertisements(advs []Advertisement) {
-	for _, i := range byName(p, advs, func(x *Advertisement) string { return x.Name }, "BGPAdvertisement") {
+func (p *planner) prepareAdvertisements(advs []lbmodel.Advertisement) {
+	for _, i := range byName(p, advs, func(x *lbmodel.Advertisement) string { return x.Name }, "BGPAdvertisement") {
 		src := &advs[i]
 		p.checkNames(src)
-		v4, ok4 := aggregation(src.AggregationLength, 32)
-		v6, ok6 := aggregation(src.AggregationLengthV6, 128)
+		v4, ok4 := lbmodel.Aggregation(src.AggregationLength, 32)
+		v6, ok6 := lbmodel.Aggregation(src.AggregationLengthV6, 128)
 		if !ok4 {
 			p.problemf("BGPAdvertisement %q: aggregationLength %d is not between 1 and 32; the advertisement is ignored", src.Name, src.AggregationLength)
 		}
 		if !ok6 {
 			p.problemf("BGPAdvertisement %q: aggregationLengthV6 %d is not between 1 and 128; the advertisement is ignored", src.Name, src.AggregationLengthV6)
 		}
-		if !ok4 || !ok6 || !matchesAny(src.NodeSelectors, p.nodeLabels) {
+		if !ok4 || !ok6 || !src.SelectsNode(p.nodeLabels) {
 			continue
 		}
 		ai := int32(len(p.advs))
@@ -47,7 +46,7 @@ func (p *planner) prepareAdvertisements(advs []Advertisement) {
 		}
 		p.advs = append(p.advs, a)
 		for pi := range p.pools {
-			if pl := &p.pools[pi]; selectsPool(src, pl) {
+			if pl := &p.pools[pi]; src.SelectsPool(pl.name, pl.labels) {
 				pl.advs = append(pl.advs, ai)
 			}
 		}
@@ -57,7 +56,7 @@ func (p *planner) prepareAdvertisements(advs []Advertisement) {
 // checkNames reports peers and pools an advertisement names that do not
 // exist (or, for pools, are not in use): MetalLB silently announces nothing
 // in that case, which is the hardest kind of mistake to find.
-func (p *planner) checkNames(a *Advertisement) {
+func (p *planner) checkNames(a *lbmodel.Advertisement) {
 	for _, name := range a.Peers {
 		if !p.allPeers[name] {
 			p.problemf("BGPAdvertisement %q names BGPPeer %q, which does not exist", a.Name, name)
@@ -68,29 +67,6 @@ func (p *planner) checkNames(a *Advertisement) {
 			p.problemf("BGPAdvertisement %q names IPPool %q, which does not exist or is not in use", a.Name, name)
 		}
 	}
-}
-
-// aggregation applies the default (the host route) to 0 and checks the
-// range.
-func aggregation(n, bits int) (int, bool) {
-	if n == 0 {
-		return bits, true
-	}
-	return n, n >= 1 && n <= bits
-}
-
-func selectsPool(a *Advertisement, pl *pool) bool {
-	return SelectsPool(a.Pools, a.PoolSelectors, pl.name, pl.labels)
-}
-
-// SelectsPool is the advertisement's pool rule, also used by the
-// controller to explain the speakers' decision: with neither pool names nor
-// selectors every pool; otherwise a pool named, or matched by a selector.
-func SelectsPool(names []string, sels []labels.Selector, pool string, poolLabels labels.Set) bool {
-	if len(names) == 0 && len(sels) == 0 {
-		return true
-	}
-	return slices.Contains(names, pool) || len(sels) > 0 && matchesAny(sels, poolLabels)
 }
 
 // setAdvPeer grows advPeer as advertisements are added: it is a dense
@@ -110,7 +86,7 @@ func (p *planner) sendsTo(ai int32, pi int) bool {
 
 // canonical is an advertisement's attributes in the form routes carry
 // them: sorted, without repeats, copied so nothing aliases the snapshot.
-func canonical(a *Advertisement) Attrs {
+func canonical(a *lbmodel.Advertisement) Attrs {
 	var at Attrs
 	if a.LocalPref != nil {
 		v := *a.LocalPref // a copy: the result must not alias the snapshot

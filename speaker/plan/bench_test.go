@@ -4,18 +4,20 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // benchSnapshot is a large cluster: n Services (a quarter of them
-// dual-stack, half Local), one pool, three peers, and two advertisements:
+// dual-stack, half lbmodel.Local), one pool, three peers, and two advertisements:
 // host routes with communities to every peer, and /24 and /64 aggregates
 // with a LOCAL_PREF to r1 only.
 func benchSnapshot(n int) Snapshot {
 	s := Snapshot{
-		Node:  Node{Name: "n1", Labels: map[string]string{"zone": "a"}, Ready: true},
-		Pools: []Pool{cidrPool("lan", "lan", "10.0.0.0/16", "fd00::/112")},
-		Peers: []Peer{{Name: "r1"}, {Name: "r2"}, {Name: "r3", NodeSelectors: sels("zone=a")}},
-		Advertisements: []Advertisement{
+		Node:  lbmodel.Node{Name: "n1", Labels: map[string]string{"zone": "a"}, Ready: true},
+		Pools: []lbmodel.Pool{cidrPool("lan", "lan", "10.0.0.0/16", "fd00::/112")},
+		Peers: []lbmodel.Peer{{Name: "r1"}, {Name: "r2"}, {Name: "r3", NodeSelectors: sels("zone=a")}},
+		Advertisements: []lbmodel.Advertisement{
 			{Name: "hosts", Communities: comms("64512:100", "no-export")},
 			{Name: "aggregate", AggregationLength: 24, AggregationLengthV6: 64, LocalPref: lp(200),
 				LargeCommunities: larges("64512:1:1"), Peers: []string{"r1"}},
@@ -23,12 +25,12 @@ func benchSnapshot(n int) Snapshot {
 	}
 	for i := range n {
 		svc := Service{
-			Key:       Key{Namespace: fmt.Sprintf("ns%d", i%50), Name: fmt.Sprintf("svc%d", i)},
+			Key:       lbmodel.Key{Namespace: fmt.Sprintf("ns%d", i%50), Name: fmt.Sprintf("svc%d", i)},
 			Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})},
 			Endpoints: map[string]int{"n1": 1 + i%3, "n2": 2},
 		}
 		if i%2 == 1 {
-			svc.TrafficPolicy = Local
+			svc.TrafficPolicy = lbmodel.Local
 		}
 		if i%4 == 0 {
 			svc.Addresses = append(svc.Addresses, netip.AddrFrom16([16]byte{0: 0xfd, 14: byte(i >> 8), 15: byte(i)}))

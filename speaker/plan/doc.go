@@ -7,7 +7,7 @@
 //
 // # Who announces
 //
-// A node carrying the label [ExcludeLabel] (any value) announces nothing:
+// A node carrying the label lbmodel.ExcludeLabel (any value) announces nothing:
 // it is the upstream Kubernetes way of taking a node out of external load
 // balancers, and an operator draining a node expects it to be honoured.
 //
@@ -20,10 +20,14 @@
 //
 // # What is announced, and to whom
 //
-// For every address of an announced Service: its pool is the [Pool] whose
-// ranges contain it (pools are meant not to overlap; when they do, the pool
-// with the lowest name wins and a problem is reported). Every
-// [Advertisement] that selects that pool and this node contributes a route
+// For every address of an announced Service: its pool is the pool whose
+// ranges contain it, among the pools the controller's own rule accepts
+// (lbmodel.CheckPools: of two overlapping pools the older keeps the
+// addresses, by creationTimestamp then name, and the other is not used; a
+// problem is reported). The planner applies that rule itself rather than
+// read the controller's verdict from the pools' status, so that it holds
+// while the controller is down. Every advertisement that selects that pool
+// and this node contributes a route
 // to each peer it names (none named: every peer), as long as the peer's own
 // node selectors select this node. The prefix is the address masked to the
 // advertisement's aggregation length for its family, so several Services in
@@ -52,6 +56,10 @@
 // shell to put in an event or a log line. [Result.Problems] lists what is
 // wrong in the configuration itself (an advertisement naming a peer that
 // does not exist, disagreeing LOCAL_PREFs, overlapping pools).
+//
+// The inputs are lbmodel's values, the ones the controller reads too:
+// the node, pools, peers and advertisements (the shell passes the last good
+// version of a broken advertisement or peer, lbmodel.LastGood).
 //
 // The result is deterministic: the order of the input slices does not
 // change it, and nothing in it comes from map iteration.

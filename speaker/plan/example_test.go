@@ -6,39 +6,46 @@ import (
 	"net/netip"
 	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
 
-// The shell's part: parse what the CRDs hold, fill a Snapshot, and hand
-// each peer's routes to the announcer (Attrs' fields are announce.Route's).
+// The shell's part: have the model parse what the CRDs hold, fill a
+// Snapshot, and hand each peer's routes to the announcer (Attrs' fields are
+// announce.Route's).
 func ExamplePlan() {
-	communities, err := plan.ParseCommunities([]string{"no-export", "64512:100"})
+	adv, err := lbmodel.AdvertisementFrom(&v1alpha1.BGPAdvertisement{
+		ObjectMeta: metav1.ObjectMeta{Name: "lan"},
+		Spec:       v1alpha1.BGPAdvertisementSpec{Communities: []string{"no-export", "64512:100"}},
+	})
 	if err != nil {
-		fmt.Println("bad BGPAdvertisement:", err) // the shell reports it on the object
+		fmt.Println("bad BGPAdvertisement:", err) // the shell keeps its last good version
 		return
 	}
 	res := plan.Plan(plan.Snapshot{
-		Node: plan.Node{Name: "node1", Labels: map[string]string{"rack": "a"}, Ready: true},
+		Node: lbmodel.Node{Name: "node1", Labels: map[string]string{"rack": "a"}, Ready: true},
 		Services: []plan.Service{{
-			Key:           plan.Key{Namespace: "dns", Name: "pihole"},
+			Key:           lbmodel.Key{Namespace: "dns", Name: "pihole"},
 			Addresses:     []netip.Addr{netip.MustParseAddr("203.0.113.10")},
-			TrafficPolicy: plan.Local,
+			TrafficPolicy: lbmodel.Local,
 			Endpoints:     map[string]int{"node1": 2, "node2": 1},
 		}, {
-			Key:           plan.Key{Namespace: "web", Name: "site"},
+			Key:           lbmodel.Key{Namespace: "web", Name: "site"},
 			Addresses:     []netip.Addr{netip.MustParseAddr("203.0.113.20")},
-			TrafficPolicy: plan.Local,
+			TrafficPolicy: lbmodel.Local,
 			Endpoints:     map[string]int{"node2": 3},
 		}},
-		Pools: []plan.Pool{{Name: "lan", Ranges: []plan.Range{{
+		Pools: []lbmodel.Pool{{Name: "lan", Ranges: []lbmodel.Range{{
 			First: netip.MustParseAddr("203.0.113.10"), Last: netip.MustParseAddr("203.0.113.50")}}}},
-		Peers: []plan.Peer{
+		Peers: []lbmodel.Peer{
 			{Name: "router"},
 			{Name: "backup", NodeSelectors: []labels.Selector{labels.SelectorFromSet(labels.Set{"rack": "b"})}},
 		},
-		Advertisements: []plan.Advertisement{{Name: "lan", Communities: communities}},
+		Advertisements: []lbmodel.Advertisement{adv},
 	})
 	for _, peer := range slices.Sorted(maps.Keys(res.Peers)) { // peers that select node1
 

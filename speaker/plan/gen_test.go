@@ -4,8 +4,12 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // randomSnapshot makes a small snapshot in a small address space, so that
@@ -14,15 +18,16 @@ import (
 // repeats depends on input order by design). The same generator state gives
 // the same snapshot.
 func randomSnapshot(r *rand.Rand) Snapshot {
-	s := Snapshot{Node: Node{Name: "n1", Labels: map[string]string{"zone": pick(r, "a", "b")}, Ready: r.IntN(6) != 0}}
+	s := Snapshot{Node: lbmodel.Node{Name: "n1", Labels: map[string]string{"zone": pick(r, "a", "b")}, Ready: r.IntN(6) != 0}}
 	if r.IntN(2) == 0 {
 		s.Node.Labels["role"] = "edge"
 	}
 	if r.IntN(20) == 0 {
-		s.Node.Labels[ExcludeLabel] = ""
+		s.Node.Labels[lbmodel.ExcludeLabel] = ""
 	}
 	for _, name := range subset1(r, "a", "b", "c") {
-		p := Pool{Name: name, Labels: map[string]string{"tier": pick(r, "lan", "dmz")}}
+		p := lbmodel.Pool{Name: name, Labels: map[string]string{"tier": pick(r, "lan", "dmz")},
+			Created: time.Unix(int64(r.IntN(3)), 0)} // ties, so that names decide too
 		for range 1 + r.IntN(3) {
 			p.Ranges = append(p.Ranges, randomRange(r, v4))
 		}
@@ -32,7 +37,7 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 		s.Pools = append(s.Pools, p)
 	}
 	for _, name := range subset1(r, "r1", "r2", "r3") {
-		s.Peers = append(s.Peers, Peer{Name: name, NodeSelectors: randomSelectors(r, "zone")})
+		s.Peers = append(s.Peers, lbmodel.Peer{Name: name, NodeSelectors: randomSelectors(r, "zone")})
 	}
 	for _, name := range subset1(r, "x", "y", "z") {
 		s.Advertisements = append(s.Advertisements, randomAdvertisement(r, name))
@@ -43,8 +48,8 @@ func randomSnapshot(r *rand.Rand) Snapshot {
 	return s
 }
 
-func randomAdvertisement(r *rand.Rand, name string) Advertisement {
-	a := Advertisement{
+func randomAdvertisement(r *rand.Rand, name string) lbmodel.Advertisement {
+	a := lbmodel.Advertisement{
 		Name:                name,
 		Pools:               subset(r, "a", "b", "c", "q"),
 		AggregationLength:   pick(r, 0, 0, 32, 31, 30, 28, 24, 24, 16, 1, 33),
@@ -65,18 +70,18 @@ func randomAdvertisement(r *rand.Rand, name string) Advertisement {
 		a.LocalPref = lp(pick[uint32](r, 100, 200, 300))
 	}
 	for _, c := range subset(r, "64512:1", "64512:2", "no-export", "64512:1") {
-		a.Communities = append(a.Communities, must(ParseCommunity(c)))
+		a.Communities = append(a.Communities, must(wire.ParseCommunity(c)))
 	}
 	for _, c := range subset(r, "1:2:3", "1:2:4", "4294967295:0:1") {
-		a.LargeCommunities = append(a.LargeCommunities, must(ParseLargeCommunity(c)))
+		a.LargeCommunities = append(a.LargeCommunities, must(wire.ParseLargeCommunity(c)))
 	}
 	return a
 }
 
 func randomService(r *rand.Rand, i int) Service {
 	svc := Service{
-		Key:           Key{Namespace: pick(r, "default", "dns"), Name: fmt.Sprintf("s%d", i)},
-		TrafficPolicy: pick(r, Cluster, Local),
+		Key:           lbmodel.Key{Namespace: pick(r, "default", "dns"), Name: fmt.Sprintf("s%d", i)},
+		TrafficPolicy: pick(r, lbmodel.Cluster, lbmodel.Local),
 		Endpoints:     map[string]int{"n1": pick(r, 0, 1, 1, 3), "n2": r.IntN(3)},
 	}
 	for range pick(r, 0, 1, 1, 2, 2, 3) {
@@ -101,13 +106,13 @@ func randomAddr(r *rand.Rand) netip.Addr {
 	return v4(r.IntN(64))
 }
 
-func randomRange(r *rand.Rand, addr func(int) netip.Addr) Range {
+func randomRange(r *rand.Rand, addr func(int) netip.Addr) lbmodel.Range {
 	a := r.IntN(48)
 	b := a + r.IntN(64-a)
 	if r.IntN(10) == 0 { // now and then a reversed, invalid range
 		a, b = b, a
 	}
-	return Range{First: addr(a), Last: addr(b)}
+	return lbmodel.Range{First: addr(a), Last: addr(b)}
 }
 
 func v4(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}) }

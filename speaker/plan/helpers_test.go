@@ -6,10 +6,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // The tests describe results as lines of text, so a table case states the
@@ -102,26 +104,31 @@ func addrs(ss ...string) []netip.Addr {
 	return out
 }
 
-func key(s string) Key {
+func key(s string) lbmodel.Key {
 	ns, name, _ := strings.Cut(s, "/")
-	return Key{Namespace: ns, Name: name}
+	return lbmodel.Key{Namespace: ns, Name: name}
 }
 
 // cluster and local build Services; eps is the endpoint count on node n1.
 func cluster(k string, eps int, a ...string) Service {
-	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: Cluster, Endpoints: map[string]int{"n1": eps}}
+	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Cluster, Endpoints: map[string]int{"n1": eps}}
 }
 
 func local(k string, eps int, a ...string) Service {
-	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: Local, Endpoints: map[string]int{"n1": eps}}
+	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Local, Endpoints: map[string]int{"n1": eps}}
 }
 
-func cidrPool(name, tier string, cidrs ...string) Pool {
-	p := Pool{Name: name, Labels: map[string]string{"tier": tier}}
+func cidrPool(name, tier string, cidrs ...string) lbmodel.Pool {
+	p := lbmodel.Pool{Name: name, Labels: map[string]string{"tier": tier}}
 	for _, c := range cidrs {
-		pfx := netip.MustParsePrefix(c)
-		p.Ranges = append(p.Ranges, Range{First: pfx.Addr(), Last: lastOf(pfx)})
+		p.Ranges = append(p.Ranges, lbmodel.RangeOf(netip.MustParsePrefix(c)))
 	}
+	return createdAt(p, 0)
+}
+
+// createdAt dates a pool sec seconds after base's pools were created.
+func createdAt(p lbmodel.Pool, sec int) lbmodel.Pool {
+	p.Created = time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC)
 	return p
 }
 
@@ -134,8 +141,8 @@ func lastOf(p netip.Prefix) netip.Addr {
 	return a
 }
 
-func rng(first, last string) Range {
-	return Range{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last)}
+func rng(first, last string) lbmodel.Range {
+	return lbmodel.Range{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last)}
 }
 
 func sel(s string) labels.Selector {
@@ -157,17 +164,17 @@ func sels(ss ...string) []labels.Selector {
 func lp(v uint32) *uint32 { return &v }
 
 func comms(ss ...string) []wire.Community {
-	out, err := ParseCommunities(ss)
-	if err != nil {
-		panic(err)
+	out := make([]wire.Community, len(ss))
+	for i, s := range ss {
+		out[i] = must(wire.ParseCommunity(s))
 	}
 	return out
 }
 
 func larges(ss ...string) []wire.LargeCommunity {
-	out, err := ParseLargeCommunities(ss)
-	if err != nil {
-		panic(err)
+	out := make([]wire.LargeCommunity, len(ss))
+	for i, s := range ss {
+		out[i] = must(wire.ParseLargeCommunity(s))
 	}
 	return out
 }
@@ -177,12 +184,12 @@ func larges(ss ...string) []wire.LargeCommunity {
 // node, and one advertisement of every pool to every peer.
 func base() Snapshot {
 	return Snapshot{
-		Node: Node{Name: "n1", Labels: map[string]string{"zone": "a"}, Ready: true},
-		Pools: []Pool{
+		Node: lbmodel.Node{Name: "n1", Labels: map[string]string{"zone": "a"}, Ready: true},
+		Pools: []lbmodel.Pool{
 			cidrPool("lan", "lan", "203.0.113.0/24", "2001:db8:100::/120"),
 			cidrPool("dmz", "dmz", "198.51.100.0/24"),
 		},
-		Peers:          []Peer{{Name: "r1"}, {Name: "r2"}},
-		Advertisements: []Advertisement{{Name: "all"}},
+		Peers:          []lbmodel.Peer{{Name: "r1"}, {Name: "r2"}},
+		Advertisements: []lbmodel.Advertisement{{Name: "all"}},
 	}
 }

@@ -3,12 +3,15 @@ package plan
 import (
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Plan decides what this node (s.Node) announces to each peer, and says why
@@ -29,7 +32,7 @@ func Plan(s Snapshot) Result {
 // planner holds one run of Plan. Indices (int32 to keep the contribution
 // records small) point into its sorted slices: peers, pools, advs, svcKeys.
 type planner struct {
-	node       Node
+	node       lbmodel.Node
 	nodeLabels labels.Set
 	problems   []string
 
@@ -37,16 +40,16 @@ type planner struct {
 	peerIndex map[string]int32 // index in peers
 	allPeers  map[string]bool  // every peer name in the snapshot
 
-	pools []pool // sorted by name, duplicates dropped
+	pools []pool // the accepted pools (lbmodel.CheckPools), oldest first
 
 	advs    []adv  // sorted by name; only usable ones that select this node
 	advPeer []bool // advPeer[a*len(peers)+i]: advertisement a sends to peer i
 
-	svcKeys   []Key             // Services in key order; a contribution's svc indexes it
+	svcKeys   []lbmodel.Key     // Services in key order; a contribution's svc indexes it
 	weights   []int             // per Service: its share of a route's bandwidth
 	decisions []ServiceDecision // per Service
 	contrib   []contr           // one per (prefix, Service, advertisement) announced
-	keys      []Key             // backing store of every Route.Services
+	keys      []lbmodel.Key     // backing store of every Route.Services
 
 	attrsByKey map[string]*Attrs   // interned attributes, by content
 	attrsBySet map[string]*Attrs   // merged attributes, by set of advertisements
@@ -63,7 +66,7 @@ type planner struct {
 type pool struct {
 	name   string
 	labels labels.Set
-	ranges []Range
+	ranges []lbmodel.Range
 	advs   []int32 // advertisements that select this pool and this node
 }
 
@@ -148,22 +151,6 @@ func (p *planner) problemf(format string, args ...any) {
 	p.problems = append(p.problems, fmt.Sprintf(format, args...))
 }
 
-// matchesAny is the selector-list rule shared by peers and advertisements:
-// empty selects everything, otherwise any selector must match; a nil
-// selector matches nothing (fail closed: a selector the shell could not
-// convert must not open an advertisement to every node).
-func matchesAny(sels []labels.Selector, set labels.Set) bool {
-	if len(sels) == 0 {
-		return true
-	}
-	for _, s := range sels {
-		if s != nil && s.Matches(set) {
-			return true
-		}
-	}
-	return false
-}
-
 // sortedUnique returns the indices of items in key order, reporting and
 // dropping repeated keys (all but the first in input order): sorting first
 // is what makes the result independent of the order of the input. It sorts
@@ -200,81 +187,43 @@ func byName[T any](p *planner, items []T, name func(*T) string, kind string) []i
 	return sortedUnique(p, items, name, strings.Compare, func(n string) string { return fmt.Sprintf("%s %q", kind, n) })
 }
 
-func (p *planner) selectPeers(peers []Peer) {
+func (p *planner) selectPeers(peers []lbmodel.Peer) {
 	p.peerIndex = map[string]int32{}
 	p.allPeers = map[string]bool{}
-	for _, i := range byName(p, peers, func(x *Peer) string { return x.Name }, "BGPPeer") {
+	for _, i := range byName(p, peers, func(x *lbmodel.Peer) string { return x.Name }, "BGPPeer") {
 		pr := &peers[i]
 		p.allPeers[pr.Name] = true
-		if matchesAny(pr.NodeSelectors, p.nodeLabels) {
+		if pr.SelectsNode(p.nodeLabels) {
 			p.peerIndex[pr.Name] = int32(len(p.peers))
 			p.peers = append(p.peers, pr.Name)
 		}
 	}
 }
 
-// indexPools keeps the valid ranges of each pool and reports overlaps:
-// the controller refuses an overlapping pool, so one here means the shell
-// passed a pool that is not in use.
-func (p *planner) indexPools(pools []Pool) {
-	for _, i := range byName(p, pools, func(x *Pool) string { return x.Name }, "IPPool") {
-		src := &pools[i]
-		pl := pool{name: src.Name, labels: labels.Set(src.Labels)}
-		for _, r := range src.Ranges {
-			if !r.valid() {
-				p.problemf("IPPool %q: range %s is not valid; ignored", src.Name, r)
-				continue
-			}
-			pl.ranges = append(pl.ranges, r)
+// indexPools applies the pool rule the controller applies
+// (lbmodel.CheckPools: of two overlapping pools the older keeps the
+// addresses, and an invalid pool is not used), on its own rather than
+// trusting the controller's verdict on the pools' status, so that it holds
+// while the controller is down and a pool created meanwhile cannot take
+// addresses from an older one. Refused pools are reported.
+func (p *planner) indexPools(pools []lbmodel.Pool) {
+	accepted, problems := lbmodel.CheckPools(pools)
+	for _, pr := range problems {
+		if oe := (*lbmodel.OverlapError)(nil); errors.As(pr.Err, &oe) {
+			p.problemf("IPPool %q overlaps the older IPPool %q (%s); it is not used", pr.Pool, oe.Pool, oe.Range)
+			continue
 		}
-		p.pools = append(p.pools, pl)
+		p.problemf("IPPool %q: %v; it is not used", pr.Pool, pr.Err)
 	}
-	for i := range p.pools {
-		for j := i + 1; j < len(p.pools); j++ {
-			if r, ok := overlap(&p.pools[i], &p.pools[j]); ok {
-				p.problemf("IPPools %q and %q overlap (%s); addresses in both count as %q's",
-					p.pools[i].name, p.pools[j].name, r, p.pools[i].name)
-			}
-		}
+	for i := range accepted {
+		src := &accepted[i]
+		p.pools = append(p.pools, pool{name: src.Name, labels: labels.Set(src.Labels), ranges: src.Ranges})
 	}
-}
-
-// overlap is the lowest stretch of addresses two pools share, lowest so
-// that the report does not depend on the order of the ranges.
-func overlap(a, b *pool) (Range, bool) {
-	var low Range
-	found := false
-	for _, x := range a.ranges {
-		for _, y := range b.ranges {
-			if !x.overlaps(y) {
-				continue
-			}
-			r := Range{First: maxAddr(x.First, y.First), Last: minAddr(x.Last, y.Last)}
-			if !found || r.First.Less(low.First) || r.First == low.First && r.Last.Less(low.Last) {
-				low, found = r, true
-			}
-		}
-	}
-	return low, found
-}
-
-func maxAddr(a, b netip.Addr) netip.Addr {
-	if a.Compare(b) >= 0 {
-		return a
-	}
-	return b
-}
-
-func minAddr(a, b netip.Addr) netip.Addr {
-	if a.Compare(b) <= 0 {
-		return a
-	}
-	return b
 }
 
 // poolOf is the index of the pool holding a, or -1. A linear scan: an
-// IPPool has at most 32 entries and a cluster a handful of pools, and the
-// first match in name order is the overlap rule.
+// IPPool has at most 32 entries and a cluster a handful of pools, and
+// accepted pools do not overlap.
 func (p *planner) poolOf(a netip.Addr) int {
 	for i := range p.pools {
 		for _, r := range p.pools[i].ranges {

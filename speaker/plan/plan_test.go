@@ -3,6 +3,8 @@ package plan
 import (
 	"net/netip"
 	"testing"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 type planCase struct {
@@ -82,7 +84,7 @@ func TestWhoAnnounces(t *testing.T) {
 	}, {
 		name: "exclusion label with an empty value stops everything but keeps the sessions",
 		edit: func(s *Snapshot) {
-			s.Node.Labels[ExcludeLabel] = ""
+			s.Node.Labels[lbmodel.ExcludeLabel] = ""
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), local("default/b", 3, "203.0.113.11")}
 		},
 		decisions: []string{
@@ -92,7 +94,7 @@ func TestWhoAnnounces(t *testing.T) {
 	}, {
 		name: "exclusion label with a value",
 		edit: func(s *Snapshot) {
-			s.Node.Labels[ExcludeLabel] = "true"
+			s.Node.Labels[lbmodel.ExcludeLabel] = "true"
 			s.Services = []Service{local("default/b", 3, "203.0.113.11")}
 		},
 		decisions: []string{
@@ -114,21 +116,21 @@ func TestWhoAnnounces(t *testing.T) {
 // endpoints, and the bandwidth each gives.
 func TestTrafficPolicy(t *testing.T) {
 	for _, tc := range []struct {
-		policy TrafficPolicy
+		policy lbmodel.TrafficPolicy
 		eps    int
 		ready  bool
 		bw     float32 // 0: not announced
 	}{
-		{Local, 0, true, 0},
-		{Local, 1, true, 1},
-		{Local, 3, true, 3},
-		{Local, 3, false, 3},
-		{Local, -1, true, 0}, // a nonsense count is no endpoint
-		{Cluster, 0, true, 1},
-		{Cluster, 1, true, 1},
-		{Cluster, 3, true, 3},
-		{Cluster, 0, false, 0},
-		{Cluster, 3, false, 0},
+		{lbmodel.Local, 0, true, 0},
+		{lbmodel.Local, 1, true, 1},
+		{lbmodel.Local, 3, true, 3},
+		{lbmodel.Local, 3, false, 3},
+		{lbmodel.Local, -1, true, 0}, // a nonsense count is no endpoint
+		{lbmodel.Cluster, 0, true, 1},
+		{lbmodel.Cluster, 1, true, 1},
+		{lbmodel.Cluster, 3, true, 3},
+		{lbmodel.Cluster, 0, false, 0},
+		{lbmodel.Cluster, 3, false, 0},
 	} {
 		s := base()
 		s.Node.Ready = tc.ready
@@ -264,7 +266,7 @@ func TestAddresses(t *testing.T) {
 		name: "advertisements with different lengths give both prefixes",
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
-			s.Advertisements = append(s.Advertisements, Advertisement{Name: "agg", AggregationLength: 24, Communities: comms("64512:24")})
+			s.Advertisements = append(s.Advertisements, lbmodel.Advertisement{Name: "agg", AggregationLength: 24, Communities: comms("64512:24")})
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10")}
 		},
 		sessions: []string{"r1"},
@@ -383,11 +385,11 @@ func TestPeerSelection(t *testing.T) {
 	}, {
 		name: "two advertisements of different pools to different peers share an aggregate",
 		edit: func(s *Snapshot) {
-			s.Pools = []Pool{
-				{Name: "low", Ranges: []Range{rng("203.0.113.0", "203.0.113.127")}},
-				{Name: "high", Ranges: []Range{rng("203.0.113.128", "203.0.113.255")}},
+			s.Pools = []lbmodel.Pool{
+				{Name: "low", Ranges: []lbmodel.Range{rng("203.0.113.0", "203.0.113.127")}},
+				{Name: "high", Ranges: []lbmodel.Range{rng("203.0.113.128", "203.0.113.255")}},
 			}
-			s.Advertisements = []Advertisement{
+			s.Advertisements = []lbmodel.Advertisement{
 				{Name: "low", Pools: []string{"low"}, AggregationLength: 24, Peers: []string{"r1"}, Communities: comms("1:1")},
 				{Name: "high", Pools: []string{"high"}, AggregationLength: 24, Communities: comms("2:2")},
 			}
@@ -406,7 +408,7 @@ func TestMerge(t *testing.T) {
 		name: "two advertisements of one prefix: union of communities, higher LOCAL_PREF, a problem",
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
-			s.Advertisements = []Advertisement{
+			s.Advertisements = []lbmodel.Advertisement{
 				{Name: "b", LocalPref: lp(100), Communities: comms("no-export", "64512:2", "64512:1", "64512:2"), LargeCommunities: larges("1:2:3")},
 				{Name: "a", LocalPref: lp(200), Communities: comms("64512:1"), LargeCommunities: larges("1:2:3", "0:0:1", "1:1:9")},
 			}
@@ -425,7 +427,7 @@ func TestMerge(t *testing.T) {
 		name: "an unset LOCAL_PREF does not disagree",
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
-			s.Advertisements = []Advertisement{
+			s.Advertisements = []lbmodel.Advertisement{
 				{Name: "a", LocalPref: lp(50)},
 				{Name: "b", Communities: comms("no-advertise")},
 				{Name: "c", LocalPref: lp(50)},
@@ -438,7 +440,7 @@ func TestMerge(t *testing.T) {
 	}, {
 		name: "advertisements to different peers do not merge",
 		edit: func(s *Snapshot) {
-			s.Advertisements = []Advertisement{
+			s.Advertisements = []lbmodel.Advertisement{
 				{Name: "a", LocalPref: lp(100), Peers: []string{"r1"}},
 				{Name: "b", LocalPref: lp(200), Peers: []string{"r2"}},
 			}
@@ -470,7 +472,7 @@ func TestProblems(t *testing.T) {
 		name: "a bad aggregation length disables the advertisement, even when its node selector misses",
 		edit: func(s *Snapshot) {
 			s.Advertisements[0].AggregationLength = 33
-			s.Advertisements = append(s.Advertisements, Advertisement{Name: "v6", AggregationLengthV6: -1, NodeSelectors: sels("zone=b")})
+			s.Advertisements = append(s.Advertisements, lbmodel.Advertisement{Name: "v6", AggregationLengthV6: -1, NodeSelectors: sels("zone=b")})
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10")}
 		},
 		decisions: []string{"default/a: no BGPAdvertisement selects pool lan for n1"},
@@ -479,22 +481,40 @@ func TestProblems(t *testing.T) {
 			`BGPAdvertisement "v6": aggregationLengthV6 -1 is not between 1 and 128; the advertisement is ignored`,
 		},
 	}, {
-		name: "overlapping pools: the lower name wins",
+		name: "overlapping pools: the older keeps the addresses and the newer is not used, whatever their names",
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
-			s.Pools = append(s.Pools, Pool{Name: "aaa", Ranges: []Range{rng("192.0.2.1", "192.0.2.2"), rng("203.0.113.200", "203.0.113.255")}})
-			s.Advertisements = []Advertisement{{Name: "lan-only", Pools: []string{"lan"}}}
+			s.Pools = append(s.Pools, createdAt(lbmodel.Pool{Name: "aaa", Ranges: []lbmodel.Range{rng("192.0.2.1", "192.0.2.2"), rng("203.0.113.200", "203.0.113.255")}}, 1))
+			s.Advertisements = []lbmodel.Advertisement{{Name: "lan-only", Pools: []string{"lan"}}, {Name: "aaa-only", Pools: []string{"aaa"}}}
+			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), cluster("default/b", 1, "203.0.113.210"), cluster("default/c", 1, "192.0.2.1")}
+		},
+		sessions:  []string{"r1"},
+		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a", "r1 203.0.113.210/32 bw=1 default/b"},
+		decisions: []string{"default/a -> r1", "default/b -> r1", "default/c: 192.0.2.1 is in no pool"},
+		problems: []string{
+			`BGPAdvertisement "aaa-only" names IPPool "aaa", which does not exist or is not in use`,
+			`IPPool "aaa" overlaps the older IPPool "lan" (203.0.113.200-203.0.113.255); it is not used`,
+		},
+	}, {
+		name: "overlapping pools created in the same second: the lower name keeps the addresses",
+		edit: func(s *Snapshot) {
+			s.Peers = s.Peers[:1]
+			s.Pools = append(s.Pools, createdAt(lbmodel.Pool{Name: "aaa", Ranges: []lbmodel.Range{rng("203.0.113.200", "203.0.113.255")}}, 0))
+			s.Advertisements = []lbmodel.Advertisement{{Name: "lan-only", Pools: []string{"lan"}}, {Name: "aaa-only", Pools: []string{"aaa"}}}
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), cluster("default/b", 1, "203.0.113.210")}
 		},
 		sessions:  []string{"r1"},
-		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a"},
-		decisions: []string{"default/a -> r1", "default/b: no BGPAdvertisement selects pool aaa for n1"},
-		problems:  []string{`IPPools "aaa" and "lan" overlap (203.0.113.200-203.0.113.255); addresses in both count as "aaa"'s`},
+		routes:    []string{"r1 203.0.113.210/32 bw=1 default/b"},
+		decisions: []string{"default/a: 203.0.113.10 is in no pool", "default/b -> r1"},
+		problems: []string{
+			`BGPAdvertisement "lan-only" names IPPool "lan", which does not exist or is not in use`,
+			`IPPool "lan" overlaps the older IPPool "aaa" (203.0.113.0-203.0.113.255); it is not used`,
+		},
 	}, {
-		name: "invalid ranges are ignored",
+		name: "a pool with an invalid range is not used at all, as the controller refuses it",
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
-			s.Pools = []Pool{{Name: "p", Ranges: []Range{
+			s.Pools = []lbmodel.Pool{{Name: "p", Ranges: []lbmodel.Range{
 				rng("203.0.113.20", "203.0.113.10"),
 				rng("203.0.113.1", "2001:db8::1"),
 				{First: netip.MustParseAddr("203.0.113.30")},
@@ -503,19 +523,18 @@ func TestProblems(t *testing.T) {
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.15"), cluster("default/b", 1, "203.0.113.40")}
 		},
 		sessions:  []string{"r1"},
-		routes:    []string{"r1 203.0.113.40/32 bw=1 default/b"},
-		decisions: []string{"default/a: 203.0.113.15 is in no pool", "default/b -> r1"},
+		decisions: []string{"default/a: 203.0.113.15 is in no pool", "default/b: 203.0.113.40 is in no pool"},
 		problems: []string{
-			`IPPool "p": range 203.0.113.1-2001:db8::1 is not valid; ignored`,
-			`IPPool "p": range 203.0.113.20-203.0.113.10 is not valid; ignored`,
-			`IPPool "p": range 203.0.113.30-invalid IP is not valid; ignored`,
+			`IPPool "p": range 203.0.113.1-2001:db8::1: 203.0.113.1 and 2001:db8::1 are of different families; ` +
+				`range 203.0.113.20-203.0.113.10: 203.0.113.20 comes after 203.0.113.10; ` +
+				`range 203.0.113.30-invalid IP: missing address; it is not used`,
 		},
 	}, {
 		name: "repeated names: the first wins",
 		edit: func(s *Snapshot) {
-			s.Peers = append(s.Peers, Peer{Name: "r1", NodeSelectors: sels("zone=b")}, Peer{Name: "r1"})
+			s.Peers = append(s.Peers, lbmodel.Peer{Name: "r1", NodeSelectors: sels("zone=b")}, lbmodel.Peer{Name: "r1"})
 			s.Pools = append(s.Pools, cidrPool("lan", "x", "192.0.2.0/24"))
-			s.Advertisements = append(s.Advertisements, Advertisement{Name: "all", Peers: []string{"r2"}})
+			s.Advertisements = append(s.Advertisements, lbmodel.Advertisement{Name: "all", Peers: []string{"r2"}})
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), cluster("default/a", 1, "203.0.113.11")}
 		},
 		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a", "r2 203.0.113.10/32 bw=1 default/a"},
@@ -523,7 +542,7 @@ func TestProblems(t *testing.T) {
 		problems: []string{
 			`BGPAdvertisement "all" is listed more than once; all but the first are ignored`,
 			`BGPPeer "r1" is listed more than once; all but the first are ignored`,
-			`IPPool "lan" is listed more than once; all but the first are ignored`,
+			`IPPool "lan": name used by an earlier pool; it is not used`,
 			`Service default/a is listed more than once; all but the first are ignored`,
 		},
 	}})
@@ -533,7 +552,7 @@ func TestProblems(t *testing.T) {
 // advertisements; different attributes never do.
 func TestAttrsShared(t *testing.T) {
 	s := base()
-	s.Advertisements = []Advertisement{
+	s.Advertisements = []lbmodel.Advertisement{
 		{Name: "a", Pools: []string{"lan"}, Communities: comms("1:1", "2:2")},
 		{Name: "b", Pools: []string{"dmz"}, Communities: comms("2:2", "1:1", "1:1")},
 		{Name: "c", Pools: []string{"dmz"}, AggregationLength: 24, Communities: comms("1:1")},
@@ -570,7 +589,7 @@ func TestAttrsDistinct(t *testing.T) {
 	s := base()
 	s.Peers = s.Peers[:1]
 	s.Pools = append(s.Pools, cidrPool("p3", "x", "192.0.2.0/24"), cidrPool("p4", "x", "2001:db8:200::/120"))
-	s.Advertisements = []Advertisement{
+	s.Advertisements = []lbmodel.Advertisement{
 		{Name: "a", Pools: []string{"lan"}, Communities: comms("0:1", "0:2", "0:3")},
 		{Name: "b", Pools: []string{"dmz"}, LargeCommunities: larges("1:2:3")},
 		{Name: "c", Pools: []string{"p3"}, LocalPref: lp(0)},

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // decideServices decides every Service, in key order, and records one
@@ -13,9 +15,9 @@ import (
 // order, so routes list their Services sorted without sorting keys.
 func (p *planner) decideServices(svcs []Service) {
 	p.setReasons()
-	order := sortedUnique(p, svcs, func(s *Service) Key { return s.Key }, Key.compare,
-		func(k Key) string { return "Service " + k.String() })
-	p.svcKeys = make([]Key, len(order))
+	order := sortedUnique(p, svcs, func(s *Service) lbmodel.Key { return s.Key }, lbmodel.Key.Compare,
+		func(k lbmodel.Key) string { return "Service " + k.String() })
+	p.svcKeys = make([]lbmodel.Key, len(order))
 	p.weights = make([]int, len(order))
 	p.mask = make([]byte, len(p.peers))
 	p.decisions = make([]ServiceDecision, len(order))
@@ -53,9 +55,9 @@ func (p *planner) maxContributions(svcs []Service) int {
 // setReasons formats once the reasons that apply to many Services alike.
 func (p *planner) setReasons() {
 	name := p.node.Name
-	switch _, excluded := p.node.Labels[ExcludeLabel]; {
-	case excluded:
-		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, ExcludeLabel)
+	switch {
+	case p.node.Excluded():
+		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, lbmodel.ExcludeLabel)
 	case len(p.peers) == 0:
 		p.reasons.node = fmt.Sprintf("no BGPPeer selects %s", name)
 	}
@@ -66,8 +68,8 @@ func (p *planner) setReasons() {
 // weight is a Service's share of a route's bandwidth: its endpoints on
 // this node, and at least 1 for Cluster, where a node without a pod still
 // forwards to pods elsewhere.
-func weight(policy TrafficPolicy, eps int) int {
-	if policy != Local {
+func weight(policy lbmodel.TrafficPolicy, eps int) int {
+	if policy != lbmodel.Local {
 		return max(eps, 1)
 	}
 	return eps
@@ -75,11 +77,11 @@ func weight(policy TrafficPolicy, eps int) int {
 
 // policyReason says why externalTrafficPolicy keeps this node from
 // announcing the Service (eps: its endpoints here), or "".
-func (p *planner) policyReason(policy TrafficPolicy, eps int) string {
+func (p *planner) policyReason(policy lbmodel.TrafficPolicy, eps int) string {
 	switch {
-	case policy == Local && eps == 0:
+	case policy == lbmodel.Local && eps == 0:
 		return p.reasons.local
-	case policy != Local && !p.node.Ready:
+	case policy != lbmodel.Local && !p.node.Ready:
 		return p.reasons.cluster
 	}
 	return ""
@@ -202,7 +204,7 @@ func (p *planner) buildRoutes() [][]Route {
 			out[peer], all = all[:0:n], all[n:]
 		}
 	}
-	p.keys = make([]Key, 0, keys)
+	p.keys = make([]lbmodel.Key, 0, keys)
 	p.eachGroup(func(group []contr) {
 		for peer := range p.peers {
 			if r, ok := p.route(group, peer); ok {

@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // slowPlan is the obviously correct planner Plan is compared with. It
@@ -24,18 +25,18 @@ import (
 // generator makes them).
 type slowResult struct {
 	peers     map[string][]Route
-	announced map[Key][]string // Service -> peers, sorted; absent: not announced
-	complete  map[Key]bool     // every valid address reached some peer (no Reason expected)
+	announced map[lbmodel.Key][]string // Service -> peers, sorted; absent: not announced
+	complete  map[lbmodel.Key]bool     // every valid address reached some peer (no Reason expected)
 	conflicts map[[2]string]bool
 }
 
 type slowRoute struct {
-	services map[Key]bool
+	services map[lbmodel.Key]bool
 	advs     map[string]bool
 }
 
 func slowPlan(s Snapshot) slowResult {
-	out := slowResult{peers: map[string][]Route{}, announced: map[Key][]string{}, complete: map[Key]bool{}, conflicts: map[[2]string]bool{}}
+	out := slowResult{peers: map[string][]Route{}, announced: map[lbmodel.Key][]string{}, complete: map[lbmodel.Key]bool{}, conflicts: map[[2]string]bool{}}
 	node := labels.Set(s.Node.Labels)
 	var myPeers []string
 	for _, p := range s.Peers {
@@ -48,7 +49,7 @@ func slowPlan(s Snapshot) slowResult {
 	for _, peer := range myPeers {
 		routes[peer] = map[netip.Prefix]*slowRoute{}
 	}
-	_, excluded := s.Node.Labels[ExcludeLabel]
+	_, excluded := s.Node.Labels[lbmodel.ExcludeLabel]
 	for _, svc := range s.Services {
 		valid, reached := 0, 0
 		for _, a := range svc.Addresses {
@@ -75,7 +76,7 @@ func slowPlan(s Snapshot) slowResult {
 					prefix := netip.PrefixFrom(a, bits).Masked()
 					r := routes[peer][prefix]
 					if r == nil {
-						r = &slowRoute{services: map[Key]bool{}, advs: map[string]bool{}}
+						r = &slowRoute{services: map[lbmodel.Key]bool{}, advs: map[string]bool{}}
 						routes[peer][prefix] = r
 					}
 					r.services[svc.Key] = true
@@ -151,16 +152,18 @@ func slowRouteOf(s Snapshot, prefix netip.Prefix, r *slowRoute, conflicts map[[2
 		route.Services = append(route.Services, k)
 		svc := slowService(s, k)
 		n := max(svc.Endpoints[s.Node.Name], 0)
-		if svc.TrafficPolicy == Cluster && n == 0 {
+		if svc.TrafficPolicy == lbmodel.Cluster && n == 0 {
 			n = 1
 		}
 		route.Bandwidth += float32(n)
 	}
-	slices.SortFunc(route.Services, func(a, b Key) int { return strings.Compare(a.Namespace+"\x00"+a.Name, b.Namespace+"\x00"+b.Name) })
+	slices.SortFunc(route.Services, func(a, b lbmodel.Key) int {
+		return strings.Compare(a.Namespace+"\x00"+a.Name, b.Namespace+"\x00"+b.Name)
+	})
 	return route
 }
 
-func slowAdv(s Snapshot, name string) Advertisement {
+func slowAdv(s Snapshot, name string) lbmodel.Advertisement {
 	for _, a := range s.Advertisements {
 		if a.Name == name {
 			return a
@@ -169,7 +172,7 @@ func slowAdv(s Snapshot, name string) Advertisement {
 	panic(name)
 }
 
-func slowService(s Snapshot, k Key) Service {
+func slowService(s Snapshot, k lbmodel.Key) Service {
 	for _, x := range s.Services {
 		if x.Key == k {
 			return x
@@ -190,29 +193,64 @@ func slowMatches(ss []labels.Selector, set labels.Set) bool {
 	return false
 }
 
-func slowMayAnnounce(n Node, svc Service) bool {
-	if svc.TrafficPolicy == Local {
+func slowMayAnnounce(n lbmodel.Node, svc Service) bool {
+	if svc.TrafficPolicy == lbmodel.Local {
 		return svc.Endpoints[n.Name] > 0
 	}
 	return n.Ready
 }
 
-// slowPoolOf: of the pools holding a in a valid range, the lowest name.
-func slowPoolOf(pools []Pool, a netip.Addr) *Pool {
-	var best *Pool
+// slowPoolOf is the pool rule spelt out: a pool is used when all its
+// ranges are valid and none of them shares an address with a pool used
+// before it, pools taken oldest first, then by name; a is in the used pool
+// that holds it.
+func slowPoolOf(pools []lbmodel.Pool, a netip.Addr) *lbmodel.Pool {
+	valid := func(r lbmodel.Range) bool {
+		return r.First.IsValid() && r.Last.IsValid() && r.First.Is4() == r.Last.Is4() && !r.Last.Less(r.First)
+	}
+	holds := func(r lbmodel.Range, x netip.Addr) bool {
+		return x.Is4() == r.First.Is4() && !x.Less(r.First) && !r.Last.Less(x)
+	}
+	share := func(r, q lbmodel.Range) bool { return holds(r, q.First) || holds(q, r.First) }
+	order := make([]*lbmodel.Pool, len(pools))
 	for i := range pools {
-		for _, r := range pools[i].Ranges {
-			ok := r.First.IsValid() && r.Last.IsValid() && r.First.Is4() == r.Last.Is4() && !r.Last.Less(r.First)
-			if ok && a.Is4() == r.First.Is4() && !a.Less(r.First) && !r.Last.Less(a) &&
-				(best == nil || pools[i].Name < best.Name) {
-				best = &pools[i]
+		order[i] = &pools[i]
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		if !order[i].Created.Equal(order[j].Created) {
+			return order[i].Created.Before(order[j].Created)
+		}
+		return order[i].Name < order[j].Name
+	})
+	var used []*lbmodel.Pool
+	for _, p := range order {
+		ok := p.Name != ""
+		for _, r := range p.Ranges {
+			ok = ok && valid(r)
+		}
+		for _, u := range used {
+			ok = ok && u.Name != p.Name
+			for _, r := range p.Ranges {
+				for _, q := range u.Ranges {
+					ok = ok && !share(r, q)
+				}
+			}
+		}
+		if ok {
+			used = append(used, p)
+		}
+	}
+	for _, p := range used {
+		for _, r := range p.Ranges {
+			if holds(r, a) {
+				return p
 			}
 		}
 	}
-	return best
+	return nil
 }
 
-func slowSelectsPool(a Advertisement, p *Pool) bool {
+func slowSelectsPool(a lbmodel.Advertisement, p *lbmodel.Pool) bool {
 	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
 		return true
 	}
@@ -229,7 +267,7 @@ func slowSelectsPool(a Advertisement, p *Pool) bool {
 
 // slowLength is the advertisement's prefix length for a's family; false when
 // either length is out of range (the advertisement is then ignored).
-func slowLength(a Advertisement, x netip.Addr) (int, bool) {
+func slowLength(a lbmodel.Advertisement, x netip.Addr) (int, bool) {
 	v4, v6 := a.AggregationLength, a.AggregationLengthV6
 	if v4 == 0 {
 		v4 = 32

@@ -1,19 +1,18 @@
-package v1alpha1
+package lbmodel
 
 import (
-	"math"
 	"net/netip"
 	"strings"
 	"testing"
 )
 
-func TestParseAddressRange(t *testing.T) {
-	r := func(first, last string) AddressRange {
-		return AddressRange{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last)}
+func TestParseRange(t *testing.T) {
+	r := func(first, last string) Range {
+		return Range{First: netip.MustParseAddr(first), Last: netip.MustParseAddr(last)}
 	}
 	cases := []struct {
 		in      string
-		want    AddressRange
+		want    Range
 		wantErr string
 	}{
 		{in: "203.0.113.0/24", want: r("203.0.113.0", "203.0.113.255")},
@@ -52,7 +51,7 @@ func TestParseAddressRange(t *testing.T) {
 		{in: "pool-a", wantErr: "start"},
 	}
 	for _, tc := range cases {
-		got, err := ParseAddressRange(tc.in)
+		got, err := ParseRange(tc.in)
 		switch {
 		case tc.wantErr == "" && err != nil:
 			t.Errorf("%q: %v", tc.in, err)
@@ -66,9 +65,8 @@ func TestParseAddressRange(t *testing.T) {
 	}
 }
 
-func TestIPPoolRanges(t *testing.T) {
-	p := &IPPool{Spec: IPPoolSpec{Addresses: []string{"203.0.113.0/30", "2001:db8::5-2001:db8::9", "198.51.100.1"}}}
-	got, err := p.Ranges()
+func TestParseRanges(t *testing.T) {
+	got, err := ParseRanges([]string{"203.0.113.0/30", "2001:db8::5-2001:db8::9", "198.51.100.1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,8 +81,7 @@ func TestIPPoolRanges(t *testing.T) {
 	}
 
 	// Every bad entry is reported, by index; none is returned.
-	p.Spec.Addresses = []string{"203.0.113.0/24", "203.0.113.1/24", "198.51.100.9-198.51.100.1"}
-	got, err = p.Ranges()
+	got, err = ParseRanges([]string{"203.0.113.0/24", "203.0.113.1/24", "198.51.100.9-198.51.100.1"})
 	if err == nil || got != nil {
 		t.Fatalf("got %v, %v; want only an error", got, err)
 	}
@@ -98,8 +95,8 @@ func TestIPPoolRanges(t *testing.T) {
 	}
 }
 
-func TestAddressRangeContains(t *testing.T) {
-	r, err := ParseAddressRange("203.0.113.10-203.0.113.20")
+func TestRangeContains(t *testing.T) {
+	r, err := ParseRange("203.0.113.10-203.0.113.20")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,17 +107,6 @@ func TestAddressRangeContains(t *testing.T) {
 	} {
 		if got := r.Contains(netip.MustParseAddr(s)); got != want {
 			t.Errorf("Contains(%s) = %v, want %v", s, got, want)
-		}
-	}
-}
-
-func TestClampCount(t *testing.T) {
-	for n, want := range map[uint64]int64{
-		0: 0, 256: 256, math.MaxInt64: math.MaxInt64,
-		math.MaxInt64 + 1: math.MaxInt64, math.MaxUint64: math.MaxInt64,
-	} {
-		if got := ClampCount(n); got != want {
-			t.Errorf("ClampCount(%d) = %d, want %d", n, got, want)
 		}
 	}
 }
