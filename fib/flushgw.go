@@ -71,7 +71,8 @@ func (d *deferredSet) len() int { return len(d.v4) + len(d.v6) }
 
 // deferDeletes marks the planned deletes of the current chunk that go
 // through a single nexthop object, when enough of them do (or some already
-// wait): they are not sent, and keep their reference to the object.
+// wait, or a Hold is out): they are not sent, and keep their reference to
+// the object.
 func (f *FIB) deferDeletes(now time.Time) {
 	if !f.useNH {
 		return
@@ -91,8 +92,10 @@ func (f *FIB) deferDeletes(now time.Time) {
 		if !f.deferrable(o) {
 			continue
 		}
+		// While a Hold is out, more deletes are known to come: even a
+		// chunk's first few wait for the object to empty.
 		d := f.deferred[o.old]
-		if d == nil && p.counts[o.old] < deferMin {
+		if d == nil && p.counts[o.old] < deferMin && f.holds == 0 {
 			continue
 		}
 		if d == nil {

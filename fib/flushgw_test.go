@@ -190,3 +190,21 @@ func TestHoldKeepsDeferredDeletes(t *testing.T) {
 		})
 	}
 }
+
+// TestHoldDefersFewDeletes: while a Hold is out, even a chunk with fewer
+// deletes than deferMin waits for its object: a departed peer's sweep may
+// begin with a handful.
+func TestHoldDefersFewDeletes(t *testing.T) {
+	ns := newNS(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	viaA := hostRoutes(0, 500, "198.51.100.2")
+	applyAll(t, f, adds(viaA))
+	before := f.Stats().Writes
+	release := f.Hold()
+	applyAll(t, f, deletes(viaA[:5]), deletes(viaA[5:]))
+	release()
+	if st := f.Stats(); st.Flushed != 500 || st.Writes != before {
+		t.Errorf("Flushed = %d, route messages = %d; want 500 and 0", st.Flushed, st.Writes-before)
+	}
+	checkKernel(t, ns, f, nil)
+}
