@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
 )
 
 // BenchmarkRouterRestart measures a router restarted while
