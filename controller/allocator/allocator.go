@@ -48,6 +48,7 @@ type service struct {
 	sharingKey string
 	ports      []Port
 	etp        lbmodel.TrafficPolicy
+	selector   string
 	addrs      []netip.Addr // at most one per family
 }
 
@@ -211,6 +212,7 @@ func (a *Allocator) assignment(s *service) Assignment {
 		SharingKey:    s.sharingKey,
 		Ports:         slices.Clone(s.ports),
 		TrafficPolicy: s.etp,
+		Selector:      s.selector,
 	}
 }
 
@@ -298,7 +300,7 @@ func (a *Allocator) commit(q *query, s *service, addrs []netip.Addr, now time.Ti
 			a.detach(x, s)
 		}
 	}
-	s.sharingKey, s.ports, s.etp = q.SharingKey, slices.Clone(q.Ports), q.TrafficPolicy
+	s.sharingKey, s.ports, s.etp, s.selector = q.SharingKey, slices.Clone(q.Ports), q.TrafficPolicy, q.Selector
 	s.addrs = slices.Clone(addrs)
 	for _, x := range addrs {
 		a.attach(x, s)
