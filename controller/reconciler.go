@@ -138,9 +138,31 @@ func (r *Reconciler) restore(ctx context.Context) error {
 		}
 		n++
 	}
+	held, err := r.restoreHoldDowns(ctx, start)
+	if err != nil {
+		return err
+	}
 	r.restored = true
-	r.log.Info("restored assignments", "services", n, "conflicts", len(r.conflicts), "took", time.Since(start))
+	r.log.Info("restored assignments", "services", n, "conflicts", len(r.conflicts), "heldDown", held, "took", time.Since(start))
 	return nil
+}
+
+// restoreHoldDowns takes up the hold-downs the pools' status lists, after
+// the Services are restored (an address a Service holds again is not held
+// down): a released address stays held for its full time across a restart
+// or a change of leader.
+func (r *Reconciler) restoreHoldDowns(ctx context.Context, now time.Time) (int, error) {
+	var list v1alpha1.IPPoolList
+	if err := r.c.List(ctx, &list); err != nil {
+		return 0, fmt.Errorf("listing IPPools: %w", err)
+	}
+	n := 0
+	for _, h := range persistedHoldDowns(list.Items) {
+		if r.alloc.RestoreHoldDown(h.addr, h.service, h.until, now) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (r *Reconciler) namespaceLabels(ctx context.Context) (map[string]map[string]string, error) {

@@ -37,8 +37,8 @@ type Allocator struct {
 	// Service that let it go and when; releasedBy indexes them by Service.
 	released   map[netip.Addr]release
 	releasedBy map[lbmodel.Key][]netip.Addr
-	// queue holds every hold-down in release order (times never decrease),
-	// stale entries included; expire pops from qhead.
+	// queue holds every hold-down in release order (times never decrease;
+	// see enqueue), stale entries included; expire pops from qhead.
 	queue []queued
 	qhead int
 }
@@ -377,7 +377,7 @@ func (a *Allocator) stopHolding(x netip.Addr, key lbmodel.Key, now time.Time) {
 	}
 	a.released[x] = release{key: key, at: now}
 	a.releasedBy[key] = append(a.releasedBy[key], x)
-	a.queue = append(a.queue, queued{addr: x, at: now})
+	a.enqueue(x, now)
 	if p != nil {
 		p.holdDown[fi(FamilyOf(x))]++
 	}
