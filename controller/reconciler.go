@@ -69,7 +69,11 @@ type Reconciler struct {
 	// ads keeps the BGPAdvertisements in force, as every speaker keeps
 	// them, so that the Announced condition explains what the speakers do
 	// while one is broken (safe for concurrent reconciles on its own).
-	ads   lbmodel.LastGood[lbmodel.Advertisement]
+	ads lbmodel.LastGood[lbmodel.Advertisement]
+	// peers and l2s keep the same for the status of BGPPeers and
+	// L2Advertisements.
+	peers lbmodel.LastGood[lbmodel.Peer]
+	l2s   lbmodel.LastGood[struct{}]
 	svcQ  queue
 	poolQ queue
 }

@@ -26,7 +26,9 @@ import (
 	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
-// Setup adds the Service and IPPool controllers to mgr. The manager's
+// Setup adds the Service and IPPool controllers, and those writing the
+// status of BGPPeers, BGPAdvertisements, L2Advertisements and BFDProfiles,
+// to mgr. The manager's
 // scheme must know core/v1, discovery/v1 and bgplb.io/v1alpha1.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
@@ -70,6 +72,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		Complete(reconcile.Func(r.reconcilePool))
 	if err != nil {
 		return nil, fmt.Errorf("ippool controller: %w", err)
+	}
+	if err := r.setupConfigStatus(mgr); err != nil {
+		return nil, err
 	}
 	return r, nil
 }
