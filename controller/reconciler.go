@@ -37,7 +37,11 @@ type Options struct {
 	// Workers is how many Services are reconciled at once (status writes
 	// overlap; allocation itself is serialised).
 	Workers int
-	Log     *slog.Logger
+	// SweepInterval is how often the reports (ServiceAnnouncements,
+	// BGPSessionStatuses) of nodes that are gone are looked for besides
+	// on every Node deletion; zero means DefaultSweepInterval.
+	SweepInterval time.Duration
+	Log           *slog.Logger
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -47,7 +51,9 @@ type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 // allocator; everything around them is reading the cache and writing
 // status.
 type Reconciler struct {
-	c      client.Client
+	c client.Client
+	// live reads the API server directly, past the cache.
+	live   client.Reader
 	events events.EventRecorder
 	opts   Options
 	log    *slog.Logger

@@ -76,6 +76,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if err := r.setupConfigStatus(mgr); err != nil {
 		return nil, err
 	}
+	if err := r.setupSweep(mgr, opts.SweepInterval); err != nil {
+		return nil, fmt.Errorf("report-sweep controller: %w", err)
+	}
 	return r, nil
 }
 
