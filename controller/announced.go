@@ -27,6 +27,11 @@ const ConditionAnnounced = "bgplb.io/Announced"
 const (
 	ReasonAnnounced    = "Announced"
 	ReasonNotAnnounced = "NotAnnounced"
+	// ReasonNoReadyEndpoints: no endpoint of the Service is usable
+	// (lbmodel.ReadyEndpoints is 0), so the speakers withdraw it, whatever
+	// its externalTrafficPolicy. The speakers' planner applies the same
+	// rule and the same reason string.
+	ReasonNoReadyEndpoints = "NoReadyEndpoints"
 )
 
 // Event reasons for changes of the announcing nodes.
@@ -47,6 +52,7 @@ const (
 	msgNoPeer          = "no BGPPeer exists"
 	msgNoAdvertisement = "no BGPAdvertisement exists"
 	msgLocalNoReady    = "no node announces it: externalTrafficPolicy is Local and no endpoint is ready"
+	msgClusterNoReady  = "no node announces it: no endpoint is ready anywhere, so it is withdrawn until one is"
 	msgGeneric         = "no node announces it; see the speakers' logs"
 )
 
@@ -79,8 +85,8 @@ type announceFacts struct {
 	// see them, the last good version of one that a bad edit broke.
 	Advertisements []lbmodel.Advertisement
 	Local          bool
-	// ReadyEndpoints counts the Service's endpoints on some node that are
-	// ready, serving and not terminating (lbmodel.ReadyEndpoints).
+	// ReadyEndpoints counts the Service's endpoints on some node that
+	// may receive traffic (lbmodel.ReadyEndpoints), whatever its policy.
 	ReadyEndpoints int
 }
 
@@ -106,7 +112,8 @@ func decideAnnounced(prev *metav1.Condition, f announceFacts) announced {
 	if len(nodes) > 0 {
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonAnnounced, announcedMessage(nodes)
 	} else {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, ReasonNotAnnounced, whyNotAnnounced(f)
+		c.Status = metav1.ConditionFalse
+		c.Reason, c.Message = whyNotAnnounced(f)
 	}
 	was := announcersOf(prev)
 	now := joinLimited(nodeNames(nodes))
@@ -205,9 +212,18 @@ func plural(n int, word string) string {
 	return strconv.Itoa(n) + " " + word + "s"
 }
 
-// whyNotAnnounced is the best explanation of why no node announces the
-// Service to an established peer, the most general cause first.
-func whyNotAnnounced(f announceFacts) string {
+// whyNotAnnounced is the best explanation (reason and message) of why no
+// node announces the Service to an established peer, the most general
+// cause first.
+func whyNotAnnounced(f announceFacts) (reason, msg string) {
+	msg = whyNotAnnouncedMsg(f)
+	if msg == msgLocalNoReady || msg == msgClusterNoReady {
+		return ReasonNoReadyEndpoints, msg
+	}
+	return ReasonNotAnnounced, msg
+}
+
+func whyNotAnnouncedMsg(f announceFacts) string {
 	if len(f.Addresses) == 0 {
 		return msgNoAddress
 	}
@@ -226,10 +242,16 @@ func whyNotAnnounced(f announceFacts) string {
 		}
 		return joinLimited(nodes) + " announce it but none has an established BGP session"
 	}
-	if f.Local && f.ReadyEndpoints == 0 {
+	switch {
+	case f.ReadyEndpoints > 0:
+		return msgGeneric
+	case f.Local:
 		return msgLocalNoReady
 	}
-	return msgGeneric
+	// Cluster policy: with no endpoint anywhere, traffic attracted to the
+	// address would be dropped by every node, so it is withdrawn (as
+	// MetalLB does).
+	return msgClusterNoReady
 }
 
 // reportedNodes are the nodes of announcements, sorted and unique.

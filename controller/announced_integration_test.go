@@ -24,7 +24,10 @@ import (
 // status and exactly this message, for the Service's generation.
 func announcedIs(status metav1.ConditionStatus, msg string) func(*corev1.Service) bool {
 	reason := ReasonAnnounced
-	if status == metav1.ConditionFalse {
+	switch {
+	case msg == msgLocalNoReady || msg == msgClusterNoReady:
+		reason = ReasonNoReadyEndpoints
+	case status == metav1.ConditionFalse:
 		reason = ReasonNotAnnounced
 	}
 	return func(s *corev1.Service) bool {
@@ -81,6 +84,22 @@ func (k *kube) update(t testing.TB, o client.Object, mod func()) {
 			t.Fatalf("updating %T %s: %v", o, o.GetName(), err)
 		}
 	}
+}
+
+// readySlice creates an EndpointSlice of Service svc in ns with one ready
+// endpoint on node, as the EndpointSlice controller would.
+func (k *kube) readySlice(t testing.TB, ns, svc, node string) *discoveryv1.EndpointSlice {
+	t.Helper()
+	slice := &discoveryv1.EndpointSlice{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc + "-" + node,
+			Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+		Endpoints:   []discoveryv1.Endpoint{{Addresses: []string{"198.51.100.250"}, NodeName: &node}},
+	}
+	if err := k.c.Create(context.Background(), slice); err != nil {
+		t.Fatalf("creating EndpointSlice %s/%s: %v", ns, slice.Name, err)
+	}
+	return slice
 }
 
 // announce writes the ServiceAnnouncement the speaker on node writes while
@@ -202,6 +221,7 @@ func TestAnnounced(t *testing.T) {
 	}
 
 	k.service(t, ns, "web")
+	k.readySlice(t, ns, "web", "node1")
 	k.waitService(t, ns, "web", "an address", allocatedIPs("203.0.113.32"))
 	want(metav1.ConditionFalse, "no BGPPeer exists")
 
@@ -272,7 +292,9 @@ func TestAnnouncedLocal(t *testing.T) {
 	k.service(t, ns, "cluster")
 	k.waitService(t, ns, "local", "an address", allocated)
 	k.waitService(t, ns, "local", "no endpoint", announcedIs(metav1.ConditionFalse, msgLocalNoReady))
-	// Cluster: endpoints are not the reason.
+	// Cluster, with no endpoint anywhere: withdrawn, and said so.
+	k.waitService(t, ns, "cluster", "no endpoint anywhere", announcedIs(metav1.ConditionFalse, msgClusterNoReady))
+	clusterSlice := k.readySlice(t, ns, "cluster", "node2")
 	k.waitService(t, ns, "cluster", "the generic reason", announcedIs(metav1.ConditionFalse, msgGeneric))
 
 	// A slice whose only endpoint is not ready yet.
@@ -318,4 +340,9 @@ func TestAnnouncedLocal(t *testing.T) {
 	if evs := k.events(t, ns, "cluster"); len(evs) != 1 {
 		t.Errorf("the Cluster Service has events %q, want only its allocation", evs)
 	}
+	// The Cluster Service's last endpoint goes.
+	if err := k.c.Delete(context.Background(), clusterSlice); err != nil {
+		t.Fatal(err)
+	}
+	k.waitService(t, ns, "cluster", "no endpoint anywhere again", announcedIs(metav1.ConditionFalse, msgClusterNoReady))
 }

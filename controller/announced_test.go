@@ -47,6 +47,7 @@ func ready(mod func(*announceFacts)) announceFacts {
 		Addresses:      served("lan", nil),
 		Peers:          []string{"router-a"},
 		Advertisements: []lbmodel.Advertisement{adv("all", nil)},
+		ReadyEndpoints: 1,
 	}
 	if mod != nil {
 		mod(&f)
@@ -107,9 +108,14 @@ func TestWhyNotAnnounced(t *testing.T) {
 			f.Announcements = []nodeAnnouncement{ann("node2", 2), ann("node1", 0), ann("node2", 1)}
 			f.Local = true
 		}), "node1, node2 announce it but none has an established BGP session"},
-		{"Local, no ready endpoint", ready(func(f *announceFacts) { f.Local = true }), msgLocalNoReady},
-		{"Local, a ready endpoint", ready(func(f *announceFacts) { f.Local, f.ReadyEndpoints = true, 1 }), msgGeneric},
-		{"Cluster, no endpoint", ready(nil), msgGeneric},
+		{"Local, no ready endpoint", ready(func(f *announceFacts) { f.Local, f.ReadyEndpoints = true, 0 }), msgLocalNoReady},
+		{"Local, a ready endpoint", ready(func(f *announceFacts) { f.Local = true }), msgGeneric},
+		{"Cluster, no ready endpoint", ready(func(f *announceFacts) { f.ReadyEndpoints = 0 }), msgClusterNoReady},
+		{"Cluster, a ready endpoint", ready(nil), msgGeneric},
+		// A node that reports the Service explains more than the count.
+		{"Cluster, no ready endpoint, a node announces", ready(func(f *announceFacts) {
+			f.ReadyEndpoints, f.Announcements = 0, []nodeAnnouncement{ann("node1", 0)}
+		}), "node1 announces it but has no established BGP session"},
 		// The more general cause wins.
 		{"no peer beats no advertisement and Local", ready(func(f *announceFacts) {
 			f.Peers, f.Advertisements, f.Local = nil, nil, true
@@ -122,9 +128,13 @@ func TestWhyNotAnnounced(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := decideAnnounced(nil, tc.f)
 			c := a.condition
-			if c.Type != ConditionAnnounced || c.Status != metav1.ConditionFalse || c.Reason != ReasonNotAnnounced ||
+			reason := ReasonNotAnnounced
+			if tc.want == msgLocalNoReady || tc.want == msgClusterNoReady {
+				reason = ReasonNoReadyEndpoints
+			}
+			if c.Type != ConditionAnnounced || c.Status != metav1.ConditionFalse || c.Reason != reason ||
 				c.ObservedGeneration != tc.f.Generation {
-				t.Errorf("condition %+v, want False/%s for generation %d", c, ReasonNotAnnounced, tc.f.Generation)
+				t.Errorf("condition %+v, want False/%s for generation %d", c, reason, tc.f.Generation)
 			}
 			if c.Message != tc.want {
 				t.Errorf("message %q, want %q", c.Message, tc.want)
@@ -237,8 +247,11 @@ func TestAnnouncedEvents(t *testing.T) {
 			trueCond("announced by node1 (1 endpoint), node2 (7 endpoints) to router-b"),
 			ready(func(f *announceFacts) { f.Announcements = two }), "", "", ""},
 		{"drops to none", trueCond("announced by node1 (3 endpoints) to router-a"),
-			ready(func(f *announceFacts) { f.Local = true }),
+			ready(func(f *announceFacts) { f.Local, f.ReadyEndpoints = true, 0 }),
 			corev1.EventTypeWarning, EventNotAnnounced, "no longer announced: " + msgLocalNoReady},
+		{"drops to none, Cluster without endpoints", trueCond("announced by node1 (3 endpoints) to router-a"),
+			ready(func(f *announceFacts) { f.ReadyEndpoints = 0 }),
+			corev1.EventTypeWarning, EventNotAnnounced, "no longer announced: " + msgClusterNoReady},
 		{"drops to a node without session", trueCond("announced by node1 (3 endpoints) to router-a"),
 			ready(func(f *announceFacts) { f.Announcements = []nodeAnnouncement{ann("node1", 3)} }),
 			corev1.EventTypeWarning, EventNotAnnounced, "no longer announced: node1 announces it but has no established BGP session"},

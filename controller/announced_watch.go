@@ -64,7 +64,7 @@ func (r *Reconciler) recordAnnounced(svc *corev1.Service, a announced) {
 func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, held []allocator.Address) (announceFacts, error) {
 	f := announceFacts{
 		Generation: svc.Generation,
-		Local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Local:      lbmodel.TrafficPolicyOf(svc) == lbmodel.Local,
 	}
 	var anns v1alpha1.ServiceAnnouncementList
 	if err := r.c.List(ctx, &anns, client.InNamespace(svc.Namespace),
@@ -97,14 +97,12 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 	if f.Addresses, err = r.servedAddresses(ctx, held); err != nil {
 		return f, err
 	}
-	if f.Local {
-		var ss discoveryv1.EndpointSliceList
-		if err := r.c.List(ctx, &ss, client.InNamespace(svc.Namespace),
-			client.MatchingFields{indexSliceService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
-			return f, fmt.Errorf("listing EndpointSlices: %w", err)
-		}
-		f.ReadyEndpoints = lbmodel.ReadyEndpoints(ss.Items)
+	var ss discoveryv1.EndpointSliceList
+	if err := r.c.List(ctx, &ss, client.InNamespace(svc.Namespace),
+		client.MatchingFields{indexSliceService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
+		return f, fmt.Errorf("listing EndpointSlices: %w", err)
 	}
+	f.ReadyEndpoints = lbmodel.ReadyEndpoints(ss.Items)
 	return f, nil
 }
 
@@ -129,8 +127,7 @@ func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Addre
 // announcedWatches registers the indexes and adds to the Service
 // controller b the watches the Announced condition needs: a Service is
 // looked at again when its ServiceAnnouncements change, when its
-// EndpointSlices gain or lose their last ready endpoint (Local Services
-// only), and every served Service when BGPPeers come or go, when a
+// EndpointSlices gain or lose their last ready endpoint, and every served Service when BGPPeers come or go, when a
 // BGPAdvertisement's spec changes, or when an IPPool's labels (which
 // advertisements select by) change. Objects listed at start-up are
 // skipped: every Service is reconciled then anyway.
@@ -162,7 +159,7 @@ func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, 
 	return b.
 		Watches(&v1alpha1.ServiceAnnouncement{}, handler.EnqueueRequestsFromMapFunc(announcedService),
 			builder.WithPredicates(notInitial)).
-		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.localServiceOf),
+		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.servedServiceOf),
 			builder.WithPredicates(notInitial, readinessChanged())).
 		Watches(&v1alpha1.BGPPeer{}, all, builder.WithPredicates(notInitial, comeOrGo)).
 		Watches(&v1alpha1.BGPAdvertisement{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
@@ -178,10 +175,9 @@ func announcedService(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: a.Namespace, Name: a.Spec.Service}}}
 }
 
-// localServiceOf maps an EndpointSlice to its Service when that is a
-// served Service with externalTrafficPolicy Local: only for those do ready
-// endpoints change the condition.
-func (r *Reconciler) localServiceOf(ctx context.Context, o client.Object) []reconcile.Request {
+// servedServiceOf maps an EndpointSlice to its Service when bgplb serves
+// it: with no ready endpoint a Service of either policy is withdrawn.
+func (r *Reconciler) servedServiceOf(ctx context.Context, o client.Object) []reconcile.Request {
 	name := o.GetLabels()[discoveryv1.LabelServiceName]
 	if name == "" {
 		return nil
@@ -191,7 +187,7 @@ func (r *Reconciler) localServiceOf(ctx context.Context, o client.Object) []reco
 	if err := r.c.Get(ctx, key, &svc); err != nil {
 		return nil
 	}
-	if !lbmodel.Handles(&svc, r.opts.HandleUnclassed) || svc.Spec.ExternalTrafficPolicy != corev1.ServiceExternalTrafficPolicyLocal {
+	if !lbmodel.Handles(&svc, r.opts.HandleUnclassed) {
 		return nil
 	}
 	return []reconcile.Request{{NamespacedName: key}}

@@ -12,7 +12,10 @@ package controller
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=ippools,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=ippools/status,verbs=update;patch
-// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpadvertisements;bgppeers,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpadvertisements;bgppeers;l2advertisements;bfdprofiles,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=bgpadvertisements/status;bgppeers/status;l2advertisements/status;bfdprofiles/status,verbs=update;patch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch

@@ -37,7 +37,11 @@ type Options struct {
 	// Workers is how many Services are reconciled at once (status writes
 	// overlap; allocation itself is serialised).
 	Workers int
-	Log     *slog.Logger
+	// SweepInterval is how often the reports (ServiceAnnouncements,
+	// BGPSessionStatuses) of nodes that are gone are looked for besides
+	// on every Node deletion; zero means DefaultSweepInterval.
+	SweepInterval time.Duration
+	Log           *slog.Logger
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -47,7 +51,9 @@ type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 // allocator; everything around them is reading the cache and writing
 // status.
 type Reconciler struct {
-	c      client.Client
+	c client.Client
+	// live reads the API server directly, past the cache.
+	live   client.Reader
 	events events.EventRecorder
 	opts   Options
 	log    *slog.Logger
@@ -69,7 +75,11 @@ type Reconciler struct {
 	// ads keeps the BGPAdvertisements in force, as every speaker keeps
 	// them, so that the Announced condition explains what the speakers do
 	// while one is broken (safe for concurrent reconciles on its own).
-	ads   lbmodel.LastGood[lbmodel.Advertisement]
+	ads lbmodel.LastGood[lbmodel.Advertisement]
+	// peers and l2s keep the same for the status of BGPPeers and
+	// L2Advertisements.
+	peers lbmodel.LastGood[lbmodel.Peer]
+	l2s   lbmodel.LastGood[struct{}]
 	svcQ  queue
 	poolQ queue
 }
@@ -138,9 +148,31 @@ func (r *Reconciler) restore(ctx context.Context) error {
 		}
 		n++
 	}
+	held, err := r.restoreHoldDowns(ctx, start)
+	if err != nil {
+		return err
+	}
 	r.restored = true
-	r.log.Info("restored assignments", "services", n, "conflicts", len(r.conflicts), "took", time.Since(start))
+	r.log.Info("restored assignments", "services", n, "conflicts", len(r.conflicts), "heldDown", held, "took", time.Since(start))
 	return nil
+}
+
+// restoreHoldDowns takes up the hold-downs the pools' status lists, after
+// the Services are restored (an address a Service holds again is not held
+// down): a released address stays held for its full time across a restart
+// or a change of leader.
+func (r *Reconciler) restoreHoldDowns(ctx context.Context, now time.Time) (int, error) {
+	var list v1alpha1.IPPoolList
+	if err := r.c.List(ctx, &list); err != nil {
+		return 0, fmt.Errorf("listing IPPools: %w", err)
+	}
+	n := 0
+	for _, h := range persistedHoldDowns(list.Items) {
+		if r.alloc.RestoreHoldDown(h.addr, h.service, h.until, now) {
+			n++
+		}
+	}
+	return n, nil
 }
 
 func (r *Reconciler) namespaceLabels(ctx context.Context) (map[string]map[string]string, error) {

@@ -55,6 +55,7 @@ func RequestFor(svc *corev1.Service, nsLabels map[string]string) (allocator.Requ
 		r.Ports = append(r.Ports, allocator.Port{Protocol: proto, Port: uint16(p.Port)})
 	}
 	r.TrafficPolicy = lbmodel.TrafficPolicyOf(svc)
+	r.Selector = lbmodel.PodSelector(svc)
 	// On a parse error every other field is still filled in: restoring a
 	// Service's holding at start-up needs its sharing key and ports even
 	// when its request has since gone bad.

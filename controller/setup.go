@@ -26,7 +26,9 @@ import (
 	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
-// Setup adds the Service and IPPool controllers to mgr. The manager's
+// Setup adds the Service and IPPool controllers, and those writing the
+// status of BGPPeers, BGPAdvertisements, L2Advertisements and BFDProfiles,
+// to mgr. The manager's
 // scheme must know core/v1, discovery/v1 and bgplb.io/v1alpha1.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
@@ -71,6 +73,12 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ippool controller: %w", err)
 	}
+	if err := r.setupConfigStatus(mgr); err != nil {
+		return nil, err
+	}
+	if err := r.setupSweep(mgr, opts.SweepInterval); err != nil {
+		return nil, fmt.Errorf("report-sweep controller: %w", err)
+	}
 	return r, nil
 }
 
@@ -108,11 +116,14 @@ func (r *Reconciler) reconcilePool(ctx context.Context, req reconcile.Request) (
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
 	r.mu.Lock()
-	stats := r.alloc.Stats(time.Now())
+	now := time.Now()
+	stats := r.alloc.Stats(now)
+	held := r.alloc.HeldDown(now)
 	problem := r.problems[p.Name]
 	r.mu.Unlock()
 
 	st := poolStatus(p.Name, p.Generation, stats, problem, p.Status.Conditions, metav1.Now())
+	st.HeldDown = heldDownStatus(p.Name, held)
 	if !equality.Semantic.DeepEqual(st, p.Status) {
 		upd := p.DeepCopy()
 		upd.Status = st
@@ -124,11 +135,15 @@ func (r *Reconciler) reconcilePool(ctx context.Context, req reconcile.Request) (
 		}
 	}
 	// Held-down addresses come free by the clock, not by an event: look
-	// again when they do so the available count is true.
-	for _, s := range stats {
-		if s.Pool == p.Name && s.HoldDown > 0 {
-			return reconcile.Result{RequeueAfter: r.opts.HoldDown}, nil
+	// again when the first does, so that the counts and the list are true.
+	var first time.Time
+	for _, h := range held {
+		if h.Pool == p.Name && (first.IsZero() || h.Until.Before(first)) {
+			first = h.Until
 		}
+	}
+	if !first.IsZero() {
+		return reconcile.Result{RequeueAfter: time.Until(first) + 10*time.Millisecond}, nil
 	}
 	return reconcile.Result{}, nil
 }

@@ -14,6 +14,8 @@ import (
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.spec.peers`
 // +kubebuilder:printcolumn:name="Aggregation",type=integer,JSONPath=`.spec.aggregationLength`,priority=1
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BGPAdvertisement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -21,6 +23,8 @@ type BGPAdvertisement struct {
 
 	// +optional
 	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // BGPAdvertisementSpec selects pools, peers and nodes and the attributes of
@@ -121,6 +125,8 @@ type BGPAdvertisementList struct {
 // +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=bgplb
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type L2Advertisement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -128,6 +134,8 @@ type L2Advertisement struct {
 
 	// +optional
 	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // L2AdvertisementSpec selects pools, interfaces and nodes.

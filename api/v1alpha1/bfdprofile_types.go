@@ -12,6 +12,8 @@ import (
 // +kubebuilder:printcolumn:name="Transmit ms",type=integer,JSONPath=`.spec.transmitInterval`
 // +kubebuilder:printcolumn:name="Multiplier",type=integer,JSONPath=`.spec.detectMultiplier`
 // +kubebuilder:printcolumn:name="Passive",type=boolean,JSONPath=`.spec.passiveMode`,priority=1
+// +kubebuilder:subresource:status
+// +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type BFDProfile struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -19,6 +21,8 @@ type BFDProfile struct {
 
 	// +optional
 	Spec BFDProfileSpec `json:"spec,omitempty"`
+	// +optional
+	Status ConfigStatus `json:"status,omitempty"`
 }
 
 // BFDProfileSpec are the timers of a BFD session. Intervals are whole

@@ -136,6 +136,19 @@ type IPPoolStatus struct {
 	// +optional
 	AvailableIPv6 int64 `json:"availableIPv6"`
 
+	// HeldDown are the pool's addresses released less than the
+	// controller's hold-down ago, which no other Service gets
+	// automatically until their time is up. The controller writes them so
+	// that a restarted controller, or a new leader, keeps each for its full
+	// hold-down; it reads them back when it starts. At most
+	// MaxHeldDownPerPool are kept (those ending last); an address left out
+	// comes free early after a restart.
+	//
+	// +kubebuilder:validation:MaxItems=256
+	// +listType=atomic
+	// +optional
+	HeldDown []HeldAddress `json:"heldDown,omitempty"`
+
 	// Conditions say whether the controller accepted the pool
 	// (IPPoolConditionReady) and why not, e.g. because it overlaps an
 	// older pool.
@@ -146,6 +159,26 @@ type IPPoolStatus struct {
 	// +patchMergeKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
+}
+
+// MaxHeldDownPerPool bounds IPPoolStatus.HeldDown, keeping a pool's status
+// small (about 25 KiB at most) however many Services a burst deletes.
+const MaxHeldDownPerPool = 256
+
+// HeldAddress is one held-down address.
+type HeldAddress struct {
+	// Address is the released address.
+	//
+	// +kubebuilder:validation:MaxLength=45
+	Address string `json:"address"`
+	// Service (namespace/name) released it: it alone may take the address
+	// back automatically before Until.
+	//
+	// +kubebuilder:validation:MaxLength=317
+	// +optional
+	Service string `json:"service,omitempty"`
+	// Until is when the hold-down ends (rounded up to the second).
+	Until metav1.Time `json:"until"`
 }
 
 // Condition types and reasons of IPPoolStatus.Conditions.

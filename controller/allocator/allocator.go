@@ -37,8 +37,8 @@ type Allocator struct {
 	// Service that let it go and when; releasedBy indexes them by Service.
 	released   map[netip.Addr]release
 	releasedBy map[lbmodel.Key][]netip.Addr
-	// queue holds every hold-down in release order (times never decrease),
-	// stale entries included; expire pops from qhead.
+	// queue holds every hold-down in release order (times never decrease;
+	// see enqueue), stale entries included; expire pops from qhead.
 	queue []queued
 	qhead int
 }
@@ -48,6 +48,7 @@ type service struct {
 	sharingKey string
 	ports      []Port
 	etp        lbmodel.TrafficPolicy
+	selector   string
 	addrs      []netip.Addr // at most one per family
 }
 
@@ -211,6 +212,7 @@ func (a *Allocator) assignment(s *service) Assignment {
 		SharingKey:    s.sharingKey,
 		Ports:         slices.Clone(s.ports),
 		TrafficPolicy: s.etp,
+		Selector:      s.selector,
 	}
 }
 
@@ -298,7 +300,7 @@ func (a *Allocator) commit(q *query, s *service, addrs []netip.Addr, now time.Ti
 			a.detach(x, s)
 		}
 	}
-	s.sharingKey, s.ports, s.etp = q.SharingKey, slices.Clone(q.Ports), q.TrafficPolicy
+	s.sharingKey, s.ports, s.etp, s.selector = q.SharingKey, slices.Clone(q.Ports), q.TrafficPolicy, q.Selector
 	s.addrs = slices.Clone(addrs)
 	for _, x := range addrs {
 		a.attach(x, s)
@@ -375,7 +377,7 @@ func (a *Allocator) stopHolding(x netip.Addr, key lbmodel.Key, now time.Time) {
 	}
 	a.released[x] = release{key: key, at: now}
 	a.releasedBy[key] = append(a.releasedBy[key], x)
-	a.queue = append(a.queue, queued{addr: x, at: now})
+	a.enqueue(x, now)
 	if p != nil {
 		p.holdDown[fi(FamilyOf(x))]++
 	}

@@ -276,6 +276,26 @@ func TestRequestedAddresses(t *testing.T) {
 			{req: rq("h", want("203.0.113.11"), share("k", "53/UDP")), reason: InUse, msg: "default/g"},
 		},
 	}, {
+		name:  "Local Services share only when they select the same pods",
+		pools: []lbmodel.Pool{p},
+		steps: []step{
+			{req: rq("a", share("k", "53/UDP"), local, selecting("app=dns")), want: []string{"203.0.113.10"}},
+			{req: rq("b", want("203.0.113.10"), share("k", "53/TCP"), local, selecting("app=other")), reason: InUse,
+				msg: "select different pods (Service default/b: selector app=other; Service default/a: selector app=dns)"},
+			{req: rq("c", want("203.0.113.10"), share("k", "53/TCP"), local), reason: InUse,
+				msg: "Service default/c: no selector; Service default/a: selector app=dns"},
+			{req: rq("d", want("203.0.113.10"), share("k", "53/TCP"), local, selecting("app=dns")), want: []string{"203.0.113.10"}},
+			// Automatic: the sharer selecting other pods gets another address.
+			{req: rq("e", share("k", "853/TCP"), local, selecting("app=other")), want: []string{"203.0.113.11"}},
+			{req: rq("f", share("k", "853/TCP"), local, selecting("app=dns")), want: []string{"203.0.113.10"}},
+			// Two Local Services without a selector do not share either.
+			{req: rq("g", want("203.0.113.12"), share("m", "80/TCP"), local), want: []string{"203.0.113.12"}},
+			{req: rq("h", want("203.0.113.12"), share("m", "443/TCP"), local), reason: InUse, msg: "no selector"},
+			// Cluster Services need not select the same pods.
+			{req: rq("i", want("203.0.113.13"), share("n", "80/TCP"), selecting("app=x")), want: []string{"203.0.113.13"}},
+			{req: rq("j", want("203.0.113.13"), share("n", "443/TCP"), selecting("app=y")), want: []string{"203.0.113.13"}},
+		},
+	}, {
 		name:  "hold-down does not apply to an address asked for by name",
 		hold:  time.Minute,
 		pools: []lbmodel.Pool{p},

@@ -112,6 +112,9 @@ func policy(p FamilyPolicy) func(*Request) {
 	return func(r *Request) { r.Policy = p }
 }
 func local(r *Request) { r.TrafficPolicy = lbmodel.Local }
+func selecting(sel string) func(*Request) {
+	return func(r *Request) { r.Selector = sel }
+}
 func labels(kv ...string) func(*Request) {
 	return func(r *Request) { r.Labels = kvMap(kv) }
 }

@@ -104,6 +104,7 @@ func (w *world) request(held func(lbmodel.Key) []netip.Addr) Request {
 		Policy:          FamilyPolicy(w.pick(3)),
 		SharingKey:      []string{"", "k1", "k2"}[w.pick(3)],
 		TrafficPolicy:   lbmodel.TrafficPolicy(w.pick(2)),
+		Selector:        []string{"", "app=web", "app=db"}[w.pick(3)],
 	}
 	switch w.pick(4) {
 	case 0:
@@ -314,7 +315,7 @@ func compareState(t *testing.T, where string, a *Allocator, tw *twin, now time.T
 
 func equalAssignments(a, b []Assignment) bool {
 	return slices.EqualFunc(a, b, func(x, y Assignment) bool {
-		return x.Key == y.Key && x.SharingKey == y.SharingKey && x.TrafficPolicy == y.TrafficPolicy &&
+		return x.Key == y.Key && x.SharingKey == y.SharingKey && x.TrafficPolicy == y.TrafficPolicy && x.Selector == y.Selector &&
 			slices.Equal(x.Ports, y.Ports) && slices.Equal(x.Addresses, y.Addresses)
 	})
 }
@@ -362,6 +363,9 @@ func checkInvariants(t *testing.T, where string, a *Allocator) {
 // snapshot, independently of both implementations.
 func assignmentsShare(a, b Assignment) bool {
 	if a.SharingKey == "" || a.SharingKey != b.SharingKey || a.TrafficPolicy != b.TrafficPolicy {
+		return false
+	}
+	if a.TrafficPolicy == lbmodel.Local && (a.Selector == "" || a.Selector != b.Selector) {
 		return false
 	}
 	for _, p := range a.Ports {

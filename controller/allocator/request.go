@@ -106,7 +106,9 @@ func inFamilyOrder(fams []Family, addrs []netip.Addr) []netip.Addr {
 // together with o: both opted in with the same sharing key, their
 // externalTrafficPolicy is the same (a node announces the address for Local
 // Services only where their pods run, so differing policies would announce
-// it from different node sets) and no protocol/port is used by both.
+// it from different node sets), Local ones select the same pods
+// (lbmodel.SamePods, for the same reason) and no protocol/port is used by
+// both.
 func (q *query) canShare(o *service) bool { return q.shareProblem(o) == "" }
 
 // shareProblem says why the requesting Service may not share with o, or "".
@@ -118,6 +120,10 @@ func (q *query) shareProblem(o *service) string {
 		return fmt.Sprintf("their sharing keys differ (%q, %q)", q.SharingKey, o.sharingKey)
 	case q.TrafficPolicy != o.etp:
 		return fmt.Sprintf("their externalTrafficPolicy differs (%s, %s)", q.TrafficPolicy, o.etp)
+	case q.TrafficPolicy == lbmodel.Local && !lbmodel.SamePods(q.Selector, o.selector):
+		return fmt.Sprintf("both have externalTrafficPolicy Local but select different pods (Service %s: %s; Service %s: %s), "+
+			"so a node with only one's pods would attract the other's traffic and drop it",
+			q.Key, describeSelector(q.Selector), o.key, describeSelector(o.selector))
 	}
 	var clash []string
 	for _, p := range q.Ports {
@@ -129,4 +135,11 @@ func (q *query) shareProblem(o *service) string {
 		return "both use port " + strings.Join(clash, ", ")
 	}
 	return ""
+}
+
+func describeSelector(sel string) string {
+	if sel == "" {
+		return "no selector"
+	}
+	return "selector " + sel
 }

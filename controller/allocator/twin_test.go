@@ -86,6 +86,9 @@ func twinShare(a, b Request) bool {
 	if a.SharingKey == "" || a.SharingKey != b.SharingKey || a.TrafficPolicy != b.TrafficPolicy {
 		return false
 	}
+	if a.TrafficPolicy == lbmodel.Local && (a.Selector == "" || a.Selector != b.Selector) {
+		return false
+	}
 	for _, p := range a.Ports {
 		if slices.Contains(b.Ports, p) {
 			return false
@@ -384,7 +387,7 @@ func (t *twin) restore(req Request, addrs []netip.Addr, now time.Time) (Allocati
 func (t *twin) assignments() []Assignment {
 	var out []Assignment
 	for _, s := range t.svcs {
-		as := Assignment{Key: s.req.Key, SharingKey: s.req.SharingKey, Ports: s.req.Ports, TrafficPolicy: s.req.TrafficPolicy}
+		as := Assignment{Key: s.req.Key, SharingKey: s.req.SharingKey, Ports: s.req.Ports, TrafficPolicy: s.req.TrafficPolicy, Selector: s.req.Selector}
 		for _, x := range s.addrs {
 			as.Addresses = append(as.Addresses, Address{Addr: x, Pool: t.poolName(x)})
 		}

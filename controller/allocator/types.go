@@ -123,6 +123,9 @@ type Request struct {
 	SharingKey    string
 	Ports         []Port
 	TrafficPolicy lbmodel.TrafficPolicy
+	// Selector is the Service's lbmodel.PodSelector: Local Services share
+	// only with Services selecting the same pods.
+	Selector string
 }
 
 // Address is an assigned address and the pool it lies in ("" when it lies in
@@ -157,4 +160,5 @@ type Assignment struct {
 	SharingKey    string
 	Ports         []Port
 	TrafficPolicy lbmodel.TrafficPolicy
+	Selector      string
 }

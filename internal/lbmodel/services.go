@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // Class is the loadBalancerClass bgplb answers to.
@@ -110,6 +111,25 @@ func (k Key) Compare(o Key) int {
 	}
 	return strings.Compare(k.Name, o.Name)
 }
+
+// PodSelector is a Service's spec.selector in one canonical spelling
+// (keys sorted: "app=web,tier=front"), "" when it has none (its endpoints
+// are written by hand).
+func PodSelector(svc *corev1.Service) string {
+	if len(svc.Spec.Selector) == 0 {
+		return ""
+	}
+	return labels.SelectorFromSet(svc.Spec.Selector).String()
+}
+
+// SamePods is MetalLB's condition for two Services with
+// externalTrafficPolicy Local to share an address: they select the same
+// pods (equal PodSelectors). Each node announces a Local address only
+// where the Service's pods run; were two sharers' pods on different nodes,
+// a node with only one's pods would attract the other's traffic and drop
+// it. Services without a selector never qualify: nothing says their
+// hand-written endpoints agree.
+func SamePods(a, b string) bool { return a != "" && a == b }
 
 // TrafficPolicy is a Service's spec.externalTrafficPolicy. The zero value
 // is Cluster, the Kubernetes default.

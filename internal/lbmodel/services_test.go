@@ -152,3 +152,41 @@ func strs(as []netip.Addr) []string {
 	}
 	return out
 }
+
+func TestPodSelectorAndSamePods(t *testing.T) {
+	withSel := func(kv ...string) *corev1.Service {
+		return lb(func(s *corev1.Service) {
+			if len(kv) > 0 {
+				s.Spec.Selector = map[string]string{}
+			}
+			for i := 0; i < len(kv); i += 2 {
+				s.Spec.Selector[kv[i]] = kv[i+1]
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		a, b *corev1.Service
+		same bool
+	}{
+		{"same selector", withSel("app", "dns"), withSel("app", "dns"), true},
+		{"same selector, keys in another order", withSel("tier", "front", "app", "web"), withSel("app", "web", "tier", "front"), true},
+		{"another value", withSel("app", "dns"), withSel("app", "web"), false},
+		{"a subset selects other pods", withSel("app", "dns"), withSel("app", "dns", "tier", "x"), false},
+		{"one without selector", withSel("app", "dns"), withSel(), false},
+		{"both without selector: endpoints by hand", withSel(), withSel(), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			a, b := PodSelector(tc.a), PodSelector(tc.b)
+			if got := SamePods(a, b); got != tc.same {
+				t.Errorf("SamePods(%q, %q) = %v, want %v", a, b, got, tc.same)
+			}
+			if got := SamePods(b, a); got != tc.same {
+				t.Errorf("SamePods is not symmetric for %q, %q", a, b)
+			}
+		})
+	}
+	if got := PodSelector(withSel("tier", "front", "app", "web")); got != "app=web,tier=front" {
+		t.Errorf("PodSelector %q, want app=web,tier=front", got)
+	}
+}
