@@ -83,7 +83,7 @@ func TestBuildSnapshot(t *testing.T) {
 	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != lbmodel.Local {
 		t.Fatalf("services %+v: want only pihole (pending has no address, other is not ours)", c.snap.Services)
 	}
-	if got := c.snap.Services[0].Endpoints; got["node1"] != 2 || got["node2"] != 1 {
+	if got := c.snap.Services[0].Endpoints; got["node1"].Pods() != 2 || got["node2"].Pods() != 1 {
 		t.Errorf("endpoints %v, want node1:2 node2:1", got)
 	}
 	if len(c.snap.Pools) != 2 {
@@ -270,6 +270,7 @@ func TestPoolRuleWithoutController(t *testing.T) {
 	o := objects{
 		node:           node,
 		services:       []corev1.Service{lbService("pihole", "", "203.0.113.53")},
+		slices:         []discoveryv1.EndpointSlice{slice("pihole", ep("node2", nil, nil, nil))},
 		pools:          []v1alpha1.IPPool{newer, old},
 		peers:          []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "r-old"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "r-new"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.2"}}},
 		advertisements: []v1alpha1.BGPAdvertisement{ad("old", "zz-old"), ad("new", "aa-new")},
