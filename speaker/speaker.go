@@ -276,13 +276,10 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 
 // peerConfigs are the sessions of the peers the plan selected for this
 // node, from the versions in force; a peer whose settings do not work on
-// this node (no router ID, an unreadable password) keeps its last good
+// this node (a bad router ID, an unreadable password) keeps its last good
 // session settings.
 func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lbmodel.Peer, res plan.Result) ([]announce.PeerConfig, []string) {
-	var addrs []netip.Addr
-	if node != nil {
-		addrs = nodeAddrs(node)
-	}
+	local := localNodeOf(s.o.NodeName, node)
 	prev := s.peers
 	var out []announce.PeerConfig
 	var problems []string
@@ -307,7 +304,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 			}
 			return v, err
 		}
-		cfg, err := peerConfig(p, addrs, s.o.Namespace, secret)
+		cfg, err := peerConfig(p, local, s.o.Namespace, secret)
 		if err != nil {
 			msg := fmt.Sprintf("BGPPeer %s: %v", p.Name, err)
 			if i := slices.IndexFunc(prev, func(c announce.PeerConfig) bool { return c.Name == p.Name }); i >= 0 {
