@@ -113,6 +113,10 @@ func peerConfig(p *lbmodel.Peer, node localNode, defaultNS string, secret secret
 		if ns == "" {
 			ns = defaultNS
 		}
+		if ns != defaultNS {
+			return announce.PeerConfig{}, fmt.Errorf("spec.passwordSecret: Secret %s/%s is refused: the speaker reads Secrets only in "+
+				"its own namespace %s (its Role grants no more); move the Secret there", ns, ref.Name, defaultNS)
+		}
 		if key == "" {
 			key = "password"
 		}

@@ -37,6 +37,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 	"github.com/bgplb/bgplb/speaker/announce"
@@ -81,6 +82,10 @@ type Speaker struct {
 	peers     []announce.PeerConfig
 	warned    []string
 	passwords map[secretRef]password
+	// refused are the peers this node has no session settings for (say
+	// a passwordSecret in another namespace), as the session reports show
+	// them: Idle, with the reason as the last error.
+	refused []announce.PeerStatus
 }
 
 // Run runs the speaker until ctx ends; then it withdraws every route and
@@ -283,6 +288,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 	prev := s.peers
 	var out []announce.PeerConfig
 	var problems []string
+	s.refused = s.refused[:0]
 	now := time.Now()
 	passwords := map[secretRef]password{}
 	for i := range peers {
@@ -312,6 +318,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 				msg += "; the last valid settings stay in force"
 			} else {
 				problems = append(problems, msg)
+				s.refused = append(s.refused, announce.PeerStatus{Name: p.Name, Addr: p.Address, State: session.Idle, LastError: msg})
 				continue
 			}
 			problems = append(problems, msg)
@@ -358,7 +365,7 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 // report writes what this node announces, from the last plan and the
 // sessions' state.
 func (s *Speaker) report(ctx context.Context) {
-	s.rep.write(ctx, s.last, s.eps, s.ann.Status())
+	s.rep.write(ctx, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
 }
 
 func toAnnounce(rs []plan.Route) []announce.Route {
