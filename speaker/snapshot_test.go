@@ -237,10 +237,11 @@ func TestDesiredReports(t *testing.T) {
 		{Name: "r2", Addr: netip.MustParseAddr("198.51.100.2"), State: session.Established, Announced: 1},
 		{Name: "down", Addr: netip.MustParseAddr("198.51.100.3"), State: session.Active, LastError: "connection refused"},
 	}
-	anns, sess := desiredReports("node1", res, st)
+	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st)
+	anns, sess := want.anns, want.sessions
 	p := anns[nsName("dns", "pihole.node1")]
 	if strings.Join(p.status.Prefixes, ",") != "2001:db8:53::53/128,203.0.113.0/24,203.0.113.53/32" ||
-		strings.Join(p.status.Peers, ",") != "r1,r2" || p.service != "pihole" {
+		strings.Join(p.status.Peers, ",") != "r1,r2" || p.service != "pihole" || p.status.Endpoints != 3 {
 		t.Errorf("pihole %+v", p)
 	}
 	w := anns[nsName("web", "site.node1")]

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -79,6 +80,7 @@ type Speaker struct {
 	// configuration problems last logged: the run goroutine's alone.
 	last      plan.Result
 	eps       map[lbmodel.Key]int32
+	owner     *metav1.OwnerReference
 	peers     []announce.PeerConfig
 	warned    []string
 	passwords map[secretRef]password
@@ -173,6 +175,14 @@ func (s *Speaker) run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs})
+	// The reports are written off this loop: planning never waits for the
+	// API server.
+	repCtx, stopRep := context.WithCancel(context.Background())
+	repDone := make(chan struct{})
+	go func() {
+		defer close(repDone)
+		s.rep.run(repCtx)
+	}()
 	annCtx, stopAnn := context.WithCancel(context.Background())
 	annDone := make(chan error, 1)
 	go func() { annDone <- s.ann.Run(annCtx) }()
@@ -183,7 +193,9 @@ func (s *Speaker) run(ctx context.Context) error {
 		if err := s.ann.Shutdown(sctx, msg); err != nil {
 			s.log.Warn("shutdown", "err", err)
 		}
-		s.rep.clear(sctx, s.ann.Status())
+		stopRep()
+		<-repDone
+		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner)
 		stopAnn()
 		<-annDone
 	}()
@@ -212,7 +224,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-s.kick:
 			s.sync(ctx)
 		case <-tick.C:
-			s.report(ctx)
+			s.report()
 		}
 	}
 }
@@ -246,6 +258,9 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	problems := slices.Concat(res.Problems, conv.problems, perr)
 	s.last, s.peers, s.eps = res, peers, eps
+	if o := nodeOwner(objs.node); o != nil {
+		s.owner = o
+	}
 	// Each sync sees them all again: say them once, when they change.
 	if !slices.Equal(s.warned, problems) {
 		for _, p := range problems {
@@ -253,7 +268,7 @@ func (s *Speaker) sync(ctx context.Context) {
 		}
 		s.warned = problems
 	}
-	s.report(ctx)
+	s.report()
 }
 
 // read lists everything the planner needs from the caches.
@@ -362,10 +377,12 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 	return strings.TrimRight(string(v), "\n"), nil
 }
 
-// report writes what this node announces, from the last plan and the
-// sessions' state.
-func (s *Speaker) report(ctx context.Context) {
-	s.rep.write(ctx, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
+// report hands the reporter what this node announces, from the last plan
+// and the sessions' state.
+func (s *Speaker) report() {
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
+	want.owner = s.owner
+	s.rep.set(want)
 }
 
 func toAnnounce(rs []plan.Route) []announce.Route {

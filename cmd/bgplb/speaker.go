@@ -15,7 +15,9 @@ import (
 
 func newSpeakerCmd() *cobra.Command {
 	var o speaker.Options
-	k := kubeAgent{name: "bgplb-speaker"}
+	// One per node: a cluster's speakers together may ask the API server
+	// for nodes × this; reports wait, announcements never do.
+	k := kubeAgent{name: "bgplb-speaker", qps: 20, burst: 40}
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "speaker",
