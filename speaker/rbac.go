@@ -3,13 +3,16 @@ package speaker
 // The permissions `bgplb speaker` needs, as controller-gen markers: `make
 // generate` writes them to config/rbac/speaker/role.yaml.
 //
-// Secrets are read one by one (get), never listed or watched: a speaker
-// sees only the passwords its BGPPeers name. A cluster could narrow that
-// further with resourceNames.
+// Secrets are read one by one (get), never listed or watched, and only in
+// bgplb's own namespace (a Role there, not a ClusterRole over every
+// Secret): a node's speaker runs on the host network, and a compromised
+// node should not read the cluster's Secrets. A passwordSecret naming
+// another namespace is refused before any read (peerConfig). A cluster
+// installing bgplb elsewhere than bgplb-system moves the Role there.
 
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",namespace=bgplb-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=ippools;bgppeers;bgpadvertisements,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;create;update;delete
+// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements/status;bgpsessionstatuses/status,verbs=get;update;patch

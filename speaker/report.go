@@ -4,11 +4,15 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,25 +26,106 @@ import (
 	"github.com/bgplb/bgplb/speaker/plan"
 )
 
-// reporter writes this node's report objects. It remembers what it wrote,
-// so a sync that changes nothing costs no API call; the objects are only
-// ever written by this node's speaker, so the memory is the truth once the
-// first write of each has happened.
+// reporter writes this node's report objects, on a goroutine of its own:
+// the planning loop hands it the latest desired state (set) and never
+// waits for the API server. States handed over while it writes replace
+// each other, so a burst of changes costs the writes of its end state
+// only, at the client's rate limit (--kube-api-qps).
+//
+// It remembers what it wrote, so a state that changes nothing costs no
+// API call; the objects are only ever written by this node's speaker, so
+// the memory is the truth once the first write of each has happened.
 type reporter struct {
 	c    client.Client
 	node string
 	log  *slog.Logger
+	// wake is poked by set; mu guards next.
+	wake chan struct{}
+	mu   sync.Mutex
+	next *reports
+
+	// The run goroutine's alone (and clear's, after run has ended):
 	// written are the ServiceAnnouncements (namespace/name) and
-	// BGPSessionStatuses (name) as last written; loaded lists what an
-	// earlier run of this speaker left, to be cleaned up.
-	anns     map[types.NamespacedName]v1alpha1.ServiceAnnouncementStatus
-	sessions map[string]v1alpha1.BGPSessionStatusStatus
+	// BGPSessionStatuses (name) as last written, with whether they carry
+	// the Node owner; loaded says an earlier run's leftovers are known.
+	anns     map[types.NamespacedName]written[v1alpha1.ServiceAnnouncementStatus]
+	sessions map[string]written[v1alpha1.BGPSessionStatusStatus]
 	loaded   bool
+	ownerUID types.UID
+}
+
+// reports are the objects a plan and the sessions' state call for.
+type reports struct {
+	anns     map[types.NamespacedName]annReport
+	sessions map[string]v1alpha1.BGPSessionStatusStatus
+	// owner is this node's Node, so that the garbage collector removes
+	// the reports with it; nil while the Node is not known.
+	owner *metav1.OwnerReference
+}
+
+type written[T any] struct {
+	status T
+	owned  bool
 }
 
 func newReporter(c client.Client, node string, log *slog.Logger) *reporter {
-	return &reporter{c: c, node: node, log: log,
-		anns: map[types.NamespacedName]v1alpha1.ServiceAnnouncementStatus{}, sessions: map[string]v1alpha1.BGPSessionStatusStatus{}}
+	return &reporter{c: c, node: node, log: log, wake: make(chan struct{}, 1),
+		anns:     map[types.NamespacedName]written[v1alpha1.ServiceAnnouncementStatus]{},
+		sessions: map[string]written[v1alpha1.BGPSessionStatusStatus]{}}
+}
+
+// nodeOwner is the owner reference to a Node.
+func nodeOwner(n *corev1.Node) *metav1.OwnerReference {
+	if n == nil || n.UID == "" {
+		return nil
+	}
+	return &metav1.OwnerReference{APIVersion: "v1", Kind: "Node", Name: n.Name, UID: n.UID}
+}
+
+// set hands over the latest desired state; it never blocks.
+func (r *reporter) set(want reports) {
+	r.mu.Lock()
+	r.next = &want
+	r.mu.Unlock()
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the state handed over since the last take, or nil.
+func (r *reporter) take() *reports {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w := r.next
+	r.next = nil
+	return w
+}
+
+// pending reports whether a newer state waits.
+func (r *reporter) pending() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.next != nil
+}
+
+// run writes until ctx ends. A pass that failed is tried again on the
+// next hand-over (the planning loop hands one over every second).
+func (r *reporter) run(ctx context.Context) {
+	var cur *reports
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-r.wake:
+		}
+		if w := r.take(); w != nil {
+			cur = w
+		}
+		if cur != nil {
+			r.write(ctx, *cur, true)
+		}
+	}
 }
 
 // labelValue fits a name into a label value (63 characters).
@@ -62,8 +147,9 @@ func objectName(parts ...string) string {
 	return s[:200] + "." + hex.EncodeToString(h[:16])
 }
 
-// desiredReports are the objects a plan and the sessions' state call for.
-func desiredReports(node string, res plan.Result, st []announce.PeerStatus) (map[types.NamespacedName]annReport, map[string]v1alpha1.BGPSessionStatusStatus) {
+// desiredReports are the objects a plan and the sessions' state call for;
+// eps are this node's endpoints per Service.
+func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus) reports {
 	up := map[string]bool{}
 	sessions := map[string]v1alpha1.BGPSessionStatusStatus{}
 	for _, p := range st {
@@ -98,9 +184,10 @@ func desiredReports(node string, res plan.Result, st []announce.PeerStatus) (map
 	for key, a := range anns {
 		slices.Sort(a.status.Prefixes)
 		slices.Sort(a.status.Peers)
+		a.status.Endpoints = eps[lbmodel.Key{Namespace: key.Namespace, Name: a.service}]
 		anns[key] = a
 	}
-	return anns, sessions
+	return reports{anns: anns, sessions: sessions}
 }
 
 type annReport struct {
@@ -122,105 +209,125 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-// write brings the report objects in line with res and the sessions.
-// eps are this node's ready endpoints per Service.
-func (r *reporter) write(ctx context.Context, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus) {
+// write brings the report objects in line with want. With yield, it
+// stops early when a newer state is handed over, to write that instead of
+// what no longer holds; what it wrote so far is remembered either way.
+func (r *reporter) write(ctx context.Context, want reports, yield bool) {
+	if want.owner != nil && want.owner.UID != r.ownerUID {
+		// A Node recreated under the same name: the garbage collector takes
+		// what the old one owned, so learn again what is left.
+		r.loaded, r.ownerUID = false, want.owner.UID
+	}
 	if !r.loaded {
 		if err := r.load(ctx); err != nil {
 			r.log.Warn("reading this node's reports", "err", err)
 			return
 		}
 	}
-	anns, sessions := desiredReports(r.node, res, st)
-	for key, a := range anns {
-		a.status.Endpoints = eps[lbmodel.Key{Namespace: key.Namespace, Name: a.service}]
-		if old, ok := r.anns[key]; ok && equality.Semantic.DeepEqual(old, a.status) {
+	stop := func() bool { return ctx.Err() != nil || yield && r.pending() }
+	// Sessions first: few, and what an operator looks at first.
+	for name, st := range want.sessions {
+		if stop() {
+			return
+		}
+		old, ok := r.sessions[name]
+		if ok && old.owned == (want.owner != nil) && equality.Semantic.DeepEqual(old.status, st) {
 			continue
 		}
-		if err := r.putAnnouncement(ctx, key, a); err != nil {
-			r.log.Warn("writing a ServiceAnnouncement", "name", key, "err", err)
-			continue
+		obj := &v1alpha1.BGPSessionStatus{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node)}},
+			Spec:       v1alpha1.BGPSessionStatusSpec{Node: r.node, Peer: strings.TrimPrefix(name, r.node+".")},
 		}
-		r.anns[key] = a.status
-	}
-	for key := range maps.Clone(r.anns) {
-		if _, ok := anns[key]; ok {
-			continue
-		}
-		obj := &v1alpha1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
-		if err := r.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-			r.log.Warn("deleting a ServiceAnnouncement", "name", key, "err", err)
-			continue
-		}
-		delete(r.anns, key)
-	}
-	r.writeSessions(ctx, sessions)
-}
-
-func (r *reporter) putAnnouncement(ctx context.Context, key types.NamespacedName, a annReport) error {
-	obj := &v1alpha1.ServiceAnnouncement{
-		ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
-			Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node), v1alpha1.LabelService: a.service}},
-		Spec: v1alpha1.ServiceAnnouncementSpec{Service: a.service, Node: r.node},
-	}
-	if _, had := r.anns[key]; !had {
-		if err := r.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
-			return err
-		}
-	}
-	if err := r.c.Get(ctx, key, obj); err != nil {
-		return err
-	}
-	obj.Status = a.status
-	return r.c.Status().Update(ctx, obj)
-}
-
-func (r *reporter) writeSessions(ctx context.Context, want map[string]v1alpha1.BGPSessionStatusStatus) {
-	for name, st := range want {
-		if old, ok := r.sessions[name]; ok && equality.Semantic.DeepEqual(old, st) {
-			continue
-		}
-		if err := r.putSession(ctx, name, st); err != nil {
+		if err := r.put(ctx, obj, ok, old.owned, want.owner, st); err != nil {
 			r.log.Warn("writing a BGPSessionStatus", "name", name, "err", err)
 			continue
 		}
-		r.sessions[name] = st
+		r.sessions[name] = written[v1alpha1.BGPSessionStatusStatus]{st, want.owner != nil}
 	}
 	for name := range maps.Clone(r.sessions) {
-		if _, ok := want[name]; ok {
+		if _, ok := want.sessions[name]; ok || stop() {
 			continue
 		}
-		obj := &v1alpha1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: name}}
-		if err := r.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
-			r.log.Warn("deleting a BGPSessionStatus", "name", name, "err", err)
+		if r.remove(ctx, &v1alpha1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: name}}) {
+			delete(r.sessions, name)
+		}
+	}
+	// Withdrawn Services before new ones: what is wrong first.
+	for key := range maps.Clone(r.anns) {
+		if _, ok := want.anns[key]; ok || stop() {
 			continue
 		}
-		delete(r.sessions, name)
+		if r.remove(ctx, &v1alpha1.ServiceAnnouncement{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}) {
+			delete(r.anns, key)
+		}
+	}
+	for key, a := range want.anns {
+		if stop() {
+			return
+		}
+		old, ok := r.anns[key]
+		if ok && old.owned == (want.owner != nil) && equality.Semantic.DeepEqual(old.status, a.status) {
+			continue
+		}
+		obj := &v1alpha1.ServiceAnnouncement{
+			ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name,
+				Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node), v1alpha1.LabelService: a.service}},
+			Spec: v1alpha1.ServiceAnnouncementSpec{Service: a.service, Node: r.node},
+		}
+		if err := r.put(ctx, obj, ok, old.owned, want.owner, a.status); err != nil {
+			r.log.Warn("writing a ServiceAnnouncement", "name", key, "err", err)
+			continue
+		}
+		r.anns[key] = written[v1alpha1.ServiceAnnouncementStatus]{a.status, want.owner != nil}
 	}
 }
 
-func (r *reporter) putSession(ctx context.Context, name string, st v1alpha1.BGPSessionStatusStatus) error {
-	peer := strings.TrimPrefix(name, r.node+".")
-	obj := &v1alpha1.BGPSessionStatus{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node)}},
-		Spec:       v1alpha1.BGPSessionStatusSpec{Node: r.node, Peer: peer},
+func (r *reporter) remove(ctx context.Context, obj client.Object) bool {
+	if err := r.c.Delete(ctx, obj); client.IgnoreNotFound(err) != nil {
+		r.log.Warn("deleting a report", "kind", fmt.Sprintf("%T", obj), "name", obj.GetName(), "err", err)
+		return false
 	}
-	if _, had := r.sessions[name]; !had {
-		if err := r.c.Create(ctx, obj); err != nil && !apierrors.IsAlreadyExists(err) {
+	return true
+}
+
+// put writes a report object: created unless it exists (had), given the
+// owner it lacks (owned: it has one), and its status set, with no read
+// first: one call for a change of status, two for a new object.
+func (r *reporter) put(ctx context.Context, obj client.Object, had, owned bool, owner *metav1.OwnerReference, status any) error {
+	if !had {
+		if owner != nil {
+			obj.SetOwnerReferences([]metav1.OwnerReference{*owner})
+		}
+		err := r.c.Create(ctx, obj)
+		if err != nil && !apierrors.IsAlreadyExists(err) {
+			return err
+		}
+		owned = err == nil && owner != nil
+	}
+	if !owned && owner != nil {
+		p, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{*owner}}})
+		if err != nil {
+			return err
+		}
+		if err := r.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, p)); err != nil {
 			return err
 		}
 	}
-	if err := r.c.Get(ctx, types.NamespacedName{Name: name}, obj); err != nil {
+	// A JSON patch's add sets /status whole, present or not: no
+	// resourceVersion to read first, and no field left over.
+	p, err := json.Marshal([]map[string]any{{"op": "add", "path": "/status", "value": status}})
+	if err != nil {
 		return err
 	}
-	obj.Status = st
-	return r.c.Status().Update(ctx, obj)
+	return r.c.Status().Patch(ctx, obj, client.RawPatch(types.JSONPatchType, p))
 }
 
 // load learns what an earlier run of this speaker left, so that write
 // removes what no longer holds. The report kinds are not cached: reads go
 // to the API server.
 func (r *reporter) load(ctx context.Context) error {
+	clear(r.anns)
+	clear(r.sessions)
 	sel := client.MatchingLabels{v1alpha1.LabelNode: labelValue(r.node)}
 	var anns v1alpha1.ServiceAnnouncementList
 	if err := r.c.List(ctx, &anns, sel); err != nil {
@@ -228,7 +335,8 @@ func (r *reporter) load(ctx context.Context) error {
 	}
 	for _, a := range anns.Items {
 		if a.Spec.Node == r.node {
-			r.anns[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] = a.Status
+			r.anns[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] =
+				written[v1alpha1.ServiceAnnouncementStatus]{a.Status, r.ownedBy(a.OwnerReferences)}
 		}
 	}
 	var sess v1alpha1.BGPSessionStatusList
@@ -237,15 +345,41 @@ func (r *reporter) load(ctx context.Context) error {
 	}
 	for _, s := range sess.Items {
 		if s.Spec.Node == r.node {
-			r.sessions[s.Name] = s.Status
+			r.sessions[s.Name] = written[v1alpha1.BGPSessionStatusStatus]{s.Status, r.ownedBy(s.OwnerReferences)}
 		}
 	}
 	r.loaded = true
 	return nil
 }
 
-// clear removes this node's announcements on shutdown: its routes are
-// withdrawn. Session reports stay, saying how the sessions ended.
-func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus) {
-	r.write(ctx, plan.Result{}, nil, st)
+func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {
+	return r.ownerUID != "" && slices.ContainsFunc(refs, func(o metav1.OwnerReference) bool { return o.UID == r.ownerUID })
+}
+
+// clear removes this node's announcements on shutdown, after run has
+// ended: its routes are withdrawn. One collection delete per namespace
+// rather than one call per Service, so that it fits in the shutdown's
+// time however many there are. Session reports stay, saying how the
+// sessions ended.
+func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference) {
+	want := desiredReports(r.node, plan.Result{}, nil, st)
+	want.owner = owner
+	namespaces := map[string]bool{}
+	for key := range r.anns {
+		namespaces[key.Namespace] = true
+	}
+	for ns := range namespaces {
+		err := r.c.DeleteAllOf(ctx, &v1alpha1.ServiceAnnouncement{}, client.InNamespace(ns),
+			client.MatchingLabels{v1alpha1.LabelNode: labelValue(r.node)})
+		if err != nil {
+			r.log.Warn("deleting this node's ServiceAnnouncements", "namespace", ns, "err", err)
+			continue
+		}
+		for key := range r.anns {
+			if key.Namespace == ns {
+				delete(r.anns, key)
+			}
+		}
+	}
+	r.write(ctx, want, false)
 }

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
@@ -63,4 +65,39 @@ func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 	}
 	sync(3, "a minute later")
 	sync(3, "right after that")
+}
+
+// A passwordSecret in another namespace is refused before any read, and
+// the session report says why.
+func TestPasswordSecretInAnotherNamespace(t *testing.T) {
+	scheme := runtime.NewScheme()
+	if err := corev1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	gets := 0
+	c := fake.NewClientBuilder().WithScheme(scheme).
+		WithInterceptorFuncs(interceptor.Funcs{Get: func(ctx context.Context, c client.WithWatch, key client.ObjectKey, obj client.Object, opts ...client.GetOption) error {
+			gets++
+			return c.Get(ctx, key, obj, opts...)
+		}}).Build()
+	s := &Speaker{c: c, o: Options{Namespace: "bgplb-system"}}
+	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPPeerSpec{
+		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1",
+		PasswordSecret: &v1alpha1.SecretKeyReference{Namespace: "kube-system", Name: "bgp"},
+	}}
+	p, err := lbmodel.PeerFrom(&peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfgs, problems := s.peerConfigs(context.Background(), nil, []lbmodel.Peer{p}, plan.Result{Peers: map[string][]plan.Route{"router": nil}})
+	const want = "BGPPeer router: spec.passwordSecret: Secret kube-system/bgp is refused: the speaker reads Secrets only in its own namespace bgplb-system"
+	if len(cfgs) != 0 || len(problems) != 1 || !strings.HasPrefix(problems[0], want) {
+		t.Errorf("configs %+v, problems %q", cfgs, problems)
+	}
+	if gets != 0 {
+		t.Errorf("%d Secret reads", gets)
+	}
+	if len(s.refused) != 1 || s.refused[0].State != session.Idle || !strings.HasPrefix(s.refused[0].LastError, want) {
+		t.Errorf("session report %+v", s.refused)
+	}
 }

@@ -43,7 +43,7 @@ type lastGood struct {
 func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 	var c converted
 	c.snap.Node = lbmodel.NodeFrom(o.node)
-	eps := lbmodel.EndpointsByNode(o.slices)
+	eps := lbmodel.EndpointsByService(o.slices)
 	for i := range o.services {
 		s := &o.services[i]
 		if !lbmodel.Handles(s, handleUnclassed) {

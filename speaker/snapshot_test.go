@@ -83,7 +83,7 @@ func TestBuildSnapshot(t *testing.T) {
 	if len(c.snap.Services) != 1 || c.snap.Services[0].Name != "pihole" || c.snap.Services[0].TrafficPolicy != lbmodel.Local {
 		t.Fatalf("services %+v: want only pihole (pending has no address, other is not ours)", c.snap.Services)
 	}
-	if got := c.snap.Services[0].Endpoints; got["node1"] != 2 || got["node2"] != 1 {
+	if got := c.snap.Services[0].Endpoints; got["node1"].Pods() != 2 || got["node2"].Pods() != 1 {
 		t.Errorf("endpoints %v, want node1:2 node2:1", got)
 	}
 	if len(c.snap.Pools) != 2 {
@@ -132,7 +132,7 @@ func TestPeerConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := peerConfig(&mp, addrs, "bgplb-system", secret)
+	c, err := peerConfig(&mp, localNode{name: "node1", addrs: addrs}, "bgplb-system", secret)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,8 +146,81 @@ func TestPeerConfig(t *testing.T) {
 	if c.NextHop6 != addrs[1] {
 		t.Errorf("IPv6 next hop over an IPv4 session %v, want %v", c.NextHop6, addrs[1])
 	}
-	if _, err := peerConfig(&mp, nil, "", secret); err == nil {
-		t.Errorf("no IPv4 address for a router ID should be refused")
+}
+
+// An IPv6-only node peers without an IPv4 address for its router ID.
+func TestRouterID(t *testing.T) {
+	v4 := []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:51::11")}
+	v6only := []netip.Addr{netip.MustParseAddr("2001:db8:51::11")}
+	derived := derivedRouterID("node6")
+	for _, tc := range []struct {
+		name                string
+		specID, source, ann string
+		addrs               []netip.Addr
+		want                netip.Addr
+		err                 string
+	}{
+		{name: "the node's IPv4 address", addrs: v4, want: v4[0]},
+		{name: "an IPv4 source address", source: "198.51.100.99", addrs: v4, want: netip.MustParseAddr("198.51.100.99")},
+		{name: "IPv6-only node: derived from its name", addrs: v6only, want: derived},
+		{name: "IPv6-only node, IPv6 source: derived", source: "2001:db8:51::11", addrs: v6only, want: derived},
+		{name: "no address at all: derived", want: derived},
+		{name: "the node's annotation", ann: "192.0.2.7", addrs: v4, want: netip.MustParseAddr("192.0.2.7")},
+		{name: "the peer's routerID wins", specID: "192.0.2.9", ann: "192.0.2.7", addrs: v6only, want: netip.MustParseAddr("192.0.2.9")},
+		{name: "a bad annotation is refused", ann: "2001:db8::1", addrs: v4, err: `annotation bgplb.io/router-id "2001:db8::1"`},
+		{name: "0.0.0.0 is refused", specID: "0.0.0.0", addrs: v4, err: `spec.routerID "0.0.0.0"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// The session's family follows the source, else the node's.
+			peer := "198.51.100.1"
+			if !slices.ContainsFunc(tc.addrs, netip.Addr.Is4) || tc.source != "" && netip.MustParseAddr(tc.source).Is6() {
+				peer = "2001:db8:51::1"
+			}
+			mp, err := lbmodel.PeerFrom(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+				MyASN: 64512, PeerASN: 64512, PeerAddress: peer, SourceAddress: tc.source, RouterID: tc.specID}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, err := peerConfig(&mp, localNode{name: "node6", addrs: tc.addrs, routerID: tc.ann}, "bgplb-system", nil)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Session.RouterID != tc.want {
+				t.Errorf("router ID %v, want %v", c.Session.RouterID, tc.want)
+			}
+		})
+	}
+	if derived == derivedRouterID("node7") || !derived.Is4() || derived.IsUnspecified() || derived != derivedRouterID("node6") {
+		t.Errorf("derived IDs: node6 %v, node7 %v", derived, derivedRouterID("node7"))
+	}
+}
+
+// A node registered with only IPv6 addresses gets a router ID from its
+// Node object alone.
+func TestRouterIDOfIPv6OnlyNode(t *testing.T) {
+	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "v6-node"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
+		{Type: corev1.NodeInternalIP, Address: "2001:db8:51::12"}, {Type: corev1.NodeHostName, Address: "v6-node"}}}}
+	mp, err := lbmodel.PeerFrom(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: "2001:db8:51::1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := peerConfig(&mp, localNodeOf("v6-node", n), "bgplb-system", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Session.RouterID != derivedRouterID("v6-node") {
+		t.Errorf("router ID %v", c.Session.RouterID)
+	}
+	n.Annotations = map[string]string{AnnotationRouterID: "192.0.2.12"}
+	if c, err = peerConfig(&mp, localNodeOf("v6-node", n), "bgplb-system", nil); err != nil || c.Session.RouterID != netip.MustParseAddr("192.0.2.12") {
+		t.Errorf("annotated: %v %v", c.Session.RouterID, err)
 	}
 }
 
@@ -164,10 +237,11 @@ func TestDesiredReports(t *testing.T) {
 		{Name: "r2", Addr: netip.MustParseAddr("198.51.100.2"), State: session.Established, Announced: 1},
 		{Name: "down", Addr: netip.MustParseAddr("198.51.100.3"), State: session.Active, LastError: "connection refused"},
 	}
-	anns, sess := desiredReports("node1", res, st)
+	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st)
+	anns, sess := want.anns, want.sessions
 	p := anns[nsName("dns", "pihole.node1")]
 	if strings.Join(p.status.Prefixes, ",") != "2001:db8:53::53/128,203.0.113.0/24,203.0.113.53/32" ||
-		strings.Join(p.status.Peers, ",") != "r1,r2" || p.service != "pihole" {
+		strings.Join(p.status.Peers, ",") != "r1,r2" || p.service != "pihole" || p.status.Endpoints != 3 {
 		t.Errorf("pihole %+v", p)
 	}
 	w := anns[nsName("web", "site.node1")]
@@ -270,6 +344,7 @@ func TestPoolRuleWithoutController(t *testing.T) {
 	o := objects{
 		node:           node,
 		services:       []corev1.Service{lbService("pihole", "", "203.0.113.53")},
+		slices:         []discoveryv1.EndpointSlice{slice("pihole", ep("node2", nil, nil, nil))},
 		pools:          []v1alpha1.IPPool{newer, old},
 		peers:          []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "r-old"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "r-new"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.2"}}},
 		advertisements: []v1alpha1.BGPAdvertisement{ad("old", "zz-old"), ad("new", "aa-new")},

@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -37,6 +38,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 	"github.com/bgplb/bgplb/speaker/announce"
@@ -78,9 +80,14 @@ type Speaker struct {
 	// configuration problems last logged: the run goroutine's alone.
 	last      plan.Result
 	eps       map[lbmodel.Key]int32
+	owner     *metav1.OwnerReference
 	peers     []announce.PeerConfig
 	warned    []string
 	passwords map[secretRef]password
+	// refused are the peers this node has no session settings for (say
+	// a passwordSecret in another namespace), as the session reports show
+	// them: Idle, with the reason as the last error.
+	refused []announce.PeerStatus
 }
 
 // Run runs the speaker until ctx ends; then it withdraws every route and
@@ -168,6 +175,14 @@ func (s *Speaker) run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs})
+	// The reports are written off this loop: planning never waits for the
+	// API server.
+	repCtx, stopRep := context.WithCancel(context.Background())
+	repDone := make(chan struct{})
+	go func() {
+		defer close(repDone)
+		s.rep.run(repCtx)
+	}()
 	annCtx, stopAnn := context.WithCancel(context.Background())
 	annDone := make(chan error, 1)
 	go func() { annDone <- s.ann.Run(annCtx) }()
@@ -178,7 +193,9 @@ func (s *Speaker) run(ctx context.Context) error {
 		if err := s.ann.Shutdown(sctx, msg); err != nil {
 			s.log.Warn("shutdown", "err", err)
 		}
-		s.rep.clear(sctx, s.ann.Status())
+		stopRep()
+		<-repDone
+		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner)
 		stopAnn()
 		<-annDone
 	}()
@@ -207,7 +224,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-s.kick:
 			s.sync(ctx)
 		case <-tick.C:
-			s.report(ctx)
+			s.report()
 		}
 	}
 }
@@ -237,10 +254,13 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	eps := map[lbmodel.Key]int32{}
 	for _, sv := range conv.snap.Services {
-		eps[sv.Key] = int32(sv.Endpoints[s.o.NodeName])
+		eps[sv.Key] = int32(sv.Endpoints.On(s.o.NodeName).Pods())
 	}
 	problems := slices.Concat(res.Problems, conv.problems, perr)
 	s.last, s.peers, s.eps = res, peers, eps
+	if o := nodeOwner(objs.node); o != nil {
+		s.owner = o
+	}
 	// Each sync sees them all again: say them once, when they change.
 	if !slices.Equal(s.warned, problems) {
 		for _, p := range problems {
@@ -248,7 +268,7 @@ func (s *Speaker) sync(ctx context.Context) {
 		}
 		s.warned = problems
 	}
-	s.report(ctx)
+	s.report()
 }
 
 // read lists everything the planner needs from the caches.
@@ -276,16 +296,14 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 
 // peerConfigs are the sessions of the peers the plan selected for this
 // node, from the versions in force; a peer whose settings do not work on
-// this node (no router ID, an unreadable password) keeps its last good
+// this node (a bad router ID, an unreadable password) keeps its last good
 // session settings.
 func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lbmodel.Peer, res plan.Result) ([]announce.PeerConfig, []string) {
-	var addrs []netip.Addr
-	if node != nil {
-		addrs = nodeAddrs(node)
-	}
+	local := localNodeOf(s.o.NodeName, node)
 	prev := s.peers
 	var out []announce.PeerConfig
 	var problems []string
+	s.refused = s.refused[:0]
 	now := time.Now()
 	passwords := map[secretRef]password{}
 	for i := range peers {
@@ -307,7 +325,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 			}
 			return v, err
 		}
-		cfg, err := peerConfig(p, addrs, s.o.Namespace, secret)
+		cfg, err := peerConfig(p, local, s.o.Namespace, secret)
 		if err != nil {
 			msg := fmt.Sprintf("BGPPeer %s: %v", p.Name, err)
 			if i := slices.IndexFunc(prev, func(c announce.PeerConfig) bool { return c.Name == p.Name }); i >= 0 {
@@ -315,6 +333,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 				msg += "; the last valid settings stay in force"
 			} else {
 				problems = append(problems, msg)
+				s.refused = append(s.refused, announce.PeerStatus{Name: p.Name, Addr: p.Address, State: session.Idle, LastError: msg})
 				continue
 			}
 			problems = append(problems, msg)
@@ -358,10 +377,12 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 	return strings.TrimRight(string(v), "\n"), nil
 }
 
-// report writes what this node announces, from the last plan and the
-// sessions' state.
-func (s *Speaker) report(ctx context.Context) {
-	s.rep.write(ctx, s.last, s.eps, s.ann.Status())
+// report hands the reporter what this node announces, from the last plan
+// and the sessions' state.
+func (s *Speaker) report() {
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
+	want.owner = s.owner
+	s.rep.set(want)
 }
 
 func toAnnounce(rs []plan.Route) []announce.Route {

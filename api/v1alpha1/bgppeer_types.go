@@ -100,6 +100,18 @@ type BGPPeerSpec struct {
 	// +optional
 	SourceAddress string `json:"sourceAddress,omitempty"`
 
+	// RouterID is the BGP identifier the speakers send this router, the
+	// same on every node the peer selects (set the node annotation
+	// bgplb.io/router-id for one per node). Unset, a node uses its
+	// annotation, else an IPv4 sourceAddress, else its first IPv4 address,
+	// else (an IPv6-only node) a number derived from its name: see the
+	// README's speaker section.
+	//
+	// +kubebuilder:validation:MaxLength=15
+	// +kubebuilder:validation:XValidation:rule="isIP(self) && ip(self).family() == 4 && !ip(self).isUnspecified()",message="must be an IPv4 address other than 0.0.0.0"
+	// +optional
+	RouterID string `json:"routerID,omitempty"`
+
 	// EBGPMultiHop is the IP TTL of an eBGP session whose router is more
 	// than one hop away. Unset, eBGP packets carry TTL 1 (directly
 	// connected). A TTL rather than MetalLB's boolean: the operator knows

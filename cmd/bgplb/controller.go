@@ -13,7 +13,7 @@ import (
 
 func newControllerCmd() *cobra.Command {
 	var o controller.RunOptions
-	k := kubeAgent{name: "bgplb-controller"}
+	k := kubeAgent{name: "bgplb-controller", qps: 50, burst: 100}
 	cmd := &cobra.Command{
 		Use:   "controller",
 		Short: "Run the IP allocator: LoadBalancer Services get addresses from the IPPools",
@@ -39,6 +39,7 @@ assigns anything, so a restart never moves an address. Run two replicas with
 				o.LeaderElectionNamespace = podNamespace()
 			}
 			o.Log = log
+			o.QPS, o.Burst = k.qps, k.burst
 			return controller.Run(ctx, cfg, o)
 		},
 	}
@@ -52,7 +53,5 @@ assigns anything, so a restart never moves an address. Run two replicas with
 	f.StringVar(&o.LeaderElectionID, "leader-elect-id", "bgplb-controller", "name of the Lease")
 	f.StringVar(&o.HealthAddr, "health-addr", ":7473", "address for /healthz and /readyz (empty: off)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7472", "address for /metrics (empty: off)")
-	f.Float32Var(&o.QPS, "kube-api-qps", 50, "requests per second to the API server (status writes bound how fast a burst of Services is served)")
-	f.IntVar(&o.Burst, "kube-api-burst", 100, "burst of requests to the API server")
 	return cmd
 }

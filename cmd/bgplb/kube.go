@@ -18,16 +18,23 @@ import (
 )
 
 // kubeAgent is what the controller and the speaker share: a kubeconfig, a
-// log level, and a start that gives them a logger, an API client config and
-// a context that SIGTERM ends.
+// log level, the client's rate limit, and a start that gives them a
+// logger, an API client config and a context that SIGTERM ends.
 type kubeAgent struct {
 	name                 string // the user agent: bgplb-controller, bgplb-speaker
 	kubeconfig, logLevel string
+	// qps and burst hold the role's defaults until the flags are parsed:
+	// client-go's own (5/s, 10) would make a burst of status writes take
+	// minutes.
+	qps   float32
+	burst int
 }
 
 func (k *kubeAgent) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster)")
 	f.StringVar(&k.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.Float32Var(&k.qps, "kube-api-qps", k.qps, "requests per second to the API server (status writes bound how fast a burst of Services is reported)")
+	f.IntVar(&k.burst, "kube-api-burst", k.burst, "burst of requests to the API server")
 }
 
 func (k *kubeAgent) start(ctx context.Context) (context.Context, context.CancelFunc, *rest.Config, *slog.Logger, error) {
@@ -35,10 +42,14 @@ func (k *kubeAgent) start(ctx context.Context) (context.Context, context.CancelF
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	if k.qps <= 0 || k.burst <= 0 {
+		return nil, nil, nil, nil, fmt.Errorf("--kube-api-qps %g, --kube-api-burst %d: both must be positive", k.qps, k.burst)
+	}
 	cfg, err := kubeConfig(k.kubeconfig, k.name)
 	if err != nil {
 		return nil, nil, nil, nil, err
 	}
+	cfg.QPS, cfg.Burst = k.qps, k.burst
 	// controller-runtime's own packages log through its global logger;
 	// give them ours instead of its warning.
 	ctrllog.SetLogger(logr.FromSlogHandler(log.Handler()))

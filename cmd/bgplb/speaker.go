@@ -15,7 +15,9 @@ import (
 
 func newSpeakerCmd() *cobra.Command {
 	var o speaker.Options
-	k := kubeAgent{name: "bgplb-speaker"}
+	// One per node: a cluster's speakers together may ask the API server
+	// for nodes × this; reports wait, announcements never do.
+	k := kubeAgent{name: "bgplb-speaker", qps: 20, burst: 40}
 	var listen []string
 	cmd := &cobra.Command{
 		Use:   "speaker",
@@ -56,11 +58,11 @@ server withdraws nothing: the last known plan stays announced.`,
 	f := cmd.Flags()
 	k.addFlags(f)
 	f.StringVar(&o.NodeName, "node-name", "", "this node's name (default $NODE_NAME)")
-	f.StringVar(&o.Namespace, "namespace", "", "namespace of password Secrets that name none (default: the pod's, else bgplb-system)")
+	f.StringVar(&o.Namespace, "namespace", "", "the one namespace password Secrets are read from (default: the pod's, else bgplb-system); a BGPPeer naming another is refused")
 	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
 	f.StringVar(&o.APISocket, "socket", "/run/bgplb/speaker.sock", "local API socket for bgplb neighbor / rib (empty: off)")
 	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPPeers (e.g. 0.0.0.0:179,[::]:179)")
-	f.StringVar(&o.MetricsAddr, "metrics-addr", ":7474", "address for /metrics (empty: off)")
+	f.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:7474", "address for /metrics and /debug/pprof/, unauthenticated: on the host network keep it local or on the node's address, e.g. $(NODE_IP):7474 (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
 	return cmd
 }

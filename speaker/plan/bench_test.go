@@ -27,7 +27,7 @@ func benchSnapshot(n int) Snapshot {
 		svc := Service{
 			Key:       lbmodel.Key{Namespace: fmt.Sprintf("ns%d", i%50), Name: fmt.Sprintf("svc%d", i)},
 			Addresses: []netip.Addr{netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)})},
-			Endpoints: map[string]int{"n1": 1 + i%3, "n2": 2},
+			Endpoints: lbmodel.NodeEndpoints{"n1": {IPv4: 1 + i%3, IPv6: 1 + i%3}, "n2": {IPv4: 2, IPv6: 2}},
 		}
 		if i%2 == 1 {
 			svc.TrafficPolicy = lbmodel.Local

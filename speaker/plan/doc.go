@@ -11,12 +11,22 @@
 // it is the upstream Kubernetes way of taking a node out of external load
 // balancers, and an operator draining a node expects it to be honoured.
 //
+// Which endpoints count is lbmodel's rule (lbmodel.EndpointsOf), the one
+// the controller explains with: ready, serving, non-terminating ones, else,
+// when a Service has none in a family, those serving while terminating
+// (kube-proxy's fallback); families are counted apart, each pod once.
+//
 // A Service with externalTrafficPolicy Cluster is announced when this node
-// is Ready: kube-proxy on any node forwards to a pod anywhere. A Service
-// with Local is announced only when this node has at least one ready,
-// serving, non-terminating endpoint of it, whatever the node's own Ready
-// condition: with Local, traffic arriving at a node without a pod is
-// dropped, and a pod that is serving proves the node forwards.
+// is Ready and the Service has an endpoint somewhere (on any node, or on
+// none for a selectorless Service): kube-proxy on any node forwards to a
+// pod anywhere, and with no pod at all every node would only reject the
+// traffic, so the address is withdrawn everywhere, with a reason starting
+// with lbmodel.ReasonNoReadyEndpoints, until an endpoint is ready again
+// (as MetalLB does). A Service with Local is announced only when this
+// node has an endpoint of it, whatever the node's own Ready condition:
+// with Local, traffic arriving at a node without a pod is dropped, and a
+// pod that is serving proves the node forwards. Both are decided per
+// address, with the endpoints of the address's family.
 //
 // # What is announced, and to whom
 //
@@ -33,6 +43,13 @@
 // advertisement's aggregation length for its family, so several Services in
 // one aggregate make one route that lists them all.
 //
+// A Local Service is never aggregated: its address is announced at host
+// length (/32, /128) whatever the aggregation length. An aggregate is
+// announced by every node serving some Service in it; were a Local Service
+// in it, nodes without its pods would draw its traffic and drop it. Its
+// host route, from the nodes with its pods only, wins at the router by
+// longest match over the aggregates of the Cluster Services around it.
+//
 // Routes to one peer for one prefix are merged: communities and large
 // communities are the sorted union of every contributing advertisement's,
 // LOCAL_PREF the highest that any sets (two different values are reported as
@@ -43,9 +60,10 @@
 //
 // # Link bandwidth
 //
-// [Route.Bandwidth] is the number of this node's ready endpoints summed over
-// the Services the route carries, counting at least 1 for a Cluster Service
-// (a node with no local pod still forwards its share). Sent as the
+// [Route.Bandwidth] is the number of this node's endpoints of the route's
+// family summed over the Services the route carries, counting at least 1
+// for a Cluster Service (a node with no local pod still forwards its
+// share). A dual-stack Service's pods count once in each family's route. Sent as the
 // link-bandwidth extended community it lets a router that weights ECMP by
 // bandwidth (bgplb router does) weight each node by its pods.
 //

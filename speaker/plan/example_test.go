@@ -32,12 +32,12 @@ func ExamplePlan() {
 			Key:           lbmodel.Key{Namespace: "dns", Name: "pihole"},
 			Addresses:     []netip.Addr{netip.MustParseAddr("203.0.113.10")},
 			TrafficPolicy: lbmodel.Local,
-			Endpoints:     map[string]int{"node1": 2, "node2": 1},
+			Endpoints:     lbmodel.NodeEndpoints{"node1": {IPv4: 2}, "node2": {IPv4: 1}},
 		}, {
 			Key:           lbmodel.Key{Namespace: "web", Name: "site"},
 			Addresses:     []netip.Addr{netip.MustParseAddr("203.0.113.20")},
 			TrafficPolicy: lbmodel.Local,
-			Endpoints:     map[string]int{"node2": 3},
+			Endpoints:     lbmodel.NodeEndpoints{"node2": {IPv4: 3}},
 		}},
 		Pools: []lbmodel.Pool{{Name: "lan", Ranges: []lbmodel.Range{{
 			First: netip.MustParseAddr("203.0.113.10"), Last: netip.MustParseAddr("203.0.113.50")}}}},

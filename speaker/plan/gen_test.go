@@ -82,7 +82,10 @@ func randomService(r *rand.Rand, i int) Service {
 	svc := Service{
 		Key:           lbmodel.Key{Namespace: pick(r, "default", "dns"), Name: fmt.Sprintf("s%d", i)},
 		TrafficPolicy: pick(r, lbmodel.Cluster, lbmodel.Local),
-		Endpoints:     map[string]int{"n1": pick(r, 0, 1, 1, 3), "n2": r.IntN(3)},
+		Endpoints: lbmodel.NodeEndpoints{
+			"n1": {IPv4: pick(r, 0, 1, 1, 3), IPv6: pick(r, 0, 1, 2)},
+			"n2": {IPv4: r.IntN(3), IPv6: r.IntN(2)},
+		},
 	}
 	for range pick(r, 0, 1, 1, 2, 2, 3) {
 		svc.Addresses = append(svc.Addresses, randomAddr(r))

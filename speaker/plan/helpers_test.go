@@ -109,13 +109,21 @@ func key(s string) lbmodel.Key {
 	return lbmodel.Key{Namespace: ns, Name: name}
 }
 
-// cluster and local build Services; eps is the endpoint count on node n1.
+// cluster and local build Services; eps is the endpoint count on node n1
+// in each family. A Cluster Service also has one on n2, so that it has
+// one somewhere whatever eps is.
 func cluster(k string, eps int, a ...string) Service {
-	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Cluster, Endpoints: map[string]int{"n1": eps}}
+	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Cluster,
+		Endpoints: lbmodel.NodeEndpoints{"n1": {IPv4: eps, IPv6: eps}, "n2": {IPv4: 1, IPv6: 1}}}
 }
 
 func local(k string, eps int, a ...string) Service {
-	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Local, Endpoints: map[string]int{"n1": eps}}
+	return Service{Key: key(k), Addresses: addrs(a...), TrafficPolicy: lbmodel.Local, Endpoints: both("n1", eps)}
+}
+
+// both is eps endpoints on node in each family.
+func both(node string, eps int) lbmodel.NodeEndpoints {
+	return lbmodel.NodeEndpoints{node: {IPv4: eps, IPv6: eps}}
 }
 
 func cidrPool(name, tier string, cidrs ...string) lbmodel.Pool {

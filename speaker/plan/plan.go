@@ -46,7 +46,7 @@ type planner struct {
 	advPeer []bool // advPeer[a*len(peers)+i]: advertisement a sends to peer i
 
 	svcKeys   []lbmodel.Key     // Services in key order; a contribution's svc indexes it
-	weights   []int             // per Service: its share of a route's bandwidth
+	weights   [][2]int          // per Service: its share of a route's bandwidth, IPv4 and IPv6
 	decisions []ServiceDecision // per Service
 	contrib   []contr           // one per (prefix, Service, advertisement) announced
 	keys      []lbmodel.Key     // backing store of every Route.Services
@@ -60,7 +60,7 @@ type planner struct {
 	advSet     []int32             // advertisements of the route being built
 
 	// reasons that apply to many Services alike, formatted once
-	reasons struct{ node, local, cluster string }
+	reasons struct{ node, local, cluster, none string }
 }
 
 type pool struct {

@@ -69,7 +69,7 @@ func TestWhoAnnounces(t *testing.T) {
 		name: "Local Service whose endpoints are on another node",
 		edit: func(s *Snapshot) {
 			svc := local("default/a", 0, "203.0.113.10")
-			svc.Endpoints = map[string]int{"n2": 5}
+			svc.Endpoints = both("n2", 5)
 			s.Services = []Service{svc}
 		},
 		decisions: []string{"default/a: no ready endpoint on n1 (externalTrafficPolicy Local)"},
@@ -135,7 +135,7 @@ func TestTrafficPolicy(t *testing.T) {
 		s := base()
 		s.Node.Ready = tc.ready
 		s.Services = []Service{{Key: key("default/a"), Addresses: addrs("203.0.113.10"),
-			TrafficPolicy: tc.policy, Endpoints: map[string]int{"n1": tc.eps, "n2": 7}}}
+			TrafficPolicy: tc.policy, Endpoints: lbmodel.NodeEndpoints{"n1": {IPv4: tc.eps}, "n2": {IPv4: 7}}}}
 		res := Plan(s)
 		d := res.Services[0]
 		if d.Announced != (tc.bw > 0) {
@@ -160,7 +160,7 @@ func TestAggregation(t *testing.T) {
 		edit: func(s *Snapshot) {
 			s.Advertisements[0].AggregationLength = 24
 			s.Services = []Service{
-				local("default/b", 3, "203.0.113.20"),
+				cluster("default/b", 3, "203.0.113.20"),
 				cluster("default/a", 0, "203.0.113.10"),
 				cluster("other/c", 2, "203.0.113.200"),
 			}
@@ -174,16 +174,39 @@ func TestAggregation(t *testing.T) {
 		name: "a Service that does not announce adds nothing to the aggregate's bandwidth",
 		edit: func(s *Snapshot) {
 			s.Advertisements[0].AggregationLength = 24
-			s.Services = []Service{
-				local("default/a", 2, "203.0.113.10"),
-				local("default/b", 0, "203.0.113.20"),
-			}
+			none := cluster("default/b", 0, "203.0.113.20")
+			none.Endpoints = nil
+			s.Services = []Service{cluster("default/a", 2, "203.0.113.10"), none}
 		},
 		routes: []string{
 			"r1 203.0.113.0/24 bw=2 default/a",
 			"r2 203.0.113.0/24 bw=2 default/a",
 		},
-		decisions: []string{"default/a -> r1,r2", "default/b: no ready endpoint on n1 (externalTrafficPolicy Local)"},
+		decisions: []string{"default/a -> r1,r2", "default/b: NoReadyEndpoints: no ready endpoint on any node"},
+	}, {
+		// The rule for Local in an aggregate: its host route only, from the
+		// nodes with its pods. The aggregate (from every node serving a
+		// Cluster Service in it) does not list it, and the router's longest
+		// match sends its traffic by the host route alone.
+		name: "a Local Service is announced at host length, never in the aggregate",
+		edit: func(s *Snapshot) {
+			s.Advertisements[0].AggregationLength = 24
+			s.Advertisements[0].AggregationLengthV6 = 64
+			s.Peers = s.Peers[:1]
+			s.Services = []Service{
+				cluster("default/a", 1, "203.0.113.10", "2001:db8:100::10"),
+				local("default/b", 3, "203.0.113.20", "2001:db8:100::20"),
+				local("default/c", 0, "203.0.113.30"), // no pod here: nothing, not even in the aggregate
+			}
+		},
+		sessions: []string{"r1"},
+		routes: []string{
+			"r1 203.0.113.0/24 bw=1 default/a",
+			"r1 203.0.113.20/32 bw=3 default/b",
+			"r1 2001:db8:100::/64 bw=1 default/a",
+			"r1 2001:db8:100::20/128 bw=3 default/b",
+		},
+		decisions: []string{"default/a -> r1", "default/b -> r1", "default/c: no ready endpoint on n1 (externalTrafficPolicy Local)"},
 	}, {
 		name: "IPv6 uses AggregationLengthV6 and IPv4 its own length",
 		edit: func(s *Snapshot) {
@@ -231,7 +254,7 @@ func TestAddresses(t *testing.T) {
 		edit: func(s *Snapshot) {
 			s.Peers = s.Peers[:1]
 			s.Advertisements[0].AggregationLength = 24
-			s.Services = []Service{local("default/a", 2, "203.0.113.1", "203.0.113.2", "203.0.113.1")}
+			s.Services = []Service{cluster("default/a", 2, "203.0.113.1", "203.0.113.2", "203.0.113.1")}
 		},
 		sessions:  []string{"r1"},
 		routes:    []string{"r1 203.0.113.0/24 bw=2 default/a"},
@@ -393,7 +416,7 @@ func TestPeerSelection(t *testing.T) {
 				{Name: "low", Pools: []string{"low"}, AggregationLength: 24, Peers: []string{"r1"}, Communities: comms("1:1")},
 				{Name: "high", Pools: []string{"high"}, AggregationLength: 24, Communities: comms("2:2")},
 			}
-			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), local("default/z", 4, "203.0.113.200")}
+			s.Services = []Service{cluster("default/a", 1, "203.0.113.10"), cluster("default/z", 4, "203.0.113.200")}
 		},
 		routes: []string{
 			"r1 203.0.113.0/24 bw=5 default/a,default/z comm=1:1,2:2",

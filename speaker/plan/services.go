@@ -18,16 +18,16 @@ func (p *planner) decideServices(svcs []Service) {
 	order := sortedUnique(p, svcs, func(s *Service) lbmodel.Key { return s.Key }, lbmodel.Key.Compare,
 		func(k lbmodel.Key) string { return "Service " + k.String() })
 	p.svcKeys = make([]lbmodel.Key, len(order))
-	p.weights = make([]int, len(order))
+	p.weights = make([][2]int, len(order))
 	p.mask = make([]byte, len(p.peers))
 	p.decisions = make([]ServiceDecision, len(order))
 	p.contrib = make([]contr, 0, p.maxContributions(svcs))
 	for si, i := range order {
 		s := &svcs[i]
 		p.svcKeys[si] = s.Key
-		eps := max(0, s.Endpoints[p.node.Name])
-		p.weights[si] = weight(s.TrafficPolicy, eps)
-		p.decisions[si] = p.decide(int32(si), s, eps)
+		eps := s.Endpoints.On(p.node.Name)
+		p.weights[si] = [2]int{weight(s.TrafficPolicy, eps.IPv4), weight(s.TrafficPolicy, eps.IPv6)}
+		p.decisions[si] = p.decide(int32(si), s, eps, s.Endpoints.Total())
 	}
 }
 
@@ -63,33 +63,39 @@ func (p *planner) setReasons() {
 	}
 	p.reasons.local = fmt.Sprintf("no ready endpoint on %s (externalTrafficPolicy Local)", name)
 	p.reasons.cluster = fmt.Sprintf("%s is not Ready (externalTrafficPolicy Cluster)", name)
+	p.reasons.none = lbmodel.ReasonNoReadyEndpoints + ": no ready endpoint on any node"
 }
 
-// weight is a Service's share of a route's bandwidth: its endpoints on
-// this node, and at least 1 for Cluster, where a node without a pod still
-// forwards to pods elsewhere.
+// weight is a Service's share of a route's bandwidth in one family: its
+// endpoints of that family on this node, and at least 1 for Cluster, where
+// a node without a pod still forwards to pods elsewhere.
 func weight(policy lbmodel.TrafficPolicy, eps int) int {
 	if policy != lbmodel.Local {
 		return max(eps, 1)
 	}
-	return eps
+	return max(eps, 0)
 }
 
 // policyReason says why externalTrafficPolicy keeps this node from
-// announcing the Service (eps: its endpoints here), or "".
-func (p *planner) policyReason(policy lbmodel.TrafficPolicy, eps int) string {
+// announcing address a of the Service (eps: its endpoints here, total:
+// anywhere), or "". A Service with no endpoint anywhere is withdrawn
+// whatever its policy: every node would only reject its traffic, and a
+// router with no route says so sooner (MetalLB does the same).
+func (p *planner) policyReason(policy lbmodel.TrafficPolicy, a netip.Addr, eps, total lbmodel.Counts) string {
 	switch {
-	case policy == lbmodel.Local && eps == 0:
+	case policy == lbmodel.Local && eps.Of(a) <= 0:
 		return p.reasons.local
 	case policy != lbmodel.Local && !p.node.Ready:
 		return p.reasons.cluster
+	case total.Of(a) <= 0:
+		return p.reasons.none
 	}
 	return ""
 }
 
 // decide applies the node, Service and address rules in that order, so the
 // reason given is the most general one that holds.
-func (p *planner) decide(si int32, s *Service, eps int) ServiceDecision {
+func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) ServiceDecision {
 	d := ServiceDecision{Key: s.Key}
 	if p.reasons.node != "" {
 		d.Reason = p.reasons.node
@@ -99,17 +105,17 @@ func (p *planner) decide(si int32, s *Service, eps int) ServiceDecision {
 		d.Reason = "no load-balancer address assigned"
 		return d
 	}
-	if r := p.policyReason(s.TrafficPolicy, eps); r != "" {
-		d.Reason = r
-		return d
-	}
 	clear(p.mask)
 	var reasons []string
 	for _, a := range s.Addresses {
 		if a = a.Unmap().WithZone(""); !a.IsValid() {
 			continue
 		}
-		if r := p.announce(si, a); r != "" && !slices.Contains(reasons, r) {
+		r := p.policyReason(s.TrafficPolicy, a, eps, total)
+		if r == "" {
+			r = p.announce(si, a, s.TrafficPolicy == lbmodel.Local)
+		}
+		if r != "" && !slices.Contains(reasons, r) {
 			reasons = append(reasons, r)
 		}
 	}
@@ -122,7 +128,14 @@ func (p *planner) decide(si int32, s *Service, eps int) ServiceDecision {
 // announce records the contributions for one address of Service si and
 // marks the peers they reach in p.mask; it returns why the address goes to
 // no peer, or "".
-func (p *planner) announce(si int32, a netip.Addr) string {
+//
+// A Local Service's address is announced at host length whatever the
+// advertisement's aggregationLength: an aggregate is announced by every
+// node that serves some Service in it, so an aggregate carrying a Local
+// Service would draw its traffic to nodes without its pods, which drop it.
+// Its host route, announced only by nodes with its pods, wins over the
+// aggregate at the router by longest match.
+func (p *planner) announce(si int32, a netip.Addr, local bool) string {
 	pi := p.poolOf(a)
 	if pi < 0 {
 		return a.String() + " is in no pool"
@@ -140,6 +153,9 @@ func (p *planner) announce(si int32, a netip.Addr) string {
 		bits := ad.v4
 		if a.Is6() {
 			bits = ad.v6
+		}
+		if local {
+			bits = a.BitLen()
 		}
 		p.contrib = append(p.contrib, newContr(a, bits, si, ai))
 		for peer := range p.peers {
@@ -246,6 +262,10 @@ func (p *planner) servicesTo(group []contr, peer int) int {
 func (p *planner) route(group []contr, peer int) (Route, bool) {
 	start := len(p.keys)
 	set := p.advSet[:0]
+	fam := 0
+	if group[0].v6 {
+		fam = 1
+	}
 	bw, last := 0, int32(-1)
 	for _, c := range group {
 		if !p.sendsTo(c.adv, peer) {
@@ -253,7 +273,7 @@ func (p *planner) route(group []contr, peer int) (Route, bool) {
 		}
 		if c.svc != last {
 			p.keys = append(p.keys, p.svcKeys[c.svc])
-			bw += p.weights[c.svc]
+			bw += p.weights[c.svc][fam]
 			last = c.svc
 		}
 		set = append(set, c.adv)

@@ -58,7 +58,7 @@ func slowPlan(s Snapshot) slowResult {
 				continue
 			}
 			valid++
-			if excluded || !slowMayAnnounce(s.Node, svc) {
+			if excluded || !slowMayAnnounce(s.Node, svc, a) {
 				continue
 			}
 			pool := slowPoolOf(s.Pools, a)
@@ -72,6 +72,9 @@ func slowPlan(s Snapshot) slowResult {
 					if !ok || !slowMatches(adv.NodeSelectors, node) || !slowSelectsPool(adv, pool) ||
 						len(adv.Peers) > 0 && !slices.Contains(adv.Peers, peer) {
 						continue
+					}
+					if svc.TrafficPolicy == lbmodel.Local {
+						bits = a.BitLen() // a Local Service is never aggregated
 					}
 					prefix := netip.PrefixFrom(a, bits).Masked()
 					r := routes[peer][prefix]
@@ -151,7 +154,7 @@ func slowRouteOf(s Snapshot, prefix netip.Prefix, r *slowRoute, conflicts map[[2
 	for k := range r.services {
 		route.Services = append(route.Services, k)
 		svc := slowService(s, k)
-		n := max(svc.Endpoints[s.Node.Name], 0)
+		n := max(svc.Endpoints[s.Node.Name].Of(prefix.Addr()), 0)
 		if svc.TrafficPolicy == lbmodel.Cluster && n == 0 {
 			n = 1
 		}
@@ -193,11 +196,15 @@ func slowMatches(ss []labels.Selector, set labels.Set) bool {
 	return false
 }
 
-func slowMayAnnounce(n lbmodel.Node, svc Service) bool {
+func slowMayAnnounce(n lbmodel.Node, svc Service, a netip.Addr) bool {
 	if svc.TrafficPolicy == lbmodel.Local {
-		return svc.Endpoints[n.Name] > 0
+		return svc.Endpoints[n.Name].Of(a) > 0
 	}
-	return n.Ready
+	anywhere := 0
+	for _, c := range svc.Endpoints {
+		anywhere += c.Of(a)
+	}
+	return n.Ready && anywhere > 0
 }
 
 // slowPoolOf is the pool rule spelt out: a pool is used when all its

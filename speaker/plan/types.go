@@ -42,9 +42,10 @@ type Service struct {
 	// (lbmodel.Assigned).
 	Addresses     []netip.Addr
 	TrafficPolicy lbmodel.TrafficPolicy
-	// Endpoints counts, per node name, the Service's endpoints that are
-	// ready, serving and not terminating (from its EndpointSlices).
-	Endpoints map[string]int
+	// Endpoints counts, per node name and family, the Service's endpoints
+	// that count (lbmodel.EndpointsOf: ready ones, else serving while
+	// terminating; each pod once per family).
+	Endpoints lbmodel.NodeEndpoints
 }
 
 // Result is what this node announces.
@@ -71,8 +72,8 @@ type Route struct {
 	// equal attributes share one pointer.
 	Attrs *Attrs
 	// Bandwidth is the link-bandwidth value (wire.NewLinkBandwidth): this
-	// node's ready endpoints summed over Services, at least 1 for each
-	// Cluster Service.
+	// node's endpoints of the prefix's family summed over Services, at
+	// least 1 for each Cluster Service.
 	Bandwidth float32
 	// Services are the Services whose addresses the prefix covers, ordered
 	// by namespace, name.
@@ -103,5 +104,7 @@ type ServiceDecision struct {
 	// announced from this node ("no ready endpoint on node1
 	// (externalTrafficPolicy Local)"); reasons for several addresses are
 	// joined by "; ". Empty when every address is announced to some peer.
+	// A Service with no endpoint anywhere has a reason starting with
+	// lbmodel.ReasonNoReadyEndpoints.
 	Reason string
 }
