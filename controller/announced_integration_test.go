@@ -314,11 +314,17 @@ func TestAnnouncedLocal(t *testing.T) {
 	k.waitService(t, ns, "local", "still no ready endpoint", announcedIs(metav1.ConditionFalse, msgLocalNoReady))
 	k.update(t, slice, func() { slice.Endpoints[0].Conditions = discoveryv1.EndpointConditions{Ready: &yes} })
 	k.waitService(t, ns, "local", "a ready endpoint", announcedIs(metav1.ConditionFalse, msgGeneric))
-	// Terminating does not count.
+	// Terminating and no longer serving does not count; still serving
+	// while terminating does when nothing else is ready (kube-proxy's
+	// fallback).
+	k.update(t, slice, func() {
+		slice.Endpoints[0].Conditions = discoveryv1.EndpointConditions{Ready: &no, Serving: &no, Terminating: &yes}
+	})
+	k.waitService(t, ns, "local", "only a terminating endpoint", announcedIs(metav1.ConditionFalse, msgLocalNoReady))
 	k.update(t, slice, func() {
 		slice.Endpoints[0].Conditions = discoveryv1.EndpointConditions{Ready: &no, Serving: &yes, Terminating: &yes}
 	})
-	k.waitService(t, ns, "local", "only a terminating endpoint", announcedIs(metav1.ConditionFalse, msgLocalNoReady))
+	k.waitService(t, ns, "local", "a terminating endpoint still serving", announcedIs(metav1.ConditionFalse, msgGeneric))
 	k.update(t, slice, func() { slice.Endpoints[0].Conditions = discoveryv1.EndpointConditions{} })
 	k.waitService(t, ns, "local", "a ready endpoint again", announcedIs(metav1.ConditionFalse, msgGeneric))
 

@@ -355,8 +355,12 @@ func TestReadyEndpoints(t *testing.T) {
 		{"nil conditions count as ready and serving", []discoveryv1.Endpoint{ep(node, nil, nil, nil)}, 1},
 		{"not ready", []discoveryv1.Endpoint{ep(node, no, nil, nil)}, 0},
 		{"ready but not serving", []discoveryv1.Endpoint{ep(node, yes, no, nil)}, 0},
-		{"not ready, serving (terminating)", []discoveryv1.Endpoint{ep(node, no, yes, yes)}, 0},
-		{"ready but terminating", []discoveryv1.Endpoint{ep(node, yes, yes, yes)}, 0},
+		// kube-proxy's fallback: with no ready endpoint, those serving
+		// while terminating count (a one-replica rolling update).
+		{"not ready, serving (terminating)", []discoveryv1.Endpoint{ep(node, no, yes, yes)}, 1},
+		{"ready but terminating", []discoveryv1.Endpoint{ep(node, yes, yes, yes)}, 1},
+		{"terminating, not serving", []discoveryv1.Endpoint{ep(node, no, no, yes)}, 0},
+		{"terminating beside a ready one", []discoveryv1.Endpoint{ep(node, no, yes, yes), ep(ptr("node2"), yes, nil, nil)}, 1},
 		{"on no node", []discoveryv1.Endpoint{ep(nil, yes, yes, no), ep(ptr(""), yes, yes, no)}, 0},
 		{"several", []discoveryv1.Endpoint{ep(node, yes, nil, nil), ep(ptr("node2"), nil, nil, no), ep(node, no, nil, nil)}, 2},
 	}

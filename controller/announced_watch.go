@@ -228,8 +228,9 @@ func (r *Reconciler) allServed(ctx context.Context, _ client.Object) []reconcile
 }
 
 // endpointSliceCache keeps in the cache only the EndpointSlices of
-// Services, and of each only what lbmodel.ReadyEndpoints reads: which node each
-// endpoint is on and its conditions. Slices are the largest objects the
+// Services, and of each only what lbmodel's endpoint rule reads: which node
+// each endpoint is on, its conditions, and what names its pod (the target
+// and the addresses, so a pod listed by two slices counts once). Slices are the largest objects the
 // controller watches, and it needs little of them.
 func endpointSliceCache() cache.ByObject {
 	req, err := labels.NewRequirement(discoveryv1.LabelServiceName, selection.Exists, nil)
@@ -245,7 +246,11 @@ func endpointSliceCache() cache.ByObject {
 			}
 			s.ManagedFields, s.Annotations, s.Ports = nil, nil, nil
 			for i, e := range s.Endpoints {
-				s.Endpoints[i] = discoveryv1.Endpoint{NodeName: e.NodeName, Conditions: e.Conditions}
+				ep := discoveryv1.Endpoint{NodeName: e.NodeName, Conditions: e.Conditions, Addresses: e.Addresses}
+				if e.TargetRef != nil {
+					ep.TargetRef = &corev1.ObjectReference{Kind: e.TargetRef.Kind, Namespace: e.TargetRef.Namespace, Name: e.TargetRef.Name, UID: e.TargetRef.UID}
+				}
+				s.Endpoints[i] = ep
 			}
 			return s, nil
 		},

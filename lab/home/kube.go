@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -20,9 +19,9 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/clientcmd"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/controlplane"
 )
 
 // kube is the lab's API server, as its admin.
@@ -83,22 +82,18 @@ func (k *kube) createNode(ctx context.Context, name string, v4, v6 netip.Addr) e
 	return k.c.Status().Update(ctx, n)
 }
 
-// speakerRBAC binds the generated speaker ClusterRole to SpeakerUser.
-func (k *kube) speakerRBAC(ctx context.Context, rolePath string) error {
+// speakerRBAC gives SpeakerUser the generated speaker roles: the
+// ClusterRole, and the Role (Secrets) in namespace, where the lab's speakers
+// read their BGP passwords.
+func (k *kube) speakerRBAC(ctx context.Context, rolePath, namespace string) error {
 	b, err := os.ReadFile(rolePath)
 	if err != nil {
 		return err
 	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(b, &role); err != nil {
+	if err := controlplane.Grant(ctx, k.c, b, SpeakerUser, namespace); err != nil {
 		return fmt.Errorf("%s: %w", rolePath, err)
 	}
-	if err := k.create(ctx, &role); err != nil {
-		return err
-	}
-	return k.create(ctx, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: SpeakerUser}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}})
+	return nil
 }
 
 // applyFile creates every object of a multi-document YAML file, as

@@ -261,7 +261,7 @@ func (u *upper) register(ctx context.Context) error {
 			return err
 		}
 	}
-	return k.speakerRBAC(ctx, filepath.Join(u.src, "config", "rbac", "speaker", "role.yaml"))
+	return k.speakerRBAC(ctx, filepath.Join(u.src, "config", "rbac", "speaker", "role.yaml"), speakerNamespace)
 }
 
 // controller starts `bgplb controller` in the root namespace.
@@ -331,7 +331,7 @@ func (u *upper) router(ctx context.Context, i int) error {
 func (u *upper) speaker(ctx context.Context, node string) error {
 	sock := u.st.path(node + ".sock")
 	p, err := startIn(ctx, u.s, node, "bgplb-speaker", u.o.BinPath, "speaker",
-		"--node-name", node, "--kubeconfig", u.st.SpeakerKubeconfig, "--namespace", "default",
+		"--node-name", node, "--kubeconfig", u.st.SpeakerKubeconfig, "--namespace", speakerNamespace,
 		"--socket", sock, "--metrics-addr", "",
 		"--listen", netip.AddrPortFrom(u.s.NodeAddr(node), 179).String())
 	if err != nil {
@@ -502,3 +502,7 @@ func (u *upper) waitAnswer(ctx context.Context, host, node string, every time.Du
 	}
 	return nil
 }
+
+// speakerNamespace is where the lab's speakers run: the namespace of their
+// BGP password Secret (deploy/examples/bgppeer.yaml) and of their Role.
+const speakerNamespace = "default"

@@ -21,15 +21,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/yaml"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/controller"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/internal/kubetest"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/daemons"
@@ -102,30 +101,30 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	return l
 }
 
-// speakerIdentity binds the generated speaker ClusterRole
-// (config/rbac/speaker) to a user of its own and returns a kubeconfig for
-// it: the speakers run with exactly the permissions a cluster gives them.
+// speakerIdentity gives a user of its own the generated speaker roles
+// (config/rbac/speaker: the ClusterRole, and the Role for Secrets in the
+// namespace the speakers run in) and returns a kubeconfig for it: the
+// speakers run with exactly the permissions a cluster gives them.
 func (l *seedLab) speakerIdentity(t *testing.T) string {
 	t.Helper()
 	b, err := os.ReadFile("../../config/rbac/speaker/role.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var role rbacv1.ClusterRole
-	if err := yaml.UnmarshalStrict(b, &role); err != nil {
+	const user = "bgplb-speaker"
+	if err := controlplane.Grant(context.Background(), l.c, b, user, speakerNamespace); err != nil {
 		t.Fatal(err)
 	}
-	const user = "bgplb-speaker"
-	l.create(t, &role)
-	l.create(t, &rbacv1.ClusterRoleBinding{ObjectMeta: metav1.ObjectMeta{Name: role.Name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.UserKind, APIGroup: rbacv1.GroupName, Name: user}},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: role.Name}})
 	path, err := l.env.UserKubeconfig(user)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return path
 }
+
+// speakerNamespace is where the speakers run and find their password
+// Secret.
+const speakerNamespace = "default"
 
 // createNode is what a kubelet would register: the Node, Ready, with its
 // LAN addresses.
@@ -182,7 +181,7 @@ func (l *seedLab) startController(t *testing.T) {
 func (l *seedLab) startSpeaker(t *testing.T, name string) {
 	t.Helper()
 	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
-		"--node-name", name, "--kubeconfig", l.speakerKubeconfig, "--namespace", "default",
+		"--node-name", name, "--kubeconfig", l.speakerKubeconfig, "--namespace", speakerNamespace,
 		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug",
 		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String())
 	if err != nil {
@@ -212,7 +211,7 @@ func (l *seedLab) configure(t *testing.T) {
 	if l.rp != nil {
 		// bgplb router wants TCP-MD5 from the nodes: the speakers read the
 		// password from a Secret.
-		l.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: "default", Name: "bgp-password"},
+		l.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: speakerNamespace, Name: "bgp-password"},
 			StringData: map[string]string{"password": "seed-secret"}})
 		peer.Spec.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp-password"}
 	}
