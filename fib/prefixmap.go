@@ -453,9 +453,20 @@ func (p *u64Part) resize(size int) {
 	p.n = 0
 	for i := range old {
 		if s := old[i]; s.used() {
-			p.insert(s)
+			p.insertNew(s)
 		}
 	}
+}
+
+// insertNew places s, whose key the part does not hold, in a part with
+// room: no key is compared on the way.
+func (p *u64Part) insertNew(s u64Slot) {
+	i, d := p.home(s.key()), 1
+	for int(p.slots[i].dist) >= d {
+		i, d = p.next(i), d+1
+	}
+	p.n++
+	p.place(s, i, d)
 }
 
 // take deletes p and returns its value and flags.
