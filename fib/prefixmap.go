@@ -166,15 +166,15 @@ func (m *prefixMap) each(fn func(p netip.Prefix, id uint32, flags uint8) (clear 
 }
 
 // u64Map is an open-addressing hash table from keys below 2^40 (an IPv4
-// address and a prefix length) to uint32, with linear probing and
-// backward-shift deletion. Its zero value is empty and ready to use.
+// address and a prefix length) to uint32, with Robin Hood linear probing
+// and backward-shift deletion. Its zero value is empty and ready to use.
 //
 // It is split into u64Parts tables by a seeded multiplicative hash, each
 // grown (by a quarter) and shrunk on its own. A million routes then cost
-// 12 to 19 bytes each (each part between 64% and 80% full, its capacity
+// 15 to 19 bytes each (each part between 64% and 80% full, its capacity
 // any number of slots), and growing holds one part's old slots beside its
 // new ones, not the whole table's twice over: one table doubling from 1M
-// to 2M slots had 36 MB live at once, where the parts peak under 20 MB.
+// to 2M slots had 36 MB live at once, where the parts peak under 19 MB.
 //
 // Each part's hash is seeded, and the seed changes whenever the part
 // shrinks. Other tables of the daemon (the RIB's shards) hash the same
@@ -211,7 +211,8 @@ type u64Slot struct {
 	flags uint8
 }
 
-// u64MaxDist bounds dist: a part whose probe run would go further grows.
+// u64MaxDist bounds dist: a part whose probe run would go further grows,
+// with a new seed.
 const u64MaxDist = 255
 
 func (s *u64Slot) used() bool  { return s.dist != 0 }
