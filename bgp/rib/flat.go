@@ -101,14 +101,15 @@ func (m *flatMap[K, V]) get(k K) (V, bool) {
 // set stores v under k.
 func (m *flatMap[K, V]) set(k K, v V) {
 	v = v.flatMark()
-	if i, ok := m.find(k); ok {
+	i, ok := m.find(k)
+	if ok {
 		m.slots[i].v = v
 		return
 	}
 	if (m.n+1)*maxLoadDen > len(m.slots)*maxLoadNum {
 		m.resize(m.n + 1)
+		i, _ = m.find(k)
 	}
-	i, _ := m.find(k)
 	m.slots[i] = flatSlot[K, V]{k, v}
 	m.n++
 }
