@@ -103,6 +103,13 @@ func (n *Netns) WaitRoutes(ctx context.Context, q RouteQuery, cond func([]Route)
 		last = rs
 		return cond(rs), nil
 	})
+	if err != nil && last == nil {
+		// The wait ended before a read finished (a busy machine, a short
+		// deadline): read once more, so the error shows the table.
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		last, _ = n.Routes(rctx, q)
+		cancel()
+	}
 	if err != nil {
 		return last, fmt.Errorf("lab: waiting for routes in %s: %w; last table:\n%s", n.Name, err, FormatRoutes(last))
 	}

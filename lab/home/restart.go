@@ -41,7 +41,17 @@ func Restart(ctx context.Context, o Options, component string) error {
 	default:
 		return fmt.Errorf("restart %q: want controller, speaker or router", component)
 	}
-	if err := u.do(append(steps, u.establishedStep(ctx))); err != nil {
+	steps = append(steps, u.establishedStep(ctx))
+	// A restarted speaker announces once it has read the cluster again: the
+	// Pi-hole is back when its route is, not when the sessions are.
+	for _, n := range u.s.Nodes() {
+		if _, ok := u.st.Procs["dns-"+n]; ok {
+			steps = append(steps, step{fmt.Sprintf("waiting for %s/32 via %s in every router's kernel", PiholeVIP, n), func() error {
+				return u.waitRoutes(ctx, u.s.NodeAddr(n))
+			}})
+		}
+	}
+	if err := u.do(steps); err != nil {
 		return err
 	}
 	fmt.Fprintln(u.o.Out)
