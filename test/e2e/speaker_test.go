@@ -203,10 +203,10 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 // the router as a peer, one advertisement.
 func (l *seedLab) configure(t *testing.T) {
 	t.Helper()
-	l.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
-		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
-	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
-		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
+	l.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
+		Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
+	peer := &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+		Spec: v1alpha1.BGPRouterSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}}
 	if l.rp != nil {
 		// bgplb router wants TCP-MD5 from the nodes: the speakers read the
@@ -216,7 +216,7 @@ func (l *seedLab) configure(t *testing.T) {
 		peer.Spec.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp-password"}
 	}
 	l.create(t, peer)
-	l.create(t, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
+	l.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
 }
 
 // endpoints sets the Service's one EndpointSlice to ready endpoints on the
@@ -477,7 +477,7 @@ func TestSpeakerInterop(t *testing.T) {
 	cfg := daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1), Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1),
 		Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}}
 	ns := l.s.Host("router")
-	// The last case turns the BGPPeer passive: the speakers listen and
+	// The last case turns the BGPRouter passive: the speakers listen and
 	// gobgpd dials them, as a router with static neighbours does.
 	dialing := cfg
 	dialing.Neighbors = []daemons.Neighbor{{Address: n1, ASN: 64512}, {Address: n2, ASN: 64512}}
@@ -493,7 +493,7 @@ func TestSpeakerInterop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.passive {
-				var p v1alpha1.BGPPeer
+				var p v1alpha1.BGPRouter
 				if err := l.c.Get(l.ctx, client.ObjectKey{Name: "router"}, &p); err != nil {
 					t.Fatal(err)
 				}
