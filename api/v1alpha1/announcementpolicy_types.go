@@ -30,9 +30,9 @@ type BGPAnnouncementPolicy struct {
 // BGPAnnouncementPolicySpec selects pools, peers and nodes and the attributes
 // of the routes announced.
 type BGPAnnouncementPolicySpec struct {
-	// IPPools names pools to announce; IPPoolSelectors picks them by label.
-	// A pool named or matched by either is announced; both empty means
-	// every pool.
+	// IPPools names LoadBalancerPools to announce; IPPoolSelectors picks
+	// them by label. A pool named or matched by either is announced; both
+	// empty means every pool.
 	//
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=253
