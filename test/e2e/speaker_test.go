@@ -219,19 +219,31 @@ func (l *seedLab) configure(t *testing.T) {
 	l.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
 }
 
-// endpoints sets the Service's one EndpointSlice to ready endpoints on the
-// given nodes (a node repeated holds several pods).
+// endpoints sets the Service's one IPv4 EndpointSlice to ready endpoints on
+// the given nodes (a node repeated holds several pods).
 func (l *seedLab) endpoints(t *testing.T, svc string, nodes ...string) {
 	t.Helper()
+	l.endpointsOf(t, svc, discoveryv1.AddressTypeIPv4, nodes...)
+}
+
+// endpointsOf sets the Service's EndpointSlice of one family; the pods are
+// named alike in both families, so a dual-stack pod counts once.
+func (l *seedLab) endpointsOf(t *testing.T, svc string, family discoveryv1.AddressType, nodes ...string) {
+	t.Helper()
+	name, addr := svc+"-1", "10.244.%d.%d"
+	if family == discoveryv1.AddressTypeIPv6 {
+		name, addr = svc+"-v6", "fd00:244:%d::%d"
+	}
 	es := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
-		AddressType: discoveryv1.AddressTypeIPv4,
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: family,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("dns-udp"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(53))}},
 	}
 	for i, n := range nodes {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-			Addresses: []string{fmt.Sprintf("10.244.%d.%d", slices.Index(l.s.Nodes(), n)+1, i+10)},
+			Addresses: []string{fmt.Sprintf(addr, slices.Index(l.s.Nodes(), n)+1, i+10)},
 			NodeName:  ptr(n), Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: fmt.Sprintf("%s-%d", svc, i)},
 		})
 	}
 	var cur discoveryv1.EndpointSlice
@@ -365,6 +377,10 @@ func TestSeedStory(t *testing.T) {
 			Ports:          []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
 		},
 	}
+	// A Cluster Service with no ready endpoint is withdrawn: give it a pod
+	// on each node, in both families.
+	l.endpointsOf(t, "web", discoveryv1.AddressTypeIPv4, seed.Node1, seed.Node2)
+	l.endpointsOf(t, "web", discoveryv1.AddressTypeIPv6, seed.Node1, seed.Node2)
 	l.create(t, web)
 	var v4, v6 netip.Addr
 	l.waitService(t, "web", func(s *corev1.Service) bool {
