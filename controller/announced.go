@@ -49,8 +49,8 @@ const maxListed = 10
 // cause to the most particular.
 const (
 	msgNoAddress       = "no address assigned yet"
-	msgNoPeer          = "no BGPPeer exists"
-	msgNoAdvertisement = "no BGPAdvertisement exists"
+	msgNoPeer          = "no BGPRouter exists"
+	msgNoAdvertisement = "no BGPAnnouncementPolicy exists"
 	msgLocalNoReady    = "no node announces it: externalTrafficPolicy is Local and no endpoint is ready"
 	msgClusterNoReady  = "no node announces it: no endpoint is ready anywhere, so it is withdrawn until one is"
 	msgGeneric         = "no node announces it; see the speakers' logs"
@@ -65,7 +65,7 @@ type nodeAnnouncement struct {
 
 // servedAddress is one address a Service holds and the pool it comes from
 // ("" when no pool covers it any more), with the pool's labels, which
-// BGPAdvertisements may select it by.
+// BGPAnnouncementPolicies may select it by.
 type servedAddress struct {
 	Addr       netip.Addr
 	Pool       string
@@ -79,9 +79,9 @@ type announceFacts struct {
 	Generation    int64
 	Addresses     []servedAddress
 	Announcements []nodeAnnouncement
-	// Peers are the names of the BGPPeers that exist.
+	// Peers are the names of the BGPRouters that exist.
 	Peers []string
-	// Advertisements are the BGPAdvertisements in force: as the speakers
+	// Advertisements are the BGPAnnouncementPolicies in force: as the speakers
 	// see them, the last good version of one that a bad edit broke.
 	Advertisements []lbmodel.Advertisement
 	Local          bool
@@ -265,7 +265,7 @@ func reportedNodes(anns []nodeAnnouncement) []string {
 }
 
 // unadvertised says why none of the Service's addresses can be announced
-// to any peer by the BGPAdvertisements, or "" when one of them can. The
+// to any peer by the BGPAnnouncementPolicies, or "" when one of them can. The
 // speakers announce an address when an advertisement selects its pool and
 // sends to at least one peer; node selectors are not checked here (the
 // controller does not watch nodes).
@@ -285,7 +285,7 @@ func unadvertised(addrs []servedAddress, advs []lbmodel.Advertisement, peers []s
 
 func addressUnadvertised(a servedAddress, advs []lbmodel.Advertisement, peers []string) string {
 	if a.Pool == "" {
-		return a.Addr.String() + " is in no IPPool"
+		return a.Addr.String() + " is in no LoadBalancerPool"
 	}
 	var silent []string
 	for i := range advs {
@@ -299,8 +299,8 @@ func addressUnadvertised(a servedAddress, advs []lbmodel.Advertisement, peers []
 		silent = append(silent, ad.Name)
 	}
 	if len(silent) == 0 {
-		return "no BGPAdvertisement selects pool " + a.Pool
+		return "no BGPAnnouncementPolicy selects pool " + a.Pool
 	}
 	slices.Sort(silent)
-	return fmt.Sprintf("the BGPAdvertisements selecting pool %s (%s) name no BGPPeer that exists", a.Pool, joinLimited(silent))
+	return fmt.Sprintf("the BGPAnnouncementPolicies selecting pool %s (%s) name no BGPRouter that exists", a.Pool, joinLimited(silent))
 }

@@ -2,7 +2,7 @@ package controller
 
 // Integration tests of the Announced condition against the shared API
 // server. ServiceAnnouncements are written by hand, as a speaker would
-// write them; BGPPeers and BGPAdvertisements are cluster-wide, so each
+// write them; BGPRouters and BGPAnnouncementPolicies are cluster-wide, so each
 // test names its own after its namespace and removes them.
 
 import (
@@ -45,24 +45,25 @@ func (k *kube) cleanup(t testing.TB, o client.Object) {
 	})
 }
 
-// bgpPeer creates a BGPPeer, removed when the test ends.
-func (k *kube) bgpPeer(t testing.TB, name string) *v1alpha1.BGPPeer {
+// bgpRouter creates a BGPRouter, removed when the test ends.
+func (k *kube) bgpRouter(t testing.TB, name string) *v1alpha1.BGPRouter {
 	t.Helper()
-	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.51.100.254"}}
+	p := &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: v1alpha1.BGPRouterSpec{MyASN: 64512, PeerASN: 64513, PeerAddress: "198.51.100.254"}}
 	if err := k.c.Create(context.Background(), p); err != nil {
-		t.Fatalf("creating BGPPeer %s: %v", name, err)
+		t.Fatalf("creating BGPRouter %s: %v", name, err)
 	}
 	k.cleanup(t, p)
 	return p
 }
 
-// bgpAdvertisement creates a BGPAdvertisement, removed when the test ends.
-func (k *kube) bgpAdvertisement(t testing.TB, name string, spec v1alpha1.BGPAdvertisementSpec) {
+// bgpAnnouncementPolicy creates a BGPAnnouncementPolicy, removed when the
+// test ends.
+func (k *kube) bgpAnnouncementPolicy(t testing.TB, name string, spec v1alpha1.BGPAnnouncementPolicySpec) {
 	t.Helper()
-	a := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
+	a := &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: spec}
 	if err := k.c.Create(context.Background(), a); err != nil {
-		t.Fatalf("creating BGPAdvertisement %s: %v", name, err)
+		t.Fatalf("creating BGPAnnouncementPolicy %s: %v", name, err)
 	}
 	k.cleanup(t, a)
 }
@@ -160,23 +161,23 @@ func (k *kube) checkOnce(t testing.TB, ns, name, reason string, want ...string) 
 	}
 }
 
-// configureStepByStep creates a BGPPeer named router and a
-// BGPAdvertisement for pool p (selected by its label) one step at a time,
+// configureStepByStep creates a BGPRouter named router and a
+// BGPAnnouncementPolicy for pool p (selected by its label) one step at a time,
 // checking at each the reason Service svc in ns shows; it returns the
 // peer.
-func (k *kube) configureStepByStep(t *testing.T, ns, svc, router, label string, p *v1alpha1.IPPool) *v1alpha1.BGPPeer {
+func (k *kube) configureStepByStep(t *testing.T, ns, svc, router, label string, p *v1alpha1.LoadBalancerPool) *v1alpha1.BGPRouter {
 	t.Helper()
 	want := func(msg string) {
 		t.Helper()
 		k.waitService(t, ns, svc, msg, announcedIs(metav1.ConditionFalse, msg))
 	}
 	value := p.Labels[label]
-	peer := k.bgpPeer(t, router)
-	want("no BGPAdvertisement exists")
+	peer := k.bgpRouter(t, router)
+	want("no BGPAnnouncementPolicy exists")
 	adv := router + "-adv"
-	k.bgpAdvertisement(t, adv, v1alpha1.BGPAdvertisementSpec{IPPools: []string{p.Name + "-other"}})
-	want("no BGPAdvertisement selects pool " + p.Name)
-	a := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: adv}}
+	k.bgpAnnouncementPolicy(t, adv, v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{p.Name + "-other"}})
+	want("no BGPAnnouncementPolicy selects pool " + p.Name)
+	a := &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: adv}}
 	k.update(t, a, func() {
 		a.Spec.IPPools = nil
 		a.Spec.IPPoolSelectors = []metav1.LabelSelector{{MatchLabels: map[string]string{label: value}}}
@@ -184,7 +185,7 @@ func (k *kube) configureStepByStep(t *testing.T, ns, svc, router, label string, 
 	want(msgGeneric)
 	// Advertisements select pools by label: the pool's labels count.
 	k.update(t, p, func() { p.Labels = nil })
-	want("no BGPAdvertisement selects pool " + p.Name)
+	want("no BGPAnnouncementPolicy selects pool " + p.Name)
 	k.update(t, p, func() { p.Labels = map[string]string{label: value} })
 	want(msgGeneric)
 	// An edit the API server lets through but the model refuses (operator
@@ -197,7 +198,7 @@ func (k *kube) configureStepByStep(t *testing.T, ns, svc, router, label string, 
 			{Key: label, Operator: "in", Values: []string{value}}}}}
 	})
 	k.update(t, p, func() { p.Labels = nil })
-	want("no BGPAdvertisement selects pool " + p.Name)
+	want("no BGPAnnouncementPolicy selects pool " + p.Name)
 	k.update(t, a, func() { a.Spec.IPPoolSelectors = nil }) // fixed: by name
 	want(msgGeneric)
 	k.update(t, p, func() { p.Labels = map[string]string{label: value} })
@@ -213,7 +214,7 @@ func TestAnnounced(t *testing.T) {
 	sfx := ns[len(ns)-5:]
 	const label = "test.bgplb.io/announced"
 	pool := "ann-" + sfx
-	p := k.pool(t, pool, []string{"203.0.113.32/29"}, func(p *v1alpha1.IPPool) { p.Labels = map[string]string{label: sfx} })
+	p := k.pool(t, pool, []string{"203.0.113.32/29"}, func(p *v1alpha1.LoadBalancerPool) { p.Labels = map[string]string{label: sfx} })
 	x := k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
 	want := func(status metav1.ConditionStatus, msg string) {
 		t.Helper()
@@ -223,7 +224,7 @@ func TestAnnounced(t *testing.T) {
 	k.service(t, ns, "web")
 	k.readySlice(t, ns, "web", "node1")
 	k.waitService(t, ns, "web", "an address", allocatedIPs("203.0.113.32"))
-	want(metav1.ConditionFalse, "no BGPPeer exists")
+	want(metav1.ConditionFalse, "no BGPRouter exists")
 
 	router := "ann-router-" + sfx
 	peer := k.configureStepByStep(t, ns, "web", router, label, p)
@@ -263,7 +264,7 @@ func TestAnnounced(t *testing.T) {
 	if err := k.c.Delete(context.Background(), peer); err != nil {
 		t.Fatal(err)
 	}
-	want(metav1.ConditionFalse, "no BGPPeer exists")
+	want(metav1.ConditionFalse, "no BGPRouter exists")
 
 	k.settled(t, ns)
 	k.checkOnce(t, ns, "web", EventAnnouncedBy, "announced by node1", "announced by node1, node2", "announced by node2")
@@ -284,8 +285,8 @@ func TestAnnouncedLocal(t *testing.T) {
 	sfx := ns[len(ns)-5:]
 	k.pool(t, "annlocal-"+sfx, []string{"198.51.100.136/29"})
 	router := "annlocal-router-" + sfx
-	k.bgpPeer(t, router)
-	k.bgpAdvertisement(t, "annlocal-adv-"+sfx, v1alpha1.BGPAdvertisementSpec{})
+	k.bgpRouter(t, router)
+	k.bgpAnnouncementPolicy(t, "annlocal-adv-"+sfx, v1alpha1.BGPAnnouncementPolicySpec{})
 	k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
 
 	k.service(t, ns, "local", withLocalTraffic)

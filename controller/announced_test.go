@@ -63,30 +63,30 @@ func TestWhyNotAnnounced(t *testing.T) {
 		want string
 	}{
 		{"no address", ready(func(f *announceFacts) { f.Addresses = nil; f.Peers = nil }), "no address assigned yet"},
-		{"no peer", ready(func(f *announceFacts) { f.Peers = nil }), "no BGPPeer exists"},
-		{"no advertisement", ready(func(f *announceFacts) { f.Advertisements = nil }), "no BGPAdvertisement exists"},
+		{"no peer", ready(func(f *announceFacts) { f.Peers = nil }), "no BGPRouter exists"},
+		{"no advertisement", ready(func(f *announceFacts) { f.Advertisements = nil }), "no BGPAnnouncementPolicy exists"},
 		{"advertisement of another pool", ready(func(f *announceFacts) {
 			f.Advertisements = []lbmodel.Advertisement{adv("other", []string{"wan"})}
-		}), "no BGPAdvertisement selects pool lan"},
+		}), "no BGPAnnouncementPolicy selects pool lan"},
 		{"selector not matching", ready(func(f *announceFacts) {
 			f.Addresses = served("lan", map[string]string{"site": "b"})
 			f.Advertisements = []lbmodel.Advertisement{selectorAdv("site-a", "site=a")}
-		}), "no BGPAdvertisement selects pool lan"},
+		}), "no BGPAnnouncementPolicy selects pool lan"},
 		{"selector matching", ready(func(f *announceFacts) {
 			f.Addresses = served("lan", map[string]string{"site": "a"})
 			f.Advertisements = []lbmodel.Advertisement{selectorAdv("site-a", "site=a")}
 		}), msgGeneric},
 		{"invalid selector selects nothing", ready(func(f *announceFacts) {
 			f.Advertisements = []lbmodel.Advertisement{{Name: "bad", PoolSelectors: []labels.Selector{labels.Nothing()}}}
-		}), "no BGPAdvertisement selects pool lan"},
+		}), "no BGPAnnouncementPolicy selects pool lan"},
 		{"advertisements name only missing peers", ready(func(f *announceFacts) {
 			f.Advertisements = []lbmodel.Advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "typo")}
-		}), "the BGPAdvertisements selecting pool lan (a, b) name no BGPPeer that exists"},
+		}), "the BGPAnnouncementPolicies selecting pool lan (a, b) name no BGPRouter that exists"},
 		{"one advertisement names a peer that exists", ready(func(f *announceFacts) {
 			f.Advertisements = []lbmodel.Advertisement{adv("b", []string{"lan"}, "gone"), adv("a", nil, "gone", "router-a")}
 		}), msgGeneric},
 		{"address outside every pool", ready(func(f *announceFacts) { f.Addresses = served("", nil) }),
-			"203.0.113.10 is in no IPPool"},
+			"203.0.113.10 is in no LoadBalancerPool"},
 		{"dual stack, neither pool advertised", ready(func(f *announceFacts) {
 			f.Addresses = []servedAddress{
 				{Addr: netip.MustParseAddr("203.0.113.10"), Pool: "lan"},
@@ -94,7 +94,7 @@ func TestWhyNotAnnounced(t *testing.T) {
 				{Addr: netip.MustParseAddr("2001:db8::11"), Pool: "lan6"},
 			}
 			f.Advertisements = []lbmodel.Advertisement{adv("wan", []string{"wan"})}
-		}), "no BGPAdvertisement selects pool lan; no BGPAdvertisement selects pool lan6"},
+		}), "no BGPAnnouncementPolicy selects pool lan; no BGPAnnouncementPolicy selects pool lan6"},
 		{"dual stack, one pool advertised", ready(func(f *announceFacts) {
 			f.Addresses = []servedAddress{
 				{Addr: netip.MustParseAddr("203.0.113.10"), Pool: "lan"},
@@ -120,10 +120,10 @@ func TestWhyNotAnnounced(t *testing.T) {
 		// The more general cause wins.
 		{"no peer beats no advertisement and Local", ready(func(f *announceFacts) {
 			f.Peers, f.Advertisements, f.Local = nil, nil, true
-		}), "no BGPPeer exists"},
+		}), "no BGPRouter exists"},
 		{"advertisement beats Local", ready(func(f *announceFacts) {
 			f.Advertisements, f.Local = []lbmodel.Advertisement{adv("other", []string{"wan"})}, true
-		}), "no BGPAdvertisement selects pool lan"},
+		}), "no BGPAnnouncementPolicy selects pool lan"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,12 +398,10 @@ func TestEndpointSliceCache(t *testing.T) {
 		}
 		s = out.(*discoveryv1.EndpointSlice)
 		// The pod's name and addresses stay: they make a pod listed by two
-		// slices count once.
+		// slices (one per family) count once.
 		want := discoveryv1.Endpoint{NodeName: ptr("node1"), Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
 			Addresses: []string{"10.0.0.1"}, TargetRef: &corev1.ObjectReference{Kind: "Pod", Name: "web-1"}}
-		if len(s.Endpoints) != 1 || *s.Endpoints[0].NodeName != "node1" || *s.Endpoints[0].Conditions.Ready != true ||
-			s.Endpoints[0].Zone != nil || !reflect.DeepEqual(s.Endpoints[0].Addresses, want.Addresses) ||
-			!reflect.DeepEqual(s.Endpoints[0].TargetRef, want.TargetRef) {
+		if len(s.Endpoints) != 1 || !reflect.DeepEqual(s.Endpoints[0], want) {
 			t.Errorf("endpoints %+v, want %+v", s.Endpoints, want)
 		}
 		if s.ManagedFields != nil || s.Annotations != nil || s.Ports != nil || s.Labels[discoveryv1.LabelServiceName] != "web" {

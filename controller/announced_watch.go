@@ -77,16 +77,16 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 	if len(announcing(f.Announcements)) > 0 || len(held) == 0 {
 		return f, nil
 	}
-	var peers v1alpha1.BGPPeerList
+	var peers v1alpha1.BGPRouterList
 	if err := r.c.List(ctx, &peers, client.UnsafeDisableDeepCopy); err != nil {
-		return f, fmt.Errorf("listing BGPPeers: %w", err)
+		return f, fmt.Errorf("listing BGPRouters: %w", err)
 	}
 	for _, p := range peers.Items {
 		f.Peers = append(f.Peers, p.Name)
 	}
-	var advs v1alpha1.BGPAdvertisementList
+	var advs v1alpha1.BGPAnnouncementPolicyList
 	if err := r.c.List(ctx, &advs, client.UnsafeDisableDeepCopy); err != nil {
-		return f, fmt.Errorf("listing BGPAdvertisements: %w", err)
+		return f, fmt.Errorf("listing BGPAnnouncementPolicies: %w", err)
 	}
 	for _, res := range lbmodel.ResolveAll(&r.ads, advs.Items, lbmodel.AdvertisementFrom) {
 		if res.OK {
@@ -112,10 +112,10 @@ func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Addre
 	for _, h := range held {
 		a := servedAddress{Addr: h.Addr, Pool: h.Pool}
 		if h.Pool != "" {
-			var p v1alpha1.IPPool
+			var p v1alpha1.LoadBalancerPool
 			err := r.c.Get(ctx, client.ObjectKey{Name: h.Pool}, &p)
 			if err != nil && !apierrors.IsNotFound(err) {
-				return nil, fmt.Errorf("reading IPPool %s: %w", h.Pool, err)
+				return nil, fmt.Errorf("reading LoadBalancerPool %s: %w", h.Pool, err)
 			}
 			a.PoolLabels = p.Labels
 		}
@@ -124,13 +124,13 @@ func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Addre
 	return out, nil
 }
 
-// announcedWatches registers the indexes and adds to the Service
-// controller b the watches the Announced condition needs: a Service is
-// looked at again when its ServiceAnnouncements change, when its
-// EndpointSlices gain or lose their last ready endpoint, and every served Service when BGPPeers come or go, when a
-// BGPAdvertisement's spec changes, or when an IPPool's labels (which
-// advertisements select by) change. Objects listed at start-up are
-// skipped: every Service is reconciled then anyway.
+// announcedWatches registers the indexes and adds to the Service controller b
+// the watches the Announced condition needs: a Service is looked at again
+// when its ServiceAnnouncements change, when its EndpointSlices gain or lose
+// their last ready endpoint, and every served Service when BGPRouters come or
+// go, when a BGPAnnouncementPolicy's spec changes, or when a
+// LoadBalancerPool's labels (which advertisements select by) change. Objects
+// listed at start-up are skipped: every Service is reconciled then anyway.
 func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, b *builder.Builder) (*builder.Builder, error) {
 	idx := mgr.GetFieldIndexer()
 	err := idx.IndexField(ctx, &v1alpha1.ServiceAnnouncement{}, indexAnnouncedService, func(o client.Object) []string {
@@ -161,9 +161,9 @@ func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, 
 			builder.WithPredicates(notInitial)).
 		Watches(&discoveryv1.EndpointSlice{}, handler.EnqueueRequestsFromMapFunc(r.servedServiceOf),
 			builder.WithPredicates(notInitial, readinessChanged())).
-		Watches(&v1alpha1.BGPPeer{}, all, builder.WithPredicates(notInitial, comeOrGo)).
-		Watches(&v1alpha1.BGPAdvertisement{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
-		Watches(&v1alpha1.IPPool{}, all, builder.WithPredicates(labelsOnly)), nil
+		Watches(&v1alpha1.BGPRouter{}, all, builder.WithPredicates(notInitial, comeOrGo)).
+		Watches(&v1alpha1.BGPAnnouncementPolicy{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.LoadBalancerPool{}, all, builder.WithPredicates(labelsOnly)), nil
 }
 
 // announcedService maps a ServiceAnnouncement to its Service.
@@ -227,11 +227,11 @@ func (r *Reconciler) allServed(ctx context.Context, _ client.Object) []reconcile
 	return out
 }
 
-// endpointSliceCache keeps in the cache only the EndpointSlices of
-// Services, and of each only what lbmodel's endpoint rule reads: which node
-// each endpoint is on, its conditions, and what names its pod (the target
-// and the addresses, so a pod listed by two slices counts once). Slices are the largest objects the
-// controller watches, and it needs little of them.
+// endpointSliceCache keeps in the cache only the EndpointSlices of Services,
+// and of each only what lbmodel's endpoint rule reads: which node each
+// endpoint is on, its conditions, and what names its pod (the target and the
+// addresses, so a pod listed by two slices counts once). Slices are the
+// largest objects the controller watches, and it needs little of them.
 func endpointSliceCache() cache.ByObject {
 	req, err := labels.NewRequirement(discoveryv1.LabelServiceName, selection.Exists, nil)
 	if err != nil {

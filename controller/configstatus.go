@@ -1,7 +1,7 @@
 package controller
 
-// The verdict on the configuration objects (BGPPeer, BGPAdvertisement,
-// L2Advertisement, BFDProfile), written on their status by the leader
+// The verdict on the configuration objects (BGPRouter, BGPAnnouncementPolicy,
+// L2AnnouncementPolicy, BFDPolicy), written on their status by the leader
 // controller alone: whether the current version is accepted or which
 // version stays in force instead (lbmodel.LastGood, the speakers' policy),
 // and what they ask for that bgplb does not do yet.
@@ -146,62 +146,62 @@ func (r *Reconciler) setupConfigStatus(mgr manager.Manager) error {
 			WithOptions(ctrlcontroller.Options{SkipNameValidation: &skip}).
 			Complete(rec)
 	}
-	peers := configKind[v1alpha1.BGPPeer, *v1alpha1.BGPPeer, *v1alpha1.BGPPeerList]{
-		newList: func() *v1alpha1.BGPPeerList { return &v1alpha1.BGPPeerList{} },
-		items:   func(l *v1alpha1.BGPPeerList) []v1alpha1.BGPPeer { return l.Items },
-		resolve: func(items []v1alpha1.BGPPeer) []configVerdict {
+	peers := configKind[v1alpha1.BGPRouter, *v1alpha1.BGPRouter, *v1alpha1.BGPRouterList]{
+		newList: func() *v1alpha1.BGPRouterList { return &v1alpha1.BGPRouterList{} },
+		items:   func(l *v1alpha1.BGPRouterList) []v1alpha1.BGPRouter { return l.Items },
+		resolve: func(items []v1alpha1.BGPRouter) []configVerdict {
 			return verdicts(lbmodel.ResolveAll(&r.peers, items, lbmodel.PeerFrom), generations(items),
 				func(i int) []string { return lbmodel.PeerUnsupported(&items[i].Spec) })
 		},
-		status: func(p *v1alpha1.BGPPeer) *v1alpha1.ConfigStatus { return &p.Status },
+		status: func(p *v1alpha1.BGPRouter) *v1alpha1.ConfigStatus { return &p.Status },
 	}
-	ads := configKind[v1alpha1.BGPAdvertisement, *v1alpha1.BGPAdvertisement, *v1alpha1.BGPAdvertisementList]{
-		newList: func() *v1alpha1.BGPAdvertisementList { return &v1alpha1.BGPAdvertisementList{} },
-		items:   func(l *v1alpha1.BGPAdvertisementList) []v1alpha1.BGPAdvertisement { return l.Items },
-		resolve: func(items []v1alpha1.BGPAdvertisement) []configVerdict {
+	ads := configKind[v1alpha1.BGPAnnouncementPolicy, *v1alpha1.BGPAnnouncementPolicy, *v1alpha1.BGPAnnouncementPolicyList]{
+		newList: func() *v1alpha1.BGPAnnouncementPolicyList { return &v1alpha1.BGPAnnouncementPolicyList{} },
+		items:   func(l *v1alpha1.BGPAnnouncementPolicyList) []v1alpha1.BGPAnnouncementPolicy { return l.Items },
+		resolve: func(items []v1alpha1.BGPAnnouncementPolicy) []configVerdict {
 			return verdicts(lbmodel.ResolveAll(&r.ads, items, lbmodel.AdvertisementFrom), generations(items), none)
 		},
-		status: func(a *v1alpha1.BGPAdvertisement) *v1alpha1.ConfigStatus { return &a.Status },
+		status: func(a *v1alpha1.BGPAnnouncementPolicy) *v1alpha1.ConfigStatus { return &a.Status },
 	}
-	l2 := configKind[v1alpha1.L2Advertisement, *v1alpha1.L2Advertisement, *v1alpha1.L2AdvertisementList]{
-		newList: func() *v1alpha1.L2AdvertisementList { return &v1alpha1.L2AdvertisementList{} },
-		items:   func(l *v1alpha1.L2AdvertisementList) []v1alpha1.L2Advertisement { return l.Items },
-		resolve: func(items []v1alpha1.L2Advertisement) []configVerdict {
-			check := func(a *v1alpha1.L2Advertisement) (struct{}, error) {
-				return struct{}{}, lbmodel.CheckL2Advertisement(a)
+	l2 := configKind[v1alpha1.L2AnnouncementPolicy, *v1alpha1.L2AnnouncementPolicy, *v1alpha1.L2AnnouncementPolicyList]{
+		newList: func() *v1alpha1.L2AnnouncementPolicyList { return &v1alpha1.L2AnnouncementPolicyList{} },
+		items:   func(l *v1alpha1.L2AnnouncementPolicyList) []v1alpha1.L2AnnouncementPolicy { return l.Items },
+		resolve: func(items []v1alpha1.L2AnnouncementPolicy) []configVerdict {
+			check := func(a *v1alpha1.L2AnnouncementPolicy) (struct{}, error) {
+				return struct{}{}, lbmodel.CheckL2AnnouncementPolicy(a)
 			}
 			return verdicts(lbmodel.ResolveAll(&r.l2s, items, check), generations(items),
 				func(int) []string { return []string{lbmodel.L2Unsupported} })
 		},
-		status: func(a *v1alpha1.L2Advertisement) *v1alpha1.ConfigStatus { return &a.Status },
+		status: func(a *v1alpha1.L2AnnouncementPolicy) *v1alpha1.ConfigStatus { return &a.Status },
 	}
-	bfd := configKind[v1alpha1.BFDProfile, *v1alpha1.BFDProfile, *v1alpha1.BFDProfileList]{
-		newList: func() *v1alpha1.BFDProfileList { return &v1alpha1.BFDProfileList{} },
-		items:   func(l *v1alpha1.BFDProfileList) []v1alpha1.BFDProfile { return l.Items },
-		resolve: func(items []v1alpha1.BFDProfile) []configVerdict {
+	bfd := configKind[v1alpha1.BFDPolicy, *v1alpha1.BFDPolicy, *v1alpha1.BFDPolicyList]{
+		newList: func() *v1alpha1.BFDPolicyList { return &v1alpha1.BFDPolicyList{} },
+		items:   func(l *v1alpha1.BFDPolicyList) []v1alpha1.BFDPolicy { return l.Items },
+		resolve: func(items []v1alpha1.BFDPolicy) []configVerdict {
 			out := make([]configVerdict, len(items))
 			for i := range items {
 				out[i] = configVerdict{generation: items[i].Generation, unsupported: []string{lbmodel.BFDUnsupported}}
 			}
 			return out
 		},
-		status: func(b *v1alpha1.BFDProfile) *v1alpha1.ConfigStatus { return &b.Status },
+		status: func(b *v1alpha1.BFDPolicy) *v1alpha1.ConfigStatus { return &b.Status },
 	}
 	for _, c := range []struct {
 		name string
 		obj  client.Object
 		rec  reconcile.Func
 	}{
-		{"bgppeer-status", &v1alpha1.BGPPeer{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		{"bgprouter-status", &v1alpha1.BGPRouter{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return peers.reconcile(ctx, r.c, req)
 		}},
-		{"bgpadvertisement-status", &v1alpha1.BGPAdvertisement{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		{"bgpannouncementpolicy-status", &v1alpha1.BGPAnnouncementPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return ads.reconcile(ctx, r.c, req)
 		}},
-		{"l2advertisement-status", &v1alpha1.L2Advertisement{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		{"l2announcementpolicy-status", &v1alpha1.L2AnnouncementPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return l2.reconcile(ctx, r.c, req)
 		}},
-		{"bfdprofile-status", &v1alpha1.BFDProfile{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
+		{"bfdpolicy-status", &v1alpha1.BFDPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return bfd.reconcile(ctx, r.c, req)
 		}},
 	} {

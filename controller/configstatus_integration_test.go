@@ -41,10 +41,10 @@ func (k *kube) waitConditions(t testing.TB, o client.Object, conds func() []meta
 	}
 }
 
-// TestConfigStatus: the leader controller reports on BGPPeers,
-// BGPAdvertisements, L2Advertisements and BFDProfiles whether they are
-// accepted, which version stays in force after a bad edit, and what they
-// ask for that is not supported yet.
+// TestConfigStatus: the leader controller reports on BGPRouters,
+// BGPAnnouncementPolicies, L2AnnouncementPolicies and BFDPolicies whether
+// they are accepted, which version stays in force after a bad edit, and what
+// they ask for that is not supported yet.
 func TestConfigStatus(t *testing.T) {
 	k := startKube(t)
 	ns := k.env.Namespace(t)
@@ -56,12 +56,12 @@ func TestConfigStatus(t *testing.T) {
 		{Key: "zone", Operator: "in", Values: []string{"a"}}}}}
 
 	// A peer asking for BFD and graceful restart: accepted, and told.
-	peer := k.bgpPeer(t, "cfg-peer-"+sfx)
+	peer := k.bgpRouter(t, "cfg-peer-"+sfx)
 	pc := func() []metav1.Condition { return peer.Status.Conditions }
 	k.waitConditions(t, peer, pc, acc, metav1.ConditionTrue, valid, "in force")
 	k.waitConditions(t, peer, pc, sup, "", "", "")
-	k.update(t, peer, func() { peer.Spec.BFDProfile, peer.Spec.GracefulRestart = "fast", true })
-	c := k.waitConditions(t, peer, pc, sup, metav1.ConditionFalse, notYet, `spec.bfdProfile "fast" is ignored`)
+	k.update(t, peer, func() { peer.Spec.BFDPolicy, peer.Spec.GracefulRestart = "fast", true })
+	c := k.waitConditions(t, peer, pc, sup, metav1.ConditionFalse, notYet, `spec.bfdPolicy "fast" is ignored`)
 	if !strings.Contains(c.Message, "spec.gracefulRestart is ignored") {
 		t.Errorf("Supported %q does not name gracefulRestart", c.Message)
 	}
@@ -76,27 +76,27 @@ func TestConfigStatus(t *testing.T) {
 		t.Errorf("Accepted %q does not name %s", c.Message, want)
 	}
 	// Fixed, and the unsupported settings dropped: accepted, nothing to say.
-	k.update(t, peer, func() { peer.Spec.NodeSelectors, peer.Spec.BFDProfile, peer.Spec.GracefulRestart = nil, "", false })
+	k.update(t, peer, func() { peer.Spec.NodeSelectors, peer.Spec.BFDPolicy, peer.Spec.GracefulRestart = nil, "", false })
 	k.waitConditions(t, peer, pc, acc, metav1.ConditionTrue, valid, "in force")
 	k.waitConditions(t, peer, pc, sup, "", "", "")
 
 	// An advertisement edited into a bad selector keeps its last good
 	// version; one bad from its creation has none.
-	k.bgpAdvertisement(t, "cfg-adv-"+sfx, v1alpha1.BGPAdvertisementSpec{})
-	adv := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "cfg-adv-" + sfx}}
+	k.bgpAnnouncementPolicy(t, "cfg-adv-"+sfx, v1alpha1.BGPAnnouncementPolicySpec{})
+	adv := &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-adv-" + sfx}}
 	ac := func() []metav1.Condition { return adv.Status.Conditions }
 	k.waitConditions(t, adv, ac, acc, metav1.ConditionTrue, valid, "in force")
 	k.update(t, adv, func() { adv.Spec.IPPoolSelectors = badSelector })
 	k.waitConditions(t, adv, ac, acc, metav1.ConditionFalse, invalid, "spec.ipPoolSelectors[0]")
 	k.waitConditions(t, adv, ac, acc, metav1.ConditionFalse, invalid, "generation 1, the last valid one, stays in force")
-	k.bgpAdvertisement(t, "cfg-adv-bad-"+sfx, v1alpha1.BGPAdvertisementSpec{NodeSelectors: badSelector})
-	badAdv := &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "cfg-adv-bad-" + sfx}}
+	k.bgpAnnouncementPolicy(t, "cfg-adv-bad-"+sfx, v1alpha1.BGPAnnouncementPolicySpec{NodeSelectors: badSelector})
+	badAdv := &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-adv-bad-" + sfx}}
 	k.waitConditions(t, badAdv, func() []metav1.Condition { return badAdv.Status.Conditions },
 		acc, metav1.ConditionFalse, invalid, "no valid version of it is in force")
 
-	// L2Advertisement and BFDProfile: not supported yet, said on each.
-	l2 := &v1alpha1.L2Advertisement{ObjectMeta: metav1.ObjectMeta{Name: "cfg-l2-" + sfx}}
-	bfd := &v1alpha1.BFDProfile{ObjectMeta: metav1.ObjectMeta{Name: "cfg-bfd-" + sfx}}
+	// L2AnnouncementPolicy and BFDPolicy: not supported yet, said on each.
+	l2 := &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-l2-" + sfx}}
+	bfd := &v1alpha1.BFDPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-bfd-" + sfx}}
 	for _, o := range []client.Object{l2, bfd} {
 		if err := k.c.Create(context.Background(), o); err != nil {
 			t.Fatal(err)

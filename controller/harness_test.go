@@ -168,20 +168,20 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// pool creates an IPPool removed when the test ends.
-func (k *kube) pool(t testing.TB, name string, addrs []string, mod ...func(*v1alpha1.IPPool)) *v1alpha1.IPPool {
+// pool creates a LoadBalancerPool removed when the test ends.
+func (k *kube) pool(t testing.TB, name string, addrs []string, mod ...func(*v1alpha1.LoadBalancerPool)) *v1alpha1.LoadBalancerPool {
 	t.Helper()
-	p := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.IPPoolSpec{Addresses: addrs}}
+	p := &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: addrs}}
 	for _, f := range mod {
 		f(p)
 	}
 	ctx := context.Background()
 	if err := k.c.Create(ctx, p); err != nil {
-		t.Fatalf("creating IPPool %s: %v", name, err)
+		t.Fatalf("creating LoadBalancerPool %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if err := k.c.Delete(context.Background(), p); err != nil && !apierrors.IsNotFound(err) {
-			t.Errorf("deleting IPPool %s: %v", name, err)
+			t.Errorf("deleting LoadBalancerPool %s: %v", name, err)
 		}
 	})
 	return p
@@ -428,18 +428,18 @@ func allocatedIPs(ips ...string) func(*corev1.Service) bool {
 	return func(s *corev1.Service) bool { return has(s) && allocated(s) }
 }
 
-// getPool reads an IPPool.
-func (k *kube) getPool(t testing.TB, name string) *v1alpha1.IPPool {
+// getPool reads a LoadBalancerPool.
+func (k *kube) getPool(t testing.TB, name string) *v1alpha1.LoadBalancerPool {
 	t.Helper()
-	var p v1alpha1.IPPool
+	var p v1alpha1.LoadBalancerPool
 	if err := k.c.Get(context.Background(), client.ObjectKey{Name: name}, &p); err != nil {
-		t.Fatalf("getting IPPool %s: %v", name, err)
+		t.Fatalf("getting LoadBalancerPool %s: %v", name, err)
 	}
 	return &p
 }
 
-// updatePool changes an IPPool's spec, retrying on conflict.
-func (k *kube) updatePool(t testing.TB, name string, mod func(*v1alpha1.IPPool)) {
+// updatePool changes a LoadBalancerPool's spec, retrying on conflict.
+func (k *kube) updatePool(t testing.TB, name string, mod func(*v1alpha1.LoadBalancerPool)) {
 	t.Helper()
 	for i := 0; ; i++ {
 		p := k.getPool(t, name)
@@ -449,23 +449,23 @@ func (k *kube) updatePool(t testing.TB, name string, mod func(*v1alpha1.IPPool))
 			return
 		}
 		if !apierrors.IsConflict(err) || i == 20 {
-			t.Fatalf("updating IPPool %s: %v", name, err)
+			t.Fatalf("updating LoadBalancerPool %s: %v", name, err)
 		}
 	}
 }
 
-// waitPool polls an IPPool until ok holds.
-func (k *kube) waitPool(t testing.TB, name, what string, ok func(*v1alpha1.IPPool) bool) *v1alpha1.IPPool {
+// waitPool polls a LoadBalancerPool until ok holds.
+func (k *kube) waitPool(t testing.TB, name, what string, ok func(*v1alpha1.LoadBalancerPool) bool) *v1alpha1.LoadBalancerPool {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	var last v1alpha1.IPPool
+	var last v1alpha1.LoadBalancerPool
 	for {
 		err := k.c.Get(context.Background(), client.ObjectKey{Name: name}, &last)
 		if err == nil && ok(&last) {
 			return &last
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("IPPool %s: waited 30s for %s; last status %+v (err %v)", name, what, last.Status, err)
+			t.Fatalf("LoadBalancerPool %s: waited 30s for %s; last status %+v (err %v)", name, what, last.Status, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -473,8 +473,8 @@ func (k *kube) waitPool(t testing.TB, name, what string, ok func(*v1alpha1.IPPoo
 
 // poolCounts is a waitPool predicate: these assigned and available counts,
 // IPv4 then IPv6.
-func poolCounts(assigned4, available4, assigned6, available6 int64) func(*v1alpha1.IPPool) bool {
-	return func(p *v1alpha1.IPPool) bool {
+func poolCounts(assigned4, available4, assigned6, available6 int64) func(*v1alpha1.LoadBalancerPool) bool {
+	return func(p *v1alpha1.LoadBalancerPool) bool {
 		s := p.Status
 		return s.AssignedIPv4 == assigned4 && s.AvailableIPv4 == available4 &&
 			s.AssignedIPv6 == assigned6 && s.AvailableIPv6 == available6
@@ -483,9 +483,9 @@ func poolCounts(assigned4, available4, assigned6, available6 int64) func(*v1alph
 
 // poolReady is a waitPool predicate: the Ready condition with this status
 // and reason, for the pool's current generation.
-func poolReady(status metav1.ConditionStatus, reason string) func(*v1alpha1.IPPool) bool {
-	return func(p *v1alpha1.IPPool) bool {
-		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady)
+func poolReady(status metav1.ConditionStatus, reason string) func(*v1alpha1.LoadBalancerPool) bool {
+	return func(p *v1alpha1.LoadBalancerPool) bool {
+		c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.LoadBalancerPoolConditionReady)
 		return c != nil && c.Status == status && c.Reason == reason && c.ObservedGeneration == p.Generation
 	}
 }

@@ -25,7 +25,7 @@ func TestHoldDownSurvivesRestart(t *testing.T) {
 	k.waitService(t, ns, "old", "the only address", allocatedIPs("198.51.100.40"))
 	beforeRelease := time.Now()
 	k.deleteService(t, ns, "old")
-	p := k.waitPool(t, "hold-restart", "the hold-down persisted", func(p *v1alpha1.IPPool) bool {
+	p := k.waitPool(t, "hold-restart", "the hold-down persisted", func(p *v1alpha1.LoadBalancerPool) bool {
 		return len(p.Status.HeldDown) == 1
 	})
 	h := p.Status.HeldDown[0]
@@ -53,7 +53,7 @@ func TestHoldDownSurvivesRestart(t *testing.T) {
 	if !c.LastTransitionTime.Add(time.Second).After(beforeRelease.Add(holdDown)) {
 		t.Errorf("assigned at %v, before the hold-down that began after %v ended", c.LastTransitionTime, beforeRelease)
 	}
-	k.waitPool(t, "hold-restart", "the hold-down gone from status", func(p *v1alpha1.IPPool) bool {
+	k.waitPool(t, "hold-restart", "the hold-down gone from status", func(p *v1alpha1.LoadBalancerPool) bool {
 		return len(p.Status.HeldDown) == 0 && p.Status.AssignedIPv4 == 1
 	})
 	k.deleteService(t, ns, "new")

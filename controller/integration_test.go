@@ -1,7 +1,7 @@
 package controller
 
-// Integration tests of the controller against the shared real API server
-// (see harness_test.go). Each test has its own namespace(s) and IPPools
+// Integration tests of the controller against the shared real API server (see
+// harness_test.go). Each test has its own namespace(s) and LoadBalancerPools
 // named after it, with addresses of its own in 203.0.113.0/24,
 // 198.51.100.0/24 and 2001:db8::/32, so that nothing one test leaves behind
 // can satisfy another's expectations.
@@ -83,7 +83,7 @@ func noChange(*corev1.Service) {}
 
 // Pool modifiers.
 
-func noAutoAssign(p *v1alpha1.IPPool) { p.Spec.AutoAssign = ptr(false) }
+func noAutoAssign(p *v1alpha1.LoadBalancerPool) { p.Spec.AutoAssign = ptr(false) }
 
 const (
 	ipv4 = corev1.IPv4Protocol
@@ -354,7 +354,7 @@ func TestBadRequests(t *testing.T) {
 	ns := k.env.Namespace(t)
 	k.pool(t, "bad-pool", []string{"203.0.113.112/29"})
 	k.pool(t, "bad-tiny", []string{"198.51.100.112"}, noAutoAssign)
-	k.pool(t, "bad-closed", []string{"198.51.100.120/30"}, func(p *v1alpha1.IPPool) {
+	k.pool(t, "bad-closed", []string{"198.51.100.120/30"}, func(p *v1alpha1.LoadBalancerPool) {
 		p.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{Namespaces: []string{"no-such-namespace"}}
 	})
 	x := k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
@@ -787,7 +787,7 @@ func TestPoolShrinks(t *testing.T) {
 	k.service(t, ns, "b")
 	k.waitService(t, ns, "b", "an address", allocatedIPs("203.0.113.145"))
 
-	k.updatePool(t, "shrink-pool", func(p *v1alpha1.IPPool) { p.Spec.Addresses = []string{"203.0.113.146-203.0.113.151"} })
+	k.updatePool(t, "shrink-pool", func(p *v1alpha1.LoadBalancerPool) { p.Spec.Addresses = []string{"203.0.113.146-203.0.113.151"} })
 	for _, c := range []struct{ name, ip string }{{"a", "203.0.113.144"}, {"b", "203.0.113.145"}} {
 		s := k.waitService(t, ns, c.name, "OutsidePools", func(s *corev1.Service) bool {
 			cond := condition(s)
@@ -822,7 +822,7 @@ func TestPoolShrinks(t *testing.T) {
 	}
 
 	// The pool grows back: the condition returns to Allocated.
-	k.updatePool(t, "shrink-pool", func(p *v1alpha1.IPPool) { p.Spec.Addresses = []string{"203.0.113.144-203.0.113.151"} })
+	k.updatePool(t, "shrink-pool", func(p *v1alpha1.LoadBalancerPool) { p.Spec.Addresses = []string{"203.0.113.144-203.0.113.151"} })
 	k.waitService(t, ns, "a", "Allocated again", func(s *corev1.Service) bool {
 		return allocatedIPs("203.0.113.144")(s) && condition(s).Reason == ReasonAllocated
 	})
@@ -830,9 +830,10 @@ func TestPoolShrinks(t *testing.T) {
 	k.waitPool(t, "shrink-pool", "all counted", poolCounts(3, 5, 0, 0))
 }
 
-// TestIPPoolStatus: counts per family, the Ready condition for an accepted
-// and an overlapping pool, and the API server refusing an invalid pool.
-func TestIPPoolStatus(t *testing.T) {
+// TestLoadBalancerPoolStatus: counts per family, the Ready condition for an
+// accepted and an overlapping pool, and the API server refusing an invalid
+// pool.
+func TestLoadBalancerPoolStatus(t *testing.T) {
 	k := startKube(t)
 	ns := k.env.Namespace(t)
 	old := k.pool(t, "status-z-old", []string{"203.0.113.192-203.0.113.201", "2001:db8:c0::/124"})
@@ -840,7 +841,7 @@ func TestIPPoolStatus(t *testing.T) {
 	x := k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
 
 	k.waitPool(t, "status-z-old", "empty counts", poolCounts(0, 10, 0, 16))
-	k.waitPool(t, "status-z-old", "Ready", poolReady(metav1.ConditionTrue, v1alpha1.IPPoolReasonAccepted))
+	k.waitPool(t, "status-z-old", "Ready", poolReady(metav1.ConditionTrue, v1alpha1.LoadBalancerPoolReasonAccepted))
 	// More than 2^63 addresses: the count saturates.
 	k.waitPool(t, "status-big6", "saturated count", poolCounts(0, 0, 0, 1<<63-1))
 
@@ -868,14 +869,14 @@ func TestIPPoolStatus(t *testing.T) {
 	// only its age can tell them apart.
 	time.Sleep(time.Until(old.CreationTimestamp.Add(1100 * time.Millisecond)))
 	k.pool(t, "status-a-new", []string{"203.0.113.200-203.0.113.203"})
-	p := k.waitPool(t, "status-a-new", "Overlap", poolReady(metav1.ConditionFalse, v1alpha1.IPPoolReasonOverlap))
-	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.IPPoolConditionReady); !strings.Contains(c.Message, "status-z-old") {
+	p := k.waitPool(t, "status-a-new", "Overlap", poolReady(metav1.ConditionFalse, v1alpha1.LoadBalancerPoolReasonOverlap))
+	if c := meta.FindStatusCondition(p.Status.Conditions, v1alpha1.LoadBalancerPoolConditionReady); !strings.Contains(c.Message, "status-z-old") {
 		t.Errorf("Overlap message %q does not name the older pool", c.Message)
 	}
 	if p.Status.AssignedIPv4 != 0 || p.Status.AvailableIPv4 != 0 {
 		t.Errorf("a refused pool counts %+v", p.Status)
 	}
-	k.waitPool(t, "status-z-old", "still Ready", poolReady(metav1.ConditionTrue, v1alpha1.IPPoolReasonAccepted))
+	k.waitPool(t, "status-z-old", "still Ready", poolReady(metav1.ConditionTrue, v1alpha1.LoadBalancerPoolReasonAccepted))
 	k.waitPool(t, "status-z-old", "counts unchanged", poolCounts(3, 7, 2, 14))
 	// Nothing comes from the refused pool's own addresses either.
 	k.service(t, ns, "into-refused", withAnnotations(lbmodel.AnnotationPool, "status-a-new"))
@@ -894,14 +895,14 @@ func TestIPPoolStatus(t *testing.T) {
 		{"status-bad-text", "pihole"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			bad := &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: tc.name}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{tc.addr}}}
+			bad := &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: tc.name}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{tc.addr}}}
 			err := k.c.Create(context.Background(), bad)
 			if err == nil {
 				_ = k.c.Delete(context.Background(), bad)
-				t.Fatalf("IPPool with %q was accepted", tc.addr)
+				t.Fatalf("LoadBalancerPool with %q was accepted", tc.addr)
 			}
 			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), "spec.addresses") {
-				t.Errorf("creating an IPPool with %q: %v; want Invalid naming spec.addresses", tc.addr, err)
+				t.Errorf("creating a LoadBalancerPool with %q: %v; want Invalid naming spec.addresses", tc.addr, err)
 			}
 		})
 	}
@@ -934,7 +935,7 @@ func TestNamespaceSelector(t *testing.T) {
 		}
 	}
 	setLabel(nsIn, "yes")
-	k.pool(t, "nssel-pool", []string{"203.0.113.176/29"}, func(p *v1alpha1.IPPool) {
+	k.pool(t, "nssel-pool", []string{"203.0.113.176/29"}, func(p *v1alpha1.LoadBalancerPool) {
 		p.Spec.ServiceAllocation = &v1alpha1.ServiceAllocation{
 			NamespaceSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{label: "yes"}}},
 		}

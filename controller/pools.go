@@ -20,8 +20,8 @@ import (
 // allocator's stats, and Ready with the reason it was refused, if it was.
 // The previous conditions are kept where unchanged so that their transition
 // times stay true.
-func poolStatus(name string, generation int64, stats []allocator.Stats, problem error, prev []metav1.Condition, now metav1.Time) v1alpha1.IPPoolStatus {
-	st := v1alpha1.IPPoolStatus{Conditions: slices.Clone(prev)}
+func poolStatus(name string, generation int64, stats []allocator.Stats, problem error, prev []metav1.Condition, now metav1.Time) v1alpha1.LoadBalancerPoolStatus {
+	st := v1alpha1.LoadBalancerPoolStatus{Conditions: slices.Clone(prev)}
 	for _, s := range stats {
 		if s.Pool != name {
 			continue
@@ -34,16 +34,16 @@ func poolStatus(name string, generation int64, stats []allocator.Stats, problem 
 		}
 	}
 	c := metav1.Condition{
-		Type:               v1alpha1.IPPoolConditionReady,
+		Type:               v1alpha1.LoadBalancerPoolConditionReady,
 		Status:             metav1.ConditionTrue,
-		Reason:             v1alpha1.IPPoolReasonAccepted,
+		Reason:             v1alpha1.LoadBalancerPoolReasonAccepted,
 		Message:            "the pool is in use",
 		ObservedGeneration: generation,
 	}
 	if problem != nil {
-		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.IPPoolReasonInvalid, problem.Error()
+		c.Status, c.Reason, c.Message = metav1.ConditionFalse, v1alpha1.LoadBalancerPoolReasonInvalid, problem.Error()
 		if oe := (*lbmodel.OverlapError)(nil); errors.As(problem, &oe) {
-			c.Reason = v1alpha1.IPPoolReasonOverlap
+			c.Reason = v1alpha1.LoadBalancerPoolReasonOverlap
 			c.Message = fmt.Sprintf("%v; the older pool keeps them and this pool is not used until the overlap is removed", oe)
 		}
 	}
@@ -90,7 +90,7 @@ type persistedHoldDown struct {
 
 // persistedHoldDowns reads the hold-downs the pools' status lists; entries
 // that do not parse are skipped (they were not written by bgplb).
-func persistedHoldDowns(pools []v1alpha1.IPPool) []persistedHoldDown {
+func persistedHoldDowns(pools []v1alpha1.LoadBalancerPool) []persistedHoldDown {
 	var out []persistedHoldDown
 	for _, p := range pools {
 		for _, h := range p.Status.HeldDown {

@@ -28,21 +28,21 @@ func TestPoolStatus(t *testing.T) {
 	if st.AssignedIPv4 != 3 || st.AvailableIPv4 != 12 || st.AssignedIPv6 != 2 || st.AvailableIPv6 != math.MaxInt64 {
 		t.Errorf("counts %+v", st)
 	}
-	c := meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
-	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.IPPoolReasonAccepted || c.ObservedGeneration != 7 {
+	c := meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerPoolConditionReady)
+	if c == nil || c.Status != metav1.ConditionTrue || c.Reason != v1alpha1.LoadBalancerPoolReasonAccepted || c.ObservedGeneration != 7 {
 		t.Errorf("ready condition %+v", c)
 	}
 
 	overlap := &lbmodel.OverlapError{Pool: "lan"}
 	later := metav1.NewTime(now.Add(time.Minute))
 	st = poolStatus("lan2", 8, stats, overlap, st.Conditions, later)
-	c = meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady)
-	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.IPPoolReasonOverlap || !strings.Contains(c.Message, "pool lan") ||
+	c = meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerPoolConditionReady)
+	if c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.LoadBalancerPoolReasonOverlap || !strings.Contains(c.Message, "pool lan") ||
 		!c.LastTransitionTime.Equal(&later) {
 		t.Errorf("overlap condition %+v", c)
 	}
 	st = poolStatus("lan2", 8, stats, errInvalid, st.Conditions, later)
-	if c = meta.FindStatusCondition(st.Conditions, v1alpha1.IPPoolConditionReady); c.Reason != v1alpha1.IPPoolReasonInvalid {
+	if c = meta.FindStatusCondition(st.Conditions, v1alpha1.LoadBalancerPoolConditionReady); c.Reason != v1alpha1.LoadBalancerPoolReasonInvalid {
 		t.Errorf("invalid condition %+v", c)
 	}
 }
@@ -67,7 +67,7 @@ func TestHeldDownStatus(t *testing.T) {
 		t.Errorf("heldDownStatus %+v, want %+v", got, want)
 	}
 	// Read back, as a restarted controller does.
-	back := persistedHoldDowns([]v1alpha1.IPPool{{Status: v1alpha1.IPPoolStatus{HeldDown: append(got,
+	back := persistedHoldDowns([]v1alpha1.LoadBalancerPool{{Status: v1alpha1.LoadBalancerPoolStatus{HeldDown: append(got,
 		v1alpha1.HeldAddress{Address: "not an address", Until: metav1.NewTime(t0)})}}})
 	if len(back) != 2 || back[1].addr != netip.MustParseAddr("203.0.113.11") || back[1].service != key ||
 		!back[1].until.Equal(t0.Add(2*time.Second)) {

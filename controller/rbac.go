@@ -10,10 +10,10 @@ package controller
 // +kubebuilder:rbac:groups="",resources=services,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=services/status,verbs=update;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=ippools,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=ippools/status,verbs=update;patch
-// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpadvertisements;bgppeers;l2advertisements;bfdprofiles,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=bgpadvertisements/status;bgppeers/status;l2advertisements/status;bfdprofiles/status,verbs=update;patch
+// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools/status,verbs=update;patch
+// +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpannouncementpolicies;bgprouters;l2announcementpolicies;bfdpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=bgpannouncementpolicies/status;bgprouters/status;l2announcementpolicies/status;bfdpolicies/status,verbs=update;patch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;watch;delete
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch

@@ -74,7 +74,7 @@ func TestLeastPrivilege(t *testing.T) {
 	k.service(t, ns, "web")
 	k.waitService(t, ns, "web", "an address", allocated)
 	k.waitEvent(t, ns, "web", EventAllocated, "198.51.100.200")
-	// The Announced condition reads BGPPeers (and watches the other kinds
+	// The Announced condition reads BGPRouters (and watches the other kinds
 	// it needs: the controller would not start without them).
 	k.waitService(t, ns, "web", "Announced", announcedIs(metav1.ConditionFalse, msgNoPeer))
 	var lease coordinationv1.Lease

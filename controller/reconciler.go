@@ -46,9 +46,9 @@ type Options struct {
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
 
-// Reconciler owns the allocator and keeps Services' and IPPools' status in
-// step with it. Allocation decisions are made under one lock by the pure
-// allocator; everything around them is reading the cache and writing
+// Reconciler owns the allocator and keeps Services' and LoadBalancerPools'
+// status in step with it. Allocation decisions are made under one lock by the
+// pure allocator; everything around them is reading the cache and writing
 // status.
 type Reconciler struct {
 	c client.Client
@@ -62,7 +62,7 @@ type Reconciler struct {
 	mu       sync.Mutex
 	alloc    *allocator.Allocator
 	restored bool
-	// poolsSeen fingerprints the IPPools last given to the allocator.
+	// poolsSeen fingerprints the LoadBalancerPools last given to the allocator.
 	poolsSeen string
 	poolNames []string
 	problems  map[string]error
@@ -72,12 +72,12 @@ type Reconciler struct {
 	// conflicts are Services whose status at start-up claimed an address
 	// another Service already held; they are told once.
 	conflicts map[lbmodel.Key]string
-	// ads keeps the BGPAdvertisements in force, as every speaker keeps
+	// ads keeps the BGPAnnouncementPolicies in force, as every speaker keeps
 	// them, so that the Announced condition explains what the speakers do
 	// while one is broken (safe for concurrent reconciles on its own).
 	ads lbmodel.LastGood[lbmodel.Advertisement]
-	// peers and l2s keep the same for the status of BGPPeers and
-	// L2Advertisements.
+	// peers and l2s keep the same for the status of BGPRouters and
+	// L2AnnouncementPolicies.
 	peers lbmodel.LastGood[lbmodel.Peer]
 	l2s   lbmodel.LastGood[struct{}]
 	svcQ  queue
@@ -162,7 +162,7 @@ func (r *Reconciler) restore(ctx context.Context) error {
 // down): a released address stays held for its full time across a restart
 // or a change of leader.
 func (r *Reconciler) restoreHoldDowns(ctx context.Context, now time.Time) (int, error) {
-	var list v1alpha1.IPPoolList
+	var list v1alpha1.LoadBalancerPoolList
 	if err := r.c.List(ctx, &list); err != nil {
 		return 0, fmt.Errorf("listing IPPools: %w", err)
 	}
@@ -187,10 +187,11 @@ func (r *Reconciler) namespaceLabels(ctx context.Context) (map[string]map[string
 	return out, nil
 }
 
-// syncPoolsLocked gives the allocator the current IPPools when they changed
-// since last time, and then has every Service and pool looked at again.
+// syncPoolsLocked gives the allocator the current LoadBalancerPools when they
+// changed since last time, and then has every Service and pool looked at
+// again.
 func (r *Reconciler) syncPoolsLocked(ctx context.Context) error {
-	var list v1alpha1.IPPoolList
+	var list v1alpha1.LoadBalancerPoolList
 	if err := r.c.List(ctx, &list); err != nil {
 		return fmt.Errorf("listing IPPools: %w", err)
 	}
@@ -208,11 +209,11 @@ func (r *Reconciler) syncPoolsLocked(ctx context.Context) error {
 	r.problems = map[string]error{}
 	for _, p := range problems {
 		r.problems[p.Pool] = p.Err
-		r.log.Warn("IPPool refused", "pool", p.Pool, "err", p.Err)
+		r.log.Warn("LoadBalancerPool refused", "pool", p.Pool, "err", p.Err)
 	}
 	r.poolsSeen, r.poolNames = fp.String(), names
 	if r.restored {
-		r.log.Info("IPPools changed", "pools", len(pools), "refused", len(problems))
+		r.log.Info("LoadBalancerPools changed", "pools", len(pools), "refused", len(problems))
 		if err := r.requeueServices(ctx); err != nil {
 			return err
 		}

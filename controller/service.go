@@ -1,5 +1,5 @@
 // Package controller is `bgplb controller`: it gives Services of type
-// LoadBalancer an address from the IPPools (the pure allocator in
+// LoadBalancer an address from the LoadBalancerPools (the pure allocator in
 // controller/allocator) and reports the outcome on the Service.
 package controller
 

@@ -26,10 +26,10 @@ import (
 	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
-// Setup adds the Service and IPPool controllers, and those writing the
-// status of BGPPeers, BGPAdvertisements, L2Advertisements and BFDProfiles,
-// to mgr. The manager's
-// scheme must know core/v1, discovery/v1 and bgplb.io/v1alpha1.
+// Setup adds the Service and LoadBalancerPool controllers, and those writing
+// the status of BGPRouters, BGPAnnouncementPolicies, L2AnnouncementPolicies
+// and BFDPolicies, to mgr. The manager's scheme must know core/v1,
+// discovery/v1 and bgplb.io/v1alpha1.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
@@ -60,8 +60,8 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		return nil, fmt.Errorf("service controller: %w", err)
 	}
 	err = builder.ControllerManagedBy(mgr).
-		Named("ippool").
-		For(&v1alpha1.IPPool{}).
+		Named("loadbalancerpool").
+		For(&v1alpha1.LoadBalancerPool{}).
 		WatchesRawSource(source.Func(func(_ context.Context, q queue) error {
 			r.mu.Lock()
 			r.poolQ = q
@@ -71,7 +71,7 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 		WithOptions(ctrlcontroller.Options{SkipNameValidation: &skip}).
 		Complete(reconcile.Func(r.reconcilePool))
 	if err != nil {
-		return nil, fmt.Errorf("ippool controller: %w", err)
+		return nil, fmt.Errorf("loadbalancerpool controller: %w", err)
 	}
 	if err := r.setupConfigStatus(mgr); err != nil {
 		return nil, err
@@ -111,7 +111,7 @@ func (r *Reconciler) reconcilePool(ctx context.Context, req reconcile.Request) (
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	var p v1alpha1.IPPool
+	var p v1alpha1.LoadBalancerPool
 	if err := r.c.Get(ctx, req.NamespacedName, &p); err != nil {
 		return reconcile.Result{}, client.IgnoreNotFound(err)
 	}
@@ -131,7 +131,7 @@ func (r *Reconciler) reconcilePool(ctx context.Context, req reconcile.Request) (
 			if apierrors.IsConflict(err) || apierrors.IsNotFound(err) {
 				return reconcile.Result{Requeue: true}, nil
 			}
-			return reconcile.Result{}, fmt.Errorf("writing the status of IPPool %s: %w", p.Name, err)
+			return reconcile.Result{}, fmt.Errorf("writing the status of LoadBalancerPool %s: %w", p.Name, err)
 		}
 	}
 	// Held-down addresses come free by the clock, not by an event: look

@@ -23,7 +23,7 @@ func TestAllocatesFromPool(t *testing.T) {
 	k.waitEvent(t, ns, "pihole", EventAllocated, "203.0.113.10 from pool smoke")
 	deadline := metav1.Now().Add(10e9)
 	for {
-		var p v1alpha1.IPPool
+		var p v1alpha1.LoadBalancerPool
 		if err := k.c.Get(context.Background(), client.ObjectKey{Name: "smoke"}, &p); err != nil {
 			t.Fatal(err)
 		}

@@ -67,8 +67,8 @@ func TestSweepStaleReports(t *testing.T) {
 	sfx := ns[len(ns)-5:]
 	k.pool(t, "sweep-"+sfx, []string{"198.51.100.48/29"})
 	router := "sweep-router-" + sfx
-	k.bgpPeer(t, router)
-	k.bgpAdvertisement(t, "sweep-adv-"+sfx, v1alpha1.BGPAdvertisementSpec{})
+	k.bgpRouter(t, router)
+	k.bgpAnnouncementPolicy(t, "sweep-adv-"+sfx, v1alpha1.BGPAnnouncementPolicySpec{})
 	live, doomed, ghost := "sweep-live-"+sfx, "sweep-doomed-"+sfx, "sweep-ghost-"+sfx
 	k.node(t, live)
 	doomedNode := k.node(t, doomed)

@@ -130,21 +130,21 @@ func (k *kube) node(t testing.TB, name string, addrs ...string) *corev1.Node {
 func (k *kube) config(t testing.TB, cidrs ...string) {
 	t.Helper()
 	pool := k.prefix + "-pool"
-	k.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: pool}, Spec: v1alpha1.IPPoolSpec{Addresses: cidrs}})
-	k.create(t, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-all"},
-		Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{pool}}})
+	k.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: pool}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: cidrs}})
+	k.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-all"},
+		Spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{pool}}})
 }
 
-// peer creates the BGPPeer of one node with its receiver.
-func (k *kube) peer(t testing.TB, node string, r *receiver, edit func(*v1alpha1.BGPPeerSpec)) {
+// peer creates the BGPRouter of one node with its receiver.
+func (k *kube) peer(t testing.TB, node string, r *receiver, edit func(*v1alpha1.BGPRouterSpec)) {
 	t.Helper()
-	spec := v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: r.addr().Addr().String(), PeerPort: int32(r.addr().Port()),
+	spec := v1alpha1.BGPRouterSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: r.addr().Addr().String(), PeerPort: int32(r.addr().Port()),
 		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second},
 		NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"kubernetes.io/hostname": node}}}}
 	if edit != nil {
 		edit(&spec)
 	}
-	k.create(t, &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: node}, Spec: spec})
+	k.create(t, &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: node}, Spec: spec})
 }
 
 // service creates a LoadBalancer Service with its addresses assigned, as

@@ -234,7 +234,7 @@ func TestSecretsOnlyInOwnNamespace(t *testing.T) {
 	n1 := k.prefix + "-n1"
 	r1 := newReceiver(t, lo)
 	k.node(t, n1, "127.0.0.1")
-	k.peer(t, n1, r1, func(s *v1alpha1.BGPPeerSpec) {
+	k.peer(t, n1, r1, func(s *v1alpha1.BGPRouterSpec) {
 		s.PasswordSecret = &v1alpha1.SecretKeyReference{Namespace: other, Name: "bgp"}
 	})
 	k.speaker(t, n1, cfg, k.ns)

@@ -81,7 +81,7 @@ func derivedRouterID(node string) netip.Addr {
 	return a
 }
 
-// peerConfig turns the version of a BGPPeer in force into the announcer's
+// peerConfig turns the version of a BGPRouter in force into the announcer's
 // session settings for this node. An IPv6 address of the node is the next
 // hop of IPv6 routes sent over an IPv4 session.
 func peerConfig(p *lbmodel.Peer, node localNode, defaultNS string, secret secretFunc) (announce.PeerConfig, error) {
@@ -147,12 +147,12 @@ func peerConfig(p *lbmodel.Peer, node localNode, defaultNS string, secret secret
 // that the operator is told rather than left to believe them in force.
 func unsupported(p *lbmodel.Peer) []string {
 	var out []string
-	if p.Spec.BFDProfile != "" {
-		out = append(out, fmt.Sprintf("BGPPeer %s: spec.bfdProfile %q is ignored: BFD is not implemented yet, "+
-			"so a dead link is noticed only when the hold time runs out", p.Name, p.Spec.BFDProfile))
+	if p.Spec.BFDPolicy != "" {
+		out = append(out, fmt.Sprintf("BGPRouter %s: spec.bfdPolicy %q is ignored: BFD is not implemented yet, "+
+			"so a dead link is noticed only when the hold time runs out", p.Name, p.Spec.BFDPolicy))
 	}
 	if p.Spec.GracefulRestart {
-		out = append(out, fmt.Sprintf("BGPPeer %s: spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
+		out = append(out, fmt.Sprintf("BGPRouter %s: spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
 			"so a restarting speaker withdraws its routes", p.Name))
 	}
 	return out

@@ -19,7 +19,7 @@ import (
 )
 
 // A sync happens on every Service or EndpointSlice change in the cluster;
-// the password Secret is read again only when its BGPPeer changed or the
+// the password Secret is read again only when its BGPRouter changed or the
 // last read is a minute old, not on every sync of every node.
 func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 	scheme := runtime.NewScheme()
@@ -36,7 +36,7 @@ func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 		}}).Build()
 	s := &Speaker{c: c, o: Options{Namespace: "bgplb-system"}}
 	node := &corev1.Node{Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "198.51.100.11"}}}}
-	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPPeerSpec{
+	peer := v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPRouterSpec{
 		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1",
 		PasswordSecret: &v1alpha1.SecretKeyReference{Name: "bgp"},
 	}}
@@ -58,7 +58,7 @@ func TestPasswordReadOncePerPeerVersion(t *testing.T) {
 	sync(1, "first sync")
 	sync(1, "second sync, nothing changed")
 	peer.Generation = 2
-	sync(2, "after the BGPPeer changed")
+	sync(2, "after the BGPRouter changed")
 	for ref, pw := range s.passwords {
 		pw.read = pw.read.Add(-secretTTL)
 		s.passwords[ref] = pw
@@ -81,7 +81,7 @@ func TestPasswordSecretInAnotherNamespace(t *testing.T) {
 			return c.Get(ctx, key, obj, opts...)
 		}}).Build()
 	s := &Speaker{c: c, o: Options{Namespace: "bgplb-system"}}
-	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPPeerSpec{
+	peer := v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router", Generation: 1}, Spec: v1alpha1.BGPRouterSpec{
 		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1",
 		PasswordSecret: &v1alpha1.SecretKeyReference{Namespace: "kube-system", Name: "bgp"},
 	}}
@@ -90,7 +90,7 @@ func TestPasswordSecretInAnotherNamespace(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfgs, problems := s.peerConfigs(context.Background(), nil, []lbmodel.Peer{p}, plan.Result{Peers: map[string][]plan.Route{"router": nil}})
-	const want = "BGPPeer router: spec.passwordSecret: Secret kube-system/bgp is refused: the speaker reads Secrets only in its own namespace bgplb-system"
+	const want = "BGPRouter router: spec.passwordSecret: Secret kube-system/bgp is refused: the speaker reads Secrets only in its own namespace bgplb-system"
 	if len(cfgs) != 0 || len(problems) != 1 || !strings.HasPrefix(problems[0], want) {
 		t.Errorf("configs %+v, problems %q", cfgs, problems)
 	}

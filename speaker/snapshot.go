@@ -19,9 +19,9 @@ type objects struct {
 	node           *corev1.Node
 	services       []corev1.Service
 	slices         []discoveryv1.EndpointSlice
-	pools          []v1alpha1.IPPool
-	peers          []v1alpha1.BGPPeer
-	advertisements []v1alpha1.BGPAdvertisement
+	pools          []v1alpha1.LoadBalancerPool
+	peers          []v1alpha1.BGPRouter
+	advertisements []v1alpha1.BGPAnnouncementPolicy
 }
 
 // converted is a snapshot for the planner, plus what went wrong turning the
@@ -67,16 +67,16 @@ func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 	pools, problems := lbmodel.PoolsFrom(o.pools)
 	c.snap.Pools = pools
 	for _, p := range problems {
-		c.problems = append(c.problems, fmt.Sprintf("IPPool %s: %v", p.Pool, p.Err))
+		c.problems = append(c.problems, fmt.Sprintf("LoadBalancerPool %s: %v", p.Pool, p.Err))
 	}
 	for i, r := range lbmodel.ResolveAll(&lg.peers, o.peers, lbmodel.PeerFrom) {
-		c.report("BGPPeer", o.peers[i].Name, r.Err, r.OK, r.Generation)
+		c.report("BGPRouter", o.peers[i].Name, r.Err, r.OK, r.Generation)
 		if r.OK {
 			c.snap.Peers = append(c.snap.Peers, r.Value)
 		}
 	}
 	for i, r := range lbmodel.ResolveAll(&lg.ads, o.advertisements, lbmodel.AdvertisementFrom) {
-		c.report("BGPAdvertisement", o.advertisements[i].Name, r.Err, r.OK, r.Generation)
+		c.report("BGPAnnouncementPolicy", o.advertisements[i].Name, r.Err, r.OK, r.Generation)
 		if r.OK {
 			c.snap.Advertisements = append(c.snap.Advertisements, r.Value)
 		}

@@ -50,8 +50,8 @@ func TestBuildSnapshot(t *testing.T) {
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
 	other := lbService("other", "", "203.0.113.9")
 	other.Spec.LoadBalancerClass = ptr("example.com/lb")
-	overlapped := v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "refused"}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24"}},
-		Status: v1alpha1.IPPoolStatus{Conditions: []metav1.Condition{{Type: v1alpha1.IPPoolConditionReady, Status: metav1.ConditionFalse}}}}
+	overlapped := v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: "refused"}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.0/24"}},
+		Status: v1alpha1.LoadBalancerPoolStatus{Conditions: []metav1.Condition{{Type: v1alpha1.LoadBalancerPoolConditionReady, Status: metav1.ConditionFalse}}}}
 	o := objects{
 		node: node,
 		services: []corev1.Service{
@@ -66,13 +66,13 @@ func TestBuildSnapshot(t *testing.T) {
 			ep("node1", yes, yes, yes),  // terminating
 			ep("node2", yes, nil, nil),  // another node
 			ep("node1", yes, no, nil))}, // not serving
-		pools: []v1alpha1.IPPool{
-			{ObjectMeta: metav1.ObjectMeta{Name: "lan", Labels: map[string]string{"k": "v"}}, Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.50-203.0.113.60"}}},
+		pools: []v1alpha1.LoadBalancerPool{
+			{ObjectMeta: metav1.ObjectMeta{Name: "lan", Labels: map[string]string{"k": "v"}}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.50-203.0.113.60"}}},
 			overlapped,
 		},
-		peers: []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}},
-		advertisements: []v1alpha1.BGPAdvertisement{
-			{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.BGPAdvertisementSpec{Communities: []string{"64512:100"}, LocalPref: ptr(int64(200))}},
+		peers: []v1alpha1.BGPRouter{{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.1"}}},
+		advertisements: []v1alpha1.BGPAnnouncementPolicy{
+			{ObjectMeta: metav1.ObjectMeta{Name: "good"}, Spec: v1alpha1.BGPAnnouncementPolicySpec{Communities: []string{"64512:100"}, LocalPref: ptr(int64(200))}},
 		},
 	}
 	lg := &lastGood{}
@@ -99,13 +99,13 @@ func TestBuildSnapshot(t *testing.T) {
 	if len(c.snap.Advertisements) != 1 || len(c.snap.Advertisements[0].Communities) != 1 {
 		t.Errorf("bad edit: advertisements %+v, want the last good one", c.snap.Advertisements)
 	}
-	if len(c.problems) != 1 || !strings.Contains(c.problems[0], "BGPAdvertisement good") ||
+	if len(c.problems) != 1 || !strings.Contains(c.problems[0], "BGPAnnouncementPolicy good") ||
 		!strings.Contains(c.problems[0], "nonsense") || !strings.Contains(c.problems[0], "last valid version") {
 		t.Errorf("problems %q", c.problems)
 	}
 	// A new advertisement that is bad from the start is left out.
-	o.advertisements = append(o.advertisements, v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
-		Spec: v1alpha1.BGPAdvertisementSpec{LargeCommunities: []string{"1:2"}}})
+	o.advertisements = append(o.advertisements, v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "bad"},
+		Spec: v1alpha1.BGPAnnouncementPolicySpec{LargeCommunities: []string{"1:2"}}})
 	c = buildSnapshot(o, true, lg)
 	if len(c.snap.Advertisements) != 1 || len(c.problems) != 2 {
 		t.Errorf("advertisements %d, problems %q", len(c.snap.Advertisements), c.problems)
@@ -118,7 +118,7 @@ func TestBuildSnapshot(t *testing.T) {
 
 func TestPeerConfig(t *testing.T) {
 	addrs := []netip.Addr{netip.MustParseAddr("198.51.100.11"), netip.MustParseAddr("2001:db8:51::11")}
-	p := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+	p := &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPRouterSpec{
 		MyASN: 64512, PeerASN: 64512, PeerAddress: "198.51.100.1", PeerPort: 179,
 		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
 		PasswordSecret: &v1alpha1.SecretKeyReference{Name: "bgp"},
@@ -176,7 +176,7 @@ func TestRouterID(t *testing.T) {
 			if !slices.ContainsFunc(tc.addrs, netip.Addr.Is4) || tc.source != "" && netip.MustParseAddr(tc.source).Is6() {
 				peer = "2001:db8:51::1"
 			}
-			mp, err := lbmodel.PeerFrom(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPPeerSpec{
+			mp, err := lbmodel.PeerFrom(&v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"}, Spec: v1alpha1.BGPRouterSpec{
 				MyASN: 64512, PeerASN: 64512, PeerAddress: peer, SourceAddress: tc.source, RouterID: tc.specID}})
 			if err != nil {
 				t.Fatal(err)
@@ -206,8 +206,8 @@ func TestRouterID(t *testing.T) {
 func TestRouterIDOfIPv6OnlyNode(t *testing.T) {
 	n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "v6-node"}, Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{
 		{Type: corev1.NodeInternalIP, Address: "2001:db8:51::12"}, {Type: corev1.NodeHostName, Address: "v6-node"}}}}
-	mp, err := lbmodel.PeerFrom(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
-		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: "2001:db8:51::1"}})
+	mp, err := lbmodel.PeerFrom(&v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+		Spec: v1alpha1.BGPRouterSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: "2001:db8:51::1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -282,25 +282,25 @@ func TestUnsupportedPeerSettings(t *testing.T) {
 	if got := unsupported(p); len(got) != 0 {
 		t.Errorf("plain peer: %v", got)
 	}
-	p.Spec.BFDProfile = "fast"
+	p.Spec.BFDPolicy = "fast"
 	p.Spec.GracefulRestart = true
 	got := strings.Join(unsupported(p), "\n")
-	for _, want := range []string{"BGPPeer router: spec.bfdProfile \"fast\" is ignored", "BGPPeer router: spec.gracefulRestart is ignored"} {
+	for _, want := range []string{"BGPRouter router: spec.bfdPolicy \"fast\" is ignored", "BGPRouter router: spec.gracefulRestart is ignored"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("unsupported settings %q lack %q", got, want)
 		}
 	}
 }
 
-// A bad edit of a BGPPeer (the operator `in` in lower case, which the API
+// A bad edit of a BGPRouter (the operator `in` in lower case, which the API
 // server lets through) keeps its last good version peering, and says so.
 func TestBadPeerSelectorKeepsTheLastGood(t *testing.T) {
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1", Labels: map[string]string{"zone": "a"}},
 		Status: corev1.NodeStatus{Conditions: []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}}}
-	peer := v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router", UID: "p1", Generation: 1},
-		Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1", NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
+	peer := v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router", UID: "p1", Generation: 1},
+		Spec: v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.1", NodeSelectors: []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
 			{Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a"}}}}}}}
-	o := objects{node: node, peers: []v1alpha1.BGPPeer{peer}}
+	o := objects{node: node, peers: []v1alpha1.BGPRouter{peer}}
 	lg := &lastGood{}
 	if res := plan.Plan(buildSnapshot(o, true, lg).snap); len(res.Peers) != 1 {
 		t.Fatalf("valid peer: sessions %v", res.Peers)
@@ -311,7 +311,7 @@ func TestBadPeerSelectorKeepsTheLastGood(t *testing.T) {
 	if res := plan.Plan(c.snap); len(res.Peers) != 1 {
 		t.Errorf("bad edit: sessions %v, want the last good peer kept", res.Peers)
 	}
-	if len(c.problems) != 1 || !strings.Contains(c.problems[0], `BGPPeer router: spec.nodeSelectors[0]: "in" is not a valid`) ||
+	if len(c.problems) != 1 || !strings.Contains(c.problems[0], `BGPRouter router: spec.nodeSelectors[0]: "in" is not a valid`) ||
 		!strings.Contains(c.problems[0], "(generation 1) stays in force") {
 		t.Errorf("problems %q", c.problems)
 	}
@@ -331,37 +331,39 @@ func TestPoolRuleWithoutController(t *testing.T) {
 	created := func(sec int) metav1.ObjectMeta {
 		return metav1.ObjectMeta{CreationTimestamp: metav1.NewTime(time.Date(2026, 1, 1, 0, 0, sec, 0, time.UTC))}
 	}
-	pool := func(name string, sec int, addrs ...string) v1alpha1.IPPool {
-		p := v1alpha1.IPPool{ObjectMeta: created(sec), Spec: v1alpha1.IPPoolSpec{Addresses: addrs}}
+	pool := func(name string, sec int, addrs ...string) v1alpha1.LoadBalancerPool {
+		p := v1alpha1.LoadBalancerPool{ObjectMeta: created(sec), Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: addrs}}
 		p.Name = name
 		return p
 	}
 	old := pool("zz-old", 1, "203.0.113.0/24")
 	newer := pool("aa-new", 2, "203.0.113.50-203.0.113.60") // sorts first by name; no status: the controller is down
-	ad := func(name, pool string) v1alpha1.BGPAdvertisement {
-		return v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{pool}}}
+	ad := func(name, pool string) v1alpha1.BGPAnnouncementPolicy {
+		return v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: name}, Spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{pool}}}
 	}
 	o := objects{
 		node:           node,
 		services:       []corev1.Service{lbService("pihole", "", "203.0.113.53")},
 		slices:         []discoveryv1.EndpointSlice{slice("pihole", ep("node2", nil, nil, nil))},
-		pools:          []v1alpha1.IPPool{newer, old},
-		peers:          []v1alpha1.BGPPeer{{ObjectMeta: metav1.ObjectMeta{Name: "r-old"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "r-new"}, Spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.2"}}},
-		advertisements: []v1alpha1.BGPAdvertisement{ad("old", "zz-old"), ad("new", "aa-new")},
+		pools:          []v1alpha1.LoadBalancerPool{newer, old},
+		peers:          []v1alpha1.BGPRouter{{ObjectMeta: metav1.ObjectMeta{Name: "r-old"}, Spec: v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.1"}}, {ObjectMeta: metav1.ObjectMeta{Name: "r-new"}, Spec: v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.2"}}},
+		advertisements: []v1alpha1.BGPAnnouncementPolicy{ad("old", "zz-old"), ad("new", "aa-new")},
 	}
 	o.advertisements[0].Spec.Peers, o.advertisements[1].Spec.Peers = []string{"r-old"}, []string{"r-new"}
 	res := plan.Plan(buildSnapshot(o, true, &lastGood{}).snap)
 	if len(res.Peers["r-old"]) != 1 || len(res.Peers["r-new"]) != 0 {
 		t.Errorf("routes %v: 203.0.113.53 is the older pool's, announced to r-old only", res.Peers)
 	}
-	if !slices.ContainsFunc(res.Problems, func(p string) bool { return strings.Contains(p, `IPPool "aa-new" overlaps the older IPPool "zz-old"`) }) {
+	if !slices.ContainsFunc(res.Problems, func(p string) bool {
+		return strings.Contains(p, `LoadBalancerPool "aa-new" overlaps the older LoadBalancerPool "zz-old"`)
+	}) {
 		t.Errorf("problems %q", res.Problems)
 	}
 
 	// The older pool is deleted while the controller is down; aa-new still
 	// shows the controller's last verdict (Overlap), which is stale.
-	newer.Status.Conditions = []metav1.Condition{{Type: v1alpha1.IPPoolConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.IPPoolReasonOverlap}}
-	o.pools = []v1alpha1.IPPool{newer}
+	newer.Status.Conditions = []metav1.Condition{{Type: v1alpha1.LoadBalancerPoolConditionReady, Status: metav1.ConditionFalse, Reason: v1alpha1.LoadBalancerPoolReasonOverlap}}
+	o.pools = []v1alpha1.LoadBalancerPool{newer}
 	o.services[0].Status.LoadBalancer.Ingress[0].IP = "203.0.113.55"
 	res = plan.Plan(buildSnapshot(o, true, &lastGood{}).snap)
 	if len(res.Peers["r-new"]) != 1 || len(res.Peers["r-old"]) != 0 {

@@ -57,7 +57,7 @@ type Options struct {
 	HandleUnclassed bool
 	// APISocket serves `bgplb neighbor` / `bgplb rib`; empty: off.
 	APISocket string
-	// ListenAddrs accept sessions from routers, for passive BGPPeers.
+	// ListenAddrs accept sessions from routers, for passive BGPRouters.
 	ListenAddrs []netip.AddrPort
 	// MetricsAddr serves /metrics; empty: off.
 	MetricsAddr string
@@ -151,7 +151,7 @@ func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 // watched are the kinds whose changes trigger a sync.
 func watched() []client.Object {
 	return []client.Object{&corev1.Node{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-		&v1alpha1.IPPool{}, &v1alpha1.BGPPeer{}, &v1alpha1.BGPAdvertisement{}}
+		&v1alpha1.LoadBalancerPool{}, &v1alpha1.BGPRouter{}, &v1alpha1.BGPAnnouncementPolicy{}}
 }
 
 func (s *Speaker) run(ctx context.Context) error {
@@ -282,9 +282,9 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 	}
 	var svcs corev1.ServiceList
 	var eps discoveryv1.EndpointSliceList
-	var pools v1alpha1.IPPoolList
-	var peers v1alpha1.BGPPeerList
-	var ads v1alpha1.BGPAdvertisementList
+	var pools v1alpha1.LoadBalancerPoolList
+	var peers v1alpha1.BGPRouterList
+	var ads v1alpha1.BGPAnnouncementPolicyList
 	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads} {
 		if err := s.c.List(ctx, l); err != nil {
 			return o, err
@@ -312,7 +312,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 			continue
 		}
 		// Every sync sees every peer again: a password is fetched when its
-		// BGPPeer changed or it is a minute old, not on every sync.
+		// BGPRouter changed or it is a minute old, not on every sync.
 		secret := func(ns, name, key string) (string, error) {
 			ref := secretRef{p.Name, p.Generation, ns, name, key}
 			if pw, ok := s.passwords[ref]; ok && now.Sub(pw.read) < secretTTL {
@@ -327,7 +327,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 		}
 		cfg, err := peerConfig(p, local, s.o.Namespace, secret)
 		if err != nil {
-			msg := fmt.Sprintf("BGPPeer %s: %v", p.Name, err)
+			msg := fmt.Sprintf("BGPRouter %s: %v", p.Name, err)
 			if i := slices.IndexFunc(prev, func(c announce.PeerConfig) bool { return c.Name == p.Name }); i >= 0 {
 				cfg = prev[i]
 				msg += "; the last valid settings stay in force"
@@ -340,7 +340,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 		}
 		problems = append(problems, unsupported(p)...)
 		if cfg.Session.Passive && len(s.o.ListenAddrs) == 0 {
-			problems = append(problems, fmt.Sprintf("BGPPeer %s is passive but this speaker listens nowhere (--listen)", p.Name))
+			problems = append(problems, fmt.Sprintf("BGPRouter %s is passive but this speaker listens nowhere (--listen)", p.Name))
 		}
 		out = append(out, cfg)
 	}

@@ -18,7 +18,7 @@ import (
 // towards the edges: ranges whose ends differ in one bit, host bits, mixed
 // families, mapped and zoned addresses, stray whitespace and dashes.
 func TestParseAgreesWithCRD(t *testing.T) {
-	v := v1alpha1.NewObjectValidator(t, "IPPool")
+	v := v1alpha1.NewObjectValidator(t, "LoadBalancerPool")
 	const seed = 20260401
 	rng := rand.New(rand.NewPCG(seed, seed))
 	n := 3000
@@ -29,7 +29,7 @@ func TestParseAgreesWithCRD(t *testing.T) {
 	for i := 0; i < n; i++ {
 		entry := randomEntry(rng)
 		_, goErr := lbmodel.ParseRange(entry)
-		doc := fmt.Sprintf("apiVersion: bgplb.io/v1alpha1\nkind: IPPool\nmetadata: {name: x}\nspec: {addresses: [%q]}\n", entry)
+		doc := fmt.Sprintf("apiVersion: bgplb.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {name: x}\nspec: {addresses: [%q]}\n", entry)
 		crdErrs := v.Validate(t, doc)
 		if (goErr == nil) != (len(crdErrs) == 0) {
 			t.Fatalf("entry %q (seed %d, case %d): Go says %v, the CRD says %v", entry, seed, i, goErr, crdErrs.ToAggregate())

@@ -60,7 +60,7 @@ type ServiceAnnouncementStatus struct {
 	// +listType=set
 	// +optional
 	Prefixes []string `json:"prefixes,omitempty"`
-	// Peers are the BGPPeers the prefixes go to whose session is
+	// Peers are the BGPRouters the prefixes go to whose session is
 	// Established.
 	//
 	// +kubebuilder:validation:MaxItems=64
@@ -83,8 +83,8 @@ type ServiceAnnouncementList struct {
 	Items           []ServiceAnnouncement `json:"items"`
 }
 
-// BGPSessionStatus is one node's session with one BGPPeer, as its speaker
-// sees it. Cluster-scoped like BGPPeer; named <node>.<peer>.
+// BGPSessionStatus is one node's session with one BGPRouter, as its speaker
+// sees it. Cluster-scoped like BGPRouter; named <node>.<peer>.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:scope=Cluster,shortName=bgpsess,categories=bgplb

@@ -4,10 +4,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ConfigStatus is the status of the configuration objects (BGPPeer,
-// BGPAdvertisement, L2Advertisement, BFDProfile): the leader controller's
-// verdict on them. Only the controller writes it, never the speakers, so
-// that one object's status does not churn with the number of nodes.
+// ConfigStatus is the status of the configuration objects (BGPRouter,
+// BGPAnnouncementPolicy, L2AnnouncementPolicy, BFDPolicy): the leader
+// controller's verdict on them. Only the controller writes it, never the
+// speakers, so that one object's status does not churn with the number of
+// nodes.
 type ConfigStatus struct {
 	// Conditions: ConfigConditionAccepted always; ConfigConditionSupported
 	// (False) while the object asks for something bgplb does not do yet.
@@ -30,7 +31,7 @@ const (
 	ConfigConditionAccepted = "Accepted"
 	// ConfigConditionSupported is False (ConfigReasonNotSupportedYet) when
 	// the object asks for something bgplb does not implement yet (an
-	// L2Advertisement, a BFDProfile, a BGPPeer's bfdProfile or
+	// L2AnnouncementPolicy, a BFDPolicy, a BGPRouter's bfdPolicy or
 	// gracefulRestart); the message says what happens instead. Absent
 	// otherwise.
 	ConfigConditionSupported = "Supported"

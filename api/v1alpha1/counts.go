@@ -2,7 +2,7 @@ package v1alpha1
 
 import "math"
 
-// ClampCount turns an address count into an IPPoolStatus count: counts
+// ClampCount turns an address count into a LoadBalancerPoolStatus count: counts
 // past math.MaxInt64 (only IPv6 pools have them) become math.MaxInt64,
 // read as "at least this many".
 func ClampCount(n uint64) int64 {

@@ -23,11 +23,11 @@ import (
 
 // resources are the plural names of the kinds, for the dynamic client.
 var resources = map[string]string{
-	"IPPool":           "ippools",
-	"BGPPeer":          "bgppeers",
-	"BGPAdvertisement": "bgpadvertisements",
-	"L2Advertisement":  "l2advertisements",
-	"BFDProfile":       "bfdprofiles",
+	"LoadBalancerPool":      "loadbalancerpools",
+	"BGPRouter":             "bgprouters",
+	"BGPAnnouncementPolicy": "bgpannouncementpolicies",
+	"L2AnnouncementPolicy":  "l2announcementpolicies",
+	"BFDPolicy":             "bfdpolicies",
 }
 
 func TestCRDsInAPIServer(t *testing.T) {
@@ -116,8 +116,8 @@ func meta(kind, prefix string) (metav1.TypeMeta, metav1.ObjectMeta) {
 func ptr[T any](v T) *T { return &v }
 
 func testRoundTrip(ctx context.Context, t *testing.T, c *crClient) {
-	tm, om := meta("IPPool", "pool")
-	pool := &IPPool{TypeMeta: tm, ObjectMeta: om, Spec: IPPoolSpec{
+	tm, om := meta("LoadBalancerPool", "pool")
+	pool := &LoadBalancerPool{TypeMeta: tm, ObjectMeta: om, Spec: LoadBalancerPoolSpec{
 		Addresses:     []string{"203.0.113.0/24", "2001:db8:100::/120", "198.51.100.10-198.51.100.20", "2001:db8::ffff-2001:db8::1:0"},
 		AvoidBuggyIPs: true,
 		ServiceAllocation: &ServiceAllocation{
@@ -131,7 +131,7 @@ func testRoundTrip(ctx context.Context, t *testing.T, c *crClient) {
 	if err != nil {
 		t.Fatalf("valid pool refused: %v", err)
 	}
-	got := into[IPPool](t, u)
+	got := into[LoadBalancerPool](t, u)
 	if !got.Spec.AutoAssignEnabled() || got.Spec.AutoAssign == nil {
 		t.Errorf("autoAssign not defaulted to true: %v", got.Spec.AutoAssign)
 	}
@@ -140,21 +140,21 @@ func testRoundTrip(ctx context.Context, t *testing.T, c *crClient) {
 		t.Errorf("pool spec changed on the way through the server:\n got %s\nwant %s", a, b)
 	}
 
-	tm, om = meta("BGPPeer", "peer")
-	peer := &BGPPeer{TypeMeta: tm, ObjectMeta: om, Spec: BGPPeerSpec{
+	tm, om = meta("BGPRouter", "peer")
+	peer := &BGPRouter{TypeMeta: tm, ObjectMeta: om, Spec: BGPRouterSpec{
 		MyASN: 4200000000, PeerASN: 64512, PeerAddress: "2001:db8::1",
 		HoldTime: &metav1.Duration{Duration: 9 * time.Second}, KeepaliveTime: &metav1.Duration{Duration: 3 * time.Second},
 		ConnectTime:    &metav1.Duration{Duration: 5 * time.Second},
 		PasswordSecret: &SecretKeyReference{Name: "peer-pw", Namespace: "bgplb-system"},
 		SourceAddress:  "2001:db8::2", EBGPMultiHop: ptr(int32(2)),
 		NodeSelectors: []metav1.LabelSelector{{MatchLabels: map[string]string{"rack": "r1"}}},
-		BFDProfile:    "fast", GracefulRestart: true,
+		BFDPolicy:     "fast", GracefulRestart: true,
 	}}
 	u, err = c.create(ctx, t, peer)
 	if err != nil {
 		t.Fatalf("valid peer refused: %v", err)
 	}
-	gotPeer := into[BGPPeer](t, u)
+	gotPeer := into[BGPRouter](t, u)
 	if gotPeer.Spec.PeerPort != 179 || gotPeer.Spec.PasswordSecret.Key != "password" {
 		t.Errorf("defaults not applied: peerPort %d, passwordSecret.key %q", gotPeer.Spec.PeerPort, gotPeer.Spec.PasswordSecret.Key)
 	}
@@ -162,30 +162,30 @@ func testRoundTrip(ctx context.Context, t *testing.T, c *crClient) {
 		t.Errorf("peer spec changed on the way: %s", jsonOf(t, gotPeer.Spec))
 	}
 
-	tm, om = meta("BGPAdvertisement", "bgpadv")
-	adv := &BGPAdvertisement{TypeMeta: tm, ObjectMeta: om, Spec: BGPAdvertisementSpec{
+	tm, om = meta("BGPAnnouncementPolicy", "bgpannounce")
+	adv := &BGPAnnouncementPolicy{TypeMeta: tm, ObjectMeta: om, Spec: BGPAnnouncementPolicySpec{
 		IPPools: []string{got.Name}, LocalPref: ptr(int64(4294967295)),
 		Communities: []string{"64512:100", "no-export"}, LargeCommunities: []string{"4200000000:1:2"},
 		Peers: []string{gotPeer.Name},
 	}}
 	u, err = c.create(ctx, t, adv)
 	if err != nil {
-		t.Fatalf("valid BGPAdvertisement refused: %v", err)
+		t.Fatalf("valid BGPAnnouncementPolicy refused: %v", err)
 	}
-	if gotAdv := into[BGPAdvertisement](t, u); *gotAdv.Spec.AggregationLength != 32 || *gotAdv.Spec.AggregationLengthV6 != 128 {
+	if gotAdv := into[BGPAnnouncementPolicy](t, u); *gotAdv.Spec.AggregationLength != 32 || *gotAdv.Spec.AggregationLengthV6 != 128 {
 		t.Errorf("aggregation lengths not defaulted: %s", jsonOf(t, gotAdv.Spec))
 	}
 
-	tm, om = meta("L2Advertisement", "l2adv")
-	if _, err := c.create(ctx, t, &L2Advertisement{TypeMeta: tm, ObjectMeta: om, Spec: L2AdvertisementSpec{Interfaces: []string{"eth0"}}}); err != nil {
-		t.Fatalf("valid L2Advertisement refused: %v", err)
+	tm, om = meta("L2AnnouncementPolicy", "l2announce")
+	if _, err := c.create(ctx, t, &L2AnnouncementPolicy{TypeMeta: tm, ObjectMeta: om, Spec: L2AnnouncementPolicySpec{Interfaces: []string{"eth0"}}}); err != nil {
+		t.Fatalf("valid L2AnnouncementPolicy refused: %v", err)
 	}
-	tm, om = meta("BFDProfile", "bfd")
-	u, err = c.create(ctx, t, &BFDProfile{TypeMeta: tm, ObjectMeta: om})
+	tm, om = meta("BFDPolicy", "bfd")
+	u, err = c.create(ctx, t, &BFDPolicy{TypeMeta: tm, ObjectMeta: om})
 	if err != nil {
-		t.Fatalf("valid BFDProfile refused: %v", err)
+		t.Fatalf("valid BFDPolicy refused: %v", err)
 	}
-	if bfd := into[BFDProfile](t, u); *bfd.Spec.ReceiveInterval != 300 || *bfd.Spec.DetectMultiplier != 3 {
+	if bfd := into[BFDPolicy](t, u); *bfd.Spec.ReceiveInterval != 300 || *bfd.Spec.DetectMultiplier != 3 {
 		t.Errorf("BFD defaults not applied: %s", jsonOf(t, bfd.Spec))
 	}
 }
@@ -203,17 +203,17 @@ func testRefused(ctx context.Context, t *testing.T, c *crClient) {
 	cases := []struct {
 		name, kind, spec, field, msg string
 	}{
-		{"pool octet 300", "IPPool", `addresses: ["203.0.113.300/24"]`, "spec.addresses[0]", "must be a CIDR"},
-		{"pool reversed range", "IPPool", `addresses: ["203.0.113.0/24", "203.0.113.20-203.0.113.10"]`, "spec.addresses[1]", "the start of a range must not come after its end"},
-		{"pool reversed v6 range", "IPPool", `addresses: ["2001:db8::1:0-2001:db8::ffff"]`, "spec.addresses[0]", "must not come after its end"},
-		{"pool mixed-family range", "IPPool", `addresses: ["203.0.113.10-2001:db8::1"]`, "spec.addresses[0]", "both ends of a range must be of the same family"},
-		{"pool host bits", "IPPool", `addresses: ["203.0.113.1/24"]`, "spec.addresses[0]", "no bits set after its prefix length"},
-		{"peer ASN 0", "BGPPeer", "myASN: 64512\npeerASN: 0\npeerAddress: 198.51.100.1", "spec.peerASN", "greater than or equal to 1"},
-		{"peer keepalive over hold", "BGPPeer", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.1\nholdTime: 9s\nkeepaliveTime: 10s", "spec.keepaliveTime", "keepaliveTime must not exceed holdTime"},
-		{"peer hold 1s", "BGPPeer", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.1\nholdTime: 1s", "spec.holdTime", "holdTime must be 0 or between 3s and 65535s"},
-		{"peer bad address", "BGPPeer", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.300", "spec.peerAddress", "must be an IPv4 or IPv6 address"},
-		{"advertisement community", "BGPAdvertisement", `communities: ["65536:1"]`, "spec.communities[0]", "at most 65535"},
-		{"BFD multiplier", "BFDProfile", "detectMultiplier: 1", "spec.detectMultiplier", "greater than or equal to 2"},
+		{"pool octet 300", "LoadBalancerPool", `addresses: ["203.0.113.300/24"]`, "spec.addresses[0]", "must be a CIDR"},
+		{"pool reversed range", "LoadBalancerPool", `addresses: ["203.0.113.0/24", "203.0.113.20-203.0.113.10"]`, "spec.addresses[1]", "the start of a range must not come after its end"},
+		{"pool reversed v6 range", "LoadBalancerPool", `addresses: ["2001:db8::1:0-2001:db8::ffff"]`, "spec.addresses[0]", "must not come after its end"},
+		{"pool mixed-family range", "LoadBalancerPool", `addresses: ["203.0.113.10-2001:db8::1"]`, "spec.addresses[0]", "both ends of a range must be of the same family"},
+		{"pool host bits", "LoadBalancerPool", `addresses: ["203.0.113.1/24"]`, "spec.addresses[0]", "no bits set after its prefix length"},
+		{"peer ASN 0", "BGPRouter", "myASN: 64512\npeerASN: 0\npeerAddress: 198.51.100.1", "spec.peerASN", "greater than or equal to 1"},
+		{"peer keepalive over hold", "BGPRouter", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.1\nholdTime: 9s\nkeepaliveTime: 10s", "spec.keepaliveTime", "keepaliveTime must not exceed holdTime"},
+		{"peer hold 1s", "BGPRouter", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.1\nholdTime: 1s", "spec.holdTime", "holdTime must be 0 or between 3s and 65535s"},
+		{"peer bad address", "BGPRouter", "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.300", "spec.peerAddress", "must be an IPv4 or IPv6 address"},
+		{"advertisement community", "BGPAnnouncementPolicy", `communities: ["65536:1"]`, "spec.communities[0]", "at most 65535"},
+		{"BFD multiplier", "BFDPolicy", "detectMultiplier: 1", "spec.detectMultiplier", "greater than or equal to 2"},
 	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -243,19 +243,19 @@ func testRefused(ctx context.Context, t *testing.T, c *crClient) {
 }
 
 func testStatus(ctx context.Context, t *testing.T, c *crClient) {
-	u, err := c.create(ctx, t, "apiVersion: bgplb.io/v1alpha1\nkind: IPPool\nmetadata: {generateName: status-}\nspec: {addresses: [198.51.100.0/24]}")
+	u, err := c.create(ctx, t, "apiVersion: bgplb.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {generateName: status-}\nspec: {addresses: [198.51.100.0/24]}")
 	if err != nil {
 		t.Fatal(err)
 	}
-	pool := into[IPPool](t, u)
-	pool.Status = IPPoolStatus{AssignedIPv4: 1, AvailableIPv4: 255, AvailableIPv6: ClampCount(1 << 63),
-		Conditions: []metav1.Condition{{Type: IPPoolConditionReady, Status: metav1.ConditionTrue, Reason: IPPoolReasonAccepted, Message: "in use", LastTransitionTime: metav1.Now()}}}
+	pool := into[LoadBalancerPool](t, u)
+	pool.Status = LoadBalancerPoolStatus{AssignedIPv4: 1, AvailableIPv4: 255, AvailableIPv6: ClampCount(1 << 63),
+		Conditions: []metav1.Condition{{Type: LoadBalancerPoolConditionReady, Status: metav1.ConditionTrue, Reason: LoadBalancerPoolReasonAccepted, Message: "in use", LastTransitionTime: metav1.Now()}}}
 	pool.Spec.Addresses = []string{"203.0.113.0/24"} // ignored by the status subresource
-	u, err = c.api("IPPool").UpdateStatus(ctx, toUnstructured(t, pool), metav1.UpdateOptions{})
+	u, err = c.api("LoadBalancerPool").UpdateStatus(ctx, toUnstructured(t, pool), metav1.UpdateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := into[IPPool](t, u)
+	got := into[LoadBalancerPool](t, u)
 	if got.Status.AvailableIPv4 != 255 || got.Status.AvailableIPv6 != ClampCount(1<<63) || len(got.Status.Conditions) != 1 {
 		t.Errorf("status not stored: %s", jsonOf(t, got.Status))
 	}
@@ -264,10 +264,11 @@ func testStatus(ctx context.Context, t *testing.T, c *crClient) {
 	}
 }
 
-// testColumns asks for IPPools as kubectl does and checks the columns.
+// testColumns asks for LoadBalancerPools as kubectl does and checks the
+// columns.
 func testColumns(ctx context.Context, t *testing.T, env *kubetest.Env) {
 	raw, err := env.Client.Discovery().RESTClient().Get().
-		AbsPath("/apis", Group, GroupVersion.Version, "ippools").
+		AbsPath("/apis", Group, GroupVersion.Version, "loadbalancerpools").
 		SetHeader("Accept", "application/json;as=Table;v=v1;g=meta.k8s.io").
 		Do(ctx).Raw()
 	if err != nil {

@@ -52,9 +52,9 @@ func indent(s string) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func TestIPPoolRules(t *testing.T) {
+func TestLoadBalancerPoolRules(t *testing.T) {
 	const addr0 = "spec.addresses[0]"
-	runRuleCases(t, "IPPool", []ruleCase{
+	runRuleCases(t, "LoadBalancerPool", []ruleCase{
 		{name: "v4 cidr", spec: `addresses: ["203.0.113.0/24"]`},
 		{name: "v6 cidr", spec: `addresses: ["2001:db8:100::/120"]`},
 		{name: "mixed list", spec: `addresses: ["203.0.113.0/28", "2001:db8::1-2001:db8::ff", "198.51.100.7"]`},
@@ -97,14 +97,14 @@ serviceAllocation:
 	})
 }
 
-func TestIPPoolDefaults(t *testing.T) {
-	v := newObjectValidator(t, "IPPool")
-	doc := "apiVersion: bgplb.io/v1alpha1\nkind: IPPool\nmetadata: {name: x}\nspec: {addresses: [203.0.113.0/24]}\n"
+func TestLoadBalancerPoolDefaults(t *testing.T) {
+	v := newObjectValidator(t, "LoadBalancerPool")
+	doc := "apiVersion: bgplb.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {name: x}\nspec: {addresses: [203.0.113.0/24]}\n"
 	if errs := v.validate(t, doc); len(errs) > 0 {
 		t.Fatal(errs.ToAggregate())
 	}
 	// The Go-side default must agree with the CRD's.
-	var spec IPPoolSpec
+	var spec LoadBalancerPoolSpec
 	if !spec.AutoAssignEnabled() {
 		t.Error("AutoAssignEnabled of an unset autoAssign is false; the CRD defaults it to true")
 	}
@@ -131,9 +131,9 @@ func defaultOf(t *testing.T, v *objectValidator, name string) any {
 	return p.Default.Object
 }
 
-func TestBGPPeerRules(t *testing.T) {
+func TestBGPRouterRules(t *testing.T) {
 	const base = "myASN: 64512\npeerASN: 64512\npeerAddress: 198.51.100.1\n"
-	runRuleCases(t, "BGPPeer", []ruleCase{
+	runRuleCases(t, "BGPRouter", []ruleCase{
 		{name: "minimal", spec: base},
 		{name: "4-octet ASNs, eBGP multihop", spec: "myASN: 4200000000\npeerASN: 4294967295\npeerAddress: 2001:db8::1\nebgpMultiHop: 3\nsourceAddress: 2001:db8::2"},
 		{name: "all options", spec: base + `
@@ -144,7 +144,7 @@ connectTime: 5s
 passwordSecret: {name: peer-pw, namespace: bgplb-system, key: pw}
 sourceAddress: 198.51.100.2
 nodeSelectors: [{matchLabels: {rack: r1}}]
-bfdProfile: fast
+bfdPolicy: fast
 gracefulRestart: true`},
 		{name: "hold 0, keepalive 0", spec: base + "holdTime: \"0\"\nkeepaliveTime: 0s"},
 		{name: "keepalive equals hold", spec: base + "holdTime: 1m30s\nkeepaliveTime: 90s"},
@@ -169,8 +169,8 @@ gracefulRestart: true`},
 	})
 }
 
-func TestBGPPeerDefaults(t *testing.T) {
-	v := newObjectValidator(t, "BGPPeer")
+func TestBGPRouterDefaults(t *testing.T) {
+	v := newObjectValidator(t, "BGPRouter")
 	if got := defaultOf(t, v, "peerPort"); got != int64(179) {
 		t.Errorf("peerPort default %v (%T), want 179", got, got)
 	}
@@ -180,8 +180,8 @@ func TestBGPPeerDefaults(t *testing.T) {
 	}
 }
 
-func TestBGPAdvertisementRules(t *testing.T) {
-	runRuleCases(t, "BGPAdvertisement", []ruleCase{
+func TestBGPAnnouncementPolicyRules(t *testing.T) {
+	runRuleCases(t, "BGPAnnouncementPolicy", []ruleCase{
 		{name: "empty", spec: "{}"},
 		{name: "all options", spec: `
 ipPools: [a, b]
@@ -206,7 +206,7 @@ nodeSelectors: [{matchLabels: {rack: r1}}]`},
 		{name: "negative local pref", spec: `localPref: -1`, field: "spec.localPref", msg: "greater than or equal to 0"},
 		{name: "local pref over 32 bits", spec: `localPref: 4294967296`, field: "spec.localPref", msg: "less than or equal to 4294967295"},
 	})
-	v := newObjectValidator(t, "BGPAdvertisement")
+	v := newObjectValidator(t, "BGPAnnouncementPolicy")
 	if got := defaultOf(t, v, "aggregationLength"); got != int64(32) {
 		t.Errorf("aggregationLength default %v, want 32", got)
 	}
@@ -215,8 +215,8 @@ nodeSelectors: [{matchLabels: {rack: r1}}]`},
 	}
 }
 
-func TestL2AdvertisementRules(t *testing.T) {
-	runRuleCases(t, "L2Advertisement", []ruleCase{
+func TestL2AnnouncementPolicyRules(t *testing.T) {
+	runRuleCases(t, "L2AnnouncementPolicy", []ruleCase{
 		{name: "empty", spec: "{}"},
 		{name: "all options", spec: "ipPools: [a]\nipPoolSelectors: [{matchLabels: {mode: l2}}]\ninterfaces: [eth0, enp3s0f1, br-lan.10]\nnodeSelectors: [{matchLabels: {rack: r1}}]"},
 		{name: "interface name too long", spec: `interfaces: ["abcdefghijklmnop"]`, field: "spec.interfaces[0]", msg: "more than 15"},
@@ -225,8 +225,8 @@ func TestL2AdvertisementRules(t *testing.T) {
 	})
 }
 
-func TestBFDProfileRules(t *testing.T) {
-	runRuleCases(t, "BFDProfile", []ruleCase{
+func TestBFDPolicyRules(t *testing.T) {
+	runRuleCases(t, "BFDPolicy", []ruleCase{
 		{name: "defaults", spec: "{}"},
 		{name: "all options", spec: "receiveInterval: 10\ntransmitInterval: 60000\ndetectMultiplier: 255\nechoMode: true\npassiveMode: true"},
 		{name: "receive too fast", spec: "receiveInterval: 9", field: "spec.receiveInterval", msg: "greater than or equal to 10"},
@@ -234,7 +234,7 @@ func TestBFDProfileRules(t *testing.T) {
 		{name: "multiplier 1", spec: "detectMultiplier: 1", field: "spec.detectMultiplier", msg: "greater than or equal to 2"},
 		{name: "multiplier 256", spec: "detectMultiplier: 256", field: "spec.detectMultiplier", msg: "less than or equal to 255"},
 	})
-	v := newObjectValidator(t, "BFDProfile")
+	v := newObjectValidator(t, "BFDPolicy")
 	for name, want := range map[string]int64{"receiveInterval": 300, "transmitInterval": 300, "detectMultiplier": 3} {
 		if got := defaultOf(t, v, name); got != want {
 			t.Errorf("%s default %v, want %d", name, got, want)
@@ -242,12 +242,12 @@ func TestBFDProfileRules(t *testing.T) {
 	}
 }
 
-// TestIPPoolRulesWithinCostBudget fills a pool to maxItems with the entries
-// that cost the order rule most (IPv6 ranges whose ends differ only in the
-// last bit, so the search runs to the end) and checks that the server's
-// runtime budget is not what refuses or admits it.
-func TestIPPoolRulesWithinCostBudget(t *testing.T) {
-	v := newObjectValidator(t, "IPPool")
+// TestLoadBalancerPoolRulesWithinCostBudget fills a pool to maxItems with the
+// entries that cost the order rule most (IPv6 ranges whose ends differ only
+// in the last bit, so the search runs to the end) and checks that the
+// server's runtime budget is not what refuses or admits it.
+func TestLoadBalancerPoolRulesWithinCostBudget(t *testing.T) {
+	v := newObjectValidator(t, "LoadBalancerPool")
 	for _, tc := range []struct {
 		name, format, msg string
 	}{
@@ -259,7 +259,7 @@ func TestIPPoolRulesWithinCostBudget(t *testing.T) {
 			for i := range 32 {
 				entries = append(entries, fmt.Sprintf(tc.format, i, i))
 			}
-			doc := "apiVersion: bgplb.io/v1alpha1\nkind: IPPool\nmetadata: {name: x}\nspec: {addresses: [" + strings.Join(entries, ", ") + "]}\n"
+			doc := "apiVersion: bgplb.io/v1alpha1\nkind: LoadBalancerPool\nmetadata: {name: x}\nspec: {addresses: [" + strings.Join(entries, ", ") + "]}\n"
 			errs := v.validate(t, doc)
 			for _, e := range errs {
 				if strings.Contains(e.Error(), "cost") || strings.Contains(e.Error(), "budget") {

@@ -32,11 +32,11 @@ const crdDir = "../../config/crd/bases"
 
 // kinds are the CRDs this package must generate, by file name.
 var kinds = map[string]string{
-	"IPPool":           "bgplb.io_ippools.yaml",
-	"BGPPeer":          "bgplb.io_bgppeers.yaml",
-	"BGPAdvertisement": "bgplb.io_bgpadvertisements.yaml",
-	"L2Advertisement":  "bgplb.io_l2advertisements.yaml",
-	"BFDProfile":       "bgplb.io_bfdprofiles.yaml",
+	"LoadBalancerPool":      "bgplb.io_loadbalancerpools.yaml",
+	"BGPRouter":             "bgplb.io_bgprouters.yaml",
+	"BGPAnnouncementPolicy": "bgplb.io_bgpannouncementpolicies.yaml",
+	"L2AnnouncementPolicy":  "bgplb.io_l2announcementpolicies.yaml",
+	"BFDPolicy":             "bgplb.io_bfdpolicies.yaml",
 }
 
 // loadCRD reads a generated CRD and converts it to the internal form the
@@ -131,13 +131,13 @@ func TestCRDsAreValid(t *testing.T) {
 // silently fails here.
 func TestCRDsCarryTheirRules(t *testing.T) {
 	want := map[string][]string{
-		"IPPool": {
+		"LoadBalancerPool": {
 			"must be a CIDR (203.0.113.0/24), a range",
 			"a CIDR must have no bits set after its prefix length",
 			"both ends of a range must be of the same family",
 			"the start of a range must not come after its end",
 		},
-		"BGPPeer": {
+		"BGPRouter": {
 			"keepaliveTime must not exceed holdTime",
 			"sourceAddress must be of the same family as peerAddress",
 			"ebgpMultiHop applies only to eBGP sessions",
@@ -145,12 +145,12 @@ func TestCRDsCarryTheirRules(t *testing.T) {
 			"connectTime must be between 1s and 65535s",
 			"must be an IPv4 or IPv6 address without a zone",
 		},
-		"BGPAdvertisement": {
+		"BGPAnnouncementPolicy": {
 			"must be AS:value with both numbers at most 65535",
 			"must be three numbers at most 4294967295 joined by colons",
 		},
-		"L2Advertisement": {"must be an interface name"},
-		"BFDProfile":      nil,
+		"L2AnnouncementPolicy": {"must be an interface name"},
+		"BFDPolicy":            nil,
 	}
 	for kind, msgs := range want {
 		crd := loadCRD(t, kind)

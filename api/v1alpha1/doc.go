@@ -1,7 +1,7 @@
 // Package v1alpha1 holds bgplb's custom resources, group bgplb.io: the
-// address pools the controller hands out (IPPool), the BGP sessions the
-// speakers keep (BGPPeer, BFDProfile) and what they announce where
-// (BGPAdvertisement, L2Advertisement).
+// address pools the controller hands out (LoadBalancerPool), the BGP sessions
+// the speakers keep (BGPRouter, BFDPolicy) and what they announce where
+// (BGPAnnouncementPolicy, L2AnnouncementPolicy).
 //
 // Every rule the API server can check lives in the CRD itself, as OpenAPI
 // bounds and CEL rules generated from the markers here: there is no

@@ -17,11 +17,11 @@ var GroupVersion = schema.GroupVersion{Group: Group, Version: "v1alpha1"}
 // package holds no mutable state.
 func AddToScheme(s *runtime.Scheme) error {
 	s.AddKnownTypes(GroupVersion,
-		&IPPool{}, &IPPoolList{},
-		&BGPPeer{}, &BGPPeerList{},
-		&BGPAdvertisement{}, &BGPAdvertisementList{},
-		&L2Advertisement{}, &L2AdvertisementList{},
-		&BFDProfile{}, &BFDProfileList{},
+		&LoadBalancerPool{}, &LoadBalancerPoolList{},
+		&BGPRouter{}, &BGPRouterList{},
+		&BGPAnnouncementPolicy{}, &BGPAnnouncementPolicyList{},
+		&L2AnnouncementPolicy{}, &L2AnnouncementPolicyList{},
+		&BFDPolicy{}, &BFDPolicyList{},
 		&ServiceAnnouncement{}, &ServiceAnnouncementList{},
 		&BGPSessionStatus{}, &BGPSessionStatusList{},
 	)

@@ -16,10 +16,10 @@ func newControllerCmd() *cobra.Command {
 	k := kubeAgent{name: "bgplb-controller", qps: 50, burst: 100}
 	cmd := &cobra.Command{
 		Use:   "controller",
-		Short: "Run the IP allocator: LoadBalancer Services get addresses from the IPPools",
+		Short: "Run the IP allocator: LoadBalancer Services get addresses from the LoadBalancerPools",
 		Long: `Run the controller. It gives each Service of type LoadBalancer that bgplb serves
 (loadBalancerClass ` + controller.Class + `, or none with --handle-unclassed) addresses from
-the IPPools, writes them to status.loadBalancer.ingress, and reports on the
+the LoadBalancerPools, writes them to status.loadBalancer.ingress, and reports on the
 Service (condition ` + controller.ConditionAllocated + ` and events) when a request cannot be met.
 
 At start-up it rebuilds every assignment from the Services' status before it

@@ -24,7 +24,7 @@ func newSpeakerCmd() *cobra.Command {
 		Short: "Run the node agent: announce this node's Service addresses over BGP",
 		Long: `Run the speaker, one per node (a DaemonSet on the host network). It watches
 Services, EndpointSlices, its Node and the bgplb CRDs, decides what this node
-announces to each BGPPeer (externalTrafficPolicy Local: only with a ready local
+announces to each BGPRouter (externalTrafficPolicy Local: only with a ready local
 endpoint), keeps the BGP sessions, and reports in ServiceAnnouncement and
 BGPSessionStatus objects.
 
@@ -58,10 +58,10 @@ server withdraws nothing: the last known plan stays announced.`,
 	f := cmd.Flags()
 	k.addFlags(f)
 	f.StringVar(&o.NodeName, "node-name", "", "this node's name (default $NODE_NAME)")
-	f.StringVar(&o.Namespace, "namespace", "", "the one namespace password Secrets are read from (default: the pod's, else bgplb-system); a BGPPeer naming another is refused")
+	f.StringVar(&o.Namespace, "namespace", "", "the one namespace password Secrets are read from (default: the pod's, else bgplb-system); a BGPRouter naming another is refused")
 	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
 	f.StringVar(&o.APISocket, "socket", "/run/bgplb/speaker.sock", "local API socket for bgplb neighbor / rib (empty: off)")
-	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPPeers (e.g. 0.0.0.0:179,[::]:179)")
+	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPRouters (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:7474", "address for /metrics and /debug/pprof/, unauthenticated: on the host network keep it local or on the node's address, e.g. $(NODE_IP):7474 (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
 	return cmd

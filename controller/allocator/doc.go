@@ -1,18 +1,17 @@
 // Package allocator decides which addresses LoadBalancer Services get from
 // the IP pools. It is pure: plain values in, plain values out, no Kubernetes
 // client, no clock (calls take now), no goroutines. The reconciler converts
-// IPPools to lbmodel.Pool and Services to [Request], and turns results into
-// Service status, conditions and events.
+// LoadBalancerPools to lbmodel.Pool and Services to [Request], and turns
+// results into Service status, conditions and events.
 //
 // # Pools
 //
 // A pool (lbmodel.Pool) is IPv4 and/or IPv6 ranges (lbmodel.Range, which
-// parses the IPPool notations). lbmodel.CheckPools, the rule the speakers
-// apply too, refuses invalid pools, pools reusing a name, and pools
+// parses the LoadBalancerPool notations). lbmodel.CheckPools, the rule the
+// speakers apply too, refuses invalid pools, pools reusing a name, and pools
 // overlapping an older one (by creationTimestamp, then name); refused pools
-// take no part in allocation.
-// With AvoidBuggyIPs a pool never hands out an IPv4 address whose last
-// octet is 0 or 255, whatever the prefix length.
+// take no part in allocation. With AvoidBuggyIPs a pool never hands out an
+// IPv4 address whose last octet is 0 or 255, whatever the prefix length.
 //
 // # Which pools a Service may use
 //

@@ -12,7 +12,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/wire"
 )
 
-// Advertisement is a BGPAdvertisement's spec, parsed and checked.
+// Advertisement is a BGPAnnouncementPolicy's spec, parsed and checked.
 type Advertisement struct {
 	Name string
 	// Pools names pools; PoolSelectors match pool labels. A pool named or
@@ -37,10 +37,10 @@ type Advertisement struct {
 	NodeSelectors []labels.Selector
 }
 
-// AdvertisementFrom parses a BGPAdvertisement, reporting every problem.
+// AdvertisementFrom parses a BGPAnnouncementPolicy, reporting every problem.
 // An error means the advertisement must not be used as it is (see
 // LastGood for what is used instead).
-func AdvertisementFrom(a *v1alpha1.BGPAdvertisement) (Advertisement, error) {
+func AdvertisementFrom(a *v1alpha1.BGPAnnouncementPolicy) (Advertisement, error) {
 	s := &a.Spec
 	out := Advertisement{Name: a.Name, Pools: s.IPPools, Peers: s.Peers}
 	var errs []error

@@ -20,7 +20,7 @@ func TestAdvertisementFrom(t *testing.T) {
 	i64 := func(v int64) *int64 { return &v }
 	for _, tc := range []struct {
 		name    string
-		spec    v1alpha1.BGPAdvertisementSpec
+		spec    v1alpha1.BGPAnnouncementPolicySpec
 		check   func(Advertisement) bool
 		wantErr []string
 	}{{
@@ -30,7 +30,7 @@ func TestAdvertisementFrom(t *testing.T) {
 		},
 	}, {
 		name: "everything set",
-		spec: v1alpha1.BGPAdvertisementSpec{IPPools: []string{"lan"}, AggregationLength: i32(24), AggregationLengthV6: i32(64),
+		spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{"lan"}, AggregationLength: i32(24), AggregationLengthV6: i32(64),
 			LocalPref: i64(200), Communities: []string{"no-export", "64512:100"}, LargeCommunities: []string{"64512:1:2"},
 			Peers: []string{"r1"}, NodeSelectors: []metav1.LabelSelector{expr("zone", metav1.LabelSelectorOpIn, "a")}},
 		check: func(a Advertisement) bool {
@@ -42,22 +42,22 @@ func TestAdvertisementFrom(t *testing.T) {
 		},
 	}, {
 		name:    "operator in lower case in nodeSelectors",
-		spec:    v1alpha1.BGPAdvertisementSpec{NodeSelectors: []metav1.LabelSelector{{}, expr("zone", "in", "a")}},
+		spec:    v1alpha1.BGPAnnouncementPolicySpec{NodeSelectors: []metav1.LabelSelector{{}, expr("zone", "in", "a")}},
 		wantErr: []string{`spec.nodeSelectors[1]: "in" is not a valid label selector operator`},
 	}, {
 		name:    "operator in lower case in ipPoolSelectors",
-		spec:    v1alpha1.BGPAdvertisementSpec{IPPoolSelectors: []metav1.LabelSelector{expr("tier", "notin", "a")}},
+		spec:    v1alpha1.BGPAnnouncementPolicySpec{IPPoolSelectors: []metav1.LabelSelector{expr("tier", "notin", "a")}},
 		wantErr: []string{`spec.ipPoolSelectors[0]: "notin" is not a valid`},
 	}, {
 		name:    "every bad community, by index",
-		spec:    v1alpha1.BGPAdvertisementSpec{Communities: []string{"64512:1", "NO-EXPORT", "1:99999"}, LargeCommunities: []string{"1:2"}},
+		spec:    v1alpha1.BGPAnnouncementPolicySpec{Communities: []string{"64512:1", "NO-EXPORT", "1:99999"}, LargeCommunities: []string{"1:2"}},
 		wantErr: []string{`spec.communities[1]: community "NO-EXPORT"`, `spec.communities[2]: community "1:99999"`, `spec.largeCommunities[0]: large community "1:2"`},
 	}, {
 		name:    "bounds the CRD sets, bypassed",
-		spec:    v1alpha1.BGPAdvertisementSpec{AggregationLength: i32(33), AggregationLengthV6: i32(-1), LocalPref: i64(1 << 32)},
+		spec:    v1alpha1.BGPAnnouncementPolicySpec{AggregationLength: i32(33), AggregationLengthV6: i32(-1), LocalPref: i64(1 << 32)},
 		wantErr: []string{"aggregationLength 33 is not between 1 and 32", "aggregationLengthV6 -1 is not between 1 and 128", "spec.localPref 4294967296"},
 	}} {
-		a, err := AdvertisementFrom(&v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: tc.spec})
+		a, err := AdvertisementFrom(&v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "x"}, Spec: tc.spec})
 		if len(tc.wantErr) == 0 {
 			if err != nil || a.Name != "x" || !tc.check(a) {
 				t.Errorf("%s: %+v, %v", tc.name, a, err)
@@ -121,7 +121,7 @@ func TestSendsToAny(t *testing.T) {
 // The CRD's CEL rule lists the well-known community names by hand; they
 // must be bgp/wire's, the one table that parses and prints them.
 func TestCRDCommunityNames(t *testing.T) {
-	raw, err := os.ReadFile("../../config/crd/bases/bgplb.io_bgpadvertisements.yaml")
+	raw, err := os.ReadFile("../../config/crd/bases/bgplb.io_bgpannouncementpolicies.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 )
 
 // LastGood is bgplb's one "keep the last good version" policy, for
-// BGPAdvertisements and BGPPeers: when an edit makes an object invalid
+// BGPAnnouncementPolicies and BGPRouters: when an edit makes an object invalid
 // (the API server does not check label selectors in a custom resource, so
 // an operator `in` in lower case gets through), the last version that
 // parsed stays in force, on every node and in the controller alike, and

@@ -11,7 +11,7 @@ import (
 	"github.com/bgplb/bgplb/api/v1alpha1"
 )
 
-// Peer is a BGPPeer, parsed and checked: which nodes keep a session with
+// Peer is a BGPRouter, parsed and checked: which nodes keep a session with
 // it, and the spec its session settings come from.
 type Peer struct {
 	Name string
@@ -27,13 +27,13 @@ type Peer struct {
 	Address, Source netip.Addr
 	// Spec is the version of the spec in force, for the settings the
 	// speaker turns into a session (timers, ASNs, password reference).
-	Spec v1alpha1.BGPPeerSpec
+	Spec v1alpha1.BGPRouterSpec
 }
 
-// PeerFrom parses a BGPPeer, reporting every problem the object alone
+// PeerFrom parses a BGPRouter, reporting every problem the object alone
 // shows. What depends on the node (its router ID, a password read from a
 // Secret) is the speaker's to check.
-func PeerFrom(p *v1alpha1.BGPPeer) (Peer, error) {
+func PeerFrom(p *v1alpha1.BGPRouter) (Peer, error) {
 	out := Peer{Name: p.Name, Generation: p.Generation, Spec: *p.Spec.DeepCopy()}
 	var errs []error
 	var err error

@@ -14,18 +14,18 @@ import (
 func TestPeerFrom(t *testing.T) {
 	for _, tc := range []struct {
 		name    string
-		spec    v1alpha1.BGPPeerSpec
+		spec    v1alpha1.BGPRouterSpec
 		check   func(Peer) bool
 		wantErr []string
 	}{{
 		name: "every node",
-		spec: v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1", MyASN: 64512},
+		spec: v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.1", MyASN: 64512},
 		check: func(p Peer) bool {
 			return p.SelectsNode(nil) && p.Address == ip("198.51.100.1") && !p.Source.IsValid() && p.Spec.MyASN == 64512
 		},
 	}, {
 		name: "some nodes, source address, mapped addresses read as IPv4",
-		spec: v1alpha1.BGPPeerSpec{PeerAddress: "::ffff:198.51.100.1", SourceAddress: "198.51.100.11",
+		spec: v1alpha1.BGPRouterSpec{PeerAddress: "::ffff:198.51.100.1", SourceAddress: "198.51.100.11",
 			NodeSelectors: []metav1.LabelSelector{expr("zone", metav1.LabelSelectorOpIn, "a")}},
 		check: func(p Peer) bool {
 			return p.SelectsNode(labels.Set{"zone": "a"}) && !p.SelectsNode(labels.Set{"zone": "b"}) &&
@@ -33,14 +33,14 @@ func TestPeerFrom(t *testing.T) {
 		},
 	}, {
 		name:    "operator in lower case",
-		spec:    v1alpha1.BGPPeerSpec{PeerAddress: "198.51.100.1", NodeSelectors: []metav1.LabelSelector{expr("zone", "in", "a")}},
+		spec:    v1alpha1.BGPRouterSpec{PeerAddress: "198.51.100.1", NodeSelectors: []metav1.LabelSelector{expr("zone", "in", "a")}},
 		wantErr: []string{`spec.nodeSelectors[0]: "in" is not a valid label selector operator`},
 	}, {
 		name:    "addresses that are not addresses, each reported",
-		spec:    v1alpha1.BGPPeerSpec{PeerAddress: "router.lan", SourceAddress: "fe80::1%eth0"},
+		spec:    v1alpha1.BGPRouterSpec{PeerAddress: "router.lan", SourceAddress: "fe80::1%eth0"},
 		wantErr: []string{`spec.peerAddress: "router.lan"`, `spec.sourceAddress: "fe80::1%eth0"`},
 	}} {
-		p, err := PeerFrom(&v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "r", Generation: 7}, Spec: tc.spec})
+		p, err := PeerFrom(&v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "r", Generation: 7}, Spec: tc.spec})
 		if len(tc.wantErr) == 0 {
 			if err != nil || p.Name != "r" || p.Generation != 7 || !tc.check(p) {
 				t.Errorf("%s: %+v, %v", tc.name, p, err)

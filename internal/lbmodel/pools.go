@@ -13,7 +13,7 @@ import (
 	"github.com/bgplb/bgplb/api/v1alpha1"
 )
 
-// Pool is an IPPool as plain values.
+// Pool is a LoadBalancerPool as plain values.
 type Pool struct {
 	Name string
 	// Labels are the pool's labels, which advertisements select it by.
@@ -77,10 +77,10 @@ func (sa *ServiceAllocation) validate() error {
 	return nil
 }
 
-// PoolFrom converts an IPPool. It fails when the addresses or a selector
-// do not parse (the CRD's rules were bypassed, or a selector the API server
-// does not check is wrong); such a pool takes no part in anything.
-func PoolFrom(ip *v1alpha1.IPPool) (Pool, error) {
+// PoolFrom converts a LoadBalancerPool. It fails when the addresses or a
+// selector do not parse (the CRD's rules were bypassed, or a selector the API
+// server does not check is wrong); such a pool takes no part in anything.
+func PoolFrom(ip *v1alpha1.LoadBalancerPool) (Pool, error) {
 	rs, err := ParseRanges(ip.Spec.Addresses)
 	if err != nil {
 		return Pool{}, err
@@ -105,9 +105,9 @@ func PoolFrom(ip *v1alpha1.IPPool) (Pool, error) {
 	return p, nil
 }
 
-// PoolsFrom converts IPPools (see PoolFrom), in the order given; a pool
-// that does not convert is a problem instead.
-func PoolsFrom(items []v1alpha1.IPPool) ([]Pool, []PoolProblem) {
+// PoolsFrom converts LoadBalancerPools (see PoolFrom), in the order given; a
+// pool that does not convert is a problem instead.
+func PoolsFrom(items []v1alpha1.LoadBalancerPool) ([]Pool, []PoolProblem) {
 	var pools []Pool
 	var problems []PoolProblem
 	for i := range items {

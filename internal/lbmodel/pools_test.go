@@ -108,18 +108,18 @@ func TestCheckPoolsLeavesItsInput(t *testing.T) {
 
 func TestPoolsFrom(t *testing.T) {
 	no := false
-	manual := v1alpha1.IPPool{ObjectMeta: meta("manual", 3), Spec: v1alpha1.IPPoolSpec{
+	manual := v1alpha1.LoadBalancerPool{ObjectMeta: meta("manual", 3), Spec: v1alpha1.LoadBalancerPoolSpec{
 		Addresses: []string{"198.51.100.7", "2001:db8::/126"}, AutoAssign: &no, AvoidBuggyIPs: true,
 		ServiceAllocation: &v1alpha1.ServiceAllocation{Priority: 2, Namespaces: []string{"dns"},
 			ServiceSelectors: []metav1.LabelSelector{expr("app", metav1.LabelSelectorOpIn, "pihole")}},
 	}}
 	manual.Labels = map[string]string{"tier": "lan"}
-	plain := v1alpha1.IPPool{ObjectMeta: meta("plain", 1), Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/28"}}}
-	broken := v1alpha1.IPPool{ObjectMeta: meta("broken", 4), Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.1/24"}}}
-	lower := v1alpha1.IPPool{ObjectMeta: meta("lower", 5), Spec: v1alpha1.IPPoolSpec{Addresses: []string{"198.51.100.64/28"},
+	plain := v1alpha1.LoadBalancerPool{ObjectMeta: meta("plain", 1), Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.0/28"}}}
+	broken := v1alpha1.LoadBalancerPool{ObjectMeta: meta("broken", 4), Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.1/24"}}}
+	lower := v1alpha1.LoadBalancerPool{ObjectMeta: meta("lower", 5), Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"198.51.100.64/28"},
 		ServiceAllocation: &v1alpha1.ServiceAllocation{NamespaceSelectors: []metav1.LabelSelector{expr("team", "in", "a")}}}}
 
-	pools, problems := PoolsFrom([]v1alpha1.IPPool{manual, broken, plain, lower})
+	pools, problems := PoolsFrom([]v1alpha1.LoadBalancerPool{manual, broken, plain, lower})
 	if len(pools) != 2 || pools[0].Name != "manual" || pools[1].Name != "plain" {
 		t.Fatalf("pools %+v: want manual, plain in the order given", pools)
 	}

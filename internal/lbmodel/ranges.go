@@ -7,23 +7,22 @@ import (
 	"strings"
 )
 
-// Range is an inclusive range of addresses of one family, First <= Last:
-// an IPPool entry (a CIDR or a single address is the range it covers), a
-// span of the allocator, a pool of the planner. It is bgplb's only
+// Range is an inclusive range of addresses of one family, First <= Last: a
+// LoadBalancerPool entry (a CIDR or a single address is the range it covers),
+// a span of the allocator, a pool of the planner. It is bgplb's only
 // address-range type.
 type Range struct {
 	First, Last netip.Addr
 }
 
-// ParseRange parses one IPPool address entry: a CIDR with no host bits
-// ("203.0.113.0/24"), a range of one family with the start not after the
-// end ("203.0.113.10-203.0.113.20", whitespace around either end allowed),
-// or a single address. Zones and IPv4-mapped IPv6 addresses are refused,
-// as the CRD's ip() and cidr() refuse them; whitespace is trimmed only
-// around a range's ends, as the CEL rule trims it. It accepts exactly what
-// the CRD accepts (api/v1alpha1 tests the two against each other), so for
-// an object read from the API server it fails only if the rules were
-// bypassed.
+// ParseRange parses one LoadBalancerPool address entry: a CIDR with no host
+// bits ("203.0.113.0/24"), a range of one family with the start not after the
+// end ("203.0.113.10-203.0.113.20", whitespace around either end allowed), or
+// a single address. Zones and IPv4-mapped IPv6 addresses are refused, as the
+// CRD's ip() and cidr() refuse them; whitespace is trimmed only around a
+// range's ends, as the CEL rule trims it. It accepts exactly what the CRD
+// accepts (api/v1alpha1 tests the two against each other), so for an object
+// read from the API server it fails only if the rules were bypassed.
 func ParseRange(s string) (Range, error) {
 	if strings.Contains(s, "/") {
 		return parseCIDR(s)
@@ -56,8 +55,8 @@ func ParseRange(s string) (Range, error) {
 	return Range{First: first, Last: last}, nil
 }
 
-// ParseRanges parses IPPool.spec.addresses, in order, one Range per entry,
-// reporting every bad entry with its index.
+// ParseRanges parses LoadBalancerPool.spec.addresses, in order, one Range per
+// entry, reporting every bad entry with its index.
 func ParseRanges(entries []string) ([]Range, error) {
 	out := make([]Range, 0, len(entries))
 	var errs []error
@@ -157,8 +156,8 @@ func (r Range) touches(o Range) bool {
 	return r.Overlaps(o) || (r.Last.Next().IsValid() && r.Last.Next() == o.First)
 }
 
-// String is the range as an IPPool entry would write it: a single address,
-// or "first-last".
+// String is the range as a LoadBalancerPool entry would write it: a single
+// address, or "first-last".
 func (r Range) String() string {
 	if r.First == r.Last {
 		return r.First.String()

@@ -12,14 +12,14 @@ import (
 func TestPeerUnsupported(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		spec v1alpha1.BGPPeerSpec
+		spec v1alpha1.BGPRouterSpec
 		want []string
 	}{
-		{"nothing unsupported", v1alpha1.BGPPeerSpec{}, nil},
-		{"bfdProfile", v1alpha1.BGPPeerSpec{BFDProfile: "fast"}, []string{`spec.bfdProfile "fast" is ignored`}},
-		{"gracefulRestart", v1alpha1.BGPPeerSpec{GracefulRestart: true}, []string{"spec.gracefulRestart is ignored"}},
-		{"both", v1alpha1.BGPPeerSpec{BFDProfile: "fast", GracefulRestart: true},
-			[]string{"spec.bfdProfile", "spec.gracefulRestart"}},
+		{"nothing unsupported", v1alpha1.BGPRouterSpec{}, nil},
+		{"bfdPolicy", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, []string{`spec.bfdPolicy "fast" is ignored`}},
+		{"gracefulRestart", v1alpha1.BGPRouterSpec{GracefulRestart: true}, []string{"spec.gracefulRestart is ignored"}},
+		{"both", v1alpha1.BGPRouterSpec{BFDPolicy: "fast", GracefulRestart: true},
+			[]string{"spec.bfdPolicy", "spec.gracefulRestart"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := PeerUnsupported(&tc.spec)
@@ -35,17 +35,17 @@ func TestPeerUnsupported(t *testing.T) {
 	}
 }
 
-func TestCheckL2Advertisement(t *testing.T) {
-	good := &v1alpha1.L2Advertisement{Spec: v1alpha1.L2AdvertisementSpec{
+func TestCheckL2AnnouncementPolicy(t *testing.T) {
+	good := &v1alpha1.L2AnnouncementPolicy{Spec: v1alpha1.L2AnnouncementPolicySpec{
 		IPPoolSelectors: []metav1.LabelSelector{expr("site", metav1.LabelSelectorOpIn, "a")}}}
-	if err := CheckL2Advertisement(good); err != nil {
-		t.Errorf("a good L2Advertisement: %v", err)
+	if err := CheckL2AnnouncementPolicy(good); err != nil {
+		t.Errorf("a good L2AnnouncementPolicy: %v", err)
 	}
-	bad := &v1alpha1.L2Advertisement{Spec: v1alpha1.L2AdvertisementSpec{
+	bad := &v1alpha1.L2AnnouncementPolicy{Spec: v1alpha1.L2AnnouncementPolicySpec{
 		IPPoolSelectors: []metav1.LabelSelector{expr("site", "in", "a")},
 		NodeSelectors:   []metav1.LabelSelector{expr("zone", "exists")}}}
-	err := CheckL2Advertisement(bad)
+	err := CheckL2AnnouncementPolicy(bad)
 	if err == nil || !strings.Contains(err.Error(), "spec.ipPoolSelectors[0]") || !strings.Contains(err.Error(), "spec.nodeSelectors[0]") {
-		t.Errorf("a bad L2Advertisement: %v, want both selectors named", err)
+		t.Errorf("a bad L2AnnouncementPolicy: %v, want both selectors named", err)
 	}
 }

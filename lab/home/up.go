@@ -29,7 +29,7 @@ var PiholeVIP = netip.MustParseAddr("203.0.113.53")
 const upTimeout = 4 * time.Minute
 
 // routerConfig is `bgplb router`'s config on router i: every LAN host may
-// peer (iBGP, AS 64512, the example BGPPeer's TCP-MD5 password), and only
+// peer (iBGP, AS 64512, the example BGPRouter's TCP-MD5 password), and only
 // the Service pools are accepted.
 func routerConfig(addr netip.Addr, socket string) string {
 	return fmt.Sprintf(`asn: 64512
@@ -215,9 +215,9 @@ func (u *upper) steps(ctx context.Context) []step {
 	for _, n := range u.s.Nodes() {
 		steps = append(steps, step{"starting bgplb speaker on " + n, func() error { return u.speaker(ctx, n) }})
 	}
-	examples := []string{"ippool.yaml", "bgppeer.yaml", "bgpadvertisement.yaml"}
+	examples := []string{"loadbalancerpool.yaml", "bgprouter.yaml", "bgpannouncementpolicy.yaml"}
 	if o.Routers > 1 {
-		examples = append(examples, "bgppeer-router2.yaml")
+		examples = append(examples, "bgprouter-router2.yaml")
 	}
 	return append(steps,
 		step{"applying deploy/examples: " + strings.Join(examples, ", "), func() error {
@@ -504,5 +504,5 @@ func (u *upper) waitAnswer(ctx context.Context, host, node string, every time.Du
 }
 
 // speakerNamespace is where the lab's speakers run: the namespace of their
-// BGP password Secret (deploy/examples/bgppeer.yaml) and of their Role.
+// BGP password Secret (deploy/examples/bgprouter.yaml) and of their Role.
 const speakerNamespace = "default"

@@ -71,8 +71,8 @@ func TestControlPlane(t *testing.T) {
 		if err != nil {
 			t.Fatalf("from %s: bgplb.io/v1alpha1: %v", node, err)
 		}
-		if !slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool { return r.Name == "ippools" }) {
-			t.Errorf("bgplb.io/v1alpha1 lacks ippools: %+v", rl.APIResources)
+		if !slices.ContainsFunc(rl.APIResources, func(r metav1.APIResource) bool { return r.Name == "loadbalancerpools" }) {
+			t.Errorf("bgplb.io/v1alpha1 lacks loadbalancerpools: %+v", rl.APIResources)
 		}
 		mu.Lock()
 		if len(from) == 0 || slices.ContainsFunc(from, func(a netip.Addr) bool { return a != s.NodeAPIAddr(node) }) {

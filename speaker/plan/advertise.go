@@ -16,16 +16,16 @@ import (
 // selects this node: every speaker sees the same configuration, and the
 // operator should hear about a typo before it matters.
 func (p *planner) prepareAdvertisements(advs []lbmodel.Advertisement) {
-	for _, i := range byName(p, advs, func(x *lbmodel.Advertisement) string { return x.Name }, "BGPAdvertisement") {
+	for _, i := range byName(p, advs, func(x *lbmodel.Advertisement) string { return x.Name }, "BGPAnnouncementPolicy") {
 		src := &advs[i]
 		p.checkNames(src)
 		v4, ok4 := lbmodel.Aggregation(src.AggregationLength, 32)
 		v6, ok6 := lbmodel.Aggregation(src.AggregationLengthV6, 128)
 		if !ok4 {
-			p.problemf("BGPAdvertisement %q: aggregationLength %d is not between 1 and 32; the advertisement is ignored", src.Name, src.AggregationLength)
+			p.problemf("BGPAnnouncementPolicy %q: aggregationLength %d is not between 1 and 32; the policy is ignored", src.Name, src.AggregationLength)
 		}
 		if !ok6 {
-			p.problemf("BGPAdvertisement %q: aggregationLengthV6 %d is not between 1 and 128; the advertisement is ignored", src.Name, src.AggregationLengthV6)
+			p.problemf("BGPAnnouncementPolicy %q: aggregationLengthV6 %d is not between 1 and 128; the policy is ignored", src.Name, src.AggregationLengthV6)
 		}
 		if !ok4 || !ok6 || !src.SelectsNode(p.nodeLabels) {
 			continue
@@ -59,12 +59,12 @@ func (p *planner) prepareAdvertisements(advs []lbmodel.Advertisement) {
 func (p *planner) checkNames(a *lbmodel.Advertisement) {
 	for _, name := range a.Peers {
 		if !p.allPeers[name] {
-			p.problemf("BGPAdvertisement %q names BGPPeer %q, which does not exist", a.Name, name)
+			p.problemf("BGPAnnouncementPolicy %q names BGPRouter %q, which does not exist", a.Name, name)
 		}
 	}
 	for _, name := range a.Pools {
 		if !slices.ContainsFunc(p.pools, func(pl pool) bool { return pl.name == name }) {
-			p.problemf("BGPAdvertisement %q names IPPool %q, which does not exist or is not in use", a.Name, name)
+			p.problemf("BGPAnnouncementPolicy %q names LoadBalancerPool %q, which does not exist or is not in use", a.Name, name)
 		}
 	}
 }
@@ -192,7 +192,7 @@ func (p *planner) reportConflicts(set []int32, prefix netip.Prefix, peer int) {
 				p.conflicts = map[[2]int32]bool{}
 			}
 			p.conflicts[[2]int32{x, y}] = true
-			p.problemf("BGPAdvertisements %q (localPref %d) and %q (localPref %d) announce the same prefixes to the same peers (first %s to %s); the routes carry the higher",
+			p.problemf("BGPAnnouncementPolicies %q (localPref %d) and %q (localPref %d) announce the same prefixes to the same peers (first %s to %s); the routes carry the higher",
 				p.advs[x].name, *ax.LocalPref, p.advs[y].name, *ay.LocalPref, prefix, p.peers[peer])
 		}
 	}

@@ -18,12 +18,12 @@ import (
 // Snapshot, and hand each peer's routes to the announcer (Attrs' fields are
 // announce.Route's).
 func ExamplePlan() {
-	adv, err := lbmodel.AdvertisementFrom(&v1alpha1.BGPAdvertisement{
+	adv, err := lbmodel.AdvertisementFrom(&v1alpha1.BGPAnnouncementPolicy{
 		ObjectMeta: metav1.ObjectMeta{Name: "lan"},
-		Spec:       v1alpha1.BGPAdvertisementSpec{Communities: []string{"no-export", "64512:100"}},
+		Spec:       v1alpha1.BGPAnnouncementPolicySpec{Communities: []string{"no-export", "64512:100"}},
 	})
 	if err != nil {
-		fmt.Println("bad BGPAdvertisement:", err) // the shell keeps its last good version
+		fmt.Println("bad BGPAnnouncementPolicy:", err) // the shell keeps its last good version
 		return
 	}
 	res := plan.Plan(plan.Snapshot{

@@ -190,7 +190,7 @@ func byName[T any](p *planner, items []T, name func(*T) string, kind string) []i
 func (p *planner) selectPeers(peers []lbmodel.Peer) {
 	p.peerIndex = map[string]int32{}
 	p.allPeers = map[string]bool{}
-	for _, i := range byName(p, peers, func(x *lbmodel.Peer) string { return x.Name }, "BGPPeer") {
+	for _, i := range byName(p, peers, func(x *lbmodel.Peer) string { return x.Name }, "BGPRouter") {
 		pr := &peers[i]
 		p.allPeers[pr.Name] = true
 		if pr.SelectsNode(p.nodeLabels) {
@@ -210,10 +210,10 @@ func (p *planner) indexPools(pools []lbmodel.Pool) {
 	accepted, problems := lbmodel.CheckPools(pools)
 	for _, pr := range problems {
 		if oe := (*lbmodel.OverlapError)(nil); errors.As(pr.Err, &oe) {
-			p.problemf("IPPool %q overlaps the older IPPool %q (%s); it is not used", pr.Pool, oe.Pool, oe.Range)
+			p.problemf("LoadBalancerPool %q overlaps the older LoadBalancerPool %q (%s); it is not used", pr.Pool, oe.Pool, oe.Range)
 			continue
 		}
-		p.problemf("IPPool %q: %v; it is not used", pr.Pool, pr.Err)
+		p.problemf("LoadBalancerPool %q: %v; it is not used", pr.Pool, pr.Err)
 	}
 	for i := range accepted {
 		src := &accepted[i]
@@ -222,7 +222,7 @@ func (p *planner) indexPools(pools []lbmodel.Pool) {
 }
 
 // poolOf is the index of the pool holding a, or -1. A linear scan: an
-// IPPool has at most 32 entries and a cluster a handful of pools, and
+// LoadBalancerPool has at most 32 entries and a cluster a handful of pools, and
 // accepted pools do not overlap.
 func (p *planner) poolOf(a netip.Addr) int {
 	for i := range p.pools {

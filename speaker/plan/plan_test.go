@@ -312,7 +312,7 @@ func TestPoolAndNodeSelection(t *testing.T) {
 			"r1 198.51.100.10/32 bw=1 default/d",
 			"r2 198.51.100.10/32 bw=1 default/d",
 		},
-		decisions: []string{"default/a: no BGPAdvertisement selects pool lan for n1", "default/d -> r1,r2"},
+		decisions: []string{"default/a: no BGPAnnouncementPolicy selects pool lan for n1", "default/d -> r1,r2"},
 	}, {
 		name: "advertisement selecting pools by label",
 		edit: func(s *Snapshot) { svcs(s); s.Advertisements[0].PoolSelectors = sels("tier=lan") },
@@ -320,7 +320,7 @@ func TestPoolAndNodeSelection(t *testing.T) {
 			"r1 203.0.113.10/32 bw=1 default/a",
 			"r2 203.0.113.10/32 bw=1 default/a",
 		},
-		decisions: []string{"default/a -> r1,r2", "default/d: no BGPAdvertisement selects pool dmz for n1"},
+		decisions: []string{"default/a -> r1,r2", "default/d: no BGPAnnouncementPolicy selects pool dmz for n1"},
 	}, {
 		name: "a pool named or matched is selected",
 		edit: func(s *Snapshot) {
@@ -336,8 +336,8 @@ func TestPoolAndNodeSelection(t *testing.T) {
 		name: "advertisement whose node selectors miss this node",
 		edit: func(s *Snapshot) { svcs(s); s.Advertisements[0].NodeSelectors = sels("zone=b", "zone notin (a)") },
 		decisions: []string{
-			"default/a: no BGPAdvertisement selects pool lan for n1",
-			"default/d: no BGPAdvertisement selects pool dmz for n1",
+			"default/a: no BGPAnnouncementPolicy selects pool lan for n1",
+			"default/d: no BGPAnnouncementPolicy selects pool dmz for n1",
 		},
 	}, {
 		name: "advertisement whose second node selector matches",
@@ -392,7 +392,7 @@ func TestPeerSelection(t *testing.T) {
 			s.Peers[1].NodeSelectors = sels("zone=c")
 		},
 		sessions:  []string{},
-		decisions: []string{"default/a: no BGPPeer selects n1", "default/d: no BGPPeer selects n1"},
+		decisions: []string{"default/a: no BGPRouter selects n1", "default/d: no BGPRouter selects n1"},
 	}, {
 		name: "the advertisement's only peer does not select this node",
 		edit: func(s *Snapshot) {
@@ -402,8 +402,8 @@ func TestPeerSelection(t *testing.T) {
 		},
 		sessions: []string{"r1"},
 		decisions: []string{
-			"default/a: no BGPPeer named by the BGPAdvertisements of pool lan selects n1",
-			"default/d: no BGPPeer named by the BGPAdvertisements of pool dmz selects n1",
+			"default/a: no BGPRouter named by the BGPAnnouncementPolicies of pool lan selects n1",
+			"default/d: no BGPRouter named by the BGPAnnouncementPolicies of pool dmz selects n1",
 		},
 	}, {
 		name: "two advertisements of different pools to different peers share an aggregate",
@@ -444,7 +444,7 @@ func TestMerge(t *testing.T) {
 		},
 		decisions: []string{"default/a -> r1", "default/b -> r1"},
 		problems: []string{
-			`BGPAdvertisements "a" (localPref 200) and "b" (localPref 100) announce the same prefixes to the same peers (first 203.0.113.10/32 to r1); the routes carry the higher`,
+			`BGPAnnouncementPolicies "a" (localPref 200) and "b" (localPref 100) announce the same prefixes to the same peers (first 203.0.113.10/32 to r1); the routes carry the higher`,
 		},
 	}, {
 		name: "an unset LOCAL_PREF does not disagree",
@@ -488,8 +488,8 @@ func TestProblems(t *testing.T) {
 		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a"},
 		decisions: []string{"default/a -> r1"},
 		problems: []string{
-			`BGPAdvertisement "all" names BGPPeer "r9", which does not exist`,
-			`BGPAdvertisement "all" names IPPool "gone", which does not exist or is not in use`,
+			`BGPAnnouncementPolicy "all" names BGPRouter "r9", which does not exist`,
+			`BGPAnnouncementPolicy "all" names LoadBalancerPool "gone", which does not exist or is not in use`,
 		},
 	}, {
 		name: "a bad aggregation length disables the advertisement, even when its node selector misses",
@@ -498,10 +498,10 @@ func TestProblems(t *testing.T) {
 			s.Advertisements = append(s.Advertisements, lbmodel.Advertisement{Name: "v6", AggregationLengthV6: -1, NodeSelectors: sels("zone=b")})
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.10")}
 		},
-		decisions: []string{"default/a: no BGPAdvertisement selects pool lan for n1"},
+		decisions: []string{"default/a: no BGPAnnouncementPolicy selects pool lan for n1"},
 		problems: []string{
-			`BGPAdvertisement "all": aggregationLength 33 is not between 1 and 32; the advertisement is ignored`,
-			`BGPAdvertisement "v6": aggregationLengthV6 -1 is not between 1 and 128; the advertisement is ignored`,
+			`BGPAnnouncementPolicy "all": aggregationLength 33 is not between 1 and 32; the policy is ignored`,
+			`BGPAnnouncementPolicy "v6": aggregationLengthV6 -1 is not between 1 and 128; the policy is ignored`,
 		},
 	}, {
 		name: "overlapping pools: the older keeps the addresses and the newer is not used, whatever their names",
@@ -515,8 +515,8 @@ func TestProblems(t *testing.T) {
 		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a", "r1 203.0.113.210/32 bw=1 default/b"},
 		decisions: []string{"default/a -> r1", "default/b -> r1", "default/c: 192.0.2.1 is in no pool"},
 		problems: []string{
-			`BGPAdvertisement "aaa-only" names IPPool "aaa", which does not exist or is not in use`,
-			`IPPool "aaa" overlaps the older IPPool "lan" (203.0.113.200-203.0.113.255); it is not used`,
+			`BGPAnnouncementPolicy "aaa-only" names LoadBalancerPool "aaa", which does not exist or is not in use`,
+			`LoadBalancerPool "aaa" overlaps the older LoadBalancerPool "lan" (203.0.113.200-203.0.113.255); it is not used`,
 		},
 	}, {
 		name: "overlapping pools created in the same second: the lower name keeps the addresses",
@@ -530,8 +530,8 @@ func TestProblems(t *testing.T) {
 		routes:    []string{"r1 203.0.113.210/32 bw=1 default/b"},
 		decisions: []string{"default/a: 203.0.113.10 is in no pool", "default/b -> r1"},
 		problems: []string{
-			`BGPAdvertisement "lan-only" names IPPool "lan", which does not exist or is not in use`,
-			`IPPool "lan" overlaps the older IPPool "aaa" (203.0.113.0-203.0.113.255); it is not used`,
+			`BGPAnnouncementPolicy "lan-only" names LoadBalancerPool "lan", which does not exist or is not in use`,
+			`LoadBalancerPool "lan" overlaps the older LoadBalancerPool "aaa" (203.0.113.0-203.0.113.255); it is not used`,
 		},
 	}, {
 		name: "a pool with an invalid range is not used at all, as the controller refuses it",
@@ -548,7 +548,7 @@ func TestProblems(t *testing.T) {
 		sessions:  []string{"r1"},
 		decisions: []string{"default/a: 203.0.113.15 is in no pool", "default/b: 203.0.113.40 is in no pool"},
 		problems: []string{
-			`IPPool "p": range 203.0.113.1-2001:db8::1: 203.0.113.1 and 2001:db8::1 are of different families; ` +
+			`LoadBalancerPool "p": range 203.0.113.1-2001:db8::1: 203.0.113.1 and 2001:db8::1 are of different families; ` +
 				`range 203.0.113.20-203.0.113.10: 203.0.113.20 comes after 203.0.113.10; ` +
 				`range 203.0.113.30-invalid IP: missing address; it is not used`,
 		},
@@ -563,9 +563,9 @@ func TestProblems(t *testing.T) {
 		routes:    []string{"r1 203.0.113.10/32 bw=1 default/a", "r2 203.0.113.10/32 bw=1 default/a"},
 		decisions: []string{"default/a -> r1,r2"},
 		problems: []string{
-			`BGPAdvertisement "all" is listed more than once; all but the first are ignored`,
-			`BGPPeer "r1" is listed more than once; all but the first are ignored`,
-			`IPPool "lan": name used by an earlier pool; it is not used`,
+			`BGPAnnouncementPolicy "all" is listed more than once; all but the first are ignored`,
+			`BGPRouter "r1" is listed more than once; all but the first are ignored`,
+			`LoadBalancerPool "lan": name used by an earlier pool; it is not used`,
 			`Service default/a is listed more than once; all but the first are ignored`,
 		},
 	}})

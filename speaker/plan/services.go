@@ -59,7 +59,7 @@ func (p *planner) setReasons() {
 	case p.node.Excluded():
 		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, lbmodel.ExcludeLabel)
 	case len(p.peers) == 0:
-		p.reasons.node = fmt.Sprintf("no BGPPeer selects %s", name)
+		p.reasons.node = fmt.Sprintf("no BGPRouter selects %s", name)
 	}
 	p.reasons.local = fmt.Sprintf("no ready endpoint on %s (externalTrafficPolicy Local)", name)
 	p.reasons.cluster = fmt.Sprintf("%s is not Ready (externalTrafficPolicy Cluster)", name)
@@ -142,7 +142,7 @@ func (p *planner) announce(si int32, a netip.Addr, local bool) string {
 	}
 	pl := &p.pools[pi]
 	if len(pl.advs) == 0 {
-		return fmt.Sprintf("no BGPAdvertisement selects pool %s for %s", pl.name, p.node.Name)
+		return fmt.Sprintf("no BGPAnnouncementPolicy selects pool %s for %s", pl.name, p.node.Name)
 	}
 	sent := false
 	for _, ai := range pl.advs {
@@ -166,7 +166,7 @@ func (p *planner) announce(si int32, a netip.Addr, local bool) string {
 		sent = true
 	}
 	if !sent {
-		return fmt.Sprintf("no BGPPeer named by the BGPAdvertisements of pool %s selects %s", pl.name, p.node.Name)
+		return fmt.Sprintf("no BGPRouter named by the BGPAnnouncementPolicies of pool %s selects %s", pl.name, p.node.Name)
 	}
 	return ""
 }

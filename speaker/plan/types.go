@@ -22,15 +22,15 @@ type Snapshot struct {
 	// Services are the LoadBalancer Services bgplb serves (the shell keeps
 	// those for which lbmodel.Handles is true).
 	Services []Service
-	// Pools are every IPPool that converts (lbmodel.PoolFrom), whatever
-	// the controller says of it: the planner applies the pool rule
-	// (lbmodel.CheckPools) itself, so that it holds while the controller
-	// is down. An address is announced according to the pool it is in.
+	// Pools are every LoadBalancerPool that converts (lbmodel.PoolFrom),
+	// whatever the controller says of it: the planner applies the pool rule
+	// (lbmodel.CheckPools) itself, so that it holds while the controller is
+	// down. An address is announced according to the pool it is in.
 	Pools []lbmodel.Pool
-	// Peers are the BGPPeers in force (lbmodel.PeerFrom, the last good
+	// Peers are the BGPRouters in force (lbmodel.PeerFrom, the last good
 	// version of a bad one); the shell keeps their session settings.
 	Peers []lbmodel.Peer
-	// Advertisements are the BGPAdvertisements in force
+	// Advertisements are the BGPAnnouncementPolicies in force
 	// (lbmodel.AdvertisementFrom, the last good version of a bad one).
 	Advertisements []lbmodel.Advertisement
 }

@@ -203,10 +203,10 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 // the router as a peer, one advertisement.
 func (l *seedLab) configure(t *testing.T) {
 	t.Helper()
-	l.create(t, &v1alpha1.IPPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
-		Spec: v1alpha1.IPPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
-	peer := &v1alpha1.BGPPeer{ObjectMeta: metav1.ObjectMeta{Name: "router"},
-		Spec: v1alpha1.BGPPeerSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
+	l.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
+		Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
+	peer := &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"},
+		Spec: v1alpha1.BGPRouterSpec{MyASN: 64512, PeerASN: 64512, PeerAddress: l.s.RouterAddr(1).String(),
 			HoldTime: &metav1.Duration{Duration: 9 * time.Second}, ConnectTime: &metav1.Duration{Duration: time.Second}}}
 	if l.rp != nil {
 		// bgplb router wants TCP-MD5 from the nodes: the speakers read the
@@ -216,22 +216,34 @@ func (l *seedLab) configure(t *testing.T) {
 		peer.Spec.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp-password"}
 	}
 	l.create(t, peer)
-	l.create(t, &v1alpha1.BGPAdvertisement{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
+	l.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "all"}})
 }
 
-// endpoints sets the Service's one EndpointSlice to ready endpoints on the
-// given nodes (a node repeated holds several pods).
+// endpoints sets the Service's one IPv4 EndpointSlice to ready endpoints on
+// the given nodes (a node repeated holds several pods).
 func (l *seedLab) endpoints(t *testing.T, svc string, nodes ...string) {
 	t.Helper()
+	l.endpointsOf(t, svc, discoveryv1.AddressTypeIPv4, nodes...)
+}
+
+// endpointsOf sets the Service's EndpointSlice of one family; the pods are
+// named alike in both families, so a dual-stack pod counts once.
+func (l *seedLab) endpointsOf(t *testing.T, svc string, family discoveryv1.AddressType, nodes ...string) {
+	t.Helper()
+	name, addr := svc+"-1", "10.244.%d.%d"
+	if family == discoveryv1.AddressTypeIPv6 {
+		name, addr = svc+"-v6", "fd00:244:%d::%d"
+	}
 	es := &discoveryv1.EndpointSlice{
-		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: svc + "-1", Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
-		AddressType: discoveryv1.AddressTypeIPv4,
+		ObjectMeta:  metav1.ObjectMeta{Namespace: "default", Name: name, Labels: map[string]string{discoveryv1.LabelServiceName: svc}},
+		AddressType: family,
 		Ports:       []discoveryv1.EndpointPort{{Name: ptr("dns-udp"), Protocol: ptr(corev1.ProtocolUDP), Port: ptr(int32(53))}},
 	}
 	for i, n := range nodes {
 		es.Endpoints = append(es.Endpoints, discoveryv1.Endpoint{
-			Addresses: []string{fmt.Sprintf("10.244.%d.%d", slices.Index(l.s.Nodes(), n)+1, i+10)},
+			Addresses: []string{fmt.Sprintf(addr, slices.Index(l.s.Nodes(), n)+1, i+10)},
 			NodeName:  ptr(n), Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: "default", Name: fmt.Sprintf("%s-%d", svc, i)},
 		})
 	}
 	var cur discoveryv1.EndpointSlice
@@ -365,6 +377,10 @@ func TestSeedStory(t *testing.T) {
 			Ports:          []corev1.ServicePort{{Name: "http", Protocol: corev1.ProtocolTCP, Port: 80}},
 		},
 	}
+	// A Cluster Service with no ready endpoint is withdrawn: give it a pod
+	// on each node, in both families.
+	l.endpointsOf(t, "web", discoveryv1.AddressTypeIPv4, seed.Node1, seed.Node2)
+	l.endpointsOf(t, "web", discoveryv1.AddressTypeIPv6, seed.Node1, seed.Node2)
 	l.create(t, web)
 	var v4, v6 netip.Addr
 	l.waitService(t, "web", func(s *corev1.Service) bool {
@@ -477,7 +493,7 @@ func TestSpeakerInterop(t *testing.T) {
 	cfg := daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1), Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1),
 		Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}}
 	ns := l.s.Host("router")
-	// The last case turns the BGPPeer passive: the speakers listen and
+	// The last case turns the BGPRouter passive: the speakers listen and
 	// gobgpd dials them, as a router with static neighbours does.
 	dialing := cfg
 	dialing.Neighbors = []daemons.Neighbor{{Address: n1, ASN: 64512}, {Address: n2, ASN: 64512}}
@@ -493,7 +509,7 @@ func TestSpeakerInterop(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.passive {
-				var p v1alpha1.BGPPeer
+				var p v1alpha1.BGPRouter
 				if err := l.c.Get(l.ctx, client.ObjectKey{Name: "router"}, &p); err != nil {
 					t.Fatal(err)
 				}

@@ -4,11 +4,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// IPPool is a set of addresses the controller may give to LoadBalancer
-// Services.
+// LoadBalancerPool is a set of addresses the controller may give to
+// LoadBalancer Services.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=ippool,categories=bgplb
+// +kubebuilder:resource:scope=Cluster,shortName=lbpool,categories=bgplb
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Addresses",type=string,JSONPath=`.spec.addresses`
 // +kubebuilder:printcolumn:name="Auto Assign",type=boolean,JSONPath=`.spec.autoAssign`
@@ -17,18 +17,18 @@ import (
 // +kubebuilder:printcolumn:name="IPv6 Assigned",type=integer,JSONPath=`.status.assignedIPv6`
 // +kubebuilder:printcolumn:name="IPv6 Available",type=integer,JSONPath=`.status.availableIPv6`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-type IPPool struct {
+type LoadBalancerPool struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec IPPoolSpec `json:"spec"`
+	Spec LoadBalancerPoolSpec `json:"spec"`
 	// +optional
-	Status IPPoolStatus `json:"status,omitempty"`
+	Status LoadBalancerPoolStatus `json:"status,omitempty"`
 }
 
-// IPPoolSpec says which addresses a pool holds and which Services may have
-// them.
-type IPPoolSpec struct {
+// LoadBalancerPoolSpec says which addresses a pool holds and which Services
+// may have them.
+type LoadBalancerPoolSpec struct {
 	// Kept apart from the field comment, which becomes the CRD text: the
 	// address rules run once per entry, self being the entry. CEL has no
 	// "<" for addresses, so the order rule finds the first bit where a
@@ -114,13 +114,13 @@ type ServiceAllocation struct {
 	ServiceSelectors []metav1.LabelSelector `json:"serviceSelectors,omitempty"`
 }
 
-// IPPoolStatus is the controller's report on a pool.
+// LoadBalancerPoolStatus is the controller's report on a pool.
 //
 // Counts are int64, not strings: they sort and compare in kubectl and in
 // metrics, and only the IPv6 available count can outgrow them. A count that
 // would pass 2^63-1 (any IPv6 pool of a /65 or more) is written as
 // 2^63-1, meaning "at least this many".
-type IPPoolStatus struct {
+type LoadBalancerPoolStatus struct {
 	// AssignedIPv4 and AssignedIPv6 are the addresses of the pool that
 	// Services hold.
 	//
@@ -150,7 +150,7 @@ type IPPoolStatus struct {
 	HeldDown []HeldAddress `json:"heldDown,omitempty"`
 
 	// Conditions say whether the controller accepted the pool
-	// (IPPoolConditionReady) and why not, e.g. because it overlaps an
+	// (LoadBalancerPoolConditionReady) and why not, e.g. because it overlaps an
 	// older pool.
 	//
 	// +listType=map
@@ -161,8 +161,8 @@ type IPPoolStatus struct {
 	Conditions []metav1.Condition `json:"conditions,omitempty" patchStrategy:"merge" patchMergeKey:"type"`
 }
 
-// MaxHeldDownPerPool bounds IPPoolStatus.HeldDown, keeping a pool's status
-// small (about 25 KiB at most) however many Services a burst deletes.
+// MaxHeldDownPerPool bounds LoadBalancerPoolStatus.HeldDown, keeping a pool's
+// status small (about 25 KiB at most) however many Services a burst deletes.
 const MaxHeldDownPerPool = 256
 
 // HeldAddress is one held-down address.
@@ -181,33 +181,33 @@ type HeldAddress struct {
 	Until metav1.Time `json:"until"`
 }
 
-// Condition types and reasons of IPPoolStatus.Conditions.
+// Condition types and reasons of LoadBalancerPoolStatus.Conditions.
 const (
-	// IPPoolConditionReady is True when the controller accepted the pool
-	// and assigns from it.
-	IPPoolConditionReady = "Ready"
+	// LoadBalancerPoolConditionReady is True when the controller accepted the
+	// pool and assigns from it.
+	LoadBalancerPoolConditionReady = "Ready"
 
-	// IPPoolReasonAccepted: the pool is in use.
-	IPPoolReasonAccepted = "Accepted"
-	// IPPoolReasonOverlap: the pool shares addresses with an older pool and
-	// is not used until that is resolved.
-	IPPoolReasonOverlap = "Overlap"
-	// IPPoolReasonInvalid: the pool failed a check the API server does not
-	// make.
-	IPPoolReasonInvalid = "Invalid"
+	// LoadBalancerPoolReasonAccepted: the pool is in use.
+	LoadBalancerPoolReasonAccepted = "Accepted"
+	// LoadBalancerPoolReasonOverlap: the pool shares addresses with an older
+	// pool and is not used until that is resolved.
+	LoadBalancerPoolReasonOverlap = "Overlap"
+	// LoadBalancerPoolReasonInvalid: the pool failed a check the API server
+	// does not make.
+	LoadBalancerPoolReasonInvalid = "Invalid"
 )
 
-// IPPoolList is a list of IPPools.
+// LoadBalancerPoolList is a list of LoadBalancerPools.
 //
 // +kubebuilder:object:root=true
-type IPPoolList struct {
+type LoadBalancerPoolList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []IPPool `json:"items"`
+	Items           []LoadBalancerPool `json:"items"`
 }
 
 // AutoAssignEnabled is spec.autoAssign with the CRD's default (true) applied,
 // for objects that did not come through the API server.
-func (s *IPPoolSpec) AutoAssignEnabled() bool {
+func (s *LoadBalancerPoolSpec) AutoAssignEnabled() bool {
 	return s.AutoAssign == nil || *s.AutoAssign
 }

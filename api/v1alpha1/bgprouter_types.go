@@ -4,28 +4,28 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// BGPPeer is a BGP session the speakers on the selected nodes keep with a
-// router.
+// BGPRouter is a router the speakers on the selected nodes each keep a BGP
+// session with (one session per node).
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=bgppeer,categories=bgplb
+// +kubebuilder:resource:scope=Cluster,categories=bgplb
 // +kubebuilder:printcolumn:name="Peer Address",type=string,JSONPath=`.spec.peerAddress`
 // +kubebuilder:printcolumn:name="Peer ASN",type=integer,JSONPath=`.spec.peerASN`
 // +kubebuilder:printcolumn:name="My ASN",type=integer,JSONPath=`.spec.myASN`
-// +kubebuilder:printcolumn:name="BFD Profile",type=string,JSONPath=`.spec.bfdProfile`,priority=1
+// +kubebuilder:printcolumn:name="BFD Policy",type=string,JSONPath=`.spec.bfdPolicy`,priority=1
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-type BGPPeer struct {
+type BGPRouter struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
-	Spec BGPPeerSpec `json:"spec"`
+	Spec BGPRouterSpec `json:"spec"`
 	// +optional
 	Status ConfigStatus `json:"status,omitempty"`
 }
 
-// BGPPeerSpec describes one BGP session per selected node.
+// BGPRouterSpec describes one BGP session per selected node.
 //
 // ASNs are int64 rather than uint32: Kubernetes APIs avoid unsigned
 // integers, and an int32 cannot hold a 4-octet ASN.
@@ -33,7 +33,7 @@ type BGPPeer struct {
 // +kubebuilder:validation:XValidation:rule="!has(self.keepaliveTime) || !has(self.holdTime) || duration(self.keepaliveTime) <= duration(self.holdTime)",message="keepaliveTime must not exceed holdTime",fieldPath=".keepaliveTime"
 // +kubebuilder:validation:XValidation:rule="!has(self.sourceAddress) || !isIP(self.sourceAddress) || !isIP(self.peerAddress) || ip(self.sourceAddress).family() == ip(self.peerAddress).family()",message="sourceAddress must be of the same family as peerAddress",fieldPath=".sourceAddress"
 // +kubebuilder:validation:XValidation:rule="!has(self.ebgpMultiHop) || self.myASN != self.peerASN",message="ebgpMultiHop applies only to eBGP sessions (myASN different from peerASN)",fieldPath=".ebgpMultiHop"
-type BGPPeerSpec struct {
+type BGPRouterSpec struct {
 	// MyASN is the AS number the speaker uses for this session.
 	//
 	// +kubebuilder:validation:Minimum=1
@@ -137,12 +137,12 @@ type BGPPeerSpec struct {
 	// +optional
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 
-	// BFDProfile names a BFDProfile; set, the session is watched by BFD
-	// with that profile's timers.
+	// BFDPolicy names a BFDPolicy; set, the session is watched by BFD
+	// with that policy's timers.
 	//
 	// +kubebuilder:validation:MaxLength=253
 	// +optional
-	BFDProfile string `json:"bfdProfile,omitempty"`
+	BFDPolicy string `json:"bfdPolicy,omitempty"`
 
 	// GracefulRestart advertises the graceful restart capability, so the
 	// router keeps this node's routes while its speaker restarts.
@@ -172,11 +172,11 @@ type SecretKeyReference struct {
 	Key string `json:"key,omitempty"`
 }
 
-// BGPPeerList is a list of BGPPeers.
+// BGPRouterList is a list of BGPRouters.
 //
 // +kubebuilder:object:root=true
-type BGPPeerList struct {
+type BGPRouterList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []BGPPeer `json:"items"`
+	Items           []BGPRouter `json:"items"`
 }

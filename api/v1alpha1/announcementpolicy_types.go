@@ -4,35 +4,35 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// BGPAdvertisement says how the speakers announce the addresses of some
+// BGPAnnouncementPolicy says how the speakers announce the addresses of some
 // pools over BGP. Cluster-scoped like the pools and peers it names: bgplb
 // has no namespace of its own that users must know about, and an
 // advertisement in a user's namespace would still act cluster-wide.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=bgpadv,categories=bgplb
+// +kubebuilder:resource:scope=Cluster,shortName=bgpannounce,categories=bgplb
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.spec.peers`
 // +kubebuilder:printcolumn:name="Aggregation",type=integer,JSONPath=`.spec.aggregationLength`,priority=1
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-type BGPAdvertisement struct {
+type BGPAnnouncementPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +optional
-	Spec BGPAdvertisementSpec `json:"spec,omitempty"`
+	Spec BGPAnnouncementPolicySpec `json:"spec,omitempty"`
 	// +optional
 	Status ConfigStatus `json:"status,omitempty"`
 }
 
-// BGPAdvertisementSpec selects pools, peers and nodes and the attributes of
-// the routes announced.
-type BGPAdvertisementSpec struct {
-	// IPPools names pools to announce; IPPoolSelectors picks them by label.
-	// A pool named or matched by either is announced; both empty means
-	// every pool.
+// BGPAnnouncementPolicySpec selects pools, peers and nodes and the attributes
+// of the routes announced.
+type BGPAnnouncementPolicySpec struct {
+	// IPPools names LoadBalancerPools to announce; IPPoolSelectors picks
+	// them by label. A pool named or matched by either is announced; both
+	// empty means every pool.
 	//
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=253
@@ -92,7 +92,7 @@ type BGPAdvertisementSpec struct {
 	// +optional
 	LargeCommunities []string `json:"largeCommunities,omitempty"`
 
-	// Peers names the BGPPeers to announce to; empty means every peer.
+	// Peers names the BGPRouters to announce to; empty means every peer.
 	//
 	// +kubebuilder:validation:MaxItems=64
 	// +kubebuilder:validation:items:MaxLength=253
@@ -109,38 +109,38 @@ type BGPAdvertisementSpec struct {
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 }
 
-// BGPAdvertisementList is a list of BGPAdvertisements.
+// BGPAnnouncementPolicyList is a list of BGPAnnouncementPolicies.
 //
 // +kubebuilder:object:root=true
-type BGPAdvertisementList struct {
+type BGPAnnouncementPolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []BGPAdvertisement `json:"items"`
+	Items           []BGPAnnouncementPolicy `json:"items"`
 }
 
-// L2Advertisement says that the addresses of some pools are answered for
+// L2AnnouncementPolicy says that the addresses of some pools are answered for
 // with ARP and NDP from the selected nodes.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=l2adv,categories=bgplb
+// +kubebuilder:resource:scope=Cluster,shortName=l2announce,categories=bgplb
 // +kubebuilder:printcolumn:name="Pools",type=string,JSONPath=`.spec.ipPools`
 // +kubebuilder:printcolumn:name="Interfaces",type=string,JSONPath=`.spec.interfaces`
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-type L2Advertisement struct {
+type L2AnnouncementPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +optional
-	Spec L2AdvertisementSpec `json:"spec,omitempty"`
+	Spec L2AnnouncementPolicySpec `json:"spec,omitempty"`
 	// +optional
 	Status ConfigStatus `json:"status,omitempty"`
 }
 
-// L2AdvertisementSpec selects pools, interfaces and nodes.
-type L2AdvertisementSpec struct {
-	// IPPools and IPPoolSelectors as in BGPAdvertisementSpec; both empty
+// L2AnnouncementPolicySpec selects pools, interfaces and nodes.
+type L2AnnouncementPolicySpec struct {
+	// IPPools and IPPoolSelectors as in BGPAnnouncementPolicySpec; both empty
 	// means every pool.
 	//
 	// +kubebuilder:validation:MaxItems=64
@@ -175,11 +175,11 @@ type L2AdvertisementSpec struct {
 	NodeSelectors []metav1.LabelSelector `json:"nodeSelectors,omitempty"`
 }
 
-// L2AdvertisementList is a list of L2Advertisements.
+// L2AnnouncementPolicyList is a list of L2AnnouncementPolicies.
 //
 // +kubebuilder:object:root=true
-type L2AdvertisementList struct {
+type L2AnnouncementPolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []L2Advertisement `json:"items"`
+	Items           []L2AnnouncementPolicy `json:"items"`
 }

@@ -4,10 +4,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// BFDProfile holds BFD (RFC 5880) timers that BGPPeers refer to by name.
+// BFDPolicy holds BFD (RFC 5880) timers that BGPRouters refer to by name.
 //
 // +kubebuilder:object:root=true
-// +kubebuilder:resource:scope=Cluster,shortName=bfdprofile,categories=bgplb
+// +kubebuilder:resource:scope=Cluster,categories=bgplb
 // +kubebuilder:printcolumn:name="Receive ms",type=integer,JSONPath=`.spec.receiveInterval`
 // +kubebuilder:printcolumn:name="Transmit ms",type=integer,JSONPath=`.spec.transmitInterval`
 // +kubebuilder:printcolumn:name="Multiplier",type=integer,JSONPath=`.spec.detectMultiplier`
@@ -15,20 +15,20 @@ import (
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Accepted",type=string,JSONPath=`.status.conditions[?(@.type=="Accepted")].status`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
-type BFDProfile struct {
+type BFDPolicy struct {
 	metav1.TypeMeta   `json:",inline"`
 	metav1.ObjectMeta `json:"metadata,omitempty"`
 
 	// +optional
-	Spec BFDProfileSpec `json:"spec,omitempty"`
+	Spec BFDPolicySpec `json:"spec,omitempty"`
 	// +optional
 	Status ConfigStatus `json:"status,omitempty"`
 }
 
-// BFDProfileSpec are the timers of a BFD session. Intervals are whole
+// BFDPolicySpec are the timers of a BFD session. Intervals are whole
 // milliseconds: BFD carries microseconds, but below 10ms a userspace
 // implementation cannot keep its promise.
-type BFDProfileSpec struct {
+type BFDPolicySpec struct {
 	// ReceiveInterval is the shortest interval, in milliseconds, at which
 	// this end can receive control packets.
 	//
@@ -67,11 +67,11 @@ type BFDProfileSpec struct {
 	PassiveMode bool `json:"passiveMode,omitempty"`
 }
 
-// BFDProfileList is a list of BFDProfiles.
+// BFDPolicyList is a list of BFDPolicies.
 //
 // +kubebuilder:object:root=true
-type BFDProfileList struct {
+type BFDPolicyList struct {
 	metav1.TypeMeta `json:",inline"`
 	metav1.ListMeta `json:"metadata,omitempty"`
-	Items           []BFDProfile `json:"items"`
+	Items           []BFDPolicy `json:"items"`
 }
