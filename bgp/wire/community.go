@@ -25,7 +25,7 @@ const (
 
 // communityNames is the one name table: String prints these names and
 // ParseCommunity reads them, so display and configuration cannot drift
-// apart. BGPAdvertisement's CEL rule lists the same names (a test in
+// apart. BGPAnnouncementPolicy's CEL rule lists the same names (a test in
 // internal/lbmodel holds the two together).
 var communityNames = map[Community]string{
 	CommunityGracefulShutdown: "graceful-shutdown", CommunityAcceptOwn: "accept-own",
@@ -65,7 +65,7 @@ func (c Community) String() string {
 }
 
 // ParseCommunity reads a community as String writes it and as
-// BGPAdvertisement.spec.communities holds it: "AS:value", two decimal
+// BGPAnnouncementPolicy.spec.communities holds it: "AS:value", two decimal
 // numbers of 1 to 5 digits each at most 65535 (leading zeros allowed, as
 // the CRD's pattern allows them), or a well-known name. The error quotes
 // the value.
@@ -96,7 +96,7 @@ func (c LargeCommunity) String() string {
 }
 
 // ParseLargeCommunity reads a large community as String writes it and as
-// BGPAdvertisement.spec.largeCommunities holds it: three decimal numbers of
+// BGPAnnouncementPolicy.spec.largeCommunities holds it: three decimal numbers of
 // 1 to 10 digits each at most 4294967295. The error quotes the value.
 func ParseLargeCommunity(s string) (LargeCommunity, error) {
 	parts := strings.Split(s, ":")
