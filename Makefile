@@ -26,15 +26,23 @@ build-router:
 	$(GO) build -trimpath -tags routeronly -ldflags "-X main.version=$(VERSION)" -o bin/bgplb-router ./cmd/bgplb
 
 # Installs the router build as $(PREFIX)/bin/bgplb, its systemd unit, and
-# deploy/router/router.yaml as /etc/bgplb/router.yaml unless one exists.
-# DESTDIR stages it elsewhere (packaging).
+# deploy/router/router.yaml as /etc/bgplb/router.yaml (0640) unless one
+# exists; on the real system (no DESTDIR) it also creates the unit's user
+# and group bgplb and gives the config to that group. DESTDIR stages it
+# elsewhere (packaging).
 PREFIX ?= /usr/local
 install-router: build-router
 	install -D -m 0755 bin/bgplb-router $(DESTDIR)$(PREFIX)/bin/bgplb
 	install -D -m 0644 deploy/router/bgplb-router.service $(DESTDIR)/etc/systemd/system/bgplb-router.service
 	sed -i 's|/usr/local/bin/bgplb|$(PREFIX)/bin/bgplb|' $(DESTDIR)/etc/systemd/system/bgplb-router.service
 	@if [ -e $(DESTDIR)/etc/bgplb/router.yaml ]; then echo "keeping $(DESTDIR)/etc/bgplb/router.yaml"; \
-	else install -D -m 0644 deploy/router/router.yaml $(DESTDIR)/etc/bgplb/router.yaml; fi
+	else install -D -m 0640 deploy/router/router.yaml $(DESTDIR)/etc/bgplb/router.yaml; fi
+	@# The unit's user, on the real system only (not when staging).
+	@if [ -z "$(DESTDIR)" ]; then \
+		getent group bgplb >/dev/null || groupadd --system bgplb; \
+		getent passwd bgplb >/dev/null || useradd --system --gid bgplb --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin bgplb; \
+		chgrp bgplb /etc/bgplb/router.yaml; \
+	fi
 
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
 # (or run `make deps` yourself). Fuzz seed corpora in testdata/fuzz run as
