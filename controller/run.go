@@ -121,7 +121,7 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, o.Log); err != nil {
+			if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, o.Log, nil); err != nil {
 				o.Log.Error("metrics server", "err", err)
 			}
 		}()

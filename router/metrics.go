@@ -54,7 +54,7 @@ func ServeMetrics(ctx context.Context, addr string, m *Metrics, log *slog.Logger
 	if err != nil {
 		return err
 	}
-	return metricsrv.Serve(ctx, ln, m.Registry, log)
+	return metricsrv.Serve(ctx, ln, m.Registry, log, nil)
 }
 
 // sessionsDesc describes the sessions-by-state gauge, computed at scrape
