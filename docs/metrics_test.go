@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite metrics.md from the code")
 // metric is one series family a role exports.
 type metric struct {
 	name, role, kind, help string
-	labels               []string
+	labels                 []string
 }
 
 // TestMetricsReference: metrics.md lists every metric of every role, with
