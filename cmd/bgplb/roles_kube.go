@@ -9,5 +9,5 @@ import "github.com/spf13/cobra"
 // Kubernetes client packages cost the router role about 19 MB of resident
 // memory at start (their init touches much of the binary).
 func kubeCmds() []*cobra.Command {
-	return []*cobra.Command{newControllerCmd(), newSpeakerCmd(), newLabCmd()}
+	return []*cobra.Command{newControllerCmd(), newSpeakerCmd(), newLabCmd(), newImportCmd()}
 }
