@@ -131,8 +131,10 @@ func TestGenerated(t *testing.T) {
 			continue
 		}
 		got, err := os.ReadFile(path)
-		if err != nil || !bytes.Equal(got, w) {
-			t.Errorf("deploy/%s is stale (%v): run go generate ./deploy", path, err)
+		if err != nil {
+			t.Errorf("deploy/%s: %v: run go generate ./deploy", path, err)
+		} else if !bytes.Equal(got, w) {
+			t.Errorf("deploy/%s is stale: run go generate ./deploy", path)
 		}
 	}
 	// A CRD dropped from config/ must leave the kustomization too.
