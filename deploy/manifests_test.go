@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/bgplb/bgplb/internal/controlplane"
 	"io"
 	"os"
 	"os/exec"
@@ -189,12 +190,17 @@ func key(o *unstructured.Unstructured) string {
 }
 
 // TestKustomizeBuild checks that kustomize itself (kubectl's) reads the
-// kustomization and builds exactly bgplb.yaml's objects.
+// kustomization and builds exactly bgplb.yaml's objects. The kubectl is the
+// pinned one hack/k8sbin.sh builds beside kube-apiserver (make test builds
+// it), else one on PATH.
 func TestKustomizeBuild(t *testing.T) {
 	kubectl, err := exec.LookPath("kubectl")
+	if dir, derr := controlplane.BinDir(); derr == nil {
+		kubectl, err = filepath.Join(dir, "kubectl"), nil
+	}
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatal("kubectl not found: CI must have it")
+			t.Fatal("kubectl not found: CI must have it (hack/k8sbin.sh builds it)")
 		}
 		t.Skip("kubectl not found")
 	}
