@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 
 	"github.com/bgplb/bgplb/internal/image"
@@ -67,12 +68,14 @@ func run() error {
 		return err
 	}
 	host := runtime.GOARCH
-	for _, a := range list {
-		if a == host {
-			if err := image.WriteDockerTarball(filepath.Join(*out, "bgplb-"+host+".tar"), idx, host, ref); err != nil {
-				return err
-			}
+	docker := filepath.Join(*out, "bgplb-"+host+".tar")
+	if slices.Contains(list, host) {
+		if err := image.WriteDockerTarball(docker, idx, host, ref); err != nil {
+			return err
 		}
+	} else if err := os.Remove(docker); err != nil && !os.IsNotExist(err) {
+		// A tarball of an earlier build would pass for this one.
+		return err
 	}
 	digest, err := idx.Digest()
 	if err != nil {
