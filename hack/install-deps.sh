@@ -5,7 +5,8 @@
 # missing. Works without a TTY; talks to nothing but the configured apt mirror.
 set -euo pipefail
 
-PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump)
+# runc: the image test runs the built image as an OCI bundle (internal/image).
+PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump runc)
 # Daemons those packages may start on install, and the systemd units behind them.
 DAEMONS=(bird gobgpd exabgp watchfrr zebra bgpd staticd mgmtd)
 UNITS=(bird gobgpd exabgp frr)
