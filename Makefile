@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build build-router install-router test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
+.PHONY: all build build-router install-router image test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
 
 all: build
 
@@ -43,6 +43,17 @@ install-router: build-router
 		getent passwd bgplb >/dev/null || useradd --system --gid bgplb --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin bgplb; \
 		chgrp bgplb /etc/bgplb/router.yaml; \
 	fi
+
+# bgplb's container image, built in Go without a container engine
+# (hack/image, internal/image): linux/amd64 and linux/arm64 in one OCI index.
+# Writes bin/image/oci (OCI layout), bin/image/bgplb-oci.tar (oci-archive:
+# podman load, ctr images import) and bin/image/bgplb-<host arch>.tar (docker
+# load, podman load). Reproducible: same source, same digest (timestamps from
+# SOURCE_DATE_EPOCH, else the commit time). The image runs as 65532:65532;
+# the speaker's manifest sets root with only the capabilities it needs.
+IMAGE_ARCHS ?= amd64,arm64
+image:
+	$(GO) run ./hack/image -version $(VERSION) -archs $(IMAGE_ARCHS) -out bin/image
 
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
 # (or run `make deps` yourself). Fuzz seed corpora in testdata/fuzz run as
