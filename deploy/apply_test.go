@@ -111,8 +111,8 @@ func deleteAll(t *testing.T, dyn dynamic.Interface, m meta.RESTMapper, objs []*u
 // client certificate for system:serviceaccount:bgplb-system:bgplb-controller
 // stands in for the projected token), and waits for its readiness probe.
 func runController(t *testing.T, ctx context.Context, env *kubetest.Env) {
-	c := workloads(t)["controller"].pod.Spec.Containers[0]
-	argv, environ := commandLine(t, c, fieldValue)
+	c := workloads(t)["controller"].Pod.Spec.Containers[0]
+	argv, environ := commandLine(t, c)
 	kubeconfig, err := env.UserKubeconfig("system:serviceaccount:"+namespace+":bgplb-controller",
 		"system:serviceaccounts", "system:serviceaccounts:"+namespace)
 	if err != nil {

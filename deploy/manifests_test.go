@@ -2,11 +2,8 @@ package deploy
 
 import (
 	"bytes"
-	"errors"
 	"flag"
 	"fmt"
-	"github.com/bgplb/bgplb/internal/controlplane"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,8 +15,10 @@ import (
 
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
-	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/internal/podspec"
 )
 
 var update = flag.Bool("update", false, "rewrite bgplb.yaml and the copies of config/ under manifests/")
@@ -159,21 +158,11 @@ func TestGenerated(t *testing.T) {
 // decode returns the objects of a multi-document YAML stream.
 func decode(t *testing.T, b []byte) []*unstructured.Unstructured {
 	t.Helper()
-	d := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
-	var objs []*unstructured.Unstructured
-	for {
-		var m map[string]any
-		err := d.Decode(&m)
-		if errors.Is(err, io.EOF) {
-			return objs
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m != nil {
-			objs = append(objs, &unstructured.Unstructured{Object: m})
-		}
+	objs, err := podspec.Decode(b)
+	if err != nil {
+		t.Fatal(err)
 	}
+	return objs
 }
 
 func bundleObjects(t *testing.T) []*unstructured.Unstructured {
@@ -185,9 +174,7 @@ func bundleObjects(t *testing.T) []*unstructured.Unstructured {
 	return decode(t, b)
 }
 
-func key(o *unstructured.Unstructured) string {
-	return fmt.Sprintf("%s/%s/%s", o.GetKind(), o.GetNamespace(), o.GetName())
-}
+var key = podspec.Key
 
 // TestKustomizeBuild checks that kustomize itself (kubectl's) reads the
 // kustomization and builds exactly bgplb.yaml's objects. The kubectl is the

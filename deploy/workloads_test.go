@@ -4,7 +4,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -12,39 +11,15 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/bgplb/bgplb/internal/podspec"
 )
 
-// workload is one role's pod template in bgplb.yaml.
-type workload struct {
-	role string
-	pod  corev1.PodTemplateSpec
-}
-
-func workloads(t *testing.T) map[string]workload {
+func workloads(t *testing.T) map[string]podspec.Workload {
 	t.Helper()
-	w := map[string]workload{}
-	for _, o := range bundleObjects(t) {
-		var pod corev1.PodTemplateSpec
-		switch o.GetKind() {
-		case "Deployment":
-			pod = fromUnstructured[appsv1.Deployment](t, o).Spec.Template
-		case "DaemonSet":
-			pod = fromUnstructured[appsv1.DaemonSet](t, o).Spec.Template
-		default:
-			continue
-		}
-		if len(pod.Spec.Containers) != 1 {
-			t.Fatalf("%s: %d containers, want 1", key(o), len(pod.Spec.Containers))
-		}
-		c := pod.Spec.Containers[0]
-		if len(c.Args) == 0 {
-			t.Fatalf("%s: no arguments", key(o))
-		}
-		role := c.Args[0]
-		if _, dup := w[role]; dup {
-			t.Fatalf("two workloads run %s", role)
-		}
-		w[role] = workload{role: role, pod: pod}
+	w, err := podspec.Workloads(bundleObjects(t))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, r := range roles {
 		if _, ok := w[r]; !ok {
@@ -54,54 +29,29 @@ func workloads(t *testing.T) map[string]workload {
 	return w
 }
 
-var envRef = regexp.MustCompile(`\$\(([A-Za-z_][A-Za-z0-9_]*)\)`)
-
-// commandLine returns the container's command and arguments as the
-// kubelet runs them: $(VAR) expanded from the container's env, values
-// from the downward API standing in as fieldValue.
-func commandLine(t *testing.T, c corev1.Container, fieldValue func(string) string) ([]string, []string) {
+// commandLine is the container's command line and env as the kubelet
+// would start them on node-a.
+func commandLine(t *testing.T, c corev1.Container) ([]string, []string) {
 	t.Helper()
-	env := map[string]string{}
-	var environ []string
-	for _, e := range c.Env {
-		v := e.Value
-		if e.ValueFrom != nil {
-			if e.ValueFrom.FieldRef == nil {
-				t.Fatalf("%s: env %s from other than the downward API", c.Name, e.Name)
-			}
-			v = fieldValue(e.ValueFrom.FieldRef.FieldPath)
-		}
-		env[e.Name] = v
-		environ = append(environ, e.Name+"="+v)
+	argv, env, err := podspec.CommandLine(c, fieldValue)
+	if err != nil {
+		t.Fatal(err)
 	}
-	var argv []string
-	for _, a := range append(slices.Clone(c.Command), c.Args...) {
-		argv = append(argv, envRef.ReplaceAllStringFunc(a, func(m string) string {
-			name := envRef.FindStringSubmatch(m)[1]
-			v, ok := env[name]
-			if !ok {
-				t.Errorf("%s: %s names $(%s), not in its env", c.Name, a, name)
-			}
-			return v
-		}))
-	}
-	return argv, environ
+	return argv, env
 }
 
-func fieldValue(path string) string {
-	return map[string]string{"spec.nodeName": "node-a", "metadata.namespace": namespace}[path]
-}
+var fieldValue = podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.namespace": namespace})
 
 // TestContainerArgs runs each container's exact arguments through the real
 // bgplb's flag parsing (--help appended: cobra parses every flag first).
 func TestContainerArgs(t *testing.T) {
 	bin := bgplbBinary(t)
 	for role, w := range workloads(t) {
-		c := w.pod.Spec.Containers[0]
+		c := w.Pod.Spec.Containers[0]
 		if !strings.HasPrefix(c.Image, "bgplb:") {
 			t.Errorf("%s: image %q, want bgplb:TAG (no registry: kustomize's images: sets it)", role, c.Image)
 		}
-		argv, environ := commandLine(t, c, fieldValue)
+		argv, environ := commandLine(t, c)
 		if len(argv) == 0 || argv[0] != "/bgplb" {
 			t.Fatalf("%s: command %v, want /bgplb", role, argv)
 		}
@@ -114,7 +64,7 @@ func TestContainerArgs(t *testing.T) {
 }
 
 func TestControllerPod(t *testing.T) {
-	p := workloads(t)["controller"].pod.Spec
+	p := workloads(t)["controller"].Pod.Spec
 	c := p.Containers[0]
 	if p.ServiceAccountName != "bgplb-controller" {
 		t.Errorf("serviceAccountName %q", p.ServiceAccountName)
@@ -152,7 +102,7 @@ func TestControllerPod(t *testing.T) {
 }
 
 func TestSpeakerPod(t *testing.T) {
-	p := workloads(t)["speaker"].pod.Spec
+	p := workloads(t)["speaker"].Pod.Spec
 	c := p.Containers[0]
 	if p.ServiceAccountName != "bgplb-speaker" || !p.HostNetwork || p.PriorityClassName == "" {
 		t.Errorf("serviceAccountName %q, hostNetwork %v, priorityClassName %q", p.ServiceAccountName, p.HostNetwork, p.PriorityClassName)
@@ -163,7 +113,7 @@ func TestSpeakerPod(t *testing.T) {
 		t.Errorf("tolerations %v: none for control-plane nodes", p.Tolerations)
 	}
 	checkLocked(t, "speaker", c, []corev1.Capability{"NET_BIND_SERVICE"})
-	argv, _ := commandLine(t, c, fieldValue)
+	argv, _ := commandLine(t, c)
 	if flagValue(argv, "--node-name") != "node-a" {
 		t.Errorf("args %v: --node-name not from the downward API's spec.nodeName", c.Args)
 	}
