@@ -3,9 +3,11 @@ package image
 import (
 	"archive/tar"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -257,4 +259,15 @@ func writeFile(p string, r io.Reader, mode os.FileMode) error {
 		return err
 	}
 	return os.Chmod(p, mode)
+}
+
+// OCIRuntime is the path of runc, else crun: the OCI runtimes that run a
+// bundle (both from Debian).
+func OCIRuntime() (string, error) {
+	for _, rt := range []string{"runc", "crun"} {
+		if p, err := exec.LookPath(rt); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("neither runc nor crun is installed")
 }
