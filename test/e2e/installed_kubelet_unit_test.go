@@ -15,15 +15,7 @@ import (
 
 func installWorkloads(t *testing.T) map[string]podspec.Workload {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/bgplb.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := podspec.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, err := podspec.Workloads(objs)
+	w, err := podspec.Workloads(installObjects(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -152,14 +152,7 @@ func hostImage(t *testing.T, dir string) v1.Image {
 // would, and waits until its CRDs serve.
 func (l *seedLab) install(t *testing.T) []*unstructured.Unstructured {
 	t.Helper()
-	b, err := os.ReadFile("../../deploy/bgplb.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := podspec.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
+	objs := installObjects(t)
 	dyn, err := dynamic.NewForConfig(l.env.Config)
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +174,20 @@ func (l *seedLab) install(t *testing.T) []*unstructured.Unstructured {
 	}
 	// Established and in discovery before the roles' informers ask.
 	if err := l.env.InstallCRDs(l.ctx, "../../deploy/manifests/crds"); err != nil {
+		t.Fatal(err)
+	}
+	return objs
+}
+
+// installObjects are deploy/bgplb.yaml's objects.
+func installObjects(t *testing.T) []*unstructured.Unstructured {
+	t.Helper()
+	b, err := os.ReadFile("../../deploy/bgplb.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := podspec.Decode(b)
+	if err != nil {
 		t.Fatal(err)
 	}
 	return objs
