@@ -75,9 +75,24 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := seedtest.New(t, seed.Options{Prefix: "e2e", CRDDir: crds})
+	l := bareSeedLab(t, limit, withRouter, crds)
+	l.startController(t)
+	l.speakerKubeconfig = l.speakerIdentity(t)
+	for _, n := range l.s.Nodes() {
+		l.startSpeaker(t, n)
+	}
+	return l
+}
+
+// bareSeedLab builds the lab, its control plane (with the CRDs of crdDir,
+// none if empty) and its Nodes, and `bgplb router` if asked, but runs
+// neither the controller nor the speakers.
+func bareSeedLab(t *testing.T, limit time.Duration, withRouter bool, crdDir string) *seedLab {
+	t.Helper()
+	s := seedtest.New(t, seed.Options{Prefix: "e2e", CRDDir: crdDir})
 	env := seedtest.ControlPlane(t, s)
 	l := &seedLab{ctx: labtest.Context(t, limit), s: s, env: env, speakers: map[string]*lab.Proc{}, dir: t.TempDir()}
+	var err error
 	scheme := runtime.NewScheme()
 	for _, add := range []func(*runtime.Scheme) error{clientgoscheme.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
@@ -92,11 +107,6 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	}
 	for _, n := range s.Nodes() {
 		l.createNode(t, n)
-	}
-	l.startController(t)
-	l.speakerKubeconfig = l.speakerIdentity(t)
-	for _, n := range s.Nodes() {
-		l.startSpeaker(t, n)
 	}
 	return l
 }
@@ -203,6 +213,13 @@ func (l *seedLab) startSpeaker(t *testing.T, name string) {
 // the router as a peer, one advertisement.
 func (l *seedLab) configure(t *testing.T) {
 	t.Helper()
+	l.configureFor(t, speakerNamespace)
+}
+
+// configureFor is configure with the password Secret in the namespace the
+// speakers run in.
+func (l *seedLab) configureFor(t *testing.T, speakerNS string) {
+	t.Helper()
 	l.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: "lan"},
 		Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{"203.0.113.0/24", "2001:db8:100::/120"}}})
 	peer := &v1alpha1.BGPRouter{ObjectMeta: metav1.ObjectMeta{Name: "router"},
@@ -211,7 +228,7 @@ func (l *seedLab) configure(t *testing.T) {
 	if l.rp != nil {
 		// bgplb router wants TCP-MD5 from the nodes: the speakers read the
 		// password from a Secret.
-		l.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: speakerNamespace, Name: "bgp-password"},
+		l.create(t, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: speakerNS, Name: "bgp-password"},
 			StringData: map[string]string{"password": "seed-secret"}})
 		peer.Spec.PasswordSecret = &v1alpha1.SecretKeyReference{Name: "bgp-password"}
 	}
