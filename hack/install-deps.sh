@@ -6,10 +6,16 @@
 set -euo pipefail
 
 # runc: the image test runs the built image as an OCI bundle (internal/image).
-PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump runc)
-# Daemons those packages may start on install, and the systemd units behind them.
-DAEMONS=(bird gobgpd exabgp watchfrr zebra bgpd staticd mgmtd)
-UNITS=(bird gobgpd exabgp frr)
+# podman, containerd (ctr), docker.io: the image's tarballs are loaded and run
+# by each engine, every daemon private to the test (internal/image).
+PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump runc
+	podman containerd docker.io)
+# Daemons those packages may start on install, and the systemd units behind
+# them (UNIT=PACKAGE when the unit is not named after its package).
+DAEMONS=(bird gobgpd exabgp watchfrr zebra bgpd staticd mgmtd containerd dockerd)
+UNITS=(bird=bird2 gobgpd exabgp frr containerd docker.socket=docker.io docker=docker.io
+	podman.socket=podman podman=podman podman-restart=podman podman-auto-update.timer=podman
+	podman-auto-update=podman)
 
 log() { printf 'install-deps: %s\n' "$*"; }
 
@@ -85,13 +91,14 @@ log "installed in $((SECONDS - start))s"
 # Stop and disable the default instances of units this run installed. systemd
 # may be absent or not running (containers): errors are ignored.
 if command -v systemctl >/dev/null 2>&1; then
-	for u in "${UNITS[@]}"; do
-		pkg=$u
-		[[ $u == bird ]] && pkg=bird2
+	for entry in "${UNITS[@]}"; do
+		u=${entry%%=*} pkg=${entry#*=}
 		[[ " ${missing[*]} " == *" $pkg "* ]] || continue
+		# A bare name is a service; a socket or timer would restart it.
+		[[ $u == *.* ]] || u=$u.service
 		log "systemctl stop/disable $u (errors ignored)"
-		systemctl stop "$u.service" >/dev/null 2>&1 || true
-		systemctl disable "$u.service" >/dev/null 2>&1 || true
+		systemctl stop "$u" >/dev/null 2>&1 || true
+		systemctl disable "$u" >/dev/null 2>&1 || true
 	done
 fi
 
