@@ -1,0 +1,83 @@
+package helm
+
+import (
+	"flag"
+	"io"
+	"log/slog"
+	"testing"
+
+	"helm.sh/helm/v4/pkg/action"
+	"helm.sh/helm/v4/pkg/chart/loader"
+	chartv2 "helm.sh/helm/v4/pkg/chart/v2"
+	release "helm.sh/helm/v4/pkg/release/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/bgplb/bgplb/internal/podspec"
+)
+
+var update = flag.Bool("update", false, "rewrite the chart's copies of config/ and deploy/examples")
+
+const (
+	chartDir = "bgplb"
+	// releaseName is the docs' `helm install bgplb ...`: the objects then
+	// have deploy/manifests' names.
+	releaseName = "bgplb"
+	defaultNS   = "bgplb-system"
+)
+
+// rendered is a release as `helm template` makes it: the objects (without
+// crds/, which Helm installs apart), their workloads by role, and NOTES.txt.
+type rendered struct {
+	objs      []*unstructured.Unstructured
+	workloads map[string]podspec.Workload
+	notes     string
+}
+
+// render runs a client-only install (what `helm template` does) of the
+// chart into namespace ns with vals over values.yaml.
+func render(t *testing.T, ns string, vals map[string]any) rendered {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(io.Discard, nil)))
+	in := action.NewInstall(cfg)
+	in.DryRunStrategy = action.DryRunClient
+	in.ReleaseName = releaseName
+	in.Namespace = ns
+	r, err := in.Run(ch, vals)
+	if err != nil {
+		t.Fatalf("render: %v", err)
+	}
+	rel, ok := r.(*release.Release)
+	if !ok {
+		t.Fatalf("release of type %T", r)
+	}
+	objs, err := podspec.Decode([]byte(rel.Manifest))
+	if err != nil {
+		t.Fatalf("rendered manifest: %v\n%s", err, rel.Manifest)
+	}
+	w, err := podspec.Workloads(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rendered{objs: objs, workloads: w, notes: rel.Info.Notes}
+}
+
+func (r rendered) byKey() map[string]*unstructured.Unstructured {
+	m := map[string]*unstructured.Unstructured{}
+	for _, o := range r.objs {
+		m[podspec.Key(o)] = o
+	}
+	return m
+}
+
+func chartMetadata(t *testing.T) *chartv2.Metadata {
+	t.Helper()
+	ch, err := loader.Load(chartDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ch.(*chartv2.Chart).Metadata
+}
