@@ -5,6 +5,7 @@ import (
 	"maps"
 	"os"
 	"os/exec"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -289,4 +290,21 @@ func kebab(key string) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// TestPackage packages the chart as hack/chart does and renders the
+// archive: .helmignore keeps what the templates read (rbac/, examples/).
+func TestPackage(t *testing.T) {
+	p := action.NewPackage()
+	p.Destination = t.TempDir()
+	tgz, err := p.Run(chartDir, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := otherValues("lb-test")
+	want := render(t, "lb-test", vals).byKey()
+	got := renderChart(t, tgz, "lb-test", vals).byKey()
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("the packaged chart renders %v, the directory %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
 }

@@ -37,7 +37,13 @@ type rendered struct {
 // chart into namespace ns with vals over values.yaml.
 func render(t *testing.T, ns string, vals map[string]any) rendered {
 	t.Helper()
-	ch, err := loader.Load(chartDir)
+	return renderChart(t, chartDir, ns, vals)
+}
+
+// renderChart renders the chart at path, a directory or a packaged .tgz.
+func renderChart(t *testing.T, path, ns string, vals map[string]any) rendered {
+	t.Helper()
+	ch, err := loader.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
