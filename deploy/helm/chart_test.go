@@ -233,7 +233,7 @@ func TestEveryFlag(t *testing.T) {
 				continue
 			}
 			delete(have, key)
-			v, arg := sample(typ)
+			v, arg := sample(flag, typ)
 			vals[key] = v
 			want = append(want, "--"+flag+"="+arg)
 		}
@@ -257,7 +257,10 @@ func TestEveryFlag(t *testing.T) {
 }
 
 // sample is a value of a flag's type, and how it reads on the command line.
-func sample(typ string) (any, string) {
+func sample(flag, typ string) (any, string) {
+	if flag == "log-level" {
+		return "warn", "warn" // the schema knows the levels
+	}
 	switch typ {
 	case "":
 		return false, "false" // every boolean flag of bgplb defaults to true
@@ -306,5 +309,19 @@ func TestPackage(t *testing.T) {
 	got := renderChart(t, tgz, "lb-test", vals).byKey()
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("the packaged chart renders %v, the directory %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+	}
+}
+
+// TestSchema: values.schema.json refuses what the chart does not know, so
+// that a misspelt value fails the install instead of being ignored.
+func TestSchema(t *testing.T) {
+	for _, vals := range []map[string]any{
+		{"controller": map[string]any{"worker": 3}},
+		{"speaker": map[string]any{"logLevel": "verbose"}},
+		{"servicemonitor": map[string]any{"enabled": true}},
+	} {
+		if _, err := renderErr(chartDir, defaultNS, vals); err == nil || !strings.Contains(err.Error(), "schema") {
+			t.Errorf("%v: err %v, want the schema's", vals, err)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package helm
 
 import (
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"testing"
@@ -43,22 +44,9 @@ func render(t *testing.T, ns string, vals map[string]any) rendered {
 // renderChart renders the chart at path, a directory or a packaged .tgz.
 func renderChart(t *testing.T, path, ns string, vals map[string]any) rendered {
 	t.Helper()
-	ch, err := loader.Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(io.Discard, nil)))
-	in := action.NewInstall(cfg)
-	in.DryRunStrategy = action.DryRunClient
-	in.ReleaseName = releaseName
-	in.Namespace = ns
-	r, err := in.Run(ch, vals)
+	rel, err := renderErr(path, ns, vals)
 	if err != nil {
 		t.Fatalf("render: %v", err)
-	}
-	rel, ok := r.(*release.Release)
-	if !ok {
-		t.Fatalf("release of type %T", r)
 	}
 	objs, err := podspec.Decode([]byte(rel.Manifest))
 	if err != nil {
@@ -69,6 +57,27 @@ func renderChart(t *testing.T, path, ns string, vals map[string]any) rendered {
 		t.Fatal(err)
 	}
 	return rendered{objs: objs, workloads: w, notes: rel.Info.Notes}
+}
+
+func renderErr(path, ns string, vals map[string]any) (*release.Release, error) {
+	ch, err := loader.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.NewTextHandler(io.Discard, nil)))
+	in := action.NewInstall(cfg)
+	in.DryRunStrategy = action.DryRunClient
+	in.ReleaseName = releaseName
+	in.Namespace = ns
+	r, err := in.Run(ch, vals)
+	if err != nil {
+		return nil, err
+	}
+	rel, ok := r.(*release.Release)
+	if !ok {
+		return nil, fmt.Errorf("release of type %T", r)
+	}
+	return rel, nil
 }
 
 func (r rendered) byKey() map[string]*unstructured.Unstructured {
