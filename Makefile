@@ -11,7 +11,7 @@ FUZZTIME ?= 30s
 # Two cores on CI: at most two packages build and test at once.
 GOTESTFLAGS ?= -p 2 -count=1 -timeout 30m
 
-.PHONY: all build build-router install-router image test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
+.PHONY: all build build-router install-router image chart test deps k8sbin lint bench bench-compare soak fuzz lab clean generate
 
 all: build
 
@@ -54,6 +54,11 @@ install-router: build-router
 IMAGE_ARCHS ?= amd64,arm64
 image:
 	$(GO) run ./hack/image -version $(VERSION) -archs $(IMAGE_ARCHS) -out bin/image
+
+# The Helm chart deploy/helm/bgplb packaged with Helm's Go module (no helm
+# binary): bin/bgplb-chart-$(VERSION).tgz, deploying the image `make image` tags.
+chart:
+	$(GO) run ./hack/chart -version $(VERSION) -out bin
 
 # Packages come from hack/install-deps.sh, run here only in CI or with DEPS=1
 # (or run `make deps` yourself). Fuzz seed corpora in testdata/fuzz run as

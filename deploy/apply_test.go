@@ -3,7 +3,6 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -107,24 +106,18 @@ func deleteAll(t *testing.T, dyn dynamic.Interface, m meta.RESTMapper, objs []*u
 }
 
 // runController starts the controller as its Deployment would: the
-// container's command line and env, the ServiceAccount's identity (a
-// client certificate for system:serviceaccount:bgplb-system:bgplb-controller
-// stands in for the projected token), and waits for its readiness probe.
+// container's command line and env, its ServiceAccount's token from the
+// TokenRequest API, and waits for its readiness probe.
 func runController(t *testing.T, ctx context.Context, env *kubetest.Env) {
 	c := workloads(t)["controller"].Pod.Spec.Containers[0]
 	argv, environ := commandLine(t, c)
-	kubeconfig, err := env.UserKubeconfig("system:serviceaccount:"+namespace+":bgplb-controller",
-		"system:serviceaccounts", "system:serviceaccounts:"+namespace)
+	kubeconfig, err := env.ServiceAccountKubeconfig(ctx, t.TempDir(), namespace, workloads(t)["controller"].Pod.Spec.ServiceAccountName)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The manifest's fixed port: a stale listener would answer the probe.
 	health := flagPort(t, c.Args, "--health-addr")
-	if ln, err := net.Listen("tcp", ":"+health); err != nil {
-		t.Fatalf("--health-addr's port busy: %v", err)
-	} else {
-		ln.Close()
-	}
+	kubetest.LockPort(t, health)
 	cmd := exec.Command(bgplbBinary(t), argv[1:]...)
 	// Killed with the test binary, even by a timeout.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -15,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -26,8 +24,6 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/restmapper"
-	"k8s.io/client-go/tools/clientcmd"
-	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 
 	"github.com/bgplb/bgplb/internal/kubetest"
 	"github.com/bgplb/bgplb/internal/podspec"
@@ -165,22 +161,10 @@ func deleteAll(t *testing.T, dyn dynamic.Interface, m meta.RESTMapper, objs []*u
 	}
 }
 
-// saKubeconfig writes a kubeconfig with a token the TokenRequest API issues
-// for the ServiceAccount, as the kubelet projects into the pod.
 func saKubeconfig(t *testing.T, ctx context.Context, env *kubetest.Env, ns, sa string) string {
 	t.Helper()
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: new(int64(3600))}}
-	tok, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa, req, metav1.CreateOptions{})
+	path, err := env.ServiceAccountKubeconfig(ctx, t.TempDir(), ns, sa)
 	if err != nil {
-		t.Fatalf("token for %s/%s: %v", ns, sa, err)
-	}
-	kc := clientcmdapi.NewConfig()
-	kc.Clusters["cluster"] = &clientcmdapi.Cluster{Server: env.Config.Host, CertificateAuthorityData: env.Config.CAData}
-	kc.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
-	kc.Contexts["pod"] = &clientcmdapi.Context{Cluster: "cluster", AuthInfo: sa, Namespace: ns}
-	kc.CurrentContext = "pod"
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := clientcmd.WriteToFile(*kc, path); err != nil {
 		t.Fatal(err)
 	}
 	return path
@@ -204,7 +188,7 @@ func runController(t *testing.T, ctx context.Context, env *kubetest.Env, r rende
 			port = fmt.Sprint(p.ContainerPort)
 		}
 	}
-	lockPort(t, port)
+	kubetest.LockPort(t, port)
 	cmd := exec.Command(bgplbBinary(t), argv[1:]...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	cmd.Env = append(environ, "KUBECONFIG="+kubeconfig)
@@ -244,27 +228,6 @@ func runController(t *testing.T, ctx context.Context, env *kubetest.Env, r rende
 	if err != nil {
 		t.Fatalf("controller never ready at %s: %v\n%s", url, err, logs.String())
 	}
-}
-
-// lockPort holds an exclusive lock on the port's name until the test ends,
-// then checks the port is free: a stale listener would answer the probe.
-// Other test binaries that run bgplb on the manifests' fixed ports (go test
-// -p 2 runs packages at once) must take the same lock to wait for it.
-func lockPort(t *testing.T, port string) {
-	t.Helper()
-	f, err := os.OpenFile(filepath.Join(os.TempDir(), "bgplb-test-port-"+port+".lock"), os.O_CREATE|os.O_RDWR, 0o666)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { f.Close() })
-	ln, err := net.Listen("tcp", ":"+port)
-	if err != nil {
-		t.Fatalf("port %s busy: %v", port, err)
-	}
-	ln.Close()
 }
 
 var poolResource = schema.GroupVersionResource{Group: "bgplb.io", Version: "v1alpha1", Resource: "loadbalancerpools"}

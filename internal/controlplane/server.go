@@ -29,6 +29,7 @@ import (
 	"sync"
 	"time"
 
+	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -390,4 +391,36 @@ func freePort(addr netip.Addr) (netip.AddrPort, error) {
 	}
 	defer ln.Close()
 	return netip.AddrPortFrom(addr, uint16(ln.Addr().(*net.TCPAddr).Port)), nil
+}
+
+// ServiceAccountToken asks the TokenRequest API for a token of the
+// ServiceAccount ns/name valid for an hour, as the kubelet projects into a
+// pod: components run with exactly the rights their manifests bind.
+func (s *Server) ServiceAccountToken(ctx context.Context, ns, name string) (string, error) {
+	exp := int64(3600)
+	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &exp}}
+	tr, err := s.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, name, req, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("controlplane: token for %s/%s: %w", ns, name, err)
+	}
+	return tr.Status.Token, nil
+}
+
+// ServiceAccountKubeconfig writes a kubeconfig that authenticates with a
+// ServiceAccountToken, its namespace the ServiceAccount's, under dir.
+func (s *Server) ServiceAccountKubeconfig(ctx context.Context, dir, ns, name string) (string, error) {
+	tok, err := s.ServiceAccountToken(ctx, ns, name)
+	if err != nil {
+		return "", err
+	}
+	kc := clientcmdapi.NewConfig()
+	kc.Clusters["bgplb"] = &clientcmdapi.Cluster{Server: s.Config.Host, CertificateAuthorityData: s.Config.CAData}
+	kc.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tok}
+	kc.Contexts["bgplb"] = &clientcmdapi.Context{Cluster: "bgplb", AuthInfo: name, Namespace: ns}
+	kc.CurrentContext = "bgplb"
+	path := filepath.Join(dir, "kubeconfig-"+ns+"-"+name)
+	if err := clientcmd.WriteToFile(*kc, path); err != nil {
+		return "", fmt.Errorf("controlplane: kubeconfig: %w", err)
+	}
+	return path, nil
 }

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -213,11 +212,10 @@ func (l *seedLab) podNetns(t *testing.T, name string) (netip.Addr, *lab.Netns) {
 func (l *seedLab) site(t *testing.T, w podspec.Workload, node, netns string) podSite {
 	t.Helper()
 	ns, sa := w.Object.GetNamespace(), w.Pod.Spec.ServiceAccountName
-	req := &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr(int64(3600))}}
-	tr, err := l.env.Client.CoreV1().ServiceAccounts(ns).CreateToken(l.ctx, sa, req, metav1.CreateOptions{})
+	tok, err := l.env.ServiceAccountToken(l.ctx, ns, sa)
 	if err != nil {
-		t.Fatalf("token for %s/%s: %v", ns, sa, err)
+		t.Fatal(err)
 	}
 	return podSite{node: node, netns: netns, apiServer: l.env.Addr, namespace: ns,
-		token: []byte(tr.Status.Token), ca: l.env.Config.CAData}
+		token: []byte(tok), ca: l.env.Config.CAData}
 }
