@@ -84,8 +84,13 @@ func (k *kube) createNode(ctx context.Context, name string, v4, v6 netip.Addr) e
 
 // speakerRBAC gives SpeakerUser the generated speaker roles: the
 // ClusterRole, and the Role (Secrets) in namespace, where the lab's speakers
-// read their BGP passwords.
+// read their BGP passwords; it creates namespace, as the install bundle
+// does.
 func (k *kube) speakerRBAC(ctx context.Context, rolePath, namespace string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: namespace}}
+	if err := k.c.Create(ctx, ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", namespace, err)
+	}
 	b, err := os.ReadFile(rolePath)
 	if err != nil {
 		return err

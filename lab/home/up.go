@@ -504,5 +504,6 @@ func (u *upper) waitAnswer(ctx context.Context, host, node string, every time.Du
 }
 
 // speakerNamespace is where the lab's speakers run: the namespace of their
-// BGP password Secret (deploy/examples/bgprouter.yaml) and of their Role.
-const speakerNamespace = "default"
+// BGP password Secret (deploy/examples/bgprouter.yaml) and of their Role,
+// the install bundle's.
+const speakerNamespace = "bgplb-system"

@@ -44,7 +44,9 @@ func TestInstalledFromImage(t *testing.T) {
 	img, work, built := make(chan v1.Image, 1), t.TempDir(), make(chan struct{})
 	go func() { defer close(built); img <- hostImage(t, work) }()
 	t.Cleanup(func() { <-built })
-	l := bareSeedLab(t, 2*time.Minute, true, "")
+	// The lab's limit covers the image's build: on a cold build cache (CI)
+	// that alone compiles every package.
+	l := bareSeedLab(t, 6*time.Minute, true, "")
 	objs := l.install(t)
 	w, err := podspec.Workloads(objs)
 	if err != nil {
