@@ -46,6 +46,10 @@ const (
 	// RefName names the index inside an OCI layout; podman and ctr read it
 	// as the image's name on import.
 	RefName = "org.opencontainers.image.ref.name"
+	// ContainerdName is the full name `ctr images import` gives the image:
+	// the kubelet looks images up by their normalized name
+	// (docker.io/library/bgplb:TAG), not the short one.
+	ContainerdName = "io.containerd.image.name"
 )
 
 // DefaultArchs are the architectures `make image` builds: amd64 servers and

@@ -298,3 +298,18 @@ func TestNumericUser(t *testing.T) {
 		}
 	}
 }
+
+func TestNormalizedName(t *testing.T) {
+	for ref, want := range map[string]string{
+		"bgplb:v1":               "docker.io/library/bgplb:v1",
+		"me/bgplb:v1":            "docker.io/me/bgplb:v1",
+		"registry.lan/bgplb:v1":  "registry.lan/bgplb:v1",
+		"registry.lan:5000/b:v1": "registry.lan:5000/b:v1",
+		"localhost/bgplb:v1":     "localhost/bgplb:v1",
+		"docker.io/library/b:v1": "docker.io/library/b:v1",
+	} {
+		if got := NormalizedName(ref); got != want {
+			t.Errorf("NormalizedName(%q) = %q, want %q", ref, got, want)
+		}
+	}
+}

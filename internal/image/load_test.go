@@ -236,6 +236,10 @@ func TestCtrImport(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := loadedName(t, "ctr images import", out, "unpacking ")
+			// The name a kubelet looks up, from either tarball.
+			if want := NormalizedName(RefFor(testMeta.Version)); name != want {
+				t.Errorf("ctr named the image %q, want %q (what the kubelet looks for)", name, want)
+			}
 			// ctr run takes the command line whole: no entrypoint.
 			out, run, err := runCmd(ctr(ctx, "run", "--rm", "--snapshotter", "native", "--fifo-dir", fifos,
 				name, uniqueName("c"), Entrypoint, "version"))

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -39,6 +40,19 @@ func Tag(version string) string {
 // loading engine puts it under its own default (localhost/ for podman).
 func RefFor(version string) string { return "bgplb:" + Tag(version) }
 
+// NormalizedName is ref as container runtimes normalize a name without a
+// registry: docker.io/library/NAME.
+func NormalizedName(ref string) string {
+	first, _, found := strings.Cut(ref, "/")
+	switch {
+	case !found:
+		return "docker.io/library/" + ref
+	case strings.ContainsAny(first, ".:") || first == "localhost":
+		return ref
+	}
+	return "docker.io/" + ref
+}
+
 // WriteLayout writes idx as an OCI image layout at dir (replacing what is
 // there), its index.json naming the multi-arch index ref.
 func WriteLayout(dir string, idx v1.ImageIndex, ref string) error {
@@ -49,7 +63,7 @@ func WriteLayout(dir string, idx v1.ImageIndex, ref string) error {
 	if err != nil {
 		return err
 	}
-	return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{RefName: ref}))
+	return p.AppendIndex(idx, layout.WithAnnotations(map[string]string{RefName: ref, ContainerdName: NormalizedName(ref)}))
 }
 
 // WriteOCIArchive tars the layout at dir into file (the oci-archive format
