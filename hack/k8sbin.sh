@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Builds kube-apiserver, etcd and kubectl from the pinned module in hack/k8sbin into
+# Builds etcd, kubectl and the Kubernetes components (kube-apiserver,
+# kube-controller-manager, kube-scheduler, kubelet, kube-proxy) from the pinned
+# module in hack/k8sbin into
 # $BGPLB_CACHE/k8s/<version>/ (default ~/.cache/bgplb/k8s/<version>/), where
 # internal/controlplane finds them. Nothing prebuilt can be downloaded on these
 # machines, so the binaries come from source: the first build compiles
-# Kubernetes and takes ~12 min on 2 cores (a ~3 GB Go build cache); later
-# builds reuse that cache and take a minute or two, and a present, current
+# Kubernetes, ~12 min on 2 cores for kube-apiserver, etcd and kubectl, and
+# ~8 min more for the other four (a Go build cache of several GB); later
+# builds reuse that cache and only link, ~1 min, and a present, current
 # build is skipped in a second.
 #
 # "Current" means the stamp file beside the binaries matches a hash of the
-# recipe (go.mod, go.sum, the two mains, the linker flags, the Go version and
+# recipe (go.mod, go.sum, the mains, the linker flags, the Go version and
 # platform), so editing the recipe rebuilds. The build goes to a temporary
 # directory that is renamed into place, and a lock keeps two builds (two
 # `make test` at once) from racing.
@@ -49,6 +52,9 @@ fi
 major="${BASH_REMATCH[1]}"
 minor="${BASH_REMATCH[2]}"
 cache="${BGPLB_CACHE:-$HOME/.cache/bgplb}"
+# One main per program under hack/k8sbin; the directory names are the
+# binaries' names.
+bins=(kube-apiserver etcd kubectl kube-controller-manager kube-scheduler kubelet kube-proxy)
 dest="${1:-$cache/k8s/$version}"
 
 # The server reports this version (/version, and the compatibility version
@@ -59,7 +65,8 @@ ldflags="-s -w -X $vpkg.gitVersion=$version -X $vpkg.gitMajor=$major -X $vpkg.gi
 stamp="$(
 	cd "$src"
 	{
-		sha256sum go.mod go.sum kube-apiserver/main.go etcd/main.go kubectl/main.go
+		for b in "${bins[@]}"; do sha256sum "$b/main.go"; done
+		sha256sum go.mod go.sum
 		printf 'ldflags=%s\n' "$ldflags"
 		go version
 		go env GOOS GOARCH CGO_ENABLED
@@ -67,8 +74,9 @@ stamp="$(
 )"
 
 current() {
-	[[ -x "$dest/kube-apiserver" && -x "$dest/etcd" && -x "$dest/kubectl" && -f "$dest/stamp" ]] &&
-		[[ "$(cat "$dest/stamp")" == "$stamp" ]]
+	local b
+	for b in "${bins[@]}"; do [[ -x "$dest/$b" ]] || return 1; done
+	[[ -f "$dest/stamp" && "$(cat "$dest/stamp")" == "$stamp" ]]
 }
 
 if current; then
@@ -95,8 +103,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-log "building kube-apiserver, etcd and kubectl $version into $dest"
-log "the first build on a machine takes ~12 min (2 cores, cold Go build cache); later ones under a minute"
+log "building ${bins[*]} $version into $dest"
+log "the first build on a machine takes ~20 min (2 cores, cold Go build cache); later ones about a minute"
 start=$SECONDS
 (
 	cd "$src"
@@ -104,7 +112,7 @@ start=$SECONDS
 	# checkout moves; GOWORK=off so that no go.work outside can change the
 	# build; -mod=readonly so that go.sum is used as committed.
 	GOWORK=off GOFLAGS="-buildvcs=false -mod=readonly" \
-		exec go build -trimpath -ldflags "$ldflags" -o "$tmp/" ./kube-apiserver ./etcd ./kubectl
+		exec go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${bins[@]/#/./}"
 ) &
 build_pid=$!
 next=30
@@ -129,6 +137,10 @@ printf '%s\n' "$stamp" >"$tmp/stamp"
 # fail the pipeline (pipefail) at random.
 "$tmp/etcd" --version | sed -n 1p
 "$tmp/kubectl" version --client | sed -n 1p
+for b in kube-controller-manager kube-scheduler kubelet kube-proxy; do
+	printf '%s: ' "$b"
+	"$tmp/$b" --version
+done
 # Swap in: the old build (if any) moves aside first, so a reader sees either
 # the old directory or the new one, each complete.
 if [[ -e "$dest" ]]; then mv "$dest" "$tmp.old"; fi

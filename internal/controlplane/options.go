@@ -36,6 +36,12 @@ type Options struct {
 	// APIServerFlags are appended after the harness's own flags; a repeated
 	// flag takes the last value, so these override.
 	APIServerFlags []string
+	// Controllers also runs kube-controller-manager and kube-scheduler (from
+	// BinDir), so that namespaces finalize, garbage is collected, workloads
+	// roll and pods are scheduled; Run then also waits for the controller
+	// manager to act. Off, the API server stores objects and nothing acts
+	// on them, which is all most tests need and starts faster.
+	Controllers bool
 	// Dir is where the environment's temporary directory is made; empty
 	// means os.TempDir().
 	Dir string

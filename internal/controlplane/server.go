@@ -7,10 +7,11 @@
 // generated PKI, logs, a kubeconfig), free ports, and its own throwaway
 // certificate authority. Clients authenticate with a client certificate of
 // an admin in system:masters; RBAC is on, so UserConfig can stand in for
-// any other user. Nothing else of a cluster runs: no controller-manager, no
-// scheduler, no kubelet, no kube-proxy.
+// any other user. With Options.Controllers, kube-controller-manager and
+// kube-scheduler run too; never a kubelet or kube-proxy, so pods stay
+// Pending.
 //
-// The two processes are package proc's children: they get SIGKILL if the
+// The processes are package proc's children: they get SIGKILL if the
 // process that started them dies, so they never outlive it.
 package controlplane
 
@@ -58,7 +59,7 @@ type Server struct {
 
 	opts  Options
 	ca    *authority
-	procs []*proc.Proc  // in start order: etcd, kube-apiserver
+	procs []*proc.Proc  // in start order: etcd, kube-apiserver, then the controllers'
 	done  chan struct{} // closed once any of procs has exited
 	ended sync.Once     // closes done
 
@@ -85,6 +86,11 @@ func Run(ctx context.Context, o Options) (*Server, error) {
 	}
 	if o.BinDir == "" {
 		if o.BinDir, err = BinDir(); err != nil {
+			return nil, err
+		}
+	}
+	if o.Controllers {
+		if err := checkControllerBins(o.BinDir); err != nil {
 			return nil, err
 		}
 	}
@@ -124,6 +130,13 @@ func start(ctx context.Context, o Options) (s *Server, err error) {
 		return s, err
 	}
 	o.Logger.Info("controlplane: kube-apiserver ready", "addr", s.Addr, "after", time.Since(began), "dir", dir)
+	if !o.Controllers {
+		return s, nil
+	}
+	if err := s.startControllers(ctx); err != nil {
+		return s, err
+	}
+	o.Logger.Info("controlplane: controllers ready", "after", time.Since(began))
 	return s, nil
 }
 
@@ -247,7 +260,7 @@ func (s *Server) waitAPIServer(ctx context.Context) error {
 	})
 }
 
-// startProcess starts one of the two programs, in dir, its log there.
+// startProcess starts one of the programs, in dir, its log there.
 func (s *Server) startProcess(bin, dir string, args []string) error {
 	p, err := proc.Start(proc.Options{
 		Label: bin, Dir: dir, LogPath: filepath.Join(dir, bin+".log"), StopTimeout: stopGrace,
@@ -266,12 +279,12 @@ func (s *Server) startProcess(bin, dir string, args []string) error {
 // stopGrace is how long a process may take to end after SIGTERM.
 const stopGrace = 5 * time.Second
 
-// Done is closed once etcd or kube-apiserver has ended, on its own or by
+// Done is closed once any of the processes has ended, on its own or by
 // Stop: a long-running user (`bgplb lab control-plane`) ends with it.
 func (s *Server) Done() <-chan struct{} { return s.done }
 
 // Err says which process has ended, with the last lines of its log; nil
-// while both run.
+// while all run.
 func (s *Server) Err() error {
 	for _, p := range s.procs {
 		if done, err := p.Exited(); done {
@@ -327,7 +340,7 @@ func (s *Server) Logs(n int) string {
 	return b.String()
 }
 
-// Stop ends both processes, the API server first, and removes Dir. It is
+// Stop ends the processes in reverse start order (etcd last), and removes Dir. It is
 // safe to call more than once.
 func (s *Server) Stop() error {
 	s.stopOnce.Do(func() {
