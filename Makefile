@@ -77,8 +77,9 @@ RACE_PKGS ?= ./bgp/session/... ./bgp/rib/... ./fib/... ./router/... ./speaker/..
 deps:
 	hack/install-deps.sh
 
-# kube-apiserver and etcd for internal/controlplane (bgplb lab) and internal/kubetest (tests), built from hack/k8sbin when
-# missing or stale (~12 min the first time on a machine, then seconds).
+# etcd, kube-apiserver, kubectl, kube-controller-manager, kube-scheduler, kubelet and kube-proxy for
+# internal/controlplane (bgplb lab) and internal/kubetest (tests), built from hack/k8sbin when missing or
+# stale (~20 min the first time on a machine, about a minute with a warm Go cache, then skipped).
 k8sbin:
 	hack/k8sbin.sh
 

@@ -103,7 +103,7 @@ func Up(ctx context.Context, o Options) error {
 		return fmt.Errorf("bgplb binary %s: %w (build it with `make build`)", o.BinPath, err)
 	}
 	if _, err := controlplane.BinDir(); err != nil {
-		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 12 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
+		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
 	// Recorded before anything exists, so that Down always finds a state.
 	st := &State{Routers: o.Routers, Bin: o.BinPath, Procs: map[string]Proc{}, dir: o.StateDir}
