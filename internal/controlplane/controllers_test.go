@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -15,6 +14,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 // With Controllers on, the control plane behaves like a cluster without
@@ -25,8 +26,8 @@ func TestControllers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	s, err := Run(ctx, Options{Controllers: true})
-	if errors.Is(err, ErrNoBinaries) && os.Getenv("CI") == "" {
-		t.Skipf("skipping: %v", err)
+	if errors.Is(err, ErrNoBinaries) {
+		labtest.Missing(t, "%v", err)
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -19,6 +19,8 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 var testMeta = Meta{
@@ -267,22 +269,14 @@ func TestRunsWithOCIRuntime(t *testing.T) {
 
 func ociRuntime(t *testing.T) string {
 	t.Helper()
-	skip := func(format string, args ...any) {
-		if os.Getenv("CI") != "" {
-			t.Fatalf(format+" (CI is set: hack/install-deps.sh installs runc; run as root)", args...)
-		}
-		t.Skipf(format, args...)
-	}
 	if os.Geteuid() != 0 {
-		skip("running an OCI runtime needs root")
+		labtest.Missing(t, "running an OCI runtime needs root")
 	}
-	for _, rt := range []string{"runc", "crun"} {
-		if p, err := exec.LookPath(rt); err == nil {
-			return p
-		}
+	rt, err := OCIRuntime()
+	if err != nil {
+		labtest.Missing(t, "%v (hack/install-deps.sh installs runc)", err)
 	}
-	skip("neither runc nor crun is installed")
-	return ""
+	return rt
 }
 
 func TestNumericUser(t *testing.T) {

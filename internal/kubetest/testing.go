@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 // Env is a control plane run for tests.
@@ -120,8 +121,8 @@ func (e *Env) Namespace(t testing.TB) string {
 // must have built them and a skip would hide that it did not.
 func SkipOrFail(t testing.TB, err error) {
 	t.Helper()
-	if errors.Is(err, controlplane.ErrNoBinaries) && os.Getenv("CI") == "" {
-		t.Skipf("skipping: %v", err)
+	if errors.Is(err, controlplane.ErrNoBinaries) {
+		labtest.Missing(t, "%v", err)
 	}
 	t.Fatalf("%v", err)
 }
