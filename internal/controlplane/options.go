@@ -42,6 +42,11 @@ type Options struct {
 	// manager to act. Off, the API server stores objects and nothing acts
 	// on them, which is all most tests need and starts faster.
 	Controllers bool
+	// ControllerManagerFlags are appended to kube-controller-manager's
+	// flags (with Controllers), as APIServerFlags are to the API server's:
+	// the lab shortens --node-monitor-grace-period so that a cut-off node
+	// goes NotReady in seconds.
+	ControllerManagerFlags []string
 	// Dir is where the environment's temporary directory is made; empty
 	// means os.TempDir().
 	Dir string
