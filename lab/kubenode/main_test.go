@@ -2,7 +2,9 @@ package kubenode
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,9 @@ import (
 var testDir string
 
 func TestMain(m *testing.M) {
+	if opts := os.Getenv(startEnv); opts != "" {
+		os.Exit(startAndExit(opts))
+	}
 	d, err := os.MkdirTemp("", "kubenode-test-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -77,4 +82,43 @@ func testContext(t *testing.T, limit time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// startEnv makes the test binary a starter that starts the node described
+// by the variable's JSON and exits, leaving it running: what `bgplb lab up`
+// does, and afterwards the test holds nothing but the node's directory.
+const startEnv = "KUBENODE_TEST_START"
+
+func startAndExit(opts string) int {
+	var o Options
+	if err := json.Unmarshal([]byte(opts), &o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, err := Start(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// startInOtherProcess starts the node in a process that exits once it
+// runs.
+func startInOtherProcess(t *testing.T, o Options) {
+	t.Helper()
+	o.Logger = nil
+	b, err := json.Marshal(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), startEnv+"="+string(b))
+	out, err := cmd.CombinedOutput()
+	t.Logf("starter:\n%s", out)
+	if err != nil {
+		t.Fatalf("starter: %v", err)
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -349,14 +350,19 @@ func (n *Node) startKubelet(ctx context.Context) error {
 	if err := n.startDaemon(roleKubelet, filepath.Join(o.BinDir, "kubelet"), args...); err != nil {
 		return err
 	}
-	// Healthy once its healthz answers inside the namespace.
-	return n.poll(ctx, roleKubelet, func(ctx context.Context) error {
-		holder, err := n.holderPID()
-		if err != nil {
-			return err
-		}
-		_, err = run(ctx, nil, enter(holder, o.Netns, "sh", "-c", "exec 3<>/dev/tcp/127.0.0.1/10248")...)
+	// Up once its healthz port listens inside the namespace.
+	ns, err := lab.OpenNetns(o.Netns)
+	if err != nil {
 		return err
+	}
+	return n.poll(ctx, roleKubelet, func(ctx context.Context) error {
+		return ns.Do(func() error {
+			c, err := (&net.Dialer{}).DialContext(ctx, "tcp", "127.0.0.1:10248")
+			if err == nil {
+				c.Close()
+			}
+			return err
+		})
 	})
 }
 
