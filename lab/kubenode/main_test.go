@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -98,16 +99,45 @@ func startAndExit(opts string) int {
 	o.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	if _, err := Start(ctx, o); err != nil {
+	if os.Getenv(crashEnv) == "" {
+		if _, err := Start(ctx, o); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
+	}
+	n, err := newNode(o)
+	if err == nil {
+		err = n.startRuntime(ctx)
+	}
+	if err == nil {
+		err = n.runContainer(ctx, "crash")
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	return 0
+	fmt.Fprintln(os.Stderr, "runtime and a container run; crashing")
+	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	return 1
+}
+
+// crashEnv makes the starter start only the runtime and a container with
+// ctr, then die by SIGKILL: no deferred cleanup, no orderly exit.
+const crashEnv = "KUBENODE_TEST_CRASH"
+
+// runContainer runs the pause image as a container with ctr (no kubelet):
+// a shim, a container in its own namespaces and an overlay mount, in the
+// node's cgroup tree.
+func (n *Node) runContainer(ctx context.Context, id string) error {
+	_, err := n.ctr(ctx, nil, "run", "-d", "--snapshotter", "overlayfs",
+		"--cgroup", n.st.CgroupRoot+"/ctr-"+id, n.opts.SandboxImage, id)
+	return err
 }
 
 // startInOtherProcess starts the node in a process that exits once it
 // runs.
-func startInOtherProcess(t *testing.T, o Options) {
+func startInOtherProcess(t *testing.T, o Options, env ...string) {
 	t.Helper()
 	o.Logger = nil
 	b, err := json.Marshal(o)
@@ -115,10 +145,10 @@ func startInOtherProcess(t *testing.T, o Options) {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), startEnv+"="+string(b))
+	cmd.Env = append(append(os.Environ(), startEnv+"="+string(b)), env...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("starter:\n%s", out)
-	if err != nil {
+	if len(env) == 0 && err != nil {
 		t.Fatalf("starter: %v", err)
 	}
 }

@@ -55,6 +55,9 @@ func TestRuntime(t *testing.T) {
 	}
 	t.Logf("containerd ready with the pause image imported in %v", time.Since(began).Round(time.Millisecond))
 
+	if err := n.runContainer(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
 	out, err := n.ctr(ctx, nil, "images", "ls", "-q")
 	if err != nil {
 		t.Fatal(err)
@@ -80,6 +83,44 @@ func TestRuntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("removed in %v", time.Since(began).Round(time.Millisecond))
+	checkClean(t, ns, before, st, o.Dir)
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
+
+// A process starts the runtime and a container, then dies by SIGKILL;
+// Remove, from the directory alone, leaves nothing.
+func TestRemoveAfterCrash(t *testing.T) {
+	labtest.Require(t)
+	labtest.RequireBinaries(t, runtimeBins...)
+	ctx := testContext(t, 2*time.Minute)
+	ns := labtest.Netns(t, "kn")
+	o := testOptions(t, ns)
+	before := takeSnapshot(t, ns)
+	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
+	startInOtherProcess(t, o, crashEnv+"=1")
+	st, err := readState(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := nodePids(ctx, cg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// holder, containerd, a shim, the container's process at least.
+	if len(pids) < 4 {
+		t.Fatalf("the crashed starter left %d processes (%v), want the runtime and a container", len(pids), pids)
+	}
+	began := time.Now()
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures: Remove after a crash took %v (%d processes)", time.Since(began).Round(time.Millisecond), len(pids))
 	checkClean(t, ns, before, st, o.Dir)
 	if err := Remove(ctx, o.Dir); err != nil {
 		t.Errorf("second Remove: %v", err)
