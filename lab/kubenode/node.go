@@ -372,7 +372,34 @@ func (n *Node) ctr(ctx context.Context, in io.Reader, args ...string) ([]byte, e
 	if err != nil {
 		return nil, err
 	}
+	return ctrIn(ctx, holder, in, args...)
+}
+
+func ctrIn(ctx context.Context, holder int, in io.Reader, args ...string) ([]byte, error) {
 	return run(ctx, in, enter(holder, "", append([]string{"ctr", "--address", containerdSock, "--namespace", k8sNamespace}, args...)...)...)
+}
+
+// Ctr runs `ctr ARGS` against the containerd of the node in dir (in its
+// namespace k8s.io) and returns the output: a way to look at images and
+// containers without crictl, also from a process that did not start it.
+func Ctr(ctx context.Context, dir string, args ...string) ([]byte, error) {
+	holder, err := holderOf(dir)
+	if err != nil {
+		return nil, err
+	}
+	return ctrIn(ctx, holder, nil, args...)
+}
+
+func holderOf(dir string) (int, error) {
+	st, err := readState(dir)
+	if err != nil {
+		return 0, fmt.Errorf("kubenode: no node in %s: %w", dir, err)
+	}
+	ref, ok := st.Procs[roleHolder]
+	if !ok || !ref.Alive() {
+		return 0, fmt.Errorf("kubenode: node %s in %s is not running", st.Name, dir)
+	}
+	return ref.PID, nil
 }
 
 // ImportImage imports an OCI or docker archive into the node's containerd
@@ -380,17 +407,36 @@ func (n *Node) ctr(ctx context.Context, in io.Reader, args ...string) ([]byte, e
 // `ctr images import` does. The archive is read here and streamed in, so
 // its path need not be visible inside the node.
 func (n *Node) ImportImage(ctx context.Context, archive string) error {
+	holder, err := n.holderPID()
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	if err := importImage(ctx, holder, archive); err != nil {
+		return err
+	}
+	n.opts.Logger.Info("kubenode: image imported", "node", n.Name, "archive", archive, "took", time.Since(began))
+	return nil
+}
+
+// ImportImage is Node.ImportImage for the node in dir, started by this or
+// another process.
+func ImportImage(ctx context.Context, dir, archive string) error {
+	holder, err := holderOf(dir)
+	if err != nil {
+		return err
+	}
+	return importImage(ctx, holder, archive)
+}
+
+func importImage(ctx context.Context, holder int, archive string) error {
 	f, err := os.Open(archive)
 	if err != nil {
 		return fmt.Errorf("kubenode: image: %w", err)
 	}
 	defer f.Close()
-	began := time.Now()
-	if _, err := n.ctr(ctx, f, "images", "import", "--snapshotter", "overlayfs", "-"); err != nil {
-		return err
-	}
-	n.opts.Logger.Info("kubenode: image imported", "node", n.Name, "archive", archive, "took", time.Since(began))
-	return nil
+	_, err = ctrIn(ctx, holder, f, "images", "import", "--snapshotter", "overlayfs", "-")
+	return err
 }
 
 // poll waits for check, failing at once with the daemon's log if it ended.

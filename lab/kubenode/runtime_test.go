@@ -58,7 +58,7 @@ func TestRuntime(t *testing.T) {
 	if err := n.runContainer(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	out, err := n.ctr(ctx, nil, "images", "ls", "-q")
+	out, err := Ctr(ctx, o.Dir, "images", "ls", "-q")
 	if err != nil {
 		t.Fatal(err)
 	}
