@@ -102,7 +102,7 @@ func Ensure(ctx context.Context, o Options) (Set, error) {
 	}
 	log := o.Log
 	if log == nil {
-		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+		log = discard()
 	}
 	if err := os.MkdirAll(o.CacheDir, 0o755); err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package images
 import (
 	"context"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -94,3 +95,5 @@ func lock(ctx context.Context, file string, log *slog.Logger) (unlock func(), er
 		f.Close()
 	}, nil
 }
+
+func discard() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
