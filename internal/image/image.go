@@ -1,6 +1,6 @@
-// Package image builds bgplb's container image without a container engine:
-// the static bgplb binary, cross-compiled per architecture, in one layer on
-// an empty base, assembled with go-containerregistry into a multi-arch OCI
+// Package image builds bgplb's container image, and the lab's other
+// one-binary images (Spec), without a container engine: the static binary,
+// cross-compiled per architecture, in one layer on an empty base, assembled with go-containerregistry into a multi-arch OCI
 // index. Everything that goes into a digest is fixed by the source (the
 // timestamps come from SOURCE_DATE_EPOCH or the commit time, tar headers
 // carry no owner names or host times), so the same commit gives the same
@@ -15,6 +15,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,13 +28,13 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// User is the image's default user: numeric, because the image has no
+// User is bgplb's default user: numeric, because the image has no
 // /etc/passwd to resolve a name. The controller runs as this user; the
 // speaker's manifest overrides it to root with only the capabilities it
 // needs (it programs routes and binds port 179).
 const User = "65532:65532"
 
-// Entrypoint is where the binary sits in the image.
+// Entrypoint is where the bgplb binary sits in its image.
 const Entrypoint = "/bgplb"
 
 // The label keys of the OCI image spec's pre-defined annotations.
@@ -66,33 +67,66 @@ type Meta struct {
 	Created time.Time
 }
 
+// Labels returns bgplb's org.opencontainers.image.* labels.
+func (m Meta) Labels() map[string]string { return BGPLB.Labels(m) }
+
+// Spec says which main package becomes a one-binary image and how the image
+// presents it. The zero values of User and Title are root and the base name
+// of Entrypoint.
+type Spec struct {
+	// Package is the main package, as go build takes it: "./cmd/bgplb".
+	Package string
+	// Entrypoint is the binary's absolute path in the image.
+	Entrypoint string
+	// User is "uid[:gid]", numeric (the image has no /etc/passwd).
+	User string
+	// Title is the org.opencontainers.image.title label.
+	Title string
+}
+
+// BGPLB is bgplb's own image.
+var BGPLB = Spec{Package: "./cmd/bgplb", Entrypoint: Entrypoint, User: User, Title: "bgplb"}
+
+func (s Spec) title() string {
+	if s.Title != "" {
+		return s.Title
+	}
+	return path.Base(s.Entrypoint)
+}
+
 // Labels returns the image's org.opencontainers.image.* labels.
-func (m Meta) Labels() map[string]string {
+func (s Spec) Labels(m Meta) map[string]string {
 	return map[string]string{
 		LabelVersion:  m.Version,
 		LabelRevision: m.Revision,
 		LabelSource:   m.Source,
-		LabelTitle:    "bgplb",
+		LabelTitle:    s.title(),
 		LabelCreated:  m.Created.UTC().Format(time.RFC3339),
 	}
 }
 
-// GoBuild cross-compiles ./cmd/bgplb of the module at dir for linux/goarch
+// GoBuild cross-compiles ./cmd/bgplb; see Spec.GoBuild.
+func GoBuild(ctx context.Context, gocmd, dir, goarch, version, out string) error {
+	return BGPLB.GoBuild(ctx, gocmd, dir, goarch, version, out)
+}
+
+// GoBuild cross-compiles s.Package of the module at dir for linux/goarch
 // into out: static (no cgo), without local paths (-trimpath), without the
 // build ID (it would tie the digest to more than the source), and without
 // the symbol table and DWARF (-s -w: a third smaller; panics still print
-// function names and lines from the runtime's own tables).
-func GoBuild(ctx context.Context, gocmd, dir, goarch, version, out string) error {
+// function names and lines from the runtime's own tables). version goes to
+// main.version, if the package has one.
+func (s Spec) GoBuild(ctx context.Context, gocmd, dir, goarch, version, out string) error {
 	if gocmd == "" {
 		gocmd = GoCommand()
 	}
 	cmd := exec.CommandContext(ctx, gocmd, "build", "-trimpath",
 		"-ldflags", "-s -w -buildid= -X main.version="+version,
-		"-o", out, "./cmd/bgplb")
+		"-o", out, s.Package)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+goarch)
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build for linux/%s: %w\n%s", goarch, err, b)
+		return fmt.Errorf("go build %s for linux/%s: %w\n%s", s.Package, goarch, err, b)
 	}
 	return nil
 }
@@ -109,14 +143,17 @@ func GoCommand() string {
 	return "/usr/local/go/bin/go"
 }
 
-// Layer returns a layer holding only the binary as /bgplb, owned by root and
-// executable by all (the image runs as a non-root user by default).
-func Layer(binary []byte, mtime time.Time) (v1.Layer, error) {
+// Layer returns bgplb's layer; see Spec.Layer.
+func Layer(binary []byte, mtime time.Time) (v1.Layer, error) { return BGPLB.Layer(binary, mtime) }
+
+// Layer returns a layer holding only the binary at s.Entrypoint, owned by
+// root and executable by all (the image may run as a non-root user).
+func (s Spec) Layer(binary []byte, mtime time.Time) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
 	hdr := &tar.Header{
 		Typeflag: tar.TypeReg,
-		Name:     strings.TrimPrefix(Entrypoint, "/"),
+		Name:     strings.TrimPrefix(s.Entrypoint, "/"),
 		Mode:     0o755,
 		Size:     int64(len(binary)),
 		ModTime:  mtime.UTC(),
@@ -137,9 +174,14 @@ func Layer(binary []byte, mtime time.Time) (v1.Layer, error) {
 	}, tarball.WithMediaType(types.OCILayer))
 }
 
-// Image returns the single-architecture image of binary for linux/goarch.
+// Image returns bgplb's image; see Spec.Image.
 func Image(binary []byte, goarch string, meta Meta) (v1.Image, error) {
-	layer, err := Layer(binary, meta.Created)
+	return BGPLB.Image(binary, goarch, meta)
+}
+
+// Image returns the single-architecture image of binary for linux/goarch.
+func (s Spec) Image(binary []byte, goarch string, meta Meta) (v1.Image, error) {
+	layer, err := s.Layer(binary, meta.Created)
 	if err != nil {
 		return nil, err
 	}
@@ -149,8 +191,8 @@ func Image(binary []byte, goarch string, meta Meta) (v1.Image, error) {
 		Layer: layer,
 		History: v1.History{
 			Created:   v1.Time{Time: meta.Created.UTC()},
-			CreatedBy: "bgplb internal/image: " + Entrypoint,
-			Comment:   "the static bgplb binary",
+			CreatedBy: "bgplb internal/image: " + s.Entrypoint,
+			Comment:   "the static " + s.title() + " binary",
 		},
 		MediaType: types.OCILayer,
 	})
@@ -166,25 +208,30 @@ func Image(binary []byte, goarch string, meta Meta) (v1.Image, error) {
 	cf.Architecture = goarch
 	cf.Created = v1.Time{Time: meta.Created.UTC()}
 	cf.Config = v1.Config{
-		Entrypoint: []string{Entrypoint},
-		User:       User,
+		Entrypoint: []string{s.Entrypoint},
+		User:       s.User,
 		WorkingDir: "/",
-		Labels:     meta.Labels(),
+		Labels:     s.Labels(meta),
 	}
 	return mutate.ConfigFile(img, cf)
+}
+
+// Index returns bgplb's index; see Spec.Index.
+func Index(archs []string, binaries map[string]string, meta Meta) (v1.ImageIndex, error) {
+	return BGPLB.Index(archs, binaries, meta)
 }
 
 // Index returns the OCI index of one image per architecture; binaries maps
 // GOARCH to the path of that architecture's binary. The manifests appear in
 // the order of archs, so the index's digest does not depend on map order.
-func Index(archs []string, binaries map[string]string, meta Meta) (v1.ImageIndex, error) {
+func (s Spec) Index(archs []string, binaries map[string]string, meta Meta) (v1.ImageIndex, error) {
 	idx := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
 	for _, arch := range archs {
 		b, err := os.ReadFile(binaries[arch])
 		if err != nil {
 			return nil, err
 		}
-		img, err := Image(b, arch, meta)
+		img, err := s.Image(b, arch, meta)
 		if err != nil {
 			return nil, fmt.Errorf("linux/%s: %w", arch, err)
 		}
@@ -196,21 +243,26 @@ func Index(archs []string, binaries map[string]string, meta Meta) (v1.ImageIndex
 			},
 		})
 	}
-	return mutate.Annotations(idx, meta.Labels()).(v1.ImageIndex), nil
+	return mutate.Annotations(idx, s.Labels(meta)).(v1.ImageIndex), nil
+}
+
+// Build builds bgplb's index; see Spec.Build.
+func Build(ctx context.Context, dir, workdir string, archs []string, meta Meta) (v1.ImageIndex, error) {
+	return BGPLB.Build(ctx, dir, workdir, archs, meta)
 }
 
 // Build compiles the binary for each of archs (into workdir) and returns
 // the index of their images.
-func Build(ctx context.Context, dir, workdir string, archs []string, meta Meta) (v1.ImageIndex, error) {
+func (s Spec) Build(ctx context.Context, dir, workdir string, archs []string, meta Meta) (v1.ImageIndex, error) {
 	binaries := map[string]string{}
 	for _, arch := range archs {
-		out := filepath.Join(workdir, "bgplb-linux-"+arch)
-		if err := GoBuild(ctx, "", dir, arch, meta.Version, out); err != nil {
+		out := filepath.Join(workdir, s.title()+"-linux-"+arch)
+		if err := s.GoBuild(ctx, "", dir, arch, meta.Version, out); err != nil {
 			return nil, err
 		}
 		binaries[arch] = out
 	}
-	return Index(archs, binaries, meta)
+	return s.Index(archs, binaries, meta)
 }
 
 // SourceDateEpoch is $SOURCE_DATE_EPOCH, else the time of the commit checked

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bgplb/bgplb/internal/image/enginetest"
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
@@ -103,37 +104,15 @@ func loadedName(t *testing.T, engine, out, prefix string) string {
 	return ""
 }
 
-// engineEnv is the environment without the variables that would point a
-// client at the host's engines or configuration, plus extra.
-func engineEnv(extra ...string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		k, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(k, "DOCKER_") || strings.HasPrefix(k, "CONTAINERS_") || strings.HasPrefix(k, "CONTAINERD_") {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, extra...)
-}
-
-func writeTestFile(t *testing.T, path, content string) string {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestPodmanLoad loads both tarballs with `podman load` into a private
 // store and runs `bgplb version` with `podman run` (the image's entrypoint
 // and user, no network).
 func TestPodmanLoad(t *testing.T) {
-	requireEngine(t, "podman")
+	enginetest.Require(t, "podman")
 	list := hostTarballs(t)
 	root := t.TempDir()
-	cg := uniqueName("podman")
-	removeCgroupsAfter(t, cg)
+	cg := enginetest.UniqueName("podman")
+	enginetest.RemoveCgroupsAfter(t, cg)
 	store := filepath.Join(root, "storage")
 	runroot := filepath.Join(root, "runroot")
 	tmp := filepath.Join(root, "tmp")
@@ -141,10 +120,10 @@ func TestPodmanLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Neither the host's containers.conf nor its storage.conf applies.
-	env := engineEnv("TMPDIR="+tmp,
-		"CONTAINERS_CONF="+writeTestFile(t, filepath.Join(root, "containers.conf"),
+	env := enginetest.EngineEnv("TMPDIR="+tmp,
+		"CONTAINERS_CONF="+enginetest.WriteFile(t, filepath.Join(root, "containers.conf"),
 			fmt.Sprintf("[engine]\nimage_copy_tmp_dir = %q\n", tmp)),
-		"CONTAINERS_STORAGE_CONF="+writeTestFile(t, filepath.Join(root, "storage.conf"),
+		"CONTAINERS_STORAGE_CONF="+enginetest.WriteFile(t, filepath.Join(root, "storage.conf"),
 			fmt.Sprintf("[storage]\ndriver = \"vfs\"\ngraphroot = %q\nrunroot = %q\n", store, runroot)))
 	global := []string{"--root", store, "--runroot", runroot, "--tmpdir", filepath.Join(root, "libpod"),
 		"--storage-driver", "vfs", "--cgroup-manager", "cgroupfs", "--events-backend", "file",
@@ -152,21 +131,21 @@ func TestPodmanLoad(t *testing.T) {
 	podman := func(ctx context.Context, args ...string) *exec.Cmd {
 		// podman 4.3 unpacks an oci-archive in /var/tmp whatever TMPDIR and
 		// image_copy_tmp_dir say.
-		cmd := isolated(ctx, t, root, []string{"/run", "/var/lib", "/var/tmp"}, `exec podman "$@"`, append(global, args...)...)
+		cmd := enginetest.Isolated(ctx, t, root, []string{"/run", "/var/lib", "/var/tmp"}, `exec podman "$@"`, append(global, args...)...)
 		cmd.Env = env
 		return cmd
 	}
 	for _, tb := range list {
 		t.Run(tb.kind, func(t *testing.T) {
 			ctx := labtest.Context(t, time.Minute)
-			out, load, err := runCmd(podman(ctx, "load", "-i", tb.path))
+			out, load, err := enginetest.RunCmd(podman(ctx, "load", "-i", tb.path))
 			if err != nil {
 				t.Fatal(err)
 			}
 			name := loadedName(t, "podman load", out, "Loaded image: ")
 			// The runtime's default limits (1048576 open files and processes)
 			// exceed the hard limits of a sandbox without CAP_SYS_RESOURCE.
-			out, run, err := runCmd(podman(ctx, "run", "--rm", "--pull=never", "--network=none",
+			out, run, err := enginetest.RunCmd(podman(ctx, "run", "--rm", "--pull=never", "--network=none",
 				"--cgroup-parent=/"+cg, "--ulimit=nofile=1024:1024", "--ulimit=nproc=1024:1024", name, "version"))
 			if err != nil {
 				t.Fatal(err)
@@ -174,64 +153,25 @@ func TestPodmanLoad(t *testing.T) {
 			checkVersion(t, "podman run", out)
 			t.Logf("podman load %v (%s), run %v: %s", load.Round(time.Millisecond), name, run.Round(time.Millisecond), strings.TrimSpace(out))
 			// The next tarball is loaded into an empty store, not matched to this one.
-			if _, _, err := runCmd(podman(ctx, "rmi", name)); err != nil {
+			if _, _, err := enginetest.RunCmd(podman(ctx, "rmi", name)); err != nil {
 				t.Fatal(err)
 			}
 		})
 	}
 }
 
-// containerdConfig writes a containerd configuration that keeps everything
-// below root: no CRI, no snapshotter that probes kernel modules or file
-// systems, its sockets in root. It returns the file and the socket.
-func containerdConfig(t *testing.T, root string) (string, string) {
-	t.Helper()
-	sock := filepath.Join(root, "containerd.sock")
-	q := strconv.Quote
-	conf := fmt.Sprintf(`version = 2
-root = %s
-state = %s
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper"]
-[grpc]
-  address = %s
-[ttrpc]
-  address = %s
-[plugins."io.containerd.internal.v1.opt"]
-  path = %s
-`, q(filepath.Join(root, "containerd", "root")), q(filepath.Join(root, "containerd", "state")),
-		q(sock), q(sock+".ttrpc"), q(filepath.Join(root, "containerd", "opt")))
-	return writeTestFile(t, filepath.Join(root, "containerd.toml"), conf), sock
-}
-
 // TestCtrImport imports both tarballs with `ctr images import` (the host's
 // platform only, as on a node) into a private containerd and runs
 // `bgplb version` with `ctr run` (its own network namespace).
 func TestCtrImport(t *testing.T) {
-	requireEngine(t, "containerd", "ctr", "containerd-shim-runc-v2", "runc")
+	c := enginetest.StartContainerd(t, "")
 	list := hostTarballs(t)
-	root := t.TempDir()
-	ns := uniqueName("ctr")
-	removeCgroupsAfter(t, ns) // ctr puts a container's cgroup at /NAMESPACE/ID
-	conf, sock := containerdConfig(t, root)
-	d := startDaemon(t, "containerd", root, []string{"/run", "/var/lib"}, `exec "$@"`, "containerd", "--config", conf)
-	ctr := func(ctx context.Context, args ...string) *exec.Cmd {
-		cmd := exec.CommandContext(ctx, "ctr", append([]string{"--address", sock, "--namespace", ns}, args...)...)
-		cmd.Env = engineEnv()
-		return cmd
-	}
-	d.waitReady(t, time.Minute, func() error {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_, _, err := runCmd(ctr(ctx, "version"))
-		return err
-	})
-	fifos := filepath.Join(root, "fifo")
+	ctr := c.Ctr
+	fifos := c.FifoDir()
 	for _, tb := range list {
 		t.Run(tb.kind, func(t *testing.T) {
 			ctx := labtest.Context(t, time.Minute)
-			out, load, err := runCmd(ctr(ctx, "images", "import", "--snapshotter", "native", tb.path))
+			out, load, err := enginetest.RunCmd(ctr(ctx, "images", "import", "--snapshotter", "native", tb.path))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,14 +181,14 @@ func TestCtrImport(t *testing.T) {
 				t.Errorf("ctr named the image %q, want %q (what the kubelet looks for)", name, want)
 			}
 			// ctr run takes the command line whole: no entrypoint.
-			out, run, err := runCmd(ctr(ctx, "run", "--rm", "--snapshotter", "native", "--fifo-dir", fifos,
-				name, uniqueName("c"), Entrypoint, "version"))
+			out, run, err := enginetest.RunCmd(ctr(ctx, "run", "--rm", "--snapshotter", "native", "--fifo-dir", fifos,
+				name, enginetest.UniqueName("c"), Entrypoint, "version"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkVersion(t, "ctr run", out)
 			t.Logf("ctr import %v (%s), run %v: %s", load.Round(time.Millisecond), name, run.Round(time.Millisecond), strings.TrimSpace(out))
-			if _, _, err := runCmd(ctr(ctx, "images", "rm", "--sync", name)); err != nil {
+			if _, _, err := enginetest.RunCmd(ctr(ctx, "images", "rm", "--sync", name)); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -261,32 +201,32 @@ func TestCtrImport(t *testing.T) {
 // with `docker run --network none`. The oci-archive is tried too: docker
 // reads OCI archives only from version 25 on.
 func TestDockerLoad(t *testing.T) {
-	requireEngine(t, "dockerd", "containerd", "containerd-shim-runc-v2", "runc", dockerClient)
+	enginetest.Require(t, "dockerd", "containerd", "containerd-shim-runc-v2", "runc", dockerClient)
 	list := hostTarballs(t)
 	root := t.TempDir()
-	cg := uniqueName("docker")
-	removeCgroupsAfter(t, cg)
-	conf, ctrSock := containerdConfig(t, root)
+	cg := enginetest.UniqueName("docker")
+	enginetest.RemoveCgroupsAfter(t, cg)
+	conf, ctrSock := enginetest.ContainerdConfig(t, root)
 	sock := filepath.Join(root, "docker.sock")
 	// containerd in dockerd's namespace: the network namespace files under
 	// the exec root are mounts only that namespace sees. /etc/docker (where
 	// dockerd writes key.json) comes with the docker.io package.
 	script := fmt.Sprintf(`containerd --config %s >%s 2>&1 & exec "$@"`,
-		shellQuote(conf), shellQuote(filepath.Join(root, "containerd.log")))
-	d := startDaemon(t, "dockerd", root, []string{"/run", "/var/lib", "/etc/docker"}, script, "dockerd",
-		"--containerd", ctrSock, "--config-file", writeTestFile(t, filepath.Join(root, "daemon.json"), "{}"),
+		enginetest.ShellQuote(conf), enginetest.ShellQuote(filepath.Join(root, "containerd.log")))
+	d := enginetest.StartDaemon(t, "dockerd", root, []string{"/run", "/var/lib", "/etc/docker"}, script, "dockerd",
+		"--containerd", ctrSock, "--config-file", enginetest.WriteFile(t, filepath.Join(root, "daemon.json"), "{}"),
 		"--data-root", filepath.Join(root, "data"), "--exec-root", filepath.Join(root, "exec"),
 		"--host", "unix://"+sock, "--pidfile", filepath.Join(root, "dockerd.pid"),
 		"--bridge=none", "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
 		"--userland-proxy=false", "--storage-driver", "vfs",
 		"--exec-opt", "native.cgroupdriver=cgroupfs", "--cgroup-parent", "/"+cg)
-	d.waitReady(t, time.Minute, dockerPing(sock))
+	d.WaitReady(t, time.Minute, dockerPing(sock))
 	docker := func(ctx context.Context, args ...string) *exec.Cmd {
 		cmd := exec.CommandContext(ctx, dockerClient, append([]string{"--host", "unix://" + sock}, args...)...)
-		cmd.Env = engineEnv("DOCKER_CONFIG=" + filepath.Join(root, "client"))
+		cmd.Env = enginetest.EngineEnv("DOCKER_CONFIG=" + filepath.Join(root, "client"))
 		return cmd
 	}
-	out, _, err := runCmd(docker(labtest.Context(t, time.Minute), "version", "--format", "{{.Server.Version}}"))
+	out, _, err := enginetest.RunCmd(docker(labtest.Context(t, time.Minute), "version", "--format", "{{.Server.Version}}"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -294,7 +234,7 @@ func TestDockerLoad(t *testing.T) {
 	for _, tb := range list {
 		t.Run(tb.kind, func(t *testing.T) {
 			ctx := labtest.Context(t, time.Minute)
-			out, load, err := runCmd(docker(ctx, "load", "-i", tb.path))
+			out, load, err := enginetest.RunCmd(docker(ctx, "load", "-i", tb.path))
 			if err != nil && tb.kind == "oci-archive" && dockerMajor(server) < 25 {
 				t.Logf("docker %s does not read OCI archives (docker load does from 25 on); make image writes %s for it",
 					server, "bgplb-"+runtime.GOARCH+".tar")
@@ -304,13 +244,13 @@ func TestDockerLoad(t *testing.T) {
 				t.Fatal(err)
 			}
 			name := loadedName(t, "docker load", out, "Loaded image: ")
-			out, run, err := runCmd(docker(ctx, "run", "--rm", "--pull=never", "--network=none", name, "version"))
+			out, run, err := enginetest.RunCmd(docker(ctx, "run", "--rm", "--pull=never", "--network=none", name, "version"))
 			if err != nil {
 				t.Fatal(err)
 			}
 			checkVersion(t, "docker run", out)
 			t.Logf("docker %s load %v (%s), run %v: %s", server, load.Round(time.Millisecond), name, run.Round(time.Millisecond), strings.TrimSpace(out))
-			if _, _, err := runCmd(docker(ctx, "rmi", name)); err != nil {
+			if _, _, err := enginetest.RunCmd(docker(ctx, "rmi", name)); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -1,4 +1,4 @@
-package seed
+package dnsserver
 
 import (
 	"encoding/binary"
@@ -17,29 +17,29 @@ func mustQuery(t testing.TB, id uint16, name string, qtype uint16) []byte {
 	return q
 }
 
-func TestDNSAnswers(t *testing.T) {
-	v4 := &DNSServer{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
-	v6 := &DNSServer{Node: "node2", Addr: netip.MustParseAddr("2001:db8:100::53")}
+func TestAnswers(t *testing.T) {
+	v4 := &Server{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
+	v6 := &Server{Node: "node2", Addr: netip.MustParseAddr("2001:db8:100::53")}
 	for _, c := range []struct {
 		name  string
-		d     *DNSServer
+		d     *Server
 		qtype uint16
-		want  DNSAnswer
+		want  Answer
 	}{
-		{"A", v4, typeA, DNSAnswer{Name: "pihole.lab.", Addrs: []netip.Addr{v4.Addr}, Node: "node1"}},
-		{"AAAA of an IPv4 server", v4, typeAAAA, DNSAnswer{Name: "pihole.lab.", Node: "node1"}},
-		{"TXT", v4, typeTXT, DNSAnswer{Name: "pihole.lab.", Node: "node1"}},
-		{"ANY", v4, typeANY, DNSAnswer{Name: "pihole.lab.", Addrs: []netip.Addr{v4.Addr}, Node: "node1"}},
-		{"AAAA", v6, typeAAAA, DNSAnswer{Name: "pihole.lab.", Addrs: []netip.Addr{v6.Addr}, Node: "node2"}},
-		{"MX", v6, 15, DNSAnswer{Name: "pihole.lab.", Node: "node2"}},
+		{"A", v4, typeA, Answer{Name: "pihole.lab.", Addrs: []netip.Addr{v4.Addr}, Node: "node1"}},
+		{"AAAA of an IPv4 server", v4, typeAAAA, Answer{Name: "pihole.lab.", Node: "node1"}},
+		{"TXT", v4, typeTXT, Answer{Name: "pihole.lab.", Node: "node1"}},
+		{"ANY", v4, typeANY, Answer{Name: "pihole.lab.", Addrs: []netip.Addr{v4.Addr}, Node: "node1"}},
+		{"AAAA", v6, typeAAAA, Answer{Name: "pihole.lab.", Addrs: []netip.Addr{v6.Addr}, Node: "node2"}},
+		{"MX", v6, 15, Answer{Name: "pihole.lab.", Node: "node2"}},
 	} {
-		resp := c.d.answer(mustQuery(t, 0xbeef, "pihole.lab", c.qtype))
+		resp := c.d.Answer(mustQuery(t, 0xbeef, "pihole.lab", c.qtype))
 		got, err := parseResponse(resp, 0xbeef, "pihole.lab.")
 		if err != nil || got.Name != c.want.Name || got.Node != c.want.Node || !slices.Equal(got.Addrs, c.want.Addrs) {
 			t.Errorf("%s: %+v, %v; want %+v", c.name, got, err, c.want)
 		}
 	}
-	if got := (DNSAnswer{Addrs: []netip.Addr{v4.Addr}, Node: "node1"}).String(); got != "203.0.113.53 from node1" {
+	if got := (Answer{Addrs: []netip.Addr{v4.Addr}, Node: "node1"}).String(); got != "203.0.113.53 from node1" {
 		t.Errorf("String() = %q", got)
 	}
 	if v4.Queries() != 4 || v6.Queries() != 2 {
@@ -48,7 +48,7 @@ func TestDNSAnswers(t *testing.T) {
 }
 
 func TestDNSRefusals(t *testing.T) {
-	d := &DNSServer{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
+	d := &Server{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
 	q := mustQuery(t, 7, "pihole.lab", typeA)
 	rcode := func(resp []byte) int {
 		t.Helper()
@@ -58,14 +58,14 @@ func TestDNSRefusals(t *testing.T) {
 		return int(binary.BigEndian.Uint16(resp[2:]) & 0xF)
 	}
 	// A response is not answered; nor is a runt.
-	resp := d.answer(q)
-	if d.answer(resp) != nil || d.answer(q[:5]) != nil {
+	resp := d.Answer(q)
+	if d.Answer(resp) != nil || d.Answer(q[:5]) != nil {
 		t.Error("answered a response or a runt")
 	}
 	// An opcode other than QUERY.
 	status := slices.Clone(q)
 	status[2] |= 2 << 3
-	if rc := rcode(d.answer(status)); rc != rcodeNotImp {
+	if rc := rcode(d.Answer(status)); rc != rcodeNotImp {
 		t.Errorf("STATUS: rcode %d", rc)
 	}
 	// Two questions, a truncated question, a compressed question name.
@@ -73,19 +73,19 @@ func TestDNSRefusals(t *testing.T) {
 	two[5] = 2
 	comp := append(slices.Clone(q[:dnsHeaderLen]), 0xC0, 0x0C, 0, 1, 0, 1)
 	for name, m := range map[string][]byte{"two questions": two, "truncated": q[:len(q)-3], "compressed": comp} {
-		if rc := rcode(d.answer(m)); rc != rcodeFormErr {
+		if rc := rcode(d.Answer(m)); rc != rcodeFormErr {
 			t.Errorf("%s: rcode %d", name, rc)
 		}
 	}
 	// Class CH.
 	ch := slices.Clone(q)
 	ch[len(ch)-1] = 3
-	if rc := rcode(d.answer(ch)); rc != rcodeRefused {
+	if rc := rcode(d.Answer(ch)); rc != rcodeRefused {
 		t.Errorf("CH: rcode %d", rc)
 	}
 	// The client sees a refusal as an error naming it, and checks ids and
 	// names.
-	if _, err := parseResponse(d.answer(ch), 7, "pihole.lab"); err == nil || !strings.Contains(err.Error(), "REFUSED") {
+	if _, err := parseResponse(d.Answer(ch), 7, "pihole.lab"); err == nil || !strings.Contains(err.Error(), "REFUSED") {
 		t.Errorf("REFUSED: %v", err)
 	}
 	if _, err := parseResponse(resp, 8, "pihole.lab"); err != errWrongID {
@@ -122,12 +122,12 @@ func TestNames(t *testing.T) {
 	}
 }
 
-// FuzzParseResponse: whatever comes back, Dig's parser neither panics nor
+// FuzzParseResponse: whatever comes back, Query's parser neither panics nor
 // loops.
 func FuzzParseResponse(f *testing.F) {
-	d := &DNSServer{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
+	d := &Server{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
 	for _, qt := range []uint16{typeA, typeAAAA, typeTXT, typeANY} {
-		f.Add(d.answer(mustQuery(f, 1, "pihole.lab", qt)))
+		f.Add(d.Answer(mustQuery(f, 1, "pihole.lab", qt)))
 	}
 	f.Add([]byte{0, 1, 0x80, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0xC0, 0x0C})
 	f.Fuzz(func(t *testing.T, msg []byte) {
@@ -138,14 +138,14 @@ func FuzzParseResponse(f *testing.F) {
 	})
 }
 
-// FuzzAnswer: any request either gets no answer or one Dig's parser reads.
+// FuzzAnswer: any request either gets no answer or one Query's parser reads.
 func FuzzAnswer(f *testing.F) {
-	d := &DNSServer{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
+	d := &Server{Node: "node1", Addr: netip.MustParseAddr("203.0.113.53")}
 	f.Add(mustQuery(f, 1, "pihole.lab", typeA))
 	f.Add(mustQuery(f, 1, ".", typeTXT))
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 63})
 	f.Fuzz(func(t *testing.T, msg []byte) {
-		resp := d.answer(msg)
+		resp := d.Answer(msg)
 		if resp == nil {
 			return
 		}

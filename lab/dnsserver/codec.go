@@ -1,4 +1,4 @@
-package seed
+package dnsserver
 
 import (
 	"encoding/binary"
@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// A minimal DNS codec (RFC 1035), enough for the lab's responder and for
-// Dig: one question, A, AAAA and TXT records, name compression on reading.
+// A minimal DNS codec (RFC 1035), enough for the responder and for
+// Query: one question, A, AAAA and TXT records, name compression on reading.
 
 const (
 	dnsHeaderLen = 12
@@ -36,7 +36,7 @@ const (
 
 var errShort = errors.New("dns: message too short")
 
-// rcodeName names the response codes Dig may see.
+// rcodeName names the response codes Query may see.
 func rcodeName(rc int) string {
 	switch rc {
 	case 0:
@@ -243,8 +243,8 @@ func buildQuery(id uint16, name string, qtype uint16) ([]byte, error) {
 	return b, nil
 }
 
-// DNSAnswer is what Dig got back.
-type DNSAnswer struct {
+// Answer is what Query got back.
+type Answer struct {
 	// Name is the name asked for, in presentation form ("pihole.lab.").
 	Name string
 	// Addrs are the A and AAAA records for Name, in order.
@@ -255,7 +255,7 @@ type DNSAnswer struct {
 }
 
 // String renders the answer as "203.0.113.53 from node1".
-func (a DNSAnswer) String() string {
+func (a Answer) String() string {
 	parts := make([]string, 0, len(a.Addrs)+2)
 	for _, ad := range a.Addrs {
 		parts = append(parts, ad.String())
@@ -272,54 +272,54 @@ func (a DNSAnswer) String() string {
 // parseResponse reads the response to the query with this id and name.
 // A response with another id is errWrongID (UDP: a late answer to an
 // earlier try); an rcode other than NOERROR is an error naming it.
-func parseResponse(msg []byte, id uint16, name string) (DNSAnswer, error) {
+func parseResponse(msg []byte, id uint16, name string) (Answer, error) {
 	if len(msg) < dnsHeaderLen {
-		return DNSAnswer{}, errShort
+		return Answer{}, errShort
 	}
 	if binary.BigEndian.Uint16(msg) != id {
-		return DNSAnswer{}, errWrongID
+		return Answer{}, errWrongID
 	}
 	flags := binary.BigEndian.Uint16(msg[2:])
 	if flags&flagQR == 0 {
-		return DNSAnswer{}, errors.New("dns: not a response")
+		return Answer{}, errors.New("dns: not a response")
 	}
 	if flags&flagTC != 0 {
-		return DNSAnswer{}, errors.New("dns: truncated response")
+		return Answer{}, errors.New("dns: truncated response")
 	}
 	if rc := int(flags & 0xF); rc != rcodeOK {
-		return DNSAnswer{}, fmt.Errorf("dns: %s", rcodeName(rc))
+		return Answer{}, fmt.Errorf("dns: %s", rcodeName(rc))
 	}
 	qd := int(binary.BigEndian.Uint16(msg[4:]))
 	counts := []int{int(binary.BigEndian.Uint16(msg[6:])), int(binary.BigEndian.Uint16(msg[8:])), int(binary.BigEndian.Uint16(msg[10:]))}
 	want := strings.TrimSuffix(name, ".") + "."
-	ans := DNSAnswer{Name: want}
+	ans := Answer{Name: want}
 	off := dnsHeaderLen
 	for range qd {
 		qn, next, err := readName(msg, off)
 		if err != nil {
-			return DNSAnswer{}, err
+			return Answer{}, err
 		}
 		if !strings.EqualFold(qn, want) {
-			return DNSAnswer{}, fmt.Errorf("dns: response to %q, asked %q", qn, want)
+			return Answer{}, fmt.Errorf("dns: response to %q, asked %q", qn, want)
 		}
 		if off = next + 4; off > len(msg) {
-			return DNSAnswer{}, errShort
+			return Answer{}, errShort
 		}
 	}
 	for section, n := range counts {
 		for range n {
 			owner, next, err := readName(msg, off)
 			if err != nil {
-				return DNSAnswer{}, err
+				return Answer{}, err
 			}
 			if next+10 > len(msg) {
-				return DNSAnswer{}, errShort
+				return Answer{}, errShort
 			}
 			typ := binary.BigEndian.Uint16(msg[next:])
 			rdlen := int(binary.BigEndian.Uint16(msg[next+8:]))
 			start := next + 10
 			if start+rdlen > len(msg) {
-				return DNSAnswer{}, errShort
+				return Answer{}, errShort
 			}
 			data := msg[start : start+rdlen]
 			off = start + rdlen
@@ -334,7 +334,7 @@ func parseResponse(msg []byte, id uint16, name string) (DNSAnswer, error) {
 				for len(data) > 0 {
 					l := int(data[0])
 					if 1+l > len(data) {
-						return DNSAnswer{}, errShort
+						return Answer{}, errShort
 					}
 					ans.Node += string(data[1 : 1+l])
 					data = data[1+l:]

@@ -1,4 +1,12 @@
-package image
+// Package enginetest runs container engines (containerd, podman, dockerd)
+// for tests, as root on the host but each inside `unshare`: a private
+// mount namespace where the host directories the engines write to whatever
+// their flags say (/run: runc and shim state, shim sockets; /var/lib:
+// podman's blob-info cache; /var/tmp: podman's unpacked oci-archive;
+// /etc/docker: dockerd's key.json) are the test's own empty directories,
+// and a private PID namespace that --kill-child tears down whole, so no
+// shim, conmon or container outlives the test even when it fails midway.
+package enginetest
 
 import (
 	"bytes"
@@ -19,26 +27,17 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
-// The engine tests run podman, containerd and dockerd as root on the host,
-// so each runs inside `unshare`: a private mount namespace where the host
-// directories the engines write to whatever their flags say (/run: runc
-// and shim state, shim sockets; /var/lib: podman's blob-info cache; /var/tmp:
-// podman's unpacked oci-archive; /etc/docker: dockerd's key.json) are the
-// test's own empty directories, and a private PID namespace that
-// --kill-child tears down whole, so no shim, conmon or container outlives
-// the test even when it fails midway.
-
 var nameSeq atomic.Int64
 
-// uniqueName names this run's cgroups, containerd namespace and the like:
+// UniqueName names this run's cgroups, containerd namespace and the like:
 // the PID tells concurrent test binaries apart, the sequence the tests of one.
-func uniqueName(kind string) string {
+func UniqueName(kind string) string {
 	return fmt.Sprintf("bgplb-%s-%d-%d", kind, os.Getpid(), nameSeq.Add(1))
 }
 
-// requireEngine skips without root or without the programs, except in CI,
+// Require skips without root or without the programs, except in CI,
 // where hack/install-deps.sh installs them and the runner is root.
-func requireEngine(t *testing.T, bins ...string) {
+func Require(t *testing.T, bins ...string) {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		labtest.Missing(t, "container engine tests need root")
@@ -46,12 +45,19 @@ func requireEngine(t *testing.T, bins ...string) {
 	labtest.RequireBinaries(t, append([]string{"unshare", "mount"}, bins...)...)
 }
 
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+func ShellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
-// isolated returns a command running script (with args as "$@") under sh
+// Isolated returns a command running script (with args as "$@") under sh
 // in a fresh mount and PID namespace where each of binds (host directories
 // that must exist) is replaced by an empty directory below root/ns.
-func isolated(ctx context.Context, t *testing.T, root string, binds []string, script string, args ...string) *exec.Cmd {
+func Isolated(ctx context.Context, t *testing.T, root string, binds []string, script string, args ...string) *exec.Cmd {
+	t.Helper()
+	return IsolatedIn(ctx, t, "", root, binds, script, args...)
+}
+
+// IsolatedIn is Isolated inside the network namespace at the path netns
+// ("" for the caller's): joined before the binds hide /run/netns.
+func IsolatedIn(ctx context.Context, t *testing.T, netns, root string, binds []string, script string, args ...string) *exec.Cmd {
 	t.Helper()
 	var pre strings.Builder
 	for _, b := range binds {
@@ -60,15 +66,19 @@ func isolated(ctx context.Context, t *testing.T, root string, binds []string, sc
 			t.Fatal(err)
 		}
 		// -n: not even /run/mount/utab of the host records the mount.
-		fmt.Fprintf(&pre, "mount -n --bind %s %s && ", shellQuote(private), shellQuote(b))
+		fmt.Fprintf(&pre, "mount -n --bind %s %s && ", ShellQuote(private), ShellQuote(b))
 	}
 	argv := append([]string{"--mount", "--propagation", "private", "--pid", "--fork",
 		"--kill-child", "--mount-proc", "--", "sh", "-c", pre.String() + script, "sh"}, args...)
-	return exec.CommandContext(ctx, "unshare", argv...)
+	if netns == "" {
+		return exec.CommandContext(ctx, "unshare", argv...)
+	}
+	// nsenter execs unshare in place, so the daemon's pid is unshare's.
+	return exec.CommandContext(ctx, "nsenter", append([]string{"--net=" + netns, "unshare"}, argv...)...)
 }
 
-// daemon is an engine started by startDaemon; its log is root/NAME.log.
-type daemon struct {
+// Daemon is an engine started by StartDaemon; its log is root/NAME.log.
+type Daemon struct {
 	name    string
 	cmd     *exec.Cmd
 	logPath string
@@ -76,17 +86,24 @@ type daemon struct {
 	started time.Time
 }
 
-// startDaemon starts script (see isolated) and stops it in t.Cleanup: a
+// StartDaemon starts script (see Isolated) and stops it in t.Cleanup: a
 // SIGTERM to the engine (PID 1 of its namespace), then, if it lingers,
 // SIGKILL to unshare, whose --kill-child ends the namespace.
-func startDaemon(t *testing.T, name, root string, binds []string, script string, args ...string) *daemon {
+func StartDaemon(t *testing.T, name, root string, binds []string, script string, args ...string) *Daemon {
 	t.Helper()
-	d := &daemon{name: name, logPath: filepath.Join(root, name+".log"), done: make(chan struct{})}
+	return StartDaemonIn(t, "", name, root, binds, script, args...)
+}
+
+// StartDaemonIn is StartDaemon inside the network namespace at the path
+// netns (see IsolatedIn).
+func StartDaemonIn(t *testing.T, netns, name, root string, binds []string, script string, args ...string) *Daemon {
+	t.Helper()
+	d := &Daemon{name: name, logPath: filepath.Join(root, name+".log"), done: make(chan struct{})}
 	logf, err := os.Create(d.logPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.cmd = isolated(context.Background(), t, root, binds, script, args...)
+	d.cmd = IsolatedIn(context.Background(), t, netns, root, binds, script, args...)
 	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	d.started = time.Now()
 	if err := d.cmd.Start(); err != nil {
@@ -98,11 +115,11 @@ func startDaemon(t *testing.T, name, root string, binds []string, script string,
 		logf.Close()
 		close(d.done)
 	}()
-	t.Cleanup(func() { d.stop(t) })
+	t.Cleanup(func() { d.Stop(t) })
 	return d
 }
 
-func (d *daemon) exited() bool {
+func (d *Daemon) Exited() bool {
 	select {
 	case <-d.done:
 		return true
@@ -111,8 +128,8 @@ func (d *daemon) exited() bool {
 	}
 }
 
-func (d *daemon) stop(t *testing.T) {
-	if d.exited() {
+func (d *Daemon) Stop(t *testing.T) {
+	if d.Exited() {
 		return
 	}
 	start := time.Now()
@@ -134,8 +151,8 @@ func (d *daemon) stop(t *testing.T) {
 	<-d.done
 }
 
-// waitReady waits until probe succeeds, failing early if the engine exits.
-func (d *daemon) waitReady(t *testing.T, timeout time.Duration, probe func() error) {
+// WaitReady waits until probe succeeds, failing early if the engine exits.
+func (d *Daemon) WaitReady(t *testing.T, timeout time.Duration, probe func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -147,17 +164,17 @@ func (d *daemon) waitReady(t *testing.T, timeout time.Duration, probe func() err
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s not ready after %v: %v\n%s", d.name, timeout, err, d.logTail())
+			t.Fatalf("%s not ready after %v: %v\n%s", d.name, timeout, err, d.LogTail())
 		}
 		select {
 		case <-d.done:
-			t.Fatalf("%s exited (%v)\n%s", d.name, d.cmd.ProcessState, d.logTail())
+			t.Fatalf("%s exited (%v)\n%s", d.name, d.cmd.ProcessState, d.LogTail())
 		case <-tick.C:
 		}
 	}
 }
 
-func (d *daemon) logTail() string {
+func (d *Daemon) LogTail() string {
 	b, _ := os.ReadFile(d.logPath)
 	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
 	if len(lines) > 30 {
@@ -166,11 +183,11 @@ func (d *daemon) logTail() string {
 	return d.name + " log:\n" + strings.Join(lines, "\n")
 }
 
-// removeCgroupsAfter registers the removal of the cgroup name in every
+// RemoveCgroupsAfter registers the removal of the cgroup name in every
 // hierarchy (v1 controllers, the v2 root): engines create the parent of
 // their containers' cgroups and leave it behind. Register it before
 // starting the engine, so it runs after the engine stopped.
-func removeCgroupsAfter(t *testing.T, name string) {
+func RemoveCgroupsAfter(t *testing.T, name string) {
 	t.Cleanup(func() {
 		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", name))
 		dirs = append(dirs, filepath.Join("/sys/fs/cgroup", name))
@@ -209,9 +226,9 @@ func rmdirTree(dir string) error {
 	return nil
 }
 
-// runCmd runs cmd, returning its stdout and, on failure, an error with both
+// RunCmd runs cmd, returning its stdout and, on failure, an error with both
 // outputs and how long it took.
-func runCmd(cmd *exec.Cmd) (string, time.Duration, error) {
+func RunCmd(cmd *exec.Cmd) (string, time.Duration, error) {
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	start := time.Now()

@@ -1,0 +1,147 @@
+package kubenode
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/bgplb/bgplb/lab"
+)
+
+// snapshot is what the machine and the node's network namespace look like
+// before a node starts; after Remove they must look the same.
+type snapshot struct {
+	mounts        []string // the machine's mount points
+	rootLinks     []string
+	nodeLinks     []string
+	runContainerd bool
+}
+
+func takeSnapshot(t *testing.T, ns *lab.Netns) snapshot {
+	t.Helper()
+	_, err := os.Stat("/run/containerd")
+	return snapshot{mounts: mountPoints(t), rootLinks: links(t, nil), nodeLinks: links(t, ns), runContainerd: err == nil}
+}
+
+func mountPoints(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) > 4 {
+			out = append(out, f[4])
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// newMounts lists mount points of the machine's namespace that were not
+// there before and that a node could have made: below its directory, or
+// where the node mounts its own /run, /var and sysctls. Other tests on the
+// machine make mounts of their own meanwhile.
+func newMounts(t *testing.T, before snapshot, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, m := range mountPoints(t) {
+		if slices.Contains(before.mounts, m) || strings.HasPrefix(m, lab.NetnsDir+"/") {
+			continue
+		}
+		for _, p := range []string{dir, "/run", "/var", "/proc/sys"} {
+			if m == p || strings.HasPrefix(m, p+"/") {
+				out = append(out, m)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// newLinks lists the links in the machine's namespace that were not there
+// before and that look like a node's (CNI's veths and bridge); other tests
+// add and remove links of their own meanwhile.
+func newLinks(got, before []string) []string {
+	var out []string
+	for _, l := range got {
+		if !slices.Contains(before, l) && (strings.HasPrefix(l, "veth") || strings.HasPrefix(l, "cni")) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func links(t *testing.T, ns *lab.Netns) []string {
+	t.Helper()
+	var out []byte
+	var err error
+	if ns == nil {
+		out, err = runCmdOutput("ip", "-j", "link", "show")
+	} else {
+		out, err = ns.IPOutput(context.Background(), "-j", "link", "show")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ls []struct {
+		Name string `json:"ifname"`
+	}
+	if err := json.Unmarshal(out, &ls); err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range ls {
+		names = append(names, l.Name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func runCmdOutput(name string, args ...string) ([]byte, error) {
+	return run(context.Background(), nil, append([]string{name}, args...)...)
+}
+
+// checkClean checks that nothing of the node st is left: no process in its
+// cgroups or mount namespace, no cgroup directory, no mount, no link in the
+// node's namespace that was not there before, no directory.
+func checkClean(t *testing.T, ns *lab.Netns, before snapshot, st state, dir string) {
+	t.Helper()
+	cg, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := nodePids(context.Background(), cg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids = slices.DeleteFunc(pids, zombie)
+	if len(pids) > 0 {
+		t.Errorf("processes left: %v", pids)
+	}
+	for _, m := range cg {
+		if _, err := os.Stat(filepath.Join(m.Dir, st.CgroupRoot)); err == nil {
+			t.Errorf("cgroup %s left in %s", st.CgroupRoot, m.Dir)
+		}
+	}
+	if m := newMounts(t, before, dir); len(m) > 0 {
+		t.Errorf("mounts left in the machine's namespace:\n%s", strings.Join(m, "\n"))
+	}
+	if got := links(t, ns); !slices.Equal(got, before.nodeLinks) {
+		t.Errorf("links in the node's namespace: %v, before %v", got, before.nodeLinks)
+	}
+	if l := newLinks(links(t, nil), before.rootLinks); len(l) > 0 {
+		t.Errorf("links left in the machine's namespace: %v", l)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("%s left", dir)
+	}
+	if _, err := os.Stat("/run/containerd"); err == nil && !before.runContainerd {
+		t.Error("/run/containerd left in the machine's namespace")
+	}
+}

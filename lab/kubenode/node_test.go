@@ -1,0 +1,347 @@
+package kubenode
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/internal/proc"
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
+)
+
+// testServiceCIDR is the lab's ClusterIP range (of 198.18.0.0/15).
+var testServiceCIDR = netip.MustParsePrefix("198.19.0.0/16")
+
+// kubeBinDir finds the control plane and node binaries, or ends the test.
+func kubeBinDir(t *testing.T) string {
+	t.Helper()
+	labtest.Require(t)
+	labtest.RequireBinaries(t, runtimeBins...)
+	dir, err := controlplane.BinDir()
+	if err != nil {
+		labtest.Missing(t, "%v", err)
+	}
+	for _, b := range []string{"kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := os.Stat(filepath.Join(dir, b)); err != nil {
+			labtest.Missing(t, "%s not in %s (make k8sbin)", b, dir)
+		}
+	}
+	return dir
+}
+
+// controlPlane runs an API server with controllers, ClusterIPs from the
+// lab's range.
+func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
+	t.Helper()
+	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: []netip.Prefix{testServiceCIDR}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Stop() })
+	return s
+}
+
+// nodeCredentials writes, below dir, the cluster CA and a kubeconfig of
+// system:node:NAME for the API server as reached from the node's namespace
+// (a forwarder there). Until the control plane runs the Node authorizer,
+// the identity is also in system:masters.
+func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, dir string) (kubeconfig, ca string) {
+	t.Helper()
+	fwd, err := lab.Forward(ns, "127.0.0.1:0", nil, s.Addr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = fwd.Close() })
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ca = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(ca, s.Config.CAData, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	path, err := s.UserKubeconfig("system:node:"+name, "system:nodes", "system:masters")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kc, err := clientcmd.LoadFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range kc.Clusters {
+		c.Server = "https://" + fwd.Addr().String()
+	}
+	kubeconfig = filepath.Join(dir, "kubeconfig-"+name)
+	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+	return kubeconfig, ca
+}
+
+// dumpLogsOnFailure prints the end of the node's logs if the test failed;
+// registered after the node's removal, it runs before it.
+func dumpLogsOnFailure(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, r := range []string{roleHolder, roleContainerd, roleKubelet, roleProxy} {
+			p := layout{dir}.logFile(r)
+			t.Logf("=== %s ===\n%s", p, proc.Tail(p, 40))
+		}
+	})
+}
+
+// A node started by a process that then exits: it registers and goes
+// Ready; a Deployment's pod runs on the CNI bridge and answers on its pod
+// IP from the node's namespace; a hostNetwork pod runs; a ClusterIP
+// Service answers through kube-proxy; the machine's global sysctls keep
+// their values; Remove, from the directory only, leaves nothing, and a
+// second Remove is a no-op.
+func TestNode(t *testing.T) {
+	bin := kubeBinDir(t)
+	ctx := testContext(t, 5*time.Minute)
+	sysBefore := readSysctls(t)
+	ns := labtest.Netns(t, "kn")
+	nodeIP := netip.MustParseAddr("198.51.100.10")
+	if err := ns.AddLoopbackAddr(ctx, netip.PrefixFrom(nodeIP, 32)); err != nil {
+		t.Fatal(err)
+	}
+	s := controlPlane(ctx, t, bin)
+	o := testOptions(t, ns)
+	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP}
+	o.Labels = map[string]string{"bgplb.io/lab-node": "node1"}
+	o.Kubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
+	before := takeSnapshot(t, ns)
+	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
+	dumpLogsOnFailure(t, o.Dir)
+
+	began := time.Now()
+	startInOtherProcess(t, o)
+	started := time.Since(began)
+	if err := WaitReady(ctx, s.Client, o.Name); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures: node started in %v, Ready %v after the start began", started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
+
+	c := s.Client
+	kns := createNamespace(ctx, t, c)
+	podIP := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
+	if !o.PodCIDRs[0].Contains(podIP) {
+		t.Errorf("pod IP %s not in the node's pod CIDR %s", podIP, o.PodCIDRs[0])
+	}
+	waitHTTP(ctx, t, ns, netip.AddrPortFrom(podIP, 8080), "web-")
+
+	hostPod(ctx, t, c, kns, o.SandboxImage, nodeIP)
+	waitHTTP(ctx, t, ns, netip.AddrPortFrom(nodeIP, 8081), "")
+
+	clusterIP := createService(ctx, t, c, kns, "web")
+	began = time.Now()
+	waitHTTP(ctx, t, ns, netip.AddrPortFrom(clusterIP, 80), "web-")
+	t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", clusterIP, time.Since(began).Round(time.Millisecond))
+	checkSysctls(t, sysBefore, "while the node runs")
+
+	st, err := readState(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures: Remove took %v", time.Since(began).Round(time.Millisecond))
+	checkClean(t, ns, before, st, o.Dir)
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+	checkSysctls(t, sysBefore, "after Remove")
+}
+
+func createNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface) string {
+	t.Helper()
+	ns, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "kn-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+// servePod is a pod template running the test image's HTTP server.
+func servePod(labels map[string]string, image, addr string) corev1.PodTemplateSpec {
+	return corev1.PodTemplateSpec{
+		ObjectMeta: metav1.ObjectMeta{Labels: labels},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{
+			Name: "serve", Image: image, ImagePullPolicy: corev1.PullNever, Args: []string{"serve", addr},
+		}}},
+	}
+}
+
+// runDeployment runs one pod of the HTTP server and returns its IP once
+// it runs, logging how long that took.
+func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name, image string) netip.Addr {
+	t.Helper()
+	labels := map[string]string{"app": name}
+	one := int32(1)
+	dep := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: appsv1.DeploymentSpec{
+			Replicas: &one,
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: servePod(labels, image, ":8080"),
+		},
+	}
+	began := time.Now()
+	if _, err := c.AppsV1().Deployments(ns).Create(ctx, dep, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	pod := waitPod(ctx, t, c, ns, "app="+name)
+	t.Logf("figures: Deployment's pod %s running %v after the Deployment was created", pod.Name, time.Since(began).Round(time.Millisecond))
+	return netip.MustParseAddr(pod.Status.PodIP)
+}
+
+func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image string, nodeIP netip.Addr) {
+	t.Helper()
+	tmpl := servePod(map[string]string{"app": "host"}, image, ":8081")
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "host", Labels: tmpl.Labels}, Spec: tmpl.Spec}
+	pod.Spec.HostNetwork = true
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitPod(ctx, t, c, ns, "app=host")
+	if got.Status.PodIP != nodeIP.String() {
+		t.Errorf("hostNetwork pod's IP %s, want the node's %s", got.Status.PodIP, nodeIP)
+	}
+}
+
+// waitPod waits for the one pod matching selector to run.
+func waitPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, selector string) *corev1.Pod {
+	t.Helper()
+	var last string
+	for {
+		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case len(l.Items) != 1:
+			last = fmt.Sprintf("%d pods", len(l.Items))
+		case l.Items[0].Status.Phase == corev1.PodRunning && l.Items[0].Status.PodIP != "":
+			return &l.Items[0]
+		default:
+			last = podState(&l.Items[0])
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("pod %s in %s not running: %s", selector, ns, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func podState(p *corev1.Pod) string {
+	s := fmt.Sprintf("phase %s", p.Status.Phase)
+	for _, c := range p.Status.Conditions {
+		if c.Status != corev1.ConditionTrue {
+			s += fmt.Sprintf("; %s: %s %s", c.Type, c.Reason, c.Message)
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil {
+			s += fmt.Sprintf("; %s waiting: %s %s", cs.Name, w.Reason, w.Message)
+		}
+	}
+	return s
+}
+
+func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string) netip.Addr {
+	t.Helper()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: app},
+		Spec: corev1.ServiceSpec{
+			Selector: map[string]string{"app": app},
+			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+		},
+	}
+	got, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ip := netip.MustParseAddr(got.Spec.ClusterIP)
+	if !testServiceCIDR.Contains(ip) {
+		t.Errorf("ClusterIP %s not in %s", ip, testServiceCIDR)
+	}
+	return ip
+}
+
+// waitHTTP waits until a GET of addr from inside ns answers with a body
+// starting with prefix.
+func waitHTTP(ctx context.Context, t *testing.T, ns *lab.Netns, addr netip.AddrPort, prefix string) {
+	t.Helper()
+	var last error
+	for {
+		body, err := getIn(ctx, ns, addr)
+		if err == nil && strings.HasPrefix(body, prefix) {
+			return
+		}
+		last = err
+		if err == nil {
+			last = fmt.Errorf("answer %q", body)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("http://%s from %s: %v", addr, ns.Name, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// getIn makes an HTTP request from a socket in ns.
+func getIn(ctx context.Context, ns *lab.Netns, addr netip.AddrPort) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	var conn net.Conn
+	err := ns.Do(func() error {
+		var err error
+		conn, err = (&net.Dialer{}).DialContext(ctx, "tcp", addr.String())
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	tr := &http.Transport{DialContext: func(context.Context, string, string) (net.Conn, error) {
+		if conn == nil {
+			return nil, errors.New("one connection only")
+		}
+		c := conn
+		conn = nil
+		return c, nil
+	}}
+	defer tr.CloseIdleConnections()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+"/", nil)
+	if err != nil {
+		return "", err
+	}
+	resp, err := (&http.Client{Transport: tr}).Do(req)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return string(b), err
+}

@@ -1,0 +1,248 @@
+package kubenode
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/bgplb/bgplb/lab"
+)
+
+// removeTimeout bounds Remove when the caller's context has no deadline.
+const removeTimeout = 60 * time.Second
+
+// Remove deletes the node whose state directory is dir, from what is on
+// disk only, so it works after the starting process crashed, and again
+// after a reboot: it stops the daemons, kills every process left in the
+// node's cgroups and mount namespace (containers, shims), removes the
+// cgroups, the CNI bridge with its veths and the node's iptables chains
+// in its network namespace (if that still exists), and the directory.
+// Mounts need no unmounting: they exist only in the node's mount
+// namespace, which ends with its last process. Remove is idempotent.
+func Remove(ctx context.Context, dir string) error {
+	ctx, cancel := context.WithTimeout(ctx, removeTimeout)
+	defer cancel()
+	st, err := readState(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		// Nothing ever started, or removed already.
+		return removeAll(dir)
+	}
+	if err != nil {
+		return err
+	}
+	var errs []error
+	// The kubelet and kube-proxy first, gently: they then stop creating
+	// pods and rules while the rest goes.
+	for _, role := range []string{roleProxy, roleKubelet, roleContainerd} {
+		if ref, ok := st.Procs[role]; ok {
+			if err := ref.Stop(2 * time.Second); err != nil {
+				errs = append(errs, fmt.Errorf("kubenode: stop %s: %w", role, err))
+			}
+		}
+	}
+	cg, err := cgroupMounts()
+	if err != nil {
+		return err
+	}
+	if err := killAll(ctx, cg, st); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	errs = append(errs, removeCgroups(ctx, cg, st.CgroupRoot))
+	errs = append(errs, cleanNetwork(ctx, st))
+	errs = append(errs, removeAll(dir))
+	return errors.Join(errs...)
+}
+
+func removeAll(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	return nil
+}
+
+// killAll SIGKILLs every process in the node's cgroups or mount namespace
+// until none is left. Zombies count as gone: on a machine whose init does
+// not reap orphans they stay, holding nothing.
+func killAll(ctx context.Context, cg []cgroupMount, st state) error {
+	self := os.Getpid()
+	for {
+		pids, err := nodePids(ctx, cg, st)
+		if err != nil {
+			return err
+		}
+		pids = slices.DeleteFunc(pids, func(p int) bool { return p == self || zombie(p) })
+		if len(pids) == 0 {
+			return nil
+		}
+		for _, p := range pids {
+			_ = syscall.Kill(p, syscall.SIGKILL)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("kubenode: processes %v of node %s survive: %w", pids, st.Name, ctx.Err())
+		}
+		sleep(ctx, pollEvery)
+	}
+}
+
+// nodePids lists the processes in the node's cgroups and mount namespace.
+func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
+	pids, err := cgroupPids(cg, st.CgroupRoot)
+	if err != nil {
+		return nil, err
+	}
+	if st.MountNS.valid() {
+		more, err := pidsInNamespace(ctx, "mnt", st.MountNS)
+		if err != nil {
+			return nil, err
+		}
+		pids = append(pids, more...)
+	}
+	slices.Sort(pids)
+	return slices.Compact(pids), nil
+}
+
+// pidsInNamespace lists the processes whose namespace of kind is id.
+func pidsInNamespace(ctx context.Context, kind string, id nsID) ([]int, error) {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("kubenode: %w", err)
+	}
+	var pids []int
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if got, err := nsOf(filepath.Join("/proc", e.Name(), "ns", kind)); err == nil && got == id {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return true // gone
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	return i >= 0 && len(b) > i+2 && b[i+2] == 'Z'
+}
+
+// cleanNetwork removes what CNI and kube-proxy left in the node's network
+// namespace: the bridge's veths (their pods' namespaces may outlive the
+// mount namespace by a moment), the bridge, and the KUBE-* and CNI-*
+// iptables chains with the rules that jump to them.
+func cleanNetwork(ctx context.Context, st state) error {
+	ns, err := lab.OpenNetns(st.Netns)
+	if err != nil {
+		return nil // the namespace is gone, and everything in it
+	}
+	var errs []error
+	out, err := ns.IPOutput(ctx, "-j", "link", "show", "master", st.Bridge)
+	if err == nil {
+		var links []struct {
+			Name string `json:"ifname"`
+		}
+		if err := json.Unmarshal(out, &links); err == nil {
+			for _, l := range links {
+				if err := ns.IP(ctx, "link", "del", "dev", l.Name); err != nil && !linkGone(err) {
+					errs = append(errs, err)
+				}
+			}
+		}
+		if err := ns.IP(ctx, "link", "del", "dev", st.Bridge); err != nil && !linkGone(err) {
+			errs = append(errs, err)
+		}
+	}
+	for _, tool := range []string{"iptables", "ip6tables"} {
+		errs = append(errs, cleanIPTables(ctx, ns, tool))
+	}
+	return errors.Join(errs...)
+}
+
+func linkGone(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "Cannot find device") || strings.Contains(s, "does not exist")
+}
+
+func cleanIPTables(ctx context.Context, ns *lab.Netns, tool string) error {
+	save, err := ns.Run(ctx, tool+"-save")
+	if err != nil {
+		return nil // no such tool or family here: nothing of ours either
+	}
+	script := iptablesCleanup(string(save), ownedChain)
+	if script == "" {
+		return nil
+	}
+	cmd := ns.Command(ctx, tool+"-restore", "--noflush")
+	cmd.Stdin = strings.NewReader(script)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("kubenode: %s-restore in %s: %w: %s\n%s", tool, ns.Name, err, b, script)
+	}
+	return nil
+}
+
+// ownedChain tells the chains the kubelet, kube-proxy and CNI create.
+func ownedChain(name string) bool {
+	return strings.HasPrefix(name, "KUBE-") || strings.HasPrefix(name, "CNI-")
+}
+
+// iptablesCleanup turns iptables-save output into an iptables-restore
+// --noflush script that deletes the rules in other chains jumping to an
+// owned chain, then flushes and deletes the owned chains. Other rules stay.
+func iptablesCleanup(save string, owned func(string) bool) string {
+	var b strings.Builder
+	var table string
+	var dels, chains []string
+	flush := func() {
+		if table == "" || len(dels)+len(chains) == 0 {
+			return
+		}
+		fmt.Fprintf(&b, "*%s\n", table)
+		for _, d := range dels {
+			b.WriteString(d + "\n")
+		}
+		for _, c := range chains {
+			fmt.Fprintf(&b, "-F %s\n", c)
+		}
+		for _, c := range chains {
+			fmt.Fprintf(&b, "-X %s\n", c)
+		}
+		b.WriteString("COMMIT\n")
+	}
+	for _, line := range strings.Split(save, "\n") {
+		switch {
+		case strings.HasPrefix(line, "*"):
+			table, dels, chains = strings.TrimPrefix(line, "*"), nil, nil
+		case strings.HasPrefix(line, ":"):
+			if name, _, _ := strings.Cut(line[1:], " "); owned(name) {
+				chains = append(chains, name)
+			}
+		case strings.HasPrefix(line, "-A "):
+			f := strings.Fields(line)
+			if len(f) < 2 || owned(f[1]) {
+				continue // flushed with its chain
+			}
+			if j := slices.Index(f, "-j"); j >= 0 && j+1 < len(f) && owned(f[j+1]) {
+				dels = append(dels, "-D"+strings.TrimPrefix(line, "-A"))
+			}
+		case line == "COMMIT":
+			flush()
+			table = ""
+		}
+	}
+	return b.String()
+}

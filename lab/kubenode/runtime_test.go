@@ -1,0 +1,128 @@
+package kubenode
+
+import (
+	"bytes"
+	"context"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
+)
+
+var runtimeBins = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc", "nsenter", "unshare", "iptables-save"}
+
+// testOptions are a node's options in ns with the pause image, without
+// the Kubernetes parts.
+func testOptions(t *testing.T, ns *lab.Netns) Options {
+	archive, name := pauseArchive(t)
+	return Options{
+		Name:         "node1",
+		ID:           "t" + lab.UniqueSuffix(),
+		Netns:        ns.Name,
+		Dir:          filepath.Join(t.TempDir(), "node1"),
+		Kubeconfig:   "/nonexistent",
+		CACert:       "/nonexistent",
+		PodCIDRs:     []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24")},
+		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
+		Images:       []string{archive},
+		SandboxImage: name,
+	}
+}
+
+// The runtime half of a node: containerd runs in the node's own mount
+// namespace with the pause image imported, nothing of it shows in the
+// machine's namespace, and Remove leaves nothing.
+func TestRuntime(t *testing.T) {
+	labtest.Require(t)
+	labtest.RequireBinaries(t, runtimeBins...)
+	ctx := testContext(t, 2*time.Minute)
+	ns := labtest.Netns(t, "kn")
+	o := testOptions(t, ns)
+	before := takeSnapshot(t, ns)
+	n, err := newNode(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	began := time.Now()
+	if err := n.startRuntime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("containerd ready with the pause image imported in %v", time.Since(began).Round(time.Millisecond))
+
+	if err := n.runContainer(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := Ctr(ctx, o.Dir, "images", "ls", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(out, []byte(o.SandboxImage)) {
+		t.Errorf("containerd's images %q lack %s", out, o.SandboxImage)
+	}
+	if _, err := os.Stat(filepath.Join(o.Dir, "run", "containerd", "containerd.sock")); err != nil {
+		t.Errorf("containerd's socket is not below Dir: %v", err)
+	}
+	if _, err := os.Stat("/run/containerd/containerd.sock"); err == nil && !before.runContainerd {
+		t.Error("/run/containerd/containerd.sock appeared in the machine's namespace")
+	}
+	if m := newMounts(t, before, o.Dir); len(m) > 0 {
+		t.Errorf("mounts appeared in the machine's namespace:\n%s", strings.Join(m, "\n"))
+	}
+	st, err := readState(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	began = time.Now()
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("removed in %v", time.Since(began).Round(time.Millisecond))
+	checkClean(t, ns, before, st, o.Dir)
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
+
+// A process starts the runtime and a container, then dies by SIGKILL;
+// Remove, from the directory alone, leaves nothing.
+func TestRemoveAfterCrash(t *testing.T) {
+	labtest.Require(t)
+	labtest.RequireBinaries(t, runtimeBins...)
+	ctx := testContext(t, 2*time.Minute)
+	ns := labtest.Netns(t, "kn")
+	o := testOptions(t, ns)
+	before := takeSnapshot(t, ns)
+	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
+	startInOtherProcess(t, o, crashEnv+"=1")
+	st, err := readState(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cg, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := nodePids(ctx, cg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// holder, containerd, a shim, the container's process at least.
+	if len(pids) < 4 {
+		t.Fatalf("the crashed starter left %d processes (%v), want the runtime and a container", len(pids), pids)
+	}
+	began := time.Now()
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("figures: Remove after a crash took %v (%d processes)", time.Since(began).Round(time.Millisecond), len(pids))
+	checkClean(t, ns, before, st, o.Dir)
+	if err := Remove(ctx, o.Dir); err != nil {
+		t.Errorf("second Remove: %v", err)
+	}
+}
