@@ -83,6 +83,16 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 			continue
 		}
 		fmt.Fprintf(o.Out, "removing lab %s\n", id)
+		// The nodes' containers and mounts first: they live in the lab's
+		// namespaces and scratch directories.
+		var recorded map[string]string
+		if st != nil && st.ID == id {
+			recorded = st.Nodes
+		}
+		if err := removeNodes(ctx, id, recorded); err != nil {
+			errs = append(errs, fmt.Errorf("removing lab %s's nodes: %w", id, err))
+			continue
+		}
 		if err := s.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("removing lab %s: %w", id, err))
 		}

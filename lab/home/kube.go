@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/netip"
 	"os"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -108,6 +109,11 @@ func (k *kube) applyFile(ctx context.Context, path string) error {
 	if err != nil {
 		return err
 	}
+	return k.applyBytes(ctx, path, b)
+}
+
+// applyBytes is applyFile for YAML in memory, named path in errors.
+func (k *kube) applyBytes(ctx context.Context, path string, b []byte) error {
 	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(b), 4096)
 	for {
 		var u unstructured.Unstructured
@@ -149,4 +155,46 @@ func (k *kube) endpoints(ctx context.Context, svc, node string, i int) error {
 		return k.c.Update(ctx, &cur)
 	}
 	return k.create(ctx, es)
+}
+
+// podReport describes the pods of ns matching sel (all, when nil) for an
+// error message: where each runs, its phase and why its containers are
+// not ready, and the namespace's recent warning events.
+func (k *kube) podReport(ctx context.Context, ns string, sel client.MatchingLabels) string {
+	var pods corev1.PodList
+	opts := []client.ListOption{client.InNamespace(ns)}
+	if sel != nil {
+		opts = append(opts, sel)
+	}
+	if err := k.c.List(ctx, &pods, opts...); err != nil {
+		return "pods: " + err.Error()
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "pods in %s:\n", ns)
+	for _, p := range pods.Items {
+		fmt.Fprintf(&b, "  %s on %q: %s", p.Name, p.Spec.NodeName, p.Status.Phase)
+		for _, c := range p.Status.Conditions {
+			if c.Status != corev1.ConditionTrue && c.Message != "" {
+				fmt.Fprintf(&b, "; %s: %s", c.Type, c.Message)
+			}
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			switch {
+			case cs.State.Waiting != nil:
+				fmt.Fprintf(&b, "; %s waiting: %s %s", cs.Name, cs.State.Waiting.Reason, cs.State.Waiting.Message)
+			case cs.State.Terminated != nil:
+				fmt.Fprintf(&b, "; %s terminated: %s %s", cs.Name, cs.State.Terminated.Reason, cs.State.Terminated.Message)
+			}
+		}
+		b.WriteString("\n")
+	}
+	var evs corev1.EventList
+	if err := k.c.List(ctx, &evs, client.InNamespace(ns)); err == nil {
+		for _, e := range evs.Items {
+			if e.Type == corev1.EventTypeWarning {
+				fmt.Fprintf(&b, "  event %s/%s: %s %s\n", e.InvolvedObject.Kind, e.InvolvedObject.Name, e.Reason, e.Message)
+			}
+		}
+	}
+	return b.String()
 }

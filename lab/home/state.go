@@ -48,6 +48,11 @@ type Options struct {
 	SourceDir string
 	// Prefix starts the lab's ID; default DefaultPrefix.
 	Prefix string
+	// Cluster runs a real cluster: a kubelet, containerd and kube-proxy in
+	// each node, bgplb installed from its bundle, the Pi-hole a Deployment.
+	// Off, the lab plays the Kubernetes half (Nodes, the pod, its
+	// EndpointSlice) and runs bgplb's roles as plain processes.
+	Cluster bool
 	// All makes Down also remove labs with the prefix that no state
 	// records.
 	All bool
@@ -117,6 +122,13 @@ type State struct {
 	// controller, router, router2, speaker-node1, speaker-node2,
 	// dns-node1.
 	Procs map[string]Proc `json:"procs,omitempty"`
+	// Cluster is set for a real cluster (Options.Cluster).
+	Cluster bool `json:"cluster,omitempty"`
+	// Nodes are the kubenode directories of a real cluster, by node.
+	Nodes map[string]string `json:"nodes,omitempty"`
+	// Images are the image references a real cluster's nodes hold, by
+	// lab/images name (pause, pihole, bgplb).
+	Images map[string]string `json:"images,omitempty"`
 	// Ready is set once Up has finished.
 	Ready bool `json:"ready"`
 

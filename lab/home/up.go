@@ -18,6 +18,7 @@ import (
 	"github.com/bgplb/bgplb/internal/controlplane"
 	"github.com/bgplb/bgplb/internal/proc"
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/images"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/view"
 )
@@ -106,7 +107,7 @@ func Up(ctx context.Context, o Options) error {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
 	}
 	// Recorded before anything exists, so that Down always finds a state.
-	st := &State{Routers: o.Routers, Bin: o.BinPath, Procs: map[string]Proc{}, dir: o.StateDir}
+	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, dir: o.StateDir}
 	if err := st.save(); err != nil {
 		return err
 	}
@@ -140,6 +141,11 @@ type upper struct {
 	st  *State
 	s   *seed.Seed
 	k   *kube
+	// A real cluster's: the control plane's credentials, the images, and
+	// the node the Pi-hole runs on.
+	cp      controlPlaneInfo
+	images  images.Set
+	podNode string
 }
 
 func (u *upper) run(ctx context.Context) error {
@@ -155,7 +161,11 @@ func (u *upper) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := u.do(u.steps(ctx)); err != nil {
+	steps := u.steps
+	if o.Cluster {
+		steps = u.clusterSteps
+	}
+	if err := u.do(steps(ctx)); err != nil {
 		return err
 	}
 	u.st.Ready = true
@@ -203,31 +213,17 @@ func play(ctx context.Context, o Options, timeout time.Duration) (u *upper, _ co
 // steps lists Up's work once the network exists, in order; each step's
 // text is what the user sees.
 func (u *upper) steps(ctx context.Context) []step {
-	o := u.o
 	steps := []step{
 		{"starting etcd and kube-apiserver on " + u.s.APIServerAddr().String() + " (first start takes longer)", u.controlPlane(ctx)},
 		{"registering node1 and node2, the speakers' RBAC", func() error { return u.register(ctx) }},
 	}
-	for i := 1; i <= o.Routers; i++ {
-		steps = append(steps, step{"starting bgplb router on " + seed.RouterName(i), func() error { return u.router(ctx, i) }})
-	}
+	steps = append(steps, u.routerSteps(ctx)...)
 	steps = append(steps, step{"starting bgplb controller (root namespace)", u.controller})
 	for _, n := range u.s.Nodes() {
 		steps = append(steps, step{"starting bgplb speaker on " + n, func() error { return u.speaker(ctx, n) }})
 	}
-	examples := []string{"loadbalancerpool.yaml", "bgprouter.yaml", "bgpannouncementpolicy.yaml"}
-	if o.Routers > 1 {
-		examples = append(examples, "bgprouter-router2.yaml")
-	}
 	return append(steps,
-		step{"applying deploy/examples: " + strings.Join(examples, ", "), func() error {
-			for _, f := range examples {
-				if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
-					return err
-				}
-			}
-			return nil
-		}},
+		u.examplesStep(ctx),
 		step{"playing the Pi-hole pod on node1: VIP on kube-ipvs0, DNS responder, EndpointSlice", func() error {
 			return u.pod(ctx, seed.Node1)
 		}},
@@ -247,6 +243,32 @@ func (u *upper) steps(ctx context.Context) []step {
 			})
 		}},
 	)
+}
+
+// routerSteps start `bgplb router` on every router.
+func (u *upper) routerSteps(ctx context.Context) []step {
+	var steps []step
+	for i := 1; i <= u.o.Routers; i++ {
+		steps = append(steps, step{"starting bgplb router on " + seed.RouterName(i), func() error { return u.router(ctx, i) }})
+	}
+	return steps
+}
+
+// examplesStep applies the example configuration: the pool, the routers,
+// the announcement policy.
+func (u *upper) examplesStep(ctx context.Context) step {
+	examples := []string{"loadbalancerpool.yaml", "bgprouter.yaml", "bgpannouncementpolicy.yaml"}
+	if u.o.Routers > 1 {
+		examples = append(examples, "bgprouter-router2.yaml")
+	}
+	return step{"applying deploy/examples: " + strings.Join(examples, ", "), func() error {
+		for _, f := range examples {
+			if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
+				return err
+			}
+		}
+		return nil
+	}}
 }
 
 // register creates the Node objects and binds the speakers' role.
@@ -280,8 +302,12 @@ func (u *upper) controlPlane(ctx context.Context) func() error {
 	return func() error {
 		st := u.st
 		log := st.path("control-plane.log")
-		p, err := startRoot(log, u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
-			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases"))
+		argv := []string{u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
+			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases")}
+		if u.o.Cluster {
+			argv = append(argv, "--cluster")
+		}
+		p, err := startRoot(log, argv...)
 		if err != nil {
 			return err
 		}
@@ -302,6 +328,10 @@ func (u *upper) controlPlane(ctx context.Context) func() error {
 			return err
 		}
 		st.Kubeconfig, st.SpeakerKubeconfig, st.APIServer = info.Kubeconfig, info.SpeakerKubeconfig, info.APIServer
+		u.cp = info
+		if u.k, err = newKube(st.Kubeconfig); err != nil {
+			return err
+		}
 		return st.save()
 	}
 }
