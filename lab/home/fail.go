@@ -32,7 +32,16 @@ func setLink(ctx context.Context, o Options, node string, up bool) error {
 	if !slices.Contains(u.s.Nodes(), node) {
 		return fmt.Errorf("no node %q in the lab: %v", node, u.s.Nodes())
 	}
-	if !up {
+	switch {
+	case u.st.Cluster && !up:
+		return u.clusterFail(ctx, node)
+	case u.st.Cluster:
+		if err := u.clusterHeal(ctx, node); err != nil {
+			return err
+		}
+		fmt.Fprintln(u.o.Out)
+		return show(ctx, u.o.Out, u.s, u.st)
+	case !up:
 		return u.fail(ctx, node)
 	}
 	h := u.s.Host(node)

@@ -16,6 +16,9 @@ func Move(ctx context.Context, o Options) error {
 		return err
 	}
 	defer done()
+	if u.st.Cluster {
+		return u.clusterMove(ctx)
+	}
 	from, to := "", ""
 	for _, n := range u.s.Nodes() {
 		if _, ok := u.st.Procs["dns-"+n]; ok {

@@ -18,6 +18,47 @@ func Restart(ctx context.Context, o Options, component string) error {
 		return err
 	}
 	defer done()
+	var steps []step
+	if u.st.Cluster {
+		if steps, err = u.clusterRestart(ctx, component); err != nil {
+			return err
+		}
+	} else {
+		if steps, err = u.restartSteps(ctx, component); err != nil {
+			return err
+		}
+	}
+	steps = append(steps, u.establishedStep(ctx))
+	// A restarted speaker announces once it has read the cluster again: the
+	// Pi-hole is back when its route is, not when the sessions are.
+	node := u.piholeNodeOf()
+	if u.st.Cluster {
+		node = u.piholeNodeNow(ctx)
+	}
+	if node != "" {
+		steps = append(steps, step{fmt.Sprintf("waiting for %s/32 via %s in every router's kernel", PiholeVIP, node), func() error {
+			return u.waitRoutes(ctx, u.s.NodeAddr(node))
+		}})
+	}
+	if err := u.do(steps); err != nil {
+		return err
+	}
+	fmt.Fprintln(u.o.Out)
+	return show(ctx, u.o.Out, u.s, u.st)
+}
+
+// piholeNodeOf is the node the played Pi-hole runs on.
+func (u *upper) piholeNodeOf() string {
+	for _, n := range u.s.Nodes() {
+		if _, ok := u.st.Procs["dns-"+n]; ok {
+			return n
+		}
+	}
+	return ""
+}
+
+// restartSteps restart a played lab's component in place.
+func (u *upper) restartSteps(ctx context.Context, component string) ([]step, error) {
 	restart := func(name string, start func() error) step {
 		return step{"restarting " + name, func() error {
 			if err := u.st.Procs[name].stop(5 * time.Second); err != nil {
@@ -39,21 +80,7 @@ func Restart(ctx context.Context, o Options, component string) error {
 			steps = append(steps, restart(seed.RouterName(i), func() error { return u.router(ctx, i) }))
 		}
 	default:
-		return fmt.Errorf("restart %q: want controller, speaker or router", component)
+		return nil, fmt.Errorf("restart %q: want controller, speaker or router", component)
 	}
-	steps = append(steps, u.establishedStep(ctx))
-	// A restarted speaker announces once it has read the cluster again: the
-	// Pi-hole is back when its route is, not when the sessions are.
-	for _, n := range u.s.Nodes() {
-		if _, ok := u.st.Procs["dns-"+n]; ok {
-			steps = append(steps, step{fmt.Sprintf("waiting for %s/32 via %s in every router's kernel", PiholeVIP, n), func() error {
-				return u.waitRoutes(ctx, u.s.NodeAddr(n))
-			}})
-		}
-	}
-	if err := u.do(steps); err != nil {
-		return err
-	}
-	fmt.Fprintln(u.o.Out)
-	return show(ctx, u.o.Out, u.s, u.st)
+	return steps, nil
 }

@@ -120,6 +120,16 @@ func Status(ctx context.Context, o Options) error {
 	if bad > 0 {
 		fmt.Fprintf(o.Out, "%d process(es) died: read their logs; `bgplb lab down && bgplb lab up` starts afresh.\n\n", bad)
 	}
+	if st.Cluster {
+		k, err := newKube(st.Kubeconfig)
+		if err == nil {
+			err = clusterStatus(ctx, o.Out, k)
+		}
+		if err != nil {
+			fmt.Fprintf(o.Out, "the cluster: %v\n", err)
+		}
+		fmt.Fprintln(o.Out)
+	}
 	return show(ctx, o.Out, s, st)
 }
 

@@ -1,0 +1,73 @@
+package dnsserver
+
+import (
+	"context"
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// A stream against a server that goes away half-way counts the queries
+// answered before and lost after, by node, and the outage.
+func TestStream(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv, err := Listen(ctx, Config{Listen: "127.0.0.1:0", Node: "n1", Answer: netip.MustParseAddr("203.0.113.53")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(ctx)
+	done := make(chan []Result)
+	go func() {
+		rs, _ := Stream(sctx, StreamOptions{Server: srv.UDPAddr(), Name: "pihole.lab.", Interval: 10 * time.Millisecond, Timeout: 200 * time.Millisecond})
+		done <- rs
+	}()
+	// Half a second answered, then the server goes; the stream runs on.
+	for srv.Queries() < 20 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	closed := time.Now()
+	if err := srv.Close(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	stop()
+	rs := <-done
+	s := Summarize(rs)
+	t.Log(s)
+	if s.ByNode["n1"] < 20 || s.Lost == 0 || s.Sent != s.Lost+s.ByNode["n1"] {
+		t.Errorf("summary %v: want ≥20 answered by n1, some lost, and every query counted", s)
+	}
+	for _, r := range rs {
+		if !r.Lost() && r.Sent.After(closed.Add(10*time.Millisecond)) {
+			t.Errorf("a query sent %v after the server closed was answered", r.Sent.Sub(closed))
+		}
+	}
+	if s.Outage < 250*time.Millisecond {
+		t.Errorf("outage %v, want the ~300 ms the server was gone", s.Outage)
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	t0 := time.Unix(0, 0)
+	at := func(ms int, rtt time.Duration, node string) Result {
+		return Result{Sent: t0.Add(time.Duration(ms) * time.Millisecond), RTT: rtt, Node: node}
+	}
+	for _, tc := range []struct {
+		name   string
+		rs     []Result
+		lost   int
+		outage time.Duration
+	}{
+		{"none", nil, 0, 0},
+		{"all answered", []Result{at(0, 1, "a"), at(20, 1, "b")}, 0, 0},
+		{"a gap", []Result{at(0, 1, "a"), at(20, 0, ""), at(40, 0, ""), at(60, 1, "b")}, 2, 40 * time.Millisecond},
+		{"lost to the end", []Result{at(0, 1, "a"), at(20, 0, ""), at(80, 0, "")}, 2, 60 * time.Millisecond},
+		{"the longest of two", []Result{at(0, 0, ""), at(20, 1, "a"), at(40, 0, ""), at(100, 1, "a")}, 2, 60 * time.Millisecond},
+	} {
+		s := Summarize(tc.rs)
+		if s.Lost != tc.lost || s.Outage != tc.outage || s.Sent != len(tc.rs) {
+			t.Errorf("%s: %v, want %d lost, outage %v", tc.name, s, tc.lost, tc.outage)
+		}
+	}
+}

@@ -1,0 +1,182 @@
+package home_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/lab/dnsserver"
+	"github.com/bgplb/bgplb/lab/home"
+	"github.com/bgplb/bgplb/lab/labtest"
+	"github.com/bgplb/bgplb/lab/seed"
+)
+
+// TestCluster is the seed's story on a real cluster (`bgplb lab up
+// --cluster`): kubelets, containerd and kube-proxy in the node namespaces,
+// bgplb installed from its bundle, the Pi-hole a Deployment. The client is
+// answered by the pod through the router and kube-proxy; move, fail, heal
+// and the rolling restarts work through Kubernetes, with a client asking
+// throughout the rolling updates (the lost queries are logged: they are
+// the failover work's goals); down leaves nothing behind.
+func TestCluster(t *testing.T) {
+	labtest.Require(t)
+	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) {
+		labtest.Missing(t, "%v", err)
+	}
+	for _, tool := range []string{"containerd", "runc", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			labtest.Missing(t, "%s: %v (hack/install-deps.sh installs it)", tool, err)
+		}
+	}
+	src, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bgplb")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bgplb/bgplb/cmd/bgplb").CombinedOutput(); err != nil {
+		t.Fatalf("building bgplb: %v\n%s", err, out)
+	}
+	var out bytes.Buffer
+	o := home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), SourceDir: src,
+		Prefix: "labk", Out: &out, Cluster: true}
+	ctx := labtest.Context(t, 8*time.Minute)
+	var st *home.State
+	t.Cleanup(func() {
+		if st == nil {
+			return
+		}
+		if err := home.Down(context.Background(), o); err != nil {
+			t.Errorf("down: %v", err)
+		}
+	})
+
+	start := time.Now()
+	err = home.Up(ctx, o)
+	t.Logf("up took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
+	st, _ = home.LoadState(o.StateDir)
+	if err != nil {
+		t.Fatalf("up --cluster: %v", err)
+	}
+	s, err := seed.Open(st.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &run{t: t, ctx: ctx, o: o, s: s, out: &out}
+	kubectl := func(args ...string) string {
+		t.Helper()
+		b, err := exec.CommandContext(ctx, bin, append([]string{"lab", "--state", o.StateDir, "kubectl"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, b)
+		}
+		return string(b)
+	}
+
+	// Real pods on real nodes: the Pi-hole and bgplb's workloads are
+	// scheduled, run by the kubelets, and the Service got its address.
+	first := podNode(t, kubectl)
+	r.wantVia("after up", first)
+	r.wantAnswer("over TCP after up", true, first)
+	if ip := kubectl("get", "svc", "pihole", "-o", "jsonpath={.status.loadBalancer.ingress[0].ip}"); ip != home.PiholeVIP.String() {
+		t.Errorf("the Pi-hole Service got %q, want %s", ip, home.PiholeVIP)
+	}
+	if n := kubectl("get", "pods", "-n", "bgplb-system", "-o", "name"); strings.Count(n, "pod/bgplb-speaker-") != 2 || strings.Count(n, "pod/bgplb-controller-") != 2 {
+		t.Errorf("bgplb's pods: %s", n)
+	}
+	r.do("status", func() error { return home.Status(ctx, o) })
+	for _, want := range []string{"node1  True", "node2  True", "default/pihole-"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("status lacks %q:\n%s", want, out.String())
+		}
+	}
+
+	// Move: the Deployment's new pod lands on the other node and the
+	// route follows; a client asks throughout.
+	other := map[string]string{seed.Node1: seed.Node2, seed.Node2: seed.Node1}
+	sum := r.streaming("move (rolling update of the Pi-hole)", func() error { return home.Move(ctx, o) })
+	r.wantVia("after move", other[first])
+	r.wantAnswer("after move", false, other[first])
+	if podNode(t, kubectl) != other[first] {
+		t.Errorf("after move the Pi-hole runs on %s", podNode(t, kubectl))
+	}
+	if sum.ByNode[other[first]] == 0 {
+		t.Errorf("no answer from %s while moving: %v", other[first], sum)
+	}
+
+	// A rolling restart of the speaker DaemonSet, one node at a time.
+	r.streaming("restart speaker (DaemonSet rolling update)", func() error { return home.Restart(ctx, o, "speaker") })
+	r.wantVia("after the speakers' rolling update", other[first])
+
+	// Fail the Pi-hole's node: NotReady, evicted, rescheduled, the route
+	// follows; heal brings the node back Ready and Established.
+	failed := other[first]
+	r.do("fail", func() error { return home.Fail(ctx, o, failed) })
+	r.wantVia("after failing "+failed, first)
+	r.wantAnswer("after the failover", false, first)
+	r.do("heal", func() error { return home.Heal(ctx, o, failed) })
+	if n := strings.Count(out.String(), "  Established  "); n != 2 {
+		t.Errorf("after heal %d sessions Established, want 2:\n%s", n, out.String())
+	}
+	for _, c := range []string{"controller", "router"} {
+		r.do("restart "+c, func() error { return home.Restart(ctx, o, c) })
+		r.wantAnswer("after restarting the "+c, true, first)
+	}
+
+	out.Reset()
+	if err := home.Down(context.Background(), o); err != nil {
+		t.Fatalf("down: %v\n%s", err, out.String())
+	}
+	gone := st
+	st = nil
+	checkGone(t, gone, o.StateDir)
+	checkNoCgroups(t, gone.ID)
+}
+
+// podNode is the node the Pi-hole pod runs on.
+func podNode(t *testing.T, kubectl func(...string) string) string {
+	t.Helper()
+	n := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].spec.nodeName}")
+	if n != seed.Node1 && n != seed.Node2 {
+		t.Fatalf("the Pi-hole runs on %q, want one node", n)
+	}
+	return n
+}
+
+// streaming runs a lab command while the client asks the Pi-hole every
+// 20 ms, and logs what the client saw.
+func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
+	r.t.Helper()
+	ctx, stop := context.WithCancel(r.ctx)
+	done := make(chan []dnsserver.Result, 1)
+	client := r.s.Host(seed.Client)
+	go func() {
+		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: client.Do,
+			Server: netip.AddrPortFrom(home.PiholeVIP, seed.DNSPort), Name: "pihole.lab."})
+		done <- rs
+	}()
+	r.do(what, fn)
+	stop()
+	sum := dnsserver.Summarize(<-done)
+	r.t.Logf("%s: %v", what, sum)
+	return sum
+}
+
+// checkNoCgroups fails the test for a cgroup of lab id left in any
+// hierarchy (the nodes' /bgplb-ID-NODE parents).
+func checkNoCgroups(t *testing.T, id string) {
+	t.Helper()
+	hs, _ := os.ReadDir("/sys/fs/cgroup")
+	for _, h := range hs {
+		m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", h.Name(), "*"+id+"*"))
+		if len(m) > 0 {
+			t.Errorf("cgroups left: %v", m)
+		}
+	}
+}
