@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bgplb/bgplb/internal/image"
@@ -121,17 +122,34 @@ func Ensure(ctx context.Context, o Options) (Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	set := Set{}
 	for _, name := range o.Images {
-		spec, ok := Specs[name]
-		if !ok {
+		if _, ok := Specs[name]; !ok {
 			return nil, fmt.Errorf("images: no image %q (have %s)", name, strings.Join(All, ", "))
 		}
-		img, err := ensureOne(ctx, o, work, name, spec, meta, log)
-		if err != nil {
-			return nil, fmt.Errorf("images: %s: %w", name, err)
-		}
-		set[name] = img
+	}
+	// The builds run side by side: warm, each is mostly a link, and the
+	// small ones hide behind bgplb's.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	imgs := make([]Image, len(o.Images))
+	errs := make([]error, len(o.Images))
+	var wg sync.WaitGroup
+	for i, name := range o.Images {
+		wg.Go(func() {
+			imgs[i], errs[i] = ensureOne(ctx, o, work, name, Specs[name], meta, log)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("images: %s: %w", name, errs[i])
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	set := Set{}
+	for _, img := range imgs {
+		set[img.Name] = img
 	}
 	return set, nil
 }

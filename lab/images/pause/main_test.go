@@ -59,20 +59,29 @@ func TestPause(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no pause process under unshare: %v", err)
 			}
-			// The inner sh exits at once; its sleep is orphaned to pause.
+			// The inner sh exits at once; its sleep is orphaned to pause,
+			// which must reap it once the test kills it.
 			orphan := exec.CommandContext(ctx, "nsenter", "--target", strconv.Itoa(pause), "--pid", "--",
-				"sh", "-c", "sh -c 'sleep 0.5 &'")
+				"sh", "-c", "sh -c 'sleep 60 >/dev/null 2>&1 &'")
 			if out, err := orphan.CombinedOutput(); err != nil {
 				t.Fatalf("%v: %s", err, out)
 			}
-			adopted := false
+			var adopted int
 			err = lab.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-				n := len(children(pause))
-				adopted = adopted || n > 0
-				return adopted && n == 0, nil
+				if kids := children(pause); len(kids) == 1 {
+					adopted = kids[0]
+				}
+				return adopted != 0, nil
 			})
 			if err != nil {
-				t.Fatalf("the orphan (adopted: %v) was not reaped: children %v, %v", adopted, children(pause), err)
+				t.Fatalf("pause adopted no orphan: %v", err)
+			}
+			if err := syscall.Kill(adopted, syscall.SIGKILL); err != nil {
+				t.Fatal(err)
+			}
+			err = lab.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return len(children(pause)) == 0, nil })
+			if err != nil {
+				t.Fatalf("the killed orphan was not reaped: children %v, %v", children(pause), err)
 			}
 			if err := syscall.Kill(pause, sig); err != nil {
 				t.Fatal(err)
