@@ -21,7 +21,7 @@ import (
 
 func main() {
 	version := flag.String("version", "dev", "the version baked into bgplb and the tags")
-	only := flag.String("images", strings.Join(images.All, ","), "the images to build")
+	only := flag.String("images", strings.Join(images.All(), ","), "the images to build")
 	cache := flag.String("cache", "", "the cache directory (default: $BGPLB_CACHE/images or ~/.cache/bgplb/images)")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -84,8 +84,10 @@ func TestEnsureCache(t *testing.T) {
 	if _, err := os.Stat(third[Pause].Archive); err != nil {
 		t.Errorf("another version's archive went: %v", err)
 	}
-	if _, err := Ensure(ctx, Options{SourceDir: src, CacheDir: cache, Images: []string{"nginx"}}); err == nil {
-		t.Error("Ensure of an unknown image succeeded")
+	for _, bad := range [][]string{{"nginx"}, {Pause, Pause}} {
+		if _, err := Ensure(ctx, Options{SourceDir: src, CacheDir: cache, Images: bad}); err == nil {
+			t.Errorf("Ensure of %q succeeded", bad)
+		}
 	}
 }
 
@@ -204,7 +206,7 @@ func TestEnsureAll(t *testing.T) {
 		Pihole: "docker.io/library/bgplb-pihole:v0.0.0-ensuretest",
 		BGPLB:  "docker.io/library/bgplb:v0.0.0-ensuretest",
 	}
-	for _, name := range All {
+	for _, name := range All() {
 		c, w := cold[name], warm[name]
 		if !c.Built || w.Built || c.Archive != w.Archive || c.Digest != w.Digest || c.Ref != wantRefs[name] {
 			t.Errorf("%s: first %+v, then %+v; want it built, then cached, named %s", name, c, w, wantRefs[name])
