@@ -2,9 +2,11 @@ package images
 
 import (
 	"archive/tar"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -82,8 +84,10 @@ func TestEnsureCache(t *testing.T) {
 	if _, err := os.Stat(third[Pause].Archive); err != nil {
 		t.Errorf("another version's archive went: %v", err)
 	}
-	if _, err := Ensure(ctx, Options{SourceDir: src, CacheDir: cache, Images: []string{"nginx"}}); err == nil {
-		t.Error("Ensure of an unknown image succeeded")
+	for _, bad := range [][]string{{"nginx"}, {Pause, Pause}} {
+		if _, err := Ensure(ctx, Options{SourceDir: src, CacheDir: cache, Images: bad}); err == nil {
+			t.Errorf("Ensure of %q succeeded", bad)
+		}
 	}
 }
 
@@ -172,5 +176,49 @@ func checkArchive(t *testing.T, img Image) {
 			t.Fatalf("index.json %+v, want %s named %s", idx, img.Digest, img.Ref)
 		}
 		return
+	}
+}
+
+// TestEnsureAll builds the three images of this tree into an empty cache,
+// then again: the second call only links (the Go build cache is warm by
+// then) and hashes, and writes nothing.
+func TestEnsureAll(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds bgplb")
+	}
+	var log bytes.Buffer
+	o := Options{CacheDir: t.TempDir(), Version: "v0.0.0-ensuretest", Log: slog.New(slog.NewTextHandler(&log, nil))}
+	ctx := context.Background()
+	start := time.Now()
+	cold, err := Ensure(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coldTook := time.Since(start)
+	start = time.Now()
+	warm, err := Ensure(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Ensure into an empty cache %v, again %v", coldTook.Round(time.Millisecond), time.Since(start).Round(time.Millisecond))
+	wantRefs := map[string]string{
+		Pause:  "docker.io/library/bgplb-pause:v0.0.0-ensuretest",
+		Pihole: "docker.io/library/bgplb-pihole:v0.0.0-ensuretest",
+		BGPLB:  "docker.io/library/bgplb:v0.0.0-ensuretest",
+	}
+	for _, name := range All() {
+		c, w := cold[name], warm[name]
+		if !c.Built || w.Built || c.Archive != w.Archive || c.Digest != w.Digest || c.Ref != wantRefs[name] {
+			t.Errorf("%s: first %+v, then %+v; want it built, then cached, named %s", name, c, w, wantRefs[name])
+		}
+		checkArchive(t, c)
+		st, err := os.Stat(c.Archive)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %s, %d kB", c.Ref, c.Digest, st.Size()/1024)
+	}
+	if t.Failed() {
+		t.Log(log.String())
 	}
 }

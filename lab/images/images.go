@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/bgplb/bgplb/internal/image"
@@ -31,17 +32,23 @@ const (
 	BGPLB  = "bgplb"
 )
 
-// Specs are the images by name. The pause image runs as the upstream one
-// does, as 65535; the Pi-hole's runs as root, as port 53 is privileged and
-// a non-root user loses its capabilities at exec.
-var Specs = map[string]image.Spec{
-	Pause:  {Package: "./lab/images/pause", Entrypoint: "/pause", User: "65535:65535", Title: "bgplb-pause"},
-	Pihole: {Package: "./lab/images/pihole", Entrypoint: "/pihole", User: "0:0", Title: "bgplb-pihole"},
-	BGPLB:  image.BGPLB,
+// SpecFor is the image name's spec. The pause image runs as the upstream
+// one does, as 65535; the Pi-hole's runs as root, as port 53 is privileged
+// and a non-root user loses its capabilities at exec.
+func SpecFor(name string) (image.Spec, bool) {
+	switch name {
+	case Pause:
+		return image.Spec{Package: "./lab/images/pause", Entrypoint: "/pause", User: "65535:65535", Title: "bgplb-pause"}, true
+	case Pihole:
+		return image.Spec{Package: "./lab/images/pihole", Entrypoint: "/pihole", User: "0:0", Title: "bgplb-pihole"}, true
+	case BGPLB:
+		return image.BGPLB, true
+	}
+	return image.Spec{}, false
 }
 
 // All is every image Ensure builds by default, in its order.
-var All = []string{Pause, Pihole, BGPLB}
+func All() []string { return []string{Pause, Pihole, BGPLB} }
 
 // Ref is the short name of image name at version: bgplb's usual one
 // (image.RefFor), bgplb-NAME:TAG for the others.
@@ -66,7 +73,7 @@ type Options struct {
 	Version string
 	// Arch is the GOARCH to build for (default: the host's).
 	Arch string
-	// Images are the names to build (default: All).
+	// Images are the names to build (default: All()).
 	Images []string
 	// Log gets a line per step (default: none).
 	Log *slog.Logger
@@ -100,6 +107,10 @@ func Ensure(ctx context.Context, o Options) (Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	specs, err := specsFor(o.Images)
+	if err != nil {
+		return nil, err
+	}
 	log := o.Log
 	if log == nil {
 		log = discard()
@@ -121,19 +132,49 @@ func Ensure(ctx context.Context, o Options) (Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The builds run side by side: warm, each is mostly a link, and the
+	// small ones hide behind bgplb's.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	imgs := make([]Image, len(o.Images))
+	errs := make([]error, len(o.Images))
+	var wg sync.WaitGroup
+	for i, name := range o.Images {
+		wg.Go(func() {
+			imgs[i], errs[i] = ensureOne(ctx, o, work, name, specs[i], meta, log)
+			if errs[i] != nil {
+				errs[i] = fmt.Errorf("images: %s: %w", name, errs[i])
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 	set := Set{}
-	for _, name := range o.Images {
-		spec, ok := Specs[name]
-		if !ok {
-			return nil, fmt.Errorf("images: no image %q (have %s)", name, strings.Join(All, ", "))
-		}
-		img, err := ensureOne(ctx, o, work, name, spec, meta, log)
-		if err != nil {
-			return nil, fmt.Errorf("images: %s: %w", name, err)
-		}
-		set[name] = img
+	for _, img := range imgs {
+		set[img.Name] = img
 	}
 	return set, nil
+}
+
+// specsFor looks the names up; each may appear once, as each builds into
+// its own files.
+func specsFor(names []string) ([]image.Spec, error) {
+	specs := make([]image.Spec, len(names))
+	seen := map[string]bool{}
+	for i, name := range names {
+		var ok bool
+		if specs[i], ok = SpecFor(name); !ok {
+			return nil, fmt.Errorf("images: no image %q (have %s)", name, strings.Join(All(), ", "))
+		}
+		if seen[name] {
+			return nil, fmt.Errorf("images: %s named twice", name)
+		}
+		seen[name] = true
+	}
+	return specs, nil
 }
 
 func (o Options) withDefaults() (Options, error) {
@@ -158,7 +199,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.Arch = runtime.GOARCH
 	}
 	if o.Images == nil {
-		o.Images = All
+		o.Images = All()
 	}
 	return o, nil
 }

@@ -78,6 +78,12 @@ func TestImagesRunInContainerd(t *testing.T) {
 				t.Errorf("tcp=%v: %+v, %v; want %+v", tcp, got, err, want)
 			}
 		}
+		// The exec probe a readiness probe would run, inside the container.
+		out, _, err := enginetest.RunCmd(c.Ctr(ctx, "task", "exec", "--exec-id", "probe", "--fifo-dir", c.FifoDir(),
+			id, "/pihole", "probe", "--tcp"))
+		if err != nil || strings.TrimSpace(out) != "203.0.113.53 from node-under-test" {
+			t.Errorf("pihole probe in the container: %q, %v", out, err)
+		}
 		stopTask(ctx, t, c, id, run)
 		if out := run.output(); !strings.Contains(out, `"msg":"stopped"`) {
 			t.Errorf("the pihole's log lacks its stop line:\n%s", out)

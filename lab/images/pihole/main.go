@@ -3,7 +3,9 @@
 // pod, answering every address query with --answer (the Service's IP, as
 // the lab's responder does) and naming, in a TXT record, the node from
 // $NODE_NAME (the downward API's spec.nodeName). A readiness probe is
-// simply a DNS query. It exits 0 on SIGTERM or SIGINT.
+// simply a DNS query: `pihole probe` (an exec probe) asks the server in
+// its own network namespace and exits 0 when it answers. It exits 0 on
+// SIGTERM or SIGINT.
 package main
 
 import (
@@ -16,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/bgplb/bgplb/lab/dnsserver"
 )
@@ -25,6 +28,13 @@ var version = "dev"
 
 func main() {
 	log := slog.New(slog.NewJSONHandler(os.Stderr, nil))
+	if len(os.Args) > 1 && os.Args[1] == "probe" {
+		if err := probe(os.Args[2:]); err != nil {
+			fmt.Fprintln(os.Stderr, "pihole probe:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(log, os.Args[1:], os.Getenv); err != nil {
 		log.Error("pihole", "err", err)
 		os.Exit(1)
@@ -82,4 +92,29 @@ func run(log *slog.Logger, args []string, getenv func(string) string) error {
 	err = srv.Close()
 	log.Info("stopped", "queries", srv.Queries())
 	return err
+}
+
+// probe asks the responder for --name over UDP (or TCP) and prints the
+// answer: a readiness probe that passes when the DNS server answers.
+func probe(args []string) error {
+	fs := flag.NewFlagSet("pihole probe", flag.ContinueOnError)
+	server := fs.String("server", fmt.Sprintf("127.0.0.1:%d", dnsserver.Port), "address:port to ask")
+	name := fs.String("name", "pihole.lab", "the name to ask for")
+	tcp := fs.Bool("tcp", false, "ask over TCP")
+	timeout := fs.Duration("timeout", 3*time.Second, "how long to wait for the answer")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ap, err := netip.ParseAddrPort(*server)
+	if err != nil {
+		return fmt.Errorf("--server: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	a, err := dnsserver.Query(ctx, nil, ap, *name, *tcp)
+	if err != nil {
+		return err
+	}
+	fmt.Println(a)
+	return nil
 }
