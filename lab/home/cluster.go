@@ -133,7 +133,7 @@ func (u *upper) startNode(ctx context.Context, node string) error {
 		return err
 	}
 	var archives []string
-	for _, name := range images.All {
+	for _, name := range images.All() {
 		archives = append(archives, u.images[name].Archive)
 	}
 	cp := u.cp
