@@ -8,11 +8,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/bgplb/bgplb/internal/controlplane"
+	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/dnsserver"
 	"github.com/bgplb/bgplb/lab/home"
 	"github.com/bgplb/bgplb/lab/labtest"
@@ -129,6 +131,42 @@ func TestCluster(t *testing.T) {
 		r.wantAnswer("after restarting the "+c, true, first)
 	}
 
+	// ETP Cluster: every node announces, weighted by its ready pods (at
+	// least 1: a node without one still forwards); deleting the Service
+	// withdraws it.
+	svcFile := filepath.Join(t.TempDir(), "all.yaml")
+	if err := os.WriteFile(svcFile, []byte(clusterService), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	kubectl("apply", "-f", svcFile)
+	kubectl("scale", "deployment/pihole", "--replicas=3")
+	allVIP := netip.MustParsePrefix("203.0.113.54/32")
+	if err := lab.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
+		return readyPods(t, kubectl, seed.Node1)+readyPods(t, kubectl, seed.Node2) == 3, nil
+	}); err != nil {
+		t.Fatalf("three Pi-hole pods never Ready: %v", err)
+	}
+	t.Logf("ready Pi-hole pods: node1 %d, node2 %d", readyPods(t, kubectl, seed.Node1), readyPods(t, kubectl, seed.Node2))
+	r.wantWeights(allVIP, func() map[netip.Addr]int {
+		w := map[netip.Addr]int{}
+		for _, n := range s.Nodes() {
+			w[s.NodeAddr(n)] = max(1, readyPods(t, kubectl, n))
+		}
+		return w
+	})
+	if a, err := s.Dig(ctx, seed.Client, allVIP.Addr(), "pihole.lab.", false); err != nil {
+		t.Errorf("dig @%s: %v", allVIP.Addr(), err)
+	} else {
+		t.Logf("ETP Cluster: %s", a)
+	}
+	kubectl("delete", "service", "pihole-all")
+	if _, err := s.Host(seed.Router).WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+		return !slices.ContainsFunc(rs, func(x lab.Route) bool { return x.Dst == allVIP })
+	}); err != nil {
+		t.Errorf("%s still routed after the Service's deletion: %v", allVIP, err)
+	}
+	kubectl("scale", "deployment/pihole", "--replicas=1")
+
 	out.Reset()
 	if err := home.Down(context.Background(), o); err != nil {
 		t.Fatalf("down: %v\n%s", err, out.String())
@@ -139,14 +177,78 @@ func TestCluster(t *testing.T) {
 	checkNoCgroups(t, gone.ID)
 }
 
-// podNode is the node the Pi-hole pod runs on.
-func podNode(t *testing.T, kubectl func(...string) string) string {
+// clusterService is a second Service for the Pi-hole, with ETP Cluster.
+const clusterService = `apiVersion: v1
+kind: Service
+metadata:
+  name: pihole-all
+  namespace: default
+  annotations:
+    metallb.universe.tf/address-pool: lan
+    metallb.universe.tf/loadBalancerIPs: 203.0.113.54
+spec:
+  type: LoadBalancer
+  externalTrafficPolicy: Cluster
+  selector:
+    k8s-app: pi-hole
+  ports:
+  - {name: dns-udp, protocol: UDP, port: 53, targetPort: 53}
+`
+
+// readyPods counts the Pi-hole's ready pods on node.
+func readyPods(t *testing.T, kubectl func(...string) string, node string) int {
 	t.Helper()
-	n := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=status.phase=Running", "-o", "jsonpath={.items[*].spec.nodeName}")
-	if n != seed.Node1 && n != seed.Node2 {
-		t.Fatalf("the Pi-hole runs on %q, want one node", n)
+	out := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=spec.nodeName="+node,
+		"-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}/{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
+	n := 0
+	for _, l := range strings.Split(out, "\n") {
+		if l == "/True" { // Ready, and not being deleted
+			n++
+		}
 	}
 	return n
+}
+
+// wantWeights waits until the router's route to vip has exactly the next
+// hops and weights want gives (asked again on each look, as pods start).
+func (r *run) wantWeights(vip netip.Prefix, want func() map[netip.Addr]int) {
+	r.t.Helper()
+	var last []lab.Route
+	var w map[netip.Addr]int
+	_, err := r.s.Host(seed.Router).WaitRoutes(r.ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
+		last, w = rs, want()
+		i := slices.IndexFunc(rs, func(x lab.Route) bool { return x.Dst == vip })
+		if i < 0 || len(rs[i].NextHops) != len(w) {
+			return false
+		}
+		for _, h := range rs[i].NextHops {
+			if w[h.Gateway] != h.Weight {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		r.t.Errorf("%s: want next hops weighted %v: %v\n%s", vip, w, err, lab.FormatRoutes(last))
+	}
+}
+
+// podNode is the node the Pi-hole pod runs on (not counting one that is
+// terminating).
+func podNode(t *testing.T, kubectl func(...string) string) string {
+	t.Helper()
+	out := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=status.phase=Running",
+		"-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}/{.spec.nodeName}{"\n"}{end}`)
+	var nodes []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if n, ok := strings.CutPrefix(l, "/"); ok {
+			nodes = append(nodes, n)
+		}
+	}
+	if len(nodes) != 1 || (nodes[0] != seed.Node1 && nodes[0] != seed.Node2) {
+		t.Fatalf("the Pi-hole runs on %q, want one node", nodes)
+	}
+	return nodes[0]
 }
 
 // streaming runs a lab command while the client asks the Pi-hole every
