@@ -142,15 +142,19 @@ fuzz:
 	done; \
 	if [ "$$found" = 0 ]; then echo "no fuzz targets in $(PKG)"; exit 1; fi
 
-# The seed's home lab on this machine (root): builds bin/bgplb and the pinned
-# kube-apiserver/etcd when missing, then `bgplb lab up`. LAB_FLAGS=--routers=2
-# adds the backup router; `bin/bgplb lab down` removes it all.
+# The seed's home lab on this machine (root): installs the Debian packages its
+# nodes run (containerd, runc, CNI plugins, iptables) and builds bin/bgplb and
+# the pinned Kubernetes binaries when missing, then `bgplb lab up` (a real
+# cluster; its images are built from this tree). LAB_FLAGS=--routers=2 adds
+# the backup router, LAB_FLAGS=--cluster=false plays the Kubernetes half;
+# `bin/bgplb lab down` removes it all.
 LAB_FLAGS ?=
 # The lab's own preflight (`bgplb lab preflight`) comes after the build; the
 # shell check first says what is missing before fifteen minutes of building.
 lab:
 	@[ "$$(id -u)" = 0 ] || { echo "make lab: the lab needs root (network namespaces): run sudo make lab"; exit 1; }
 	@command -v ip >/dev/null || { echo "make lab: the lab needs iproute2 (ip): apt-get install iproute2"; exit 1; }
+	@hack/install-deps.sh lab
 	@$(MAKE) --no-print-directory build
 	@bin/bgplb lab preflight
 	@$(MAKE) --no-print-directory k8sbin

@@ -12,6 +12,16 @@ set -euo pipefail
 # containerd, a kubelet and kube-proxy (lab/kubenode).
 PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump runc
 	podman containerd docker.io containernetworking-plugins iptables conntrack)
+# `install-deps.sh lab`: only what `make lab` needs (its real cluster).
+LAB_PACKAGES=(iproute2 dnsutils runc containerd containernetworking-plugins iptables conntrack)
+case "${1:-}" in
+lab) PACKAGES=("${LAB_PACKAGES[@]}") ;;
+"") ;;
+*)
+	printf 'usage: %s [lab]\n' "$0" >&2
+	exit 2
+	;;
+esac
 # Daemons those packages may start on install, and the systemd units behind
 # them (UNIT=PACKAGE when the unit is not named after its package).
 DAEMONS=(bird gobgpd exabgp watchfrr zebra bgpd staticd mgmtd containerd dockerd)

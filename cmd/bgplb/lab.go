@@ -38,7 +38,7 @@ after the command; bgplb lab down removes it.`,
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Up(c.Context(), out(c)) },
 	}
 	up.Flags().IntVar(&o.Routers, "routers", 1, "routers: 1, or 2 for the write-up's backup 4G router")
-	up.Flags().BoolVar(&o.Cluster, "cluster", false, "run a real cluster: containerd, kubelet and kube-proxy in each node, bgplb installed from deploy/bgplb.yaml, the Pi-hole a Deployment (builds images from the source tree)")
+	up.Flags().BoolVar(&o.Cluster, "cluster", true, "run a real cluster: containerd, kubelet and kube-proxy in each node, bgplb installed from deploy/bgplb.yaml, the Pi-hole a Deployment (its images are built from the source tree); false plays the Kubernetes half and runs bgplb's roles as processes")
 	up.Flags().StringVar(&o.SourceDir, "source", "", "bgplb source tree with deploy/examples and config/ to apply instead of the ones built into this binary")
 	up.Flags().StringVar(&o.BinPath, "bin", "", "bgplb binary the lab runs (default: this one)")
 

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -75,6 +76,45 @@ func (u *upper) clusterSteps(ctx context.Context) []step {
 	)
 }
 
+// clusterTools are what a real cluster's nodes run besides the Kubernetes
+// binaries, and the Debian package of each.
+var clusterTools = []struct{ path, pkg string }{
+	{"containerd", "containerd"},
+	{"runc", "runc"},
+	{"iptables", "iptables"},
+	{"/usr/lib/cni/bridge", "containernetworking-plugins"},
+	{"/usr/lib/cni/host-local", "containernetworking-plugins"},
+	{"/usr/lib/cni/loopback", "containernetworking-plugins"},
+}
+
+// checkCluster says what a real cluster lacks on this machine, and how to
+// get it, before anything is built.
+func checkCluster() error {
+	var missing, pkgs []string
+	for _, t := range clusterTools {
+		if _, err := exec.LookPath(t.path); err != nil {
+			missing = append(missing, t.path)
+			if !slices.Contains(pkgs, t.pkg) {
+				pkgs = append(pkgs, t.pkg)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("the real cluster's nodes need %s: apt-get install %s (or hack/install-deps.sh lab); --cluster=false plays the Kubernetes half without them",
+			strings.Join(missing, ", "), strings.Join(pkgs, " "))
+	}
+	bin, err := controlplane.BinDir()
+	if err != nil {
+		return err
+	}
+	for _, b := range []string{"kubelet", "kube-proxy", "kube-controller-manager", "kube-scheduler"} {
+		if _, err := os.Stat(filepath.Join(bin, b)); err != nil {
+			return fmt.Errorf("no %s in %s: rebuild them with `make k8sbin` (hack/k8sbin.sh)", b, bin)
+		}
+	}
+	return nil
+}
+
 // imageRef is the reference of one of the lab's images; before they are
 // built, the name they will have.
 func (u *upper) imageRef(name string) string {
@@ -96,7 +136,7 @@ func (u *upper) buildImages(ctx context.Context) error {
 		src = wd
 	}
 	if _, err := os.Stat(filepath.Join(src, "lab", "images", "pause")); err != nil {
-		return fmt.Errorf("the real cluster's images are built from a bgplb source tree: run from one (make lab) or pass --source (%w)", err)
+		return fmt.Errorf("the real cluster's images are built from a bgplb source tree: run from one (make lab), pass --source DIR, or play the Kubernetes half with --cluster=false (%w)", err)
 	}
 	set, err := images.Ensure(ctx, images.Options{SourceDir: src, Log: slog.New(slog.NewTextHandler(u.o.Out, nil))})
 	if err != nil {
@@ -136,7 +176,10 @@ func (u *upper) startNode(ctx context.Context, node string) error {
 	for _, name := range images.All() {
 		archives = append(archives, u.images[name].Archive)
 	}
-	cp := u.cp
+	cp, err := nodeCredentials(u.cp, filepath.Dir(dir), node)
+	if err != nil {
+		return err
+	}
 	_, err = kubenode.Start(ctx, kubenode.Options{
 		Name:            node,
 		ID:              u.st.ID + "-" + node,
@@ -156,6 +199,40 @@ func (u *upper) startNode(ctx context.Context, node string) error {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
 	return nil
+}
+
+// nodeCredentials copies node's kubeconfigs and the CA beside its kubenode
+// directory, and returns their paths there: the state directory may be
+// under /run, which a node's mount namespace replaces with its own.
+func nodeCredentials(in controlPlaneInfo, dir, node string) (controlPlaneInfo, error) {
+	dir = filepath.Join(dir, "credentials")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return in, err
+	}
+	copyIn := func(src string) (string, error) {
+		if src == "" {
+			return "", fmt.Errorf("the control plane wrote no credentials for %s", node)
+		}
+		b, err := os.ReadFile(src)
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, filepath.Base(src))
+		return p, os.WriteFile(p, b, 0o600)
+	}
+	var out controlPlaneInfo
+	kc, err := copyIn(in.NodeKubeconfigs[node])
+	if err != nil {
+		return in, err
+	}
+	out.NodeKubeconfigs = map[string]string{node: kc}
+	if out.ProxyKubeconfig, err = copyIn(in.ProxyKubeconfig); err != nil {
+		return in, err
+	}
+	if out.CACert, err = copyIn(in.CACert); err != nil {
+		return in, err
+	}
+	return out, nil
 }
 
 // waitNodes waits until every node's kubelet reports Ready.

@@ -84,6 +84,10 @@ func Up(ctx context.Context, o Options) error {
 	if st, err := LoadState(o.StateDir); err == nil {
 		if st.Ready && st.healthy() {
 			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
+			if st.Cluster != o.Cluster {
+				fmt.Fprintf(o.Out, "it is %s, not what --cluster=%t asks for: `bgplb lab down`, then `bgplb lab up --cluster=%t`.\n",
+					labKind(st.Cluster), o.Cluster, o.Cluster)
+			}
 			if st.Routers != o.Routers {
 				fmt.Fprintf(o.Out, "it has %d router(s), not the %d asked for: `bgplb lab down`, then `bgplb lab up --routers %d`.\n",
 					st.Routers, o.Routers, o.Routers)
@@ -105,6 +109,11 @@ func Up(ctx context.Context, o Options) error {
 	}
 	if _, err := controlplane.BinDir(); err != nil {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
+	}
+	if o.Cluster {
+		if err := checkCluster(); err != nil {
+			return err
+		}
 	}
 	// Recorded before anything exists, so that Down always finds a state.
 	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, dir: o.StateDir}
@@ -131,6 +140,14 @@ func Up(ctx context.Context, o Options) error {
 	}
 	fmt.Fprintf(o.Out, "\nnext: bgplb lab status | bgplb lab exec client -- dig @%s pihole.lab | bgplb lab kubectl get svc | bgplb lab down\n", PiholeVIP)
 	return nil
+}
+
+// labKind names what a lab runs, for messages.
+func labKind(cluster bool) string {
+	if cluster {
+		return "a real cluster"
+	}
+	return "a played cluster"
 }
 
 // upper carries Up's work.
