@@ -55,7 +55,7 @@ func (u *upper) clusterSteps(ctx context.Context) []step {
 	steps = append(steps, step{"waiting for the Nodes " + strings.Join(u.s.Nodes(), " and ") + " to be Ready", func() error { return u.waitNodes(ctx) }})
 	steps = append(steps, u.routerSteps(ctx)...)
 	return append(steps,
-		step{"installing bgplb from deploy/bgplb.yaml (controller Deployment, speaker DaemonSet), image " + u.imageRef(images.BGPLB),
+		step{"installing bgplb from deploy/bgplb.yaml (controller Deployment, speaker DaemonSet) with the lab's image",
 			func() error { return u.install(ctx) }},
 		u.examplesStep(ctx),
 		step{"waiting for bgplb's controller and a speaker on every node to be Ready", func() error { return u.waitBGPLB(ctx) }},
@@ -138,9 +138,15 @@ func (u *upper) buildImages(ctx context.Context) error {
 	if _, err := os.Stat(filepath.Join(src, "lab", "images", "pause")); err != nil {
 		return fmt.Errorf("the real cluster's images are built from a bgplb source tree: run from one (make lab), pass --source DIR, or play the Kubernetes half with --cluster=false (%w)", err)
 	}
-	set, err := images.Ensure(ctx, images.Options{SourceDir: src, Log: slog.New(slog.NewTextHandler(u.o.Out, nil))})
+	logPath := u.st.path("images.log")
+	f, err := os.Create(logPath)
 	if err != nil {
 		return err
+	}
+	defer f.Close()
+	set, err := images.Ensure(ctx, images.Options{SourceDir: src, Log: slog.New(slog.NewTextHandler(f, nil))})
+	if err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logPath)
 	}
 	u.images = set
 	u.st.Images = map[string]string{}
