@@ -107,6 +107,13 @@ generate:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(PKG)
 
+# The real-cluster lab's rolling updates and restarts with a client asking
+# the Pi-hole throughout: queries lost and the longest outage per operation
+# (lab/home BenchmarkRollouts; root, about two minutes plus 20 s per op).
+LAB_BENCHTIME ?= 3x
+bench-lab:
+	$(GO) test -run '^$$' -bench Rollouts -benchtime $(LAB_BENCHTIME) -count 1 -timeout 30m ./lab/home
+
 # bgplb router, BIRD, FRR and gobgpd side by side (bench/compare_test.go),
 # then the many-peers load and the router's restart; tens of minutes, root.
 # (No package argument: go test streams the progress lines as they come.)

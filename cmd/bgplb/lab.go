@@ -11,7 +11,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/bgplb/bgplb/lab/home"
 )
@@ -27,6 +29,9 @@ a LAN client, a real kube-apiserver with bgplb controller, the example config of
 deploy/examples, and a Pi-hole-like DNS Service on node1. The lab keeps running
 after the command; bgplb lab down removes it.`,
 	}
+	// The lab's API client logs nothing of its own; without a logger,
+	// controller-runtime warns with a stack trace after 30 s.
+	cmd.PersistentPreRun = func(*cobra.Command, []string) { ctrllog.SetLogger(logr.Discard()) }
 	pf := cmd.PersistentFlags()
 	pf.StringVar(&o.StateDir, "state", "", "state directory (default /run/bgplb-lab as root, else ~/.cache/bgplb/lab)")
 	out := func(c *cobra.Command) home.Options { o.Out = c.OutOrStdout(); return o }

@@ -29,57 +29,9 @@ import (
 // throughout the rolling updates (the lost queries are logged: they are
 // the failover work's goals); down leaves nothing behind.
 func TestCluster(t *testing.T) {
-	labtest.Require(t)
-	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) {
-		labtest.Missing(t, "%v", err)
-	}
-	for _, tool := range []string{"containerd", "runc", "iptables"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			labtest.Missing(t, "%s: %v (hack/install-deps.sh installs it)", tool, err)
-		}
-	}
-	src, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(t.TempDir(), "bgplb")
-	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bgplb/bgplb/cmd/bgplb").CombinedOutput(); err != nil {
-		t.Fatalf("building bgplb: %v\n%s", err, out)
-	}
-	var out bytes.Buffer
-	o := home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), SourceDir: src,
-		Prefix: "labk", Out: &out, Cluster: true}
-	ctx := labtest.Context(t, 8*time.Minute)
-	var st *home.State
-	t.Cleanup(func() {
-		if st == nil {
-			return
-		}
-		if err := home.Down(context.Background(), o); err != nil {
-			t.Errorf("down: %v", err)
-		}
-	})
-
-	start := time.Now()
-	err = home.Up(ctx, o)
-	t.Logf("up took %v:\n%s", time.Since(start).Round(time.Millisecond), out.String())
-	st, _ = home.LoadState(o.StateDir)
-	if err != nil {
-		t.Fatalf("up --cluster: %v", err)
-	}
-	s, err := seed.Open(st.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &run{t: t, ctx: ctx, o: o, s: s, out: &out}
-	kubectl := func(args ...string) string {
-		t.Helper()
-		b, err := exec.CommandContext(ctx, bin, append([]string{"lab", "--state", o.StateDir, "kubectl"}, args...)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("kubectl %v: %v\n%s", args, err, b)
-		}
-		return string(b)
-	}
+	c := startCluster(t, "labk")
+	ctx, o, s, r, kubectl := c.ctx, c.o, c.s, c.r, c.kubectl
+	out := c.out
 
 	// Real pods on real nodes: the Pi-hole and bgplb's workloads are
 	// scheduled, run by the kubelets, and the Service got its address.
@@ -168,13 +120,87 @@ func TestCluster(t *testing.T) {
 	kubectl("scale", "deployment/pihole", "--replicas=1")
 
 	out.Reset()
-	if err := home.Down(context.Background(), o); err != nil {
-		t.Fatalf("down: %v\n%s", err, out.String())
-	}
-	gone := st
-	st = nil
+	gone := c.down()
 	checkGone(t, gone, o.StateDir)
 	checkNoCgroups(t, gone.ID)
+}
+
+// cluster is a real-cluster lab under test.
+type cluster struct {
+	ctx     context.Context
+	o       home.Options
+	s       *seed.Seed
+	r       *run
+	out     *bytes.Buffer
+	kubectl func(args ...string) string
+	st      *home.State
+}
+
+// startCluster brings up a real-cluster lab (removed at cleanup, also
+// when the test fails).
+func startCluster(t testing.TB, prefix string) *cluster {
+	labtest.Require(t)
+	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) {
+		labtest.Missing(t, "%v", err)
+	}
+	for _, tool := range []string{"containerd", "runc", "iptables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			labtest.Missing(t, "%s: %v (hack/install-deps.sh installs it)", tool, err)
+		}
+	}
+	src, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "bgplb")
+	if out, err := exec.Command("go", "build", "-o", bin, "github.com/bgplb/bgplb/cmd/bgplb").CombinedOutput(); err != nil {
+		t.Fatalf("building bgplb: %v\n%s", err, out)
+	}
+	c := &cluster{out: &bytes.Buffer{}}
+	c.o = home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), SourceDir: src,
+		Prefix: prefix, Out: c.out, Cluster: true}
+	c.ctx = labtest.Context(t, 8*time.Minute)
+	t.Cleanup(func() {
+		if c.st != nil {
+			if err := home.Down(context.Background(), c.o); err != nil {
+				t.Errorf("down: %v", err)
+			}
+		}
+	})
+	start := time.Now()
+	err = home.Up(c.ctx, c.o)
+	t.Logf("up took %v:\n%s", time.Since(start).Round(time.Millisecond), c.out.String())
+	c.st, _ = home.LoadState(c.o.StateDir)
+	if err != nil {
+		t.Fatalf("up --cluster: %v", err)
+	}
+	if c.s, err = seed.Open(c.st.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.r = &run{t: t, ctx: c.ctx, o: c.o, s: c.s, out: c.out}
+	c.kubectl = func(args ...string) string {
+		t.Helper()
+		b, err := exec.CommandContext(c.ctx, bin, append([]string{"lab", "--state", c.o.StateDir, "kubectl"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("kubectl %v: %v\n%s", args, err, b)
+		}
+		return string(b)
+	}
+	return c
+}
+
+// down removes the lab now and returns its last state.
+func (c *cluster) down() *home.State {
+	c.r.t.Helper()
+	st := c.st
+	if now, err := home.LoadState(c.o.StateDir); err == nil {
+		st = now // with the processes restarts started
+	}
+	if err := home.Down(context.Background(), c.o); err != nil {
+		c.r.t.Fatalf("down: %v\n%s", err, c.out.String())
+	}
+	c.st = nil
+	return st
 }
 
 // clusterService is a second Service for the Pi-hole, with ETP Cluster.
@@ -196,7 +222,7 @@ spec:
 `
 
 // readyPods counts the Pi-hole's ready pods on node.
-func readyPods(t *testing.T, kubectl func(...string) string, node string) int {
+func readyPods(t testing.TB, kubectl func(...string) string, node string) int {
 	t.Helper()
 	out := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=spec.nodeName="+node,
 		"-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}/{.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}`)
@@ -235,7 +261,7 @@ func (r *run) wantWeights(vip netip.Prefix, want func() map[netip.Addr]int) {
 
 // podNode is the node the Pi-hole pod runs on (not counting one that is
 // terminating).
-func podNode(t *testing.T, kubectl func(...string) string) string {
+func podNode(t testing.TB, kubectl func(...string) string) string {
 	t.Helper()
 	out := kubectl("get", "pods", "-l", "k8s-app=pi-hole", "--field-selector=status.phase=Running",
 		"-o", `jsonpath={range .items[*]}{.metadata.deletionTimestamp}/{.spec.nodeName}{"\n"}{end}`)
@@ -272,7 +298,7 @@ func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
 
 // checkNoCgroups fails the test for a cgroup of lab id left in any
 // hierarchy (the nodes' /bgplb-ID-NODE parents).
-func checkNoCgroups(t *testing.T, id string) {
+func checkNoCgroups(t testing.TB, id string) {
 	t.Helper()
 	hs, _ := os.ReadDir("/sys/fs/cgroup")
 	for _, h := range hs {

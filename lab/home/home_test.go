@@ -187,7 +187,7 @@ func TestUpDown(t *testing.T) {
 
 // run is one lab under test, and what its commands printed.
 type run struct {
-	t   *testing.T
+	t   testing.TB
 	ctx context.Context
 	o   home.Options
 	s   *seed.Seed
