@@ -55,7 +55,11 @@ func controlPlaneOptions(addr netip.Addr, dir string, cluster bool) controlplane
 	if cluster {
 		o.Controllers = true
 		o.ServiceCIDRs = seed.ServiceCIDRs()
-		o.ControllerManagerFlags = []string{"--node-monitor-grace-period=" + nodeGrace, "--node-monitor-period=1s"}
+		// The node controller taints an unreachable node for eviction at
+		// --node-eviction-rate nodes a second (default 0.1: the lab's one
+		// failed node waited 10 s for its turn).
+		o.ControllerManagerFlags = []string{"--node-monitor-grace-period=" + nodeGrace, "--node-monitor-period=1s",
+			"--node-eviction-rate=10"}
 	}
 	return o
 }
