@@ -119,11 +119,10 @@ func TestNode(t *testing.T) {
 	bin := kubeBinDir(t)
 	ctx := testContext(t, 5*time.Minute)
 	sysBefore := readSysctls(t)
-	ns := labtest.Netns(t, "kn")
 	nodeIP := netip.MustParseAddr("198.51.100.10")
-	if err := ns.AddLoopbackAddr(ctx, netip.PrefixFrom(nodeIP, 32)); err != nil {
-		t.Fatal(err)
-	}
+	l, _ := labtest.LAN(t, lab.HostSpec{Name: "node1", Addrs: []netip.Prefix{netip.PrefixFrom(nodeIP, 24)}}, gateway)
+	ns := l.Host("node1")
+	addDefaultRoute(ctx, t, ns)
 	s := controlPlane(ctx, t, bin)
 	o := testOptions(t, ns)
 	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP}
@@ -157,6 +156,10 @@ func TestNode(t *testing.T) {
 	waitHTTP(ctx, t, ns, netip.AddrPortFrom(clusterIP, 80), "web-")
 	t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", clusterIP, time.Since(began).Round(time.Millisecond))
 	checkSysctls(t, sysBefore, "while the node runs")
+	// The kubelet did write: into the node's private copy.
+	if b, err := os.ReadFile(sysctlFile(layout{o.Dir}.sysctlDir(), "kernel/panic")); err != nil || strings.TrimSpace(string(b)) != "10" {
+		t.Errorf("the node's kernel.panic is %q (%v), want the kubelet's 10", b, err)
+	}
 
 	st, err := readState(o.Dir)
 	if err != nil {
@@ -172,6 +175,18 @@ func TestNode(t *testing.T) {
 		t.Errorf("second Remove: %v", err)
 	}
 	checkSysctls(t, sysBefore, "after Remove")
+}
+
+// gateway is a LAN's router, the nodes' default gateway. A node needs a
+// route to the ClusterIPs, as on a real LAN, or its own connections to
+// them fail before kube-proxy's DNAT: "network is unreachable".
+var gateway = lab.HostSpec{Name: "gw", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}}
+
+func addDefaultRoute(ctx context.Context, t *testing.T, ns *lab.Netns) {
+	t.Helper()
+	if err := ns.IP(ctx, "route", "add", "default", "via", gateway.Addrs[0].Addr().String()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func createNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface) string {

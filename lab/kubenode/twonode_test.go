@@ -36,8 +36,9 @@ func TestTwoNodes(t *testing.T) {
 	for _, h := range hosts {
 		specs = append(specs, lab.HostSpec{Name: h.name, Addrs: []netip.Prefix{netip.PrefixFrom(h.ip, 24)}})
 	}
-	l, _ := labtest.LAN(t, specs...)
+	l, _ := labtest.LAN(t, append(specs, gateway)...)
 	for i, h := range hosts {
+		addDefaultRoute(ctx, t, l.Host(h.name))
 		other := hosts[1-i]
 		if err := l.Host(h.name).AddRoute(ctx, other.pods, other.ip); err != nil {
 			t.Fatal(err)
