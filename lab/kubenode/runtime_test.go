@@ -34,16 +34,23 @@ func testOptions(t *testing.T, ns *lab.Netns) Options {
 	}
 }
 
-// The runtime half of a node: containerd runs in the node's own mount
-// namespace with the pause image imported, nothing of it shows in the
-// machine's namespace, and Remove leaves nothing.
-func TestRuntime(t *testing.T) {
+// runtimeSetup prepares a runtime-only test: a namespace, a node's
+// options in it, and how things look before the node starts.
+func runtimeSetup(t *testing.T) (context.Context, *lab.Netns, Options, snapshot) {
+	t.Helper()
 	labtest.Require(t)
 	labtest.RequireBinaries(t, runtimeBins...)
 	ctx := testContext(t, 2*time.Minute)
 	ns := labtest.Netns(t, "kn")
 	o := testOptions(t, ns)
-	before := takeSnapshot(t, ns)
+	return ctx, ns, o, takeSnapshot(t, ns)
+}
+
+// The runtime half of a node: containerd runs in the node's own mount
+// namespace with the pause image imported, nothing of it shows in the
+// machine's namespace, and Remove leaves nothing.
+func TestRuntime(t *testing.T) {
+	ctx, ns, o, before := runtimeSetup(t)
 	n, err := newNode(o)
 	if err != nil {
 		t.Fatal(err)
@@ -68,8 +75,10 @@ func TestRuntime(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(o.Dir, "run", "containerd", "containerd.sock")); err != nil {
 		t.Errorf("containerd's socket is not below Dir: %v", err)
 	}
-	if _, err := os.Stat("/run/containerd/containerd.sock"); err == nil && !before.runContainerd {
-		t.Error("/run/containerd/containerd.sock appeared in the machine's namespace")
+	for _, p := range before.absent {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s appeared in the machine's namespace", p)
+		}
 	}
 	if m := newMounts(t, before, o.Dir); len(m) > 0 {
 		t.Errorf("mounts appeared in the machine's namespace:\n%s", strings.Join(m, "\n"))
@@ -92,12 +101,7 @@ func TestRuntime(t *testing.T) {
 // A process starts the runtime and a container, then dies by SIGKILL;
 // Remove, from the directory alone, leaves nothing.
 func TestRemoveAfterCrash(t *testing.T) {
-	labtest.Require(t)
-	labtest.RequireBinaries(t, runtimeBins...)
-	ctx := testContext(t, 2*time.Minute)
-	ns := labtest.Netns(t, "kn")
-	o := testOptions(t, ns)
-	before := takeSnapshot(t, ns)
+	ctx, ns, o, before := runtimeSetup(t)
 	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
 	startInOtherProcess(t, o, crashEnv+"=1")
 	st, err := readState(o.Dir)

@@ -47,8 +47,10 @@ func TestTwoNodes(t *testing.T) {
 	s := controlPlane(ctx, t, bin)
 	root := t.TempDir()
 	nodes := make([]*Node, len(hosts))
+	befores := make([]snapshot, len(hosts))
 	for i, h := range hosts {
 		ns := l.Host(h.name)
+		befores[i] = takeSnapshot(t, ns)
 		o := testOptions(t, ns)
 		o.Name, o.Dir, o.BinDir = h.name, filepath.Join(root, h.name), bin
 		o.NodeIPs, o.PodCIDRs = []netip.Addr{h.ip}, []netip.Prefix{h.pods}
@@ -87,6 +89,19 @@ func TestTwoNodes(t *testing.T) {
 	}
 	clusterIP := createService(ctx, t, c, kns, "web1")
 	waitHTTP(ctx, t, l.Host("node2"), netip.AddrPortFrom(clusterIP, 80), "web1")
+
+	for i, n := range nodes {
+		st, err := readState(n.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		if err := n.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("figures: %s stopped in %v", n.Name, time.Since(began).Round(time.Millisecond))
+		checkClean(t, l.Host(n.Name), befores[i], st, n.Dir)
+	}
 }
 
 // pinnedPod runs the HTTP server as a pod bound to node and returns its IP.
