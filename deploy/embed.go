@@ -1,5 +1,5 @@
-// Package deploy carries the example objects (deploy/examples) inside the
-// binary, for `bgplb lab up`.
+// Package deploy carries the example objects (deploy/examples) and the
+// install bundle (bgplb.yaml) inside the binary, for `bgplb lab up`.
 package deploy
 
 import "embed"
@@ -8,3 +8,9 @@ import "embed"
 //
 //go:embed examples/*.yaml
 var Examples embed.FS
+
+// Bundle is bgplb.yaml: what `bgplb lab up` installs into its real
+// cluster, as a user installs it into theirs.
+//
+//go:embed bgplb.yaml
+var Bundle []byte

@@ -8,8 +8,10 @@ set -euo pipefail
 # runc: the image test runs the built image as an OCI bundle (internal/image).
 # podman, containerd (ctr), docker.io: the image's tarballs are loaded and run
 # by each engine, every daemon private to the test (internal/image).
+# containernetworking-plugins, iptables, conntrack: the lab's nodes run
+# containerd, a kubelet and kube-proxy (lab/kubenode).
 PACKAGES=(iproute2 gobgpd bird2 frr exabgp iputils-ping dnsutils tcpdump runc
-	podman containerd docker.io)
+	podman containerd docker.io containernetworking-plugins iptables conntrack)
 # Daemons those packages may start on install, and the systemd units behind
 # them (UNIT=PACKAGE when the unit is not named after its package).
 DAEMONS=(bird gobgpd exabgp watchfrr zebra bgpd staticd mgmtd containerd dockerd)

@@ -144,7 +144,7 @@ func newLabPlayCmds(out func(*cobra.Command) home.Options) []*cobra.Command {
 // newLabControlPlaneCmd is the detached process that owns the lab's etcd
 // and kube-apiserver (they die with the process that starts them).
 func newLabControlPlaneCmd() *cobra.Command {
-	var state, id, crds string
+	var cp home.ControlPlaneOptions
 	cmd := &cobra.Command{
 		Use:    "control-plane",
 		Hidden: true,
@@ -152,12 +152,13 @@ func newLabControlPlaneCmd() *cobra.Command {
 		RunE: func(c *cobra.Command, _ []string) error {
 			ctx, stop := signal.NotifyContext(c.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			return home.RunControlPlane(ctx, state, id, crds)
+			return home.RunControlPlane(ctx, cp)
 		},
 	}
-	cmd.Flags().StringVar(&state, "dir", "", "state directory")
-	cmd.Flags().StringVar(&id, "id", "", "lab ID")
-	cmd.Flags().StringVar(&crds, "crds", "", "CRD directory")
+	cmd.Flags().StringVar(&cp.StateDir, "dir", "", "state directory")
+	cmd.Flags().StringVar(&cp.ID, "id", "", "lab ID")
+	cmd.Flags().StringVar(&cp.CRDDir, "crds", "", "CRD directory")
+	cmd.Flags().BoolVar(&cp.Cluster, "cluster", false, "also run the controller manager and scheduler, for kubelets")
 	return cmd
 }
 

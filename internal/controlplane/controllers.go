@@ -49,7 +49,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 	if err := s.writeControllerFiles(f); err != nil {
 		return err
 	}
-	if err := s.startProcess(controllerManagerBin, kcmDir, controllerManagerArgs(f)); err != nil {
+	if err := s.startProcess(controllerManagerBin, kcmDir, append(controllerManagerArgs(f), s.opts.ControllerManagerFlags...)); err != nil {
 		return err
 	}
 	if err := s.startProcess(schedulerBin, schedDir, schedulerArgs(f.schedulerKubeconfig)); err != nil {

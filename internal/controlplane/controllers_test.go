@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/bgplb/bgplb/lab/labtest"
 )
@@ -36,6 +40,7 @@ func TestControllers(t *testing.T) {
 	c := s.Client
 
 	t.Run("namespace finalizes", func(t *testing.T) { testNamespaceFinalizes(ctx, t, s) })
+	t.Run("node identities", func(t *testing.T) { testNodeIdentities(ctx, t, s) })
 
 	ns := createNamespace(ctx, t, c)
 	labels := map[string]string{"app": "ctl"}
@@ -66,6 +71,24 @@ func TestControllers(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// ServiceAccount admission projects the token kube-api-access-*.
+	wait(ctx, t, s, "Pods with their ServiceAccount's token projected", func(ctx context.Context) error {
+		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return err
+		}
+		if len(l.Items) == 0 {
+			return errors.New("no Pods yet")
+		}
+		for _, p := range l.Items {
+			if p.Spec.ServiceAccountName != "default" || !slices.ContainsFunc(p.Spec.Volumes, func(v corev1.Volume) bool {
+				return strings.HasPrefix(v.Name, "kube-api-access-") && v.Projected != nil
+			}) {
+				return fmt.Errorf("pod %s: ServiceAccount %q, volumes %v", p.Name, p.Spec.ServiceAccountName, p.Spec.Volumes)
+			}
+		}
+		return nil
+	})
 	wait(ctx, t, s, "a ReplicaSet owned by the Deployment", func(ctx context.Context) error {
 		return ownedCount(ctx, c, ns, dep.UID, 1)
 	})
@@ -101,6 +124,56 @@ func TestControllers(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// testNodeIdentities checks what kubelets and kube-proxy will meet: a
+// kubelet registers its own Node, the Node authorizer and NodeRestriction
+// keep it off another's, and kube-proxy's identity reads Services.
+func testNodeIdentities(ctx context.Context, t *testing.T, s *Server) {
+	kubelet := func(name string) kubernetes.Interface {
+		path, err := s.NodeKubeconfig(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return clientFrom(t, path)
+	}
+	a, b := kubelet("ida"), kubelet("idb")
+	for name, c := range map[string]kubernetes.Interface{"ida": a, "idb": b} {
+		if _, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			t.Fatalf("kubelet %s registering its Node: %v", name, err)
+		}
+		t.Cleanup(func() { _ = s.Client.CoreV1().Nodes().Delete(context.Background(), name, metav1.DeleteOptions{}) })
+	}
+	patch := []byte(`{"metadata":{"labels":{"x":"y"}}}`)
+	if _, err := a.CoreV1().Nodes().Patch(ctx, "ida", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Errorf("kubelet ida labelling its own Node: %v", err)
+	}
+	if _, err := a.CoreV1().Nodes().Patch(ctx, "idb", types.MergePatchType, patch, metav1.PatchOptions{}); !apierrors.IsForbidden(err) {
+		t.Errorf("kubelet ida labelling idb's Node: got %v, want Forbidden", err)
+	}
+	path, err := s.ProxyKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := clientFrom(t, path).DiscoveryV1().EndpointSlices("").List(ctx, metav1.ListOptions{}); err != nil {
+		t.Errorf("kube-proxy listing EndpointSlices: %v", err)
+	}
+	if st, err := os.Stat(s.CACertFile()); err != nil || st.Size() == 0 {
+		t.Errorf("CA certificate %s: %v", s.CACertFile(), err)
+	}
+}
+
+func clientFrom(t *testing.T, kubeconfig string) kubernetes.Interface {
+	t.Helper()
+	cfg, err := clientcmd.BuildConfigFromFlags("", kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // testNamespaceFinalizes deletes a namespace holding a ConfigMap: only the

@@ -42,6 +42,11 @@ type Options struct {
 	// manager to act. Off, the API server stores objects and nothing acts
 	// on them, which is all most tests need and starts faster.
 	Controllers bool
+	// ControllerManagerFlags are appended to kube-controller-manager's
+	// flags (with Controllers), as APIServerFlags are to the API server's:
+	// the lab shortens --node-monitor-grace-period so that a cut-off node
+	// goes NotReady in seconds.
+	ControllerManagerFlags []string
 	// Dir is where the environment's temporary directory is made; empty
 	// means os.TempDir().
 	Dir string
@@ -169,6 +174,9 @@ type apiServerFiles struct {
 	dir                       string
 	caCert, servingCert, key  string
 	saSigningKey, saPublicKey string
+	// kubeletCert and kubeletKey are the server's client certificate
+	// towards kubelets (logs, exec), written only with Controllers.
+	kubeletCert, kubeletKey string
 }
 
 func newAPIServerFiles(dir string) apiServerFiles {
@@ -179,20 +187,37 @@ func newAPIServerFiles(dir string) apiServerFiles {
 		key:          filepath.Join(dir, "serving.key"),
 		saSigningKey: filepath.Join(dir, "sa.key"),
 		saPublicKey:  filepath.Join(dir, "sa.pub"),
+		kubeletCert:  filepath.Join(dir, "kubelet-client.crt"),
+		kubeletKey:   filepath.Join(dir, "kubelet-client.key"),
 	}
 }
 
 // apiServerArgs are kube-apiserver's flags. Choices that are not defaults:
-//   - --endpoint-reconciler-type=none: the default "lease" reconciler
-//     refuses loopback as an endpoint of the `kubernetes` Service and logs
-//     errors forever; nothing here needs that Endpoints object.
 //   - --advertise-address given: otherwise the server picks the host's
 //     default-route address, which may not exist in a bare CI container.
 //   - RBAC authorization, with our admin in system:masters, so that tests
 //     can check a component's ClusterRole with Server.UserConfig.
+//
+// Without Controllers the server only stores objects:
+//   - --endpoint-reconciler-type=none: nothing in the environment reaches
+//     the `kubernetes` Service, and the default "lease" reconciler refuses
+//     loopback as its endpoint and logs errors forever.
 //   - ServiceAccount admission off: no controller-manager creates each
 //     namespace's "default" ServiceAccount, and the plugin would refuse
 //     every Pod without it.
+//
+// With Controllers it is a cluster that kubelets join, configured as
+// kubeadm configures one:
+//   - the Node authorizer before RBAC, and NodeRestriction admission: a
+//     kubelet (system:node:NAME in system:nodes) may change only its own
+//     Node and the Pods bound to it;
+//   - ServiceAccount admission on: Pods get their ServiceAccount's token
+//     projected, and in-cluster clients (bgplb's own pods) authenticate
+//     with it;
+//   - the lease endpoint reconciler, so that the `kubernetes` Service
+//     leads pods to the advertised address (unless that is loopback,
+//     which the reconciler refuses and no pod could reach);
+//   - a client certificate towards kubelets, for logs and exec.
 func apiServerArgs(o Options, f apiServerFiles, port uint16, etcdURL string) []string {
 	cidrs := make([]string, len(o.ServiceCIDRs))
 	for i, p := range o.ServiceCIDRs {
@@ -211,11 +236,26 @@ func apiServerArgs(o Options, f apiServerFiles, port uint16, etcdURL string) []s
 		"--service-account-signing-key-file=" + f.saSigningKey,
 		"--service-account-key-file=" + f.saPublicKey,
 		"--service-cluster-ip-range=" + strings.Join(cidrs, ","),
-		"--endpoint-reconciler-type=none",
-		"--authorization-mode=RBAC",
-		"--disable-admission-plugins=ServiceAccount",
-		"--allow-privileged=true",
-		"--profiling=false",
 	}
+	if o.Controllers {
+		reconciler := "lease"
+		if o.AdvertiseAddress.IsLoopback() {
+			reconciler = "none"
+		}
+		args = append(args,
+			"--endpoint-reconciler-type="+reconciler,
+			"--authorization-mode=Node,RBAC",
+			"--enable-admission-plugins=NodeRestriction",
+			"--kubelet-client-certificate="+f.kubeletCert,
+			"--kubelet-client-key="+f.kubeletKey,
+		)
+	} else {
+		args = append(args,
+			"--endpoint-reconciler-type=none",
+			"--authorization-mode=RBAC",
+			"--disable-admission-plugins=ServiceAccount",
+		)
+	}
+	args = append(args, "--allow-privileged=true", "--profiling=false")
 	return append(args, o.APIServerFlags...)
 }

@@ -231,10 +231,20 @@ func (s *Server) writePKI(f apiServerFiles) (keyPair, error) {
 	if err != nil {
 		return keyPair{}, err
 	}
-	for path, data := range map[string][]byte{
+	files := map[string][]byte{
 		f.caCert: ca.certPEM, f.servingCert: serving.certPEM, f.key: serving.keyPEM,
 		f.saSigningKey: saKey, f.saPublicKey: saPub,
-	} {
+	}
+	if s.opts.Controllers {
+		// kubeadm's apiserver-kubelet-client: the kubelet authorizes it by
+		// its group.
+		kc, err := ca.issue(certSpec{commonName: "kube-apiserver-kubelet-client", organization: []string{"system:masters"}, usage: x509.ExtKeyUsageClientAuth}, now)
+		if err != nil {
+			return keyPair{}, err
+		}
+		files[f.kubeletCert], files[f.kubeletKey] = kc.certPEM, kc.keyPEM
+	}
+	for path, data := range files {
 		if err := os.WriteFile(path, data, 0o600); err != nil {
 			return keyPair{}, fmt.Errorf("controlplane: %w", err)
 		}
@@ -381,6 +391,25 @@ func (s *Server) UserKubeconfig(user string, groups ...string) (string, error) {
 	}
 	path := filepath.Join(s.Dir, "kubeconfig-"+strings.NewReplacer("/", "_", ":", "_").Replace(user))
 	return path, writeKubeconfig(path, c)
+}
+
+// NodeKubeconfig writes a kubeconfig for the kubelet of node name: the
+// identity the Node authorizer and NodeRestriction expect
+// (system:node:NAME in system:nodes).
+func (s *Server) NodeKubeconfig(name string) (string, error) {
+	return s.UserKubeconfig("system:node:"+name, "system:nodes")
+}
+
+// ProxyKubeconfig writes a kubeconfig for kube-proxy: the user the
+// built-in system:node-proxier binding names.
+func (s *Server) ProxyKubeconfig() (string, error) {
+	return s.UserKubeconfig("system:kube-proxy")
+}
+
+// CACertFile is the cluster CA's certificate: what kubelets trust for the
+// API server and use to verify client certificates of their own.
+func (s *Server) CACertFile() string {
+	return newAPIServerFiles(filepath.Join(s.Dir, apiServerBin)).caCert
 }
 
 func writeKubeconfig(path string, c *rest.Config) error {

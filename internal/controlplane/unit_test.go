@@ -192,6 +192,45 @@ func TestAPIServerArgs(t *testing.T) {
 	}
 }
 
+// With Controllers the server is a cluster kubelets can join; without, it
+// stores objects and refuses nothing for want of a controller.
+func TestAPIServerArgsControllers(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		o           Options
+		want, avoid []string
+	}{
+		{"store only", Options{},
+			[]string{"--endpoint-reconciler-type=none", "--authorization-mode=RBAC", "--disable-admission-plugins=ServiceAccount"},
+			[]string{"--enable-admission-plugins=NodeRestriction", "--kubelet-client-certificate=/d/kubelet-client.crt"}},
+		{"cluster on an API link", Options{Controllers: true, BindAddress: netip.MustParseAddr("198.51.100.65")},
+			[]string{"--endpoint-reconciler-type=lease", "--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction",
+				"--kubelet-client-certificate=/d/kubelet-client.crt", "--kubelet-client-key=/d/kubelet-client.key"},
+			[]string{"--disable-admission-plugins=ServiceAccount", "--endpoint-reconciler-type=none"}},
+		{"cluster on loopback", Options{Controllers: true},
+			[]string{"--endpoint-reconciler-type=none", "--authorization-mode=Node,RBAC"},
+			[]string{"--endpoint-reconciler-type=lease", "--disable-admission-plugins=ServiceAccount"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o, err := withDefaults(tc.o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			args := apiServerArgs(o, newAPIServerFiles("/d"), 6443, "http://127.0.0.1:2379")
+			for _, w := range tc.want {
+				if !slices.Contains(args, w) {
+					t.Errorf("missing %s in %v", w, args)
+				}
+			}
+			for _, a := range tc.avoid {
+				if slices.Contains(args, a) {
+					t.Errorf("unexpected %s in %v", a, args)
+				}
+			}
+		})
+	}
+}
+
 func TestEtcdArgs(t *testing.T) {
 	args := etcdArgs("/e", netip.MustParseAddrPort("127.0.0.1:1"), netip.MustParseAddrPort("127.0.0.1:2"))
 	for _, want := range []string{

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/bgplb/bgplb/config"
 	"github.com/bgplb/bgplb/deploy"
@@ -33,15 +34,56 @@ func sourceDir(o Options) (string, error) {
 	if err := os.CopyFS(filepath.Join(dir, "deploy"), deploy.Examples); err != nil {
 		return "", fmt.Errorf("writing the built-in examples: %w", err)
 	}
+	if err := os.WriteFile(filepath.Join(dir, "deploy", bundleFile), deploy.Bundle, 0o644); err != nil {
+		return "", fmt.Errorf("writing the built-in install bundle: %w", err)
+	}
 	return dir, checkSourceDir(dir)
 }
 
 func checkSourceDir(dir string) error {
 	var errs []error
-	for _, p := range []string{"deploy/examples/pihole.yaml", "config/crd/bases", "config/rbac/speaker/role.yaml"} {
+	for _, p := range []string{"deploy/examples/pihole.yaml", "config/crd/bases", "config/rbac/speaker/role.yaml", "deploy/" + bundleFile} {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// bundleFile is the install bundle, under deploy/.
+const bundleFile = "bgplb.yaml"
+
+// bundleImage is the image the bundle names; `make image` builds it under
+// a versioned tag, which a user substitutes (docs/install.md).
+const bundleImage = "bgplb:VERSION"
+
+// withImage returns the bundle with its image replaced by ref, never
+// pulled: the lab's nodes hold the images imported into their containerd
+// and reach no registry. Every container line must match, or the lab would
+// install something other than what users install.
+func withImage(bundle []byte, ref string) ([]byte, error) {
+	lines := strings.SplitAfter(string(bundle), "\n")
+	var out strings.Builder
+	n := 0
+	for _, l := range lines {
+		body := strings.TrimRight(l, "\n")
+		trimmed := strings.TrimLeft(body, " ")
+		if strings.HasPrefix(trimmed, "image:") {
+			if strings.TrimSpace(strings.TrimPrefix(trimmed, "image:")) != bundleImage {
+				return nil, fmt.Errorf("install bundle: unexpected %q (want image: %s)", trimmed, bundleImage)
+			}
+			indent := body[:len(body)-len(trimmed)]
+			fmt.Fprintf(&out, "%simage: %s\n%simagePullPolicy: Never\n", indent, ref, indent)
+			n++
+			continue
+		}
+		if strings.HasPrefix(trimmed, "imagePullPolicy:") {
+			return nil, fmt.Errorf("install bundle: it sets %q already", trimmed)
+		}
+		out.WriteString(l)
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("install bundle: no image: %s", bundleImage)
+	}
+	return []byte(out.String()), nil
 }

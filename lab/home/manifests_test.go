@@ -5,6 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/bgplb/bgplb/deploy"
+	"github.com/bgplb/bgplb/internal/podspec"
 )
 
 // The lab applies the manifests built into the binary; they must be the
@@ -57,5 +62,40 @@ func TestSourceDirFlag(t *testing.T) {
 	dir, err := sourceDir(Options{SourceDir: tree, StateDir: t.TempDir()})
 	if err != nil || dir != tree {
 		t.Fatalf("--source %s: %q, %v", tree, dir, err)
+	}
+}
+
+func TestWithImage(t *testing.T) {
+	got, err := withImage(deploy.Bundle, "docker.io/library/bgplb:v0-lab")
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := podspec.Decode(got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, err := podspec.Workloads(objs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var containers int
+	for role, wl := range w {
+		for _, c := range wl.Pod.Spec.Containers {
+			containers++
+			if c.Image != "docker.io/library/bgplb:v0-lab" || c.ImagePullPolicy != corev1.PullNever {
+				t.Errorf("%s/%s: image %q pull %q", role, c.Name, c.Image, c.ImagePullPolicy)
+			}
+		}
+	}
+	if containers != 2 {
+		t.Errorf("%d containers, want the controller's and the speaker's", containers)
+	}
+	if strings.Count(string(got), "imagePullPolicy") != containers {
+		t.Errorf("imagePullPolicy lines beyond the containers'")
+	}
+	for _, bad := range []string{"image: other:1\n", "imagePullPolicy: Always\nimage: bgplb:VERSION\n", "kind: ConfigMap\n"} {
+		if _, err := withImage([]byte(bad), "x"); err == nil {
+			t.Errorf("withImage(%q) accepted", bad)
+		}
 	}
 }

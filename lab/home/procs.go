@@ -26,31 +26,63 @@ type controlPlaneInfo struct {
 	Kubeconfig        string `json:"kubeconfig"`
 	SpeakerKubeconfig string `json:"speakerKubeconfig"`
 	APIServer         string `json:"apiServer"`
+	// With a real cluster: each kubelet's kubeconfig by node, kube-proxy's,
+	// and the cluster CA.
+	NodeKubeconfigs map[string]string `json:"nodeKubeconfigs,omitempty"`
+	ProxyKubeconfig string            `json:"proxyKubeconfig,omitempty"`
+	CACert          string            `json:"caCert,omitempty"`
 }
 
 const controlPlaneReady = "control-plane.json"
 
+// ControlPlaneOptions are `bgplb lab control-plane`'s flags.
+type ControlPlaneOptions struct {
+	StateDir, ID, CRDDir string
+	// Cluster also runs the controller manager and scheduler, for kubelets
+	// to join, and writes their credentials.
+	Cluster bool
+}
+
+// nodeGrace is how long a node may miss its heartbeat before the node
+// controller calls it NotReady. The default 50 s would hide the story's
+// failover behind a wait; the kubelets renew their Lease every second
+// (lab/kubenode) so that 5 s is still four missed renewals.
+const nodeGrace = "5s"
+
+// controlPlaneOptions are the control plane of a lab with its API on addr.
+func controlPlaneOptions(addr netip.Addr, dir string, cluster bool) controlplane.Options {
+	o := controlplane.Options{BindAddress: addr, Dir: dir}
+	if cluster {
+		o.Controllers = true
+		o.ServiceCIDRs = seed.ServiceCIDRs()
+		o.ControllerManagerFlags = []string{"--node-monitor-grace-period=" + nodeGrace, "--node-monitor-period=1s"}
+	}
+	return o
+}
+
 // RunControlPlane is `bgplb lab control-plane`, run detached by Up in the
-// root namespace: etcd and kube-apiserver on the lab's API link, the CRDs
-// of crdDir installed, an admin kubeconfig and the speaker's written to
-// stateDir, and then it waits for ctx (SIGTERM) to stop them, or ends
-// with an error when one of them dies. Both children are killed if this
-// process dies, so they never outlive it.
-func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
-	s, err := seed.Open(id)
+// root namespace: etcd and kube-apiserver on the lab's API link (and with
+// Cluster the controller manager and scheduler), the CRDs of CRDDir
+// installed, an admin kubeconfig and the speaker's written to StateDir,
+// and then it waits for ctx (SIGTERM) to stop them, or ends with an error
+// when one of them dies. The children are killed if this process dies, so
+// they never outlive it.
+func RunControlPlane(ctx context.Context, o ControlPlaneOptions) error {
+	stateDir := o.StateDir
+	s, err := seed.Open(o.ID)
 	if err != nil {
 		return err
 	}
 	addr := s.APIServerAddr()
 	if !addr.IsValid() {
-		return fmt.Errorf("lab %s has no API link", id)
+		return fmt.Errorf("lab %s has no API link", o.ID)
 	}
-	env, err := controlplane.Run(ctx, controlplane.Options{BindAddress: addr, Dir: stateDir})
+	env, err := controlplane.Run(ctx, controlPlaneOptions(addr, stateDir, o.Cluster))
 	if err != nil {
 		return err
 	}
 	defer env.Stop()
-	if err := env.InstallCRDs(ctx, crdDir); err != nil {
+	if err := env.InstallCRDs(ctx, o.CRDDir); err != nil {
 		return err
 	}
 	speaker, err := env.UserKubeconfig(SpeakerUser)
@@ -71,6 +103,11 @@ func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
 			return err
 		}
 	}
+	if o.Cluster {
+		if err := clusterCredentials(env, s.Nodes(), &info); err != nil {
+			return err
+		}
+	}
 	b, _ := json.Marshal(info)
 	tmp := filepath.Join(stateDir, controlPlaneReady+".tmp")
 	if err := os.WriteFile(tmp, b, 0o600); err != nil {
@@ -86,6 +123,25 @@ func RunControlPlane(ctx context.Context, stateDir, id, crdDir string) error {
 	case <-env.Done():
 		return errors.Join(env.Err(), env.Stop())
 	}
+}
+
+// clusterCredentials writes the kubelets' and kube-proxy's kubeconfigs
+// into the control plane's directory and records them, with the CA.
+func clusterCredentials(env *controlplane.Server, nodes []string, info *controlPlaneInfo) error {
+	info.NodeKubeconfigs = map[string]string{}
+	for _, n := range nodes {
+		p, err := env.NodeKubeconfig(n)
+		if err != nil {
+			return err
+		}
+		info.NodeKubeconfigs[n] = p
+	}
+	p, err := env.ProxyKubeconfig()
+	if err != nil {
+		return err
+	}
+	info.ProxyKubeconfig, info.CACert = p, env.CACertFile()
+	return nil
 }
 
 // RunDNSResponder is `bgplb lab dns-responder`, run detached inside a

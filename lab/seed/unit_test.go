@@ -2,6 +2,7 @@ package seed
 
 import (
 	"net/netip"
+	"reflect"
 	"slices"
 	"testing"
 )
@@ -62,5 +63,27 @@ func TestHostTable(t *testing.T) {
 	}
 	if len(rootIfname("seab12cd34x")) > 15 {
 		t.Error("the longest ID makes a root interface name over 15 characters")
+	}
+}
+
+func TestPodPlan(t *testing.T) {
+	s := &Seed{opts: Options{Routers: 1}}
+	for node, want := range map[string]string{Node1: "198.18.1.0/24", Node2: "198.18.2.0/24", Client: "invalid Prefix"} {
+		if got := s.PodCIDR(node).String(); got != want {
+			t.Errorf("PodCIDR(%s) = %s, want %s", node, got, want)
+		}
+	}
+	for _, p := range []netip.Prefix{s.PodCIDR(Node1), s.PodCIDR(Node2)} {
+		if !ClusterCIDR.Contains(p.Addr()) || slices.ContainsFunc(ServiceCIDRs(), func(c netip.Prefix) bool { return c.Overlaps(p) }) {
+			t.Errorf("%s: outside the cluster range or inside a Service range", p)
+		}
+	}
+	got := podRoutes(s.Nodes(), s.PodCIDR, s.NodeAddr)
+	want := map[string][][]string{
+		Node1: {{"route", "replace", "198.18.2.0/24", "via", "198.51.100.12"}},
+		Node2: {{"route", "replace", "198.18.1.0/24", "via", "198.51.100.11"}},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("podRoutes = %v, want %v", got, want)
 	}
 }
