@@ -315,7 +315,7 @@ func (n *Node) holderPID() (int, error) {
 }
 
 func (n *Node) startContainerd(ctx context.Context) error {
-	ns, err := lab.OpenNetns(n.opts.Netns)
+	ns, err := netnsNamed(n.opts.Netns)
 	if err != nil {
 		return err
 	}
@@ -351,7 +351,7 @@ func (n *Node) startKubelet(ctx context.Context) error {
 		return err
 	}
 	// Up once its healthz port listens inside the namespace.
-	ns, err := lab.OpenNetns(o.Netns)
+	ns, err := netnsNamed(o.Netns)
 	if err != nil {
 		return err
 	}
@@ -487,6 +487,26 @@ func (n *Node) LogPath(role string) string { return n.layout.logFile(role) }
 // Stop removes the node (see Remove) and waits for its processes.
 func (n *Node) Stop(ctx context.Context) error {
 	err := Remove(ctx, n.Dir)
-	n.reapers.Wait()
-	return err
+	reaped := make(chan struct{})
+	go func() {
+		n.reapers.Wait()
+		close(reaped)
+	}()
+	select {
+	case <-reaped:
+		return err
+	case <-ctx.Done():
+		// Only a process stuck in the kernel outlives SIGKILL; Remove said so.
+		return errors.Join(err, fmt.Errorf("kubenode: node %s: daemons not reaped: %w", n.Name, ctx.Err()))
+	}
+}
+
+// netnsNamed is the existing namespace name, without the scratch
+// directory lab.OpenNetns would make for it: the node is a guest there.
+func netnsNamed(name string) (*lab.Netns, error) {
+	ns := &lab.Netns{Name: name}
+	if _, err := os.Stat(ns.Path()); err != nil {
+		return nil, fmt.Errorf("kubenode: network namespace %s: %w", name, err)
+	}
+	return ns, nil
 }

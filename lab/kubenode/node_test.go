@@ -59,11 +59,12 @@ func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.S
 	return s
 }
 
-// nodeCredentials writes, below dir, the cluster CA and a kubeconfig of
-// system:node:NAME for the API server as reached from the node's namespace
-// (a forwarder there). Until the control plane runs the Node authorizer,
-// the identity is also in system:masters.
-func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, dir string) (kubeconfig, ca string) {
+// nodeCredentials writes, below dir, kubeconfigs of system:node:NAME (for
+// the kubelet) and system:kube-proxy for the API server as reached from
+// the node's namespace (a forwarder there), and returns them with the
+// cluster CA's file. The control plane authorizes them as a kubeadm
+// cluster does: the Node authorizer, NodeRestriction, system:node-proxier.
+func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, dir string) (kubelet, proxy, ca string) {
 	t.Helper()
 	fwd, err := lab.Forward(ns, "127.0.0.1:0", nil, s.Addr.String())
 	if err != nil {
@@ -73,26 +74,33 @@ func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ca = filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(ca, s.Config.CAData, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path, err := s.UserKubeconfig("system:node:"+name, "system:nodes", "system:masters")
+	kubelet, err = s.NodeKubeconfig(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	proxy, err = s.ProxyKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "https://" + fwd.Addr().String()
+	return viaServer(t, kubelet, server, dir), viaServer(t, proxy, server, dir), s.CACertFile()
+}
+
+// viaServer copies a kubeconfig into dir with its server replaced.
+func viaServer(t *testing.T, path, server, dir string) string {
+	t.Helper()
 	kc, err := clientcmd.LoadFromFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range kc.Clusters {
-		c.Server = "https://" + fwd.Addr().String()
+		c.Server = server
 	}
-	kubeconfig = filepath.Join(dir, "kubeconfig-"+name)
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := clientcmd.WriteToFile(*kc, out); err != nil {
 		t.Fatal(err)
 	}
-	return kubeconfig, ca
+	return out
 }
 
 // dumpLogsOnFailure prints the end of the node's logs if the test failed;
@@ -127,7 +135,7 @@ func TestNode(t *testing.T) {
 	o := testOptions(t, ns)
 	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP}
 	o.Labels = map[string]string{"bgplb.io/lab-node": "node1"}
-	o.Kubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
+	o.Kubeconfig, o.ProxyKubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
 	before := takeSnapshot(t, ns)
 	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
 	dumpLogsOnFailure(t, o.Dir)
@@ -141,6 +149,11 @@ func TestNode(t *testing.T) {
 	t.Logf("figures: node started in %v, Ready %v after the start began", started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
 	c := s.Client
+	if node, err := c.CoreV1().Nodes().Get(ctx, o.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if node.Labels["bgplb.io/lab-node"] != "node1" {
+		t.Errorf("node labels %v lack Options.Labels", node.Labels)
+	}
 	kns := createNamespace(ctx, t, c)
 	podIP := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
 	if !o.PodCIDRs[0].Contains(podIP) {

@@ -146,7 +146,7 @@ func zombie(pid int) bool {
 // mount namespace by a moment), the bridge, and the KUBE-* and CNI-*
 // iptables chains with the rules that jump to them.
 func cleanNetwork(ctx context.Context, st state) error {
-	ns, err := lab.OpenNetns(st.Netns)
+	ns, err := netnsNamed(st.Netns)
 	if err != nil {
 		return nil // the namespace is gone, and everything in it
 	}

@@ -54,7 +54,7 @@ func TestTwoNodes(t *testing.T) {
 		o := testOptions(t, ns)
 		o.Name, o.Dir, o.BinDir = h.name, filepath.Join(root, h.name), bin
 		o.NodeIPs, o.PodCIDRs = []netip.Addr{h.ip}, []netip.Prefix{h.pods}
-		o.Kubeconfig, o.CACert = nodeCredentials(t, s, ns, h.name, filepath.Join(root, "creds-"+h.name))
+		o.Kubeconfig, o.ProxyKubeconfig, o.CACert = nodeCredentials(t, s, ns, h.name, filepath.Join(root, "creds-"+h.name))
 		began := time.Now()
 		n, err := Start(ctx, o)
 		if err != nil {
