@@ -27,7 +27,8 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
-// testServiceCIDR is the lab's ClusterIP range (of 198.18.0.0/15).
+// testServiceCIDR is the lab's IPv4 ClusterIP range (of 198.18.0.0/15);
+// the IPv6 one is the lab's too.
 var testServiceCIDR = netip.MustParsePrefix("198.19.0.0/16")
 
 // kubeBinDir finds the control plane and node binaries, or ends the test.
@@ -51,7 +52,8 @@ func kubeBinDir(t *testing.T) string {
 // lab's range.
 func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
 	t.Helper()
-	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: []netip.Prefix{testServiceCIDR}})
+	cidrs := []netip.Prefix{testServiceCIDR, netip.MustParsePrefix("2001:db8:ffff:96::/108")}
+	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: cidrs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +122,8 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 // A node started by a process that then exits: it registers and goes
 // Ready; a Deployment's pod runs on the CNI bridge and answers on its pod
 // IP from the node's namespace; a hostNetwork pod runs; a ClusterIP
-// Service answers through kube-proxy; the machine's global sysctls keep
+// Service answers through kube-proxy, from the node and from a pod; the
+// machine's global sysctls keep
 // their values; Remove, from the directory only, leaves nothing, and a
 // second Remove is a no-op.
 func TestNode(t *testing.T) {
@@ -168,6 +171,7 @@ func TestNode(t *testing.T) {
 	began = time.Now()
 	waitHTTP(ctx, t, ns, netip.AddrPortFrom(clusterIP, 80), "web-")
 	t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", clusterIP, time.Since(began).Round(time.Millisecond))
+	clientPod(ctx, t, c, kns, o.SandboxImage, "http://"+netip.AddrPortFrom(clusterIP, 80).String()+"/")
 	checkSysctls(t, sysBefore, "while the node runs")
 	// The kubelet did write: into the node's private copy.
 	if b, err := os.ReadFile(sysctlFile(layout{o.Dir}.sysctlDir(), "kernel/panic")); err != nil || strings.TrimSpace(string(b)) != "10" {
@@ -255,6 +259,44 @@ func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, imag
 	got := waitPod(ctx, t, c, ns, "app=host")
 	if got.Status.PodIP != nodeIP.String() {
 		t.Errorf("hostNetwork pod's IP %s, want the node's %s", got.Status.PodIP, nodeIP)
+	}
+}
+
+// clientPod runs a pod that fetches url, and waits until it has succeeded:
+// pod to ClusterIP to a pod on the same bridge (the answer returns through
+// the bridge, which must pass it to iptables to undo the DNAT).
+func clientPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image, url string) {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "client"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "get", Image: image, ImagePullPolicy: corev1.PullNever, Args: []string{"get", url},
+			}},
+		},
+	}
+	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case p.Status.Phase == corev1.PodSucceeded:
+			return
+		case p.Status.Phase == corev1.PodFailed:
+			t.Fatalf("client pod fetching %s failed: %s", url, podState(p))
+		default:
+			last = podState(p)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("client pod fetching %s: %s", url, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
