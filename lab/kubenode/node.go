@@ -271,6 +271,9 @@ func (n *Node) startHolder(ctx context.Context) error {
 	n.st.MountNS = id
 	st := n.st
 	n.mu.Unlock()
+	if err := st.check(); err != nil {
+		return err
+	}
 	return writeState(n.Dir, st)
 }
 

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ func Remove(ctx context.Context, dir string) error {
 		return removeAll(dir)
 	}
 	if err != nil {
+		return err
+	}
+	if err := st.check(); err != nil {
 		return err
 	}
 	var errs []error
@@ -91,6 +95,25 @@ func killAll(ctx context.Context, cg []cgroupMount, st state) error {
 		}
 		sleep(ctx, pollEvery)
 	}
+}
+
+var cgroupRootRE = regexp.MustCompile(`^/bgplb-[a-z0-9][a-z0-9-]*$`)
+
+// check refuses a state whose cgroup root or mount namespace is not the
+// node's own: killing "every process in it" would hit the machine.
+func (st state) check() error {
+	if !cgroupRootRE.MatchString(st.CgroupRoot) {
+		return fmt.Errorf("kubenode: state of node %q: cgroup root %q is not a node's", st.Name, st.CgroupRoot)
+	}
+	if !st.MountNS.valid() {
+		return nil
+	}
+	for _, p := range []string{"/proc/self/ns/mnt", "/proc/1/ns/mnt"} {
+		if id, err := nsOf(p); err == nil && id == st.MountNS {
+			return fmt.Errorf("kubenode: state of node %q: its mount namespace is the machine's (%s)", st.Name, p)
+		}
+	}
+	return nil
 }
 
 // nodePids lists the processes in the node's cgroups and mount namespace.
