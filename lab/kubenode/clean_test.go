@@ -158,9 +158,11 @@ func checkClean(t *testing.T, ns *lab.Netns, before snapshot, st state, dir stri
 			t.Errorf("%s appeared in the machine's namespace", p)
 		}
 	}
-	if out, err := ns.Run(context.Background(), "iptables-save"); err != nil {
-		t.Error(err)
-	} else if s := iptablesCleanup(string(out), ownedChain); s != "" {
-		t.Errorf("iptables chains left in the node's namespace; removing them takes:\n%s", s)
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		if out, err := ns.Run(context.Background(), tool); err != nil {
+			t.Error(err)
+		} else if s := iptablesCleanup(string(out), ownedChain); s != "" {
+			t.Errorf("%s: chains left in the node's namespace; removing them takes:\n%s", tool, s)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -27,9 +28,8 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
-// testServiceCIDR is the lab's IPv4 ClusterIP range (of 198.18.0.0/15);
-// the IPv6 one is the lab's too.
-var testServiceCIDR = netip.MustParsePrefix("198.19.0.0/16")
+// testServiceCIDRs are the lab's ClusterIP ranges (IPv4 of 198.18.0.0/15).
+var testServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16"), netip.MustParsePrefix("2001:db8:ffff:96::/108")}
 
 // kubeBinDir finds the control plane and node binaries, or ends the test.
 func kubeBinDir(t *testing.T) string {
@@ -52,8 +52,7 @@ func kubeBinDir(t *testing.T) string {
 // lab's range.
 func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
 	t.Helper()
-	cidrs := []netip.Prefix{testServiceCIDR, netip.MustParsePrefix("2001:db8:ffff:96::/108")}
-	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: cidrs})
+	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,20 +122,25 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 // Ready; a Deployment's pod runs on the CNI bridge and answers on its pod
 // IP from the node's namespace; a hostNetwork pod runs; a ClusterIP
 // Service answers through kube-proxy, from the node and from a pod; the
-// machine's global sysctls keep
-// their values; Remove, from the directory only, leaves nothing, and a
+// machine's global sysctls keep their values; all of it dual-stack; Remove, from the directory only, leaves nothing, and a
 // second Remove is a no-op.
 func TestNode(t *testing.T) {
 	bin := kubeBinDir(t)
 	ctx := testContext(t, 5*time.Minute)
 	sysBefore := readSysctls(t)
 	nodeIP := netip.MustParseAddr("198.51.100.10")
-	l, _ := labtest.LAN(t, lab.HostSpec{Name: "node1", Addrs: []netip.Prefix{netip.PrefixFrom(nodeIP, 24)}}, gateway)
+	nodeIP6 := netip.MustParseAddr("2001:db8:100::10")
+	l, _ := labtest.LAN(t, lab.HostSpec{Name: "node1", Addrs: []netip.Prefix{netip.PrefixFrom(nodeIP, 24), netip.PrefixFrom(nodeIP6, 64)}}, gateway)
 	ns := l.Host("node1")
 	addDefaultRoute(ctx, t, ns)
+	if err := ns.IP(ctx, "-6", "route", "add", "default", "via", gateway.Addrs[1].Addr().String()); err != nil {
+		t.Fatal(err)
+	}
 	s := controlPlane(ctx, t, bin)
 	o := testOptions(t, ns)
-	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP}
+	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP, nodeIP6}
+	o.PodCIDRs = append(o.PodCIDRs, netip.MustParsePrefix("2001:db8:18:1::/64"))
+	o.ClusterCIDRs = append(o.ClusterCIDRs, netip.MustParsePrefix("2001:db8:18::/56"))
 	o.Labels = map[string]string{"bgplb.io/lab-node": "node1"}
 	o.Kubeconfig, o.ProxyKubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
 	before := takeSnapshot(t, ns)
@@ -158,20 +162,27 @@ func TestNode(t *testing.T) {
 		t.Errorf("node labels %v lack Options.Labels", node.Labels)
 	}
 	kns := createNamespace(ctx, t, c)
-	podIP := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
-	if !o.PodCIDRs[0].Contains(podIP) {
-		t.Errorf("pod IP %s not in the node's pod CIDR %s", podIP, o.PodCIDRs[0])
+	podIPs := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
+	if len(podIPs) != len(o.PodCIDRs) {
+		t.Errorf("pod IPs %v, want one of each of %v", podIPs, o.PodCIDRs)
 	}
-	waitHTTP(ctx, t, ns, netip.AddrPortFrom(podIP, 8080), "web-")
+	for i, ip := range podIPs {
+		if i < len(o.PodCIDRs) && !o.PodCIDRs[i].Contains(ip) {
+			t.Errorf("pod IP %s not in the node's pod CIDR %s", ip, o.PodCIDRs[i])
+		}
+		waitHTTP(ctx, t, ns, netip.AddrPortFrom(ip, 8080), "web-")
+	}
 
 	hostPod(ctx, t, c, kns, o.SandboxImage, nodeIP)
 	waitHTTP(ctx, t, ns, netip.AddrPortFrom(nodeIP, 8081), "")
 
-	clusterIP := createService(ctx, t, c, kns, "web")
+	clusterIPs := createService(ctx, t, c, kns, "web", corev1.IPFamilyPolicyRequireDualStack)
 	began = time.Now()
-	waitHTTP(ctx, t, ns, netip.AddrPortFrom(clusterIP, 80), "web-")
-	t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", clusterIP, time.Since(began).Round(time.Millisecond))
-	clientPod(ctx, t, c, kns, o.SandboxImage, "http://"+netip.AddrPortFrom(clusterIP, 80).String()+"/")
+	for _, ip := range clusterIPs {
+		waitHTTP(ctx, t, ns, netip.AddrPortFrom(ip, 80), "web-")
+		t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", ip, time.Since(began).Round(time.Millisecond))
+		clientPod(ctx, t, c, kns, o.SandboxImage, "http://"+netip.AddrPortFrom(ip, 80).String()+"/")
+	}
 	checkSysctls(t, sysBefore, "while the node runs")
 	// The kubelet did write: into the node's private copy.
 	if b, err := os.ReadFile(sysctlFile(layout{o.Dir}.sysctlDir(), "kernel/panic")); err != nil || strings.TrimSpace(string(b)) != "10" {
@@ -197,7 +208,7 @@ func TestNode(t *testing.T) {
 // gateway is a LAN's router, the nodes' default gateway. A node needs a
 // route to the ClusterIPs, as on a real LAN, or its own connections to
 // them fail before kube-proxy's DNAT: "network is unreachable".
-var gateway = lab.HostSpec{Name: "gw", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24")}}
+var gateway = lab.HostSpec{Name: "gw", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:100::1/64")}}
 
 func addDefaultRoute(ctx context.Context, t *testing.T, ns *lab.Netns) {
 	t.Helper()
@@ -225,9 +236,9 @@ func servePod(labels map[string]string, image, addr string) corev1.PodTemplateSp
 	}
 }
 
-// runDeployment runs one pod of the HTTP server and returns its IP once
+// runDeployment runs one pod of the HTTP server and returns its IPs once
 // it runs, logging how long that took.
-func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name, image string) netip.Addr {
+func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name, image string) []netip.Addr {
 	t.Helper()
 	labels := map[string]string{"app": name}
 	one := int32(1)
@@ -245,7 +256,11 @@ func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns
 	}
 	pod := waitPod(ctx, t, c, ns, "app="+name)
 	t.Logf("figures: Deployment's pod %s running %v after the Deployment was created", pod.Name, time.Since(began).Round(time.Millisecond))
-	return netip.MustParseAddr(pod.Status.PodIP)
+	var ips []netip.Addr
+	for _, ip := range pod.Status.PodIPs {
+		ips = append(ips, netip.MustParseAddr(ip.IP))
+	}
+	return ips
 }
 
 func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image string, nodeIP netip.Addr) {
@@ -268,7 +283,7 @@ func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, imag
 func clientPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image, url string) {
 	t.Helper()
 	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "client"},
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-"},
 		Spec: corev1.PodSpec{
 			RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{
@@ -276,7 +291,8 @@ func clientPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, im
 			}},
 		},
 	}
-	if _, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	pod, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
 	var last string
@@ -339,24 +355,29 @@ func podState(p *corev1.Pod) string {
 	return s
 }
 
-func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string) netip.Addr {
+func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string, policy corev1.IPFamilyPolicy) []netip.Addr {
 	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: app},
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": app},
-			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			Selector:       map[string]string{"app": app},
+			IPFamilyPolicy: &policy,
+			Ports:          []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
 	}
 	got, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ip := netip.MustParseAddr(got.Spec.ClusterIP)
-	if !testServiceCIDR.Contains(ip) {
-		t.Errorf("ClusterIP %s not in %s", ip, testServiceCIDR)
+	var ips []netip.Addr
+	for _, s := range got.Spec.ClusterIPs {
+		ip := netip.MustParseAddr(s)
+		if !slices.ContainsFunc(testServiceCIDRs, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			t.Errorf("ClusterIP %s not in %v", ip, testServiceCIDRs)
+		}
+		ips = append(ips, ip)
 	}
-	return ip
+	return ips
 }
 
 // waitHTTP waits until a GET of addr from inside ns answers with a body

@@ -87,7 +87,7 @@ func TestTwoNodes(t *testing.T) {
 		other := 1 - i
 		waitHTTP(ctx, t, l.Host(h.name), netip.AddrPortFrom(podIPs[other], 8080), fmt.Sprintf("web%d", other+1))
 	}
-	clusterIP := createService(ctx, t, c, kns, "web1")
+	clusterIP := createService(ctx, t, c, kns, "web1", corev1.IPFamilyPolicySingleStack)[0]
 	waitHTTP(ctx, t, l.Host("node2"), netip.AddrPortFrom(clusterIP, 80), "web1")
 
 	for i, n := range nodes {
