@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/bgplb/bgplb/internal/controlplane"
@@ -161,6 +162,7 @@ func TestNode(t *testing.T) {
 	} else if node.Labels["bgplb.io/lab-node"] != "node1" {
 		t.Errorf("node labels %v lack Options.Labels", node.Labels)
 	}
+	checkKubeletAuth(ctx, t, s, ns)
 	kns := createNamespace(ctx, t, c)
 	podIPs := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
 	if len(podIPs) != len(o.PodCIDRs) {
@@ -203,6 +205,57 @@ func TestNode(t *testing.T) {
 		t.Errorf("second Remove: %v", err)
 	}
 	checkSysctls(t, sysBefore, "after Remove")
+}
+
+// checkKubeletAuth calls the kubelet's API (/pods on port 10250) from
+// inside the node's namespace: the admin is allowed, a user of the
+// cluster's CA without rights is forbidden (the API server decides), a
+// client without a certificate is not authenticated.
+func checkKubeletAuth(ctx context.Context, t *testing.T, s *controlplane.Server, ns *lab.Netns) {
+	t.Helper()
+	nobody, err := s.UserConfig("bgplb-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous := rest.CopyConfig(s.Config)
+	anonymous.CertData, anonymous.KeyData = nil, nil
+	for _, tc := range []struct {
+		who  string
+		conf *rest.Config
+		want int
+	}{
+		{"admin", s.Config, http.StatusOK},
+		{"bgplb-nobody", nobody, http.StatusForbidden},
+		{"anonymous", anonymous, http.StatusUnauthorized},
+	} {
+		tls, err := rest.TLSConfigFor(tc.conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tls.InsecureSkipVerify, tls.RootCAs = true, nil // the kubelet's own self-signed serving certificate
+		tr := &http.Transport{TLSClientConfig: tls, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := ns.Do(func() error {
+				var err error
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:10250/pods", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("kubelet API as %s: %v", tc.who, err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != tc.want {
+			t.Errorf("kubelet API as %s: %s, want %d", tc.who, resp.Status, tc.want)
+		}
+	}
 }
 
 // gateway is a LAN's router, the nodes' default gateway. A node needs a

@@ -106,6 +106,9 @@ func TestKubeletConfig(t *testing.T) {
 	if auth["x509"].(map[string]any)["clientCAFile"] != "/d/ca.crt" || auth["anonymous"].(map[string]any)["enabled"] != false {
 		t.Errorf("authentication %v", auth)
 	}
+	if mode := c["authorization"].(map[string]any)["mode"]; mode != "Webhook" {
+		t.Errorf("authorization mode %v, want Webhook", mode)
+	}
 }
 
 func TestKubeletArgs(t *testing.T) {
