@@ -82,6 +82,15 @@ func (o Options) check() (Options, error) {
 	if err := checkDir(o.Dir); err != nil {
 		return o, err
 	}
+	// A kubelet without its kubeconfig file runs standalone, silently.
+	for _, f := range []string{o.Kubeconfig, o.ProxyKubeconfig, o.CACert} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return o, fmt.Errorf("kubenode: %w", err)
+		}
+	}
 	o.Dir = filepath.Clean(o.Dir)
 	if o.ProxyKubeconfig == "" {
 		o.ProxyKubeconfig = o.Kubeconfig

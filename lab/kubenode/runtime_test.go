@@ -20,13 +20,18 @@ var runtimeBins = []string{"containerd", "containerd-shim-runc-v2", "ctr", "runc
 // the Kubernetes parts.
 func testOptions(t *testing.T, ns *lab.Netns) Options {
 	archive, name := pauseArchive(t)
+	// Placeholders: the runtime alone reads none of them.
+	creds := filepath.Join(t.TempDir(), "placeholder")
+	if err := os.WriteFile(creds, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	return Options{
 		Name:         "node1",
 		ID:           "t" + lab.UniqueSuffix(),
 		Netns:        ns.Name,
 		Dir:          filepath.Join(t.TempDir(), "node1"),
-		Kubeconfig:   "/nonexistent",
-		CACert:       "/nonexistent",
+		Kubeconfig:   creds,
+		CACert:       creds,
 		PodCIDRs:     []netip.Prefix{netip.MustParsePrefix("198.18.1.0/24")},
 		ClusterCIDRs: []netip.Prefix{netip.MustParsePrefix("198.18.0.0/16")},
 		Images:       []string{archive},
@@ -129,4 +134,21 @@ func TestRemoveAfterCrash(t *testing.T) {
 	if err := Remove(ctx, o.Dir); err != nil {
 		t.Errorf("second Remove: %v", err)
 	}
+}
+
+// A start that fails (here: the network namespace is gone before the
+// holder enters it) says why, with the failing daemon's log, and leaves
+// nothing behind.
+func TestStartFailureLeavesNothing(t *testing.T) {
+	ctx, ns, o, before := runtimeSetup(t)
+	o.Netns = ns.Name + "-gone"
+	_, err := Start(ctx, o)
+	if err == nil {
+		t.Fatal("Start in a missing namespace succeeded")
+	}
+	t.Logf("Start failed as it should: %v", err)
+	if !strings.Contains(err.Error(), "holder") {
+		t.Errorf("the error does not name the holder: %v", err)
+	}
+	checkClean(t, ns, before, state{Name: o.Name, CgroupRoot: "/bgplb-" + o.ID}, o.Dir)
 }
