@@ -34,9 +34,11 @@ type Options struct {
 	BinDir string
 	// Kubeconfig is the kubelet's: a client certificate of
 	// system:node:NAME in group system:nodes, for a server address reachable
-	// from the node's namespace.
+	// from the node's namespace. It, ProxyKubeconfig and CACert are copied
+	// into Dir at Start.
 	Kubeconfig string
-	// ProxyKubeconfig is kube-proxy's; empty means Kubeconfig.
+	// ProxyKubeconfig is kube-proxy's (system:kube-proxy); empty means
+	// Kubeconfig, which the Node authorizer may not let list Services.
 	ProxyKubeconfig string
 	// CACert is the cluster CA's certificate file: the kubelet accepts
 	// client certificates it signed (the API server's calls for logs and
@@ -226,6 +228,10 @@ func (n *Node) writeConfigs() error {
 	if err := copySysctls(l, globalSysctls); err != nil {
 		return err
 	}
+	if err := n.copyCredentials(); err != nil {
+		return err
+	}
+	o = n.opts
 	cni, err := cniConflist(bridgeName, o.PodCIDRs)
 	if err != nil {
 		return err
@@ -250,6 +256,28 @@ func (n *Node) writeConfigs() error {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return fmt.Errorf("kubenode: %w", err)
 		}
+	}
+	return nil
+}
+
+// copyCredentials copies the kubeconfigs and the CA into the node's
+// directory and uses the copies: the node stays whole if the files it was
+// given go away (a control plane's directory), and their paths need not be
+// visible in the node's mount namespace.
+func (n *Node) copyCredentials() error {
+	for _, c := range []struct {
+		path *string
+		name string
+	}{{&n.opts.Kubeconfig, "kubelet.kubeconfig"}, {&n.opts.ProxyKubeconfig, "kube-proxy.kubeconfig"}, {&n.opts.CACert, "ca.crt"}} {
+		b, err := os.ReadFile(*c.path)
+		if err != nil {
+			return fmt.Errorf("kubenode: %w", err)
+		}
+		dst := filepath.Join(n.layout.confDir(), c.name)
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			return fmt.Errorf("kubenode: %w", err)
+		}
+		*c.path = dst
 	}
 	return nil
 }
