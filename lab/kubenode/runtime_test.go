@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -151,4 +152,46 @@ func TestStartFailureLeavesNothing(t *testing.T) {
 		t.Errorf("the error does not name the holder: %v", err)
 	}
 	checkClean(t, ns, before, state{Name: o.Name, CgroupRoot: "/bgplb-" + o.ID}, o.Dir)
+}
+
+// `down` may delete the lab's namespaces first (killing what runs in the
+// node's network namespace: the holder, containerd, the shims) and only
+// then remove the node: the containers, in namespaces of their own, are
+// still found through the cgroups.
+func TestRemoveAfterNetnsGone(t *testing.T) {
+	ctx, ns, o, before := runtimeSetup(t)
+	n, err := newNode(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = n.Stop(context.Background()) })
+	if err := n.startRuntime(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.runContainer(ctx, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	st, err := readState(o.Dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Close(); err != nil {
+		t.Fatal(err)
+	}
+	cg, err := cgroupMounts()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pids, err := nodePids(ctx, cg, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(slices.DeleteFunc(pids, zombie)) == 0 {
+		t.Fatal("the container died with the namespace: the test tests nothing")
+	}
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before.nodeLinks = nil // the namespace is gone
+	checkCleanMachine(t, before, st, o.Dir)
 }
