@@ -110,18 +110,7 @@ func TestRemoveAfterCrash(t *testing.T) {
 	ctx, ns, o, before := runtimeSetup(t)
 	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
 	startInOtherProcess(t, o, crashEnv+"=1")
-	st, err := readState(o.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cg, err := cgroupMounts()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pids, err := nodePids(ctx, cg, st)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st, pids := livePids(ctx, t, o.Dir)
 	// holder, containerd, a shim, the container's process at least.
 	if len(pids) < 4 {
 		t.Fatalf("the crashed starter left %d processes (%v), want the runtime and a container", len(pids), pids)
@@ -171,11 +160,26 @@ func TestRemoveAfterNetnsGone(t *testing.T) {
 	if err := n.runContainer(ctx, "c1"); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readState(o.Dir)
-	if err != nil {
+	if err := ns.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if err := ns.Close(); err != nil {
+	st, pids := livePids(ctx, t, o.Dir)
+	if len(pids) == 0 {
+		t.Fatal("the container died with the namespace: the test tests nothing")
+	}
+	if err := n.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	before.nodeLinks = nil // the namespace is gone
+	checkCleanMachine(t, before, st, o.Dir)
+}
+
+// livePids reads the state of the node in dir and lists its processes
+// that are not zombies.
+func livePids(ctx context.Context, t *testing.T, dir string) (state, []int) {
+	t.Helper()
+	st, err := readState(dir)
+	if err != nil {
 		t.Fatal(err)
 	}
 	cg, err := cgroupMounts()
@@ -186,12 +190,5 @@ func TestRemoveAfterNetnsGone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(slices.DeleteFunc(pids, zombie)) == 0 {
-		t.Fatal("the container died with the namespace: the test tests nothing")
-	}
-	if err := n.Stop(ctx); err != nil {
-		t.Fatal(err)
-	}
-	before.nodeLinks = nil // the namespace is gone
-	checkCleanMachine(t, before, st, o.Dir)
+	return st, slices.DeleteFunc(pids, zombie)
 }
