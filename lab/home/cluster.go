@@ -182,10 +182,9 @@ func (u *upper) startNode(ctx context.Context, node string) error {
 	for _, name := range images.All() {
 		archives = append(archives, u.images[name].Archive)
 	}
-	cp, err := nodeCredentials(u.cp, filepath.Dir(dir), node)
-	if err != nil {
-		return err
-	}
+	// kubenode copies the credentials into the node: the state directory
+	// may be under /run, which a node replaces with its own.
+	cp := u.cp
 	_, err = kubenode.Start(ctx, kubenode.Options{
 		Name:            node,
 		ID:              u.st.ID + "-" + node,
@@ -205,40 +204,6 @@ func (u *upper) startNode(ctx context.Context, node string) error {
 		return fmt.Errorf("node %s: %w", node, err)
 	}
 	return nil
-}
-
-// nodeCredentials copies node's kubeconfigs and the CA beside its kubenode
-// directory, and returns their paths there: the state directory may be
-// under /run, which a node's mount namespace replaces with its own.
-func nodeCredentials(in controlPlaneInfo, dir, node string) (controlPlaneInfo, error) {
-	dir = filepath.Join(dir, "credentials")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return in, err
-	}
-	copyIn := func(src string) (string, error) {
-		if src == "" {
-			return "", fmt.Errorf("the control plane wrote no credentials for %s", node)
-		}
-		b, err := os.ReadFile(src)
-		if err != nil {
-			return "", err
-		}
-		p := filepath.Join(dir, filepath.Base(src))
-		return p, os.WriteFile(p, b, 0o600)
-	}
-	var out controlPlaneInfo
-	kc, err := copyIn(in.NodeKubeconfigs[node])
-	if err != nil {
-		return in, err
-	}
-	out.NodeKubeconfigs = map[string]string{node: kc}
-	if out.ProxyKubeconfig, err = copyIn(in.ProxyKubeconfig); err != nil {
-		return in, err
-	}
-	if out.CACert, err = copyIn(in.CACert); err != nil {
-		return in, err
-	}
-	return out, nil
 }
 
 // waitNodes waits until every node's kubelet reports Ready.

@@ -15,16 +15,28 @@ import (
 // snapshot is what the machine and the node's network namespace look like
 // before a node starts; after Remove they must look the same.
 type snapshot struct {
-	mounts        []string // the machine's mount points
-	rootLinks     []string
-	nodeLinks     []string
-	runContainerd bool
+	mounts    []string // the machine's mount points
+	rootLinks []string
+	nodeLinks []string
+	// paths a kubelet, containerd or CNI would write outside the node:
+	// those that did not exist before must not exist after.
+	absent []string
+}
+
+var outsidePaths = []string{
+	"/run/containerd", "/var/lib/containerd", "/opt/containerd", "/var/lib/kubelet",
+	"/var/log/pods", "/var/log/containers", "/var/lib/cni", "/var/run/netns/cni-", "/etc/cni/net.d",
 }
 
 func takeSnapshot(t *testing.T, ns *lab.Netns) snapshot {
 	t.Helper()
-	_, err := os.Stat("/run/containerd")
-	return snapshot{mounts: mountPoints(t), rootLinks: links(t, nil), nodeLinks: links(t, ns), runContainerd: err == nil}
+	var absent []string
+	for _, p := range outsidePaths {
+		if _, err := os.Stat(p); err != nil {
+			absent = append(absent, p)
+		}
+	}
+	return snapshot{mounts: mountPoints(t), rootLinks: links(t, nil), nodeLinks: links(t, ns), absent: absent}
 }
 
 func mountPoints(t *testing.T) []string {
@@ -109,8 +121,25 @@ func runCmdOutput(name string, args ...string) ([]byte, error) {
 
 // checkClean checks that nothing of the node st is left: no process in its
 // cgroups or mount namespace, no cgroup directory, no mount, no link in the
-// node's namespace that was not there before, no directory.
+// node's namespace that was not there before, no iptables chain, no
+// directory.
 func checkClean(t *testing.T, ns *lab.Netns, before snapshot, st state, dir string) {
+	t.Helper()
+	checkCleanMachine(t, before, st, dir)
+	if got := links(t, ns); !slices.Equal(got, before.nodeLinks) {
+		t.Errorf("links in the node's namespace: %v, before %v", got, before.nodeLinks)
+	}
+	for _, tool := range []string{"iptables-save", "ip6tables-save"} {
+		if out, err := ns.Run(context.Background(), tool); err != nil {
+			t.Error(err)
+		} else if s := iptablesCleanup(string(out), ownedChain); s != "" {
+			t.Errorf("%s: chains left in the node's namespace; removing them takes:\n%s", tool, s)
+		}
+	}
+}
+
+// checkCleanMachine is checkClean without the node's network namespace.
+func checkCleanMachine(t *testing.T, before snapshot, st state, dir string) {
 	t.Helper()
 	cg, err := cgroupMounts()
 	if err != nil {
@@ -132,16 +161,15 @@ func checkClean(t *testing.T, ns *lab.Netns, before snapshot, st state, dir stri
 	if m := newMounts(t, before, dir); len(m) > 0 {
 		t.Errorf("mounts left in the machine's namespace:\n%s", strings.Join(m, "\n"))
 	}
-	if got := links(t, ns); !slices.Equal(got, before.nodeLinks) {
-		t.Errorf("links in the node's namespace: %v, before %v", got, before.nodeLinks)
-	}
 	if l := newLinks(links(t, nil), before.rootLinks); len(l) > 0 {
 		t.Errorf("links left in the machine's namespace: %v", l)
 	}
 	if _, err := os.Stat(dir); err == nil {
 		t.Errorf("%s left", dir)
 	}
-	if _, err := os.Stat("/run/containerd"); err == nil && !before.runContainerd {
-		t.Error("/run/containerd left in the machine's namespace")
+	for _, p := range before.absent {
+		if _, err := os.Stat(p); err == nil {
+			t.Errorf("%s appeared in the machine's namespace", p)
+		}
 	}
 }

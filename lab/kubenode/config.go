@@ -113,10 +113,11 @@ type kubeletConfigInput struct {
 //     taint the node with DiskPressure or delete the imported images, which
 //     cannot be pulled again.
 //   - resolvConf our own file: pods never see the machine's resolver.
-//   - readOnlyPort 0; authentication by client certificate of the
-//     cluster's CA only; authorization AlwaysAllow, because every client
-//     certificate the lab's CA signs is the lab's own (the API server's,
-//     the admin's), and the port is reachable only inside the lab.
+//   - readOnlyPort 0, no anonymous requests; clients authenticate with a
+//     certificate of the cluster's CA (the API server's kubelet client) or
+//     a bearer token (TokenReview), and are authorized by the API server
+//     (SubjectAccessReview), as in a kubeadm cluster: the Node authorizer
+//     lets every kubelet ask both.
 //   - healthz on loopback: the node's namespace has its own.
 func kubeletConfig(in kubeletConfigInput) ([]byte, error) {
 	conf := map[string]any{
@@ -142,10 +143,10 @@ func kubeletConfig(in kubeletConfigInput) ([]byte, error) {
 		},
 		"authentication": map[string]any{
 			"anonymous": map[string]bool{"enabled": false},
-			"webhook":   map[string]bool{"enabled": false},
+			"webhook":   map[string]bool{"enabled": true},
 			"x509":      map[string]string{"clientCAFile": in.CACert},
 		},
-		"authorization": map[string]string{"mode": "AlwaysAllow"},
+		"authorization": map[string]string{"mode": "Webhook"},
 		// The Lease is renewed every quarter of its duration: every second,
 		// so that a node controller with a short grace period (the lab's
 		// 5 s, to show a failover without waiting 50 s) sees a live node

@@ -11,8 +11,18 @@
 //   - [Remove] works from the node's directory alone (its state.json), so
 //     `bgplb lab down`, a later test, or a run after a crash or reboot can
 //     remove a node it did not start. It is idempotent.
-//   - [Node.ImportImage] imports more images (OCI or docker archives) into
-//     the node's containerd; nothing is ever pulled.
+//   - [Node.ImportImage] and [ImportImage] (by directory) import more
+//     images (OCI or docker archives) into the node's containerd; nothing
+//     is ever pulled. [Ctr] runs `ctr` against it, to see images and
+//     containers without crictl.
+//   - One node per network namespace: the kubelet's ports (10248, 10250),
+//     kube-proxy's (10249, 10256 on loopback) and the bridge cni0 are the
+//     namespace's. The namespace needs a route to the ClusterIPs (a
+//     default route, as on a LAN), or its own connections to them fail
+//     with "network is unreachable" before kube-proxy's DNAT.
+//   - The kubelet's API (port 10250) takes client certificates of the
+//     cluster's CA and bearer tokens, and asks the API server to authorize
+//     (Webhook), as a kubeadm node does.
 //
 // # Isolation
 //

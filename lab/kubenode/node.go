@@ -34,9 +34,11 @@ type Options struct {
 	BinDir string
 	// Kubeconfig is the kubelet's: a client certificate of
 	// system:node:NAME in group system:nodes, for a server address reachable
-	// from the node's namespace.
+	// from the node's namespace. It, ProxyKubeconfig and CACert are copied
+	// into Dir at Start.
 	Kubeconfig string
-	// ProxyKubeconfig is kube-proxy's; empty means Kubeconfig.
+	// ProxyKubeconfig is kube-proxy's (system:kube-proxy); empty means
+	// Kubeconfig, which the Node authorizer may not let list Services.
 	ProxyKubeconfig string
 	// CACert is the cluster CA's certificate file: the kubelet accepts
 	// client certificates it signed (the API server's calls for logs and
@@ -81,6 +83,15 @@ func (o Options) check() (Options, error) {
 	}
 	if err := checkDir(o.Dir); err != nil {
 		return o, err
+	}
+	// A kubelet without its kubeconfig file runs standalone, silently.
+	for _, f := range []string{o.Kubeconfig, o.ProxyKubeconfig, o.CACert} {
+		if f == "" {
+			continue
+		}
+		if _, err := os.Stat(f); err != nil {
+			return o, fmt.Errorf("kubenode: %w", err)
+		}
 	}
 	o.Dir = filepath.Clean(o.Dir)
 	if o.ProxyKubeconfig == "" {
@@ -217,6 +228,10 @@ func (n *Node) writeConfigs() error {
 	if err := copySysctls(l, globalSysctls); err != nil {
 		return err
 	}
+	if err := n.copyCredentials(); err != nil {
+		return err
+	}
+	o = n.opts
 	cni, err := cniConflist(bridgeName, o.PodCIDRs)
 	if err != nil {
 		return err
@@ -241,6 +256,28 @@ func (n *Node) writeConfigs() error {
 		if err := os.WriteFile(p, b, 0o644); err != nil {
 			return fmt.Errorf("kubenode: %w", err)
 		}
+	}
+	return nil
+}
+
+// copyCredentials copies the kubeconfigs and the CA into the node's
+// directory and uses the copies: the node stays whole if the files it was
+// given go away (a control plane's directory), and their paths need not be
+// visible in the node's mount namespace.
+func (n *Node) copyCredentials() error {
+	for _, c := range []struct {
+		path *string
+		name string
+	}{{&n.opts.Kubeconfig, "kubelet.kubeconfig"}, {&n.opts.ProxyKubeconfig, "kube-proxy.kubeconfig"}, {&n.opts.CACert, "ca.crt"}} {
+		b, err := os.ReadFile(*c.path)
+		if err != nil {
+			return fmt.Errorf("kubenode: %w", err)
+		}
+		dst := filepath.Join(n.layout.confDir(), c.name)
+		if err := os.WriteFile(dst, b, 0o600); err != nil {
+			return fmt.Errorf("kubenode: %w", err)
+		}
+		*c.path = dst
 	}
 	return nil
 }
@@ -271,6 +308,9 @@ func (n *Node) startHolder(ctx context.Context) error {
 	n.st.MountNS = id
 	st := n.st
 	n.mu.Unlock()
+	if err := st.check(); err != nil {
+		return err
+	}
 	return writeState(n.Dir, st)
 }
 
@@ -315,7 +355,7 @@ func (n *Node) holderPID() (int, error) {
 }
 
 func (n *Node) startContainerd(ctx context.Context) error {
-	ns, err := lab.OpenNetns(n.opts.Netns)
+	ns, err := netnsNamed(n.opts.Netns)
 	if err != nil {
 		return err
 	}
@@ -351,7 +391,7 @@ func (n *Node) startKubelet(ctx context.Context) error {
 		return err
 	}
 	// Up once its healthz port listens inside the namespace.
-	ns, err := lab.OpenNetns(o.Netns)
+	ns, err := netnsNamed(o.Netns)
 	if err != nil {
 		return err
 	}
@@ -487,6 +527,26 @@ func (n *Node) LogPath(role string) string { return n.layout.logFile(role) }
 // Stop removes the node (see Remove) and waits for its processes.
 func (n *Node) Stop(ctx context.Context) error {
 	err := Remove(ctx, n.Dir)
-	n.reapers.Wait()
-	return err
+	reaped := make(chan struct{})
+	go func() {
+		n.reapers.Wait()
+		close(reaped)
+	}()
+	select {
+	case <-reaped:
+		return err
+	case <-ctx.Done():
+		// Only a process stuck in the kernel outlives SIGKILL; Remove said so.
+		return errors.Join(err, fmt.Errorf("kubenode: node %s: daemons not reaped: %w", n.Name, ctx.Err()))
+	}
+}
+
+// netnsNamed is the existing namespace name, without the scratch
+// directory lab.OpenNetns would make for it: the node is a guest there.
+func netnsNamed(name string) (*lab.Netns, error) {
+	ns := &lab.Netns{Name: name}
+	if _, err := os.Stat(ns.Path()); err != nil {
+		return nil, fmt.Errorf("kubenode: network namespace %s: %w", name, err)
+	}
+	return ns, nil
 }

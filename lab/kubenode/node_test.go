@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/bgplb/bgplb/internal/controlplane"
@@ -27,8 +29,8 @@ import (
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
-// testServiceCIDR is the lab's ClusterIP range (of 198.18.0.0/15).
-var testServiceCIDR = netip.MustParsePrefix("198.19.0.0/16")
+// testServiceCIDRs are the lab's ClusterIP ranges (IPv4 of 198.18.0.0/15).
+var testServiceCIDRs = []netip.Prefix{netip.MustParsePrefix("198.19.0.0/16"), netip.MustParsePrefix("2001:db8:ffff:96::/108")}
 
 // kubeBinDir finds the control plane and node binaries, or ends the test.
 func kubeBinDir(t *testing.T) string {
@@ -51,7 +53,7 @@ func kubeBinDir(t *testing.T) string {
 // lab's range.
 func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
 	t.Helper()
-	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: []netip.Prefix{testServiceCIDR}})
+	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,11 +61,12 @@ func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.S
 	return s
 }
 
-// nodeCredentials writes, below dir, the cluster CA and a kubeconfig of
-// system:node:NAME for the API server as reached from the node's namespace
-// (a forwarder there). Until the control plane runs the Node authorizer,
-// the identity is also in system:masters.
-func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, dir string) (kubeconfig, ca string) {
+// nodeCredentials writes, below dir, kubeconfigs of system:node:NAME (for
+// the kubelet) and system:kube-proxy for the API server as reached from
+// the node's namespace (a forwarder there), and returns them with the
+// cluster CA's file. The control plane authorizes them as a kubeadm
+// cluster does: the Node authorizer, NodeRestriction, system:node-proxier.
+func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, dir string) (kubelet, proxy, ca string) {
 	t.Helper()
 	fwd, err := lab.Forward(ns, "127.0.0.1:0", nil, s.Addr.String())
 	if err != nil {
@@ -73,26 +76,33 @@ func nodeCredentials(t *testing.T, s *controlplane.Server, ns *lab.Netns, name, 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	ca = filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(ca, s.Config.CAData, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	path, err := s.UserKubeconfig("system:node:"+name, "system:nodes", "system:masters")
+	kubelet, err = s.NodeKubeconfig(name)
 	if err != nil {
 		t.Fatal(err)
 	}
+	proxy, err = s.ProxyKubeconfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := "https://" + fwd.Addr().String()
+	return viaServer(t, kubelet, server, dir), viaServer(t, proxy, server, dir), s.CACertFile()
+}
+
+// viaServer copies a kubeconfig into dir with its server replaced.
+func viaServer(t *testing.T, path, server, dir string) string {
+	t.Helper()
 	kc, err := clientcmd.LoadFromFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range kc.Clusters {
-		c.Server = "https://" + fwd.Addr().String()
+		c.Server = server
 	}
-	kubeconfig = filepath.Join(dir, "kubeconfig-"+name)
-	if err := clientcmd.WriteToFile(*kc, kubeconfig); err != nil {
+	out := filepath.Join(dir, filepath.Base(path))
+	if err := clientcmd.WriteToFile(*kc, out); err != nil {
 		t.Fatal(err)
 	}
-	return kubeconfig, ca
+	return out
 }
 
 // dumpLogsOnFailure prints the end of the node's logs if the test failed;
@@ -112,23 +122,28 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 // A node started by a process that then exits: it registers and goes
 // Ready; a Deployment's pod runs on the CNI bridge and answers on its pod
 // IP from the node's namespace; a hostNetwork pod runs; a ClusterIP
-// Service answers through kube-proxy; the machine's global sysctls keep
-// their values; Remove, from the directory only, leaves nothing, and a
+// Service answers through kube-proxy, from the node and from a pod; the
+// machine's global sysctls keep their values; all of it dual-stack; Remove, from the directory only, leaves nothing, and a
 // second Remove is a no-op.
 func TestNode(t *testing.T) {
 	bin := kubeBinDir(t)
 	ctx := testContext(t, 5*time.Minute)
 	sysBefore := readSysctls(t)
-	ns := labtest.Netns(t, "kn")
 	nodeIP := netip.MustParseAddr("198.51.100.10")
-	if err := ns.AddLoopbackAddr(ctx, netip.PrefixFrom(nodeIP, 32)); err != nil {
+	nodeIP6 := netip.MustParseAddr("2001:db8:100::10")
+	l, _ := labtest.LAN(t, lab.HostSpec{Name: "node1", Addrs: []netip.Prefix{netip.PrefixFrom(nodeIP, 24), netip.PrefixFrom(nodeIP6, 64)}}, gateway)
+	ns := l.Host("node1")
+	addDefaultRoute(ctx, t, ns)
+	if err := ns.IP(ctx, "-6", "route", "add", "default", "via", gateway.Addrs[1].Addr().String()); err != nil {
 		t.Fatal(err)
 	}
 	s := controlPlane(ctx, t, bin)
 	o := testOptions(t, ns)
-	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP}
+	o.BinDir, o.NodeIPs = bin, []netip.Addr{nodeIP, nodeIP6}
+	o.PodCIDRs = append(o.PodCIDRs, netip.MustParsePrefix("2001:db8:18:1::/64"))
+	o.ClusterCIDRs = append(o.ClusterCIDRs, netip.MustParsePrefix("2001:db8:18::/56"))
 	o.Labels = map[string]string{"bgplb.io/lab-node": "node1"}
-	o.Kubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
+	o.Kubeconfig, o.ProxyKubeconfig, o.CACert = nodeCredentials(t, s, ns, o.Name, filepath.Join(filepath.Dir(o.Dir), "creds"))
 	before := takeSnapshot(t, ns)
 	t.Cleanup(func() { _ = Remove(context.Background(), o.Dir) })
 	dumpLogsOnFailure(t, o.Dir)
@@ -142,21 +157,39 @@ func TestNode(t *testing.T) {
 	t.Logf("figures: node started in %v, Ready %v after the start began", started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
 	c := s.Client
-	kns := createNamespace(ctx, t, c)
-	podIP := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
-	if !o.PodCIDRs[0].Contains(podIP) {
-		t.Errorf("pod IP %s not in the node's pod CIDR %s", podIP, o.PodCIDRs[0])
+	if node, err := c.CoreV1().Nodes().Get(ctx, o.Name, metav1.GetOptions{}); err != nil {
+		t.Fatal(err)
+	} else if node.Labels["bgplb.io/lab-node"] != "node1" {
+		t.Errorf("node labels %v lack Options.Labels", node.Labels)
 	}
-	waitHTTP(ctx, t, ns, netip.AddrPortFrom(podIP, 8080), "web-")
+	checkKubeletAuth(ctx, t, s, ns)
+	kns := createNamespace(ctx, t, c)
+	podIPs := runDeployment(ctx, t, c, kns, "web", o.SandboxImage)
+	if len(podIPs) != len(o.PodCIDRs) {
+		t.Errorf("pod IPs %v, want one of each of %v", podIPs, o.PodCIDRs)
+	}
+	for i, ip := range podIPs {
+		if i < len(o.PodCIDRs) && !o.PodCIDRs[i].Contains(ip) {
+			t.Errorf("pod IP %s not in the node's pod CIDR %s", ip, o.PodCIDRs[i])
+		}
+		waitHTTP(ctx, t, ns, netip.AddrPortFrom(ip, 8080), "web-")
+	}
 
 	hostPod(ctx, t, c, kns, o.SandboxImage, nodeIP)
 	waitHTTP(ctx, t, ns, netip.AddrPortFrom(nodeIP, 8081), "")
 
-	clusterIP := createService(ctx, t, c, kns, "web")
+	clusterIPs := createService(ctx, t, c, kns, "web", corev1.IPFamilyPolicyRequireDualStack)
 	began = time.Now()
-	waitHTTP(ctx, t, ns, netip.AddrPortFrom(clusterIP, 80), "web-")
-	t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", clusterIP, time.Since(began).Round(time.Millisecond))
+	for _, ip := range clusterIPs {
+		waitHTTP(ctx, t, ns, netip.AddrPortFrom(ip, 80), "web-")
+		t.Logf("figures: ClusterIP %s answered through kube-proxy %v after the Service was created", ip, time.Since(began).Round(time.Millisecond))
+		clientPod(ctx, t, c, kns, o.SandboxImage, "http://"+netip.AddrPortFrom(ip, 80).String()+"/")
+	}
 	checkSysctls(t, sysBefore, "while the node runs")
+	// The kubelet did write: into the node's private copy.
+	if b, err := os.ReadFile(sysctlFile(layout{o.Dir}.sysctlDir(), "kernel/panic")); err != nil || strings.TrimSpace(string(b)) != "10" {
+		t.Errorf("the node's kernel.panic is %q (%v), want the kubelet's 10", b, err)
+	}
 
 	st, err := readState(o.Dir)
 	if err != nil {
@@ -172,6 +205,69 @@ func TestNode(t *testing.T) {
 		t.Errorf("second Remove: %v", err)
 	}
 	checkSysctls(t, sysBefore, "after Remove")
+}
+
+// checkKubeletAuth calls the kubelet's API (/pods on port 10250) from
+// inside the node's namespace: the admin is allowed, a user of the
+// cluster's CA without rights is forbidden (the API server decides), a
+// client without a certificate is not authenticated.
+func checkKubeletAuth(ctx context.Context, t *testing.T, s *controlplane.Server, ns *lab.Netns) {
+	t.Helper()
+	nobody, err := s.UserConfig("bgplb-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	anonymous := rest.CopyConfig(s.Config)
+	anonymous.CertData, anonymous.KeyData = nil, nil
+	for _, tc := range []struct {
+		who  string
+		conf *rest.Config
+		want int
+	}{
+		{"admin", s.Config, http.StatusOK},
+		{"bgplb-nobody", nobody, http.StatusForbidden},
+		{"anonymous", anonymous, http.StatusUnauthorized},
+	} {
+		tls, err := rest.TLSConfigFor(tc.conf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tls.InsecureSkipVerify, tls.RootCAs = true, nil // the kubelet's own self-signed serving certificate
+		tr := &http.Transport{TLSClientConfig: tls, DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			var c net.Conn
+			err := ns.Do(func() error {
+				var err error
+				c, err = (&net.Dialer{}).DialContext(ctx, network, addr)
+				return err
+			})
+			return c, err
+		}}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "https://127.0.0.1:10250/pods", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatalf("kubelet API as %s: %v", tc.who, err)
+		}
+		resp.Body.Close()
+		tr.CloseIdleConnections()
+		if resp.StatusCode != tc.want {
+			t.Errorf("kubelet API as %s: %s, want %d", tc.who, resp.Status, tc.want)
+		}
+	}
+}
+
+// gateway is a LAN's router, the nodes' default gateway. A node needs a
+// route to the ClusterIPs, as on a real LAN, or its own connections to
+// them fail before kube-proxy's DNAT: "network is unreachable".
+var gateway = lab.HostSpec{Name: "gw", Addrs: []netip.Prefix{netip.MustParsePrefix("198.51.100.1/24"), netip.MustParsePrefix("2001:db8:100::1/64")}}
+
+func addDefaultRoute(ctx context.Context, t *testing.T, ns *lab.Netns) {
+	t.Helper()
+	if err := ns.IP(ctx, "route", "add", "default", "via", gateway.Addrs[0].Addr().String()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func createNamespace(ctx context.Context, t *testing.T, c kubernetes.Interface) string {
@@ -193,9 +289,9 @@ func servePod(labels map[string]string, image, addr string) corev1.PodTemplateSp
 	}
 }
 
-// runDeployment runs one pod of the HTTP server and returns its IP once
+// runDeployment runs one pod of the HTTP server and returns its IPs once
 // it runs, logging how long that took.
-func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name, image string) netip.Addr {
+func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, name, image string) []netip.Addr {
 	t.Helper()
 	labels := map[string]string{"app": name}
 	one := int32(1)
@@ -213,7 +309,11 @@ func runDeployment(ctx context.Context, t *testing.T, c kubernetes.Interface, ns
 	}
 	pod := waitPod(ctx, t, c, ns, "app="+name)
 	t.Logf("figures: Deployment's pod %s running %v after the Deployment was created", pod.Name, time.Since(began).Round(time.Millisecond))
-	return netip.MustParseAddr(pod.Status.PodIP)
+	var ips []netip.Addr
+	for _, ip := range pod.Status.PodIPs {
+		ips = append(ips, netip.MustParseAddr(ip.IP))
+	}
+	return ips
 }
 
 func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image string, nodeIP netip.Addr) {
@@ -227,6 +327,45 @@ func hostPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, imag
 	got := waitPod(ctx, t, c, ns, "app=host")
 	if got.Status.PodIP != nodeIP.String() {
 		t.Errorf("hostNetwork pod's IP %s, want the node's %s", got.Status.PodIP, nodeIP)
+	}
+}
+
+// clientPod runs a pod that fetches url, and waits until it has succeeded:
+// pod to ClusterIP to a pod on the same bridge (the answer returns through
+// the bridge, which must pass it to iptables to undo the DNAT).
+func clientPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, image, url string) {
+	t.Helper()
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{GenerateName: "client-"},
+		Spec: corev1.PodSpec{
+			RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{
+				Name: "get", Image: image, ImagePullPolicy: corev1.PullNever, Args: []string{"get", url},
+			}},
+		},
+	}
+	pod, err := c.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last string
+	for {
+		p, err := c.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+		switch {
+		case err != nil:
+			last = err.Error()
+		case p.Status.Phase == corev1.PodSucceeded:
+			return
+		case p.Status.Phase == corev1.PodFailed:
+			t.Fatalf("client pod fetching %s failed: %s", url, podState(p))
+		default:
+			last = podState(p)
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("client pod fetching %s: %s", url, last)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
@@ -269,24 +408,29 @@ func podState(p *corev1.Pod) string {
 	return s
 }
 
-func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string) netip.Addr {
+func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, app string, policy corev1.IPFamilyPolicy) []netip.Addr {
 	t.Helper()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: app},
 		Spec: corev1.ServiceSpec{
-			Selector: map[string]string{"app": app},
-			Ports:    []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+			Selector:       map[string]string{"app": app},
+			IPFamilyPolicy: &policy,
+			Ports:          []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
 		},
 	}
 	got, err := c.CoreV1().Services(ns).Create(ctx, svc, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ip := netip.MustParseAddr(got.Spec.ClusterIP)
-	if !testServiceCIDR.Contains(ip) {
-		t.Errorf("ClusterIP %s not in %s", ip, testServiceCIDR)
+	var ips []netip.Addr
+	for _, s := range got.Spec.ClusterIPs {
+		ip := netip.MustParseAddr(s)
+		if !slices.ContainsFunc(testServiceCIDRs, func(p netip.Prefix) bool { return p.Contains(ip) }) {
+			t.Errorf("ClusterIP %s not in %v", ip, testServiceCIDRs)
+		}
+		ips = append(ips, ip)
 	}
-	return ip
+	return ips
 }
 
 // waitHTTP waits until a GET of addr from inside ns answers with a body

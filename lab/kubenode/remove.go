@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +38,9 @@ func Remove(ctx context.Context, dir string) error {
 		return removeAll(dir)
 	}
 	if err != nil {
+		return err
+	}
+	if err := st.check(); err != nil {
 		return err
 	}
 	var errs []error
@@ -93,6 +97,25 @@ func killAll(ctx context.Context, cg []cgroupMount, st state) error {
 	}
 }
 
+var cgroupRootRE = regexp.MustCompile(`^/bgplb-[a-z0-9][a-z0-9-]*$`)
+
+// check refuses a state whose cgroup root or mount namespace is not the
+// node's own: killing "every process in it" would hit the machine.
+func (st state) check() error {
+	if !cgroupRootRE.MatchString(st.CgroupRoot) {
+		return fmt.Errorf("kubenode: state of node %q: cgroup root %q is not a node's", st.Name, st.CgroupRoot)
+	}
+	if !st.MountNS.valid() {
+		return nil
+	}
+	for _, p := range []string{"/proc/self/ns/mnt", "/proc/1/ns/mnt"} {
+		if id, err := nsOf(p); err == nil && id == st.MountNS {
+			return fmt.Errorf("kubenode: state of node %q: its mount namespace is the machine's (%s)", st.Name, p)
+		}
+	}
+	return nil
+}
+
 // nodePids lists the processes in the node's cgroups and mount namespace.
 func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
 	pids, err := cgroupPids(cg, st.CgroupRoot)
@@ -146,7 +169,7 @@ func zombie(pid int) bool {
 // mount namespace by a moment), the bridge, and the KUBE-* and CNI-*
 // iptables chains with the rules that jump to them.
 func cleanNetwork(ctx context.Context, st state) error {
-	ns, err := lab.OpenNetns(st.Netns)
+	ns, err := netnsNamed(st.Netns)
 	if err != nil {
 		return nil // the namespace is gone, and everything in it
 	}
@@ -175,7 +198,9 @@ func cleanNetwork(ctx context.Context, st state) error {
 
 func linkGone(err error) bool {
 	s := err.Error()
-	return strings.Contains(s, "Cannot find device") || strings.Contains(s, "does not exist")
+	// "No such device": the veth went with its pod's namespace meanwhile.
+	return strings.Contains(s, "Cannot find device") || strings.Contains(s, "does not exist") ||
+		strings.Contains(s, "No such device")
 }
 
 func cleanIPTables(ctx context.Context, ns *lab.Netns, tool string) error {

@@ -36,8 +36,9 @@ func TestTwoNodes(t *testing.T) {
 	for _, h := range hosts {
 		specs = append(specs, lab.HostSpec{Name: h.name, Addrs: []netip.Prefix{netip.PrefixFrom(h.ip, 24)}})
 	}
-	l, _ := labtest.LAN(t, specs...)
+	l, _ := labtest.LAN(t, append(specs, gateway)...)
 	for i, h := range hosts {
+		addDefaultRoute(ctx, t, l.Host(h.name))
 		other := hosts[1-i]
 		if err := l.Host(h.name).AddRoute(ctx, other.pods, other.ip); err != nil {
 			t.Fatal(err)
@@ -46,12 +47,14 @@ func TestTwoNodes(t *testing.T) {
 	s := controlPlane(ctx, t, bin)
 	root := t.TempDir()
 	nodes := make([]*Node, len(hosts))
+	befores := make([]snapshot, len(hosts))
 	for i, h := range hosts {
 		ns := l.Host(h.name)
+		befores[i] = takeSnapshot(t, ns)
 		o := testOptions(t, ns)
 		o.Name, o.Dir, o.BinDir = h.name, filepath.Join(root, h.name), bin
 		o.NodeIPs, o.PodCIDRs = []netip.Addr{h.ip}, []netip.Prefix{h.pods}
-		o.Kubeconfig, o.CACert = nodeCredentials(t, s, ns, h.name, filepath.Join(root, "creds-"+h.name))
+		o.Kubeconfig, o.ProxyKubeconfig, o.CACert = nodeCredentials(t, s, ns, h.name, filepath.Join(root, "creds-"+h.name))
 		began := time.Now()
 		n, err := Start(ctx, o)
 		if err != nil {
@@ -84,8 +87,21 @@ func TestTwoNodes(t *testing.T) {
 		other := 1 - i
 		waitHTTP(ctx, t, l.Host(h.name), netip.AddrPortFrom(podIPs[other], 8080), fmt.Sprintf("web%d", other+1))
 	}
-	clusterIP := createService(ctx, t, c, kns, "web1")
+	clusterIP := createService(ctx, t, c, kns, "web1", corev1.IPFamilyPolicySingleStack)[0]
 	waitHTTP(ctx, t, l.Host("node2"), netip.AddrPortFrom(clusterIP, 80), "web1")
+
+	for i, n := range nodes {
+		st, err := readState(n.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		began := time.Now()
+		if err := n.Stop(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("figures: %s stopped in %v", n.Name, time.Since(began).Round(time.Millisecond))
+		checkClean(t, l.Host(n.Name), befores[i], st, n.Dir)
+	}
 }
 
 // pinnedPod runs the HTTP server as a pod bound to node and returns its IP.

@@ -97,6 +97,7 @@ func TestKubeletConfig(t *testing.T) {
 		"readOnlyPort": float64(0), "resolvConf": "/d/resolv.conf", "healthzBindAddress": "127.0.0.1",
 		"containerRuntimeEndpoint":    "unix:///run/containerd/containerd.sock",
 		"imageGCHighThresholdPercent": float64(100),
+		"nodeLeaseDurationSeconds":    float64(4),
 	} {
 		if c[k] != want {
 			t.Errorf("%s = %v, want %v", k, c[k], want)
@@ -105,6 +106,9 @@ func TestKubeletConfig(t *testing.T) {
 	auth := c["authentication"].(map[string]any)
 	if auth["x509"].(map[string]any)["clientCAFile"] != "/d/ca.crt" || auth["anonymous"].(map[string]any)["enabled"] != false {
 		t.Errorf("authentication %v", auth)
+	}
+	if mode := c["authorization"].(map[string]any)["mode"]; mode != "Webhook" {
+		t.Errorf("authorization mode %v, want Webhook", mode)
 	}
 }
 
@@ -239,5 +243,28 @@ COMMIT
 	}
 	if got := iptablesCleanup("*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n", ownedChain); got != "" {
 		t.Errorf("nothing owned: got %q", got)
+	}
+}
+
+func TestStateCheck(t *testing.T) {
+	own, err := nsOf("/proc/self/ns/mnt")
+	if err != nil {
+		t.Skip(err)
+	}
+	for _, tc := range []struct {
+		name string
+		st   state
+		ok   bool
+	}{
+		{"node", state{CgroupRoot: "/bgplb-t1a2b3c", MountNS: nsID{Dev: 4, Ino: 1}}, true},
+		{"no namespace yet", state{CgroupRoot: "/bgplb-x"}, true},
+		{"root cgroup", state{CgroupRoot: "/"}, false},
+		{"empty cgroup", state{}, false},
+		{"escape", state{CgroupRoot: "/bgplb-x/../.."}, false},
+		{"machine's mount namespace", state{CgroupRoot: "/bgplb-x", MountNS: own}, false},
+	} {
+		if err := tc.st.check(); (err == nil) != tc.ok {
+			t.Errorf("%s: check() = %v, want ok %v", tc.name, err, tc.ok)
+		}
 	}
 }
