@@ -14,6 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/seed"
 )
@@ -297,6 +298,32 @@ func clusterStatus(ctx context.Context, w io.Writer, k *kube) error {
 			phase = "Terminating"
 		}
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\n", p.Namespace, p.Name, p.Spec.NodeName, p.Status.PodIP, ready, phase)
+	}
+	return tw.Flush()
+}
+
+// objectStatus prints bgplb's status objects: who announces which
+// Service, and every speaker's sessions, as the speakers report them.
+func objectStatus(ctx context.Context, w io.Writer, k *kube) error {
+	var anns v1alpha1.ServiceAnnouncementList
+	if err := k.c.List(ctx, &anns); err != nil {
+		return err
+	}
+	var sess v1alpha1.BGPSessionStatusList
+	if err := k.c.List(ctx, &sess); err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SERVICEANNOUNCEMENT\tSERVICE\tNODE\tPREFIXES\tPEERS\tENDPOINTS")
+	for _, a := range anns.Items {
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%d\n", a.Namespace, a.Name, a.Spec.Service, a.Spec.Node,
+			strings.Join(a.Status.Prefixes, ","), strings.Join(a.Status.Peers, ","), a.Status.Endpoints)
+	}
+	fmt.Fprintln(tw)
+	fmt.Fprintln(tw, "BGPSESSIONSTATUS\tNODE\tPEER\tADDRESS\tSTATE\tPREFIXES")
+	for _, x := range sess.Items {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", x.Name, x.Spec.Node, x.Spec.Peer, x.Status.PeerAddress,
+			x.Status.State, x.Status.PrefixesAnnounced)
 	}
 	return tw.Flush()
 }

@@ -120,13 +120,17 @@ func Status(ctx context.Context, o Options) error {
 	if bad > 0 {
 		fmt.Fprintf(o.Out, "%d process(es) died: read their logs; `bgplb lab down && bgplb lab up` starts afresh.\n\n", bad)
 	}
-	if st.Cluster {
-		k, err := newKube(st.Kubeconfig)
-		if err == nil {
-			err = clusterStatus(ctx, o.Out, k)
+	if k, err := newKube(st.Kubeconfig); err != nil {
+		fmt.Fprintf(o.Out, "the cluster: %v\n\n", err)
+	} else {
+		if st.Cluster {
+			if err := clusterStatus(ctx, o.Out, k); err != nil {
+				fmt.Fprintf(o.Out, "the cluster: %v\n", err)
+			}
+			fmt.Fprintln(o.Out)
 		}
-		if err != nil {
-			fmt.Fprintf(o.Out, "the cluster: %v\n", err)
+		if err := objectStatus(ctx, o.Out, k); err != nil {
+			fmt.Fprintf(o.Out, "bgplb's status objects: %v\n", err)
 		}
 		fmt.Fprintln(o.Out)
 	}
