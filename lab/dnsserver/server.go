@@ -151,7 +151,10 @@ func (d *Server) serveUDP() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
-			continue // an ICMP error reported on the socket, say
+			// An ICMP error reported on the socket, say; a persistent one
+			// (out of memory) must not make this loop spin.
+			backoff()
+			continue
 		}
 		if resp := d.Answer(buf[:n]); resp != nil {
 			_, _ = d.udp.WriteToUDPAddrPort(resp, from)
@@ -167,6 +170,7 @@ func (d *Server) serveTCP() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			backoff() // EMFILE and the like: wait for a descriptor to free
 			continue
 		}
 		if !d.track(c, true) {
@@ -248,3 +252,8 @@ func (d *Server) Close() error {
 	d.wg.Wait()
 	return err
 }
+
+// backoff is the pause after a failed read or accept that is not the end
+// of the socket: short enough not to be noticed by a client, long enough
+// that a persistent error costs no CPU.
+func backoff() { time.Sleep(5 * time.Millisecond) }

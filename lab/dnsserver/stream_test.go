@@ -10,6 +10,7 @@ import (
 // A stream against a server that goes away half-way counts the queries
 // answered before and lost after, by node, and the outage.
 func TestStream(t *testing.T) {
+	const interval = 10 * time.Millisecond
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv, err := Listen(ctx, Config{Listen: "127.0.0.1:0", Node: "n1", Answer: netip.MustParseAddr("203.0.113.53")})
@@ -19,18 +20,30 @@ func TestStream(t *testing.T) {
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan []Result)
 	go func() {
-		rs, _ := Stream(sctx, StreamOptions{Server: srv.UDPAddr(), Name: "pihole.lab.", Interval: 10 * time.Millisecond, Timeout: 200 * time.Millisecond})
+		rs, _ := Stream(sctx, StreamOptions{Server: srv.UDPAddr(), Name: "pihole.lab.", Interval: interval, Timeout: 200 * time.Millisecond})
 		done <- rs
 	}()
-	// Half a second answered, then the server goes; the stream runs on.
-	for srv.Queries() < 20 {
-		time.Sleep(5 * time.Millisecond)
+	// Twenty answered, then the server goes; the stream runs on until
+	// twenty more were sent (and lost).
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for !cond() {
+			select {
+			case <-ctx.Done():
+				t.Fatalf("%s: %v", what, ctx.Err())
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
 	}
+	waitFor("20 queries answered", func() bool { return srv.Queries() >= 20 })
 	closed := time.Now()
 	if err := srv.Close(); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond)
+	// The outage lasts as long as the scenario says: 300 ms of queries to
+	// nobody, however long the machine takes to run them.
+	waitFor("300 ms without the server", func() bool { return time.Since(closed) >= 300*time.Millisecond })
+	stopped := time.Now()
 	stop()
 	rs := <-done
 	s := Summarize(rs)
@@ -43,8 +56,10 @@ func TestStream(t *testing.T) {
 			t.Errorf("a query sent %v after the server closed was answered", r.Sent.Sub(closed))
 		}
 	}
-	if s.Outage < 250*time.Millisecond {
-		t.Errorf("outage %v, want the ~300 ms the server was gone", s.Outage)
+	// From the first query lost (at most one interval before the close)
+	// to the last one sent (at most one interval before the stop).
+	if gone := stopped.Sub(closed); s.Outage < gone-2*interval {
+		t.Errorf("outage %v, want about the %v the server was gone", s.Outage, gone)
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
-	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -127,14 +127,9 @@ func (u *upper) imageRef(name string) string {
 // buildImages builds the lab's images from the source tree (a Go build;
 // seconds with a warm cache), or finds them in the cache.
 func (u *upper) buildImages(ctx context.Context) error {
-	src := u.o.SourceDir
-	if src == "" {
-		wd, err := os.Getwd()
-		if err != nil {
-			return err
-		}
-		src = wd
-	}
+	// u.src: the tree the manifests come from too, so that the images
+	// and the objects that run them are of one version.
+	src := u.src
 	if _, err := os.Stat(filepath.Join(src, "lab", "images", "pause")); err != nil {
 		return fmt.Errorf("the real cluster's images are built from a bgplb source tree: run from one (make lab), pass --source DIR, or play the Kubernetes half with --cluster=false (%w)", err)
 	}
@@ -235,7 +230,7 @@ func (u *upper) waitNode(ctx context.Context, node string, ready bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("node %s: %w; last seen %s; kubelet log: %s", node, err, last,
-			filepath.Join(nodeDir(u.st.ID, node), "log", "kubelet.log"))
+			filepath.Join(nodeDir(u.st.ID, node), "logs", "kubelet.log"))
 	}
 	return nil
 }
@@ -283,6 +278,9 @@ func (u *upper) waitBGPLB(ctx context.Context) error {
 
 // pihole creates the Pi-hole's Deployment and Service.
 func (u *upper) pihole(ctx context.Context) error {
+	if strings.Count(piholeDeployment, "image: IMAGE") != 1 {
+		return errors.New("the Pi-hole Deployment has no one `image: IMAGE` to replace")
+	}
 	dep := strings.ReplaceAll(piholeDeployment, "image: IMAGE", "image: "+u.imageRef(images.Pihole))
 	if err := u.k.applyBytes(ctx, "pihole-deployment.yaml", []byte(dep)); err != nil {
 		return err
@@ -325,24 +323,35 @@ func readyNode(pods []corev1.Pod, notOn string) string {
 	return ""
 }
 
-// removeNodes removes the kubenode directories of lab id that exist:
-// those the state names and those of an Up that could not record them.
-func removeNodes(ctx context.Context, id string, recorded map[string]string) error {
-	dirs := map[string]bool{}
-	for _, d := range recorded {
-		dirs[d] = true
-	}
-	for _, n := range []string{seed.Node1, seed.Node2} {
-		dirs[nodeDir(id, n)] = true
-	}
+// removeNodes removes the nodes of lab id that exist. It looks only where
+// Up puts them (nodeDir), never at a path a state file names: Remove acts
+// as root on what it finds there.
+func removeNodes(ctx context.Context, out io.Writer, id string) error {
 	var errs []error
-	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+	for _, n := range []string{seed.Node1, seed.Node2} {
+		d := nodeDir(id, n)
 		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
 			continue
 		}
+		fmt.Fprintf(out, "removing lab %s's %s (containers, mounts, cgroups)\n", id, n)
 		if err := kubenode.Remove(ctx, d); err != nil {
-			errs = append(errs, fmt.Errorf("node %s: %w", d, err))
+			errs = append(errs, fmt.Errorf("node %s: %w", n, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// nodeLabs lists the IDs of labs with prefix that have a node directory.
+func nodeLabs(prefix string) []string {
+	m, _ := filepath.Glob(nodeDir(prefix+"*", "node*"))
+	var ids []string
+	for _, d := range m {
+		name := strings.TrimPrefix(filepath.Base(filepath.Dir(d)), "bgplb-")
+		id, _, ok := strings.Cut(name, "-")
+		// As seed.List: the prefix and six hex digits, not a longer prefix's.
+		if ok && len(id) == len(prefix)+6 && !slices.Contains(ids, id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
 }

@@ -283,6 +283,8 @@ func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
 	r.t.Helper()
 	ctx, stop := context.WithCancel(r.ctx)
 	done := make(chan []dnsserver.Result, 1)
+	// On a failure (r.do's Fatalf) the client stops before the lab goes.
+	defer stop()
 	client := r.s.Host(seed.Client)
 	go func() {
 		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: client.Do,
@@ -296,14 +298,17 @@ func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
 	return sum
 }
 
-// checkNoCgroups fails the test for a cgroup of lab id left in any
-// hierarchy (the nodes' /bgplb-ID-NODE parents).
+// checkNoCgroups fails the test for a cgroup of lab id left: the nodes'
+// /bgplb-ID-NODE parents, one level down in every v1 hierarchy, or at the
+// top of a v2 one.
 func checkNoCgroups(t testing.TB, id string) {
 	t.Helper()
-	hs, _ := os.ReadDir("/sys/fs/cgroup")
-	for _, h := range hs {
-		m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", h.Name(), "*"+id+"*"))
-		if len(m) > 0 {
+	hs, err := os.ReadDir("/sys/fs/cgroup")
+	if err != nil || len(hs) == 0 {
+		t.Fatalf("reading /sys/fs/cgroup: %v (%d entries)", err, len(hs))
+	}
+	for _, pattern := range []string{"*" + id + "*", "*/*" + id + "*"} {
+		if m, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", pattern)); len(m) > 0 {
 			t.Errorf("cgroups left: %v", m)
 		}
 	}

@@ -42,6 +42,9 @@ func (u *upper) clusterMove(ctx context.Context) error {
 		return err
 	}
 	to := u.otherNode(from)
+	// Uncordoned whatever happens: a node left cordoned would leave the
+	// next move nowhere to go.
+	defer func() { _ = u.cordon(context.WithoutCancel(ctx), from, false) }()
 	var ready time.Time
 	var followed, alone time.Duration
 	if err := u.do([]step{
@@ -197,17 +200,7 @@ func (u *upper) clusterRestart(ctx context.Context, component string) ([]step, e
 			return u.waitRolledOut(ctx, &appsv1.DaemonSet{}, speakerDaemonSet)
 		}}}, nil
 	case "router":
-		var steps []step
-		for i := 1; i <= u.st.Routers; i++ {
-			name := seed.RouterName(i)
-			steps = append(steps, step{"restarting " + name, func() error {
-				if err := u.st.Procs[name].stop(5 * time.Second); err != nil {
-					return err
-				}
-				return u.router(ctx, i)
-			}})
-		}
-		return steps, nil
+		return u.restartSteps(ctx, "router")
 	}
 	return nil, fmt.Errorf("restart %q: want controller, speaker or router", component)
 }
@@ -220,7 +213,7 @@ func (u *upper) waitRolledOut(ctx context.Context, obj client.Object, name strin
 		if err := u.k.c.Get(ctx, client.ObjectKey{Namespace: speakerNamespace, Name: name}, obj); err != nil {
 			return false, nil
 		}
-		done := false
+		var done bool
 		done, last = rolledOut(obj)
 		return done, nil
 	})

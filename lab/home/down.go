@@ -58,6 +58,13 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 	if err != nil {
 		return err
 	}
+	// A lab whose namespaces are gone may still have nodes: containers
+	// live in namespaces of their own.
+	for _, id := range nodeLabs(o.Prefix) {
+		if !slices.Contains(others, id) {
+			others = append(others, id)
+		}
+	}
 	others = slices.DeleteFunc(others, func(id string) bool { return slices.Contains(ids, id) })
 	if len(others) > 0 && !o.All {
 		fmt.Fprintf(o.Out, "labs no state records (an interrupted up, or another state directory): %s\n"+
@@ -74,6 +81,12 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 		}
 	}
 	for _, id := range ids {
+		// The nodes first, whether or not the lab's namespaces still
+		// exist: their containers and mounts outlive them.
+		if err := removeNodes(ctx, o.Out, id); err != nil {
+			errs = append(errs, fmt.Errorf("removing lab %s's nodes: %w", id, err))
+			continue
+		}
 		s, err := seed.Open(id)
 		if errors.Is(err, os.ErrNotExist) {
 			continue // already gone
@@ -83,16 +96,6 @@ func down(ctx context.Context, o Options, keepLock bool) error {
 			continue
 		}
 		fmt.Fprintf(o.Out, "removing lab %s\n", id)
-		// The nodes' containers and mounts first: they live in the lab's
-		// namespaces and scratch directories.
-		var recorded map[string]string
-		if st != nil && st.ID == id {
-			recorded = st.Nodes
-		}
-		if err := removeNodes(ctx, id, recorded); err != nil {
-			errs = append(errs, fmt.Errorf("removing lab %s's nodes: %w", id, err))
-			continue
-		}
 		if err := s.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("removing lab %s: %w", id, err))
 		}

@@ -87,3 +87,16 @@ func withImage(bundle []byte, ref string) ([]byte, error) {
 	}
 	return []byte(out.String()), nil
 }
+
+// treeAt is dir made absolute if it is a bgplb source tree (one the real
+// cluster can build its images from), else "".
+func treeAt(dir string) string {
+	abs, err := filepath.Abs(dir)
+	if err != nil || checkSourceDir(abs) != nil {
+		return ""
+	}
+	if _, err := os.Stat(filepath.Join(abs, "lab", "images", "pause")); err != nil {
+		return ""
+	}
+	return abs
+}

@@ -120,6 +120,9 @@ func Up(ctx context.Context, o Options) error {
 	if err := st.save(); err != nil {
 		return err
 	}
+	if o.Cluster && o.SourceDir == "" {
+		o.SourceDir = treeAt(".")
+	}
 	src, err := sourceDir(o)
 	if err != nil {
 		return err
