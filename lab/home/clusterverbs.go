@@ -106,6 +106,8 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 	ranPihole := u.piholeNodeNow(ctx) == node
 	other := u.otherNode(node)
 	start := time.Now()
+	var ready time.Time
+	var followed time.Duration
 	steps := []step{
 		{fmt.Sprintf("cutting %s off the LAN and the API link", node), func() error {
 			h := s.Host(node)
@@ -125,17 +127,21 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 		steps = append(steps,
 			step{fmt.Sprintf("waiting for the Pi-hole to be evicted and Ready on %s", other), func() error {
 				_, err := u.waitPihole(ctx, node)
+				ready = time.Now()
 				return err
 			}},
 			step{fmt.Sprintf("waiting for %s/32 via %s", PiholeVIP, other), func() error {
-				return u.waitKernel(ctx, vipVia(s.NodeAddr(other), false))
+				err := u.waitKernel(ctx, vipVia(s.NodeAddr(other), false))
+				followed = time.Since(ready)
+				return err
 			}})
 	}
 	if err := u.do(steps); err != nil {
 		return err
 	}
 	if ranPihole {
-		fmt.Fprintf(out, "    every router routes via %s %v after the failure\n", other, time.Since(start).Round(time.Millisecond))
+		fmt.Fprintf(out, "    every router routes via %s %v after the failure (%v after the new pod was Ready)\n",
+			other, time.Since(start).Round(time.Millisecond), followed.Round(time.Millisecond))
 	}
 	if err := u.p.step(fmt.Sprintf("waiting for every router to drop %s's paths (its hold time, 9 s)", node), func() error {
 		return u.waitKernel(ctx, noneVia(s.NodeAddr(node)))
