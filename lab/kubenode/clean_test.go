@@ -173,3 +173,11 @@ func checkCleanMachine(t *testing.T, before snapshot, st state, dir string) {
 		}
 	}
 }
+
+// nodePids lists the processes in the node's cgroups and in its recorded
+// mount namespace, without Remove's caution: right after the node ran,
+// the number is still its namespace's, and a test should rather fail
+// wrongly than miss a process.
+func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
+	return sweepSet{CgroupRoot: st.CgroupRoot, MountNS: st.MountNS}.pids(ctx, cg)
+}

@@ -43,10 +43,15 @@ func Remove(ctx context.Context, dir string) error {
 	if err := st.check(); err != nil {
 		return err
 	}
+	// Decided before the holder is stopped: afterwards its namespace
+	// could no longer be told from another with the same inode.
+	pin := pinMountNS(st)
+	defer pin.close()
 	var errs []error
 	// The kubelet and kube-proxy first, gently: they then stop creating
-	// pods and rules while the rest goes.
-	for _, role := range []string{roleProxy, roleKubelet, roleContainerd} {
+	// pods and rules while the rest goes. The holder last: its namespace
+	// is pinned, and anything left in it is swept below.
+	for _, role := range []string{roleProxy, roleKubelet, roleContainerd, roleHolder} {
 		if ref, ok := st.Procs[role]; ok {
 			if err := ref.Stop(2 * time.Second); err != nil {
 				errs = append(errs, fmt.Errorf("kubenode: stop %s: %w", role, err))
@@ -55,11 +60,14 @@ func Remove(ctx context.Context, dir string) error {
 	}
 	cg, err := cgroupMounts()
 	if err != nil {
-		return err
-	}
-	if err := killAll(ctx, cg, st); err != nil {
 		return errors.Join(append(errs, err)...)
 	}
+	if err := killAll(ctx, cg, st.Name, pin.sweep(st)); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	// The mounts in the namespace end with it; the pin must not keep them
+	// while the directory below them goes.
+	pin.close()
 	errs = append(errs, removeCgroups(ctx, cg, st.CgroupRoot))
 	errs = append(errs, cleanNetwork(ctx, st))
 	errs = append(errs, removeAll(dir))
@@ -73,13 +81,13 @@ func removeAll(dir string) error {
 	return nil
 }
 
-// killAll SIGKILLs every process in the node's cgroups or mount namespace
-// until none is left. Zombies count as gone: on a machine whose init does
-// not reap orphans they stay, holding nothing.
-func killAll(ctx context.Context, cg []cgroupMount, st state) error {
+// killAll SIGKILLs every process in the node's cgroups (and mount
+// namespace, if sweep says so) until none is left. Zombies count as gone:
+// on a machine whose init does not reap orphans they stay, holding nothing.
+func killAll(ctx context.Context, cg []cgroupMount, name string, sweep sweepSet) error {
 	self := os.Getpid()
 	for {
-		pids, err := nodePids(ctx, cg, st)
+		pids, err := sweep.pids(ctx, cg)
 		if err != nil {
 			return err
 		}
@@ -91,7 +99,7 @@ func killAll(ctx context.Context, cg []cgroupMount, st state) error {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("kubenode: processes %v of node %s survive: %w", pids, st.Name, ctx.Err())
+			return fmt.Errorf("kubenode: processes %v of node %s survive: %w", pids, name, ctx.Err())
 		}
 		sleep(ctx, pollEvery)
 	}
@@ -116,14 +124,22 @@ func (st state) check() error {
 	return nil
 }
 
-// nodePids lists the processes in the node's cgroups and mount namespace.
-func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
-	pids, err := cgroupPids(cg, st.CgroupRoot)
+// sweepSet says where a node's processes are: always its cgroup trees
+// (uniquely named), and its mount namespace only when that is known to
+// be the node's.
+type sweepSet struct {
+	CgroupRoot string
+	MountNS    nsID // zero: not swept
+}
+
+// pids lists the processes in the node's cgroups and mount namespace.
+func (s sweepSet) pids(ctx context.Context, cg []cgroupMount) ([]int, error) {
+	pids, err := cgroupPids(cg, s.CgroupRoot)
 	if err != nil {
 		return nil, err
 	}
-	if st.MountNS.valid() {
-		more, err := pidsInNamespace(ctx, "mnt", st.MountNS)
+	if s.MountNS.valid() {
+		more, err := pidsInNamespace(ctx, "mnt", s.MountNS)
 		if err != nil {
 			return nil, err
 		}
@@ -131,6 +147,68 @@ func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
 	}
 	slices.Sort(pids)
 	return slices.Compact(pids), nil
+}
+
+// holderFacts is what is known of the recorded holder when Remove begins.
+type holderFacts struct {
+	Recorded bool  // state.Procs has a holder
+	Started  bool  // its Ref has a start time
+	Alive    bool  // that process runs, by pid and start time
+	MountNS  nsID  // /proc/PID/ns/mnt, opened and pinned
+	Err      error // reading MountNS failed
+}
+
+// sweepMountNS decides whether the node's processes may be found by its
+// recorded mount namespace. An inode number identifies a namespace only
+// while it exists: a freed one is reused by the kernel, and after a reboot
+// the numbers repeat. So only if the recorded holder still runs (checked
+// by start time) and its namespace, now pinned open, is the recorded one;
+// otherwise the uniquely named cgroups alone must do.
+func sweepMountNS(recorded nsID, h holderFacts) bool {
+	return recorded.valid() && h.Recorded && h.Started && h.Alive && h.Err == nil && h.MountNS == recorded
+}
+
+// nsPin holds a node's mount namespace open, so that its inode cannot be
+// reused while Remove sweeps by it.
+type nsPin struct {
+	f  *os.File
+	id nsID
+}
+
+// pinMountNS opens the holder's mount namespace if it is still the node's
+// (see sweepMountNS); the zero nsPin sweeps nothing by namespace.
+func pinMountNS(st state) *nsPin {
+	ref, ok := st.Procs[roleHolder]
+	h := holderFacts{Recorded: ok, Started: ref.Start != 0, Alive: ok && ref.Alive()}
+	if !st.MountNS.valid() || !h.Alive {
+		return &nsPin{}
+	}
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", ref.PID))
+	if err != nil {
+		return &nsPin{} // gone meanwhile
+	}
+	h.MountNS, h.Err = fdNS(f)
+	// Opened after the first look: the pid may have been reused between.
+	h.Alive = ref.Alive()
+	if !sweepMountNS(st.MountNS, h) {
+		f.Close()
+		return &nsPin{}
+	}
+	return &nsPin{f: f, id: h.MountNS}
+}
+
+func (p *nsPin) sweep(st state) sweepSet {
+	if p.f == nil {
+		return sweepSet{CgroupRoot: st.CgroupRoot}
+	}
+	return sweepSet{CgroupRoot: st.CgroupRoot, MountNS: p.id}
+}
+
+func (p *nsPin) close() {
+	if p.f != nil {
+		p.f.Close()
+		p.f = nil
+	}
 }
 
 // pidsInNamespace lists the processes whose namespace of kind is id.

@@ -3,6 +3,9 @@ package kubenode
 import (
 	"encoding/json"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -201,6 +204,42 @@ func TestInCgroups(t *testing.T) {
 	got := inCgroups([]string{"/a/cgroup.procs", "/b/cgroup.procs"}, []string{"nsenter", "x"})
 	if got[0] != "sh" || got[4] != "/a/cgroup.procs /b/cgroup.procs" || !slices.Equal(got[5:], []string{"nsenter", "x"}) {
 		t.Errorf("got %q", got)
+	}
+}
+
+// The wrapper runs for real, with plain files as cgroup.procs: the program
+// runs only once its pid is in every file.
+func TestInCgroupsRuns(t *testing.T) {
+	dir := t.TempDir()
+	ok1, ok2 := filepath.Join(dir, "a"), filepath.Join(dir, "b")
+	missing := filepath.Join(dir, "gone", "cgroup.procs")
+	for _, tc := range []struct {
+		name  string
+		files []string
+		runs  bool
+	}{
+		{"all written", []string{ok1, ok2}, true},
+		{"first fails", []string{missing, ok1}, false},
+		{"last fails", []string{ok1, missing}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			argv := inCgroups(tc.files, []string{"sh", "-c", "echo ran $$"})
+			out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			ran := strings.Contains(string(out), "ran ")
+			if ran != tc.runs || (err == nil) != tc.runs {
+				t.Fatalf("ran %v (err %v, output %q), want %v", ran, err, out, tc.runs)
+			}
+			if !tc.runs {
+				return
+			}
+			// exec keeps the pid: the program is the process written.
+			pid := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(string(out)), "ran "))
+			for _, f := range tc.files {
+				if b, err := os.ReadFile(f); err != nil || strings.TrimSpace(string(b)) != pid {
+					t.Errorf("%s holds %q (%v), want pid %s", f, b, err, pid)
+				}
+			}
+		})
 	}
 }
 
