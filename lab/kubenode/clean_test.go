@@ -174,10 +174,25 @@ func checkCleanMachine(t *testing.T, before snapshot, st state, dir string) {
 	}
 }
 
-// nodePids lists the processes in the node's cgroups and in its recorded
-// mount namespace, without Remove's caution: right after the node ran,
-// the number is still its namespace's, and a test should rather fail
-// wrongly than miss a process.
+// nodePids lists the processes in the node's cgroups and, if st.MountNS
+// is set, in that mount namespace: st must come from pinnedState, or the
+// number may be another namespace's by now.
 func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
 	return sweepSet{CgroupRoot: st.CgroupRoot, MountNS: st.MountNS}.pids(ctx, cg)
+}
+
+// pinnedState reads the node's state and holds its mount namespace open
+// until the test ends, so that checkClean may look for processes in it
+// after Remove: a freed namespace's inode is reused at once. Without a
+// live holder MountNS is cleared, and only the cgroups are looked at.
+func pinnedState(t *testing.T, dir string) state {
+	t.Helper()
+	st, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := pinMountNS(st)
+	t.Cleanup(pin.close)
+	st.MountNS = pin.id
+	return st
 }

@@ -191,10 +191,7 @@ func TestNode(t *testing.T) {
 		t.Errorf("the node's kernel.panic is %q (%v), want the kubelet's 10", b, err)
 	}
 
-	st, err := readState(o.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := pinnedState(t, o.Dir)
 	began = time.Now()
 	if err := Remove(ctx, o.Dir); err != nil {
 		t.Fatal(err)

@@ -34,8 +34,8 @@ func Remove(ctx context.Context, dir string) error {
 	defer cancel()
 	st, err := readState(dir)
 	if errors.Is(err, fs.ErrNotExist) {
-		// Nothing ever started, or removed already.
-		return removeAll(dir)
+		// Nothing ever started, or removed already; or dir is no node's.
+		return removeUnstarted(dir)
 	}
 	if err != nil {
 		return err
@@ -74,9 +74,80 @@ func Remove(ctx context.Context, dir string) error {
 	return errors.Join(errs...)
 }
 
+// removeAll removes the node's directory, its state file last: should
+// anything fail, a later Remove still knows the directory is a node's.
 func removeAll(dir string) error {
+	ents, err := os.ReadDir(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	state := filepath.Base(layout{dir}.stateFile())
+	for _, e := range ents {
+		if e.Name() == state {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("kubenode: %w", err)
+		}
+	}
 	if err := os.RemoveAll(dir); err != nil {
 		return fmt.Errorf("kubenode: %w", err)
+	}
+	return nil
+}
+
+// removeUnstarted removes a directory without a state file only if it
+// holds nothing but what Start makes before it writes one (Remove runs as
+// root: a mistyped Dir must not lose anyone's files).
+func removeUnstarted(dir string) error {
+	var ents []treeEntry
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if p != dir {
+			rel, _ := filepath.Rel(dir, p)
+			ents = append(ents, treeEntry{Rel: rel, Dir: d.IsDir()})
+		}
+		return nil
+	})
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	if err := unstartedTree(layout{dir}, ents); err != nil {
+		return err
+	}
+	return removeAll(dir)
+}
+
+// treeEntry is one path below a directory, relative to it.
+type treeEntry struct {
+	Rel string
+	Dir bool
+}
+
+// unstartedTree accepts the tree of a node directory without a state
+// file: empty, or the layout's directories (and their parents) with no
+// file in them but a state file's unfinished temporary copy.
+func unstartedTree(l layout, ents []treeEntry) error {
+	own := map[string]bool{}
+	for _, d := range l.dirs() {
+		for rel, _ := filepath.Rel(l.Dir, d); rel != "."; rel = filepath.Dir(rel) {
+			own[rel] = true
+		}
+	}
+	tmp, _ := filepath.Rel(l.Dir, l.stateFile()+".tmp")
+	for _, e := range ents {
+		if (e.Dir && own[e.Rel]) || (!e.Dir && e.Rel == tmp) {
+			continue
+		}
+		return fmt.Errorf("kubenode: %s holds no node (no %s) but %s: not removed", l.Dir, filepath.Base(l.stateFile()), e.Rel)
 	}
 	return nil
 }
@@ -105,13 +176,22 @@ func killAll(ctx context.Context, cg []cgroupMount, name string, sweep sweepSet)
 	}
 }
 
-var cgroupRootRE = regexp.MustCompile(`^/bgplb-[a-z0-9][a-z0-9-]*$`)
+// netnsRE is lab's pattern of namespace names: no '/', never "." or "..".
+var netnsRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$`)
 
-// check refuses a state whose cgroup root or mount namespace is not the
-// node's own: killing "every process in it" would hit the machine.
+// check refuses a state that names anything but the node's own: Remove
+// runs as root from a file on disk, and killing "every process in" or
+// deleting a path it names must never hit the machine.
 func (st state) check() error {
-	if !cgroupRootRE.MatchString(st.CgroupRoot) {
-		return fmt.Errorf("kubenode: state of node %q: cgroup root %q is not a node's", st.Name, st.CgroupRoot)
+	switch {
+	case !idRE.MatchString(st.ID):
+		return fmt.Errorf("kubenode: state of node %q: ID %q is not a node's", st.Name, st.ID)
+	case st.CgroupRoot != "/bgplb-"+st.ID:
+		return fmt.Errorf("kubenode: state of node %q: cgroup root %q is not /bgplb-%s", st.Name, st.CgroupRoot, st.ID)
+	case !netnsRE.MatchString(st.Netns):
+		return fmt.Errorf("kubenode: state of node %q: network namespace %q is no namespace name", st.Name, st.Netns)
+	case st.Bridge != bridgeName:
+		return fmt.Errorf("kubenode: state of node %q: bridge %q is not %s", st.Name, st.Bridge, bridgeName)
 	}
 	if !st.MountNS.valid() {
 		return nil
@@ -251,6 +331,9 @@ func cleanNetwork(ctx context.Context, st state) error {
 	if err != nil {
 		return nil // the namespace is gone, and everything in it
 	}
+	if err := notMachineNetns(ns.Path()); err != nil {
+		return err
+	}
 	var errs []error
 	out, err := ns.IPOutput(ctx, "-j", "link", "show", "master", st.Bridge)
 	if err == nil {
@@ -272,6 +355,28 @@ func cleanNetwork(ctx context.Context, st state) error {
 		errs = append(errs, cleanIPTables(ctx, ns, tool))
 	}
 	return errors.Join(errs...)
+}
+
+// notMachineNetns refuses a namespace name that refers to the machine's
+// network namespace (`ip netns attach NAME 1`): its bridge and chains are
+// not the node's. Where pid 1's namespace cannot be read (no
+// CAP_SYS_PTRACE over it), the caller's stands for the machine's: Remove
+// runs from the machine's namespace, not from the node's.
+func notMachineNetns(path string) error {
+	id, err := nsOf(path)
+	if err != nil {
+		return fmt.Errorf("kubenode: %w", err)
+	}
+	var machine []nsID
+	for _, p := range []string{"/proc/1/ns/net", "/proc/self/ns/net"} {
+		if m, err := nsOf(p); err == nil {
+			machine = append(machine, m)
+		}
+	}
+	if len(machine) == 0 || slices.Contains(machine, id) {
+		return fmt.Errorf("kubenode: %s is the machine's network namespace (or that is unknown): not cleaned", path)
+	}
+	return nil
 }
 
 func linkGone(err error) bool {

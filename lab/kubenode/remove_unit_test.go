@@ -1,8 +1,19 @@
 package kubenode
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
 	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/internal/proc"
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 func TestSweepMountNS(t *testing.T) {
@@ -30,5 +41,187 @@ func TestSweepMountNS(t *testing.T) {
 				t.Errorf("sweepMountNS(%v, %+v) = %v, want %v", tc.recorded, h, got, tc.want)
 			}
 		})
+	}
+}
+
+func TestStateCheck(t *testing.T) {
+	own, err := nsOf("/proc/self/ns/mnt")
+	if err != nil {
+		t.Skip(err)
+	}
+	good := state{Name: "node1", ID: "t1a2b3c", Netns: "kn-1a2b3c", Bridge: bridgeName, CgroupRoot: "/bgplb-t1a2b3c", MountNS: nsID{Dev: 4, Ino: 1}}
+	for _, tc := range []struct {
+		name string
+		edit func(st *state)
+		ok   bool
+	}{
+		{"node", func(*state) {}, true},
+		{"no namespace yet", func(st *state) { st.MountNS = nsID{} }, true},
+		{"root cgroup", func(st *state) { st.CgroupRoot = "/" }, false},
+		{"empty cgroup", func(st *state) { st.CgroupRoot = "" }, false},
+		{"cgroup escape", func(st *state) { st.CgroupRoot = "/bgplb-t1a2b3c/../.." }, false},
+		{"another node's cgroup", func(st *state) { st.CgroupRoot = "/bgplb-other" }, false},
+		{"cgroup not below /", func(st *state) { st.CgroupRoot = "bgplb-t1a2b3c" }, false},
+		{"bad ID", func(st *state) { st.ID, st.CgroupRoot = "../x", "/bgplb-../x" }, false},
+		{"empty ID", func(st *state) { st.ID, st.CgroupRoot = "", "/bgplb-" }, false},
+		{"no netns", func(st *state) { st.Netns = "" }, false},
+		{"netns path", func(st *state) { st.Netns = "../../proc/1/ns/net" }, false},
+		{"netns with /", func(st *state) { st.Netns = "a/b" }, false},
+		{"netns ..", func(st *state) { st.Netns = ".." }, false},
+		{"machine's link as bridge", func(st *state) { st.Bridge = "eth0" }, false},
+		{"no bridge", func(st *state) { st.Bridge = "" }, false},
+		{"machine's mount namespace", func(st *state) { st.MountNS = own }, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			st := good
+			tc.edit(&st)
+			if err := st.check(); (err == nil) != tc.ok {
+				t.Errorf("check(%+v) = %v, want ok %v", st, err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestUnstartedTree(t *testing.T) {
+	l := layout{Dir: "/tmp/lab/node1"}
+	d := func(rel string) treeEntry { return treeEntry{Rel: rel, Dir: true} }
+	f := func(rel string) treeEntry { return treeEntry{Rel: rel} }
+	var all []treeEntry
+	for _, p := range []string{"conf", "logs", "cni", "cni/net.d", "sysctl", "run", "var", "var/lib", "var/log", "var/tmp"} {
+		all = append(all, d(p))
+	}
+	for _, tc := range []struct {
+		name string
+		ents []treeEntry
+		ok   bool
+	}{
+		{"empty", nil, true},
+		{"the layout's directories", all, true},
+		{"some of them", []treeEntry{d("var"), d("var/lib")}, true},
+		{"an unfinished state file", slices.Concat(all, []treeEntry{f("state.json.tmp")}), true},
+		{"a file of someone's", []treeEntry{f("thesis.tex")}, false},
+		{"a directory of someone's", []treeEntry{d("src")}, false},
+		{"a file in a layout directory", slices.Concat(all, []treeEntry{f("conf/kubelet.yaml")}), false},
+		{"a directory in a layout directory", slices.Concat(all, []treeEntry{d("var/lib/mysql")}), false},
+		{"a layout name as a file", []treeEntry{f("conf")}, false},
+		{"a layout name as a symlink", []treeEntry{f("var")}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := unstartedTree(l, tc.ents); (err == nil) != tc.ok {
+				t.Errorf("unstartedTree(%v) = %v, want ok %v", tc.ents, err, tc.ok)
+			}
+		})
+	}
+}
+
+// Remove of a directory without a state file: one Start left before its
+// first write goes, anything else stays, with an error.
+func TestRemoveWithoutState(t *testing.T) {
+	ctx := context.Background()
+	if err := Remove(ctx, filepath.Join(t.TempDir(), "never")); err != nil {
+		t.Errorf("Remove of a missing directory: %v", err)
+	}
+	unstarted := filepath.Join(t.TempDir(), "node1")
+	for _, d := range (layout{unstarted}).dirs() {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := Remove(ctx, unstarted); err != nil {
+		t.Errorf("Remove of an unstarted node: %v", err)
+	}
+	if _, err := os.Stat(unstarted); err == nil {
+		t.Errorf("%s left", unstarted)
+	}
+	foreign := t.TempDir()
+	mine := filepath.Join(foreign, "var", "notes")
+	if err := os.MkdirAll(filepath.Dir(mine), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(mine, []byte("mine"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remove(ctx, foreign); err == nil {
+		t.Error("Remove of a directory holding no node succeeded")
+	} else {
+		t.Logf("refused as it should: %v", err)
+	}
+	if _, err := os.Stat(mine); err != nil {
+		t.Errorf("Remove deleted a file it does not own: %v", err)
+	}
+}
+
+func TestNotMachineNetns(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"/proc/self/ns/net", false},
+		{"/proc/1/ns/net", false},
+		{filepath.Join(t.TempDir(), "gone"), false},
+	} {
+		if err := notMachineNetns(tc.path); (err == nil) != tc.ok {
+			t.Errorf("notMachineNetns(%s) = %v, want ok %v", tc.path, err, tc.ok)
+		}
+	}
+	labtest.Require(t)
+	ns := labtest.Netns(t, "kn")
+	if err := notMachineNetns(ns.Path()); err != nil {
+		t.Errorf("a namespace of the test's own: %v", err)
+	}
+}
+
+// pinMountNS with a real process in a mount namespace of its own: the
+// namespace is pinned only while that very process runs in it.
+func TestPinMountNS(t *testing.T) {
+	labtest.Require(t)
+	labtest.RequireBinaries(t, "unshare", "sleep")
+	cmd := exec.Command("unshare", "--mount", "--propagation", "private", "--", "sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	ref := proc.RefOf(cmd.Process.Pid)
+	nsPath := fmt.Sprintf("/proc/%d/ns/mnt", ref.PID)
+	own, err := nsOf("/proc/self/ns/mnt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id nsID
+	if err := lab.Poll(labtest.Context(t, 10*time.Second), 10*time.Millisecond, func() (bool, error) {
+		id, err = nsOf(nsPath)
+		return err == nil && id != own, err // unshare has not entered it yet
+	}); err != nil {
+		t.Fatal(err)
+	}
+	st := state{MountNS: id, Procs: map[string]proc.Ref{roleHolder: ref}}
+	other := st
+	other.MountNS.Ino++
+	noStart := st
+	noStart.Procs = map[string]proc.Ref{roleHolder: {PID: ref.PID}}
+	for _, tc := range []struct {
+		name string
+		st   state
+		want nsID
+	}{
+		{"the holder's namespace", st, id},
+		{"another inode", other, nsID{}},
+		{"holder without start time", noStart, nsID{}},
+		{"no holder", state{MountNS: id}, nsID{}},
+	} {
+		pin := pinMountNS(tc.st)
+		if pin.id != tc.want || (pin.f != nil) != tc.want.valid() {
+			t.Errorf("%s: pinned %v (open %v), want %v", tc.name, pin.id, pin.f != nil, tc.want)
+		}
+		pin.close()
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if pin := pinMountNS(st); pin.f != nil {
+		pin.close()
+		t.Error("pinned the namespace of a holder that is gone")
 	}
 }

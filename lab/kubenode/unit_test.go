@@ -284,26 +284,3 @@ COMMIT
 		t.Errorf("nothing owned: got %q", got)
 	}
 }
-
-func TestStateCheck(t *testing.T) {
-	own, err := nsOf("/proc/self/ns/mnt")
-	if err != nil {
-		t.Skip(err)
-	}
-	for _, tc := range []struct {
-		name string
-		st   state
-		ok   bool
-	}{
-		{"node", state{CgroupRoot: "/bgplb-t1a2b3c", MountNS: nsID{Dev: 4, Ino: 1}}, true},
-		{"no namespace yet", state{CgroupRoot: "/bgplb-x"}, true},
-		{"root cgroup", state{CgroupRoot: "/"}, false},
-		{"empty cgroup", state{}, false},
-		{"escape", state{CgroupRoot: "/bgplb-x/../.."}, false},
-		{"machine's mount namespace", state{CgroupRoot: "/bgplb-x", MountNS: own}, false},
-	} {
-		if err := tc.st.check(); (err == nil) != tc.ok {
-			t.Errorf("%s: check() = %v, want ok %v", tc.name, err, tc.ok)
-		}
-	}
-}
