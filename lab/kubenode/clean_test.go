@@ -26,6 +26,8 @@ type snapshot struct {
 var outsidePaths = []string{
 	"/run/containerd", "/var/lib/containerd", "/opt/containerd", "/var/lib/kubelet",
 	"/var/log/pods", "/var/log/containers", "/var/lib/cni", "/var/run/netns/cni-", "/etc/cni/net.d",
+	// The kubelet's flexvolume prober, unless volumePluginDir says otherwise.
+	"/usr/libexec/kubernetes",
 }
 
 func takeSnapshot(t *testing.T, ns *lab.Netns) snapshot {

@@ -36,7 +36,9 @@
 // containerd 1.6 and the kubelet hard-code (/run/containerd/s/ shim
 // sockets, /var/lib/kubelet/device-plugins, /var/log/pods,
 // /var/log/containers, /var/run/netns, /var/lib/cni) are the node's own
-// and lie below Dir. Dir must therefore not be below /run or /var.
+// and lie below Dir. Dir must therefore not be below /run or /var. The
+// kubelet's flexvolume directory (volumePluginDir, by default
+// /usr/libexec/kubernetes/..., made at start) is moved into that /var.
 //
 // The kubelet writes machine-wide sysctls at start (vm.overcommit_memory,
 // vm.panic_on_oom, kernel.panic, kernel.panic_on_oops,

@@ -50,10 +50,15 @@ func kubeBinDir(t *testing.T) string {
 }
 
 // controlPlane runs an API server with controllers, ClusterIPs from the
-// lab's range.
+// lab's range. The controller manager's flexvolume prober, like the
+// kubelet's, creates its directory at start, by default
+// /usr/libexec/kubernetes/... on the machine, which checkClean forbids.
 func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
 	t.Helper()
-	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs})
+	s, err := controlplane.Run(ctx, controlplane.Options{
+		BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs,
+		ControllerManagerFlags: []string{"--flex-volume-plugin-dir=" + filepath.Join(t.TempDir(), "volume-plugins")},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,6 +196,10 @@ func TestNode(t *testing.T) {
 		t.Errorf("the node's kernel.panic is %q (%v), want the kubelet's 10", b, err)
 	}
 
+	// The flexvolume prober made its directory in the node's /var (Dir/var).
+	if _, err := os.Stat(filepath.Join(o.Dir, kubeletVolumePluginDir)); err != nil {
+		t.Errorf("the kubelet's volume plugin directory is not the node's: %v", err)
+	}
 	st := pinnedState(t, o.Dir)
 	began = time.Now()
 	if err := Remove(ctx, o.Dir); err != nil {

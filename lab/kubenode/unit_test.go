@@ -101,6 +101,7 @@ func TestKubeletConfig(t *testing.T) {
 		"containerRuntimeEndpoint":    "unix:///run/containerd/containerd.sock",
 		"imageGCHighThresholdPercent": float64(100),
 		"nodeLeaseDurationSeconds":    float64(4),
+		"volumePluginDir":             "/var/lib/kubelet/volume-plugins",
 	} {
 		if c[k] != want {
 			t.Errorf("%s = %v, want %v", k, c[k], want)
