@@ -139,7 +139,9 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, n.Stop(context.WithoutCancel(ctx)))
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			err = errors.Join(err, n.Stop(cctx))
 			n = nil
 		}
 	}()
@@ -151,6 +153,13 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	n.opts.Logger.Info("kubenode: node started", "node", n.Name, "after", time.Since(began))
 	return n, nil
+}
+
+// cleanupContext is for undoing a failed Start: it outlives ctx (often
+// the cause of the failure) but not forever, as Stop waits for its
+// daemons to be reaped until its context ends.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), removeTimeout+10*time.Second)
 }
 
 // newNode checks the options and writes the node's directory and state,
@@ -524,8 +533,11 @@ func (n *Node) Err() error { return n.daemonErr() }
 // LogPath is the log of a daemon: "containerd", "kubelet", "kube-proxy".
 func (n *Node) LogPath(role string) string { return n.layout.logFile(role) }
 
-// Stop removes the node (see Remove) and waits for its processes.
+// Stop removes the node (see Remove) and waits for its processes, within
+// Remove's bound when ctx has none.
 func (n *Node) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, removeTimeout+10*time.Second)
+	defer cancel()
 	err := Remove(ctx, n.Dir)
 	reaped := make(chan struct{})
 	go func() {

@@ -225,3 +225,19 @@ func TestPinMountNS(t *testing.T) {
 		t.Error("pinned the namespace of a holder that is gone")
 	}
 }
+
+// A failed Start's cleanup runs on when the start's context has ended,
+// but is bounded.
+func TestCleanupContext(t *testing.T) {
+	parent, cancel := context.WithCancel(context.Background())
+	cancel()
+	ctx, cleanupCancel := cleanupContext(parent)
+	defer cleanupCancel()
+	if ctx.Err() != nil {
+		t.Errorf("the cleanup's context ended with the start's: %v", ctx.Err())
+	}
+	deadline, ok := ctx.Deadline()
+	if !ok || time.Until(deadline) > removeTimeout+time.Minute {
+		t.Errorf("the cleanup's deadline is %v (set %v): unbounded", deadline, ok)
+	}
+}
