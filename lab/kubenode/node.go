@@ -517,7 +517,7 @@ func (n *Node) daemonErr(roles ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if len(roles) == 0 {
-		roles = []string{roleHolder, roleContainerd, roleKubelet, roleProxy}
+		roles = daemonRoles
 	}
 	for _, r := range roles {
 		if ref, ok := n.st.Procs[r]; ok && !ref.Alive() {
@@ -531,7 +531,7 @@ func (n *Node) daemonErr(roles ...string) error {
 func (n *Node) Err() error { return n.daemonErr() }
 
 // LogPath is the log of a daemon: "containerd", "kubelet", "kube-proxy".
-func (n *Node) LogPath(role string) string { return n.layout.logFile(role) }
+func (n *Node) LogPath(role string) string { return LogPath(n.Dir, role) }
 
 // Stop removes the node (see Remove) and waits for its processes, within
 // Remove's bound when ctx has none.

@@ -117,7 +117,7 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 		if !t.Failed() {
 			return
 		}
-		for _, r := range []string{roleHolder, roleContainerd, roleKubelet, roleProxy} {
+		for _, r := range daemonRoles {
 			p := layout{dir}.logFile(r)
 			t.Logf("=== %s ===\n%s", p, proc.Tail(p, 40))
 		}
@@ -161,6 +161,15 @@ func TestNode(t *testing.T) {
 	}
 	t.Logf("figures: node started in %v, Ready %v after the start began", started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
+	if ds, err := Daemons(o.Dir); err != nil || len(ds) != len(daemonRoles) {
+		t.Errorf("Daemons: %v (%v), want all %v", ds, err, daemonRoles)
+	} else {
+		for _, d := range ds {
+			if !d.Ref.Alive() {
+				t.Errorf("%s (%+v) is not alive", d.Role, d.Ref)
+			}
+		}
+	}
 	c := s.Client
 	if node, err := c.CoreV1().Nodes().Get(ctx, o.Name, metav1.GetOptions{}); err != nil {
 		t.Fatal(err)

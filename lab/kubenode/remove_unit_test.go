@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,5 +240,49 @@ func TestCleanupContext(t *testing.T) {
 	deadline, ok := ctx.Deadline()
 	if !ok || time.Until(deadline) > removeTimeout+time.Minute {
 		t.Errorf("the cleanup's deadline is %v (set %v): unbounded", deadline, ok)
+	}
+}
+
+func TestDaemons(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := Daemons(dir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("Daemons without a state file: %v, want ErrNotExist", err)
+	}
+	for _, tc := range []struct {
+		name  string
+		procs map[string]proc.Ref
+		want  []string
+	}{
+		{"none yet", nil, nil},
+		{"all, in start order", map[string]proc.Ref{
+			roleProxy: {PID: 4, Start: 40}, roleHolder: {PID: 1, Start: 10},
+			roleKubelet: {PID: 3, Start: 30}, roleContainerd: {PID: 2, Start: 20},
+		}, []string{"holder", "containerd", "kubelet", "kube-proxy"}},
+		{"a start that failed at the kubelet", map[string]proc.Ref{
+			roleContainerd: {PID: 2, Start: 20}, roleHolder: {PID: 1, Start: 10},
+		}, []string{"holder", "containerd"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := writeState(dir, state{Name: "node1", Procs: tc.procs}); err != nil {
+				t.Fatal(err)
+			}
+			got, err := Daemons(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var roles []string
+			for _, d := range got {
+				roles = append(roles, d.Role)
+				if d.Ref != tc.procs[d.Role] {
+					t.Errorf("%s: Ref %+v, want %+v", d.Role, d.Ref, tc.procs[d.Role])
+				}
+				if want := filepath.Join(dir, "logs", d.Role+".log"); d.Log != want || LogPath(dir, d.Role) != want {
+					t.Errorf("%s: Log %s, LogPath %s, want %s", d.Role, d.Log, LogPath(dir, d.Role), want)
+				}
+			}
+			if !slices.Equal(roles, tc.want) {
+				t.Errorf("roles %v, want %v", roles, tc.want)
+			}
+		})
 	}
 }
