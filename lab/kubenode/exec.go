@@ -17,15 +17,6 @@ import (
 
 const pollEvery = 20 * time.Millisecond
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // inCgroups wraps argv so that the process writes itself into the
 // daemons' cgroups before it execs (the pid stays the same): whatever it
 // forks later (containerd's shims) is found and killed by Remove through

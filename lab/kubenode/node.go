@@ -492,22 +492,21 @@ func importImage(ctx context.Context, holder int, archive string) error {
 func (n *Node) poll(ctx context.Context, role string, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	var last error
-	for {
+	err := lab.Poll(ctx, pollEvery, func() (bool, error) {
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		last = check(cctx)
-		ccancel()
-		if last == nil {
-			return nil
+		defer ccancel()
+		if err := check(cctx); err != nil {
+			if derr := n.daemonErr(role); derr != nil {
+				return false, lab.Permanent(derr)
+			}
+			return false, err
 		}
-		if err := n.daemonErr(role); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("kubenode: %s on %s not ready: %w (last: %v)\n%s", role, n.Name, ctx.Err(), last, proc.Tail(n.layout.logFile(role), 30))
-		}
-		sleep(ctx, pollEvery)
+		return true, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("kubenode: %s on %s not ready: %w\n%s", role, n.Name, err, proc.Tail(n.layout.logFile(role), 30))
 	}
+	return err
 }
 
 const startTimeout = 60 * time.Second

@@ -157,23 +157,22 @@ func unstartedTree(l layout, ents []treeEntry) error {
 // on a machine whose init does not reap orphans they stay, holding nothing.
 func killAll(ctx context.Context, cg []cgroupMount, name string, sweep sweepSet) error {
 	self := os.Getpid()
-	for {
-		pids, err := sweep.pids(ctx, cg)
-		if err != nil {
-			return err
+	var pids []int
+	err := lab.Poll(ctx, pollEvery, func() (bool, error) {
+		var err error
+		if pids, err = sweep.pids(ctx, cg); err != nil {
+			return false, lab.Permanent(err)
 		}
 		pids = slices.DeleteFunc(pids, func(p int) bool { return p == self || zombie(p) })
-		if len(pids) == 0 {
-			return nil
-		}
 		for _, p := range pids {
 			_ = syscall.Kill(p, syscall.SIGKILL)
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("kubenode: processes %v of node %s survive: %w", pids, name, ctx.Err())
-		}
-		sleep(ctx, pollEvery)
+		return len(pids) == 0, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("kubenode: processes %v of node %s survive: %w", pids, name, err)
 	}
+	return err
 }
 
 // netnsRE is lab's pattern of namespace names: no '/', never "." or "..".
