@@ -51,8 +51,12 @@
 // Each node has its own cgroup parent /bgplb-ID (the kubelet's cgroupRoot)
 // in every hierarchy; the daemons write themselves into its child
 // "daemons" before they exec, so their descendants (shims, containers) are
-// found there too. Remove kills every task in those trees and in the
-// mount namespace, then removes the cgroups children first.
+// found there too. Remove kills every task in those trees and, while the
+// recorded holder still runs in it, in the mount namespace (a namespace's
+// number is reused once it is freed), then removes the cgroups children
+// first. It trusts its state file only as far as it names the node's own
+// cgroups, namespace and bridge, and deletes no directory without one
+// that holds more than Start's empty layout.
 //
 // # Needed on these machines (cgroup v1, root without CAP_SYS_RESOURCE)
 //

@@ -181,6 +181,10 @@ func newNode(o Options) (*Node, error) {
 		Name: o.Name, ID: o.ID, Netns: o.Netns, Bridge: bridgeName,
 		CgroupRoot: "/bgplb-" + o.ID, Procs: map[string]proc.Ref{},
 	}}
+	// What Remove will refuse to trust, refused before anything is made.
+	if err := n.st.check(); err != nil {
+		return nil, err
+	}
 	for _, d := range l.dirs() {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("kubenode: %w", err)

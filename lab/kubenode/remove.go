@@ -28,7 +28,9 @@ const removeTimeout = 60 * time.Second
 // cgroups, the CNI bridge with its veths and the node's iptables chains
 // in its network namespace (if that still exists), and the directory.
 // Mounts need no unmounting: they exist only in the node's mount
-// namespace, which ends with its last process. Remove is idempotent.
+// namespace, which ends with its last process. Remove is idempotent. It
+// refuses a state file naming anything but a node's own, and a directory
+// without one unless it is empty or holds only Start's directories.
 func Remove(ctx context.Context, dir string) error {
 	ctx, cancel := context.WithTimeout(ctx, removeTimeout)
 	defer cancel()

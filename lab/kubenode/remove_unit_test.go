@@ -286,3 +286,22 @@ func TestDaemons(t *testing.T) {
 		})
 	}
 }
+
+// Start refuses, before it makes anything, a node Remove would not trust.
+func TestNewNodeRefusesUntrustable(t *testing.T) {
+	creds := filepath.Join(t.TempDir(), "creds")
+	if err := os.WriteFile(creds, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, netns := range []string{"../../proc/1/ns/net", "a/b", ".."} {
+		dir := filepath.Join(t.TempDir(), "node1")
+		_, err := newNode(Options{Name: "node1", ID: "t1", Netns: netns, Dir: dir, Kubeconfig: creds, CACert: creds,
+			SandboxImage: "pause", ClusterCIDRs: testServiceCIDRs})
+		if err == nil {
+			t.Errorf("newNode with Netns %q succeeded", netns)
+		}
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("newNode with Netns %q made %s", netns, dir)
+		}
+	}
+}
