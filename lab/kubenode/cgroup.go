@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/bgplb/bgplb/lab"
 )
 
 // cgroupMount is one mounted cgroup hierarchy.
@@ -163,14 +165,15 @@ func removeCgroups(ctx context.Context, ms []cgroupMount, root string) error {
 // rmdirRetry retries EBUSY: a killed task leaves its cgroup a moment after
 // it is reported dead.
 func rmdirRetry(ctx context.Context, dir string) error {
-	for {
+	err := lab.Poll(ctx, pollEvery, func() (bool, error) {
 		err := os.Remove(dir)
 		if err == nil || errors.Is(err, fs.ErrNotExist) {
-			return nil
+			return true, nil
 		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("kubenode: remove cgroup: %w", err)
-		}
-		sleep(ctx, pollEvery)
+		return false, err
+	})
+	if err != nil {
+		return fmt.Errorf("kubenode: remove cgroup %s: %w", dir, err)
 	}
+	return nil
 }

@@ -26,6 +26,8 @@ type snapshot struct {
 var outsidePaths = []string{
 	"/run/containerd", "/var/lib/containerd", "/opt/containerd", "/var/lib/kubelet",
 	"/var/log/pods", "/var/log/containers", "/var/lib/cni", "/var/run/netns/cni-", "/etc/cni/net.d",
+	// The kubelet's flexvolume prober, unless volumePluginDir says otherwise.
+	"/usr/libexec/kubernetes",
 }
 
 func takeSnapshot(t *testing.T, ns *lab.Netns) snapshot {
@@ -172,4 +174,27 @@ func checkCleanMachine(t *testing.T, before snapshot, st state, dir string) {
 			t.Errorf("%s appeared in the machine's namespace", p)
 		}
 	}
+}
+
+// nodePids lists the processes in the node's cgroups and, if st.MountNS
+// is set, in that mount namespace: st must come from pinnedState, or the
+// number may be another namespace's by now.
+func nodePids(ctx context.Context, cg []cgroupMount, st state) ([]int, error) {
+	return sweepSet{CgroupRoot: st.CgroupRoot, MountNS: st.MountNS}.pids(ctx, cg)
+}
+
+// pinnedState reads the node's state and holds its mount namespace open
+// until the test ends, so that checkClean may look for processes in it
+// after Remove: a freed namespace's inode is reused at once. Without a
+// live holder MountNS is cleared, and only the cgroups are looked at.
+func pinnedState(t *testing.T, dir string) state {
+	t.Helper()
+	st, err := readState(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pin := pinMountNS(st)
+	t.Cleanup(pin.close)
+	st.MountNS = pin.id
+	return st
 }

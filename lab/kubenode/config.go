@@ -119,6 +119,9 @@ type kubeletConfigInput struct {
 //     (SubjectAccessReview), as in a kubeadm cluster: the Node authorizer
 //     lets every kubelet ask both.
 //   - healthz on loopback: the node's namespace has its own.
+//   - volumePluginDir below the node's /var: the flexvolume prober creates
+//     its directory at start, by default /usr/libexec/kubernetes/..., which
+//     is the machine's.
 func kubeletConfig(in kubeletConfigInput) ([]byte, error) {
 	conf := map[string]any{
 		"apiVersion":                  "kubelet.config.k8s.io/v1beta1",
@@ -133,6 +136,7 @@ func kubeletConfig(in kubeletConfigInput) ([]byte, error) {
 		"healthzPort":                 10248,
 		"resolvConf":                  in.ResolvConf,
 		"protectKernelDefaults":       false,
+		"volumePluginDir":             kubeletVolumePluginDir,
 		"imageGCHighThresholdPercent": 100,
 		"imageGCLowThresholdPercent":  99,
 		"evictionHard": map[string]string{
@@ -155,6 +159,10 @@ func kubeletConfig(in kubeletConfigInput) ([]byte, error) {
 	}
 	return yaml.Marshal(conf)
 }
+
+// kubeletVolumePluginDir is the flexvolume plugins' directory as the
+// kubelet sees it: Dir/var/lib/kubelet/volume-plugins.
+const kubeletVolumePluginDir = "/var/lib/kubelet/volume-plugins"
 
 // kubeletArgs are the kubelet's flags beyond its configuration file.
 func kubeletArgs(conf, kubeconfig, name string, nodeIPs []netip.Addr, labels map[string]string) []string {

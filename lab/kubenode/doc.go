@@ -36,7 +36,9 @@
 // containerd 1.6 and the kubelet hard-code (/run/containerd/s/ shim
 // sockets, /var/lib/kubelet/device-plugins, /var/log/pods,
 // /var/log/containers, /var/run/netns, /var/lib/cni) are the node's own
-// and lie below Dir. Dir must therefore not be below /run or /var.
+// and lie below Dir. Dir must therefore not be below /run or /var. The
+// kubelet's flexvolume directory (volumePluginDir, by default
+// /usr/libexec/kubernetes/..., made at start) is moved into that /var.
 //
 // The kubelet writes machine-wide sysctls at start (vm.overcommit_memory,
 // vm.panic_on_oom, kernel.panic, kernel.panic_on_oops,
@@ -49,8 +51,12 @@
 // Each node has its own cgroup parent /bgplb-ID (the kubelet's cgroupRoot)
 // in every hierarchy; the daemons write themselves into its child
 // "daemons" before they exec, so their descendants (shims, containers) are
-// found there too. Remove kills every task in those trees and in the
-// mount namespace, then removes the cgroups children first.
+// found there too. Remove kills every task in those trees and, while the
+// recorded holder still runs in it, in the mount namespace (a namespace's
+// number is reused once it is freed), then removes the cgroups children
+// first. It trusts its state file only as far as it names the node's own
+// cgroups, namespace and bridge, and deletes no directory without one
+// that holds more than Start's empty layout.
 //
 // # Needed on these machines (cgroup v1, root without CAP_SYS_RESOURCE)
 //

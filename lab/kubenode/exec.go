@@ -17,21 +17,14 @@ import (
 
 const pollEvery = 20 * time.Millisecond
 
-func sleep(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
-}
-
 // inCgroups wraps argv so that the process writes itself into the
 // daemons' cgroups before it execs (the pid stays the same): whatever it
 // forks later (containerd's shims) is found and killed by Remove through
-// the cgroups, even after a crash of the process that started it.
+// the cgroups, even after a crash of the process that started it. If a
+// write fails the daemon does not run at all: outside its cgroups nothing
+// would ever find and kill it.
 func inCgroups(procsFiles []string, argv []string) []string {
-	script := `for f in $1; do echo $$ > "$f"; done; shift; exec "$@"`
+	script := `for f in $1; do echo $$ > "$f" || exit 1; done; shift; exec "$@"`
 	files := ""
 	for i, f := range procsFiles {
 		if i > 0 {

@@ -83,3 +83,12 @@ func nsOf(path string) (nsID, error) {
 	}
 	return nsID{Dev: st.Dev, Ino: st.Ino}, nil
 }
+
+// fdNS identifies the namespace of an open /proc/PID/ns/* file.
+func fdNS(f *os.File) (nsID, error) {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nsID{}, err
+	}
+	return nsID{Dev: st.Dev, Ino: st.Ino}, nil
+}

@@ -139,7 +139,9 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, n.Stop(context.WithoutCancel(ctx)))
+			cctx, cancel := cleanupContext(ctx)
+			defer cancel()
+			err = errors.Join(err, n.Stop(cctx))
 			n = nil
 		}
 	}()
@@ -151,6 +153,13 @@ func Start(ctx context.Context, o Options) (n *Node, err error) {
 	}
 	n.opts.Logger.Info("kubenode: node started", "node", n.Name, "after", time.Since(began))
 	return n, nil
+}
+
+// cleanupContext is for undoing a failed Start: it outlives ctx (often
+// the cause of the failure) but not forever, as Stop waits for its
+// daemons to be reaped until its context ends.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), removeTimeout+10*time.Second)
 }
 
 // newNode checks the options and writes the node's directory and state,
@@ -172,6 +181,10 @@ func newNode(o Options) (*Node, error) {
 		Name: o.Name, ID: o.ID, Netns: o.Netns, Bridge: bridgeName,
 		CgroupRoot: "/bgplb-" + o.ID, Procs: map[string]proc.Ref{},
 	}}
+	// What Remove will refuse to trust, refused before anything is made.
+	if err := n.st.check(); err != nil {
+		return nil, err
+	}
 	for _, d := range l.dirs() {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return nil, fmt.Errorf("kubenode: %w", err)
@@ -483,22 +496,21 @@ func importImage(ctx context.Context, holder int, archive string) error {
 func (n *Node) poll(ctx context.Context, role string, check func(context.Context) error) error {
 	ctx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
-	var last error
-	for {
+	err := lab.Poll(ctx, pollEvery, func() (bool, error) {
 		cctx, ccancel := context.WithTimeout(ctx, 2*time.Second)
-		last = check(cctx)
-		ccancel()
-		if last == nil {
-			return nil
+		defer ccancel()
+		if err := check(cctx); err != nil {
+			if derr := n.daemonErr(role); derr != nil {
+				return false, lab.Permanent(derr)
+			}
+			return false, err
 		}
-		if err := n.daemonErr(role); err != nil {
-			return err
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("kubenode: %s on %s not ready: %w (last: %v)\n%s", role, n.Name, ctx.Err(), last, proc.Tail(n.layout.logFile(role), 30))
-		}
-		sleep(ctx, pollEvery)
+		return true, nil
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("kubenode: %s on %s not ready: %w\n%s", role, n.Name, err, proc.Tail(n.layout.logFile(role), 30))
 	}
+	return err
 }
 
 const startTimeout = 60 * time.Second
@@ -508,7 +520,7 @@ func (n *Node) daemonErr(roles ...string) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if len(roles) == 0 {
-		roles = []string{roleHolder, roleContainerd, roleKubelet, roleProxy}
+		roles = daemonRoles
 	}
 	for _, r := range roles {
 		if ref, ok := n.st.Procs[r]; ok && !ref.Alive() {
@@ -522,10 +534,13 @@ func (n *Node) daemonErr(roles ...string) error {
 func (n *Node) Err() error { return n.daemonErr() }
 
 // LogPath is the log of a daemon: "containerd", "kubelet", "kube-proxy".
-func (n *Node) LogPath(role string) string { return n.layout.logFile(role) }
+func (n *Node) LogPath(role string) string { return LogPath(n.Dir, role) }
 
-// Stop removes the node (see Remove) and waits for its processes.
+// Stop removes the node (see Remove) and waits for its processes, within
+// Remove's bound when ctx has none.
 func (n *Node) Stop(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, removeTimeout+10*time.Second)
+	defer cancel()
 	err := Remove(ctx, n.Dir)
 	reaped := make(chan struct{})
 	go func() {

@@ -50,10 +50,15 @@ func kubeBinDir(t *testing.T) string {
 }
 
 // controlPlane runs an API server with controllers, ClusterIPs from the
-// lab's range.
+// lab's range. The controller manager's flexvolume prober, like the
+// kubelet's, creates its directory at start, by default
+// /usr/libexec/kubernetes/... on the machine, which checkClean forbids.
 func controlPlane(ctx context.Context, t *testing.T, bin string) *controlplane.Server {
 	t.Helper()
-	s, err := controlplane.Run(ctx, controlplane.Options{BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs})
+	s, err := controlplane.Run(ctx, controlplane.Options{
+		BinDir: bin, Controllers: true, ServiceCIDRs: testServiceCIDRs,
+		ControllerManagerFlags: []string{"--flex-volume-plugin-dir=" + filepath.Join(t.TempDir(), "volume-plugins")},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +117,7 @@ func dumpLogsOnFailure(t *testing.T, dir string) {
 		if !t.Failed() {
 			return
 		}
-		for _, r := range []string{roleHolder, roleContainerd, roleKubelet, roleProxy} {
+		for _, r := range daemonRoles {
 			p := layout{dir}.logFile(r)
 			t.Logf("=== %s ===\n%s", p, proc.Tail(p, 40))
 		}
@@ -156,6 +161,15 @@ func TestNode(t *testing.T) {
 	}
 	t.Logf("figures: node started in %v, Ready %v after the start began", started.Round(time.Millisecond), time.Since(began).Round(time.Millisecond))
 
+	if ds, err := Daemons(o.Dir); err != nil || len(ds) != len(daemonRoles) {
+		t.Errorf("Daemons: %v (%v), want all %v", ds, err, daemonRoles)
+	} else {
+		for _, d := range ds {
+			if !d.Ref.Alive() {
+				t.Errorf("%s (%+v) is not alive", d.Role, d.Ref)
+			}
+		}
+	}
 	c := s.Client
 	if node, err := c.CoreV1().Nodes().Get(ctx, o.Name, metav1.GetOptions{}); err != nil {
 		t.Fatal(err)
@@ -191,10 +205,11 @@ func TestNode(t *testing.T) {
 		t.Errorf("the node's kernel.panic is %q (%v), want the kubelet's 10", b, err)
 	}
 
-	st, err := readState(o.Dir)
-	if err != nil {
-		t.Fatal(err)
+	// The flexvolume prober made its directory in the node's /var (Dir/var).
+	if _, err := os.Stat(filepath.Join(o.Dir, kubeletVolumePluginDir)); err != nil {
+		t.Errorf("the kubelet's volume plugin directory is not the node's: %v", err)
 	}
+	st := pinnedState(t, o.Dir)
 	began = time.Now()
 	if err := Remove(ctx, o.Dir); err != nil {
 		t.Fatal(err)
@@ -348,49 +363,44 @@ func clientPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, im
 	if err != nil {
 		t.Fatal(err)
 	}
-	var last string
-	for {
+	err = lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		p, err := c.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
 		switch {
 		case err != nil:
-			last = err.Error()
+			return false, err
 		case p.Status.Phase == corev1.PodSucceeded:
-			return
+			return true, nil
 		case p.Status.Phase == corev1.PodFailed:
-			t.Fatalf("client pod fetching %s failed: %s", url, podState(p))
-		default:
-			last = podState(p)
+			return false, lab.Permanent(fmt.Errorf("failed: %s", podState(p)))
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("client pod fetching %s: %s", url, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return false, errors.New(podState(p))
+	})
+	if err != nil {
+		t.Fatalf("client pod fetching %s: %v", url, err)
 	}
 }
 
 // waitPod waits for the one pod matching selector to run.
 func waitPod(ctx context.Context, t *testing.T, c kubernetes.Interface, ns, selector string) *corev1.Pod {
 	t.Helper()
-	var last string
-	for {
+	var pod *corev1.Pod
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		l, err := c.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
 		switch {
 		case err != nil:
-			last = err.Error()
+			return false, err
 		case len(l.Items) != 1:
-			last = fmt.Sprintf("%d pods", len(l.Items))
+			return false, fmt.Errorf("%d pods", len(l.Items))
 		case l.Items[0].Status.Phase == corev1.PodRunning && l.Items[0].Status.PodIP != "":
-			return &l.Items[0]
-		default:
-			last = podState(&l.Items[0])
+			pod = &l.Items[0]
+			return true, nil
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("pod %s in %s not running: %s", selector, ns, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return false, errors.New(podState(&l.Items[0]))
+	})
+	if err != nil {
+		t.Fatalf("pod %s in %s not running: %v", selector, ns, err)
 	}
+	return pod
 }
 
 func podState(p *corev1.Pod) string {
@@ -437,21 +447,18 @@ func createService(ctx context.Context, t *testing.T, c kubernetes.Interface, ns
 // starting with prefix.
 func waitHTTP(ctx context.Context, t *testing.T, ns *lab.Netns, addr netip.AddrPort, prefix string) {
 	t.Helper()
-	var last error
-	for {
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		body, err := getIn(ctx, ns, addr)
-		if err == nil && strings.HasPrefix(body, prefix) {
-			return
+		if err != nil {
+			return false, err
 		}
-		last = err
-		if err == nil {
-			last = fmt.Errorf("answer %q", body)
+		if !strings.HasPrefix(body, prefix) {
+			return false, fmt.Errorf("answer %q", body)
 		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("http://%s from %s: %v", addr, ns.Name, last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("http://%s from %s: %v", addr, ns.Name, err)
 	}
 }
 

@@ -2,12 +2,15 @@ package kubenode
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/bgplb/bgplb/lab"
 )
 
 // WaitReady waits until the Node is registered and Ready, failing at once
@@ -23,29 +26,26 @@ func WaitReady(ctx context.Context, c kubernetes.Interface, name string) error {
 }
 
 func waitReady(ctx context.Context, c kubernetes.Interface, name string, alive func() error) error {
-	last := "not registered"
-	for {
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		if err := alive(); err != nil {
-			return err
+			return false, lab.Permanent(err)
 		}
 		node, err := c.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
-		if err == nil {
-			last = "no Ready condition"
-			for _, cond := range node.Status.Conditions {
-				if cond.Type == corev1.NodeReady {
-					if cond.Status == corev1.ConditionTrue {
-						return nil
-					}
-					last = fmt.Sprintf("Ready=%s: %s", cond.Status, cond.Message)
+		if err != nil {
+			return false, err // not registered yet
+		}
+		for _, cond := range node.Status.Conditions {
+			if cond.Type == corev1.NodeReady {
+				if cond.Status == corev1.ConditionTrue {
+					return true, nil
 				}
+				return false, fmt.Errorf("Ready=%s: %s", cond.Status, cond.Message)
 			}
-		} else {
-			last = err.Error()
 		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("kubenode: node %s not Ready: %w (%s)", name, ctx.Err(), last)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return false, errors.New("no Ready condition")
+	})
+	if err != nil && ctx.Err() != nil {
+		return fmt.Errorf("kubenode: node %s not Ready: %w", name, err)
 	}
+	return err
 }

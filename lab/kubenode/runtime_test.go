@@ -89,10 +89,7 @@ func TestRuntime(t *testing.T) {
 	if m := newMounts(t, before, o.Dir); len(m) > 0 {
 		t.Errorf("mounts appeared in the machine's namespace:\n%s", strings.Join(m, "\n"))
 	}
-	st, err := readState(o.Dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := pinnedState(t, o.Dir)
 	began = time.Now()
 	if err := n.Stop(ctx); err != nil {
 		t.Fatal(err)
@@ -178,10 +175,7 @@ func TestRemoveAfterNetnsGone(t *testing.T) {
 // that are not zombies.
 func livePids(ctx context.Context, t *testing.T, dir string) (state, []int) {
 	t.Helper()
-	st, err := readState(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := pinnedState(t, dir)
 	cg, err := cgroupMounts()
 	if err != nil {
 		t.Fatal(err)

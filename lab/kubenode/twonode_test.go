@@ -91,10 +91,7 @@ func TestTwoNodes(t *testing.T) {
 	waitHTTP(ctx, t, l.Host("node2"), netip.AddrPortFrom(clusterIP, 80), "web1")
 
 	for i, n := range nodes {
-		st, err := readState(n.Dir)
-		if err != nil {
-			t.Fatal(err)
-		}
+		st := pinnedState(t, n.Dir)
 		began := time.Now()
 		if err := n.Stop(ctx); err != nil {
 			t.Fatal(err)
