@@ -24,6 +24,10 @@ type controllerFiles struct {
 	caCert, caKey       string // the cluster CA: root-ca-file, and CSR signing
 	saSigningKey        string // signs legacy ServiceAccount token Secrets
 	schedulerKubeconfig string
+	// flexDir is where the manager looks for FlexVolume drivers: its own
+	// directory, not the machine's /usr/libexec/kubernetes, which it would
+	// otherwise create.
+	flexDir string
 }
 
 // startControllers starts kube-controller-manager and kube-scheduler, each
@@ -45,6 +49,7 @@ func (s *Server) startControllers(ctx context.Context) error {
 		caKey:               filepath.Join(kcmDir, "ca.key"),
 		saSigningKey:        api.saSigningKey,
 		schedulerKubeconfig: filepath.Join(schedDir, "kubeconfig"),
+		flexDir:             filepath.Join(kcmDir, "volume-plugins"),
 	}
 	if err := s.writeControllerFiles(f); err != nil {
 		return err
@@ -117,6 +122,7 @@ func controllerManagerArgs(f controllerFiles) []string {
 		"--service-account-private-key-file=" + f.saSigningKey,
 		"--cluster-signing-cert-file=" + f.caCert,
 		"--cluster-signing-key-file=" + f.caKey,
+		"--flex-volume-plugin-dir=" + f.flexDir,
 		"--profiling=false",
 	}
 }

@@ -321,3 +321,12 @@ func TestCRDConditions(t *testing.T) {
 // sleepAlive reports whether pid is still our `sleep 60` and not a zombie.
 // fakeTB records how skipOrFail ended a test; Skipf and Fatalf stop the
 // calling goroutine as the real ones do (by panicking here).
+
+// The controller manager keeps to its directory: its FlexVolume prober
+// would otherwise create /usr/libexec/kubernetes on the machine.
+func TestControllerManagerArgs(t *testing.T) {
+	args := controllerManagerArgs(controllerFiles{kubeconfig: "/k/kubeconfig", flexDir: "/k/volume-plugins"})
+	if !slices.Contains(args, "--flex-volume-plugin-dir=/k/volume-plugins") {
+		t.Errorf("no --flex-volume-plugin-dir in the manager's own directory: %v", args)
+	}
+}

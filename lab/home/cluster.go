@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -230,7 +231,7 @@ func (u *upper) waitNode(ctx context.Context, node string, ready bool) error {
 	})
 	if err != nil {
 		return fmt.Errorf("node %s: %w; last seen %s; kubelet log: %s", node, err, last,
-			filepath.Join(nodeDir(u.st.ID, node), "logs", "kubelet.log"))
+			kubenode.LogPath(nodeDir(u.st.ID, node), "kubelet"))
 	}
 	return nil
 }
@@ -321,6 +322,28 @@ func readyNode(pods []corev1.Pod, notOn string) string {
 		}
 	}
 	return ""
+}
+
+// allProcs is every process the lab runs: st.Procs, and on a real
+// cluster each node's daemons as their state records them ("node1/kubelet").
+func (st *State) allProcs() map[string]Proc {
+	all := maps.Clone(st.Procs)
+	if all == nil {
+		all = map[string]Proc{}
+	}
+	if !st.Cluster || st.ID == "" {
+		return all
+	}
+	for _, n := range []string{seed.Node1, seed.Node2} {
+		ds, err := kubenode.Daemons(nodeDir(st.ID, n))
+		if err != nil {
+			continue // not started yet, or removed
+		}
+		for _, d := range ds {
+			all[n+"/"+d.Role] = Proc{Ref: d.Ref, Host: n, Log: d.Log}
+		}
+	}
+	return all
 }
 
 // removeNodes removes the nodes of lab id that exist. It looks only where

@@ -45,7 +45,7 @@ func TestCluster(t *testing.T) {
 		t.Errorf("bgplb's pods: %s", n)
 	}
 	r.do("status", func() error { return home.Status(ctx, o) })
-	for _, want := range []string{"node1  True", "node2  True", "default/pihole-", "node1.router", "203.0.113.53/32"} {
+	for _, want := range []string{"node1  True", "node2  True", "default/pihole-", "node1.router", "203.0.113.53/32", "node1/kubelet", "node2/containerd"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("status lacks %q:\n%s", want, out.String())
 		}

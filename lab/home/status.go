@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -28,7 +29,7 @@ func (st *State) healthy() bool {
 	if _, err := seed.Open(st.ID); err != nil {
 		return false
 	}
-	for _, p := range st.Procs {
+	for _, p := range st.allProcs() {
 		if !p.Alive() {
 			return false
 		}
@@ -95,14 +96,11 @@ func Status(ctx context.Context, o Options) error {
 	fmt.Fprintf(o.Out, "kube-apiserver %s; KUBECONFIG=%s\n\n", st.APIServer, st.Kubeconfig)
 	tw := tabwriter.NewWriter(o.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROCESS\tHOST\tPID\tSTATE\tLOG")
-	names := make([]string, 0, len(st.Procs))
-	for n := range st.Procs {
-		names = append(names, n)
-	}
-	slices.Sort(names)
+	procs := st.allProcs()
+	names := slices.Sorted(maps.Keys(procs))
 	bad := 0
 	for _, n := range names {
-		p := st.Procs[n]
+		p := procs[n]
 		state, host := "running", p.Host
 		if !p.Alive() {
 			state, bad = "DEAD", bad+1

@@ -526,8 +526,9 @@ func (u *upper) whileAlive(ctx context.Context, wait func(context.Context) error
 
 // deadProc names the first of the lab's processes that is gone.
 func (u *upper) deadProc() error {
-	for _, name := range slices.Sorted(maps.Keys(u.st.Procs)) {
-		if p := u.st.Procs[name]; !p.Alive() {
+	procs := u.st.allProcs()
+	for _, name := range slices.Sorted(maps.Keys(procs)) {
+		if p := procs[name]; !p.Alive() {
 			return fmt.Errorf("%s (pid %d) exited; the last lines of %s:\n%s", name, p.PID, p.Log, proc.Tail(p.Log, 20))
 		}
 	}
