@@ -45,8 +45,10 @@ var piholeSelector = client.MatchingLabels{"k8s-app": "pi-hole"}
 // clusterSteps lists Up's work for a real cluster once the network exists.
 func (u *upper) clusterSteps(ctx context.Context) []step {
 	steps := []step{
+		{"starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler on " + u.s.APIServerAddr().String() + " (in the background)",
+			u.startControlPlane},
 		{"building the lab's images (pause, Pi-hole, bgplb), or finding them in the cache", func() error { return u.buildImages(ctx) }},
-		{"starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler on " + u.s.APIServerAddr().String(), u.controlPlane(ctx)},
+		{"waiting for the control plane", func() error { return u.whileAlive(ctx, u.waitControlPlane) }},
 		{"routing the pod ranges between the nodes over the LAN", func() error { return u.s.RoutePods(ctx) }},
 	}
 	for _, n := range u.s.Nodes() {

@@ -320,40 +320,54 @@ func (u *upper) controller() error {
 
 func (u *upper) controlPlane(ctx context.Context) func() error {
 	return func() error {
-		st := u.st
-		log := st.path("control-plane.log")
-		argv := []string{u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
-			"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases")}
-		if u.o.Cluster {
-			argv = append(argv, "--cluster")
-		}
-		p, err := startRoot(log, argv...)
-		if err != nil {
+		if err := u.startControlPlane(); err != nil {
 			return err
 		}
-		st.Procs["control-plane"] = p
-		if err := st.save(); err != nil {
-			return err
-		}
-		ready := st.path(controlPlaneReady)
-		if err := waitFile(ctx, ready, p); err != nil {
-			return fmt.Errorf("control plane: %w; last lines of %s:\n%s", err, p.Log, proc.Tail(p.Log, 30))
-		}
-		b, err := os.ReadFile(ready)
-		if err != nil {
-			return err
-		}
-		var info controlPlaneInfo
-		if err := json.Unmarshal(b, &info); err != nil {
-			return err
-		}
-		st.Kubeconfig, st.SpeakerKubeconfig, st.APIServer = info.Kubeconfig, info.SpeakerKubeconfig, info.APIServer
-		u.cp = info
-		if u.k, err = newKube(st.Kubeconfig); err != nil {
-			return err
-		}
-		return st.save()
+		return u.waitControlPlane(ctx)
 	}
+}
+
+// startControlPlane starts `bgplb lab control-plane`, detached; it takes
+// seconds to be ready, which a real cluster's Up spends building images.
+func (u *upper) startControlPlane() error {
+	st := u.st
+	log := st.path("control-plane.log")
+	argv := []string{u.o.BinPath, "lab", "control-plane", "--dir", u.o.StateDir,
+		"--id", st.ID, "--crds", filepath.Join(u.src, "config", "crd", "bases")}
+	if u.o.Cluster {
+		argv = append(argv, "--cluster")
+	}
+	p, err := startRoot(log, argv...)
+	if err != nil {
+		return err
+	}
+	st.Procs["control-plane"] = p
+	return st.save()
+}
+
+// waitControlPlane waits for the control plane's ready file and takes its
+// credentials.
+func (u *upper) waitControlPlane(ctx context.Context) error {
+	st := u.st
+	p := st.Procs["control-plane"]
+	ready := st.path(controlPlaneReady)
+	if err := waitFile(ctx, ready, p); err != nil {
+		return fmt.Errorf("control plane: %w; last lines of %s:\n%s", err, p.Log, proc.Tail(p.Log, 30))
+	}
+	b, err := os.ReadFile(ready)
+	if err != nil {
+		return err
+	}
+	var info controlPlaneInfo
+	if err := json.Unmarshal(b, &info); err != nil {
+		return err
+	}
+	st.Kubeconfig, st.SpeakerKubeconfig, st.APIServer = info.Kubeconfig, info.SpeakerKubeconfig, info.APIServer
+	u.cp = info
+	if u.k, err = newKube(st.Kubeconfig); err != nil {
+		return err
+	}
+	return st.save()
 }
 
 func (u *upper) router(ctx context.Context, i int) error {
