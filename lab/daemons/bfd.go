@@ -5,10 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -92,47 +90,13 @@ type FRRBFD struct {
 // StartFRRBFD starts zebra and bfdd in ns with the given peers, with
 // their own config, pid files, zserv, control and vty sockets.
 func StartFRRBFD(ctx context.Context, ns *lab.Netns, peers []BFDPeer) (*FRRBFD, error) {
-	var bins [3]string
-	for i, name := range []string{"zebra", "bfdd", "vtysh"} {
-		p, err := lookPath(name)
-		if err != nil {
-			return nil, err
-		}
-		bins[i] = p
-	}
-	dir, err := frrDir(ns)
+	// bfdd's control socket defaults to a fixed path every instance shares.
+	ctl := func(dir string) []string { return []string{"--bfdctl", filepath.Join(dir, "bfdd.sock")} }
+	p, err := startFRRDaemon(ctx, ns, "bfdd", frrBFDConfig(peers), ctl, "show bfd peers json")
 	if err != nil {
 		return nil, err
 	}
-	f := &FRRBFD{ns: ns, dir: dir, vtysh: bins[2]}
-	for name, text := range map[string]string{"zebra.conf": "hostname lab\n", "bfdd.conf": frrBFDConfig(peers)} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			return nil, fmt.Errorf("daemons: frr config: %w", err)
-		}
-	}
-	zserv := filepath.Join(dir, "zserv.api")
-	f.zebra, err = ns.StartWith(ctx, lab.StartOptions{Label: "zebra", Dir: dir}, bins[0],
-		"-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"), "-z", zserv,
-		"--vty_socket", dir, "-P", "0", "--log", "stdout")
-	if err != nil {
-		return nil, err
-	}
-	if err := waitReady(ctx, "zebra", f.procs(), func() error { _, err := os.Stat(zserv); return err }); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, f.zebra.Logs()), f.Stop())
-	}
-	f.bfdd, err = ns.StartWith(ctx, lab.StartOptions{Label: "bfdd", Dir: dir}, bins[1],
-		"-f", filepath.Join(dir, "bfdd.conf"), "-i", filepath.Join(dir, "bfdd.pid"), "-z", zserv,
-		"--bfdctl", filepath.Join(dir, "bfdd.sock"), "--vty_socket", dir, "-P", "0", "--log", "stdout")
-	if err != nil {
-		return nil, errors.Join(err, f.Stop())
-	}
-	if err := waitReady(ctx, "bfdd", f.procs(), func() error {
-		_, err := f.VTY(ctx, "show bfd peers json")
-		return err
-	}); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, f.bfdd.Logs()), f.Stop())
-	}
-	return f, nil
+	return &FRRBFD{ns: ns, dir: p.dir, vtysh: p.vtysh, zebra: p.zebra, bfdd: p.daemon}, nil
 }
 
 // frrBFDConfig renders bfdd.conf: one `peer` block per session.
@@ -161,32 +125,18 @@ func frrBFDConfig(peers []BFDPeer) string {
 	return b.String()
 }
 
-func (f *FRRBFD) procs() []*lab.Proc {
-	var ps []*lab.Proc
-	for _, p := range []*lab.Proc{f.zebra, f.bfdd} {
-		if p != nil {
-			ps = append(ps, p)
-		}
-	}
-	return ps
-}
-
 // Kind implements BFDDaemon.
 func (f *FRRBFD) Kind() string { return "frr-bfdd" }
 
 // Procs returns zebra and bfdd.
-func (f *FRRBFD) Procs() []*lab.Proc { return f.procs() }
+func (f *FRRBFD) Procs() []*lab.Proc { return []*lab.Proc{f.zebra, f.bfdd} }
 
 // Stop implements BFDDaemon.
 func (f *FRRBFD) Stop() error { return stopAll(f.bfdd, f.zebra) }
 
 // VTY runs vtysh commands against this instance.
 func (f *FRRBFD) VTY(ctx context.Context, cmds ...string) ([]byte, error) {
-	args := []string{"--vty_socket", f.dir}
-	for _, c := range cmds {
-		args = append(args, "-c", c)
-	}
-	return f.ns.Run(ctx, f.vtysh, args...)
+	return frrVTY(ctx, f.ns, f.vtysh, f.dir, cmds...)
 }
 
 // BFDSessions implements BFDDaemon (`show bfd peers json`).
@@ -227,47 +177,30 @@ type BIRDBFD struct {
 
 // StartBIRDBFD starts bird in ns with a bfd protocol holding the peers.
 func StartBIRDBFD(ctx context.Context, ns *lab.Netns, routerID netip.Addr, peers []BFDPeer) (*BIRDBFD, error) {
-	bin, err := lookPath("bird")
-	if err != nil {
-		return nil, err
-	}
-	cli, err := lookPath("birdc")
-	if err != nil {
-		return nil, err
-	}
 	dir, err := workDir(ns, "bird-bfd")
 	if err != nil {
 		return nil, err
 	}
-	b := &BIRDBFD{ns: ns, cli: cli, ctl: filepath.Join(dir, "bird.ctl")}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(birdBFDConfig(routerID, peers)), 0o644); err != nil {
-		return nil, fmt.Errorf("daemons: bird config: %w", err)
-	}
-	b.proc, err = ns.StartWith(ctx, lab.StartOptions{Label: "bird-bfd", Dir: dir}, bin,
-		"-f", "-c", conf, "-s", b.ctl, "-P", filepath.Join(dir, "bird.pid"))
+	b := &BIRDBFD{ns: ns}
+	b.proc, b.cli, b.ctl, err = startBirdProc(ctx, ns, dir, "bird-bfd", birdBFDConfig(routerID, peers))
 	if err != nil {
 		return nil, err
-	}
-	if err := waitReady(ctx, "bird", []*lab.Proc{b.proc}, func() error {
-		out, err := b.CLI(ctx, "show", "status")
-		if err == nil && !bytes.Contains(out, []byte("Daemon is up and running")) {
-			err = fmt.Errorf("bird status: %s", out)
-		}
-		return err
-	}); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, b.proc.Logs()), b.Stop())
 	}
 	return b, nil
 }
 
 // birdBFDConfig renders bird.conf. BIRD sets timers per interface (single
 // hop) or in a multihop block, so each peer's interval goes in one of
-// those; the tests use one interval per daemon.
+// those: the first peer of each kind sets them for all.
 func birdBFDConfig(routerID netip.Addr, peers []BFDPeer) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "router id %s;\nlog stderr all;\nprotocol device { scan time 1; }\nprotocol bfd bfd1 {\n", routerID)
+	done := map[bool]bool{} // by multihop: BIRD takes one block of each kind here
 	for _, p := range peers {
+		if done[p.Multihop] {
+			continue
+		}
+		done[p.Multihop] = true
 		opts := fmt.Sprintf("min rx interval %d ms; min tx interval %d ms; idle tx interval 1000 ms; multiplier %d;",
 			p.interval().Milliseconds(), p.interval().Milliseconds(), p.mult())
 		if p.Passive {
