@@ -70,9 +70,12 @@ type Status struct {
 	RemoteMult               uint8
 	Polling                  bool
 	LastUp, LastDown         time.Time
-	PacketsIn, PacketsOut    uint64
-	Dropped, SendErrors      uint64
-	EventsLost               uint64
+	// LastRx is when the last packet was accepted: the detection timer
+	// fires DetectTime after it.
+	LastRx                time.Time
+	PacketsIn, PacketsOut uint64
+	Dropped, SendErrors   uint64
+	EventsLost            uint64
 }
 
 // Options configure a Manager.

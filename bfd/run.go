@@ -148,10 +148,13 @@ func (s *session) run(ctx context.Context) {
 			return
 		case r := <-s.in:
 			a = s.fsm.Receive(r.raw[:r.n], &r.pkt)
+			now := time.Now()
 			s.count(func(st *Status) {
 				st.PacketsIn++
 				if a.Dropped != DropNone {
 					st.Dropped++
+				} else {
+					st.LastRx = now
 				}
 			})
 		case c := <-s.cmds:
