@@ -75,6 +75,7 @@ type Status struct {
 	LastRx                time.Time
 	PacketsIn, PacketsOut uint64
 	Dropped, SendErrors   uint64
+	DroppedTTL            uint64 // failed the GTSM check
 	EventsLost            uint64
 }
 
@@ -347,7 +348,11 @@ func (m *Manager) read(c *net.UDPConn, multihop bool) {
 			continue
 		}
 		s := m.dispatch(&p, src.Addr().Unmap(), meta.dst.Unmap(), multihop)
-		if s == nil || !s.ttlOK(meta.ttl) {
+		if s == nil {
+			continue
+		}
+		if !s.ttlOK(meta.ttl) {
+			s.count(func(st *Status) { st.Dropped++; st.DroppedTTL++ })
 			continue
 		}
 		r := rxPacket{pkt: p, n: p.Length}
