@@ -23,8 +23,8 @@ type Key struct {
 
 func (k Key) String() string {
 	s := k.Local.String() + "->" + k.Peer.String()
-	if k.Interface != "" {
-		s += "%" + k.Interface
+	if k.Interface != "" && k.Peer.Zone() == "" {
+		s += " dev " + k.Interface
 	}
 	if k.Multihop {
 		s += " multihop"
@@ -35,11 +35,16 @@ func (k Key) String() string {
 // normal unmaps addresses and scopes a link-local peer to the interface,
 // as received packets name it.
 func (k Key) normal() Key {
-	k.Peer, k.Local = k.Peer.Unmap(), k.Local.Unmap()
-	if k.Interface != "" && k.Peer.Is6() && k.Peer.IsLinkLocalUnicast() && k.Peer.Zone() == "" {
-		k.Peer = k.Peer.WithZone(k.Interface)
-	}
+	k.Peer, k.Local = scoped(k.Peer.Unmap(), k.Interface), scoped(k.Local.Unmap(), k.Interface)
 	return k
+}
+
+// scoped gives a link-local address the zone of its interface.
+func scoped(a netip.Addr, ifname string) netip.Addr {
+	if ifname != "" && a.Is6() && a.IsLinkLocalUnicast() && a.Zone() == "" {
+		return a.WithZone(ifname)
+	}
+	return a
 }
 
 // SessionConfig is one session to run.
@@ -377,7 +382,9 @@ func (m *Manager) dispatch(p *Packet, src, dst netip.Addr, multihop bool) *sessi
 		}
 		return s
 	}
-	return m.byAddr[addrKey{peer: src, local: dst, multihop: multihop}]
+	// IPV6_PKTINFO gives the destination without a zone; it is the
+	// interface the source's zone names.
+	return m.byAddr[addrKey{peer: src, local: scoped(dst, src.Zone()), multihop: multihop}]
 }
 
 // addrKey finds a session from a packet's addresses; the interface is

@@ -192,3 +192,63 @@ func TestAuthMismatch(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func linkLocal(t *testing.T, ns *lab.Netns) netip.Addr {
+	t.Helper()
+	ctx := labtest.Context(t, 10*time.Second)
+	var ll netip.Addr
+	if err := lab.Poll(ctx, 20*ms, func() (bool, error) {
+		as, err := ns.Addrs(ctx, lab.DefaultIfname)
+		for _, a := range as {
+			if a.Prefix.Addr().IsLinkLocalUnicast() && !a.Tentative {
+				ll = a.Prefix.Addr()
+			}
+		}
+		return ll.IsValid(), err
+	}); err != nil {
+		t.Fatalf("no link-local address in %s: %v", ns.Name, err)
+	}
+	return ll
+}
+
+// TestLinkLocalAndRemove: a session between IPv6 link-local addresses,
+// bound to the interface, comes Up; removing it on one end tells the
+// other AdminDown, which goes Down with diag NeighborDown.
+func TestLinkLocalAndRemove(t *testing.T) {
+	p := newPair(t)
+	la, lb := linkLocal(t, p.a), linkLocal(t, p.b)
+	ma, mb := manager(t, p.a), manager(t, p.b)
+	ka := bfd.Key{Peer: lb, Local: la, Interface: lab.DefaultIfname}
+	kb := bfd.Key{Peer: la, Local: lb, Interface: lab.DefaultIfname}
+	for _, x := range []struct {
+		m *bfd.Manager
+		k bfd.Key
+	}{{ma, ka}, {mb, kb}} {
+		if err := x.m.Add(bfd.SessionConfig{Key: x.k, Config: fastCfg()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ea, eb := subscribe(t, ma, ka), subscribe(t, mb, kb)
+	for _, ch := range []<-chan bfd.Event{ea, eb} {
+		if _, err := waitState(ch, bfd.Up, 2*time.Second); err != nil {
+			s, _ := ma.Status(ka)
+			t.Fatalf("%v; a: %+v", err, s)
+		}
+	}
+	if err := ma.Remove(ka); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := waitState(eb, bfd.Down, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := mb.Status(kb); ev.Diag != bfd.DiagNeighborDown || s.RemoteState != bfd.AdminDown {
+		t.Errorf("after the peer's Remove: event %+v, remote state %v", ev, s.RemoteState)
+	}
+	if _, ok := ma.Status(ka); ok {
+		t.Error("removed session still listed")
+	}
+	if err := ma.Remove(ka); err == nil {
+		t.Error("second Remove succeeded")
+	}
+}
