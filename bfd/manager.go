@@ -104,7 +104,8 @@ type Manager struct {
 	opts   Options
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards the maps
+	mu        sync.Mutex // guards the maps and closed
+	closed    bool       // set by Close before it waits: no goroutine starts after
 	sessions  map[Key]*session
 	byDisc    map[uint32]*session
 	byAddr    map[addrKey]*session
@@ -143,6 +144,9 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 
 // Close stops every session and socket and waits for them.
 func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
 	return nil
@@ -186,6 +190,10 @@ func (m *Manager) Add(sc SessionConfig) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed {
+		conn.Close()
+		return fmt.Errorf("bfd: manager closed")
+	}
 	if _, ok := m.byAddr[addrKeyOf(sc.Key)]; ok {
 		conn.Close()
 		return fmt.Errorf("%w: %s", ErrExists, sc.Key)
@@ -310,6 +318,9 @@ func (m *Manager) Sessions() []Status {
 func (m *Manager) ensureListener(lk listenKey) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.closed || m.ctx.Err() != nil {
+		return fmt.Errorf("bfd: manager closed")
+	}
 	if _, ok := m.listeners[lk]; ok {
 		return nil
 	}

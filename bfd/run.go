@@ -48,7 +48,7 @@ type session struct {
 // the configured minimum for multihop (RFC 5883 §2).
 func (s *session) ttlOK(ttl int) bool {
 	if s.key.Multihop {
-		return ttl < 0 || ttl >= int(s.minTTL)
+		return ttl >= int(s.minTTL)
 	}
 	return ttl == gtsmTTL
 }
