@@ -61,7 +61,11 @@ type Event struct {
 	Key      Key
 	From, To State
 	Diag     Diag
-	At       time.Time
+	// RemoteState is the peer's last reported state: AdminDown means the
+	// peer took the session down on purpose, which must not tear down
+	// the protocols that use it (RFC 5882 §3.2).
+	RemoteState State
+	At          time.Time
 }
 
 // Status is a session's state and counters, for views.

@@ -242,7 +242,7 @@ func TestLinkLocalAndRemove(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, _ := mb.Status(kb); ev.Diag != bfd.DiagNeighborDown || s.RemoteState != bfd.AdminDown {
+	if s, _ := mb.Status(kb); ev.Diag != bfd.DiagNeighborDown || s.RemoteState != bfd.AdminDown || ev.RemoteState != bfd.AdminDown {
 		t.Errorf("after the peer's Remove: event %+v, remote state %v", ev, s.RemoteState)
 	}
 	if _, ok := ma.Status(ka); ok {

@@ -80,7 +80,8 @@ func (s *session) subscribe() (<-chan Event, func(), error) {
 	id := s.nextSub
 	s.nextSub++
 	s.subs[id] = ch
-	ch <- Event{Key: s.key, From: s.status.State, To: s.status.State, Diag: s.status.LocalDiag, At: time.Now()}
+	ch <- Event{Key: s.key, From: s.status.State, To: s.status.State, Diag: s.status.LocalDiag,
+		RemoteState: s.status.RemoteState, At: time.Now()}
 	s.mu.Unlock()
 	var once sync.Once
 	return ch, func() {
@@ -206,7 +207,7 @@ func (s *session) apply(a Actions, t *timers, send, schedTx func()) {
 	case a.From == Up:
 		s.status.LastDown = now
 	}
-	ev := Event{Key: s.key, From: a.From, To: a.To, Diag: a.Diag, At: now}
+	ev := Event{Key: s.key, From: a.From, To: a.To, Diag: a.Diag, RemoteState: s.fsm.RemoteState(), At: now}
 	for _, ch := range s.subs {
 		select {
 		case ch <- ev:
