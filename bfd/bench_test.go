@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os/exec"
 	"slices"
 	"sync"
 	"syscall"
@@ -84,11 +85,22 @@ func spin(n int) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
+// spinProc runs a busy shell loop, another process competing for the
+// CPUs, until the returned function kills it.
+func spinProc(b *testing.B) (stop func()) {
+	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	return func() { cmd.Process.Kill(); cmd.Wait() }
+}
+
 // BenchmarkDetect measures link cut → Down event at the bgplb end, and how
 // late the detection timer fired (Down − (last packet + detection time)).
 // Each iteration waits for steady state, cuts at a random phase of the
 // transmit interval, waits for Down, heals and waits for Up. "loaded" adds
-// 100 idle 50 ms sessions and two goroutines spinning on the two CPUs.
+// 100 idle 50 ms sessions and two goroutines spinning on the two CPUs;
+// "busy-box" the 100 sessions and two spinning processes instead.
 //
 //	go test -p 1 -run XXX -bench BenchmarkDetect -benchtime 20x ./bfd
 func BenchmarkDetect(b *testing.B) {
@@ -96,11 +108,13 @@ func BenchmarkDetect(b *testing.B) {
 		name  string
 		cfg   bfd.Config
 		idle  int
-		spins int
+		spins int // goroutines spinning in this process
+		procs int // processes spinning on the box
 	}{
-		{"50msx3", fastCfg(), 0, 0},
-		{"300msx3", bfd.DefaultConfig(), 0, 0},
-		{"50msx3/loaded", fastCfg(), 100, 2},
+		{"50msx3", fastCfg(), 0, 0, 0},
+		{"300msx3", bfd.DefaultConfig(), 0, 0, 0},
+		{"50msx3/loaded", fastCfg(), 100, 2, 0},
+		{"50msx3/busy-box", fastCfg(), 100, 0, 2},
 	}
 	for _, c := range cases {
 		b.Run(c.name, func(b *testing.B) {
@@ -119,6 +133,9 @@ func BenchmarkDetect(b *testing.B) {
 			}
 			if c.spins > 0 {
 				b.Cleanup(spin(c.spins))
+			}
+			for range c.procs {
+				b.Cleanup(spinProc(b))
 			}
 			ctx := labtest.Context(b, 10*time.Minute)
 			var took, late []time.Duration
