@@ -138,7 +138,10 @@ func BenchmarkDetect(b *testing.B) {
 				b.Cleanup(spinProc(b))
 			}
 			ctx := labtest.Context(b, 10*time.Minute)
-			var took, late []time.Duration
+			var (
+				took, late []time.Duration
+				flaps      int // Down events before the cut: spurious detections
+			)
 			want := time.Duration(c.cfg.DetectMult) * max(c.cfg.RequiredMinRx, c.cfg.DesiredMinTx)
 			for b.Loop() {
 				// Cut in steady state (poll done, fast timers on both
@@ -151,6 +154,7 @@ func BenchmarkDetect(b *testing.B) {
 					b.Fatal(err)
 				}
 				time.Sleep(rand.N(2 * c.cfg.DesiredMinTx))
+				flaps += drainDowns(ev)
 				st, _ := ma.Status(k)
 				detect := st.DetectTime
 				cut := time.Now()
@@ -173,7 +177,23 @@ func BenchmarkDetect(b *testing.B) {
 			}
 			report(b, "cut-down", took)
 			report(b, "timer-late", late)
+			b.ReportMetric(float64(flaps), "spurious-downs")
 		})
+	}
+}
+
+// drainDowns empties the event channel, counting the Down events.
+func drainDowns(ch <-chan bfd.Event) int {
+	n := 0
+	for {
+		select {
+		case ev := <-ch:
+			if ev.To == bfd.Down && ev.From == bfd.Up {
+				n++
+			}
+		default:
+			return n
+		}
 	}
 }
 
