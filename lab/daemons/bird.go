@@ -37,41 +37,52 @@ func StartBIRD(ctx context.Context, ns *lab.Netns, cfg Config) (*BIRD, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	bin, err := lookPath("bird")
-	if err != nil {
-		return nil, err
-	}
-	cli, err := lookPath("birdc")
-	if err != nil {
-		return nil, err
-	}
 	dir, err := workDir(ns, "bird")
 	if err != nil {
 		return nil, err
 	}
-	b := &BIRD{ns: ns, cfg: cfg, dir: dir, cli: cli, ctl: filepath.Join(dir, "bird.ctl")}
+	b := &BIRD{ns: ns, cfg: cfg, dir: dir}
 	if err := b.writeStatic(); err != nil {
 		return nil, err
 	}
-	conf := filepath.Join(dir, "bird.conf")
-	if err := os.WriteFile(conf, []byte(birdConfig(cfg, dir)), 0o644); err != nil {
-		return nil, fmt.Errorf("daemons: bird config: %w", err)
-	}
-	b.proc, err = ns.StartWith(ctx, lab.StartOptions{Label: "bird", Dir: dir}, bin,
-		"-f", "-c", conf, "-s", b.ctl, "-P", filepath.Join(dir, "bird.pid"))
+	b.proc, b.cli, b.ctl, err = startBirdProc(ctx, ns, dir, "bird", birdConfig(cfg, dir))
 	if err != nil {
 		return nil, err
 	}
-	if err := waitReady(ctx, "bird", b.Procs(), func() error {
-		out, err := b.CLI(ctx, "show", "status")
+	return b, nil
+}
+
+// startBirdProc writes bird.conf in dir, starts bird in the foreground with
+// its control socket there and returns once birdc says it is up, with
+// birdc's path and the socket's; on failure it has stopped bird.
+func startBirdProc(ctx context.Context, ns *lab.Netns, dir, label, config string) (proc *lab.Proc, cli, ctl string, err error) {
+	bin, err := lookPath("bird")
+	if err != nil {
+		return nil, "", "", err
+	}
+	if cli, err = lookPath("birdc"); err != nil {
+		return nil, "", "", err
+	}
+	ctl = filepath.Join(dir, "bird.ctl")
+	conf := filepath.Join(dir, "bird.conf")
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		return nil, "", "", fmt.Errorf("daemons: bird config: %w", err)
+	}
+	proc, err = ns.StartWith(ctx, lab.StartOptions{Label: label, Dir: dir}, bin,
+		"-f", "-c", conf, "-s", ctl, "-P", filepath.Join(dir, "bird.pid"))
+	if err != nil {
+		return nil, "", "", err
+	}
+	if err := waitReady(ctx, label, []*lab.Proc{proc}, func() error {
+		out, err := ns.Run(ctx, cli, "-s", ctl, "show", "status")
 		if err == nil && !bytes.Contains(out, []byte("Daemon is up and running")) {
 			err = fmt.Errorf("bird status: %s", out)
 		}
 		return err
 	}); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, b.proc.Logs()), b.Stop())
+		return nil, "", "", errors.Join(fmt.Errorf("%w; log:\n%s", err, proc.Logs()), stopAll(proc))
 	}
-	return b, nil
+	return proc, cli, ctl, nil
 }
 
 // birdProtoName names the bgp protocol of a neighbour; BIRD names allow

@@ -45,51 +45,64 @@ func StartFRR(ctx context.Context, ns *lab.Netns, cfg Config) (*FRR, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	// -S: run as root, skipping the frrvty group check that stops zebra.
+	args := []string{"-S"}
+	if !cfg.FIB {
+		args = append(args, "--no_kernel")
+	}
+	p, err := startFRRDaemon(ctx, ns, "bgpd", frrBGPConfig(cfg), func(string) []string { return args }, "show bgp summary json")
+	if err != nil {
+		return nil, err
+	}
+	return &FRR{ns: ns, cfg: cfg, dir: p.dir, vtysh: p.vtysh, zebra: p.zebra, bgpd: p.daemon}, nil
+}
+
+// frrProcs is a zebra and one protocol daemon sharing a directory.
+type frrProcs struct {
+	dir, vtysh    string
+	zebra, daemon *lab.Proc
+}
+
+// startFRRDaemon starts zebra and the daemon name (bgpd, bfdd) with config
+// text, their pid files, zserv and vty sockets in a fresh directory, plus
+// the arguments extra returns for that directory; it returns once vtysh answers readyCmd. On failure it
+// has stopped both.
+func startFRRDaemon(ctx context.Context, ns *lab.Netns, name, config string, extra func(dir string) []string, readyCmd string) (frrProcs, error) {
 	var bins [3]string
-	for i, name := range []string{"zebra", "bgpd", "vtysh"} {
-		p, err := lookPath(name)
+	for i, n := range []string{"zebra", name, "vtysh"} {
+		p, err := lookPath(n)
 		if err != nil {
-			return nil, err
+			return frrProcs{}, err
 		}
 		bins[i] = p
 	}
 	dir, err := frrDir(ns)
 	if err != nil {
-		return nil, err
+		return frrProcs{}, err
 	}
-	f := &FRR{ns: ns, cfg: cfg, dir: dir, vtysh: bins[2]}
-	for name, text := range map[string]string{"zebra.conf": "hostname lab\n", "bgpd.conf": frrBGPConfig(cfg)} {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644); err != nil {
-			return nil, fmt.Errorf("daemons: frr config: %w", err)
-		}
+	conf := filepath.Join(dir, name+".conf")
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		return frrProcs{}, fmt.Errorf("daemons: frr config: %w", err)
 	}
-	zserv := filepath.Join(dir, "zserv.api")
-	f.zebra, err = ns.StartWith(ctx, lab.StartOptions{Label: "zebra", Dir: dir}, bins[0],
-		"-f", filepath.Join(dir, "zebra.conf"), "-i", filepath.Join(dir, "zebra.pid"), "-z", zserv,
-		"--vty_socket", dir, "-P", "0", "--log", "stdout")
+	p := frrProcs{dir: dir, vtysh: bins[2]}
+	var zserv string
+	p.zebra, zserv, err = startZebra(ctx, ns, dir, bins[0])
 	if err != nil {
-		return nil, err
+		return frrProcs{}, err
 	}
-	if err := waitReady(ctx, "zebra", f.Procs(), func() error { _, err := os.Stat(zserv); return err }); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, f.zebra.Logs()), f.Stop())
-	}
-	// -S: run as root, skipping the frrvty group check that stops zebra.
-	args := []string{"-S", "-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"), "-z", zserv,
-		"--vty_socket", dir, "-P", "0", "--log", "stdout"}
-	if !cfg.FIB {
-		args = append(args, "--no_kernel")
-	}
-	f.bgpd, err = ns.StartWith(ctx, lab.StartOptions{Label: "bgpd", Dir: dir}, bins[1], args...)
+	args := append([]string{"-f", conf, "-i", filepath.Join(dir, name+".pid"), "-z", zserv,
+		"--vty_socket", dir, "-P", "0", "--log", "stdout"}, extra(dir)...)
+	p.daemon, err = ns.StartWith(ctx, lab.StartOptions{Label: name, Dir: dir}, bins[1], args...)
 	if err != nil {
-		return nil, errors.Join(err, f.Stop())
+		return frrProcs{}, errors.Join(err, stopAll(p.zebra))
 	}
-	if err := waitReady(ctx, "bgpd", f.Procs(), func() error {
-		_, err := f.VTY(ctx, "show bgp summary json")
+	if err := waitReady(ctx, name, []*lab.Proc{p.zebra, p.daemon}, func() error {
+		_, err := frrVTY(ctx, ns, p.vtysh, dir, readyCmd)
 		return err
 	}); err != nil {
-		return nil, errors.Join(fmt.Errorf("%w; log:\n%s", err, f.bgpd.Logs()), f.Stop())
+		return frrProcs{}, errors.Join(fmt.Errorf("%w; log:\n%s", err, p.daemon.Logs()), stopAll(p.daemon, p.zebra))
 	}
-	return f, nil
+	return p, nil
 }
 
 // frrDir makes a directory the frr user owns, under a namespace Dir that
@@ -172,11 +185,38 @@ func (f *FRR) Stop() error { return stopAll(f.bgpd, f.zebra) }
 
 // VTY runs vtysh commands (each one a -c) against this instance.
 func (f *FRR) VTY(ctx context.Context, cmds ...string) ([]byte, error) {
-	args := []string{"--vty_socket", f.dir}
+	return frrVTY(ctx, f.ns, f.vtysh, f.dir, cmds...)
+}
+
+// frrVTY runs vtysh commands (each one a -c) against the daemons whose vty
+// sockets are in dir.
+func frrVTY(ctx context.Context, ns *lab.Netns, vtysh, dir string, cmds ...string) ([]byte, error) {
+	args := []string{"--vty_socket", dir}
 	for _, c := range cmds {
 		args = append(args, "-c", c)
 	}
-	return f.ns.Run(ctx, f.vtysh, args...)
+	return ns.Run(ctx, vtysh, args...)
+}
+
+// startZebra starts a zebra with its config, pid file, zserv socket and
+// vty socket in dir, and returns once the zserv socket exists, with its
+// path; on failure it has stopped zebra.
+func startZebra(ctx context.Context, ns *lab.Netns, dir, bin string) (*lab.Proc, string, error) {
+	conf := filepath.Join(dir, "zebra.conf")
+	if err := os.WriteFile(conf, []byte("hostname lab\n"), 0o644); err != nil {
+		return nil, "", fmt.Errorf("daemons: frr config: %w", err)
+	}
+	zserv := filepath.Join(dir, "zserv.api")
+	p, err := ns.StartWith(ctx, lab.StartOptions{Label: "zebra", Dir: dir}, bin,
+		"-f", conf, "-i", filepath.Join(dir, "zebra.pid"), "-z", zserv,
+		"--vty_socket", dir, "-P", "0", "--log", "stdout")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := waitReady(ctx, "zebra", []*lab.Proc{p}, func() error { _, err := os.Stat(zserv); return err }); err != nil {
+		return nil, "", errors.Join(fmt.Errorf("%w; log:\n%s", err, p.Logs()), stopAll(p))
+	}
+	return p, zserv, nil
 }
 
 // Announce implements Daemon.
