@@ -88,8 +88,10 @@ func interop(t *testing.T, start startFunc, fam int, passive bool) {
 		t.Fatalf("bgplb after cut: %v", err)
 	}
 	t.Logf("bgplb Down %v after the cut", down.At.Sub(cut))
-	if took := down.At.Sub(cut); took >= 200*ms {
-		t.Errorf("bgplb Down after %v, want < 200ms", took)
+	// The figure is BenchmarkDetect's; here only that detection, not a
+	// second-long fallback, took the session down.
+	if took := down.At.Sub(cut); took >= detectionBound {
+		t.Errorf("bgplb Down after %v, want well under %v (detection 150 ms)", took, detectionBound)
 	}
 	if err := daemons.WaitBFD(ctx, d, la, "down"); err != nil {
 		t.Fatal(err)

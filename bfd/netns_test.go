@@ -84,7 +84,8 @@ func fastCfg() bfd.Config {
 }
 
 // TestTwoEndpoints: two bgplb endpoints come Up within a second, see a cut
-// link within the detection time (50 ms × 3 < 200 ms), come back Up when
+// link by detection (50 ms × 3: 150 ms; BenchmarkDetect measures it, and
+// the tests only bound it, at detectionBound), come back Up when
 // it heals, and change intervals while Up through a poll sequence.
 func TestTwoEndpoints(t *testing.T) {
 	for _, fam := range []int{4, 6} {
@@ -118,8 +119,8 @@ func TestTwoEndpoints(t *testing.T) {
 				}
 				took := ev.At.Sub(cut)
 				t.Logf("%s Down %v after the cut (diag %v)", name, took, ev.Diag)
-				if took >= 200*ms || ev.Diag != bfd.DiagDetectionExpired {
-					t.Errorf("%s: Down after %v with %v, want < 200ms by detection", name, took, ev.Diag)
+				if took >= detectionBound || ev.Diag != bfd.DiagDetectionExpired {
+					t.Errorf("%s: Down after %v with %v, want detection (150 ms; bound %v)", name, took, ev.Diag, detectionBound)
 				}
 			}
 
@@ -252,3 +253,9 @@ func TestLinkLocalAndRemove(t *testing.T) {
 		t.Error("second Remove succeeded")
 	}
 }
+
+// detectionBound separates "detected" from "not detected" on a loaded CI
+// machine: a detection of 150 ms that the Go scheduler delays (BenchmarkDetect
+// saw up to 436 ms with bgplb's own process saturated) stays well below it,
+// and nothing else (no BGP hold timer runs here) takes a session down.
+const detectionBound = time.Second
