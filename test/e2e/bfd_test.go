@@ -1,0 +1,176 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/daemons"
+	"github.com/bgplb/bgplb/lab/labtest"
+	"github.com/bgplb/bgplb/view"
+)
+
+// bfdLab is the router (.1) and one node (.11) on a LAN whose switch can
+// unplug the node: gobgpd announces the node's route, FRR's bfdd runs its
+// BFD session with the router.
+type bfdLab struct {
+	ctx     context.Context
+	lan     *lab.LAN
+	r, n1   node
+	rp      *routerProc
+	metrics metricsProbe
+	bfdd    *daemons.FRRBFD
+	route   netip.Prefix
+}
+
+// bfdRouterConfig has the node as a neighbour the router dials, with a 9 s
+// hold time and BFD at interval × mult (no bfd block when interval is 0).
+func bfdRouterConfig(interval time.Duration, mult int) string {
+	b := ""
+	if interval > 0 {
+		b = fmt.Sprintf(", bfd: {minTx: %s, minRx: %s, multiplier: %d}", interval, interval, mult)
+	}
+	hold := "9s"
+	if interval == 0 {
+		hold = "3s"
+	}
+	return `asn: 64512
+routerID: 198.51.100.1
+listen: ["0.0.0.0:179"]
+neighbors:
+  - {address: 198.51.100.11, peerASN: 64512, connectRetry: 1s, holdTime: ` + hold + b + `}
+import:
+  prefixes: ["203.0.113.0/24"]
+fib: {graceTime: 0s}
+api: {socket: SOCKET}
+metrics: {address: "127.0.0.1:9473"}
+`
+}
+
+func newBFDLab(t testing.TB, interval time.Duration, mult int) bfdLab {
+	t.Helper()
+	labtest.Require(t)
+	labtest.RequireBinaries(t, "gobgpd", "/usr/lib/frr/bfdd", "/usr/lib/frr/zebra")
+	l := bfdLab{ctx: labtest.Context(t, 2*time.Minute), r: newNode("router", 1), n1: newNode("node1", 11), route: prefix("203.0.113.11/32")}
+	var specs []lab.HostSpec
+	for _, n := range []node{l.r, l.n1} {
+		specs = append(specs, lab.HostSpec{Name: n.name, Addrs: []netip.Prefix{netip.PrefixFrom(n.v4, 24)}})
+	}
+	var lb *lab.Lab
+	lb, l.lan = labtest.LAN(t, specs...)
+	l.r.ns, l.n1.ns = lb.Host("router"), lb.Host("node1")
+	l.rp = startRouter(t, l.ctx, l.r, bfdRouterConfig(interval, mult))
+	l.metrics = probeMetrics(t, l.r, "127.0.0.1:9473")
+
+	gobgp, err := daemons.StartGoBGP(l.ctx, l.n1.ns, daemons.Config{ASN: 64512, RouterID: l.n1.v4, Local4: l.n1.v4,
+		Neighbors: []daemons.Neighbor{{Address: l.r.v4, ASN: 64512, Passive: true}}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = gobgp.Stop() })
+	if err := gobgp.Announce(l.ctx, l.route); err != nil {
+		t.Fatal(err)
+	}
+	if interval > 0 {
+		l.bfdd, err = daemons.StartFRRBFD(l.ctx, l.n1.ns, []daemons.BFDPeer{{Peer: l.r.v4, Local: l.n1.v4, Interval: interval, Mult: uint8(mult)}})
+		labtest.SkipIfNotInstalled(t, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = l.bfdd.Stop() })
+	}
+	return l
+}
+
+// up waits for the session, BFD Up (when configured) and the route.
+func (l bfdLab) up(t testing.TB, withBFD bool) {
+	t.Helper()
+	var last []view.Neighbor
+	err := lab.Poll(l.ctx, 50*time.Millisecond, func() (bool, error) {
+		out, err := exec.CommandContext(l.ctx, bgplbBin, "neighbor", "--socket", l.rp.socket, "-o", "json").Output()
+		if err != nil {
+			return false, nil
+		}
+		if err := json.Unmarshal(out, &last); err != nil {
+			return false, err
+		}
+		return slices.ContainsFunc(last, func(n view.Neighbor) bool {
+			return n.State == "Established" && (!withBFD || n.BFD != nil && n.BFD.State == "Up")
+		}), nil
+	})
+	if err != nil {
+		t.Fatalf("session (and BFD) not up: %v; last %+v", err, last)
+	}
+	if _, err := waitKernel(l.ctx, l.r.ns, want{l.route: {l.n1.v4}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// cut unplugs the node and returns how long its route took to leave the
+// router's kernel.
+func (l bfdLab) cut(t testing.TB) time.Duration {
+	t.Helper()
+	start := time.Now()
+	if err := l.lan.SetLink(l.ctx, l.n1.name, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitKernel(l.ctx, l.r.ns, want{l.route: nil}); err != nil {
+		t.Fatal(err)
+	}
+	return time.Since(start)
+}
+
+func (l bfdLab) heal(t testing.TB) {
+	t.Helper()
+	if err := l.lan.SetLink(l.ctx, l.n1.name, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRouterBFD: the router runs BFD with a node's FRR bfdd while their
+// BGP session is up; when the node's cable is pulled, BFD (50 ms × 3)
+// takes the node's route out of the router's kernel well inside the 9 s
+// hold time, and when it is plugged back the session, BFD and the route
+// come back.
+func TestRouterBFD(t *testing.T) {
+	l := newBFDLab(t, 50*time.Millisecond, 3)
+	l.up(t, true)
+	if err := daemons.WaitBFD(l.ctx, l.bfdd, l.r.v4, "up"); err != nil {
+		t.Fatal(err)
+	}
+	var ns []view.Neighbor
+	l.rp.cli(t, l.ctx, &ns, "neighbor")
+	if b := ns[0].BFD; b == nil || b.TxIntervalUs != 50_000 || b.DetectTimeUs != 150_000 || b.Session != "198.51.100.1->198.51.100.11 dev eth0" {
+		t.Errorf("bgplb neighbor bfd: %+v", b)
+	}
+	out, err := exec.CommandContext(l.ctx, bgplbBin, "neighbor", "--socket", l.rp.socket).Output()
+	if err != nil || !strings.Contains(string(out), "BFD") || !strings.Contains(string(out), "Up\n") {
+		t.Errorf("bgplb neighbor table (%v):\n%s", err, out)
+	}
+	if v := l.metrics.waitGauge(t, l.ctx, `bgplb_router_bfd_state{peer="198.51.100.11"}`, func(float64) bool { return true }); v != 3 {
+		t.Errorf("bgplb_router_bfd_state %v, want 3 (Up)", v)
+	}
+
+	took := l.cut(t)
+	t.Logf("route left the router's kernel %v after the cut", took)
+	// The figure is BenchmarkRouterBFD's; here only that BFD, not the
+	// 9 s hold timer, took the session down.
+	if took >= time.Second {
+		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
+	if logs := l.rp.proc.Logs(); !strings.Contains(logs, "BFD down: closing the BGP session") {
+		t.Errorf("no BFD teardown in the router's log")
+	}
+
+	l.heal(t)
+	l.up(t, true)
+}
