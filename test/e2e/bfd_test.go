@@ -174,3 +174,29 @@ func TestRouterBFD(t *testing.T) {
 	l.heal(t)
 	l.up(t, true)
 }
+
+// BenchmarkRouterBFD is issue 15's figure 1 in namespaces: a node's cable
+// pulled → its route gone from the router's kernel, with BFD at 50 ms × 3,
+// at the default 300 ms × 3, and without BFD at the least hold time (3 s).
+//
+//	go test -p 1 -run '^$' -bench RouterBFD -benchtime 5x ./test/e2e/
+func BenchmarkRouterBFD(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		interval time.Duration
+	}{{"bfd-50msx3", 50 * time.Millisecond}, {"bfd-300msx3", 300 * time.Millisecond}, {"no-bfd-hold-3s", 0}} {
+		b.Run(bc.name, func(b *testing.B) {
+			l := newBFDLab(b, bc.interval, 3)
+			var total, worst time.Duration
+			for range b.N {
+				l.up(b, bc.interval > 0)
+				took := l.cut(b)
+				total, worst = total+took, max(worst, took)
+				l.heal(b)
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms/cut")
+			b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
+			b.ReportMetric(0, "ns/op")
+		})
+	}
+}
