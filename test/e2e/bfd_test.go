@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,5 +200,54 @@ func BenchmarkRouterBFD(b *testing.B) {
 			b.ReportMetric(float64(worst.Milliseconds()), "worst-ms")
 			b.ReportMetric(0, "ns/op")
 		})
+	}
+}
+
+// TestRouterBFDReload: SIGHUP turns BFD off, on and retunes it on a running
+// session without resetting the BGP session.
+func TestRouterBFDReload(t *testing.T) {
+	l := newBFDLab(t, 50*time.Millisecond, 3)
+	l.up(t, true)
+	neighbor := func() view.Neighbor {
+		var ns []view.Neighbor
+		l.rp.cli(t, l.ctx, &ns, "neighbor")
+		if len(ns) != 1 {
+			t.Fatalf("neighbors %+v", ns)
+		}
+		return ns[0]
+	}
+	since := neighbor().Since
+	reload := func(cfg string, ok func(view.Neighbor) bool) {
+		t.Helper()
+		if err := os.WriteFile(l.rp.config, []byte(strings.ReplaceAll(cfg, "SOCKET", l.rp.socket)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := l.rp.proc.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		var last view.Neighbor
+		if err := lab.Poll(l.ctx, 50*time.Millisecond, func() (bool, error) {
+			last = neighbor()
+			return ok(last), nil
+		}); err != nil {
+			t.Fatalf("after reload: %v; neighbor %+v bfd %+v", err, last, last.BFD)
+		}
+		if last.State != "Established" || !last.Since.Equal(since) {
+			t.Fatalf("BGP session reset by a bfd-only reload: %+v", last)
+		}
+	}
+	// The hold time stays 9 s: only the bfd block changes.
+	noBFD := strings.Replace(bfdRouterConfig(0, 0), "holdTime: 3s", "holdTime: 9s", 1)
+	reload(noBFD, func(n view.Neighbor) bool { return n.BFD == nil })
+	// bfdd sees AdminDown, reported as down: not a failure.
+	if err := daemons.WaitBFD(l.ctx, l.bfdd, l.r.v4, "down"); err != nil {
+		t.Fatal(err)
+	}
+	reload(bfdRouterConfig(50*time.Millisecond, 3), func(n view.Neighbor) bool { return n.BFD != nil && n.BFD.State == "Up" })
+	reload(bfdRouterConfig(100*time.Millisecond, 3), func(n view.Neighbor) bool {
+		return n.BFD != nil && n.BFD.State == "Up" && n.BFD.TxIntervalUs == 100_000 && !n.BFD.Polling
+	})
+	if v, err := l.metrics.gauge(l.ctx, "bgplb_router_bfd_teardowns_total"); err != nil || v != 0 {
+		t.Errorf("bfd teardowns %v (%v), want 0", v, err)
 	}
 }
