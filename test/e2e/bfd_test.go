@@ -58,19 +58,7 @@ metrics: {address: "127.0.0.1:9473"}
 
 func newBFDLab(t testing.TB, interval time.Duration, mult int) bfdLab {
 	t.Helper()
-	labtest.Require(t)
-	labtest.RequireBinaries(t, "gobgpd", "/usr/lib/frr/bfdd", "/usr/lib/frr/zebra")
-	l := bfdLab{ctx: labtest.Context(t, 2*time.Minute), r: newNode("router", 1), n1: newNode("node1", 11), route: prefix("203.0.113.11/32")}
-	var specs []lab.HostSpec
-	for _, n := range []node{l.r, l.n1} {
-		specs = append(specs, lab.HostSpec{Name: n.name, Addrs: []netip.Prefix{netip.PrefixFrom(n.v4, 24)}})
-	}
-	var lb *lab.Lab
-	lb, l.lan = labtest.LAN(t, specs...)
-	l.r.ns, l.n1.ns = lb.Host("router"), lb.Host("node1")
-	l.rp = startRouter(t, l.ctx, l.r, bfdRouterConfig(interval, mult))
-	l.metrics = probeMetrics(t, l.r, "127.0.0.1:9473")
-
+	l := newBFDTopology(t, bfdRouterConfig(interval, mult), "gobgpd")
 	gobgp, err := daemons.StartGoBGP(l.ctx, l.n1.ns, daemons.Config{ASN: 64512, RouterID: l.n1.v4, Local4: l.n1.v4,
 		Neighbors: []daemons.Neighbor{{Address: l.r.v4, ASN: 64512, Passive: true}}})
 	labtest.SkipIfNotInstalled(t, err)
@@ -89,6 +77,24 @@ func newBFDLab(t testing.TB, interval time.Duration, mult int) bfdLab {
 		}
 		t.Cleanup(func() { _ = l.bfdd.Stop() })
 	}
+	return l
+}
+
+// newBFDTopology builds the LAN and starts the router on config.
+func newBFDTopology(t testing.TB, config string, bins ...string) bfdLab {
+	t.Helper()
+	labtest.Require(t)
+	labtest.RequireBinaries(t, append(bins, "/usr/lib/frr/bfdd", "/usr/lib/frr/zebra")...)
+	l := bfdLab{ctx: labtest.Context(t, 2*time.Minute), r: newNode("router", 1), n1: newNode("node1", 11), route: prefix("203.0.113.11/32")}
+	var specs []lab.HostSpec
+	for _, n := range []node{l.r, l.n1} {
+		specs = append(specs, lab.HostSpec{Name: n.name, Addrs: []netip.Prefix{netip.PrefixFrom(n.v4, 24)}})
+	}
+	var lb *lab.Lab
+	lb, l.lan = labtest.LAN(t, specs...)
+	l.r.ns, l.n1.ns = lb.Host("router"), lb.Host("node1")
+	l.rp = startRouter(t, l.ctx, l.r, config)
+	l.metrics = probeMetrics(t, l.r, "127.0.0.1:9473")
 	return l
 }
 
@@ -250,4 +256,35 @@ func TestRouterBFDReload(t *testing.T) {
 	if v, err := l.metrics.gauge(l.ctx, "bgplb_router_bfd_teardowns_total"); err != nil || v != 0 {
 		t.Errorf("bfd teardowns %v (%v), want 0", v, err)
 	}
+}
+
+// TestRouterBFDDynamic: a node that dials in through a dynamic range with
+// bfd (BIRD, with BIRD's BFD) gets a BFD session per accepted peer; a cut
+// takes its route out at once, and it is accepted again after the heal.
+func TestRouterBFDDynamic(t *testing.T) {
+	cfg := strings.Replace(bfdRouterConfig(0, 0), "neighbors:\n  - {address: 198.51.100.11, peerASN: 64512, connectRetry: 1s, holdTime: 3s}",
+		"dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 64512, holdTime: 9s, bfd: {minTx: 50ms, minRx: 50ms}}", 1)
+	l := newBFDTopology(t, cfg, "bird")
+	bird := peerWith(t, l.ctx, daemons.StartBIRD, l.n1, 64512, l.r, false)
+	if err := bird.Announce(l.ctx, l.route); err != nil {
+		t.Fatal(err)
+	}
+	birdBFD, err := daemons.StartBIRDBFD(l.ctx, l.n1.ns, l.n1.v4, []daemons.BFDPeer{{Peer: l.r.v4, Local: l.n1.v4, Interval: 50 * time.Millisecond, Mult: 3}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = birdBFD.Stop() })
+	l.up(t, true)
+	if err := daemons.WaitBFD(l.ctx, birdBFD, l.r.v4, "up"); err != nil {
+		t.Fatal(err)
+	}
+	took := l.cut(t)
+	t.Logf("route left the router's kernel %v after the cut", took)
+	if took >= time.Second {
+		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
+	l.heal(t)
+	l.up(t, true)
 }
