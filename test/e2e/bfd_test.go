@@ -94,6 +94,12 @@ func newBFDTopology(t testing.TB, config string, bins ...string) bfdLab {
 	lb, l.lan = labtest.LAN(t, specs...)
 	l.r.ns, l.n1.ns = lb.Host("router"), lb.Host("node1")
 	l.rp = startRouter(t, l.ctx, l.r, config)
+	// Built with GOFLAGS=-race, the router reports races on its stderr.
+	t.Cleanup(func() {
+		if strings.Contains(l.rp.proc.Logs(), "WARNING: DATA RACE") {
+			t.Errorf("data race in the router:\n%s", l.rp.proc.Logs())
+		}
+	})
 	l.metrics = probeMetrics(t, l.r, "127.0.0.1:9473")
 	return l
 }
