@@ -294,3 +294,39 @@ func TestRouterBFDDynamic(t *testing.T) {
 	l.heal(t)
 	l.up(t, true)
 }
+
+// TestRouterBFDFRR: FRR's bgpd with `neighbor bfd` (its bfdd on the same
+// zebra) on the node: both ends run BFD for the session, and after a cut
+// each takes the session down within a second, not at the 9 s hold time.
+func TestRouterBFDFRR(t *testing.T) {
+	l := newBFDTopology(t, bfdRouterConfig(50*time.Millisecond, 3), "/usr/lib/frr/bgpd", "vtysh")
+	frr, err := daemons.StartFRR(l.ctx, l.n1.ns, daemons.Config{ASN: 64512, RouterID: l.n1.v4, Local4: l.n1.v4, HoldTime: 9 * time.Second,
+		Neighbors: []daemons.Neighbor{{Address: l.r.v4, ASN: 64512, Passive: true, BFDInterval: 50 * time.Millisecond}}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = frr.Stop() })
+	if err := frr.Announce(l.ctx, l.route); err != nil {
+		t.Fatal(err)
+	}
+	l.up(t, true)
+	took := l.cut(t)
+	t.Logf("route left the router's kernel %v after the cut", took)
+	if took >= time.Second {
+		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
+	// FRR's side: its bgpd drops the session on its own BFD's word.
+	fctx, cancel := context.WithTimeout(l.ctx, 2*time.Second)
+	defer cancel()
+	if err := lab.Poll(fctx, 50*time.Millisecond, func() (bool, error) {
+		ss, err := frr.Sessions(fctx)
+		return err == nil && len(ss) == 1 && ss[0].State != daemons.Established, nil
+	}); err != nil {
+		out, _ := frr.VTY(l.ctx, "show bfd peers", "show bgp summary")
+		t.Errorf("FRR's session still up after the cut: %v\n%s", err, out)
+	}
+	l.heal(t)
+	l.up(t, true)
+}
