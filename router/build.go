@@ -247,6 +247,7 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 			SourcePort:    uint16(b.uint(&rn.SourcePort, field+".sourcePort", 1, 65535, 0)),
 			Description:   b.str(&rn.Description, field+".description", ""),
 			Timers:        b.timers(&rn.rawTimers, field),
+			BFD:           b.bfd(rn.BFD, field+".bfd"),
 		}
 		if b.required(&rn.Address, field+".address") {
 			n.Address = b.addr(&rn.Address, field+".address")
@@ -276,6 +277,7 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 			MaxPeers:    int(b.uint(&rd.MaxPeers, field+".maxPeers", 1, 1<<31-1, DefaultMaxPeers)),
 			TTLSecurity: b.bool(&rd.TTLSecurity, field+".ttlSecurity", false),
 			Timers:      b.timers(&rd.rawTimers, field),
+			BFD:         b.bfd(rd.BFD, field+".bfd"),
 		}
 		for j, prev := range c.DynamicNeighbors[:i] {
 			if d.Prefix.IsValid() && prev.Prefix.IsValid() && d.Prefix.Overlaps(prev.Prefix) {
@@ -283,6 +285,37 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 			}
 		}
 		c.DynamicNeighbors = append(c.DynamicNeighbors, d)
+	}
+}
+
+// BFD intervals the router accepts: bfdd's range. Faster than 10 ms is
+// more than a Go timer on a busy host keeps; slower than a minute is no
+// faster than BGP's own hold timer.
+const (
+	minBFDInterval = 10 * time.Millisecond
+	maxBFDInterval = time.Minute
+)
+
+// bfd reads a bfd block; nil (no block) is no BFD, an empty block takes the
+// defaults.
+func (b *builder) bfd(r *rawBFD, field string) BFD {
+	if r == nil {
+		return BFD{}
+	}
+	interval := func(n *yaml.Node, name string) time.Duration {
+		errs := len(b.errs)
+		d := b.duration(n, field+"."+name, DefaultBFDInterval)
+		if len(b.errs) == errs && (d < minBFDInterval || d > maxBFDInterval) {
+			b.fail(n, field+"."+name, "%s: must be between %s and %s (write units: 300ms)", d, minBFDInterval, maxBFDInterval)
+		}
+		return d
+	}
+	return BFD{
+		Enabled:    true,
+		MinTx:      interval(&r.MinTx, "minTx"),
+		MinRx:      interval(&r.MinRx, "minRx"),
+		Multiplier: uint8(b.uint(&r.Multiplier, field+".multiplier", 1, 255, DefaultBFDMultiplier)),
+		Passive:    b.bool(&r.Passive, field+".passive", false),
 	}
 }
 

@@ -52,6 +52,9 @@ type Neighbor struct {
 	SourceAddress netip.Addr
 	SourcePort    uint16 // 0 = any
 	Description   string
+	// BFD, if enabled, runs a BFD session with the neighbour while its
+	// BGP session is established; BFD going down tears the session down.
+	BFD BFD
 }
 
 // DynamicNeighbor accepts any peer connecting from Prefix.
@@ -65,6 +68,20 @@ type DynamicNeighbor struct {
 	// TTLSecurity is GTSM (RFC 5082) for the range: only directly
 	// connected peers (TTL 255) may connect.
 	TTLSecurity bool
+	// BFD, if enabled, runs a BFD session with every peer accepted from
+	// the range while its BGP session is established.
+	BFD BFD
+}
+
+// BFD is a neighbour's BFD settings (RFC 5880): the intervals this end
+// asks for and the number of missed packets that declare the path down.
+// It is a value, not a pointer, so configs compare with ==.
+type BFD struct {
+	Enabled      bool // a bfd block is present
+	MinTx, MinRx time.Duration
+	Multiplier   uint8
+	// Passive waits for the peer's first packet before sending.
+	Passive bool
 }
 
 // Limits bound what the peers may make the router hold.
@@ -126,6 +143,10 @@ const (
 	// DefaultMaxSessions is room for 5,000 nodes and then some, while a
 	// flood of connections still meets a limit.
 	DefaultMaxSessions = 10000
+	// DefaultBFDInterval and DefaultBFDMultiplier are BFDProfile's
+	// defaults, FRR's and BIRD's too: 900 ms to detect a dead path.
+	DefaultBFDInterval   = 300 * time.Millisecond
+	DefaultBFDMultiplier = 3
 )
 
 // rawConfig mirrors the YAML; everything that needs parsing is a string, so
@@ -166,6 +187,7 @@ type rawNeighbor struct {
 	SourceAddress yaml.Node `yaml:"sourceAddress"`
 	SourcePort    yaml.Node `yaml:"sourcePort"`
 	Description   yaml.Node `yaml:"description"`
+	BFD           *rawBFD   `yaml:"bfd"`
 	rawTimers     `yaml:",inline"`
 }
 
@@ -175,7 +197,15 @@ type rawDynamic struct {
 	Password    yaml.Node `yaml:"password"`
 	MaxPeers    yaml.Node `yaml:"maxPeers"`
 	TTLSecurity yaml.Node `yaml:"ttlSecurity"`
+	BFD         *rawBFD   `yaml:"bfd"`
 	rawTimers   `yaml:",inline"`
+}
+
+type rawBFD struct {
+	MinTx      yaml.Node `yaml:"minTx"`
+	MinRx      yaml.Node `yaml:"minRx"`
+	Multiplier yaml.Node `yaml:"multiplier"`
+	Passive    yaml.Node `yaml:"passive"`
 }
 
 type rawFamily struct {

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/fib"
@@ -31,6 +32,10 @@ type Daemon struct {
 	rib     *rib.RIB
 	fib     *fib.FIB
 	queue   *fibQueue
+	// bfd runs the peers' BFD sessions; set by Run before any session
+	// starts. It outlives Run's context so that shutdown can tell every
+	// BFD peer AdminDown; stop closes it.
+	bfd *bfd.Manager
 	// ctx is Run's context: peers started later (dynamic ones, reloads)
 	// live under it.
 	ctx context.Context
@@ -157,6 +162,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Lock()
 	d.fib = f
 	d.mu.Unlock()
+	d.bfd = bfd.NewManager(context.WithoutCancel(ctx), bfd.Options{Logger: d.log})
 	if err := d.run(ctx, cfg); err != nil {
 		cancel()
 		_ = d.stop()
@@ -219,6 +225,9 @@ func (d *Daemon) stop() error {
 		defer close(stopped)
 		d.shutdown(sctx, "router shutting down")
 		d.wg.Wait()
+		if d.bfd != nil {
+			d.bfd.Close()
+		}
 		if d.fib != nil {
 			d.fib.Close()
 		}

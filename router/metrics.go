@@ -24,6 +24,8 @@ type Metrics struct {
 	FIBOps           *prometheus.CounterVec // by op (add, replace, delete)
 	FIBErrors        prometheus.Counter
 	FIBBatchSeconds  prometheus.Histogram
+	// BFDTeardowns counts BGP sessions reset because BFD went down.
+	BFDTeardowns prometheus.Counter
 }
 
 // NewMetrics builds and registers the router's metrics.
@@ -41,9 +43,11 @@ func NewMetrics() *Metrics {
 		FIBBatchSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "bgplb_router_fib_batch_seconds", Help: "Time to apply one netlink batch.",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
+		BFDTeardowns: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "bgplb_router_bfd_teardowns_total", Help: "BGP sessions reset because their BFD session went down."}),
 	}
 	m.Registry.MustRegister(m.PrefixesRejected, m.SessionsRefused,
-		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds,
+		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds, m.BFDTeardowns,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -79,6 +83,8 @@ var (
 	prefixesReceivedDesc = prometheus.NewDesc("bgplb_router_prefixes_received", "Prefixes received from a peer and held.", []string{"peer"}, nil)
 	prefixesAcceptedDesc = prometheus.NewDesc("bgplb_router_prefixes_accepted", "Prefixes from a peer that passed the import guards.", []string{"peer"}, nil)
 	updatesDesc          = prometheus.NewDesc("bgplb_router_updates_total", "UPDATE messages by peer and direction.", []string{"peer", "direction"}, nil)
+	bfdStateDesc         = prometheus.NewDesc("bgplb_router_bfd_state",
+		"State of a peer's BFD session, as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up.", []string{"peer"}, nil)
 )
 
 // peerCollector reports the per-peer series: the UPDATEs received for
@@ -90,11 +96,15 @@ func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- prefixesReceivedDesc
 	ch <- prefixesAcceptedDesc
 	ch <- updatesDesc
+	ch <- bfdStateDesc
 }
 
 func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, p := range c.d.peerList() {
 		ch <- prometheus.MustNewConstMetric(updatesDesc, prometheus.CounterValue, float64(p.updatesIn.Load()), p.label, "in")
+		if st, ok := p.bfdStatus(); ok {
+			ch <- prometheus.MustNewConstMetric(bfdStateDesc, prometheus.GaugeValue, float64(st.State), p.label)
+		}
 		if p.ribID.Load() == 0 {
 			continue
 		}

@@ -37,6 +37,9 @@ type peer struct {
 
 	// (session)
 	zone string // the session's interface, for link-local next hops
+
+	bfdMu sync.Mutex // guards bfd
+	bfd   *peerBFD   // nil while no BFD session runs
 }
 
 // scratch is what handling one UPDATE needs, from a pool shared by all
@@ -105,6 +108,7 @@ func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
 	}
 	d.mu.Unlock()
 	p.down() // in case the session never reported Down
+	p.syncBFD(false)
 }
 
 // dispatch maps an incoming connection to its peer: a configured neighbour,
@@ -249,12 +253,14 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 		return
 	}
 	p.ribID.Store(uint32(id))
+	p.syncBFD(true)
 }
 
 // Down removes all of the peer's paths in one sweep. The session has
 // logged why it went down.
 func (p *peer) Down(*session.Peer, error) {
 	p.down()
+	p.syncBFD(false)
 }
 
 // down forgets the peer's routes. When the daemon is stopping it leaves

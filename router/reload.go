@@ -1,6 +1,7 @@
 package router
 
 import (
+	"maps"
 	"net/netip"
 	"reflect"
 	"slices"
@@ -21,10 +22,13 @@ type ReloadPlan struct {
 	// Reimport: the import guard changed, so every received route is
 	// judged again.
 	Reimport bool
-	Listen   bool // listen addresses changed
-	FIB      bool // table, metric, protocol or next-hop mode changed: routes move, at the next start
-	API      bool
-	Metrics  bool
+	// BFD: some neighbour's or range's bfd block changed. Its BFD
+	// sessions are added, removed or retuned; BGP sessions stay up.
+	BFD     bool
+	Listen  bool // listen addresses changed
+	FIB     bool // table, metric, protocol or next-hop mode changed: routes move, at the next start
+	API     bool
+	Metrics bool
 }
 
 // PlanReload compares the running config with a new one.
@@ -40,7 +44,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 		switch {
 		case !ok:
 			p.Add = append(p.Add, n.Address)
-		case p.RestartAll || o != n:
+		case p.RestartAll || withoutBFD(o) != withoutBFD(n):
 			p.Restart = append(p.Restart, n.Address)
 		default:
 			p.Keep = append(p.Keep, n.Address)
@@ -61,7 +65,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 		switch {
 		case !ok:
 			p.AddRanges = append(p.AddRanges, d.Prefix)
-		case p.RestartAll || o != d:
+		case p.RestartAll || withoutBFD(o) != withoutBFD(d):
 			p.RestartRanges = append(p.RestartRanges, d.Prefix)
 		}
 		delete(oldD, d.Prefix)
@@ -71,10 +75,39 @@ func PlanReload(old, cur *Config) ReloadPlan {
 	}
 	slices.SortFunc(p.RemoveRanges, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 
+	p.BFD = !maps.Equal(bfdByPeer(old), bfdByPeer(cur))
 	p.Reimport = !reflect.DeepEqual(old.Import, cur.Import)
 	p.Listen = !slices.Equal(old.Listen, cur.Listen)
 	p.FIB = old.FIB != cur.FIB
 	p.API = old.API != cur.API
 	p.Metrics = old.Metrics != cur.Metrics
 	return p
+}
+
+// withoutBFD is a neighbour or range minus its bfd block, which a reload
+// applies without touching the BGP session.
+func withoutBFD[T interface{ Neighbor | DynamicNeighbor }](v T) T {
+	switch x := any(&v).(type) {
+	case *Neighbor:
+		x.BFD = BFD{}
+	case *DynamicNeighbor:
+		x.BFD = BFD{}
+	}
+	return v
+}
+
+// bfdByPeer is the enabled bfd blocks by neighbour address or range.
+func bfdByPeer(c *Config) map[string]BFD {
+	m := map[string]BFD{}
+	for _, n := range c.Neighbors {
+		if n.BFD.Enabled {
+			m[n.Address.String()] = n.BFD
+		}
+	}
+	for _, r := range c.DynamicNeighbors {
+		if r.BFD.Enabled {
+			m[r.Prefix.String()] = r.BFD
+		}
+	}
+	return m
 }

@@ -44,6 +44,9 @@ func (d *Daemon) Reload(cfg *Config) {
 		}
 	}
 	d.mu.Unlock()
+	if plan.BFD {
+		d.syncAllBFD()
+	}
 	if plan.Reimport {
 		d.setPrefixLimits(cfg.Import.MaxPrefixes)
 		d.refreshAll()

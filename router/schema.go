@@ -24,6 +24,9 @@ func checkShape(file string, doc *yaml.Node) []*FieldError {
 			}
 			return
 		}
+		if t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
 		if n.Kind == yaml.AliasNode || missing(n) || t == reflect.TypeFor[yaml.Node]() {
 			return // aliases are checked where they point; scalars by the builder
 		}

@@ -39,6 +39,9 @@ func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
 		if info.State != session.Established {
 			n.Received, n.Accepted = 0, 0
 		}
+		if st, ok := p.bfdStatus(); ok {
+			n.BFD = viewBFD(st)
+		}
 		out = append(out, n)
 	}
 	return out

@@ -31,13 +31,18 @@ func since(now, t time.Time) string {
 
 // WriteNeighbors prints the session table. The Advertised column appears
 // only when some neighbor has routes advertised to it (a speaker's table),
-// so a router's table stays as it was.
+// so a router's table stays as it was; the BFD column likewise only when
+// some session runs BFD ("-" for those that do not).
 func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 	advertised := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.Advertised != 0 })
+	withBFD := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.BFD != nil })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "Peer\tAS\tUp/Down\tState\t#Received\tAccepted\tRejected")
 	if advertised {
 		fmt.Fprint(tw, "\tAdvertised")
+	}
+	if withBFD {
+		fmt.Fprint(tw, "\tBFD")
 	}
 	fmt.Fprintln(tw)
 	for _, n := range ns {
@@ -48,6 +53,13 @@ func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%d\t%d\t%d", peer, n.ASN, since(now, n.Since), n.State, n.Received, n.Accepted, n.Rejected)
 		if advertised {
 			fmt.Fprintf(tw, "\t%d", n.Advertised)
+		}
+		if withBFD {
+			st := "-"
+			if n.BFD != nil {
+				st = n.BFD.State
+			}
+			fmt.Fprintf(tw, "\t%s", st)
 		}
 		fmt.Fprintln(tw)
 	}

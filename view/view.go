@@ -38,6 +38,36 @@ type Neighbor struct {
 	LastError  string     `json:"lastError,omitempty"`
 	RouterID   netip.Addr `json:"routerID,omitzero"`
 	HoldTime   uint16     `json:"holdTime,omitempty"`
+	// BFD is the session's BFD session, when it runs one.
+	BFD *BFD `json:"bfd,omitempty"`
+}
+
+// BFD is one BFD session's state and counters (package bfd's Status).
+// Intervals are in microseconds, BFD's own unit on the wire.
+type BFD struct {
+	Session     string `json:"session"` // local->peer [dev IF] [multihop]
+	State       string `json:"state"`
+	RemoteState string `json:"remoteState"`
+	LocalDiag   string `json:"localDiag"`
+	RemoteDiag  string `json:"remoteDiag"`
+	LocalDisc   uint32 `json:"localDiscriminator"`
+	RemoteDisc  uint32 `json:"remoteDiscriminator"`
+	// TxIntervalUs and DetectTimeUs are the negotiated values in use.
+	TxIntervalUs  int64     `json:"txIntervalUs"`
+	DetectTimeUs  int64     `json:"detectTimeUs"`
+	RemoteMinTxUs int64     `json:"remoteMinTxUs"`
+	RemoteMinRxUs int64     `json:"remoteMinRxUs"`
+	RemoteMult    uint8     `json:"remoteMultiplier"`
+	Polling       bool      `json:"polling,omitempty"`
+	LastUp        time.Time `json:"lastUp,omitzero"`
+	LastDown      time.Time `json:"lastDown,omitzero"`
+	LastRx        time.Time `json:"lastRx,omitzero"`
+	PacketsIn     uint64    `json:"packetsIn"`
+	PacketsOut    uint64    `json:"packetsOut"`
+	Dropped       uint64    `json:"dropped"`
+	DroppedTTL    uint64    `json:"droppedTTL"`
+	SendErrors    uint64    `json:"sendErrors"`
+	EventsLost    uint64    `json:"eventsLost"`
 }
 
 // Path is one path to a prefix.

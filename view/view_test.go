@@ -164,6 +164,13 @@ func TestWriteNeighborsAdvertised(t *testing.T) {
 198.51.100.1  64512  00:01:00  Established  0          0         1         120
 198.51.100.2  64512  00:01:00  Active       0          0         0         0
 `},
+		{"router with bfd", []Neighbor{
+			{Address: a("198.51.100.11"), ASN: 64512, State: "Established", Since: t0, BFD: &BFD{State: "Up"}},
+			{Address: a("198.51.100.12"), ASN: 64512, State: "Active", Since: t0},
+		}, `Peer           AS     Up/Down   State        #Received  Accepted  Rejected  BFD
+198.51.100.11  64512  00:01:00  Established  0          0         0         Up
+198.51.100.12  64512  00:01:00  Active       0          0         0         -
+`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

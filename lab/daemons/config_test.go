@@ -137,3 +137,24 @@ func TestSecs(t *testing.T) {
 		t.Error("default hold time not rendered")
 	}
 }
+
+// TestFRRBGPBFD: a neighbour with BFDInterval names a bfdd profile of
+// that interval; without one, no bfdd runs.
+func TestFRRBGPBFD(t *testing.T) {
+	c := Config{ASN: 64512, RouterID: netip.MustParseAddr("198.51.100.11"), Neighbors: []Neighbor{
+		{Address: netip.MustParseAddr("198.51.100.1"), ASN: 64512, BFDInterval: 50 * time.Millisecond},
+		{Address: netip.MustParseAddr("198.51.100.2"), ASN: 64512, BFDInterval: 50 * time.Millisecond},
+		{Address: netip.MustParseAddr("198.51.100.3"), ASN: 64512},
+	}}
+	bgp, bfd := frrBGPConfig(c), frrBGPBFDConfig(c)
+	if !strings.Contains(bgp, " neighbor 198.51.100.1 bfd profile lab50\n") || strings.Contains(bgp, "198.51.100.3 bfd") {
+		t.Errorf("bgpd.conf:\n%s", bgp)
+	}
+	if want := "hostname lab\n!\nbfd\n profile lab50\n  transmit-interval 50\n  receive-interval 50\n  detect-multiplier 3\n !\n!\n"; bfd != want {
+		t.Errorf("bfdd.conf:\n%s\nwant:\n%s", bfd, want)
+	}
+	c.Neighbors = c.Neighbors[2:]
+	if bfd := frrBGPBFDConfig(c); bfd != "" {
+		t.Errorf("bfdd.conf without BFD neighbours:\n%s", bfd)
+	}
+}

@@ -37,6 +37,9 @@ type Neighbor struct {
 	// Families carried on the session; default IPv4 and IPv6 unicast on
 	// one session, whatever the session's own address family.
 	Families []Family
+	// BFDInterval, if set, runs BFD (interval × 3) with the neighbour and
+	// takes the session down with it. FRR only (bgpd with bfdd).
+	BFDInterval time.Duration
 }
 
 func (n Neighbor) families() []Family {

@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/bgplb/bgplb/lab"
 )
@@ -28,6 +29,7 @@ type FRR struct {
 	vtysh string
 	zebra *lab.Proc
 	bgpd  *lab.Proc
+	bfdd  *lab.Proc // when a neighbour has BFDInterval
 
 	mu sync.Mutex // serialises configuration sessions
 }
@@ -54,7 +56,47 @@ func StartFRR(ctx context.Context, ns *lab.Netns, cfg Config) (*FRR, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &FRR{ns: ns, cfg: cfg, dir: p.dir, vtysh: p.vtysh, zebra: p.zebra, bgpd: p.daemon}, nil
+	f := &FRR{ns: ns, cfg: cfg, dir: p.dir, vtysh: p.vtysh, zebra: p.zebra, bgpd: p.daemon}
+	if bfd := frrBGPBFDConfig(cfg); bfd != "" {
+		if f.bfdd, err = startFRRBFDD(ctx, ns, p.dir, bfd); err != nil {
+			return nil, errors.Join(err, stopAll(p.daemon, p.zebra))
+		}
+	}
+	return f, nil
+}
+
+// frrBGPBFDConfig is bfdd.conf for the neighbours with BFDInterval: one
+// profile per interval, which bgpd's `neighbor X bfd profile` names. Empty
+// when no neighbour has BFD.
+func frrBGPBFDConfig(c Config) string {
+	var b strings.Builder
+	seen := map[time.Duration]bool{}
+	for _, n := range c.Neighbors {
+		if i := n.BFDInterval; i > 0 && !seen[i] {
+			seen[i] = true
+			ms := i.Milliseconds()
+			fmt.Fprintf(&b, " profile lab%d\n  transmit-interval %d\n  receive-interval %d\n  detect-multiplier 3\n !\n", ms, ms, ms)
+		}
+	}
+	if b.Len() == 0 {
+		return ""
+	}
+	return "hostname lab\n!\nbfd\n" + b.String() + "!\n"
+}
+
+// startFRRBFDD starts bfdd beside the bgpd in dir, on the same zebra, which
+// relays bgpd's BFD sessions to it.
+func startFRRBFDD(ctx context.Context, ns *lab.Netns, dir, config string) (*lab.Proc, error) {
+	bin, err := lookPath("bfdd")
+	if err != nil {
+		return nil, err
+	}
+	conf := filepath.Join(dir, "bfdd.conf")
+	if err := os.WriteFile(conf, []byte(config), 0o644); err != nil {
+		return nil, fmt.Errorf("daemons: frr config: %w", err)
+	}
+	return ns.StartWith(ctx, lab.StartOptions{Label: "bfdd", Dir: dir}, bin, "-f", conf, "-i", filepath.Join(dir, "bfdd.pid"),
+		"-z", filepath.Join(dir, "zserv.api"), "--vty_socket", dir, "-P", "0", "--log", "stdout", "--bfdctl", filepath.Join(dir, "bfdd.sock"))
 }
 
 // frrProcs is a zebra and one protocol daemon sharing a directory.
@@ -152,6 +194,9 @@ func frrBGPConfig(c Config) string {
 		if n.Password != "" {
 			fmt.Fprintf(&b, " neighbor %s password %s\n", a, n.Password)
 		}
+		if i := n.BFDInterval; i > 0 {
+			fmt.Fprintf(&b, " neighbor %s bfd profile lab%d\n", a, i.Milliseconds())
+		}
 	}
 	for _, f := range []Family{IPv4, IPv6} {
 		fmt.Fprintf(&b, " !\n address-family ipv%d unicast\n", f)
@@ -172,7 +217,7 @@ func (f *FRR) Kind() string { return "frr" }
 // Procs implements Daemon.
 func (f *FRR) Procs() []*lab.Proc {
 	var ps []*lab.Proc
-	for _, p := range []*lab.Proc{f.zebra, f.bgpd} {
+	for _, p := range []*lab.Proc{f.zebra, f.bgpd, f.bfdd} {
 		if p != nil {
 			ps = append(ps, p)
 		}
@@ -181,7 +226,7 @@ func (f *FRR) Procs() []*lab.Proc {
 }
 
 // Stop implements Daemon: bgpd first, so it can send its Cease.
-func (f *FRR) Stop() error { return stopAll(f.bgpd, f.zebra) }
+func (f *FRR) Stop() error { return stopAll(f.bgpd, f.bfdd, f.zebra) }
 
 // VTY runs vtysh commands (each one a -c) against this instance.
 func (f *FRR) VTY(ctx context.Context, cmds ...string) ([]byte, error) {

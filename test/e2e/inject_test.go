@@ -149,7 +149,7 @@ type metricsProbe struct{ url string }
 
 // probeMetrics forwards to the router's metrics address (inside its
 // namespace) for the rest of the test.
-func probeMetrics(t *testing.T, r node, addr string) metricsProbe {
+func probeMetrics(t testing.TB, r node, addr string) metricsProbe {
 	t.Helper()
 	fwd, err := lab.Forward(nil, "127.0.0.1:0", r.ns, addr)
 	if err != nil {
@@ -180,7 +180,7 @@ func (m metricsProbe) gauge(ctx context.Context, name string) (float64, error) {
 }
 
 // waitGauge polls name until ok accepts its value, which it returns.
-func (m metricsProbe) waitGauge(t *testing.T, ctx context.Context, name string, ok func(float64) bool) float64 {
+func (m metricsProbe) waitGauge(t testing.TB, ctx context.Context, name string, ok func(float64) bool) float64 {
 	t.Helper()
 	var last float64
 	var lastErr error

@@ -96,14 +96,14 @@ type routerProc struct {
 	config string
 }
 
-func startRouter(t *testing.T, ctx context.Context, r node, config string) *routerProc {
+func startRouter(t testing.TB, ctx context.Context, r node, config string) *routerProc {
 	t.Helper()
 	return startRouterIn(t, ctx, r, config, t.TempDir())
 }
 
 // startRouterIn starts the router with its config and API socket in dir,
 // where a previous run may have left its FIB state.
-func startRouterIn(t *testing.T, ctx context.Context, r node, config, dir string) *routerProc {
+func startRouterIn(t testing.TB, ctx context.Context, r node, config, dir string) *routerProc {
 	t.Helper()
 	rp := &routerProc{ns: r.ns, socket: filepath.Join(dir, "router.sock"), config: filepath.Join(dir, "router.yaml")}
 	config = strings.ReplaceAll(config, "SOCKET", rp.socket)

@@ -1,0 +1,183 @@
+package router
+
+import (
+	"context"
+	"net/netip"
+
+	"github.com/bgplb/bgplb/bfd"
+	"github.com/bgplb/bgplb/bgp/wire"
+	"github.com/bgplb/bgplb/view"
+)
+
+// peerBFD is the BFD session a peer runs while its BGP session is
+// established. A pointer on the peer, so the thousands of dynamic peers
+// without BFD do not pay for it.
+type peerBFD struct {
+	cfg  BFD
+	key  bfd.Key
+	stop context.CancelFunc // ends the watcher
+}
+
+// bfdFor is the bfd block that applies to a peer now, and whether its BFD
+// session is multihop: the static neighbour's by address, or the dynamic
+// range's the peer came from. Disabled (zero) when none.
+func bfdFor(cfg *Config, addr netip.Addr, dynamic bool, rangePfx netip.Prefix) (BFD, bool) {
+	if dynamic {
+		for _, r := range cfg.DynamicNeighbors {
+			if r.Prefix == rangePfx {
+				// GTSM or not, a dynamic peer is on the LAN.
+				return r.BFD, false
+			}
+		}
+		return BFD{}, false
+	}
+	for _, n := range cfg.Neighbors {
+		if n.Address == addr {
+			return n.BFD, n.Multihop > 1
+		}
+	}
+	return BFD{}, false
+}
+
+// bfdKey is the session with peer from local; a single-hop session is
+// bound to the link the BGP session runs over, when known.
+func bfdKey(peer, local netip.Addr, link string, multihop bool) bfd.Key {
+	k := bfd.Key{Peer: peer.Unmap(), Local: local.Unmap(), Multihop: multihop}
+	if !multihop {
+		k.Interface = link
+	}
+	return k
+}
+
+func bfdConfig(b BFD) bfd.Config {
+	return bfd.Config{DesiredMinTx: b.MinTx, RequiredMinRx: b.MinRx, DetectMult: b.Multiplier, Passive: b.Passive}
+}
+
+// bfdTearsDown reports whether a BFD state change must end the BGP
+// session: Up lost, unless the peer took BFD down on purpose (AdminDown,
+// RFC 5882 §3.2), which says nothing about the path.
+func bfdTearsDown(ev bfd.Event) bool {
+	return ev.From == bfd.Up && ev.To != bfd.Up && ev.To != bfd.AdminDown && ev.RemoteState != bfd.AdminDown
+}
+
+// syncBFD starts, retunes or stops p's BFD session to match the config;
+// established says whether the BGP session is up (BFD runs only then).
+// Called from the session's handler calls and from reloads.
+func (p *peer) syncBFD(established bool) {
+	d := p.d
+	if d.bfd == nil {
+		return
+	}
+	want, multihop := bfdFor(d.config(), p.addr, p.dynamic, p.rangePfx)
+	p.bfdMu.Lock()
+	defer p.bfdMu.Unlock()
+	cur := p.bfd
+	switch {
+	case cur != nil && (!established || !want.Enabled):
+		p.bfd = nil
+		cur.stop()
+		// Remove tells the peer AdminDown: not a path failure for it.
+		if err := d.bfd.Remove(cur.key); err != nil {
+			d.log.Debug("bfd remove", "peer", p.label, "err", err)
+		}
+	case cur != nil && cur.cfg != want:
+		if err := d.bfd.Reconfigure(cur.key, bfdConfig(want)); err != nil {
+			d.log.Warn("bfd reconfigure", "peer", p.label, "err", err)
+			return
+		}
+		cur.cfg = want
+	case cur == nil && established && want.Enabled:
+		p.bfd = p.startBFD(want, multihop)
+	}
+}
+
+// startBFD adds the session and a watcher that resets the BGP session when
+// BFD goes down; nil if the session could not be added. p.bfdMu is held.
+func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
+	d := p.d
+	info := p.sess.Info()
+	k := bfdKey(p.addr, info.Local.Addr(), p.zone, multihop)
+	if err := d.bfd.Add(bfd.SessionConfig{Key: k, Config: bfdConfig(want)}); err != nil {
+		d.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", p.label, "err", err)
+		return nil
+	}
+	events, unsubscribe, err := d.bfd.Subscribe(k)
+	if err != nil {
+		_ = d.bfd.Remove(k)
+		d.log.Error("bfd subscribe", "peer", p.label, "err", err)
+		return nil
+	}
+	ctx, cancel := context.WithCancel(d.ctx)
+	d.log.Info("bfd session started", "peer", p.label, "session", k.String(), "minTx", want.MinTx, "minRx", want.MinRx, "multiplier", want.Multiplier)
+	d.spawn(func() {
+		defer unsubscribe()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case ev := <-events:
+				d.log.Debug("bfd state", "peer", p.label, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
+				if bfdTearsDown(ev) {
+					d.bfdDown(p, ev)
+					return
+				}
+			}
+		}
+	})
+	return &peerBFD{cfg: want, key: k, stop: cancel}
+}
+
+// bfdDown takes p's paths out of the RIB and the kernel at once, then
+// resets its BGP session; a static neighbour is started again, a dynamic
+// one connects again when its path is back.
+func (d *Daemon) bfdDown(p *peer, ev bfd.Event) {
+	d.metrics.BFDTeardowns.Inc()
+	d.log.Warn("BFD down: closing the BGP session", "peer", p.label, "diag", ev.Diag.String())
+	p.down()
+	d.stopPeer(d.ctx, p, wire.NewShutdown(wire.CeaseAdminReset, "BFD down"))
+	if p.dynamic || d.ctx.Err() != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, taken := d.peers[p.addr]; taken {
+		return // a reload started it again meanwhile
+	}
+	for _, n := range d.config().Neighbors {
+		if n.Address == p.addr {
+			d.startStatic(n)
+		}
+	}
+}
+
+// bfdStatus is p's BFD session's state, if it runs one.
+func (p *peer) bfdStatus() (bfd.Status, bool) {
+	p.bfdMu.Lock()
+	cur := p.bfd
+	p.bfdMu.Unlock()
+	if cur == nil || p.d.bfd == nil {
+		return bfd.Status{}, false
+	}
+	return p.d.bfd.Status(cur.key)
+}
+
+// syncAllBFD brings every peer's BFD session in line with a new config.
+func (d *Daemon) syncAllBFD() {
+	for _, p := range d.peerList() {
+		p.syncBFD(p.ribID.Load() != 0)
+	}
+}
+
+func viewBFD(s bfd.Status) *view.BFD {
+	return &view.BFD{
+		Session: s.Key.String(), State: s.State.String(), RemoteState: s.RemoteState.String(),
+		LocalDiag: s.LocalDiag.String(), RemoteDiag: s.RemoteDiag.String(),
+		LocalDisc: s.LocalDisc, RemoteDisc: s.RemoteDisc,
+		TxIntervalUs: s.TxInterval.Microseconds(), DetectTimeUs: s.DetectTime.Microseconds(),
+		RemoteMinTxUs: s.RemoteMinTx.Microseconds(), RemoteMinRxUs: s.RemoteMinRx.Microseconds(),
+		RemoteMult: s.RemoteMult, Polling: s.Polling,
+		LastUp: s.LastUp, LastDown: s.LastDown, LastRx: s.LastRx,
+		PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, Dropped: s.Dropped, DroppedTTL: s.DroppedTTL,
+		SendErrors: s.SendErrors, EventsLost: s.EventsLost,
+	}
+}
