@@ -177,8 +177,8 @@ func TestRouterBFD(t *testing.T) {
 	t.Logf("route left the router's kernel %v after the cut", took)
 	// The figure is BenchmarkRouterBFD's; here only that BFD, not the
 	// 9 s hold timer, took the session down.
-	if took >= time.Second {
-		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	if took >= bfdBound {
+		t.Errorf("route gone %v after the cut, want well before the 9 s hold time (BFD 150 ms; bound %v)", took, bfdBound)
 	}
 	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
 	if logs := l.rp.proc.Logs(); !strings.Contains(logs, "BFD down: closing the BGP session") {
@@ -287,8 +287,8 @@ func TestRouterBFDDynamic(t *testing.T) {
 	}
 	took := l.cut(t)
 	t.Logf("route left the router's kernel %v after the cut", took)
-	if took >= time.Second {
-		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	if took >= bfdBound {
+		t.Errorf("route gone %v after the cut, want well before the 9 s hold time (BFD 150 ms; bound %v)", took, bfdBound)
 	}
 	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
 	l.heal(t)
@@ -313,12 +313,12 @@ func TestRouterBFDFRR(t *testing.T) {
 	l.up(t, true)
 	took := l.cut(t)
 	t.Logf("route left the router's kernel %v after the cut", took)
-	if took >= time.Second {
-		t.Errorf("route gone %v after the cut, want < 1s (BFD 150 ms, hold 9 s)", took)
+	if took >= bfdBound {
+		t.Errorf("route gone %v after the cut, want well before the 9 s hold time (BFD 150 ms; bound %v)", took, bfdBound)
 	}
 	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
 	// FRR's side: its bgpd drops the session on its own BFD's word.
-	fctx, cancel := context.WithTimeout(l.ctx, 2*time.Second)
+	fctx, cancel := context.WithTimeout(l.ctx, bfdBound)
 	defer cancel()
 	if err := lab.Poll(fctx, 50*time.Millisecond, func() (bool, error) {
 		ss, err := frr.Sessions(fctx)
@@ -330,3 +330,8 @@ func TestRouterBFDFRR(t *testing.T) {
 	l.heal(t)
 	l.up(t, true)
 }
+
+// bfdBound tells a BFD teardown (150 ms here; BenchmarkRouterBFD has the
+// figure) from the 9 s hold timer's with room for a loaded CI machine,
+// where the Go scheduler can delay a detection timer by hundreds of ms.
+const bfdBound = 3 * time.Second
