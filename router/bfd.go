@@ -64,6 +64,14 @@ func bfdTearsDown(ev bfd.Event) bool {
 // established says whether the BGP session is up (BFD runs only then).
 // Called from the session's handler calls and from reloads.
 func (p *peer) syncBFD(established bool) {
+	p.syncBFDWith(func() bool { return established })
+}
+
+// syncBFDWith is syncBFD with established decided under p.bfdMu: a reload
+// asks the RIB registration then, so that a Down or Established racing
+// with it is seen in order (Established stores ribID before it syncs, Down
+// clears it before it syncs).
+func (p *peer) syncBFDWith(isEstablished func() bool) {
 	d := p.d
 	if d.bfd == nil {
 		return
@@ -71,6 +79,7 @@ func (p *peer) syncBFD(established bool) {
 	want, multihop := bfdFor(d.config(), p.addr, p.dynamic, p.rangePfx)
 	p.bfdMu.Lock()
 	defer p.bfdMu.Unlock()
+	established := isEstablished()
 	cur := p.bfd
 	switch {
 	case cur != nil && (!established || !want.Enabled):
@@ -96,7 +105,7 @@ func (p *peer) syncBFD(established bool) {
 func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 	d := p.d
 	info := p.sess.Info()
-	k := bfdKey(p.addr, info.Local.Addr(), p.zone, multihop)
+	k := bfdKey(p.addr, info.Local.Addr(), p.bfdZone, multihop)
 	if err := d.bfd.Add(bfd.SessionConfig{Key: k, Config: bfdConfig(want)}); err != nil {
 		d.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", p.label, "err", err)
 		return nil
@@ -108,6 +117,7 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(d.ctx)
+	pb := &peerBFD{cfg: want, key: k, stop: cancel}
 	d.log.Info("bfd session started", "peer", p.label, "session", k.String(), "minTx", want.MinTx, "minRx", want.MinRx, "multiplier", want.Multiplier)
 	d.spawn(func() {
 		defer unsubscribe()
@@ -116,21 +126,41 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 			case <-ctx.Done():
 				return
 			case ev := <-events:
+				// select picks at random between a queued event and the
+				// cancel: a stopped watcher must not act on a late event.
+				if ctx.Err() != nil {
+					return
+				}
 				d.log.Debug("bfd state", "peer", p.label, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
 				if bfdTearsDown(ev) {
-					d.bfdDown(p, ev)
+					d.bfdDown(p, pb, ev)
 					return
 				}
 			}
 		}
 	})
-	return &peerBFD{cfg: want, key: k, stop: cancel}
+	return pb
 }
 
 // bfdDown takes p's paths out of the RIB and the kernel at once, then
 // resets its BGP session; a static neighbour is started again, a dynamic
 // one connects again when its path is back.
-func (d *Daemon) bfdDown(p *peer, ev bfd.Event) {
+func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
+	// Only the BFD session that is p's now may take p down: one of an
+	// earlier BGP session (stopped, its event late) must not reset a new one.
+	p.bfdMu.Lock()
+	mine := p.bfd == pb
+	if mine {
+		p.bfd = nil
+	}
+	p.bfdMu.Unlock()
+	if !mine || d.ctx.Err() != nil {
+		return
+	}
+	pb.stop()
+	if err := d.bfd.Remove(pb.key); err != nil {
+		d.log.Debug("bfd remove", "peer", p.label, "err", err)
+	}
 	d.metrics.BFDTeardowns.Inc()
 	d.log.Warn("BFD down: closing the BGP session", "peer", p.label, "diag", ev.Diag.String())
 	p.down()
@@ -164,7 +194,7 @@ func (p *peer) bfdStatus() (bfd.Status, bool) {
 // syncAllBFD brings every peer's BFD session in line with a new config.
 func (d *Daemon) syncAllBFD() {
 	for _, p := range d.peerList() {
-		p.syncBFD(p.ribID.Load() != 0)
+		p.syncBFDWith(func() bool { return p.ribID.Load() != 0 })
 	}
 }
 

@@ -45,7 +45,7 @@ func TestParseBFDErrors(t *testing.T) {
 	}
 	tests := []struct{ name, yaml, want string }{
 		{"too fast", n("{minTx: 1ms}"), "b.yaml:5: neighbors[0].bfd.minTx: 1ms: must be between 10ms and 1m0s"},
-		{"bare number is seconds", n("{minRx: 300}"), "neighbors[0].bfd.minRx: 5m0s: must be between 10ms and 1m0s (write units: 300ms)"},
+		{"bare number is seconds", n("{minRx: 300}"), "neighbors[0].bfd.minRx: 5m0s: must be between 10ms and 1m0s (a bare number is seconds: write units, 300ms)"},
 		{"not a duration", n("{minTx: fast}"), "neighbors[0].bfd.minTx: \"fast\" is not a duration"},
 		{"multiplier zero", n("{multiplier: 0}"), "neighbors[0].bfd.multiplier: \"0\" is not a whole number in 1..255"},
 		{"multiplier too big", n("{multiplier: 256}"), "neighbors[0].bfd.multiplier: \"256\" is not a whole number in 1..255"},

@@ -306,7 +306,11 @@ func (b *builder) bfd(r *rawBFD, field string) BFD {
 		errs := len(b.errs)
 		d := b.duration(n, field+"."+name, DefaultBFDInterval)
 		if len(b.errs) == errs && (d < minBFDInterval || d > maxBFDInterval) {
-			b.fail(n, field+"."+name, "%s: must be between %s and %s (write units: 300ms)", d, minBFDInterval, maxBFDInterval)
+			hint := ""
+			if _, err := strconv.ParseFloat(n.Value, 64); err == nil {
+				hint = " (a bare number is seconds: write units, 300ms)"
+			}
+			b.fail(n, field+"."+name, "%s: must be between %s and %s%s", d, minBFDInterval, maxBFDInterval, hint)
 		}
 		return d
 	}

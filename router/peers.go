@@ -37,8 +37,11 @@ type peer struct {
 
 	// (session)
 	zone string // the session's interface, for link-local next hops
+	// bfdZone is zone for the BFD session, which a reload may start from
+	// another goroutine; guarded by bfdMu.
+	bfdZone string
 
-	bfdMu sync.Mutex // guards bfd
+	bfdMu sync.Mutex // guards bfd and bfdZone
 	bfd   *peerBFD   // nil while no BFD session runs
 }
 
@@ -63,6 +66,12 @@ func sessionConfig(cfg *Config, addr netip.Addr, peerAS uint32, t Timers, passiv
 
 // startStatic starts the session of a configured neighbour; d.mu is held.
 func (d *Daemon) startStatic(n Neighbor) {
+	// Two restarts at once (a reload and a BFD teardown) must not start two
+	// sessions for one neighbour: the second would orphan the first.
+	if _, taken := d.peers[n.Address]; taken {
+		d.log.Debug("neighbour already running", "peer", n.Address)
+		return
+	}
 	sc := sessionConfig(d.config(), n.Address, n.PeerASN, n.Timers, n.Passive)
 	sc.PeerPort, sc.Password, sc.LocalAddr, sc.LocalPort = n.Port, n.Password, n.SourceAddress, n.SourcePort
 	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
@@ -252,6 +261,9 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 		d.log.Error("rib", "peer", p.label, "err", err)
 		return
 	}
+	p.bfdMu.Lock()
+	p.bfdZone = p.zone
+	p.bfdMu.Unlock()
 	p.ribID.Store(uint32(id))
 	p.syncBFD(true)
 }

@@ -94,8 +94,11 @@ func newBFDTopology(t testing.TB, config string, bins ...string) bfdLab {
 	lb, l.lan = labtest.LAN(t, specs...)
 	l.r.ns, l.n1.ns = lb.Host("router"), lb.Host("node1")
 	l.rp = startRouter(t, l.ctx, l.r, config)
-	// Built with GOFLAGS=-race, the router reports races on its stderr.
+	// Built with GOFLAGS=-race (by hand: CI builds the e2e router without
+	// it), the router reports races on its stderr. Checked after the stop
+	// too, where teardown races would show.
 	t.Cleanup(func() {
+		_ = l.rp.proc.Stop()
 		if strings.Contains(l.rp.proc.Logs(), "WARNING: DATA RACE") {
 			t.Errorf("data race in the router:\n%s", l.rp.proc.Logs())
 		}
@@ -162,6 +165,9 @@ func TestRouterBFD(t *testing.T) {
 	}
 	var ns []view.Neighbor
 	l.rp.cli(t, l.ctx, &ns, "neighbor")
+	if len(ns) != 1 {
+		t.Fatalf("bgplb neighbor: %d neighbours, want 1: %+v", len(ns), ns)
+	}
 	if b := ns[0].BFD; b == nil || b.TxIntervalUs != 50_000 || b.DetectTimeUs != 150_000 || b.Session != "198.51.100.1->198.51.100.11 dev eth0" {
 		t.Errorf("bgplb neighbor bfd: %+v", b)
 	}
@@ -169,7 +175,7 @@ func TestRouterBFD(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "BFD") || !strings.Contains(string(out), "Up\n") {
 		t.Errorf("bgplb neighbor table (%v):\n%s", err, out)
 	}
-	if v := l.metrics.waitGauge(t, l.ctx, `bgplb_router_bfd_state{peer="198.51.100.11"}`, func(float64) bool { return true }); v != 3 {
+	if v := l.metrics.waitGauge(t, l.ctx, `bgplb_router_bfd_state{peer="198.51.100.11"}`, func(v float64) bool { return v == 3 }); v != 3 {
 		t.Errorf("bgplb_router_bfd_state %v, want 3 (Up)", v)
 	}
 
