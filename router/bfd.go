@@ -164,7 +164,8 @@ func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
 	d.metrics.BFDTeardowns.Inc()
 	d.log.Warn("BFD down: closing the BGP session", "peer", p.label, "diag", ev.Diag.String())
 	p.down()
-	d.stopPeer(d.ctx, p, wire.NewShutdown(wire.CeaseAdminReset, "BFD down"))
+	// RFC 9384's own Cease subcode, which tells the peer's operator why.
+	d.stopPeer(d.ctx, p, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseBFDDown})
 	if p.dynamic || d.ctx.Err() != nil {
 		return
 	}

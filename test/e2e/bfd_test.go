@@ -190,6 +190,11 @@ func TestRouterBFD(t *testing.T) {
 	if logs := l.rp.proc.Logs(); !strings.Contains(logs, "BFD down: closing the BGP session") {
 		t.Errorf("no BFD teardown in the router's log")
 	}
+	// The NOTIFICATION says why, with RFC 9384's Cease subcode. (The log,
+	// not `bgplb neighbor`: a BFD teardown replaces the static peer.)
+	if logs := l.rp.proc.Logs(); !strings.Contains(logs, `msg="NOTIFICATION sent" peer=198.51.100.11 notification="Cease / BFD Down"`) {
+		t.Errorf("no Cease / BFD Down NOTIFICATION in the router's log")
+	}
 
 	l.heal(t)
 	l.up(t, true)
