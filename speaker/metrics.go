@@ -11,13 +11,17 @@ import (
 // cannot drift from the sessions.
 type collector struct {
 	status func() []announce.PeerStatus
+	// bfdTeardowns is how many BGP sessions BFD reset; nil: no BFD.
+	bfdTeardowns func() uint64
 
-	sessions, prefixes, updates, flaps *prometheus.Desc
+	sessions, prefixes, updates, flaps, teardowns *prometheus.Desc
 }
 
-func newCollector(status func() []announce.PeerStatus) *collector {
+func newCollector(status func() []announce.PeerStatus, bfdTeardowns func() uint64) *collector {
 	return &collector{
-		status: status,
+		status: status, bfdTeardowns: bfdTeardowns,
+		teardowns: prometheus.NewDesc("bgplb_speaker_bfd_teardowns_total",
+			"BGP sessions reset because their BFD session went down.", nil, nil),
 		sessions: prometheus.NewDesc("bgplb_speaker_sessions_up",
 			"1 when the BGP session with the peer is Established.", []string{"peer"}, nil),
 		prefixes: prometheus.NewDesc("bgplb_speaker_prefixes_announced",
@@ -34,9 +38,13 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.prefixes
 	ch <- c.updates
 	ch <- c.flaps
+	ch <- c.teardowns
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if c.bfdTeardowns != nil {
+		ch <- prometheus.MustNewConstMetric(c.teardowns, prometheus.CounterValue, float64(c.bfdTeardowns()))
+	}
 	for _, p := range c.status() {
 		up := 0.0
 		if p.State == session.Established {
