@@ -213,6 +213,23 @@ func (b *bfdSessions) status(name string) (bfd.Status, bool) {
 	return b.m.Status(cur.want.key)
 }
 
+// states is the state of every BFD session that runs, by peer name.
+func (b *bfdSessions) states() map[string]bfd.State {
+	b.mu.Lock()
+	keys := make(map[string]bfd.Key, len(b.running))
+	for name, s := range b.running {
+		keys[name] = s.want.key
+	}
+	b.mu.Unlock()
+	out := make(map[string]bfd.State, len(keys))
+	for name, k := range keys {
+		if st, ok := b.m.Status(k); ok {
+			out[name] = st.State
+		}
+	}
+	return out
+}
+
 // wait returns once every watcher has ended (after ctx ended).
 func (b *bfdSessions) wait() { b.wg.Wait() }
 

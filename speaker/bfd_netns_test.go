@@ -49,6 +49,9 @@ func TestBFDSessionsReset(t *testing.T) {
 	if _, ok := s.status("idle"); ok {
 		t.Error("a peer without an established session runs BFD")
 	}
+	if got := s.states(); len(got) != 1 || got["r"] != bfd.Up {
+		t.Errorf("states %v, want r Up only", got)
+	}
 
 	// Down and up again: the new BFD session is the one that counts.
 	s.session("r", false, netip.Addr{})

@@ -418,7 +418,7 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 		return fmt.Errorf("metrics address: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load))
+	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
 	go func() {
 		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log, nil); err != nil {
 			s.log.Error("metrics", "err", err)
