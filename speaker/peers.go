@@ -147,10 +147,6 @@ func peerConfig(p *lbmodel.Peer, node localNode, defaultNS string, secret secret
 // that the operator is told rather than left to believe them in force.
 func unsupported(p *lbmodel.Peer) []string {
 	var out []string
-	if p.Spec.BFDPolicy != "" {
-		out = append(out, fmt.Sprintf("BGPRouter %s: spec.bfdPolicy %q is ignored: BFD is not implemented yet, "+
-			"so a dead link is noticed only when the hold time runs out", p.Name, p.Spec.BFDPolicy))
-	}
 	if p.Spec.GracefulRestart {
 		out = append(out, fmt.Sprintf("BGPRouter %s: spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
 			"so a restarting speaker withdraws its routes", p.Name))

@@ -13,6 +13,6 @@ package speaker
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=bgplb-system,resources=secrets,verbs=get
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools;bgprouters;bgpannouncementpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools;bgprouters;bgpannouncementpolicies;bfdpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements/status;bgpsessionstatuses/status,verbs=get;update;patch

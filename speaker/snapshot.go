@@ -22,6 +22,7 @@ type objects struct {
 	pools          []v1alpha1.LoadBalancerPool
 	peers          []v1alpha1.BGPRouter
 	advertisements []v1alpha1.BGPAnnouncementPolicy
+	bfdPolicies    []v1alpha1.BFDPolicy
 }
 
 // converted is a snapshot for the planner, plus what went wrong turning the

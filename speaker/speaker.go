@@ -38,6 +38,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
@@ -73,6 +74,7 @@ type Speaker struct {
 	c     client.Client
 	cache cache.Cache
 	ann   *announce.Announcer
+	bfd   *bfdSessions
 	kick  chan struct{}
 	lg    lastGood
 	rep   *reporter
@@ -151,7 +153,7 @@ func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 // watched are the kinds whose changes trigger a sync.
 func watched() []client.Object {
 	return []client.Object{&corev1.Node{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-		&v1alpha1.LoadBalancerPool{}, &v1alpha1.BGPRouter{}, &v1alpha1.BGPAnnouncementPolicy{}}
+		&v1alpha1.LoadBalancerPool{}, &v1alpha1.BGPRouter{}, &v1alpha1.BGPAnnouncementPolicy{}, &v1alpha1.BFDPolicy{}}
 }
 
 func (s *Speaker) run(ctx context.Context) error {
@@ -174,7 +176,18 @@ func (s *Speaker) run(ctx context.Context) error {
 	if !c.WaitForCacheSync(ctx) {
 		return ctx.Err()
 	}
-	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs})
+	// BFD runs in the node's namespace, as the BGP sessions do (the
+	// speaker is on the host network). Its sessions end before the
+	// announcer's last Down can reach them (stopBFD runs last).
+	bfdCtx, stopBFD := context.WithCancel(context.Background())
+	bfdMgr := bfd.NewManager(bfdCtx, bfd.Options{Logger: s.log.With("part", "bfd")})
+	s.bfd = newBFDSessions(bfdCtx, s.log.With("part", "bfd"), bfdMgr, func(name string) { s.ann.Reset(name) })
+	defer func() {
+		stopBFD()
+		_ = bfdMgr.Close()
+		s.bfd.wait()
+	}()
+	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})
 	// The reports are written off this loop: planning never waits for the
 	// API server.
 	repCtx, stopRep := context.WithCancel(context.Background())
@@ -249,6 +262,7 @@ func (s *Speaker) sync(ctx context.Context) {
 	if err := s.ann.SetPeers(peers); err != nil {
 		perr = append(perr, err.Error())
 	}
+	perr = append(perr, s.syncBFD(objs.bfdPolicies, conv.snap.Peers, res)...)
 	for name, routes := range res.Peers {
 		s.ann.Announce(name, toAnnounce(routes))
 	}
@@ -285,12 +299,14 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 	var pools v1alpha1.LoadBalancerPoolList
 	var peers v1alpha1.BGPRouterList
 	var ads v1alpha1.BGPAnnouncementPolicyList
-	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads} {
+	var bfds v1alpha1.BFDPolicyList
+	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads, &bfds} {
 		if err := s.c.List(ctx, l); err != nil {
 			return o, err
 		}
 	}
 	o.services, o.slices, o.pools, o.peers, o.advertisements = svcs.Items, eps.Items, pools.Items, peers.Items, ads.Items
+	o.bfdPolicies = bfds.Items
 	return o, nil
 }
 
@@ -402,11 +418,29 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 		return fmt.Errorf("metrics address: %w", err)
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(newCollector(s.ann.Status))
+	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
 	go func() {
 		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log, nil); err != nil {
 			s.log.Error("metrics", "err", err)
 		}
 	}()
 	return nil
+}
+
+// syncBFD hands the BFD wishes of the peers this node has a session with
+// to the BFD sessions, and returns what of them cannot be honoured.
+func (s *Speaker) syncBFD(policies []v1alpha1.BFDPolicy, peers []lbmodel.Peer, res plan.Result) []string {
+	byName := make(map[string]*v1alpha1.BFDPolicySpec, len(policies))
+	for i := range policies {
+		byName[policies[i].Name] = &policies[i].Spec
+	}
+	var mine []lbmodel.Peer
+	for _, p := range peers {
+		if _, ok := res.Peers[p.Name]; ok {
+			mine = append(mine, p)
+		}
+	}
+	want, problems := bfdPeers(mine, byName)
+	s.bfd.setPeers(want)
+	return problems
 }

@@ -30,6 +30,11 @@ type Options struct {
 	// passive ones (Session.Passive) or routers that dial the speaker.
 	// Optional.
 	ListenAddrs []netip.AddrPort
+	// OnSession, if set, is told each time a peer's session is
+	// established (up, with the local address it runs from) or leaves
+	// Established; the speaker's BFD follows it. Called from the
+	// session's goroutine: it must not block.
+	OnSession func(name string, up bool, local netip.Addr)
 }
 
 // PeerConfig is one router to announce to.
@@ -83,6 +88,8 @@ type Announcer struct {
 	peers    map[string]*peer
 	byAddr   map[netip.Addr]*peer
 	listener *session.Listener
+	// resets are the peers Reset asked to restart, by name.
+	resets map[string]bool
 }
 
 // stopRequest carries Shutdown to Run's goroutine.
@@ -101,7 +108,23 @@ func New(o Options) *Announcer {
 		opts: o, log: o.Log,
 		reconfig: make(chan struct{}, 1), stopReq: make(chan *stopRequest), runDone: make(chan struct{}),
 		configs: map[string]PeerConfig{}, invalid: map[string]error{}, routes: map[string]desiredSet{},
-		peers: map[string]*peer{}, byAddr: map[netip.Addr]*peer{},
+		peers: map[string]*peer{}, byAddr: map[netip.Addr]*peer{}, resets: map[string]bool{},
+	}
+}
+
+// Reset ends the named peer's session with Cease / Administrative Reset
+// and starts it again, as when BFD says the path is gone: the routes go
+// with the session at once rather than when the hold time runs out. It
+// only records the request; Run's goroutine acts on it.
+func (a *Announcer) Reset(name string) {
+	a.mu.Lock()
+	if _, ok := a.peers[name]; ok {
+		a.resets[name] = true
+	}
+	a.mu.Unlock()
+	select {
+	case a.reconfig <- struct{}{}:
+	default:
 	}
 }
 
@@ -306,11 +329,14 @@ func (a *Announcer) reconcile(ctx context.Context, wg *sync.WaitGroup) {
 			stops = append(stops, stop{p, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeasePeerDeconfigured}})
 		case !sameSession(p.cfg.Session, c.Session):
 			stops = append(stops, stop{p, &wire.Notification{Code: wire.ErrCodeCease, Subcode: wire.CeaseOtherConfigChange}})
+		case a.resets[name]:
+			stops = append(stops, stop{p, wire.NewShutdown(wire.CeaseAdminReset, "BFD down")})
 		case c.NextHop4 != p.cfg.NextHop4 || c.NextHop6 != p.cfg.NextHop6:
 			p.cfg.NextHop4, p.cfg.NextHop6 = c.NextHop4, c.NextHop6
 			p.update(func(in *inputs) { in.nh4, in.nh6 = c.NextHop4, c.NextHop6 })
 		}
 	}
+	clear(a.resets)
 	a.mu.Unlock()
 	var stopping sync.WaitGroup
 	for _, s := range stops {

@@ -101,6 +101,9 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 		in.epoch++
 		in.neg, in.negID, in.updateBase = &n, info.Negotiated, info.UpdatesOut
 	})
+	if f := p.a.opts.OnSession; f != nil {
+		f(p.cfg.Name, true, info.Local.Addr().Unmap())
+	}
 }
 
 // Down implements session.Handler.
@@ -109,6 +112,9 @@ func (p *peer) Down(_ *session.Peer, _ error) {
 		in.epoch++
 		in.neg, in.negID = nil, nil
 	})
+	if f := p.a.opts.OnSession; f != nil {
+		f(p.cfg.Name, false, netip.Addr{})
+	}
 }
 
 // Update implements session.Handler: a speaker announces and imports

@@ -1,0 +1,103 @@
+package speaker
+
+import (
+	"net/netip"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/bfd"
+	"github.com/bgplb/bgplb/internal/lbmodel"
+)
+
+func TestBFDTearsDown(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ev   bfd.Event
+		want bool
+	}{
+		{"up to down", bfd.Event{From: bfd.Up, To: bfd.Down, RemoteState: bfd.Up}, true},
+		{"up to init", bfd.Event{From: bfd.Up, To: bfd.Init, RemoteState: bfd.Down}, true},
+		{"peer admin down", bfd.Event{From: bfd.Up, To: bfd.Down, RemoteState: bfd.AdminDown}, false},
+		{"we admin down", bfd.Event{From: bfd.Up, To: bfd.AdminDown}, false},
+		{"coming up", bfd.Event{From: bfd.Init, To: bfd.Up}, false},
+		{"never up", bfd.Event{From: bfd.Down, To: bfd.Init}, false},
+	} {
+		if got := bfdTearsDown(tc.ev); got != tc.want {
+			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBFDWanted(t *testing.T) {
+	a := netip.MustParseAddr
+	cfg := bfd.DefaultConfig()
+	peers := map[string]bfdPeer{
+		"r1": {addr: a("198.51.100.1"), cfg: cfg},
+		"r2": {addr: a("::ffff:198.51.100.2"), cfg: cfg, multihop: true},
+		"r3": {addr: a("2001:db8::3"), cfg: cfg},
+	}
+	for _, tc := range []struct {
+		name        string
+		established map[string]netip.Addr
+		want        map[string]bfdWant
+	}{
+		{"none established", nil, map[string]bfdWant{}},
+		{"some", map[string]netip.Addr{"r1": a("198.51.100.10"), "r2": a("::ffff:198.51.100.10"), "other": a("198.51.100.10")},
+			map[string]bfdWant{
+				"r1": {key: bfd.Key{Peer: a("198.51.100.1"), Local: a("198.51.100.10")}, cfg: cfg},
+				"r2": {key: bfd.Key{Peer: a("198.51.100.2"), Local: a("198.51.100.10"), Multihop: true}, cfg: cfg},
+			}},
+		{"no local address", map[string]netip.Addr{"r3": {}}, map[string]bfdWant{}},
+	} {
+		if got := bfdWanted(peers, tc.established); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBFDPeers(t *testing.T) {
+	i32 := func(v int32) *int32 { return &v }
+	peer := func(name, policy string, hops *int32) lbmodel.Peer {
+		return lbmodel.Peer{Name: name, Address: netip.MustParseAddr("198.51.100.1"),
+			Spec: v1alpha1.BGPRouterSpec{BFDPolicy: policy, EBGPMultiHop: hops}}
+	}
+	policies := map[string]*v1alpha1.BFDPolicySpec{
+		"fast": {ReceiveInterval: i32(100), TransmitInterval: i32(100)},
+		"echo": {EchoMode: true},
+	}
+	fast := bfd.Config{DesiredMinTx: 100 * time.Millisecond, RequiredMinRx: 100 * time.Millisecond, DetectMult: 3}
+	for _, tc := range []struct {
+		name     string
+		peers    []lbmodel.Peer
+		want     map[string]bfdPeer
+		problems []string
+	}{
+		{"no policy", []lbmodel.Peer{peer("r", "", nil)}, map[string]bfdPeer{}, nil},
+		{"single hop", []lbmodel.Peer{peer("r", "fast", nil)},
+			map[string]bfdPeer{"r": {addr: netip.MustParseAddr("198.51.100.1"), cfg: fast}}, nil},
+		{"multihop", []lbmodel.Peer{peer("r", "fast", i32(2))},
+			map[string]bfdPeer{"r": {addr: netip.MustParseAddr("198.51.100.1"), cfg: fast, multihop: true}}, nil},
+		{"ttl 1 is single hop", []lbmodel.Peer{peer("r", "fast", i32(1))},
+			map[string]bfdPeer{"r": {addr: netip.MustParseAddr("198.51.100.1"), cfg: fast}}, nil},
+		{"missing policy", []lbmodel.Peer{peer("r", "gone", nil)}, map[string]bfdPeer{}, []string{`spec.bfdPolicy "gone": no such BFDPolicy`}},
+		{"echo", []lbmodel.Peer{peer("r", "echo", nil)},
+			map[string]bfdPeer{"r": {addr: netip.MustParseAddr("198.51.100.1"), cfg: bfd.DefaultConfig()}}, []string{"echoMode is ignored"}},
+	} {
+		got, problems := bfdPeers(tc.peers, policies)
+		if !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
+		}
+		if len(problems) != len(tc.problems) {
+			t.Errorf("%s: problems %q, want %q", tc.name, problems, tc.problems)
+			continue
+		}
+		for i, w := range tc.problems {
+			if !strings.Contains(problems[i], w) {
+				t.Errorf("%s: problem %q lacks %q", tc.name, problems[i], w)
+			}
+		}
+	}
+}
