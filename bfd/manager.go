@@ -68,6 +68,14 @@ type Event struct {
 	At          time.Time
 }
 
+// PathDown reports whether the change says the forwarding path failed, so
+// that a client protocol (a BGP session) must go down: Up lost, unless
+// either side took BFD down on purpose (AdminDown, RFC 5882 §3.2), which
+// says nothing about the path.
+func (e Event) PathDown() bool {
+	return e.From == Up && e.To != Up && e.To != AdminDown && e.RemoteState != AdminDown
+}
+
 // Status is a session's state and counters, for views.
 type Status struct {
 	Key                      Key

@@ -53,13 +53,6 @@ func bfdConfig(b BFD) bfd.Config {
 	return bfd.Config{DesiredMinTx: b.MinTx, RequiredMinRx: b.MinRx, DetectMult: b.Multiplier, Passive: b.Passive}
 }
 
-// bfdTearsDown reports whether a BFD state change must end the BGP
-// session: Up lost, unless the peer took BFD down on purpose (AdminDown,
-// RFC 5882 §3.2), which says nothing about the path.
-func bfdTearsDown(ev bfd.Event) bool {
-	return ev.From == bfd.Up && ev.To != bfd.Up && ev.To != bfd.AdminDown && ev.RemoteState != bfd.AdminDown
-}
-
 // syncBFD starts, retunes or stops p's BFD session to match the config;
 // established says whether the BGP session is up (BFD runs only then).
 // Called from the session's handler calls and from reloads.
@@ -132,7 +125,7 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 					return
 				}
 				d.log.Debug("bfd state", "peer", p.label, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if bfdTearsDown(ev) {
+				if ev.PathDown() {
 					d.bfdDown(p, pb, ev)
 					return
 				}

@@ -70,8 +70,8 @@ func TestBFDTearsDown(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := bfd.Event{From: tc.from, To: tc.to, RemoteState: tc.remote}
-			if got := bfdTearsDown(ev); got != tc.teardown {
-				t.Fatalf("bfdTearsDown(%+v) = %v", ev, got)
+			if got := ev.PathDown(); got != tc.teardown {
+				t.Fatalf("PathDown(%+v) = %v", ev, got)
 			}
 		})
 	}

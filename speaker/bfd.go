@@ -49,13 +49,6 @@ func bfdWanted(peers map[string]bfdPeer, established map[string]netip.Addr) map[
 	return out
 }
 
-// bfdTearsDown reports whether a BFD state change must end the BGP
-// session: Up lost, unless the peer took BFD down on purpose (AdminDown,
-// RFC 5882 §3.2), which says nothing about the path.
-func bfdTearsDown(ev bfd.Event) bool {
-	return ev.From == bfd.Up && ev.To != bfd.Up && ev.To != bfd.AdminDown && ev.RemoteState != bfd.AdminDown
-}
-
 // bfdSession is a running BFD session of one peer and its watcher.
 type bfdSession struct {
 	want bfdWant
@@ -173,7 +166,7 @@ func (b *bfdSessions) start(name string, w bfdWant) {
 					return
 				}
 				b.log.Debug("bfd state", "peer", name, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if bfdTearsDown(ev) {
+				if ev.PathDown() {
 					b.bfdDown(name, s, ev)
 					return
 				}

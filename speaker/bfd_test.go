@@ -25,7 +25,7 @@ func TestBFDTearsDown(t *testing.T) {
 		{"coming up", bfd.Event{From: bfd.Init, To: bfd.Up}, false},
 		{"never up", bfd.Event{From: bfd.Down, To: bfd.Init}, false},
 	} {
-		if got := bfdTearsDown(tc.ev); got != tc.want {
+		if got := tc.ev.PathDown(); got != tc.want {
 			t.Errorf("%s: %v, want %v", tc.name, got, tc.want)
 		}
 	}
