@@ -164,14 +164,8 @@ func nodeDir(id, node string) string {
 // startNode makes node a Kubernetes node: containerd with the lab's
 // images, the kubelet, kube-proxy.
 func (u *upper) startNode(ctx context.Context, node string) error {
+	// No state to record: down finds the node at nodeDir from the ID.
 	dir := nodeDir(u.st.ID, node)
-	if u.st.Nodes == nil {
-		u.st.Nodes = map[string]string{}
-	}
-	u.st.Nodes[node] = dir
-	if err := u.st.save(); err != nil {
-		return err
-	}
 	bin, err := controlplane.BinDir()
 	if err != nil {
 		return err

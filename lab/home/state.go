@@ -124,8 +124,6 @@ type State struct {
 	Procs map[string]Proc `json:"procs,omitempty"`
 	// Cluster is set for a real cluster (Options.Cluster).
 	Cluster bool `json:"cluster,omitempty"`
-	// Nodes are the kubenode directories of a real cluster, by node.
-	Nodes map[string]string `json:"nodes,omitempty"`
 	// Images are the image references a real cluster's nodes hold, by
 	// lab/images name (pause, pihole, bgplb).
 	Images map[string]string `json:"images,omitempty"`
