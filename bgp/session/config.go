@@ -95,7 +95,34 @@ type Config struct {
 	// AddPathReceive announces that we accept ADD-PATH path identifiers
 	// for these families (RFC 7911).
 	AddPathReceive []wire.Family
+	// GracefulRestart announces RFC 4724 for the families above; nil
+	// announces nothing, and the peer's capability is then ignored.
+	GracefulRestart *GracefulRestart
 }
+
+// GracefulRestart is our side of RFC 4724.
+type GracefulRestart struct {
+	// Time is how long the peer should keep our routes after our session
+	// ends without a NOTIFICATION, until a new one comes up: whole seconds,
+	// at most MaxRestartTime. A receiving-only speaker (a route server
+	// such as bgplb router) may announce 0: it only helps its peers.
+	Time time.Duration
+	// Restarting sets the R bit in the first session's OPEN: this process
+	// is the restart of one whose routes the peer kept, and the peer must
+	// not wait for our End-of-RIB before it sends us its own.
+	Restarting bool
+	// Forwarding sets the F bit for every family: our data plane kept
+	// forwarding while the BGP process restarted, so the peer may keep
+	// using the routes it kept until we send them again.
+	Forwarding bool
+	// Notification sets the N bit (RFC 8538): a NOTIFICATION other than
+	// Cease / Hard Reset, or the hold timer, also keeps the routes when
+	// both sides set it.
+	Notification bool
+}
+
+// MaxRestartTime is the largest restart time the capability carries (12 bits).
+const MaxRestartTime = 4095 * time.Second
 
 // withDefaults returns c with every unset optional field filled in.
 func (c Config) withDefaults() Config {
@@ -149,6 +176,8 @@ func (c Config) Validate() error {
 		return bad("HoldTime %v does not fit the OPEN message", c.HoldTime)
 	case c.KeepaliveTime < 0 || c.ConnectRetry < 0 || c.MinHoldTime < 0 || c.IdleHoldTime < 0:
 		return bad("negative timer")
+	case c.GracefulRestart != nil && (c.GracefulRestart.Time < 0 || c.GracefulRestart.Time > MaxRestartTime):
+		return bad("GracefulRestart.Time %v is not between 0 and %v", c.GracefulRestart.Time, MaxRestartTime)
 	case len(c.Password) > maxPasswordLen:
 		return bad("Password is %d bytes, the kernel takes at most %d", len(c.Password), maxPasswordLen)
 	}

@@ -1,6 +1,7 @@
 package session
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -30,6 +31,11 @@ type Negotiated struct {
 	Rx, Tx wire.Options
 	// Local and Remote are the TCP endpoints of the session.
 	Local, Remote netip.AddrPort
+	// GracefulRestart is the peer's RFC 4724 capability when both sides
+	// announced one, nil otherwise; its families are those negotiated.
+	GracefulRestart *wire.GracefulRestart
+	// GRNotification: both sides set the N bit (RFC 8538).
+	GRNotification bool
 }
 
 // HasFamily reports whether f was negotiated.
@@ -54,6 +60,13 @@ func localOpen(c Config) *wire.Open {
 	}
 	for _, f := range c.AddPathReceive {
 		caps.AddPath = append(caps.AddPath, wire.AddPathFamily{Family: f, Mode: wire.AddPathReceive})
+	}
+	if g := c.GracefulRestart; g != nil {
+		gr := &wire.GracefulRestart{Restarting: g.Restarting, Notification: g.Notification, Time: uint16(g.Time / time.Second)}
+		for _, f := range c.Families {
+			gr.Families = append(gr.Families, wire.GRFamily{Family: f, Forwarding: g.Forwarding})
+		}
+		caps.GracefulRestart = gr
 	}
 	return wire.NewOpen(c.LocalAS, uint16(c.HoldTime/time.Second), c.RouterID, caps)
 }
@@ -99,7 +112,60 @@ func negotiate(c Config, local, peer *wire.Open) (Negotiated, error) {
 		KeepaliveTime:        c.keepalive(hold),
 	}
 	n.Rx, n.Tx = directionOptions(&n, &local.Caps, &peer.Caps)
+	if lg, pg := local.Caps.GracefulRestart, peer.Caps.GracefulRestart; lg != nil && pg != nil {
+		g := &wire.GracefulRestart{Restarting: pg.Restarting, Notification: pg.Notification, Time: pg.Time}
+		for _, f := range pg.Families {
+			if n.HasFamily(f.Family) {
+				g.Families = append(g.Families, f)
+			}
+		}
+		n.GracefulRestart = g
+		n.GRNotification = lg.Notification && pg.Notification
+	}
 	return n, nil
+}
+
+// GRFamily reports whether the peer asked us to keep its routes of family
+// f across its restarts, and whether its last OPEN said it kept forwarding
+// them (the F bit; RFC 4724 §4.2: without it, routes kept from before the
+// restart must go at once).
+func (n *Negotiated) GRFamily(f wire.Family) (ok, forwarding bool) {
+	if n.GracefulRestart == nil {
+		return false, false
+	}
+	for _, g := range n.GracefulRestart.Families {
+		if g.Family == f {
+			return true, g.Forwarding
+		}
+	}
+	return false, false
+}
+
+// RestartTime is how long the peer asked us to keep its routes after the
+// session ends, before a new session comes up; 0 without graceful restart.
+func (n *Negotiated) RestartTime() time.Duration {
+	if n.GracefulRestart == nil {
+		return 0
+	}
+	return time.Duration(n.GracefulRestart.Time) * time.Second
+}
+
+// KeepsRoutes reports whether the end of this session, for reason (what
+// Handler.Down got), keeps the peer's routes as stale for a restart (RFC
+// 4724 §4.2, RFC 8538 §3): graceful restart was negotiated for some
+// family, and the session ended without a NOTIFICATION (the TCP connection
+// failed or closed), or, when both sides set the N bit, with any
+// NOTIFICATION but Cease / Hard Reset or the hold timer. Our own shutdown
+// never keeps them.
+func (n *Negotiated) KeepsRoutes(reason error) bool {
+	if n == nil || n.GracefulRestart == nil || len(n.GracefulRestart.Families) == 0 || errors.Is(reason, ErrShutdown) {
+		return false
+	}
+	var ne *NotificationError
+	if !errors.As(reason, &ne) {
+		return !errors.Is(reason, ErrHoldTimerExpired) || n.GRNotification
+	}
+	return n.GRNotification && !(ne.Notification.Code == wire.ErrCodeCease && ne.Notification.Subcode == wire.CeaseHardReset)
 }
 
 // commonFamilies is the intersection of both multiprotocol capabilities; a

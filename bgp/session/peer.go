@@ -280,6 +280,23 @@ func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
 	return nil
 }
 
+// Abandon stops the peer for good like Close, but sends no NOTIFICATION:
+// the connection just closes, as when the process dies. It is how a
+// speaker that is about to restart leaves a peer that negotiated graceful
+// restart (RFC 4724): the peer keeps our routes until the new process
+// sends them again. Queued UPDATEs may be lost.
+func (p *Peer) Abandon(ctx context.Context) error {
+	done := make(chan struct{})
+	p.enqueue(input{kind: inStop, done: done})
+	select {
+	case <-done:
+	case <-p.done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
 // Run owns the peer until ctx ends or Close or Shutdown is called, then
 // closes the session (Cease / Administrative Shutdown, or Close's
 // NOTIFICATION) and returns nil. Active peers connect out every

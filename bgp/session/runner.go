@@ -431,11 +431,30 @@ func (r *runner) established(c *conn) error {
 	p.mu.Unlock()
 	r.estSince = time.Now()
 	openExchangeDone(c.nc)
+	r.restarted()
 	// The handler may look at the peer: it must see it Established.
 	r.publish()
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
+}
+
+// restarted clears the R bit once a session came up: it marks only the
+// first OPEN after a restart (RFC 4724 §3), and a later session of this
+// process is no restart the peer should wait for.
+func (r *runner) restarted() {
+	g := r.p.local.Caps.GracefulRestart
+	if g == nil || !g.Restarting {
+		return
+	}
+	local := *r.p.local
+	local.Caps.GracefulRestart = &wire.GracefulRestart{Notification: g.Notification, Time: g.Time, Families: g.Families}
+	b, err := wire.AppendOpen(nil, &local)
+	if err != nil {
+		r.p.log.Error("our OPEN without the restart bit", "err", err)
+		return
+	}
+	r.p.local, r.p.open = &local, b
 }
 
 // down tells the handler the established session ended.

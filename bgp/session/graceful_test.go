@@ -1,0 +1,143 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/bgp/wire"
+)
+
+func TestGracefulRestartNegotiation(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		local, peer   *GracefulRestart
+		peerFamilies  []wire.Family
+		wantGR        bool
+		wantTime      time.Duration
+		wantV6, wantN bool
+	}{
+		{name: "neither"},
+		{name: "only we", local: &GracefulRestart{Time: 120 * time.Second}},
+		{name: "only the peer", peer: &GracefulRestart{Time: 120 * time.Second}},
+		{name: "both", local: &GracefulRestart{}, peer: &GracefulRestart{Time: 120 * time.Second, Forwarding: true},
+			wantGR: true, wantTime: 120 * time.Second, wantV6: true},
+		{name: "families intersect", local: &GracefulRestart{}, peer: &GracefulRestart{Time: 30 * time.Second},
+			peerFamilies: []wire.Family{wire.IPv4Unicast}, wantGR: true, wantTime: 30 * time.Second},
+		{name: "N bit needs both", local: &GracefulRestart{Notification: true}, peer: &GracefulRestart{Time: 5 * time.Second},
+			wantGR: true, wantTime: 5 * time.Second, wantV6: true},
+		{name: "N bit", local: &GracefulRestart{Notification: true}, peer: &GracefulRestart{Notification: true},
+			wantGR: true, wantV6: true, wantN: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			lc := baseConfig(64512, 64513, idA)
+			lc.GracefulRestart = tc.local
+			pc := baseConfig(64513, 64512, idB)
+			pc.GracefulRestart = tc.peer
+			pc.Families = tc.peerFamilies
+			n, err := negotiate(lc.withDefaults(), localOpen(lc.withDefaults()), localOpen(pc.withDefaults()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (n.GracefulRestart != nil) != tc.wantGR || n.RestartTime() != tc.wantTime || n.GRNotification != tc.wantN {
+				t.Fatalf("GR %+v, time %v, N %v", n.GracefulRestart, n.RestartTime(), n.GRNotification)
+			}
+			if !tc.wantGR {
+				return
+			}
+			if ok, fwd := n.GRFamily(wire.IPv4Unicast); !ok || fwd != tc.peer.Forwarding {
+				t.Errorf("IPv4 unicast: %v, forwarding %v", ok, fwd)
+			}
+			if ok, _ := n.GRFamily(wire.IPv6Unicast); ok != tc.wantV6 {
+				t.Errorf("IPv6 unicast: %v", ok)
+			}
+		})
+	}
+}
+
+func TestKeepsRoutes(t *testing.T) {
+	gr := &Negotiated{GracefulRestart: &wire.GracefulRestart{Families: []wire.GRFamily{{Family: wire.IPv4Unicast}}}}
+	grN := &Negotiated{GracefulRestart: gr.GracefulRestart, GRNotification: true}
+	noFamilies := &Negotiated{GracefulRestart: &wire.GracefulRestart{}}
+	received := func(code, sub uint8) error {
+		return &NotificationError{Notification: wire.Notification{Code: code, Subcode: sub}}
+	}
+	for _, tc := range []struct {
+		name   string
+		n      *Negotiated
+		reason error
+		want   bool
+	}{
+		{"no GR", &Negotiated{}, ErrConnectionClosed, false},
+		{"nil", nil, ErrConnectionClosed, false},
+		{"no family", noFamilies, ErrConnectionClosed, false},
+		{"connection closed", gr, ErrConnectionClosed, true},
+		{"wrapped TCP error", gr, errors.Join(errors.New("read: connection reset by peer")), true},
+		{"our shutdown", gr, ErrShutdown, false},
+		{"hold timer", gr, ErrHoldTimerExpired, false},
+		{"hold timer, N bit", grN, ErrHoldTimerExpired, true},
+		{"notification", gr, received(wire.ErrCodeCease, wire.CeaseAdminShutdown), false},
+		{"notification, N bit", grN, received(wire.ErrCodeCease, wire.CeaseAdminShutdown), true},
+		{"hard reset, N bit", grN, received(wire.ErrCodeCease, wire.CeaseHardReset), false},
+	} {
+		if got := tc.n.KeepsRoutes(tc.reason); got != tc.want {
+			t.Errorf("%s: KeepsRoutes(%v) = %v", tc.name, tc.reason, got)
+		}
+	}
+}
+
+// TestAbandonKeepsRoutes: a speaker restarting with graceful restart
+// leaves without a NOTIFICATION, the peer sees a session end that keeps
+// routes, and the next process's first OPEN carries the R bit, its later
+// ones not.
+func TestAbandonKeepsRoutes(t *testing.T) {
+	leakCheck(t)
+	ca := baseConfig(64512, 64513, idA)
+	ca.GracefulRestart = &GracefulRestart{Time: 60 * time.Second, Forwarding: true}
+	cb := baseConfig(64513, 64512, idB)
+	cb.GracefulRestart = &GracefulRestart{}
+	cb.Passive = true
+	ra, rb := newRecorder(), newRecorder()
+	b := New(cb, rb, testLog(t, "B"))
+	l := listen(t, map[netip.Addr]*Peer{loopback: b})
+	ca.PeerPort = port(l)
+	a := New(ca, ra, testLog(t, "A"))
+	runPeer(t, b)
+	runPeer(t, a)
+	wait(t, ra.established, 5*time.Second, "A established")
+	nb := wait(t, rb.established, 5*time.Second, "B established")
+	if nb.RestartTime() != 60*time.Second || nb.GracefulRestart.Restarting {
+		t.Fatalf("B negotiated %+v", nb.GracefulRestart)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := a.Abandon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(t, ra.down, time.Second, "A down"); !errors.Is(err, ErrShutdown) {
+		t.Errorf("A down: %v", err)
+	}
+	errB := wait(t, rb.down, 5*time.Second, "B down")
+	if !nb.KeepsRoutes(errB) {
+		t.Fatalf("B down with %v: routes not kept", errB)
+	}
+
+	// The restarted process: the R bit on its first session only.
+	ca.GracefulRestart.Restarting = true
+	a2 := New(ca, ra, testLog(t, "A2"))
+	runPeer(t, a2)
+	wait(t, ra.established, 5*time.Second, "A2 established")
+	nb2 := wait(t, rb.established, 5*time.Second, "B established again")
+	if g := nb2.GracefulRestart; g == nil || !g.Restarting {
+		t.Fatalf("B saw %+v, want the R bit", g)
+	}
+	o, err := wire.DecodeOpen(a2.open[wire.HeaderLen:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g := o.Caps.GracefulRestart; g == nil || g.Restarting || g.Time != 60 || len(g.Families) != 2 || !g.Families[0].Forwarding {
+		t.Errorf("A2's next OPEN has %+v, want no R bit and the rest kept", g)
+	}
+}
