@@ -269,15 +269,7 @@ func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
 		// returned: it must not share the caller's Data.
 		n = &wire.Notification{Code: n.Code, Subcode: n.Subcode, Data: bytes.Clone(n.Data)}
 	}
-	done := make(chan struct{})
-	p.enqueue(input{kind: inStop, notif: n, done: done})
-	select {
-	case <-done:
-	case <-p.done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	return nil
+	return p.stop(ctx, n)
 }
 
 // Abandon stops the peer for good like Close, but sends no NOTIFICATION:
@@ -286,8 +278,13 @@ func (p *Peer) Close(ctx context.Context, n *wire.Notification) error {
 // restart (RFC 4724): the peer keeps our routes until the new process
 // sends them again. Queued UPDATEs may be lost.
 func (p *Peer) Abandon(ctx context.Context) error {
+	return p.stop(ctx, nil)
+}
+
+// stop ends the peer with n (nil: no NOTIFICATION) and waits for it.
+func (p *Peer) stop(ctx context.Context, n *wire.Notification) error {
 	done := make(chan struct{})
-	p.enqueue(input{kind: inStop, done: done})
+	p.enqueue(input{kind: inStop, notif: n, done: done})
 	select {
 	case <-done:
 	case <-p.done:
