@@ -240,8 +240,7 @@ func bfdPeers(peers []lbmodel.Peer, policies map[string]*v1alpha1.BFDPolicySpec)
 		}
 		spec, ok := policies[name]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("BGPRouter %s: spec.bfdPolicy %q: no such BFDPolicy; "+
-				"the session runs without BFD until it exists", p.Name, name))
+			problems = append(problems, fmt.Sprintf("BGPRouter %s: %s", p.Name, lbmodel.BFDPolicyMissing(name)))
 			continue
 		}
 		cfg, unsup := lbmodel.BFDConfig(spec)

@@ -16,10 +16,10 @@ func TestPeerUnsupported(t *testing.T) {
 		want []string
 	}{
 		{"nothing unsupported", v1alpha1.BGPRouterSpec{}, nil},
-		{"bfdPolicy", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, []string{`spec.bfdPolicy "fast" is ignored`}},
+		{"bfdPolicy is supported", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, nil},
 		{"gracefulRestart", v1alpha1.BGPRouterSpec{GracefulRestart: true}, []string{"spec.gracefulRestart is ignored"}},
-		{"both", v1alpha1.BGPRouterSpec{BFDPolicy: "fast", GracefulRestart: true},
-			[]string{"spec.bfdPolicy", "spec.gracefulRestart"}},
+		{"bfdPolicy and gracefulRestart", v1alpha1.BGPRouterSpec{BFDPolicy: "fast", GracefulRestart: true},
+			[]string{"spec.gracefulRestart"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := PeerUnsupported(&tc.spec)
