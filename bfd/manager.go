@@ -108,7 +108,7 @@ type Options struct {
 
 // Manager runs BFD sessions: one receive socket per address family and hop
 // mode, one send socket and one goroutine per session. It lives until its
-// context ends or Close.
+// context ends, Close, or Shutdown (Close after telling the peers).
 type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -154,7 +154,9 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 	return m
 }
 
-// Close stops every session and socket and waits for them.
+// Close stops every session and socket and waits for them. The peers are
+// not told: they see the sessions fail when their detection timers run out;
+// Shutdown tells them first.
 func (m *Manager) Close() error {
 	m.mu.Lock()
 	m.closed = true

@@ -103,35 +103,17 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 		d.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", p.label, "err", err)
 		return nil
 	}
-	events, unsubscribe, err := d.bfd.Subscribe(k)
+	ctx, cancel := context.WithCancel(d.ctx)
+	pb := &peerBFD{cfg: want, key: k, stop: cancel}
+	watch, err := d.bfd.WatchPathDown(ctx, k, func(ev bfd.Event) { d.bfdDown(p, pb, ev) })
 	if err != nil {
+		cancel()
 		_ = d.bfd.Remove(k)
 		d.log.Error("bfd subscribe", "peer", p.label, "err", err)
 		return nil
 	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	pb := &peerBFD{cfg: want, key: k, stop: cancel}
 	d.log.Info("bfd session started", "peer", p.label, "session", k.String(), "minTx", want.MinTx, "minRx", want.MinRx, "multiplier", want.Multiplier)
-	d.spawn(func() {
-		defer unsubscribe()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-events:
-				// select picks at random between a queued event and the
-				// cancel: a stopped watcher must not act on a late event.
-				if ctx.Err() != nil {
-					return
-				}
-				d.log.Debug("bfd state", "peer", p.label, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if ev.PathDown() {
-					d.bfdDown(p, pb, ev)
-					return
-				}
-			}
-		}
-	})
+	d.spawn(watch)
 	return pb
 }
 

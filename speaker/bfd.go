@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bfd"
@@ -142,37 +143,19 @@ func (b *bfdSessions) start(name string, w bfdWant) {
 		b.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", name, "err", err)
 		return
 	}
-	events, unsubscribe, err := b.m.Subscribe(w.key)
+	ctx, cancel := context.WithCancel(b.ctx)
+	s := &bfdSession{want: w, stop: cancel}
+	watch, err := b.m.WatchPathDown(ctx, w.key, func(ev bfd.Event) { b.bfdDown(name, s, ev) })
 	if err != nil {
+		cancel()
 		_ = b.m.Remove(w.key)
 		b.log.Error("bfd subscribe", "peer", name, "err", err)
 		return
 	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	s := &bfdSession{want: w, stop: cancel}
 	b.running[name] = s
 	b.log.Info("bfd session started", "peer", name, "session", w.key.String(),
 		"minTx", w.cfg.DesiredMinTx, "minRx", w.cfg.RequiredMinRx, "multiplier", w.cfg.DetectMult)
-	b.wg.Go(func() {
-		defer unsubscribe()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-events:
-				// select picks at random between a queued event and the
-				// cancel: a stopped watcher must not act on a late event.
-				if ctx.Err() != nil {
-					return
-				}
-				b.log.Debug("bfd state", "peer", name, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if ev.PathDown() {
-					b.bfdDown(name, s, ev)
-					return
-				}
-			}
-		}
-	})
+	b.wg.Go(watch)
 }
 
 // bfdDown resets name's BGP session, if s is still its BFD session: one of
@@ -221,6 +204,19 @@ func (b *bfdSessions) states() map[string]bfd.State {
 		}
 	}
 	return out
+}
+
+// bfdShutdownTimeout bounds the AdminDown packets sent on the way out.
+const bfdShutdownTimeout = 2 * time.Second
+
+// shutdown tells every peer AdminDown and stops the sessions (bfd.Manager's
+// Shutdown): the speaker's normal stop.
+func (b *bfdSessions) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), bfdShutdownTimeout)
+	defer cancel()
+	if err := b.m.Shutdown(ctx); err != nil {
+		b.log.Warn("bfd shutdown", "err", err)
+	}
 }
 
 // wait returns once every watcher has ended (after ctx ended).

@@ -177,14 +177,15 @@ func (s *Speaker) run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	// BFD runs in the node's namespace, as the BGP sessions do (the
-	// speaker is on the host network). Its sessions end before the
-	// announcer's last Down can reach them (stopBFD runs last).
+	// speaker is on the host network). Its sessions end after the
+	// announcer's (this runs last), telling the routers AdminDown: a
+	// speaker stopping on purpose is no failure of the path.
 	bfdCtx, stopBFD := context.WithCancel(context.Background())
 	bfdMgr := bfd.NewManager(bfdCtx, bfd.Options{Logger: s.log.With("part", "bfd")})
 	s.bfd = newBFDSessions(bfdCtx, s.log.With("part", "bfd"), bfdMgr, func(name string) { s.ann.Reset(name) })
 	defer func() {
+		s.bfd.shutdown()
 		stopBFD()
-		_ = bfdMgr.Close()
 		s.bfd.wait()
 	}()
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})

@@ -1,0 +1,149 @@
+package bfd_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/bfd"
+	"github.com/bgplb/bgplb/lab/daemons"
+	"github.com/bgplb/bgplb/lab/labtest"
+)
+
+// upPair starts a session between two bgplb endpoints and waits until
+// both are Up.
+func upPair(t *testing.T) (p pair, ma, mb *bfd.Manager, ka, kb bfd.Key) {
+	t.Helper()
+	p = newPair(t)
+	ma, mb = manager(t, p.a), manager(t, p.b)
+	ka, kb = add(t, ma, p.a4, p.b4, fastCfg()), add(t, mb, p.b4, p.a4, fastCfg())
+	for _, x := range []struct {
+		m *bfd.Manager
+		k bfd.Key
+	}{{ma, ka}, {mb, kb}} {
+		if _, err := waitState(subscribe(t, x.m, x.k), bfd.Up, 2*time.Second); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return p, ma, mb, ka, kb
+}
+
+// TestWatchPathDown: a cut link calls pathDown once, with the detection
+// diagnostic; a watcher whose context ended is never called.
+func TestWatchPathDown(t *testing.T) {
+	p, _, mb, _, kb := upPair(t)
+	ctx := labtest.Context(t, 30*time.Second)
+	downs := make(chan bfd.Event, 4)
+	run, err := mb.WatchPathDown(ctx, kb, func(ev bfd.Event) { downs <- ev })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped, stop := context.WithCancel(ctx)
+	runStopped, err := mb.WatchPathDown(stopped, kb, func(ev bfd.Event) { t.Errorf("a stopped watcher acted on %+v", ev) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+	done := make(chan struct{}, 2)
+	for _, r := range []func(){run, runStopped} {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			r()
+		}()
+	}
+	if _, err := mb.WatchPathDown(ctx, bfd.Key{Peer: p.a6, Local: p.b6}, func(bfd.Event) {}); err == nil {
+		t.Error("watching a session that does not exist succeeded")
+	}
+	if err := p.lan.SetLink(ctx, "a", false); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-downs:
+		if ev.Diag != bfd.DiagDetectionExpired || ev.From != bfd.Up {
+			t.Errorf("pathDown with %+v, want Up lost by detection", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("pathDown not called after the cut")
+	}
+	// Both runs return: one after pathDown, the other on its context.
+	for range 2 {
+		select {
+		case <-done:
+		case <-ctx.Done():
+			t.Fatal("a watcher did not return")
+		}
+	}
+	if len(downs) != 0 {
+		t.Errorf("pathDown called again: %+v", <-downs)
+	}
+}
+
+// TestShutdownTellsAdminDown: a Manager shut down on purpose tells its Up
+// peers AdminDown, with a few packets, so the other end goes Down with
+// NeighborDown and the peer's AdminDown, which is no path failure
+// (PathDown false), instead of waiting for its detection timer.
+func TestShutdownTellsAdminDown(t *testing.T) {
+	_, ma, mb, ka, kb := upPair(t)
+	eb := subscribe(t, mb, kb)
+	before, _ := ma.Status(ka)
+	ctx := labtest.Context(t, 10*time.Second)
+	start := time.Now()
+	if err := ma.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	took := time.Since(start)
+	ev, err := waitState(eb, bfd.Down, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev.Diag != bfd.DiagNeighborDown || ev.RemoteState != bfd.AdminDown || ev.PathDown() {
+		t.Errorf("b saw %+v (PathDown %v), want Down by the peer's AdminDown, no path failure", ev, ev.PathDown())
+	}
+	after, _ := ma.Status(ka)
+	t.Logf("Shutdown took %v, sent %d packets", took, after.PacketsOut-before.PacketsOut)
+	if sent := after.PacketsOut - before.PacketsOut; sent < 3 {
+		t.Errorf("Shutdown sent %d packets, want at least 3 AdminDown", sent)
+	}
+	// Three packets 50 ms apart: well under the peer's 150 ms detection.
+	if took > time.Second {
+		t.Errorf("Shutdown took %v", took)
+	}
+	if err := ma.Add(bfd.SessionConfig{Key: ka, Config: fastCfg()}); err == nil {
+		t.Error("Add after Shutdown succeeded")
+	}
+}
+
+// TestShutdownInterop: FRR's bfdd sees bgplb's Shutdown as the peer's
+// AdminDown (remote diagnostic "administratively down"), not a detection
+// timeout.
+func TestShutdownInterop(t *testing.T) {
+	labtest.RequireBinaries(t, "/usr/lib/frr/bfdd", "/usr/lib/frr/zebra", "vtysh")
+	ctx := labtest.Context(t, time.Minute)
+	p := newPair(t)
+	d, err := daemons.StartFRRBFD(ctx, p.b, []daemons.BFDPeer{{Peer: p.a4, Local: p.b4, Interval: 50 * ms, Mult: 3}})
+	labtest.SkipIfNotInstalled(t, err)
+	t.Cleanup(func() { d.Stop() })
+	m := manager(t, p.a)
+	k := add(t, m, p.a4, p.b4, fastCfg())
+	if _, err := waitState(subscribe(t, m, k), bfd.Up, 5*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := daemons.WaitBFD(ctx, d, p.a4, "up"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := daemons.WaitBFD(ctx, d, p.a4, "down"); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := d.BFDSessions(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range ss {
+		if s.Peer == p.a4 && (s.RemoteDiag != "administratively down" || s.Diag != "neighbor signaled session down") {
+			t.Errorf("bfdd: %+v, want down by the peer's AdminDown", s)
+		}
+	}
+}
