@@ -2,6 +2,7 @@ package bfd_test
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -141,9 +142,8 @@ func TestShutdownInterop(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range ss {
-		if s.Peer == p.a4 && (s.RemoteDiag != "administratively down" || s.Diag != "neighbor signaled session down") {
-			t.Errorf("bfdd: %+v, want down by the peer's AdminDown", s)
-		}
+	if i := slices.IndexFunc(ss, func(s daemons.BFDState) bool { return s.Peer == p.a4 }); i < 0 ||
+		ss[i].RemoteDiag != "administratively down" || ss[i].Diag != "neighbor signaled session down" {
+		t.Errorf("bfdd: %+v, want down by the peer's AdminDown", ss)
 	}
 }
