@@ -87,6 +87,9 @@ type Status struct {
 	RemoteMult               uint8
 	Polling                  bool
 	LastUp, LastDown         time.Time
+	// LastDownDiag is why the session last left Up (this end's
+	// diagnostic then): LocalDiag is cleared when it comes back.
+	LastDownDiag Diag
 	// LastRx is when the last packet was accepted: the detection timer
 	// fires DetectTime after it.
 	LastRx                time.Time

@@ -100,6 +100,9 @@ func TestShutdownTellsAdminDown(t *testing.T) {
 	if ev.Diag != bfd.DiagNeighborDown || ev.RemoteState != bfd.AdminDown || ev.PathDown() {
 		t.Errorf("b saw %+v (PathDown %v), want Down by the peer's AdminDown, no path failure", ev, ev.PathDown())
 	}
+	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDown.IsZero() {
+		t.Errorf("b's last down: %v at %v, want NeighborDown", s.LastDownDiag, s.LastDown)
+	}
 	after, _ := ma.Status(ka)
 	t.Logf("Shutdown took %v, sent %d packets", took, after.PacketsOut-before.PacketsOut)
 	if sent := after.PacketsOut - before.PacketsOut; sent < 3 {

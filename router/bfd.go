@@ -6,7 +6,6 @@ import (
 
 	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/bgp/wire"
-	"github.com/bgplb/bgplb/view"
 )
 
 // peerBFD is the BFD session a peer runs while its BGP session is
@@ -171,19 +170,5 @@ func (p *peer) bfdStatus() (bfd.Status, bool) {
 func (d *Daemon) syncAllBFD() {
 	for _, p := range d.peerList() {
 		p.syncBFDWith(func() bool { return p.ribID.Load() != 0 })
-	}
-}
-
-func viewBFD(s bfd.Status) *view.BFD {
-	return &view.BFD{
-		Session: s.Key.String(), State: s.State.String(), RemoteState: s.RemoteState.String(),
-		LocalDiag: s.LocalDiag.String(), RemoteDiag: s.RemoteDiag.String(),
-		LocalDisc: s.LocalDisc, RemoteDisc: s.RemoteDisc,
-		TxIntervalUs: s.TxInterval.Microseconds(), DetectTimeUs: s.DetectTime.Microseconds(),
-		RemoteMinTxUs: s.RemoteMinTx.Microseconds(), RemoteMinRxUs: s.RemoteMinRx.Microseconds(),
-		RemoteMult: s.RemoteMult, Polling: s.Polling,
-		LastUp: s.LastUp, LastDown: s.LastDown, LastRx: s.LastRx,
-		PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, Dropped: s.Dropped, DroppedTTL: s.DroppedTTL,
-		SendErrors: s.SendErrors, EventsLost: s.EventsLost,
 	}
 }

@@ -52,6 +52,10 @@ func TestBFDSessionsReset(t *testing.T) {
 	if got := s.states(); len(got) != 1 || got["r"] != bfd.Up {
 		t.Errorf("states %v, want r Up only", got)
 	}
+	if r := s.reports(); len(r) != 1 || r["r"] == nil || r["r"].State != "Up" || r["r"].RemoteState != "Up" ||
+		r["r"].TransmitInterval.Duration != 100*time.Millisecond || r["r"].DetectMultiplier != 3 {
+		t.Errorf("reports %+v, want r Up at 100ms x 3", r)
+	}
 
 	// Down and up again: the new BFD session is the one that counts.
 	s.session("r", false, netip.Addr{})
@@ -89,5 +93,9 @@ func TestBFDSessionsReset(t *testing.T) {
 	}
 	if _, ok := s.status("r"); ok {
 		t.Error("BFD still runs after the reset")
+	}
+	// The report keeps saying why.
+	if r := s.reports()["r"]; r == nil || r.State != "Down" || r.LastDownReason != "DetectionTimeExpired" || r.LastDownTime == nil {
+		t.Errorf("report after the reset %+v, want Down by detection", r)
 	}
 }

@@ -148,14 +148,16 @@ func objectName(parts ...string) string {
 }
 
 // desiredReports are the objects a plan and the sessions' state call for;
-// eps are this node's endpoints per Service.
-func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus) reports {
+// eps are this node's endpoints per Service, bfd the sessions' BFD by peer.
+func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus,
+	bfd map[string]*v1alpha1.BGPSessionBFD) reports {
 	up := map[string]bool{}
 	sessions := map[string]v1alpha1.BGPSessionStatusStatus{}
 	for _, p := range st {
 		s := v1alpha1.BGPSessionStatusStatus{
 			PeerAddress: p.Addr.String(), State: p.State.String(),
 			PrefixesAnnounced: int32(p.Announced), LastError: truncate(p.LastError, 1024),
+			BFD: bfd[p.Name],
 		}
 		if !p.Since.IsZero() {
 			t := metav1.NewTime(p.Since.Truncate(1e9))
@@ -362,7 +364,7 @@ func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {
 // time however many there are. Session reports stay, saying how the
 // sessions ended.
 func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference) {
-	want := desiredReports(r.node, plan.Result{}, nil, st)
+	want := desiredReports(r.node, plan.Result{}, nil, st, nil)
 	want.owner = owner
 	namespaces := map[string]bool{}
 	for key := range r.anns {

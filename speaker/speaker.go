@@ -215,7 +215,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	}()
 	if s.o.APISocket != "" {
 		go func() {
-			if err := view.Serve(ctx, s.o.APISocket, view.Handler(s.ann), s.log.With("part", "api")); err != nil {
+			if err := view.Serve(ctx, s.o.APISocket, view.Handler(bfdView{Source: s.ann, bfd: s.bfd}), s.log.With("part", "api")); err != nil {
 				s.log.Error("api", "err", err)
 			}
 		}()
@@ -397,7 +397,7 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 // report hands the reporter what this node announces, from the last plan
 // and the sessions' state.
 func (s *Speaker) report() {
-	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused), s.bfd.reports())
 	want.owner = s.owner
 	s.rep.set(want)
 }
