@@ -119,8 +119,10 @@ type Manager struct {
 	opts   Options
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards the maps and closed
-	closed    bool       // set by Close before it waits: no goroutine starts after
+	mu        sync.Mutex // guards the maps, closed and stopping
+	closed    bool       // set by Shutdown and Close: no session starts after
+	stopping  bool       // set by Close before it waits: no goroutine starts after
+	farewells sync.WaitGroup
 	sessions  map[Key]*session
 	byDisc    map[uint32]*session
 	byAddr    map[addrKey]*session
@@ -162,7 +164,7 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 // Shutdown tells them first.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	m.closed = true
+	m.closed, m.stopping = true, true
 	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
@@ -243,7 +245,9 @@ func (m *Manager) newDisc() uint32 {
 }
 
 // Remove stops a session after telling the peer it is AdminDown, which
-// the peer must not take for a failure of the path (RFC 5882 §3.2).
+// the peer must not take for a failure of the path (RFC 5882 §3.2): one
+// packet before Remove returns and, if the session was Up, a few more
+// after (see farewellPackets), while no new session has its addresses.
 func (m *Manager) Remove(k Key) error {
 	k = k.normal()
 	m.mu.Lock()
@@ -257,9 +261,7 @@ func (m *Manager) Remove(k Key) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
-	s.do(func(f *Session) Actions { return f.SetAdminDown(true) })
-	s.cancel()
-	<-s.done
+	m.bye(s)
 	return nil
 }
 

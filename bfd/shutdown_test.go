@@ -2,11 +2,13 @@ package bfd_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/bgplb/bgplb/bfd"
+	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/daemons"
 	"github.com/bgplb/bgplb/lab/labtest"
 )
@@ -86,7 +88,7 @@ func TestWatchPathDown(t *testing.T) {
 func TestShutdownTellsAdminDown(t *testing.T) {
 	_, ma, mb, ka, kb := upPair(t)
 	eb := subscribe(t, mb, kb)
-	before, _ := ma.Status(ka)
+	before, _ := mb.Status(kb)
 	ctx := labtest.Context(t, 10*time.Second)
 	start := time.Now()
 	if err := ma.Shutdown(ctx); err != nil {
@@ -103,17 +105,58 @@ func TestShutdownTellsAdminDown(t *testing.T) {
 	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDown.IsZero() {
 		t.Errorf("b's last down: %v at %v, want NeighborDown", s.LastDownDiag, s.LastDown)
 	}
-	after, _ := ma.Status(ka)
-	t.Logf("Shutdown took %v, sent %d packets", took, after.PacketsOut-before.PacketsOut)
-	if sent := after.PacketsOut - before.PacketsOut; sent < 3 {
-		t.Errorf("Shutdown sent %d packets, want at least 3 AdminDown", sent)
+	// a sends nothing else once AdminDown (its interval is a second now).
+	if err := lab.Poll(ctx, 10*ms, func() (bool, error) {
+		s, _ := mb.Status(kb)
+		return s.PacketsIn-before.PacketsIn >= 3, nil
+	}); err != nil {
+		s, _ := mb.Status(kb)
+		t.Errorf("b received %d packets after the Shutdown, want 3 AdminDown", s.PacketsIn-before.PacketsIn)
 	}
+	t.Logf("Shutdown took %v", took)
 	// Three packets 50 ms apart: well under the peer's 150 ms detection.
 	if took > time.Second {
 		t.Errorf("Shutdown took %v", took)
 	}
 	if err := ma.Add(bfd.SessionConfig{Key: ka, Config: fastCfg()}); err == nil {
 		t.Error("Add after Shutdown succeeded")
+	}
+}
+
+// TestRemoveThenAdd: the AdminDown packets a removed session repeats stop
+// when a new session takes its addresses at once (a BGP session back up):
+// the peer must not take them for the new session's, which comes Up and
+// stays Up.
+func TestRemoveThenAdd(t *testing.T) {
+	_, ma, mb, ka, kb := upPair(t)
+	eb := subscribe(t, mb, kb)
+	if err := ma.Remove(ka); err != nil {
+		t.Fatal(err)
+	}
+	if err := ma.Add(bfd.SessionConfig{Key: ka, Config: fastCfg()}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitState(eb, bfd.Down, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waitState(eb, bfd.Up, 3*time.Second); err != nil {
+		t.Fatalf("b with the new session: %v", err)
+	}
+	// A second of traffic (20 packets at 50 ms) with b Up throughout.
+	ctx := labtest.Context(t, 10*time.Second)
+	start, _ := ma.Status(ka)
+	if err := lab.Poll(ctx, 10*ms, func() (bool, error) {
+		select {
+		case ev := <-eb:
+			if ev.To != bfd.Up {
+				return false, fmt.Errorf("b left Up with the new session: %+v", ev)
+			}
+		default:
+		}
+		s, _ := ma.Status(ka)
+		return s.PacketsIn-start.PacketsIn >= 20, nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }
 
