@@ -110,10 +110,10 @@ bench:
 # The real-cluster lab's rolling updates, restarts and node failures with a
 # client asking the Pi-hole throughout: queries lost and the longest outage
 # per operation (lab/home BenchmarkRollouts), and the time until the routers
-# drop a failed node, per BFD setting (BenchmarkNodeFail); root, about two
+# drop a failed or drained node, per BFD setting (BenchmarkNodeOut); root, about two
 # minutes per lab plus 20-30 s per op.
 LAB_BENCHTIME ?= 3x
-LAB_BENCH ?= Rollouts|NodeFail
+LAB_BENCH ?= Rollouts|NodeOut
 bench-lab:
 	$(GO) test -run '^$$' -bench '$(LAB_BENCH)' -benchtime $(LAB_BENCHTIME) -count 1 -timeout 40m ./lab/home
 

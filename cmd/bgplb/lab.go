@@ -96,7 +96,7 @@ after the command; bgplb lab down removes it.`,
 	cmd.AddCommand(newLabPlayCmds(out)...)
 	for _, c := range cmd.Commands() {
 		switch c.Name() {
-		case "up", "down", "move", "fail", "heal", "restart", "bfd":
+		case "up", "down", "move", "fail", "heal", "restart", "bfd", "drain", "uncordon":
 			interruptible(c)
 		}
 	}
@@ -164,7 +164,19 @@ every session runs the new settings; then "bgplb lab fail NODE" shows the figure
 			return home.TuneBFD(c.Context(), out(c), d)
 		},
 	}
-	return []*cobra.Command{move, fail, heal, restart, bfd}
+	drain := &cobra.Command{
+		Use:   "drain NODE",
+		Short: "Cordon a node (the Pi-hole rolls over if it ran there) and show its speaker draining its routes",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Drain(c.Context(), out(c), a[0]) },
+	}
+	uncordon := &cobra.Command{
+		Use:   "uncordon NODE",
+		Short: "Put a drained node back in service",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Uncordon(c.Context(), out(c), a[0]) },
+	}
+	return []*cobra.Command{move, fail, heal, restart, bfd, drain, uncordon}
 }
 
 // newLabControlPlaneCmd is the detached process that owns the lab's etcd
