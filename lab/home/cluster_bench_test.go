@@ -61,11 +61,12 @@ func BenchmarkRollouts(b *testing.B) {
 //     until no router's kernel routes via it, with the examples' BFD
 //     (300 ms × 3), with 50 ms × 3, and without BFD at the smallest hold
 //     time (3 s).
+//
 //   - Drain (figure 3): the node is cordoned (the Pi-hole rolls over if it
 //     ran there); its speaker drains with GRACEFUL_SHUTDOWN; dropped-ms is
 //     the time from the cordon until no router routes via it.
 //
-//	make bench-lab   (go test -run '^$' -bench NodeOut -benchtime 3x ./lab/home)
+//     make bench-lab   (go test -run '^$' -bench NodeOut -benchtime 3x ./lab/home)
 func BenchmarkNodeOut(b *testing.B) {
 	c := startCluster(b, "labf")
 	other := map[string]string{seed.Node1: seed.Node2, seed.Node2: seed.Node1}

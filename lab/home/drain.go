@@ -22,17 +22,11 @@ var errNeedsCluster = errors.New("this needs the real cluster: `bgplb lab up` (w
 // time. Drain waits until no router routes via the node. Uncordon
 // undoes it.
 func Drain(ctx context.Context, o Options, node string) error {
-	u, ctx, done, err := play(ctx, o, 2*time.Minute)
+	u, ctx, done, err := playNode(ctx, o, node)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if !u.st.Cluster {
-		return errNeedsCluster
-	}
-	if !slices.Contains(u.s.Nodes(), node) {
-		return fmt.Errorf("no node %q in the lab: %v", node, u.s.Nodes())
-	}
 	ranPihole := u.piholeNodeNow(ctx) == node
 	start := time.Now()
 	if err := u.do([]step{{"cordoning " + node, func() error { return u.cordon(ctx, node, true) }}}); err != nil {
@@ -66,17 +60,11 @@ func Drain(ctx context.Context, o Options, node string) error {
 // Uncordon puts a drained node back in service: its speaker announces
 // its routes again, without GRACEFUL_SHUTDOWN.
 func Uncordon(ctx context.Context, o Options, node string) error {
-	u, ctx, done, err := play(ctx, o, 2*time.Minute)
+	u, ctx, done, err := playNode(ctx, o, node)
 	if err != nil {
 		return err
 	}
 	defer done()
-	if !u.st.Cluster {
-		return errNeedsCluster
-	}
-	if !slices.Contains(u.s.Nodes(), node) {
-		return fmt.Errorf("no node %q in the lab: %v", node, u.s.Nodes())
-	}
 	if err := u.do([]step{
 		{"uncordoning " + node, func() error { return u.cordon(ctx, node, false) }},
 		u.establishedStep(ctx),
@@ -85,4 +73,23 @@ func Uncordon(ctx context.Context, o Options, node string) error {
 	}
 	fmt.Fprintln(u.o.Out)
 	return show(ctx, u.o.Out, u.s, u.st)
+}
+
+// playNode is play for a verb on one node of the real cluster.
+func playNode(ctx context.Context, o Options, node string) (*upper, context.Context, func(), error) {
+	u, ctx, done, err := play(ctx, o, 2*time.Minute)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case !u.st.Cluster:
+		err = errNeedsCluster
+	case !slices.Contains(u.s.Nodes(), node):
+		err = fmt.Errorf("no node %q in the lab: %v", node, u.s.Nodes())
+	}
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return u, ctx, done, nil
 }
