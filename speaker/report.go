@@ -148,16 +148,16 @@ func objectName(parts ...string) string {
 }
 
 // desiredReports are the objects a plan and the sessions' state call for;
-// eps are this node's endpoints per Service, bfd the sessions' BFD by peer.
+// eps are this node's endpoints per Service, bfds the sessions' BFD by peer.
 func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus,
-	bfd map[string]*v1alpha1.BGPSessionBFD) reports {
+	bfds map[string]*v1alpha1.BGPSessionBFD) reports {
 	up := map[string]bool{}
 	sessions := map[string]v1alpha1.BGPSessionStatusStatus{}
 	for _, p := range st {
 		s := v1alpha1.BGPSessionStatusStatus{
 			PeerAddress: p.Addr.String(), State: p.State.String(),
 			PrefixesAnnounced: int32(p.Announced), LastError: truncate(p.LastError, 1024),
-			BFD: bfd[p.Name],
+			BFD: bfds[p.Name],
 		}
 		if !p.Since.IsZero() {
 			t := metav1.NewTime(p.Since.Truncate(1e9))
