@@ -160,7 +160,9 @@ func TestRemoveThenAdd(t *testing.T) {
 	}
 }
 
-// TestShutdownInterop: FRR's bfdd sees bgplb's Shutdown as the peer's
+// TestShutdownInterop: AdminDown both ways with FRR's bfdd. An FRR peer
+// shut down in its config takes bgplb's session Down without a path
+// failure (PathDown false); bgplb's Shutdown is seen by bfdd as the peer's
 // AdminDown (remote diagnostic "administratively down"), not a detection
 // timeout.
 func TestShutdownInterop(t *testing.T) {
@@ -174,6 +176,28 @@ func TestShutdownInterop(t *testing.T) {
 	k := add(t, m, p.a4, p.b4, fastCfg())
 	if _, err := waitState(subscribe(t, m, k), bfd.Up, 5*time.Second); err != nil {
 		t.Fatal(err)
+	}
+	if err := daemons.WaitBFD(ctx, d, p.a4, "up"); err != nil {
+		t.Fatal(err)
+	}
+	ev := subscribe(t, m, k)
+	peerShutdown := func(shut string) {
+		t.Helper()
+		if out, err := d.VTY(ctx, "configure terminal", "bfd", "peer "+p.a4.String()+" local-address "+p.b4.String(), shut); err != nil {
+			t.Fatalf("vtysh %s: %v\n%s", shut, err, out)
+		}
+	}
+	peerShutdown("shutdown")
+	down, err := waitState(ev, bfd.Down, 2*time.Second)
+	if err != nil {
+		t.Fatalf("bgplb after bfdd's shutdown: %v", err)
+	}
+	if down.RemoteState != bfd.AdminDown || down.PathDown() {
+		t.Errorf("bgplb saw %+v (PathDown %v) at bfdd's shutdown, want the peer's AdminDown, no path failure", down, down.PathDown())
+	}
+	peerShutdown("no shutdown")
+	if _, err := waitState(ev, bfd.Up, 5*time.Second); err != nil {
+		t.Fatalf("bgplb after bfdd's no shutdown: %v", err)
 	}
 	if err := daemons.WaitBFD(ctx, d, p.a4, "up"); err != nil {
 		t.Fatal(err)
