@@ -60,7 +60,7 @@ type Prober struct {
 	started bool
 	targets map[Target]*target
 
-	probes, refused, failed atomic.Uint64
+	passed, refused, failed atomic.Uint64
 	rises, falls            atomic.Uint64
 }
 
@@ -177,12 +177,13 @@ func (p *Prober) probe(ctx context.Context, addr netip.AddrPort) Outcome {
 // record applies one outcome to the target's track and says when its
 // verdict or reason changed.
 func (p *Prober) record(t Target, tg *target, o Outcome) {
-	p.probes.Add(1)
 	switch {
 	case o.Refused:
 		p.refused.Add(1)
 	case !o.Pass:
 		p.failed.Add(1)
+	default:
+		p.passed.Add(1)
 	}
 	p.mu.Lock()
 	if p.targets[t] != tg { // removed meanwhile
@@ -211,9 +212,9 @@ func (p *Prober) record(t Target, tg *target, o Outcome) {
 type Stats struct {
 	// Targets counts the targets per state.
 	Targets map[State]int
-	// Probes counts every probe; Refused and Failed those that found
-	// nothing listening, and those that failed.
-	Probes, Refused, Failed uint64
+	// Passed, Refused and Failed count the probes that passed, found
+	// nothing listening (and passed), and failed.
+	Passed, Refused, Failed uint64
 	// Rises and Falls count the changes of state to up and to down.
 	Rises, Falls uint64
 }
@@ -221,7 +222,7 @@ type Stats struct {
 // Stats reads the counters.
 func (p *Prober) Stats() Stats {
 	s := Stats{Targets: map[State]int{Pending: 0, Up: 0, Down: 0},
-		Probes: p.probes.Load(), Refused: p.refused.Load(), Failed: p.failed.Load(),
+		Passed: p.passed.Load(), Refused: p.refused.Load(), Failed: p.failed.Load(),
 		Rises: p.rises.Load(), Falls: p.falls.Load()}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -137,7 +137,7 @@ func TestProberFollowsServer(t *testing.T) {
 	}
 	waitReason(t, p, changed, later, "kube-proxy health check on "+kp2.addr.String()+" says 0 local endpoints (503)")
 	st := p.Stats()
-	if st.Targets[Down] != 1 || st.Targets[Up] != 1 || st.Probes == 0 || st.Failed == 0 || st.Falls < 2 || st.Rises < 2 {
+	if st.Targets[Down] != 1 || st.Targets[Up] != 1 || st.Passed == 0 || st.Failed == 0 || st.Falls < 2 || st.Rises < 2 {
 		t.Errorf("stats %+v", st)
 	}
 
