@@ -69,7 +69,7 @@ type Options struct {
 	// externalTrafficPolicy Local Services (speaker/healthcheck); a zero
 	// Interval probes nothing (the endpoints alone decide).
 	HealthCheck healthcheck.Config
-	Log             *slog.Logger
+	Log         *slog.Logger
 }
 
 // Speaker is a running speaker.
