@@ -1,0 +1,133 @@
+package e2e
+
+// externalTrafficPolicy Local and the data plane: the speakers probe the
+// Service's healthCheckNodePort on their node, as cloud load balancers
+// probe kube-proxy, and withdraw where it fails.
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/seed"
+)
+
+// healthServer answers on a node's healthCheckNodePort as kube-proxy's
+// health check server does, with the local endpoint count the test sets.
+type healthServer struct {
+	endpoints atomic.Int32
+}
+
+// serveHealth starts a healthServer in the node's namespace, on the node's
+// address and port, as kube-proxy listens.
+func (l *seedLab) serveHealth(t *testing.T, node string, port int32, svc string) *healthServer {
+	t.Helper()
+	h := &healthServer{}
+	h.endpoints.Store(1)
+	addr := netip.AddrPortFrom(l.s.NodeAddr(node), uint16(port))
+	var ln net.Listener
+	err := l.s.Host(node).Do(func() error {
+		var err error
+		ln, err = net.Listen("tcp4", addr.String())
+		return err
+	})
+	if err != nil {
+		t.Fatalf("listening on %s in %s: %v", addr, node, err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := h.endpoints.Load()
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Load-Balancing-Endpoint-Weight", fmt.Sprint(n))
+		if n == 0 {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		fmt.Fprintf(w, `{"service":{"namespace":"default","name":%q},"localEndpoints":%d,"serviceProxyHealthy":true}`, svc, n)
+	})}
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+			t.Errorf("health server on %s: %v", node, err)
+		}
+	})
+	return h
+}
+
+// waitCondition waits until the Service's Announced condition has the
+// status, reason and message given.
+func (l *seedLab) waitCondition(t *testing.T, svc string, status metav1.ConditionStatus, reason, msg string) {
+	t.Helper()
+	var last []metav1.Condition
+	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
+		var s corev1.Service
+		if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: "default", Name: svc}, &s); err != nil {
+			return false, err
+		}
+		last = s.Status.Conditions
+		i := slices.IndexFunc(last, func(c metav1.Condition) bool { return c.Type == "bgplb.io/Announced" })
+		return i >= 0 && last[i].Status == status && last[i].Reason == reason && last[i].Message == msg, nil
+	})
+	if err != nil {
+		t.Fatalf("Service %s: want Announced %s/%s %q; conditions %+v", svc, status, reason, msg, last)
+	}
+}
+
+// TestHealthCheckWithdraws: a Local Service with a pod on each node; when
+// one node's kube-proxy health check turns 503 the router drops that
+// node's path and the Service's condition says why; when every node's
+// does, the route goes; when they pass again, both paths come back.
+func TestHealthCheckWithdraws(t *testing.T) {
+	l := newSeedLab(t, 3*time.Minute)
+	l.configure(t)
+	host := netip.MustParsePrefix("203.0.113.53/32")
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	l.rp.waitEstablished(t, l.ctx, n1, n2)
+	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
+	svc := pihole(corev1.ServiceExternalTrafficPolicyLocal)
+	l.create(t, svc)
+	port := svc.Spec.HealthCheckNodePort
+	if port == 0 {
+		t.Fatal("the API server allocated no healthCheckNodePort")
+	}
+	h1 := l.serveHealth(t, seed.Node1, port, "pihole")
+	h2 := l.serveHealth(t, seed.Node2, port, "pihole")
+
+	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
+	both := "announced by node1 (1 endpoint), node2 (1 endpoint) to router"
+	l.waitAnnounced(t, "pihole", both)
+
+	// node2's data plane no longer serves: its path goes.
+	why2 := fmt.Sprintf("kube-proxy health check on %s:%d says 0 local endpoints (503)", n2, port)
+	start := time.Now()
+	h2.endpoints.Store(0)
+	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
+	t.Logf("503 on node2 → its path gone from the router's kernel: %v (default interval 1s, fall 2)", time.Since(start).Round(time.Millisecond))
+	l.waitCondition(t, "pihole", metav1.ConditionTrue, "Announced",
+		"announced by node1 (1 endpoint) to router; withheld by node2: "+why2)
+
+	// node1's too: no node announces, and the condition says why.
+	why1 := fmt.Sprintf("kube-proxy health check on %s:%d says 0 local endpoints (503)", n1, port)
+	h1.endpoints.Store(0)
+	l.rp.waitKernel(t, l.ctx, want{host: nil})
+	l.waitCondition(t, "pihole", metav1.ConditionFalse, "HealthCheckFailing", "node1: "+why1+"; node2: "+why2)
+
+	// Both serve again: both paths come back, the reasons go.
+	start = time.Now()
+	h1.endpoints.Store(1)
+	h2.endpoints.Store(2)
+	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
+	t.Logf("200 again → both paths back in the router's kernel: %v (rise 2)", time.Since(start).Round(time.Millisecond))
+	l.waitAnnounced(t, "pihole", both)
+}
