@@ -33,15 +33,17 @@
 // cloud load balancers' checks do: Fall consecutive failures take an up
 // target down, Rise consecutive passes bring a down one up ([Track.Next]).
 //
-// A target that has no outcome yet is pending, and its first outcome
-// decides alone. While pending, a target present when the prober started
-// (the speaker's first plan) passes: a restarted speaker keeps announcing
-// what it announced, rather than withdrawing every Local Service for one
-// probe (and, with graceful restart, inside the router's stale-path time).
-// A target that appears later (a Service's first local endpoint on this
-// node) fails while pending: the endpoint and kube-proxy's rules for it
-// arrive at about the same time, and the first probe, sent at once, tells
-// whether kube-proxy has caught up, before any traffic is drawn here.
+// A target that has not passed yet is pending. A target present when the
+// prober started (the speaker's first plan) passes while pending, and its
+// first outcome decides alone: a restarted speaker keeps announcing what
+// it announced, rather than withdrawing every Local Service for one probe
+// (and, with graceful restart, inside the router's stale-path time). A
+// target that appears later (a Service's first local endpoint on this
+// node) fails while pending, and its first pass brings it up: the endpoint
+// and kube-proxy's rules for it arrive at about the same time, so the
+// first probe is sent at once and, until one passes, probes come four
+// times as often, to announce as soon as kube-proxy has caught up and not
+// before. Rise is for a target that failed after it served.
 package healthcheck
 
 import (
@@ -151,9 +153,12 @@ type Track struct {
 func (t Track) Next(o Outcome, th Thresholds) Track {
 	switch {
 	case t.State == Pending:
-		t.State, t.Streak, t.Last = Down, 0, o
-		if o.Pass {
+		t.Streak, t.Last = 0, o
+		switch {
+		case o.Pass:
 			t.State = Up
+		case t.Trusted:
+			t.State = Down
 		}
 		return t
 	case o.Pass == (t.State == Up):
@@ -190,7 +195,7 @@ func (t Track) Reason(addr netip.AddrPort) string {
 	switch {
 	case t.Passes():
 		return ""
-	case t.State == Pending:
+	case t.State == Pending && t.Last.Detail == "":
 		return "waiting for the first kube-proxy health check on " + addr.String()
 	}
 	return "kube-proxy health check on " + addr.String() + " " + t.Last.Detail

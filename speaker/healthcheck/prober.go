@@ -149,8 +149,11 @@ func (p *Prober) loop(ctx context.Context, t Target, tg *target) {
 		if ctx.Err() != nil {
 			return
 		}
-		p.record(t, tg, o)
-		tick.Reset(max(p.cfg.Interval-time.Since(start), 0))
+		next := p.cfg.Interval
+		if p.record(t, tg, o) == Pending {
+			next /= 4
+		}
+		tick.Reset(max(next-time.Since(start), 0))
 	}
 }
 
@@ -174,9 +177,9 @@ func (p *Prober) probe(ctx context.Context, addr netip.AddrPort) Outcome {
 	return Classify(resp.StatusCode, body, nil, p.cfg.Timeout)
 }
 
-// record applies one outcome to the target's track and says when its
-// verdict or reason changed.
-func (p *Prober) record(t Target, tg *target, o Outcome) {
+// record applies one outcome to the target's track, says when its verdict
+// or reason changed, and returns the target's state.
+func (p *Prober) record(t Target, tg *target, o Outcome) State {
 	switch {
 	case o.Refused:
 		p.refused.Add(1)
@@ -188,7 +191,7 @@ func (p *Prober) record(t Target, tg *target, o Outcome) {
 	p.mu.Lock()
 	if p.targets[t] != tg { // removed meanwhile
 		p.mu.Unlock()
-		return
+		return Pending
 	}
 	was := tg.track
 	tg.track = was.Next(o, p.cfg.Thresholds)
@@ -206,6 +209,7 @@ func (p *Prober) record(t Target, tg *target, o Outcome) {
 	if was.Passes() != now.Passes() || now.Reason(t.Addr) != was.Reason(t.Addr) {
 		p.onChange()
 	}
+	return now.State
 }
 
 // Stats are the prober's counters, for metrics.
