@@ -71,13 +71,19 @@ type target struct {
 
 // New returns a prober whose probes run until ctx ends. onChange is called
 // (from a probe's goroutine) whenever a target's verdict or reason changes;
-// it must not block.
+// it must not block. A Timeout of 0 is DefaultTimeout; thresholds below 1
+// act as 1.
 func New(ctx context.Context, cfg Config, log *slog.Logger, onChange func()) *Prober {
 	if log == nil {
 		log = slog.Default()
 	}
 	if onChange == nil {
 		onChange = func() {}
+	}
+	if cfg.Timeout <= 0 {
+		// A probe without a deadline could hang on a half-open
+		// connection, and its target would never change again.
+		cfg.Timeout = DefaultTimeout
 	}
 	tr := &http.Transport{
 		// The node's own port: never through a proxy from the environment.
