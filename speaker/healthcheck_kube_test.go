@@ -2,14 +2,11 @@ package speaker
 
 // The health check against the real API server: a speaker in this process
 // probes a health check server on loopback, on the port the API server
-// allocated to the Service, answering as kube-proxy does.
+// allocated to the Service, answering as kube-proxy does (hctest).
 
 import (
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,28 +17,8 @@ import (
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/healthcheck"
+	"github.com/bgplb/bgplb/speaker/healthcheck/hctest"
 )
-
-// fakeKubeProxy answers on 127.0.0.1:port as kube-proxy's health check
-// server does, with the local endpoint count the test sets.
-func fakeKubeProxy(t *testing.T, port int32) *atomic.Int32 {
-	t.Helper()
-	ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
-	if err != nil {
-		t.Fatalf("the Service's healthCheckNodePort %d on loopback: %v", port, err)
-	}
-	var n atomic.Int32
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		eps := n.Load()
-		if eps == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintf(w, `{"service":{"namespace":"x","name":"y"},"localEndpoints":%d,"serviceProxyHealthy":true}`, eps)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return &n
-}
 
 // A failing probe withdraws the route and leaves a ServiceAnnouncement
 // with no peers and the reason; passing again brings the route back and
@@ -62,7 +39,8 @@ func TestHealthCheckReports(t *testing.T) {
 	if err := k.c.Get(k.ctx, types.NamespacedName{Namespace: k.ns, Name: "dns"}, &svc); err != nil {
 		t.Fatal(err)
 	}
-	eps := fakeKubeProxy(t, svc.Spec.HealthCheckNodePort)
+	kp := hctest.Listen(t, fmt.Sprintf("127.0.0.1:%d", svc.Spec.HealthCheckNodePort))
+	kp.Endpoints.Store(0)
 	mine := netip.MustParsePrefix("198.18.6.0/24")
 
 	// kube-proxy has not caught up: the new endpoint waits for a 200.
@@ -80,7 +58,7 @@ func TestHealthCheckReports(t *testing.T) {
 	waitFor(t, "a ServiceAnnouncement with no peers and the reason", withheld)
 	r1.has(t, mine, map[string]float32{})
 
-	eps.Store(1)
+	kp.Endpoints.Store(1)
 	r1.has(t, mine, map[string]float32{"198.18.6.53/32": 1})
 	waitFor(t, "the announcement with its peer and no reason", func() bool {
 		a, err := ann()
@@ -88,7 +66,7 @@ func TestHealthCheckReports(t *testing.T) {
 		return err == nil && len(a.Status.Peers) == 1 && !noted
 	})
 
-	eps.Store(0)
+	kp.Endpoints.Store(0)
 	r1.has(t, mine, map[string]float32{})
 	waitFor(t, "withheld again", withheld)
 }

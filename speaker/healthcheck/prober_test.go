@@ -2,52 +2,17 @@ package healthcheck
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"net/netip"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bgplb/bgplb/internal/lbmodel"
+	"github.com/bgplb/bgplb/speaker/healthcheck/hctest"
 )
 
-// kubeProxy is a health check server answering as kube-proxy's does, with
-// a local endpoint count the test sets.
-type kubeProxy struct {
-	addr      netip.AddrPort
-	endpoints atomic.Int32
-	delay     atomic.Int64 // nanoseconds before answering
-}
-
-func startKubeProxy(t *testing.T) *kubeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	k := &kubeProxy{addr: netip.MustParseAddrPort(ln.Addr().String())}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d := time.Duration(k.delay.Load()); d > 0 {
-			select {
-			case <-time.After(d):
-			case <-r.Context().Done():
-				return
-			}
-		}
-		n := k.endpoints.Load()
-		w.Header().Set("Content-Type", "application/json")
-		if n == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintf(w, `{"service":{"namespace":"default","name":"pihole"},"localEndpoints":%d,"serviceProxyHealthy":true}`, n)
-	})}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { _ = srv.Close() })
-	return k
-}
+func startKubeProxy(t *testing.T) *hctest.Server { return hctest.Listen(t, "127.0.0.1:0") }
 
 // startProber runs a prober for the test; changes are signalled on the
 // returned channel.
@@ -112,30 +77,31 @@ func svcKey(name string) lbmodel.Key { return lbmodel.Key{Namespace: "default", 
 // 200 → 503 → 200, and a Service it finds later waits for its first pass.
 func TestProberFollowsServer(t *testing.T) {
 	kp := startKubeProxy(t)
-	kp.endpoints.Store(1)
+	kp.Endpoints.Store(1)
 	p, changed := startProber(t, fast)
-	first := Target{Service: svcKey("pihole"), Addr: kp.addr}
+	first := Target{Service: svcKey("pihole"), Addr: kp.Addr}
 	p.Set([]Target{first})
 	if got := p.Reason(first); got != "" {
 		t.Fatalf("a target of the first Set passes while pending, got %q", got)
 	}
 	waitState(t, p, first, Up)
-	kp.endpoints.Store(0)
-	d := waitReason(t, p, changed, first, "kube-proxy health check on "+kp.addr.String()+" says 0 local endpoints (503)")
+	kp.Endpoints.Store(0)
+	d := waitReason(t, p, changed, first, "kube-proxy health check on "+kp.Addr.String()+" says 0 local endpoints (503)")
 	t.Logf("200 → 503 seen after %v (interval %v, fall %d)", d, fast.Interval, fast.Fall)
-	kp.endpoints.Store(2)
+	kp.Endpoints.Store(2)
 	d = waitReason(t, p, changed, first, "")
 	t.Logf("503 → 200 seen after %v (rise %d)", d, fast.Rise)
 
 	// A target added later fails until its first pass.
 	kp2 := startKubeProxy(t)
-	later := Target{Service: svcKey("web"), Addr: kp2.addr}
-	kp2.delay.Store(int64(100 * time.Millisecond))
+	kp2.Endpoints.Store(0)
+	later := Target{Service: svcKey("web"), Addr: kp2.Addr}
+	kp2.Delay.Store(int64(100 * time.Millisecond))
 	p.Set([]Target{first, later})
-	if got, want := p.Reason(later), "waiting for the first kube-proxy health check on "+kp2.addr.String(); got != want {
+	if got, want := p.Reason(later), "waiting for the first kube-proxy health check on "+kp2.Addr.String(); got != want {
 		t.Fatalf("later target pending: %q, want %q", got, want)
 	}
-	waitReason(t, p, changed, later, "kube-proxy health check on "+kp2.addr.String()+" says 0 local endpoints (503)")
+	waitReason(t, p, changed, later, "kube-proxy health check on "+kp2.Addr.String()+" says 0 local endpoints (503)")
 	st := p.Stats()
 	// Never passed: still pending (and withheld).
 	if st.Targets[Pending] != 1 || st.Targets[Up] != 1 || st.Passed == 0 || st.Failed == 0 || st.Falls != 1 || st.Rises != 2 {
@@ -144,8 +110,8 @@ func TestProberFollowsServer(t *testing.T) {
 
 	// kube-proxy catches up: one pass is enough for a target that never
 	// served.
-	kp2.delay.Store(0)
-	kp2.endpoints.Store(1)
+	kp2.Delay.Store(0)
+	kp2.Endpoints.Store(1)
 	d = waitReason(t, p, changed, later, "")
 	t.Logf("a new target's first 200 seen after %v (pending: probed every %v)", d, fast.Interval/4)
 
@@ -166,15 +132,15 @@ func TestProberRefusedAndTimeout(t *testing.T) {
 	closed := netip.MustParseAddrPort(ln.Addr().String())
 	ln.Close()
 	kp := startKubeProxy(t)
-	kp.endpoints.Store(1)
-	kp.delay.Store(int64(time.Second))
+	kp.Endpoints.Store(1)
+	kp.Delay.Store(int64(time.Second))
 	p, changed := startProber(t, fast)
 	p.Set(nil) // start: what follows is not trusted
 	refused := Target{Service: svcKey("a"), Addr: closed}
-	slow := Target{Service: svcKey("b"), Addr: kp.addr}
+	slow := Target{Service: svcKey("b"), Addr: kp.Addr}
 	p.Set([]Target{refused, slow})
 	waitReason(t, p, changed, refused, "")
-	waitReason(t, p, changed, slow, "kube-proxy health check on "+kp.addr.String()+" has no answer within 200ms")
+	waitReason(t, p, changed, slow, "kube-proxy health check on "+kp.Addr.String()+" has no answer within 200ms")
 	if st := p.Stats(); st.Refused == 0 {
 		t.Errorf("no refused probe counted: %+v", st)
 	}

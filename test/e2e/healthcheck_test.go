@@ -16,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,20 +27,13 @@ import (
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/speaker/healthcheck/hctest"
 )
 
-// healthServer answers on a node's healthCheckNodePort as kube-proxy's
-// health check server does, with the local endpoint count the test sets.
-type healthServer struct {
-	endpoints atomic.Int32
-}
-
-// serveHealth starts a healthServer in the node's namespace, on the node's
-// address and port, as kube-proxy listens.
-func (l *seedLab) serveHealth(t *testing.T, node string, port int32, svc string) *healthServer {
+// serveHealth answers in the node's namespace, on the node's address and
+// the Service's healthCheckNodePort, as kube-proxy's health check does.
+func (l *seedLab) serveHealth(t *testing.T, node string, port int32) *hctest.Server {
 	t.Helper()
-	h := &healthServer{}
-	h.endpoints.Store(1)
 	addr := netip.AddrPortFrom(l.s.NodeAddr(node), uint16(port))
 	var ln net.Listener
 	err := l.s.Host(node).Do(func() error {
@@ -52,24 +44,7 @@ func (l *seedLab) serveHealth(t *testing.T, node string, port int32, svc string)
 	if err != nil {
 		t.Fatalf("listening on %s in %s: %v", addr, node, err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		n := h.endpoints.Load()
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("X-Load-Balancing-Endpoint-Weight", fmt.Sprint(n))
-		if n == 0 {
-			w.WriteHeader(http.StatusServiceUnavailable)
-		}
-		fmt.Fprintf(w, `{"service":{"namespace":"default","name":%q},"localEndpoints":%d,"serviceProxyHealthy":true}`, svc, n)
-	})}
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
-	t.Cleanup(func() {
-		_ = srv.Close()
-		if err := <-done; !errors.Is(err, http.ErrServerClosed) {
-			t.Errorf("health server on %s: %v", node, err)
-		}
-	})
-	return h
+	return hctest.Start(t, ln)
 }
 
 // waitCondition waits until the Service's Announced condition has the
@@ -108,8 +83,8 @@ func TestHealthCheckWithdraws(t *testing.T) {
 	if port == 0 {
 		t.Fatal("the API server allocated no healthCheckNodePort")
 	}
-	h1 := l.serveHealth(t, seed.Node1, port, "pihole")
-	h2 := l.serveHealth(t, seed.Node2, port, "pihole")
+	h1 := l.serveHealth(t, seed.Node1, port)
+	h2 := l.serveHealth(t, seed.Node2, port)
 
 	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
 	both := "announced by node1 (1 endpoint), node2 (1 endpoint) to router"
@@ -118,7 +93,7 @@ func TestHealthCheckWithdraws(t *testing.T) {
 	// node2's data plane no longer serves: its path goes.
 	why2 := fmt.Sprintf("kube-proxy health check on %s:%d says 0 local endpoints (503)", n2, port)
 	start := time.Now()
-	h2.endpoints.Store(0)
+	h2.Endpoints.Store(0)
 	l.rp.waitKernel(t, l.ctx, want{host: {n1}})
 	t.Logf("503 on node2 → its path gone from the router's kernel: %v (default interval 1s, fall 2)", time.Since(start).Round(time.Millisecond))
 	l.waitCondition(t, "pihole", metav1.ConditionTrue, "Announced",
@@ -126,14 +101,14 @@ func TestHealthCheckWithdraws(t *testing.T) {
 
 	// node1's too: no node announces, and the condition says why.
 	why1 := fmt.Sprintf("kube-proxy health check on %s:%d says 0 local endpoints (503)", n1, port)
-	h1.endpoints.Store(0)
+	h1.Endpoints.Store(0)
 	l.rp.waitKernel(t, l.ctx, want{host: nil})
 	l.waitCondition(t, "pihole", metav1.ConditionFalse, "HealthCheckFailing", "node1: "+why1+"; node2: "+why2)
 
 	// Both serve again: both paths come back, the reasons go.
 	start = time.Now()
-	h1.endpoints.Store(1)
-	h2.endpoints.Store(2)
+	h1.Endpoints.Store(1)
+	h2.Endpoints.Store(2)
 	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
 	t.Logf("200 again → both paths back in the router's kernel: %v (rise 2)", time.Since(start).Round(time.Millisecond))
 	l.waitAnnounced(t, "pihole", both)
