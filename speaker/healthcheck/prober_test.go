@@ -91,6 +91,10 @@ func TestProberFollowsServer(t *testing.T) {
 	kp.Endpoints.Store(2)
 	d = waitReason(t, p, changed, first, "")
 	t.Logf("503 → 200 seen after %v (rise %d)", d, fast.Rise)
+	// One connection serves every probe of a target.
+	if c, r := kp.Conns.Load(), kp.Requests.Load(); c != 1 || r < 5 {
+		t.Errorf("%d probes over %d connections, want one connection", r, c)
+	}
 
 	// A target added later fails until its first pass.
 	kp2 := startKubeProxy(t)

@@ -24,6 +24,9 @@ type Server struct {
 	Endpoints atomic.Int32
 	// Delay (nanoseconds) holds each answer back, to play a slow node.
 	Delay atomic.Int64
+	// Conns and Requests count the connections accepted and the requests
+	// answered.
+	Conns, Requests atomic.Int64
 }
 
 // Start serves on ln, with one local endpoint, until the test ends.
@@ -31,7 +34,11 @@ func Start(t testing.TB, ln net.Listener) *Server {
 	t.Helper()
 	s := &Server{Addr: netip.MustParseAddrPort(ln.Addr().String())}
 	s.Endpoints.Store(1)
-	srv := &http.Server{Handler: s}
+	srv := &http.Server{Handler: s, ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateNew {
+			s.Conns.Add(1)
+		}
+	}}
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -61,6 +68,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	s.Requests.Add(1)
 	n := s.Endpoints.Load()
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
