@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -126,6 +127,11 @@ func (l *seedLab) startKubeProxy(t *testing.T, node, hostname string) *lab.Proc 
 	}
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, tool := range []string{"iptables", "iptables-restore", "ip6tables"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			labtest.Missing(t, "kube-proxy needs %s: %v", tool, err)
+		}
 	}
 	kubeconfig, err := l.env.ProxyKubeconfig()
 	if err != nil {
