@@ -50,8 +50,14 @@ func TestAnnouncedHealthCheck(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := decideAnnounced(tc.prev, ready(func(f *announceFacts) { f.Announcements, f.Local = tc.anns, true }))
+			f := ready(func(f *announceFacts) { f.Announcements, f.Local = tc.anns, true })
+			a := decideAnnounced(tc.prev, f)
 			c := a.condition
+			// The reasons appended do not confuse reading the announcing
+			// nodes back: deciding again gives no event.
+			if again := decideAnnounced(&c, f); again.eventReason != "" {
+				t.Errorf("deciding again on %q: event %s %q", c.Message, again.eventReason, again.note)
+			}
 			if c.Status != tc.status || c.Reason != tc.reason || c.Message != tc.msg {
 				t.Errorf("condition %s/%s %q,\nwant %s/%s %q", c.Status, c.Reason, c.Message, tc.status, tc.reason, tc.msg)
 			}
