@@ -43,6 +43,7 @@ import (
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 	"github.com/bgplb/bgplb/speaker/announce"
+	"github.com/bgplb/bgplb/speaker/healthcheck"
 	"github.com/bgplb/bgplb/speaker/plan"
 	"github.com/bgplb/bgplb/view"
 )
@@ -64,7 +65,11 @@ type Options struct {
 	MetricsAddr string
 	// ShutdownTimeout bounds the withdraw-and-close on stop.
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
+	// HealthCheck paces the probes of kube-proxy's health check for
+	// externalTrafficPolicy Local Services (speaker/healthcheck); a zero
+	// Interval probes nothing (the endpoints alone decide).
+	HealthCheck healthcheck.Config
+	Log         *slog.Logger
 }
 
 // Speaker is a running speaker.
@@ -75,6 +80,7 @@ type Speaker struct {
 	cache cache.Cache
 	ann   *announce.Announcer
 	bfd   *bfdSessions
+	hc    *healthcheck.Prober // nil: no probes
 	kick  chan struct{}
 	lg    lastGood
 	rep   *reporter
@@ -188,6 +194,15 @@ func (s *Speaker) run(ctx context.Context) error {
 		stopBFD()
 		s.bfd.wait()
 	}()
+	if s.o.HealthCheck.Interval > 0 {
+		// The probes end with run: a stopping speaker plans no more.
+		hcCtx, stopHC := context.WithCancel(ctx)
+		s.hc = healthcheck.New(hcCtx, s.o.HealthCheck, s.log.With("part", "healthcheck"), s.poke)
+		defer func() {
+			stopHC()
+			s.hc.Wait()
+		}()
+	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})
 	// The reports are written off this loop: planning never waits for the
 	// API server.
@@ -258,6 +273,7 @@ func (s *Speaker) sync(ctx context.Context) {
 		return
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
+	s.applyHealth(objs.node, objs.services, &conv.snap)
 	res := plan.Plan(conv.snap)
 	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
 	if err := s.ann.SetPeers(peers); err != nil {
@@ -420,6 +436,9 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
+	if s.hc != nil {
+		reg.MustRegister(newHealthCollector(s.hc.Stats))
+	}
 	go func() {
 		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log, nil); err != nil {
 			s.log.Error("metrics", "err", err)

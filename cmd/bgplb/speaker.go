@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bgplb/bgplb/speaker"
+	"github.com/bgplb/bgplb/speaker/healthcheck"
 )
 
 func newSpeakerCmd() *cobra.Command {
@@ -25,7 +26,8 @@ func newSpeakerCmd() *cobra.Command {
 		Long: `Run the speaker, one per node (a DaemonSet on the host network). It watches
 Services, EndpointSlices, its Node and the bgplb CRDs, decides what this node
 announces to each BGPRouter (externalTrafficPolicy Local: only with a ready local
-endpoint), keeps the BGP sessions, and reports in ServiceAnnouncement and
+endpoint, and while kube-proxy's health check on the Service's healthCheckNodePort
+on this node passes), keeps the BGP sessions, and reports in ServiceAnnouncement and
 BGPSessionStatus objects.
 
 On SIGTERM it withdraws every route and closes each session with a Cease /
@@ -64,5 +66,10 @@ server withdraws nothing: the last known plan stays announced.`,
 	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPRouters (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:7474", "address for /metrics and /debug/pprof/, unauthenticated: on the host network keep it local or on the node's address, e.g. $(NODE_IP):7474 (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
+	hc := &o.HealthCheck
+	f.DurationVar(&hc.Interval, "health-check-interval", healthcheck.DefaultInterval, "how often kube-proxy's health check (healthCheckNodePort) of each externalTrafficPolicy Local Service with a local endpoint is probed on this node's address; a failing one withholds the Service here (0: no probes, the endpoints alone decide)")
+	f.DurationVar(&hc.Timeout, "health-check-timeout", healthcheck.DefaultTimeout, "how long one health check probe waits for kube-proxy's answer")
+	f.IntVar(&hc.Rise, "health-check-rise", healthcheck.DefaultRise, "consecutive passing probes that bring a failed health check back")
+	f.IntVar(&hc.Fall, "health-check-fall", healthcheck.DefaultFall, "consecutive failing probes that withhold a Service (a Service's first probe decides alone)")
 	return cmd
 }
