@@ -45,6 +45,12 @@ func (injectorHandler) Down(*session.Peer, error)                             {}
 // have n as a passive neighbour; the session ends with the test.
 func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injector {
 	t.Helper()
+	return injectWith(t, ctx, n, router, nil)
+}
+
+// injectWith is inject with the session's config edited first (nil: as is).
+func injectWith(t *testing.T, ctx context.Context, n node, router netip.Addr, edit func(*session.Config)) *injector {
+	t.Helper()
 	var conn net.Conn
 	err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
 		derr := n.ns.Do(func() error {
@@ -58,8 +64,11 @@ func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injec
 		t.Fatal("router never listened:", err)
 	}
 	h := injectorHandler{up: make(chan session.Negotiated, 1)}
-	p := session.New(session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: n.v4, PeerAddr: router, Passive: true,
-		ExtendedMessage: true}, h, slog.New(slog.DiscardHandler))
+	cfg := session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: n.v4, PeerAddr: router, Passive: true, ExtendedMessage: true}
+	if edit != nil {
+		edit(&cfg)
+	}
+	p := session.New(cfg, h, slog.New(slog.DiscardHandler))
 	pctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
