@@ -44,7 +44,7 @@ func grSession(restarting, forwarding bool) func(*session.Config) {
 }
 
 // endOfRIB sends the IPv4 End-of-RIB marker.
-func (in *injector) endOfRIB(t *testing.T, ctx context.Context) {
+func (in *injector) endOfRIB(t testing.TB, ctx context.Context) {
 	t.Helper()
 	enc := wire.Encoder{Options: in.neg.Tx}
 	if err := in.send(ctx, enc.AppendEndOfRIB(nil, wire.IPv4Unicast)); err != nil {
@@ -63,7 +63,7 @@ type presence struct {
 	polls  int
 }
 
-func watchPresent(t *testing.T, ctx context.Context, ns *lab.Netns, ps ...netip.Prefix) *presence {
+func watchPresent(t testing.TB, ctx context.Context, ns *lab.Netns, ps ...netip.Prefix) *presence {
 	ctx, cancel := context.WithCancel(ctx)
 	w := &presence{cancel: cancel, done: make(chan struct{}), gone: map[netip.Prefix]int{}}
 	go func() {
@@ -96,8 +96,10 @@ func watchPresent(t *testing.T, ctx context.Context, ns *lab.Netns, ps ...netip.
 	return w
 }
 
-// stop ends the polling; it fails t if a watched prefix was ever missing.
-func (w *presence) check(t *testing.T) {
+// check ends the polling; it fails t if a watched prefix was ever
+// missing. The caller proves the polling covered the time that matters
+// with waitPolls.
+func (w *presence) check(t testing.TB) {
 	t.Helper()
 	w.stop()
 	w.mu.Lock()
@@ -105,14 +107,11 @@ func (w *presence) check(t *testing.T) {
 	if len(w.gone) > 0 {
 		t.Errorf("routes missing from the kernel during the restart (polls without them): %v", w.gone)
 	}
-	if w.polls < 10 {
-		t.Errorf("only %d polls of the kernel: the check proves nothing", w.polls)
-	}
 	t.Logf("kernel polled %d times: the routes were always there", w.polls)
 }
 
 // waitPolls waits until the kernel has been looked at n more times.
-func (w *presence) waitPolls(t *testing.T, ctx context.Context, n int) {
+func (w *presence) waitPolls(t testing.TB, ctx context.Context, n int) {
 	t.Helper()
 	w.mu.Lock()
 	target := w.polls + n
@@ -135,7 +134,7 @@ func (w *presence) stop() {
 // deletions, which a poll might miss between two looks.
 type deletions struct{ proc *lab.Proc }
 
-func watchDeletions(t *testing.T, ctx context.Context, ns *lab.Netns) deletions {
+func watchDeletions(t testing.TB, ctx context.Context, ns *lab.Netns) deletions {
 	t.Helper()
 	p, err := ns.StartWith(ctx, lab.StartOptions{Label: "ip-monitor"}, "ip", "-o", "monitor", "route")
 	if err != nil {

@@ -49,7 +49,7 @@ func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injec
 }
 
 // injectWith is inject with the session's config edited first (nil: as is).
-func injectWith(t *testing.T, ctx context.Context, n node, router netip.Addr, edit func(*session.Config)) *injector {
+func injectWith(t testing.TB, ctx context.Context, n node, router netip.Addr, edit func(*session.Config)) *injector {
 	t.Helper()
 	var conn net.Conn
 	err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
