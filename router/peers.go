@@ -278,6 +278,27 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 	p.ribID.Store(uint32(id))
 	p.resume(n)
 	p.syncBFD(true)
+	p.sendEndOfRIB(s, n)
+}
+
+// sendEndOfRIB tells the peer that our initial update is complete: the
+// router announces nothing, so at once. A peer restarting with graceful
+// restart may wait for it before it selects routes (RFC 4724 §4.1), and it
+// helps convergence anyway (§2).
+func (p *peer) sendEndOfRIB(s *session.Peer, n session.Negotiated) {
+	if s == nil {
+		return
+	}
+	enc := wire.Encoder{Options: n.Tx}
+	var b []byte
+	for _, f := range n.Families {
+		b = enc.AppendEndOfRIB(b, f)
+	}
+	ctx, cancel := context.WithTimeout(p.d.ctx, time.Second)
+	defer cancel()
+	if err := s.Send(ctx, b); err != nil {
+		p.d.log.Debug("sending End-of-RIB", "peer", p.label, "err", err)
+	}
 }
 
 // Down keeps the peer's paths as stale when it negotiated graceful restart

@@ -216,6 +216,15 @@ func TestRouterGracefulRestart(t *testing.T) {
 	ctx, n1, rp := l.ctx, l.n1, l.rp
 	kept, dropped := prefix("203.0.113.1/32"), prefix("203.0.113.2/32")
 	in := injectWith(t, ctx, n1, l.r.v4, grSession(false, true))
+	// The router has nothing to send: its End-of-RIB comes at once.
+	select {
+	case f := <-in.eor:
+		if f != wire.IPv4Unicast {
+			t.Errorf("End-of-RIB for %v", f)
+		}
+	case <-ctx.Done():
+		t.Fatal("no End-of-RIB from the router")
+	}
 	in.announceVia(t, ctx, n1.v4, kept, dropped)
 	in.endOfRIB(t, ctx)
 	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: {n1.v4}})

@@ -26,10 +26,16 @@ type injector struct {
 	peer *session.Peer
 	neg  session.Negotiated
 	from node
+	// eor gets the families the router sent End-of-RIB for.
+	eor chan wire.Family
 }
 
-// injectorHandler only reports the session coming up.
-type injectorHandler struct{ up chan session.Negotiated }
+// injectorHandler only reports the session coming up and the router's
+// End-of-RIB markers.
+type injectorHandler struct {
+	up  chan session.Negotiated
+	eor chan wire.Family
+}
 
 func (h injectorHandler) Established(_ *session.Peer, n session.Negotiated) {
 	select {
@@ -38,8 +44,13 @@ func (h injectorHandler) Established(_ *session.Peer, n session.Negotiated) {
 	}
 }
 func (injectorHandler) Update(*session.Peer, *wire.Update, wire.Action) error { return nil }
-func (injectorHandler) EndOfRIB(*session.Peer, wire.Family)                   {}
-func (injectorHandler) Down(*session.Peer, error)                             {}
+func (h injectorHandler) EndOfRIB(_ *session.Peer, f wire.Family) {
+	select {
+	case h.eor <- f:
+	default:
+	}
+}
+func (injectorHandler) Down(*session.Peer, error) {}
 
 // inject opens an iBGP session (AS 64512) from n to the router, which must
 // have n as a passive neighbour; the session ends with the test.
@@ -63,7 +74,7 @@ func injectWith(t testing.TB, ctx context.Context, n node, router netip.Addr, ed
 	if err != nil {
 		t.Fatal("router never listened:", err)
 	}
-	h := injectorHandler{up: make(chan session.Negotiated, 1)}
+	h := injectorHandler{up: make(chan session.Negotiated, 1), eor: make(chan wire.Family, 4)}
 	cfg := session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: n.v4, PeerAddr: router, Passive: true, ExtendedMessage: true}
 	if edit != nil {
 		edit(&cfg)
@@ -80,7 +91,7 @@ func injectWith(t testing.TB, ctx context.Context, n node, router netip.Addr, ed
 		<-done
 	})
 	p.Accept(conn)
-	in := &injector{conn: conn, peer: p, from: n}
+	in := &injector{conn: conn, peer: p, from: n, eor: h.eor}
 	select {
 	case in.neg = <-h.up:
 	case <-ctx.Done():
