@@ -3,15 +3,20 @@ package e2e
 import (
 	"context"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/view"
 )
 
@@ -326,4 +331,102 @@ func TestRouterGracefulRestartEnds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// goBGPGR is gobgpd on node1 with graceful restart for IPv4 (restart time
+// 120 s), its session held down until the test enables it, so the routes
+// are in its RIB before its first UPDATE.
+const goBGPGR = `[global.config]
+  as = 64512
+  router-id = "198.51.100.11"
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "198.51.100.1"
+    peer-as = 64512
+    admin-down = true
+  [neighbors.timers.config]
+    connect-retry = 1
+    hold-time = 9
+    keepalive-interval = 3
+    idle-hold-time-after-reset = 1
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = 120
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
+`
+
+// startGoBGPGR starts gobgpd on n (with -r, the restart bit, when
+// restarting), announces ps and brings its session up.
+func startGoBGPGR(t *testing.T, ctx context.Context, n node, restarting bool, ps ...netip.Prefix) *lab.Proc {
+	t.Helper()
+	bin, err := exec.LookPath("gobgpd")
+	if err != nil {
+		labtest.Missing(t, "gobgpd: %v", err)
+		return nil
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "gobgpd.toml")
+	if err := os.WriteFile(conf, []byte(goBGPGR), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-f", conf, "-t", "toml", "--api-hosts", "127.0.0.1:50051", "--pprof-disable", "--log-plain"}
+	if restarting {
+		args = append(args, "-r")
+	}
+	p, err := n.ns.StartWith(ctx, lab.StartOptions{Label: "gobgpd-gr", Dir: dir}, bin, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = p.Stop() })
+	cli := func(args ...string) error {
+		_, err := n.ns.Run(ctx, "gobgp", append([]string{"-p", "50051"}, args...)...)
+		return err
+	}
+	if err := lab.Poll(ctx, 25*time.Millisecond, func() (bool, error) { return cli("global") == nil, nil }); err != nil {
+		t.Fatalf("gobgpd not ready: %v\n%s", err, p.Logs())
+	}
+	for _, pf := range ps {
+		if err := cli("global", "rib", "add", "-a", "ipv4", pf.String(), "nexthop", n.v4.String(), "origin", "igp"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cli("neighbor", "198.51.100.1", "enable"); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestRouterGracefulRestartGoBGP: gobgpd with graceful restart, killed
+// with SIGKILL and started again with the restart bit (and so the F bit),
+// is helped like bgplb's own speaker: its routes never leave the router's
+// kernel, the one it announces again stays, the other goes at its
+// End-of-RIB.
+func TestRouterGracefulRestartGoBGP(t *testing.T) {
+	l := newGRLab(t, "60s")
+	ctx, n1, rp := l.ctx, l.n1, l.rp
+	kept, dropped := prefix("203.0.113.1/32"), prefix("203.0.113.2/32")
+	g := startGoBGPGR(t, ctx, n1, false, kept, dropped)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: {n1.v4}})
+	rp.waitGR(t, ctx, n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated })
+	keptWatch := watchPresent(t, ctx, l.r.ns, kept, dropped)
+
+	if err := g.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-g.Done()
+	rp.waitGR(t, ctx, n1.v4, "restarting", func(g *view.GracefulRestart) bool { return g.State == "restarting" && g.StalePaths == 2 })
+	keptWatch.waitPolls(t, ctx, 20)
+	keptWatch.check(t)
+	keptWatch = watchPresent(t, ctx, l.r.ns, kept)
+	startGoBGPGR(t, ctx, n1, true, kept)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: nil})
+	keptWatch.check(t)
+	if n := l.dels.of(kept); n != 0 {
+		t.Errorf("ip monitor saw %s deleted %d times", kept, n)
+	}
+	l.metrics.waitGauge(t, ctx, `bgplb_router_gr_restarts_total{outcome="end_of_rib"}`, func(v float64) bool { return v == 1 })
 }
