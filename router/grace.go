@@ -29,6 +29,9 @@ type graceWait struct {
 	// session sent End-of-RIB for all its families.
 	expected map[netip.Addr]bool
 	synced   map[netip.Addr]bool
+	// known: expected is complete. Reading the old routes' next hops
+	// takes a while with a large table, and sessions must not wait for it.
+	known bool
 }
 
 // waiting reports whether the router restarted with routes and still
@@ -80,31 +83,55 @@ func expectedPeers(cfg *Config, old []fib.Route) map[netip.Addr]bool {
 }
 
 // startGrace begins waiting for the peers when the FIB kept routes of a
-// previous run; before any session starts.
+// previous run; before any session starts. The nodes of dynamic ranges
+// that the old routes point at are read meanwhile.
 func (d *Daemon) startGrace(ctx context.Context, cfg *Config, stale int) {
 	if stale == 0 || cfg.FIB.GraceTime == 0 {
 		return
-	}
-	var old []fib.Route
-	if len(cfg.DynamicNeighbors) > 0 {
-		var err error
-		if old, err = d.fib.Dump(ctx); err != nil {
-			d.log.Warn("reading the routes of the previous run: only static neighbours' End-of-RIB is waited for", "err", err)
-		}
 	}
 	g := &d.grace
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.open, g.start = true, time.Now()
 	g.until = g.start.Add(cfg.FIB.GraceTime)
-	g.expected, g.synced = expectedPeers(cfg, old), map[netip.Addr]bool{}
+	g.expected, g.synced = expectedPeers(cfg, nil), map[netip.Addr]bool{}
+	g.known = len(cfg.DynamicNeighbors) == 0
 	d.log.Info("routes from a previous run kept until every peer has sent End-of-RIB", "routes", stale,
-		"peers", len(g.expected), "graceTime", cfg.FIB.GraceTime)
+		"staticNeighbors", len(g.expected), "graceTime", cfg.FIB.GraceTime)
+	if g.known {
+		return
+	}
+	d.spawn(func() {
+		old, err := d.fib.Dump(ctx)
+		if err != nil && ctx.Err() == nil {
+			d.log.Warn("reading the routes of the previous run: only static neighbours' End-of-RIB is waited for", "err", err)
+		}
+		g.mu.Lock()
+		for a := range expectedPeers(cfg, old) {
+			g.expected[a] = true
+		}
+		g.known = true
+		n := len(g.expected)
+		g.mu.Unlock()
+		d.log.Info("peers the routes of the previous run wait for", "peers", n)
+		d.checkGrace()
+	})
 }
 
 // peerSynced notes that addr's session sent End-of-RIB for all its
 // families, and ends the grace once every peer did.
 func (d *Daemon) peerSynced(addr netip.Addr) {
+	g := &d.grace
+	g.mu.Lock()
+	if g.open {
+		g.synced[addr] = true
+	}
+	g.mu.Unlock()
+	d.checkGrace()
+}
+
+// checkGrace ends the grace when graceOver says so.
+func (d *Daemon) checkGrace() {
 	var up []netip.Addr
 	for _, p := range d.peerList() {
 		if p.sess.State() == session.Established {
@@ -113,11 +140,10 @@ func (d *Daemon) peerSynced(addr netip.Addr) {
 	}
 	g := &d.grace
 	g.mu.Lock()
-	if !g.open || !time.Now().Before(g.until) {
+	if !g.open || !g.known || !time.Now().Before(g.until) {
 		g.mu.Unlock()
 		return
 	}
-	g.synced[addr] = true
 	over := graceOver(g.expected, g.synced, up)
 	if over {
 		g.open = false
