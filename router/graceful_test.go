@@ -213,7 +213,7 @@ func TestPlanReloadGracefulRestart(t *testing.T) {
 // helperRig is a daemon that has not run: handler calls go to its RIB and
 // FIB queue, which the test reads instead of a kernel.
 type helperRig struct {
-	t    *testing.T
+	t    testing.TB
 	d    *Daemon
 	p    *peer
 	enc  wire.Encoder
@@ -222,7 +222,7 @@ type helperRig struct {
 	dels map[netip.Prefix]int           // deletes the queue asked for
 }
 
-func newHelperRig(t *testing.T, gr GracefulRestart) *helperRig {
+func newHelperRig(t testing.TB, gr GracefulRestart) *helperRig {
 	cfg := mustParse(t, "asn: 64512\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24, 2001:db8::/32]}\nneighbors: [{address: 198.51.100.11, peerASN: 64512}]\n")
 	cfg.Neighbors[0].GracefulRestart = gr
 	d := New(cfg, Options{Log: slog.New(slog.DiscardHandler)})
@@ -242,20 +242,30 @@ func (r *helperRig) announce(pfxs ...string) {
 	for _, s := range pfxs {
 		nlri = append(nlri, wire.NLRI{Prefix: netip.MustParsePrefix(s)})
 	}
+	r.announceAs(r.p, r.nh, nlri)
+}
+
+// announceAs sends one UPDATE from p announcing nlri via nh.
+func (r *helperRig) announceAs(p *peer, nh netip.Addr, nlri []wire.NLRI) {
+	r.t.Helper()
 	var a wire.Attrs
 	a.Origin = wire.OriginIGP
 	a.Set(wire.AttrOrigin)
 	a.Set(wire.AttrASPath)
-	b, _, err := r.enc.AppendReach(nil, wire.IPv4Unicast, r.nh, netip.Addr{}, &a, nlri)
+	b, _, err := r.enc.AppendReach(nil, wire.IPv4Unicast, nh, netip.Addr{}, &a, nlri)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	m, err := wire.DecodeMessage(b, &r.enc.Options)
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	if err := r.p.Update(nil, m.(*wire.Update), wire.ActionNone); err != nil {
-		r.t.Fatal(err)
+	for len(b) > 0 {
+		n := int(b[16])<<8 | int(b[17])
+		m, err := wire.DecodeMessage(b[:n], &r.enc.Options)
+		if err != nil {
+			r.t.Fatal(err)
+		}
+		if err := p.Update(nil, m.(*wire.Update), wire.ActionNone); err != nil {
+			r.t.Fatal(err)
+		}
+		b = b[n:]
 	}
 }
 
@@ -436,4 +446,81 @@ func canceled() context.Context {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	return ctx
+}
+
+// TestHelperECMP: a prefix two nodes announce keeps both next hops while
+// one of them restarts and after it sends the prefix again: its stale and
+// fresh paths never both count.
+func TestHelperECMP(t *testing.T) {
+	r := newHelperRig(t, grOn)
+	other := &peer{d: r.d, addr: netip.MustParseAddr("198.51.100.12"), label: "198.51.100.12", dynamic: true}
+	other.sess = r.p.sess
+	gr := grNeg(120, true, v4)
+	r.p.Established(nil, gr)
+	n2 := gr
+	n2.PeerID = other.addr
+	other.Established(nil, n2)
+	pfx := netip.MustParsePrefix("203.0.113.10/32")
+	r.announce(pfx.String())
+	r.announceAs(other, other.addr, []wire.NLRI{{Prefix: pfx}})
+	both := []fib.NextHop{{Addr: r.nh}, {Addr: other.addr}}
+	check := func(when string) {
+		t.Helper()
+		r.drain()
+		if got := r.seen[pfx]; !slices.Equal(got, both) {
+			t.Fatalf("%s: kernel route %v, want %v", when, got, both)
+		}
+	}
+	check("before")
+	r.p.Down(nil, io.EOF)
+	check("restarting")
+	r.p.Established(nil, gr)
+	r.announce(pfx.String())
+	if paths := r.d.rib.Lookup(pfx); len(paths) != 2 {
+		t.Fatalf("paths after the re-announcement: %+v, want one per node", paths)
+	}
+	check("announced again")
+	r.p.EndOfRIB(nil, v4)
+	check("after End-of-RIB")
+	if r.dels[pfx] != 0 {
+		t.Fatalf("the route was deleted %d times", r.dels[pfx])
+	}
+}
+
+// BenchmarkHelperReannounce is what a stale generation costs a restarted
+// peer's UPDATEs: each prefix it sends is also withdrawn from the stale
+// generation.
+func BenchmarkHelperReannounce(b *testing.B) {
+	const n = 10_000
+	nlri := make([]wire.NLRI, n)
+	for i := range nlri {
+		nlri[i] = wire.NLRI{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(i)}), 32)}
+	}
+	// 203.0.113.0/24 holds 256 /32s: spread the rest over 198.18.0.0/15.
+	for i := 256; i < n; i++ {
+		nlri[i] = wire.NLRI{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 32)}
+	}
+	for _, stale := range []bool{false, true} {
+		b.Run(map[bool]string{false: "fresh", true: "over-stale"}[stale], func(b *testing.B) {
+			for range b.N {
+				b.StopTimer()
+				r := newHelperRig(b, grOn)
+				r.d.cfg.Load().Import.Prefixes = append(r.d.cfg.Load().Import.Prefixes, netip.MustParsePrefix("198.18.0.0/15"))
+				gr := grNeg(120, true, v4)
+				r.p.Established(nil, gr)
+				if stale {
+					r.announceAs(r.p, r.nh, nlri)
+					r.drain()
+					r.p.Down(nil, io.EOF)
+					r.p.Established(nil, gr)
+				}
+				b.StartTimer()
+				r.announceAs(r.p, r.nh, nlri)
+				b.StopTimer()
+				r.drain()
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/prefix")
+		})
+	}
 }
