@@ -146,16 +146,17 @@ func watchDeletions(t testing.TB, ctx context.Context, ns *lab.Netns) deletions 
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = p.Stop() })
-	// It is listening once it reports a change of our own.
-	probe := prefix("198.51.100.250/32")
-	if err := ns.IP(ctx, "route", "add", "blackhole", probe.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := ns.IP(ctx, "route", "del", "blackhole", probe.String()); err != nil {
-		t.Fatal(err)
-	}
-	if err := lab.Poll(ctx, 10*time.Millisecond, func() (bool, error) {
-		return strings.Contains(p.Logs(), "198.51.100.250"), nil
+	// It is listening once it reports a change of our own; the first
+	// may come before it subscribed, so the probe is repeated.
+	probe := prefix("198.51.100.250/32").String()
+	if err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		if strings.Contains(p.Logs(), "198.51.100.250") {
+			return true, nil
+		}
+		if err := ns.IP(ctx, "route", "add", "blackhole", probe); err != nil {
+			return false, err
+		}
+		return false, ns.IP(ctx, "route", "del", "blackhole", probe)
 	}); err != nil {
 		t.Fatal("ip monitor never reported the probe route")
 	}
