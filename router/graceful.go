@@ -216,8 +216,8 @@ func (p *peer) endOfRIB(f wire.Family) bool {
 	return eorComplete(p.gr.neg, p.gr.eor)
 }
 
-// startTimer (re)arms the timer that drops the stale generation after d;
-// p.grMu is held.
+// startTimer (re)arms the timer that drops the stale generation when
+// after has passed, counting outcome; p.grMu is held.
 func (p *peer) startTimer(after time.Duration, outcome string) {
 	p.stopTimer()
 	gen := p.gr.stale
