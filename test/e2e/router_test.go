@@ -118,6 +118,10 @@ func startRouterIn(t testing.TB, ctx context.Context, r node, config, dir string
 	}
 	t.Cleanup(func() {
 		_ = rp.proc.Stop()
+		// Built with GOFLAGS=-race, the router reports races on its stderr.
+		if strings.Contains(rp.proc.Logs(), "WARNING: DATA RACE") {
+			t.Error("data race in the router")
+		}
 		if t.Failed() {
 			t.Logf("bgplb router log:\n%s", rp.proc.Logs())
 		}
