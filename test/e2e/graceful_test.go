@@ -431,3 +431,42 @@ func TestRouterGracefulRestartGoBGP(t *testing.T) {
 	}
 	l.metrics.waitGauge(t, ctx, `bgplb_router_gr_restarts_total{outcome="end_of_rib"}`, func(v float64) bool { return v == 1 })
 }
+
+// TestRouterGracefulRestartReload: a reload that changes only
+// gracefulRestart keeps the session up; with enabled: false the router
+// keeps nothing from then on, though the session negotiated it.
+func TestRouterGracefulRestartReload(t *testing.T) {
+	l := newGRLab(t, "60s")
+	ctx, n1, rp := l.ctx, l.n1, l.rp
+	p := prefix("203.0.113.9/32")
+	in := injectWith(t, ctx, n1, l.r.v4, grSession(false, true))
+	in.announceVia(t, ctx, n1.v4, p)
+	rp.waitKernel(t, ctx, want{p: {n1.v4}})
+	var before []view.Neighbor
+	rp.cli(t, ctx, &before, "neighbor")
+	off := strings.Replace(grConf("5s", "5s"), "gracefulRestart: {restartTime: 5s, staleTime: 10s}", "gracefulRestart: {enabled: false}", 1)
+	if err := os.WriteFile(rp.config, []byte(strings.ReplaceAll(off, "SOCKET", rp.socket)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := rp.proc.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Poll(ctx, 20*time.Millisecond, func() (bool, error) {
+		return strings.Contains(rp.proc.Logs(), "graceful restart capability changes at the session's next restart"), nil
+	}); err != nil {
+		t.Fatal("the reload did not say when the capability changes")
+	}
+	var after []view.Neighbor
+	rp.cli(t, ctx, &after, "neighbor")
+	if len(after) != 1 || after[0].State != "Established" || !after[0].Since.Equal(before[0].Since) {
+		t.Fatalf("the session was reset by a gracefulRestart-only reload: before %+v, after %+v", before, after)
+	}
+	if err := in.peer.Abandon(ctx); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	rp.waitKernel(t, ctx, want{p: nil})
+	if took := time.Since(start); took > 2*time.Second {
+		t.Errorf("route kept %v with graceful restart off", took)
+	}
+}
