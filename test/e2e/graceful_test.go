@@ -16,6 +16,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/bgp/wire"
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/daemons"
 	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/view"
 )
@@ -469,4 +470,28 @@ func TestRouterGracefulRestartReload(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Errorf("route kept %v with graceful restart off", took)
 	}
+}
+
+// TestRouterGracefulRestartBFD: BFD taking a session down is a dead path,
+// not a restart: a speaker that negotiated graceful restart loses its
+// route at once when its cable is pulled.
+func TestRouterGracefulRestartBFD(t *testing.T) {
+	cfg := strings.Replace(bfdRouterConfig(50*time.Millisecond, 3), "connectRetry: 1s", "passive: true", 1)
+	l := newBFDTopology(t, cfg)
+	bfdd, err := daemons.StartFRRBFD(l.ctx, l.n1.ns, []daemons.BFDPeer{{Peer: l.r.v4, Local: l.n1.v4, Interval: 50 * time.Millisecond, Mult: 3}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = bfdd.Stop() })
+	in := injectWith(t, l.ctx, l.n1, l.r.v4, grSession(false, true))
+	in.announceVia(t, l.ctx, l.n1.v4, l.route)
+	l.up(t, true)
+	l.rp.waitGR(t, l.ctx, l.n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated })
+	took := l.cut(t)
+	t.Logf("route left the router's kernel %v after the cut", took)
+	if took >= bfdBound {
+		t.Errorf("route gone %v after the cut: kept as if the node restarted", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
 }
