@@ -89,7 +89,11 @@ type Status struct {
 	LastUp, LastDown         time.Time
 	// LastDownDiag is why the session last left Up (this end's
 	// diagnostic then): LocalDiag is cleared when it comes back.
-	LastDownDiag Diag
+	// LastDownRemoteState is the peer's state then: with DiagNeighborDown,
+	// AdminDown says the peer stopped on purpose, Down that it detected a
+	// failure itself.
+	LastDownDiag        Diag
+	LastDownRemoteState State
 	// LastRx is when the last packet was accepted: the detection timer
 	// fires DetectTime after it.
 	LastRx                time.Time

@@ -135,8 +135,8 @@ func TestShutdownTellsAdminDown(t *testing.T) {
 	if ev.Diag != bfd.DiagNeighborDown || ev.RemoteState != bfd.AdminDown || ev.PathDown() {
 		t.Errorf("b saw %+v (PathDown %v), want Down by the peer's AdminDown, no path failure", ev, ev.PathDown())
 	}
-	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDown.IsZero() {
-		t.Errorf("b's last down: %v at %v, want NeighborDown", s.LastDownDiag, s.LastDown)
+	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDownRemoteState != bfd.AdminDown || s.LastDown.IsZero() {
+		t.Errorf("b's last down: %v (peer %v) at %v, want NeighborDown by the peer's AdminDown", s.LastDownDiag, s.LastDownRemoteState, s.LastDown)
 	}
 	// 50 ms × 3: the first packet and one every 50 ms until the peer's
 	// 150 ms detection time has passed; a sends nothing after (it is

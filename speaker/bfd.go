@@ -84,10 +84,12 @@ type bfdSessions struct {
 	lastDown map[string]bfdTeardown
 }
 
-// bfdTeardown is when and why a BFD session last left Up.
+// bfdTeardown is when and why a BFD session last left Up, with the
+// peer's state then.
 type bfdTeardown struct {
-	diag bfd.Diag
-	at   time.Time
+	diag   bfd.Diag
+	remote bfd.State
+	at     time.Time
 }
 
 func newBFDSessions(ctx context.Context, log *slog.Logger, m *bfd.Manager, reset func(string)) *bfdSessions {
@@ -150,7 +152,7 @@ func (b *bfdSessions) stopLocked(name string, cur *bfdSession) {
 	delete(b.running, name)
 	cur.stop()
 	if st, ok := b.m.Status(cur.want.key); ok {
-		b.noteDown(name, bfdTeardown{diag: st.LastDownDiag, at: st.LastDown})
+		b.noteDown(name, bfdTeardown{diag: st.LastDownDiag, remote: st.LastDownRemoteState, at: st.LastDown})
 	}
 	if err := b.m.Remove(cur.want.key); err != nil {
 		b.log.Debug("bfd remove", "peer", name, "err", err)
@@ -189,7 +191,7 @@ func (b *bfdSessions) bfdDown(name string, s *bfdSession, ev bfd.Event) {
 		// The BGP session is as good as down: no new BFD session until it
 		// is established again.
 		delete(b.established, name)
-		b.noteDown(name, bfdTeardown{diag: ev.Diag, at: ev.At})
+		b.noteDown(name, bfdTeardown{diag: ev.Diag, remote: ev.RemoteState, at: ev.At})
 	}
 	b.mu.Unlock()
 	if !mine || b.ctx.Err() != nil {
@@ -258,14 +260,14 @@ func bfdReport(st *bfd.Status, td bfdTeardown) *v1alpha1.BGPSessionBFD {
 			r.DetectMultiplier = int32(st.RemoteMult)
 		}
 		if st.LastDown.After(td.at) {
-			td = bfdTeardown{diag: st.LastDownDiag, at: st.LastDown}
+			td = bfdTeardown{diag: st.LastDownDiag, remote: st.LastDownRemoteState, at: st.LastDown}
 		}
 	}
 	if !td.at.IsZero() {
 		// Whole seconds, as the API server keeps them: a report read back
 		// after a restart compares equal.
 		t := metav1.NewTime(td.at.Truncate(time.Second))
-		r.LastDownReason, r.LastDownTime = td.diag.String(), &t
+		r.LastDownReason, r.LastDownRemoteState, r.LastDownTime = td.diag.String(), td.remote.String(), &t
 	}
 	return r
 }

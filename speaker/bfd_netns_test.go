@@ -70,12 +70,13 @@ func TestBFDSessionsReset(t *testing.T) {
 		t.Fatalf("BFD never went down with the peer's AdminDown: %v", err)
 	}
 	adminDown := s.reports()["r"]
-	if adminDown == nil || adminDown.LastDownReason != "NeighborDown" || adminDown.LastDownTime == nil {
+	if adminDown == nil || adminDown.LastDownReason != "NeighborDown" || adminDown.LastDownRemoteState != "AdminDown" || adminDown.LastDownTime == nil {
 		t.Fatalf("report after the peer's AdminDown %+v, want NeighborDown", adminDown)
 	}
 	sameDown := func(when string) {
 		t.Helper()
-		if r := s.reports()["r"]; r == nil || r.LastDownReason != "NeighborDown" || !r.LastDownTime.Equal(adminDown.LastDownTime) {
+		if r := s.reports()["r"]; r == nil || r.LastDownReason != "NeighborDown" || r.LastDownRemoteState != "AdminDown" ||
+			!r.LastDownTime.Equal(adminDown.LastDownTime) {
 			t.Errorf("report %s: %+v, want the last down still NeighborDown at %v", when, r, adminDown.LastDownTime)
 		}
 	}
