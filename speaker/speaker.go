@@ -224,7 +224,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		}
 		stopRep()
 		<-repDone
-		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner)
+		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner, s.bfd.reports())
 		stopAnn()
 		<-annDone
 	}()
