@@ -67,7 +67,10 @@ type nhTable struct {
 	objs        map[uint32]*nhObject
 	index       map[string]uint32
 	reserved    map[uint32]struct{} // ids in our range owned by someone else
-	keyBuf      []byte
+	// form is how our groups balance; adopted groups of another kind are
+	// not indexed, so their routes move to new ones.
+	form   groupForm
+	keyBuf []byte
 }
 
 func newNHTable(first, last uint32) *nhTable {
@@ -155,6 +158,28 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 	return id, append(created, id), nil
 }
 
+// rekey gives group from the members and key of group to, which is new
+// (not in the kernel yet), and drops to: the routes bound for to stay on
+// from, which the kernel changes in place. to's references pass to from;
+// from's old members are released, and those nothing uses any more are
+// appended to deleted.
+func (t *nhTable) rekey(from, to uint32, deleted []uint32) []uint32 {
+	f, g := t.objs[from], t.objs[to]
+	old := f.members
+	if f.key != "" && t.index[f.key] == from {
+		delete(t.index, f.key)
+	}
+	f.members, f.key = g.members, g.key
+	f.refs += g.refs
+	f.inKernel, f.bad = false, nil
+	t.index[g.key] = from
+	delete(t.objs, to)
+	for _, m := range old {
+		deleted = t.release(m.id, deleted)
+	}
+	return deleted
+}
+
 // undoCreate drops a reference taken by a failed acquire; an object that was
 // created by it is also taken off the created list, as it was never sent.
 func (t *nhTable) undoCreate(id uint32, created []uint32) []uint32 {
@@ -221,7 +246,25 @@ type kernelNexthop struct {
 	gw        netip.Addr
 	oif       int32
 	group     []nhMember
+	form      groupForm // a group's type and, when resilient, parameters
 	blackhole bool
+}
+
+// groupForm is how a nexthop group balances: hash-threshold (mpath), or
+// resilient with a bucket table (timers in clock_t, 1/100 s). The kernel
+// cannot change a group's type or bucket count in place; it can change the
+// timers.
+type groupForm struct {
+	resilient  bool
+	buckets    uint16
+	idle       uint32
+	unbalanced uint32
+}
+
+// sameKind reports whether a group of form a can be replaced in place by
+// one of form b.
+func (a groupForm) sameKind(b groupForm) bool {
+	return a.resilient == b.resilient && (!a.resilient || a.buckets == b.buckets)
 }
 
 // adopt loads the objects a previous run left in the kernel: ours (our
@@ -248,7 +291,10 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 		if !mine(n) || n.group == nil {
 			continue
 		}
-		o := &nhObject{members: slices.Clone(n.group), inKernel: true}
+		// A group of the right kind with other timers is replaced in
+		// place, which keeps a resilient group's buckets; one of another
+		// kind is left as it is until its routes have moved.
+		o := &nhObject{members: slices.Clone(n.group), inKernel: n.form == t.form || !n.form.sameKind(t.form)}
 		t.objs[n.id] = o
 		hops := make([]NextHop, 0, len(n.group))
 		complete := true
@@ -261,7 +307,7 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 			mo.refs++
 			hops = append(hops, NextHop{Addr: mo.gw, Weight: m.weight})
 		}
-		if complete && len(hops) > 1 && sortedUnique(hops) {
+		if complete && len(hops) > 1 && sortedUnique(hops) && n.form.sameKind(t.form) {
 			normalizeWeights(hops)
 			t.indexObj(n.id, o, hops)
 		}

@@ -1,0 +1,414 @@
+package fib
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bgplb/bgplb/lab/labtest"
+)
+
+// requireResilient ends the test when the kernel has no resilient groups
+// (before 5.13): a skip on a developer's machine, a failure in CI.
+func requireResilient(t *testing.T, f *FIB) {
+	t.Helper()
+	if !f.ResilientGroups() {
+		labtest.Missing(t, "the kernel has no resilient nexthop groups (Linux 5.13+)")
+	}
+}
+
+// ipBuckets is `ip nexthop bucket show id ID`: the member id of every
+// bucket, by index. iproute2 is the oracle, not our own parser.
+func (ns *testNS) ipBuckets(t *testing.T, id uint32) []uint32 {
+	t.Helper()
+	var bs []struct {
+		Bucket struct {
+			Index int    `json:"index"`
+			NHID  uint32 `json:"nhid"`
+		} `json:"bucket"`
+	}
+	js := ns.ip(t, "-j", "nexthop", "bucket", "show", "id", fmt.Sprint(id))
+	if err := json.Unmarshal([]byte(js), &bs); err != nil {
+		t.Fatalf("ip -j nexthop bucket show: %v: %s", err, js)
+	}
+	out := make([]uint32, len(bs))
+	for _, b := range bs {
+		if b.Bucket.Index >= len(out) {
+			t.Fatalf("bucket index %d of %d", b.Bucket.Index, len(bs))
+		}
+		out[b.Bucket.Index] = b.Bucket.NHID
+	}
+	return out
+}
+
+// ipGroup is a group as `ip -d nexthop show id ID` describes it.
+type ipGroup struct {
+	Members []uint32
+	Type    string
+	Buckets int
+	Idle    int // seconds
+}
+
+func (ns *testNS) ipGroup(t *testing.T, id uint32) ipGroup {
+	t.Helper()
+	var gs []struct {
+		Group []struct {
+			ID uint32 `json:"id"`
+		} `json:"group"`
+		Type string `json:"type"`
+		Res  struct {
+			Buckets int `json:"buckets"`
+			Idle    int `json:"idle_timer"`
+		} `json:"resilient_args"`
+	}
+	js := ns.ip(t, "-j", "-d", "nexthop", "show", "id", fmt.Sprint(id))
+	if err := json.Unmarshal([]byte(js), &gs); err != nil || len(gs) != 1 {
+		t.Fatalf("ip -j -d nexthop show id %d: %v: %s", id, err, js)
+	}
+	g := ipGroup{Type: gs[0].Type, Buckets: gs[0].Res.Buckets, Idle: gs[0].Res.Idle}
+	if g.Type == "" {
+		g.Type = "mpath"
+	}
+	for _, m := range gs[0].Group {
+		g.Members = append(g.Members, m.ID)
+	}
+	return g
+}
+
+// singleID is the id of our single object for gateway gw (0: none).
+func (ns *testNS) singleID(t *testing.T, gw string) uint32 {
+	t.Helper()
+	for _, n := range ns.ipNexthops(t) {
+		if n.Gateway == gw && len(n.Group) == 0 {
+			return n.ID
+		}
+	}
+	return 0
+}
+
+// nhidOf returns the nexthop object id of the route to p, of either
+// family (0: inline).
+func (ns *testNS) nhidOf(t *testing.T, p string) uint32 {
+	t.Helper()
+	fam := "-4"
+	if mustPrefix(p).Addr().Is6() {
+		fam = "-6"
+	}
+	var rs []ipRoute
+	if err := json.Unmarshal([]byte(ns.ip(t, "-j", fam, "route", "show", p)), &rs); err != nil || len(rs) != 1 {
+		t.Fatalf("ip route show %s: %v %v", p, rs, err)
+	}
+	return rs[0].NHID
+}
+
+// sameGroup returns the object id all routes of ps go through.
+func (ns *testNS) sameGroup(t *testing.T, ps []string) uint32 {
+	t.Helper()
+	id := ns.nhidOf(t, ps[0])
+	for _, p := range ps[1:] {
+		if got := ns.nhidOf(t, p); got != id {
+			t.Fatalf("route %s through object %d, %s through %d", ps[0], id, p, got)
+		}
+	}
+	return id
+}
+
+func changesFor(ps []string, gws ...string) []Change {
+	cs := make([]Change, len(ps))
+	for i, p := range ps {
+		cs[i] = change(p, gws...)
+	}
+	return cs
+}
+
+func routesFor(ps []string, gws ...string) []Route {
+	rs := make([]Route, len(ps))
+	for i, p := range ps {
+		rs[i] = route(p, gws...)
+	}
+	return rs
+}
+
+// count returns how many buckets point at id.
+func count(bs []uint32, id uint32) int {
+	n := 0
+	for _, b := range bs {
+		if b == id {
+			n++
+		}
+	}
+	return n
+}
+
+// TestResilientMemberLeavesAndReturns proves what resilient groups are for:
+// when one of three gateways leaves every route (a peer going down), each
+// bucket that pointed at a surviving gateway still does, and only the
+// leaver's buckets are dealt out; when it comes back, buckets move to it
+// (once idle) and the others stay. The group is the same object
+// throughout: its routes are never rewritten.
+func TestResilientMemberLeavesAndReturns(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn, Resilient: Resilient{IdleTimer: time.Second}})
+	requireResilient(t, f)
+	ps := []string{"203.0.113.1/32", "203.0.113.2/32", "203.0.113.3/32"}
+	all := []string{"198.51.100.2", "198.51.100.3", "198.51.100.4"}
+	if _, err := f.Apply(ctx, changesFor(ps, all...)); err != nil {
+		t.Fatal(err)
+	}
+	checkKernel(t, ns, f, routesFor(ps, all...))
+	g := ns.sameGroup(t, ps)
+	if got := ns.ipGroup(t, g); got.Type != "resilient" || got.Buckets != defaultBuckets || got.Idle != 1 || len(got.Members) != 3 {
+		t.Fatalf("group %d = %+v, want resilient, %d buckets, idle timer 1s, 3 members", g, got, defaultBuckets)
+	}
+	before := ns.ipBuckets(t, g)
+	gone := ns.singleID(t, "198.51.100.4")
+	if len(before) != defaultBuckets || count(before, gone) == 0 {
+		t.Fatalf("buckets before: %d, %d of them on the leaver", len(before), count(before, gone))
+	}
+
+	writes := f.Stats().Writes
+	if _, err := f.Apply(ctx, changesFor(ps, all[:2]...)); err != nil {
+		t.Fatal(err)
+	}
+	checkKernel(t, ns, f, routesFor(ps, all[:2]...))
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Fatalf("routes moved from group %d to %d: its buckets were dealt afresh", g, got)
+	}
+	if st := f.Stats(); st.Writes != writes || st.Rekeyed != 1 {
+		t.Errorf("%d route writes and %d groups changed in place, want 0 and 1", st.Writes-writes, st.Rekeyed)
+	}
+	after := ns.ipBuckets(t, g)
+	if len(after) != len(before) {
+		t.Fatalf("%d buckets after, %d before", len(after), len(before))
+	}
+	for i := range before {
+		switch {
+		case after[i] == gone:
+			t.Errorf("bucket %d still points at the removed gateway's object %d", i, gone)
+		case before[i] != gone && after[i] != before[i]:
+			t.Errorf("bucket %d moved from surviving member %d to %d", i, before[i], after[i])
+		}
+	}
+	if id := ns.singleID(t, "198.51.100.4"); id != 0 {
+		t.Errorf("the removed gateway's object %d is still there", id)
+	}
+
+	// The gateway returns: it is added to the same group, and buckets
+	// move to it only from members over their share, once idle.
+	if _, err := f.Apply(ctx, changesFor(ps, all...)); err != nil {
+		t.Fatal(err)
+	}
+	checkKernel(t, ns, f, routesFor(ps, all...))
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Fatalf("routes moved from group %d to %d when a member joined", g, got)
+	}
+	back := ns.singleID(t, "198.51.100.4")
+	var now []uint32
+	waitFor(t, 15*time.Second, func() bool {
+		now = ns.ipBuckets(t, g)
+		return count(now, back) >= defaultBuckets/3
+	})
+	for i := range after {
+		if now[i] != after[i] && now[i] != back {
+			t.Errorf("bucket %d moved from %d to %d, not to the member that joined", i, after[i], now[i])
+		}
+	}
+}
+
+// TestResilientNotAllRoutesMove: when only some routes of a group leave
+// for a new set, the group keeps its members for the others, and the
+// movers get a group of their own.
+func TestResilientNotAllRoutesMove(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	requireResilient(t, f)
+	ps := []string{"203.0.113.1/32", "203.0.113.2/32"}
+	all := []string{"198.51.100.2", "198.51.100.3", "198.51.100.4"}
+	if _, err := f.Apply(ctx, changesFor(ps, all...)); err != nil {
+		t.Fatal(err)
+	}
+	g := ns.sameGroup(t, ps)
+	before := ns.ipBuckets(t, g)
+	if _, err := f.Apply(ctx, changesFor(ps[1:], all[:2]...)); err != nil {
+		t.Fatal(err)
+	}
+	want := append(routesFor(ps[:1], all...), routesFor(ps[1:], all[:2]...)...)
+	checkKernel(t, ns, f, want)
+	if got := ns.nhidOf(t, ps[0]); got != g {
+		t.Errorf("the route that kept its set moved from group %d to %d", g, got)
+	}
+	if got := ns.ipBuckets(t, g); !slices.Equal(got, before) {
+		t.Errorf("the buckets of a group whose set did not change moved")
+	}
+	if f.Stats().Rekeyed != 0 {
+		t.Errorf("a group changed in place while one of its routes kept the old set")
+	}
+}
+
+// TestResilientRestartAndRepair: a restart adopts a resilient group as it
+// stands (no rewrite: its buckets stay); a group deleted behind the FIB's
+// back comes back, resilient, with its routes; and a change of idle timer
+// replaces the group in place, while a change to hash-threshold groups and
+// back moves the routes to new groups without a gap.
+func TestResilientRestartAndRepair(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	cfg := Config{NextHopObjects: NextHopOn, Resilient: Resilient{IdleTimer: 30 * time.Second}}
+	first := ns.open(t, cfg)
+	requireResilient(t, first)
+	ps := []string{"203.0.113.1/32", "203.0.113.2/32", "2001:db8:100::1/128"}
+	gws4 := []string{"198.51.100.2", "198.51.100.3", "198.51.100.4"}
+	want := append(routesFor(ps[:2], gws4...), route(ps[2], "2001:db8::2", "2001:db8::3"))
+	if _, err := first.Apply(ctx, Diff(nil, want)); err != nil {
+		t.Fatal(err)
+	}
+	g := ns.sameGroup(t, ps[:2])
+	before := ns.ipBuckets(t, g)
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := ns.open(t, cfg)
+	checkKernel(t, ns, second, want)
+	if got := ns.sameGroup(t, ps[:2]); got != g {
+		t.Fatalf("restart moved the routes from group %d to %d", g, got)
+	}
+	if st := second.Stats(); st.Writes != 0 || st.Groups != "resilient" {
+		t.Errorf("restart: %d route writes, groups %q; want 0, resilient", st.Writes, st.Groups)
+	}
+	if got := ns.ipBuckets(t, g); !slices.Equal(got, before) {
+		t.Errorf("restart changed the buckets of group %d", g)
+	}
+
+	stop := maintainUntil(t, second)
+	ns.ip(t, "nexthop", "del", "id", fmt.Sprint(g))
+	waitFor(t, 10*time.Second, func() bool {
+		r, err := second.Check(ctx)
+		return err == nil && r.Equal() && len(ns.ipRoutes(t, 254, "bgp", 20)) == len(want)
+	})
+	checkKernel(t, ns, second, want)
+	if got := ns.ipGroup(t, ns.sameGroup(t, ps[:2])); got.Type != "resilient" || got.Idle != 30 {
+		t.Errorf("group written again as %+v, want resilient, idle timer 30s", got)
+	}
+	stop()
+	if err := second.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Other timers: the same group, replaced in place.
+	g = ns.sameGroup(t, ps[:2])
+	before = ns.ipBuckets(t, g)
+	cfg.Resilient.IdleTimer = 60 * time.Second
+	third := ns.open(t, cfg)
+	checkKernel(t, ns, third, want)
+	if got := ns.sameGroup(t, ps[:2]); got != g {
+		t.Errorf("a new idle timer moved the routes from group %d to %d", g, got)
+	}
+	if got := ns.ipGroup(t, g); got.Idle != 60 {
+		t.Errorf("idle timer %ds after Open, want 60", got.Idle)
+	}
+	if got := ns.ipBuckets(t, g); !slices.Equal(got, before) {
+		t.Errorf("a new idle timer changed the buckets")
+	}
+	third.Close()
+
+	// Hash-threshold groups, then resilient again: new groups each time,
+	// the old ones deleted, every route in place throughout.
+	for _, off := range []bool{true, false} {
+		cfg.Resilient.Off = off
+		f := ns.open(t, cfg)
+		checkKernel(t, ns, f, want)
+		g := ns.sameGroup(t, ps[:2])
+		wantType := map[bool]string{true: "mpath", false: "resilient"}[off]
+		if got := ns.ipGroup(t, g); got.Type != wantType {
+			t.Errorf("Resilient.Off=%v: group %d is %s, want %s", off, g, got.Type, wantType)
+		}
+		if got := f.Stats().Groups; got != wantType {
+			t.Errorf("Stats().Groups = %q, want %q", got, wantType)
+		}
+		f.Close()
+	}
+}
+
+// TestResilientGatewayDown: a gateway whose link goes down leaves the
+// group (the kernel flushes its object; the FIB's resync finds it
+// unusable) without moving the others' buckets, and comes back into the
+// same group when the link does.
+func TestResilientGatewayDown(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	for _, args := range [][]string{
+		{"link", "add", "d2", "type", "veth", "peer", "name", "d3"},
+		{"link", "set", "d2", "addrgenmode", "none"},
+		{"link", "set", "d3", "addrgenmode", "none"},
+		{"link", "set", "d2", "up"},
+		{"link", "set", "d3", "up"},
+		{"addr", "add", "2001:db8:1::1/64", "dev", "d2", "nodad"},
+	} {
+		ns.ip(t, args...)
+	}
+	ns.waitUp(t, "d2", "d3")
+	// The gateway's network must come back with the link.
+	run(t, "ip", "netns", "exec", ns.name, "sysctl", "-qw", "net.ipv6.conf.d2.keep_addr_on_down=1")
+	f := ns.open(t, Config{NextHopObjects: NextHopOn, Resilient: Resilient{IdleTimer: time.Second}})
+	requireResilient(t, f)
+	maintain(t, f, MaintainOptions{})
+	ps := []string{"2001:db8:100::1/128", "2001:db8:100::2/128"}
+	gws := []string{"2001:db8::2", "2001:db8::3", "2001:db8:1::2"}
+	if _, err := f.Apply(ctx, changesFor(ps, gws...)); err != nil {
+		t.Fatal(err)
+	}
+	g := ns.sameGroup(t, ps)
+	before := ns.ipBuckets(t, g)
+	leaver := ns.singleID(t, "2001:db8:1::2")
+
+	ns.ip(t, "link", "set", "d2", "down")
+	waitFor(t, 10*time.Second, func() bool { return len(ns.ipGroup(t, g).Members) == 2 })
+	after := ns.ipBuckets(t, g)
+	for i := range before {
+		if before[i] != leaver && after[i] != before[i] {
+			t.Errorf("bucket %d moved from surviving member %d to %d", i, before[i], after[i])
+		}
+	}
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Errorf("routes moved from group %d to %d", g, got)
+	}
+
+	ns.ip(t, "link", "set", "d2", "up")
+	ns.waitUp(t, "d2")
+	waitFor(t, 10*time.Second, func() bool { return len(ns.ipGroup(t, g).Members) == 3 })
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Errorf("routes moved from group %d to %d when the gateway came back", g, got)
+	}
+	checkRoutes(t, ns, f, routesFor(ps, gws...))
+	back := ns.singleID(t, "2001:db8:1::2")
+	waitFor(t, 15*time.Second, func() bool { return count(ns.ipBuckets(t, g), back) >= defaultBuckets/3 })
+	if got := ns.ipGroup(t, g).Type; got != "resilient" {
+		t.Errorf("group %d is %s, no longer resilient", g, got)
+	}
+}
+
+// maintainUntil runs f.Maintain until the returned stop is called or the
+// test ends.
+func maintainUntil(t *testing.T, f *FIB) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Maintain(ctx, MaintainOptions{}) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil && ctx.Err() == nil {
+				t.Errorf("Maintain: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
