@@ -26,7 +26,6 @@ type op struct {
 	badGW   netip.Addr // a next hop left out for its shape
 	had     bool       // the prefix had a desired route before the change
 	refused bool       // the change was refused as it stands: nothing to write
-	pending bool       // the kernel may not hold the prefix's route as desired
 	done    bool       // the kernel's answer is known
 	absent  bool       // a delete found no route
 	// deferred: the delete is left to the deletion of the object the route
@@ -68,7 +67,6 @@ func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) 
 			p.ops = append(p.ops, op{prefix: c.Prefix, change: i, done: true, err: err, refused: true})
 		}
 	}
-	f.rekeyGroups()
 	f.deferDeletes(time.Now())
 	sendErr := f.ensureObjects(ctx, p.created)
 	if sendErr == nil {
@@ -139,8 +137,7 @@ func (f *FIB) desire(c Change, i int) error {
 	// nothing is written. Peers re-announcing a million routes after a
 	// restart cost no kernel work.
 	same := had && set != 0 && old == set && fl&flagPending == 0
-	p.ops = append(p.ops, op{prefix: pfx, set: set, old: old, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same,
-		pending: fl&flagPending != 0})
+	p.ops = append(p.ops, op{prefix: pfx, set: set, old: old, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
 	return nil
 }
 

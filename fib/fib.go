@@ -435,6 +435,9 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
+	if err := f.rekeyAhead(ctx, changes); err != nil {
+		return Result{}, err
+	}
 	res, err := f.apply(ctx, changes)
 	f.kickMaintain()
 	return res, err

@@ -132,18 +132,9 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 		t.index[key] = id
 		return id, append(created, id), nil
 	}
-	members := make([]nhMember, 0, len(hops))
-	var err error
-	for _, h := range hops {
-		var mid uint32
-		mid, created, err = t.acquire([]NextHop{{Addr: h.Addr}}, created)
-		if err != nil {
-			for _, m := range members {
-				created = t.undoCreate(m.id, created)
-			}
-			return 0, created, err
-		}
-		members = append(members, nhMember{id: mid, weight: kernelWeight(h)})
+	members, created, err := t.acquireMembers(hops, created)
+	if err != nil {
+		return 0, created, err
 	}
 	id, err := t.alloc()
 	if err != nil {
@@ -158,26 +149,46 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 	return id, append(created, id), nil
 }
 
-// rekey gives group from the members and key of group to, which is new
-// (not in the kernel yet), and drops to: the routes bound for to stay on
-// from, which the kernel changes in place. to's references pass to from;
-// from's old members are released, and those nothing uses any more are
-// appended to deleted.
-func (t *nhTable) rekey(from, to uint32, deleted []uint32) []uint32 {
-	f, g := t.objs[from], t.objs[to]
-	old := f.members
-	if f.key != "" && t.index[f.key] == from {
-		delete(t.index, f.key)
+// rekeyTo gives group from the canonical set hops (two or more next
+// hops, with no group yet) in place: the kernel changes the group under
+// its routes. Members it lacks are acquired (ids to create appended to
+// created); its old members are released (ids nothing uses any more
+// appended to deleted).
+func (t *nhTable) rekeyTo(from uint32, hops []NextHop, created, deleted []uint32) ([]uint32, []uint32, error) {
+	members, created, err := t.acquireMembers(hops, created)
+	if err != nil {
+		return created, deleted, err
 	}
-	f.members, f.key = g.members, g.key
-	f.refs += g.refs
-	f.inKernel, f.bad = false, nil
+	g := t.objs[from]
+	old := g.members
+	if g.key != "" && t.index[g.key] == from {
+		delete(t.index, g.key)
+	}
+	g.members, g.key = members, string(appendKey(nil, hops))
+	g.inKernel, g.bad = false, nil
 	t.index[g.key] = from
-	delete(t.objs, to)
 	for _, m := range old {
 		deleted = t.release(m.id, deleted)
 	}
-	return deleted
+	return created, deleted, nil
+}
+
+// acquireMembers takes a reference on the single object of every hop, as
+// the members of a group.
+func (t *nhTable) acquireMembers(hops []NextHop, created []uint32) ([]nhMember, []uint32, error) {
+	members := make([]nhMember, 0, len(hops))
+	for _, h := range hops {
+		mid, c, err := t.acquire([]NextHop{{Addr: h.Addr}}, created)
+		created = c
+		if err != nil {
+			for _, m := range members {
+				created = t.undoCreate(m.id, created)
+			}
+			return nil, created, err
+		}
+		members = append(members, nhMember{id: mid, weight: kernelWeight(h)})
+	}
+	return members, created, nil
 }
 
 // undoCreate drops a reference taken by a failed acquire; an object that was

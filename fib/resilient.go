@@ -1,9 +1,12 @@
 package fib
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -124,99 +127,128 @@ func (f *FIB) GroupType() string {
 	return "mpath"
 }
 
-// rekeyGroups changes groups in place instead of moving their routes to
-// new groups, where every route of a group moves to one new set in this
-// chunk: what a peer that leaves (or joins) does to the routes it shares
-// with others, when the router sweeps them in one batch. A new resilient
-// group would deal its buckets out afresh and move flows between the
-// members that stayed; the group changed in place keeps their buckets,
-// and its routes, which already point at it, are not written at all.
-func (f *FIB) rekeyGroups() {
-	p := &f.plan
-	if !f.useNH || !f.form.resilient {
-		return
-	}
-	pairs := rekeys(p.ops, p.created, f.sets)
-	if len(pairs) == 0 {
-		return
-	}
-	for to, from := range pairs {
-		p.deleted = f.sets.rekey(from, to, p.deleted)
-		// from is written again instead of to being created.
-		for i, id := range p.created {
-			if id == to {
-				p.created[i] = from
-			}
-		}
-		f.stats.Rekeyed++
-	}
-	for i := range p.ops {
-		o := &p.ops[i]
-		if from, ok := pairs[o.old]; ok {
-			o.old = from // a prefix set twice in the chunk
-		}
-		if from, ok := pairs[o.set]; ok {
-			o.set = from
-			o.done = o.done || (o.old == from && !o.pending)
-			if !o.refused {
-				f.routes.put(o.prefix, from)
-			}
-		}
-	}
-}
-
-// rekeys decides which groups change in place: a group (from) all of
-// whose references are routes that ops move to one group created in this
-// chunk (to). When several groups move wholly to the same new group, the
-// one with most routes (then the lowest id) is kept. It returns to ->
-// from; nil when nothing qualifies.
-func rekeys(ops []op, created []uint32, t *nhTable) map[uint32]uint32 {
-	fresh := map[uint32]bool{}
-	for _, id := range created {
-		if o := t.objs[id]; o != nil && o.group() {
-			fresh[id] = true
-		}
-	}
-	if len(fresh) == 0 {
+// rekeyAhead changes groups in place before the changes of an Apply are
+// planned, where the changes move every route of a group to one new set
+// that has no group yet: what a peer that leaves (or joins) does to the
+// routes it shares with others, when the router sweeps them in one call.
+// A new resilient group would deal its buckets out afresh and move flows
+// between the members that stayed; the group changed in place keeps their
+// buckets, and every route moves at once. Planned after, the changes find
+// their prefixes' routes through the group as desired: nothing else is
+// written.
+func (f *FIB) rekeyAhead(ctx context.Context, changes []Change) error {
+	if !f.useNH || !f.form.resilient || len(changes) == 0 {
 		return nil
 	}
+	var marked []netip.Prefix
+	current := func(p netip.Prefix) (uint32, bool) {
+		set, fl, ok := f.routes.lookup(p)
+		if !ok || fl&flagSeen != 0 {
+			return set, false
+		}
+		f.routes.mark(p, flagSeen, 0)
+		marked = append(marked, p)
+		return set, true
+	}
+	plan := rekeys(changes, current, f.sets)
+	for _, p := range marked {
+		f.routes.mark(p, 0, flagSeen)
+	}
+	if len(plan) == 0 {
+		return nil
+	}
+	var created, deleted []uint32
+	for _, r := range plan {
+		var err error
+		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
+			return err
+		}
+		created = append(created, r.from)
+		f.stats.Rekeyed++
+	}
+	if err := f.ensureObjects(ctx, created); err != nil {
+		return err
+	}
+	for _, r := range plan {
+		if f.sets.objs[r.from].bad != nil {
+			// The kernel kept the old group: its routes must be compared.
+			f.resync = true
+		}
+	}
+	return f.deleteNexthops(ctx, deleted)
+}
+
+// rekey is a group to change in place and the canonical set it takes on.
+type rekey struct {
+	from uint32
+	hops []NextHop
+}
+
+// rekeys decides which groups change in place: those all of whose routes
+// (by reference count) the changes move to one new set of two or more
+// next hops that has no group yet. current gives the set a prefix's route
+// has now, and false for a prefix without one or seen before in changes
+// (a prefix that repeats disqualifies its group: its last change wins).
+// When several groups move wholly to one new set, the one with most routes
+// (then the lowest id) is kept; the others' routes move to it.
+func rekeys(changes []Change, current func(netip.Prefix) (uint32, bool), t *nhTable) []rekey {
 	type move struct {
-		to    uint32
+		key   []byte
+		hops  []NextHop
 		n     int
-		mixed bool // some route leaves for another set, or stays
+		mixed bool // some route stays, or leaves for another set
 	}
 	moves := map[uint32]*move{}
-	for i := range ops {
-		o := &ops[i]
-		if o.old == 0 || o.refused || fresh[o.old] {
+	var keyBuf []byte
+	var hs []NextHop
+	for _, c := range changes {
+		pfx := c.Prefix.Masked()
+		from, first := current(pfx)
+		g := t.objs[from]
+		if g == nil || !g.group() {
 			continue
 		}
-		if g := t.objs[o.old]; g == nil || !g.group() {
-			continue
-		}
-		m := moves[o.old]
+		m := moves[from]
 		if m == nil {
-			m = &move{to: o.set}
-			moves[o.old] = m
+			m = &move{}
+			moves[from] = m
 		}
-		m.mixed = m.mixed || o.set != m.to || !fresh[o.set]
 		m.n++
-	}
-	var out map[uint32]uint32
-	for from, m := range moves {
-		if m.mixed || m.n != t.objs[from].refs {
+		if m.mixed {
 			continue
 		}
-		if cur, ok := out[m.to]; ok {
-			a, b := t.objs[from].refs, t.objs[cur].refs
-			if a < b || a == b && from > cur {
-				continue
-			}
+		if !first {
+			m.mixed = true
+			continue
 		}
-		if out == nil {
-			out = map[uint32]uint32{}
+		hs = canonicalHops(hs[:0], c.NextHops)
+		hops, _, _ := usableShape(pfx, hs)
+		keyBuf = appendKey(keyBuf[:0], hops)
+		if m.key == nil {
+			m.key = slices.Clone(keyBuf)
+			m.hops = slices.Clone(hops)
 		}
-		out[m.to] = from
+		_, exists := t.index[string(keyBuf)]
+		m.mixed = len(hops) < 2 || exists || string(keyBuf) != string(m.key)
 	}
-	return out
+	var out []rekey
+	for from, m := range moves {
+		if !m.mixed && m.n == t.objs[from].refs {
+			out = append(out, rekey{from: from, hops: m.hops})
+		}
+	}
+	// Most routes first, then by id: the first of a set is kept.
+	slices.SortFunc(out, func(a, b rekey) int {
+		if c := cmp.Compare(t.objs[b.from].refs, t.objs[a.from].refs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.from, b.from)
+	})
+	seen := map[string]bool{}
+	return slices.DeleteFunc(out, func(r rekey) bool {
+		k := string(appendKey(nil, r.hops))
+		dup := seen[k]
+		seen[k] = true
+		return dup
+	})
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -411,4 +413,46 @@ func maintainUntil(t *testing.T, f *FIB) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// TestResilientSweepAcrossChunks: a peer's routes are swept in one Apply
+// larger than the planner's chunk; the group still changes in place, and
+// no route is written.
+func TestResilientSweepAcrossChunks(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	requireResilient(t, f)
+	n := planChunk + planChunk/2
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 14: byte(i >> 8), 15: byte(i)}).String() + "/128"
+	}
+	gws := []string{"2001:db8::2", "2001:db8::3", "2001:db8::4"}
+	if _, err := f.Apply(ctx, changesFor(ps, gws...)); err != nil {
+		t.Fatal(err)
+	}
+	groups := func() map[uint32]int {
+		var rs []ipRoute
+		if err := json.Unmarshal([]byte(ns.ip(t, "-j", "-6", "route", "show", "proto", "bgp")), &rs); err != nil {
+			t.Fatal(err)
+		}
+		out := map[uint32]int{}
+		for _, r := range rs {
+			out[r.NHID]++
+		}
+		return out
+	}
+	before := groups()
+	writes := f.Stats().Writes
+	if _, err := f.Apply(ctx, changesFor(ps, gws[:2]...)); err != nil {
+		t.Fatal(err)
+	}
+	if after := groups(); len(before) != 1 || !maps.Equal(after, before) {
+		t.Errorf("routes by group: %v before, %v after; want one group, the same", before, after)
+	}
+	if st := f.Stats(); st.Writes != writes || st.Rekeyed != 1 {
+		t.Errorf("%d route writes, %d groups changed in place; want 0, 1", st.Writes-writes, st.Rekeyed)
+	}
+	checkRoutes(t, ns, f, routesFor(ps, gws[:2]...))
 }

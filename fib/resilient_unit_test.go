@@ -1,6 +1,8 @@
 package fib
 
 import (
+	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -56,122 +58,116 @@ func TestGroupFormSameKind(t *testing.T) {
 	}
 }
 
-// rekeyFixture is a table with routes through group {a,b,c}: n routes,
-// named by index, and the ops of a chunk that moves some of them.
-type rekeyFixture struct {
-	tab     *nhTable
-	from    uint32
-	created []uint32
-	ops     []op
+var rekeySets = map[string][]string{
+	"abc": {"198.51.100.2", "198.51.100.3", "198.51.100.4"},
+	"ab":  {"198.51.100.2", "198.51.100.3"},
+	"abd": {"198.51.100.2", "198.51.100.3", "198.51.100.5"},
+	"a":   {"198.51.100.2"},
 }
 
-func newRekeyFixture(t *testing.T, routes int, moves map[int]string) rekeyFixture {
+// rekeyFixture is a table with routes 203.0.113.i/32 through group abc,
+// and a current function over them that reports a repeat as not first.
+func rekeyFixture(t *testing.T, routes int) (*nhTable, uint32, func(netip.Prefix) (uint32, bool)) {
 	t.Helper()
 	tab := newNHTable(100, 199)
-	sets := map[string][]NextHop{
-		"abc": canonicalHops(nil, hops("198.51.100.2", "198.51.100.3", "198.51.100.4")),
-		"ab":  canonicalHops(nil, hops("198.51.100.2", "198.51.100.3")),
-		"abd": canonicalHops(nil, hops("198.51.100.2", "198.51.100.3", "198.51.100.5")),
-		"a":   canonicalHops(nil, hops("198.51.100.2")),
-	}
 	var from uint32
 	for range routes {
-		id, _, err := tab.acquire(sets["abc"], nil)
+		id, _, err := tab.acquire(canonicalHops(nil, hops(rekeySets["abc"]...)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		from = id
 	}
-	f := rekeyFixture{tab: tab, from: from}
-	for i := range routes {
-		to, ok := moves[i]
-		if !ok {
-			continue
+	seen := map[netip.Prefix]bool{}
+	current := func(p netip.Prefix) (uint32, bool) {
+		i := int(p.Addr().As4()[3])
+		if i >= routes {
+			return 0, false
 		}
-		o := op{old: from}
-		if to != "" {
-			var err error
-			if o.set, f.created, err = tab.acquire(sets[to], f.created); err != nil {
-				t.Fatal(err)
-			}
-		}
-		f.ops = append(f.ops, o)
+		first := !seen[p]
+		seen[p] = true
+		return from, first
 	}
-	return f
+	return tab, from, current
+}
+
+func rekeyChange(i int, set string) Change {
+	return change(fmt.Sprintf("203.0.113.%d/32", i), rekeySets[set]...)
 }
 
 func TestRekeys(t *testing.T) {
 	tests := []struct {
-		name   string
-		routes int
-		moves  map[int]string // route index -> new set ("" deletes)
-		want   bool           // the group changes in place
+		name    string
+		routes  int
+		changes []Change
+		want    string // the set the group takes on in place; "" none
 	}{
-		{"every route leaves for one new set", 3, map[int]string{0: "ab", 1: "ab", 2: "ab"}, true},
-		{"a member replaced by another", 2, map[int]string{0: "abd", 1: "abd"}, true},
-		{"one route stays", 3, map[int]string{0: "ab", 1: "ab"}, false},
-		{"two new sets", 2, map[int]string{0: "ab", 1: "abd"}, false},
-		{"one route deleted", 2, map[int]string{0: "ab", 1: ""}, false},
-		{"to a single: nothing to keep", 2, map[int]string{0: "a", 1: "a"}, false},
+		{"every route leaves for one new set", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab"), rekeyChange(2, "ab")}, "ab"},
+		{"a member replaced by another", 2, []Change{rekeyChange(0, "abd"), rekeyChange(1, "abd")}, "abd"},
+		{"a new prefix joins too", 2, []Change{rekeyChange(0, "ab"), rekeyChange(5, "ab"), rekeyChange(1, "ab")}, "ab"},
+		{"one route stays", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, ""},
+		{"one route set again as it is", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abc")}, ""},
+		{"two new sets", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abd")}, ""},
+		{"one route deleted", 2, []Change{rekeyChange(0, "ab"), {Prefix: mustPrefix("203.0.113.1/32")}}, ""},
+		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, ""},
+		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newRekeyFixture(t, tt.routes, tt.moves)
-			got := rekeys(f.ops, f.created, f.tab)
-			if (len(got) == 1) != tt.want {
-				t.Fatalf("rekeys = %v, want a change in place: %v", got, tt.want)
-			}
-			for _, from := range got {
-				if from != f.from {
-					t.Errorf("kept group %d, want %d", from, f.from)
+			tab, from, current := rekeyFixture(t, tt.routes)
+			got := rekeys(tt.changes, current, tab)
+			if tt.want == "" {
+				if len(got) != 0 {
+					t.Errorf("rekeys = %v, want none", got)
 				}
+				return
+			}
+			want := canonicalHops(nil, hops(rekeySets[tt.want]...))
+			if len(got) != 1 || got[0].from != from || !hopsEqual(got[0].hops, want) {
+				t.Errorf("rekeys = %v, want group %d to become %v", got, from, want)
 			}
 		})
 	}
 }
 
-// TestRekeyExistingSet: a new set that already has a group is not fresh,
-// so routes move to that group as usual.
-func TestRekeyExistingSet(t *testing.T) {
-	f := newRekeyFixture(t, 2, map[int]string{0: "ab", 1: "ab"})
-	if len(f.created) == 0 {
-		t.Fatal("fixture created nothing")
+// TestRekeysExistingSet: a new set that already has a group is not taken
+// in place: routes move to that group as usual.
+func TestRekeysExistingSet(t *testing.T) {
+	tab, _, current := rekeyFixture(t, 2)
+	if _, _, err := tab.acquire(canonicalHops(nil, hops(rekeySets["ab"]...)), nil); err != nil {
+		t.Fatal(err)
 	}
-	if got := rekeys(f.ops, nil, f.tab); got != nil {
-		t.Errorf("rekeys with no new group = %v, want nil", got)
+	if got := rekeys([]Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, current, tab); len(got) != 0 {
+		t.Errorf("rekeys = %v, want none", got)
 	}
 }
 
-// TestNHTableRekey checks the table after a change in place: the kept
-// group has the new members and key, the dropped one is gone, references
-// add up, and the member that left is deleted.
-func TestNHTableRekey(t *testing.T) {
-	f := newRekeyFixture(t, 3, map[int]string{0: "ab", 1: "ab", 2: "ab"})
-	to := f.created[len(f.created)-1]
-	leaver, _ := f.tab.lookup(canonicalHops(nil, hops("198.51.100.4")))
-	deleted := f.tab.rekey(f.from, to, nil)
-	// The chunk then releases each route's old set, as releaseSets does.
-	for range f.ops {
-		deleted = f.tab.release(f.from, deleted)
+// TestNHTableRekeyTo checks the table after a change in place: the group
+// has the new members and key, references add up, and the member that
+// left is deleted while a new one is created.
+func TestNHTableRekeyTo(t *testing.T) {
+	tab, from, _ := rekeyFixture(t, 3)
+	leaver, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.4")))
+	created, deleted, err := tab.rekeyTo(from, canonicalHops(nil, hops(rekeySets["abd"]...)), nil, nil)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if !slices.Equal(deleted, []uint32{leaver}) {
-		t.Errorf("deleted %v, want [%d] (the member that left)", deleted, leaver)
+	joiner, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.5")))
+	if !slices.Equal(deleted, []uint32{leaver}) || !slices.Equal(created, []uint32{joiner}) {
+		t.Errorf("deleted %v, created %v; want [%d], [%d]", deleted, created, leaver, joiner)
 	}
-	if _, ok := f.tab.objs[to]; ok {
-		t.Errorf("the new group %d is still in the table", to)
+	o := tab.objs[from]
+	if o.refs != 3 || o.inKernel || len(o.members) != 3 {
+		t.Fatalf("group = %+v, want 3 references, 3 members, to be written", o)
 	}
-	o := f.tab.objs[f.from]
-	if o == nil || o.refs != 3 || o.inKernel || len(o.members) != 2 {
-		t.Fatalf("kept group = %+v, want 3 references, 2 members, to be written", o)
+	if id, ok := tab.lookup(canonicalHops(nil, hops(rekeySets["abd"]...))); !ok || id != from {
+		t.Errorf("lookup of the new set = %d, %v; want %d", id, ok, from)
 	}
-	if id, ok := f.tab.lookup(canonicalHops(nil, hops("198.51.100.2", "198.51.100.3"))); !ok || id != f.from {
-		t.Errorf("lookup of the new set = %d, %v; want %d", id, ok, f.from)
-	}
-	if _, ok := f.tab.lookup(canonicalHops(nil, hops("198.51.100.2", "198.51.100.3", "198.51.100.4"))); ok {
+	if _, ok := tab.lookup(canonicalHops(nil, hops(rekeySets["abc"]...))); ok {
 		t.Errorf("the old set is still indexed")
 	}
 	for _, m := range o.members {
-		if mo := f.tab.objs[m.id]; mo == nil || mo.refs != 1 {
+		if mo := tab.objs[m.id]; mo == nil || mo.refs != 1 {
 			t.Errorf("member %d: %+v, want one reference (the group)", m.id, mo)
 		}
 	}
