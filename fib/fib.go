@@ -251,8 +251,11 @@ type FIB struct {
 	// deferred holds, by single object, deletes left to the deletion of
 	// the object (flushgw.go); kick wakes Maintain to settle them.
 	deferred map[uint32]*deferredSet
-	kick     chan struct{}
-	holds    int // outstanding Holds
+	// moves holds, by resilient group, changes held back until the rest
+	// of the group's routes follow (groupmove.go).
+	moves map[uint32]*groupMove
+	kick  chan struct{}
+	holds int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -435,10 +438,12 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	if err := f.rekeyAhead(ctx, changes); err != nil {
+	now, held, err := f.moveGroups(ctx, changes, time.Now())
+	if err != nil {
 		return Result{}, err
 	}
-	res, err := f.apply(ctx, changes)
+	res, err := f.apply(ctx, now)
+	res.Replaced += held
 	f.kickMaintain()
 	return res, err
 }

@@ -1,12 +1,9 @@
 package fib
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
-	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -125,130 +122,4 @@ func (f *FIB) GroupType() string {
 		return "resilient"
 	}
 	return "mpath"
-}
-
-// rekeyAhead changes groups in place before the changes of an Apply are
-// planned, where the changes move every route of a group to one new set
-// that has no group yet: what a peer that leaves (or joins) does to the
-// routes it shares with others, when the router sweeps them in one call.
-// A new resilient group would deal its buckets out afresh and move flows
-// between the members that stayed; the group changed in place keeps their
-// buckets, and every route moves at once. Planned after, the changes find
-// their prefixes' routes through the group as desired: nothing else is
-// written.
-func (f *FIB) rekeyAhead(ctx context.Context, changes []Change) error {
-	if !f.useNH || !f.form.resilient || len(changes) == 0 {
-		return nil
-	}
-	var marked []netip.Prefix
-	current := func(p netip.Prefix) (uint32, bool) {
-		set, fl, ok := f.routes.lookup(p)
-		if !ok || fl&flagSeen != 0 {
-			return set, false
-		}
-		f.routes.mark(p, flagSeen, 0)
-		marked = append(marked, p)
-		return set, true
-	}
-	plan := rekeys(changes, current, f.sets)
-	for _, p := range marked {
-		f.routes.mark(p, 0, flagSeen)
-	}
-	if len(plan) == 0 {
-		return nil
-	}
-	var created, deleted []uint32
-	for _, r := range plan {
-		var err error
-		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
-			return err
-		}
-		created = append(created, r.from)
-		f.stats.Rekeyed++
-	}
-	if err := f.ensureObjects(ctx, created); err != nil {
-		return err
-	}
-	for _, r := range plan {
-		if f.sets.objs[r.from].bad != nil {
-			// The kernel kept the old group: its routes must be compared.
-			f.resync = true
-		}
-	}
-	return f.deleteNexthops(ctx, deleted)
-}
-
-// rekey is a group to change in place and the canonical set it takes on.
-type rekey struct {
-	from uint32
-	hops []NextHop
-}
-
-// rekeys decides which groups change in place: those all of whose routes
-// (by reference count) the changes move to one new set of two or more
-// next hops that has no group yet. current gives the set a prefix's route
-// has now, and false for a prefix without one or seen before in changes
-// (a prefix that repeats disqualifies its group: its last change wins).
-// When several groups move wholly to one new set, the one with most routes
-// (then the lowest id) is kept; the others' routes move to it.
-func rekeys(changes []Change, current func(netip.Prefix) (uint32, bool), t *nhTable) []rekey {
-	type move struct {
-		key   []byte
-		hops  []NextHop
-		n     int
-		mixed bool // some route stays, or leaves for another set
-	}
-	moves := map[uint32]*move{}
-	var keyBuf []byte
-	var hs []NextHop
-	for _, c := range changes {
-		pfx := c.Prefix.Masked()
-		from, first := current(pfx)
-		g := t.objs[from]
-		if g == nil || !g.group() {
-			continue
-		}
-		m := moves[from]
-		if m == nil {
-			m = &move{}
-			moves[from] = m
-		}
-		m.n++
-		if m.mixed {
-			continue
-		}
-		if !first {
-			m.mixed = true
-			continue
-		}
-		hs = canonicalHops(hs[:0], c.NextHops)
-		hops, _, _ := usableShape(pfx, hs)
-		keyBuf = appendKey(keyBuf[:0], hops)
-		if m.key == nil {
-			m.key = slices.Clone(keyBuf)
-			m.hops = slices.Clone(hops)
-		}
-		_, exists := t.index[string(keyBuf)]
-		m.mixed = len(hops) < 2 || exists || string(keyBuf) != string(m.key)
-	}
-	var out []rekey
-	for from, m := range moves {
-		if !m.mixed && m.n == t.objs[from].refs {
-			out = append(out, rekey{from: from, hops: m.hops})
-		}
-	}
-	// Most routes first, then by id: the first of a set is kept.
-	slices.SortFunc(out, func(a, b rekey) int {
-		if c := cmp.Compare(t.objs[b.from].refs, t.objs[a.from].refs); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.from, b.from)
-	})
-	seen := map[string]bool{}
-	return slices.DeleteFunc(out, func(r rekey) bool {
-		k := string(appendKey(nil, r.hops))
-		dup := seen[k]
-		seen[k] = true
-		return dup
-	})
 }

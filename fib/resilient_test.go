@@ -456,3 +456,73 @@ func TestResilientSweepAcrossChunks(t *testing.T) {
 	}
 	checkRoutes(t, ns, f, routesFor(ps, gws[:2]...))
 }
+
+// TestResilientHeldSweep: the router sweeps a departed peer's routes over
+// several Apply calls under a Hold. The moves are held back until the
+// group's last route follows, and then the group changes in place; moves
+// that stay partial are written as ordinary changes once the Hold is
+// released.
+func TestResilientHeldSweep(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	requireResilient(t, f)
+	maintain(t, f, MaintainOptions{})
+	ps := make([]string, 30)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("203.0.113.%d/32", i+1)
+	}
+	abc := []string{"198.51.100.2", "198.51.100.3", "198.51.100.4"}
+	if _, err := f.Apply(ctx, changesFor(ps, abc...)); err != nil {
+		t.Fatal(err)
+	}
+	g := ns.sameGroup(t, ps)
+	before := ns.ipBuckets(t, g)
+	gone := ns.singleID(t, "198.51.100.4")
+	writes := f.Stats().Writes
+
+	release := f.Hold()
+	for i := 0; i < len(ps); i += 10 {
+		res, err := f.Apply(ctx, changesFor(ps[i:i+10], abc[:2]...))
+		if err != nil || res.Replaced != 10 {
+			t.Fatalf("Apply: %+v, %v", res, err)
+		}
+		if i+10 < len(ps) && len(ns.ipGroup(t, g).Members) != 3 {
+			t.Fatalf("group %d changed after %d of %d routes", g, i+10, len(ps))
+		}
+	}
+	release()
+	if got := ns.ipGroup(t, g); len(got.Members) != 2 {
+		t.Errorf("group %d has %d members after the sweep, want 2", g, len(got.Members))
+	}
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Errorf("routes moved from group %d to %d", g, got)
+	}
+	if st := f.Stats(); st.Writes != writes || st.Rekeyed != 1 {
+		t.Errorf("%d route writes, %d groups changed in place; want 0, 1", st.Writes-writes, st.Rekeyed)
+	}
+	checkKernel(t, ns, f, routesFor(ps, abc[:2]...))
+	after := ns.ipBuckets(t, g)
+	for i := range before {
+		if before[i] != gone && after[i] != before[i] {
+			t.Errorf("bucket %d moved from surviving member %d to %d", i, before[i], after[i])
+		}
+	}
+
+	// A third of the routes move; the rest never follow.
+	release = f.Hold()
+	abd := []string{"198.51.100.2", "198.51.100.3", "198.51.100.5"}
+	if _, err := f.Apply(ctx, changesFor(ps[:10], abd...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.nhidOf(t, ps[0]); got != g {
+		t.Fatalf("a held-back route moved to %d at once", got)
+	}
+	release()
+	want := append(routesFor(ps[:10], abd...), routesFor(ps[10:], abc[:2]...)...)
+	waitFor(t, 10*time.Second, func() bool { return ns.nhidOf(t, ps[0]) != g })
+	checkKernel(t, ns, f, want)
+	if got := ns.sameGroup(t, ps[10:]); got != g {
+		t.Errorf("routes that did not move are on group %d, want %d", got, g)
+	}
+}

@@ -67,7 +67,7 @@ var rekeySets = map[string][]string{
 
 // rekeyFixture is a table with routes 203.0.113.i/32 through group abc,
 // and a current function over them that reports a repeat as not first.
-func rekeyFixture(t *testing.T, routes int) (*nhTable, uint32, func(netip.Prefix) (uint32, bool)) {
+func rekeyFixture(t *testing.T, routes int) (*nhTable, uint32, func(netip.Prefix) (uint32, bool, bool)) {
 	t.Helper()
 	tab := newNHTable(100, 199)
 	var from uint32
@@ -79,14 +79,15 @@ func rekeyFixture(t *testing.T, routes int) (*nhTable, uint32, func(netip.Prefix
 		from = id
 	}
 	seen := map[netip.Prefix]bool{}
-	current := func(p netip.Prefix) (uint32, bool) {
+	current := func(p netip.Prefix) (uint32, bool, bool) {
 		i := int(p.Addr().As4()[3])
 		if i >= routes {
-			return 0, false
+			return 0, false, false
 		}
 		first := !seen[p]
 		seen[p] = true
-		return from, first
+		// Route 9, when there is one, has a change held back already.
+		return from, first, i == 9
 	}
 	return tab, from, current
 }
@@ -95,50 +96,59 @@ func rekeyChange(i int, set string) Change {
 	return change(fmt.Sprintf("203.0.113.%d/32", i), rekeySets[set]...)
 }
 
-func TestRekeys(t *testing.T) {
+func TestPlanMoves(t *testing.T) {
 	tests := []struct {
 		name    string
 		routes  int
 		changes []Change
-		want    string // the set the group takes on in place; "" none
+		want    string // the one new set all changes move the group's routes to; "" mixed
+		n       int    // changes of the group's routes
 	}{
-		{"every route leaves for one new set", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab"), rekeyChange(2, "ab")}, "ab"},
-		{"a member replaced by another", 2, []Change{rekeyChange(0, "abd"), rekeyChange(1, "abd")}, "abd"},
-		{"a new prefix joins too", 2, []Change{rekeyChange(0, "ab"), rekeyChange(5, "ab"), rekeyChange(1, "ab")}, "ab"},
-		{"one route stays", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, ""},
-		{"one route set again as it is", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abc")}, ""},
-		{"two new sets", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abd")}, ""},
-		{"one route deleted", 2, []Change{rekeyChange(0, "ab"), {Prefix: mustPrefix("203.0.113.1/32")}}, ""},
-		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, ""},
-		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, ""},
+		{"every route leaves for one new set", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab"), rekeyChange(2, "ab")}, "ab", 3},
+		{"a member replaced by another", 2, []Change{rekeyChange(0, "abd"), rekeyChange(1, "abd")}, "abd", 2},
+		{"a new prefix too", 2, []Change{rekeyChange(0, "ab"), rekeyChange(5, "ab"), rekeyChange(1, "ab")}, "ab", 2},
+		{"part of the routes", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, "ab", 2},
+		{"one route set again as it is", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abc")}, "", 2},
+		{"two new sets", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abd")}, "", 2},
+		{"one route deleted", 2, []Change{rekeyChange(0, "ab"), {Prefix: mustPrefix("203.0.113.1/32")}}, "", 2},
+		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, "", 2},
+		{"a prefix held back already", 10, []Change{rekeyChange(9, "ab")}, "", 1},
+		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, "", 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			tab, from, current := rekeyFixture(t, tt.routes)
-			got := rekeys(tt.changes, current, tab)
+			plans := planMoves(tt.changes, current, tab)
+			pl := plans[from]
+			if len(plans) != 1 || pl == nil {
+				t.Fatalf("plans = %v, want one for group %d", plans, from)
+			}
+			if pl.n != tt.n {
+				t.Errorf("n = %d, want %d", pl.n, tt.n)
+			}
 			if tt.want == "" {
-				if len(got) != 0 {
-					t.Errorf("rekeys = %v, want none", got)
+				if !pl.mixed {
+					t.Errorf("plan %+v, want mixed", pl)
 				}
 				return
 			}
 			want := canonicalHops(nil, hops(rekeySets[tt.want]...))
-			if len(got) != 1 || got[0].from != from || !hopsEqual(got[0].hops, want) {
-				t.Errorf("rekeys = %v, want group %d to become %v", got, from, want)
+			if pl.mixed || !hopsEqual(pl.hops, want) {
+				t.Errorf("plan %+v, want a move to %v", pl, want)
 			}
 		})
 	}
 }
 
-// TestRekeysExistingSet: a new set that already has a group is not taken
-// in place: routes move to that group as usual.
-func TestRekeysExistingSet(t *testing.T) {
-	tab, _, current := rekeyFixture(t, 2)
+// TestPlanMovesExistingSet: a new set that already has a group is not
+// taken in place: routes move to that group as usual.
+func TestPlanMovesExistingSet(t *testing.T) {
+	tab, from, current := rekeyFixture(t, 2)
 	if _, _, err := tab.acquire(canonicalHops(nil, hops(rekeySets["ab"]...)), nil); err != nil {
 		t.Fatal(err)
 	}
-	if got := rekeys([]Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, current, tab); len(got) != 0 {
-		t.Errorf("rekeys = %v, want none", got)
+	if pl := planMoves([]Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, current, tab)[from]; pl == nil || !pl.mixed {
+		t.Errorf("plan = %+v, want mixed", pl)
 	}
 }
 
