@@ -45,6 +45,26 @@
 // inline: RTA_GATEWAY, or RTA_MULTIPATH for ECMP. Either way an IPv4 route
 // may use an IPv6 gateway (RFC 8950, RTA_VIA inline).
 //
+// # Resilient groups
+//
+// Where the kernel has them (Linux 5.13+, probed at [Open]) and unless
+// Config.Resilient says Off, groups are resilient (NHA_RES_GROUP): flows
+// hash to a table of buckets, each holding one member, and a member that
+// leaves gives up only its own buckets; a hash-threshold (mpath) group
+// recomputes every member's share of the hash space and moves flows
+// between the members that stay. The kernel keeps the buckets only of a
+// group changed in place, so when changes move every route of a group to
+// one new set with no group yet (a peer leaving or joining), the group
+// takes the new set in place instead: its routes are not written at all.
+// A peer's routes may be swept over several Apply calls: while a [FIB.Hold]
+// is out, changes that move part of a group's routes to one new set are
+// held back (the routes stay on the group) until the rest follow, and
+// written as ordinary changes if they do not (groupmove.go). A gateway that
+// becomes unusable leaves its groups in place too. The bucket count cannot
+// change in place, nor can a group's type: after such a change of
+// configuration, Open moves routes to new groups, make-before-break; new
+// timers are written in place.
+//
 // Weights come from the BGP link-bandwidth community on any positive scale;
 // they are reduced to the smallest integers with the same ratios and scaled
 // into the kernel's 1..256 when larger, so {1,2} and {1000,2000} share one
