@@ -37,9 +37,11 @@
 // object and every distinct weighted set of gateways one group; routes point
 // at them with RTA_NH_ID, single-hop routes included, so that one mode
 // covers both. Objects are content-addressed and reference counted in a
-// pure table (nhtable.go): a group never changes in place; a route whose set
-// changes is re-installed pointing at the group of its new set, atomically
-// in the kernel, and a group is deleted when its last route leaves. Objects
+// pure table (nhtable.go): a route whose set changes is re-installed
+// pointing at the group of its new set, atomically in the kernel, and a
+// group is deleted when its last route leaves; a group changes in place
+// only when every one of its routes changes the same way (resilient groups,
+// below). Objects
 // are created before the routes that use them and deleted after.
 // Without nexthop objects (or with [NextHopOff]) next hops are written
 // inline: RTA_GATEWAY, or RTA_MULTIPATH for ECMP. Either way an IPv4 route

@@ -50,13 +50,14 @@ func (o *nhObject) appendOIF(oifs *[]int32) {
 // single object per gateway, one group per distinct weighted gateway set),
 // reference counted, with ids allocated from a range we own.
 //
-// A group is never changed in place. A route whose next hops change moves to
-// the group of its new set (re-installed with the new id), and a group is
-// deleted only when no route uses it. The kernel replaces a route atomically,
-// so no packet sees a half-changed set, and a group's meaning never changes
-// under the routes that share it; replacing a group in place would instead
-// need every one of its routes to change the same way at once, which
-// per-prefix changes do not promise.
+// A route whose next hops change moves to the group of its new set
+// (re-installed with the new id), and a group is deleted only when no route
+// uses it. The kernel replaces a route atomically, so no packet sees a
+// half-changed set, and a group's meaning never changes under the routes
+// that share it; replacing a group in place needs every one of its routes
+// to change the same way at once, which per-prefix changes do not promise.
+// The one exception is rekeyTo, for resilient groups, when the shell has
+// seen every route of a group move to one new set (groupmove.go).
 //
 // The table only decides: acquire and release report the ids to create and
 // delete, in an order the kernel accepts (members before their group on
