@@ -50,7 +50,8 @@ type movePlan struct {
 func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, held bool), t *nhTable) map[uint32]*movePlan {
 	var plans map[uint32]*movePlan
 	var keyBuf []byte
-	var hs []NextHop
+	var hs, hops, prevRaw []NextHop
+	var prev4, exists bool
 	for _, c := range changes {
 		pfx := c.Prefix.Masked()
 		from, first, held := current(pfx)
@@ -73,13 +74,18 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 			pl.mixed = true
 			continue
 		}
-		hs = canonicalHops(hs[:0], c.NextHops)
-		hops, _, _ := usableShape(pfx, hs)
-		keyBuf = appendKey(keyBuf[:0], hops)
+		// A sweep gives many prefixes the same set in a row: the set is
+		// read once per run.
+		if is4 := pfx.Addr().Is4(); prevRaw == nil || is4 != prev4 || !slices.Equal(c.NextHops, prevRaw) {
+			hs = canonicalHops(hs[:0], c.NextHops)
+			hops, _, _ = usableShape(pfx, hs)
+			keyBuf = appendKey(keyBuf[:0], hops)
+			_, exists = t.index[string(keyBuf)]
+			prevRaw, prev4 = c.NextHops, is4
+		}
 		if pl.key == nil {
 			pl.key, pl.hops = slices.Clone(keyBuf), slices.Clone(hops)
 		}
-		_, exists := t.index[string(keyBuf)]
 		pl.mixed = len(hops) < 2 || exists || string(keyBuf) != string(pl.key)
 	}
 	return plans
