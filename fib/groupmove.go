@@ -53,6 +53,9 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 	var hs, hops, prevRaw []NextHop
 	var prev4, exists bool
 	for _, c := range changes {
+		if !c.Prefix.IsValid() {
+			continue // refused when planned
+		}
 		pfx := c.Prefix.Masked()
 		from, first, held := current(pfx)
 		if g := t.objs[from]; g == nil || !g.group() {
@@ -153,7 +156,12 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	out, held := released, 0
 	for _, c := range changes {
 		pfx := c.Prefix.Masked()
-		set, fl, ok := f.routes.lookup(pfx)
+		var set uint32
+		var fl uint8
+		ok := c.Prefix.IsValid()
+		if ok {
+			set, fl, ok = f.routes.lookup(pfx)
+		}
 		pl := holdBack[set]
 		if !ok || pl == nil {
 			out = append(out, c)

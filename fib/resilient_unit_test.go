@@ -114,6 +114,7 @@ func TestPlanMoves(t *testing.T) {
 		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, "", 2},
 		{"a prefix held back already", 10, []Change{rekeyChange(9, "ab")}, "", 1},
 		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, "", 2},
+		{"an invalid prefix is skipped", 1, []Change{{NextHops: hops("198.51.100.2")}, rekeyChange(0, "ab")}, "ab", 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
