@@ -216,6 +216,8 @@ func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) 
 		kept[k] = true
 		var err error
 		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
+			// Groups changed before are written by the next comparison.
+			f.resync = true
 			return released, err
 		}
 		created = append(created, r.from)

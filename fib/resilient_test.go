@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/labtest"
 )
 
@@ -27,24 +28,11 @@ func requireResilient(t *testing.T, f *FIB) {
 // bucket, by index. iproute2 is the oracle, not our own parser.
 func (ns *testNS) ipBuckets(t *testing.T, id uint32) []uint32 {
 	t.Helper()
-	var bs []struct {
-		Bucket struct {
-			Index int    `json:"index"`
-			NHID  uint32 `json:"nhid"`
-		} `json:"bucket"`
+	bs, err := lab.ParseBuckets([]byte(ns.ip(t, "-j", "nexthop", "bucket", "show", "id", fmt.Sprint(id))))
+	if err != nil {
+		t.Fatal(err)
 	}
-	js := ns.ip(t, "-j", "nexthop", "bucket", "show", "id", fmt.Sprint(id))
-	if err := json.Unmarshal([]byte(js), &bs); err != nil {
-		t.Fatalf("ip -j nexthop bucket show: %v: %s", err, js)
-	}
-	out := make([]uint32, len(bs))
-	for _, b := range bs {
-		if b.Bucket.Index >= len(out) {
-			t.Fatalf("bucket index %d of %d", b.Bucket.Index, len(bs))
-		}
-		out[b.Bucket.Index] = b.Bucket.NHID
-	}
-	return out
+	return bs
 }
 
 // ipGroup is a group as `ip -d nexthop show id ID` describes it.
