@@ -58,10 +58,12 @@
 // group changed in place, so when changes move every route of a group to
 // one new set with no group yet (a peer leaving or joining), the group
 // takes the new set in place instead: its routes are not written at all.
-// A peer's routes may be swept over several Apply calls: while a [FIB.Hold]
-// is out, changes that move part of a group's routes to one new set are
-// held back (the routes stay on the group) until the rest follow, and
-// written as ordinary changes if they do not (groupmove.go). A gateway that
+// A peer's routes may be swept (or announced) over several Apply calls:
+// while a [FIB.Hold] is out, and for moves in bulk that drop no gateway (a
+// peer joining, weights changing), changes that move part of a group's
+// routes to one new set are held back (the routes stay on the group) until
+// the rest follow, and written as ordinary changes if they do not
+// (groupmove.go). A gateway that
 // becomes unusable leaves its groups in place too. The bucket count cannot
 // change in place, nor can a group's type: after such a change of
 // configuration, Open moves routes to new groups, make-before-break; new

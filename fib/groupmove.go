@@ -17,12 +17,17 @@ import (
 // joining the routes it shares with others), the group is changed in place
 // instead: every route moves at once, and none is written. The router
 // sweeps a departed peer's routes in pieces, though, over several Apply
-// calls; while a Hold is out, the changes that move part of a group's
-// routes to one new set are held back (the routes stay on the group, as
-// deferred deletes stay on their object) until the rest follow, and are
-// written as ordinary changes if they do not: once no Apply has added to
-// them for settleQuiet (at most settleMax, or settleHeld while held), when
-// another change makes the move partial, or when Check or Sync compare.
+// calls, and a peer that joins announces its routes in pieces too. So the
+// changes that move part of a group's routes to one new set are held back
+// (the routes stay on the group, as deferred deletes stay on their
+// object) until the rest follow: while a Hold is out, or when the new set
+// drops no gateway of the group (one joins, or weights change: waiting
+// costs nothing then) and they come in bulk (deferMin in one call, or
+// some already wait). A gateway that leaves outside a sweep is not waited
+// for. Held-back changes are written as ordinary ones if the rest do not follow:
+// once no Apply has added to them for settleQuiet (at most settleMax, or
+// settleHeld while held), when another change makes the move partial, or
+// when Check or Sync compare.
 
 // groupMove is the held-back changes moving routes of one group to hops.
 type groupMove struct {
@@ -41,6 +46,7 @@ type movePlan struct {
 	hops  []NextHop // the first new set
 	n     int       // changes of the group's routes
 	mixed bool      // they do not all move to one new set of 2+ hops without a group
+	drops bool      // the new set leaves out a gateway of the group
 }
 
 // planMoves reads the changes for routes through groups. current gives the
@@ -88,10 +94,22 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 		}
 		if pl.key == nil {
 			pl.key, pl.hops = slices.Clone(keyBuf), slices.Clone(hops)
+			pl.drops = dropsMember(t, from, hops)
 		}
 		pl.mixed = len(hops) < 2 || exists || string(keyBuf) != string(pl.key)
 	}
 	return plans
+}
+
+// dropsMember reports whether group id has a gateway that hops lacks.
+func dropsMember(t *nhTable, id uint32, hops []NextHop) bool {
+	for _, m := range t.objs[id].members {
+		mo := t.objs[m.id]
+		if mo == nil || !slices.ContainsFunc(hops, func(h NextHop) bool { return h.Addr == mo.gw }) {
+			return true
+		}
+	}
+	return false
 }
 
 // moveGroups runs before an Apply's changes are planned: it changes in
@@ -137,7 +155,10 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 		case pl.mixed:
 		case pl.n+m.lenOrZero() == f.sets.objs[from].refs:
 			whole = append(whole, rekey{from: from, hops: pl.hops})
-		case f.holds > 0:
+		case f.holds > 0 || !pl.drops && (pl.n >= deferMin || m != nil):
+			// During a sweep; and when no gateway leaves (one joins, or
+			// weights change: waiting costs nothing) in bulk, as
+			// deferred deletes are.
 			if holdBack == nil {
 				holdBack = map[uint32]*movePlan{}
 			}

@@ -514,3 +514,68 @@ func TestResilientHeldSweep(t *testing.T) {
 		t.Errorf("routes that did not move are on group %d, want %d", got, g)
 	}
 }
+
+// TestResilientJoinInPieces: a peer that joins announces its routes over
+// several Apply calls, with no Hold. A join moves no flow that must move,
+// so partial moves in bulk wait for the rest, and the group takes the new
+// member in place; a join that stays partial is written once quiet, and
+// a small one at once.
+func TestResilientJoinInPieces(t *testing.T) {
+	ns := newNS(t)
+	ctx := testCtx(t)
+	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	requireResilient(t, f)
+	maintain(t, f, MaintainOptions{})
+	piece := deferMin + 10
+	ps := make([]string, 3*piece)
+	for i := range ps {
+		ps[i] = fmt.Sprintf("2001:db8:100::%x/128", i+1)
+	}
+	abc := []string{"2001:db8::2", "2001:db8::3", "2001:db8::4"}
+	abcd := append(slices.Clone(abc), "2001:db8::5")
+	if _, err := f.Apply(ctx, changesFor(ps, abc...)); err != nil {
+		t.Fatal(err)
+	}
+	g := ns.sameGroup(t, ps)
+	before := ns.ipBuckets(t, g)
+	writes := f.Stats().Writes
+	for i := 0; i < len(ps); i += piece {
+		if _, err := f.Apply(ctx, changesFor(ps[i:i+piece], abcd...)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkKernel(t, ns, f, routesFor(ps, abcd...))
+	if got := ns.sameGroup(t, ps); got != g {
+		t.Fatalf("routes moved from group %d to %d", g, got)
+	}
+	if st := f.Stats(); st.Writes != writes || st.Rekeyed != 1 {
+		t.Errorf("%d route writes, %d groups changed in place; want 0, 1", st.Writes-writes, st.Rekeyed)
+	}
+	joined := ns.singleID(t, "2001:db8::5")
+	for i, b := range ns.ipBuckets(t, g) {
+		if b != before[i] && b != joined {
+			t.Errorf("bucket %d moved from %d to %d, not to the member that joined", i, before[i], b)
+		}
+	}
+
+	// Only some routes take a fifth gateway: written once quiet.
+	abcde := append(slices.Clone(abcd), "2001:db8::6")
+	if _, err := f.Apply(ctx, changesFor(ps[:piece], abcde...)); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.nhidOf(t, ps[0]); got != g {
+		t.Errorf("a partial join was written at once (group %d), not held back", got)
+	}
+	waitFor(t, 10*time.Second, func() bool { return ns.nhidOf(t, ps[0]) != g })
+	want := append(routesFor(ps[:piece], abcde...), routesFor(ps[piece:], abcd...)...)
+	checkKernel(t, ns, f, want)
+
+	// One route's weights change: not bulk, written at once.
+	w := change(ps[piece], "2001:db8::2*1", "2001:db8::3*2", "2001:db8::4*1", "2001:db8::5*1")
+	if _, err := f.Apply(ctx, []Change{w}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ns.nhidOf(t, ps[piece]); got == g {
+		t.Errorf("a single weight change was held back")
+	}
+}

@@ -59,10 +59,12 @@ func TestGroupFormSameKind(t *testing.T) {
 }
 
 var rekeySets = map[string][]string{
-	"abc": {"198.51.100.2", "198.51.100.3", "198.51.100.4"},
-	"ab":  {"198.51.100.2", "198.51.100.3"},
-	"abd": {"198.51.100.2", "198.51.100.3", "198.51.100.5"},
-	"a":   {"198.51.100.2"},
+	"abc":  {"198.51.100.2", "198.51.100.3", "198.51.100.4"},
+	"ab":   {"198.51.100.2", "198.51.100.3"},
+	"abd":  {"198.51.100.2", "198.51.100.3", "198.51.100.5"},
+	"a":    {"198.51.100.2"},
+	"abcd": {"198.51.100.2", "198.51.100.3", "198.51.100.4", "198.51.100.5"},
+	"abc*": {"198.51.100.2*2", "198.51.100.3*1", "198.51.100.4*1"},
 }
 
 // rekeyFixture is a table with routes 203.0.113.i/32 through group abc,
@@ -103,18 +105,21 @@ func TestPlanMoves(t *testing.T) {
 		changes []Change
 		want    string // the one new set all changes move the group's routes to; "" mixed
 		n       int    // changes of the group's routes
+		keeps   bool   // the new set keeps every gateway of the group
 	}{
-		{"every route leaves for one new set", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab"), rekeyChange(2, "ab")}, "ab", 3},
-		{"a member replaced by another", 2, []Change{rekeyChange(0, "abd"), rekeyChange(1, "abd")}, "abd", 2},
-		{"a new prefix too", 2, []Change{rekeyChange(0, "ab"), rekeyChange(5, "ab"), rekeyChange(1, "ab")}, "ab", 2},
-		{"part of the routes", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, "ab", 2},
-		{"one route set again as it is", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abc")}, "", 2},
-		{"two new sets", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abd")}, "", 2},
-		{"one route deleted", 2, []Change{rekeyChange(0, "ab"), {Prefix: mustPrefix("203.0.113.1/32")}}, "", 2},
-		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, "", 2},
-		{"a prefix held back already", 10, []Change{rekeyChange(9, "ab")}, "", 1},
-		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, "", 2},
-		{"an invalid prefix is skipped", 1, []Change{{NextHops: hops("198.51.100.2")}, rekeyChange(0, "ab")}, "ab", 1},
+		{"a member joins", 2, []Change{rekeyChange(0, "abcd"), rekeyChange(1, "abcd")}, "abcd", 2, true},
+		{"a weight changes", 2, []Change{rekeyChange(0, "abc*")}, "abc*", 1, true},
+		{"every route leaves for one new set", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab"), rekeyChange(2, "ab")}, "ab", 3, false},
+		{"a member replaced by another", 2, []Change{rekeyChange(0, "abd"), rekeyChange(1, "abd")}, "abd", 2, false},
+		{"a new prefix too", 2, []Change{rekeyChange(0, "ab"), rekeyChange(5, "ab"), rekeyChange(1, "ab")}, "ab", 2, false},
+		{"part of the routes", 3, []Change{rekeyChange(0, "ab"), rekeyChange(1, "ab")}, "ab", 2, false},
+		{"one route set again as it is", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abc")}, "", 2, false},
+		{"two new sets", 2, []Change{rekeyChange(0, "ab"), rekeyChange(1, "abd")}, "", 2, false},
+		{"one route deleted", 2, []Change{rekeyChange(0, "ab"), {Prefix: mustPrefix("203.0.113.1/32")}}, "", 2, false},
+		{"a prefix twice", 2, []Change{rekeyChange(0, "ab"), rekeyChange(0, "ab")}, "", 2, false},
+		{"a prefix held back already", 10, []Change{rekeyChange(9, "ab")}, "", 1, false},
+		{"to a single: nothing to keep", 2, []Change{rekeyChange(0, "a"), rekeyChange(1, "a")}, "", 2, false},
+		{"an invalid prefix is skipped", 1, []Change{{NextHops: hops("198.51.100.2")}, rekeyChange(0, "ab")}, "ab", 1, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -134,8 +139,8 @@ func TestPlanMoves(t *testing.T) {
 				return
 			}
 			want := canonicalHops(nil, hops(rekeySets[tt.want]...))
-			if pl.mixed || !hopsEqual(pl.hops, want) {
-				t.Errorf("plan %+v, want a move to %v", pl, want)
+			if pl.mixed || !hopsEqual(pl.hops, want) || pl.drops == tt.keeps {
+				t.Errorf("plan %+v, want a move to %v, dropping a gateway: %v", pl, want, !tt.keeps)
 			}
 		})
 	}
