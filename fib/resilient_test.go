@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"net/netip"
 	"slices"
 	"sync"
 	"testing"
@@ -105,6 +104,15 @@ func (ns *testNS) sameGroup(t *testing.T, ps []string) uint32 {
 		}
 	}
 	return id
+}
+
+// numbered returns n prefixes, format filled in with 1..n.
+func numbered(format string, n int) []string {
+	ps := make([]string, n)
+	for i := range ps {
+		ps[i] = fmt.Sprintf(format, i+1)
+	}
+	return ps
 }
 
 func changesFor(ps []string, gws ...string) []Change {
@@ -411,11 +419,7 @@ func TestResilientSweepAcrossChunks(t *testing.T) {
 	ctx := testCtx(t)
 	f := ns.open(t, Config{NextHopObjects: NextHopOn})
 	requireResilient(t, f)
-	n := planChunk + planChunk/2
-	ps := make([]string, n)
-	for i := range ps {
-		ps[i] = netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0x01, 0x00, 14: byte(i >> 8), 15: byte(i)}).String() + "/128"
-	}
+	ps := numbered("2001:db8:100::%x/128", planChunk+planChunk/2)
 	gws := []string{"2001:db8::2", "2001:db8::3", "2001:db8::4"}
 	if _, err := f.Apply(ctx, changesFor(ps, gws...)); err != nil {
 		t.Fatal(err)
@@ -456,10 +460,7 @@ func TestResilientHeldSweep(t *testing.T) {
 	f := ns.open(t, Config{NextHopObjects: NextHopOn})
 	requireResilient(t, f)
 	maintain(t, f, MaintainOptions{})
-	ps := make([]string, 30)
-	for i := range ps {
-		ps[i] = fmt.Sprintf("203.0.113.%d/32", i+1)
-	}
+	ps := numbered("203.0.113.%d/32", 30)
 	abc := []string{"198.51.100.2", "198.51.100.3", "198.51.100.4"}
 	if _, err := f.Apply(ctx, changesFor(ps, abc...)); err != nil {
 		t.Fatal(err)
@@ -527,10 +528,7 @@ func TestResilientJoinInPieces(t *testing.T) {
 	requireResilient(t, f)
 	maintain(t, f, MaintainOptions{})
 	piece := deferMin + 10
-	ps := make([]string, 3*piece)
-	for i := range ps {
-		ps[i] = fmt.Sprintf("2001:db8:100::%x/128", i+1)
-	}
+	ps := numbered("2001:db8:100::%x/128", 3*piece)
 	abc := []string{"2001:db8::2", "2001:db8::3", "2001:db8::4"}
 	abcd := append(slices.Clone(abc), "2001:db8::5")
 	if _, err := f.Apply(ctx, changesFor(ps, abc...)); err != nil {
