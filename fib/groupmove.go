@@ -24,10 +24,10 @@ import (
 // drops no gateway of the group (one joins, or weights change: waiting
 // costs nothing then) and they come in bulk (deferMin in one call, or
 // some already wait). A gateway that leaves outside a sweep is not waited
-// for. Held-back changes are written as ordinary ones if the rest do not follow:
-// once no Apply has added to them for settleQuiet (at most settleMax, or
-// settleHeld while held), when another change makes the move partial, or
-// when Check or Sync compare.
+// for. Held-back changes are written as ordinary ones if the rest do not
+// follow: once no Apply has added to them for settleQuiet (at most
+// settleMax, or settleHeld while held), when another change makes the move
+// partial, or when Check or Sync compare.
 
 // groupMove is the held-back changes moving routes of one group to hops.
 type groupMove struct {
