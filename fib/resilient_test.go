@@ -1,11 +1,14 @@
 package fib
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -316,21 +319,79 @@ func TestResilientRestartAndRepair(t *testing.T) {
 	}
 	third.Close()
 
-	// Hash-threshold groups, then resilient again: new groups each time,
-	// the old ones deleted, every route in place throughout.
-	for _, off := range []bool{true, false} {
-		cfg.Resilient.Off = off
+	// Hash-threshold groups, resilient again, then another bucket count:
+	// new groups each time, the old ones deleted, and no route ever
+	// deleted on the way (make-before-break).
+	steps := []struct {
+		off     bool
+		buckets uint16
+		typ     string
+	}{{true, 0, "mpath"}, {false, 0, "resilient"}, {false, 64, "resilient"}}
+	for _, s := range steps {
+		cfg.Resilient.Off, cfg.Resilient.Buckets = s.off, s.buckets
+		deleted := ns.watchDeletes(t)
 		f := ns.open(t, cfg)
 		checkKernel(t, ns, f, want)
-		g := ns.sameGroup(t, ps[:2])
-		wantType := map[bool]string{true: "mpath", false: "resilient"}[off]
-		if got := ns.ipGroup(t, g); got.Type != wantType {
-			t.Errorf("Resilient.Off=%v: group %d is %s, want %s", off, g, got.Type, wantType)
+		if d := deleted(); d != "" {
+			t.Errorf("%+v: routes deleted while they moved:\n%s", s, d)
 		}
-		if got := f.Stats().Groups; got != wantType {
-			t.Errorf("Stats().Groups = %q, want %q", got, wantType)
+		g := ns.sameGroup(t, ps[:2])
+		if got := ns.ipGroup(t, g); got.Type != s.typ || (s.buckets != 0 && got.Buckets != int(s.buckets)) {
+			t.Errorf("%+v: group %d is %+v", s, g, got)
+		}
+		if got := f.Stats().Groups; got != s.typ {
+			t.Errorf("Stats().Groups = %q, want %q", got, s.typ)
 		}
 		f.Close()
+	}
+}
+
+// watchDeletes runs `ip monitor route` in the namespace; the returned func
+// stops it, once a marker route's deletion has shown that everything
+// before was read, and returns the route deletions it saw before the
+// marker.
+func (ns *testNS) watchDeletes(t *testing.T) func() string {
+	t.Helper()
+	cmd := exec.Command("ip", "-n", ns.name, "monitor", "route")
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 1024)
+	go func() {
+		defer close(lines)
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	// The monitor is subscribed once it reports a change.
+	ns.ip(t, "route", "add", "203.0.113.254/32", "dev", "d0", "proto", "static")
+	for l := range lines {
+		if strings.Contains(l, "203.0.113.254") {
+			break
+		}
+	}
+	return func() string {
+		ns.ip(t, "route", "del", "203.0.113.254/32", "dev", "d0", "proto", "static")
+		var deleted []string
+		for l := range lines {
+			if strings.Contains(l, "203.0.113.254") {
+				break
+			}
+			if strings.HasPrefix(l, "Deleted") {
+				deleted = append(deleted, l)
+			}
+		}
+		_ = cmd.Process.Kill()
+		return strings.Join(deleted, "\n")
 	}
 }
 
