@@ -372,26 +372,50 @@ func (ns *testNS) watchDeletes(t *testing.T) func() string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	// The monitor is subscribed once it reports a change.
-	ns.ip(t, "route", "add", "203.0.113.254/32", "dev", "d0", "proto", "static")
-	for l := range lines {
-		if strings.Contains(l, "203.0.113.254") {
-			break
+	// The monitor is subscribed once it reports a change: a marker route
+	// comes and goes until it does.
+	const start, end = "203.0.113.254", "203.0.113.253"
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for present, seen := false, false; !seen; present = !present {
+		verb := map[bool]string{false: "add", true: "del"}[present]
+		ns.ip(t, "route", verb, start+"/32", "dev", "d0", "proto", "static")
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatal("ip monitor ended")
+			}
+			seen = strings.Contains(l, start)
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("ip monitor reported nothing within 10s")
+		}
+		if seen && !present {
+			ns.ip(t, "route", "del", start+"/32", "dev", "d0", "proto", "static")
 		}
 	}
 	return func() string {
-		ns.ip(t, "route", "del", "203.0.113.254/32", "dev", "d0", "proto", "static")
+		ns.ip(t, "route", "add", end+"/32", "dev", "d0", "proto", "static")
+		defer ns.ip(t, "route", "del", end+"/32", "dev", "d0", "proto", "static")
 		var deleted []string
-		for l := range lines {
-			if strings.Contains(l, "203.0.113.254") {
-				break
-			}
-			if strings.HasPrefix(l, "Deleted") {
-				deleted = append(deleted, l)
+		deadline := time.After(10 * time.Second)
+		for {
+			select {
+			case l, ok := <-lines:
+				switch {
+				case !ok:
+					t.Fatal("ip monitor ended")
+				case strings.Contains(l, end):
+					_ = cmd.Process.Kill()
+					return strings.Join(deleted, "\n")
+				case strings.HasPrefix(l, "Deleted") && !strings.Contains(l, start):
+					deleted = append(deleted, l)
+				}
+			case <-deadline:
+				t.Fatal("ip monitor did not report the end marker within 10s")
 			}
 		}
-		_ = cmd.Process.Kill()
-		return strings.Join(deleted, "\n")
 	}
 }
 
