@@ -122,22 +122,29 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	if !f.useNH || !f.form.resilient || len(changes) == 0 {
 		return changes, 0, nil
 	}
-	var marked []netip.Prefix
+	// flagSeen marks the prefixes met, to tell a repeat; it is cleared by
+	// a second pass rather than from a list, which a million-change Apply
+	// would have to hold.
+	marked := 0
 	current := func(p netip.Prefix) (uint32, bool, bool) {
 		set, fl, ok := f.routes.lookup(p)
-		if !ok {
-			return 0, false, false
+		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
+			return 0, false, false // planMoves looks at groups only
 		}
 		if fl&flagSeen != 0 {
 			return set, false, fl&flagMoving != 0
 		}
 		f.routes.mark(p, flagSeen, 0)
-		marked = append(marked, p)
+		marked++
 		return set, true, fl&flagMoving != 0
 	}
 	plans := planMoves(changes, current, f.sets)
-	for _, p := range marked {
-		f.routes.mark(p, 0, flagSeen)
+	for i := 0; i < len(changes) && marked > 0; i++ {
+		if c := changes[i]; c.Prefix.IsValid() {
+			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
+				marked--
+			}
+		}
 	}
 	if len(plans) == 0 {
 		return changes, 0, nil
