@@ -119,7 +119,7 @@ func dropsMember(t *nhTable, id uint32, hops []NextHop) bool {
 // returns the changes to plan now, released ones first, and how many it
 // held back.
 func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) ([]Change, int, error) {
-	if !f.useNH || !f.form.resilient || len(changes) == 0 {
+	if !f.useNH || !f.form.resilient || len(changes) == 0 || (!f.sets.hasGroups() && len(f.moves) == 0) {
 		return changes, 0, nil
 	}
 	// flagSeen marks the prefixes met, to tell a repeat; it is cleared by

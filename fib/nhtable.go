@@ -68,6 +68,7 @@ type nhTable struct {
 	objs        map[uint32]*nhObject
 	index       map[string]uint32
 	reserved    map[uint32]struct{} // ids in our range owned by someone else
+	groups      int                 // objects that are groups
 	// form is how our groups balance; adopted groups of another kind are
 	// not indexed, so their routes move to new ones.
 	form   groupForm
@@ -146,6 +147,7 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 	}
 	key := string(appendKey(nil, hops))
 	t.objs[id] = &nhObject{members: members, key: key, refs: 1}
+	t.groups++
 	t.index[key] = id
 	return id, append(created, id), nil
 }
@@ -216,6 +218,9 @@ func (t *nhTable) release(id uint32, deleted []uint32) []uint32 {
 		return deleted
 	}
 	delete(t.objs, id)
+	if o.group() {
+		t.groups--
+	}
 	if o.key != "" && t.index[o.key] == id {
 		delete(t.index, o.key)
 	}
@@ -308,6 +313,7 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 		// kind is left as it is until its routes have moved.
 		o := &nhObject{members: slices.Clone(n.group), inKernel: n.form == t.form || !n.form.sameKind(t.form)}
 		t.objs[n.id] = o
+		t.groups++
 		hops := make([]NextHop, 0, len(n.group))
 		complete := true
 		for _, m := range n.group {
@@ -478,6 +484,9 @@ func (t *nhTable) badMembers(id uint32, fn func(gw netip.Addr, err error)) {
 		}
 	}
 }
+
+// hasGroups reports whether any object is a group.
+func (t *nhTable) hasGroups() bool { return t.groups > 0 }
 
 // singles returns the ids of the single objects, sorted.
 func (t *nhTable) singles() []uint32 {
