@@ -6,12 +6,15 @@ package speaker
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -35,18 +38,13 @@ func TestHealthCheckReports(t *testing.T) {
 		o.HealthCheck = healthcheck.Config{Interval: 100 * time.Millisecond, Timeout: 500 * time.Millisecond,
 			Thresholds: healthcheck.Thresholds{Rise: 2, Fall: 2}}
 	})
-	k.service(t, "dns", corev1.ServiceExternalTrafficPolicyLocal, "198.18.6.53")
-	var svc corev1.Service
-	if err := k.c.Get(k.ctx, types.NamespacedName{Namespace: k.ns, Name: "dns"}, &svc); err != nil {
-		t.Fatal(err)
-	}
-	kp := hctest.Listen(t, fmt.Sprintf("127.0.0.1:%d", svc.Spec.HealthCheckNodePort))
+	kp := k.localService(t, "dns", "198.18.6.53")
 	kp.Endpoints.Store(0)
 	mine := netip.MustParsePrefix("198.18.6.0/24")
 
 	// kube-proxy has not caught up: the new endpoint waits for a 200.
 	k.slice(t, "dns", "dns-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.6.0.1", "ready"})
-	why := fmt.Sprintf("kube-proxy health check on 127.0.0.1:%d says 0 local endpoints (503)", svc.Spec.HealthCheckNodePort)
+	why := fmt.Sprintf("kube-proxy health check on %s says 0 local endpoints (503)", kp.Addr)
 	ann := func() (v1alpha1.ServiceAnnouncement, error) {
 		var a v1alpha1.ServiceAnnouncement
 		err := k.c.Get(k.ctx, types.NamespacedName{Namespace: k.ns, Name: "dns." + n1}, &a)
@@ -98,13 +96,8 @@ func TestHealthCheckRestart(t *testing.T) {
 	r1 := newReceiver(t, lo)
 	k.node(t, n1, "127.0.0.1")
 	k.peer(t, n1, r1, nil)
-	k.service(t, "dns", corev1.ServiceExternalTrafficPolicyLocal, "198.18.7.53")
+	kp := k.localService(t, "dns", "198.18.7.53")
 	k.service(t, "marker", corev1.ServiceExternalTrafficPolicyCluster, "198.18.7.99")
-	var svc corev1.Service
-	if err := k.c.Get(k.ctx, types.NamespacedName{Namespace: k.ns, Name: "dns"}, &svc); err != nil {
-		t.Fatal(err)
-	}
-	kp := hctest.Listen(t, fmt.Sprintf("127.0.0.1:%d", svc.Spec.HealthCheckNodePort))
 	k.slice(t, "dns", "dns-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.7.0.1", "ready"})
 	k.slice(t, "marker", "marker-1", discoveryv1.AddressTypeIPv4, endpoint{"m", n1, "10.7.0.9", "ready"})
 	// What an earlier run left: dns withheld for its health check.
@@ -144,4 +137,31 @@ func TestHealthCheckRestart(t *testing.T) {
 		t.Errorf("dns announced after %v and %d probes, want Rise (2)", d, n)
 	}
 	r1.has(t, mine, map[string]float32{"198.18.7.53/32": 1, "198.18.7.99/32": 1})
+}
+
+// localService creates an externalTrafficPolicy Local Service whose
+// healthCheckNodePort is a port free on loopback, and serves its health
+// check there as kube-proxy would: the listener is opened first, so that
+// no other test's socket can take the port the API server would allocate.
+func (k *kube) localService(t *testing.T, name, ip string) *hctest.Server {
+	t.Helper()
+	for range 20 {
+		port := 30000 + rand.IntN(2768) // the default NodePort range
+		ln, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			continue
+		}
+		err = k.serviceWith(t, name, corev1.ServiceExternalTrafficPolicyLocal, func(s *corev1.Service) {
+			s.Spec.HealthCheckNodePort = int32(port)
+		}, ip)
+		if err == nil {
+			return hctest.Start(t, ln)
+		}
+		ln.Close()
+		if !apierrors.IsInvalid(err) { // invalid: the port is another Service's
+			t.Fatalf("creating Service %s: %v", name, err)
+		}
+	}
+	t.Fatal("no free healthCheckNodePort found")
+	return nil
 }
