@@ -146,7 +146,7 @@ type healthCollector struct {
 func newHealthCollector(stats func() healthcheck.Stats) *healthCollector {
 	return &healthCollector{stats: stats,
 		targets: prometheus.NewDesc("bgplb_speaker_healthcheck_targets",
-			"kube-proxy health checks this node probes (the healthCheckNodePort of an externalTrafficPolicy Local Service with a local endpoint, per family), by state: pending (no answer yet), up, down (the Service is withheld from this node).", []string{"state"}, nil),
+			"kube-proxy health checks this node probes (the healthCheckNodePort of an externalTrafficPolicy Local Service this node would announce but for the probe, per family), by state: pending (new, no pass yet: withheld), up, down (withheld).", []string{"state"}, nil),
 		probes: prometheus.NewDesc("bgplb_speaker_healthcheck_probes_total",
 			"Probes of kube-proxy health checks, by result: pass, fail, refused (nothing listens: keeps an up check up, else neutral).", []string{"result"}, nil),
 		transitions: prometheus.NewDesc("bgplb_speaker_healthcheck_transitions_total",
