@@ -163,10 +163,11 @@ func (p *Prober) initial(k key) Track {
 }
 
 // Set makes ts the targets probed, one per Service and family (a later
-// one of the same replaces an earlier): new ones are probed at once, gone
-// ones stop, and one whose address or fallback changed keeps its state.
-// Targets of the first Set start up, or down for the Services given to
-// Withheld; later ones start pending.
+// one of the same replaces an earlier): gone ones stop, and one whose
+// address or fallback changed keeps its state. Targets of the first Set
+// start up, or down for the Services given to Withheld, and are first
+// probed at random within an interval; later ones start pending and are
+// probed at once.
 func (p *Prober) Set(ts []Target) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
