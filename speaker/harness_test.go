@@ -151,6 +151,15 @@ func (k *kube) peer(t testing.TB, node string, r *receiver, edit func(*v1alpha1.
 // the controller would have.
 func (k *kube) service(t testing.TB, name string, etp corev1.ServiceExternalTrafficPolicy, ips ...string) {
 	t.Helper()
+	if err := k.serviceWith(t, name, etp, nil, ips...); err != nil {
+		t.Fatalf("creating Service %s: %v", name, err)
+	}
+}
+
+// serviceWith is service with the Service edited before it is created; it
+// returns the creation's error.
+func (k *kube) serviceWith(t testing.TB, name string, etp corev1.ServiceExternalTrafficPolicy, edit func(*corev1.Service), ips ...string) error {
+	t.Helper()
 	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: k.ns, Name: name},
 		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, ExternalTrafficPolicy: etp,
 			Ports: []corev1.ServicePort{{Name: "dns", Protocol: corev1.ProtocolUDP, Port: 53}}}}
@@ -158,13 +167,19 @@ func (k *kube) service(t testing.TB, name string, etp corev1.ServiceExternalTraf
 		pol := corev1.IPFamilyPolicyPreferDualStack
 		s.Spec.IPFamilyPolicy = &pol
 	}
-	k.create(t, s)
+	if edit != nil {
+		edit(s)
+	}
+	if err := k.c.Create(k.ctx, s); err != nil {
+		return err
+	}
 	for _, ip := range ips {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
 	if err := k.c.Status().Update(k.ctx, s); err != nil {
 		t.Fatal(err)
 	}
+	return nil
 }
 
 // endpoint is one pod's endpoint: its node, address, and state ("ready",

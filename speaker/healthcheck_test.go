@@ -9,6 +9,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/speaker/announce"
+	"github.com/bgplb/bgplb/speaker/healthcheck"
 	"github.com/bgplb/bgplb/speaker/plan"
 )
 
@@ -45,6 +46,44 @@ func TestHealthProbes(t *testing.T) {
 	// A node without an address of a family probes nothing of it.
 	if got := show(healthProbes("node2", []netip.Addr{v4}, ports, svcs)); !slices.Equal(got, want[:1]) {
 		t.Errorf("IPv4-only node: %q", got)
+	}
+	// Link-local addresses are skipped: kube-proxy serves none.
+	ll := netip.MustParseAddr("fe80::1").WithZone("eth0")
+	if got := show(healthProbes("node2", []netip.Addr{v4, ll, v6}, ports, svcs)); !slices.Equal(got, want) {
+		t.Errorf("with a link-local address first: %q", got)
+	}
+	// The fallback of the probed family goes with the target.
+	svcs[1].Fallback = lbmodel.Fallback{IPv4: true}
+	svcs[0].Fallback = lbmodel.Fallback{IPv4: true}
+	ps := healthProbes("node2", []netip.Addr{v4, v6}, ports, svcs)
+	if !ps[0].target.Fallback || ps[1].target.Fallback {
+		t.Errorf("fallback: %+v", ps)
+	}
+}
+
+// Only the families the plan says the health check decides in are probed.
+func TestDecidingTargets(t *testing.T) {
+	key := func(n string) lbmodel.Key { return lbmodel.Key{Namespace: "default", Name: n} }
+	svcs := []plan.Service{{Key: key("b")}, {Key: key("a")}, {Key: key("c")}}
+	target := func(svc int, v6 bool) probe {
+		a := netip.MustParseAddrPort("198.51.100.2:31234")
+		if v6 {
+			a = netip.MustParseAddrPort("[2001:db8::2]:31234")
+		}
+		return probe{svc: svc, ipv6: v6, target: healthcheck.Target{Service: svcs[svc].Key, Addr: a}}
+	}
+	probes := []probe{target(0, false), target(0, true), target(1, false), target(2, false)}
+	res := plan.Result{Services: []plan.ServiceDecision{ // in key order
+		{Key: key("a"), HealthChecked: plan.Families{IPv4: true}},
+		{Key: key("b"), HealthChecked: plan.Families{IPv6: true}},
+		{Key: key("c")}, // say, in a pool no advertisement selects
+	}}
+	var got []string
+	for _, tg := range decidingTargets(probes, svcs, res) {
+		got = append(got, tg.Service.Name+" "+tg.Addr.String())
+	}
+	if want := []string{"b [2001:db8::2]:31234", "a 198.51.100.2:31234"}; !slices.Equal(got, want) {
+		t.Errorf("targets %q, want %q", got, want)
 	}
 }
 

@@ -66,9 +66,9 @@ type reports struct {
 type written[T any] struct {
 	status T
 	owned  bool
-	// healthCheck is the lbmodel.AnnotationHealthCheck written
-	// (ServiceAnnouncements only).
-	healthCheck string
+	// healthCheck is the lbmodel.AnnotationHealthCheck written, service
+	// the Service's name (ServiceAnnouncements only).
+	healthCheck, service string
 }
 
 func newReporter(c client.Client, node string, log *slog.Logger) *reporter {
@@ -302,7 +302,8 @@ func (r *reporter) write(ctx context.Context, want reports, yield bool) {
 			r.log.Warn("writing a ServiceAnnouncement", "name", key, "err", err)
 			continue
 		}
-		r.anns[key] = written[v1alpha1.ServiceAnnouncementStatus]{status: a.status, owned: want.owner != nil, healthCheck: a.healthCheck}
+		r.anns[key] = written[v1alpha1.ServiceAnnouncementStatus]{status: a.status, owned: want.owner != nil, healthCheck: a.healthCheck,
+			service: a.service}
 	}
 }
 
@@ -373,7 +374,7 @@ func (r *reporter) load(ctx context.Context) error {
 		if a.Spec.Node == r.node {
 			r.anns[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] =
 				written[v1alpha1.ServiceAnnouncementStatus]{status: a.Status, owned: r.ownedBy(a.OwnerReferences),
-					healthCheck: a.Annotations[lbmodel.AnnotationHealthCheck]}
+					healthCheck: a.Annotations[lbmodel.AnnotationHealthCheck], service: a.Spec.Service}
 		}
 	}
 	var sess v1alpha1.BGPSessionStatusList
@@ -387,6 +388,23 @@ func (r *reporter) load(ctx context.Context) error {
 	}
 	r.loaded = true
 	return nil
+}
+
+// withheld reads what an earlier run of this speaker left, before run
+// starts, and returns the Services it withheld for their health check:
+// a restart must not announce them on the strength of one probe.
+func (r *reporter) withheld(ctx context.Context) []lbmodel.Key {
+	if err := r.load(ctx); err != nil {
+		r.log.Warn("reading this node's reports", "err", err)
+		return nil
+	}
+	var out []lbmodel.Key
+	for key, a := range r.anns {
+		if a.healthCheck != "" && a.service != "" {
+			out = append(out, lbmodel.Key{Namespace: key.Namespace, Name: a.service})
+		}
+	}
+	return out
 }
 
 func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {

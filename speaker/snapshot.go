@@ -44,7 +44,7 @@ type lastGood struct {
 func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 	var c converted
 	c.snap.Node = lbmodel.NodeFrom(o.node)
-	eps := lbmodel.EndpointsByService(o.slices)
+	eps, fallback := lbmodel.CountByService(o.slices)
 	for i := range o.services {
 		s := &o.services[i]
 		if !lbmodel.Handles(s, handleUnclassed) {
@@ -60,6 +60,7 @@ func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 			Addresses:     addrs,
 			TrafficPolicy: lbmodel.TrafficPolicyOf(s),
 			Endpoints:     eps[key],
+			Fallback:      fallback[key],
 		})
 	}
 	// Every pool that converts goes to the planner, whatever its status

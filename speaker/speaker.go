@@ -198,6 +198,8 @@ func (s *Speaker) run(ctx context.Context) error {
 		// The probes end with run: a stopping speaker plans no more.
 		hcCtx, stopHC := context.WithCancel(ctx)
 		s.hc = healthcheck.New(hcCtx, s.o.HealthCheck, s.log.With("part", "healthcheck"), s.poke)
+		// Before the reporter runs: it owns what it loads from then on.
+		s.hc.Withheld(s.rep.withheld(ctx))
 		defer func() {
 			stopHC()
 			s.hc.Wait()
@@ -273,8 +275,9 @@ func (s *Speaker) sync(ctx context.Context) {
 		return
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
-	s.applyHealth(objs.node, objs.services, &conv.snap)
+	probes := s.applyHealth(objs.node, objs.services, &conv.snap)
 	res := plan.Plan(conv.snap)
+	s.setProbes(objs.node, probes, conv.snap.Services, res)
 	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
 	if err := s.ann.SetPeers(peers); err != nil {
 		perr = append(perr, err.Error())

@@ -17,8 +17,12 @@ const (
 
 // ServiceAnnouncement says that one node announces one Service's
 // addresses, and to which peers. It lives in the Service's namespace and
-// exists only while the node announces: no object, no announcement from
-// that node.
+// exists while the node announces, or withholds the Service only because
+// kube-proxy's health check for it fails on that node
+// (externalTrafficPolicy Local): then its bgplb.io/health-check annotation
+// says why, and the addresses withheld are in neither prefixes nor peers
+// (none at all when every address is withheld). No object, no
+// announcement from that node.
 //
 // +kubebuilder:object:root=true
 // +kubebuilder:resource:shortName=svcann,categories=bgplb
@@ -67,8 +71,10 @@ type ServiceAnnouncementStatus struct {
 	// +listType=set
 	// +optional
 	Peers []string `json:"peers,omitempty"`
-	// Endpoints is the count of ready local endpoints, the weight the node
-	// announces in the link-bandwidth community.
+	// Endpoints is the count of the node's local endpoints that count
+	// (ready ones, else those serving while terminating), the weight the
+	// node announces in the link-bandwidth community, or would announce
+	// but for its health check.
 	//
 	// +optional
 	Endpoints int32 `json:"endpoints,omitempty"`

@@ -202,9 +202,35 @@ func (f *familyTally) count(out NodeEndpoints, v6 bool) {
 	}
 }
 
+// Fallback says, per family, whether a Service's endpoints that count are
+// the serving-terminating fallback (no endpoint of that family is
+// [Usable]). kube-proxy forwards to them, but its health check on the
+// healthCheckNodePort counts only ready local endpoints: it answers 503
+// with "localEndpoints": 0 on the very nodes that still serve.
+type Fallback struct{ IPv4, IPv6 bool }
+
+// Of is the flag of a's family.
+func (f Fallback) Of(a netip.Addr) bool {
+	if a.Unmap().Is4() {
+		return f.IPv4
+	}
+	return f.IPv6
+}
+
+// fallback reports whether the family counts its serving-terminating
+// endpoints.
+func (f *familyTally) fallback() bool { return !f.ready && len(f.eps) > 0 }
+
 // EndpointsOf counts the endpoints of one Service's EndpointSlices by the
 // rules above.
 func EndpointsOf(ss []discoveryv1.EndpointSlice) NodeEndpoints {
+	eps, _ := CountEndpoints(ss)
+	return eps
+}
+
+// CountEndpoints is [EndpointsOf] and, per family, whether the counts are
+// the serving-terminating fallback.
+func CountEndpoints(ss []discoveryv1.EndpointSlice) (NodeEndpoints, Fallback) {
 	var v4, v6 familyTally
 	for i := range ss {
 		s := &ss[i]
@@ -221,7 +247,7 @@ func EndpointsOf(ss []discoveryv1.EndpointSlice) NodeEndpoints {
 	out := NodeEndpoints{}
 	v4.count(out, false)
 	v6.count(out, true)
-	return out
+	return out, Fallback{IPv4: v4.fallback(), IPv6: v6.fallback()}
 }
 
 // EndpointsByService groups EndpointSlices by the Service they name (the
@@ -229,6 +255,14 @@ func EndpointsOf(ss []discoveryv1.EndpointSlice) NodeEndpoints {
 // counts each Service's with [EndpointsOf]. A Service with no slice has no
 // entry.
 func EndpointsByService(ss []discoveryv1.EndpointSlice) map[Key]NodeEndpoints {
+	out, _ := CountByService(ss)
+	return out
+}
+
+// CountByService is [EndpointsByService] and the Services whose counts are,
+// in some family, the serving-terminating fallback ([CountEndpoints]); a
+// Service in neither family has no entry there.
+func CountByService(ss []discoveryv1.EndpointSlice) (map[Key]NodeEndpoints, map[Key]Fallback) {
 	bySvc := map[Key][]discoveryv1.EndpointSlice{}
 	for i := range ss {
 		s := &ss[i]
@@ -240,10 +274,18 @@ func EndpointsByService(ss []discoveryv1.EndpointSlice) map[Key]NodeEndpoints {
 		bySvc[k] = append(bySvc[k], *s)
 	}
 	out := make(map[Key]NodeEndpoints, len(bySvc))
+	var fb map[Key]Fallback
 	for k, group := range bySvc {
-		out[k] = EndpointsOf(group)
+		eps, f := CountEndpoints(group)
+		out[k] = eps
+		if f != (Fallback{}) {
+			if fb == nil {
+				fb = map[Key]Fallback{}
+			}
+			fb[k] = f
+		}
 	}
-	return out
+	return out, fb
 }
 
 // EndpointsByNode counts, per Service and node, the pods that count

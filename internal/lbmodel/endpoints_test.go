@@ -118,6 +118,40 @@ func TestEndpointsOf(t *testing.T) {
 	}
 }
 
+// The fallback flag tells, per family, that the counts are serving
+// terminating endpoints: what kube-proxy's health check does not count.
+func TestCountEndpointsFallback(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		ss   []discoveryv1.EndpointSlice
+		want Fallback
+	}{
+		{"ready", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready"))}, Fallback{}},
+		{"rolling update of one replica", []discoveryv1.EndpointSlice{epSlice("s", v4,
+			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n1", "10.0.0.2", "notready"))}, Fallback{IPv4: true}},
+		{"terminating beside a ready one", []discoveryv1.EndpointSlice{epSlice("s", v4,
+			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n2", "10.0.0.2", "ready"))}, Fallback{}},
+		{"nothing serving: no fallback", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("old", "n1", "10.0.0.1", "gone"))}, Fallback{}},
+		{"per family", []discoveryv1.EndpointSlice{
+			epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready")),
+			epSlice("s", v6, ep("a", "n1", "fd00::1", "notready"), ep("b", "n2", "fd00::2", "terminating"))}, Fallback{IPv6: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, got := CountEndpoints(tc.ss)
+			if got != tc.want {
+				t.Errorf("got %+v, want %+v", got, tc.want)
+			}
+			_, bySvc := CountByService(tc.ss)
+			if got := bySvc[Key{Namespace: "dns", Name: "s"}]; got != tc.want || (tc.want == Fallback{}) != (len(bySvc) == 0) {
+				t.Errorf("by Service: %+v", bySvc)
+			}
+		})
+	}
+	if !(Fallback{IPv6: true}).Of(netip.MustParseAddr("2001:db8::1")) || (Fallback{IPv6: true}).Of(netip.MustParseAddr("203.0.113.1")) {
+		t.Error("Fallback.Of")
+	}
+}
+
 func TestCounts(t *testing.T) {
 	e := NodeEndpoints{"n1": {2, 2}, "n2": {IPv4: 1}, "": {IPv6: 3}}
 	if e.On("n1") != (Counts{2, 2}) || e.On("") != (Counts{}) || e.On("n9") != (Counts{}) {

@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/seed"
 )
@@ -310,6 +311,20 @@ func clusterStatus(ctx context.Context, w io.Writer, k *kube) error {
 	return tw.Flush()
 }
 
+// announcementState says whether a ServiceAnnouncement is an announcement:
+// a node whose health check fails keeps the object, without the peers of
+// what it withholds, and says why in an annotation.
+func announcementState(a *v1alpha1.ServiceAnnouncement) string {
+	why := a.Annotations[lbmodel.AnnotationHealthCheck]
+	switch {
+	case why == "":
+		return "announced"
+	case len(a.Status.Peers) == 0:
+		return "withheld: " + why
+	}
+	return "partly withheld: " + why
+}
+
 // objectStatus prints bgplb's status objects: who announces which
 // Service, and every speaker's sessions, as the speakers report them.
 func objectStatus(ctx context.Context, w io.Writer, k *kube) error {
@@ -322,10 +337,10 @@ func objectStatus(ctx context.Context, w io.Writer, k *kube) error {
 		return err
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SERVICEANNOUNCEMENT\tSERVICE\tNODE\tPREFIXES\tPEERS\tENDPOINTS")
+	fmt.Fprintln(tw, "SERVICEANNOUNCEMENT\tSERVICE\tNODE\tPREFIXES\tPEERS\tENDPOINTS\tSTATE")
 	for _, a := range anns.Items {
-		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%d\n", a.Namespace, a.Name, a.Spec.Service, a.Spec.Node,
-			strings.Join(a.Status.Prefixes, ","), strings.Join(a.Status.Peers, ","), a.Status.Endpoints)
+		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Namespace, a.Name, a.Spec.Service, a.Spec.Node,
+			strings.Join(a.Status.Prefixes, ","), strings.Join(a.Status.Peers, ","), a.Status.Endpoints, announcementState(&a))
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "BGPSESSIONSTATUS\tNODE\tPEER\tADDRESS\tSTATE\tPREFIXES")

@@ -32,7 +32,12 @@
 // kube-proxy's health check for it objects ([Service.HealthCheck], the
 // verdict of speaker/healthcheck, for the address's family): the endpoints
 // say where the pods are, the probe whether this node's data plane forwards
-// to them. [ServiceDecision.HealthCheck] tells those reasons apart.
+// to them. Its "0 local endpoints" does not hold back a family whose
+// endpoints are the serving-terminating fallback ([Service.Fallback]):
+// kube-proxy forwards to those but its health check does not count them.
+// The probe is the reason only where the address would otherwise be sent
+// to a peer ([ServiceDecision.HealthChecked]); [ServiceDecision.HealthCheck]
+// tells those reasons apart.
 //
 // # What is announced, and to whom
 //

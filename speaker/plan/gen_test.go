@@ -90,7 +90,13 @@ func randomService(r *rand.Rand, i int) Service {
 	for range pick(r, 0, 1, 1, 2, 2, 3) {
 		svc.Addresses = append(svc.Addresses, randomAddr(r))
 	}
-	svc.HealthCheck = HealthCheck{IPv4: pick(r, "", "", "", "v4 probe fails"), IPv6: pick(r, "", "", "", "v6 probe fails")}
+	verdict := func(fam string) Verdict {
+		return pick(r, Verdict{}, Verdict{}, Verdict{}, Verdict{}, Verdict{Reason: fam + " probe fails"},
+			Verdict{Reason: fam + " probe says 0 local endpoints", NoReadyLocal: true},
+			Verdict{Reason: "waiting for the " + fam + " probe", Waiting: true})
+	}
+	svc.HealthCheck = HealthCheck{IPv4: verdict("v4"), IPv6: verdict("v6")}
+	svc.Fallback = lbmodel.Fallback{IPv4: r.IntN(3) == 0, IPv6: r.IntN(3) == 0}
 	return svc
 }
 

@@ -9,9 +9,9 @@ import (
 
 // HealthCheck is what this node's probe of a Service's healthCheckNodePort
 // (kube-proxy's health check for externalTrafficPolicy Local, see
-// speaker/healthcheck) says, per family of the probed address: why it says
-// this node does not serve the Service, or "" when it does not object
-// (it passes, is not made, or has no answer yet and is trusted).
+// speaker/healthcheck) says, per family of the probed address; the zero
+// value objects to nothing (no probe, a pass, or a target trusted until it
+// fails).
 //
 // A Local Service's address is announced only when this node has an
 // endpoint of its family and the probe of that family does not object: the
@@ -19,25 +19,59 @@ import (
 // plane forwards to them. Cluster Services are not probed: kube-proxy
 // serves no health check for them.
 type HealthCheck struct {
-	IPv4, IPv6 string
+	IPv4, IPv6 Verdict
 }
 
-// of is the objection for address a's family.
-func (h HealthCheck) of(a netip.Addr) string {
+// Verdict is one family's probe verdict (speaker/healthcheck.Verdict).
+type Verdict struct {
+	// Reason says why the probe objects, "" when it does not.
+	Reason string
+	// Waiting: the only objection is a new probe with no answer yet. The
+	// address is withheld, but the reason is no failure
+	// (ServiceDecision.HealthCheck leaves it out).
+	Waiting bool
+	// NoReadyLocal: the latest answer is a healthy kube-proxy counting no
+	// ready local endpoint. While the family's endpoints are the
+	// serving-terminating fallback (Service.Fallback) that is what a
+	// serving node answers: kube-proxy forwards to the terminating pods but
+	// its health check counts only ready ones. The objection is then
+	// ignored, so that a single replica's rolling update keeps its route.
+	NoReadyLocal bool
+}
+
+// Families says something per address family.
+type Families struct{ IPv4, IPv6 bool }
+
+// set marks a's family.
+func (f *Families) set(a netip.Addr) {
+	if a.Is4() {
+		f.IPv4 = true
+	} else {
+		f.IPv6 = true
+	}
+}
+
+// of is the verdict for address a's family.
+func (h HealthCheck) of(a netip.Addr) Verdict {
 	if a.Is4() {
 		return h.IPv4
 	}
 	return h.IPv6
 }
 
-// healthReason is why the health check keeps address a of Service s from
-// being announced, or "". Only Local Services are held back, and only
-// once their endpoints would let the address go (policyReason first).
-func healthReason(s *Service, a netip.Addr) string {
+// healthObjection is the probe's objection to announcing address a of
+// Service s: the zero Verdict when there is none. Only Local Services are
+// held back, and not on a "0 local endpoints" while their endpoints of a's
+// family are the fallback.
+func healthObjection(s *Service, a netip.Addr) Verdict {
 	if s.TrafficPolicy != lbmodel.Local {
-		return ""
+		return Verdict{}
 	}
-	return s.HealthCheck.of(a)
+	v := s.HealthCheck.of(a)
+	if v.NoReadyLocal && s.Fallback.Of(a) {
+		return Verdict{}
+	}
+	return v
 }
 
 // appendReason adds r to rs unless it is empty or there already.

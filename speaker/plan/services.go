@@ -111,13 +111,23 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 		if a = a.Unmap().WithZone(""); !a.IsValid() {
 			continue
 		}
+		local := s.TrafficPolicy == lbmodel.Local
 		r := p.policyReason(s.TrafficPolicy, a, eps, total)
-		if r == "" {
-			r = healthReason(s, a)
-			health = appendReason(health, r)
+		if v := healthObjection(s, a); r == "" && v.Reason != "" {
+			// The probe's objection only where the address would be sent:
+			// elsewhere the pool or advertisement rule is the reason.
+			if _, r = p.sender(a); r == "" {
+				d.HealthChecked.set(a)
+				r = v.Reason
+				if !v.Waiting {
+					health = appendReason(health, r)
+				}
+			}
 		}
 		if r == "" {
-			r = p.announce(si, a, s.TrafficPolicy == lbmodel.Local)
+			if r = p.announce(si, a, local); r == "" && local {
+				d.HealthChecked.set(a)
+			}
 		}
 		reasons = appendReason(reasons, r)
 	}
@@ -139,15 +149,10 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 // Its host route, announced only by nodes with its pods, wins over the
 // aggregate at the router by longest match.
 func (p *planner) announce(si int32, a netip.Addr, local bool) string {
-	pi := p.poolOf(a)
-	if pi < 0 {
-		return a.String() + " is in no pool"
+	pl, r := p.sender(a)
+	if r != "" {
+		return r
 	}
-	pl := &p.pools[pi]
-	if len(pl.advs) == 0 {
-		return fmt.Sprintf("no BGPAnnouncementPolicy selects pool %s for %s", pl.name, p.node.Name)
-	}
-	sent := false
 	for _, ai := range pl.advs {
 		ad := &p.advs[ai]
 		if !ad.sends {
@@ -166,12 +171,25 @@ func (p *planner) announce(si int32, a netip.Addr, local bool) string {
 				p.mask[peer] = 1
 			}
 		}
-		sent = true
-	}
-	if !sent {
-		return fmt.Sprintf("no BGPRouter named by the BGPAnnouncementPolicies of pool %s selects %s", pl.name, p.node.Name)
 	}
 	return ""
+}
+
+// sender is the pool of address a when some advertisement of it sends to
+// a peer of this node, else why none does.
+func (p *planner) sender(a netip.Addr) (*pool, string) {
+	pi := p.poolOf(a)
+	if pi < 0 {
+		return nil, a.String() + " is in no pool"
+	}
+	pl := &p.pools[pi]
+	if len(pl.advs) == 0 {
+		return nil, fmt.Sprintf("no BGPAnnouncementPolicy selects pool %s for %s", pl.name, p.node.Name)
+	}
+	if !slices.ContainsFunc(pl.advs, func(ai int32) bool { return p.advs[ai].sends }) {
+		return nil, fmt.Sprintf("no BGPRouter named by the BGPAnnouncementPolicies of pool %s selects %s", pl.name, p.node.Name)
+	}
+	return pl, ""
 }
 
 // peerSet is the names of the peers marked in p.mask, interned: a

@@ -27,6 +27,8 @@ type slowResult struct {
 	peers     map[string][]Route
 	announced map[lbmodel.Key][]string // Service -> peers, sorted; absent: not announced
 	complete  map[lbmodel.Key]bool     // every valid address reached some peer (no Reason expected)
+	checked   map[lbmodel.Key]Families // families where the health check decides
+	health    map[lbmodel.Key]bool     // some health check objection is published
 	conflicts map[[2]string]bool
 }
 
@@ -36,7 +38,8 @@ type slowRoute struct {
 }
 
 func slowPlan(s Snapshot) slowResult {
-	out := slowResult{peers: map[string][]Route{}, announced: map[lbmodel.Key][]string{}, complete: map[lbmodel.Key]bool{}, conflicts: map[[2]string]bool{}}
+	out := slowResult{peers: map[string][]Route{}, announced: map[lbmodel.Key][]string{}, complete: map[lbmodel.Key]bool{}, conflicts: map[[2]string]bool{},
+		checked: map[lbmodel.Key]Families{}, health: map[lbmodel.Key]bool{}}
 	node := labels.Set(s.Node.Labels)
 	var myPeers []string
 	for _, p := range s.Peers {
@@ -58,19 +61,24 @@ func slowPlan(s Snapshot) slowResult {
 				continue
 			}
 			valid++
-			if excluded || !slowMayAnnounce(s.Node, svc, a) {
+			if excluded || !slowEndpointsAllow(s.Node, svc, a) {
 				continue
 			}
 			pool := slowPoolOf(s.Pools, a)
 			if pool == nil {
 				continue
 			}
+			blocked, published := slowHealthObjects(svc, a)
 			hit := false
 			for _, peer := range myPeers {
 				for _, adv := range s.Advertisements {
 					bits, ok := slowLength(adv, a)
 					if !ok || !slowMatches(adv.NodeSelectors, node) || !slowSelectsPool(adv, pool) ||
 						len(adv.Peers) > 0 && !slices.Contains(adv.Peers, peer) {
+						continue
+					}
+					hit = true
+					if blocked {
 						continue
 					}
 					if svc.TrafficPolicy == lbmodel.Local {
@@ -84,10 +92,21 @@ func slowPlan(s Snapshot) slowResult {
 					}
 					r.services[svc.Key] = true
 					r.advs[adv.Name] = true
-					hit = true
 				}
 			}
-			if hit {
+			if hit && svc.TrafficPolicy == lbmodel.Local {
+				f := out.checked[svc.Key]
+				if a.Is4() {
+					f.IPv4 = true
+				} else {
+					f.IPv6 = true
+				}
+				out.checked[svc.Key] = f
+			}
+			if hit && published {
+				out.health[svc.Key] = true
+			}
+			if hit && !blocked {
 				reached++
 			}
 		}
@@ -196,19 +215,31 @@ func slowMatches(ss []labels.Selector, set labels.Set) bool {
 	return false
 }
 
-func slowMayAnnounce(n lbmodel.Node, svc Service, a netip.Addr) bool {
+func slowEndpointsAllow(n lbmodel.Node, svc Service, a netip.Addr) bool {
 	if svc.TrafficPolicy == lbmodel.Local {
-		probe := svc.HealthCheck.IPv4
-		if !a.Unmap().Is4() {
-			probe = svc.HealthCheck.IPv6
-		}
-		return svc.Endpoints[n.Name].Of(a) > 0 && probe == ""
+		return svc.Endpoints[n.Name].Of(a) > 0
 	}
 	anywhere := 0
 	for _, c := range svc.Endpoints {
 		anywhere += c.Of(a)
 	}
 	return n.Ready && anywhere > 0
+}
+
+// slowHealthObjects: whether the probe keeps a Local Service's address
+// back, and whether it says so as a failure.
+func slowHealthObjects(svc Service, a netip.Addr) (blocked, published bool) {
+	if svc.TrafficPolicy != lbmodel.Local {
+		return false, false
+	}
+	v, fallback := svc.HealthCheck.IPv4, svc.Fallback.IPv4
+	if !a.Is4() {
+		v, fallback = svc.HealthCheck.IPv6, svc.Fallback.IPv6
+	}
+	if v.Reason == "" || v.NoReadyLocal && fallback {
+		return false, false
+	}
+	return true, !v.Waiting
 }
 
 // slowPoolOf is the pool rule spelt out: a pool is used when all its
@@ -351,6 +382,10 @@ func compareTwin(t *testing.T, seed uint64, got Result, want slowResult) bool {
 		}
 		if (d.Reason == "") != want.complete[d.Key] {
 			return fail("%s: reason %q, twin says every address announced: %v", d.Key, d.Reason, want.complete[d.Key])
+		}
+		if d.HealthChecked != want.checked[d.Key] || (d.HealthCheck != "") != want.health[d.Key] {
+			return fail("%s: health checked %+v, reason %q; twin says %+v, published %v", d.Key, d.HealthChecked, d.HealthCheck,
+				want.checked[d.Key], want.health[d.Key])
 		}
 	}
 	var lpProblems []string

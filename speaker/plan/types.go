@@ -46,6 +46,10 @@ type Service struct {
 	// that count (lbmodel.EndpointsOf: ready ones, else serving while
 	// terminating; each pod once per family).
 	Endpoints lbmodel.NodeEndpoints
+	// Fallback says, per family, that Endpoints counts the
+	// serving-terminating fallback (lbmodel.CountEndpoints), which
+	// kube-proxy's health check does not count.
+	Fallback lbmodel.Fallback
 	// HealthCheck is this node's probe of the Service's kube-proxy health
 	// check (Local Services only); the zero value objects to nothing.
 	HealthCheck HealthCheck
@@ -112,6 +116,14 @@ type ServiceDecision struct {
 	Reason string
 	// HealthCheck holds, joined by "; ", the reasons among Reason that
 	// come from the Service's HealthCheck: the addresses this node's data
-	// plane does not serve although its endpoints say it should.
+	// plane does not serve although its endpoints say it should, and that
+	// would be sent to a peer but for that. A probe still waiting for its
+	// first answer withholds without a reason here: nothing failed yet.
 	HealthCheck string
+	// HealthChecked are the families in which the health check decides:
+	// a Local Service's address of the family is sent to some peer, or
+	// would be but for the health check. The speaker probes those and no
+	// others: where the endpoints, pools or advertisements already keep an
+	// address from being announced, the probe has nothing to say.
+	HealthChecked Families
 }

@@ -24,9 +24,9 @@ type Server struct {
 	Endpoints atomic.Int32
 	// Delay (nanoseconds) holds each answer back, to play a slow node.
 	Delay atomic.Int64
-	// Conns and Requests count the connections accepted and the requests
-	// answered.
-	Conns, Requests atomic.Int64
+	// Conns, Closed and Requests count the connections accepted and
+	// closed, and the requests answered.
+	Conns, Closed, Requests atomic.Int64
 }
 
 // Start serves on ln, with one local endpoint, until the test ends.
@@ -35,8 +35,11 @@ func Start(t testing.TB, ln net.Listener) *Server {
 	s := &Server{Addr: netip.MustParseAddrPort(ln.Addr().String())}
 	s.Endpoints.Store(1)
 	srv := &http.Server{Handler: s, ConnState: func(_ net.Conn, st http.ConnState) {
-		if st == http.StateNew {
+		switch st {
+		case http.StateNew:
 			s.Conns.Add(1)
+		case http.StateClosed:
+			s.Closed.Add(1)
 		}
 	}}
 	done := make(chan error, 1)
