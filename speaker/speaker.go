@@ -18,10 +18,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -64,7 +67,17 @@ type Options struct {
 	MetricsAddr string
 	// ShutdownTimeout bounds the withdraw-and-close on stop.
 	ShutdownTimeout time.Duration
-	Log             *slog.Logger
+	// DrainTime is how long a node going away announces with
+	// GRACEFUL_SHUTDOWN before it withdraws (RFC 8326); 0 is
+	// DefaultDrainTime, negative withdraws at once.
+	DrainTime time.Duration
+	// RestartTime is the graceful restart time announced to BGPRouters
+	// with spec.gracefulRestart; 0 is DefaultRestartTime.
+	RestartTime time.Duration
+	// PodName is this speaker's pod (in Namespace), whose DaemonSet tells
+	// a SIGTERM for good from a restart; empty: only the Node tells.
+	PodName string
+	Log     *slog.Logger
 }
 
 // Speaker is a running speaker.
@@ -73,11 +86,14 @@ type Speaker struct {
 	log   *slog.Logger
 	c     client.Client
 	cache cache.Cache
-	ann   *announce.Announcer
-	bfd   *bfdSessions
-	kick  chan struct{}
-	lg    lastGood
-	rep   *reporter
+	// api reads past the cache (the SIGTERM decision, the restart markers).
+	api    client.Reader
+	events events.EventRecorder
+	ann    *announce.Announcer
+	bfd    *bfdSessions
+	kick   chan struct{}
+	lg     lastGood
+	rep    *reporter
 	// The plan, peers and endpoint counts of the last sync, and the
 	// configuration problems last logged: the run goroutine's alone.
 	last      plan.Result
@@ -90,6 +106,19 @@ type Speaker struct {
 	// a passwordSecret in another namespace), as the session reports show
 	// them: Idle, with the reason as the last error.
 	refused []announce.PeerStatus
+	// node and snap are the last sync's Node and planner input; drain
+	// the node's drain, drainTimer fires at its deadline.
+	node       *corev1.Node
+	snap       plan.Snapshot
+	drain      drainState
+	drainTimer *time.Timer
+	// restarting are the peers whose first session is a graceful restart
+	// (restart markers found at start), until it is up.
+	restarting map[string]bool
+	// For the metrics: the drain phase now, the sessions back up after
+	// a graceful restart.
+	phase     atomic.Uint32
+	restarted atomic.Uint64
 }
 
 // Run runs the speaker until ctx ends; then it withdraws every route and
@@ -104,13 +133,22 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
+	if o.DrainTime == 0 {
+		o.DrainTime = DefaultDrainTime
+	}
+	if o.RestartTime == 0 {
+		o.RestartTime = DefaultRestartTime
+	}
+	if o.RestartTime < time.Second || o.RestartTime > session.MaxRestartTime {
+		return fmt.Errorf("speaker: restart time %v is not between 1s and %v", o.RestartTime, session.MaxRestartTime)
+	}
 	mgr, err := newManager(cfg, o)
 	if err != nil {
 		return err
 	}
 	s := &Speaker{
-		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(),
-		kick: make(chan struct{}, 1),
+		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(), api: mgr.GetAPIReader(),
+		events: mgr.GetEventRecorder("bgplb-speaker"), kick: make(chan struct{}, 1),
 	}
 	s.rep = newReporter(s.c, o.NodeName, o.Log)
 	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
@@ -121,7 +159,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 
 func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -200,15 +238,10 @@ func (s *Speaker) run(ctx context.Context) error {
 	annDone := make(chan error, 1)
 	go func() { annDone <- s.ann.Run(annCtx) }()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
-		defer cancel()
-		msg := "node " + s.o.NodeName + " shutting down"
-		if err := s.ann.Shutdown(sctx, msg); err != nil {
-			s.log.Warn("shutdown", "err", err)
-		}
-		stopRep()
-		<-repDone
-		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner)
+		s.shutdown(func() {
+			stopRep()
+			<-repDone
+		})
 		stopAnn()
 		<-annDone
 	}()
@@ -224,6 +257,10 @@ func (s *Speaker) run(ctx context.Context) error {
 			return err
 		}
 	}
+	s.loadRestartMarkers(ctx)
+	s.drainTimer = time.NewTimer(time.Hour)
+	s.drainTimer.Stop()
+	defer s.drainTimer.Stop()
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Session state changes are not API events: look again now and then
 	// so the reports follow them.
@@ -235,6 +272,8 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.kick:
+			s.sync(ctx)
+		case <-s.drainTimer.C:
 			s.sync(ctx)
 		case <-tick.C:
 			s.report()
@@ -257,6 +296,9 @@ func (s *Speaker) sync(ctx context.Context) {
 		return
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
+	s.node = objs.node
+	conv.snap.Drain = s.timeDrain(leaving(objs.node), time.Now())
+	s.snap = conv.snap
 	res := plan.Plan(conv.snap)
 	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
 	if err := s.ann.SetPeers(peers); err != nil {
@@ -354,7 +396,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 			}
 			problems = append(problems, msg)
 		}
-		problems = append(problems, unsupported(p)...)
+		cfg.Session.GracefulRestart = gracefulRestart(p, s.o.RestartTime, s.restarting[p.Name])
 		if cfg.Session.Passive && len(s.o.ListenAddrs) == 0 {
 			problems = append(problems, fmt.Sprintf("BGPRouter %s is passive but this speaker listens nowhere (--listen)", p.Name))
 		}
@@ -396,7 +438,9 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 // report hands the reporter what this node announces, from the last plan
 // and the sessions' state.
 func (s *Speaker) report() {
-	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused))
+	st := s.ann.Status()
+	s.clearRestarting(st)
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused))
 	want.owner = s.owner
 	s.rep.set(want)
 }
@@ -419,6 +463,7 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
+	reg.MustRegister(newRestartCollector(s.phase.Load, s.restarted.Load))
 	go func() {
 		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log, nil); err != nil {
 			s.log.Error("metrics", "err", err)

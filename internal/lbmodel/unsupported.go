@@ -19,10 +19,6 @@ func PeerUnsupported(s *v1alpha1.BGPRouterSpec) []string {
 		out = append(out, fmt.Sprintf("spec.bfdPolicy %q is ignored: BFD is not implemented yet, "+
 			"so a dead link is noticed only when the hold time runs out", s.BFDPolicy))
 	}
-	if s.GracefulRestart {
-		out = append(out, "spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
-			"so a restarting speaker withdraws its routes")
-	}
 	return out
 }
 

@@ -17,9 +17,7 @@ func TestPeerUnsupported(t *testing.T) {
 	}{
 		{"nothing unsupported", v1alpha1.BGPRouterSpec{}, nil},
 		{"bfdPolicy", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, []string{`spec.bfdPolicy "fast" is ignored`}},
-		{"gracefulRestart", v1alpha1.BGPRouterSpec{GracefulRestart: true}, []string{"spec.gracefulRestart is ignored"}},
-		{"both", v1alpha1.BGPRouterSpec{BFDPolicy: "fast", GracefulRestart: true},
-			[]string{"spec.bfdPolicy", "spec.gracefulRestart"}},
+		{"gracefulRestart is honoured", v1alpha1.BGPRouterSpec{GracefulRestart: true}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := PeerUnsupported(&tc.spec)

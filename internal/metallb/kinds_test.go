@@ -108,8 +108,7 @@ func TestBGPPeerV1beta2(t *testing.T) {
 		`spine: spec.vrf: not carried: bgplb has no VRFs`,
 		"spine: spec.disableMP: not carried",
 		"spine: spec.ebgpMultiHop: not carried: applies only to eBGP",
-		`BGPPeer metallb-system/unnumbered: not carried: no peerAddress (spec.interface "eth1")`,
-		"spec.gracefulRestart is ignored")
+		`BGPPeer metallb-system/unnumbered: not carried: no peerAddress (spec.interface "eth1")`)
 }
 
 func TestBGPAdvertisementAndCommunity(t *testing.T) {
