@@ -86,7 +86,19 @@ func (s *Speaker) markRestart(ctx context.Context, kept []string) {
 	}
 	for _, peer := range kept {
 		obj := &v1alpha1.BGPSessionStatus{ObjectMeta: metav1.ObjectMeta{Name: objectName(s.o.NodeName, peer)}}
-		if err := s.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, p)); err != nil {
+		err := s.c.Patch(ctx, obj, client.RawPatch(types.MergePatchType, p))
+		if apierrors.IsNotFound(err) {
+			// Stopped before its first report was written: the marker
+			// makes the report.
+			obj.Labels = map[string]string{v1alpha1.LabelNode: labelValue(s.o.NodeName)}
+			obj.Annotations = map[string]string{AnnotationRestartingUntil: until}
+			obj.Spec = v1alpha1.BGPSessionStatusSpec{Node: s.o.NodeName, Peer: peer}
+			if s.owner != nil {
+				obj.OwnerReferences = []metav1.OwnerReference{*s.owner}
+			}
+			err = s.c.Create(ctx, obj)
+		}
+		if err != nil {
 			s.log.Warn("writing the restart marker", "peer", peer, "err", err)
 		}
 	}

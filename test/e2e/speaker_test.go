@@ -187,13 +187,14 @@ func (l *seedLab) startController(t *testing.T) {
 	})
 }
 
-// startSpeaker runs `bgplb speaker` in a node's namespace.
-func (l *seedLab) startSpeaker(t *testing.T, name string) {
+// startSpeaker runs `bgplb speaker` in a node's namespace, with more
+// flags if given.
+func (l *seedLab) startSpeaker(t *testing.T, name string, flags ...string) {
 	t.Helper()
-	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
+	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, append([]string{"speaker",
 		"--node-name", name, "--kubeconfig", l.speakerKubeconfig, "--namespace", speakerNamespace,
 		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug",
-		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String())
+		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String()}, flags...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
