@@ -28,6 +28,13 @@
 // pod that is serving proves the node forwards. Both are decided per
 // address, with the endpoints of the address's family.
 //
+// A node going away is drained (RFC 8326) through [Snapshot.Drain], which
+// the shell times: while [Draining] every route carries the
+// GRACEFUL_SHUTDOWN community, so that routers prefer other nodes for new
+// flows while this one still forwards the old ones (the exclusion label
+// then does not stop the announcements: the drain is how it takes effect);
+// once [Drained] nothing is announced, every Service saying why.
+//
 // # What is announced, and to whom
 //
 // For every address of an announced Service: its pool is the pool whose
