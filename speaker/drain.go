@@ -44,6 +44,20 @@ func nextDrain(prev drainState, why string, now time.Time, drainTime time.Durati
 	return d, plan.Drain{Phase: plan.Drained, Why: why}
 }
 
+// startDrain is the drain a speaker starts with on a node that is already
+// leaving for why: the one before it drained the node, or the node never
+// announced (kubeadm labels control-plane nodes excluded for good), so it
+// starts drained, announcing nothing, rather than send GRACEFUL_SHUTDOWN
+// routes for a drain time on every start. Unless the routers kept this
+// node's routes for a graceful restart (kept): those are still in use, and
+// are drained as a running speaker would.
+func startDrain(why string, now time.Time, kept bool) drainState {
+	if why == "" || kept {
+		return drainState{}
+	}
+	return drainState{why: why, since: now, until: now}
+}
+
 // restartCollector exports the drain phase and the graceful restarts.
 type restartCollector struct {
 	phase     func() uint32

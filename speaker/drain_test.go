@@ -36,3 +36,22 @@ func TestNextDrain(t *testing.T) {
 		}
 	}
 }
+
+func TestStartDrain(t *testing.T) {
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name  string
+		why   string
+		kept  bool
+		phase plan.DrainPhase
+	}{
+		{"normal node", "", false, plan.NotDraining},
+		{"excluded for good: drained at once", "label x", false, plan.Drained},
+		{"cordoned while the routers keep our routes: drained gently", "cordoned", true, plan.Draining},
+	} {
+		d, p := nextDrain(startDrain(tc.why, now, tc.kept), tc.why, now, 10*time.Second)
+		if p.Phase != tc.phase {
+			t.Errorf("%s: phase %v (%+v), want %v", tc.name, p.Phase, d, tc.phase)
+		}
+	}
+}

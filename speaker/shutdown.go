@@ -15,10 +15,14 @@ import (
 // phase changes, and arms the timer that syncs again at the deadline.
 // The run goroutine's.
 func (s *Speaker) timeDrain(why string, now time.Time) plan.Drain {
+	first := !s.drainTimed
+	if first {
+		s.drain, s.drainTimed = startDrain(why, now, len(s.restarting) > 0), true
+	}
 	var d plan.Drain
 	s.drain, d = nextDrain(s.drain, why, now, s.o.DrainTime)
 	if old := plan.DrainPhase(s.phase.Swap(uint32(d.Phase))); old != d.Phase {
-		s.noteDrain(old, d)
+		s.noteDrain(old, d, !first)
 	}
 	if d.Phase == plan.Draining {
 		s.drainTimer.Reset(s.drain.until.Sub(now))
@@ -26,9 +30,10 @@ func (s *Speaker) timeDrain(why string, now time.Time) plan.Drain {
 	return d
 }
 
-// noteDrain logs a change of drain phase and records it as an event on
-// the Node, where `kubectl describe node` shows it next to the cordon.
-func (s *Speaker) noteDrain(old plan.DrainPhase, d plan.Drain) {
+// noteDrain logs a change of drain phase and, with event, records it on
+// the Node, where `kubectl describe node` shows it next to the cordon (not
+// the phase a speaker starts in: every restart would repeat it).
+func (s *Speaker) noteDrain(old plan.DrainPhase, d plan.Drain, event bool) {
 	var reason, note string
 	switch d.Phase {
 	case plan.Draining:
@@ -41,7 +46,7 @@ func (s *Speaker) noteDrain(old plan.DrainPhase, d plan.Drain) {
 		reason, note = "BGPDrainEnded", "no longer going away: this node's routes are announced normally again"
 	}
 	s.log.Info("drain", "phase", d.Phase.String(), "was", old.String(), "why", d.Why, "withdraw_at", s.drain.until)
-	if s.node != nil && s.events != nil {
+	if event && s.node != nil && s.events != nil {
 		s.events.Eventf(s.node, nil, corev1.EventTypeNormal, reason, "Drain", "%s", note)
 	}
 }

@@ -111,6 +111,7 @@ type Speaker struct {
 	node       *corev1.Node
 	snap       plan.Snapshot
 	drain      drainState
+	drainTimed bool // the first sync has set drain
 	drainTimer *time.Timer
 	// restarting are the peers whose first session is a graceful restart
 	// (restart markers found at start), until it is up.

@@ -106,11 +106,14 @@ func TestSpeakerDrain(t *testing.T) {
 	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
 	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
 
+	cordoned := time.Now()
 	l.cordon(t, seed.Node1, true)
 	hasGShut := func(p *view.Path) bool { return p != nil && slices.Contains(p.Communities, "graceful-shutdown") }
 	l.waitRouterPath(t, "node1's path marked GRACEFUL_SHUTDOWN", host, n1, hasGShut)
 	marked := time.Now()
 	l.rp.waitKernel(t, l.ctx, want{host: {n2}})
+	t.Logf("the router's kernel routes new flows to node2 only %v after the cordon (node1 still announced, marked)",
+		time.Since(cordoned).Round(time.Millisecond))
 	l.waitRouterPath(t, "node2's path unmarked", host, n2, func(p *view.Path) bool { return p != nil && !hasGShut(p) })
 	l.waitRouterPath(t, "node1's path withdrawn after the drain time", host, n1, func(p *view.Path) bool { return p == nil })
 	took := time.Since(marked)
@@ -304,7 +307,25 @@ func TestSpeakerGracefulRestart(t *testing.T) {
 	g.waitPath(t, l.ctx, "node1's route", host, n1, fresh)
 	g.waitPath(t, l.ctx, "node2's route", host, n2, fresh)
 
-	// A rolling update: node1's speaker goes, gobgpd keeps its route.
+	// A rolling update: node1's speaker goes, gobgpd keeps its route. A
+	// watcher polls gobgpd throughout, for any moment without it.
+	watchCtx, stopWatch := context.WithCancel(l.ctx)
+	t.Cleanup(stopWatch)
+	watched := make(chan [2]int, 1)
+	go func() {
+		polls, missing := 0, 0
+		for watchCtx.Err() == nil {
+			if ps, err := g.paths(watchCtx, host); err == nil {
+				polls++
+				if !slices.ContainsFunc(ps, func(p goBGPPath) bool { return p.peer == n1 }) {
+					missing++
+				}
+			}
+			time.Sleep(20 * time.Millisecond) // a sampling rate, not a wait for a condition
+		}
+		watched <- [2]int{polls, missing}
+	}()
+	restarted := time.Now()
 	old := l.speakers[seed.Node1]
 	sigterm(t, l.ctx, old)
 	if logs := old.Logs(); !strings.Contains(logs, "left for a graceful restart") {
@@ -320,6 +341,13 @@ func TestSpeakerGracefulRestart(t *testing.T) {
 	}
 	l.startSpeaker(t, seed.Node1, "--drain-time", drainTime.String())
 	g.waitPath(t, l.ctx, "node1's route sent again", host, n1, fresh)
+	stopWatch()
+	w := <-watched
+	t.Logf("speaker restart: node1's route stale at gobgpd for %v; missing in %d of %d polls",
+		time.Since(restarted).Round(time.Millisecond), w[1], w[0])
+	if w[1] > 0 || w[0] == 0 {
+		t.Errorf("gobgpd lost node1's route during the restart in %d of %d polls", w[1], w[0])
+	}
 	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
 		return strings.Contains(l.speakers[seed.Node1].Logs(), "graceful restart: session up again"), nil
 	})
