@@ -19,6 +19,8 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/daemons"
+	"github.com/bgplb/bgplb/lab/dnsserver"
 	"github.com/bgplb/bgplb/lab/labtest"
 	"github.com/bgplb/bgplb/lab/seed"
 	"github.com/bgplb/bgplb/view"
@@ -45,6 +47,19 @@ func drainLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 		l.startSpeaker(t, n, "--drain-time", drainTime.String())
 	}
 	return l
+}
+
+// gracefulRestart sets spec.gracefulRestart on the BGPRouter configure made.
+func (l *seedLab) gracefulRestart(t *testing.T) {
+	t.Helper()
+	var peer v1alpha1.BGPRouter
+	if err := l.c.Get(l.ctx, client.ObjectKey{Name: "router"}, &peer); err != nil {
+		t.Fatal(err)
+	}
+	peer.Spec.GracefulRestart = true
+	if err := l.c.Update(l.ctx, &peer); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cordon sets a Node's spec.unschedulable, as `kubectl cordon/uncordon`.
@@ -95,28 +110,49 @@ func (l *seedLab) waitRouterPath(t *testing.T, what string, prefix netip.Prefix,
 // the Service's route again with GRACEFUL_SHUTDOWN, which bgplb router
 // ranks last, so the kernel keeps node2 only while node1 still forwards;
 // after --drain-time node1 withdraws. Uncordoned, it announces as before.
-// The drain is told on the Node as events.
+// The drain is told on the Node as events. A client asks the Pi-hole (a
+// pod on each node, externalTrafficPolicy Cluster) every 20 ms throughout
+// the drain: no query is lost, and none sent after the router moved new
+// flows away reaches node1 (the issue's figure 3, in namespaces).
 func TestSpeakerDrain(t *testing.T) {
 	l := drainLab(t, 3*time.Minute, true)
 	l.configure(t)
 	vip := netip.MustParseAddr("203.0.113.53")
 	host := netip.PrefixFrom(vip, 32)
 	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	l.pod(t, seed.Node1, vip)
+	l.pod(t, seed.Node2, vip)
 	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
 	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
 	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
+	l.dig(t, vip, seed.Node1)
 
-	cordoned := time.Now()
-	l.cordon(t, seed.Node1, true)
+	var cordoned, marked, moved time.Time
 	hasGShut := func(p *view.Path) bool { return p != nil && slices.Contains(p.Communities, "graceful-shutdown") }
-	l.waitRouterPath(t, "node1's path marked GRACEFUL_SHUTDOWN", host, n1, hasGShut)
-	marked := time.Now()
-	l.rp.waitKernel(t, l.ctx, want{host: {n2}})
-	t.Logf("the router's kernel routes new flows to node2 only %v after the cordon (node1 still announced, marked)",
-		time.Since(cordoned).Round(time.Millisecond))
-	l.waitRouterPath(t, "node2's path unmarked", host, n2, func(p *view.Path) bool { return p != nil && !hasGShut(p) })
-	l.waitRouterPath(t, "node1's path withdrawn after the drain time", host, n1, func(p *view.Path) bool { return p == nil })
+	rs := l.streamDuring(t, vip, func() {
+		cordoned = time.Now()
+		l.cordon(t, seed.Node1, true)
+		l.waitRouterPath(t, "node1's path marked GRACEFUL_SHUTDOWN", host, n1, hasGShut)
+		marked = time.Now()
+		l.rp.waitKernel(t, l.ctx, want{host: {n2}})
+		moved = time.Now()
+		l.waitRouterPath(t, "node2's path unmarked", host, n2, func(p *view.Path) bool { return p != nil && !hasGShut(p) })
+		l.waitRouterPath(t, "node1's path withdrawn after the drain time", host, n1, func(p *view.Path) bool { return p == nil })
+	})
 	took := time.Since(marked)
+	t.Logf("the router's kernel routes new flows to node2 only %v after the cordon (node1 still announced, marked)",
+		moved.Sub(cordoned).Round(time.Millisecond))
+	late := 0
+	for _, r := range rs {
+		if r.Sent.After(moved) && r.Node == seed.Node1 {
+			late++
+		}
+	}
+	sum := dnsserver.Summarize(rs)
+	t.Logf("drain of node1: %v; %d sent after the router moved new flows reached node1", sum, late)
+	if sum.Lost > 0 || late > 0 || sum.Sent == 0 {
+		t.Errorf("drain of node1: %v, %d late to node1; want none lost and none late", sum, late)
+	}
 	t.Logf("node1's path carried GRACEFUL_SHUTDOWN for %v before its withdrawal (--drain-time %v)", took.Round(10*time.Millisecond), drainTime)
 	if took < drainTime-time.Second {
 		t.Errorf("node1 withdrew %v after marking its path, want about --drain-time %v", took, drainTime)
@@ -290,14 +326,7 @@ func sigterm(t *testing.T, ctx context.Context, p *lab.Proc) {
 func TestSpeakerGracefulRestart(t *testing.T) {
 	l := drainLab(t, 3*time.Minute, false)
 	l.configure(t)
-	var peer v1alpha1.BGPRouter
-	if err := l.c.Get(l.ctx, client.ObjectKey{Name: "router"}, &peer); err != nil {
-		t.Fatal(err)
-	}
-	peer.Spec.GracefulRestart = true
-	if err := l.c.Update(l.ctx, &peer); err != nil {
-		t.Fatal(err)
-	}
+	l.gracefulRestart(t)
 	g := startGoBGPHelper(t, l)
 	host := netip.MustParsePrefix("203.0.113.53/32")
 	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
@@ -365,4 +394,93 @@ func TestSpeakerGracefulRestart(t *testing.T) {
 		t.Errorf("node1's speaker on a cordoned node did not stop for good:\n%s", logs)
 	}
 	g.waitPath(t, l.ctx, "node2's route untouched", host, n2, fresh)
+}
+
+// streamDuring asks the Pi-hole at vip from the client every 20 ms while
+// fn runs, each query a new flow, and returns every query's result.
+func (l *seedLab) streamDuring(t *testing.T, vip netip.Addr, fn func()) []dnsserver.Result {
+	t.Helper()
+	ctx, stop := context.WithCancel(l.ctx)
+	defer stop() // on a failure in fn the client stops before the lab goes
+	done := make(chan []dnsserver.Result, 1)
+	client := l.s.Host(seed.Client)
+	go func() {
+		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: client.Do,
+			Server: netip.AddrPortFrom(vip, seed.DNSPort), Name: "pihole.lab."})
+		done <- rs
+	}()
+	fn()
+	stop()
+	return <-done
+}
+
+// birdKernel waits until BIRD's kernel protocol routes dst via gw.
+func birdKernel(t *testing.T, ctx context.Context, ns *lab.Netns, dst netip.Prefix, gw netip.Addr) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	var last []lab.Route
+	_, err := ns.WaitRoutes(ctx, lab.RouteQuery{Proto: "bird"}, func(rs []lab.Route) bool {
+		last = rs
+		i := slices.IndexFunc(rs, func(r lab.Route) bool { return r.Dst == dst })
+		return i >= 0 && slices.Equal(rs[i].Gateways(), []netip.Addr{gw})
+	})
+	if err != nil {
+		t.Fatalf("BIRD's kernel route %v via %v: %v; have:\n%s", dst, gw, err, lab.FormatRoutes(last))
+	}
+}
+
+// TestSpeakerRollingRestart is the rolling update of the issue's figure 2
+// in namespaces: BIRD routes for the client into its kernel (a graceful
+// restart helper by default), the Pi-hole's one pod is on node1
+// (externalTrafficPolicy Local), and node1's speaker is stopped and
+// started again while the client asks every 20 ms. With graceful restart
+// no query is lost; without it the route goes until the new process is
+// up (the figure is logged, for comparison).
+func TestSpeakerRollingRestart(t *testing.T) {
+	for _, gr := range []bool{true, false} {
+		t.Run(fmt.Sprintf("gracefulRestart=%v", gr), func(t *testing.T) {
+			l := drainLab(t, 3*time.Minute, false)
+			l.configure(t)
+			if gr {
+				l.gracefulRestart(t)
+			}
+			n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+			ns := l.s.Host("router")
+			d, err := daemons.StartBIRD(l.ctx, ns, daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1),
+				Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1), FIB: true,
+				Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}})
+			labtest.SkipIfNotInstalled(t, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = d.Stop() })
+			vip := netip.MustParseAddr("203.0.113.53")
+			host := netip.PrefixFrom(vip, 32)
+			l.pod(t, seed.Node1, vip)
+			l.endpoints(t, "pihole", seed.Node1)
+			l.create(t, pihole(corev1.ServiceExternalTrafficPolicyLocal))
+			birdKernel(t, l.ctx, ns, host, n1)
+			l.dig(t, vip, seed.Node1)
+
+			began := time.Now()
+			sum := dnsserver.Summarize(l.streamDuring(t, vip, func() {
+				sigterm(t, l.ctx, l.speakers[seed.Node1])
+				l.startSpeaker(t, seed.Node1, "--drain-time", drainTime.String())
+				p := l.speakers[seed.Node1]
+				err := lab.Poll(l.ctx, 50*time.Millisecond, func() (bool, error) {
+					return strings.Contains(p.Logs(), "session up: sending the full set"), nil
+				})
+				if err != nil {
+					t.Fatalf("node1's new speaker did not come up: %v", err)
+				}
+				birdKernel(t, l.ctx, ns, host, n1)
+				l.dig(t, vip, seed.Node1)
+			}))
+			t.Logf("speaker restart (graceful restart %v), %v: %v", gr, time.Since(began).Round(time.Millisecond), sum)
+			if gr && (sum.Lost > 0 || sum.Sent == 0) {
+				t.Errorf("queries lost across a graceful restart: %v", sum)
+			}
+		})
+	}
 }
