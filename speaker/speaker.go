@@ -122,8 +122,11 @@ type Speaker struct {
 	restarted atomic.Uint64
 }
 
-// Run runs the speaker until ctx ends; then it withdraws every route and
-// closes every session with an RFC 8203 message naming the node.
+// Run runs the speaker until ctx ends; then, if the node is going away
+// (shutdownMode), it drains, withdraws every route and closes every session
+// with an RFC 8203 message naming the node; otherwise it is a restart, and
+// the sessions that negotiated graceful restart are left for the routers
+// to keep the routes (the others close as above).
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.NodeName == "" {
 		return errors.New("speaker: no node name (set --node-name or NODE_NAME)")
@@ -150,7 +153,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	s := &Speaker{
 		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(), api: mgr.GetAPIReader(),
 		events: mgr.GetEventRecorder("bgplb-speaker"), kick: make(chan struct{}, 1),
+		drainTimer: time.NewTimer(time.Hour),
 	}
+	s.drainTimer.Stop() // armed by the first drain
 	s.rep = newReporter(s.c, o.NodeName, o.Log)
 	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
 		return err
@@ -259,8 +264,6 @@ func (s *Speaker) run(ctx context.Context) error {
 		}
 	}
 	s.loadRestartMarkers(ctx)
-	s.drainTimer = time.NewTimer(time.Hour)
-	s.drainTimer.Stop()
 	defer s.drainTimer.Stop()
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Session state changes are not API events: look again now and then
