@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
@@ -483,4 +485,60 @@ func TestSpeakerRollingRestart(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSpeakerRemovedForGood: the speaker's DaemonSet is deleted (the
+// speaker finds it through its pod, --pod-name): a SIGTERM is then for
+// good although the node is fine and the session negotiated graceful
+// restart, so the speaker drains (GRACEFUL_SHUTDOWN for --drain-time) and
+// withdraws, and gobgpd keeps nothing.
+func TestSpeakerRemovedForGood(t *testing.T) {
+	crds, err := seed.FindCRDDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := bareSeedLab(t, 3*time.Minute, false, crds)
+	l.startController(t)
+	l.speakerKubeconfig = l.speakerIdentity(t)
+	labels := map[string]string{"app": "bgplb-speaker"}
+	ds := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: speakerNamespace, Name: "bgplb-speaker"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "speaker", Image: "bgplb"}}}}}}
+	l.create(t, ds)
+	for _, n := range l.s.Nodes() {
+		// The pods no kubelet runs: what the speakers read of themselves.
+		l.create(t, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: speakerNamespace, Name: "bgplb-speaker-" + n, Labels: labels,
+			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))}},
+			Spec: corev1.PodSpec{NodeName: n, Containers: []corev1.Container{{Name: "speaker", Image: "bgplb"}}}})
+		l.startSpeaker(t, n, "--drain-time", drainTime.String(), "--pod-name", "bgplb-speaker-"+n)
+	}
+	l.configure(t)
+	l.gracefulRestart(t)
+	g := startGoBGPHelper(t, l)
+	host := netip.MustParsePrefix("203.0.113.53/32")
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
+	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
+	fresh := func(p *goBGPPath) bool { return p != nil && !p.stale && !slices.Contains(p.communities, gshut) }
+	g.waitPath(t, l.ctx, "node1's route", host, n1, fresh)
+	g.waitPath(t, l.ctx, "node2's route", host, n2, fresh)
+
+	if err := l.c.Delete(l.ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	p := l.speakers[seed.Node1]
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	g.waitPath(t, l.ctx, "node1's route marked GRACEFUL_SHUTDOWN as it stops", host, n1,
+		func(p *goBGPPath) bool { return p != nil && slices.Contains(p.communities, gshut) })
+	g.waitPath(t, l.ctx, "node1's route gone, not kept", host, n1, func(p *goBGPPath) bool { return p == nil })
+	if err := p.Wait(l.ctx); err != nil {
+		t.Errorf("speaker exit: %v", err)
+	}
+	if logs := p.Logs(); !strings.Contains(logs, "speaker DaemonSet deleted") {
+		t.Errorf("node1's speaker did not see its DaemonSet deleted:\n%s", logs)
+	}
+	g.waitPath(t, l.ctx, "node2's route untouched", host, n2, fresh)
 }
