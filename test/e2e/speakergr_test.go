@@ -306,6 +306,25 @@ func (g *goBGPHelper) waitPath(t *testing.T, ctx context.Context, what string, p
 	}
 }
 
+// fresh: a path present, not stale, not marked GRACEFUL_SHUTDOWN.
+func fresh(p *goBGPPath) bool { return p != nil && !p.stale && !slices.Contains(p.communities, gshut) }
+
+// gracefulPihole configures the seed's BGPRouter with graceful restart,
+// starts gobgpd as the helper, and the Pi-hole (Cluster, a pod on each
+// node); it returns once gobgpd has the route from both nodes.
+func (l *seedLab) gracefulPihole(t *testing.T) (*goBGPHelper, netip.Prefix) {
+	t.Helper()
+	l.configure(t)
+	l.gracefulRestart(t)
+	g := startGoBGPHelper(t, l)
+	host := netip.MustParsePrefix("203.0.113.53/32")
+	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
+	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
+	g.waitPath(t, l.ctx, "node1's route", host, l.s.NodeAddr(seed.Node1), fresh)
+	g.waitPath(t, l.ctx, "node2's route", host, l.s.NodeAddr(seed.Node2), fresh)
+	return g, host
+}
+
 // sigterm stops a speaker as the kubelet does and waits for it to end.
 func sigterm(t *testing.T, ctx context.Context, p *lab.Proc) {
 	t.Helper()
@@ -327,16 +346,8 @@ func sigterm(t *testing.T, ctx context.Context, p *lab.Proc) {
 // GRACEFUL_SHUTDOWN, then is withdrawn, and gobgpd keeps nothing.
 func TestSpeakerGracefulRestart(t *testing.T) {
 	l := drainLab(t, 3*time.Minute, false)
-	l.configure(t)
-	l.gracefulRestart(t)
-	g := startGoBGPHelper(t, l)
-	host := netip.MustParsePrefix("203.0.113.53/32")
+	g, host := l.gracefulPihole(t)
 	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
-	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
-	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
-	fresh := func(p *goBGPPath) bool { return p != nil && !p.stale && !slices.Contains(p.communities, gshut) }
-	g.waitPath(t, l.ctx, "node1's route", host, n1, fresh)
-	g.waitPath(t, l.ctx, "node2's route", host, n2, fresh)
 
 	// A rolling update: node1's speaker goes, gobgpd keeps its route. A
 	// watcher polls gobgpd throughout, for any moment without it.
@@ -513,16 +524,8 @@ func TestSpeakerRemovedForGood(t *testing.T) {
 			Spec: corev1.PodSpec{NodeName: n, Containers: []corev1.Container{{Name: "speaker", Image: "bgplb"}}}})
 		l.startSpeaker(t, n, "--drain-time", drainTime.String(), "--pod-name", "bgplb-speaker-"+n)
 	}
-	l.configure(t)
-	l.gracefulRestart(t)
-	g := startGoBGPHelper(t, l)
-	host := netip.MustParsePrefix("203.0.113.53/32")
+	g, host := l.gracefulPihole(t)
 	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
-	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
-	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
-	fresh := func(p *goBGPPath) bool { return p != nil && !p.stale && !slices.Contains(p.communities, gshut) }
-	g.waitPath(t, l.ctx, "node1's route", host, n1, fresh)
-	g.waitPath(t, l.ctx, "node2's route", host, n2, fresh)
 
 	if err := l.c.Delete(l.ctx, ds); err != nil {
 		t.Fatal(err)
