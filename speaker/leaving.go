@@ -58,9 +58,14 @@ func leaving(n *corev1.Node) string {
 	return ""
 }
 
-// daemonSetFacts are what a stopping speaker learned of its own
+// podFacts are what a stopping speaker learned of its own pod and
 // DaemonSet.
-type daemonSetFacts struct {
+type podFacts struct {
+	// disrupted is the reason of the pod's DisruptionTarget condition:
+	// the kubelet ends it for a node shutdown or node pressure
+	// (TerminationByKubelet), the taint manager or the pod GC for a node
+	// going away, an eviction; a rolling update sets none.
+	disrupted string
 	// known: the pod's DaemonSet was read (or found gone); false when the
 	// pod is unknown (no --pod-name) or the API server did not answer.
 	known bool
@@ -74,10 +79,10 @@ type daemonSetFacts struct {
 // Cease) or restart (keep the routes at the routers that help a graceful
 // restart). node is the Node as read at the SIGTERM (nil: deleted). Not
 // knowing the DaemonSet counts as a restart: it is by far the common
-// SIGTERM, and a wrong guess costs only the routes staying at the routers
-// for their restart time (the node's routes carry GRACEFUL_SHUTDOWN by
-// then if the node was going away).
-func shutdownMode(node *corev1.Node, ds daemonSetFacts) (leave bool, why string) {
+// SIGTERM, and a wrong guess costs the routes staying at the routers that
+// help a graceful restart for up to its restart time, unless BFD tells
+// them sooner that the node is gone.
+func shutdownMode(node *corev1.Node, pod podFacts) (leave bool, why string) {
 	if node == nil {
 		return true, "Node deleted"
 	}
@@ -85,13 +90,15 @@ func shutdownMode(node *corev1.Node, ds daemonSetFacts) (leave bool, why string)
 		return true, why
 	}
 	switch {
-	case !ds.known:
+	case pod.disrupted != "":
+		return true, "pod disrupted (" + pod.disrupted + ")"
+	case !pod.known:
 		return false, "restart"
-	case ds.gone:
+	case pod.gone:
 		return true, "speaker DaemonSet deleted"
-	case ds.deleting:
+	case pod.deleting:
 		return true, "speaker DaemonSet being deleted"
-	case !ds.selects:
+	case !pod.selects:
 		return true, "speaker DaemonSet no longer selects this node"
 	}
 	return false, "restart"

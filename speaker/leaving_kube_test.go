@@ -28,19 +28,31 @@ func TestDaemonSetFacts(t *testing.T) {
 		Spec: corev1.PodSpec{NodeName: node.Name, Containers: []corev1.Container{{Name: "speaker", Image: "bgplb"}}}}
 	k.create(t, pod)
 	s := &Speaker{o: Options{NodeName: node.Name, Namespace: k.ns, PodName: pod.Name}, api: k.c, log: slog.New(slog.DiscardHandler)}
-	check := func(what string, want daemonSetFacts) {
+	check := func(what string, want podFacts) {
 		t.Helper()
-		if got := s.daemonSetFacts(k.ctx, node); got != want {
+		if got := s.readPodFacts(k.ctx, node); got != want {
 			t.Errorf("%s: %+v, want %+v", what, got, want)
 		}
 	}
-	check("running", daemonSetFacts{known: true, selects: true})
+	check("running", podFacts{known: true, selects: true})
+
+	// The kubelet ending the pod for a node shutdown marks it first.
+	pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.DisruptionTarget, Status: corev1.ConditionTrue,
+		Reason: corev1.PodReasonTerminationByKubelet, Message: "Pod was terminated in response to imminent node shutdown."}}
+	if err := k.c.Status().Update(k.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
+	check("node shutting down", podFacts{known: true, selects: true, disrupted: corev1.PodReasonTerminationByKubelet})
+	pod.Status.Conditions = nil
+	if err := k.c.Status().Update(k.ctx, pod); err != nil {
+		t.Fatal(err)
+	}
 
 	ds.Spec.Template.Spec.NodeSelector = map[string]string{"kubernetes.io/hostname": "elsewhere"}
 	if err := k.c.Update(k.ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	check("no longer here", daemonSetFacts{known: true})
+	check("no longer here", podFacts{known: true})
 
 	ds.Finalizers = []string{"bgplb.io/test"}
 	if err := k.c.Update(k.ctx, ds); err != nil {
@@ -49,7 +61,7 @@ func TestDaemonSetFacts(t *testing.T) {
 	if err := k.c.Delete(k.ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	check("being deleted", daemonSetFacts{known: true, deleting: true})
+	check("being deleted", podFacts{known: true, deleting: true})
 
 	if err := k.c.Get(k.ctx, client.ObjectKeyFromObject(ds), ds); err != nil {
 		t.Fatal(err)
@@ -58,10 +70,10 @@ func TestDaemonSetFacts(t *testing.T) {
 	if err := k.c.Update(k.ctx, ds); err != nil {
 		t.Fatal(err)
 	}
-	check("deleted", daemonSetFacts{known: true, gone: true})
+	check("deleted", podFacts{known: true, gone: true})
 
 	s.o.PodName = "not-a-pod"
-	check("unknown pod", daemonSetFacts{})
+	check("unknown pod", podFacts{})
 
 	if err := k.c.Delete(k.ctx, node); err != nil {
 		t.Fatal(err)

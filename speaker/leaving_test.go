@@ -46,22 +46,25 @@ func TestLeaving(t *testing.T) {
 func TestShutdownMode(t *testing.T) {
 	plain := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}}
 	cordoned := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "n1"}, Spec: corev1.NodeSpec{Unschedulable: true}}
-	ok := daemonSetFacts{known: true, selects: true}
+	ok := podFacts{known: true, selects: true}
 	for _, tc := range []struct {
 		name  string
 		node  *corev1.Node
-		ds    daemonSetFacts
+		ds    podFacts
 		leave bool
 		why   string
 	}{
 		{"rolling update", plain, ok, false, "restart"},
-		{"DaemonSet unknown", plain, daemonSetFacts{}, false, "restart"},
+		{"DaemonSet unknown", plain, podFacts{}, false, "restart"},
 		{"cordoned", cordoned, ok, true, "cordoned"},
-		{"cordoned, DaemonSet unknown", cordoned, daemonSetFacts{}, true, "cordoned"},
+		{"cordoned, DaemonSet unknown", cordoned, podFacts{}, true, "cordoned"},
 		{"Node deleted", nil, ok, true, "Node deleted"},
-		{"DaemonSet deleted", plain, daemonSetFacts{known: true, gone: true}, true, "speaker DaemonSet deleted"},
-		{"DaemonSet being deleted", plain, daemonSetFacts{known: true, deleting: true, selects: true}, true, "speaker DaemonSet being deleted"},
-		{"DaemonSet no longer here", plain, daemonSetFacts{known: true}, true, "speaker DaemonSet no longer selects this node"},
+		{"DaemonSet deleted", plain, podFacts{known: true, gone: true}, true, "speaker DaemonSet deleted"},
+		{"DaemonSet being deleted", plain, podFacts{known: true, deleting: true, selects: true}, true, "speaker DaemonSet being deleted"},
+		{"DaemonSet no longer here", plain, podFacts{known: true}, true, "speaker DaemonSet no longer selects this node"},
+		{"node shutting down (kubelet)", plain, podFacts{known: true, selects: true, disrupted: "TerminationByKubelet"}, true,
+			"pod disrupted (TerminationByKubelet)"},
+		{"disrupted, DaemonSet unknown", plain, podFacts{disrupted: "DeletionByTaintManager"}, true, "pod disrupted (DeletionByTaintManager)"},
 	} {
 		leave, why := shutdownMode(tc.node, tc.ds)
 		if leave != tc.leave || why != tc.why {

@@ -1,6 +1,7 @@
 package speaker
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"time"
@@ -118,36 +119,43 @@ func (s *Speaker) clearRestarting(st []announce.PeerStatus) {
 	}
 }
 
-// daemonSetFacts reads what a stopping speaker needs of its own
-// DaemonSet: through its Pod's owner, uncached (the speaker watches
-// neither). Without --pod-name nothing is known.
-func (s *Speaker) daemonSetFacts(ctx context.Context, node *corev1.Node) daemonSetFacts {
+// readPodFacts reads what a stopping speaker needs of its own pod and
+// DaemonSet (through the pod's owner), uncached: the speaker watches
+// neither. Without --pod-name nothing is known.
+func (s *Speaker) readPodFacts(ctx context.Context, node *corev1.Node) podFacts {
 	if s.o.PodName == "" || node == nil {
-		return daemonSetFacts{}
+		return podFacts{}
 	}
 	var pod corev1.Pod
 	if err := s.api.Get(ctx, types.NamespacedName{Namespace: s.o.Namespace, Name: s.o.PodName}, &pod); err != nil {
 		s.log.Warn("reading this speaker's pod", "err", err)
-		return daemonSetFacts{}
+		return podFacts{}
+	}
+	var disrupted string
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.DisruptionTarget && c.Status == corev1.ConditionTrue {
+			disrupted = cmp.Or(c.Reason, "unknown reason")
+		}
 	}
 	owner := metav1.GetControllerOf(&pod)
 	if owner == nil || owner.Kind != "DaemonSet" {
-		return daemonSetFacts{}
+		return podFacts{disrupted: disrupted}
 	}
 	var ds appsv1.DaemonSet
 	err := s.api.Get(ctx, types.NamespacedName{Namespace: pod.Namespace, Name: owner.Name}, &ds)
 	switch {
 	case apierrors.IsNotFound(err):
-		return daemonSetFacts{known: true, gone: true}
+		return podFacts{disrupted: disrupted, known: true, gone: true}
 	case err != nil:
 		s.log.Warn("reading this speaker's DaemonSet", "err", err)
-		return daemonSetFacts{}
+		return podFacts{disrupted: disrupted}
 	case ds.UID != owner.UID:
 		// Deleted and created again under the same name: this pod's
 		// DaemonSet is gone, a new one replaces its pods.
-		return daemonSetFacts{known: true, selects: templateSelects(&ds.Spec.Template.Spec, node)}
+		return podFacts{disrupted: disrupted, known: true, selects: templateSelects(&ds.Spec.Template.Spec, node)}
 	}
-	return daemonSetFacts{known: true, deleting: ds.DeletionTimestamp != nil, selects: templateSelects(&ds.Spec.Template.Spec, node)}
+	return podFacts{disrupted: disrupted, known: true, deleting: ds.DeletionTimestamp != nil,
+		selects: templateSelects(&ds.Spec.Template.Spec, node)}
 }
 
 // nodeNow reads this speaker's Node from the API server, for the SIGTERM

@@ -59,7 +59,7 @@ func (s *Speaker) noteDrain(old plan.DrainPhase, d plan.Drain, event bool) {
 func (s *Speaker) shutdown(stopReports func()) {
 	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	node := s.nodeNow(rctx, s.node)
-	leave, why := shutdownMode(node, s.daemonSetFacts(rctx, node))
+	leave, why := shutdownMode(node, s.readPodFacts(rctx, node))
 	cancel()
 	msg := "node " + s.o.NodeName + " shutting down"
 	if leave {
