@@ -107,12 +107,15 @@ generate:
 bench:
 	$(GO) test -run '^$$' -bench '$(BENCH)' -benchmem -count 1 $(PKG)
 
-# The real-cluster lab's rolling updates and restarts with a client asking
-# the Pi-hole throughout: queries lost and the longest outage per operation
-# (lab/home BenchmarkRollouts; root, about two minutes plus 20 s per op).
+# The real-cluster lab's rolling updates, restarts and node failures with a
+# client asking the Pi-hole throughout: queries lost and the longest outage
+# per operation (lab/home BenchmarkRollouts), and the time until the routers
+# drop a failed or drained node, per BFD setting (BenchmarkNodeOut); root, about two
+# minutes per lab plus 20-30 s per op.
 LAB_BENCHTIME ?= 3x
+LAB_BENCH ?= Rollouts|NodeOut
 bench-lab:
-	$(GO) test -run '^$$' -bench Rollouts -benchtime $(LAB_BENCHTIME) -count 1 -timeout 30m ./lab/home
+	$(GO) test -run '^$$' -bench '$(LAB_BENCH)' -benchtime $(LAB_BENCHTIME) -count 1 -timeout 40m ./lab/home
 
 # bgplb router, BIRD, FRR and gobgpd side by side (bench/compare_test.go),
 # then the many-peers load and the router's restart; tens of minutes, root.

@@ -87,6 +87,9 @@ type Status struct {
 	RemoteMult               uint8
 	Polling                  bool
 	LastUp, LastDown         time.Time
+	// LastDownDiag is why the session last left Up (this end's
+	// diagnostic then): LocalDiag is cleared when it comes back.
+	LastDownDiag Diag
 	// LastRx is when the last packet was accepted: the detection timer
 	// fires DetectTime after it.
 	LastRx                time.Time
@@ -108,7 +111,7 @@ type Options struct {
 
 // Manager runs BFD sessions: one receive socket per address family and hop
 // mode, one send socket and one goroutine per session. It lives until its
-// context ends or Close.
+// context ends, Close, or Shutdown (Close after telling the peers).
 type Manager struct {
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -116,8 +119,10 @@ type Manager struct {
 	opts   Options
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards the maps and closed
-	closed    bool       // set by Close before it waits: no goroutine starts after
+	mu        sync.Mutex // guards the maps, closed and stopping
+	closed    bool       // set by Shutdown and Close: no session starts after
+	stopping  bool       // set by Close before it waits: no goroutine starts after
+	farewells sync.WaitGroup
 	sessions  map[Key]*session
 	byDisc    map[uint32]*session
 	byAddr    map[addrKey]*session
@@ -154,10 +159,12 @@ func NewManager(ctx context.Context, opts Options) *Manager {
 	return m
 }
 
-// Close stops every session and socket and waits for them.
+// Close stops every session and socket and waits for them. The peers are
+// not told: they see the sessions fail when their detection timers run out;
+// Shutdown tells them first.
 func (m *Manager) Close() error {
 	m.mu.Lock()
-	m.closed = true
+	m.closed, m.stopping = true, true
 	m.mu.Unlock()
 	m.cancel()
 	m.wg.Wait()
@@ -238,7 +245,9 @@ func (m *Manager) newDisc() uint32 {
 }
 
 // Remove stops a session after telling the peer it is AdminDown, which
-// the peer must not take for a failure of the path (RFC 5882 §3.2).
+// the peer must not take for a failure of the path (RFC 5882 §3.2): one
+// packet before Remove returns and, if the session was Up, a few more
+// after (see farewellPackets), while no new session has its addresses.
 func (m *Manager) Remove(k Key) error {
 	k = k.normal()
 	m.mu.Lock()
@@ -252,9 +261,7 @@ func (m *Manager) Remove(k Key) error {
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
-	s.do(func(f *Session) Actions { return f.SetAdminDown(true) })
-	s.cancel()
-	<-s.done
+	m.bye(s)
 	return nil
 }
 

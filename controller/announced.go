@@ -61,6 +61,10 @@ type nodeAnnouncement struct {
 	Node      string
 	Peers     []string
 	Endpoints int32
+	// HealthCheck is why the node withholds the Service (or some address
+	// of it) although its endpoints are there: its kube-proxy health
+	// check fails (lbmodel.AnnotationHealthCheck); "" when it does not.
+	HealthCheck string
 }
 
 // servedAddress is one address a Service holds and the pool it comes from
@@ -111,6 +115,9 @@ func decideAnnounced(prev *metav1.Condition, f announceFacts) announced {
 	nodes := announcing(f.Announcements)
 	if len(nodes) > 0 {
 		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonAnnounced, announcedMessage(nodes)
+		if w := withheld(f.Announcements); w != "" {
+			c.Message += "; withheld by " + w
+		}
 	} else {
 		c.Status = metav1.ConditionFalse
 		c.Reason, c.Message = whyNotAnnounced(f)
@@ -220,6 +227,9 @@ func whyNotAnnounced(f announceFacts) (reason, msg string) {
 	if msg == msgLocalNoReady || msg == msgClusterNoReady {
 		return ReasonNoReadyEndpoints, msg
 	}
+	if w := withheld(f.Announcements); w != "" && msg == w {
+		return ReasonHealthCheckFailing, msg
+	}
 	return ReasonNotAnnounced, msg
 }
 
@@ -235,6 +245,9 @@ func whyNotAnnouncedMsg(f announceFacts) string {
 	}
 	if why := unadvertised(f.Addresses, f.Advertisements, f.Peers); why != "" {
 		return why
+	}
+	if w := withheld(f.Announcements); w != "" {
+		return w
 	}
 	if nodes := reportedNodes(f.Announcements); len(nodes) > 0 {
 		if len(nodes) == 1 {

@@ -72,7 +72,8 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 		return f, fmt.Errorf("listing ServiceAnnouncements: %w", err)
 	}
 	for _, a := range anns.Items {
-		f.Announcements = append(f.Announcements, nodeAnnouncement{Node: a.Spec.Node, Peers: a.Status.Peers, Endpoints: a.Status.Endpoints})
+		f.Announcements = append(f.Announcements, nodeAnnouncement{Node: a.Spec.Node, Peers: a.Status.Peers, Endpoints: a.Status.Endpoints,
+			HealthCheck: a.Annotations[lbmodel.AnnotationHealthCheck]})
 	}
 	if len(announcing(f.Announcements)) > 0 || len(held) == 0 {
 		return f, nil

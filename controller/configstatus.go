@@ -14,9 +14,12 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	ctrlcontroller "sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -33,6 +36,8 @@ type configVerdict struct {
 	err         error
 	inForce     int64
 	unsupported []string
+	// unresolved names the objects it refers to that do not exist.
+	unresolved []string
 }
 
 // configConditions is the pure heart: the conditions an object should
@@ -52,13 +57,20 @@ func configConditions(prev []metav1.Condition, v configVerdict, now metav1.Time)
 		}
 	}
 	changed := meta.SetStatusCondition(&out, acc)
-	if len(v.unsupported) == 0 {
-		return out, meta.RemoveStatusCondition(&out, v1alpha1.ConfigConditionSupported) || changed
+	changed = setFalseWhile(&out, v1alpha1.ConfigConditionSupported, v1alpha1.ConfigReasonNotSupportedYet, v.unsupported, v.generation, now) || changed
+	changed = setFalseWhile(&out, v1alpha1.ConfigConditionResolvedRefs, v1alpha1.ConfigReasonRefNotFound, v.unresolved, v.generation, now) || changed
+	return out, changed
+}
+
+// setFalseWhile sets a condition False with the sentences as its message,
+// or removes it when there are none: these conditions speak only of a
+// problem.
+func setFalseWhile(conds *[]metav1.Condition, typ, reason string, sentences []string, gen int64, now metav1.Time) bool {
+	if len(sentences) == 0 {
+		return meta.RemoveStatusCondition(conds, typ)
 	}
-	sup := metav1.Condition{Type: v1alpha1.ConfigConditionSupported, Status: metav1.ConditionFalse,
-		Reason: v1alpha1.ConfigReasonNotSupportedYet, Message: joinSentences(v.unsupported),
-		ObservedGeneration: v.generation, LastTransitionTime: now}
-	return out, meta.SetStatusCondition(&out, sup) || changed
+	return meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: metav1.ConditionFalse, Reason: reason,
+		Message: joinSentences(sentences), ObservedGeneration: gen, LastTransitionTime: now})
 }
 
 func joinSentences(ss []string) string {
@@ -77,8 +89,9 @@ type configKind[T any, P interface {
 	newList func() L
 	items   func(L) []T
 	// resolve decides every object of the list at once (LastGood needs
-	// the whole list to forget deleted objects).
-	resolve func([]T) []configVerdict
+	// the whole list to forget deleted objects); c reads the objects they
+	// refer to.
+	resolve func(ctx context.Context, c client.Client, items []T) ([]configVerdict, error)
 	status  func(P) *v1alpha1.ConfigStatus
 }
 
@@ -89,7 +102,10 @@ func (k configKind[T, P, L]) reconcile(ctx context.Context, c client.Client, req
 		return reconcile.Result{}, err
 	}
 	items := k.items(list)
-	verdicts := k.resolve(items)
+	verdicts, err := k.resolve(ctx, c, items)
+	if err != nil {
+		return reconcile.Result{}, err
+	}
 	for i := range items {
 		obj := P(&items[i])
 		if obj.GetName() != req.Name {
@@ -140,50 +156,65 @@ func none(int) []string { return nil }
 // not change the generation, so the controller does not wake itself.
 func (r *Reconciler) setupConfigStatus(mgr manager.Manager) error {
 	skip := true
-	add := func(name string, obj client.Object, rec reconcile.Func) error {
-		return builder.ControllerManagedBy(mgr).Named(name).
+	add := func(name string, obj client.Object, rec reconcile.Func, also func(*builder.Builder) *builder.Builder) error {
+		b := builder.ControllerManagedBy(mgr).Named(name).
 			For(obj, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
-			WithOptions(ctrlcontroller.Options{SkipNameValidation: &skip}).
-			Complete(rec)
+			WithOptions(ctrlcontroller.Options{SkipNameValidation: &skip})
+		if also != nil {
+			b = also(b)
+		}
+		return b.Complete(rec)
 	}
 	peers := configKind[v1alpha1.BGPRouter, *v1alpha1.BGPRouter, *v1alpha1.BGPRouterList]{
 		newList: func() *v1alpha1.BGPRouterList { return &v1alpha1.BGPRouterList{} },
 		items:   func(l *v1alpha1.BGPRouterList) []v1alpha1.BGPRouter { return l.Items },
-		resolve: func(items []v1alpha1.BGPRouter) []configVerdict {
-			return verdicts(lbmodel.ResolveAll(&r.peers, items, lbmodel.PeerFrom), generations(items),
+		resolve: func(ctx context.Context, c client.Client, items []v1alpha1.BGPRouter) ([]configVerdict, error) {
+			var bfds v1alpha1.BFDPolicyList
+			if err := c.List(ctx, &bfds); err != nil {
+				return nil, err
+			}
+			bfdExists := func(name string) bool {
+				return slices.ContainsFunc(bfds.Items, func(b v1alpha1.BFDPolicy) bool { return b.Name == name })
+			}
+			out := verdicts(lbmodel.ResolveAll(&r.peers, items, lbmodel.PeerFrom), generations(items),
 				func(i int) []string { return lbmodel.PeerUnsupported(&items[i].Spec) })
+			for i := range out {
+				out[i].unresolved = lbmodel.PeerUnresolved(&items[i].Spec, bfdExists)
+			}
+			return out, nil
 		},
 		status: func(p *v1alpha1.BGPRouter) *v1alpha1.ConfigStatus { return &p.Status },
 	}
 	ads := configKind[v1alpha1.BGPAnnouncementPolicy, *v1alpha1.BGPAnnouncementPolicy, *v1alpha1.BGPAnnouncementPolicyList]{
 		newList: func() *v1alpha1.BGPAnnouncementPolicyList { return &v1alpha1.BGPAnnouncementPolicyList{} },
 		items:   func(l *v1alpha1.BGPAnnouncementPolicyList) []v1alpha1.BGPAnnouncementPolicy { return l.Items },
-		resolve: func(items []v1alpha1.BGPAnnouncementPolicy) []configVerdict {
-			return verdicts(lbmodel.ResolveAll(&r.ads, items, lbmodel.AdvertisementFrom), generations(items), none)
+		resolve: func(_ context.Context, _ client.Client, items []v1alpha1.BGPAnnouncementPolicy) ([]configVerdict, error) {
+			return verdicts(lbmodel.ResolveAll(&r.ads, items, lbmodel.AdvertisementFrom), generations(items), none), nil
 		},
 		status: func(a *v1alpha1.BGPAnnouncementPolicy) *v1alpha1.ConfigStatus { return &a.Status },
 	}
 	l2 := configKind[v1alpha1.L2AnnouncementPolicy, *v1alpha1.L2AnnouncementPolicy, *v1alpha1.L2AnnouncementPolicyList]{
 		newList: func() *v1alpha1.L2AnnouncementPolicyList { return &v1alpha1.L2AnnouncementPolicyList{} },
 		items:   func(l *v1alpha1.L2AnnouncementPolicyList) []v1alpha1.L2AnnouncementPolicy { return l.Items },
-		resolve: func(items []v1alpha1.L2AnnouncementPolicy) []configVerdict {
+		resolve: func(_ context.Context, _ client.Client, items []v1alpha1.L2AnnouncementPolicy) ([]configVerdict, error) {
 			check := func(a *v1alpha1.L2AnnouncementPolicy) (struct{}, error) {
 				return struct{}{}, lbmodel.CheckL2AnnouncementPolicy(a)
 			}
 			return verdicts(lbmodel.ResolveAll(&r.l2s, items, check), generations(items),
-				func(int) []string { return []string{lbmodel.L2Unsupported} })
+				func(int) []string { return []string{lbmodel.L2Unsupported} }), nil
 		},
 		status: func(a *v1alpha1.L2AnnouncementPolicy) *v1alpha1.ConfigStatus { return &a.Status },
 	}
 	bfd := configKind[v1alpha1.BFDPolicy, *v1alpha1.BFDPolicy, *v1alpha1.BFDPolicyList]{
 		newList: func() *v1alpha1.BFDPolicyList { return &v1alpha1.BFDPolicyList{} },
 		items:   func(l *v1alpha1.BFDPolicyList) []v1alpha1.BFDPolicy { return l.Items },
-		resolve: func(items []v1alpha1.BFDPolicy) []configVerdict {
+		resolve: func(_ context.Context, _ client.Client, items []v1alpha1.BFDPolicy) ([]configVerdict, error) {
 			out := make([]configVerdict, len(items))
 			for i := range items {
-				out[i] = configVerdict{generation: items[i].Generation, unsupported: []string{lbmodel.BFDUnsupported}}
+				_, unsupported := lbmodel.BFDConfig(&items[i].Spec)
+				out[i] = configVerdict{generation: items[i].Generation, unsupported: unsupported}
 			}
-			return out
+			return out, nil
 		},
 		status: func(b *v1alpha1.BFDPolicy) *v1alpha1.ConfigStatus { return &b.Status },
 	}
@@ -191,23 +222,48 @@ func (r *Reconciler) setupConfigStatus(mgr manager.Manager) error {
 		name string
 		obj  client.Object
 		rec  reconcile.Func
+		also func(*builder.Builder) *builder.Builder
 	}{
 		{"bgprouter-status", &v1alpha1.BGPRouter{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return peers.reconcile(ctx, r.c, req)
-		}},
+		}, r.watchBFDPolicies},
 		{"bgpannouncementpolicy-status", &v1alpha1.BGPAnnouncementPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return ads.reconcile(ctx, r.c, req)
-		}},
+		}, nil},
 		{"l2announcementpolicy-status", &v1alpha1.L2AnnouncementPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return l2.reconcile(ctx, r.c, req)
-		}},
+		}, nil},
 		{"bfdpolicy-status", &v1alpha1.BFDPolicy{}, func(ctx context.Context, req reconcile.Request) (reconcile.Result, error) {
 			return bfd.reconcile(ctx, r.c, req)
-		}},
+		}, nil},
 	} {
-		if err := add(c.name, c.obj, c.rec); err != nil {
+		if err := add(c.name, c.obj, c.rec, c.also); err != nil {
 			return fmt.Errorf("%s controller: %w", c.name, err)
 		}
 	}
 	return nil
+}
+
+// watchBFDPolicies wakes the BGPRouters naming a BFDPolicy when it comes
+// or goes: whether their reference resolves changes then, not their
+// generation.
+func (r *Reconciler) watchBFDPolicies(b *builder.Builder) *builder.Builder {
+	comeOrGo := predicate.Funcs{UpdateFunc: func(event.UpdateEvent) bool { return false }}
+	return b.Watches(&v1alpha1.BFDPolicy{}, handler.EnqueueRequestsFromMapFunc(r.routersNaming), builder.WithPredicates(comeOrGo))
+}
+
+// routersNaming maps a BFDPolicy to the BGPRouters whose bfdPolicy names it.
+func (r *Reconciler) routersNaming(ctx context.Context, o client.Object) []reconcile.Request {
+	var routers v1alpha1.BGPRouterList
+	if err := r.c.List(ctx, &routers); err != nil {
+		r.log.Error("listing BGPRouters", "err", err)
+		return nil
+	}
+	var out []reconcile.Request
+	for _, p := range routers.Items {
+		if p.Spec.BFDPolicy == o.GetName() {
+			out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Name: p.Name}})
+		}
+	}
+	return out
 }

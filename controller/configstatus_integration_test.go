@@ -52,26 +52,39 @@ func TestConfigStatus(t *testing.T) {
 	k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
 	const acc, sup = v1alpha1.ConfigConditionAccepted, v1alpha1.ConfigConditionSupported
 	const valid, invalid, notYet = v1alpha1.ConfigReasonValid, v1alpha1.ConfigReasonInvalid, v1alpha1.ConfigReasonNotSupportedYet
+	const refs, notFound = v1alpha1.ConfigConditionResolvedRefs, v1alpha1.ConfigReasonRefNotFound
 	badSelector := []metav1.LabelSelector{{MatchExpressions: []metav1.LabelSelectorRequirement{
 		{Key: "zone", Operator: "in", Values: []string{"a"}}}}}
 
-	// A peer asking for BFD and graceful restart: accepted, and told.
+	// A peer asking for graceful restart and for BFD with a policy that
+	// does not exist yet: accepted, both supported, and the missing policy
+	// told.
 	peer := k.bgpRouter(t, "cfg-peer-"+sfx)
 	pc := func() []metav1.Condition { return peer.Status.Conditions }
 	k.waitConditions(t, peer, pc, acc, metav1.ConditionTrue, valid, "in force")
 	k.waitConditions(t, peer, pc, sup, "", "", "")
-	k.update(t, peer, func() { peer.Spec.BFDPolicy, peer.Spec.GracefulRestart = "fast", true })
-	c := k.waitConditions(t, peer, pc, sup, metav1.ConditionFalse, notYet, `spec.bfdPolicy "fast" is ignored`)
-	if !strings.Contains(c.Message, "spec.gracefulRestart is ignored") {
-		t.Errorf("Supported %q does not name gracefulRestart", c.Message)
+	fast := "cfg-fast-" + sfx
+	k.update(t, peer, func() { peer.Spec.BFDPolicy, peer.Spec.GracefulRestart = fast, true })
+	k.waitConditions(t, peer, pc, refs, metav1.ConditionFalse, notFound, lbmodel.BFDPolicyMissing(fast))
+	k.waitConditions(t, peer, pc, sup, "", "", "")
+	// The policy created: the reference resolves, and the policy (no echo
+	// mode) is supported.
+	fastPolicy := &v1alpha1.BFDPolicy{ObjectMeta: metav1.ObjectMeta{Name: fast}}
+	if err := k.c.Create(context.Background(), fastPolicy); err != nil {
+		t.Fatal(err)
 	}
+	k.cleanup(t, fastPolicy)
+	k.waitConditions(t, peer, pc, refs, "", "", "")
+	fc := func() []metav1.Condition { return fastPolicy.Status.Conditions }
+	k.waitConditions(t, fastPolicy, fc, acc, metav1.ConditionTrue, valid, "in force")
+	k.waitConditions(t, fastPolicy, fc, sup, "", "", "")
 	good := peer.Generation
 	// A bad selector: the last good version stays in force, and the peer
 	// says so.
 	k.update(t, peer, func() { peer.Spec.NodeSelectors = badSelector })
 	k.waitConditions(t, peer, pc, acc, metav1.ConditionFalse, invalid,
 		`spec.nodeSelectors[0]`)
-	c = k.waitConditions(t, peer, pc, acc, metav1.ConditionFalse, invalid, "the last valid one, stays in force")
+	c := k.waitConditions(t, peer, pc, acc, metav1.ConditionFalse, invalid, "the last valid one, stays in force")
 	if want := fmt.Sprintf("generation %d,", good); !strings.Contains(c.Message, want) {
 		t.Errorf("Accepted %q does not name %s", c.Message, want)
 	}
@@ -94,9 +107,10 @@ func TestConfigStatus(t *testing.T) {
 	k.waitConditions(t, badAdv, func() []metav1.Condition { return badAdv.Status.Conditions },
 		acc, metav1.ConditionFalse, invalid, "no valid version of it is in force")
 
-	// L2AnnouncementPolicy and BFDPolicy: not supported yet, said on each.
+	// L2AnnouncementPolicy and a BFDPolicy's echo mode: not supported yet,
+	// said on each.
 	l2 := &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-l2-" + sfx}}
-	bfd := &v1alpha1.BFDPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-bfd-" + sfx}}
+	bfd := &v1alpha1.BFDPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-bfd-" + sfx}, Spec: v1alpha1.BFDPolicySpec{EchoMode: true}}
 	for _, o := range []client.Object{l2, bfd} {
 		if err := k.c.Create(context.Background(), o); err != nil {
 			t.Fatal(err)
@@ -106,7 +120,7 @@ func TestConfigStatus(t *testing.T) {
 	l2c := func() []metav1.Condition { return l2.Status.Conditions }
 	k.waitConditions(t, l2, l2c, sup, metav1.ConditionFalse, notYet, lbmodel.L2Unsupported)
 	k.waitConditions(t, l2, l2c, acc, metav1.ConditionTrue, valid, "in force")
-	k.waitConditions(t, bfd, func() []metav1.Condition { return bfd.Status.Conditions }, sup, metav1.ConditionFalse, notYet, lbmodel.BFDUnsupported)
+	k.waitConditions(t, bfd, func() []metav1.Condition { return bfd.Status.Conditions }, sup, metav1.ConditionFalse, notYet, lbmodel.BFDEchoUnsupported)
 	k.update(t, l2, func() { l2.Spec.NodeSelectors = badSelector })
 	k.waitConditions(t, l2, l2c, acc, metav1.ConditionFalse, invalid, "spec.nodeSelectors[0]")
 }

@@ -67,3 +67,26 @@ func TestConfigConditions(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigConditionsResolvedRefs: ResolvedRefs is False while a reference
+// is missing, and gone once it resolves.
+func TestConfigConditionsResolvedRefs(t *testing.T) {
+	now := metav1.NewTime(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	missing := `spec.bfdPolicy "fast": no such BFDPolicy`
+	conds, changed := configConditions(nil, configVerdict{generation: 1, unresolved: []string{missing}}, now)
+	c := meta.FindStatusCondition(conds, v1alpha1.ConfigConditionResolvedRefs)
+	if !changed || c == nil || c.Status != metav1.ConditionFalse || c.Reason != v1alpha1.ConfigReasonRefNotFound ||
+		c.Message != missing || c.ObservedGeneration != 1 {
+		t.Errorf("missing reference: changed %v, ResolvedRefs %+v", changed, c)
+	}
+	if meta.FindStatusCondition(conds, v1alpha1.ConfigConditionSupported) != nil {
+		t.Errorf("a missing reference made a Supported condition: %+v", conds)
+	}
+	if _, changed := configConditions(conds, configVerdict{generation: 1, unresolved: []string{missing}}, now); changed {
+		t.Error("the same verdict again changed the conditions")
+	}
+	conds, changed = configConditions(conds, configVerdict{generation: 1}, now)
+	if c := meta.FindStatusCondition(conds, v1alpha1.ConfigConditionResolvedRefs); !changed || c != nil {
+		t.Errorf("resolved: changed %v, ResolvedRefs %+v", changed, c)
+	}
+}

@@ -94,8 +94,14 @@ func (n *Netns) Routes(ctx context.Context, q RouteQuery) ([]Route, error) {
 // WaitRoutes polls the kernel table until cond accepts it, and returns the
 // routes that satisfied it. On timeout the error shows the last table.
 func (n *Netns) WaitRoutes(ctx context.Context, q RouteQuery, cond func([]Route) bool) ([]Route, error) {
+	return n.WaitRoutesEvery(ctx, 25*time.Millisecond, q, cond)
+}
+
+// WaitRoutesEvery is WaitRoutes reading the table every interval, for a
+// wait whose duration is a figure.
+func (n *Netns) WaitRoutesEvery(ctx context.Context, interval time.Duration, q RouteQuery, cond func([]Route) bool) ([]Route, error) {
 	var last []Route
-	err := Poll(ctx, 25*time.Millisecond, func() (bool, error) {
+	err := Poll(ctx, interval, func() (bool, error) {
 		rs, err := n.Routes(ctx, q)
 		if err != nil {
 			return false, err

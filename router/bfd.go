@@ -6,7 +6,6 @@ import (
 
 	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/bgp/wire"
-	"github.com/bgplb/bgplb/view"
 )
 
 // peerBFD is the BFD session a peer runs while its BGP session is
@@ -103,35 +102,17 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 		d.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", p.label, "err", err)
 		return nil
 	}
-	events, unsubscribe, err := d.bfd.Subscribe(k)
+	ctx, cancel := context.WithCancel(d.ctx)
+	pb := &peerBFD{cfg: want, key: k, stop: cancel}
+	watch, err := d.bfd.WatchPathDown(ctx, k, func(ev bfd.Event) { d.bfdDown(p, pb, ev) })
 	if err != nil {
+		cancel()
 		_ = d.bfd.Remove(k)
 		d.log.Error("bfd subscribe", "peer", p.label, "err", err)
 		return nil
 	}
-	ctx, cancel := context.WithCancel(d.ctx)
-	pb := &peerBFD{cfg: want, key: k, stop: cancel}
 	d.log.Info("bfd session started", "peer", p.label, "session", k.String(), "minTx", want.MinTx, "minRx", want.MinRx, "multiplier", want.Multiplier)
-	d.spawn(func() {
-		defer unsubscribe()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-events:
-				// select picks at random between a queued event and the
-				// cancel: a stopped watcher must not act on a late event.
-				if ctx.Err() != nil {
-					return
-				}
-				d.log.Debug("bfd state", "peer", p.label, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if ev.PathDown() {
-					d.bfdDown(p, pb, ev)
-					return
-				}
-			}
-		}
-	})
+	d.spawn(watch)
 	return pb
 }
 
@@ -189,19 +170,5 @@ func (p *peer) bfdStatus() (bfd.Status, bool) {
 func (d *Daemon) syncAllBFD() {
 	for _, p := range d.peerList() {
 		p.syncBFDWith(func() bool { return p.ribID.Load() != 0 })
-	}
-}
-
-func viewBFD(s bfd.Status) *view.BFD {
-	return &view.BFD{
-		Session: s.Key.String(), State: s.State.String(), RemoteState: s.RemoteState.String(),
-		LocalDiag: s.LocalDiag.String(), RemoteDiag: s.RemoteDiag.String(),
-		LocalDisc: s.LocalDisc, RemoteDisc: s.RemoteDisc,
-		TxIntervalUs: s.TxInterval.Microseconds(), DetectTimeUs: s.DetectTime.Microseconds(),
-		RemoteMinTxUs: s.RemoteMinTx.Microseconds(), RemoteMinRxUs: s.RemoteMinRx.Microseconds(),
-		RemoteMult: s.RemoteMult, Polling: s.Polling,
-		LastUp: s.LastUp, LastDown: s.LastDown, LastRx: s.LastRx,
-		PacketsIn: s.PacketsIn, PacketsOut: s.PacketsOut, Dropped: s.Dropped, DroppedTTL: s.DroppedTTL,
-		SendErrors: s.SendErrors, EventsLost: s.EventsLost,
 	}
 }

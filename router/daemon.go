@@ -226,7 +226,9 @@ func (d *Daemon) stop() error {
 		d.shutdown(sctx, "router shutting down")
 		d.wg.Wait()
 		if d.bfd != nil {
-			d.bfd.Close()
+			// AdminDown to the peers still there: a router stopping on
+			// purpose is no failure of the path (RFC 5882 §3.2).
+			_ = d.bfd.Shutdown(sctx)
 		}
 		if d.fib != nil {
 			d.fib.Close()

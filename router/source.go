@@ -40,7 +40,7 @@ func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
 			n.Received, n.Accepted = 0, 0
 		}
 		if st, ok := p.bfdStatus(); ok {
-			n.BFD = viewBFD(st)
+			n.BFD = view.BFDOf(st)
 		}
 		out = append(out, n)
 	}

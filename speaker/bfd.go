@@ -4,14 +4,19 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"reflect"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/internal/lbmodel"
+	"github.com/bgplb/bgplb/view"
 )
 
 // bfdPeer is what a BGPRouter with a bfdPolicy asks of BFD: the session's
@@ -72,12 +77,22 @@ type bfdSessions struct {
 	peers       map[string]bfdPeer
 	established map[string]netip.Addr
 	running     map[string]*bfdSession
+	// tornDown is the last time BFD took each peer's BGP session down: the
+	// report keeps saying so after the BFD session is gone.
+	tornDown map[string]bfdTeardown
+}
+
+// bfdTeardown is when and why BFD last took a BGP session down.
+type bfdTeardown struct {
+	diag bfd.Diag
+	at   time.Time
 }
 
 func newBFDSessions(ctx context.Context, log *slog.Logger, m *bfd.Manager, reset func(string)) *bfdSessions {
 	return &bfdSessions{
 		ctx: ctx, log: log, m: m, reset: reset,
 		peers: map[string]bfdPeer{}, established: map[string]netip.Addr{}, running: map[string]*bfdSession{},
+		tornDown: map[string]bfdTeardown{},
 	}
 }
 
@@ -86,6 +101,7 @@ func (b *bfdSessions) setPeers(peers map[string]bfdPeer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.peers = peers
+	maps.DeleteFunc(b.tornDown, func(name string, _ bfdTeardown) bool { _, ok := peers[name]; return !ok })
 	b.apply()
 }
 
@@ -142,37 +158,19 @@ func (b *bfdSessions) start(name string, w bfdWant) {
 		b.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", name, "err", err)
 		return
 	}
-	events, unsubscribe, err := b.m.Subscribe(w.key)
+	ctx, cancel := context.WithCancel(b.ctx)
+	s := &bfdSession{want: w, stop: cancel}
+	watch, err := b.m.WatchPathDown(ctx, w.key, func(ev bfd.Event) { b.bfdDown(name, s, ev) })
 	if err != nil {
+		cancel()
 		_ = b.m.Remove(w.key)
 		b.log.Error("bfd subscribe", "peer", name, "err", err)
 		return
 	}
-	ctx, cancel := context.WithCancel(b.ctx)
-	s := &bfdSession{want: w, stop: cancel}
 	b.running[name] = s
 	b.log.Info("bfd session started", "peer", name, "session", w.key.String(),
 		"minTx", w.cfg.DesiredMinTx, "minRx", w.cfg.RequiredMinRx, "multiplier", w.cfg.DetectMult)
-	b.wg.Go(func() {
-		defer unsubscribe()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case ev := <-events:
-				// select picks at random between a queued event and the
-				// cancel: a stopped watcher must not act on a late event.
-				if ctx.Err() != nil {
-					return
-				}
-				b.log.Debug("bfd state", "peer", name, "from", ev.From, "to", ev.To, "diag", ev.Diag, "remote", ev.RemoteState)
-				if ev.PathDown() {
-					b.bfdDown(name, s, ev)
-					return
-				}
-			}
-		}
-	})
+	b.wg.Go(watch)
 }
 
 // bfdDown resets name's BGP session, if s is still its BFD session: one of
@@ -185,6 +183,7 @@ func (b *bfdSessions) bfdDown(name string, s *bfdSession, ev bfd.Event) {
 		// The BGP session is as good as down: no new BFD session until it
 		// is established again.
 		delete(b.established, name)
+		b.tornDown[name] = bfdTeardown{diag: ev.Diag, at: ev.At}
 	}
 	b.mu.Unlock()
 	if !mine || b.ctx.Err() != nil {
@@ -206,6 +205,58 @@ func (b *bfdSessions) status(name string) (bfd.Status, bool) {
 	return b.m.Status(cur.want.key)
 }
 
+// reports is what each peer's BGPSessionStatus says of its BFD, by peer
+// name: the running sessions, and the peers BFD took down since.
+func (b *bfdSessions) reports() map[string]*v1alpha1.BGPSessionBFD {
+	b.mu.Lock()
+	keys := make(map[string]bfd.Key, len(b.running))
+	for name, s := range b.running {
+		keys[name] = s.want.key
+	}
+	tornDown := maps.Clone(b.tornDown)
+	b.mu.Unlock()
+	out := make(map[string]*v1alpha1.BGPSessionBFD, len(keys)+len(tornDown))
+	for name, k := range keys {
+		if st, ok := b.m.Status(k); ok {
+			out[name] = bfdReport(&st, tornDown[name])
+		}
+	}
+	for name, td := range tornDown {
+		if _, ok := out[name]; !ok {
+			out[name] = bfdReport(nil, td)
+		}
+	}
+	return out
+}
+
+// bfdReport is a BGPSessionStatus's bfd: from the running session's
+// status, or Down when none runs; the last time the session left Up is
+// the later of the running session's and the last teardown (an earlier
+// BFD session's).
+func bfdReport(st *bfd.Status, td bfdTeardown) *v1alpha1.BGPSessionBFD {
+	r := &v1alpha1.BGPSessionBFD{State: bfd.Down.String()}
+	if st != nil {
+		r.State, r.RemoteState = st.State.String(), st.RemoteState.String()
+		if st.TxInterval > 0 {
+			r.TransmitInterval = &metav1.Duration{Duration: st.TxInterval}
+		}
+		if st.RemoteMult > 0 && st.DetectTime > 0 {
+			r.ReceiveInterval = &metav1.Duration{Duration: st.DetectTime / time.Duration(st.RemoteMult)}
+			r.DetectMultiplier = int32(st.RemoteMult)
+		}
+		if st.LastDown.After(td.at) {
+			td = bfdTeardown{diag: st.LastDownDiag, at: st.LastDown}
+		}
+	}
+	if !td.at.IsZero() {
+		// Whole seconds, as the API server keeps them: a report read back
+		// after a restart compares equal.
+		t := metav1.NewTime(td.at.Truncate(time.Second))
+		r.LastDownReason, r.LastDownTime = td.diag.String(), &t
+	}
+	return r
+}
+
 // states is the state of every BFD session that runs, by peer name.
 func (b *bfdSessions) states() map[string]bfd.State {
 	b.mu.Lock()
@@ -221,6 +272,19 @@ func (b *bfdSessions) states() map[string]bfd.State {
 		}
 	}
 	return out
+}
+
+// bfdShutdownTimeout bounds the AdminDown packets sent on the way out.
+const bfdShutdownTimeout = 2 * time.Second
+
+// shutdown tells every peer AdminDown and stops the sessions (bfd.Manager's
+// Shutdown): the speaker's normal stop.
+func (b *bfdSessions) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), bfdShutdownTimeout)
+	defer cancel()
+	if err := b.m.Shutdown(ctx); err != nil {
+		b.log.Warn("bfd shutdown", "err", err)
+	}
 }
 
 // wait returns once every watcher has ended (after ctx ended).
@@ -240,8 +304,7 @@ func bfdPeers(peers []lbmodel.Peer, policies map[string]*v1alpha1.BFDPolicySpec)
 		}
 		spec, ok := policies[name]
 		if !ok {
-			problems = append(problems, fmt.Sprintf("BGPRouter %s: spec.bfdPolicy %q: no such BFDPolicy; "+
-				"the session runs without BFD until it exists", p.Name, name))
+			problems = append(problems, fmt.Sprintf("BGPRouter %s: %s", p.Name, lbmodel.BFDPolicyMissing(name)))
 			continue
 		}
 		cfg, unsup := lbmodel.BFDConfig(spec)
@@ -252,4 +315,23 @@ func bfdPeers(peers []lbmodel.Peer, policies map[string]*v1alpha1.BFDPolicySpec)
 		out[p.Name] = bfdPeer{addr: p.Address, cfg: cfg, multihop: multihop}
 	}
 	return out, problems
+}
+
+// bfdView is the speaker's API: the announcer's, with each session's BFD
+// session, as `bgplb neighbor` shows it for a router.
+type bfdView struct {
+	view.Source
+	bfd *bfdSessions
+}
+
+// Neighbors implements view.Source.
+func (v bfdView) Neighbors(ctx context.Context) []view.Neighbor {
+	ns := v.Source.Neighbors(ctx)
+	for i := range ns {
+		// The announcer names each neighbour by its BGPRouter.
+		if st, ok := v.bfd.status(ns[i].Description); ok {
+			ns[i].BFD = view.BFDOf(st)
+		}
+	}
+	return ns
 }

@@ -52,6 +52,10 @@ func TestBFDSessionsReset(t *testing.T) {
 	if got := s.states(); len(got) != 1 || got["r"] != bfd.Up {
 		t.Errorf("states %v, want r Up only", got)
 	}
+	if r := s.reports(); len(r) != 1 || r["r"] == nil || r["r"].State != "Up" || r["r"].RemoteState != "Up" ||
+		r["r"].TransmitInterval.Duration != 100*time.Millisecond || r["r"].DetectMultiplier != 3 {
+		t.Errorf("reports %+v, want r Up at 100ms x 3", r)
+	}
 
 	// Down and up again: the new BFD session is the one that counts.
 	s.session("r", false, netip.Addr{})
@@ -89,5 +93,39 @@ func TestBFDSessionsReset(t *testing.T) {
 	}
 	if _, ok := s.status("r"); ok {
 		t.Error("BFD still runs after the reset")
+	}
+	// The report keeps saying why.
+	if r := s.reports()["r"]; r == nil || r.State != "Down" || r.LastDownReason != "DetectionTimeExpired" || r.LastDownTime == nil {
+		t.Errorf("report after the reset %+v, want Down by detection", r)
+	}
+
+	// Healed and established again, then the speaker stops: the router's
+	// end hears AdminDown, no failure of the path.
+	if err := lan.SetLink(ctx, "b", true); err != nil {
+		t.Fatal(err)
+	}
+	s.session("r", true, a4)
+	if err := lab.Poll(pctx, 20*time.Millisecond, up); err != nil {
+		t.Fatalf("BFD never came up after the heal: %v", err)
+	}
+	events, unsubscribe, err := mb.Subscribe(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unsubscribe()
+	s.shutdown()
+	for {
+		select {
+		case ev := <-events:
+			if ev.To == bfd.Up {
+				continue
+			}
+			if ev.RemoteState != bfd.AdminDown || ev.PathDown() {
+				t.Errorf("the router's end saw %+v at the speaker's stop, want the peer's AdminDown", ev)
+			}
+			return
+		case <-pctx.Done():
+			t.Fatal("the router's end saw nothing of the speaker's stop")
+		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/bfd"
 	"github.com/bgplb/bgplb/internal/lbmodel"
@@ -99,5 +101,41 @@ func TestBFDPeers(t *testing.T) {
 				t.Errorf("%s: problem %q lacks %q", tc.name, problems[i], w)
 			}
 		}
+	}
+}
+
+func TestBFDReport(t *testing.T) {
+	ms := time.Millisecond
+	t0 := time.Date(2026, 12, 7, 17, 0, 0, 400_000_000, time.UTC)
+	at := func(d time.Duration) *metav1.Time { m := metav1.NewTime(t0.Add(d).Truncate(time.Second)); return &m }
+	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
+	up := bfd.Status{State: bfd.Up, RemoteState: bfd.Up, TxInterval: 300 * ms, DetectTime: 1500 * ms, RemoteMult: 5}
+	upAfterDown := up
+	upAfterDown.LastDown, upAfterDown.LastDownDiag = t0.Add(time.Minute), bfd.DiagNeighborDown
+	teardown := bfdTeardown{diag: bfd.DiagDetectionExpired, at: t0}
+	for _, tc := range []struct {
+		name string
+		st   *bfd.Status
+		td   bfdTeardown
+		want v1alpha1.BGPSessionBFD
+	}{
+		{"up", &up, bfdTeardown{}, v1alpha1.BGPSessionBFD{State: "Up", RemoteState: "Up",
+			TransmitInterval: dur(300 * ms), ReceiveInterval: dur(300 * ms), DetectMultiplier: 5}},
+		{"not heard from the peer", &bfd.Status{State: bfd.Down, RemoteState: bfd.Down, TxInterval: time.Second},
+			bfdTeardown{}, v1alpha1.BGPSessionBFD{State: "Down", RemoteState: "Down", TransmitInterval: dur(time.Second)}},
+		{"torn down, no session now", nil, teardown,
+			v1alpha1.BGPSessionBFD{State: "Down", LastDownReason: "DetectionTimeExpired", LastDownTime: at(0)}},
+		{"a new session since the teardown", &up, teardown, v1alpha1.BGPSessionBFD{State: "Up", RemoteState: "Up",
+			TransmitInterval: dur(300 * ms), ReceiveInterval: dur(300 * ms), DetectMultiplier: 5,
+			LastDownReason: "DetectionTimeExpired", LastDownTime: at(0)}},
+		{"the session's own later down wins", &upAfterDown, teardown, v1alpha1.BGPSessionBFD{State: "Up", RemoteState: "Up",
+			TransmitInterval: dur(300 * ms), ReceiveInterval: dur(300 * ms), DetectMultiplier: 5,
+			LastDownReason: "NeighborDown", LastDownTime: at(time.Minute)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := bfdReport(tc.st, tc.td); !reflect.DeepEqual(*got, tc.want) {
+				t.Errorf("got %+v\nwant %+v", *got, tc.want)
+			}
+		})
 	}
 }

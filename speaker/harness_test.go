@@ -204,6 +204,12 @@ func (k *kube) slice(t testing.TB, svc, name string, fam discoveryv1.AddressType
 // speaker runs a speaker for node with cfg (nil: the admin's).
 func (k *kube) speaker(t testing.TB, node string, cfg *rest.Config, namespace string) {
 	t.Helper()
+	k.speakerWith(t, node, cfg, namespace, nil)
+}
+
+// speakerWith is speaker with the Options edited first.
+func (k *kube) speakerWith(t testing.TB, node string, cfg *rest.Config, namespace string, edit func(*Options)) {
+	t.Helper()
 	if cfg == nil {
 		cfg = rest.CopyConfig(k.env.Config)
 		cfg.QPS, cfg.Burst = 20, 40 // the speaker's defaults
@@ -215,10 +221,12 @@ func (k *kube) speaker(t testing.TB, node string, cfg *rest.Config, namespace st
 	var mu sync.Mutex
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, cfg, Options{NodeName: node, Namespace: namespace, HandleUnclassed: true, ShutdownTimeout: 5 * time.Second,
-			Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
-	}()
+	o := Options{NodeName: node, Namespace: namespace, HandleUnclassed: true, ShutdownTimeout: 5 * time.Second,
+		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	if edit != nil {
+		edit(&o)
+	}
+	go func() { done <- Run(ctx, cfg, o) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -66,6 +66,9 @@ type reports struct {
 type written[T any] struct {
 	status T
 	owned  bool
+	// healthCheck is the lbmodel.AnnotationHealthCheck written
+	// (ServiceAnnouncements only).
+	healthCheck string
 }
 
 func newReporter(c client.Client, node string, log *slog.Logger) *reporter {
@@ -148,14 +151,16 @@ func objectName(parts ...string) string {
 }
 
 // desiredReports are the objects a plan and the sessions' state call for;
-// eps are this node's endpoints per Service.
-func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus) reports {
+// eps are this node's endpoints per Service, bfds the sessions' BFD by peer.
+func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus,
+	bfds map[string]*v1alpha1.BGPSessionBFD) reports {
 	up := map[string]bool{}
 	sessions := map[string]v1alpha1.BGPSessionStatusStatus{}
 	for _, p := range st {
 		s := v1alpha1.BGPSessionStatusStatus{
 			PeerAddress: p.Addr.String(), State: p.State.String(),
 			PrefixesAnnounced: int32(p.Announced), LastError: truncate(p.LastError, 1024),
+			BFD: bfds[p.Name],
 		}
 		if !p.Since.IsZero() {
 			t := metav1.NewTime(p.Since.Truncate(1e9))
@@ -181,6 +186,17 @@ func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st 
 			}
 		}
 	}
+	// A Service withheld by the health check keeps (or gets, with no peers)
+	// its announcement, carrying the reason for the controller.
+	for _, d := range res.Services {
+		if d.HealthCheck == "" {
+			continue
+		}
+		key := types.NamespacedName{Namespace: d.Namespace, Name: objectName(d.Name, node)}
+		a := anns[key]
+		a.service, a.healthCheck = d.Name, truncate(d.HealthCheck, 1024)
+		anns[key] = a
+	}
 	for key, a := range anns {
 		slices.Sort(a.status.Prefixes)
 		slices.Sort(a.status.Peers)
@@ -191,8 +207,9 @@ func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st 
 }
 
 type annReport struct {
-	service string
-	status  v1alpha1.ServiceAnnouncementStatus
+	service     string
+	status      v1alpha1.ServiceAnnouncementStatus
+	healthCheck string // lbmodel.AnnotationHealthCheck; "" for none
 }
 
 func appendUnique(s []string, v string) []string {
@@ -238,11 +255,11 @@ func (r *reporter) write(ctx context.Context, want reports, yield bool) {
 			ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node)}},
 			Spec:       v1alpha1.BGPSessionStatusSpec{Node: r.node, Peer: strings.TrimPrefix(name, r.node+".")},
 		}
-		if err := r.put(ctx, obj, ok, old.owned, want.owner, st); err != nil {
+		if err := r.put(ctx, obj, ok, old.owned, want.owner, nil, st); err != nil {
 			r.log.Warn("writing a BGPSessionStatus", "name", name, "err", err)
 			continue
 		}
-		r.sessions[name] = written[v1alpha1.BGPSessionStatusStatus]{st, want.owner != nil}
+		r.sessions[name] = written[v1alpha1.BGPSessionStatusStatus]{status: st, owned: want.owner != nil}
 	}
 	for name := range maps.Clone(r.sessions) {
 		if _, ok := want.sessions[name]; ok || stop() {
@@ -266,7 +283,7 @@ func (r *reporter) write(ctx context.Context, want reports, yield bool) {
 			return
 		}
 		old, ok := r.anns[key]
-		if ok && old.owned == (want.owner != nil) && equality.Semantic.DeepEqual(old.status, a.status) {
+		if ok && old.owned == (want.owner != nil) && old.healthCheck == a.healthCheck && equality.Semantic.DeepEqual(old.status, a.status) {
 			continue
 		}
 		obj := &v1alpha1.ServiceAnnouncement{
@@ -274,11 +291,18 @@ func (r *reporter) write(ctx context.Context, want reports, yield bool) {
 				Labels: map[string]string{v1alpha1.LabelNode: labelValue(r.node), v1alpha1.LabelService: a.service}},
 			Spec: v1alpha1.ServiceAnnouncementSpec{Service: a.service, Node: r.node},
 		}
-		if err := r.put(ctx, obj, ok, old.owned, want.owner, a.status); err != nil {
+		var note map[string]*string
+		if !ok || old.healthCheck != a.healthCheck {
+			note = map[string]*string{lbmodel.AnnotationHealthCheck: nil}
+			if a.healthCheck != "" {
+				note[lbmodel.AnnotationHealthCheck] = &a.healthCheck
+			}
+		}
+		if err := r.put(ctx, obj, ok, old.owned, want.owner, note, a.status); err != nil {
 			r.log.Warn("writing a ServiceAnnouncement", "name", key, "err", err)
 			continue
 		}
-		r.anns[key] = written[v1alpha1.ServiceAnnouncementStatus]{a.status, want.owner != nil}
+		r.anns[key] = written[v1alpha1.ServiceAnnouncementStatus]{status: a.status, owned: want.owner != nil, healthCheck: a.healthCheck}
 	}
 }
 
@@ -291,21 +315,33 @@ func (r *reporter) remove(ctx context.Context, obj client.Object) bool {
 }
 
 // put writes a report object: created unless it exists (had), given the
-// owner it lacks (owned: it has one), and its status set, with no read
-// first: one call for a change of status, two for a new object.
-func (r *reporter) put(ctx context.Context, obj client.Object, had, owned bool, owner *metav1.OwnerReference, status any) error {
+// owner it lacks (owned: it has one) and the annotations to change (nil
+// values remove), and its status set, with no read first: one call for a
+// change of status, two for a new object.
+func (r *reporter) put(ctx context.Context, obj client.Object, had, owned bool, owner *metav1.OwnerReference, annotations map[string]*string, status any) error {
 	if !had {
 		if owner != nil {
 			obj.SetOwnerReferences([]metav1.OwnerReference{*owner})
 		}
+		obj.SetAnnotations(setAnnotations(annotations))
 		err := r.c.Create(ctx, obj)
 		if err != nil && !apierrors.IsAlreadyExists(err) {
 			return err
 		}
 		owned = err == nil && owner != nil
+		if err == nil {
+			annotations = nil
+		}
 	}
+	meta := map[string]any{}
 	if !owned && owner != nil {
-		p, err := json.Marshal(map[string]any{"metadata": map[string]any{"ownerReferences": []metav1.OwnerReference{*owner}}})
+		meta["ownerReferences"] = []metav1.OwnerReference{*owner}
+	}
+	if len(annotations) > 0 {
+		meta["annotations"] = annotations
+	}
+	if len(meta) > 0 {
+		p, err := json.Marshal(map[string]any{"metadata": meta})
 		if err != nil {
 			return err
 		}
@@ -336,7 +372,8 @@ func (r *reporter) load(ctx context.Context) error {
 	for _, a := range anns.Items {
 		if a.Spec.Node == r.node {
 			r.anns[types.NamespacedName{Namespace: a.Namespace, Name: a.Name}] =
-				written[v1alpha1.ServiceAnnouncementStatus]{a.Status, r.ownedBy(a.OwnerReferences)}
+				written[v1alpha1.ServiceAnnouncementStatus]{status: a.Status, owned: r.ownedBy(a.OwnerReferences),
+					healthCheck: a.Annotations[lbmodel.AnnotationHealthCheck]}
 		}
 	}
 	var sess v1alpha1.BGPSessionStatusList
@@ -345,7 +382,7 @@ func (r *reporter) load(ctx context.Context) error {
 	}
 	for _, s := range sess.Items {
 		if s.Spec.Node == r.node {
-			r.sessions[s.Name] = written[v1alpha1.BGPSessionStatusStatus]{s.Status, r.ownedBy(s.OwnerReferences)}
+			r.sessions[s.Name] = written[v1alpha1.BGPSessionStatusStatus]{status: s.Status, owned: r.ownedBy(s.OwnerReferences)}
 		}
 	}
 	r.loaded = true
@@ -362,7 +399,7 @@ func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {
 // time however many there are. Session reports stay, saying how the
 // sessions ended.
 func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference) {
-	want := desiredReports(r.node, plan.Result{}, nil, st)
+	want := desiredReports(r.node, plan.Result{}, nil, st, nil)
 	want.owner = owner
 	namespaces := map[string]bool{}
 	for key := range r.anns {
@@ -382,4 +419,20 @@ func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *m
 		}
 	}
 	r.write(ctx, want, false)
+}
+
+// setAnnotations are the annotations of a change that sets values (nil
+// values, removals, left out); nil when none.
+func setAnnotations(change map[string]*string) map[string]string {
+	var out map[string]string
+	for k, v := range change {
+		if v == nil {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[k] = *v
+	}
+	return out
 }

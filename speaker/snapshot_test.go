@@ -237,7 +237,8 @@ func TestDesiredReports(t *testing.T) {
 		{Name: "r2", Addr: netip.MustParseAddr("198.51.100.2"), State: session.Established, Announced: 1},
 		{Name: "down", Addr: netip.MustParseAddr("198.51.100.3"), State: session.Active, LastError: "connection refused"},
 	}
-	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st)
+	r1BFD := &v1alpha1.BGPSessionBFD{State: "Up"}
+	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st, map[string]*v1alpha1.BGPSessionBFD{"r1": r1BFD})
 	anns, sess := want.anns, want.sessions
 	p := anns[nsName("dns", "pihole.node1")]
 	if strings.Join(p.status.Prefixes, ",") != "2001:db8:53::53/128,203.0.113.0/24,203.0.113.53/32" ||
@@ -254,8 +255,11 @@ func TestDesiredReports(t *testing.T) {
 	if s := sess["node1.down"]; s.State != "Active" || s.LastError != "connection refused" || s.PeerAddress != "198.51.100.3" {
 		t.Errorf("session report %+v", s)
 	}
-	if s := sess["node1.r1"]; s.State != "Established" || s.PrefixesAnnounced != 2 {
+	if s := sess["node1.r1"]; s.State != "Established" || s.PrefixesAnnounced != 2 || s.BFD != r1BFD {
 		t.Errorf("session report %+v", s)
+	}
+	if s := sess["node1.r2"]; s.BFD != nil {
+		t.Errorf("session report %+v: BFD for a peer without", s)
 	}
 }
 

@@ -46,6 +46,7 @@ import (
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 	"github.com/bgplb/bgplb/speaker/announce"
+	"github.com/bgplb/bgplb/speaker/healthcheck"
 	"github.com/bgplb/bgplb/speaker/plan"
 	"github.com/bgplb/bgplb/view"
 )
@@ -77,7 +78,11 @@ type Options struct {
 	// PodName is this speaker's pod (in Namespace), whose DaemonSet tells
 	// a SIGTERM for good from a restart; empty: only the Node tells.
 	PodName string
-	Log     *slog.Logger
+	// HealthCheck paces the probes of kube-proxy's health check for
+	// externalTrafficPolicy Local Services (speaker/healthcheck); a zero
+	// Interval probes nothing (the endpoints alone decide).
+	HealthCheck healthcheck.Config
+	Log         *slog.Logger
 }
 
 // Speaker is a running speaker.
@@ -91,6 +96,7 @@ type Speaker struct {
 	events events.EventRecorder
 	ann    *announce.Announcer
 	bfd    *bfdSessions
+	hc     *healthcheck.Prober // nil: no probes
 	kick   chan struct{}
 	lg     lastGood
 	rep    *reporter
@@ -221,16 +227,26 @@ func (s *Speaker) run(ctx context.Context) error {
 		return ctx.Err()
 	}
 	// BFD runs in the node's namespace, as the BGP sessions do (the
-	// speaker is on the host network). Its sessions end before the
-	// announcer's last Down can reach them (stopBFD runs last).
+	// speaker is on the host network). Its sessions end after the
+	// announcer's (this runs last), telling the routers AdminDown: a
+	// speaker stopping on purpose is no failure of the path.
 	bfdCtx, stopBFD := context.WithCancel(context.Background())
 	bfdMgr := bfd.NewManager(bfdCtx, bfd.Options{Logger: s.log.With("part", "bfd")})
 	s.bfd = newBFDSessions(bfdCtx, s.log.With("part", "bfd"), bfdMgr, func(name string) { s.ann.Reset(name) })
 	defer func() {
+		s.bfd.shutdown()
 		stopBFD()
-		_ = bfdMgr.Close()
 		s.bfd.wait()
 	}()
+	if s.o.HealthCheck.Interval > 0 {
+		// The probes end with run: a stopping speaker plans no more.
+		hcCtx, stopHC := context.WithCancel(ctx)
+		s.hc = healthcheck.New(hcCtx, s.o.HealthCheck, s.log.With("part", "healthcheck"), s.poke)
+		defer func() {
+			stopHC()
+			s.hc.Wait()
+		}()
+	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})
 	// The reports are written off this loop: planning never waits for the
 	// API server.
@@ -253,7 +269,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	}()
 	if s.o.APISocket != "" {
 		go func() {
-			if err := view.Serve(ctx, s.o.APISocket, view.Handler(s.ann), s.log.With("part", "api")); err != nil {
+			if err := view.Serve(ctx, s.o.APISocket, view.Handler(bfdView{Source: s.ann, bfd: s.bfd}), s.log.With("part", "api")); err != nil {
 				s.log.Error("api", "err", err)
 			}
 		}()
@@ -300,6 +316,7 @@ func (s *Speaker) sync(ctx context.Context) {
 		return
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
+	s.applyHealth(objs.node, objs.services, &conv.snap)
 	s.node = objs.node
 	conv.snap.Drain = s.timeDrain(leaving(objs.node), time.Now())
 	s.snap = conv.snap
@@ -444,7 +461,7 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 func (s *Speaker) report() {
 	st := s.ann.Status()
 	s.clearRestarting(st)
-	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused))
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused), s.bfd.reports())
 	want.owner = s.owner
 	s.rep.set(want)
 }
@@ -468,6 +485,9 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
 	reg.MustRegister(newRestartCollector(s.phase.Load, s.restarted.Load))
+	if s.hc != nil {
+		reg.MustRegister(newHealthCollector(s.hc.Stats))
+	}
 	go func() {
 		if err := metricsrv.Serve(ctx, ln, prometheus.Gatherers{reg, ctrlmetrics.Registry}, s.log, nil); err != nil {
 			s.log.Error("metrics", "err", err)

@@ -61,6 +61,7 @@ type BFD struct {
 	Polling       bool      `json:"polling,omitempty"`
 	LastUp        time.Time `json:"lastUp,omitzero"`
 	LastDown      time.Time `json:"lastDown,omitzero"`
+	LastDownDiag  string    `json:"lastDownDiag,omitempty"` // why it last left Up
 	LastRx        time.Time `json:"lastRx,omitzero"`
 	PacketsIn     uint64    `json:"packetsIn"`
 	PacketsOut    uint64    `json:"packetsOut"`

@@ -93,6 +93,7 @@ type ServiceAnnouncementList struct {
 // +kubebuilder:printcolumn:name="Peer",type=string,JSONPath=`.spec.peer`
 // +kubebuilder:printcolumn:name="Address",type=string,JSONPath=`.status.peerAddress`
 // +kubebuilder:printcolumn:name="State",type=string,JSONPath=`.status.state`
+// +kubebuilder:printcolumn:name="BFD",type=string,JSONPath=`.status.bfd.state`
 // +kubebuilder:printcolumn:name="Prefixes",type=integer,JSONPath=`.status.prefixesAnnounced`
 // +kubebuilder:printcolumn:name="Since",type=date,JSONPath=`.status.since`
 type BGPSessionStatus struct {
@@ -140,6 +141,53 @@ type BGPSessionStatusStatus struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +optional
 	LastError string `json:"lastError,omitempty"`
+	// BFD is the BFD session guarding this one, when the BGPRouter asks
+	// for BFD: present while it runs (only while the BGP session is
+	// Established) and after BFD took the session down.
+	//
+	// +optional
+	BFD *BGPSessionBFD `json:"bfd,omitempty"`
+}
+
+// BGPSessionBFD is the state of the BFD session (RFC 5880) of one BGP
+// session, as the node's speaker sees it.
+type BGPSessionBFD struct {
+	// State is this end's: Up, Init, Down or AdminDown.
+	//
+	// +kubebuilder:validation:Enum=AdminDown;Down;Init;Up
+	State string `json:"state"`
+	// RemoteState is the peer's, as it last reported it.
+	//
+	// +kubebuilder:validation:Enum=AdminDown;Down;Init;Up
+	// +optional
+	RemoteState string `json:"remoteState,omitempty"`
+	// TransmitInterval is the negotiated interval between this end's
+	// packets: the slower of its own and the peer's wish.
+	//
+	// +optional
+	TransmitInterval *metav1.Duration `json:"transmitInterval,omitempty"`
+	// ReceiveInterval is the negotiated interval between the peer's
+	// packets.
+	//
+	// +optional
+	ReceiveInterval *metav1.Duration `json:"receiveInterval,omitempty"`
+	// DetectMultiplier is the peer's: the session goes Down when no packet
+	// came for DetectMultiplier × ReceiveInterval.
+	//
+	// +optional
+	DetectMultiplier int32 `json:"detectMultiplier,omitempty"`
+	// LastDownReason is the RFC 5880 diagnostic of the last time the
+	// session left Up: DetectionTimeExpired for a failed path,
+	// NeighborDown when the peer said so (AdminDown from a peer that
+	// stopped on purpose, which does not take the BGP session down).
+	//
+	// +kubebuilder:validation:MaxLength=32
+	// +optional
+	LastDownReason string `json:"lastDownReason,omitempty"`
+	// LastDownTime is when that was.
+	//
+	// +optional
+	LastDownTime *metav1.Time `json:"lastDownTime,omitempty"`
 }
 
 // BGPSessionStatusList is a list of BGPSessionStatuses.

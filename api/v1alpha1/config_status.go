@@ -11,7 +11,9 @@ import (
 // nodes.
 type ConfigStatus struct {
 	// Conditions: ConfigConditionAccepted always; ConfigConditionSupported
-	// (False) while the object asks for something bgplb does not do yet.
+	// (False) while the object asks for something bgplb does not do yet;
+	// ConfigConditionResolvedRefs (False) while it names an object that
+	// does not exist.
 	//
 	// +listType=map
 	// +listMapKey=type
@@ -31,12 +33,18 @@ const (
 	ConfigConditionAccepted = "Accepted"
 	// ConfigConditionSupported is False (ConfigReasonNotSupportedYet) when
 	// the object asks for something bgplb does not implement yet (an
-	// L2AnnouncementPolicy, a BFDPolicy, a BGPRouter's bfdPolicy or
+	// L2AnnouncementPolicy, a BFDPolicy's echoMode, a BGPRouter's
 	// gracefulRestart); the message says what happens instead. Absent
 	// otherwise.
 	ConfigConditionSupported = "Supported"
+	// ConfigConditionResolvedRefs is False (ConfigReasonRefNotFound) while
+	// the object names another that does not exist (a BGPRouter's
+	// bfdPolicy); the message says what happens meanwhile. Absent
+	// otherwise.
+	ConfigConditionResolvedRefs = "ResolvedRefs"
 
 	ConfigReasonValid           = "Valid"
 	ConfigReasonInvalid         = "Invalid"
 	ConfigReasonNotSupportedYet = "NotSupportedYet"
+	ConfigReasonRefNotFound     = "RefNotFound"
 )

@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
@@ -95,7 +96,7 @@ after the command; bgplb lab down removes it.`,
 	cmd.AddCommand(newLabPlayCmds(out)...)
 	for _, c := range cmd.Commands() {
 		switch c.Name() {
-		case "up", "down", "move", "fail", "heal", "restart":
+		case "up", "down", "move", "fail", "heal", "restart", "bfd", "drain", "uncordon":
 			interruptible(c)
 		}
 	}
@@ -144,7 +145,38 @@ func newLabPlayCmds(out func(*cobra.Command) home.Options) []*cobra.Command {
 		ValidArgs: []string{"controller", "speaker", "router"},
 		RunE:      func(c *cobra.Command, a []string) error { return home.Restart(c.Context(), out(c), a[0]) },
 	}
-	return []*cobra.Command{move, fail, heal, restart}
+	bfd := &cobra.Command{
+		Use:   "bfd INTERVAL|off",
+		Short: "Set how the routers notice a dead node: BFD at INTERVAL × 3 on both ends (default 300ms), or off (hold time 3s)",
+		Long: `bfd sets the BFDPolicy the example BGPRouters name and every router's
+peer range to INTERVAL (e.g. 50ms: a dead node is noticed in 150 ms), or with
+"off" removes BFD and lowers the hold time to its minimum, 3 s. It waits until
+every session runs the new settings; then "bgplb lab fail NODE" shows the figure.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(c *cobra.Command, a []string) error {
+			var d time.Duration
+			if a[0] != "off" {
+				var err error
+				if d, err = time.ParseDuration(a[0]); err != nil || d <= 0 {
+					return fmt.Errorf("bfd %q: want an interval such as 300ms, or off", a[0])
+				}
+			}
+			return home.TuneBFD(c.Context(), out(c), d)
+		},
+	}
+	drain := &cobra.Command{
+		Use:   "drain NODE",
+		Short: "Cordon a node (the Pi-hole rolls over if it ran there) and show its speaker draining its routes",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Drain(c.Context(), out(c), a[0]) },
+	}
+	uncordon := &cobra.Command{
+		Use:   "uncordon NODE",
+		Short: "Put a drained node back in service",
+		Args:  cobra.ExactArgs(1),
+		RunE:  func(c *cobra.Command, a []string) error { return home.Uncordon(c.Context(), out(c), a[0]) },
+	}
+	return []*cobra.Command{move, fail, heal, restart, bfd, drain, uncordon}
 }
 
 // newLabControlPlaneCmd is the detached process that owns the lab's etcd

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/bgplb/bgplb/speaker"
+	"github.com/bgplb/bgplb/speaker/healthcheck"
 )
 
 func newSpeakerCmd() *cobra.Command {
@@ -25,7 +26,8 @@ func newSpeakerCmd() *cobra.Command {
 		Long: `Run the speaker, one per node (a DaemonSet on the host network). It watches
 Services, EndpointSlices, its Node and the bgplb CRDs, decides what this node
 announces to each BGPRouter (externalTrafficPolicy Local: only with a ready local
-endpoint), keeps the BGP sessions, and reports in ServiceAnnouncement and
+endpoint, and while kube-proxy's health check on the Service's healthCheckNodePort
+on this node passes), keeps the BGP sessions, and reports in ServiceAnnouncement and
 BGPSessionStatus objects.
 
 A node going away (cordoned, tainted for maintenance, labelled
@@ -80,5 +82,10 @@ stays announced.`,
 	f.DurationVar(&o.DrainTime, "drain-time", speaker.DefaultDrainTime, "how long a node going away announces with GRACEFUL_SHUTDOWN before it withdraws (negative: withdraw at once); with --shutdown-timeout within the pod's termination grace period")
 	f.DurationVar(&o.RestartTime, "graceful-restart-time", speaker.DefaultRestartTime, "restart time announced to BGPRouters with spec.gracefulRestart: how long they keep this node's routes while its speaker restarts (1s to 4095s)")
 	f.StringVar(&o.PodName, "pod-name", "", "this speaker's pod, whose DaemonSet tells a SIGTERM for good from a restart (default $POD_NAME)")
+	hc := &o.HealthCheck
+	f.DurationVar(&hc.Interval, "health-check-interval", healthcheck.DefaultInterval, "how often kube-proxy's health check (healthCheckNodePort) of each externalTrafficPolicy Local Service with a local endpoint is probed on this node's address; a failing one withholds the Service here (0: no probes, the endpoints alone decide)")
+	f.DurationVar(&hc.Timeout, "health-check-timeout", healthcheck.DefaultTimeout, "how long one health check probe waits for kube-proxy's answer")
+	f.IntVar(&hc.Rise, "health-check-rise", healthcheck.DefaultRise, "consecutive passing probes that bring a failed health check back")
+	f.IntVar(&hc.Fall, "health-check-fall", healthcheck.DefaultFall, "consecutive failing probes that withhold a Service (a Service's first probe decides alone)")
 	return cmd
 }

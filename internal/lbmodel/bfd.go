@@ -1,6 +1,7 @@
 package lbmodel
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
@@ -17,6 +18,22 @@ const (
 // BFDEchoUnsupported is said of a BFDPolicy with echoMode set.
 const BFDEchoUnsupported = "spec.echoMode is ignored: the BFD echo function is not implemented; " +
 	"the sessions run with control packets only, at the policy's intervals"
+
+// BFDPolicyMissing is said of a BGPRouter whose spec.bfdPolicy names no
+// BFDPolicy: the controller on its ResolvedRefs condition, the speakers in
+// their log.
+func BFDPolicyMissing(name string) string {
+	return fmt.Sprintf("spec.bfdPolicy %q: no such BFDPolicy; the session runs without BFD until it exists", name)
+}
+
+// PeerUnresolved names what a BGPRouter spec refers to that does not exist,
+// given whether a BFDPolicy of a name does; none when all do.
+func PeerUnresolved(s *v1alpha1.BGPRouterSpec, bfdPolicyExists func(string) bool) []string {
+	if s.BFDPolicy != "" && !bfdPolicyExists(s.BFDPolicy) {
+		return []string{BFDPolicyMissing(s.BFDPolicy)}
+	}
+	return nil
+}
 
 // BFDConfig is the BFD session configuration a BFDPolicy asks for, and what
 // of the policy is not honoured (echo mode), for a condition or a log line.

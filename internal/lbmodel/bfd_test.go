@@ -2,6 +2,7 @@ package lbmodel
 
 import (
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,6 +39,25 @@ func TestBFDConfig(t *testing.T) {
 			}
 			if err := got.Validate(); err != nil {
 				t.Errorf("Validate: %v", err)
+			}
+		})
+	}
+}
+
+func TestPeerUnresolved(t *testing.T) {
+	exists := func(name string) bool { return name == "fast" }
+	for _, tc := range []struct {
+		name string
+		spec v1alpha1.BGPRouterSpec
+		want []string
+	}{
+		{"no bfdPolicy", v1alpha1.BGPRouterSpec{}, nil},
+		{"bfdPolicy exists", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, nil},
+		{"bfdPolicy missing", v1alpha1.BGPRouterSpec{BFDPolicy: "slow"}, []string{BFDPolicyMissing("slow")}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := PeerUnresolved(&tc.spec, exists); !slices.Equal(got, tc.want) {
+				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}

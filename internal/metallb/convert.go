@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -179,17 +180,25 @@ func fitsAll(s string, max uint64) bool {
 	return true
 }
 
-// unsupported adds what bgplb accepts but does not do yet, in the words the
-// controller uses for the objects' Supported condition.
+// unsupported adds what bgplb accepts but does not do yet, and the BFD
+// policies routers name that the input lacks, in the words the controller
+// uses for the objects' Supported and ResolvedRefs conditions.
 func (c *converter) unsupported() {
+	bfdExists := func(name string) bool {
+		return slices.ContainsFunc(c.res.BFDPolicies, func(p v1alpha1.BFDPolicy) bool { return p.Name == name })
+	}
 	for i := range c.res.Routers {
 		r := &c.res.Routers[i]
-		for _, s := range lbmodel.PeerUnsupported(&r.Spec) {
+		for _, s := range slices.Concat(lbmodel.PeerUnsupported(&r.Spec), lbmodel.PeerUnresolved(&r.Spec, bfdExists)) {
 			c.note("BGPRouter "+r.Name, "", "%s", s)
 		}
 	}
-	for _, p := range c.res.BFDPolicies {
-		c.note("BFDPolicy "+p.Name, "", "%s", lbmodel.BFDUnsupported)
+	for i := range c.res.BFDPolicies {
+		p := &c.res.BFDPolicies[i]
+		_, unsupported := lbmodel.BFDConfig(&p.Spec)
+		for _, s := range unsupported {
+			c.note("BFDPolicy "+p.Name, "", "%s", s)
+		}
 	}
 	for _, p := range c.res.L2Policies {
 		c.note("L2AnnouncementPolicy "+p.Name, "", "%s", lbmodel.L2Unsupported)

@@ -52,10 +52,9 @@ func TestLegacyEveryField(t *testing.T) {
 		`peers[1]: vrf: not carried: bgplb has no VRFs; the session ran in VRF "red"`,
 		"203.0.113.5/24 has host bits set: written as 203.0.113.0/24",
 		`bgp-advertisements[1].communities[0]: not carried: "nowhere"`,
-		`BGPRouter peer-198-51-100-1: spec.bfdPolicy "fast" is ignored: BFD is not implemented yet`,
-		"BFDPolicy fast: BFD is not implemented yet",
+		"BFDPolicy fast: spec.echoMode is ignored",
 		"L2AnnouncementPolicy lan: L2 announcements are not implemented yet")
-	if !strings.Contains(d.comments, "(10):") || !strings.Contains(d.comments, "#   - BFDPolicy fast: BFD is not implemented yet") {
+	if !strings.Contains(d.comments, "(9):") || !strings.Contains(d.comments, "#   - BFDPolicy fast: spec.echoMode is ignored") {
 		t.Errorf("comments at the top:\n%s", d.comments)
 	}
 }
@@ -108,7 +107,8 @@ func TestBGPPeerV1beta2(t *testing.T) {
 		`spine: spec.vrf: not carried: bgplb has no VRFs`,
 		"spine: spec.disableMP: not carried",
 		"spine: spec.ebgpMultiHop: not carried: applies only to eBGP",
-		`BGPPeer metallb-system/unnumbered: not carried: no peerAddress (spec.interface "eth1")`)
+		`BGPPeer metallb-system/unnumbered: not carried: no peerAddress (spec.interface "eth1")`,
+		`spine: spec.bfdPolicy "slow": no such BFDPolicy`)
 }
 
 func TestBGPAdvertisementAndCommunity(t *testing.T) {
@@ -160,5 +160,8 @@ func TestBFDProfile(t *testing.T) {
 	if *s.ReceiveInterval != 1000 || *s.TransmitInterval != 1000 || *s.DetectMultiplier != 4 || s.EchoMode || !s.PassiveMode {
 		t.Errorf("bfd: %+v", s)
 	}
-	wantNotes(t, r, "BFDProfile metallb-system/slow: spec.minimumTtl: not carried", "BFDPolicy slow: BFD is not implemented yet")
+	wantNotes(t, r, "BFDProfile metallb-system/slow: spec.minimumTtl: not carried")
+	if strings.Contains(notesText(r), "BFDPolicy slow") {
+		t.Errorf("a BFDPolicy without echo mode is noted:\n%s", notesText(r))
+	}
 }

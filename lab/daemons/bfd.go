@@ -42,10 +42,14 @@ func (p BFDPeer) mult() uint8 {
 }
 
 // BFDState is a daemon's view of one BFD session: state is "up", "down",
-// "init" or "admindown" (lower case whatever the daemon prints).
+// "init" or "admindown" (lower case whatever the daemon prints). Diag and
+// RemoteDiag are the local and the peer's diagnostic in the daemon's words,
+// where it prints them (FRR: "neighbor signaled session down",
+// "administratively down").
 type BFDState struct {
-	Peer  netip.Addr
-	State string
+	Peer             netip.Addr
+	State            string
+	Diag, RemoteDiag string
 }
 
 // BFDDaemon is a daemon running BFD sessions.
@@ -150,8 +154,10 @@ func (f *FRRBFD) BFDSessions(ctx context.Context) ([]BFDState, error) {
 
 func parseFRRBFDPeers(out []byte) ([]BFDState, error) {
 	var peers []struct {
-		Peer   string `json:"peer"`
-		Status string `json:"status"`
+		Peer       string `json:"peer"`
+		Status     string `json:"status"`
+		Diag       string `json:"diagnostic"`
+		RemoteDiag string `json:"remote-diagnostic"`
 	}
 	if err := json.Unmarshal(out, &peers); err != nil {
 		return nil, fmt.Errorf("daemons: parse frr bfd peers: %w: %s", err, out)
@@ -162,7 +168,7 @@ func parseFRRBFDPeers(out []byte) ([]BFDState, error) {
 		if err != nil {
 			continue
 		}
-		ss = append(ss, BFDState{Peer: a, State: strings.ToLower(p.Status)})
+		ss = append(ss, BFDState{Peer: a, State: strings.ToLower(p.Status), Diag: p.Diag, RemoteDiag: p.RemoteDiag})
 	}
 	return ss, nil
 }

@@ -9,13 +9,13 @@ import (
 )
 
 func TestParseFRRBFDPeers(t *testing.T) {
-	out := `[{"multihop":false,"peer":"198.51.100.21","local":"198.51.100.22","status":"up","diagnostic":"ok"},
+	out := `[{"multihop":false,"peer":"198.51.100.21","local":"198.51.100.22","status":"up","diagnostic":"ok","remote-diagnostic":"administratively down"},
 	 {"multihop":true,"peer":"2001:db8::21","status":"down"},{"peer":"not-an-address","status":"up"}]`
 	got, err := parseFRRBFDPeers([]byte(out))
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []BFDState{{Peer: netip.MustParseAddr("198.51.100.21"), State: "up"},
+	want := []BFDState{{Peer: netip.MustParseAddr("198.51.100.21"), State: "up", Diag: "ok", RemoteDiag: "administratively down"},
 		{Peer: netip.MustParseAddr("2001:db8::21"), State: "down"}}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %v want %v", got, want)

@@ -71,13 +71,23 @@ func TestCluster(t *testing.T) {
 	// Fail the Pi-hole's node: NotReady, evicted, rescheduled, the route
 	// follows; heal brings the node back Ready and Established.
 	failed := other[first]
-	r.do("fail", func() error { return home.Fail(ctx, o, failed) })
+	var dropped time.Duration
+	fo := o
+	fo.Figure = func(name string, d time.Duration) { dropped = d }
+	r.do("fail", func() error { return home.Fail(ctx, fo, failed) })
+	// The examples run BFD at 300 ms × 3: the routers drop the node's
+	// paths long before its 9 s hold time would.
+	if dropped <= 0 || dropped > 3*time.Second {
+		t.Errorf("the routers dropped %s's paths %v after the cut, want BFD's < 1 s (bound 3 s)", failed, dropped)
+	}
 	r.wantVia("after failing "+failed, first)
 	r.wantAnswer("after the failover", false, first)
 	r.do("heal", func() error { return home.Heal(ctx, o, failed) })
 	if n := strings.Count(out.String(), "  Established  "); n != 2 {
 		t.Errorf("after heal %d sessions Established, want 2:\n%s", n, out.String())
 	}
+	// Faster BFD on both ends without touching the BGP sessions.
+	r.do("bfd 100ms", func() error { return home.TuneBFD(ctx, o, 100*time.Millisecond) })
 	for _, c := range []string{"controller", "router"} {
 		r.do("restart "+c, func() error { return home.Restart(ctx, o, c) })
 		r.wantAnswer("after restarting the "+c, true, first)
@@ -281,6 +291,12 @@ func podNode(t testing.TB, kubectl func(...string) string) string {
 // 20 ms, and logs what the client saw.
 func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
 	r.t.Helper()
+	return r.streamingTo(home.PiholeVIP, what, fn)
+}
+
+// streamingTo is streaming with the client asking vip.
+func (r *run) streamingTo(vip netip.Addr, what string, fn func() error) dnsserver.Summary {
+	r.t.Helper()
 	ctx, stop := context.WithCancel(r.ctx)
 	done := make(chan []dnsserver.Result, 1)
 	// On a failure (r.do's Fatalf) the client stops before the lab goes.
@@ -288,7 +304,7 @@ func (r *run) streaming(what string, fn func() error) dnsserver.Summary {
 	client := r.s.Host(seed.Client)
 	go func() {
 		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: client.Do,
-			Server: netip.AddrPortFrom(home.PiholeVIP, seed.DNSPort), Name: "pihole.lab."})
+			Server: netip.AddrPortFrom(vip, seed.DNSPort), Name: "pihole.lab."})
 		done <- rs
 	}()
 	r.do(what, fn)

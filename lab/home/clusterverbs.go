@@ -100,7 +100,8 @@ func (u *upper) rolloutRestart(ctx context.Context, obj client.Object, ns, name 
 
 // clusterFail cuts node off the LAN and the API link, as a dead machine:
 // its Node goes NotReady, its Pi-hole pod is evicted and started on the
-// other node, and the routers drop its paths when its hold time runs out.
+// other node; the routers drop its paths as soon as BFD (or the hold time)
+// says it is gone.
 func (u *upper) clusterFail(ctx context.Context, node string) error {
 	s, out := u.s, u.o.Out
 	ranPihole := u.piholeNodeNow(ctx) == node
@@ -119,6 +120,15 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 			}
 			return h.SetDown(ctx, seed.APIIfname)
 		}},
+	}
+	if err := u.do(steps); err != nil {
+		return err
+	}
+	dropped, err := u.waitDropped(ctx, node, start)
+	if err != nil {
+		return err
+	}
+	steps = []step{
 		{fmt.Sprintf("waiting for the Node %s to be NotReady (grace %s)", node, nodeGrace), func() error {
 			return u.waitNode(ctx, node, false)
 		}},
@@ -143,13 +153,8 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 		fmt.Fprintf(out, "    every router routes via %s %v after the failure (%v after the new pod was Ready)\n",
 			other, time.Since(start).Round(time.Millisecond), followed.Round(time.Millisecond))
 	}
-	if err := u.p.step(fmt.Sprintf("waiting for every router to drop %s's paths (its hold time, 9 s)", node), func() error {
-		return u.waitKernel(ctx, noneVia(s.NodeAddr(node)))
-	}); err != nil {
-		return err
-	}
 	fmt.Fprintf(out, "\nthe routers dropped %s's paths %v after it went away; `bgplb lab heal %s` puts it back.\n\n",
-		node, time.Since(start).Round(time.Millisecond), node)
+		node, dropped.Round(time.Millisecond), node)
 	return show(ctx, out, s, u.st)
 }
 

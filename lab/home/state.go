@@ -58,6 +58,9 @@ type Options struct {
 	All bool
 	// Out receives progress and views; nil discards.
 	Out io.Writer
+	// Figure, if set, receives what the verbs measure, by name (Fail:
+	// "fail-dropped", from the cut until no router routes via the node).
+	Figure func(name string, d time.Duration)
 }
 
 func (o *Options) defaults() error {
@@ -127,6 +130,9 @@ type State struct {
 	// Images are the image references a real cluster's nodes hold, by
 	// lab/images name (pause, pihole, bgplb).
 	Images map[string]string `json:"images,omitempty"`
+	// Detection is how the routers notice a node gone: BFD, or the hold
+	// time alone (TuneBFD changes it).
+	Detection Detection `json:"detection"`
 	// Ready is set once Up has finished.
 	Ready bool `json:"ready"`
 

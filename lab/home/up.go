@@ -31,18 +31,22 @@ const upTimeout = 4 * time.Minute
 
 // routerConfig is `bgplb router`'s config on router i: every LAN host may
 // peer (iBGP, AS 64512, the example BGPRouter's TCP-MD5 password), and only
-// the Service pools are accepted.
-func routerConfig(addr netip.Addr, socket string) string {
+// the Service pools are accepted; d says whether the peers run BFD.
+func routerConfig(addr netip.Addr, socket string, d Detection) string {
+	bfd := ""
+	if d.BFD > 0 {
+		bfd = fmt.Sprintf(", bfd: {minTx: %s, minRx: %s, multiplier: %d}", d.BFD, d.BFD, bfdMultiplier)
+	}
 	return fmt.Sprintf(`asn: 64512
 routerID: %s
 listen: ["0.0.0.0:179"]
 dynamicNeighbors:
-  - {prefix: %s, peerASN: 64512, holdTime: 9s, password: "seed-secret"}
+  - {prefix: %s, peerASN: 64512, holdTime: 9s, password: "seed-secret"%s}
 import:
   prefixes: ["%s", "%s"]
 fib: {graceTime: 5s}
 api: {socket: %s}
-`, addr, seed.LAN4, seed.Pool4, seed.Pool6, socket)
+`, addr, seed.LAN4, bfd, seed.Pool4, seed.Pool6, socket)
 }
 
 // stepper prints progress: what is being done, then how long it took.
@@ -116,7 +120,7 @@ func Up(ctx context.Context, o Options) error {
 		}
 	}
 	// Recorded before anything exists, so that Down always finds a state.
-	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, dir: o.StateDir}
+	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, Detection: defaultDetection, dir: o.StateDir}
 	if err := st.save(); err != nil {
 		return err
 	}
@@ -277,7 +281,7 @@ func (u *upper) routerSteps(ctx context.Context) []step {
 // examplesStep applies the example configuration: the pool, the routers,
 // the announcement policy.
 func (u *upper) examplesStep(ctx context.Context) step {
-	examples := []string{"loadbalancerpool.yaml", "bgprouter.yaml", "bgpannouncementpolicy.yaml"}
+	examples := []string{"loadbalancerpool.yaml", "bfdpolicy.yaml", "bgprouter.yaml", "bgpannouncementpolicy.yaml"}
 	if u.o.Routers > 1 {
 		examples = append(examples, "bgprouter-router2.yaml")
 	}
@@ -374,7 +378,7 @@ func (u *upper) router(ctx context.Context, i int) error {
 	name := seed.RouterName(i)
 	sock := u.st.path(name + ".sock")
 	cfg := u.st.path(name + ".yaml")
-	if err := os.WriteFile(cfg, []byte(routerConfig(u.s.RouterAddr(i), sock)), 0o644); err != nil {
+	if err := os.WriteFile(cfg, []byte(routerConfig(u.s.RouterAddr(i), sock, u.st.Detection)), 0o644); err != nil {
 		return err
 	}
 	p, err := startIn(ctx, u.s, name, "bgplb-"+name, u.o.BinPath, "router", "--config", cfg)
@@ -478,6 +482,12 @@ func (u *upper) waitEstablished(ctx context.Context) error {
 }
 
 func (u *upper) waitEstablishedAll(ctx context.Context) error {
+	return u.waitNeighbors(ctx, func(n view.Neighbor) bool { return n.State == "Established" })
+}
+
+// waitNeighbors waits until every router sees both nodes as neighbours ok
+// accepts.
+func (u *upper) waitNeighbors(ctx context.Context, ok func(view.Neighbor) bool) error {
 	for i := 1; i <= u.st.Routers; i++ {
 		name := seed.RouterName(i)
 		c := view.NewClient(u.st.Procs[name].Socket)
@@ -490,7 +500,7 @@ func (u *upper) waitEstablishedAll(ctx context.Context) error {
 			last = ns
 			up := 0
 			for _, n := range ns {
-				if n.State == "Established" && (n.Address == u.s.NodeAddr(seed.Node1) || n.Address == u.s.NodeAddr(seed.Node2)) {
+				if ok(n) && (n.Address == u.s.NodeAddr(seed.Node1) || n.Address == u.s.NodeAddr(seed.Node2)) {
 					up++
 				}
 			}

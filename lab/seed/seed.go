@@ -205,12 +205,17 @@ func New(ctx context.Context, o Options) (_ *Seed, err error) {
 // hostSysctls keeps traffic on the routes the lab sets up: a router
 // forwarding between two hosts of one LAN would otherwise tell the sender
 // (ICMP redirect) to go straight to the next hop, and the sender would
-// keep doing so after the route moved.
+// keep doing so after the route moved. The router spreads ECMP by flow
+// (addresses and ports), as a router facing many clients does: each of
+// the lab client's queries (a new source port) takes its own path, rather
+// than all of them the one their addresses hash to.
 func hostSysctls(role string) map[string]string {
 	if role == RoleRouter {
 		return map[string]string{
 			"net/ipv4/conf/all/send_redirects":     "0",
 			"net/ipv4/conf/default/send_redirects": "0",
+			"net/ipv4/fib_multipath_hash_policy":   "1",
+			"net/ipv6/fib_multipath_hash_policy":   "1",
 		}
 	}
 	return map[string]string{

@@ -28,6 +28,12 @@
 // pod that is serving proves the node forwards. Both are decided per
 // address, with the endpoints of the address's family.
 //
+// A Local Service's address is also held back while this node's probe of
+// kube-proxy's health check for it objects ([Service.HealthCheck], the
+// verdict of speaker/healthcheck, for the address's family): the endpoints
+// say where the pods are, the probe whether this node's data plane forwards
+// to them. [ServiceDecision.HealthCheck] tells those reasons apart.
+//
 // A node going away is drained (RFC 8326) through [Snapshot.Drain], which
 // the shell times: while [Draining] every route carries the
 // GRACEFUL_SHUTDOWN community, so that routers prefer other nodes for new

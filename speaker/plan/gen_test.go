@@ -90,6 +90,7 @@ func randomService(r *rand.Rand, i int) Service {
 	for range pick(r, 0, 1, 1, 2, 2, 3) {
 		svc.Addresses = append(svc.Addresses, randomAddr(r))
 	}
+	svc.HealthCheck = HealthCheck{IPv4: pick(r, "", "", "", "v4 probe fails"), IPv6: pick(r, "", "", "", "v6 probe fails")}
 	return svc
 }
 

@@ -108,22 +108,25 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 		return d
 	}
 	clear(p.mask)
-	var reasons []string
+	var reasons, health []string
 	for _, a := range s.Addresses {
 		if a = a.Unmap().WithZone(""); !a.IsValid() {
 			continue
 		}
 		r := p.policyReason(s.TrafficPolicy, a, eps, total)
 		if r == "" {
+			r = healthReason(s, a)
+			health = appendReason(health, r)
+		}
+		if r == "" {
 			r = p.announce(si, a, s.TrafficPolicy == lbmodel.Local)
 		}
-		if r != "" && !slices.Contains(reasons, r) {
-			reasons = append(reasons, r)
-		}
+		reasons = appendReason(reasons, r)
 	}
 	d.Peers = p.peerSet()
 	d.Announced = len(d.Peers) > 0
 	d.Reason = strings.Join(reasons, "; ")
+	d.HealthCheck = strings.Join(health, "; ")
 	return d
 }
 

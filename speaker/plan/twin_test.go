@@ -198,7 +198,11 @@ func slowMatches(ss []labels.Selector, set labels.Set) bool {
 
 func slowMayAnnounce(n lbmodel.Node, svc Service, a netip.Addr) bool {
 	if svc.TrafficPolicy == lbmodel.Local {
-		return svc.Endpoints[n.Name].Of(a) > 0
+		probe := svc.HealthCheck.IPv4
+		if !a.Unmap().Is4() {
+			probe = svc.HealthCheck.IPv6
+		}
+		return svc.Endpoints[n.Name].Of(a) > 0 && probe == ""
 	}
 	anywhere := 0
 	for _, c := range svc.Endpoints {

@@ -48,6 +48,9 @@ type Service struct {
 	// that count (lbmodel.EndpointsOf: ready ones, else serving while
 	// terminating; each pod once per family).
 	Endpoints lbmodel.NodeEndpoints
+	// HealthCheck is this node's probe of the Service's kube-proxy health
+	// check (Local Services only); the zero value objects to nothing.
+	HealthCheck HealthCheck
 }
 
 // Result is what this node announces.
@@ -109,4 +112,8 @@ type ServiceDecision struct {
 	// A Service with no endpoint anywhere has a reason starting with
 	// lbmodel.ReasonNoReadyEndpoints.
 	Reason string
+	// HealthCheck holds, joined by "; ", the reasons among Reason that
+	// come from the Service's HealthCheck: the addresses this node's data
+	// plane does not serve although its endpoints say it should.
+	HealthCheck string
 }

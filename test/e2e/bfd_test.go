@@ -198,6 +198,26 @@ func TestRouterBFD(t *testing.T) {
 
 	l.heal(t)
 	l.up(t, true)
+	if err := daemons.WaitBFD(l.ctx, l.bfdd, l.r.v4, "up"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A router stopped on purpose tells the node AdminDown (RFC 5882
+	// §3.2): FRR's bfdd goes down on the router's word, not on a
+	// detection timeout, so its BGP would not take it for a failure.
+	if err := l.rp.proc.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := daemons.WaitBFD(l.ctx, l.bfdd, l.r.v4, "down"); err != nil {
+		t.Fatal(err)
+	}
+	ss, err := l.bfdd.BFDSessions(l.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(ss, func(s daemons.BFDState) bool { return s.Peer == l.r.v4 }); i < 0 || ss[i].RemoteDiag != "administratively down" {
+		t.Errorf("bfdd after the router's stop: %+v, want down on the router's AdminDown", ss)
+	}
 }
 
 // BenchmarkRouterBFD is issue 15's figure 1 in namespaces: a node's cable

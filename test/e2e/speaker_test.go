@@ -620,19 +620,7 @@ func TestSpeakerOutlivesAPIServer(t *testing.T) {
 // True with the message the operator reads in `kubectl describe svc`.
 func (l *seedLab) waitAnnounced(t *testing.T, svc, msg string) {
 	t.Helper()
-	var last []metav1.Condition
-	err := lab.Poll(l.ctx, 100*time.Millisecond, func() (bool, error) {
-		var s corev1.Service
-		if err := l.c.Get(l.ctx, client.ObjectKey{Namespace: "default", Name: svc}, &s); err != nil {
-			return false, err
-		}
-		last = s.Status.Conditions
-		i := slices.IndexFunc(last, func(c metav1.Condition) bool { return c.Type == "bgplb.io/Announced" })
-		return i >= 0 && last[i].Status == metav1.ConditionTrue && last[i].Message == msg, nil
-	})
-	if err != nil {
-		t.Fatalf("Service %s: want Announced %q; conditions %+v", svc, msg, last)
-	}
+	l.waitCondition(t, svc, metav1.ConditionTrue, "Announced", msg)
 }
 
 // speakerNeighbors checks `bgplb neighbor` against a speaker's socket: the

@@ -2,7 +2,10 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net/netip"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/view"
 )
 
 // TestSpeakerBFD: `bgplb speaker` and `bgplb router` both run BFD (300 ms
@@ -59,6 +63,10 @@ func TestSpeakerBFD(t *testing.T) {
 		t.Fatal(err)
 	}
 	l.waitRouterBFDUp(t, n1, n2)
+	// The speakers show their end: `bgplb neighbor` and BGPSessionStatus.
+	for _, n := range []string{seed.Node1, seed.Node2} {
+		l.waitSpeakerBFDUp(t, n)
+	}
 	for _, a := range []netip.Addr{n1, n2} {
 		if s := l.rp.neighbor(t, l.ctx, a).Since; !s.Equal(since[a]) {
 			t.Errorf("session with %v restarted (%v, was %v) when BFD was turned on", a, s, since[a])
@@ -111,5 +119,38 @@ func (l *seedLab) waitRouterBFDUp(t *testing.T, peers ...netip.Addr) {
 		return true, nil
 	}); err != nil {
 		t.Fatalf("BFD not Up with %v: %v", peers, err)
+	}
+}
+
+// waitSpeakerBFDUp waits until node's speaker shows its session with the
+// router running BFD, Up at 300 ms × 3, in `bgplb neighbor` and in the
+// session's BGPSessionStatus.
+func (l *seedLab) waitSpeakerBFDUp(t *testing.T, node string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(l.ctx, 30*time.Second)
+	defer cancel()
+	var ns []view.Neighbor
+	var st v1alpha1.BGPSessionStatus
+	if err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		out, err := exec.CommandContext(ctx, bgplbBin, "neighbor", "--socket", filepath.Join(l.dir, node+".sock"), "-o", "json").Output()
+		if err != nil || json.Unmarshal(out, &ns) != nil {
+			return false, nil
+		}
+		return len(ns) == 1 && ns[0].BFD != nil && ns[0].BFD.State == "Up", nil
+	}); err != nil {
+		t.Fatalf("bgplb neighbor on %s: %+v, want the router's session with BFD Up", node, ns)
+	}
+	if b := ns[0].BFD; b.TxIntervalUs != 300_000 || b.DetectTimeUs != 900_000 {
+		t.Errorf("bgplb neighbor on %s: BFD %+v, want 300 ms x 3", node, b)
+	}
+	if err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		err := l.c.Get(ctx, client.ObjectKey{Name: node + ".router"}, &st)
+		return err == nil && st.Status.BFD != nil && st.Status.BFD.State == "Up", client.IgnoreNotFound(err)
+	}); err != nil {
+		t.Fatalf("BGPSessionStatus %s.router: %+v, want BFD Up: %v", node, st.Status, err)
+	}
+	if b := st.Status.BFD; b.RemoteState != "Up" || b.TransmitInterval == nil || b.TransmitInterval.Duration != 300*time.Millisecond ||
+		b.ReceiveInterval == nil || b.ReceiveInterval.Duration != 300*time.Millisecond || b.DetectMultiplier != 3 {
+		t.Errorf("BGPSessionStatus %s.router: BFD %+v, want Up both ends at 300 ms x 3", node, b)
 	}
 }
