@@ -69,7 +69,9 @@ func newSeedLab(t *testing.T, limit time.Duration) *seedLab {
 	return buildSeedLab(t, limit, true)
 }
 
-func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
+// buildSeedLab is newSeedLab, the router optional, the speakers started
+// with speakerFlags besides the usual ones.
+func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool, speakerFlags ...string) *seedLab {
 	t.Helper()
 	crds, err := seed.FindCRDDir()
 	if err != nil {
@@ -79,7 +81,7 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	l.startController(t)
 	l.speakerKubeconfig = l.speakerIdentity(t)
 	for _, n := range l.s.Nodes() {
-		l.startSpeaker(t, n)
+		l.startSpeaker(t, n, speakerFlags...)
 	}
 	return l
 }

@@ -38,17 +38,7 @@ const gshut = 0xffff0000
 // drainLab is the seed lab with speakers that drain in drainTime.
 func drainLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	t.Helper()
-	crds, err := seed.FindCRDDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l := bareSeedLab(t, limit, withRouter, crds)
-	l.startController(t)
-	l.speakerKubeconfig = l.speakerIdentity(t)
-	for _, n := range l.s.Nodes() {
-		l.startSpeaker(t, n, "--drain-time", drainTime.String())
-	}
-	return l
+	return buildSeedLab(t, limit, withRouter, "--drain-time", drainTime.String())
 }
 
 // gracefulRestart sets spec.gracefulRestart on the BGPRouter configure made.
