@@ -89,7 +89,11 @@ type Status struct {
 	LastUp, LastDown         time.Time
 	// LastDownDiag is why the session last left Up (this end's
 	// diagnostic then): LocalDiag is cleared when it comes back.
-	LastDownDiag Diag
+	// LastDownRemoteState is the peer's state then: with DiagNeighborDown,
+	// AdminDown says the peer stopped on purpose, Down that it detected a
+	// failure itself.
+	LastDownDiag        Diag
+	LastDownRemoteState State
 	// LastRx is when the last packet was accepted: the detection timer
 	// fires DetectTime after it.
 	LastRx                time.Time
@@ -119,14 +123,17 @@ type Manager struct {
 	opts   Options
 	wg     sync.WaitGroup
 
-	mu        sync.Mutex // guards the maps, closed and stopping
-	closed    bool       // set by Shutdown and Close: no session starts after
-	stopping  bool       // set by Close before it waits: no goroutine starts after
-	farewells sync.WaitGroup
-	sessions  map[Key]*session
-	byDisc    map[uint32]*session
-	byAddr    map[addrKey]*session
-	listeners map[listenKey]*net.UDPConn
+	mu       sync.Mutex // guards the maps, closed, shuttingDown and stopping
+	closed   bool       // set by Shutdown and Close: no session starts after
+	stopping bool       // set by Close before it waits: no goroutine starts after
+	// shuttingDown is set by Shutdown before it waits for farewells, the
+	// AdminDown repeats of Removed sessions; Remove starts none after.
+	shuttingDown bool
+	farewells    sync.WaitGroup
+	sessions     map[Key]*session
+	byDisc       map[uint32]*session
+	byAddr       map[addrKey]*session
+	listeners    map[listenKey]*net.UDPConn
 }
 
 type listenKey struct{ v6, multihop bool }
@@ -246,22 +253,30 @@ func (m *Manager) newDisc() uint32 {
 
 // Remove stops a session after telling the peer it is AdminDown, which
 // the peer must not take for a failure of the path (RFC 5882 §3.2): one
-// packet before Remove returns and, if the session was Up, a few more
-// after (see farewellPackets), while no new session has its addresses.
+// packet before Remove returns and, if the session was Up or Init, the
+// same again for the peer's detection time (see farewellOf), while no new
+// session has its addresses.
 func (m *Manager) Remove(k Key) error {
 	k = k.normal()
+	var f farewell
 	m.mu.Lock()
 	s, ok := m.sessions[k]
 	if ok {
 		delete(m.sessions, k)
 		delete(m.byDisc, s.disc)
 		delete(m.byAddr, addrKeyOf(k))
+		// Under mu: an Add of the same addresses cannot get its first
+		// packet out before this goodbye, which the peer would then take
+		// for the new session's. The session's goroutine never takes mu.
+		f = m.adminDown(s)
 	}
 	m.mu.Unlock()
 	if !ok {
 		return fmt.Errorf("%w: %s", ErrNotFound, k)
 	}
-	m.bye(s)
+	if !m.startFarewell(s, f, nil) {
+		m.end(s)
+	}
 	return nil
 }
 

@@ -205,7 +205,7 @@ func (s *session) apply(a Actions, t *timers, send, schedTx func()) {
 	case a.To == Up:
 		s.status.LastUp = now
 	case a.From == Up:
-		s.status.LastDown, s.status.LastDownDiag = now, a.Diag
+		s.status.LastDown, s.status.LastDownDiag, s.status.LastDownRemoteState = now, a.Diag, s.fsm.RemoteState()
 	}
 	ev := Event{Key: s.key, From: a.From, To: a.To, Diag: a.Diag, RemoteState: s.fsm.RemoteState(), At: now}
 	for _, ch := range s.subs {

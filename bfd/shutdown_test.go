@@ -2,8 +2,11 @@ package bfd_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -81,14 +84,44 @@ func TestWatchPathDown(t *testing.T) {
 	}
 }
 
+// adminDownCounter counts, with an iptables rule in ns (the kernel's
+// counter, exact), the BFD packets arriving there that say AdminDown: the
+// state is the top two bits of the payload's second byte, AdminDown 0.
+func adminDownCounter(t *testing.T, ns *lab.Netns) func() int {
+	t.Helper()
+	labtest.RequireBinaries(t, "iptables")
+	ctx := labtest.Context(t, 10*time.Second)
+	if out, err := ns.Run(ctx, "iptables", "-I", "INPUT", "1", "-p", "udp", "--dport", strconv.Itoa(bfd.PortSingleHop),
+		"-m", "u32", "--u32", "0>>22&0x3C@8>>22&0x3=0"); err != nil {
+		t.Fatalf("iptables: %v\n%s", err, out)
+	}
+	return func() int {
+		t.Helper()
+		out, err := ns.Run(ctx, "iptables", "-L", "INPUT", "1", "-v", "-x", "-n")
+		if err != nil {
+			t.Fatalf("iptables: %v\n%s", err, out)
+		}
+		f := strings.Fields(string(out))
+		if len(f) == 0 {
+			t.Fatalf("iptables printed no counter")
+		}
+		n, err := strconv.Atoi(f[0])
+		if err != nil {
+			t.Fatalf("iptables counter %q: %v", out, err)
+		}
+		return n
+	}
+}
+
 // TestShutdownTellsAdminDown: a Manager shut down on purpose tells its Up
-// peers AdminDown, with a few packets, so the other end goes Down with
-// NeighborDown and the peer's AdminDown, which is no path failure
-// (PathDown false), instead of waiting for its detection timer.
+// peers AdminDown during the peer's detection time (RFC 5880 §6.8.16), so
+// the other end goes Down with NeighborDown and the peer's AdminDown,
+// which is no path failure (PathDown false), instead of waiting for its
+// detection timer.
 func TestShutdownTellsAdminDown(t *testing.T) {
-	_, ma, mb, ka, kb := upPair(t)
+	p, ma, mb, ka, kb := upPair(t)
+	adminDowns := adminDownCounter(t, p.b)
 	eb := subscribe(t, mb, kb)
-	before, _ := mb.Status(kb)
 	ctx := labtest.Context(t, 10*time.Second)
 	start := time.Now()
 	if err := ma.Shutdown(ctx); err != nil {
@@ -102,24 +135,48 @@ func TestShutdownTellsAdminDown(t *testing.T) {
 	if ev.Diag != bfd.DiagNeighborDown || ev.RemoteState != bfd.AdminDown || ev.PathDown() {
 		t.Errorf("b saw %+v (PathDown %v), want Down by the peer's AdminDown, no path failure", ev, ev.PathDown())
 	}
-	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDown.IsZero() {
-		t.Errorf("b's last down: %v at %v, want NeighborDown", s.LastDownDiag, s.LastDown)
+	if s, _ := mb.Status(kb); s.LastDownDiag != bfd.DiagNeighborDown || s.LastDownRemoteState != bfd.AdminDown || s.LastDown.IsZero() {
+		t.Errorf("b's last down: %v (peer %v) at %v, want NeighborDown by the peer's AdminDown", s.LastDownDiag, s.LastDownRemoteState, s.LastDown)
 	}
-	// a sends nothing else once AdminDown (its interval is a second now).
-	if err := lab.Poll(ctx, 10*ms, func() (bool, error) {
-		s, _ := mb.Status(kb)
-		return s.PacketsIn-before.PacketsIn >= 3, nil
-	}); err != nil {
-		s, _ := mb.Status(kb)
-		t.Errorf("b received %d packets after the Shutdown, want 3 AdminDown", s.PacketsIn-before.PacketsIn)
+	// 50 ms × 3: the first packet and one every 50 ms until the peer's
+	// 150 ms detection time has passed; a sends nothing after (it is
+	// closed), which the poll's permanent error catches while it waits
+	// past the last packet's arrival.
+	const want = 4
+	wait, cancel := context.WithTimeout(ctx, 300*ms)
+	defer cancel()
+	if err := lab.Poll(wait, 10*ms, func() (bool, error) {
+		if n := adminDowns(); n > want {
+			return false, lab.Permanent(fmt.Errorf("b received %d AdminDown packets, want %d", n, want))
+		}
+		return false, nil
+	}); wait.Err() == nil {
+		t.Error(err)
+	}
+	if n := adminDowns(); n != want {
+		t.Errorf("b received %d AdminDown packets, want %d", n, want)
 	}
 	t.Logf("Shutdown took %v", took)
-	// Three packets 50 ms apart: well under the peer's 150 ms detection.
 	if took > time.Second {
 		t.Errorf("Shutdown took %v", took)
 	}
 	if err := ma.Add(bfd.SessionConfig{Key: ka, Config: fastCfg()}); err == nil {
 		t.Error("Add after Shutdown succeeded")
+	}
+}
+
+// TestShutdownWhileRemove: a Remove racing Shutdown neither panics nor
+// holds Shutdown up (run with -race: the farewells' WaitGroup).
+func TestShutdownWhileRemove(t *testing.T) {
+	_, ma, _, ka, _ := upPair(t)
+	ctx := labtest.Context(t, 10*time.Second)
+	removed := make(chan error, 1)
+	go func() { removed <- ma.Remove(ka) }()
+	if err := ma.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-removed; err != nil && !errors.Is(err, bfd.ErrNotFound) {
+		t.Errorf("Remove: %v", err)
 	}
 }
 
@@ -149,7 +206,7 @@ func TestRemoveThenAdd(t *testing.T) {
 		select {
 		case ev := <-eb:
 			if ev.To != bfd.Up {
-				return false, fmt.Errorf("b left Up with the new session: %+v", ev)
+				return false, lab.Permanent(fmt.Errorf("b left Up with the new session: %+v", ev))
 			}
 		default:
 		}

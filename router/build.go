@@ -198,6 +198,8 @@ func (b *builder) config(r *rawConfig) *Config {
 	if r.Listen == nil {
 		c.Listen = []netip.AddrPort{netip.MustParseAddrPort("0.0.0.0:179"), netip.MustParseAddrPort("[::]:179")}
 	}
+	c.GracefulRestart = b.gracefulRestart(r.GracefulRestart, "gracefulRestart",
+		GracefulRestart{Enabled: true, RestartTime: DefaultRestartTime, StaleTime: DefaultStaleTime})
 	b.neighbors(c, r)
 	c.Import = b.imports(&r.Import)
 	c.FIB = FIBConfig{
@@ -237,17 +239,18 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 	for i := range r.Neighbors {
 		rn, field := &r.Neighbors[i], fmt.Sprintf("neighbors[%d]", i)
 		n := Neighbor{
-			Port:          uint16(b.uint(&rn.Port, field+".port", 1, 65535, 179)),
-			PeerASN:       b.asn(&rn.PeerASN, field+".peerASN"),
-			Password:      b.str(&rn.Password, field+".password", ""),
-			Passive:       b.bool(&rn.Passive, field+".passive", false),
-			Multihop:      uint8(b.uint(&rn.Multihop, field+".ebgpMultihop", 1, 255, 0)),
-			TTLSecurity:   b.bool(&rn.TTLSecurity, field+".ttlSecurity", false),
-			SourceAddress: b.addr(&rn.SourceAddress, field+".sourceAddress"),
-			SourcePort:    uint16(b.uint(&rn.SourcePort, field+".sourcePort", 1, 65535, 0)),
-			Description:   b.str(&rn.Description, field+".description", ""),
-			Timers:        b.timers(&rn.rawTimers, field),
-			BFD:           b.bfd(rn.BFD, field+".bfd"),
+			Port:            uint16(b.uint(&rn.Port, field+".port", 1, 65535, 179)),
+			PeerASN:         b.asn(&rn.PeerASN, field+".peerASN"),
+			Password:        b.str(&rn.Password, field+".password", ""),
+			Passive:         b.bool(&rn.Passive, field+".passive", false),
+			Multihop:        uint8(b.uint(&rn.Multihop, field+".ebgpMultihop", 1, 255, 0)),
+			TTLSecurity:     b.bool(&rn.TTLSecurity, field+".ttlSecurity", false),
+			SourceAddress:   b.addr(&rn.SourceAddress, field+".sourceAddress"),
+			SourcePort:      uint16(b.uint(&rn.SourcePort, field+".sourcePort", 1, 65535, 0)),
+			Description:     b.str(&rn.Description, field+".description", ""),
+			Timers:          b.timers(&rn.rawTimers, field),
+			BFD:             b.bfd(rn.BFD, field+".bfd"),
+			GracefulRestart: b.gracefulRestart(rn.GR, field+".gracefulRestart", c.GracefulRestart),
 		}
 		if b.required(&rn.Address, field+".address") {
 			n.Address = b.addr(&rn.Address, field+".address")
@@ -271,13 +274,14 @@ func (b *builder) neighbors(c *Config, r *rawConfig) {
 	for i := range r.DynamicNeighbors {
 		rd, field := &r.DynamicNeighbors[i], fmt.Sprintf("dynamicNeighbors[%d]", i)
 		d := DynamicNeighbor{
-			Prefix:      b.prefix(&rd.Prefix, field+".prefix"),
-			PeerASN:     b.asn(&rd.PeerASN, field+".peerASN"),
-			Password:    b.str(&rd.Password, field+".password", ""),
-			MaxPeers:    int(b.uint(&rd.MaxPeers, field+".maxPeers", 1, 1<<31-1, DefaultMaxPeers)),
-			TTLSecurity: b.bool(&rd.TTLSecurity, field+".ttlSecurity", false),
-			Timers:      b.timers(&rd.rawTimers, field),
-			BFD:         b.bfd(rd.BFD, field+".bfd"),
+			Prefix:          b.prefix(&rd.Prefix, field+".prefix"),
+			PeerASN:         b.asn(&rd.PeerASN, field+".peerASN"),
+			Password:        b.str(&rd.Password, field+".password", ""),
+			MaxPeers:        int(b.uint(&rd.MaxPeers, field+".maxPeers", 1, 1<<31-1, DefaultMaxPeers)),
+			TTLSecurity:     b.bool(&rd.TTLSecurity, field+".ttlSecurity", false),
+			Timers:          b.timers(&rd.rawTimers, field),
+			BFD:             b.bfd(rd.BFD, field+".bfd"),
+			GracefulRestart: b.gracefulRestart(rd.GR, field+".gracefulRestart", c.GracefulRestart),
 		}
 		for j, prev := range c.DynamicNeighbors[:i] {
 			if d.Prefix.IsValid() && prev.Prefix.IsValid() && d.Prefix.Overlaps(prev.Prefix) {
@@ -320,6 +324,32 @@ func (b *builder) bfd(r *rawBFD, field string) BFD {
 		MinRx:      interval(&r.MinRx, "minRx"),
 		Multiplier: uint8(b.uint(&r.Multiplier, field+".multiplier", 1, 255, DefaultBFDMultiplier)),
 		Passive:    b.bool(&r.Passive, field+".passive", false),
+	}
+}
+
+// maxGRTime is the longest restart or stale time: the capability's 12 bits
+// of seconds.
+const maxGRTime = 4095 * time.Second
+
+// gracefulRestart reads a gracefulRestart block; the fields it leaves out
+// are def's (the top-level block's, for a neighbour or range).
+func (b *builder) gracefulRestart(r *rawGR, field string, def GracefulRestart) GracefulRestart {
+	if r == nil {
+		return def
+	}
+	timer := func(n *yaml.Node, name string, def time.Duration) time.Duration {
+		errs := len(b.errs)
+		d := b.duration(n, field+"."+name, def)
+		if len(b.errs) == errs && (d < time.Second || d > maxGRTime) {
+			b.fail(n, field+"."+name, "%s: must be between 1s and %s", d, maxGRTime)
+			return def
+		}
+		return d
+	}
+	return GracefulRestart{
+		Enabled:     b.bool(&r.Enabled, field+".enabled", def.Enabled),
+		RestartTime: timer(&r.RestartTime, "restartTime", def.RestartTime),
+		StaleTime:   timer(&r.StaleTime, "staleTime", def.StaleTime),
 	}
 }
 

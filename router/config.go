@@ -27,8 +27,11 @@ type Config struct {
 	Import           Import
 	FIB              FIBConfig
 	Limits           Limits
-	API              APIConfig
-	Metrics          MetricsConfig
+	// GracefulRestart is the default of every neighbour and range that
+	// does not set its own.
+	GracefulRestart GracefulRestart
+	API             APIConfig
+	Metrics         MetricsConfig
 }
 
 // Timers are a peer's session timers; zero means the session default.
@@ -55,6 +58,8 @@ type Neighbor struct {
 	// BFD, if enabled, runs a BFD session with the neighbour while its
 	// BGP session is established; BFD going down tears the session down.
 	BFD BFD
+	// GracefulRestart is the helper side of RFC 4724 for this neighbour.
+	GracefulRestart GracefulRestart
 }
 
 // DynamicNeighbor accepts any peer connecting from Prefix.
@@ -71,6 +76,23 @@ type DynamicNeighbor struct {
 	// BFD, if enabled, runs a BFD session with every peer accepted from
 	// the range while its BGP session is established.
 	BFD BFD
+	// GracefulRestart is the helper side of RFC 4724 for the range's peers.
+	GracefulRestart GracefulRestart
+}
+
+// GracefulRestart is how the router helps a peer that restarts (RFC 4724):
+// when its session ends without a NOTIFICATION, the peer's routes stay in
+// the RIB and the kernel, marked stale, until it sends them again.
+type GracefulRestart struct {
+	// Enabled announces the capability; a peer that announces it too has
+	// its routes kept across its restarts. Default true.
+	Enabled bool
+	// RestartTime caps the restart time the peer asks for: how long its
+	// routes are kept while its session is down.
+	RestartTime time.Duration
+	// StaleTime is how long, once the peer's session is back, its routes
+	// not announced again are kept while it has not sent End-of-RIB.
+	StaleTime time.Duration
 }
 
 // BFD is a neighbour's BFD settings (RFC 5880): the intervals this end
@@ -147,6 +169,10 @@ const (
 	// defaults, FRR's and BIRD's too: 900 ms to detect a dead path.
 	DefaultBFDInterval   = 300 * time.Millisecond
 	DefaultBFDMultiplier = 3
+	// DefaultRestartTime and DefaultStaleTime are FRR's defaults
+	// (bgp graceful-restart restart-time, stalepath-time).
+	DefaultRestartTime = 120 * time.Second
+	DefaultStaleTime   = 360 * time.Second
 )
 
 // rawConfig mirrors the YAML; everything that needs parsing is a string, so
@@ -162,7 +188,8 @@ type rawConfig struct {
 	Limits           struct {
 		MaxSessions yaml.Node `yaml:"maxSessions"`
 	} `yaml:"limits"`
-	API struct {
+	GracefulRestart *rawGR `yaml:"gracefulRestart"`
+	API             struct {
 		Socket yaml.Node `yaml:"socket"`
 	} `yaml:"api"`
 	Metrics struct {
@@ -188,6 +215,7 @@ type rawNeighbor struct {
 	SourcePort    yaml.Node `yaml:"sourcePort"`
 	Description   yaml.Node `yaml:"description"`
 	BFD           *rawBFD   `yaml:"bfd"`
+	GR            *rawGR    `yaml:"gracefulRestart"`
 	rawTimers     `yaml:",inline"`
 }
 
@@ -198,7 +226,14 @@ type rawDynamic struct {
 	MaxPeers    yaml.Node `yaml:"maxPeers"`
 	TTLSecurity yaml.Node `yaml:"ttlSecurity"`
 	BFD         *rawBFD   `yaml:"bfd"`
+	GR          *rawGR    `yaml:"gracefulRestart"`
 	rawTimers   `yaml:",inline"`
+}
+
+type rawGR struct {
+	Enabled     yaml.Node `yaml:"enabled"`
+	RestartTime yaml.Node `yaml:"restartTime"`
+	StaleTime   yaml.Node `yaml:"staleTime"`
 }
 
 type rawBFD struct {

@@ -50,6 +50,8 @@ type Daemon struct {
 	links atomic.Pointer[reach.State]
 
 	shutdownTimeout time.Duration
+	// grace is the wait for the peers after a restart with kept routes.
+	grace graceWait
 
 	mu       sync.Mutex // guards everything below
 	listener *session.Listener
@@ -173,9 +175,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 // run starts everything and waits for ctx to end.
 func (d *Daemon) run(ctx context.Context, cfg *Config) error {
-	if st := d.fib.Stats(); st.Stale > 0 {
-		d.log.Info("routes from a previous run kept while peers reconnect", "routes", st.Stale, "grace", cfg.FIB.GraceTime)
-	}
+	d.startGrace(ctx, cfg, d.fib.Stats().Stale)
 	d.spawn(func() { d.maintainFIB(ctx, cfg) })
 	d.spawn(func() { d.writeFIB(ctx) })
 

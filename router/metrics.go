@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/bgplb/bgplb/bgp/rib"
 	"github.com/bgplb/bgplb/fib"
 	"github.com/bgplb/bgplb/internal/metricsrv"
 )
@@ -26,6 +27,8 @@ type Metrics struct {
 	FIBBatchSeconds  prometheus.Histogram
 	// BFDTeardowns counts BGP sessions reset because BFD went down.
 	BFDTeardowns prometheus.Counter
+	// GRRestarts counts peers' graceful restarts by how they ended.
+	GRRestarts *prometheus.CounterVec
 }
 
 // NewMetrics builds and registers the router's metrics.
@@ -45,9 +48,13 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 4, 10)}),
 		BFDTeardowns: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "bgplb_router_bfd_teardowns_total", Help: "BGP sessions reset because their BFD session went down."}),
+		GRRestarts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "bgplb_router_gr_restarts_total",
+			Help: "Graceful restarts of peers whose routes were kept, by how they ended: end_of_rib, restart_time, stale_time, not_preserved, reset, disabled."},
+			[]string{"outcome"}),
 	}
 	m.Registry.MustRegister(m.PrefixesRejected, m.SessionsRefused,
-		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds, m.BFDTeardowns,
+		m.FIBOps, m.FIBErrors, m.FIBBatchSeconds, m.BFDTeardowns, m.GRRestarts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -85,6 +92,8 @@ var (
 	updatesDesc          = prometheus.NewDesc("bgplb_router_updates_total", "UPDATE messages by peer and direction.", []string{"peer", "direction"}, nil)
 	bfdStateDesc         = prometheus.NewDesc("bgplb_router_bfd_state",
 		"State of a peer's BFD session, as RFC 5880 numbers it: 0 AdminDown, 1 Down, 2 Init, 3 Up.", []string{"peer"}, nil)
+	grStaleDesc = prometheus.NewDesc("bgplb_router_gr_stale_paths",
+		"Paths of a restarting peer kept as stale: not yet sent again by its new session.", []string{"peer"}, nil)
 )
 
 // peerCollector reports the per-peer series: the UPDATEs received for
@@ -97,6 +106,7 @@ func (c peerCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- prefixesAcceptedDesc
 	ch <- updatesDesc
 	ch <- bfdStateDesc
+	ch <- grStaleDesc
 }
 
 func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
@@ -104,6 +114,11 @@ func (c peerCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(updatesDesc, prometheus.CounterValue, float64(p.updatesIn.Load()), p.label, "in")
 		if st, ok := p.bfdStatus(); ok {
 			ch <- prometheus.MustNewConstMetric(bfdStateDesc, prometheus.GaugeValue, float64(st.State), p.label)
+		}
+		if stale := rib.PeerID(p.staleID.Load()); stale != 0 {
+			if n, _, ok := c.d.rib.PeerTotals(stale); ok {
+				ch <- prometheus.MustNewConstMetric(grStaleDesc, prometheus.GaugeValue, float64(n), p.label)
+			}
 		}
 		if p.ribID.Load() == 0 {
 			continue

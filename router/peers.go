@@ -43,12 +43,18 @@ type peer struct {
 
 	bfdMu sync.Mutex // guards bfd and bfdZone
 	bfd   *peerBFD   // nil while no BFD session runs
+
+	// staleID is gr.stale, for the UPDATE path to read without grMu.
+	staleID atomic.Uint32
+	grMu    sync.Mutex // guards gr
+	gr      grState
 }
 
 // scratch is what handling one UPDATE needs, from a pool shared by all
 // peers: kept per peer, it would be some 1 KB for each idle one.
 type scratch struct {
 	announce, withdraw []wire.NLRI
+	restale            []wire.NLRI // what the stale generation loses
 	changes            rib.Changes
 }
 
@@ -75,6 +81,7 @@ func (d *Daemon) startStatic(n Neighbor) {
 	sc := sessionConfig(d.config(), n.Address, n.PeerASN, n.Timers, n.Passive)
 	sc.PeerPort, sc.Password, sc.LocalAddr, sc.LocalPort = n.Port, n.Password, n.SourceAddress, n.SourcePort
 	sc.TTLSecurity, sc.MultihopTTL = n.TTLSecurity, n.Multihop
+	sc.GracefulRestart = d.ourGR(n.GracefulRestart)
 	p := &peer{d: d, addr: n.Address, static: &n}
 	d.startPeer(p, sc)
 }
@@ -146,6 +153,7 @@ func (d *Daemon) dispatch(remote, _ netip.AddrPort) (*session.Peer, bool) {
 		}
 		sc := sessionConfig(cfg, addr, r.PeerASN, r.Timers, true)
 		sc.Password, sc.TTLSecurity = r.Password, r.TTLSecurity
+		sc.GracefulRestart = d.ourGR(r.GracefulRestart)
 		p := &peer{d: d, addr: addr, dynamic: true, rangePfx: r.Prefix}
 		d.startPeer(p, sc)
 		d.log.Info("dynamic neighbor", "remote", addr, "range", r.Prefix)
@@ -190,7 +198,8 @@ func (d *Daemon) countRange(r netip.Prefix) int {
 }
 
 // reapDynamic forgets dynamic peers whose node went away: not established
-// for a minute after their last session (or their connection) ended.
+// for a minute after their last session (or their connection) ended, and
+// no stale routes of theirs waiting.
 func (d *Daemon) reapDynamic(ctx context.Context) {
 	t := time.NewTicker(15 * time.Second)
 	defer t.Stop()
@@ -208,7 +217,9 @@ func (d *Daemon) reapDynamic(ctx context.Context) {
 			if last.IsZero() {
 				last = p.created
 			}
-			if p.dynamic && info.State != session.Established && time.Since(last) > time.Minute {
+			// A peer whose routes wait for it (graceful restart) is kept
+			// until they go.
+			if p.dynamic && info.State != session.Established && time.Since(last) > time.Minute && p.staleID.Load() == 0 {
 				gone = append(gone, p)
 			}
 		}
@@ -265,28 +276,64 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 	p.bfdZone = p.zone
 	p.bfdMu.Unlock()
 	p.ribID.Store(uint32(id))
+	p.resume(n)
 	p.syncBFD(true)
+	p.sendEndOfRIB(s, n)
 }
 
-// Down removes all of the peer's paths in one sweep. The session has
-// logged why it went down.
-func (p *peer) Down(*session.Peer, error) {
-	p.down()
+// sendEndOfRIB tells the peer that our initial update is complete: the
+// router announces nothing, so at once. A peer restarting with graceful
+// restart may wait for it before it selects routes (RFC 4724 §4.1), and it
+// helps convergence anyway (§2).
+func (p *peer) sendEndOfRIB(s *session.Peer, n session.Negotiated) {
+	if s == nil {
+		return
+	}
+	enc := wire.Encoder{Options: n.Tx}
+	var b []byte
+	for _, f := range n.Families {
+		b = enc.AppendEndOfRIB(b, f)
+	}
+	ctx, cancel := context.WithTimeout(p.d.ctx, time.Second)
+	defer cancel()
+	if err := s.Send(ctx, b); err != nil {
+		p.d.log.Debug("sending End-of-RIB", "peer", p.label, "err", err)
+	}
+}
+
+// Down keeps the peer's paths as stale when it negotiated graceful restart
+// and the session ended as a restart does; else it removes them all in one
+// sweep. The session has logged why it went down.
+func (p *peer) Down(_ *session.Peer, reason error) {
+	if !p.keep(reason) {
+		p.down()
+	}
 	p.syncBFD(false)
 }
 
-// down forgets the peer's routes. When the daemon is stopping it leaves
-// them alone: the kernel keeps them for the next start, and the RIB goes
-// with the process.
+// down forgets the peer's routes, the stale ones of a restart too: BFD, a
+// NOTIFICATION, a reload or a removal is no restart. When the daemon is
+// stopping it leaves them alone: the kernel keeps them for the next start,
+// and the RIB goes with the process.
 func (p *peer) down() {
 	d := p.d
+	p.grMu.Lock()
+	defer p.grMu.Unlock()
+	p.gr.neg, p.gr.eor = nil, nil
 	if d.ctx.Err() != nil {
+		p.stopTimer()
 		return
 	}
-	id := rib.PeerID(p.ribID.Swap(0))
-	if id == 0 {
-		return
+	if id := rib.PeerID(p.ribID.Swap(0)); id != 0 {
+		d.removePaths(id)
+		p.received.Store(0)
+		p.accepted.Store(0)
 	}
+	p.dropStale(grReset)
+}
+
+// removePaths removes a registration of a peer and all its paths.
+func (d *Daemon) removePaths(id rib.PeerID) {
 	ecmp := d.config().FIB.ECMP
 	// The FIB may then delete the peer's gateway object, and with it every
 	// route through it in one go, instead of one route at a time.
@@ -296,14 +343,16 @@ func (p *peer) down() {
 	}
 	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(d.ctx, c.List, ecmp) })
 	d.queue.after(release)
-	p.received.Store(0)
-	p.accepted.Store(0)
 }
 
-// EndOfRIB is only logged: stale routes of a previous run are handled by
-// the FIB's grace time.
+// EndOfRIB ends what waited for the peer's routes of family f: its stale
+// routes of a restart that were not sent again, and, once every peer is
+// done, the kernel routes of the router's previous run.
 func (p *peer) EndOfRIB(_ *session.Peer, f wire.Family) {
 	p.d.log.Debug("end of RIB", "peer", p.label, "family", f)
+	if p.endOfRIB(f) {
+		p.d.peerSynced(p.addr)
+	}
 }
 
 // maxPrefixError is the Cease the session sends when a peer sends too much.
@@ -384,6 +433,13 @@ func (p *peer) apply(s *scratch, id rib.PeerID, cfg *Config, fam wire.Family, a 
 	}
 	s.changes.Reset()
 	err := p.d.rib.Update(id, fam, a, nh, s.announce, s.withdraw, &s.changes)
+	if stale := rib.PeerID(p.staleID.Load()); stale != 0 {
+		// Sent again (or withdrawn): no longer stale. In the same batch as
+		// the new path, so the kernel sees one change at most, and none
+		// when the next hops are the same.
+		s.restale = append(append(s.restale[:0], s.announce...), s.withdraw...)
+		_ = p.d.rib.Update(stale, fam, nil, netip.Addr{}, nil, s.restale, &s.changes) // gone meanwhile: nothing to withdraw
+	}
 	// Past the limit the RIB applied the UPDATE up to it: those changes
 	// go to the kernel before the session is reset.
 	if len(s.changes.List) > 0 {

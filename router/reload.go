@@ -24,11 +24,17 @@ type ReloadPlan struct {
 	Reimport bool
 	// BFD: some neighbour's or range's bfd block changed. Its BFD
 	// sessions are added, removed or retuned; BGP sessions stay up.
-	BFD     bool
-	Listen  bool // listen addresses changed
-	FIB     bool // table, metric, protocol or next-hop mode changed: routes move, at the next start
-	API     bool
-	Metrics bool
+	BFD bool
+	// GracefulRestart: some neighbour's or range's gracefulRestart block
+	// changed. The timers apply from the next restart of a peer; a change
+	// of enabled is announced in the next OPEN: sessions not established
+	// restart now, established ones when they next go down (see
+	// Daemon.Reload). No established session is reset for it.
+	GracefulRestart bool
+	Listen          bool // listen addresses changed
+	FIB             bool // table, metric, protocol or next-hop mode changed: routes move, at the next start
+	API             bool
+	Metrics         bool
 }
 
 // PlanReload compares the running config with a new one.
@@ -44,7 +50,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 		switch {
 		case !ok:
 			p.Add = append(p.Add, n.Address)
-		case p.RestartAll || withoutBFD(o) != withoutBFD(n):
+		case p.RestartAll || sessionPart(o) != sessionPart(n):
 			p.Restart = append(p.Restart, n.Address)
 		default:
 			p.Keep = append(p.Keep, n.Address)
@@ -65,7 +71,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 		switch {
 		case !ok:
 			p.AddRanges = append(p.AddRanges, d.Prefix)
-		case p.RestartAll || withoutBFD(o) != withoutBFD(d):
+		case p.RestartAll || sessionPart(o) != sessionPart(d):
 			p.RestartRanges = append(p.RestartRanges, d.Prefix)
 		}
 		delete(oldD, d.Prefix)
@@ -76,6 +82,7 @@ func PlanReload(old, cur *Config) ReloadPlan {
 	slices.SortFunc(p.RemoveRanges, func(a, b netip.Prefix) int { return a.Addr().Compare(b.Addr()) })
 
 	p.BFD = !maps.Equal(bfdByPeer(old), bfdByPeer(cur))
+	p.GracefulRestart = grChanged(grByPeer(old), grByPeer(cur))
 	p.Reimport = !reflect.DeepEqual(old.Import, cur.Import)
 	p.Listen = !slices.Equal(old.Listen, cur.Listen)
 	p.FIB = old.FIB != cur.FIB
@@ -84,16 +91,45 @@ func PlanReload(old, cur *Config) ReloadPlan {
 	return p
 }
 
-// withoutBFD is a neighbour or range minus its bfd block, which a reload
-// applies without touching the BGP session.
-func withoutBFD[T interface{ Neighbor | DynamicNeighbor }](v T) T {
+// sessionPart is a neighbour or range minus its bfd and gracefulRestart
+// blocks, which a reload applies without resetting the BGP session.
+func sessionPart[T interface{ Neighbor | DynamicNeighbor }](v T) T {
 	switch x := any(&v).(type) {
 	case *Neighbor:
-		x.BFD = BFD{}
+		x.BFD, x.GracefulRestart = BFD{}, GracefulRestart{}
 	case *DynamicNeighbor:
-		x.BFD = BFD{}
+		x.BFD, x.GracefulRestart = BFD{}, GracefulRestart{}
 	}
 	return v
+}
+
+// grChanged reports whether a neighbour or range in both configs has other
+// gracefulRestart settings; added and removed ones start or stop anyway.
+func grChanged(old, cur map[string]GracefulRestart) bool {
+	for k, o := range old {
+		if c, ok := cur[k]; ok && c != o {
+			return true
+		}
+	}
+	return false
+}
+
+// grByPeer is the gracefulRestart settings by neighbour address or range.
+func grByPeer(c *Config) map[string]GracefulRestart {
+	return byPeer(c, func(n *Neighbor) GracefulRestart { return n.GracefulRestart },
+		func(r *DynamicNeighbor) GracefulRestart { return r.GracefulRestart })
+}
+
+// byPeer maps every neighbour address and range to a setting of it.
+func byPeer[T any](c *Config, of func(*Neighbor) T, ofRange func(*DynamicNeighbor) T) map[string]T {
+	m := make(map[string]T, len(c.Neighbors)+len(c.DynamicNeighbors))
+	for i := range c.Neighbors {
+		m[c.Neighbors[i].Address.String()] = of(&c.Neighbors[i])
+	}
+	for i := range c.DynamicNeighbors {
+		m[c.DynamicNeighbors[i].Prefix.String()] = ofRange(&c.DynamicNeighbors[i])
+	}
+	return m
 }
 
 // bfdByPeer is the enabled bfd blocks by neighbour address or range.

@@ -8,7 +8,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/wire"
 )
 
-func mustParse(t *testing.T, s string) *Config {
+func mustParse(t testing.TB, s string) *Config {
 	t.Helper()
 	c, err := Parse("t.yaml", []byte(s))
 	if err != nil {

@@ -47,6 +47,9 @@ func (d *Daemon) Reload(cfg *Config) {
 	if plan.BFD {
 		d.syncAllBFD()
 	}
+	if plan.GracefulRestart {
+		d.regrace()
+	}
 	if plan.Reimport {
 		d.setPrefixLimits(cfg.Import.MaxPrefixes)
 		d.refreshAll()
@@ -93,14 +96,7 @@ func reloadStops(plan ReloadPlan, peers map[netip.Addr]*peer) map[*peer]*wire.No
 
 func passwordsChanged(old, cur *Config) bool {
 	pw := func(c *Config) map[string]string {
-		m := map[string]string{}
-		for _, n := range c.Neighbors {
-			m[n.Address.String()] = n.Password
-		}
-		for _, r := range c.DynamicNeighbors {
-			m[r.Prefix.String()] = r.Password
-		}
-		return m
+		return byPeer(c, func(n *Neighbor) string { return n.Password }, func(r *DynamicNeighbor) string { return r.Password })
 	}
 	a, b := pw(old), pw(cur)
 	if len(a) != len(b) {
@@ -144,6 +140,36 @@ func (d *Daemon) refreshAll() {
 		}
 		if err := p.sess.Send(context.Background(), msg); err != nil {
 			d.log.Warn("route refresh", "peer", p.label, "err", err)
+		}
+	}
+}
+
+// regrace restarts the sessions that are not established and whose
+// graceful-restart capability the new config turns on or off, so their
+// next OPEN says so. Established sessions stay up: the helper decisions
+// follow the new settings at once (off: a restart keeps nothing), while
+// the capability itself changes when the peer's session object is next
+// made (a restart for another setting, a dynamic peer reconnecting after it
+// was forgotten, or the router's restart).
+func (d *Daemon) regrace() {
+	for _, p := range d.peerList() {
+		want := p.grConfig().Enabled
+		if (p.sess.Config().GracefulRestart != nil) == want {
+			continue
+		}
+		if p.sess.State() == session.Established {
+			d.log.Info("reload: graceful restart capability changes at the session's next restart", "peer", p.label, "enabled", want)
+			continue
+		}
+		d.stopPeer(d.ctx, p, &ceaseReconfigured)
+		if !p.dynamic {
+			d.mu.Lock()
+			for _, n := range d.config().Neighbors {
+				if n.Address == p.addr {
+					d.startStatic(n)
+				}
+			}
+			d.mu.Unlock()
 		}
 	}
 }

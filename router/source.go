@@ -42,6 +42,7 @@ func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
 		if st, ok := p.bfdStatus(); ok {
 			n.BFD = view.BFDOf(st)
 		}
+		n.GracefulRestart = d.viewGR(p.grStatus())
 		out = append(out, n)
 	}
 	return out
@@ -49,13 +50,13 @@ func (d *Daemon) Neighbors(context.Context) []view.Neighbor {
 
 // RIB implements view.Source.
 func (d *Daemon) RIB(_ context.Context, family string, prefix netip.Prefix) []view.RIBEntry {
-	addrs := d.peerAddrs()
+	addrs, stale := d.peerAddrs()
 	if prefix.IsValid() {
 		paths := d.rib.Lookup(prefix)
 		if len(paths) == 0 {
 			return []view.RIBEntry{}
 		}
-		return []view.RIBEntry{{Prefix: prefix, Paths: viewPaths(paths, addrs)}}
+		return []view.RIBEntry{{Prefix: prefix, Paths: viewPaths(paths, addrs, stale)}}
 	}
 	out := []view.RIBEntry{}
 	for _, fam := range []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast} {
@@ -63,29 +64,35 @@ func (d *Daemon) RIB(_ context.Context, family string, prefix netip.Prefix) []vi
 			continue
 		}
 		d.rib.Walk(fam, func(p netip.Prefix, paths []rib.PathView) bool {
-			out = append(out, view.RIBEntry{Prefix: p, Paths: viewPaths(paths, addrs)})
+			out = append(out, view.RIBEntry{Prefix: p, Paths: viewPaths(paths, addrs, stale)})
 			return true
 		})
 	}
 	return out
 }
 
-func (d *Daemon) peerAddrs() map[rib.PeerID]netip.Addr {
+// peerAddrs maps the RIB's peer IDs to addresses, and says which IDs are
+// stale generations of a graceful restart.
+func (d *Daemon) peerAddrs() (map[rib.PeerID]netip.Addr, map[rib.PeerID]bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	m := make(map[rib.PeerID]netip.Addr, len(d.peers))
+	stale := map[rib.PeerID]bool{}
 	for _, p := range d.peers {
 		if id := p.ribID.Load(); id != 0 {
 			m[rib.PeerID(id)] = p.addr
 		}
+		if id := rib.PeerID(p.staleID.Load()); id != 0 {
+			m[id], stale[id] = p.addr, true
+		}
 	}
-	return m
+	return m, stale
 }
 
-func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr) []view.Path {
+func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr, stale map[rib.PeerID]bool) []view.Path {
 	out := make([]view.Path, 0, len(ps))
 	for _, p := range ps {
-		v := view.Path{Best: p.Best, Multipath: p.ECMP, Peer: p.PeerAddr, NextHop: p.NextHop, Since: p.Since}
+		v := view.Path{Best: p.Best, Multipath: p.ECMP, Peer: p.PeerAddr, NextHop: p.NextHop, Since: p.Since, Stale: stale[p.Peer]}
 		if !v.Peer.IsValid() {
 			v.Peer = addrs[p.Peer]
 		}
@@ -117,6 +124,26 @@ func viewPaths(ps []rib.PathView, addrs map[rib.PeerID]netip.Addr) []view.Path {
 		out = append(out, v)
 	}
 	return out
+}
+
+// viewGR is a peer's graceful restart for display; nil when there is
+// nothing to show.
+func (d *Daemon) viewGR(s grStatus) *view.GracefulRestart {
+	if !s.negotiated && s.stale == 0 {
+		return nil
+	}
+	g := &view.GracefulRestart{Negotiated: s.negotiated, Deadline: s.deadline}
+	if s.stale != 0 {
+		g.State = "stale"
+		if s.restarting {
+			g.State = "restarting"
+		}
+		g.StalePaths, _, _ = d.rib.PeerTotals(s.stale)
+		for _, f := range s.fams {
+			g.Families = append(g.Families, f.String())
+		}
+	}
+	return g
 }
 
 // unusable says why a path can never be selected, "" when it can: for a

@@ -77,22 +77,26 @@ type bfdSessions struct {
 	peers       map[string]bfdPeer
 	established map[string]netip.Addr
 	running     map[string]*bfdSession
-	// tornDown is the last time BFD took each peer's BGP session down: the
-	// report keeps saying so after the BFD session is gone.
-	tornDown map[string]bfdTeardown
+	// lastDown is, by peer, the last time a BFD session of an earlier BGP
+	// session left Up (one that took its BGP session down, or one stopped
+	// after it went down): the report keeps saying so after that BFD
+	// session is gone, and never goes back to an older one.
+	lastDown map[string]bfdTeardown
 }
 
-// bfdTeardown is when and why BFD last took a BGP session down.
+// bfdTeardown is when and why a BFD session last left Up, with the
+// peer's state then.
 type bfdTeardown struct {
-	diag bfd.Diag
-	at   time.Time
+	diag   bfd.Diag
+	remote bfd.State
+	at     time.Time
 }
 
 func newBFDSessions(ctx context.Context, log *slog.Logger, m *bfd.Manager, reset func(string)) *bfdSessions {
 	return &bfdSessions{
 		ctx: ctx, log: log, m: m, reset: reset,
 		peers: map[string]bfdPeer{}, established: map[string]netip.Addr{}, running: map[string]*bfdSession{},
-		tornDown: map[string]bfdTeardown{},
+		lastDown: map[string]bfdTeardown{},
 	}
 }
 
@@ -101,7 +105,7 @@ func (b *bfdSessions) setPeers(peers map[string]bfdPeer) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.peers = peers
-	maps.DeleteFunc(b.tornDown, func(name string, _ bfdTeardown) bool { _, ok := peers[name]; return !ok })
+	maps.DeleteFunc(b.lastDown, func(name string, _ bfdTeardown) bool { _, ok := peers[name]; return !ok })
 	b.apply()
 }
 
@@ -142,10 +146,14 @@ func (b *bfdSessions) apply() {
 }
 
 // stopLocked ends name's session; Remove tells the peer AdminDown, which
-// is not a path failure for it. b.mu is held.
+// is not a path failure for it. The session's last down is kept first.
+// b.mu is held.
 func (b *bfdSessions) stopLocked(name string, cur *bfdSession) {
 	delete(b.running, name)
 	cur.stop()
+	if st, ok := b.m.Status(cur.want.key); ok {
+		b.noteDown(name, bfdTeardown{diag: st.LastDownDiag, remote: st.LastDownRemoteState, at: st.LastDown})
+	}
 	if err := b.m.Remove(cur.want.key); err != nil {
 		b.log.Debug("bfd remove", "peer", name, "err", err)
 	}
@@ -183,7 +191,7 @@ func (b *bfdSessions) bfdDown(name string, s *bfdSession, ev bfd.Event) {
 		// The BGP session is as good as down: no new BFD session until it
 		// is established again.
 		delete(b.established, name)
-		b.tornDown[name] = bfdTeardown{diag: ev.Diag, at: ev.At}
+		b.noteDown(name, bfdTeardown{diag: ev.Diag, remote: ev.RemoteState, at: ev.At})
 	}
 	b.mu.Unlock()
 	if !mine || b.ctx.Err() != nil {
@@ -192,6 +200,13 @@ func (b *bfdSessions) bfdDown(name string, s *bfdSession, ev bfd.Event) {
 	b.log.Warn("BFD down: resetting the BGP session", "peer", name, "diag", ev.Diag.String())
 	b.teardowns.Add(1)
 	b.reset(name)
+}
+
+// noteDown keeps td as name's last down if it is the later. b.mu is held.
+func (b *bfdSessions) noteDown(name string, td bfdTeardown) {
+	if td.at.After(b.lastDown[name].at) {
+		b.lastDown[name] = td
+	}
 }
 
 // status is name's BFD session's state, if it runs one.
@@ -206,22 +221,23 @@ func (b *bfdSessions) status(name string) (bfd.Status, bool) {
 }
 
 // reports is what each peer's BGPSessionStatus says of its BFD, by peer
-// name: the running sessions, and the peers BFD took down since.
+// name: the running sessions, and the peers whose earlier sessions went
+// down.
 func (b *bfdSessions) reports() map[string]*v1alpha1.BGPSessionBFD {
 	b.mu.Lock()
 	keys := make(map[string]bfd.Key, len(b.running))
 	for name, s := range b.running {
 		keys[name] = s.want.key
 	}
-	tornDown := maps.Clone(b.tornDown)
+	lastDown := maps.Clone(b.lastDown)
 	b.mu.Unlock()
-	out := make(map[string]*v1alpha1.BGPSessionBFD, len(keys)+len(tornDown))
+	out := make(map[string]*v1alpha1.BGPSessionBFD, len(keys)+len(lastDown))
 	for name, k := range keys {
 		if st, ok := b.m.Status(k); ok {
-			out[name] = bfdReport(&st, tornDown[name])
+			out[name] = bfdReport(&st, lastDown[name])
 		}
 	}
-	for name, td := range tornDown {
+	for name, td := range lastDown {
 		if _, ok := out[name]; !ok {
 			out[name] = bfdReport(nil, td)
 		}
@@ -231,8 +247,7 @@ func (b *bfdSessions) reports() map[string]*v1alpha1.BGPSessionBFD {
 
 // bfdReport is a BGPSessionStatus's bfd: from the running session's
 // status, or Down when none runs; the last time the session left Up is
-// the later of the running session's and the last teardown (an earlier
-// BFD session's).
+// the later of the running session's and td (an earlier BFD session's).
 func bfdReport(st *bfd.Status, td bfdTeardown) *v1alpha1.BGPSessionBFD {
 	r := &v1alpha1.BGPSessionBFD{State: bfd.Down.String()}
 	if st != nil {
@@ -245,14 +260,14 @@ func bfdReport(st *bfd.Status, td bfdTeardown) *v1alpha1.BGPSessionBFD {
 			r.DetectMultiplier = int32(st.RemoteMult)
 		}
 		if st.LastDown.After(td.at) {
-			td = bfdTeardown{diag: st.LastDownDiag, at: st.LastDown}
+			td = bfdTeardown{diag: st.LastDownDiag, remote: st.LastDownRemoteState, at: st.LastDown}
 		}
 	}
 	if !td.at.IsZero() {
 		// Whole seconds, as the API server keeps them: a report read back
 		// after a restart compares equal.
 		t := metav1.NewTime(td.at.Truncate(time.Second))
-		r.LastDownReason, r.LastDownTime = td.diag.String(), &t
+		r.LastDownReason, r.LastDownRemoteState, r.LastDownTime = td.diag.String(), td.remote.String(), &t
 	}
 	return r
 }
@@ -274,8 +289,9 @@ func (b *bfdSessions) states() map[string]bfd.State {
 	return out
 }
 
-// bfdShutdownTimeout bounds the AdminDown packets sent on the way out.
-const bfdShutdownTimeout = 2 * time.Second
+// bfdShutdownTimeout bounds the AdminDown packets sent on the way out:
+// bfd.MaxFarewell bounds them already; the rest is slack.
+const bfdShutdownTimeout = bfd.MaxFarewell + 500*time.Millisecond
 
 // shutdown tells every peer AdminDown and stops the sessions (bfd.Manager's
 // Shutdown): the speaker's normal stop.

@@ -57,15 +57,44 @@ func TestBFDSessionsReset(t *testing.T) {
 		t.Errorf("reports %+v, want r Up at 100ms x 3", r)
 	}
 
+	// The router's end taken down on purpose: no reset, and the report
+	// says NeighborDown, also once the BGP session went down and took
+	// that BFD session with it, and once a new one runs.
+	if err := mb.SetAdminDown(kb, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.Poll(pctx, 20*time.Millisecond, func() (bool, error) {
+		st, ok := s.status("r")
+		return ok && st.State == bfd.Down, nil
+	}); err != nil {
+		t.Fatalf("BFD never went down with the peer's AdminDown: %v", err)
+	}
+	adminDown := s.reports()["r"]
+	if adminDown == nil || adminDown.LastDownReason != "NeighborDown" || adminDown.LastDownRemoteState != "AdminDown" || adminDown.LastDownTime == nil {
+		t.Fatalf("report after the peer's AdminDown %+v, want NeighborDown", adminDown)
+	}
+	sameDown := func(when string) {
+		t.Helper()
+		if r := s.reports()["r"]; r == nil || r.LastDownReason != "NeighborDown" || r.LastDownRemoteState != "AdminDown" ||
+			!r.LastDownTime.Equal(adminDown.LastDownTime) {
+			t.Errorf("report %s: %+v, want the last down still NeighborDown at %v", when, r, adminDown.LastDownTime)
+		}
+	}
+
 	// Down and up again: the new BFD session is the one that counts.
 	s.session("r", false, netip.Addr{})
 	if _, ok := s.status("r"); ok {
 		t.Fatal("BFD still runs after the BGP session went down")
 	}
+	sameDown("once the BFD session stopped")
+	if err := mb.SetAdminDown(kb, false); err != nil {
+		t.Fatal(err)
+	}
 	s.session("r", true, a4)
 	if err := lab.Poll(pctx, 20*time.Millisecond, up); err != nil {
 		t.Fatalf("BFD never came up again: %v", err)
 	}
+	sameDown("with a new BFD session")
 	select {
 	case n := <-resets:
 		t.Fatalf("reset %q although no path failed", n)
@@ -108,6 +137,14 @@ func TestBFDSessionsReset(t *testing.T) {
 	if err := lab.Poll(pctx, 20*time.Millisecond, up); err != nil {
 		t.Fatalf("BFD never came up after the heal: %v", err)
 	}
+	// The router's end too: the speaker's end is Up first, and the router's
+	// Init→Up must not be taken for the stop.
+	if err := lab.Poll(pctx, 20*time.Millisecond, func() (bool, error) {
+		st, ok := mb.Status(kb)
+		return ok && st.State == bfd.Up, nil
+	}); err != nil {
+		t.Fatalf("the router's end never came up after the heal: %v", err)
+	}
 	events, unsubscribe, err := mb.Subscribe(kb)
 	if err != nil {
 		t.Fatal(err)
@@ -117,7 +154,7 @@ func TestBFDSessionsReset(t *testing.T) {
 	for {
 		select {
 		case ev := <-events:
-			if ev.To == bfd.Up {
+			if ev.From != bfd.Up || ev.To == bfd.Up {
 				continue
 			}
 			if ev.RemoteState != bfd.AdminDown || ev.PathDown() {

@@ -111,8 +111,8 @@ func TestBFDReport(t *testing.T) {
 	dur := func(d time.Duration) *metav1.Duration { return &metav1.Duration{Duration: d} }
 	up := bfd.Status{State: bfd.Up, RemoteState: bfd.Up, TxInterval: 300 * ms, DetectTime: 1500 * ms, RemoteMult: 5}
 	upAfterDown := up
-	upAfterDown.LastDown, upAfterDown.LastDownDiag = t0.Add(time.Minute), bfd.DiagNeighborDown
-	teardown := bfdTeardown{diag: bfd.DiagDetectionExpired, at: t0}
+	upAfterDown.LastDown, upAfterDown.LastDownDiag, upAfterDown.LastDownRemoteState = t0.Add(time.Minute), bfd.DiagNeighborDown, bfd.AdminDown
+	teardown := bfdTeardown{diag: bfd.DiagDetectionExpired, remote: bfd.Down, at: t0}
 	for _, tc := range []struct {
 		name string
 		st   *bfd.Status
@@ -124,13 +124,13 @@ func TestBFDReport(t *testing.T) {
 		{"not heard from the peer", &bfd.Status{State: bfd.Down, RemoteState: bfd.Down, TxInterval: time.Second},
 			bfdTeardown{}, v1alpha1.BGPSessionBFD{State: "Down", RemoteState: "Down", TransmitInterval: dur(time.Second)}},
 		{"torn down, no session now", nil, teardown,
-			v1alpha1.BGPSessionBFD{State: "Down", LastDownReason: "DetectionTimeExpired", LastDownTime: at(0)}},
+			v1alpha1.BGPSessionBFD{State: "Down", LastDownReason: "DetectionTimeExpired", LastDownRemoteState: "Down", LastDownTime: at(0)}},
 		{"a new session since the teardown", &up, teardown, v1alpha1.BGPSessionBFD{State: "Up", RemoteState: "Up",
 			TransmitInterval: dur(300 * ms), ReceiveInterval: dur(300 * ms), DetectMultiplier: 5,
-			LastDownReason: "DetectionTimeExpired", LastDownTime: at(0)}},
+			LastDownReason: "DetectionTimeExpired", LastDownRemoteState: "Down", LastDownTime: at(0)}},
 		{"the session's own later down wins", &upAfterDown, teardown, v1alpha1.BGPSessionBFD{State: "Up", RemoteState: "Up",
 			TransmitInterval: dur(300 * ms), ReceiveInterval: dur(300 * ms), DetectMultiplier: 5,
-			LastDownReason: "NeighborDown", LastDownTime: at(time.Minute)}},
+			LastDownReason: "NeighborDown", LastDownRemoteState: "AdminDown", LastDownTime: at(time.Minute)}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := bfdReport(tc.st, tc.td); !reflect.DeepEqual(*got, tc.want) {

@@ -397,9 +397,10 @@ func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {
 // ended: its routes are withdrawn. One collection delete per namespace
 // rather than one call per Service, so that it fits in the shutdown's
 // time however many there are. Session reports stay, saying how the
-// sessions ended.
-func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference) {
-	want := desiredReports(r.node, plan.Result{}, nil, st, nil)
+// sessions ended, with their BFD (bfds, by peer): how it last went down.
+func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference,
+	bfds map[string]*v1alpha1.BGPSessionBFD) {
+	want := desiredReports(r.node, plan.Result{}, nil, st, bfds)
 	want.owner = owner
 	namespaces := map[string]bool{}
 	for key := range r.anns {

@@ -82,7 +82,7 @@ func (s *Speaker) shutdown(stopReports func()) {
 	}
 	stopReports()
 	if len(kept) == 0 {
-		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner)
+		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner, s.bfd.reports())
 		return
 	}
 	// The routers keep the routes: the announcements stay true, and the

@@ -36,6 +36,7 @@ func since(now, t time.Time) string {
 func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 	advertised := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.Advertised != 0 })
 	withBFD := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.BFD != nil })
+	withGR := slices.ContainsFunc(ns, func(n Neighbor) bool { return n.GracefulRestart != nil })
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprint(tw, "Peer\tAS\tUp/Down\tState\t#Received\tAccepted\tRejected")
 	if advertised {
@@ -43,6 +44,9 @@ func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 	}
 	if withBFD {
 		fmt.Fprint(tw, "\tBFD")
+	}
+	if withGR {
+		fmt.Fprint(tw, "\tGR")
 	}
 	fmt.Fprintln(tw)
 	for _, n := range ns {
@@ -61,6 +65,9 @@ func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 			}
 			fmt.Fprintf(tw, "\t%s", st)
 		}
+		if withGR {
+			fmt.Fprintf(tw, "\t%s", grColumn(n.GracefulRestart, now))
+		}
 		fmt.Fprintln(tw)
 	}
 	if err := tw.Flush(); err != nil {
@@ -72,6 +79,23 @@ func WriteNeighbors(w io.Writer, ns []Neighbor, now time.Time) error {
 		}
 	}
 	return nil
+}
+
+// grColumn is a neighbor's GR column: "-" without graceful restart, "on"
+// when negotiated, else the restart under way: "stale 12 paths, 00:05:59
+// left".
+func grColumn(g *GracefulRestart, now time.Time) string {
+	switch {
+	case g == nil:
+		return "-"
+	case g.State == "":
+		return "on"
+	}
+	s := fmt.Sprintf("%s %d paths", g.State, g.StalePaths)
+	if !g.Deadline.IsZero() {
+		s += ", " + FormatAge(g.Deadline.Sub(now)) + " left"
+	}
+	return s
 }
 
 // WriteRIB prints RIB entries: "*>" marks the best path, "*=" the other
@@ -113,6 +137,9 @@ func attrs(p Path) string {
 	}
 	if p.Unusable != "" {
 		parts = append(parts, "{Unusable: "+p.Unusable+"}")
+	}
+	if p.Stale {
+		parts = append(parts, "{Stale}")
 	}
 	return "[" + strings.Join(parts, " ") + "]"
 }

@@ -40,6 +40,26 @@ type Neighbor struct {
 	HoldTime   uint16     `json:"holdTime,omitempty"`
 	// BFD is the session's BFD session, when it runs one.
 	BFD *BFD `json:"bfd,omitempty"`
+	// GracefulRestart is the peer's graceful restart (RFC 4724), when it
+	// negotiated one or routes of its last session are kept as stale.
+	GracefulRestart *GracefulRestart `json:"gracefulRestart,omitempty"`
+}
+
+// GracefulRestart is a peer's graceful-restart state as a router sees it.
+type GracefulRestart struct {
+	// Negotiated: both sides announced the capability on the current
+	// session.
+	Negotiated bool `json:"negotiated"`
+	// State is "" (nothing kept), "restarting" (the session is down, its
+	// routes kept until it is back or the restart time ends) or "stale"
+	// (the session is back; routes not sent again wait for End-of-RIB or
+	// the stale time).
+	State string `json:"state,omitempty"`
+	// StalePaths is how many paths are kept as stale, of Families.
+	StalePaths int      `json:"stalePaths,omitempty"`
+	Families   []string `json:"families,omitempty"`
+	// Deadline is when the stale paths go if nothing else removes them.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // BFD is one BFD session's state and counters (package bfd's Status).
@@ -92,6 +112,9 @@ type Path struct {
 	// next hop, an AS loop, ...); such paths stay in the RIB but never
 	// reach the kernel.
 	Unusable string `json:"unusable,omitempty"`
+	// Stale marks a path kept from a peer's session that ended with a
+	// graceful restart, not yet sent again (RFC 4724).
+	Stale bool `json:"stale,omitempty"`
 }
 
 // RIBEntry is every path the RIB holds for one prefix.

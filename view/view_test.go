@@ -171,6 +171,16 @@ func TestWriteNeighborsAdvertised(t *testing.T) {
 198.51.100.11  64512  00:01:00  Established  0          0         0         Up
 198.51.100.12  64512  00:01:00  Active       0          0         0         -
 `},
+		{"router with graceful restart", []Neighbor{
+			{Address: a("198.51.100.11"), ASN: 64512, State: "Established", Since: t0, GracefulRestart: &GracefulRestart{Negotiated: true}},
+			{Address: a("198.51.100.12"), ASN: 64512, State: "Active", Since: t0,
+				GracefulRestart: &GracefulRestart{State: "restarting", StalePaths: 12, Deadline: now.Add(115 * time.Second)}},
+			{Address: a("198.51.100.13"), ASN: 64512, State: "Established", Since: t0},
+		}, `Peer           AS     Up/Down   State        #Received  Accepted  Rejected  GR
+198.51.100.11  64512  00:01:00  Established  0          0         0         on
+198.51.100.12  64512  00:01:00  Active       0          0         0         restarting 12 paths, 00:01:55 left
+198.51.100.13  64512  00:01:00  Established  0          0         0         -
+`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -177,13 +177,21 @@ type BGPSessionBFD struct {
 	// +optional
 	DetectMultiplier int32 `json:"detectMultiplier,omitempty"`
 	// LastDownReason is the RFC 5880 diagnostic of the last time the
-	// session left Up: DetectionTimeExpired for a failed path,
-	// NeighborDown when the peer said so (AdminDown from a peer that
-	// stopped on purpose, which does not take the BGP session down).
+	// session left Up: DetectionTimeExpired when this end heard nothing
+	// for the detection time, NeighborDown when the peer said it was down
+	// (see LastDownRemoteState for why).
 	//
 	// +kubebuilder:validation:MaxLength=32
 	// +optional
 	LastDownReason string `json:"lastDownReason,omitempty"`
+	// LastDownRemoteState is the peer's state then: AdminDown when the
+	// peer stopped on purpose, which does not take the BGP session down;
+	// Down when it detected a failure itself (its detection time ran out)
+	// or, after DetectionTimeExpired, as nothing more was heard.
+	//
+	// +kubebuilder:validation:Enum=AdminDown;Down;Init;Up
+	// +optional
+	LastDownRemoteState string `json:"lastDownRemoteState,omitempty"`
 	// LastDownTime is when that was.
 	//
 	// +optional

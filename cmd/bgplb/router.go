@@ -30,7 +30,8 @@ config that does not validate leaves the running one in force.
 
 SIGTERM closes every session with a Cease and exits within --shutdown-timeout,
 whatever is in flight. The routes stay in the kernel: the next start adopts
-those its peers announce again and removes the rest after fib.graceTime.`,
+those its peers announce again and removes the rest once every peer expected
+back has sent End-of-RIB, after fib.graceTime at the latest.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := router.LoadFile(configPath)

@@ -59,8 +59,9 @@ func (d Detection) window() time.Duration {
 // peer range), or with interval 0 no BFD and the smallest hold time, 3 s.
 // It waits until every session runs with the new settings.
 func TuneBFD(ctx context.Context, o Options, interval time.Duration) error {
-	if interval < 0 || (interval > 0 && interval < time.Millisecond) {
-		return fmt.Errorf("BFD interval %v: want 0 (off) or at least 1ms", interval)
+	// The BFDPolicy CRD takes whole milliseconds, 10 to 60000.
+	if interval != 0 && (interval < 10*time.Millisecond || interval > time.Minute || interval%time.Millisecond != 0) {
+		return fmt.Errorf("BFD interval %v: want off, or whole milliseconds from 10ms to 1m", interval)
 	}
 	u, ctx, done, err := play(ctx, o, 2*time.Minute)
 	if err != nil {

@@ -106,6 +106,10 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 	s, out := u.s, u.o.Out
 	ranPihole := u.piholeNodeNow(ctx) == node
 	other := u.otherNode(node)
+	routed, err := u.routedVia(ctx, node)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	var ready time.Time
 	var followed time.Duration
@@ -124,7 +128,7 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 	if err := u.do(steps); err != nil {
 		return err
 	}
-	dropped, err := u.waitDropped(ctx, node, start)
+	dropped, err := u.waitDropped(ctx, node, start, routed)
 	if err != nil {
 		return err
 	}

@@ -28,11 +28,15 @@ func Drain(ctx context.Context, o Options, node string) error {
 	}
 	defer done()
 	ranPihole := u.piholeNodeNow(ctx) == node
+	routed, err := u.routedVia(ctx, node)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := u.do([]step{{"cordoning " + node, func() error { return u.cordon(ctx, node, true) }}}); err != nil {
 		return err
 	}
-	dropped, err := u.waitDropped(ctx, node, start)
+	dropped, err := u.waitDropped(ctx, node, start, routed)
 	if err != nil {
 		return err
 	}

@@ -69,6 +69,10 @@ func setLink(ctx context.Context, o Options, node string, up bool) error {
 func (u *upper) fail(ctx context.Context, node string) error {
 	s, out := u.s, u.o.Out
 	addr := s.NodeAddr(node)
+	routed, err := u.routedVia(ctx, node)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	if err := u.p.step(fmt.Sprintf("cutting %s off the LAN", node), func() error {
 		// Keep the IPv6 address across the outage, as a real NIC whose
@@ -80,7 +84,7 @@ func (u *upper) fail(ctx context.Context, node string) error {
 	}); err != nil {
 		return err
 	}
-	dropped, err := u.waitDropped(ctx, node, start)
+	dropped, err := u.waitDropped(ctx, node, start, routed)
 	if err != nil {
 		return err
 	}
@@ -120,25 +124,34 @@ func (u *upper) fail(ctx context.Context, node string) error {
 	return show(ctx, out, s, u.st)
 }
 
-// waitDropped waits until every router's kernel has no route via node,
-// reading the tables every few milliseconds, and says how long that took
-// since the cut: the failover figure (issue 15's first).
-func (u *upper) waitDropped(ctx context.Context, node string, cut time.Time) (time.Duration, error) {
-	var took time.Duration
-	routed := false
-	for i := 1; i <= u.st.Routers && !routed; i++ {
+// routedVia reports whether some router's kernel routes via node; read
+// before a node is taken out, it says whether waitDropped has anything to
+// wait for (fast BFD may drop the paths before a read after the cut).
+func (u *upper) routedVia(ctx context.Context, node string) (bool, error) {
+	for i := 1; i <= u.st.Routers; i++ {
 		rs, err := u.s.Host(seed.RouterName(i)).Routes(ctx, lab.RouteQuery{Proto: "bgp"})
 		if err != nil {
-			return 0, err
+			return false, err
 		}
-		routed = !noneVia(u.s.NodeAddr(node))(rs)
+		if !noneVia(u.s.NodeAddr(node))(rs) {
+			return true, nil
+		}
 	}
+	return false, nil
+}
+
+// waitDropped waits until every router's kernel has no route via node,
+// reading the tables every few milliseconds, and says how long that took
+// since the cut: the failover figure (issue 15's first). routed is
+// routedVia from before the cut.
+func (u *upper) waitDropped(ctx context.Context, node string, cut time.Time, routed bool) (time.Duration, error) {
 	if !routed {
 		// Nothing to drop (a Service with externalTrafficPolicy Local and
 		// no pod there): no figure to make up.
-		fmt.Fprintf(u.o.Out, "    (no router routes via %s: it announces nothing)\n", node)
+		fmt.Fprintf(u.o.Out, "    (no router routed via %s: it announces nothing)\n", node)
 		return 0, nil
 	}
+	var took time.Duration
 	err := u.p.step(fmt.Sprintf("waiting for every router to drop %s's paths (%s)", node, u.st.Detection), func() error {
 		return u.whileAlive(ctx, func(ctx context.Context) error {
 			for i := 1; i <= u.st.Routers; i++ {

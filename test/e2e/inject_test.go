@@ -26,10 +26,16 @@ type injector struct {
 	peer *session.Peer
 	neg  session.Negotiated
 	from node
+	// eor gets the families the router sent End-of-RIB for.
+	eor chan wire.Family
 }
 
-// injectorHandler only reports the session coming up.
-type injectorHandler struct{ up chan session.Negotiated }
+// injectorHandler only reports the session coming up and the router's
+// End-of-RIB markers.
+type injectorHandler struct {
+	up  chan session.Negotiated
+	eor chan wire.Family
+}
 
 func (h injectorHandler) Established(_ *session.Peer, n session.Negotiated) {
 	select {
@@ -38,12 +44,23 @@ func (h injectorHandler) Established(_ *session.Peer, n session.Negotiated) {
 	}
 }
 func (injectorHandler) Update(*session.Peer, *wire.Update, wire.Action) error { return nil }
-func (injectorHandler) EndOfRIB(*session.Peer, wire.Family)                   {}
-func (injectorHandler) Down(*session.Peer, error)                             {}
+func (h injectorHandler) EndOfRIB(_ *session.Peer, f wire.Family) {
+	select {
+	case h.eor <- f:
+	default:
+	}
+}
+func (injectorHandler) Down(*session.Peer, error) {}
 
 // inject opens an iBGP session (AS 64512) from n to the router, which must
 // have n as a passive neighbour; the session ends with the test.
 func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injector {
+	t.Helper()
+	return injectWith(t, ctx, n, router, nil)
+}
+
+// injectWith is inject with the session's config edited first (nil: as is).
+func injectWith(t testing.TB, ctx context.Context, n node, router netip.Addr, edit func(*session.Config)) *injector {
 	t.Helper()
 	var conn net.Conn
 	err := lab.Poll(ctx, 50*time.Millisecond, func() (bool, error) {
@@ -57,9 +74,12 @@ func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injec
 	if err != nil {
 		t.Fatal("router never listened:", err)
 	}
-	h := injectorHandler{up: make(chan session.Negotiated, 1)}
-	p := session.New(session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: n.v4, PeerAddr: router, Passive: true,
-		ExtendedMessage: true}, h, slog.New(slog.DiscardHandler))
+	h := injectorHandler{up: make(chan session.Negotiated, 1), eor: make(chan wire.Family, 4)}
+	cfg := session.Config{LocalAS: 64512, PeerAS: 64512, RouterID: n.v4, PeerAddr: router, Passive: true, ExtendedMessage: true}
+	if edit != nil {
+		edit(&cfg)
+	}
+	p := session.New(cfg, h, slog.New(slog.DiscardHandler))
 	pctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {
@@ -71,7 +91,7 @@ func inject(t *testing.T, ctx context.Context, n node, router netip.Addr) *injec
 		<-done
 	})
 	p.Accept(conn)
-	in := &injector{conn: conn, peer: p, from: n}
+	in := &injector{conn: conn, peer: p, from: n, eor: h.eor}
 	select {
 	case in.neg = <-h.up:
 	case <-ctx.Done():

@@ -36,7 +36,7 @@ func newNode(name string, n int) node {
 }
 
 // topology builds one LAN with the router (.1) and the given nodes.
-func topology(t *testing.T, nodes ...*node) node {
+func topology(t testing.TB, nodes ...*node) node {
 	t.Helper()
 	r := newNode("router", 1)
 	var specs []lab.HostSpec
@@ -78,7 +78,7 @@ type routerLab struct {
 }
 
 // newRouterLab skips unless root with bins installed, and builds the lab.
-func newRouterLab(t *testing.T, limit time.Duration, config string, bins ...string) routerLab {
+func newRouterLab(t testing.TB, limit time.Duration, config string, bins ...string) routerLab {
 	t.Helper()
 	labtest.Require(t)
 	labtest.RequireBinaries(t, bins...)
@@ -118,6 +118,10 @@ func startRouterIn(t testing.TB, ctx context.Context, r node, config, dir string
 	}
 	t.Cleanup(func() {
 		_ = rp.proc.Stop()
+		// Built with GOFLAGS=-race, the router reports races on its stderr.
+		if strings.Contains(rp.proc.Logs(), "WARNING: DATA RACE") {
+			t.Error("data race in the router")
+		}
 		if t.Failed() {
 			t.Logf("bgplb router log:\n%s", rp.proc.Logs())
 		}
@@ -126,7 +130,7 @@ func startRouterIn(t testing.TB, ctx context.Context, r node, config, dir string
 }
 
 // cli runs a bgplb view against the router and decodes its JSON.
-func (rp *routerProc) cli(t *testing.T, ctx context.Context, v any, args ...string) {
+func (rp *routerProc) cli(t testing.TB, ctx context.Context, v any, args ...string) {
 	t.Helper()
 	out, err := exec.CommandContext(ctx, bgplbBin, append(args, "--socket", rp.socket, "-o", "json")...).Output()
 	if err != nil {
@@ -138,7 +142,7 @@ func (rp *routerProc) cli(t *testing.T, ctx context.Context, v any, args ...stri
 }
 
 // waitEstablished polls `bgplb neighbor` until every address is Established.
-func (rp *routerProc) waitEstablished(t *testing.T, ctx context.Context, peers ...netip.Addr) {
+func (rp *routerProc) waitEstablished(t testing.TB, ctx context.Context, peers ...netip.Addr) {
 	t.Helper()
 	var last []view.Neighbor
 	err := lab.Poll(ctx, 200*time.Millisecond, func() (bool, error) {
@@ -169,7 +173,7 @@ type want map[netip.Prefix][]netip.Addr
 
 // waitKernel waits until the router's kernel holds exactly w for proto bgp;
 // on failure it shows the router's own views too.
-func (rp *routerProc) waitKernel(t *testing.T, ctx context.Context, w want) []lab.Route {
+func (rp *routerProc) waitKernel(t testing.TB, ctx context.Context, w want) []lab.Route {
 	t.Helper()
 	rs, err := waitKernel(ctx, rp.ns, w)
 	if err != nil {

@@ -31,7 +31,7 @@ api: {socket: SOCKET}
 func truthConf(metric string) string { return strings.ReplaceAll(truthConfig, "METRIC", metric) }
 
 // announceVia sends one UPDATE announcing ps with next hop nh.
-func (in *injector) announceVia(t *testing.T, ctx context.Context, nh netip.Addr, ps ...netip.Prefix) {
+func (in *injector) announceVia(t testing.TB, ctx context.Context, nh netip.Addr, ps ...netip.Prefix) {
 	t.Helper()
 	enc := wire.Encoder{Options: in.neg.Tx}
 	var a wire.Attrs
