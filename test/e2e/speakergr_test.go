@@ -449,36 +449,30 @@ func birdKernel(t *testing.T, ctx context.Context, ns *lab.Netns, dst netip.Pref
 }
 
 // TestSpeakerRollingRestart is the rolling update of the figure 2
-// in namespaces: BIRD routes for the client into its kernel (a graceful
-// restart helper by default), the Pi-hole's one pod is on node1
-// (externalTrafficPolicy Local), and node1's speaker is stopped and
-// started again while the client asks every 20 ms. With graceful restart
-// no query is lost; without it the route goes until the new process is
-// up (the figure is logged, for comparison).
+// in namespaces: the Pi-hole's one pod is on node1 (externalTrafficPolicy
+// Local), and node1's speaker is stopped and started again while the
+// client asks every 20 ms through the router, bgplb router or BIRD (its
+// kernel protocol), both graceful restart helpers by default. With
+// graceful restart no query is lost; without it the route goes until the
+// new process is up (the figure is logged, for comparison).
 func TestSpeakerRollingRestart(t *testing.T) {
-	for _, gr := range []bool{true, false} {
-		t.Run(fmt.Sprintf("gracefulRestart=%v", gr), func(t *testing.T) {
-			l := drainLab(t, 3*time.Minute, false)
+	for _, tc := range []struct {
+		router string
+		gr     bool
+	}{{"bgplb", true}, {"bgplb", false}, {"bird", true}, {"bird", false}} {
+		t.Run(fmt.Sprintf("%s/gracefulRestart=%v", tc.router, tc.gr), func(t *testing.T) {
+			l := drainLab(t, 3*time.Minute, tc.router == "bgplb")
 			l.configure(t)
-			if gr {
+			if tc.gr {
 				l.gracefulRestart(t)
 			}
-			n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
-			ns := l.s.Host("router")
-			d, err := daemons.StartBIRD(l.ctx, ns, daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1),
-				Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1), FIB: true,
-				Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}})
-			labtest.SkipIfNotInstalled(t, err)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = d.Stop() })
 			vip := netip.MustParseAddr("203.0.113.53")
 			host := netip.PrefixFrom(vip, 32)
+			routed := l.rollingRouter(t, tc.router, host)
 			l.pod(t, seed.Node1, vip)
 			l.endpoints(t, "pihole", seed.Node1)
 			l.create(t, pihole(corev1.ServiceExternalTrafficPolicyLocal))
-			birdKernel(t, l.ctx, ns, host, n1)
+			routed()
 			l.dig(t, vip, seed.Node1)
 
 			began := time.Now()
@@ -492,15 +486,35 @@ func TestSpeakerRollingRestart(t *testing.T) {
 				if err != nil {
 					t.Fatalf("node1's new speaker did not come up: %v", err)
 				}
-				birdKernel(t, l.ctx, ns, host, n1)
+				routed()
 				l.dig(t, vip, seed.Node1)
 			}))
-			t.Logf("speaker restart (graceful restart %v), %v: %v", gr, time.Since(began).Round(time.Millisecond), sum)
-			if gr && (sum.Lost > 0 || sum.Sent == 0) {
+			t.Logf("speaker restart through %s (graceful restart %v), %v: %v", tc.router, tc.gr, time.Since(began).Round(time.Millisecond), sum)
+			if tc.gr && (sum.Lost > 0 || sum.Sent == 0) {
 				t.Errorf("queries lost across a graceful restart: %v", sum)
 			}
 		})
 	}
+}
+
+// rollingRouter starts BIRD as the router when asked (bgplb router runs
+// already) and returns the wait for host via node1 in the router's kernel.
+func (l *seedLab) rollingRouter(t *testing.T, router string, host netip.Prefix) func() {
+	t.Helper()
+	n1, n2 := l.s.NodeAddr(seed.Node1), l.s.NodeAddr(seed.Node2)
+	if router == "bgplb" {
+		return func() { l.rp.waitKernel(t, l.ctx, want{host: {n1}}) }
+	}
+	ns := l.s.Host("router")
+	d, err := daemons.StartBIRD(l.ctx, ns, daemons.Config{ASN: 64512, RouterID: l.s.RouterAddr(1),
+		Local4: l.s.RouterAddr(1), Local6: l.s.RouterAddr6(1), FIB: true,
+		Neighbors: []daemons.Neighbor{{Address: n1, ASN: 64512, Passive: true}, {Address: n2, ASN: 64512, Passive: true}}})
+	labtest.SkipIfNotInstalled(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Stop() })
+	return func() { birdKernel(t, l.ctx, ns, host, n1) }
 }
 
 // TestSpeakerRemovedForGood: the speaker's DaemonSet is deleted (the
