@@ -39,9 +39,7 @@
 // GRACEFUL_SHUTDOWN community, so that routers prefer other nodes for new
 // flows while this one still forwards the old ones (the exclusion label
 // then does not stop the announcements: the drain is how it takes effect);
-// once [Drained] nothing is announced but the last resorts (a Local
-// address whose ready endpoints are all here, still marked), every other
-// Service saying why.
+// once [Drained] nothing is announced, every Service saying why.
 //
 // # What is announced, and to whom
 //

@@ -3,11 +3,9 @@ package plan
 import (
 	"cmp"
 	"fmt"
-	"net/netip"
 	"slices"
 
 	"github.com/bgplb/bgplb/bgp/wire"
-	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Drain is this node's RFC 8326 graceful shutdown, as the shell times it:
@@ -32,13 +30,7 @@ const (
 	// ExcludeLabel) announces too in this phase: the label is one of the
 	// things that start a drain, and the drain is what makes it gentle.
 	Draining
-	// Drained announces nothing but the last resorts: an
-	// externalTrafficPolicy Local address whose ready endpoints are all on
-	// this node stays announced, still marked, since no other node
-	// announces it and withdrawing it would cut its traffic while its pods
-	// still serve here; routers use it only while nothing better exists,
-	// and it goes once a pod elsewhere is ready. A node excluded from load
-	// balancers keeps none: the label says not to use it at all.
+	// Drained announces nothing.
 	Drained
 )
 
@@ -52,30 +44,20 @@ func (d DrainPhase) String() string {
 	return "none"
 }
 
-// drainReason says why a drained node withdraws address a of a Service
-// (eps: its endpoints here, total: anywhere), or "" when it keeps it: not
-// drained, or a Local address with no ready endpoint elsewhere.
-func (p *planner) drainReason(policy lbmodel.TrafficPolicy, a netip.Addr, eps, total lbmodel.Counts) string {
-	if p.drain.Phase != Drained || policy == lbmodel.Local && eps.Of(a) >= total.Of(a) {
-		return ""
-	}
-	return p.reasons.drained
-}
-
-// drainedReason is a Service's reason on a drained node.
+// drainedReason is every Service's reason on a drained node.
 func drainedReason(node string, d Drain) string {
 	why := d.Why
 	if why == "" {
 		why = "going away"
 	}
-	return fmt.Sprintf("%s is drained (%s): withdrawn, other nodes serve it", node, why)
+	return fmt.Sprintf("%s is drained (%s): its routes are withdrawn", node, why)
 }
 
-// markDraining adds GRACEFUL_SHUTDOWN to every route of a draining or
-// drained node (the last resorts). Routes keep sharing attributes: each
-// distinct *Attrs maps to one new interned set.
+// markDraining adds GRACEFUL_SHUTDOWN to every route of a draining node.
+// Routes keep sharing attributes: each distinct *Attrs maps to one new
+// interned set.
 func (p *planner) markDraining(res *Result) {
-	if p.drain.Phase == NotDraining {
+	if p.drain.Phase != Draining {
 		return
 	}
 	marked := map[*Attrs]*Attrs{}

@@ -40,36 +40,15 @@ func TestDrain(t *testing.T) {
 		},
 		decisions: []string{"default/a -> r1,r2"},
 	}, {
-		name: "drained: withdrawn, the reason says why; a Local Service with pods only here stays, marked (last resort)",
+		name: "drained: nothing, and the reason says why; sessions stay",
 		edit: func(s *Snapshot) {
 			twoAdvs(s)
 			s.Drain = Drain{Phase: Drained, Why: "cordoned"}
 		},
-		routes: []string{
-			"r1 198.51.100.7/32 bw=2 default/b comm=graceful-shutdown",
-			"r2 198.51.100.7/32 bw=2 default/b comm=graceful-shutdown",
-		},
 		decisions: []string{
-			"default/a: n1 is drained (cordoned): withdrawn, other nodes serve it",
-			"default/b -> r1,r2",
+			"default/a: n1 is drained (cordoned): its routes are withdrawn",
+			"default/b: n1 is drained (cordoned): its routes are withdrawn",
 		},
-	}, {
-		name: "drained: a Local Service with a pod elsewhere too is withdrawn",
-		edit: func(s *Snapshot) {
-			svc := local("default/b", 2, "198.51.100.7")
-			svc.Endpoints["n2"] = lbmodel.Counts{IPv4: 1}
-			s.Services = []Service{svc}
-			s.Drain = Drain{Phase: Drained, Why: "cordoned"}
-		},
-		decisions: []string{"default/b: n1 is drained (cordoned): withdrawn, other nodes serve it"},
-	}, {
-		name: "drained and excluded: no last resort",
-		edit: func(s *Snapshot) {
-			s.Node.Labels[lbmodel.ExcludeLabel] = ""
-			s.Services = []Service{local("default/b", 2, "198.51.100.7")}
-			s.Drain = Drain{Phase: Drained, Why: "label " + lbmodel.ExcludeLabel}
-		},
-		decisions: []string{"default/b: n1 is excluded from external load balancers (label node.kubernetes.io/exclude-from-external-load-balancers)"},
 	}, {
 		name: "excluded and draining: still announced, marked",
 		edit: func(s *Snapshot) {

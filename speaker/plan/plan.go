@@ -64,7 +64,7 @@ type planner struct {
 	advSet     []int32             // advertisements of the route being built
 
 	// reasons that apply to many Services alike, formatted once
-	reasons struct{ node, local, cluster, none, drained string }
+	reasons struct{ node, local, cluster, none string }
 }
 
 type pool struct {

@@ -56,6 +56,8 @@ func (p *planner) maxContributions(svcs []Service) int {
 func (p *planner) setReasons() {
 	name := p.node.Name
 	switch {
+	case p.drain.Phase == Drained:
+		p.reasons.node = drainedReason(name, p.drain)
 	case p.node.Excluded() && p.drain.Phase != Draining:
 		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, lbmodel.ExcludeLabel)
 	case len(p.peers) == 0:
@@ -64,7 +66,6 @@ func (p *planner) setReasons() {
 	p.reasons.local = fmt.Sprintf("no ready endpoint on %s (externalTrafficPolicy Local)", name)
 	p.reasons.cluster = fmt.Sprintf("%s is not Ready (externalTrafficPolicy Cluster)", name)
 	p.reasons.none = lbmodel.ReasonNoReadyEndpoints + ": no ready endpoint on any node"
-	p.reasons.drained = drainedReason(name, p.drain)
 }
 
 // weight is a Service's share of a route's bandwidth in one family: its
@@ -113,9 +114,6 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 			continue
 		}
 		r := p.policyReason(s.TrafficPolicy, a, eps, total)
-		if r == "" {
-			r = p.drainReason(s.TrafficPolicy, a, eps, total)
-		}
 		if r == "" {
 			r = healthReason(s, a)
 			health = appendReason(health, r)

@@ -105,9 +105,7 @@ func (l *seedLab) waitRouterPath(t *testing.T, what string, prefix netip.Prefix,
 // The drain is told on the Node as events. A client asks the Pi-hole (a
 // pod on each node, externalTrafficPolicy Cluster) every 20 ms throughout
 // the drain: no query is lost, and none sent after the router moved new
-// flows away reaches node1 (the figure 3, in namespaces). A Local
-// Service whose only pod is on node1 stays announced from there, marked,
-// until a pod on node2 is ready (the last resort).
+// flows away reaches node1 (the figure 3, in namespaces).
 func TestSpeakerDrain(t *testing.T) {
 	l := drainLab(t, 3*time.Minute, true)
 	l.configure(t)
@@ -118,13 +116,7 @@ func TestSpeakerDrain(t *testing.T) {
 	l.pod(t, seed.Node2, vip)
 	l.endpoints(t, "pihole", seed.Node1, seed.Node2)
 	l.create(t, pihole(corev1.ServiceExternalTrafficPolicyCluster))
-	// A Local Service whose one pod is on node1: node1's last resort.
-	solo := pihole(corev1.ServiceExternalTrafficPolicyLocal)
-	solo.Name, solo.Annotations["metallb.universe.tf/loadBalancerIPs"] = "solo", "203.0.113.54"
-	soloHost := netip.MustParsePrefix("203.0.113.54/32")
-	l.endpoints(t, "solo", seed.Node1)
-	l.create(t, solo)
-	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}, soloHost: {n1}})
+	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
 	l.dig(t, vip, seed.Node1)
 
 	var cordoned, marked, moved time.Time
@@ -158,17 +150,10 @@ func TestSpeakerDrain(t *testing.T) {
 		t.Errorf("node1 withdrew %v after marking its path, want about --drain-time %v", took, drainTime)
 	}
 	l.waitNodeEvents(t, seed.Node1, "BGPDraining", "BGPDrained")
-	// Drained, node1 still announces the Local Service only it serves,
-	// marked; a pod on node2 takes it over.
-	l.waitRouterPath(t, "the last resort kept, marked", soloHost, n1, hasGShut)
-	l.rp.waitKernel(t, l.ctx, want{soloHost: {n1}})
-	l.endpoints(t, "solo", seed.Node1, seed.Node2)
-	l.rp.waitKernel(t, l.ctx, want{soloHost: {n2}})
-	l.waitRouterPath(t, "the last resort withdrawn once node2 serves", soloHost, n1, func(p *view.Path) bool { return p == nil })
 
 	l.cordon(t, seed.Node1, false)
 	l.waitRouterPath(t, "node1's path back, unmarked", host, n1, func(p *view.Path) bool { return p != nil && !hasGShut(p) })
-	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}, soloHost: {n1, n2}})
+	l.rp.waitKernel(t, l.ctx, want{host: {n1, n2}})
 	l.waitNodeEvents(t, seed.Node1, "BGPDrainEnded")
 }
 
