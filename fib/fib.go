@@ -72,6 +72,9 @@ type Config struct {
 	// It must hold the errors of one datagram; if it does not, the datagram
 	// is replayed with an ACK per message (slower, still exact).
 	ReceiveBuffer int
+	// Resilient configures the nexthop groups of ECMP routes (nexthop mode
+	// only): resilient where the kernel has them (Linux 5.13+), unless Off.
+	Resilient Resilient
 }
 
 const (
@@ -115,6 +118,10 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ReceiveBuffer <= 0 {
 		c.ReceiveBuffer = defaultRcvBuf
+	}
+	var err error
+	if c.Resilient, err = c.Resilient.withDefaults(); err != nil {
+		return c, err
 	}
 	switch {
 	case c.NextHopObjects < NextHopAuto || c.NextHopObjects > NextHopOff:
@@ -220,6 +227,9 @@ type FIB struct {
 	c      *conn
 	haveNH bool // the kernel has nexthop objects
 	useNH  bool // routes use them
+	// form is how our groups balance: resilient when configured and the
+	// kernel has them (probed at Open), else hash-threshold.
+	form groupForm
 	// routes is the desired state, what Apply was asked for: prefix -> hop
 	// set in sets, with flags (stale, pending).
 	routes prefixMap
@@ -241,8 +251,11 @@ type FIB struct {
 	// deferred holds, by single object, deletes left to the deletion of
 	// the object (flushgw.go); kick wakes Maintain to settle them.
 	deferred map[uint32]*deferredSet
-	kick     chan struct{}
-	holds    int // outstanding Holds
+	// moves holds, by resilient group, changes held back until the rest
+	// of the group's routes follow (groupmove.go).
+	moves map[uint32]*groupMove
+	kick  chan struct{}
+	holds int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -298,7 +311,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*FIB, error) {
 		return nil, err
 	}
 	log.Info("fib open", "netns", cfg.NetNS, "table", cfg.Table, "metric", cfg.Metric,
-		"protocol", cfg.Protocol, "nexthop_objects", f.useNH, "routes", f.routes.len())
+		"protocol", cfg.Protocol, "nexthop_objects", f.useNH, "groups", f.GroupType(), "routes", f.routes.len())
 	return f, nil
 }
 
@@ -311,6 +324,11 @@ func (f *FIB) open(ctx context.Context, prev *state) error {
 	var err error
 	if f.useNH, err = useNexthops(f.cfg.NextHopObjects, probeErr); err != nil {
 		return err
+	}
+	if f.useNH {
+		if f.form, err = f.groupForm(ctx); err != nil {
+			return err
+		}
 	}
 	var prevKey *routeKey
 	if prev != nil && prev.key != f.key {
@@ -420,7 +438,12 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	res, err := f.apply(ctx, changes)
+	now, held, err := f.moveGroups(ctx, changes, time.Now())
+	if err != nil {
+		return Result{}, err
+	}
+	res, err := f.apply(ctx, now)
+	res.Replaced += held
 	f.kickMaintain()
 	return res, err
 }

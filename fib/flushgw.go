@@ -144,17 +144,7 @@ func (f *FIB) flushDeferred(ctx context.Context) error {
 func (f *FIB) settle(ctx context.Context, now time.Time, force bool) (time.Time, error) {
 	var next time.Time
 	for id, d := range f.deferred {
-		due := d.touch.Add(settleQuiet)
-		if cap := d.since.Add(settleMax); cap.Before(due) {
-			due = cap
-		}
-		if f.holds > 0 {
-			// Released holds kick Maintain, which looks again.
-			if held := d.since.Add(settleHeld); held.After(due) {
-				due = held
-			}
-		}
-		if !force && now.Before(due) {
+		if due := dueAt(d.since, d.touch, f.holds > 0); !force && now.Before(due) {
 			earlier(&next, due)
 			continue
 		}
@@ -168,7 +158,28 @@ func (f *FIB) settle(ctx context.Context, now time.Time, force bool) (time.Time,
 			return next, err
 		}
 	}
-	return next, nil
+	moves, err := f.settleMoves(ctx, now, force)
+	if !moves.IsZero() {
+		earlier(&next, moves)
+	}
+	return next, err
+}
+
+// dueAt is when deferred work first touched at since and last at touch is
+// settled: a quiet moment after the last touch, at most settleMax after
+// the first, but not before settleHeld while a Hold is out (released holds
+// kick Maintain, which looks again).
+func dueAt(since, touch time.Time, held bool) time.Time {
+	due := touch.Add(settleQuiet)
+	if cap := since.Add(settleMax); cap.Before(due) {
+		due = cap
+	}
+	if held {
+		if h := since.Add(settleHeld); h.After(due) {
+			due = h
+		}
+	}
+	return due
 }
 
 // dropDeferred ends the deferral of id's deletes: with whole, by deleting
@@ -222,7 +233,7 @@ func (f *FIB) desired(p netip.Prefix) bool {
 
 // kickMaintain wakes Maintain when deferred deletes wait to be settled.
 func (f *FIB) kickMaintain() {
-	if len(f.deferred) == 0 {
+	if len(f.deferred) == 0 && len(f.moves) == 0 {
 		return
 	}
 	select {

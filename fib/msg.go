@@ -13,6 +13,16 @@ import (
 const (
 	rtaNHID       = 30 // RTA_NH_ID
 	nhaGroupMpath = 0  // NEXTHOP_GRP_TYPE_MPATH
+	nhaGroupRes   = 1  // NEXTHOP_GRP_TYPE_RES, Linux 5.13
+	nhaResGroup   = 12 // NHA_RES_GROUP (nested)
+	nhaResBucket  = 13 // NHA_RES_BUCKET (nested)
+	// Inside NHA_RES_GROUP.
+	nhaResGroupBuckets         = 1 // u16
+	nhaResGroupIdleTimer       = 2 // u32, clock_t
+	nhaResGroupUnbalancedTimer = 3 // u32, clock_t
+	// Inside NHA_RES_BUCKET.
+	nhaResBucketIndex = 1 // u16
+	nhaResBucketNHID  = 3 // u32
 )
 
 const (
@@ -191,8 +201,9 @@ func (m *msgBuf) addNexthop(seq uint32, flags uint16, proto uint8, id uint32, gw
 	m.end(off)
 }
 
-// addGroup appends an RTM_NEWNEXTHOP for a multipath group.
-func (m *msgBuf) addGroup(seq uint32, flags uint16, proto uint8, id uint32, members []nhMember) {
+// addGroup appends an RTM_NEWNEXTHOP for a group of the given form:
+// hash-threshold (mpath) or resilient with its buckets and timers.
+func (m *msgBuf) addGroup(seq uint32, flags uint16, proto uint8, id uint32, members []nhMember, form groupForm) {
 	off := m.begin(unix.RTM_NEWNEXTHOP, unix.NLM_F_REQUEST|unix.NLM_F_CREATE|unix.NLM_F_REPLACE|flags, seq)
 	nh := m.grow(sizeofNhMsg)
 	m.b[nh+2] = proto
@@ -203,7 +214,30 @@ func (m *msgBuf) addGroup(seq uint32, flags uint16, proto uint8, id uint32, memb
 		ne.PutUint32(e, mb.id)
 		e[4] = uint8(mb.weight - 1)
 	}
-	ne.PutUint16(m.b[m.attr(unix.NHA_GROUP_TYPE, 2):], nhaGroupMpath)
+	if !form.resilient {
+		ne.PutUint16(m.b[m.attr(unix.NHA_GROUP_TYPE, 2):], nhaGroupMpath)
+		m.end(off)
+		return
+	}
+	ne.PutUint16(m.b[m.attr(unix.NHA_GROUP_TYPE, 2):], nhaGroupRes)
+	// The kernel parses new nexthops strictly: nests must say so.
+	res := m.nest(nhaResGroup | unix.NLA_F_NESTED)
+	ne.PutUint16(m.b[m.attr(nhaResGroupBuckets, 2):], form.buckets)
+	m.attrU32(nhaResGroupIdleTimer, form.idle)
+	m.attrU32(nhaResGroupUnbalancedTimer, form.unbalanced)
+	m.endNest(res)
+	m.end(off)
+}
+
+// dumpBuckets appends a dump of the buckets of resilient group id (all
+// groups' when 0). Kernels before 5.13 answer EOPNOTSUPP, which is the
+// probe for resilient groups.
+func (m *msgBuf) dumpBuckets(seq uint32, id uint32) {
+	off := m.begin(unix.RTM_GETNEXTHOPBUCKET, unix.NLM_F_REQUEST|unix.NLM_F_DUMP, seq)
+	m.grow(sizeofNhMsg)
+	if id != 0 {
+		m.attrU32(unix.NHA_ID, id)
+	}
 	m.end(off)
 }
 
@@ -477,7 +511,51 @@ func parseNexthop(data []byte) (kernelNexthop, error) {
 				w := uint32(v[4]) | uint32(v[5])<<8 // weight_high since Linux 6.12
 				n.group = append(n.group, nhMember{id: ne.Uint32(v), weight: w + 1})
 			}
+		case unix.NHA_GROUP_TYPE:
+			if len(v) >= 2 {
+				n.form.resilient = ne.Uint16(v) == nhaGroupRes
+			}
+		case nhaResGroup:
+			_ = walkAttrs(v, func(typ uint16, v []byte) {
+				switch {
+				case typ == nhaResGroupBuckets && len(v) >= 2:
+					n.form.buckets = ne.Uint16(v)
+				case typ == nhaResGroupIdleTimer && len(v) == 4:
+					n.form.idle = ne.Uint32(v)
+				case typ == nhaResGroupUnbalancedTimer && len(v) == 4:
+					n.form.unbalanced = ne.Uint32(v)
+				}
+			})
 		}
 	})
 	return n, err
+}
+
+// bucket is one entry of a resilient group's bucket table.
+type bucket struct {
+	group, index, nhID uint32
+}
+
+// parseBucket reads an RTM_NEWNEXTHOPBUCKET.
+func parseBucket(data []byte) (bucket, error) {
+	var b bucket
+	if len(data) < sizeofNhMsg {
+		return b, fmt.Errorf("%w: short nhmsg", errMalformed)
+	}
+	err := walkAttrs(data[sizeofNhMsg:], func(typ uint16, v []byte) {
+		switch {
+		case typ == unix.NHA_ID && len(v) == 4:
+			b.group = ne.Uint32(v)
+		case typ == nhaResBucket:
+			_ = walkAttrs(v, func(typ uint16, v []byte) {
+				switch {
+				case typ == nhaResBucketIndex && len(v) >= 2:
+					b.index = uint32(ne.Uint16(v))
+				case typ == nhaResBucketNHID && len(v) == 4:
+					b.nhID = ne.Uint32(v)
+				}
+			})
+		}
+	})
+	return b, err
 }

@@ -86,14 +86,17 @@ func TestDeleteMessage(t *testing.T) {
 func TestNexthopMessageRoundTrip(t *testing.T) {
 	var m msgBuf
 	m.addNexthop(1, 0, ProtoBGP, 0xba000001, mustAddr("2001:db8::2"), 7)
-	m.addGroup(2, 0, ProtoBGP, 0xba000003, []nhMember{{0xba000001, 1}, {0xba000002, 256}})
-	m.delNexthop(3, 0, 0xba000003)
+	m.addGroup(2, 0, ProtoBGP, 0xba000003, []nhMember{{0xba000001, 1}, {0xba000002, 256}}, groupForm{})
+	res := groupForm{resilient: true, buckets: 256, idle: 12000, unbalanced: 30000}
+	m.addGroup(3, 0, ProtoBGP, 0xba000004, []nhMember{{0xba000001, 1}, {0xba000002, 2}}, res)
+	m.delNexthop(4, 0, 0xba000003)
 	want := []kernelNexthop{
 		{id: 0xba000001, proto: ProtoBGP, gw: mustAddr("2001:db8::2"), oif: 7},
 		{id: 0xba000003, proto: ProtoBGP, group: []nhMember{{0xba000001, 1}, {0xba000002, 256}}},
+		{id: 0xba000004, proto: ProtoBGP, group: []nhMember{{0xba000001, 1}, {0xba000002, 2}}, form: res},
 		{id: 0xba000003},
 	}
-	types := []uint16{unix.RTM_NEWNEXTHOP, unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP}
+	types := []uint16{unix.RTM_NEWNEXTHOP, unix.RTM_NEWNEXTHOP, unix.RTM_NEWNEXTHOP, unix.RTM_DELNEXTHOP}
 	b := m.b
 	for i := range want {
 		msg, rest, err := nextMsg(b)
@@ -243,7 +246,7 @@ func FuzzParse(f *testing.F) {
 	var m msgBuf
 	m.addRoute(1, 0, testKey, mustPrefix("203.0.113.0/24"), 0, hops("198.51.100.2", "2001:db8::3*4"), nil)
 	m.addRoute(2, 0, testKey, mustPrefix("2001:db8:100::1/128"), 7, nil, nil)
-	m.addGroup(3, 0, ProtoBGP, 9, []nhMember{{1, 1}, {2, 3}})
+	m.addGroup(3, 0, ProtoBGP, 9, []nhMember{{1, 1}, {2, 3}}, groupForm{resilient: true, buckets: 8, idle: 100})
 	m.addNexthop(4, 0, ProtoBGP, 1, mustAddr("198.51.100.2"), 2)
 	f.Add(m.b)
 	f.Add(errMsg(5, unix.ENETUNREACH, "Nexthop has invalid gateway"))
@@ -260,6 +263,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("parseRoute returned an invalid prefix without error")
 			}
 			_, _ = parseNexthop(msg.data)
+			_, _ = parseBucket(msg.data)
 		}
 	})
 }

@@ -50,13 +50,14 @@ func (o *nhObject) appendOIF(oifs *[]int32) {
 // single object per gateway, one group per distinct weighted gateway set),
 // reference counted, with ids allocated from a range we own.
 //
-// A group is never changed in place. A route whose next hops change moves to
-// the group of its new set (re-installed with the new id), and a group is
-// deleted only when no route uses it. The kernel replaces a route atomically,
-// so no packet sees a half-changed set, and a group's meaning never changes
-// under the routes that share it; replacing a group in place would instead
-// need every one of its routes to change the same way at once, which
-// per-prefix changes do not promise.
+// A route whose next hops change moves to the group of its new set
+// (re-installed with the new id), and a group is deleted only when no route
+// uses it. The kernel replaces a route atomically, so no packet sees a
+// half-changed set, and a group's meaning never changes under the routes
+// that share it; replacing a group in place needs every one of its routes
+// to change the same way at once, which per-prefix changes do not promise.
+// The one exception is rekeyTo, for resilient groups, when the shell has
+// seen every route of a group move to one new set (groupmove.go).
 //
 // The table only decides: acquire and release report the ids to create and
 // delete, in an order the kernel accepts (members before their group on
@@ -67,7 +68,11 @@ type nhTable struct {
 	objs        map[uint32]*nhObject
 	index       map[string]uint32
 	reserved    map[uint32]struct{} // ids in our range owned by someone else
-	keyBuf      []byte
+	groups      int                 // objects that are groups
+	// form is how our groups balance; adopted groups of another kind are
+	// not indexed, so their routes move to new ones.
+	form   groupForm
+	keyBuf []byte
 }
 
 func newNHTable(first, last uint32) *nhTable {
@@ -129,18 +134,9 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 		t.index[key] = id
 		return id, append(created, id), nil
 	}
-	members := make([]nhMember, 0, len(hops))
-	var err error
-	for _, h := range hops {
-		var mid uint32
-		mid, created, err = t.acquire([]NextHop{{Addr: h.Addr}}, created)
-		if err != nil {
-			for _, m := range members {
-				created = t.undoCreate(m.id, created)
-			}
-			return 0, created, err
-		}
-		members = append(members, nhMember{id: mid, weight: kernelWeight(h)})
+	members, created, err := t.acquireMembers(hops, created)
+	if err != nil {
+		return 0, created, err
 	}
 	id, err := t.alloc()
 	if err != nil {
@@ -151,8 +147,51 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 	}
 	key := string(appendKey(nil, hops))
 	t.objs[id] = &nhObject{members: members, key: key, refs: 1}
+	t.groups++
 	t.index[key] = id
 	return id, append(created, id), nil
+}
+
+// rekeyTo gives group from the canonical set hops (two or more next
+// hops, with no group yet) in place: the kernel changes the group under
+// its routes. Members it lacks are acquired (ids to create appended to
+// created); its old members are released (ids nothing uses any more
+// appended to deleted).
+func (t *nhTable) rekeyTo(from uint32, hops []NextHop, created, deleted []uint32) ([]uint32, []uint32, error) {
+	members, created, err := t.acquireMembers(hops, created)
+	if err != nil {
+		return created, deleted, err
+	}
+	g := t.objs[from]
+	old := g.members
+	if g.key != "" && t.index[g.key] == from {
+		delete(t.index, g.key)
+	}
+	g.members, g.key = members, string(appendKey(nil, hops))
+	g.inKernel, g.bad = false, nil
+	t.index[g.key] = from
+	for _, m := range old {
+		deleted = t.release(m.id, deleted)
+	}
+	return created, deleted, nil
+}
+
+// acquireMembers takes a reference on the single object of every hop, as
+// the members of a group.
+func (t *nhTable) acquireMembers(hops []NextHop, created []uint32) ([]nhMember, []uint32, error) {
+	members := make([]nhMember, 0, len(hops))
+	for _, h := range hops {
+		mid, c, err := t.acquire([]NextHop{{Addr: h.Addr}}, created)
+		created = c
+		if err != nil {
+			for _, m := range members {
+				created = t.undoCreate(m.id, created)
+			}
+			return nil, created, err
+		}
+		members = append(members, nhMember{id: mid, weight: kernelWeight(h)})
+	}
+	return members, created, nil
 }
 
 // undoCreate drops a reference taken by a failed acquire; an object that was
@@ -179,6 +218,9 @@ func (t *nhTable) release(id uint32, deleted []uint32) []uint32 {
 		return deleted
 	}
 	delete(t.objs, id)
+	if o.group() {
+		t.groups--
+	}
 	if o.key != "" && t.index[o.key] == id {
 		delete(t.index, o.key)
 	}
@@ -221,7 +263,25 @@ type kernelNexthop struct {
 	gw        netip.Addr
 	oif       int32
 	group     []nhMember
+	form      groupForm // a group's type and, when resilient, parameters
 	blackhole bool
+}
+
+// groupForm is how a nexthop group balances: hash-threshold (mpath), or
+// resilient with a bucket table (timers in clock_t, 1/100 s). The kernel
+// cannot change a group's type or bucket count in place; it can change the
+// timers.
+type groupForm struct {
+	resilient  bool
+	buckets    uint16
+	idle       uint32
+	unbalanced uint32
+}
+
+// sameKind reports whether a group of form a can be replaced in place by
+// one of form b.
+func (a groupForm) sameKind(b groupForm) bool {
+	return a.resilient == b.resilient && (!a.resilient || a.buckets == b.buckets)
 }
 
 // adopt loads the objects a previous run left in the kernel: ours (our
@@ -248,8 +308,12 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 		if !mine(n) || n.group == nil {
 			continue
 		}
-		o := &nhObject{members: slices.Clone(n.group), inKernel: true}
+		// A group of the right kind with other timers is replaced in
+		// place, which keeps a resilient group's buckets; one of another
+		// kind is left as it is until its routes have moved.
+		o := &nhObject{members: slices.Clone(n.group), inKernel: n.form == t.form || !n.form.sameKind(t.form)}
 		t.objs[n.id] = o
+		t.groups++
 		hops := make([]NextHop, 0, len(n.group))
 		complete := true
 		for _, m := range n.group {
@@ -261,7 +325,7 @@ func (t *nhTable) adopt(nhs []kernelNexthop, proto uint8) {
 			mo.refs++
 			hops = append(hops, NextHop{Addr: mo.gw, Weight: m.weight})
 		}
-		if complete && len(hops) > 1 && sortedUnique(hops) {
+		if complete && len(hops) > 1 && sortedUnique(hops) && n.form.sameKind(t.form) {
 			normalizeWeights(hops)
 			t.indexObj(n.id, o, hops)
 		}
@@ -420,6 +484,9 @@ func (t *nhTable) badMembers(id uint32, fn func(gw netip.Addr, err error)) {
 		}
 	}
 }
+
+// hasGroups reports whether any object is a group.
+func (t *nhTable) hasGroups() bool { return t.groups > 0 }
 
 // singles returns the ids of the single objects, sorted.
 func (t *nhTable) singles() []uint32 {

@@ -61,6 +61,15 @@ func (k *kernelSim) remove(t *testing.T, ids []uint32) {
 // distinct multi-hop set, and reference counts that add up.
 func checkModel(t *testing.T, tab *nhTable, routes map[int][]NextHop, k *kernelSim) {
 	t.Helper()
+	groups := 0
+	for _, o := range tab.objs {
+		if o.group() {
+			groups++
+		}
+	}
+	if groups != tab.groups {
+		t.Fatalf("table counts %d groups, has %d", tab.groups, groups)
+	}
 	wantRefs := map[string]int{} // key -> refs
 	groupsWith := map[string]map[string]bool{}
 	for _, h := range routes {
@@ -151,8 +160,8 @@ func TestNHTableMatchesModel(t *testing.T) {
 			delete(routes, r)
 		}
 		checkModel(t, tab, routes, k)
-		if len(tab.objs) != 0 {
-			t.Fatalf("round %d: %d objects left after releasing everything", round, len(tab.objs))
+		if len(tab.objs) != 0 || tab.groups != 0 {
+			t.Fatalf("round %d: %d objects (%d groups) left after releasing everything", round, len(tab.objs), tab.groups)
 		}
 	}
 }

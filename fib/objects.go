@@ -89,7 +89,7 @@ func (f *FIB) writeObjects(ctx context.Context, ids []uint32) error {
 			if len(lm) == 0 {
 				return false
 			}
-			f.buf.addGroup(seq, 0, f.cfg.Protocol, ids[i], lm)
+			f.buf.addGroup(seq, 0, f.cfg.Protocol, ids[i], lm, f.sets.form)
 			return true
 		}, func(i int, errno unix.Errno, msg string) {
 			o := f.sets.objs[ids[i]]

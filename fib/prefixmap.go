@@ -38,6 +38,7 @@ const (
 	flagPending                   // the kernel may differ: write it again
 	flagSeen                      // found in the kernel by the current scan
 	flagOld                       // also under the previous run's key: delete it there
+	flagMoving                    // its change waits in a groupMove (groupmove.go)
 )
 
 func newPrefixMap() prefixMap {

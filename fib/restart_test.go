@@ -116,7 +116,10 @@ func TestOpenAdoptsNexthops(t *testing.T) {
 	} {
 		ns.ip(t, args...)
 	}
-	f := ns.open(t, Config{NextHopObjects: NextHopOn})
+	// The groups above are hash-threshold ones: adopted as they are only
+	// when that is what the FIB writes (TestResilientRestartAndRepair
+	// adopts resilient ones).
+	f := ns.open(t, Config{NextHopObjects: NextHopOn, Resilient: Resilient{Off: true}})
 	ctx := testCtx(t)
 	ids := func() []uint32 {
 		var out []uint32

@@ -24,6 +24,13 @@ type Stats struct {
 	NextHops  int    // distinct next hop sets (nexthop objects in that mode)
 	Degraded  int    // gateways left out of routes because they are unusable
 	MovingOld bool   // routes of the previous configuration are still being moved
+	// Groups is how ECMP routes are balanced: "resilient" or "mpath"
+	// nexthop groups, or "inline" multipath routes.
+	Groups string
+	// Rekeyed counts groups changed in place because all their routes
+	// moved to one new set (see FIB.Apply): flows on the members that
+	// stayed keep their buckets.
+	Rekeyed uint64
 }
 
 // Stats returns the counters.
@@ -32,6 +39,7 @@ func (f *FIB) Stats() Stats {
 	defer f.mu.Unlock()
 	s := f.stats
 	s.Stale, s.Routes, s.MovingOld = f.stale, f.routes.len(), f.oldKey != (routeKey{})
+	s.Groups = f.GroupType()
 	if f.sets != nil {
 		s.NextHops = len(f.sets.objs)
 		for _, o := range f.sets.objs {
@@ -197,9 +205,13 @@ func (f *FIB) checkObjects(ctx context.Context) error {
 			// By address and interface index: a zone may name the
 			// interface by its index, which reading back does not.
 			inKernel[n.id] = n.gw.Unmap().WithZone("") == o.gw.WithZone("") && n.oif == o.oif && n.group == nil
+		case !n.form.sameKind(f.sets.form):
+			// Not replaceable in place (another type or bucket count):
+			// deleted, and written again with its routes.
+			garbage = append(garbage, n.id)
 		default:
 			lm = f.sets.liveMembers(lm[:0], o)
-			inKernel[n.id] = slicesEqualMembers(lm, n.group)
+			inKernel[n.id] = slicesEqualMembers(lm, n.group) && n.form == f.sets.form
 		}
 	}
 	for id, o := range f.sets.objs {

@@ -26,6 +26,7 @@ func (f *FIB) adopt(ctx context.Context, prev *routeKey) error {
 	lo, hi := f.cfg.NextHopIDBase, f.cfg.NextHopIDBase+f.cfg.NextHopIDCount-1
 	if f.useNH {
 		f.sets = newNHTable(lo, hi)
+		f.sets.form = f.form
 		f.sets.adopt(nhs, f.cfg.Protocol)
 	} else {
 		f.sets = newNHTable(1, ^uint32(0))

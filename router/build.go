@@ -177,6 +177,33 @@ func (b *builder) protocol(n *yaml.Node, field string, def uint8) uint8 {
 	return uint8(v)
 }
 
+// resilient reads fib.resilient. The kernel takes its timers in 1/100 s
+// and converts them to its own ticks: whole seconds survive any HZ.
+func (b *builder) resilient(r *rawResilient) ResilientConfig {
+	c := ResilientConfig{
+		Enabled:         b.bool(&r.Enabled, "fib.resilient.enabled", true),
+		Buckets:         int(b.uint(&r.Buckets, "fib.resilient.buckets", 2, 1<<16-1, DefaultBuckets)),
+		IdleTimer:       b.duration(&r.IdleTimer, "fib.resilient.idleTimer", DefaultIdleTimer),
+		UnbalancedTimer: b.duration(&r.UnbalancedTimer, "fib.resilient.unbalancedTimer", 0),
+	}
+	for _, t := range []struct {
+		n     *yaml.Node
+		field string
+		d     time.Duration
+	}{
+		{&r.IdleTimer, "fib.resilient.idleTimer", c.IdleTimer},
+		{&r.UnbalancedTimer, "fib.resilient.unbalancedTimer", c.UnbalancedTimer},
+	} {
+		if t.d%time.Second != 0 || t.d > 1000*time.Hour {
+			b.fail(t.n, t.field, "%s: must be whole seconds, at most 1000h", t.d)
+		}
+	}
+	if c.IdleTimer == 0 && !missing(&r.IdleTimer) {
+		b.fail(&r.IdleTimer, "fib.resilient.idleTimer", "0: a bucket must be idle for at least 1s to move")
+	}
+	return c
+}
+
 func (b *builder) config(r *rawConfig) *Config {
 	c := &Config{ASN: b.asn(&r.ASN, "asn")}
 	if b.required(&r.RouterID, "routerID") {
@@ -215,6 +242,7 @@ func (b *builder) config(r *rawConfig) *Config {
 	if c.FIB.ResyncInterval < 10*time.Second && len(b.errs) == errs {
 		b.fail(&r.FIB.ResyncInterval, "fib.resyncInterval", "%s: must be at least 10s", c.FIB.ResyncInterval)
 	}
+	c.FIB.Resilient = b.resilient(&r.FIB.Resilient)
 	c.Limits.MaxSessions = int(b.uint(&r.Limits.MaxSessions, "limits.maxSessions", 1, 1<<31-1, DefaultMaxSessions))
 	if len(c.Neighbors) > c.Limits.MaxSessions {
 		b.fail(&r.Limits.MaxSessions, "limits.maxSessions", "%d leaves no room for the %d static neighbors", c.Limits.MaxSessions, len(c.Neighbors))

@@ -139,6 +139,24 @@ type FIBConfig struct {
 	// ResyncInterval is the period of the full comparison of the kernel
 	// with the RIB, the safety net behind the kernel's events.
 	ResyncInterval time.Duration
+	// Resilient configures the resilient nexthop groups of ECMP routes.
+	Resilient ResilientConfig
+}
+
+// ResilientConfig is fib.resilient: ECMP through resilient nexthop groups
+// (Linux 5.13+), so that a node leaving moves only the flows it carried.
+type ResilientConfig struct {
+	// Enabled uses them where the kernel has them; elsewhere (and with
+	// nextHopObjects off) ECMP is hash-threshold, which the log says.
+	Enabled bool
+	// Buckets is the size of every group's bucket table (2..65535).
+	Buckets int
+	// IdleTimer is how long a bucket must be idle before it may move to
+	// another member (a node that joined, or got more weight).
+	IdleTimer time.Duration
+	// UnbalancedTimer, when not 0, moves busy buckets too once a group has
+	// been unbalanced that long (their flows move).
+	UnbalancedTimer time.Duration
 }
 
 // APIConfig is the local API.
@@ -154,6 +172,10 @@ const (
 	DefaultTable       = 254
 	DefaultMetric      = 20
 	DefaultGraceTime   = 120 * time.Second
+	// DefaultBuckets gives every member of the largest ECMP set a bucket;
+	// DefaultIdleTimer is the kernel's.
+	DefaultBuckets   = 256
+	DefaultIdleTimer = 120 * time.Second
 	// DefaultProtocol is "bgp" in /etc/iproute2/rt_protos (186). FRR's
 	// zebra writes proto bgp too: a router sharing a table with FRR must
 	// pick another protocol, or another table.
@@ -256,13 +278,21 @@ type rawImport struct {
 }
 
 type rawFIB struct {
-	Table          yaml.Node `yaml:"table"`
-	Metric         yaml.Node `yaml:"metric"`
-	ECMP           yaml.Node `yaml:"ecmp"`
-	GraceTime      yaml.Node `yaml:"graceTime"`
-	NextHopObjects yaml.Node `yaml:"nextHopObjects"`
-	Protocol       yaml.Node `yaml:"protocol"`
-	ResyncInterval yaml.Node `yaml:"resyncInterval"`
+	Table          yaml.Node    `yaml:"table"`
+	Metric         yaml.Node    `yaml:"metric"`
+	ECMP           yaml.Node    `yaml:"ecmp"`
+	GraceTime      yaml.Node    `yaml:"graceTime"`
+	NextHopObjects yaml.Node    `yaml:"nextHopObjects"`
+	Protocol       yaml.Node    `yaml:"protocol"`
+	ResyncInterval yaml.Node    `yaml:"resyncInterval"`
+	Resilient      rawResilient `yaml:"resilient"`
+}
+
+type rawResilient struct {
+	Enabled         yaml.Node `yaml:"enabled"`
+	Buckets         yaml.Node `yaml:"buckets"`
+	IdleTimer       yaml.Node `yaml:"idleTimer"`
+	UnbalancedTimer yaml.Node `yaml:"unbalancedTimer"`
 }
 
 // FieldError is one problem in a config file, located by field and line.

@@ -51,7 +51,8 @@ func TestParseExample(t *testing.T) {
 		t.Fatalf("import: %+v", c.Import)
 	}
 	if c.FIB != (FIBConfig{Table: 254, Metric: 20, ECMP: true, GraceTime: DefaultGraceTime, NextHopObjects: "auto",
-		Protocol: 186, ResyncInterval: DefaultResyncInterval}) {
+		Protocol: 186, ResyncInterval: DefaultResyncInterval,
+		Resilient: ResilientConfig{Enabled: true, Buckets: DefaultBuckets, IdleTimer: DefaultIdleTimer}}) {
 		t.Fatalf("fib: %+v", c.FIB)
 	}
 	if c.API.Socket != "/run/bgplb/router.sock" || c.Metrics.Address != "127.0.0.1:9473" {
@@ -85,7 +86,13 @@ func TestParseErrors(t *testing.T) {
 		{"bad neighbor address", base + "neighbors:\n  - address: 198.51.100.300\n    peerASN: 64512\n", "x.yaml:5: neighbors[0].address: \"198.51.100.300\" is not an IP address"},
 		{"missing peerASN", base + "neighbors:\n  - address: 198.51.100.3\n", "x.yaml: neighbors[0].peerASN: is required"},
 		{"unknown key", base + "neighbours: []\n", "x.yaml:4: neighbours: unknown key (known here: api, asn, dynamicNeighbors, fib,"},
-		{"unknown nested key", base + "fib:\n  table: 254\n  bogus: 1\n", "x.yaml:6: fib.bogus: unknown key (known here: ecmp, graceTime, metric, nextHopObjects, protocol, resyncInterval, table)"},
+		{"unknown nested key", base + "fib:\n  table: 254\n  bogus: 1\n", "x.yaml:6: fib.bogus: unknown key (known here: ecmp, graceTime, metric, nextHopObjects, protocol, resilient, resyncInterval, table)"},
+		{"resilient unknown key", base + "fib: {resilient: {buckets: 64, idle: 5s}}\n", "x.yaml:4: fib.resilient.idle: unknown key (known here: buckets, enabled, idleTimer, unbalancedTimer)"},
+		{"resilient one bucket", base + "fib: {resilient: {buckets: 1}}\n", "x.yaml:4: fib.resilient.buckets: \"1\" is not a whole number in 2..65535"},
+		{"resilient too many buckets", base + "fib: {resilient: {buckets: 65536}}\n", "fib.resilient.buckets: \"65536\" is not a whole number in 2..65535"},
+		{"resilient fractional timer", base + "fib: {resilient: {idleTimer: 1500ms}}\n", "x.yaml:4: fib.resilient.idleTimer: 1.5s: must be whole seconds"},
+		{"resilient idle timer 0", base + "fib: {resilient: {idleTimer: 0}}\n", "x.yaml:4: fib.resilient.idleTimer: 0: a bucket must be idle for at least 1s"},
+		{"resilient not a bool", base + "fib: {resilient: {enabled: sometimes}}\n", "x.yaml:4: fib.resilient.enabled: \"sometimes\" is not true or false"},
 		{"unknown key in a list item", base + "neighbors:\n  - {address: 198.51.100.3, peerASN: 1}\n  - address: 198.51.100.4\n    peerASN: 1\n    holdtime: 9s\n", "x.yaml:8: neighbors[1].holdtime: unknown key"},
 		{"unknown key in a dynamic range", base + "dynamicNeighbors:\n  - {prefix: 198.51.100.0/24, peerASN: 1, maxpeers: 3}\n", "x.yaml:5: dynamicNeighbors[0].maxpeers: unknown key"},
 		{"list where a mapping belongs", base + "fib: [254]\n", "x.yaml:4: fib: must be a mapping"},
@@ -190,6 +197,29 @@ limits: {maxSessions: 5000}
 	}
 	if c.FIB.Protocol != 200 || c.Limits.MaxSessions != DefaultMaxSessions {
 		t.Errorf("protocol by number: %+v, limits %+v", c.FIB, c.Limits)
+	}
+}
+
+func TestParseResilient(t *testing.T) {
+	c, err := Parse("t.yaml", []byte("asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\n"+
+		"fib: {resilient: {buckets: 512, idleTimer: 30s, unbalancedTimer: 5m}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := ResilientConfig{Enabled: true, Buckets: 512, IdleTimer: 30 * time.Second, UnbalancedTimer: 5 * time.Minute}
+	if c.FIB.Resilient != want {
+		t.Errorf("fib.resilient = %+v, want %+v", c.FIB.Resilient, want)
+	}
+	fc := fibConfig(c, "")
+	if r := fc.Resilient; r.Off || r.Buckets != 512 || r.IdleTimer != 30*time.Second || r.UnbalancedTimer != 5*time.Minute {
+		t.Errorf("fib.resilient does not reach the FIB: %+v", r)
+	}
+	c, err = Parse("t.yaml", []byte("asn: 1\nrouterID: 198.51.100.1\nimport: {prefixes: [203.0.113.0/24]}\nfib: {resilient: {enabled: false}}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fibConfig(c, "").Resilient.Off {
+		t.Errorf("fib.resilient.enabled: false does not turn them off")
 	}
 }
 

@@ -301,8 +301,10 @@ func fibConfig(c *Config, netns string) fib.Config {
 	case "off":
 		mode = fib.NextHopOff
 	}
+	r := c.FIB.Resilient
 	return fib.Config{Table: uint32(c.FIB.Table), Metric: c.FIB.Metric, Protocol: c.FIB.Protocol, NextHopObjects: mode, NetNS: netns,
-		StateFile: fibStateFile(c.API.Socket)}
+		StateFile: fibStateFile(c.API.Socket),
+		Resilient: fib.Resilient{Off: !r.Enabled, Buckets: uint16(r.Buckets), IdleTimer: r.IdleTimer, UnbalancedTimer: r.UnbalancedTimer}}
 }
 
 // fibStateFile is where the FIB records the table, metric, protocol and

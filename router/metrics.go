@@ -144,13 +144,17 @@ var (
 	fibDegradeDesc = prometheus.NewDesc("bgplb_router_fib_degraded_gateways", "Gateways left out of kernel routes because the kernel cannot use them.", nil, nil)
 	fibFlushDesc   = prometheus.NewDesc("bgplb_router_fib_flushed_routes_total",
 		"Kernel routes deleted with their gateway's nexthop object (a peer gone), not one by one.", nil, nil)
+	fibModeDesc = prometheus.NewDesc("bgplb_router_fib_ecmp_mode",
+		"1 for how ECMP routes are balanced: resilient or mpath nexthop groups, or inline multipath (hash-threshold).", []string{"mode"}, nil)
+	fibRekeyDesc = prometheus.NewDesc("bgplb_router_fib_groups_changed_in_place_total",
+		"Resilient nexthop groups changed in place because every route through them moved to one new set (a node left or joined): flows on the other nodes kept their buckets.", nil, nil)
 )
 
 // fibCollector reports fib.Stats.
 type fibCollector struct{ stats func() (fib.Stats, bool) }
 
 func (c fibCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{fibRoutesDesc, fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc, fibFlushDesc} {
+	for _, d := range []*prometheus.Desc{fibRoutesDesc, fibRepairsDesc, fibRetriesDesc, fibResyncsDesc, fibOverrunDesc, fibPendingDesc, fibStaleDesc, fibNoHopDesc, fibDegradeDesc, fibFlushDesc, fibModeDesc, fibRekeyDesc} {
 		ch <- d
 	}
 }
@@ -176,4 +180,6 @@ func (c fibCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(fibNoHopDesc, s.Unusable)
 	gauge(fibDegradeDesc, s.Degraded)
 	counter(fibFlushDesc, s.Flushed)
+	ch <- prometheus.MustNewConstMetric(fibModeDesc, prometheus.GaugeValue, 1, s.Groups)
+	counter(fibRekeyDesc, s.Rekeyed)
 }

@@ -1,0 +1,338 @@
+package fib
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"maps"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// A resilient group keeps the buckets of its members when it is changed in
+// place; a new group deals its buckets out afresh, which moves flows
+// between members that were in both. So when the changes move every route
+// of a group to one new set that has no group yet (a peer leaving or
+// joining the routes it shares with others), the group is changed in place
+// instead: every route moves at once, and none is written. The router
+// sweeps a departed peer's routes in pieces, though, over several Apply
+// calls, and a peer that joins announces its routes in pieces too. So the
+// changes that move part of a group's routes to one new set are held back
+// (the routes stay on the group, as deferred deletes stay on their
+// object) until the rest follow: while a Hold is out, or when the new set
+// drops no gateway of the group (one joins, or weights change: waiting
+// costs nothing then) and they come in bulk (deferMin in one call, or
+// some already wait). A gateway that leaves outside a sweep is not waited
+// for. Held-back changes are written as ordinary ones if the rest do not
+// follow: once no Apply has added to them for settleQuiet (at most
+// settleMax, or settleHeld while held), when another change makes the move
+// partial, or when Check or Sync compare.
+
+// groupMove is the held-back changes moving routes of one group to hops.
+type groupMove struct {
+	hops         []NextHop // the canonical new set
+	key          string    // its index key
+	v4           []uint64  // v4Key
+	v6           []netip.Prefix
+	since, touch time.Time
+}
+
+func (m *groupMove) len() int { return len(m.v4) + len(m.v6) }
+
+// movePlan is what the changes of one Apply do to the routes of a group.
+type movePlan struct {
+	key   []byte    // index key of the first new set
+	hops  []NextHop // the first new set
+	n     int       // changes of the group's routes
+	mixed bool      // they do not all move to one new set of 2+ hops without a group
+	drops bool      // the new set leaves out a gateway of the group
+}
+
+// planMoves reads the changes for routes through groups. current gives the
+// set a prefix's route has now, whether this is the prefix's first change
+// here, and whether a change of it is held back already; a repeat or an
+// override makes its group's move mixed.
+func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, held bool), t *nhTable) map[uint32]*movePlan {
+	var plans map[uint32]*movePlan
+	var keyBuf []byte
+	var hs, hops, prevRaw []NextHop
+	var prev4, exists bool
+	for _, c := range changes {
+		if !c.Prefix.IsValid() {
+			continue // refused when planned
+		}
+		pfx := c.Prefix.Masked()
+		from, first, held := current(pfx)
+		if g := t.objs[from]; g == nil || !g.group() {
+			continue
+		}
+		if plans == nil {
+			plans = map[uint32]*movePlan{}
+		}
+		pl := plans[from]
+		if pl == nil {
+			pl = &movePlan{}
+			plans[from] = pl
+		}
+		pl.n++
+		if pl.mixed {
+			continue
+		}
+		if !first || held {
+			pl.mixed = true
+			continue
+		}
+		// A sweep gives many prefixes the same set in a row: the set is
+		// read once per run.
+		if is4 := pfx.Addr().Is4(); prevRaw == nil || is4 != prev4 || !slices.Equal(c.NextHops, prevRaw) {
+			hs = canonicalHops(hs[:0], c.NextHops)
+			hops, _, _ = usableShape(pfx, hs)
+			keyBuf = appendKey(keyBuf[:0], hops)
+			_, exists = t.index[string(keyBuf)]
+			prevRaw, prev4 = c.NextHops, is4
+		}
+		if pl.key == nil {
+			pl.key, pl.hops = slices.Clone(keyBuf), slices.Clone(hops)
+			pl.drops = dropsMember(t, from, hops)
+		}
+		pl.mixed = len(hops) < 2 || exists || string(keyBuf) != string(pl.key)
+	}
+	return plans
+}
+
+// dropsMember reports whether group id has a gateway that hops lacks.
+func dropsMember(t *nhTable, id uint32, hops []NextHop) bool {
+	for _, m := range t.objs[id].members {
+		mo := t.objs[m.id]
+		if mo == nil || !slices.ContainsFunc(hops, func(h NextHop) bool { return h.Addr == mo.gw }) {
+			return true
+		}
+	}
+	return false
+}
+
+// moveGroups runs before an Apply's changes are planned: it changes in
+// place the groups whose routes have all moved to one new set (with those
+// held back before), holds back the changes of partial moves while a Hold
+// is out, and releases held-back changes that a change made partial. It
+// returns the changes to plan now, released ones first, and how many it
+// held back.
+func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) ([]Change, int, error) {
+	if !f.useNH || !f.form.resilient || len(changes) == 0 || (!f.sets.hasGroups() && len(f.moves) == 0) {
+		return changes, 0, nil
+	}
+	// flagSeen marks the prefixes met, to tell a repeat; it is cleared by
+	// a second pass rather than from a list, which a million-change Apply
+	// would have to hold.
+	marked := 0
+	current := func(p netip.Prefix) (uint32, bool, bool) {
+		set, fl, ok := f.routes.lookup(p)
+		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
+			return 0, false, false // planMoves looks at groups only
+		}
+		if fl&flagSeen != 0 {
+			return set, false, fl&flagMoving != 0
+		}
+		f.routes.mark(p, flagSeen, 0)
+		marked++
+		return set, true, fl&flagMoving != 0
+	}
+	plans := planMoves(changes, current, f.sets)
+	for i := 0; i < len(changes) && marked > 0; i++ {
+		if c := changes[i]; c.Prefix.IsValid() {
+			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
+				marked--
+			}
+		}
+	}
+	if len(plans) == 0 {
+		return changes, 0, nil
+	}
+	var released []Change
+	var whole []rekey
+	var holdBack map[uint32]*movePlan
+	for _, from := range slices.Sorted(maps.Keys(plans)) {
+		pl, m := plans[from], f.moves[from]
+		if m != nil && (pl.mixed || m.key != string(pl.key)) {
+			released = f.releaseMove(from, m, released)
+			continue
+		}
+		switch {
+		case pl.mixed:
+		case pl.n+m.lenOrZero() == f.sets.objs[from].refs:
+			whole = append(whole, rekey{from: from, hops: pl.hops})
+		case f.holds > 0 || !pl.drops && (pl.n >= deferMin || m != nil):
+			// During a sweep; and when no gateway leaves (one joins, or
+			// weights change: waiting costs nothing) in bulk, as
+			// deferred deletes are.
+			if holdBack == nil {
+				holdBack = map[uint32]*movePlan{}
+			}
+			holdBack[from] = pl
+		case m != nil:
+			released = f.releaseMove(from, m, released)
+		}
+	}
+	released, err := f.rekeyWhole(ctx, whole, released)
+	if err != nil {
+		return changes, 0, err
+	}
+	if len(holdBack) == 0 {
+		return append(released, changes...), 0, nil
+	}
+	out, held := released, 0
+	for _, c := range changes {
+		pfx := c.Prefix.Masked()
+		var set uint32
+		var fl uint8
+		ok := c.Prefix.IsValid()
+		if ok {
+			set, fl, ok = f.routes.lookup(pfx)
+		}
+		pl := holdBack[set]
+		if !ok || pl == nil {
+			out = append(out, c)
+			continue
+		}
+		f.holdChange(set, pl, pfx, fl, now)
+		held++
+	}
+	return out, held, nil
+}
+
+func (m *groupMove) lenOrZero() int {
+	if m == nil {
+		return 0
+	}
+	return m.len()
+}
+
+// rekey is a group to change in place and the canonical set it takes on.
+type rekey struct {
+	from uint32
+	hops []NextHop
+}
+
+// rekeyWhole changes the groups of whole in place. When several move to
+// one new set, the one with most routes (then the lowest id) is kept and
+// the others' held-back changes are released to move to it.
+func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) ([]Change, error) {
+	if len(whole) == 0 {
+		return released, nil
+	}
+	slices.SortFunc(whole, func(a, b rekey) int {
+		if c := cmp.Compare(f.sets.objs[b.from].refs, f.sets.objs[a.from].refs); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.from, b.from)
+	})
+	var created, deleted []uint32
+	kept := map[string]bool{}
+	for _, r := range whole {
+		k := string(appendKey(nil, r.hops))
+		if m := f.moves[r.from]; m != nil {
+			if kept[k] {
+				released = f.releaseMove(r.from, m, released)
+			} else {
+				f.dropMove(r.from, m)
+			}
+		}
+		if kept[k] {
+			continue
+		}
+		kept[k] = true
+		var err error
+		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
+			// Groups changed before are written by the next comparison.
+			f.resync = true
+			return released, err
+		}
+		created = append(created, r.from)
+		f.stats.Rekeyed++
+	}
+	if err := f.ensureObjects(ctx, created); err != nil {
+		return released, err
+	}
+	for _, r := range whole {
+		if o := f.sets.objs[r.from]; o != nil && o.bad != nil {
+			// The kernel kept the old group: its routes must be compared.
+			f.resync = true
+		}
+	}
+	return released, f.deleteNexthops(ctx, deleted)
+}
+
+// holdChange holds back the change of pfx (a route through group from),
+// which stays desired through the group until the move is settled.
+func (f *FIB) holdChange(from uint32, pl *movePlan, pfx netip.Prefix, fl uint8, now time.Time) {
+	if f.moves == nil {
+		f.moves = map[uint32]*groupMove{}
+	}
+	m := f.moves[from]
+	if m == nil {
+		m = &groupMove{hops: pl.hops, key: string(pl.key), since: now}
+		f.moves[from] = m
+	}
+	m.touch = now
+	if pfx.Addr().Is4() {
+		m.v4 = append(m.v4, v4Key(pfx))
+	} else {
+		m.v6 = append(m.v6, pfx)
+	}
+	clearFl := uint8(0)
+	if fl&flagStale != 0 {
+		// Set by Apply, as desire would record: not the previous run's.
+		clearFl = flagStale
+		f.stale--
+	}
+	f.routes.mark(pfx, flagMoving, clearFl)
+}
+
+// releaseMove ends a hold: the held-back changes are appended to out, to
+// be applied as ordinary changes.
+func (f *FIB) releaseMove(from uint32, m *groupMove, out []Change) []Change {
+	f.dropMove(from, m)
+	for _, k := range m.v4 {
+		out = append(out, Change{Prefix: fromV4Key(k), NextHops: m.hops})
+	}
+	for _, p := range m.v6 {
+		out = append(out, Change{Prefix: p, NextHops: m.hops})
+	}
+	return out
+}
+
+// dropMove forgets a hold whose changes need no write (the group took
+// them in place) or are being released.
+func (f *FIB) dropMove(from uint32, m *groupMove) {
+	delete(f.moves, from)
+	for _, k := range m.v4 {
+		f.routes.mark(fromV4Key(k), 0, flagMoving)
+	}
+	for _, p := range m.v6 {
+		f.routes.mark(p, 0, flagMoving)
+	}
+}
+
+// settleMoves applies the held-back changes that waited long enough (all
+// of them with force) and returns when the next are due (zero: none).
+func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.Time, error) {
+	var next time.Time
+	var released []Change
+	for _, from := range slices.Sorted(maps.Keys(f.moves)) {
+		m := f.moves[from]
+		if due := dueAt(m.since, m.touch, f.holds > 0); !force && now.Before(due) {
+			earlier(&next, due)
+			continue
+		}
+		released = f.releaseMove(from, m, released)
+	}
+	if len(released) == 0 {
+		return next, nil
+	}
+	_, err := f.apply(ctx, released)
+	if errors.Is(err, ErrPartial) {
+		err = nil // the failed ones are pending: Maintain writes them again
+	}
+	return next, err
+}
