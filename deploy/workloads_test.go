@@ -40,7 +40,7 @@ func commandLine(t *testing.T, c corev1.Container) ([]string, []string) {
 	return argv, env
 }
 
-var fieldValue = podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.namespace": namespace})
+var fieldValue = podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.namespace": namespace, "metadata.name": "bgplb-speaker-x1"})
 
 // TestContainerArgs runs each container's exact arguments through the real
 // bgplb's flag parsing (--help appended: cobra parses every flag first).

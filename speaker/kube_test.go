@@ -187,7 +187,18 @@ func TestSecretsOnlyInOwnNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if role.Namespace != "bgplb-system" || len(role.Rules) != 1 || !slices.Equal(role.Rules[0].Resources, []string{"secrets"}) {
+	// In its namespace the speaker reads Secrets, and its own Pod and
+	// DaemonSet (at SIGTERM): one by one, nothing more.
+	secrets := false
+	for _, r := range role.Rules {
+		secrets = secrets || slices.Contains(r.Resources, "secrets")
+		for _, res := range r.Resources {
+			if !slices.Contains([]string{"secrets", "pods", "daemonsets"}, res) || !slices.Equal(r.Verbs, []string{"get"}) {
+				t.Fatalf("role rule %+v", r)
+			}
+		}
+	}
+	if role.Namespace != "bgplb-system" || !secrets {
 		t.Fatalf("role %+v", role)
 	}
 	for _, r := range cr.Rules {

@@ -142,14 +142,3 @@ func peerConfig(p *lbmodel.Peer, node localNode, defaultNS string, secret secret
 	}
 	return out, nil
 }
-
-// unsupported names the settings of p this speaker does not honour yet, so
-// that the operator is told rather than left to believe them in force.
-func unsupported(p *lbmodel.Peer) []string {
-	var out []string
-	if p.Spec.GracefulRestart {
-		out = append(out, fmt.Sprintf("BGPRouter %s: spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
-			"so a restarting speaker withdraws its routes", p.Name))
-	}
-	return out
-}

@@ -9,9 +9,17 @@ package speaker
 // node should not read the cluster's Secrets. A passwordSecret naming
 // another namespace is refused before any read (peerConfig). A cluster
 // installing bgplb elsewhere than bgplb-system moves the Role there.
+//
+// Its own pod and DaemonSet are read (get) once, at SIGTERM, to tell a
+// speaker removed for good from a restart (shutdownMode); events go on
+// its Node, saying when a drain starts and ends.
 
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=bgplb-system,resources=secrets,verbs=get
+// +kubebuilder:rbac:groups="",namespace=bgplb-system,resources=pods,verbs=get
+// +kubebuilder:rbac:groups=apps,namespace=bgplb-system,resources=daemonsets,verbs=get
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools;bgprouters;bgpannouncementpolicies;bfdpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;create;update;patch;delete;deletecollection

@@ -281,21 +281,16 @@ func nsName(ns, name string) types.NamespacedName {
 }
 
 // Settings the speaker does not honour yet are named, not silently dropped.
-func TestUnsupportedPeerSettings(t *testing.T) {
+func TestGracefulRestartSetting(t *testing.T) {
 	p := &lbmodel.Peer{Name: "router"}
-	if got := unsupported(p); len(got) != 0 {
-		t.Errorf("plain peer: %v", got)
+	if g := gracefulRestart(p, time.Minute, true); g != nil {
+		t.Errorf("peer without spec.gracefulRestart: %+v", g)
 	}
-	// BFD is honoured (bfd.go): no longer named here.
-	p.Spec.BFDPolicy = "fast"
 	p.Spec.GracefulRestart = true
-	got := strings.Join(unsupported(p), "\n")
-	if strings.Contains(got, "bfdPolicy") {
-		t.Errorf("spec.bfdPolicy named as unsupported: %q", got)
-	}
-	for _, want := range []string{"BGPRouter router: spec.gracefulRestart is ignored"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("unsupported settings %q lack %q", got, want)
+	for _, restarting := range []bool{false, true} {
+		g := gracefulRestart(p, time.Minute, restarting)
+		if g == nil || *g != (session.GracefulRestart{Time: time.Minute, Forwarding: true, Restarting: restarting}) {
+			t.Errorf("restarting %v: %+v", restarting, g)
 		}
 	}
 }

@@ -18,10 +18,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -30,6 +32,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/rest"
 	toolscache "k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/events"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -65,6 +68,16 @@ type Options struct {
 	MetricsAddr string
 	// ShutdownTimeout bounds the withdraw-and-close on stop.
 	ShutdownTimeout time.Duration
+	// DrainTime is how long a node going away announces with
+	// GRACEFUL_SHUTDOWN before it withdraws (RFC 8326); 0 is
+	// DefaultDrainTime, negative withdraws at once.
+	DrainTime time.Duration
+	// RestartTime is the graceful restart time announced to BGPRouters
+	// with spec.gracefulRestart; 0 is DefaultRestartTime.
+	RestartTime time.Duration
+	// PodName is this speaker's pod (in Namespace), whose DaemonSet tells
+	// a SIGTERM for good from a restart; empty: only the Node tells.
+	PodName string
 	// HealthCheck paces the probes of kube-proxy's health check for
 	// externalTrafficPolicy Local Services (speaker/healthcheck); a zero
 	// Interval probes nothing (the endpoints alone decide).
@@ -78,12 +91,15 @@ type Speaker struct {
 	log   *slog.Logger
 	c     client.Client
 	cache cache.Cache
-	ann   *announce.Announcer
-	bfd   *bfdSessions
-	hc    *healthcheck.Prober // nil: no probes
-	kick  chan struct{}
-	lg    lastGood
-	rep   *reporter
+	// api reads past the cache (the SIGTERM decision, the restart markers).
+	api    client.Reader
+	events events.EventRecorder
+	ann    *announce.Announcer
+	bfd    *bfdSessions
+	hc     *healthcheck.Prober // nil: no probes
+	kick   chan struct{}
+	lg     lastGood
+	rep    *reporter
 	// The plan, peers and endpoint counts of the last sync, and the
 	// configuration problems last logged: the run goroutine's alone.
 	last      plan.Result
@@ -96,10 +112,27 @@ type Speaker struct {
 	// a passwordSecret in another namespace), as the session reports show
 	// them: Idle, with the reason as the last error.
 	refused []announce.PeerStatus
+	// node and snap are the last sync's Node and planner input; drain
+	// the node's drain, drainTimer fires at its deadline.
+	node       *corev1.Node
+	snap       plan.Snapshot
+	drain      drainState
+	drainTimed bool // the first sync has set drain
+	drainTimer *time.Timer
+	// restarting are the peers whose first session is a graceful restart
+	// (restart markers found at start), until it is up.
+	restarting map[string]bool
+	// For the metrics: the drain phase now, the sessions back up after
+	// a graceful restart.
+	phase     atomic.Uint32
+	restarted atomic.Uint64
 }
 
-// Run runs the speaker until ctx ends; then it withdraws every route and
-// closes every session with an RFC 8203 message naming the node.
+// Run runs the speaker until ctx ends; then, if the node is going away
+// (shutdownMode), it drains, withdraws every route and closes every session
+// with an RFC 8203 message naming the node; otherwise it is a restart, and
+// the sessions that negotiated graceful restart are left for the routers
+// to keep the routes (the others close as above).
 func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.NodeName == "" {
 		return errors.New("speaker: no node name (set --node-name or NODE_NAME)")
@@ -110,14 +143,25 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	if o.ShutdownTimeout == 0 {
 		o.ShutdownTimeout = 10 * time.Second
 	}
+	if o.DrainTime == 0 {
+		o.DrainTime = DefaultDrainTime
+	}
+	if o.RestartTime == 0 {
+		o.RestartTime = DefaultRestartTime
+	}
+	if o.RestartTime < time.Second || o.RestartTime > session.MaxRestartTime {
+		return fmt.Errorf("speaker: restart time %v is not between 1s and %v", o.RestartTime, session.MaxRestartTime)
+	}
 	mgr, err := newManager(cfg, o)
 	if err != nil {
 		return err
 	}
 	s := &Speaker{
-		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(),
-		kick: make(chan struct{}, 1),
+		o: o, log: o.Log, c: mgr.GetClient(), cache: mgr.GetCache(), api: mgr.GetAPIReader(),
+		events: mgr.GetEventRecorder("bgplb-speaker"), kick: make(chan struct{}, 1),
+		drainTimer: time.NewTimer(time.Hour),
 	}
+	s.drainTimer.Stop() // armed by the first drain
 	s.rep = newReporter(s.c, o.NodeName, o.Log)
 	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
 		return err
@@ -127,7 +171,7 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 
 func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 	scheme := runtime.NewScheme()
-	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, discoveryv1.AddToScheme, v1alpha1.AddToScheme} {
+	for _, add := range []func(*runtime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, discoveryv1.AddToScheme, v1alpha1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			return nil, err
 		}
@@ -218,15 +262,10 @@ func (s *Speaker) run(ctx context.Context) error {
 	annDone := make(chan error, 1)
 	go func() { annDone <- s.ann.Run(annCtx) }()
 	defer func() {
-		sctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
-		defer cancel()
-		msg := "node " + s.o.NodeName + " shutting down"
-		if err := s.ann.Shutdown(sctx, msg); err != nil {
-			s.log.Warn("shutdown", "err", err)
-		}
-		stopRep()
-		<-repDone
-		s.rep.clear(sctx, slices.Concat(s.ann.Status(), s.refused), s.owner, s.bfd.reports())
+		s.shutdown(func() {
+			stopRep()
+			<-repDone
+		})
 		stopAnn()
 		<-annDone
 	}()
@@ -242,6 +281,8 @@ func (s *Speaker) run(ctx context.Context) error {
 			return err
 		}
 	}
+	s.loadRestartMarkers(ctx)
+	defer s.drainTimer.Stop()
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Session state changes are not API events: look again now and then
 	// so the reports follow them.
@@ -253,6 +294,8 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-s.kick:
+			s.sync(ctx)
+		case <-s.drainTimer.C:
 			s.sync(ctx)
 		case <-tick.C:
 			s.report()
@@ -276,6 +319,9 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	conv := buildSnapshot(objs, s.o.HandleUnclassed, &s.lg)
 	probes := s.applyHealth(objs.node, objs.services, &conv.snap)
+	s.node = objs.node
+	conv.snap.Drain = s.timeDrain(leaving(objs.node), time.Now())
+	s.snap = conv.snap
 	res := plan.Plan(conv.snap)
 	s.setProbes(objs.node, probes, conv.snap.Services, res)
 	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
@@ -374,7 +420,7 @@ func (s *Speaker) peerConfigs(ctx context.Context, node *corev1.Node, peers []lb
 			}
 			problems = append(problems, msg)
 		}
-		problems = append(problems, unsupported(p)...)
+		cfg.Session.GracefulRestart = gracefulRestart(p, s.o.RestartTime, s.restarting[p.Name])
 		if cfg.Session.Passive && len(s.o.ListenAddrs) == 0 {
 			problems = append(problems, fmt.Sprintf("BGPRouter %s is passive but this speaker listens nowhere (--listen)", p.Name))
 		}
@@ -416,7 +462,9 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 // report hands the reporter what this node announces, from the last plan
 // and the sessions' state.
 func (s *Speaker) report() {
-	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(s.ann.Status(), s.refused), s.bfd.reports())
+	st := s.ann.Status()
+	s.clearRestarting(st)
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused), s.bfd.reports())
 	want.owner = s.owner
 	s.rep.set(want)
 }
@@ -439,6 +487,7 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
+	reg.MustRegister(newRestartCollector(s.phase.Load, s.restarted.Load))
 	if s.hc != nil {
 		reg.MustRegister(newHealthCollector(s.hc.Stats))
 	}

@@ -30,9 +30,19 @@ endpoint, and while kube-proxy's health check on the Service's healthCheckNodePo
 on this node passes), keeps the BGP sessions, and reports in ServiceAnnouncement and
 BGPSessionStatus objects.
 
-On SIGTERM it withdraws every route and closes each session with a Cease /
-Administrative Shutdown carrying "node <name> shutting down". Losing the API
-server withdraws nothing: the last known plan stays announced.`,
+A node going away (cordoned, tainted for maintenance, labelled
+node.kubernetes.io/exclude-from-external-load-balancers, being deleted) is
+drained (RFC 8326): its routes are announced again with the GRACEFUL_SHUTDOWN
+community for --drain-time, then withdrawn; undone, they come back as before.
+
+On SIGTERM, a speaker whose node is going away, or whose DaemonSet is deleted
+or no longer selects the node, drains, withdraws every route and closes each
+session with a Cease / Administrative Shutdown carrying "node <name> shutting
+down". Any other SIGTERM is a restart (a rolling update): sessions with
+BGPRouter spec.gracefulRestart are left without a NOTIFICATION, so the routers
+keep the routes (RFC 4724) until the new process sends them again; the others
+close as above. Losing the API server withdraws nothing: the last known plan
+stays announced.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			for _, a := range listen {
@@ -53,6 +63,9 @@ server withdraws nothing: the last known plan stays announced.`,
 			if o.Namespace == "" {
 				o.Namespace = podNamespace()
 			}
+			if o.PodName == "" {
+				o.PodName = os.Getenv("POD_NAME")
+			}
 			o.Log = log
 			return speaker.Run(ctx, cfg, o)
 		},
@@ -66,6 +79,9 @@ server withdraws nothing: the last known plan stays announced.`,
 	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPRouters (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:7474", "address for /metrics and /debug/pprof/, unauthenticated: on the host network keep it local or on the node's address, e.g. $(NODE_IP):7474 (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
+	f.DurationVar(&o.DrainTime, "drain-time", speaker.DefaultDrainTime, "how long a node going away announces with GRACEFUL_SHUTDOWN before it withdraws (negative: withdraw at once); with --shutdown-timeout within the pod's termination grace period")
+	f.DurationVar(&o.RestartTime, "graceful-restart-time", speaker.DefaultRestartTime, "restart time announced to BGPRouters with spec.gracefulRestart: how long they keep this node's routes while its speaker restarts (1s to 4095s)")
+	f.StringVar(&o.PodName, "pod-name", "", "this speaker's pod, whose DaemonSet tells a SIGTERM for good from a restart (default $POD_NAME)")
 	hc := &o.HealthCheck
 	f.DurationVar(&hc.Interval, "health-check-interval", healthcheck.DefaultInterval, "how often kube-proxy's health check (healthCheckNodePort) of each externalTrafficPolicy Local Service with a local endpoint is probed on this node's address; a failing one withholds the Service here (0: no probes, the endpoints alone decide)")
 	f.DurationVar(&hc.Timeout, "health-check-timeout", healthcheck.DefaultTimeout, "how long one health check probe waits for kube-proxy's answer")

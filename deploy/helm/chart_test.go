@@ -131,7 +131,7 @@ func TestRenderOther(t *testing.T) {
 		len(spk.Tolerations) != 1 || spk.Tolerations[0].Key != "edge" {
 		t.Errorf("speaker: serviceAccountName %q nodeSelector %v tolerations %v", spk.ServiceAccountName, spk.NodeSelector, spk.Tolerations)
 	}
-	fields := podspec.Fields(map[string]string{"spec.nodeName": "node-a", "status.hostIP": "192.0.2.7"})
+	fields := podspec.Fields(map[string]string{"spec.nodeName": "node-a", "status.hostIP": "192.0.2.7", "metadata.name": "bgplb-speaker-x1"})
 	argv, _, err := podspec.CommandLine(spk.Containers[0], fields)
 	if err != nil {
 		t.Fatal(err)
@@ -198,9 +198,9 @@ var notFlags = []string{"enabled", "replicas", "serviceAccount", "extraArgs", "e
 	"podAnnotations", "podLabels", "podDisruptionBudget", "onControlPlane", "terminationGracePeriodSeconds",
 	"updateStrategy"}
 
-// fixedFlags are flags with no value of their own: the node name comes from
-// the downward API, a kubeconfig would be mounted (extraArgs).
-var fixedFlags = []string{"help", "kubeconfig", "node-name"}
+// fixedFlags are flags with no value of their own: the node and pod names
+// come from the downward API, a kubeconfig would be mounted (extraArgs).
+var fixedFlags = []string{"help", "kubeconfig", "node-name", "pod-name"}
 
 var helpFlag = regexp.MustCompile(`(?m)^\s+(?:-\w, )?--([a-z0-9-]+)(?: (\w+))?`)
 
@@ -244,7 +244,7 @@ func TestEveryFlag(t *testing.T) {
 		}
 		c := render(t, defaultNS, map[string]any{role: vals}).workloads[role].Pod.Spec.Containers[0]
 		wantArgs(t, c.Args, want...)
-		argv, env, err := podspec.CommandLine(c, podspec.Fields(map[string]string{"spec.nodeName": "node-a"}))
+		argv, env, err := podspec.CommandLine(c, podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.name": "bgplb-speaker-x1"}))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -176,7 +176,7 @@ func runController(t *testing.T, ctx context.Context, env *kubetest.Env, r rende
 	t.Helper()
 	pod := r.workloads["controller"].Pod.Spec
 	c := pod.Containers[0]
-	argv, environ, err := podspec.CommandLine(c, podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.namespace": ns}))
+	argv, environ, err := podspec.CommandLine(c, podspec.Fields(map[string]string{"spec.nodeName": "node-a", "metadata.namespace": ns, "metadata.name": "bgplb-speaker-x1"}))
 	if err != nil {
 		t.Fatal(err)
 	}

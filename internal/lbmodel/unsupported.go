@@ -12,13 +12,10 @@ import (
 
 // PeerUnsupported names the settings of a BGPRouter spec that are not
 // implemented yet, and what happens instead; none when all are.
-func PeerUnsupported(s *v1alpha1.BGPRouterSpec) []string {
-	var out []string
-	if s.GracefulRestart {
-		out = append(out, "spec.gracefulRestart is ignored: graceful restart is not implemented yet, "+
-			"so a restarting speaker withdraws its routes")
-	}
-	return out
+func PeerUnsupported(*v1alpha1.BGPRouterSpec) []string {
+	// BFD and graceful restart are honoured now; the next setting not
+	// implemented goes here.
+	return nil
 }
 
 // L2Unsupported is said of every L2AnnouncementPolicy.

@@ -17,9 +17,7 @@ func TestPeerUnsupported(t *testing.T) {
 	}{
 		{"nothing unsupported", v1alpha1.BGPRouterSpec{}, nil},
 		{"bfdPolicy is supported", v1alpha1.BGPRouterSpec{BFDPolicy: "fast"}, nil},
-		{"gracefulRestart", v1alpha1.BGPRouterSpec{GracefulRestart: true}, []string{"spec.gracefulRestart is ignored"}},
-		{"bfdPolicy and gracefulRestart", v1alpha1.BGPRouterSpec{BFDPolicy: "fast", GracefulRestart: true},
-			[]string{"spec.gracefulRestart"}},
+		{"gracefulRestart is supported", v1alpha1.BGPRouterSpec{GracefulRestart: true}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := PeerUnsupported(&tc.spec)

@@ -108,7 +108,6 @@ func TestBGPPeerV1beta2(t *testing.T) {
 		"spine: spec.disableMP: not carried",
 		"spine: spec.ebgpMultiHop: not carried: applies only to eBGP",
 		`BGPPeer metallb-system/unnumbered: not carried: no peerAddress (spec.interface "eth1")`,
-		"spec.gracefulRestart is ignored",
 		`spine: spec.bfdPolicy "slow": no such BFDPolicy`)
 }
 

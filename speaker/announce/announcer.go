@@ -94,9 +94,13 @@ type Announcer struct {
 
 // stopRequest carries Shutdown to Run's goroutine.
 type stopRequest struct {
-	ctx  context.Context
-	msg  string
+	ctx context.Context
+	msg string
+	// keep: leave the sessions that negotiated graceful restart (Restart).
+	keep bool
 	done chan struct{}
+	// kept are the peers left with their routes, set before done closes.
+	kept []string
 }
 
 // New returns an Announcer; nothing happens until Run.
@@ -234,13 +238,25 @@ func checkPeer(c PeerConfig, seen map[string]PeerConfig, addrs map[netip.Addr]st
 }
 
 // sameSession reports whether two configs give the same session. Nil and
-// empty lists are the same.
+// empty lists are the same. The graceful restart R bit is not a difference:
+// it marks only the first session after a restart, so a speaker clears it
+// once that session is up, and must not restart the session for it.
 func sameSession(x, y session.Config) bool {
 	if !slices.Equal(x.Families, y.Families) || !slices.Equal(x.AddPathReceive, y.AddPathReceive) {
 		return false
 	}
 	x.Families, y.Families, x.AddPathReceive, y.AddPathReceive = nil, nil, nil, nil
+	x.GracefulRestart, y.GracefulRestart = withoutRestarting(x.GracefulRestart), withoutRestarting(y.GracefulRestart)
 	return reflect.DeepEqual(x, y)
+}
+
+func withoutRestarting(g *session.GracefulRestart) *session.GracefulRestart {
+	if g == nil {
+		return nil
+	}
+	c := *g
+	c.Restarting = false
+	return &c
 }
 
 // Run starts the sessions and keeps them until ctx ends, then closes them
@@ -402,6 +418,22 @@ func (p *peer) stop(n *wire.Notification) {
 // returns. If ctx ends first, the remaining sessions are closed at once and
 // ctx's error is returned.
 func (a *Announcer) Shutdown(ctx context.Context, msg string) error {
+	_, err := a.shutdown(ctx, msg, false)
+	return err
+}
+
+// Restart is Shutdown for a speaker about to be replaced by a new process
+// (RFC 4724 §4.1, the restarting speaker): every session that negotiated
+// graceful restart is left as is, its UPDATEs already queued written but
+// nothing withdrawn, and closed without a NOTIFICATION (session.Peer.
+// Abandon), so that the peer keeps our routes until the new process sends
+// them again; the other sessions withdraw and close as Shutdown does. It
+// returns the names of the peers left with our routes.
+func (a *Announcer) Restart(ctx context.Context, msg string) ([]string, error) {
+	return a.shutdown(ctx, msg, true)
+}
+
+func (a *Announcer) shutdown(ctx context.Context, msg string, keep bool) ([]string, error) {
 	a.mu.Lock()
 	st := a.state
 	if st == idle {
@@ -413,32 +445,34 @@ func (a *Announcer) Shutdown(ctx context.Context, msg string) error {
 	a.mu.Unlock()
 	switch st {
 	case idle:
-		return nil
+		return nil, nil
 	case stopping, stopped:
 		select {
 		case <-a.runDone:
-			return nil
+			return nil, nil
 		case <-ctx.Done():
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 	}
-	req := &stopRequest{ctx: ctx, msg: msg, done: make(chan struct{})}
+	req := &stopRequest{ctx: ctx, msg: msg, keep: keep, done: make(chan struct{})}
 	select {
 	case a.stopReq <- req:
 	case <-a.runDone:
-		return nil
+		return nil, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
+	var kept []string
 	select {
 	case <-req.done:
+		kept = req.kept
 	case <-ctx.Done():
 	}
 	select {
 	case <-a.runDone:
 	case <-ctx.Done():
 	}
-	return ctx.Err()
+	return kept, ctx.Err()
 }
 
 // shutdownPeers asks every worker to withdraw, flush and close, and waits
@@ -452,7 +486,7 @@ func (a *Announcer) shutdownPeers(req *stopRequest) {
 	}
 	a.mu.Unlock()
 	for _, p := range peers {
-		p.update(func(in *inputs) { in.stopping, in.stop = true, req.msg })
+		p.update(func(in *inputs) { in.stopping, in.stop, in.keep = true, req.msg, req.keep })
 	}
 	for _, p := range peers {
 		select {
@@ -460,5 +494,9 @@ func (a *Announcer) shutdownPeers(req *stopRequest) {
 		case <-req.ctx.Done():
 			return
 		}
+		if p.kept.Load() {
+			req.kept = append(req.kept, p.cfg.Name)
+		}
 	}
+	slices.Sort(req.kept)
 }

@@ -18,7 +18,11 @@
 // every negotiated family. Shutdown withdraws everything, waits until the
 // withdrawals are written, and closes every session with Cease /
 // Administrative Shutdown carrying a shutdown communication (RFC 9003, which
-// obsoletes RFC 8203).
+// obsoletes RFC 8203). Restart is the same for a process about to be
+// replaced, but for the sessions that negotiated graceful restart (RFC 4724,
+// session.Config.GracefulRestart): those are left without a NOTIFICATION and
+// withdraw nothing, so the router keeps the routes until the next process
+// sends them again (its first OPEN with the R bit) and End-of-RIB.
 //
 // # Goroutines and ownership
 //

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/bgplb/bgplb/bgp/session"
@@ -34,6 +35,9 @@ type peer struct {
 	mu  sync.Mutex // guards in
 	in  inputs
 	out outView // published by the worker; has its own lock
+	// kept: the worker left the session for a graceful restart (Restart),
+	// the peer keeping our routes.
+	kept atomic.Bool
 }
 
 // inputs is what other goroutines tell the worker. The worker copies it
@@ -52,6 +56,7 @@ type inputs struct {
 	refresh    bool   // the peer asked for a ROUTE-REFRESH
 	stop       string // Shutdown's message, when stopping is set
 	stopping   bool
+	keep       bool // Restart: leave a graceful-restart session as it is
 	// sendErr is the last failure of a sync that was not the session
 	// going down.
 	sendErr error
@@ -192,6 +197,10 @@ func (w *worker) step() bool {
 	in := p.in
 	p.in.refresh = false
 	p.mu.Unlock()
+	if in.stopping && in.keep && in.neg != nil && in.neg.GracefulRestart != nil {
+		w.leave()
+		return true
+	}
 	if in.stopping {
 		routes, gen = nil, 0
 		w.haveGen = false // never reused: the worker ends after this step
@@ -335,6 +344,21 @@ func (w *worker) waitWritten() {
 		case <-t.C:
 		}
 	}
+}
+
+// leave ends a session that negotiated graceful restart without a
+// NOTIFICATION and without withdrawing: the peer keeps our routes for the
+// restart time we announced, until the new process sends them again and
+// End-of-RIB. What was handed to the session is written first, so the
+// routes the peer keeps are the last ones we meant.
+func (w *worker) leave() {
+	w.waitWritten()
+	if err := w.p.sess.Abandon(w.ctx); err != nil {
+		w.p.log.Warn("leaving the session", "err", err)
+		return
+	}
+	w.p.kept.Store(true)
+	w.p.log.Info("session left for a graceful restart: the peer keeps our routes", "routes", len(w.rib.routes))
 }
 
 // close ends the session with Cease / Administrative Shutdown and msg.

@@ -54,6 +54,13 @@ type receiver struct {
 	ups      int
 	downs    []error
 	ribAtEnd []int // rib size when each session ended
+	// gr makes the receiver an RFC 4724 helper: a session that ends
+	// without a NOTIFICATION leaves its routes, stale, until the next
+	// session's End-of-RIB. restarts records each session's R bit.
+	gr       bool
+	neg      *session.Negotiated
+	stale    map[netip.Prefix]bool
+	restarts []bool
 
 	// countOnly makes Update only count, for benchmarks: decoding every
 	// path into a map would measure the receiver, not the announcer.
@@ -63,7 +70,12 @@ type receiver struct {
 
 // newReceiver listens on listen (a 127/8 address), port 0.
 func newReceiver(t testing.TB, as uint32, id string, listen netip.Addr) *receiver {
-	r := &receiver{t: t, as: as, id: addr(id), rib: map[netip.Prefix]rxPath{}}
+	return newReceiverGR(t, as, id, listen, false)
+}
+
+// newReceiverGR is newReceiver, a graceful restart helper when gr is set.
+func newReceiverGR(t testing.TB, as uint32, id string, listen netip.Addr, gr bool) *receiver {
+	r := &receiver{t: t, as: as, id: addr(id), rib: map[netip.Prefix]rxPath{}, gr: gr, stale: map[netip.Prefix]bool{}}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	var err error
 	r.l, err = session.Listen([]netip.AddrPort{netip.AddrPortFrom(listen, 0)}, r.dispatch, nil)
@@ -85,8 +97,12 @@ func (r *receiver) addr() netip.Addr { return r.l.Addrs()[0].Addr() }
 // start runs a new passive Peer. Its PeerAddr only names it: dispatch
 // hands it every connection.
 func (r *receiver) start() {
-	p := session.New(session.Config{LocalAS: r.as, RouterID: r.id, PeerAddr: loopback, Passive: true, HoldTime: 9 * time.Second},
-		r, testLog(r.t, "receiver"))
+	cfg := session.Config{LocalAS: r.as, RouterID: r.id, PeerAddr: loopback, Passive: true, HoldTime: 9 * time.Second}
+	if r.gr {
+		// A helper only: restart time 0, as a route server announces.
+		cfg.GracefulRestart = &session.GracefulRestart{}
+	}
+	p := session.New(cfg, r, testLog(r.t, "receiver"))
 	r.mu.Lock()
 	r.peer = p
 	r.mu.Unlock()
@@ -113,10 +129,12 @@ func (r *receiver) dispatch(netip.AddrPort, netip.AddrPort) (*session.Peer, bool
 	return r.peer, r.peer != nil
 }
 
-func (r *receiver) Established(*session.Peer, session.Negotiated) {
+func (r *receiver) Established(_ *session.Peer, n session.Negotiated) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.ups++
+	r.neg = &n
+	r.restarts = append(r.restarts, n.GracefulRestart != nil && n.GracefulRestart.Restarting)
 }
 
 func (r *receiver) Down(_ *session.Peer, err error) {
@@ -124,14 +142,28 @@ func (r *receiver) Down(_ *session.Peer, err error) {
 	defer r.mu.Unlock()
 	r.downs = append(r.downs, err)
 	r.ribAtEnd = append(r.ribAtEnd, len(r.rib))
-	clear(r.rib) // the session's routes go with it
 	r.eor = nil
+	if r.gr && r.neg.KeepsRoutes(err) {
+		for p := range r.rib {
+			r.stale[p] = true
+		}
+		return
+	}
+	clear(r.rib) // the session's routes go with it
 }
 
 func (r *receiver) EndOfRIB(_ *session.Peer, f wire.Family) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.eor = append(r.eor, f.String())
+	// The restarted peer sent all it has of f: what it did not send again
+	// is gone (RFC 4724 §4.2).
+	for p := range r.stale {
+		if family(p) == f {
+			delete(r.rib, p)
+			delete(r.stale, p)
+		}
+	}
 }
 
 func (r *receiver) Update(_ *session.Peer, u *wire.Update, action wire.Action) error {
@@ -149,6 +181,10 @@ func (r *receiver) Update(_ *session.Peer, u *wire.Update, action wire.Action) e
 	r.updates++
 	for _, w := range m.Withdraw {
 		delete(r.rib, w)
+		delete(r.stale, w)
+	}
+	for p := range m.Announce {
+		delete(r.stale, p)
 	}
 	maps.Copy(r.rib, m.Announce)
 	return nil

@@ -33,9 +33,12 @@ type PeerStatus struct {
 	Announced int `json:"announced"`
 	// Synced is true when the session is up and has been sent the latest
 	// desired set.
-	Synced     bool   `json:"synced"`
-	UpdatesOut uint64 `json:"updatesOut"`
-	Flaps      uint64 `json:"flaps"`
+	Synced bool `json:"synced"`
+	// GracefulRestart: both sides announced graceful restart (RFC 4724)
+	// on the current session, so a Restart leaves our routes at the peer.
+	GracefulRestart bool   `json:"gracefulRestart,omitempty"`
+	UpdatesOut      uint64 `json:"updatesOut"`
+	Flaps           uint64 `json:"flaps"`
 	// SkippedCount routes of the desired set are not announced; Skipped
 	// shows the first few and why.
 	SkippedCount int            `json:"skippedCount"`
@@ -81,6 +84,7 @@ func (p *peer) status(cfg PeerConfig, gen uint64) PeerStatus {
 	}
 	if n := info.Negotiated; n != nil {
 		s.PeerAS = n.PeerAS
+		s.GracefulRestart = n.GracefulRestart != nil && info.State == session.Established
 	}
 	if info.State == session.Established && !info.Since.IsZero() {
 		s.Uptime = time.Since(info.Since)

@@ -39,6 +39,13 @@
 // to a peer ([ServiceDecision.HealthChecked]); [ServiceDecision.HealthCheck]
 // tells those reasons apart.
 //
+// A node going away is drained (RFC 8326) through [Snapshot.Drain], which
+// the shell times: while [Draining] every route carries the
+// GRACEFUL_SHUTDOWN community, so that routers prefer other nodes for new
+// flows while this one still forwards the old ones (the exclusion label
+// then does not stop the announcements: the drain is how it takes effect);
+// once [Drained] nothing is announced, every Service saying why.
+//
 // # What is announced, and to whom
 //
 // For every address of an announced Service: its pool is the pool whose

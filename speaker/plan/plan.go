@@ -19,6 +19,7 @@ import (
 func Plan(s Snapshot) Result {
 	p := &planner{
 		node:       s.Node,
+		drain:      s.Drain,
 		nodeLabels: labels.Set(s.Node.Labels),
 		attrsByKey: map[string]*Attrs{},
 	}
@@ -26,13 +27,16 @@ func Plan(s Snapshot) Result {
 	p.indexPools(s.Pools)
 	p.prepareAdvertisements(s.Advertisements)
 	p.decideServices(s.Services)
-	return p.result()
+	res := p.result()
+	p.markDraining(&res)
+	return res
 }
 
 // planner holds one run of Plan. Indices (int32 to keep the contribution
 // records small) point into its sorted slices: peers, pools, advs, svcKeys.
 type planner struct {
 	node       lbmodel.Node
+	drain      Drain
 	nodeLabels labels.Set
 	problems   []string
 

@@ -56,7 +56,9 @@ func (p *planner) maxContributions(svcs []Service) int {
 func (p *planner) setReasons() {
 	name := p.node.Name
 	switch {
-	case p.node.Excluded():
+	case p.drain.Phase == Drained:
+		p.reasons.node = drainedReason(name, p.drain)
+	case p.node.Excluded() && p.drain.Phase != Draining:
 		p.reasons.node = fmt.Sprintf("%s is excluded from external load balancers (label %s)", name, lbmodel.ExcludeLabel)
 	case len(p.peers) == 0:
 		p.reasons.node = fmt.Sprintf("no BGPRouter selects %s", name)

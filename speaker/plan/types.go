@@ -33,6 +33,8 @@ type Snapshot struct {
 	// Advertisements are the BGPAnnouncementPolicies in force
 	// (lbmodel.AdvertisementFrom, the last good version of a bad one).
 	Advertisements []lbmodel.Advertisement
+	// Drain is the node's graceful shutdown (RFC 8326), if any.
+	Drain Drain
 }
 
 // Service is what the planner needs of a LoadBalancer Service.

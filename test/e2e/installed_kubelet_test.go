@@ -62,6 +62,8 @@ func podBundleOptions(pod corev1.PodSpec, site podSite, dir string) (image.Bundl
 	argv, environ, err := podspec.CommandLine(c, podspec.Fields(map[string]string{
 		"spec.nodeName": site.node, "metadata.namespace": site.namespace,
 		"spec.serviceAccountName": pod.ServiceAccountName,
+		// No Pod object stands behind the container: a name of none.
+		"metadata.name": pod.ServiceAccountName + "-" + site.node,
 	}))
 	if err != nil {
 		return image.BundleOptions{}, err

@@ -69,7 +69,9 @@ func newSeedLab(t *testing.T, limit time.Duration) *seedLab {
 	return buildSeedLab(t, limit, true)
 }
 
-func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
+// buildSeedLab is newSeedLab, the router optional, the speakers started
+// with speakerFlags besides the usual ones.
+func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool, speakerFlags ...string) *seedLab {
 	t.Helper()
 	crds, err := seed.FindCRDDir()
 	if err != nil {
@@ -79,7 +81,7 @@ func buildSeedLab(t *testing.T, limit time.Duration, withRouter bool) *seedLab {
 	l.startController(t)
 	l.speakerKubeconfig = l.speakerIdentity(t)
 	for _, n := range l.s.Nodes() {
-		l.startSpeaker(t, n)
+		l.startSpeaker(t, n, speakerFlags...)
 	}
 	return l
 }
@@ -187,13 +189,14 @@ func (l *seedLab) startController(t *testing.T) {
 	})
 }
 
-// startSpeaker runs `bgplb speaker` in a node's namespace.
-func (l *seedLab) startSpeaker(t *testing.T, name string) {
+// startSpeaker runs `bgplb speaker` in a node's namespace, with more
+// flags if given.
+func (l *seedLab) startSpeaker(t *testing.T, name string, flags ...string) {
 	t.Helper()
-	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, "speaker",
+	p, err := l.s.Host(name).StartWith(l.ctx, lab.StartOptions{Label: "bgplb-speaker"}, bgplbBin, append([]string{"speaker",
 		"--node-name", name, "--kubeconfig", l.speakerKubeconfig, "--namespace", speakerNamespace,
 		"--socket", filepath.Join(l.dir, name+".sock"), "--metrics-addr", "", "--log-level", "debug",
-		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String())
+		"--listen", netip.AddrPortFrom(l.s.NodeAddr(name), 179).String()}, flags...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
