@@ -64,7 +64,8 @@ func BenchmarkRollouts(b *testing.B) {
 //
 //   - Drain (figure 3): the node is cordoned (the Pi-hole rolls over if it
 //     ran there); its speaker drains with GRACEFUL_SHUTDOWN; dropped-ms is
-//     the time from the cordon until no router routes via it.
+//     the time from the cordon until no router's ECMP set holds it (new
+//     flows go elsewhere); the client asks until it withdrew (drain time).
 //
 //     make bench-lab   (go test -run '^$' -bench NodeOut -benchtime 3x ./lab/home)
 func BenchmarkNodeOut(b *testing.B) {
@@ -90,6 +91,13 @@ func BenchmarkNodeOut(b *testing.B) {
 		}
 	}
 	viaBoth()
+	// The routes come with the endpoints; kube-proxy's rules may lag.
+	if err := lab.Poll(c.ctx, 100*time.Millisecond, func() (bool, error) {
+		_, err := c.s.Dig(c.ctx, seed.Client, vip, "pihole.lab.", false)
+		return err == nil, nil
+	}); err != nil {
+		b.Fatalf("%s never answered: %v", vip, err)
+	}
 	type op struct {
 		name string
 		bfd  time.Duration // for Fail

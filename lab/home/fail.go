@@ -151,20 +151,29 @@ func (u *upper) waitDropped(ctx context.Context, node string, cut time.Time, rou
 		fmt.Fprintf(u.o.Out, "    (no router routed via %s: it announces nothing)\n", node)
 		return 0, nil
 	}
-	var took time.Duration
-	err := u.p.step(fmt.Sprintf("waiting for every router to drop %s's paths (%s)", node, u.st.Detection), func() error {
-		return u.whileAlive(ctx, func(ctx context.Context) error {
-			for i := 1; i <= u.st.Routers; i++ {
-				if _, err := u.s.Host(seed.RouterName(i)).WaitRoutesEvery(ctx, 5*time.Millisecond, lab.RouteQuery{Proto: "bgp"}, noneVia(u.s.NodeAddr(node))); err != nil {
-					return fmt.Errorf("%s: %w", seed.RouterName(i), err)
-				}
-			}
-			took = time.Since(cut)
-			return nil
-		})
-	})
+	took, err := u.waitEvery(ctx, fmt.Sprintf("waiting for every router to drop %s's paths (%s)", node, u.st.Detection),
+		cut, noneVia(u.s.NodeAddr(node)))
 	if err == nil && u.o.Figure != nil {
 		u.o.Figure("fail-dropped", took)
 	}
+	return took, err
+}
+
+// waitEvery is a step that waits until every router's kernel table
+// satisfies ok, reading it every few milliseconds since it is timed: it
+// returns the time since from.
+func (u *upper) waitEvery(ctx context.Context, what string, from time.Time, ok func([]lab.Route) bool) (time.Duration, error) {
+	var took time.Duration
+	err := u.p.step(what, func() error {
+		return u.whileAlive(ctx, func(ctx context.Context) error {
+			for i := 1; i <= u.st.Routers; i++ {
+				if _, err := u.s.Host(seed.RouterName(i)).WaitRoutesEvery(ctx, 5*time.Millisecond, lab.RouteQuery{Proto: "bgp"}, ok); err != nil {
+					return fmt.Errorf("%s: %w", seed.RouterName(i), err)
+				}
+			}
+			took = time.Since(from)
+			return nil
+		})
+	})
 	return took, err
 }

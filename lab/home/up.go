@@ -476,6 +476,17 @@ func noneVia(gw netip.Addr) func([]lab.Route) bool {
 	}
 }
 
+// notShared holds when no route goes via gw beside another gateway: new
+// flows of every prefix another node also serves avoid gw.
+func notShared(gw netip.Addr) func([]lab.Route) bool {
+	return func(rs []lab.Route) bool {
+		return !slices.ContainsFunc(rs, func(r lab.Route) bool {
+			gws := r.Gateways()
+			return len(gws) > 1 && slices.Contains(gws, gw)
+		})
+	}
+}
+
 // waitEstablished waits until every router has both nodes Established.
 func (u *upper) waitEstablished(ctx context.Context) error {
 	return u.whileAlive(ctx, u.waitEstablishedAll)
