@@ -134,7 +134,8 @@ func (d *Daemon) ourGR(g GracefulRestart) *session.GracefulRestart {
 	if !g.Enabled {
 		return nil
 	}
-	return &session.GracefulRestart{Forwarding: d.config().FIB.GraceTime > 0, Restarting: d.grace.waiting()}
+	return &session.GracefulRestart{Forwarding: d.config().FIB.GraceTime > 0, Restarting: d.grace.waiting(),
+		StillRestarting: d.grace.waiting}
 }
 
 // keep makes p's ended session a stale generation when graceful restart

@@ -141,3 +141,30 @@ func TestAbandonKeepsRoutes(t *testing.T) {
 		t.Errorf("A2's next OPEN has %+v, want no R bit and the rest kept", g)
 	}
 }
+
+// TestStillRestarting: the R bit leaves the OPEN once the restart it
+// marks is over by other means than this session coming up.
+func TestStillRestarting(t *testing.T) {
+	for _, still := range []bool{true, false} {
+		t.Run(map[bool]string{true: "still waiting", false: "wait over"}[still], func(t *testing.T) {
+			leakCheck(t)
+			ca := baseConfig(64512, 64513, idA)
+			ca.GracefulRestart = &GracefulRestart{Restarting: true, StillRestarting: func() bool { return still }}
+			cb := baseConfig(64513, 64512, idB)
+			cb.GracefulRestart = &GracefulRestart{Time: 60 * time.Second}
+			cb.Passive = true
+			ra, rb := newRecorder(), newRecorder()
+			b := New(cb, rb, testLog(t, "B"))
+			l := listen(t, map[netip.Addr]*Peer{loopback: b})
+			ca.PeerPort = port(l)
+			a := New(ca, ra, testLog(t, "A"))
+			runPeer(t, b)
+			runPeer(t, a)
+			wait(t, ra.established, 5*time.Second, "A established")
+			nb := wait(t, rb.established, 5*time.Second, "B established")
+			if g := nb.GracefulRestart; g == nil || g.Restarting != still {
+				t.Fatalf("B saw %+v, want the R bit %v", g, still)
+			}
+		})
+	}
+}

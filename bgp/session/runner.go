@@ -271,6 +271,9 @@ func (r *runner) connTimers(c *conn, acts actions) {
 		return
 	}
 	if acts&aSendOpen != 0 {
+		if r.restartOver() {
+			r.restarted()
+		}
 		r.p.queue(c, r.p.open)
 	}
 	if acts&aHoldLarge != 0 {
@@ -437,6 +440,13 @@ func (r *runner) established(c *conn) error {
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
+}
+
+// restartOver reports whether our OPEN still has the R bit though
+// Config.GracefulRestart.StillRestarting says the restart is over.
+func (r *runner) restartOver() bool {
+	g, l := r.cfg.GracefulRestart, r.p.local.Caps.GracefulRestart
+	return g != nil && g.StillRestarting != nil && l != nil && l.Restarting && !g.StillRestarting()
 }
 
 // restarted clears the R bit once a session came up: it marks only the
