@@ -98,16 +98,7 @@ func TestAbandonKeepsRoutes(t *testing.T) {
 	ca.GracefulRestart = &GracefulRestart{Time: 60 * time.Second, Forwarding: true}
 	cb := baseConfig(64513, 64512, idB)
 	cb.GracefulRestart = &GracefulRestart{}
-	cb.Passive = true
-	ra, rb := newRecorder(), newRecorder()
-	b := New(cb, rb, testLog(t, "B"))
-	l := listen(t, map[netip.Addr]*Peer{loopback: b})
-	ca.PeerPort = port(l)
-	a := New(ca, ra, testLog(t, "A"))
-	runPeer(t, b)
-	runPeer(t, a)
-	wait(t, ra.established, 5*time.Second, "A established")
-	nb := wait(t, rb.established, 5*time.Second, "B established")
+	a, ra, rb, nb := grPair(t, &ca, cb)
 	if nb.RestartTime() != 60*time.Second || nb.GracefulRestart.Restarting {
 		t.Fatalf("B negotiated %+v", nb.GracefulRestart)
 	}
@@ -152,19 +143,28 @@ func TestStillRestarting(t *testing.T) {
 			ca.GracefulRestart = &GracefulRestart{Restarting: true, StillRestarting: func() bool { return still }}
 			cb := baseConfig(64513, 64512, idB)
 			cb.GracefulRestart = &GracefulRestart{Time: 60 * time.Second}
-			cb.Passive = true
-			ra, rb := newRecorder(), newRecorder()
-			b := New(cb, rb, testLog(t, "B"))
-			l := listen(t, map[netip.Addr]*Peer{loopback: b})
-			ca.PeerPort = port(l)
-			a := New(ca, ra, testLog(t, "A"))
-			runPeer(t, b)
-			runPeer(t, a)
-			wait(t, ra.established, 5*time.Second, "A established")
-			nb := wait(t, rb.established, 5*time.Second, "B established")
+			_, _, _, nb := grPair(t, &ca, cb)
 			if g := nb.GracefulRestart; g == nil || g.Restarting != still {
 				t.Fatalf("B saw %+v, want the R bit %v", g, still)
 			}
 		})
 	}
+}
+
+// grPair runs A (config ca, given B's port) against a passive B (cb)
+// listening on loopback until both are established: A, both recorders,
+// and what B negotiated.
+func grPair(t *testing.T, ca *Config, cb Config) (a *Peer, ra, rb *recorder, nb Negotiated) {
+	t.Helper()
+	cb.Passive = true
+	ra, rb = newRecorder(), newRecorder()
+	b := New(cb, rb, testLog(t, "B"))
+	l := listen(t, map[netip.Addr]*Peer{loopback: b})
+	ca.PeerPort = port(l)
+	a = New(*ca, ra, testLog(t, "A"))
+	runPeer(t, b)
+	runPeer(t, a)
+	wait(t, ra.established, 5*time.Second, "A established")
+	nb = wait(t, rb.established, 5*time.Second, "B established")
+	return a, ra, rb, nb
 }
