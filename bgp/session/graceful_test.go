@@ -74,6 +74,7 @@ func TestKeepsRoutes(t *testing.T) {
 		{"nil", nil, ErrConnectionClosed, false},
 		{"no family", noFamilies, ErrConnectionClosed, false},
 		{"connection closed", gr, ErrConnectionClosed, true},
+		{"the peer opened a new session", gr, ErrPeerRestarted, true},
 		{"wrapped TCP error", gr, errors.Join(errors.New("read: connection reset by peer")), true},
 		{"our shutdown", gr, ErrShutdown, false},
 		{"hold timer", gr, ErrHoldTimerExpired, false},
@@ -167,4 +168,92 @@ func grPair(t *testing.T, ca *Config, cb Config) (a *Peer, ra, rb *recorder, nb 
 	wait(t, ra.established, 5*time.Second, "A established")
 	nb = wait(t, rb.established, 5*time.Second, "B established")
 	return a, ra, rb, nb
+}
+
+// grOpen is an OPEN with graceful restart for IPv4 unicast, the R bit as
+// restarting.
+func grOpen(t *testing.T, id netip.Addr, restarting bool) []byte {
+	t.Helper()
+	o := wire.NewOpen(64512, 90, id, wire.Capabilities{
+		Multiprotocol: []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast},
+		GracefulRestart: &wire.GracefulRestart{Time: 60, Restarting: restarting,
+			Families: []wire.GRFamily{{Family: wire.IPv4Unicast, Forwarding: true}}}})
+	b, err := wire.AppendOpen(nil, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestNewOpenWhileEstablished: a peer that negotiated graceful restart and
+// opens a new session while its old one looks established to us (its TCP
+// connection died without a FIN) restarted: the old session ends as a
+// restart, its routes kept, and the new one comes up, at once rather than
+// at the hold timer. Without graceful restart the established session
+// stays (RFC 4271 §6.8).
+func TestNewOpenWhileEstablished(t *testing.T) {
+	for _, withGR := range []bool{true, false} {
+		t.Run(map[bool]string{true: "graceful restart", false: "no graceful restart"}[withGR], func(t *testing.T) {
+			leakCheck(t)
+			cfg := baseConfig(64512, 64512, idA)
+			cfg.Families = []wire.Family{wire.IPv4Unicast, wire.IPv6Unicast}
+			cfg.GracefulRestart = &GracefulRestart{}
+			rec := newRecorder()
+			_, addr := passive(t, cfg, rec)
+			open := func(f *fake) {
+				if withGR {
+					f.write(grOpen(t, idB, false))
+				} else {
+					f.sendOpen(64512, 90, idB)
+				}
+			}
+			old := dialFake(t, addr)
+			old.expect(wire.TypeOpen, 2*time.Second)
+			open(old)
+			old.expect(wire.TypeKeepalive, 2*time.Second)
+			old.sendKeepalive()
+			n1 := wait(t, rec.established, 2*time.Second, "first session")
+
+			// The restarted peer dials again; the old connection stays
+			// open, as one whose end nobody saw.
+			f := dialFake(t, addr)
+			if !withGR {
+				f.expectNotification(wire.ErrCodeCease, wire.CeaseCollision, 2*time.Second)
+				expectNone(t, rec.down, 200*time.Millisecond, "the established session down")
+				return
+			}
+			f.expect(wire.TypeOpen, 2*time.Second)
+			open(f)
+			reason := wait(t, rec.down, 2*time.Second, "the old session down")
+			if !errors.Is(reason, ErrPeerRestarted) || !n1.KeepsRoutes(reason) {
+				t.Fatalf("old session ended with %v: routes not kept", reason)
+			}
+			old.expectClosed(2 * time.Second)
+			f.expect(wire.TypeKeepalive, 2*time.Second)
+			f.sendKeepalive()
+			wait(t, rec.established, 2*time.Second, "the new session")
+		})
+	}
+}
+
+func TestPeerRestarted(t *testing.T) {
+	r := &Negotiated{GracefulRestart: &wire.GracefulRestart{Restarting: true}}
+	noR := &Negotiated{GracefulRestart: &wire.GracefulRestart{}}
+	in, out := &conn{incoming: true}, &conn{}
+	for _, tc := range []struct {
+		name      string
+		c, old    *conn
+		n         *Negotiated
+		restarted bool
+	}{
+		{"the peer dialled again", in, in, noR, true},
+		{"we dialled again", out, out, noR, true},
+		{"opposite directions: a collision", in, out, noR, false},
+		{"opposite directions, the R bit", in, out, r, true},
+		{"opposite directions, no capability", out, in, &Negotiated{}, false},
+	} {
+		if got := peerRestarted(tc.c, tc.old, tc.n); got != tc.restarted {
+			t.Errorf("%s: peerRestarted = %v", tc.name, got)
+		}
+	}
 }
