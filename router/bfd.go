@@ -102,9 +102,11 @@ func (p *peer) syncBFD() {
 		curCfg = cur.cfg
 		// A new session from other addresses than the one whose stale
 		// paths BFD guarded needs a session of its own.
-		if established && cur.key != p.bfdKeyNow(multihop) {
-			p.stopBFD(cur)
-			cur = nil
+		if established {
+			if k := p.bfdKeyNow(multihop); k.Local.IsValid() && k != cur.key {
+				p.stopBFD(cur)
+				cur = nil
+			}
 		}
 	}
 	switch bfdPlan(cur != nil, curCfg, want, established, stale) {
@@ -184,7 +186,12 @@ func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
 	if p.ribID.Load() == 0 && p.staleID.Load() != 0 {
 		d.log.Warn("BFD down while the peer's routes were kept for its restart: they are removed", "peer", p.label,
 			"diag", ev.Diag.String())
-		p.down()
+		// Only the stale generation: a session that came up meanwhile
+		// keeps its paths, and gets a BFD session of its own.
+		p.grMu.Lock()
+		p.dropStale(grReset)
+		p.grMu.Unlock()
+		p.syncBFD()
 		return
 	}
 	d.log.Warn("BFD down: closing the BGP session", "peer", p.label, "diag", ev.Diag.String())
