@@ -530,3 +530,36 @@ func newGRBFDLab(t *testing.T) (bfdLab, *injector) {
 	l.up(t, true)
 	return l, in
 }
+
+// TestRouterGracefulRestartNewOpen: a speaker whose connection died
+// without the router noticing (no FIN: a node rebooted) comes back with a
+// new connection while its old session still looks established: the
+// router takes it for the restart it is (RFC 4724 §4.2), at once rather
+// than at the hold timer, and keeps its routes meanwhile.
+func TestRouterGracefulRestartNewOpen(t *testing.T) {
+	l := newGRLab(t, "60s")
+	ctx, n1, rp := l.ctx, l.n1, l.rp
+	kept, dropped := prefix("203.0.113.1/32"), prefix("203.0.113.2/32")
+	old := injectWith(t, ctx, n1, l.r.v4, grSession(false, true))
+	old.announceVia(t, ctx, n1.v4, kept, dropped)
+	old.endOfRIB(t, ctx)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: {n1.v4}})
+	rp.waitGR(t, ctx, n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated && g.State == "" })
+	keptWatch := watchPresent(t, ctx, l.r.ns, kept)
+
+	// The old injector stays connected: the router's end of its session
+	// is what a silent death leaves.
+	start := time.Now()
+	in2 := injectWith(t, ctx, n1, l.r.v4, grSession(true, true))
+	took := time.Since(start)
+	t.Logf("the new session came up %v after it connected", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("new session up after %v: the hold timer (9 s), not the new OPEN, ended the old one", took)
+	}
+	rp.waitGR(t, ctx, n1.v4, "back, waiting for End-of-RIB", func(g *view.GracefulRestart) bool { return g.State == "stale" })
+	in2.announceVia(t, ctx, n1.v4, kept)
+	in2.endOfRIB(t, ctx)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: nil})
+	keptWatch.check(t)
+	l.metrics.waitGauge(t, ctx, `bgplb_router_gr_restarts_total{outcome="end_of_rib"}`, func(v float64) bool { return v == 1 })
+}
