@@ -52,18 +52,42 @@ func bfdConfig(b BFD) bfd.Config {
 	return bfd.Config{DesiredMinTx: b.MinTx, RequiredMinRx: b.MinRx, DetectMult: b.Multiplier, Passive: b.Passive}
 }
 
-// syncBFD starts, retunes or stops p's BFD session to match the config;
-// established says whether the BGP session is up (BFD runs only then).
-// Called from the session's handler calls and from reloads.
-func (p *peer) syncBFD(established bool) {
-	p.syncBFDWith(func() bool { return established })
+// bfdStep is what syncBFD does to a peer's BFD session.
+type bfdStep int
+
+const (
+	bfdKeep bfdStep = iota
+	bfdStop
+	bfdRetune
+	bfdStart
+)
+
+// bfdPlan decides bfdStep for a peer whose BFD session runs (running, with
+// settings cur) or not, given the settings that apply now, whether its BGP
+// session is established and whether paths of an ended session are kept
+// as stale for its restart. BFD starts only with an established session
+// (it needs the session's addresses), and keeps running while stale
+// paths wait: a path failure then means a dead node, not a restart, and
+// its paths go at once instead of at the restart time (RFC 5882 §4.3.2).
+func bfdPlan(running bool, cur, want BFD, established, stale bool) bfdStep {
+	switch {
+	case running && (!want.Enabled || !established && !stale):
+		return bfdStop
+	case running && cur != want:
+		return bfdRetune
+	case !running && established && want.Enabled:
+		return bfdStart
+	}
+	return bfdKeep
 }
 
-// syncBFDWith is syncBFD with established decided under p.bfdMu: a reload
-// asks the RIB registration then, so that a Down or Established racing
-// with it is seen in order (Established stores ribID before it syncs, Down
-// clears it before it syncs).
-func (p *peer) syncBFDWith(isEstablished func() bool) {
+// syncBFD starts, retunes or stops p's BFD session to match the config
+// and p's state (bfdPlan). Called from the session's handler calls, from
+// reloads and from the restart timer. It reads the state under p.bfdMu,
+// so that calls racing with each other are seen in order: Established
+// stores ribID before it syncs, Down and the timer clear ribID and
+// staleID before they sync.
+func (p *peer) syncBFD() {
 	d := p.d
 	if d.bfd == nil {
 		return
@@ -71,24 +95,47 @@ func (p *peer) syncBFDWith(isEstablished func() bool) {
 	want, multihop := bfdFor(d.config(), p.addr, p.dynamic, p.rangePfx)
 	p.bfdMu.Lock()
 	defer p.bfdMu.Unlock()
-	established := isEstablished()
+	established, stale := p.ribID.Load() != 0, p.staleID.Load() != 0
 	cur := p.bfd
-	switch {
-	case cur != nil && (!established || !want.Enabled):
-		p.bfd = nil
-		cur.stop()
-		// Remove tells the peer AdminDown: not a path failure for it.
-		if err := d.bfd.Remove(cur.key); err != nil {
-			d.log.Debug("bfd remove", "peer", p.label, "err", err)
+	var curCfg BFD
+	if cur != nil {
+		curCfg = cur.cfg
+		// A new session from other addresses than the one whose stale
+		// paths BFD guarded needs a session of its own.
+		if established {
+			if k := p.bfdKeyNow(multihop); k.Local.IsValid() && k != cur.key {
+				p.stopBFD(cur)
+				cur = nil
+			}
 		}
-	case cur != nil && cur.cfg != want:
+	}
+	switch bfdPlan(cur != nil, curCfg, want, established, stale) {
+	case bfdStop:
+		p.stopBFD(cur)
+	case bfdRetune:
 		if err := d.bfd.Reconfigure(cur.key, bfdConfig(want)); err != nil {
 			d.log.Warn("bfd reconfigure", "peer", p.label, "err", err)
 			return
 		}
 		cur.cfg = want
-	case cur == nil && established && want.Enabled:
+	case bfdStart:
 		p.bfd = p.startBFD(want, multihop)
+	}
+}
+
+// bfdKeyNow is the BFD session the current BGP session needs; p.bfdMu is
+// held.
+func (p *peer) bfdKeyNow(multihop bool) bfd.Key {
+	return bfdKey(p.addr, p.sess.Info().Local.Addr(), p.bfdZone, multihop)
+}
+
+// stopBFD ends p's BFD session cur; p.bfdMu is held.
+func (p *peer) stopBFD(cur *peerBFD) {
+	p.bfd = nil
+	cur.stop()
+	// Remove tells the peer AdminDown: not a path failure for it.
+	if err := p.d.bfd.Remove(cur.key); err != nil {
+		p.d.log.Debug("bfd remove", "peer", p.label, "err", err)
 	}
 }
 
@@ -96,8 +143,7 @@ func (p *peer) syncBFDWith(isEstablished func() bool) {
 // BFD goes down; nil if the session could not be added. p.bfdMu is held.
 func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 	d := p.d
-	info := p.sess.Info()
-	k := bfdKey(p.addr, info.Local.Addr(), p.bfdZone, multihop)
+	k := p.bfdKeyNow(multihop)
 	if err := d.bfd.Add(bfd.SessionConfig{Key: k, Config: bfdConfig(want)}); err != nil {
 		d.log.Error("bfd: cannot start the session: the BGP session runs without it", "peer", p.label, "err", err)
 		return nil
@@ -118,7 +164,8 @@ func (p *peer) startBFD(want BFD, multihop bool) *peerBFD {
 
 // bfdDown takes p's paths out of the RIB and the kernel at once, then
 // resets its BGP session; a static neighbour is started again, a dynamic
-// one connects again when its path is back.
+// one connects again when its path is back. When the BGP session was down
+// already, with its paths kept for a restart, only those go.
 func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
 	// Only the BFD session that is p's now may take p down: one of an
 	// earlier BGP session (stopped, its event late) must not reset a new one.
@@ -136,6 +183,17 @@ func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
 		d.log.Debug("bfd remove", "peer", p.label, "err", err)
 	}
 	d.metrics.BFDTeardowns.Inc()
+	if p.ribID.Load() == 0 && p.staleID.Load() != 0 {
+		d.log.Warn("BFD down while the peer's routes were kept for its restart: they are removed", "peer", p.label,
+			"diag", ev.Diag.String())
+		// Only the stale generation: a session that came up meanwhile
+		// keeps its paths, and gets a BFD session of its own.
+		p.grMu.Lock()
+		p.dropStale(grReset)
+		p.grMu.Unlock()
+		p.syncBFD()
+		return
+	}
 	d.log.Warn("BFD down: closing the BGP session", "peer", p.label, "diag", ev.Diag.String())
 	p.down()
 	// RFC 9384's own Cease subcode, which tells the peer's operator why.
@@ -169,6 +227,6 @@ func (p *peer) bfdStatus() (bfd.Status, bool) {
 // syncAllBFD brings every peer's BFD session in line with a new config.
 func (d *Daemon) syncAllBFD() {
 	for _, p := range d.peerList() {
-		p.syncBFDWith(func() bool { return p.ribID.Load() != 0 })
+		p.syncBFD()
 	}
 }

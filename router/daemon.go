@@ -220,10 +220,18 @@ func (d *Daemon) stop() error {
 	d.queue.close()
 	sctx, cancel := context.WithTimeout(context.Background(), d.shutdownTimeout)
 	defer cancel()
+	peers := d.peerList() // shutdown forgets them
 	stopped := make(chan struct{})
 	go func() {
 		defer close(stopped)
 		d.shutdown(sctx, "router shutting down")
+		// Graceful-restart timers of peers whose stop timed out, or
+		// that reapDynamic forgot meanwhile, must not fire later.
+		for _, p := range peers {
+			p.grMu.Lock()
+			p.stopTimer()
+			p.grMu.Unlock()
+		}
 		d.wg.Wait()
 		if d.bfd != nil {
 			// AdminDown to the peers still there: a router stopping on

@@ -26,13 +26,20 @@ type graceWait struct {
 	// expected is every static neighbour, and every address in a dynamic
 	// range that next hops of the previous run's routes name: a node that
 	// had routes there is likely to come back. synced is the peers whose
-	// session sent End-of-RIB for all its families.
+	// session sent End-of-RIB for all its families. Both without zones
+	// (graceKey): a link-local next hop names its interface, a peer its
+	// own way.
 	expected map[netip.Addr]bool
 	synced   map[netip.Addr]bool
 	// known: expected is complete. Reading the old routes' next hops
-	// takes a while with a large table, and sessions must not wait for it.
+	// takes a while with a large table, and sessions must not wait for it;
+	// when that read fails, expected stays incomplete and only graceTime
+	// ends the wait.
 	known bool
 }
+
+// graceKey is how the grace names a peer or a next hop.
+func graceKey(a netip.Addr) netip.Addr { return a.Unmap().WithZone("") }
 
 // waiting reports whether the router restarted with routes and still
 // waits for its peers.
@@ -68,13 +75,16 @@ func graceOver(expected, synced map[netip.Addr]bool, up []netip.Addr) bool {
 func expectedPeers(cfg *Config, old []fib.Route) map[netip.Addr]bool {
 	m := map[netip.Addr]bool{}
 	for _, n := range cfg.Neighbors {
-		m[n.Address] = true
+		m[graceKey(n.Address)] = true
 	}
 	for _, r := range old {
 		for _, h := range r.NextHops {
+			// Contains is false for any zoned address, and link-local
+			// next hops carry their interface as zone.
+			a := graceKey(h.Addr)
 			for _, dn := range cfg.DynamicNeighbors {
-				if dn.Prefix.Contains(h.Addr) {
-					m[h.Addr] = true
+				if dn.Prefix.Contains(a) {
+					m[a] = true
 				}
 			}
 		}
@@ -103,19 +113,32 @@ func (d *Daemon) startGrace(ctx context.Context, cfg *Config, stale int) {
 	}
 	d.spawn(func() {
 		old, err := d.fib.Dump(ctx)
-		if err != nil && ctx.Err() == nil {
-			d.log.Warn("reading the routes of the previous run: only static neighbours' End-of-RIB is waited for", "err", err)
-		}
-		g.mu.Lock()
-		for a := range expectedPeers(cfg, old) {
-			g.expected[a] = true
-		}
-		g.known = true
-		n := len(g.expected)
-		g.mu.Unlock()
-		d.log.Info("peers the routes of the previous run wait for", "peers", n)
-		d.checkGrace()
+		d.expectNextHops(ctx, cfg, old, err)
 	})
+}
+
+// expectNextHops completes the expected peers with the dynamic ones
+// the routes of the previous run, old, point at, once read (err).
+func (d *Daemon) expectNextHops(ctx context.Context, cfg *Config, old []fib.Route, err error) {
+	if err != nil {
+		// Without the old next hops, the first dynamic peer's
+		// End-of-RIB would end the wait for all the others.
+		if ctx.Err() == nil {
+			d.log.Warn("reading the routes of the previous run: they are kept for all of graceTime", "err", err,
+				"graceTime", cfg.FIB.GraceTime)
+		}
+		return
+	}
+	g := &d.grace
+	g.mu.Lock()
+	for a := range expectedPeers(cfg, old) {
+		g.expected[a] = true
+	}
+	g.known = true
+	n := len(g.expected)
+	g.mu.Unlock()
+	d.log.Info("peers the routes of the previous run wait for", "peers", n)
+	d.checkGrace()
 }
 
 // peerSynced notes that addr's session sent End-of-RIB for all its
@@ -124,7 +147,7 @@ func (d *Daemon) peerSynced(addr netip.Addr) {
 	g := &d.grace
 	g.mu.Lock()
 	if g.open {
-		g.synced[addr] = true
+		g.synced[graceKey(addr)] = true
 	}
 	g.mu.Unlock()
 	d.checkGrace()
@@ -135,7 +158,7 @@ func (d *Daemon) checkGrace() {
 	var up []netip.Addr
 	for _, p := range d.peerList() {
 		if p.sess.State() == session.Established {
-			up = append(up, p.addr)
+			up = append(up, graceKey(p.addr))
 		}
 	}
 	g := &d.grace
@@ -148,9 +171,11 @@ func (d *Daemon) checkGrace() {
 	if over {
 		g.open = false
 	}
-	start, peers := g.start, len(g.synced)
+	start, peers, expected := g.start, len(g.synced), len(g.expected)
 	g.mu.Unlock()
 	if !over {
+		// Said once the decision is taken: a test can wait for it.
+		d.log.Debug("routes of the previous run still wait for End-of-RIB", "synced", peers, "expected", expected, "up", len(up))
 		return
 	}
 	// After the routes the peers sent are in the kernel: those of the

@@ -32,6 +32,10 @@ type grState struct {
 	back     bool
 	deadline time.Time
 	timer    *time.Timer
+	// timerSeq names the latest arming of timer: a callback that fired
+	// but waited for grMu while the timer was re-armed or stopped finds it
+	// changed and does nothing.
+	timerSeq uint64
 	// eor is the families of the current session whose End-of-RIB came.
 	eor []wire.Family
 }
@@ -49,20 +53,26 @@ const (
 // grKeep decides, when a peer's established session (negotiated as n) ends
 // for reason, whether its paths stay as stale: for how long (the restart
 // time the peer asked for, capped by the config; 0 when they go at once),
-// and which families.
-func grKeep(cfg GracefulRestart, n *session.Negotiated, reason error) (time.Duration, []wire.Family) {
+// which families, and which negotiated families go at once all the same:
+// those the peer's capability does not list (RFC 4724 §4.2).
+func grKeep(cfg GracefulRestart, n *session.Negotiated, reason error) (hold time.Duration, keep, drop []wire.Family) {
 	if !cfg.Enabled || n == nil || !n.KeepsRoutes(reason) {
-		return 0, nil
+		return 0, nil, nil
 	}
-	hold := min(n.RestartTime(), cfg.RestartTime)
+	hold = min(n.RestartTime(), cfg.RestartTime)
 	if hold <= 0 {
-		return 0, nil
+		return 0, nil, nil
 	}
-	fams := make([]wire.Family, 0, len(n.GracefulRestart.Families))
+	keep = make([]wire.Family, 0, len(n.GracefulRestart.Families))
 	for _, f := range n.GracefulRestart.Families {
-		fams = append(fams, f.Family)
+		keep = append(keep, f.Family)
 	}
-	return hold, fams
+	for _, f := range n.Families {
+		if !slices.Contains(keep, f) {
+			drop = append(drop, f)
+		}
+	}
+	return hold, keep, drop
 }
 
 // grResume splits the stale families when the peer's session is back as
@@ -124,7 +134,8 @@ func (d *Daemon) ourGR(g GracefulRestart) *session.GracefulRestart {
 	if !g.Enabled {
 		return nil
 	}
-	return &session.GracefulRestart{Forwarding: d.config().FIB.GraceTime > 0, Restarting: d.grace.waiting()}
+	return &session.GracefulRestart{Forwarding: d.config().FIB.GraceTime > 0, Restarting: d.grace.waiting(),
+		StillRestarting: d.grace.waiting}
 }
 
 // keep makes p's ended session a stale generation when graceful restart
@@ -137,11 +148,13 @@ func (p *peer) keep(reason error) bool {
 	if d.ctx.Err() != nil {
 		return false
 	}
+	var gone []rib.Change
+	defer func() { d.pushSweep(gone) }() // after grMu is released
 	p.grMu.Lock()
 	defer p.grMu.Unlock()
 	neg := p.gr.neg
 	p.gr.neg, p.gr.eor = nil, nil
-	hold, fams := grKeep(p.grConfig(), neg, reason)
+	hold, fams, drop := grKeep(p.grConfig(), neg, reason)
 	if hold == 0 {
 		return false
 	}
@@ -155,9 +168,12 @@ func (p *peer) keep(reason error) bool {
 	p.staleID.Store(uint32(id))
 	p.received.Store(0)
 	p.accepted.Store(0)
+	for _, f := range drop {
+		gone = p.dropFamily(f, gone)
+	}
 	p.startTimer(hold, grRestartTime)
 	d.log.Info("peer restarting: its routes are kept, marked stale", "peer", p.label, "paths", received,
-		"families", fams, "restartTime", hold)
+		"families", fams, "dropped", drop, "restartTime", hold)
 	return true
 }
 
@@ -165,6 +181,8 @@ func (p *peer) keep(reason error) bool {
 // the new OPEN does not preserve go, the others wait for End-of-RIB under
 // the stale timer.
 func (p *peer) resume(n session.Negotiated) {
+	var gone []rib.Change
+	defer func() { p.d.pushSweep(gone) }() // after grMu is released
 	p.grMu.Lock()
 	defer p.grMu.Unlock()
 	p.gr.neg, p.gr.eor = &n, nil
@@ -187,7 +205,7 @@ func (p *peer) resume(n session.Negotiated) {
 		return
 	}
 	for _, f := range drop {
-		p.dropFamily(f)
+		gone = p.dropFamily(f, gone)
 	}
 	p.gr.fams, p.gr.back = wait, true
 	p.startTimer(cfg.StaleTime, grStaleTime)
@@ -199,6 +217,8 @@ func (p *peer) resume(n session.Negotiated) {
 // that were not sent again go. It reports whether every family of the
 // session has now sent End-of-RIB.
 func (p *peer) endOfRIB(f wire.Family) bool {
+	var gone []rib.Change
+	defer func() { p.d.pushSweep(gone) }() // after grMu is released
 	p.grMu.Lock()
 	defer p.grMu.Unlock()
 	if !slices.Contains(p.gr.eor, f) {
@@ -210,7 +230,7 @@ func (p *peer) endOfRIB(f wire.Family) bool {
 			p.d.log.Info("End-of-RIB: stale routes not sent again are removed", "peer", p.label, "family", f)
 			p.dropStale(grEndOfRIB)
 		} else {
-			p.dropFamily(f)
+			gone = p.dropFamily(f, gone)
 		}
 	}
 	return eorComplete(p.gr.neg, p.gr.eor)
@@ -220,20 +240,32 @@ func (p *peer) endOfRIB(f wire.Family) bool {
 // after has passed, counting outcome; p.grMu is held.
 func (p *peer) startTimer(after time.Duration, outcome string) {
 	p.stopTimer()
-	gen := p.gr.stale
+	seq := p.gr.timerSeq
 	p.gr.deadline = time.Now().Add(after)
-	p.gr.timer = time.AfterFunc(after, func() {
-		p.grMu.Lock()
-		defer p.grMu.Unlock()
-		if p.gr.stale != gen || p.d.ctx.Err() != nil {
-			return
-		}
-		p.d.log.Warn("graceful restart timed out: stale routes are removed", "peer", p.label, "timer", outcome)
-		p.dropStale(outcome)
-	})
+	p.gr.timer = time.AfterFunc(after, func() { p.expire(seq, outcome) })
 }
 
+// expire is the callback of the timer armed as seq. Stop cannot recall
+// a callback that already runs: one that waited for grMu while resume
+// re-armed the timer (the peer came back) must not drop what now waits
+// for End-of-RIB.
+func (p *peer) expire(seq uint64, outcome string) {
+	p.grMu.Lock()
+	if p.gr.timerSeq != seq || p.gr.stale == 0 || p.d.ctx.Err() != nil {
+		p.grMu.Unlock()
+		return
+	}
+	p.d.log.Warn("graceful restart timed out: stale routes are removed", "peer", p.label, "timer", outcome)
+	p.dropStale(outcome)
+	p.grMu.Unlock()
+	// BFD guarded the stale routes while the session was down.
+	p.syncBFD()
+}
+
+// stopTimer stops the timer and disowns any callback of it already
+// running; p.grMu is held.
 func (p *peer) stopTimer() {
+	p.gr.timerSeq++
 	if p.gr.timer != nil {
 		p.gr.timer.Stop()
 		p.gr.timer = nil
@@ -256,8 +288,11 @@ func (p *peer) dropStale(outcome string) {
 }
 
 // dropFamily withdraws the stale generation's paths of one family, the
-// others waiting on; p.grMu is held.
-func (p *peer) dropFamily(f wire.Family) {
+// others waiting on, and appends the Loc-RIB changes to out for the caller
+// to push once p.grMu is released: a full FIB queue must not block
+// grStatus. Pushed later they still apply in order (rib.Change.Seq).
+// p.grMu is held.
+func (p *peer) dropFamily(f wire.Family, out []rib.Change) []rib.Change {
 	d, id := p.d, p.gr.stale
 	var gone []wire.NLRI
 	_ = d.rib.AdjRIBIn(id, f, func(pfx netip.Prefix, v rib.PathView) bool {
@@ -265,13 +300,13 @@ func (p *peer) dropFamily(f wire.Family) {
 		return true
 	})
 	if len(gone) == 0 {
-		return
+		return out
 	}
 	var cs rib.Changes
 	if err := d.rib.Update(id, f, nil, netip.Addr{}, nil, gone, &cs); err != nil {
 		d.log.Debug("dropping stale routes", "peer", p.label, "family", f, "err", err)
 	}
-	d.queue.push(d.ctx, cs.List, d.config().FIB.ECMP)
+	return append(out, cs.List...)
 }
 
 // grStatus is p's graceful-restart state for display: whether the current

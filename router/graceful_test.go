@@ -52,21 +52,22 @@ func TestGRKeep(t *testing.T) {
 		reason error
 		hold   time.Duration
 		fams   []wire.Family
+		drop   []wire.Family
 	}{
-		{"TCP closed: kept for the capped restart time", on, &gr, io.EOF, 60 * time.Second, both},
-		{"peer asks for less than the cap", on, &short, io.EOF, 5 * time.Second, []wire.Family{v4}},
-		{"restart time 0 keeps nothing", on, &zero, io.EOF, 0, nil},
-		{"no capability from the peer", on, &none, io.EOF, 0, nil},
-		{"helper off", GracefulRestart{RestartTime: time.Minute}, &gr, io.EOF, 0, nil},
-		{"a NOTIFICATION (no N bit)", on, &gr, ceaseN, 0, nil},
-		{"hold timer (no N bit)", on, &gr, session.ErrHoldTimerExpired, 0, nil},
-		{"our own shutdown", on, &gr, session.ErrShutdown, 0, nil},
-		{"never established", on, nil, io.EOF, 0, nil},
+		{"TCP closed: kept for the capped restart time", on, &gr, io.EOF, 60 * time.Second, both, nil},
+		{"peer asks for less than the cap; IPv6 not in its capability goes", on, &short, io.EOF, 5 * time.Second, []wire.Family{v4}, []wire.Family{v6}},
+		{"restart time 0 keeps nothing", on, &zero, io.EOF, 0, nil, nil},
+		{"no capability from the peer", on, &none, io.EOF, 0, nil, nil},
+		{"helper off", GracefulRestart{RestartTime: time.Minute}, &gr, io.EOF, 0, nil, nil},
+		{"a NOTIFICATION (no N bit)", on, &gr, ceaseN, 0, nil, nil},
+		{"hold timer (no N bit)", on, &gr, session.ErrHoldTimerExpired, 0, nil, nil},
+		{"our own shutdown", on, &gr, session.ErrShutdown, 0, nil, nil},
+		{"never established", on, nil, io.EOF, 0, nil, nil},
 	}
 	for _, tc := range tests {
-		hold, fams := grKeep(tc.cfg, tc.n, tc.reason)
-		if hold != tc.hold || !slices.Equal(fams, tc.fams) {
-			t.Errorf("%s: grKeep = %v %v, want %v %v", tc.name, hold, fams, tc.hold, tc.fams)
+		hold, fams, drop := grKeep(tc.cfg, tc.n, tc.reason)
+		if hold != tc.hold || !slices.Equal(fams, tc.fams) || !slices.Equal(drop, tc.drop) {
+			t.Errorf("%s: grKeep = %v %v drop %v, want %v %v drop %v", tc.name, hold, fams, drop, tc.hold, tc.fams, tc.drop)
 		}
 	}
 }
@@ -238,11 +239,20 @@ func newHelperRig(t testing.TB, gr GracefulRestart) *helperRig {
 
 func (r *helperRig) announce(pfxs ...string) {
 	r.t.Helper()
-	var nlri []wire.NLRI
+	var nlri [2][]wire.NLRI // per family
 	for _, s := range pfxs {
-		nlri = append(nlri, wire.NLRI{Prefix: netip.MustParsePrefix(s)})
+		p := netip.MustParsePrefix(s)
+		i := 0
+		if p.Addr().Is6() {
+			i = 1
+		}
+		nlri[i] = append(nlri[i], wire.NLRI{Prefix: p})
 	}
-	r.announceAs(r.p, r.nh, nlri)
+	for _, n := range nlri {
+		if len(n) > 0 {
+			r.announceAs(r.p, r.nh, n)
+		}
+	}
 }
 
 // announceAs sends one UPDATE from p announcing nlri via nh.
@@ -252,7 +262,14 @@ func (r *helperRig) announceAs(p *peer, nh netip.Addr, nlri []wire.NLRI) {
 	a.Origin = wire.OriginIGP
 	a.Set(wire.AttrOrigin)
 	a.Set(wire.AttrASPath)
-	b, _, err := r.enc.AppendReach(nil, wire.IPv4Unicast, nh, netip.Addr{}, &a, nlri)
+	fam := wire.IPv4Unicast
+	if nlri[0].Prefix.Addr().Is6() {
+		fam = wire.IPv6Unicast
+		if nh.Is4() {
+			nh = netip.MustParseAddr("2001:db8::11")
+		}
+	}
+	b, _, err := r.enc.AppendReach(nil, fam, nh, netip.Addr{}, &a, nlri)
 	if err != nil {
 		r.t.Fatal(err)
 	}

@@ -124,7 +124,7 @@ func (d *Daemon) stopPeer(ctx context.Context, p *peer, n *wire.Notification) {
 	}
 	d.mu.Unlock()
 	p.down() // in case the session never reported Down
-	p.syncBFD(false)
+	p.syncBFD()
 }
 
 // dispatch maps an incoming connection to its peer: a configured neighbour,
@@ -211,24 +211,44 @@ func (d *Daemon) reapDynamic(ctx context.Context) {
 		}
 		var gone []*peer
 		d.mu.Lock()
+		now := time.Now()
 		for _, p := range d.peers {
-			info := p.sess.Info()
-			last := info.Since
-			if last.IsZero() {
-				last = p.created
-			}
-			// A peer whose routes wait for it (graceful restart) is kept
-			// until they go.
-			if p.dynamic && info.State != session.Established && time.Since(last) > time.Minute && p.staleID.Load() == 0 {
+			if reapable(p, now) {
 				gone = append(gone, p)
 			}
 		}
 		d.mu.Unlock()
 		for _, p := range gone {
-			d.log.Info("forgetting dynamic neighbor", "peer", p.label)
-			d.stopPeer(ctx, p, nil)
+			// The node may have come back since: look again, and take
+			// the peer out of d.peers under the same lock, so that no
+			// connection reaches it on its way out.
+			d.mu.Lock()
+			still := d.peers[p.addr] == p && reapable(p, time.Now())
+			if still {
+				delete(d.peers, p.addr)
+			}
+			d.mu.Unlock()
+			if still {
+				d.log.Info("forgetting dynamic neighbor", "peer", p.label)
+				d.stopPeer(ctx, p, nil)
+			}
 		}
 	}
+}
+
+// reapable decides whether dynamic peer p is forgotten at now: not
+// established for a minute after its last session (or its connection)
+// ended, and no stale routes of its restart waiting for it.
+func reapable(p *peer, now time.Time) bool {
+	if !p.dynamic || p.staleID.Load() != 0 {
+		return false
+	}
+	info := p.sess.Info()
+	last := info.Since
+	if last.IsZero() {
+		last = p.created
+	}
+	return info.State != session.Established && now.Sub(last) > time.Minute
 }
 
 // shutdown closes every session, in parallel, with msg, until ctx ends.
@@ -277,7 +297,7 @@ func (p *peer) Established(s *session.Peer, n session.Negotiated) {
 	p.bfdMu.Unlock()
 	p.ribID.Store(uint32(id))
 	p.resume(n)
-	p.syncBFD(true)
+	p.syncBFD()
 	p.sendEndOfRIB(s, n)
 }
 
@@ -302,13 +322,17 @@ func (p *peer) sendEndOfRIB(s *session.Peer, n session.Negotiated) {
 }
 
 // Down keeps the peer's paths as stale when it negotiated graceful restart
-// and the session ended as a restart does; else it removes them all in one
-// sweep. The session has logged why it went down.
+// and the session ended as a restart does, BFD still guarding them; else
+// it removes them all in one sweep, and stops BFD. The session has logged
+// why it went down.
 func (p *peer) Down(_ *session.Peer, reason error) {
 	if !p.keep(reason) {
 		p.down()
 	}
-	p.syncBFD(false)
+	p.syncBFD()
+	// The peer no longer counts among those up: the router's own
+	// restart may wait for nobody else now.
+	p.d.checkGrace()
 }
 
 // down forgets the peer's routes, the stale ones of a restart too: BFD, a
@@ -335,14 +359,30 @@ func (p *peer) down() {
 // removePaths removes a registration of a peer and all its paths.
 func (d *Daemon) removePaths(id rib.PeerID) {
 	ecmp := d.config().FIB.ECMP
-	// The FIB may then delete the peer's gateway object, and with it every
-	// route through it in one go, instead of one route at a time.
-	release := func() {}
-	if d.fib != nil {
-		release = d.fib.Hold()
-	}
+	release := d.holdFIB()
 	_ = d.rib.RemovePeer(id, func(c *rib.Changes) { d.queue.push(d.ctx, c.List, ecmp) })
 	d.queue.after(release)
+}
+
+// pushSweep queues the changes of a sweep of many paths of one peer (a
+// family of its stale generation).
+func (d *Daemon) pushSweep(cs []rib.Change) {
+	if len(cs) == 0 {
+		return
+	}
+	release := d.holdFIB()
+	d.queue.push(d.ctx, cs, d.config().FIB.ECMP)
+	d.queue.after(release)
+}
+
+// holdFIB keeps the FIB from settling deferred deletes one by one until
+// the returned release: it may then delete a departed peer's gateway
+// object, and with it every route through it in one go.
+func (d *Daemon) holdFIB() (release func()) {
+	if d.fib == nil {
+		return func() {}
+	}
+	return d.fib.Hold()
 }
 
 // EndOfRIB ends what waited for the peer's routes of family f: its stale

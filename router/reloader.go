@@ -161,6 +161,13 @@ func (d *Daemon) regrace() {
 			d.log.Info("reload: graceful restart capability changes at the session's next restart", "peer", p.label, "enabled", want)
 			continue
 		}
+		if !want {
+			// Its stale routes go as stopPeer would remove them, but
+			// counted for what ended their wait.
+			p.grMu.Lock()
+			p.dropStale(grDisabled)
+			p.grMu.Unlock()
+		}
 		d.stopPeer(d.ctx, p, &ceaseReconfigured)
 		if !p.dynamic {
 			d.mu.Lock()

@@ -111,6 +111,11 @@ type GracefulRestart struct {
 	// is the restart of one whose routes the peer kept, and the peer must
 	// not wait for our End-of-RIB before it sends us its own.
 	Restarting bool
+	// StillRestarting, when set, is asked before each OPEN while the R bit
+	// is on: false clears it from then on, as the first session would.
+	// For a restart whose wait ends by a timer or another peer's doing,
+	// not by this session coming up.
+	StillRestarting func() bool
 	// Forwarding sets the F bit for every family: our data plane kept
 	// forwarding while the BGP process restarted, so the peer may keep
 	// using the routes it kept until we send them again.

@@ -16,8 +16,12 @@ var (
 	ErrConnectionClosed     = errors.New("connection closed")
 	ErrShutdown             = errors.New("administrative shutdown")
 	ErrCollision            = errors.New("connection collision")
-	ErrNotEstablished       = errors.New("session not established")
-	ErrAlreadyRunning       = errors.New("peer is already running")
+	// ErrPeerRestarted ends an established session when the peer, which
+	// negotiated graceful restart, opens a new one: its old connection
+	// died without our noticing, so it restarted (RFC 4724 §4.2).
+	ErrPeerRestarted  = errors.New("peer restarted: a new OPEN while the session was established")
+	ErrNotEstablished = errors.New("session not established")
+	ErrAlreadyRunning = errors.New("peer is already running")
 	// ErrSessionChanged is SendTo's refusal: the session it was given is
 	// not the current one.
 	ErrSessionChanged = errors.New("not the session the message was built for")

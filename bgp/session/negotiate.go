@@ -154,7 +154,8 @@ func (n *Negotiated) RestartTime() time.Duration {
 // Handler.Down got), keeps the peer's routes as stale for a restart (RFC
 // 4724 §4.2, RFC 8538 §3): graceful restart was negotiated for some
 // family, and the session ended without a NOTIFICATION (the TCP connection
-// failed or closed), or, when both sides set the N bit, with any
+// failed or closed, or the peer opened a new one: ErrPeerRestarted), or,
+// when both sides set the N bit, with any
 // NOTIFICATION but Cease / Hard Reset or the hold timer. Our own shutdown
 // never keeps them.
 func (n *Negotiated) KeepsRoutes(reason error) bool {

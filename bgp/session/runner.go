@@ -25,8 +25,9 @@ type runner struct {
 	bare State
 	// primary is the connection whose state the peer shows; secondary is a
 	// second one that appeared during the OPEN exchange and waits for the
-	// collision to be decided (RFC 4271 §6.8). Established implies no
-	// secondary.
+	// collision to be decided (RFC 4271 §6.8), or, while the primary is
+	// established with graceful restart, the peer's new session after a
+	// restart whose end we did not see.
 	primary, secondary *conn
 
 	retry      fsmTimer
@@ -129,6 +130,16 @@ func (r *runner) gotOpen(c *conn, o *wire.Open) {
 	}
 	neg.Local, neg.Remote = c.local, c.remote
 	c.neg = &neg
+	if other := r.other(c); other != nil && restartable(other) && peerRestarted(c, other, &neg) {
+		// Not a collision: the peer restarted and its old connection
+		// is dead, though we did not notice. The old session ends as a
+		// lost connection does (its routes kept for the restart), and
+		// the new one carries on (RFC 4724 §4.2).
+		r.p.log.Info("new OPEN while established: the peer restarted", "remote", c.remote, "peer_id", neg.PeerID)
+		r.feed(other, evTCPFailed, nil, ErrPeerRestarted)
+		r.feed(c, evOpen, nil, nil)
+		return
+	}
 	if other := r.other(c); other != nil {
 		loser := c
 		if other.state != Established {
@@ -142,6 +153,21 @@ func (r *runner) gotOpen(c *conn, o *wire.Open) {
 		}
 	}
 	r.feed(c, evOpen, nil, nil)
+}
+
+// restartable reports whether c is an established session that a new
+// OPEN from the peer replaces: it negotiated graceful restart.
+func restartable(c *conn) bool {
+	return c.state == Established && c.neg.KeepsRoutes(ErrPeerRestarted)
+}
+
+// peerRestarted decides whether c, whose OPEN negotiated n, replaces the
+// established session other as the peer's restart rather than losing a
+// collision: the peer dialled twice (it never does unless it gave up on
+// the first connection), or its OPEN says it restarted (the R bit). Two
+// speakers opening at once in both directions send neither.
+func peerRestarted(c, other *conn, n *Negotiated) bool {
+	return c.incoming == other.incoming || n.GracefulRestart != nil && n.GracefulRestart.Restarting
 }
 
 func dirName(c *conn) string {
@@ -189,7 +215,10 @@ func (r *runner) newConn(nc net.Conn, incoming bool) {
 	case r.primary == nil:
 		c.state = r.bare
 		r.primary = c
-	case r.secondary == nil && r.primary.state < Established:
+	case r.secondary == nil && (r.primary.state < Established || restartable(r.primary)):
+		// A second connection during the OPEN exchange is a collision;
+		// while established, one from a peer that negotiated graceful
+		// restart may be the peer back from a restart (see gotOpen).
 		c.state = Active
 		r.secondary = c
 	default:
@@ -271,6 +300,9 @@ func (r *runner) connTimers(c *conn, acts actions) {
 		return
 	}
 	if acts&aSendOpen != 0 {
+		if r.restartOver() {
+			r.restarted()
+		}
 		r.p.queue(c, r.p.open)
 	}
 	if acts&aHoldLarge != 0 {
@@ -437,6 +469,13 @@ func (r *runner) established(c *conn) error {
 	p.log.Info("established", "peer_as", c.neg.PeerAS, "peer_id", c.neg.PeerID, "hold", c.neg.HoldTime,
 		"families", c.neg.Families, "remote", c.remote)
 	return p.safely("Established", func() { p.h.Established(p, *c.neg) })
+}
+
+// restartOver reports whether our OPEN still has the R bit though
+// Config.GracefulRestart.StillRestarting says the restart is over.
+func (r *runner) restartOver() bool {
+	g, l := r.cfg.GracefulRestart, r.p.local.Caps.GracefulRestart
+	return g != nil && g.StillRestarting != nil && l != nil && l.Restarting && !g.StillRestarting()
 }
 
 // restarted clears the R bit once a session came up: it marks only the

@@ -476,6 +476,47 @@ func TestRouterGracefulRestartReload(t *testing.T) {
 // not a restart: a speaker that negotiated graceful restart loses its
 // route at once when its cable is pulled.
 func TestRouterGracefulRestartBFD(t *testing.T) {
+	l, _ := newGRBFDLab(t)
+	l.rp.waitGR(t, l.ctx, l.n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated })
+	took := l.cut(t)
+	t.Logf("route left the router's kernel %v after the cut", took)
+	if took >= bfdBound {
+		t.Errorf("route gone %v after the cut: kept as if the node restarted", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
+}
+
+// TestRouterGracefulRestartBFDStale: BFD outlives a session that ended as
+// a restart, guarding the routes kept for it: when the node's cable is
+// pulled then, they go within BFD's detection time, not the restart time
+// (RFC 5882 §4.3.2).
+func TestRouterGracefulRestartBFDStale(t *testing.T) {
+	l, in := newGRBFDLab(t)
+	if err := in.peer.Abandon(l.ctx); err != nil {
+		t.Fatal(err)
+	}
+	l.rp.waitGR(t, l.ctx, l.n1.v4, "restarting", func(g *view.GracefulRestart) bool { return g.State == "restarting" })
+	var last []view.Neighbor
+	if err := lab.Poll(l.ctx, 50*time.Millisecond, func() (bool, error) {
+		l.rp.cli(t, l.ctx, &last, "neighbor")
+		return slices.ContainsFunc(last, func(n view.Neighbor) bool {
+			return n.State != "Established" && n.BFD != nil && n.BFD.State == "Up"
+		}), nil
+	}); err != nil {
+		t.Fatalf("BFD not up with the session down and its routes kept: %v; last %+v", err, last)
+	}
+	took := l.cut(t)
+	t.Logf("stale route left the router's kernel %v after the cut", took)
+	if took >= bfdBound {
+		t.Errorf("stale route gone %v after the cut: BFD did not guard it", took)
+	}
+	l.metrics.waitGauge(t, l.ctx, `bgplb_router_gr_restarts_total{outcome="reset"}`, func(v float64) bool { return v == 1 })
+}
+
+// newGRBFDLab is node1 with FRR's bfdd (50 ms × 3) and a speaker with
+// graceful restart whose route is in the router's kernel, BFD Up.
+func newGRBFDLab(t *testing.T) (bfdLab, *injector) {
+	t.Helper()
 	cfg := strings.Replace(bfdRouterConfig(50*time.Millisecond, 3), "connectRetry: 1s", "passive: true", 1)
 	l := newBFDTopology(t, cfg)
 	bfdd, err := daemons.StartFRRBFD(l.ctx, l.n1.ns, []daemons.BFDPeer{{Peer: l.r.v4, Local: l.n1.v4, Interval: 50 * time.Millisecond, Mult: 3}})
@@ -487,11 +528,38 @@ func TestRouterGracefulRestartBFD(t *testing.T) {
 	in := injectWith(t, l.ctx, l.n1, l.r.v4, grSession(false, true))
 	in.announceVia(t, l.ctx, l.n1.v4, l.route)
 	l.up(t, true)
-	l.rp.waitGR(t, l.ctx, l.n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated })
-	took := l.cut(t)
-	t.Logf("route left the router's kernel %v after the cut", took)
-	if took >= bfdBound {
-		t.Errorf("route gone %v after the cut: kept as if the node restarted", took)
+	return l, in
+}
+
+// TestRouterGracefulRestartNewOpen: a speaker whose connection died
+// without the router noticing (no FIN: a node rebooted) comes back with a
+// new connection while its old session still looks established: the
+// router takes it for the restart it is (RFC 4724 §4.2), at once rather
+// than at the hold timer, and keeps its routes meanwhile.
+func TestRouterGracefulRestartNewOpen(t *testing.T) {
+	l := newGRLab(t, "60s")
+	ctx, n1, rp := l.ctx, l.n1, l.rp
+	kept, dropped := prefix("203.0.113.1/32"), prefix("203.0.113.2/32")
+	old := injectWith(t, ctx, n1, l.r.v4, grSession(false, true))
+	old.announceVia(t, ctx, n1.v4, kept, dropped)
+	old.endOfRIB(t, ctx)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: {n1.v4}})
+	rp.waitGR(t, ctx, n1.v4, "negotiated", func(g *view.GracefulRestart) bool { return g.Negotiated && g.State == "" })
+	keptWatch := watchPresent(t, ctx, l.r.ns, kept)
+
+	// The old injector stays connected: the router's end of its session
+	// is what a silent death leaves.
+	start := time.Now()
+	in2 := injectWith(t, ctx, n1, l.r.v4, grSession(true, true))
+	took := time.Since(start)
+	t.Logf("the new session came up %v after it connected", took.Round(time.Millisecond))
+	if took > 3*time.Second {
+		t.Errorf("new session up after %v: the hold timer (9 s), not the new OPEN, ended the old one", took)
 	}
-	l.metrics.waitGauge(t, l.ctx, "bgplb_router_bfd_teardowns_total", func(v float64) bool { return v == 1 })
+	rp.waitGR(t, ctx, n1.v4, "back, waiting for End-of-RIB", func(g *view.GracefulRestart) bool { return g.State == "stale" })
+	in2.announceVia(t, ctx, n1.v4, kept)
+	in2.endOfRIB(t, ctx)
+	rp.waitKernel(t, ctx, want{kept: {n1.v4}, dropped: nil})
+	keptWatch.check(t)
+	l.metrics.waitGauge(t, ctx, `bgplb_router_gr_restarts_total{outcome="end_of_rib"}`, func(v float64) bool { return v == 1 })
 }
