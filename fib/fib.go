@@ -254,8 +254,11 @@ type FIB struct {
 	// moves holds, by resilient group, changes held back until the rest
 	// of the group's routes follow (groupmove.go).
 	moves map[uint32]*groupMove
-	kick  chan struct{}
-	holds int // outstanding Holds
+	// moveScratch holds the changes moveGroups returns when it adds or
+	// removes some, kept from Apply to Apply.
+	moveScratch []Change
+	kick        chan struct{}
+	holds       int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -443,6 +446,7 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 		return Result{}, err
 	}
 	res, err := f.apply(ctx, now)
+	f.dropScratch()
 	res.Replaced += held
 	f.kickMaintain()
 	return res, err

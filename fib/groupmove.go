@@ -38,6 +38,10 @@ type groupMove struct {
 	since, touch time.Time
 }
 
+// maxMoveScratch bounds the scratch kept between Applies: 64k changes,
+// a few MiB, cover a sweep's chunks; a larger one is dropped after use.
+const maxMoveScratch = 64 << 10
+
 func (m *groupMove) len() int { return len(m.v4) + len(m.v6) }
 
 // movePlan is what the changes of one Apply do to the routes of a group.
@@ -178,10 +182,16 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	if err != nil {
 		return changes, 0, err
 	}
-	if len(holdBack) == 0 {
-		return append(released, changes...), 0, nil
+	if len(holdBack) == 0 && len(released) == 0 {
+		return changes, 0, nil // the hot path: a sweep of mixed changes
 	}
-	out, held := released, 0
+	out := append(f.moveScratch[:0], released...)
+	if len(holdBack) == 0 {
+		out = append(out, changes...)
+		f.moveScratch = out
+		return out, 0, nil
+	}
+	held := 0
 	for _, c := range changes {
 		pfx := c.Prefix.Masked()
 		var set uint32
@@ -198,7 +208,20 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 		f.holdChange(set, pl, pfx, fl, now)
 		held++
 	}
+	f.moveScratch = out
 	return out, held, nil
+}
+
+// dropScratch forgets the changes moveGroups returned once they are
+// applied (they point at the caller's next hops), and the scratch itself
+// when it grew past what an ordinary Apply needs.
+func (f *FIB) dropScratch() {
+	if cap(f.moveScratch) > maxMoveScratch {
+		f.moveScratch = nil
+		return
+	}
+	clear(f.moveScratch)
+	f.moveScratch = f.moveScratch[:0]
 }
 
 func (m *groupMove) lenOrZero() int {
