@@ -326,7 +326,7 @@ func TestResilientRestartAndRepair(t *testing.T) {
 		off     bool
 		buckets uint16
 		typ     string
-	}{{true, 0, "mpath"}, {false, 0, "resilient"}, {false, 64, "resilient"}}
+	}{{true, 0, "mpath"}, {false, 0, "resilient"}, {false, 512, "resilient"}}
 	for _, s := range steps {
 		cfg.Resilient.Off, cfg.Resilient.Buckets = s.off, s.buckets
 		deleted := ns.watchDeletes(t)

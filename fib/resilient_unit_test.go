@@ -17,8 +17,13 @@ func TestResilientDefaults(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: groupForm{resilient: true, buckets: 256, idle: 12000}},
-		{name: "set", in: Resilient{Buckets: 64, IdleTimer: 5 * time.Second, UnbalancedTimer: time.Minute},
-			want: groupForm{resilient: true, buckets: 64, idle: 500, unbalanced: 6000}},
+		{name: "set", in: Resilient{Buckets: 512, IdleTimer: 5 * time.Second, UnbalancedTimer: time.Minute},
+			want: groupForm{resilient: true, buckets: 512, idle: 500, unbalanced: 6000}},
+		{name: "fewest buckets", in: Resilient{Buckets: MaxNextHops}, want: groupForm{resilient: true, buckets: 256, idle: 12000}},
+		{name: "most buckets", in: Resilient{Buckets: MaxBuckets}, want: groupForm{resilient: true, buckets: MaxBuckets, idle: 12000}},
+		{name: "one bucket", in: Resilient{Buckets: 1}, wantErr: "Resilient.Buckets 1"},
+		{name: "fewer buckets than members", in: Resilient{Buckets: MaxNextHops - 1}, wantErr: "Resilient.Buckets 255"},
+		{name: "too many buckets", in: Resilient{Buckets: MaxBuckets + 1}, wantErr: "Resilient.Buckets 8193"},
 		{name: "fraction of a second", in: Resilient{IdleTimer: 1500 * time.Millisecond}, wantErr: "idle timer"},
 		{name: "negative", in: Resilient{UnbalancedTimer: -time.Second}, wantErr: "unbalanced timer"},
 		{name: "too long", in: Resilient{IdleTimer: 500 * 24 * time.Hour}, wantErr: "idle timer"},
