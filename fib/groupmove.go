@@ -49,7 +49,7 @@ type movePlan struct {
 	key   []byte    // index key of the first new set
 	hops  []NextHop // the first new set
 	n     int       // changes of the group's routes
-	mixed bool      // they do not all move to one new set of 2+ hops without a group
+	mixed bool      // they do not all move to one new set of 2+ hops without a group, or one is refused
 	drops bool      // the new set leaves out a gateway of the group
 }
 
@@ -61,7 +61,7 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 	var plans map[uint32]*movePlan
 	var keyBuf []byte
 	var hs, hops, prevRaw []NextHop
-	var prev4, exists bool
+	var prev4, exists, refused bool
 	for _, c := range changes {
 		if !c.Prefix.IsValid() {
 			continue // refused when planned
@@ -91,10 +91,15 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 		// read once per run.
 		if is4 := pfx.Addr().Is4(); prevRaw == nil || is4 != prev4 || !slices.Equal(c.NextHops, prevRaw) {
 			hs = canonicalHops(hs[:0], c.NextHops)
+			refused = refusal(pfx, hs) != nil
 			hops, _, _ = usableShape(pfx, hs)
 			keyBuf = appendKey(keyBuf[:0], hops)
 			_, exists = t.index[string(keyBuf)]
 			prevRaw, prev4 = c.NextHops, is4
+		}
+		if refused {
+			pl.mixed = true // desire refuses it: the route keeps its group
+			continue
 		}
 		if pl.key == nil {
 			pl.key, pl.hops = slices.Clone(keyBuf), slices.Clone(hops)

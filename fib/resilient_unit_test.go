@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -228,5 +229,23 @@ func TestNHTableAdoptForm(t *testing.T) {
 		if got := tab.objs[tt.id].inKernel; got != tt.inKernel {
 			t.Errorf("group %d inKernel = %v, want %v", tt.id, got, tt.inKernel)
 		}
+	}
+}
+
+// TestPlanMovesRefused: a change Apply refuses (too many next hops) makes
+// its group's move mixed, even when every route moves to that set: the
+// group must not take members its routes were refused.
+func TestPlanMovesRefused(t *testing.T) {
+	tab, from, current := rekeyFixture(t, 2)
+	var many []string
+	for i := range MaxNextHops + 1 {
+		many = append(many, fmt.Sprintf("2001:db8::%x", i+1))
+	}
+	changes := []Change{change("203.0.113.0/32", many...), change("203.0.113.1/32", many...)}
+	if err := (&FIB{sets: tab, routes: newPrefixMap()}).desire(changes[0], 0); !errors.Is(err, ErrInvalidRoute) {
+		t.Fatalf("desire = %v, want it refused", err)
+	}
+	if pl := planMoves(changes, current, tab)[from]; pl == nil || !pl.mixed {
+		t.Errorf("plan = %+v, want mixed", pl)
 	}
 }
