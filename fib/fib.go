@@ -257,8 +257,11 @@ type FIB struct {
 	// moveScratch holds the changes moveGroups returns when it adds or
 	// removes some, kept from Apply to Apply.
 	moveScratch []Change
-	kick        chan struct{}
-	holds       int // outstanding Holds
+	// releasedMoves records the moves released into the changes being
+	// applied, to hold back again those an error leaves unapplied.
+	releasedMoves []releasedMove
+	kick          chan struct{}
+	holds         int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -445,7 +448,11 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := f.apply(ctx, now)
+	res, n, err := f.applyN(ctx, now)
+	if err != nil && !errors.Is(err, ErrPartial) {
+		f.restoreMoves(n) // the released changes come first in now
+	}
+	f.releasedMoves = f.releasedMoves[:0]
 	f.dropScratch()
 	res.Replaced += held
 	f.kickMaintain()
@@ -453,16 +460,25 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 }
 
 func (f *FIB) apply(ctx context.Context, changes []Change) (Result, error) {
+	res, _, err := f.applyN(ctx, changes)
+	return res, err
+}
+
+// applyN is apply that also says how many changes went through desire
+// (recorded as desired, written or pending): all but those after the
+// chunk an error stopped at.
+func (f *FIB) applyN(ctx context.Context, changes []Change) (Result, int, error) {
 	var res Result
 	for start := 0; start < len(changes); start += planChunk {
-		part, err := f.applyChunk(ctx, changes[start:min(start+planChunk, len(changes))])
+		end := min(start+planChunk, len(changes))
+		part, err := f.applyChunk(ctx, changes[start:end])
 		res.add(part)
 		if err != nil {
-			return res, err
+			return res, end, err
 		}
 	}
 	if len(res.Failed) > 0 {
-		return res, fmt.Errorf("%w: %d of %d", ErrPartial, len(res.Failed), len(changes))
+		return res, len(changes), fmt.Errorf("%w: %d of %d", ErrPartial, len(res.Failed), len(changes))
 	}
-	return res, nil
+	return res, len(changes), nil
 }

@@ -158,6 +158,7 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	if len(plans) == 0 {
 		return changes, 0, nil
 	}
+	f.releasedMoves = f.releasedMoves[:0]
 	var released []Change
 	var whole []rekey
 	var holdBack map[uint32]*movePlan
@@ -185,6 +186,8 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	}
 	released, err := f.rekeyWhole(ctx, whole, released)
 	if err != nil {
+		// Nothing of this call is applied: the released changes wait again.
+		f.restoreMoves(0)
 		return changes, 0, err
 	}
 	if len(holdBack) == 0 && len(released) == 0 {
@@ -244,7 +247,10 @@ type rekey struct {
 
 // rekeyWhole changes the groups of whole in place. When several move to
 // one new set, the one with most routes (then the lowest id) is kept and
-// the others' held-back changes are released to move to it.
+// the others' held-back changes are released to move to it. A group that
+// cannot take the set (no nexthop id left for a new member) is left as it
+// is: its changes go as ordinary ones, which desire refuses one by one
+// when they cannot have a group either.
 func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) ([]Change, error) {
 	if len(whole) == 0 {
 		return released, nil
@@ -259,27 +265,28 @@ func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) 
 	kept := map[string]bool{}
 	for _, r := range whole {
 		k := string(appendKey(nil, r.hops))
-		if m := f.moves[r.from]; m != nil {
-			if kept[k] {
-				released = f.releaseMove(r.from, m, released)
-			} else {
-				f.dropMove(r.from, m)
-			}
+		m := f.moves[r.from]
+		var err error
+		if !kept[k] {
+			// rekeyTo changes nothing when it fails: acquireMembers
+			// gives back what it took.
+			created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted)
 		}
-		if kept[k] {
+		if kept[k] || err != nil {
+			if m != nil {
+				released = f.releaseMove(r.from, m, released)
+			}
 			continue
 		}
 		kept[k] = true
-		var err error
-		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
-			// Groups changed before are written by the next comparison.
-			f.resync = true
-			return released, err
+		if m != nil {
+			f.dropMove(r.from, m) // the group took them in place
 		}
 		created = append(created, r.from)
 		f.stats.Rekeyed++
 	}
 	if err := f.ensureObjects(ctx, created); err != nil {
+		f.resync = true // the groups changed here are compared and written
 		return released, err
 	}
 	for _, r := range whole {
@@ -318,16 +325,59 @@ func (f *FIB) holdChange(from uint32, pl *movePlan, pfx netip.Prefix, fl uint8, 
 }
 
 // releaseMove ends a hold: the held-back changes are appended to out, to
-// be applied as ordinary changes.
+// be applied as ordinary changes. out must hold only released changes
+// since releasedMoves was emptied: restoreMoves finds them by index.
 func (f *FIB) releaseMove(from uint32, m *groupMove, out []Change) []Change {
 	f.dropMove(from, m)
+	lo := len(out)
 	for _, k := range m.v4 {
 		out = append(out, Change{Prefix: fromV4Key(k), NextHops: m.hops})
 	}
 	for _, p := range m.v6 {
 		out = append(out, Change{Prefix: p, NextHops: m.hops})
 	}
+	f.releasedMoves = append(f.releasedMoves, releasedMove{from: from, m: m, lo: lo})
 	return out
+}
+
+// releasedMove is a move released to the changes from index lo on.
+type releasedMove struct {
+	from uint32
+	m    *groupMove
+	lo   int
+}
+
+// restoreMoves holds back again the released changes from index n on,
+// which did not reach desire (an error stopped the Apply): they were
+// reported applied when held, so they must not be lost. Their routes are
+// still on the group they were held on.
+func (f *FIB) restoreMoves(n int) {
+	for _, r := range f.releasedMoves {
+		m, skip := r.m, max(n-r.lo, 0)
+		if skip >= m.len() {
+			continue
+		}
+		back := &groupMove{hops: m.hops, key: m.key, since: m.since, touch: m.touch}
+		if skip < len(m.v4) {
+			back.v4, back.v6 = m.v4[skip:], m.v6
+		} else {
+			back.v6 = m.v6[skip-len(m.v4):]
+		}
+		if f.moves == nil {
+			f.moves = map[uint32]*groupMove{}
+		}
+		if cur := f.moves[r.from]; cur != nil {
+			back.v4, back.v6 = append(back.v4, cur.v4...), append(back.v6, cur.v6...)
+		}
+		f.moves[r.from] = back
+		for _, k := range back.v4 {
+			f.routes.mark(fromV4Key(k), flagMoving, 0)
+		}
+		for _, p := range back.v6 {
+			f.routes.mark(p, flagMoving, 0)
+		}
+	}
+	f.releasedMoves = f.releasedMoves[:0]
 }
 
 // dropMove forgets a hold whose changes need no write (the group took
@@ -343,10 +393,13 @@ func (f *FIB) dropMove(from uint32, m *groupMove) {
 }
 
 // settleMoves applies the held-back changes that waited long enough (all
-// of them with force) and returns when the next are due (zero: none).
+// of them with force) and returns when the next are due (zero: none). A
+// move is forgotten only once its changes went through desire: those an
+// error left unapplied wait again.
 func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.Time, error) {
 	var next time.Time
 	var released []Change
+	f.releasedMoves = f.releasedMoves[:0]
 	for _, from := range slices.Sorted(maps.Keys(f.moves)) {
 		m := f.moves[from]
 		if due := dueAt(m.since, m.touch, f.holds > 0); !force && now.Before(due) {
@@ -358,9 +411,14 @@ func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.
 	if len(released) == 0 {
 		return next, nil
 	}
-	_, err := f.apply(ctx, released)
+	_, n, err := f.applyN(ctx, released)
 	if errors.Is(err, ErrPartial) {
 		err = nil // the failed ones are pending: Maintain writes them again
 	}
+	if err != nil {
+		f.restoreMoves(n)
+		earlier(&next, now)
+	}
+	f.releasedMoves = f.releasedMoves[:0]
 	return next, err
 }
