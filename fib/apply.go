@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +66,7 @@ func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) 
 			p.ops = append(p.ops, op{prefix: c.Prefix, change: i, done: true, err: err, refused: true})
 		}
 	}
-	f.deferDeletes(time.Now())
+	f.deferDeletes(f.now())
 	sendErr := f.ensureObjects(ctx, p.created)
 	if sendErr == nil {
 		f.formOps()

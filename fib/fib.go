@@ -95,6 +95,8 @@ const (
 	dumpRetries      = 5
 	defaultIDCount   = 1 << 24
 	replayFirstChunk = 256
+	// closeSettle bounds what Close spends writing held-back work.
+	closeSettle = 5 * time.Second
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -260,8 +262,10 @@ type FIB struct {
 	// releasedMoves records the moves released into the changes being
 	// applied, to hold back again those an error leaves unapplied.
 	releasedMoves []releasedMove
-	kick          chan struct{}
-	holds         int // outstanding Holds
+	// clock is time.Now but in tests that drive settling by hand.
+	clock func() time.Time
+	kick  chan struct{}
+	holds int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
 	// flushed with its interface): the next call rescans the kernel.
 	resync bool
@@ -378,12 +382,20 @@ func useNexthops(m Mode, probeErr error) (bool, error) {
 func (f *FIB) NextHopObjects() bool { return f.useNH }
 
 // Close releases the socket. Routes stay in the kernel: the next run adopts
-// them.
+// them. Held-back changes and deferred deletes are written first, as far
+// as closeSettle allows: what they were reported to do is done.
 func (f *FIB) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil
+	}
+	if (len(f.moves) > 0 || len(f.deferred) > 0) && !f.c.dirty {
+		ctx, cancel := context.WithTimeout(context.Background(), closeSettle)
+		if _, err := f.settle(ctx, f.now(), true); err != nil {
+			f.log.Warn("fib: held-back changes or deferred deletes not written at close", "err", err)
+		}
+		cancel()
 	}
 	f.closed = true
 	return f.c.close()
@@ -425,6 +437,14 @@ func (f *FIB) Sync(ctx context.Context) (Result, error) {
 	return f.resyncAll(ctx)
 }
 
+// now is when Apply and settle think it is.
+func (f *FIB) now() time.Time {
+	if f.clock != nil {
+		return f.clock()
+	}
+	return time.Now()
+}
+
 // Apply sets the kernel route of every change's prefix. Changes are sent in
 // batches without waiting for each answer; the kernel answers only failures,
 // which are matched to their change by sequence number, and one
@@ -434,6 +454,11 @@ func (f *FIB) Sync(ctx context.Context) (Result, error) {
 // route is installed with the next hops that can be used; those left out
 // are listed in Result.Degraded. Any other error means the rest of the
 // changes were not applied. A prefix that repeats is set by its last change.
+//
+// With resilient groups, changes that move part of a group's routes to a
+// new set may be held back (counted as replaced) until the rest follow;
+// the next Apply writes those overdue, and Maintain must run to write them
+// when no Apply comes (see groupmove.go), as it must for deferred deletes.
 func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 	if err := f.enter(); err != nil {
 		return Result{}, err
@@ -444,13 +469,19 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	now, held, err := f.moveGroups(ctx, changes, time.Now())
+	now := f.now()
+	if len(f.moves) > 0 {
+		if _, err := f.settleMoves(ctx, now, false); err != nil {
+			return Result{}, err
+		}
+	}
+	out, held, err := f.moveGroups(ctx, changes, now)
 	if err != nil {
 		return Result{}, err
 	}
-	res, n, err := f.applyN(ctx, now)
+	res, n, err := f.applyN(ctx, out)
 	if err != nil && !errors.Is(err, ErrPartial) {
-		f.restoreMoves(n) // the released changes come first in now
+		f.restoreMoves(n) // the released changes come first in out
 	}
 	f.releasedMoves = f.releasedMoves[:0]
 	f.dropScratch()

@@ -417,7 +417,7 @@ func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.
 	}
 	if err != nil {
 		f.restoreMoves(n)
-		earlier(&next, now)
+		earlier(&next, now.Add(settleQuiet)) // try again, not at once
 	}
 	f.releasedMoves = f.releasedMoves[:0]
 	return next, err

@@ -3,6 +3,7 @@ package fib
 import (
 	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -102,6 +103,45 @@ func TestResilientFailureKeepsHeld(t *testing.T) {
 			}
 			checkKernel(t, ns, f, append(routesFor(ps[:held], "2001:db8::2", "2001:db8::3", "2001:db8::4"),
 				routesFor(ps[held:], "2001:db8::2", "2001:db8::3")...))
+		})
+	}
+}
+
+// TestResilientHeldWithoutMaintain: held-back changes are written without
+// Maintain, by the first Apply after they are due and by Close.
+func TestResilientHeldWithoutMaintain(t *testing.T) {
+	const n, held = 200, 100
+	tests := []struct {
+		name  string
+		write func(t *testing.T, f *FIB)
+	}{
+		{"overdue at the next Apply", func(t *testing.T, f *FIB) {
+			due := time.Now().Add(settleMax + time.Second)
+			f.mu.Lock()
+			f.clock = func() time.Time { return due }
+			f.mu.Unlock()
+			if _, err := f.Apply(testCtx(t), nil); err != nil {
+				t.Fatal(err)
+			}
+			if got := heldCount(f); got != 0 {
+				t.Errorf("%d changes still held back", got)
+			}
+		}},
+		{"at Close", func(t *testing.T, f *FIB) {
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ns, f, ps := heldJoin(t, n, held)
+			tt.write(t, f)
+			want := canonicalRoutes(append(routesFor(ps[:held], "2001:db8::2", "2001:db8::3", "2001:db8::4"),
+				routesFor(ps[held:], "2001:db8::2", "2001:db8::3")...))
+			if got := ns.ipRoutes(t, f.cfg.Table, strconv.Itoa(int(f.cfg.Protocol)), f.cfg.Metric); !routesEqual(got, want) {
+				t.Errorf("ip route show =\n  %v\nwant\n  %v", got, want)
+			}
 		})
 	}
 }
