@@ -262,6 +262,8 @@ type FIB struct {
 	// releasedMoves records the moves released into the changes being
 	// applied, to hold back again those an error leaves unapplied.
 	releasedMoves []releasedMove
+	// warnedMpath: the log said a resilient group was refused (once).
+	warnedMpath bool
 	// clock is time.Now but in tests that drive settling by hand.
 	clock func() time.Time
 	kick  chan struct{}

@@ -243,14 +243,17 @@ func (m *groupMove) lenOrZero() int {
 type rekey struct {
 	from uint32
 	hops []NextHop
+	undo rekeyUndo // what the group had, while the kernel is asked
+	done bool      // rekeyTo changed the table
 }
 
 // rekeyWhole changes the groups of whole in place. When several move to
 // one new set, the one with most routes (then the lowest id) is kept and
 // the others' held-back changes are released to move to it. A group that
-// cannot take the set (no nexthop id left for a new member) is left as it
-// is: its changes go as ordinary ones, which desire refuses one by one
-// when they cannot have a group either.
+// cannot take the set is left as it is and its held-back changes are
+// released: with no nexthop id left for a new member, desire then refuses
+// them one by one; when the kernel refuses the change, they move to a new
+// group as ordinary changes do.
 func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) ([]Change, error) {
 	if len(whole) == 0 {
 		return released, nil
@@ -263,39 +266,57 @@ func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) 
 	})
 	var created, deleted []uint32
 	kept := map[string]bool{}
-	for _, r := range whole {
+	for i := range whole {
+		r := &whole[i]
 		k := string(appendKey(nil, r.hops))
-		m := f.moves[r.from]
 		var err error
 		if !kept[k] {
-			// rekeyTo changes nothing when it fails: acquireMembers
-			// gives back what it took.
-			created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted)
+			r.undo, created, err = f.sets.rekeyTo(r.from, r.hops, created)
 		}
 		if kept[k] || err != nil {
-			if m != nil {
-				released = f.releaseMove(r.from, m, released)
-			}
+			released = f.releaseHeld(r.from, released)
 			continue
 		}
-		kept[k] = true
-		if m != nil {
-			f.dropMove(r.from, m) // the group took them in place
-		}
+		kept[k], r.done = true, true
 		created = append(created, r.from)
-		f.stats.Rekeyed++
 	}
 	if err := f.ensureObjects(ctx, created); err != nil {
-		f.resync = true // the groups changed here are compared and written
+		// Whatever the kernel took, the table goes back to what the
+		// routes are desired through; the comparison mends the kernel.
+		for _, r := range whole {
+			if r.done {
+				f.sets.undoRekey(r.from, r.undo, nil)
+			}
+		}
+		f.resync = true
 		return released, err
 	}
 	for _, r := range whole {
-		if o := f.sets.objs[r.from]; o != nil && o.bad != nil {
-			// The kernel kept the old group: its routes must be compared.
-			f.resync = true
+		if !r.done {
+			continue
 		}
+		if o := f.sets.objs[r.from]; o.bad != nil {
+			// The kernel kept the group as it was.
+			f.log.Warn("fib: kernel refused to change a resilient group in place; its routes move to a new group", "id", r.from, "err", o.bad)
+			deleted = f.sets.undoRekey(r.from, r.undo, deleted)
+			released = f.releaseHeld(r.from, released)
+			continue
+		}
+		deleted = f.sets.endRekey(r.undo, deleted)
+		if m := f.moves[r.from]; m != nil {
+			f.dropMove(r.from, m) // the group took them in place
+		}
+		f.stats.Rekeyed++
 	}
 	return released, f.deleteNexthops(ctx, deleted)
+}
+
+// releaseHeld releases the held-back changes of group from, if any.
+func (f *FIB) releaseHeld(from uint32, out []Change) []Change {
+	if m := f.moves[from]; m != nil {
+		return f.releaseMove(from, m, out)
+	}
+	return out
 }
 
 // holdChange holds back the change of pfx (a route through group from),

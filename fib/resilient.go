@@ -92,7 +92,13 @@ func (f *FIB) groupForm(ctx context.Context) (groupForm, error) {
 	}
 	ok, err := f.probeResilient(ctx)
 	if err != nil {
-		return groupForm{}, err
+		if ctx.Err() != nil {
+			return groupForm{}, err
+		}
+		// Hash-threshold groups still balance: not worth failing Open.
+		f.log.Warn("fib: could not tell whether the kernel has resilient nexthop groups: ECMP uses hash-threshold groups, "+
+			"so flows on the other next hops may move when one leaves", "err", err)
+		return groupForm{}, nil
 	}
 	if !ok {
 		f.log.Warn("fib: the kernel has no resilient nexthop groups (Linux 5.13+): ECMP uses hash-threshold groups, " +
