@@ -458,7 +458,9 @@ func (f *FIB) now() time.Time {
 // changes were not applied. A prefix that repeats is set by its last change.
 //
 // With resilient groups, changes that move part of a group's routes to a
-// new set may be held back (counted as replaced) until the rest follow;
+// new set may be held back (counted as replaced here, not again by the
+// call that writes them, whose Result is about its own changes) until the
+// rest follow;
 // the next Apply writes those overdue, and Maintain must run to write them
 // when no Apply comes (see groupmove.go), as it must for deferred deletes.
 func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
@@ -477,19 +479,30 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	out, held, err := f.moveGroups(ctx, changes, now)
+	out, nrel, held, err := f.moveGroups(ctx, changes, now)
 	if err != nil {
 		return Result{}, err
 	}
-	res, n, err := f.applyN(ctx, out)
-	if err != nil && !errors.Is(err, ErrPartial) {
-		f.restoreMoves(n) // the released changes come first in out
-	}
-	f.releasedMoves = f.releasedMoves[:0]
+	res, err := f.applyReleased(ctx, out, nrel)
 	f.dropScratch()
 	res.Replaced += held
 	f.kickMaintain()
 	return res, err
+}
+
+// applyReleased applies out, whose first nrel changes were released from
+// a hold: they were counted when held, so the result is the others'. Those
+// an error keeps from desire are held back again.
+func (f *FIB) applyReleased(ctx context.Context, out []Change, nrel int) (Result, error) {
+	defer func() { f.releasedMoves = f.releasedMoves[:0] }()
+	if nrel > 0 {
+		_, n, err := f.applyN(ctx, out[:nrel])
+		if err != nil && !errors.Is(err, ErrPartial) {
+			f.restoreMoves(n)
+			return Result{}, err
+		}
+	}
+	return f.apply(ctx, out[nrel:])
 }
 
 func (f *FIB) apply(ctx context.Context, changes []Change) (Result, error) {

@@ -125,38 +125,15 @@ func dropsMember(t *nhTable, id uint32, hops []NextHop) bool {
 // place the groups whose routes have all moved to one new set (with those
 // held back before), holds back the changes of partial moves while a Hold
 // is out, and releases held-back changes that a change made partial. It
-// returns the changes to plan now, released ones first, and how many it
-// held back.
-func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) ([]Change, int, error) {
+// returns the changes to plan now, the first nrel of them released ones,
+// and how many it held back.
+func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (out []Change, nrel, held int, err error) {
 	if !f.useNH || !f.form.resilient || len(changes) == 0 || (!f.sets.hasGroups() && len(f.moves) == 0) {
-		return changes, 0, nil
+		return changes, 0, 0, nil
 	}
-	// flagSeen marks the prefixes met, to tell a repeat; it is cleared by
-	// a second pass rather than from a list, which a million-change Apply
-	// would have to hold.
-	marked := 0
-	current := func(p netip.Prefix) (uint32, bool, bool) {
-		set, fl, ok := f.routes.lookup(p)
-		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
-			return 0, false, false // planMoves looks at groups only
-		}
-		if fl&flagSeen != 0 {
-			return set, false, fl&flagMoving != 0
-		}
-		f.routes.mark(p, flagSeen, 0)
-		marked++
-		return set, true, fl&flagMoving != 0
-	}
-	plans := planMoves(changes, current, f.sets)
-	for i := 0; i < len(changes) && marked > 0; i++ {
-		if c := changes[i]; c.Prefix.IsValid() {
-			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
-				marked--
-			}
-		}
-	}
+	plans := f.planGroups(changes)
 	if len(plans) == 0 {
-		return changes, 0, nil
+		return changes, 0, 0, nil
 	}
 	f.releasedMoves = f.releasedMoves[:0]
 	var released []Change
@@ -184,20 +161,53 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 			released = f.releaseMove(from, m, released)
 		}
 	}
-	released, err := f.rekeyWhole(ctx, whole, released)
+	released, err = f.rekeyWhole(ctx, whole, released)
 	if err != nil {
 		// Nothing of this call is applied: the released changes wait again.
 		f.restoreMoves(0)
-		return changes, 0, err
+		return changes, 0, 0, err
 	}
 	if len(holdBack) == 0 && len(released) == 0 {
-		return changes, 0, nil // the hot path: a sweep of mixed changes
+		return changes, 0, 0, nil // the hot path: a sweep of mixed changes
 	}
-	out := append(f.moveScratch[:0], released...)
+	out, held = f.holdBack(append(f.moveScratch[:0], released...), changes, holdBack, now)
+	f.moveScratch = out
+	return out, len(released), held, nil
+}
+
+// planGroups plans the moves of changes. flagSeen marks the prefixes met,
+// to tell a repeat; it is cleared by a second pass rather than from a
+// list, which a million-change Apply would have to hold.
+func (f *FIB) planGroups(changes []Change) map[uint32]*movePlan {
+	marked := 0
+	current := func(p netip.Prefix) (uint32, bool, bool) {
+		set, fl, ok := f.routes.lookup(p)
+		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
+			return 0, false, false // planMoves looks at groups only
+		}
+		if fl&flagSeen != 0 {
+			return set, false, fl&flagMoving != 0
+		}
+		f.routes.mark(p, flagSeen, 0)
+		marked++
+		return set, true, fl&flagMoving != 0
+	}
+	plans := planMoves(changes, current, f.sets)
+	for i := 0; i < len(changes) && marked > 0; i++ {
+		if c := changes[i]; c.Prefix.IsValid() {
+			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
+				marked--
+			}
+		}
+	}
+	return plans
+}
+
+// holdBack appends to out the changes not held back by the plans of
+// holdBack, and holds back the others.
+func (f *FIB) holdBack(out, changes []Change, holdBack map[uint32]*movePlan, now time.Time) ([]Change, int) {
 	if len(holdBack) == 0 {
-		out = append(out, changes...)
-		f.moveScratch = out
-		return out, 0, nil
+		return append(out, changes...), 0
 	}
 	held := 0
 	for _, c := range changes {
@@ -216,8 +226,7 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 		f.holdChange(set, pl, pfx, fl, now)
 		held++
 	}
-	f.moveScratch = out
-	return out, held, nil
+	return out, held
 }
 
 // dropScratch forgets the changes moveGroups returned once they are

@@ -43,8 +43,8 @@ func heldJoin(t *testing.T, n, held int) (*testNS, *FIB, []string) {
 	if _, err := f.Apply(ctx, changesFor(ps, "2001:db8::2", "2001:db8::3")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.Apply(ctx, changesFor(ps[:held], "2001:db8::2", "2001:db8::3", "2001:db8::4")); err != nil {
-		t.Fatal(err)
+	if res, err := f.Apply(ctx, changesFor(ps[:held], "2001:db8::2", "2001:db8::3", "2001:db8::4")); err != nil || res.Replaced != held {
+		t.Fatalf("Apply = %+v, %v; want %d replaced", res, err, held)
 	}
 	if got := heldCount(f); got != held {
 		t.Fatalf("%d changes held back, want %d", got, held)
@@ -144,4 +144,17 @@ func TestResilientHeldWithoutMaintain(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestResilientHeldCountedOnce: held-back changes are counted by the
+// Apply that holds them, not again by the one that releases them.
+func TestResilientHeldCountedOnce(t *testing.T) {
+	const n, held = 200, 100
+	ns, f, ps := heldJoin(t, n, held)
+	res, err := f.Apply(testCtx(t), changesFor(ps[n-1:], "2001:db8::2"))
+	if err != nil || res.Replaced != 1 || res.Added != 0 {
+		t.Errorf("Apply = %+v, %v; want the one change replaced", res, err)
+	}
+	checkKernel(t, ns, f, append(append(routesFor(ps[:held], "2001:db8::2", "2001:db8::3", "2001:db8::4"),
+		routesFor(ps[held:n-1], "2001:db8::2", "2001:db8::3")...), routesFor(ps[n-1:], "2001:db8::2")...))
 }

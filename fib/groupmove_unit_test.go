@@ -40,8 +40,8 @@ func TestMoveGroupsKeepsInput(t *testing.T) {
 	ctx := context.Background()
 	now := time.Now()
 	allocs := testing.AllocsPerRun(5, func() {
-		out, held, err := f.moveGroups(ctx, changes, now)
-		if err != nil || held != 0 || len(out) != n || &out[0] != &changes[0] {
+		out, nrel, held, err := f.moveGroups(ctx, changes, now)
+		if err != nil || nrel != 0 || held != 0 || len(out) != n || &out[0] != &changes[0] {
 			t.Fatalf("moveGroups = %d changes, %d held, %v; want the input as is", len(out), held, err)
 		}
 	})
