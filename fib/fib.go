@@ -479,12 +479,12 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
+	defer f.dropScratch()
 	out, nrel, held, err := f.moveGroups(ctx, changes, now)
 	if err != nil {
 		return Result{}, err
 	}
 	res, err := f.applyReleased(ctx, out, nrel)
-	f.dropScratch()
 	res.Replaced += held
 	f.kickMaintain()
 	return res, err

@@ -136,7 +136,7 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 		return changes, 0, 0, nil
 	}
 	f.releasedMoves = f.releasedMoves[:0]
-	var released []Change
+	released := f.moveScratch[:0] // out is built on it
 	var whole []rekey
 	var holdBack map[uint32]*movePlan
 	for _, from := range slices.Sorted(maps.Keys(plans)) {
@@ -170,7 +170,7 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 	if len(holdBack) == 0 && len(released) == 0 {
 		return changes, 0, 0, nil // the hot path: a sweep of mixed changes
 	}
-	out, held = f.holdBack(append(f.moveScratch[:0], released...), changes, holdBack, now)
+	out, held = f.holdBack(released, changes, holdBack, now)
 	f.moveScratch = out
 	return out, len(released), held, nil
 }
