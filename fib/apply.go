@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -67,7 +66,7 @@ func (f *FIB) applyChunk(ctx context.Context, changes []Change) (Result, error) 
 			p.ops = append(p.ops, op{prefix: c.Prefix, change: i, done: true, err: err, refused: true})
 		}
 	}
-	f.deferDeletes(time.Now())
+	f.deferDeletes(f.now())
 	sendErr := f.ensureObjects(ctx, p.created)
 	if sendErr == nil {
 		f.formOps()
@@ -99,8 +98,8 @@ func (f *FIB) desire(c Change, i int) error {
 		start := len(p.arena)
 		p.arena = canonicalHops(p.arena, c.NextHops)
 		hops := p.arena[start:len(p.arena):len(p.arena)]
-		if len(hops) > MaxNextHops {
-			return fmt.Errorf("%w: %v: %d next hops, at most %d", ErrInvalidRoute, pfx, len(hops), MaxNextHops)
+		if err := refusal(pfx, hops); err != nil {
+			return err
 		}
 		hops, badGW, cause = usableShape(pfx, hops)
 		if len(hops) > 0 {
@@ -138,6 +137,16 @@ func (f *FIB) desire(c Change, i int) error {
 	// restart cost no kernel work.
 	same := had && set != 0 && old == set && fl&flagPending == 0
 	p.ops = append(p.ops, op{prefix: pfx, set: set, old: old, del: set == 0, change: i, cause: cause, badGW: badGW, had: had, done: same})
+	return nil
+}
+
+// refusal is why a change to the canonical hops is refused whole rather
+// than installed with the usable ones. planMoves asks too: a change Apply
+// refuses must not change a group in place either.
+func refusal(pfx netip.Prefix, hops []NextHop) error {
+	if len(hops) > MaxNextHops {
+		return fmt.Errorf("%w: %v: %d next hops, at most %d", ErrInvalidRoute, pfx, len(hops), MaxNextHops)
+	}
 	return nil
 }
 

@@ -95,6 +95,8 @@ const (
 	dumpRetries      = 5
 	defaultIDCount   = 1 << 24
 	replayFirstChunk = 256
+	// closeSettle bounds what Close spends writing held-back work.
+	closeSettle = 5 * time.Second
 )
 
 func (c Config) withDefaults() (Config, error) {
@@ -254,6 +256,16 @@ type FIB struct {
 	// moves holds, by resilient group, changes held back until the rest
 	// of the group's routes follow (groupmove.go).
 	moves map[uint32]*groupMove
+	// moveScratch holds the changes moveGroups returns when it adds or
+	// removes some, kept from Apply to Apply.
+	moveScratch []Change
+	// releasedMoves records the moves released into the changes being
+	// applied, to hold back again those an error leaves unapplied.
+	releasedMoves []releasedMove
+	// warnedMpath: the log said a resilient group was refused (once).
+	warnedMpath bool
+	// clock is time.Now but in tests that drive settling by hand.
+	clock func() time.Time
 	kick  chan struct{}
 	holds int // outstanding Holds
 	// resync is set when the kernel lost state we rely on (a nexthop object
@@ -372,12 +384,20 @@ func useNexthops(m Mode, probeErr error) (bool, error) {
 func (f *FIB) NextHopObjects() bool { return f.useNH }
 
 // Close releases the socket. Routes stay in the kernel: the next run adopts
-// them.
+// them. Held-back changes and deferred deletes are written first, as far
+// as closeSettle allows: what they were reported to do is done.
 func (f *FIB) Close() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.closed {
 		return nil
+	}
+	if (len(f.moves) > 0 || len(f.deferred) > 0) && !f.c.dirty {
+		ctx, cancel := context.WithTimeout(context.Background(), closeSettle)
+		if _, err := f.settle(ctx, f.now(), true); err != nil {
+			f.log.Warn("fib: held-back changes or deferred deletes not written at close", "err", err)
+		}
+		cancel()
 	}
 	f.closed = true
 	return f.c.close()
@@ -419,6 +439,14 @@ func (f *FIB) Sync(ctx context.Context) (Result, error) {
 	return f.resyncAll(ctx)
 }
 
+// now is when Apply and settle think it is.
+func (f *FIB) now() time.Time {
+	if f.clock != nil {
+		return f.clock()
+	}
+	return time.Now()
+}
+
 // Apply sets the kernel route of every change's prefix. Changes are sent in
 // batches without waiting for each answer; the kernel answers only failures,
 // which are matched to their change by sequence number, and one
@@ -428,6 +456,13 @@ func (f *FIB) Sync(ctx context.Context) (Result, error) {
 // route is installed with the next hops that can be used; those left out
 // are listed in Result.Degraded. Any other error means the rest of the
 // changes were not applied. A prefix that repeats is set by its last change.
+//
+// With resilient groups, changes that move part of a group's routes to a
+// new set may be held back (counted as replaced here, not again by the
+// call that writes them, whose Result is about its own changes) until the
+// rest follow;
+// the next Apply writes those overdue, and Maintain must run to write them
+// when no Apply comes (see groupmove.go), as it must for deferred deletes.
 func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 	if err := f.enter(); err != nil {
 		return Result{}, err
@@ -438,27 +473,58 @@ func (f *FIB) Apply(ctx context.Context, changes []Change) (Result, error) {
 			return Result{}, err
 		}
 	}
-	now, held, err := f.moveGroups(ctx, changes, time.Now())
+	now := f.now()
+	if len(f.moves) > 0 {
+		if _, err := f.settleMoves(ctx, now, false); err != nil {
+			return Result{}, err
+		}
+	}
+	defer f.dropScratch()
+	out, nrel, held, err := f.moveGroups(ctx, changes, now)
 	if err != nil {
 		return Result{}, err
 	}
-	res, err := f.apply(ctx, now)
+	res, err := f.applyReleased(ctx, out, nrel)
 	res.Replaced += held
 	f.kickMaintain()
 	return res, err
 }
 
+// applyReleased applies out, whose first nrel changes were released from
+// a hold: they were counted when held, so the result is the others'. Those
+// an error keeps from desire are held back again.
+func (f *FIB) applyReleased(ctx context.Context, out []Change, nrel int) (Result, error) {
+	defer func() { f.releasedMoves = f.releasedMoves[:0] }()
+	if nrel > 0 {
+		_, n, err := f.applyN(ctx, out[:nrel])
+		if err != nil && !errors.Is(err, ErrPartial) {
+			f.restoreMoves(n)
+			return Result{}, err
+		}
+	}
+	return f.apply(ctx, out[nrel:])
+}
+
 func (f *FIB) apply(ctx context.Context, changes []Change) (Result, error) {
+	res, _, err := f.applyN(ctx, changes)
+	return res, err
+}
+
+// applyN is apply that also says how many changes went through desire
+// (recorded as desired, written or pending): all but those after the
+// chunk an error stopped at.
+func (f *FIB) applyN(ctx context.Context, changes []Change) (Result, int, error) {
 	var res Result
 	for start := 0; start < len(changes); start += planChunk {
-		part, err := f.applyChunk(ctx, changes[start:min(start+planChunk, len(changes))])
+		end := min(start+planChunk, len(changes))
+		part, err := f.applyChunk(ctx, changes[start:end])
 		res.add(part)
 		if err != nil {
-			return res, err
+			return res, end, err
 		}
 	}
 	if len(res.Failed) > 0 {
-		return res, fmt.Errorf("%w: %d of %d", ErrPartial, len(res.Failed), len(changes))
+		return res, len(changes), fmt.Errorf("%w: %d of %d", ErrPartial, len(res.Failed), len(changes))
 	}
-	return res, nil
+	return res, len(changes), nil
 }

@@ -2,6 +2,7 @@ package fib
 
 import (
 	"context"
+	"errors"
 	"net/netip"
 	"sync"
 	"time"
@@ -138,11 +139,14 @@ func (f *FIB) flushDeferred(ctx context.Context) error {
 	return nil
 }
 
-// settle writes the deferred deletes that waited long enough (all of them
-// with force) one by one, or by deleting their object when nothing else
-// uses it. It returns when the next ones will be due (zero: none left).
+// settle writes the held-back changes and deferred deletes that waited
+// long enough (all of them with force): deletes one by one, or by deleting
+// their object when nothing else uses it. It returns when the next ones
+// will be due (zero: none left). Moves go first, and a failure of one
+// kind does not keep the other waiting: each was reported done.
 func (f *FIB) settle(ctx context.Context, now time.Time, force bool) (time.Time, error) {
-	var next time.Time
+	next, movesErr := f.settleMoves(ctx, now, force)
+	var errs []error
 	for id, d := range f.deferred {
 		if due := dueAt(d.since, d.touch, f.holds > 0); !force && now.Before(due) {
 			earlier(&next, due)
@@ -150,19 +154,19 @@ func (f *FIB) settle(ctx context.Context, now time.Time, force bool) (time.Time,
 		}
 		obj := f.sets.objs[id]
 		if err := f.dropDeferred(ctx, id, d, obj == nil || obj.refs <= d.len()); err != nil {
-			return next, err
+			errs = append(errs, err)
+			break // the connection failed: the rest wait for the next call
 		}
 	}
 	if len(f.extras) > 0 {
 		if _, err := f.flush(ctx); err != nil {
-			return next, err
+			errs = append(errs, err)
 		}
 	}
-	moves, err := f.settleMoves(ctx, now, force)
-	if !moves.IsZero() {
-		earlier(&next, moves)
+	if len(errs) > 0 {
+		earlier(&next, now.Add(settleQuiet)) // try again, not at once
 	}
-	return next, err
+	return next, errors.Join(append([]error{movesErr}, errs...)...)
 }
 
 // dueAt is when deferred work first touched at since and last at touch is

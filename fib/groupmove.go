@@ -38,6 +38,10 @@ type groupMove struct {
 	since, touch time.Time
 }
 
+// maxMoveScratch bounds the scratch kept between Applies: 64k changes,
+// a few MiB, cover a sweep's chunks; a larger one is dropped after use.
+const maxMoveScratch = 64 << 10
+
 func (m *groupMove) len() int { return len(m.v4) + len(m.v6) }
 
 // movePlan is what the changes of one Apply do to the routes of a group.
@@ -45,7 +49,7 @@ type movePlan struct {
 	key   []byte    // index key of the first new set
 	hops  []NextHop // the first new set
 	n     int       // changes of the group's routes
-	mixed bool      // they do not all move to one new set of 2+ hops without a group
+	mixed bool      // they do not all move to one new set of 2+ hops without a group, or one is refused
 	drops bool      // the new set leaves out a gateway of the group
 }
 
@@ -57,7 +61,7 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 	var plans map[uint32]*movePlan
 	var keyBuf []byte
 	var hs, hops, prevRaw []NextHop
-	var prev4, exists bool
+	var prev4, exists, refused bool
 	for _, c := range changes {
 		if !c.Prefix.IsValid() {
 			continue // refused when planned
@@ -87,10 +91,15 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 		// read once per run.
 		if is4 := pfx.Addr().Is4(); prevRaw == nil || is4 != prev4 || !slices.Equal(c.NextHops, prevRaw) {
 			hs = canonicalHops(hs[:0], c.NextHops)
+			refused = refusal(pfx, hs) != nil
 			hops, _, _ = usableShape(pfx, hs)
 			keyBuf = appendKey(keyBuf[:0], hops)
 			_, exists = t.index[string(keyBuf)]
 			prevRaw, prev4 = c.NextHops, is4
+		}
+		if refused {
+			pl.mixed = true // desire refuses it: the route keeps its group
+			continue
 		}
 		if pl.key == nil {
 			pl.key, pl.hops = slices.Clone(keyBuf), slices.Clone(hops)
@@ -116,40 +125,18 @@ func dropsMember(t *nhTable, id uint32, hops []NextHop) bool {
 // place the groups whose routes have all moved to one new set (with those
 // held back before), holds back the changes of partial moves while a Hold
 // is out, and releases held-back changes that a change made partial. It
-// returns the changes to plan now, released ones first, and how many it
-// held back.
-func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) ([]Change, int, error) {
+// returns the changes to plan now, the first nrel of them released ones,
+// and how many it held back.
+func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (out []Change, nrel, held int, err error) {
 	if !f.useNH || !f.form.resilient || len(changes) == 0 || (!f.sets.hasGroups() && len(f.moves) == 0) {
-		return changes, 0, nil
+		return changes, 0, 0, nil
 	}
-	// flagSeen marks the prefixes met, to tell a repeat; it is cleared by
-	// a second pass rather than from a list, which a million-change Apply
-	// would have to hold.
-	marked := 0
-	current := func(p netip.Prefix) (uint32, bool, bool) {
-		set, fl, ok := f.routes.lookup(p)
-		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
-			return 0, false, false // planMoves looks at groups only
-		}
-		if fl&flagSeen != 0 {
-			return set, false, fl&flagMoving != 0
-		}
-		f.routes.mark(p, flagSeen, 0)
-		marked++
-		return set, true, fl&flagMoving != 0
-	}
-	plans := planMoves(changes, current, f.sets)
-	for i := 0; i < len(changes) && marked > 0; i++ {
-		if c := changes[i]; c.Prefix.IsValid() {
-			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
-				marked--
-			}
-		}
-	}
+	plans := f.planGroups(changes)
 	if len(plans) == 0 {
-		return changes, 0, nil
+		return changes, 0, 0, nil
 	}
-	var released []Change
+	f.releasedMoves = f.releasedMoves[:0]
+	released := f.moveScratch[:0] // out is built on it
 	var whole []rekey
 	var holdBack map[uint32]*movePlan
 	for _, from := range slices.Sorted(maps.Keys(plans)) {
@@ -174,14 +161,55 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 			released = f.releaseMove(from, m, released)
 		}
 	}
-	released, err := f.rekeyWhole(ctx, whole, released)
+	released, err = f.rekeyWhole(ctx, whole, released)
 	if err != nil {
-		return changes, 0, err
+		// Nothing of this call is applied: the released changes wait again.
+		f.restoreMoves(0)
+		return changes, 0, 0, err
 	}
+	if len(holdBack) == 0 && len(released) == 0 {
+		return changes, 0, 0, nil // the hot path: a sweep of mixed changes
+	}
+	out, held = f.holdBack(released, changes, holdBack, now)
+	f.moveScratch = out
+	return out, len(released), held, nil
+}
+
+// planGroups plans the moves of changes. flagSeen marks the prefixes met,
+// to tell a repeat; it is cleared by a second pass rather than from a
+// list, which a million-change Apply would have to hold.
+func (f *FIB) planGroups(changes []Change) map[uint32]*movePlan {
+	marked := 0
+	current := func(p netip.Prefix) (uint32, bool, bool) {
+		set, fl, ok := f.routes.lookup(p)
+		if g := f.sets.objs[set]; !ok || g == nil || !g.group() {
+			return 0, false, false // planMoves looks at groups only
+		}
+		if fl&flagSeen != 0 {
+			return set, false, fl&flagMoving != 0
+		}
+		f.routes.mark(p, flagSeen, 0)
+		marked++
+		return set, true, fl&flagMoving != 0
+	}
+	plans := planMoves(changes, current, f.sets)
+	for i := 0; i < len(changes) && marked > 0; i++ {
+		if c := changes[i]; c.Prefix.IsValid() {
+			if fl, _ := f.routes.mark(c.Prefix.Masked(), 0, flagSeen); fl&flagSeen != 0 {
+				marked--
+			}
+		}
+	}
+	return plans
+}
+
+// holdBack appends to out the changes not held back by the plans of
+// holdBack, and holds back the others.
+func (f *FIB) holdBack(out, changes []Change, holdBack map[uint32]*movePlan, now time.Time) ([]Change, int) {
 	if len(holdBack) == 0 {
-		return append(released, changes...), 0, nil
+		return append(out, changes...), 0
 	}
-	out, held := released, 0
+	held := 0
 	for _, c := range changes {
 		pfx := c.Prefix.Masked()
 		var set uint32
@@ -198,7 +226,19 @@ func (f *FIB) moveGroups(ctx context.Context, changes []Change, now time.Time) (
 		f.holdChange(set, pl, pfx, fl, now)
 		held++
 	}
-	return out, held, nil
+	return out, held
+}
+
+// dropScratch forgets the changes moveGroups returned once they are
+// applied (they point at the caller's next hops), and the scratch itself
+// when it grew past what an ordinary Apply needs.
+func (f *FIB) dropScratch() {
+	if cap(f.moveScratch) > maxMoveScratch {
+		f.moveScratch = nil
+		return
+	}
+	clear(f.moveScratch)
+	f.moveScratch = f.moveScratch[:0]
 }
 
 func (m *groupMove) lenOrZero() int {
@@ -212,11 +252,17 @@ func (m *groupMove) lenOrZero() int {
 type rekey struct {
 	from uint32
 	hops []NextHop
+	undo rekeyUndo // what the group had, while the kernel is asked
+	done bool      // rekeyTo changed the table
 }
 
 // rekeyWhole changes the groups of whole in place. When several move to
 // one new set, the one with most routes (then the lowest id) is kept and
-// the others' held-back changes are released to move to it.
+// the others' held-back changes are released to move to it. A group that
+// cannot take the set is left as it is and its held-back changes are
+// released: with no nexthop id left for a new member, desire then refuses
+// them one by one; when the kernel refuses the change, they move to a new
+// group as ordinary changes do.
 func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) ([]Change, error) {
 	if len(whole) == 0 {
 		return released, nil
@@ -229,38 +275,57 @@ func (f *FIB) rekeyWhole(ctx context.Context, whole []rekey, released []Change) 
 	})
 	var created, deleted []uint32
 	kept := map[string]bool{}
-	for _, r := range whole {
+	for i := range whole {
+		r := &whole[i]
 		k := string(appendKey(nil, r.hops))
-		if m := f.moves[r.from]; m != nil {
-			if kept[k] {
-				released = f.releaseMove(r.from, m, released)
-			} else {
-				f.dropMove(r.from, m)
-			}
+		var err error
+		if !kept[k] {
+			r.undo, created, err = f.sets.rekeyTo(r.from, r.hops, created)
 		}
-		if kept[k] {
+		if kept[k] || err != nil {
+			released = f.releaseHeld(r.from, released)
 			continue
 		}
-		kept[k] = true
-		var err error
-		if created, deleted, err = f.sets.rekeyTo(r.from, r.hops, created, deleted); err != nil {
-			// Groups changed before are written by the next comparison.
-			f.resync = true
-			return released, err
-		}
+		kept[k], r.done = true, true
 		created = append(created, r.from)
-		f.stats.Rekeyed++
 	}
 	if err := f.ensureObjects(ctx, created); err != nil {
+		// Whatever the kernel took, the table goes back to what the
+		// routes are desired through; the comparison mends the kernel.
+		for _, r := range whole {
+			if r.done {
+				f.sets.undoRekey(r.from, r.undo, nil)
+			}
+		}
+		f.resync = true
 		return released, err
 	}
 	for _, r := range whole {
-		if o := f.sets.objs[r.from]; o != nil && o.bad != nil {
-			// The kernel kept the old group: its routes must be compared.
-			f.resync = true
+		if !r.done {
+			continue
 		}
+		if o := f.sets.objs[r.from]; o.bad != nil {
+			// The kernel kept the group as it was.
+			f.log.Warn("fib: kernel refused to change a resilient group in place; its routes move to a new group", "id", r.from, "err", o.bad)
+			deleted = f.sets.undoRekey(r.from, r.undo, deleted)
+			released = f.releaseHeld(r.from, released)
+			continue
+		}
+		deleted = f.sets.endRekey(r.undo, deleted)
+		if m := f.moves[r.from]; m != nil {
+			f.dropMove(r.from, m) // the group took them in place
+		}
+		f.stats.Rekeyed++
 	}
 	return released, f.deleteNexthops(ctx, deleted)
+}
+
+// releaseHeld releases the held-back changes of group from, if any.
+func (f *FIB) releaseHeld(from uint32, out []Change) []Change {
+	if m := f.moves[from]; m != nil {
+		return f.releaseMove(from, m, out)
+	}
+	return out
 }
 
 // holdChange holds back the change of pfx (a route through group from),
@@ -290,16 +355,59 @@ func (f *FIB) holdChange(from uint32, pl *movePlan, pfx netip.Prefix, fl uint8, 
 }
 
 // releaseMove ends a hold: the held-back changes are appended to out, to
-// be applied as ordinary changes.
+// be applied as ordinary changes. out must hold only released changes
+// since releasedMoves was emptied: restoreMoves finds them by index.
 func (f *FIB) releaseMove(from uint32, m *groupMove, out []Change) []Change {
 	f.dropMove(from, m)
+	lo := len(out)
 	for _, k := range m.v4 {
 		out = append(out, Change{Prefix: fromV4Key(k), NextHops: m.hops})
 	}
 	for _, p := range m.v6 {
 		out = append(out, Change{Prefix: p, NextHops: m.hops})
 	}
+	f.releasedMoves = append(f.releasedMoves, releasedMove{from: from, m: m, lo: lo})
 	return out
+}
+
+// releasedMove is a move released to the changes from index lo on.
+type releasedMove struct {
+	from uint32
+	m    *groupMove
+	lo   int
+}
+
+// restoreMoves holds back again the released changes from index n on,
+// which did not reach desire (an error stopped the Apply): they were
+// reported applied when held, so they must not be lost. Their routes are
+// still on the group they were held on.
+func (f *FIB) restoreMoves(n int) {
+	for _, r := range f.releasedMoves {
+		m, skip := r.m, max(n-r.lo, 0)
+		if skip >= m.len() {
+			continue
+		}
+		back := &groupMove{hops: m.hops, key: m.key, since: m.since, touch: m.touch}
+		if skip < len(m.v4) {
+			back.v4, back.v6 = m.v4[skip:], m.v6
+		} else {
+			back.v6 = m.v6[skip-len(m.v4):]
+		}
+		if f.moves == nil {
+			f.moves = map[uint32]*groupMove{}
+		}
+		if cur := f.moves[r.from]; cur != nil {
+			back.v4, back.v6 = append(back.v4, cur.v4...), append(back.v6, cur.v6...)
+		}
+		f.moves[r.from] = back
+		for _, k := range back.v4 {
+			f.routes.mark(fromV4Key(k), flagMoving, 0)
+		}
+		for _, p := range back.v6 {
+			f.routes.mark(p, flagMoving, 0)
+		}
+	}
+	f.releasedMoves = f.releasedMoves[:0]
 }
 
 // dropMove forgets a hold whose changes need no write (the group took
@@ -315,10 +423,13 @@ func (f *FIB) dropMove(from uint32, m *groupMove) {
 }
 
 // settleMoves applies the held-back changes that waited long enough (all
-// of them with force) and returns when the next are due (zero: none).
+// of them with force) and returns when the next are due (zero: none). A
+// move is forgotten only once its changes went through desire: those an
+// error left unapplied wait again.
 func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.Time, error) {
 	var next time.Time
 	var released []Change
+	f.releasedMoves = f.releasedMoves[:0]
 	for _, from := range slices.Sorted(maps.Keys(f.moves)) {
 		m := f.moves[from]
 		if due := dueAt(m.since, m.touch, f.holds > 0); !force && now.Before(due) {
@@ -330,9 +441,14 @@ func (f *FIB) settleMoves(ctx context.Context, now time.Time, force bool) (time.
 	if len(released) == 0 {
 		return next, nil
 	}
-	_, err := f.apply(ctx, released)
+	_, n, err := f.applyN(ctx, released)
 	if errors.Is(err, ErrPartial) {
 		err = nil // the failed ones are pending: Maintain writes them again
 	}
+	if err != nil {
+		f.restoreMoves(n)
+		earlier(&next, now.Add(settleQuiet)) // try again, not at once
+	}
+	f.releasedMoves = f.releasedMoves[:0]
 	return next, err
 }

@@ -31,6 +31,10 @@ type nhObject struct {
 	bad      error
 	resolved bool // single: bad and oif reflect a lookup
 	inKernel bool // nexthop mode: the kernel holds the object in its current form
+	// unwritten: a group created here that the kernel never took; mpath:
+	// the kernel refused it as a resilient group, so it is written as a
+	// hash-threshold one (formOf).
+	unwritten, mpath bool
 }
 
 func (o *nhObject) group() bool { return o.members != nil }
@@ -146,7 +150,7 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 		return 0, created, err
 	}
 	key := string(appendKey(nil, hops))
-	t.objs[id] = &nhObject{members: members, key: key, refs: 1}
+	t.objs[id] = &nhObject{members: members, key: key, refs: 1, unwritten: true}
 	t.groups++
 	t.index[key] = id
 	return id, append(created, id), nil
@@ -155,25 +159,66 @@ func (t *nhTable) acquire(hops []NextHop, created []uint32) (uint32, []uint32, e
 // rekeyTo gives group from the canonical set hops (two or more next
 // hops, with no group yet) in place: the kernel changes the group under
 // its routes. Members it lacks are acquired (ids to create appended to
-// created); its old members are released (ids nothing uses any more
-// appended to deleted).
-func (t *nhTable) rekeyTo(from uint32, hops []NextHop, created, deleted []uint32) ([]uint32, []uint32, error) {
+// created). Its old members keep their references until the kernel took
+// the change: endRekey releases them, undoRekey puts them back. On error
+// nothing changed.
+func (t *nhTable) rekeyTo(from uint32, hops []NextHop, created []uint32) (rekeyUndo, []uint32, error) {
 	members, created, err := t.acquireMembers(hops, created)
 	if err != nil {
-		return created, deleted, err
+		return rekeyUndo{}, created, err
 	}
 	g := t.objs[from]
-	old := g.members
+	u := rekeyUndo{members: g.members, key: g.key, inKernel: g.inKernel}
 	if g.key != "" && t.index[g.key] == from {
 		delete(t.index, g.key)
 	}
 	g.members, g.key = members, string(appendKey(nil, hops))
 	g.inKernel, g.bad = false, nil
 	t.index[g.key] = from
-	for _, m := range old {
+	return u, created, nil
+}
+
+// rekeyUndo is what a group had before rekeyTo.
+type rekeyUndo struct {
+	members  []nhMember
+	key      string
+	inKernel bool
+}
+
+// endRekey releases the old members of a group the kernel changed in
+// place (ids nothing uses any more appended to deleted).
+func (t *nhTable) endRekey(u rekeyUndo, deleted []uint32) []uint32 {
+	for _, m := range u.members {
 		deleted = t.release(m.id, deleted)
 	}
-	return created, deleted, nil
+	return deleted
+}
+
+// undoRekey gives group from back what it had before rekeyTo, as the
+// kernel kept it when it refused the change, and releases the members
+// rekeyTo acquired.
+func (t *nhTable) undoRekey(from uint32, u rekeyUndo, deleted []uint32) []uint32 {
+	g := t.objs[from]
+	if t.index[g.key] == from {
+		delete(t.index, g.key)
+	}
+	added := g.members
+	g.members, g.key, g.inKernel, g.bad = u.members, u.key, u.inKernel, nil
+	if g.key != "" {
+		t.index[g.key] = from
+	}
+	for _, m := range added {
+		deleted = t.release(m.id, deleted)
+	}
+	return deleted
+}
+
+// formOf is the form group o is written in.
+func (t *nhTable) formOf(o *nhObject) groupForm {
+	if o.mpath {
+		return groupForm{}
+	}
+	return t.form
 }
 
 // acquireMembers takes a reference on the single object of every hop, as

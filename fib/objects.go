@@ -69,44 +69,76 @@ func hasMember(g *nhObject, id uint32) bool {
 // writeObjects creates or replaces, singles before groups, the objects of
 // ids that the kernel does not hold in their current form: a single with a
 // usable gateway, a group with its usable members. An object the kernel
-// refuses is marked bad and its routes are written without it.
+// refuses is marked bad and its routes are written without it; a new
+// group it refuses as resilient is written as a hash-threshold one.
 func (f *FIB) writeObjects(ctx context.Context, ids []uint32) error {
-	var lm []nhMember
+	var retry []uint32
 	for pass := range 2 {
-		err := f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
-			o := f.sets.objs[ids[i]]
-			if o == nil || o.inKernel || o.bad != nil || o.group() != (pass == 1) {
-				return false
-			}
-			if !o.group() {
-				if !o.resolved {
-					return false
-				}
-				f.buf.addNexthop(seq, 0, f.cfg.Protocol, ids[i], o.gw, o.oif)
-				return true
-			}
-			lm = f.sets.liveMembers(lm[:0], o)
-			if len(lm) == 0 {
-				return false
-			}
-			f.buf.addGroup(seq, 0, f.cfg.Protocol, ids[i], lm, f.sets.form)
-			return true
-		}, func(i int, errno unix.Errno, msg string) {
-			o := f.sets.objs[ids[i]]
-			if errno == 0 {
-				o.inKernel = true
-				return
-			}
-			o.bad = &Error{Op: "nexthop", Errno: errno, Msg: msg}
-			if !o.group() {
-				f.log.Warn("fib: kernel refused a gateway; routes are installed without it", "gateway", o.gw, "err", o.bad)
-			}
-		})
-		if err != nil {
+		if err := f.writePass(ctx, ids, pass == 1, &retry); err != nil {
 			return err
 		}
 	}
-	return nil
+	if len(retry) == 0 {
+		return nil
+	}
+	return f.writePass(ctx, retry, true, nil)
+}
+
+// writePass writes the singles or the groups of ids. A new resilient group
+// refused for its form is marked mpath and appended to retry, when given.
+func (f *FIB) writePass(ctx context.Context, ids []uint32, groups bool, retry *[]uint32) error {
+	var lm []nhMember
+	return f.sendBatch(ctx, len(ids), func(i int, seq uint32) bool {
+		o := f.sets.objs[ids[i]]
+		if o == nil || o.inKernel || o.bad != nil || o.group() != groups {
+			return false
+		}
+		if !o.group() {
+			if !o.resolved {
+				return false
+			}
+			f.buf.addNexthop(seq, 0, f.cfg.Protocol, ids[i], o.gw, o.oif)
+			return true
+		}
+		lm = f.sets.liveMembers(lm[:0], o)
+		if len(lm) == 0 {
+			return false
+		}
+		f.buf.addGroup(seq, 0, f.cfg.Protocol, ids[i], lm, f.sets.formOf(o))
+		return true
+	}, func(i int, errno unix.Errno, msg string) {
+		o := f.sets.objs[ids[i]]
+		if errno == 0 {
+			o.inKernel, o.unwritten = true, false
+			return
+		}
+		o.bad = &Error{Op: "nexthop", Errno: errno, Msg: msg}
+		switch {
+		case retry != nil && o.group() && o.unwritten && f.sets.formOf(o).resilient && refusedForm(errno):
+			f.warnMpath(o.bad)
+			o.mpath, o.bad = true, nil
+			*retry = append(*retry, ids[i])
+		case !o.group():
+			f.log.Warn("fib: kernel refused a gateway; routes are installed without it", "gateway", o.gw, "err", o.bad)
+		}
+	})
+}
+
+// refusedForm: errors with which a kernel may refuse a resilient group it
+// would take as a hash-threshold one (a form it does not take, or no
+// memory for the bucket table).
+func refusedForm(errno unix.Errno) bool {
+	return errno == unix.EINVAL || errno == unix.EOPNOTSUPP || errno == unix.ENOMEM
+}
+
+// warnMpath says once that a group is hash-threshold against the config.
+func (f *FIB) warnMpath(err error) {
+	if f.warnedMpath {
+		return
+	}
+	f.warnedMpath = true
+	f.log.Warn("fib: kernel refused a resilient nexthop group; it and others refused later are hash-threshold groups, "+
+		"so flows on the other next hops may move when one leaves", "err", err)
 }
 
 // deleteNexthops deletes objects nothing uses any more. One the kernel no

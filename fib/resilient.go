@@ -21,8 +21,10 @@ type Resilient struct {
 	// Off uses hash-threshold groups even where the kernel has resilient
 	// ones. Without nexthop objects neither is used.
 	Off bool
-	// Buckets is the size of every group's bucket table; default 256, so
-	// that each member of the largest set (MaxNextHops) has a bucket. A
+	// Buckets is the size of every group's bucket table, MinBuckets to
+	// MaxBuckets; default 256, so that each member of the largest set
+	// (MaxNextHops) has a bucket: with fewer, a member left without one
+	// would get no traffic while its route says it does. A
 	// member's share is rounded to whole buckets: 256 keeps the error
 	// under 1/256 of the traffic per member, at a few KiB per group. The
 	// kernel cannot change it in place: after a change, routes move to new
@@ -40,6 +42,13 @@ type Resilient struct {
 }
 
 const (
+	// MinBuckets gives every member of the largest set a bucket.
+	MinBuckets = MaxNextHops
+	// MaxBuckets bounds the kernel memory of a group's table (tens of
+	// bytes a bucket, per group): 8192 keeps a member's share within
+	// 1/8192, finer than hashing spreads flows anyway.
+	MaxBuckets = 8192
+
 	defaultBuckets   = MaxNextHops
 	defaultIdleTimer = 120 * time.Second
 	// maxTimer is the most a clock_t in a u32 (1/100 s) holds.
@@ -54,6 +63,8 @@ func (r Resilient) withDefaults() (Resilient, error) {
 		r.IdleTimer = defaultIdleTimer
 	}
 	switch {
+	case r.Buckets < MinBuckets || r.Buckets > MaxBuckets:
+		return r, fmt.Errorf("fib: Resilient.Buckets %d: want %d..%d, so that every member of a set of %d has a bucket", r.Buckets, MinBuckets, MaxBuckets, MaxNextHops)
 	case r.IdleTimer < 0 || r.IdleTimer > maxTimer || r.IdleTimer%time.Second != 0:
 		return r, fmt.Errorf("fib: resilient idle timer %v: want whole seconds up to %v", r.IdleTimer, maxTimer.Truncate(time.Second))
 	case r.UnbalancedTimer < 0 || r.UnbalancedTimer > maxTimer || r.UnbalancedTimer%time.Second != 0:
@@ -81,7 +92,13 @@ func (f *FIB) groupForm(ctx context.Context) (groupForm, error) {
 	}
 	ok, err := f.probeResilient(ctx)
 	if err != nil {
-		return groupForm{}, err
+		if ctx.Err() != nil {
+			return groupForm{}, err
+		}
+		// Hash-threshold groups still balance: not worth failing Open.
+		f.log.Warn("fib: could not tell whether the kernel has resilient nexthop groups: ECMP uses hash-threshold groups, "+
+			"so flows on the other next hops may move when one leaves", "err", err)
+		return groupForm{}, nil
 	}
 	if !ok {
 		f.log.Warn("fib: the kernel has no resilient nexthop groups (Linux 5.13+): ECMP uses hash-threshold groups, " +

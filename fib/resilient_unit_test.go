@@ -1,6 +1,7 @@
 package fib
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -17,8 +18,13 @@ func TestResilientDefaults(t *testing.T) {
 		wantErr string
 	}{
 		{name: "defaults", want: groupForm{resilient: true, buckets: 256, idle: 12000}},
-		{name: "set", in: Resilient{Buckets: 64, IdleTimer: 5 * time.Second, UnbalancedTimer: time.Minute},
-			want: groupForm{resilient: true, buckets: 64, idle: 500, unbalanced: 6000}},
+		{name: "set", in: Resilient{Buckets: 512, IdleTimer: 5 * time.Second, UnbalancedTimer: time.Minute},
+			want: groupForm{resilient: true, buckets: 512, idle: 500, unbalanced: 6000}},
+		{name: "fewest buckets", in: Resilient{Buckets: MaxNextHops}, want: groupForm{resilient: true, buckets: 256, idle: 12000}},
+		{name: "most buckets", in: Resilient{Buckets: MaxBuckets}, want: groupForm{resilient: true, buckets: MaxBuckets, idle: 12000}},
+		{name: "one bucket", in: Resilient{Buckets: 1}, wantErr: "Resilient.Buckets 1"},
+		{name: "fewer buckets than members", in: Resilient{Buckets: MaxNextHops - 1}, wantErr: "Resilient.Buckets 255"},
+		{name: "too many buckets", in: Resilient{Buckets: MaxBuckets + 1}, wantErr: "Resilient.Buckets 8193"},
 		{name: "fraction of a second", in: Resilient{IdleTimer: 1500 * time.Millisecond}, wantErr: "idle timer"},
 		{name: "negative", in: Resilient{UnbalancedTimer: -time.Second}, wantErr: "unbalanced timer"},
 		{name: "too long", in: Resilient{IdleTimer: 500 * 24 * time.Hour}, wantErr: "idle timer"},
@@ -159,19 +165,36 @@ func TestPlanMovesExistingSet(t *testing.T) {
 }
 
 // TestNHTableRekeyTo checks the table after a change in place: the group
-// has the new members and key, references add up, and the member that
-// left is deleted while a new one is created.
+// has the new members and key, references add up, and once the kernel
+// took it the member that left is deleted while a new one is created;
+// undone, the table is as before.
 func TestNHTableRekeyTo(t *testing.T) {
-	tab, from, _ := rekeyFixture(t, 3)
-	leaver, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.4")))
-	created, deleted, err := tab.rekeyTo(from, canonicalHops(nil, hops(rekeySets["abd"]...)), nil, nil)
-	if err != nil {
-		t.Fatal(err)
+	for _, undo := range []bool{false, true} {
+		t.Run(fmt.Sprintf("undo=%v", undo), func(t *testing.T) {
+			tab, from, _ := rekeyFixture(t, 3)
+			leaver, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.4")))
+			u, created, err := tab.rekeyTo(from, canonicalHops(nil, hops(rekeySets["abd"]...)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			joiner, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.5")))
+			if !slices.Equal(created, []uint32{joiner}) {
+				t.Errorf("created %v, want [%d]", created, joiner)
+			}
+			if undo {
+				checkUndone(t, tab, from, tab.undoRekey(from, u, nil), joiner)
+				return
+			}
+			if deleted := tab.endRekey(u, nil); !slices.Equal(deleted, []uint32{leaver}) {
+				t.Errorf("deleted %v, want [%d]", deleted, leaver)
+			}
+			checkRekeyed(t, tab, from)
+		})
 	}
-	joiner, _ := tab.lookup(canonicalHops(nil, hops("198.51.100.5")))
-	if !slices.Equal(deleted, []uint32{leaver}) || !slices.Equal(created, []uint32{joiner}) {
-		t.Errorf("deleted %v, created %v; want [%d], [%d]", deleted, created, leaver, joiner)
-	}
+}
+
+func checkRekeyed(t *testing.T, tab *nhTable, from uint32) {
+	t.Helper()
 	o := tab.objs[from]
 	if o.refs != 3 || o.inKernel || len(o.members) != 3 {
 		t.Fatalf("group = %+v, want 3 references, 3 members, to be written", o)
@@ -185,6 +208,27 @@ func TestNHTableRekeyTo(t *testing.T) {
 	for _, m := range o.members {
 		if mo := tab.objs[m.id]; mo == nil || mo.refs != 1 {
 			t.Errorf("member %d: %+v, want one reference (the group)", m.id, mo)
+		}
+	}
+}
+
+func checkUndone(t *testing.T, tab *nhTable, from uint32, deleted []uint32, joiner uint32) {
+	t.Helper()
+	if !slices.Equal(deleted, []uint32{joiner}) {
+		t.Errorf("deleted %v, want [%d]", deleted, joiner)
+	}
+	if id, ok := tab.lookup(canonicalHops(nil, hops(rekeySets["abc"]...))); !ok || id != from {
+		t.Errorf("lookup of the old set = %d, %v; want %d", id, ok, from)
+	}
+	if _, ok := tab.lookup(canonicalHops(nil, hops(rekeySets["abd"]...))); ok {
+		t.Errorf("the new set is still indexed")
+	}
+	if o := tab.objs[from]; o.refs != 3 || len(o.members) != 3 {
+		t.Errorf("group = %+v, want 3 references, 3 members", o)
+	}
+	for id, o := range tab.objs {
+		if !o.group() && o.refs != 1 {
+			t.Errorf("member %d: %+v, want one reference (the group)", id, o)
 		}
 	}
 }
@@ -223,5 +267,23 @@ func TestNHTableAdoptForm(t *testing.T) {
 		if got := tab.objs[tt.id].inKernel; got != tt.inKernel {
 			t.Errorf("group %d inKernel = %v, want %v", tt.id, got, tt.inKernel)
 		}
+	}
+}
+
+// TestPlanMovesRefused: a change Apply refuses (too many next hops) makes
+// its group's move mixed, even when every route moves to that set: the
+// group must not take members its routes were refused.
+func TestPlanMovesRefused(t *testing.T) {
+	tab, from, current := rekeyFixture(t, 2)
+	var many []string
+	for i := range MaxNextHops + 1 {
+		many = append(many, fmt.Sprintf("2001:db8::%x", i+1))
+	}
+	changes := []Change{change("203.0.113.0/32", many...), change("203.0.113.1/32", many...)}
+	if err := (&FIB{sets: tab, routes: newPrefixMap()}).desire(changes[0], 0); !errors.Is(err, ErrInvalidRoute) {
+		t.Fatalf("desire = %v, want it refused", err)
+	}
+	if pl := planMoves(changes, current, tab)[from]; pl == nil || !pl.mixed {
+		t.Errorf("plan = %+v, want mixed", pl)
 	}
 }

@@ -205,13 +205,13 @@ func (f *FIB) checkObjects(ctx context.Context) error {
 			// By address and interface index: a zone may name the
 			// interface by its index, which reading back does not.
 			inKernel[n.id] = n.gw.Unmap().WithZone("") == o.gw.WithZone("") && n.oif == o.oif && n.group == nil
-		case !n.form.sameKind(f.sets.form):
+		case !n.form.sameKind(f.sets.formOf(o)):
 			// Not replaceable in place (another type or bucket count):
 			// deleted, and written again with its routes.
 			garbage = append(garbage, n.id)
 		default:
 			lm = f.sets.liveMembers(lm[:0], o)
-			inKernel[n.id] = slicesEqualMembers(lm, n.group) && n.form == f.sets.form
+			inKernel[n.id] = slicesEqualMembers(lm, n.group) && n.form == f.sets.formOf(o)
 		}
 	}
 	for id, o := range f.sets.objs {

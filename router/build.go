@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/bgplb/bgplb/fib"
 )
 
 // builder converts the raw YAML nodes into a Config, collecting every
@@ -182,7 +184,7 @@ func (b *builder) protocol(n *yaml.Node, field string, def uint8) uint8 {
 func (b *builder) resilient(r *rawResilient) ResilientConfig {
 	c := ResilientConfig{
 		Enabled:         b.bool(&r.Enabled, "fib.resilient.enabled", true),
-		Buckets:         int(b.uint(&r.Buckets, "fib.resilient.buckets", 2, 1<<16-1, DefaultBuckets)),
+		Buckets:         int(b.uint(&r.Buckets, "fib.resilient.buckets", fib.MinBuckets, fib.MaxBuckets, DefaultBuckets)),
 		IdleTimer:       b.duration(&r.IdleTimer, "fib.resilient.idleTimer", DefaultIdleTimer),
 		UnbalancedTimer: b.duration(&r.UnbalancedTimer, "fib.resilient.unbalancedTimer", 0),
 	}

@@ -149,7 +149,8 @@ type ResilientConfig struct {
 	// Enabled uses them where the kernel has them; elsewhere (and with
 	// nextHopObjects off) ECMP is hash-threshold, which the log says.
 	Enabled bool
-	// Buckets is the size of every group's bucket table (2..65535).
+	// Buckets is the size of every group's bucket table (256..8192: every
+	// member of the largest ECMP set needs one).
 	Buckets int
 	// IdleTimer is how long a bucket must be idle before it may move to
 	// another member (a node that joined, or got more weight).
