@@ -289,7 +289,7 @@ func TestGracefulRestartSetting(t *testing.T) {
 	p.Spec.GracefulRestart = true
 	for _, restarting := range []bool{false, true} {
 		g := gracefulRestart(p, time.Minute, restarting)
-		if g == nil || *g != (session.GracefulRestart{Time: time.Minute, Forwarding: true, Restarting: restarting}) {
+		if g == nil || g.Time != time.Minute || !g.Forwarding || g.Restarting != restarting {
 			t.Errorf("restarting %v: %+v", restarting, g)
 		}
 	}
