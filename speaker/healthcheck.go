@@ -54,12 +54,12 @@ func healthProbes(node string, addrs []netip.Addr, ports map[lbmodel.Key]uint16,
 		// (plan.Service.LocalFallback): its probe goes on, the 503 "0
 		// local endpoints" counting as a pass as under the Service's
 		// fallback, so that a kube-proxy gone unhealthy still withdraws.
-		eps, lf := s.Endpoints.On(node), s.LocalFallback.On(node)
+		eps, lf := s.On(node), s.LocalFallback.On(node)
 		for _, v6 := range []bool{false, true} {
 			na, ok := firstOfFamily(addrs, v6)
-			n, fallback := eps.IPv4+lf.IPv4, s.Fallback.IPv4 || lf.IPv4 > 0
+			n, fallback := eps.IPv4, s.Fallback.IPv4 || lf.IPv4 > 0
 			if v6 {
-				n, fallback = eps.IPv6+lf.IPv6, s.Fallback.IPv6 || lf.IPv6 > 0
+				n, fallback = eps.IPv6, s.Fallback.IPv6 || lf.IPv6 > 0
 			}
 			if !ok || !hasFamily(s.Addresses, v6) || n == 0 {
 				continue

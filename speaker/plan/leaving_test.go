@@ -146,3 +146,24 @@ func TestTerminatingLocalPods(t *testing.T) {
 		decisions: []string{"default/a -> r1"},
 	}})
 }
+
+// Service.On is the weight a node announces, what its report says.
+func TestServiceOn(t *testing.T) {
+	eps := lbmodel.NodeEndpoints{"n1": {IPv4: 2}, "n2": {IPv6: 1}}
+	lf := lbmodel.NodeEndpoints{"n2": {IPv4: 3}}
+	for _, tc := range []struct {
+		policy lbmodel.TrafficPolicy
+		node   string
+		want   lbmodel.Counts
+	}{
+		{lbmodel.Local, "n1", lbmodel.Counts{IPv4: 2}},
+		{lbmodel.Local, "n2", lbmodel.Counts{IPv4: 3, IPv6: 1}},
+		{lbmodel.Local, "n3", lbmodel.Counts{}},
+		{lbmodel.Cluster, "n2", lbmodel.Counts{IPv6: 1}},
+	} {
+		s := Service{TrafficPolicy: tc.policy, Endpoints: eps, LocalFallback: lf}
+		if got := s.On(tc.node); got != tc.want {
+			t.Errorf("%v on %s: %+v, want %+v", tc.policy, tc.node, got, tc.want)
+		}
+	}
+}

@@ -41,12 +41,23 @@ func (p *planner) decideServices(svcs []Service) {
 // moves new flows to the node of the new pod once that one announces,
 // and nothing is withdrawn before then.
 func localEndpoints(s *Service, node string) (lbmodel.Counts, [2]bool) {
-	eps := s.Endpoints.On(node)
 	if s.TrafficPolicy != lbmodel.Local {
-		return eps, [2]bool{}
+		return s.On(node), [2]bool{}
 	}
 	lf := s.LocalFallback.On(node)
-	return lbmodel.Counts{IPv4: max(eps.IPv4, lf.IPv4), IPv6: max(eps.IPv6, lf.IPv6)}, [2]bool{lf.IPv4 > 0, lf.IPv6 > 0}
+	return s.On(node), [2]bool{lf.IPv4 > 0, lf.IPv6 > 0}
+}
+
+// On is what counts of the Service's endpoints on the named node, per
+// family: the weight the node announces. For a Local Service that is its
+// serving-terminating pods where it has no usable one (LocalFallback).
+func (s *Service) On(node string) lbmodel.Counts {
+	eps := s.Endpoints.On(node)
+	if s.TrafficPolicy != lbmodel.Local {
+		return eps
+	}
+	lf := s.LocalFallback.On(node)
+	return lbmodel.Counts{IPv4: max(eps.IPv4, lf.IPv4), IPv6: max(eps.IPv6, lf.IPv6)}
 }
 
 // maxContributions bounds the contributions: every address announced by
