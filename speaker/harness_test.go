@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -274,6 +275,7 @@ type receiver struct {
 
 	mu     sync.Mutex
 	rib    map[netip.Prefix]float32
+	gshut  map[netip.Prefix]bool      // routes carrying GRACEFUL_SHUTDOWN
 	seen   map[netip.Prefix]time.Time // when each prefix first came
 	peerID netip.Addr
 	up     bool
@@ -282,7 +284,7 @@ type receiver struct {
 
 func newReceiver(t testing.TB, listen netip.Addr) *receiver {
 	t.Helper()
-	r := &receiver{rib: map[netip.Prefix]float32{}, seen: map[netip.Prefix]time.Time{}, cond: make(chan struct{})}
+	r := &receiver{rib: map[netip.Prefix]float32{}, gshut: map[netip.Prefix]bool{}, seen: map[netip.Prefix]time.Time{}, cond: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	var err error
 	r.l, err = session.Listen([]netip.AddrPort{netip.AddrPortFrom(listen, 0)},
@@ -321,6 +323,7 @@ func (r *receiver) Down(*session.Peer, error) {
 	defer r.mu.Unlock()
 	r.up = false
 	clear(r.rib)
+	clear(r.gshut)
 	r.changed()
 }
 
@@ -333,20 +336,24 @@ func (r *receiver) Update(_ *session.Peer, u *wire.Update, _ wire.Action) error 
 			bw = b
 		}
 	}
+	shut := slices.Contains(u.Attrs.Communities, wire.CommunityGracefulShutdown)
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	add := func(p netip.Prefix) {
 		r.rib[p] = bw
+		r.gshut[p] = shut
 		if _, ok := r.seen[p]; !ok {
 			r.seen[p] = now
 		}
 	}
 	for n := range u.Withdrawn.All() {
 		delete(r.rib, n.Prefix)
+		delete(r.gshut, n.Prefix)
 	}
 	for n := range u.Attrs.MPUnreach.Withdrawn.All() {
 		delete(r.rib, n.Prefix)
+		delete(r.gshut, n.Prefix)
 	}
 	for n := range u.NLRI.All() {
 		add(n.Prefix)
@@ -394,6 +401,17 @@ func (r *receiver) has(t testing.TB, within netip.Prefix, want map[string]float3
 			}
 		}
 		return maps.Equal(got, want)
+	})
+}
+
+// marked waits until the receiver holds prefix p with GRACEFUL_SHUTDOWN
+// (shut) or without it.
+func (r *receiver) marked(t testing.TB, p string, shut bool) {
+	t.Helper()
+	prefix := netip.MustParsePrefix(p)
+	r.wait(t, 10*time.Second, fmt.Sprintf("%s with GRACEFUL_SHUTDOWN %v", p, shut), func(rib map[netip.Prefix]float32) bool {
+		_, ok := rib[prefix]
+		return ok && r.gshut[prefix] == shut
 	})
 }
 

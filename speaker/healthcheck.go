@@ -50,14 +50,22 @@ func healthProbes(node string, addrs []netip.Addr, ports map[lbmodel.Key]uint16,
 		if !ok || s.TrafficPolicy != lbmodel.Local {
 			continue
 		}
-		eps := s.Endpoints.On(node)
+		// A node whose local pods are all terminating still serves them
+		// (plan.Service.LocalFallback): its probe goes on, the 503 "0
+		// local endpoints" counting as a pass as under the Service's
+		// fallback, so that a kube-proxy gone unhealthy still withdraws.
+		eps, lf := s.On(node), s.LocalFallback.On(node)
 		for _, v6 := range []bool{false, true} {
 			na, ok := firstOfFamily(addrs, v6)
-			if !ok || !hasFamily(s.Addresses, v6) || (v6 && eps.IPv6 == 0) || (!v6 && eps.IPv4 == 0) {
+			n, fallback := eps.IPv4, s.Fallback.IPv4 || lf.IPv4 > 0
+			if v6 {
+				n, fallback = eps.IPv6, s.Fallback.IPv6 || lf.IPv6 > 0
+			}
+			if !ok || !hasFamily(s.Addresses, v6) || n == 0 {
 				continue
 			}
 			out = append(out, probe{svc: i, ipv6: v6, target: healthcheck.Target{Service: s.Key,
-				Addr: netip.AddrPortFrom(na, port), Fallback: v6 && s.Fallback.IPv6 || !v6 && s.Fallback.IPv4}})
+				Addr: netip.AddrPortFrom(na, port), Fallback: fallback}})
 		}
 	}
 	return out

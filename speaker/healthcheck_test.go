@@ -59,6 +59,14 @@ func TestHealthProbes(t *testing.T) {
 	if !ps[0].target.Fallback || ps[1].target.Fallback {
 		t.Errorf("fallback: %+v", ps)
 	}
+	// Only terminating pods here: probed, under the fallback, since the
+	// plan announces them (plan.Service.LocalFallback).
+	svcs[0].Fallback, svcs[0].Endpoints = lbmodel.Fallback{}, lbmodel.NodeEndpoints{"node1": {IPv4: 1}}
+	svcs[0].LocalFallback = lbmodel.NodeEndpoints{"node2": {IPv4: 1}}
+	ps = healthProbes("node2", []netip.Addr{v4, v6}, ports, svcs)
+	if got := show(ps); !slices.Equal(got, want) || !ps[0].target.Fallback {
+		t.Errorf("terminating pods only: %q %+v", got, ps)
+	}
 }
 
 // Only the families the plan says the health check decides in are probed.

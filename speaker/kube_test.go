@@ -71,7 +71,8 @@ func TestClusterWithoutEndpoints(t *testing.T) {
 
 // A single-replica rolling update: the old pod terminating (still
 // serving) on n1, the new one not ready yet on n2. The route stays on n1
-// until the new pod is ready, then moves.
+// until the new pod is ready; then n2 announces it too and n1 keeps it,
+// marked GRACEFUL_SHUTDOWN, until the old pod is gone (make before break).
 func TestTerminatingEndpoints(t *testing.T) {
 	k := startKube(t)
 	k.config(t, "198.18.2.0/24")
@@ -89,11 +90,18 @@ func TestTerminatingEndpoints(t *testing.T) {
 	k.slice(t, "marker", "marker-1", discoveryv1.AddressTypeIPv4, endpoint{"m1", n1, "10.2.0.9", "ready"}, endpoint{"m2", n2, "10.2.0.8", "ready"})
 	r1.has(t, mine, map[string]float32{"198.18.2.53/32": 1, "198.18.2.99/32": 1})
 	r2.has(t, mine, map[string]float32{"198.18.2.99/32": 1})
+	r1.marked(t, "198.18.2.53/32", true)
 
 	k.slice(t, "pihole", "pihole-1", discoveryv1.AddressTypeIPv4,
 		endpoint{"old", n1, "10.2.0.1", "terminating"}, endpoint{"new", n2, "10.2.0.2", "ready"})
 	r2.has(t, mine, map[string]float32{"198.18.2.53/32": 1, "198.18.2.99/32": 1})
+	r2.marked(t, "198.18.2.53/32", false)
+	r1.has(t, mine, map[string]float32{"198.18.2.53/32": 1, "198.18.2.99/32": 1})
+	r1.marked(t, "198.18.2.53/32", true)
+
+	k.slice(t, "pihole", "pihole-1", discoveryv1.AddressTypeIPv4, endpoint{"new", n2, "10.2.0.2", "ready"})
 	r1.has(t, mine, map[string]float32{"198.18.2.99/32": 1})
+	r2.has(t, mine, map[string]float32{"198.18.2.53/32": 1, "198.18.2.99/32": 1})
 }
 
 // Dual stack: both families' slices list the same pods; each route's

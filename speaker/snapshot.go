@@ -44,7 +44,7 @@ type lastGood struct {
 func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 	var c converted
 	c.snap.Node = lbmodel.NodeFrom(o.node)
-	eps, fallback := lbmodel.CountByService(o.slices)
+	tallies := lbmodel.CountByService(o.slices)
 	for i := range o.services {
 		s := &o.services[i]
 		if !lbmodel.Handles(s, handleUnclassed) {
@@ -59,8 +59,9 @@ func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 			Key:           key,
 			Addresses:     addrs,
 			TrafficPolicy: lbmodel.TrafficPolicyOf(s),
-			Endpoints:     eps[key],
-			Fallback:      fallback[key],
+			Endpoints:     tallies[key].Endpoints,
+			Fallback:      tallies[key].Fallback,
+			LocalFallback: tallies[key].LocalFallback,
 		})
 	}
 	// Every pool that converts goes to the planner, whatever its status

@@ -334,7 +334,7 @@ func (s *Speaker) sync(ctx context.Context) {
 	}
 	eps := map[lbmodel.Key]int32{}
 	for _, sv := range conv.snap.Services {
-		eps[sv.Key] = int32(sv.Endpoints.On(s.o.NodeName).Pods())
+		eps[sv.Key] = int32(sv.On(s.o.NodeName).Pods())
 	}
 	problems := slices.Concat(res.Problems, conv.problems, perr)
 	s.last, s.peers, s.eps = res, peers, eps

@@ -17,6 +17,11 @@ import (
 //     terminating count instead ([ServingTerminating]). A single-replica
 //     rolling update then keeps its route until the new pod is ready,
 //     since kube-proxy still forwards to the old one.
+//   - For externalTrafficPolicy Local kube-proxy falls back per node: a
+//     node with no usable local endpoint forwards to its local
+//     serving-terminating ones ([Tally.LocalFallback]). The speakers
+//     announce those with GRACEFUL_SHUTDOWN, so that a rolling update
+//     moves new flows to the new pod's node without a gap.
 //   - Families are counted apart: a dual-stack Service has IPv4 and IPv6
 //     EndpointSlices listing the same pods, so adding them up would count
 //     every pod twice. An IPv4 address is served by the IPv4 endpoints, an
@@ -182,24 +187,37 @@ func (f *familyTally) add(e *discoveryv1.Endpoint) {
 }
 
 // count adds to out, for each node, the endpoints that count: the usable
-// ones, or the serving-terminating ones when none is usable.
-func (f *familyTally) count(out NodeEndpoints, v6 bool) {
+// ones, or the serving-terminating ones when none is usable. It adds to
+// local, for each node with no usable endpoint, its serving-terminating
+// ones: kube-proxy's fallback for externalTrafficPolicy Local, which is
+// per node.
+func (f *familyTally) count(out, local NodeEndpoints, v6 bool) {
 	want := terminating
 	if f.ready {
 		want = usable
 	}
+	ready := map[string]bool{}
 	for _, e := range f.eps {
-		if e.st != want {
-			continue
-		}
-		c := out[e.node]
-		if v6 {
-			c.IPv6++
-		} else {
-			c.IPv4++
-		}
-		out[e.node] = c
+		ready[e.node] = ready[e.node] || e.st == usable
 	}
+	for _, e := range f.eps {
+		if e.st == want {
+			out[e.node] = out[e.node].add(v6)
+		}
+		if e.st == terminating && !ready[e.node] {
+			local[e.node] = local[e.node].add(v6)
+		}
+	}
+}
+
+// add is c with one more endpoint of the family.
+func (c Counts) add(v6 bool) Counts {
+	if v6 {
+		c.IPv6++
+	} else {
+		c.IPv4++
+	}
+	return c
 }
 
 // Fallback says, per family, whether a Service's endpoints that count are
@@ -221,16 +239,30 @@ func (f Fallback) Of(a netip.Addr) bool {
 // endpoints.
 func (f *familyTally) fallback() bool { return !f.ready && len(f.eps) > 0 }
 
+// Tally is one Service's endpoints, counted by the rules above.
+type Tally struct {
+	// Endpoints are those that count, per node.
+	Endpoints NodeEndpoints
+	// Fallback says, per family, whether Endpoints are the
+	// serving-terminating fallback.
+	Fallback Fallback
+	// LocalFallback are, per node and family, the serving-terminating
+	// endpoints of a node without a usable one of that family: where
+	// kube-proxy forwards an externalTrafficPolicy Local Service's traffic
+	// on that node, while its health check answers 503 there. A node
+	// whose last local pod is terminating (a rolling update whose new pod
+	// is ready elsewhere) still serves; it should draw no new flows.
+	LocalFallback NodeEndpoints
+}
+
 // EndpointsOf counts the endpoints of one Service's EndpointSlices by the
 // rules above.
 func EndpointsOf(ss []discoveryv1.EndpointSlice) NodeEndpoints {
-	eps, _ := CountEndpoints(ss)
-	return eps
+	return CountEndpoints(ss).Endpoints
 }
 
-// CountEndpoints is [EndpointsOf] and, per family, whether the counts are
-// the serving-terminating fallback.
-func CountEndpoints(ss []discoveryv1.EndpointSlice) (NodeEndpoints, Fallback) {
+// CountEndpoints tallies one Service's EndpointSlices.
+func CountEndpoints(ss []discoveryv1.EndpointSlice) Tally {
 	var v4, v6 familyTally
 	for i := range ss {
 		s := &ss[i]
@@ -244,10 +276,11 @@ func CountEndpoints(ss []discoveryv1.EndpointSlice) (NodeEndpoints, Fallback) {
 			}
 		}
 	}
-	out := NodeEndpoints{}
-	v4.count(out, false)
-	v6.count(out, true)
-	return out, Fallback{IPv4: v4.fallback(), IPv6: v6.fallback()}
+	t := Tally{Endpoints: NodeEndpoints{}, LocalFallback: NodeEndpoints{}}
+	v4.count(t.Endpoints, t.LocalFallback, false)
+	v6.count(t.Endpoints, t.LocalFallback, true)
+	t.Fallback = Fallback{IPv4: v4.fallback(), IPv6: v6.fallback()}
+	return t
 }
 
 // EndpointsByService groups EndpointSlices by the Service they name (the
@@ -255,14 +288,16 @@ func CountEndpoints(ss []discoveryv1.EndpointSlice) (NodeEndpoints, Fallback) {
 // counts each Service's with [EndpointsOf]. A Service with no slice has no
 // entry.
 func EndpointsByService(ss []discoveryv1.EndpointSlice) map[Key]NodeEndpoints {
-	out, _ := CountByService(ss)
+	out := map[Key]NodeEndpoints{}
+	for k, t := range CountByService(ss) {
+		out[k] = t.Endpoints
+	}
 	return out
 }
 
-// CountByService is [EndpointsByService] and the Services whose counts are,
-// in some family, the serving-terminating fallback ([CountEndpoints]); a
-// Service in neither family has no entry there.
-func CountByService(ss []discoveryv1.EndpointSlice) (map[Key]NodeEndpoints, map[Key]Fallback) {
+// CountByService is [CountEndpoints] for the slices of each Service, as
+// [EndpointsByService] groups them.
+func CountByService(ss []discoveryv1.EndpointSlice) map[Key]Tally {
 	bySvc := map[Key][]discoveryv1.EndpointSlice{}
 	for i := range ss {
 		s := &ss[i]
@@ -273,19 +308,11 @@ func CountByService(ss []discoveryv1.EndpointSlice) (map[Key]NodeEndpoints, map[
 		k := Key{Namespace: s.Namespace, Name: svc}
 		bySvc[k] = append(bySvc[k], *s)
 	}
-	out := make(map[Key]NodeEndpoints, len(bySvc))
-	var fb map[Key]Fallback
+	out := make(map[Key]Tally, len(bySvc))
 	for k, group := range bySvc {
-		eps, f := CountEndpoints(group)
-		out[k] = eps
-		if f != (Fallback{}) {
-			if fb == nil {
-				fb = map[Key]Fallback{}
-			}
-			fb[k] = f
-		}
+		out[k] = CountEndpoints(group)
 	}
-	return out, fb
+	return out
 }
 
 // EndpointsByNode counts, per Service and node, the pods that count

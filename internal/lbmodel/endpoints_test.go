@@ -120,29 +120,45 @@ func TestEndpointsOf(t *testing.T) {
 
 // The fallback flag tells, per family, that the counts are serving
 // terminating endpoints: what kube-proxy's health check does not count.
+// LocalFallback is the same per node: a node's serving-terminating
+// endpoints while it has no usable one of the family.
 func TestCountEndpointsFallback(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		ss   []discoveryv1.EndpointSlice
-		want Fallback
+		name  string
+		ss    []discoveryv1.EndpointSlice
+		want  Fallback
+		local NodeEndpoints
 	}{
-		{"ready", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready"))}, Fallback{}},
+		{"ready", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready"))}, Fallback{}, NodeEndpoints{}},
 		{"rolling update of one replica", []discoveryv1.EndpointSlice{epSlice("s", v4,
-			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n1", "10.0.0.2", "notready"))}, Fallback{IPv4: true}},
-		{"terminating beside a ready one", []discoveryv1.EndpointSlice{epSlice("s", v4,
-			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n2", "10.0.0.2", "ready"))}, Fallback{}},
-		{"nothing serving: no fallback", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("old", "n1", "10.0.0.1", "gone"))}, Fallback{}},
+			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n1", "10.0.0.2", "notready"))},
+			Fallback{IPv4: true}, NodeEndpoints{"n1": {IPv4: 1}}},
+		{"terminating beside a ready one elsewhere", []discoveryv1.EndpointSlice{epSlice("s", v4,
+			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n2", "10.0.0.2", "ready"))},
+			Fallback{}, NodeEndpoints{"n1": {IPv4: 1}}},
+		{"terminating beside a ready one on the same node", []discoveryv1.EndpointSlice{epSlice("s", v4,
+			ep("old", "n1", "10.0.0.1", "terminating"), ep("new", "n1", "10.0.0.2", "ready"))},
+			Fallback{}, NodeEndpoints{}},
+		{"a pod listed twice counts at its best state", []discoveryv1.EndpointSlice{
+			epSlice("s", v4, ep("a", "n1", "10.0.0.1", "terminating"), ep("b", "n1", "10.0.0.3", "terminating")),
+			epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready"), ep("c", "n2", "10.0.0.2", "ready"))},
+			Fallback{}, NodeEndpoints{}},
+		{"nothing serving: no fallback", []discoveryv1.EndpointSlice{epSlice("s", v4, ep("old", "n1", "10.0.0.1", "gone"))}, Fallback{}, NodeEndpoints{}},
 		{"per family", []discoveryv1.EndpointSlice{
-			epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready")),
-			epSlice("s", v6, ep("a", "n1", "fd00::1", "notready"), ep("b", "n2", "fd00::2", "terminating"))}, Fallback{IPv6: true}},
+			epSlice("s", v4, ep("a", "n1", "10.0.0.1", "ready"), ep("b", "n2", "10.0.0.2", "terminating")),
+			epSlice("s", v6, ep("a", "n1", "fd00::1", "notready"), ep("b", "n2", "fd00::2", "terminating"))},
+			Fallback{IPv6: true}, NodeEndpoints{"n2": {IPv4: 1, IPv6: 1}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, got := CountEndpoints(tc.ss)
-			if got != tc.want {
-				t.Errorf("got %+v, want %+v", got, tc.want)
+			got := CountEndpoints(tc.ss)
+			if got.Fallback != tc.want {
+				t.Errorf("got %+v, want %+v", got.Fallback, tc.want)
 			}
-			_, bySvc := CountByService(tc.ss)
-			if got := bySvc[Key{Namespace: "dns", Name: "s"}]; got != tc.want || (tc.want == Fallback{}) != (len(bySvc) == 0) {
+			if !maps.Equal(got.LocalFallback, tc.local) {
+				t.Errorf("LocalFallback %v, want %v", got.LocalFallback, tc.local)
+			}
+			bySvc := CountByService(tc.ss)
+			if got := bySvc[Key{Namespace: "dns", Name: "s"}]; got.Fallback != tc.want || !maps.Equal(got.LocalFallback, tc.local) {
 				t.Errorf("by Service: %+v", bySvc)
 			}
 		})

@@ -28,13 +28,24 @@
 // pod that is serving proves the node forwards. Both are decided per
 // address, with the endpoints of the address's family.
 //
+// A node whose pods of a Local Service are all terminating but serving
+// ([Service.LocalFallback]: a rolling update has started their
+// replacement, maybe on another node) keeps announcing the Service's
+// address, as kube-proxy keeps forwarding to them, but with the
+// GRACEFUL_SHUTDOWN community (RFC 8326) on a route all of whose Services
+// are in that state: routers prefer any node that announces it plainly,
+// so new flows move to the new pod once its node announces, and none is
+// dropped in between (make before break). The route is withdrawn when the
+// pods are gone.
+//
 // A Local Service's address is also held back while this node's probe of
 // kube-proxy's health check for it objects ([Service.HealthCheck], the
 // verdict of speaker/healthcheck, for the address's family): the endpoints
 // say where the pods are, the probe whether this node's data plane forwards
 // to them. Its "0 local endpoints" does not hold back a family whose
-// endpoints are the serving-terminating fallback ([Service.Fallback]):
-// kube-proxy forwards to those but its health check does not count them.
+// endpoints are the serving-terminating fallback ([Service.Fallback]), or
+// on this node only terminating ones ([Service.LocalFallback]): kube-proxy
+// forwards to those but its health check does not count them.
 // The probe is the reason only where the address would otherwise be sent
 // to a peer ([ServiceDecision.HealthChecked]); [ServiceDecision.HealthCheck]
 // tells those reasons apart.

@@ -60,18 +60,25 @@ func (p *planner) markDraining(res *Result) {
 	if p.drain.Phase != Draining {
 		return
 	}
-	marked := map[*Attrs]*Attrs{}
 	for _, routes := range res.Peers {
 		for i := range routes {
-			r := &routes[i]
-			m, ok := marked[r.Attrs]
-			if !ok {
-				m = p.intern(withGracefulShutdown(r.Attrs))
-				marked[r.Attrs] = m
-			}
-			r.Attrs = m
+			routes[i].Attrs = p.gracefulShutdown(routes[i].Attrs)
 		}
 	}
+}
+
+// gracefulShutdown is a with GRACEFUL_SHUTDOWN added, interned: routes
+// keep sharing attributes, each distinct *Attrs mapping to one new set.
+func (p *planner) gracefulShutdown(a *Attrs) *Attrs {
+	if m, ok := p.gshut[a]; ok {
+		return m
+	}
+	m := p.intern(withGracefulShutdown(a))
+	if p.gshut == nil {
+		p.gshut = map[*Attrs]*Attrs{}
+	}
+	p.gshut[a] = m
+	return m
 }
 
 // withGracefulShutdown is a copy of a (nil: none) with the community in

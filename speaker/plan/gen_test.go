@@ -97,6 +97,9 @@ func randomService(r *rand.Rand, i int) Service {
 	}
 	svc.HealthCheck = HealthCheck{IPv4: verdict("v4"), IPv6: verdict("v6")}
 	svc.Fallback = lbmodel.Fallback{IPv4: r.IntN(3) == 0, IPv6: r.IntN(3) == 0}
+	if r.IntN(3) == 0 {
+		svc.LocalFallback = lbmodel.NodeEndpoints{"n1": {IPv4: r.IntN(2), IPv6: r.IntN(2)}, "n2": {IPv4: 1}}
+	}
 	return svc
 }
 

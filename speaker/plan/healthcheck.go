@@ -51,6 +51,14 @@ func (f *Families) set(a netip.Addr) {
 	}
 }
 
+// family indexes per-family pairs: 0 for IPv4, 1 for IPv6.
+func family(a netip.Addr) int {
+	if a.Is4() {
+		return 0
+	}
+	return 1
+}
+
 // of is the verdict for address a's family.
 func (h HealthCheck) of(a netip.Addr) Verdict {
 	if a.Is4() {
@@ -62,13 +70,14 @@ func (h HealthCheck) of(a netip.Addr) Verdict {
 // healthObjection is the probe's objection to announcing address a of
 // Service s: the zero Verdict when there is none. Only Local Services are
 // held back, and not on a "0 local endpoints" while their endpoints of a's
-// family are the fallback.
-func healthObjection(s *Service, a netip.Addr) Verdict {
+// family are the fallback, the Service's or this node's (leaving): that
+// is what kube-proxy answers where it forwards to terminating pods.
+func healthObjection(s *Service, a netip.Addr, leaving bool) Verdict {
 	if s.TrafficPolicy != lbmodel.Local {
 		return Verdict{}
 	}
 	v := s.HealthCheck.of(a)
-	if v.NoReadyLocal && s.Fallback.Of(a) {
+	if v.NoReadyLocal && (leaving || s.Fallback.Of(a)) {
 		return Verdict{}
 	}
 	return v

@@ -51,12 +51,14 @@ type planner struct {
 
 	svcKeys   []lbmodel.Key     // Services in key order; a contribution's svc indexes it
 	weights   [][2]int          // per Service: its share of a route's bandwidth, IPv4 and IPv6
+	leaving   [][2]bool         // per Service and family: served here by terminating pods only
 	decisions []ServiceDecision // per Service
 	contrib   []contr           // one per (prefix, Service, advertisement) announced
 	keys      []lbmodel.Key     // backing store of every Route.Services
 
 	attrsByKey map[string]*Attrs   // interned attributes, by content
 	attrsBySet map[string]*Attrs   // merged attributes, by set of advertisements
+	gshut      map[*Attrs]*Attrs   // attributes with GRACEFUL_SHUTDOWN added, by the attributes without
 	peerSets   map[string][]string // interned ServiceDecision.Peers, by peer mask
 	conflicts  map[[2]int32]bool   // LOCAL_PREF disagreements already reported
 	scratch    []byte              // for map keys built per lookup

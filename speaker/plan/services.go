@@ -19,16 +19,45 @@ func (p *planner) decideServices(svcs []Service) {
 		func(k lbmodel.Key) string { return "Service " + k.String() })
 	p.svcKeys = make([]lbmodel.Key, len(order))
 	p.weights = make([][2]int, len(order))
+	p.leaving = make([][2]bool, len(order))
 	p.mask = make([]byte, len(p.peers))
 	p.decisions = make([]ServiceDecision, len(order))
 	p.contrib = make([]contr, 0, p.maxContributions(svcs))
 	for si, i := range order {
 		s := &svcs[i]
 		p.svcKeys[si] = s.Key
-		eps := s.Endpoints.On(p.node.Name)
+		eps, leaving := localEndpoints(s, p.node.Name)
 		p.weights[si] = [2]int{weight(s.TrafficPolicy, eps.IPv4), weight(s.TrafficPolicy, eps.IPv6)}
+		p.leaving[si] = leaving
 		p.decisions[si] = p.decide(int32(si), s, eps, s.Endpoints.Total())
 	}
+}
+
+// localEndpoints are Service s's endpoints on node, per family, and
+// whether they are its terminating ones only. For a Local Service a node
+// whose pods of a family are all terminating but serving counts them
+// (Service.LocalFallback), as kube-proxy forwards to them: it announces
+// with GRACEFUL_SHUTDOWN until they are gone, so that a rolling update
+// moves new flows to the node of the new pod once that one announces,
+// and nothing is withdrawn before then.
+func localEndpoints(s *Service, node string) (lbmodel.Counts, [2]bool) {
+	if s.TrafficPolicy != lbmodel.Local {
+		return s.On(node), [2]bool{}
+	}
+	lf := s.LocalFallback.On(node)
+	return s.On(node), [2]bool{lf.IPv4 > 0, lf.IPv6 > 0}
+}
+
+// On is what counts of the Service's endpoints on the named node, per
+// family: the weight the node announces. For a Local Service that is its
+// serving-terminating pods where it has no usable one (LocalFallback).
+func (s *Service) On(node string) lbmodel.Counts {
+	eps := s.Endpoints.On(node)
+	if s.TrafficPolicy != lbmodel.Local {
+		return eps
+	}
+	lf := s.LocalFallback.On(node)
+	return lbmodel.Counts{IPv4: max(eps.IPv4, lf.IPv4), IPv6: max(eps.IPv6, lf.IPv6)}
 }
 
 // maxContributions bounds the contributions: every address announced by
@@ -115,7 +144,7 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 		}
 		local := s.TrafficPolicy == lbmodel.Local
 		r := p.policyReason(s.TrafficPolicy, a, eps, total)
-		if v := healthObjection(s, a); r == "" && v.Reason != "" {
+		if v := healthObjection(s, a, p.leaving[si][family(a)]); r == "" && v.Reason != "" {
 			// The probe's objection only where the address would be sent:
 			// elsewhere the pool or advertisement rule is the reason.
 			if _, r = p.sender(a); r == "" {
@@ -289,7 +318,7 @@ func (p *planner) route(group []contr, peer int) (Route, bool) {
 	if group[0].v6 {
 		fam = 1
 	}
-	bw, last := 0, int32(-1)
+	bw, last, leaving := 0, int32(-1), true
 	for _, c := range group {
 		if !p.sendsTo(c.adv, peer) {
 			continue
@@ -297,6 +326,7 @@ func (p *planner) route(group []contr, peer int) (Route, bool) {
 		if c.svc != last {
 			p.keys = append(p.keys, p.svcKeys[c.svc])
 			bw += p.weights[c.svc][fam]
+			leaving = leaving && p.leaving[c.svc][fam]
 			last = c.svc
 		}
 		set = append(set, c.adv)
@@ -309,9 +339,15 @@ func (p *planner) route(group []contr, peer int) (Route, bool) {
 	set = slices.Compact(set)
 	end := len(p.keys)
 	prefix := group[0].prefix()
+	attrs := p.attrsFor(set, prefix, peer)
+	if leaving {
+		// Every Service of the route is served here by terminating pods
+		// only: another node's path, if any, should win.
+		attrs = p.gracefulShutdown(attrs)
+	}
 	return Route{
 		Prefix:    prefix,
-		Attrs:     p.attrsFor(set, prefix, peer),
+		Attrs:     attrs,
 		Bandwidth: float32(bw),
 		Services:  p.keys[start:end:end],
 	}, true

@@ -68,7 +68,7 @@ func slowPlan(s Snapshot) slowResult {
 			if pool == nil {
 				continue
 			}
-			blocked, published := slowHealthObjects(svc, a)
+			blocked, published := slowHealthObjects(s.Node, svc, a)
 			hit := false
 			for _, peer := range myPeers {
 				for _, adv := range s.Advertisements {
@@ -170,6 +170,7 @@ func slowRouteOf(s Snapshot, prefix netip.Prefix, r *slowRoute, conflicts map[[2
 		return strings.Compare(fmt.Sprintf("%010d:%010d:%010d", a.Global, a.Local1, a.Local2),
 			fmt.Sprintf("%010d:%010d:%010d", b.Global, b.Local1, b.Local2))
 	})
+	leaving := true // every Service of the route served here by terminating pods only
 	for k := range r.services {
 		route.Services = append(route.Services, k)
 		svc := slowService(s, k)
@@ -177,7 +178,16 @@ func slowRouteOf(s Snapshot, prefix netip.Prefix, r *slowRoute, conflicts map[[2
 		if svc.TrafficPolicy == lbmodel.Cluster && n == 0 {
 			n = 1
 		}
+		lf := svc.LocalFallback[s.Node.Name].Of(prefix.Addr())
+		if svc.TrafficPolicy == lbmodel.Local {
+			n = max(n, lf)
+		}
+		leaving = leaving && svc.TrafficPolicy == lbmodel.Local && lf > 0
 		route.Bandwidth += float32(n)
+	}
+	if leaving && !slices.Contains(route.Attrs.Communities, wire.CommunityGracefulShutdown) {
+		route.Attrs.Communities = append(route.Attrs.Communities, wire.CommunityGracefulShutdown)
+		slices.Sort(route.Attrs.Communities)
 	}
 	slices.SortFunc(route.Services, func(a, b lbmodel.Key) int {
 		return strings.Compare(a.Namespace+"\x00"+a.Name, b.Namespace+"\x00"+b.Name)
@@ -216,19 +226,22 @@ func slowMatches(ss []labels.Selector, set labels.Set) bool {
 }
 
 func slowEndpointsAllow(n lbmodel.Node, svc Service, a netip.Addr) bool {
-	if svc.TrafficPolicy == lbmodel.Local {
-		return svc.Endpoints[n.Name].Of(a) > 0
-	}
 	anywhere := 0
 	for _, c := range svc.Endpoints {
 		anywhere += c.Of(a)
+	}
+	if svc.TrafficPolicy == lbmodel.Local {
+		// A node's terminating pods count where the Service has some
+		// endpoint: with none anywhere they are the Service's fallback,
+		// counted in Endpoints too.
+		return anywhere > 0 && (svc.Endpoints[n.Name].Of(a) > 0 || svc.LocalFallback[n.Name].Of(a) > 0)
 	}
 	return n.Ready && anywhere > 0
 }
 
 // slowHealthObjects: whether the probe keeps a Local Service's address
 // back, and whether it says so as a failure.
-func slowHealthObjects(svc Service, a netip.Addr) (blocked, published bool) {
+func slowHealthObjects(n lbmodel.Node, svc Service, a netip.Addr) (blocked, published bool) {
 	if svc.TrafficPolicy != lbmodel.Local {
 		return false, false
 	}
@@ -236,6 +249,7 @@ func slowHealthObjects(svc Service, a netip.Addr) (blocked, published bool) {
 	if !a.Is4() {
 		v, fallback = svc.HealthCheck.IPv6, svc.Fallback.IPv6
 	}
+	fallback = fallback || svc.LocalFallback[n.Name].Of(a) > 0
 	if v.Reason == "" || v.NoReadyLocal && fallback {
 		return false, false
 	}

@@ -52,6 +52,13 @@ type Service struct {
 	// serving-terminating fallback (lbmodel.CountEndpoints), which
 	// kube-proxy's health check does not count.
 	Fallback lbmodel.Fallback
+	// LocalFallback counts, per node name and family, the serving-
+	// terminating endpoints of a node with no usable one of the family
+	// (lbmodel.Tally). This node announces a Local Service's address
+	// for them, marked GRACEFUL_SHUTDOWN: routers prefer any node with a
+	// ready pod, and use this one only while none announces, as
+	// kube-proxy forwards here to the terminating pods meanwhile.
+	LocalFallback lbmodel.NodeEndpoints
 	// HealthCheck is this node's probe of the Service's kube-proxy health
 	// check (Local Services only); the zero value objects to nothing.
 	HealthCheck HealthCheck
