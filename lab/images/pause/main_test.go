@@ -81,7 +81,14 @@ func TestPause(t *testing.T) {
 			}
 			err = lab.Poll(ctx, 10*time.Millisecond, func() (bool, error) { return len(children(pause)) == 0, nil })
 			if err != nil {
-				t.Fatalf("the killed orphan was not reaped: children %v, %v", children(pause), err)
+				// Say what is left (a zombie: pause did not wait; alive: not
+				// the process killed), for a failure seen once under load.
+				var left []string
+				for _, c := range children(pause) {
+					st, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", c))
+					left = append(left, strings.TrimSpace(string(st)))
+				}
+				t.Fatalf("the killed orphan %d was not reaped: children %q, %v", adopted, left, err)
 			}
 			if err := syscall.Kill(pause, sig); err != nil {
 				t.Fatal(err)
