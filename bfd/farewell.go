@@ -65,9 +65,7 @@ func (m *Manager) Shutdown(ctx context.Context) error {
 	ss := make([]*session, 0, len(m.sessions))
 	for k, s := range m.sessions {
 		ss = append(ss, s)
-		delete(m.sessions, k)
-		delete(m.byDisc, s.disc)
-		delete(m.byAddr, addrKeyOf(k))
+		m.forgetLocked(k, s)
 	}
 	m.mu.Unlock()
 	// Shutdown's own farewells are counted apart, in its own WaitGroup:

@@ -262,9 +262,7 @@ func (m *Manager) Remove(k Key) error {
 	m.mu.Lock()
 	s, ok := m.sessions[k]
 	if ok {
-		delete(m.sessions, k)
-		delete(m.byDisc, s.disc)
-		delete(m.byAddr, addrKeyOf(k))
+		m.forgetLocked(k, s)
 		// Under mu: an Add of the same addresses cannot get its first
 		// packet out before this goodbye, which the peer would then take
 		// for the new session's. The session's goroutine never takes mu.
@@ -440,3 +438,10 @@ type addrKey struct {
 }
 
 func addrKeyOf(k Key) addrKey { return addrKey{peer: k.Peer, local: k.Local, multihop: k.Multihop} }
+
+// forgetLocked drops session s of key k from every index; m.mu is held.
+func (m *Manager) forgetLocked(k Key, s *session) {
+	delete(m.sessions, k)
+	delete(m.byDisc, s.disc)
+	delete(m.byAddr, addrKeyOf(k))
+}

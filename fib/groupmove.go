@@ -68,7 +68,7 @@ func planMoves(changes []Change, current func(netip.Prefix) (set uint32, first, 
 		}
 		pfx := c.Prefix.Masked()
 		from, first, held := current(pfx)
-		if g := t.objs[from]; g == nil || !g.group() {
+		if from == 0 { // not on a group: current looked already
 			continue
 		}
 		if plans == nil {
@@ -360,12 +360,7 @@ func (f *FIB) holdChange(from uint32, pl *movePlan, pfx netip.Prefix, fl uint8, 
 func (f *FIB) releaseMove(from uint32, m *groupMove, out []Change) []Change {
 	f.dropMove(from, m)
 	lo := len(out)
-	for _, k := range m.v4 {
-		out = append(out, Change{Prefix: fromV4Key(k), NextHops: m.hops})
-	}
-	for _, p := range m.v6 {
-		out = append(out, Change{Prefix: p, NextHops: m.hops})
-	}
+	m.each(func(p netip.Prefix) { out = append(out, Change{Prefix: p, NextHops: m.hops}) })
 	f.releasedMoves = append(f.releasedMoves, releasedMove{from: from, m: m, lo: lo})
 	return out
 }
@@ -400,12 +395,7 @@ func (f *FIB) restoreMoves(n int) {
 			back.v4, back.v6 = append(back.v4, cur.v4...), append(back.v6, cur.v6...)
 		}
 		f.moves[r.from] = back
-		for _, k := range back.v4 {
-			f.routes.mark(fromV4Key(k), flagMoving, 0)
-		}
-		for _, p := range back.v6 {
-			f.routes.mark(p, flagMoving, 0)
-		}
+		back.each(func(p netip.Prefix) { f.routes.mark(p, flagMoving, 0) })
 	}
 	f.releasedMoves = f.releasedMoves[:0]
 }
@@ -414,11 +404,17 @@ func (f *FIB) restoreMoves(n int) {
 // them in place) or are being released.
 func (f *FIB) dropMove(from uint32, m *groupMove) {
 	delete(f.moves, from)
+	m.each(func(p netip.Prefix) { f.routes.mark(p, 0, flagMoving) })
+}
+
+// each calls fn for every held prefix, IPv4 first: restoreMoves counts
+// released changes in that order.
+func (m *groupMove) each(fn func(netip.Prefix)) {
 	for _, k := range m.v4 {
-		f.routes.mark(fromV4Key(k), 0, flagMoving)
+		fn(fromV4Key(k))
 	}
 	for _, p := range m.v6 {
-		f.routes.mark(p, 0, flagMoving)
+		fn(p)
 	}
 }
 

@@ -172,15 +172,11 @@ func (d *Daemon) bfdDown(p *peer, pb *peerBFD, ev bfd.Event) {
 	p.bfdMu.Lock()
 	mine := p.bfd == pb
 	if mine {
-		p.bfd = nil
+		p.stopBFD(pb)
 	}
 	p.bfdMu.Unlock()
 	if !mine || d.ctx.Err() != nil {
 		return
-	}
-	pb.stop()
-	if err := d.bfd.Remove(pb.key); err != nil {
-		d.log.Debug("bfd remove", "peer", p.label, "err", err)
 	}
 	d.metrics.BFDTeardowns.Inc()
 	if p.ribID.Load() == 0 && p.staleID.Load() != 0 {

@@ -82,6 +82,9 @@ func expectedPeers(cfg *Config, old []fib.Route) map[netip.Addr]bool {
 			// Contains is false for any zoned address, and link-local
 			// next hops carry their interface as zone.
 			a := graceKey(h.Addr)
+			if m[a] {
+				continue // routes share few next hops: look each up once
+			}
 			for _, dn := range cfg.DynamicNeighbors {
 				if dn.Prefix.Contains(a) {
 					m[a] = true

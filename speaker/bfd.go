@@ -225,10 +225,7 @@ func (b *bfdSessions) status(name string) (bfd.Status, bool) {
 // down.
 func (b *bfdSessions) reports() map[string]*v1alpha1.BGPSessionBFD {
 	b.mu.Lock()
-	keys := make(map[string]bfd.Key, len(b.running))
-	for name, s := range b.running {
-		keys[name] = s.want.key
-	}
+	keys := b.runningKeysLocked()
 	lastDown := maps.Clone(b.lastDown)
 	b.mu.Unlock()
 	out := make(map[string]*v1alpha1.BGPSessionBFD, len(keys)+len(lastDown))
@@ -272,13 +269,20 @@ func bfdReport(st *bfd.Status, td bfdTeardown) *v1alpha1.BGPSessionBFD {
 	return r
 }
 
-// states is the state of every BFD session that runs, by peer name.
-func (b *bfdSessions) states() map[string]bfd.State {
-	b.mu.Lock()
+// runningKeysLocked is the key of every running session, by peer name;
+// b.mu is held. Status is asked after unlocking.
+func (b *bfdSessions) runningKeysLocked() map[string]bfd.Key {
 	keys := make(map[string]bfd.Key, len(b.running))
 	for name, s := range b.running {
 		keys[name] = s.want.key
 	}
+	return keys
+}
+
+// states is the state of every BFD session that runs, by peer name.
+func (b *bfdSessions) states() map[string]bfd.State {
+	b.mu.Lock()
+	keys := b.runningKeysLocked()
 	b.mu.Unlock()
 	out := make(map[string]bfd.State, len(keys))
 	for name, k := range keys {
