@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -51,7 +52,10 @@ type reporter struct {
 	anns     map[types.NamespacedName]written[v1alpha1.ServiceAnnouncementStatus]
 	sessions map[string]written[v1alpha1.BGPSessionStatusStatus]
 	loaded   bool
-	ownerUID types.UID
+	// restarting are the peers whose routers kept this node's routes for
+	// its restart, from the markers load found.
+	restarting map[string]bool
+	ownerUID   types.UID
 }
 
 // reports are the objects a plan and the sessions' state call for.
@@ -386,18 +390,15 @@ func (r *reporter) load(ctx context.Context) error {
 			r.sessions[s.Name] = written[v1alpha1.BGPSessionStatusStatus]{status: s.Status, owned: r.ownedBy(s.OwnerReferences)}
 		}
 	}
+	r.restarting = restartingPeers(sess.Items, r.node, time.Now())
 	r.loaded = true
 	return nil
 }
 
-// withheld reads what an earlier run of this speaker left, before run
-// starts, and returns the Services it withheld for their health check:
-// a restart must not announce them on the strength of one probe.
-func (r *reporter) withheld(ctx context.Context) []lbmodel.Key {
-	if err := r.load(ctx); err != nil {
-		r.log.Warn("reading this node's reports", "err", err)
-		return nil
-	}
+// withheld is, once load has read what an earlier run of this speaker
+// left, the Services it withheld for their health check: a restart must
+// not announce them on the strength of one probe.
+func (r *reporter) withheld() []lbmodel.Key {
 	var out []lbmodel.Key
 	for key, a := range r.anns {
 		if a.healthCheck != "" && a.service != "" {

@@ -63,15 +63,10 @@ func restartingPeers(items []v1alpha1.BGPSessionStatus, node string, now time.Ti
 	return out
 }
 
-// loadRestartMarkers reads the markers the previous process on this node
-// left. Not being able to read them costs only the R bit.
-func (s *Speaker) loadRestartMarkers(ctx context.Context) {
-	var list v1alpha1.BGPSessionStatusList
-	if err := s.c.List(ctx, &list, client.MatchingLabels{v1alpha1.LabelNode: labelValue(s.o.NodeName)}); err != nil {
-		s.log.Warn("reading the restart markers: the sessions start without the restart bit", "err", err)
-		return
-	}
-	s.restarting = restartingPeers(list.Items, s.o.NodeName, time.Now())
+// noteRestarting takes the peers whose routers kept this node's routes
+// (the markers the previous process left, restartingPeers).
+func (s *Speaker) noteRestarting(peers map[string]bool) {
+	s.restarting = peers
 	if len(s.restarting) > 0 {
 		s.log.Info("graceful restart: the routers kept this node's routes", "peers", len(s.restarting))
 	}

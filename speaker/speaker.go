@@ -238,12 +238,19 @@ func (s *Speaker) run(ctx context.Context) error {
 		stopBFD()
 		s.bfd.wait()
 	}()
+	// What an earlier run on this node left, read once before the reporter
+	// runs (it owns what it loaded from then on): the Services it withheld
+	// for their health check, and the restart markers (unread, they cost
+	// only the R bit).
+	if err := s.rep.load(ctx); err != nil {
+		s.log.Warn("reading this node's reports: no restart bit, no withheld Service remembered", "err", err)
+	}
+	s.noteRestarting(s.rep.restarting)
 	if s.o.HealthCheck.Interval > 0 {
 		// The probes end with run: a stopping speaker plans no more.
 		hcCtx, stopHC := context.WithCancel(ctx)
 		s.hc = healthcheck.New(hcCtx, s.o.HealthCheck, s.log.With("part", "healthcheck"), s.poke)
-		// Before the reporter runs: it owns what it loads from then on.
-		s.hc.Withheld(s.rep.withheld(ctx))
+		s.hc.Withheld(s.rep.withheld())
 		defer func() {
 			stopHC()
 			s.hc.Wait()
@@ -281,7 +288,6 @@ func (s *Speaker) run(ctx context.Context) error {
 			return err
 		}
 	}
-	s.loadRestartMarkers(ctx)
 	defer s.drainTimer.Stop()
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Session state changes are not API events: look again now and then
