@@ -138,7 +138,7 @@ func decidingTargets(probes []probe, svcs []plan.Service, res plan.Result) []hea
 		if !ok {
 			continue
 		}
-		if f := res.Services[i].HealthChecked; p.ipv6 && f.IPv6 || !p.ipv6 && f.IPv4 {
+		if res.Services[i].HealthChecked.Of(p.target.Addr.Addr()) {
 			out = append(out, p.target)
 		}
 	}

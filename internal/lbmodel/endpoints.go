@@ -225,14 +225,26 @@ func (c Counts) add(v6 bool) Counts {
 // [Usable]). kube-proxy forwards to them, but its health check on the
 // healthCheckNodePort counts only ready local endpoints: it answers 503
 // with "localEndpoints": 0 on the very nodes that still serve.
-type Fallback struct{ IPv4, IPv6 bool }
+type Fallback = Families
+
+// Families says something per address family.
+type Families struct{ IPv4, IPv6 bool }
 
 // Of is the flag of a's family.
-func (f Fallback) Of(a netip.Addr) bool {
+func (f Families) Of(a netip.Addr) bool {
 	if a.Unmap().Is4() {
 		return f.IPv4
 	}
 	return f.IPv6
+}
+
+// Set raises the flag of a's family.
+func (f *Families) Set(a netip.Addr) {
+	if a.Unmap().Is4() {
+		f.IPv4 = true
+	} else {
+		f.IPv6 = true
+	}
 }
 
 // fallback reports whether the family counts its serving-terminating

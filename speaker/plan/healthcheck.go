@@ -39,17 +39,8 @@ type Verdict struct {
 	NoReadyLocal bool
 }
 
-// Families says something per address family.
-type Families struct{ IPv4, IPv6 bool }
-
-// set marks a's family.
-func (f *Families) set(a netip.Addr) {
-	if a.Is4() {
-		f.IPv4 = true
-	} else {
-		f.IPv6 = true
-	}
-}
+// Families says something per address family (lbmodel's, with Of and Set).
+type Families = lbmodel.Families
 
 // family indexes per-family pairs: 0 for IPv4, 1 for IPv6.
 func family(a netip.Addr) int {

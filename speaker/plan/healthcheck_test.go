@@ -165,9 +165,9 @@ func TestHealthChecked(t *testing.T) {
 		want   Families
 		health string
 	}{
-		{"announced", nil, dual("default/a", HealthCheck{}), Families{true, true}, ""},
-		{"withheld in one family", nil, dual("default/a", HealthCheck{IPv6: fails6}), Families{true, true}, hc6},
-		{"waiting: withheld, no failure", nil, dual("default/a", HealthCheck{IPv4: Verdict{Reason: "waiting", Waiting: true}}), Families{true, true}, ""},
+		{"announced", nil, dual("default/a", HealthCheck{}), Families{IPv4: true, IPv6: true}, ""},
+		{"withheld in one family", nil, dual("default/a", HealthCheck{IPv6: fails6}), Families{IPv4: true, IPv6: true}, hc6},
+		{"waiting: withheld, no failure", nil, dual("default/a", HealthCheck{IPv4: Verdict{Reason: "waiting", Waiting: true}}), Families{IPv4: true, IPv6: true}, ""},
 		{"no endpoint here", nil, local("default/a", 0, "203.0.113.10"), Families{}, ""},
 		{"Cluster", nil, cluster("default/a", 1, "203.0.113.10"), Families{}, ""},
 		{"excluded node", func(s *Snapshot) { s.Node.Labels = map[string]string{lbmodel.ExcludeLabel: ""} },

@@ -148,7 +148,7 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 			// The probe's objection only where the address would be sent:
 			// elsewhere the pool or advertisement rule is the reason.
 			if _, r = p.sender(a); r == "" {
-				d.HealthChecked.set(a)
+				d.HealthChecked.Set(a)
 				r = v.Reason
 				if !v.Waiting {
 					health = appendReason(health, r)
@@ -157,7 +157,7 @@ func (p *planner) decide(si int32, s *Service, eps, total lbmodel.Counts) Servic
 		}
 		if r == "" {
 			if r = p.announce(si, a, local); r == "" && local {
-				d.HealthChecked.set(a)
+				d.HealthChecked.Set(a)
 			}
 		}
 		reasons = appendReason(reasons, r)
