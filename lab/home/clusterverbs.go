@@ -105,9 +105,7 @@ func (u *upper) rolloutRestart(ctx context.Context, obj client.Object, ns, name 
 // says it is gone.
 func (u *upper) clusterFail(ctx context.Context, node string) error {
 	s, out := u.s, u.o.Out
-	ranPihole := u.piholeNodeNow(ctx) == node
-	other := u.otherNode(node)
-	routed, err := u.routedVia(ctx, node)
+	ranPihole, other, routed, err := u.beforeLeaving(ctx, node)
 	if err != nil {
 		return err
 	}

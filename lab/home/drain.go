@@ -31,9 +31,7 @@ func Drain(ctx context.Context, o Options, node string) error {
 		return err
 	}
 	defer done()
-	ranPihole := u.piholeNodeNow(ctx) == node
-	other := u.otherNode(node)
-	routed, err := u.routedVia(ctx, node)
+	ranPihole, other, routed, err := u.beforeLeaving(ctx, node)
 	if err != nil {
 		return err
 	}
@@ -150,4 +148,12 @@ func (u *upper) waitRIB(ctx context.Context, ok func([]view.RIBEntry) bool) erro
 		}
 	}
 	return nil
+}
+
+// beforeLeaving reads, before node is taken out, what the verb will wait
+// for: whether the Pi-hole runs there, the node that takes over, and
+// whether any router routes via node at all (routedVia).
+func (u *upper) beforeLeaving(ctx context.Context, node string) (ranPihole bool, other string, routed bool, err error) {
+	routed, err = u.routedVia(ctx, node)
+	return u.piholeNodeNow(ctx) == node, u.otherNode(node), routed, err
 }
