@@ -13,6 +13,10 @@ package speaker
 // Its own pod and DaemonSet are read (get) once, at SIGTERM, to tell a
 // speaker removed for good from a restart (shutdownMode); events go on
 // its Node, saying when a drain starts and ends.
+//
+// L2 mode elects one owner per address through Leases in bgplb's own
+// namespace (speaker/l2owner): a heartbeat per node and one Lease per L2
+// address; events on a Service say when its L2 owner changes.
 
 // +kubebuilder:rbac:groups="",resources=services;nodes,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",namespace=bgplb-system,resources=secrets,verbs=get
@@ -21,6 +25,7 @@ package speaker
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=discovery.k8s.io,resources=endpointslices,verbs=get;list;watch
-// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools;bgprouters;bgpannouncementpolicies;bfdpolicies,verbs=get;list;watch
+// +kubebuilder:rbac:groups=coordination.k8s.io,namespace=bgplb-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups=bgplb.io,resources=loadbalancerpools;bgprouters;bgpannouncementpolicies;l2announcementpolicies;bfdpolicies,verbs=get;list;watch
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements;bgpsessionstatuses,verbs=get;list;create;update;patch;delete;deletecollection
 // +kubebuilder:rbac:groups=bgplb.io,resources=serviceannouncements/status;bgpsessionstatuses/status,verbs=get;update;patch

@@ -16,7 +16,8 @@ const (
 )
 
 // ServiceAnnouncement says that one node announces one Service's
-// addresses, and to which peers. It lives in the Service's namespace and
+// addresses, to which peers over BGP, and which it answers ARP and NDP for
+// (L2, status.l2). It lives in the Service's namespace and
 // exists while the node announces, or withholds the Service only because
 // kube-proxy's health check for it fails on that node
 // (externalTrafficPolicy Local): then its bgplb.io/health-check annotation
@@ -31,6 +32,7 @@ const (
 // +kubebuilder:printcolumn:name="Node",type=string,JSONPath=`.spec.node`
 // +kubebuilder:printcolumn:name="Prefixes",type=string,JSONPath=`.status.prefixes`
 // +kubebuilder:printcolumn:name="Peers",type=string,JSONPath=`.status.peers`
+// +kubebuilder:printcolumn:name="L2",type=string,JSONPath=`.status.l2[*].address`
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type ServiceAnnouncement struct {
 	metav1.TypeMeta   `json:",inline"`
@@ -78,6 +80,40 @@ type ServiceAnnouncementStatus struct {
 	//
 	// +optional
 	Endpoints int32 `json:"endpoints,omitempty"`
+	// L2 are the Service's addresses this node owns in L2 mode: it alone
+	// answers ARP (IPv4) and NDP (IPv6) for them, on these interfaces.
+	//
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=address
+	// +optional
+	L2 []L2Answer `json:"l2,omitempty"`
+}
+
+// L2Answer is one address a node answers ARP or NDP for.
+type L2Answer struct {
+	// Address is the Service address.
+	//
+	// +kubebuilder:validation:MaxLength=64
+	Address string `json:"address"`
+	// Interfaces are the node's interfaces it answers on; empty when no
+	// interface qualifies (see lastError).
+	//
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=15
+	// +listType=set
+	// +optional
+	Interfaces []string `json:"interfaces,omitempty"`
+	// Since is when this node took the address over.
+	//
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+	// LastError says why the node cannot answer on some interface (none
+	// holds an address on the Service address's subnet, a socket failed).
+	//
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	LastError string `json:"lastError,omitempty"`
 }
 
 // ServiceAnnouncementList is a list of ServiceAnnouncements.

@@ -153,9 +153,12 @@ type L2AnnouncementPolicySpec struct {
 	// +optional
 	IPPoolSelectors []metav1.LabelSelector `json:"ipPoolSelectors,omitempty"`
 
-	// Interfaces are the node interfaces to answer on; empty means every
-	// interface. Linux interface names: up to 15 characters, no '/', no
-	// whitespace, not "." or "..".
+	// Interfaces are the node interfaces to answer on: names, or patterns
+	// with * ? and [...] as in shell globs ("eth*", "enp?s0"). Empty means
+	// the interfaces holding an address on the Service address's subnet,
+	// so that a node never answers on a link the address does not belong
+	// to. Loopback is never answered on. Up to 15 characters, no '/', ':'
+	// or whitespace, not "." or "..".
 	//
 	// +kubebuilder:validation:MaxItems=32
 	// +kubebuilder:validation:items:MinLength=1
