@@ -101,10 +101,14 @@ func Aggregation(n, bits int) (int, bool) {
 // announce by and the controller explains by: with neither pool names nor
 // selectors every pool; otherwise a pool named, or matched by a selector.
 func (a *Advertisement) SelectsPool(pool string, poolLabels labels.Set) bool {
-	if len(a.Pools) == 0 && len(a.PoolSelectors) == 0 {
+	return selectsPool(a.Pools, a.PoolSelectors, pool, poolLabels)
+}
+
+func selectsPool(pools []string, sels []labels.Selector, pool string, poolLabels labels.Set) bool {
+	if len(pools) == 0 && len(sels) == 0 {
 		return true
 	}
-	return slices.Contains(a.Pools, pool) || len(a.PoolSelectors) > 0 && MatchesAny(a.PoolSelectors, poolLabels)
+	return slices.Contains(pools, pool) || len(sels) > 0 && MatchesAny(sels, poolLabels)
 }
 
 // SelectsNode reports whether a node with these labels announces for the
