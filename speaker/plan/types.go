@@ -35,6 +35,9 @@ type Snapshot struct {
 	Advertisements []lbmodel.Advertisement
 	// Drain is the node's graceful shutdown (RFC 8326), if any.
 	Drain Drain
+	// L2Advertisements are the L2AnnouncementPolicies in force, for
+	// PlanL2 (Plan, the BGP side, does not read them).
+	L2Advertisements []lbmodel.L2Advertisement
 }
 
 // Service is what the planner needs of a LoadBalancer Service.
