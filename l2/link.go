@@ -199,6 +199,11 @@ func (l *link) reopen(ctx context.Context, backoff *time.Duration) bool {
 		}
 		if err == nil {
 			l.lastErr = nil
+			// The link may have been down across a takeover, and a switch
+			// that saw it go down has forgotten our MACs: say it once more.
+			for _, p := range l.addrs {
+				l.announceLocked(p)
+			}
 		}
 		l.mu.Unlock()
 		if ctx.Err() != nil {
@@ -264,6 +269,10 @@ func (l *link) answer(frame, out []byte) []byte {
 func (l *link) announce(p *pair) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.announceLocked(p)
+}
+
+func (l *link) announceLocked(p *pair) {
 	if l.addrs[p.key.Addr] != p {
 		return
 	}

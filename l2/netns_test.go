@@ -172,10 +172,20 @@ func TestAnswersOnlyOnSelectedInterface(t *testing.T) {
 	waitMaddr(t, l, group, false)
 }
 
+func waitMaddrOn(t *testing.T, l *testLAN, dev, group string) {
+	t.Helper()
+	waitMaddrDev(t, l, dev, group, true)
+}
+
 func waitMaddr(t *testing.T, l *testLAN, group string, joined bool) {
 	t.Helper()
+	waitMaddrDev(t, l, "eth0", group, joined)
+}
+
+func waitMaddrDev(t *testing.T, l *testLAN, dev, group string, joined bool) {
+	t.Helper()
 	err := lab.Poll(l.ctx, 20*time.Millisecond, func() (bool, error) {
-		out, err := l.node1.IPOutput(l.ctx, "-6", "maddr", "show", "dev", "eth0")
+		out, err := l.node1.IPOutput(l.ctx, "-6", "maddr", "show", "dev", dev)
 		if slices.Contains(strings.Fields(string(out)), group) != joined && err == nil {
 			err = fmt.Errorf("maddr: %s", out)
 		}

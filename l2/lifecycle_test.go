@@ -1,0 +1,170 @@
+package l2
+
+import (
+	"errors"
+	"net"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/bgplb/bgplb/lab"
+)
+
+// capture opens a packet socket for all frames on dev in ns, closed when
+// the test ends.
+func capture(t *testing.T, ns *lab.Netns, dev string) *os.File {
+	t.Helper()
+	var f *os.File
+	must(t, ns.Do(func() error {
+		ifi, err := net.InterfaceByName(dev)
+		if err != nil {
+			return err
+		}
+		fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+		if err != nil {
+			return err
+		}
+		if err := unix.Bind(fd, &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: ifi.Index}); err != nil {
+			unix.Close(fd)
+			return err
+		}
+		f = os.NewFile(uintptr(fd), "capture")
+		return nil
+	}))
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// countAnnouncements reads f until deadline and counts the gratuitous ARP
+// and unsolicited NA for the VIPs from mac.
+func countAnnouncements(t *testing.T, f *os.File, mac MAC, deadline time.Time, want int) (garp, una int) {
+	t.Helper()
+	must(t, f.SetReadDeadline(deadline))
+	buf := make([]byte, 2000)
+	for garp < want || una < want {
+		n, err := f.Read(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return garp, una
+		}
+		must(t, err)
+		if p, err := ParseARP(buf[:n]); err == nil && p == gratuitousARP(testVIP4, mac) {
+			garp++
+		}
+		if p, err := ParseNDP(buf[:n]); err == nil && p == unsolicitedNA(testVIP6, mac) {
+			una++
+		}
+	}
+	return garp, una
+}
+
+func TestGratuitousScheduleOnTheWire(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	sched := Schedule{Repeats: 3, Interval: 100 * time.Millisecond}
+	offs := sched.Offsets()
+	f := capture(t, l.client, "eth0")
+	a := announcer(t, l.node1, sched)
+	start := time.Now()
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	// The schedule spans offs[last] (700 ms); the bound is generous.
+	garp, una := countAnnouncements(t, f, l.mac1, start.Add(offs[len(offs)-1]+10*time.Second), len(offs))
+	if garp != len(offs) || una != len(offs) {
+		t.Fatalf("saw %d gratuitous ARP and %d unsolicited NA, want %d each", garp, una, len(offs))
+	}
+	for _, st := range a.Status() {
+		if st.Gratuitous != uint64(len(offs)) {
+			t.Errorf("status %+v: want %d gratuitous", st, len(offs))
+		}
+	}
+	// Announce re-sends the whole schedule for one address.
+	a.Announce(testVIP4)
+	garp, _ = countAnnouncements(t, f, l.mac1, time.Now().Add(offs[len(offs)-1]+10*time.Second), len(offs))
+	if garp != len(offs) {
+		t.Fatalf("Announce: saw %d gratuitous ARP, want %d", garp, len(offs))
+	}
+}
+
+func TestMissingInterfaceIsRetried(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	want := []Answer{{testVIP4, "eth0"}, {testVIP4, "late0"}}
+	err := a.Set(want)
+	if err == nil || !strings.Contains(err.Error(), "late0") {
+		t.Fatalf("Set with a missing interface: %v", err)
+	}
+	st := a.Status()
+	if len(st) != 2 || st[0].Interface != "eth0" || st[0].LastError != nil || st[1].LastError == nil {
+		t.Fatalf("status %+v", st)
+	}
+	// The other pair works meanwhile.
+	waitNeigh(t, l.ctx, l.client, testVIP4, true, "eth0 answers", hasMAC(l.mac1))
+	must(t, l.node1.IP(l.ctx, "link", "add", "late0", "type", "veth", "peer", "name", "late1"))
+	must(t, l.node1.SetUp(l.ctx, "late0"))
+	if err := a.Set(want); err != nil {
+		t.Fatalf("Set retry: %v", err)
+	}
+	for _, st := range a.Status() {
+		if st.LastError != nil || len(st.MAC) != 6 {
+			t.Errorf("status after retry %+v", st)
+		}
+	}
+}
+
+func TestReadErrorIsReportedAndHealed(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	must(t, l.node1.IP(l.ctx, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1"))
+	must(t, l.node1.SetUp(l.ctx, "gone0"))
+	must(t, a.Set([]Answer{{testVIP4, "gone0"}, {testVIP6, "gone0"}}))
+	must(t, l.node1.IP(l.ctx, "link", "del", "gone0"))
+	waitStatus(t, l, a, "errors reported", func(st AnswerStatus) bool { return st.LastError != nil })
+	// Created up in one request: a reopen that found it down would fail to
+	// announce, and rightly report that.
+	must(t, l.node1.IP(l.ctx, "link", "add", "gone0", "up", "type", "veth", "peer", "name", "gone1"))
+	waitStatus(t, l, a, "healed and announced again", func(st AnswerStatus) bool { return st.LastError == nil && st.Gratuitous == 2 })
+	waitMaddrOn(t, l, "gone0", solicitedNode(testVIP6).String())
+}
+
+func waitStatus(t *testing.T, l *testLAN, a *Announcer, what string, cond func(AnswerStatus) bool) {
+	t.Helper()
+	var last []AnswerStatus
+	err := lab.Poll(l.ctx, 20*time.Millisecond, func() (bool, error) {
+		last = a.Status()
+		for _, st := range last {
+			if !cond(st) {
+				return false, nil
+			}
+		}
+		return len(last) > 0, nil
+	})
+	if err != nil {
+		t.Fatalf("%s: %+v: %v", what, last, err)
+	}
+}
+
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	l := newTestLAN(t) // not parallel: it counts the process's goroutines
+	before := runtime.NumGoroutine()
+	var a *Announcer
+	must(t, l.node1.Do(func() error { a = New(Options{}); return nil }))
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}, {testVIP4, "eth1"}, {testVIP6, "eth1"}}))
+	a.Announce(testVIP4)
+	must(t, a.Close())
+	must(t, a.Close()) // idempotent
+	if err := a.Set(nil); err == nil {
+		t.Error("Set after Close succeeded")
+	}
+	err := lab.Poll(l.ctx, 10*time.Millisecond, func() (bool, error) {
+		return runtime.NumGoroutine() <= before, nil
+	})
+	if err != nil {
+		buf := make([]byte, 1<<20)
+		t.Fatalf("goroutines %d, were %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	}
+}
