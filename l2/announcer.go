@@ -1,6 +1,7 @@
 package l2
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -50,7 +51,8 @@ func (s Schedule) Offsets() []time.Duration {
 
 // Options configures an Announcer.
 type Options struct {
-	Log        *slog.Logger
+	Log *slog.Logger // nil discards
+	// Gratuitous is how each new Answer, and each Announce, announces itself.
 	Gratuitous Schedule
 }
 
@@ -130,25 +132,25 @@ func (a *Announcer) Set(want []Answer) error {
 	if a.nsErr != nil {
 		return a.nsErr
 	}
+	have := make([]Answer, 0, len(a.pairs))
+	for k := range a.pairs {
+		have = append(have, k)
+	}
+	add, remove := plan(have, want)
+	var errs []error
+	for _, k := range remove {
+		errs = append(errs, a.removeLocked(a.pairs[k]))
+	}
 	wanted := make(map[Answer]bool, len(want))
 	for _, w := range want {
-		wanted[Answer{w.Addr.Unmap(), w.Interface}] = true
-	}
-	var errs []error
-	for k, p := range a.pairs {
-		if !wanted[k] {
-			errs = append(errs, a.removeLocked(p))
-		}
+		wanted[normal(w)] = true
 	}
 	for k := range a.failed {
 		if !wanted[k] {
 			delete(a.failed, k)
 		}
 	}
-	for _, k := range sortedAnswers(wanted) {
-		if a.pairs[k] != nil {
-			continue
-		}
+	for _, k := range add {
 		if err := a.addLocked(k); err != nil {
 			f, ok := a.failed[k]
 			if !ok {
@@ -162,28 +164,38 @@ func (a *Announcer) Set(want []Answer) error {
 	return errors.Join(errs...)
 }
 
-func sortedAnswers(m map[Answer]bool) []Answer {
-	ks := make([]Answer, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
+func normal(w Answer) Answer { return Answer{w.Addr.Unmap(), w.Interface} }
+
+// plan is what Set does to go from the answered pairs have to want: the
+// pairs to add and to remove, each sorted; IPv4-mapped addresses in want
+// are taken as IPv4 and duplicates count once.
+func plan(have, want []Answer) (add, remove []Answer) {
+	wanted := make(map[Answer]bool, len(want))
+	for _, w := range want {
+		wanted[normal(w)] = true
 	}
-	slices.SortFunc(ks, func(x, y Answer) int {
-		if c := x.Addr.Compare(y.Addr); c != 0 {
-			return c
+	had := make(map[Answer]bool, len(have))
+	for _, h := range have {
+		had[h] = true
+		if !wanted[h] {
+			remove = append(remove, h)
 		}
-		return compareStrings(x.Interface, y.Interface)
-	})
-	return ks
+	}
+	for w := range wanted {
+		if !had[w] {
+			add = append(add, w)
+		}
+	}
+	slices.SortFunc(add, compareAnswers)
+	slices.SortFunc(remove, compareAnswers)
+	return add, remove
 }
 
-func compareStrings(x, y string) int {
-	switch {
-	case x < y:
-		return -1
-	case x > y:
-		return 1
+func compareAnswers(x, y Answer) int {
+	if c := x.Addr.Compare(y.Addr); c != 0 {
+		return c
 	}
-	return 0
+	return cmp.Compare(x.Interface, y.Interface)
 }
 
 func (a *Announcer) addLocked(k Answer) error {
@@ -290,12 +302,7 @@ func (a *Announcer) Status() []AnswerStatus {
 	for k, f := range a.failed {
 		out = append(out, AnswerStatus{Answer: k, Since: f.since, LastError: f.err})
 	}
-	slices.SortFunc(out, func(x, y AnswerStatus) int {
-		if c := x.Addr.Compare(y.Addr); c != 0 {
-			return c
-		}
-		return compareStrings(x.Interface, y.Interface)
-	})
+	slices.SortFunc(out, func(x, y AnswerStatus) int { return compareAnswers(x.Answer, y.Answer) })
 	return out
 }
 

@@ -235,3 +235,32 @@ func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
+
+func TestInterfacesInNamespace(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	var ifs []Interface
+	must(t, l.node1.Do(func() error {
+		var err error
+		ifs, err = Interfaces()
+		return err
+	}))
+	i := slices.IndexFunc(ifs, func(x Interface) bool { return x.Name == "eth0" })
+	if i < 0 || !ifs[i].Up || ifs[i].Loopback || ifs[i].MAC.String() != net.HardwareAddr(l.mac1[:]).String() ||
+		!slices.Contains(ifs[i].Prefixes, netip.MustParsePrefix("198.51.100.1/24")) ||
+		!slices.Contains(ifs[i].Prefixes, netip.MustParsePrefix("2001:db8::1/64")) {
+		t.Fatalf("eth0 in %+v", ifs)
+	}
+	for addr, want := range map[netip.Addr][]string{
+		testVIP4: {"eth0"}, testVIP6: {"eth0"},
+		netip.MustParseAddr("203.0.113.9"): {"eth1"},
+		netip.MustParseAddr("198.18.0.1"):  nil,
+	} {
+		if got := Select(ifs, nil, addr); !slices.Equal(got, want) {
+			t.Errorf("Select %s: %v, want %v", addr, got, want)
+		}
+	}
+	if got := Select(ifs, []string{"*"}, testVIP4); !slices.Equal(got, []string{"eth0", "eth1"}) {
+		t.Errorf("Select * (never lo): %v", got)
+	}
+}
