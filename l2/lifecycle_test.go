@@ -39,26 +39,39 @@ func capture(t *testing.T, ns *lab.Netns, dev string) *os.File {
 	return f
 }
 
-// countAnnouncements reads f until deadline and counts the gratuitous ARP
-// and unsolicited NA for the VIPs from mac.
-func countAnnouncements(t *testing.T, f *os.File, mac MAC, deadline time.Time, want int) (garp, una int) {
+// announcements reads f until deadline, or until it has seen wantARP
+// gratuitous ARP and wantNA unsolicited NA for the VIPs from mac, and
+// returns when each arrived.
+func announcements(t *testing.T, f *os.File, mac MAC, deadline time.Time, wantARP, wantNA int) (garp, una []time.Time) {
 	t.Helper()
 	must(t, f.SetReadDeadline(deadline))
 	buf := make([]byte, 2000)
-	for garp < want || una < want {
+	for len(garp) < wantARP || len(una) < wantNA {
 		n, err := f.Read(buf)
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return garp, una
 		}
 		must(t, err)
 		if p, err := ParseARP(buf[:n]); err == nil && p == gratuitousARP(testVIP4, mac) {
-			garp++
+			garp = append(garp, time.Now())
 		}
 		if p, err := ParseNDP(buf[:n]); err == nil && p == unsolicitedNA(testVIP6, mac) {
-			una++
+			una = append(una, time.Now())
 		}
 	}
 	return garp, una
+}
+
+// checkSpacing fails if the announcements came closer together than the
+// schedule allows. Timers never fire early, so this lower bound holds on
+// any machine; 20 ms is the receive side's scheduling slack.
+func checkSpacing(t *testing.T, what string, at []time.Time, offs []time.Duration) {
+	t.Helper()
+	for i := range at {
+		if gap := at[i].Sub(at[0]); gap < offs[i]-20*time.Millisecond {
+			t.Errorf("%s %d came %v after the first, schedule says %v", what, i, gap, offs[i])
+		}
+	}
 }
 
 func TestGratuitousScheduleOnTheWire(t *testing.T) {
@@ -71,10 +84,12 @@ func TestGratuitousScheduleOnTheWire(t *testing.T) {
 	start := time.Now()
 	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
 	// The schedule spans offs[last] (700 ms); the bound is generous.
-	garp, una := countAnnouncements(t, f, l.mac1, start.Add(offs[len(offs)-1]+10*time.Second), len(offs))
-	if garp != len(offs) || una != len(offs) {
-		t.Fatalf("saw %d gratuitous ARP and %d unsolicited NA, want %d each", garp, una, len(offs))
+	garp, una := announcements(t, f, l.mac1, start.Add(offs[len(offs)-1]+10*time.Second), len(offs), len(offs))
+	if len(garp) != len(offs) || len(una) != len(offs) {
+		t.Fatalf("saw %d gratuitous ARP and %d unsolicited NA, want %d each", len(garp), len(una), len(offs))
 	}
+	checkSpacing(t, "gratuitous ARP", garp, offs)
+	checkSpacing(t, "unsolicited NA", una, offs)
 	for _, st := range a.Status() {
 		if st.Gratuitous != uint64(len(offs)) {
 			t.Errorf("status %+v: want %d gratuitous", st, len(offs))
@@ -82,10 +97,11 @@ func TestGratuitousScheduleOnTheWire(t *testing.T) {
 	}
 	// Announce re-sends the whole schedule for one address.
 	a.Announce(testVIP4)
-	garp, _ = countAnnouncements(t, f, l.mac1, time.Now().Add(offs[len(offs)-1]+10*time.Second), len(offs))
-	if garp != len(offs) {
-		t.Fatalf("Announce: saw %d gratuitous ARP, want %d", garp, len(offs))
+	garp, _ = announcements(t, f, l.mac1, time.Now().Add(offs[len(offs)-1]+10*time.Second), len(offs), 0)
+	if len(garp) != len(offs) {
+		t.Fatalf("Announce: saw %d gratuitous ARP, want %d", len(garp), len(offs))
 	}
+	checkSpacing(t, "re-announced ARP", garp, offs)
 }
 
 func TestMissingInterfaceIsRetried(t *testing.T) {

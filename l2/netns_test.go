@@ -264,3 +264,19 @@ func TestInterfacesInNamespace(t *testing.T) {
 		t.Errorf("Select * (never lo): %v", got)
 	}
 }
+
+func pollAddrs(l *testLAN, cond func([]byte) bool) error {
+	return lab.Poll(l.ctx, 20*time.Millisecond, func() (bool, error) {
+		out, err := l.client.IPOutput(l.ctx, "-6", "addr", "show", "dev", "eth0")
+		return err == nil && cond(out), err
+	})
+}
+
+func containsAll(s string, subs ...string) bool {
+	for _, x := range subs {
+		if !strings.Contains(s, x) {
+			return false
+		}
+	}
+	return true
+}

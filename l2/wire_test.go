@@ -1,0 +1,123 @@
+package l2
+
+import (
+	"errors"
+	"net/netip"
+	"os"
+	"testing"
+	"time"
+)
+
+// exchange writes frames on f in order, then reads until a frame for which
+// done is true; every frame read before it goes to seen. Because the node
+// handles one socket's frames in order, a request sent before the one done
+// waits for has had its chance to be answered by then.
+func exchange(t *testing.T, f *os.File, frames [][]byte, seen func([]byte), done func([]byte) bool) {
+	t.Helper()
+	for _, fr := range frames {
+		if _, err := f.Write(fr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, f.SetReadDeadline(time.Now().Add(10*time.Second)))
+	buf := make([]byte, 2000)
+	for {
+		n, err := f.Read(buf)
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			t.Fatal("no answer within 10 s")
+		}
+		must(t, err)
+		if done(buf[:n]) {
+			return
+		}
+		seen(buf[:n])
+	}
+}
+
+func TestWireARP(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}}))
+	f := capture(t, l.client, "eth0")
+	cmac := MAC{2, 0, 0, 0, 9, 1}
+	other := netip.MustParseAddr("198.51.100.99")
+	req := func(sender, target netip.Addr) []byte {
+		return AppendARP(nil, ARP{EthDst: broadcastMAC, EthSrc: cmac, Op: ARPRequest, SenderMAC: cmac, SenderIP: sender, TargetIP: target})
+	}
+	probe := netip.IPv4Unspecified()
+	exchange(t, f,
+		[][]byte{req(cli4, other), req(testVIP4, testVIP4), req(probe, testVIP4)},
+		func(b []byte) {
+			if p, err := ParseARP(b); err == nil && p.Op == ARPReply && p.EthSrc == l.mac1 {
+				t.Errorf("answered %+v", p)
+			}
+		},
+		func(b []byte) bool {
+			p, err := ParseARP(b)
+			return err == nil && p == arpReply(ARP{SenderMAC: cmac, SenderIP: probe, TargetIP: testVIP4}, l.mac1)
+		})
+}
+
+func TestWireNDP(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	must(t, a.Set([]Answer{{testVIP6, "eth0"}}))
+	f := capture(t, l.client, "eth0")
+	cmac := MAC{2, 0, 0, 0, 9, 1}
+	ns := func(src netip.Addr, hop uint8, target netip.Addr, unicast bool) NDP {
+		p := NDP{
+			EthDst: multicastMAC(solicitedNode(target)), EthSrc: cmac, Src: src, Dst: solicitedNode(target),
+			HopLimit: hop, Type: icmpNS, Target: target, LinkAddr: cmac, HasLinkAddr: !src.IsUnspecified(),
+		}
+		if unicast {
+			p.EthDst, p.Dst = l.mac1, target
+		}
+		return p
+	}
+	bad1 := netip.MustParseAddr("2001:db8::bad1")
+	bad2 := netip.MustParseAddr("2001:db8::bad2")
+	// A unicast probe (neighbour unreachability detection) is what an
+	// ICMPv6 socket would miss: the node does not have the VIP.
+	nud := ns(cli6, 255, testVIP6, true)
+	dad := ns(netip.IPv6Unspecified(), 255, testVIP6, false)
+	for _, last := range []NDP{nud, dad} {
+		exchange(t, f,
+			[][]byte{
+				AppendNDP(nil, ns(bad1, 64, testVIP6, false)),                             // hop limit: invalid
+				AppendNDP(nil, ns(bad2, 255, netip.MustParseAddr("2001:db8::99"), false)), // not ours
+				AppendNDP(nil, last),
+			},
+			func(b []byte) {
+				if p, err := ParseNDP(b); err == nil && p.Type == icmpNA && p.EthSrc == l.mac1 {
+					t.Errorf("answered %+v", p)
+				}
+			},
+			func(b []byte) bool {
+				p, err := ParseNDP(b)
+				return err == nil && p == naReply(last, l.mac1)
+			})
+	}
+	if st := a.Status(); len(st) != 1 || st[0].Answered != 2 {
+		t.Errorf("status %+v", st)
+	}
+}
+
+// TestDADFails: a client that tries to configure an answered address finds
+// it in use.
+func TestDADFails(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	must(t, a.Set([]Answer{{testVIP6, "eth0"}}))
+	must(t, l.client.SetSysctls(l.ctx, map[string]string{
+		"net/ipv6/conf/eth0/accept_dad": "1", "net/ipv6/conf/eth0/dad_transmits": "1",
+	}))
+	must(t, l.client.IP(l.ctx, "addr", "add", "2001:db8::10/64", "dev", "eth0"))
+	var last []byte
+	err := pollAddrs(l, func(out []byte) bool { last = out; return containsAll(string(out), "2001:db8::10", "dadfailed") })
+	if err != nil {
+		t.Fatalf("DAD did not fail: %s: %v", last, err)
+	}
+}
