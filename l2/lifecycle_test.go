@@ -137,6 +137,9 @@ func TestReadErrorIsReportedAndHealed(t *testing.T) {
 	must(t, l.node1.IP(l.ctx, "link", "add", "gone0", "type", "veth", "peer", "name", "gone1"))
 	must(t, l.node1.SetUp(l.ctx, "gone0"))
 	must(t, a.Set([]Answer{{testVIP4, "gone0"}, {testVIP6, "gone0"}}))
+	// The first announcement goes out before the link does, so that the
+	// second can only come from the reopen.
+	waitStatus(t, l, a, "announced", func(st AnswerStatus) bool { return st.LastError == nil && st.Gratuitous == 1 })
 	must(t, l.node1.IP(l.ctx, "link", "del", "gone0"))
 	waitStatus(t, l, a, "errors reported", func(st AnswerStatus) bool { return st.LastError != nil })
 	// Created up in one request: a reopen that found it down would fail to

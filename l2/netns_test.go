@@ -37,7 +37,7 @@ var (
 func newTestLAN(t *testing.T) *testLAN {
 	t.Helper()
 	labtest.RequireBinaries(t, "ip", "ping")
-	ctx := labtest.Context(t, 30*time.Second)
+	ctx := labtest.Context(t, time.Minute)
 	l := &testLAN{
 		ctx: ctx,
 		br:  labtest.Netns(t, "l2br"), node1: labtest.Netns(t, "l2n1"), node2: labtest.Netns(t, "l2n2"),
