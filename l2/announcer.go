@@ -141,15 +141,14 @@ func (a *Announcer) Set(want []Answer) error {
 	for _, k := range remove {
 		errs = append(errs, a.removeLocked(a.pairs[k]))
 	}
-	wanted := make(map[Answer]bool, len(want))
-	for _, w := range want {
-		wanted[normal(w)] = true
-	}
-	for k := range a.failed {
-		if !wanted[k] {
-			delete(a.failed, k)
+	// A failed pair was never answered, so it is in add if still wanted.
+	retry := make(map[Answer]failure, len(a.failed))
+	for _, k := range add {
+		if f, ok := a.failed[k]; ok {
+			retry[k] = f
 		}
 	}
+	a.failed = retry
 	for _, k := range add {
 		if err := a.addLocked(k); err != nil {
 			f, ok := a.failed[k]

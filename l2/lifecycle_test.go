@@ -147,6 +147,11 @@ func TestReadErrorIsReportedAndHealed(t *testing.T) {
 	must(t, l.node1.IP(l.ctx, "link", "add", "gone0", "up", "type", "veth", "peer", "name", "gone1"))
 	waitStatus(t, l, a, "healed and announced again", func(st AnswerStatus) bool { return st.LastError == nil && st.Gratuitous == 2 })
 	waitMaddrOn(t, l, "gone0", solicitedNode(testVIP6).String())
+	// A link taken down and up again heals the same way.
+	must(t, l.node1.SetDown(l.ctx, "gone0"))
+	waitStatus(t, l, a, "errors reported when down", func(st AnswerStatus) bool { return st.LastError != nil })
+	must(t, l.node1.SetUp(l.ctx, "gone0"))
+	waitStatus(t, l, a, "healed when up", func(st AnswerStatus) bool { return st.LastError == nil && st.Gratuitous >= 3 })
 }
 
 func waitStatus(t *testing.T, l *testLAN, a *Announcer, what string, cond func(AnswerStatus) bool) {

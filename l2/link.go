@@ -177,6 +177,9 @@ func (l *link) run(ctx context.Context) {
 			}
 			continue
 		}
+		// Only a read proves the socket works again: a reopen on a down
+		// interface succeeds, and its first read fails.
+		backoff = 100 * time.Millisecond
 		out = l.answer(buf[:n], out[:0])
 	}
 }
@@ -211,7 +214,6 @@ func (l *link) reopen(ctx context.Context, backoff *time.Duration) bool {
 		}
 		if err == nil {
 			l.log.Info("socket reopened")
-			*backoff = 100 * time.Millisecond
 			return true
 		}
 		l.fail(err)
