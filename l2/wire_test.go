@@ -42,7 +42,8 @@ func noAnswerFrom(t *testing.T, mac MAC) func([]byte) {
 		if p, err := ParseARP(b); err == nil && p.Op == ARPReply && p.EthSrc == mac {
 			t.Errorf("answered %+v", p)
 		}
-		if p, err := ParseNDP(b); err == nil && p.Type == icmpNA && p.EthSrc == mac {
+		// An unsolicited advertisement is the announcement (Set's), not an answer.
+		if p, err := ParseNDP(b); err == nil && p.Type == icmpNA && p.EthSrc == mac && p.Flags&naSolicited != 0 {
 			t.Errorf("answered %+v", p)
 		}
 	}
@@ -92,9 +93,11 @@ func TestWireNDP(t *testing.T) {
 	bad2 := netip.MustParseAddr("2001:db8::bad2")
 	// A unicast probe (neighbour unreachability detection) is what an
 	// ICMPv6 socket would miss: the node does not have the VIP.
+	// (The answer to duplicate address detection looks exactly like the
+	// announcement; TestDADFails checks it through the client's kernel.)
 	nud := ns(cli6, 255, testVIP6, true)
-	dad := ns(netip.IPv6Unspecified(), 255, testVIP6, false)
-	for _, last := range []NDP{nud, dad} {
+	mcast := ns(cli6, 255, testVIP6, false)
+	for _, last := range []NDP{nud, mcast} {
 		exchange(t, f,
 			[][]byte{
 				AppendNDP(nil, ns(bad1, 64, testVIP6, false)),                             // hop limit: invalid
