@@ -16,7 +16,7 @@ import (
 
 // capture opens a packet socket for all frames on dev in ns, closed when
 // the test ends.
-func capture(t *testing.T, ns *lab.Netns, dev string) *os.File {
+func capture(t testing.TB, ns *lab.Netns, dev string) *os.File {
 	t.Helper()
 	var f *os.File
 	must(t, ns.Do(func() error {

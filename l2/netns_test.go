@@ -34,7 +34,7 @@ var (
 	testVIP6 = netip.MustParseAddr("2001:db8::10")
 )
 
-func newTestLAN(t *testing.T) *testLAN {
+func newTestLAN(t testing.TB) *testLAN {
 	t.Helper()
 	labtest.RequireBinaries(t, "ip", "ping")
 	ctx := labtest.Context(t, time.Minute)
@@ -62,7 +62,7 @@ func newTestLAN(t *testing.T) *testLAN {
 	return l
 }
 
-func (l *testLAN) host(t *testing.T, ns *lab.Netns, dev string, mac MAC, v4, v6 string) {
+func (l *testLAN) host(t testing.TB, ns *lab.Netns, dev string, mac MAC, v4, v6 string) {
 	t.Helper()
 	must(t, ns.IP(l.ctx, "link", "set", "dev", dev, "address", net.HardwareAddr(mac[:]).String()))
 	must(t, ns.AddAddr(l.ctx, dev, netip.MustParsePrefix(v4)))
@@ -70,7 +70,7 @@ func (l *testLAN) host(t *testing.T, ns *lab.Netns, dev string, mac MAC, v4, v6 
 	must(t, ns.SetUp(l.ctx, dev))
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +78,7 @@ func must(t *testing.T, err error) {
 }
 
 // announcer starts an Announcer whose sockets live in ns.
-func announcer(t *testing.T, ns *lab.Netns, sched Schedule) *Announcer {
+func announcer(t testing.TB, ns *lab.Netns, sched Schedule) *Announcer {
 	t.Helper()
 	var a *Announcer
 	must(t, ns.Do(func() error {
@@ -232,7 +232,7 @@ func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 	}
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 

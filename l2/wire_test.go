@@ -129,3 +129,50 @@ func TestDADFails(t *testing.T) {
 		t.Fatalf("DAD did not fail: %s: %v", last, err)
 	}
 }
+
+// BenchmarkWireARPRoundTrip is one ARP request from the client's raw
+// socket to the node's answer read back, through two veths and a bridge.
+func BenchmarkWireARPRoundTrip(b *testing.B) {
+	benchWire(b, func(l *testLAN) (req, reply []byte) {
+		cmac := MAC{2, 0, 0, 0, 9, 1}
+		q := ARP{EthDst: broadcastMAC, EthSrc: cmac, Op: ARPRequest, SenderMAC: cmac, SenderIP: cli4, TargetIP: testVIP4}
+		return AppendARP(nil, q), AppendARP(nil, arpReply(q, l.mac1))
+	})
+}
+
+// BenchmarkWireNSRoundTrip is BenchmarkWireARPRoundTrip for a multicast
+// neighbour solicitation.
+func BenchmarkWireNSRoundTrip(b *testing.B) {
+	benchWire(b, func(l *testLAN) (req, reply []byte) {
+		cmac := MAC{2, 0, 0, 0, 9, 1}
+		q := NDP{
+			EthDst: multicastMAC(solicitedNode(testVIP6)), EthSrc: cmac, Src: cli6, Dst: solicitedNode(testVIP6),
+			HopLimit: 255, Type: icmpNS, Target: testVIP6, LinkAddr: cmac, HasLinkAddr: true,
+		}
+		return AppendNDP(nil, q), AppendNDP(nil, naReply(q, l.mac1))
+	})
+}
+
+func benchWire(b *testing.B, frames func(*testLAN) (req, reply []byte)) {
+	l := newTestLAN(b)
+	a := announcer(b, l.node1, Schedule{Repeats: -1})
+	must(b, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	f := capture(b, l.client, "eth0")
+	req, reply := frames(l)
+	match := is(reply)
+	buf := make([]byte, 2000)
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := f.Write(req); err != nil {
+			b.Fatal(err)
+		}
+		must(b, f.SetReadDeadline(time.Now().Add(10*time.Second)))
+		for {
+			n, err := f.Read(buf)
+			must(b, err)
+			if match(buf[:n]) {
+				break
+			}
+		}
+	}
+}
