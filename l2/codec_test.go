@@ -23,7 +23,7 @@ func arpRequest(sender netip.Addr, target netip.Addr) ARP {
 func nsFor(target netip.Addr) NDP {
 	return NDP{
 		EthDst: multicastMAC(solicitedNode(target)), EthSrc: macB,
-		Src: cli6, Dst: solicitedNode(target), HopLimit: 255, Type: icmpNS,
+		Src: cli6, Dst: solicitedNode(target), HopLimit: 255, Type: NDPSolicitation,
 		Target: target, LinkAddr: macB, HasLinkAddr: true,
 	}
 }
@@ -98,17 +98,17 @@ func TestNDPRoundTrip(t *testing.T) {
 
 func TestNAShapes(t *testing.T) {
 	na := naReply(nsFor(vip6), macA)
-	if na.EthDst != macB || na.Dst != cli6 || na.Flags != naSolicited|naOverride || na.LinkAddr != macA || na.Src != vip6 || na.HopLimit != 255 {
+	if na.EthDst != macB || na.Dst != cli6 || na.Flags != NASolicited|NAOverride || na.LinkAddr != macA || na.Src != vip6 || na.HopLimit != 255 {
 		t.Errorf("solicited NA %+v", na)
 	}
 	dad := nsFor(vip6)
 	dad.Src, dad.HasLinkAddr = netip.IPv6Unspecified(), false
 	na = naReply(dad, macA)
-	if na.EthDst != allNodesMAC || na.Dst != allNodes || na.Flags != naOverride {
+	if na.EthDst != allNodesMAC || na.Dst != allNodes || na.Flags != NAOverride {
 		t.Errorf("NA to DAD %+v", na)
 	}
 	u := unsolicitedNA(vip6, macA)
-	if u.EthDst != allNodesMAC || u.Dst != allNodes || u.Flags != naOverride || !u.HasLinkAddr || u.LinkAddr != macA {
+	if u.EthDst != allNodesMAC || u.Dst != allNodes || u.Flags != NAOverride || !u.HasLinkAddr || u.LinkAddr != macA {
 		t.Errorf("unsolicited NA %+v", u)
 	}
 	noSLLA := nsFor(vip6)
@@ -229,7 +229,7 @@ func FuzzParseNDP(f *testing.F) {
 		if err != nil || again != p {
 			t.Fatalf("re-encode of %+v: %+v, %v", p, again, err)
 		}
-		if p.Type == icmpNS {
+		if p.Type == NDPSolicitation {
 			if _, err := ParseNDP(AppendNDP(nil, naReply(p, macA))); err != nil {
 				t.Fatalf("our reply to %+v does not parse: %v", p, err)
 			}

@@ -6,7 +6,7 @@
 // It needs only CAP_NET_RAW: both families use AF_PACKET sockets, one per
 // interface and family, filtered in the kernel by a classic BPF program so
 // they wake only for the requests they may answer. IPv6 also uses an
-// ICMPv6-less UDP socket per interface whose only job is to hold the
+// unbound UDP socket per interface whose only job is to hold the
 // solicited-node multicast memberships (the kernel then sends the MLD
 // reports that snooping switches need).
 //

@@ -233,7 +233,7 @@ func (l *link) answer(frame, out []byte) []byte {
 	var target netip.Addr
 	if l.key.v6 {
 		ns, err := ParseNDP(frame)
-		if err != nil || ns.Type != icmpNS {
+		if err != nil || ns.Type != NDPSolicitation {
 			return out
 		}
 		target = ns.Target

@@ -6,19 +6,24 @@ import (
 	"net/netip"
 )
 
+// NDPSolicitation and NDPAdvertisement are the ICMPv6 types of NDP.Type.
+const (
+	NDPSolicitation  = 135
+	NDPAdvertisement = 136
+)
+
 const (
 	ipv6HeaderLen = 40
 	protoICMPv6   = 58
-	icmpNS        = 135
-	icmpNA        = 136
 	nsLen         = 24 // type, code, checksum, reserved, target
 	optSourceLL   = 1
 	optTargetLL   = 2
 	ndpHopLimit   = 255
 
-	naRouter    = 0x80
-	naSolicited = 0x40
-	naOverride  = 0x20
+	// NARouter, NASolicited and NAOverride are the bits of NDP.Flags.
+	NARouter    = 0x80
+	NASolicited = 0x40
+	NAOverride  = 0x20
 )
 
 // allNodes is ff02::1, where unsolicited advertisements go.
@@ -30,8 +35,8 @@ type NDP struct {
 	EthDst, EthSrc MAC
 	Src, Dst       netip.Addr
 	HopLimit       uint8
-	Type           uint8 // icmpNS or icmpNA
-	Flags          uint8 // NA only: naRouter, naSolicited, naOverride
+	Type           uint8 // NDPSolicitation or NDPAdvertisement
+	Flags          uint8 // NA only: NARouter, NASolicited, NAOverride
 	Target         netip.Addr
 	// LinkAddr is the source (NS) or target (NA) link-layer address option.
 	LinkAddr    MAC
@@ -73,7 +78,7 @@ func ParseNDP(frame []byte) (NDP, error) {
 		return p, errLength
 	}
 	icmp := ip[ipv6HeaderLen : ipv6HeaderLen+plen]
-	if ip[6] != protoICMPv6 || (icmp[0] != icmpNS && icmp[0] != icmpNA) || icmp[1] != 0 {
+	if ip[6] != protoICMPv6 || (icmp[0] != NDPSolicitation && icmp[0] != NDPAdvertisement) || icmp[1] != 0 {
 		return p, errNotNDP
 	}
 	if ip[7] != ndpHopLimit {
@@ -88,8 +93,8 @@ func ParseNDP(frame []byte) (NDP, error) {
 	if checksum(p.Src, p.Dst, icmp) != 0 {
 		return p, errChecksum
 	}
-	if p.Type == icmpNA {
-		p.Flags = icmp[4] & (naRouter | naSolicited | naOverride)
+	if p.Type == NDPAdvertisement {
+		p.Flags = icmp[4] & (NARouter | NASolicited | NAOverride)
 	}
 	p.Target = netip.AddrFrom16([16]byte(icmp[8:24]))
 	if p.Target.IsMulticast() {
@@ -101,7 +106,7 @@ func ParseNDP(frame []byte) (NDP, error) {
 	if err := p.parseOptions(icmp[nsLen:]); err != nil {
 		return p, err
 	}
-	if p.Type == icmpNS && p.Src.IsUnspecified() && (p.HasLinkAddr || !isSolicitedNode(p.Dst)) {
+	if p.Type == NDPSolicitation && p.Src.IsUnspecified() && (p.HasLinkAddr || !isSolicitedNode(p.Dst)) {
 		return p, errDADSource
 	}
 	return p, nil
@@ -109,7 +114,7 @@ func ParseNDP(frame []byte) (NDP, error) {
 
 func (p *NDP) parseOptions(opts []byte) error {
 	want := uint8(optSourceLL)
-	if p.Type == icmpNA {
+	if p.Type == NDPAdvertisement {
 		want = optTargetLL
 	}
 	for len(opts) > 0 {
@@ -144,14 +149,14 @@ func AppendNDP(b []byte, p NDP) []byte {
 	b = append16(b, p.Dst)
 	start := len(b)
 	var flags uint8
-	if p.Type == icmpNA {
+	if p.Type == NDPAdvertisement {
 		flags = p.Flags
 	}
 	b = append(b, p.Type, 0, 0, 0, flags, 0, 0, 0)
 	b = append16(b, p.Target)
 	if p.HasLinkAddr {
 		opt := uint8(optSourceLL)
-		if p.Type == icmpNA {
+		if p.Type == NDPAdvertisement {
 			opt = optTargetLL
 		}
 		b = append(b, opt, 1)
@@ -213,15 +218,15 @@ func multicastMAC(g netip.Addr) MAC {
 func naReply(ns NDP, mac MAC) NDP {
 	na := NDP{
 		EthDst: ns.EthSrc, EthSrc: mac,
-		Src: ns.Target, Dst: ns.Src, HopLimit: ndpHopLimit, Type: icmpNA,
-		Flags: naSolicited | naOverride, Target: ns.Target,
+		Src: ns.Target, Dst: ns.Src, HopLimit: ndpHopLimit, Type: NDPAdvertisement,
+		Flags: NASolicited | NAOverride, Target: ns.Target,
 		LinkAddr: mac, HasLinkAddr: true,
 	}
 	if ns.HasLinkAddr {
 		na.EthDst = ns.LinkAddr
 	}
 	if ns.Src.IsUnspecified() {
-		na.EthDst, na.Dst, na.Flags = allNodesMAC, allNodes, naOverride
+		na.EthDst, na.Dst, na.Flags = allNodesMAC, allNodes, NAOverride
 	}
 	return na
 }
@@ -233,7 +238,7 @@ func naReply(ns NDP, mac MAC) NDP {
 func unsolicitedNA(addr netip.Addr, mac MAC) NDP {
 	return NDP{
 		EthDst: allNodesMAC, EthSrc: mac,
-		Src: addr, Dst: allNodes, HopLimit: ndpHopLimit, Type: icmpNA,
-		Flags: naOverride, Target: addr, LinkAddr: mac, HasLinkAddr: true,
+		Src: addr, Dst: allNodes, HopLimit: ndpHopLimit, Type: NDPAdvertisement,
+		Flags: NAOverride, Target: addr, LinkAddr: mac, HasLinkAddr: true,
 	}
 }

@@ -66,7 +66,7 @@ var nsFilter = filter([][2]uint32{
 	{ld(unix.BPF_H, 12), etherTypeIPv6},
 	{ld(unix.BPF_B, 20), protoICMPv6},
 	{ld(unix.BPF_B, 21), ndpHopLimit},
-	{ld(unix.BPF_B, 54), icmpNS},
+	{ld(unix.BPF_B, 54), NDPSolicitation},
 })
 
 func htons(v uint16) uint16 { return v<<8 | v>>8 }

@@ -43,7 +43,7 @@ func noAnswerFrom(t *testing.T, mac MAC) func([]byte) {
 			t.Errorf("answered %+v", p)
 		}
 		// An unsolicited advertisement is the announcement (Set's), not an answer.
-		if p, err := ParseNDP(b); err == nil && p.Type == icmpNA && p.EthSrc == mac && p.Flags&naSolicited != 0 {
+		if p, err := ParseNDP(b); err == nil && p.Type == NDPAdvertisement && p.EthSrc == mac && p.Flags&NASolicited != 0 {
 			t.Errorf("answered %+v", p)
 		}
 	}
@@ -82,7 +82,7 @@ func TestWireNDP(t *testing.T) {
 	ns := func(src netip.Addr, hop uint8, target netip.Addr, unicast bool) NDP {
 		p := NDP{
 			EthDst: multicastMAC(solicitedNode(target)), EthSrc: cmac, Src: src, Dst: solicitedNode(target),
-			HopLimit: hop, Type: icmpNS, Target: target, LinkAddr: cmac, HasLinkAddr: !src.IsUnspecified(),
+			HopLimit: hop, Type: NDPSolicitation, Target: target, LinkAddr: cmac, HasLinkAddr: !src.IsUnspecified(),
 		}
 		if unicast {
 			p.EthDst, p.Dst = l.mac1, target
@@ -147,7 +147,7 @@ func BenchmarkWireNSRoundTrip(b *testing.B) {
 		cmac := MAC{2, 0, 0, 0, 9, 1}
 		q := NDP{
 			EthDst: multicastMAC(solicitedNode(testVIP6)), EthSrc: cmac, Src: cli6, Dst: solicitedNode(testVIP6),
-			HopLimit: 255, Type: icmpNS, Target: testVIP6, LinkAddr: cmac, HasLinkAddr: true,
+			HopLimit: 255, Type: NDPSolicitation, Target: testVIP6, LinkAddr: cmac, HasLinkAddr: true,
 		}
 		return AppendNDP(nil, q), AppendNDP(nil, naReply(q, l.mac1))
 	})
