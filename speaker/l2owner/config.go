@@ -1,0 +1,123 @@
+package l2owner
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"time"
+)
+
+// Defaults of Config's timings: a crashed owner's addresses move within
+// about LeaseDuration.
+const (
+	DefaultLeaseDuration = 1500 * time.Millisecond
+	DefaultRenewInterval = 500 * time.Millisecond
+)
+
+// Config configures an Elector.
+type Config struct {
+	Namespace string // the speaker's namespace; the Leases live here
+	Node      string
+	// LeaseDuration is how long observers hold a node live after they saw
+	// its last renewal. Default DefaultLeaseDuration.
+	LeaseDuration time.Duration
+	// RenewInterval is the heartbeat period; it must be < LeaseDuration/2.
+	// Default DefaultRenewInterval.
+	RenewInterval time.Duration
+	// OnChange is called from the elector's goroutine with the full set of
+	// addresses this node must answer for now, every time it changes:
+	// before a handover is written (stop first) and after an acquire
+	// succeeded (start after). It must not block long.
+	OnChange func(owned []netip.Addr)
+	// OnTransition reports ownership changes seen in the address leases.
+	OnTransition func(t Transition)
+	Log          *slog.Logger
+}
+
+// Want is one L2 address the cluster serves.
+type Want struct {
+	Addr     netip.Addr
+	Policies []string        // the L2AnnouncementPolicies that select the address's pool
+	Nodes    map[string]bool // nil: any node; else only these (ETP Local with usable endpoints)
+	Services []string        // "ns/name"
+}
+
+// Transition is an ownership change seen on an address lease.
+type Transition struct {
+	Addr     netip.Addr
+	From, To string // "" for none
+	Services []string
+}
+
+// AddressStatus is this node's view of one wanted address.
+type AddressStatus struct {
+	Addr        netip.Addr
+	Holder      string
+	Since       time.Time // the lease's acquireTime
+	Transitions int32
+	Candidates  []string // ranked, best first
+	Services    []string
+	Owned       bool // this node answers for it
+}
+
+// withDefaults fills the zero timings and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	if c.LeaseDuration == 0 {
+		c.LeaseDuration = DefaultLeaseDuration
+	}
+	if c.RenewInterval == 0 {
+		c.RenewInterval = DefaultRenewInterval
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	var errs []error
+	if c.Namespace == "" {
+		errs = append(errs, errors.New("namespace is empty"))
+	}
+	if c.Node == "" {
+		errs = append(errs, errors.New("node is empty"))
+	}
+	if c.RenewInterval <= 0 || c.LeaseDuration <= 0 {
+		errs = append(errs, fmt.Errorf("lease duration %v and renew interval %v must be positive", c.LeaseDuration, c.RenewInterval))
+	} else if 2*c.RenewInterval >= c.LeaseDuration {
+		// A node fences itself RenewInterval before observers may see its
+		// lease expire; under half the duration it keeps at least one more
+		// renewal's worth of slack after a single missed renewal.
+		errs = append(errs, fmt.Errorf("renew interval %v must be less than half the lease duration %v", c.RenewInterval, c.LeaseDuration))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("l2owner: config: %w", err)
+	}
+	return c, nil
+}
+
+// Lease labels and annotations.
+const (
+	labelKind       = "bgplb.io/l2-lease" // "node" or "address"
+	kindNode        = "node"
+	kindAddress     = "address"
+	annDuration     = "bgplb.io/lease-duration"
+	annPolicies     = "bgplb.io/l2-policies"
+	annServices     = "bgplb.io/services"
+	annAddress      = "bgplb.io/address"
+	nodeLeasePrefix = "l2-node-"
+	addrLeasePrefix = "l2-addr-"
+)
+
+// AddressLeaseName is the lease name for addr: readable, a valid DNS
+// subdomain, one per address. IPv6 is written expanded (every group, four
+// digits) because the compressed form can begin or end with "::", which
+// would put a dash at the end of the name.
+func AddressLeaseName(addr netip.Addr) string {
+	addr = addr.Unmap().WithZone("")
+	if addr.Is4() {
+		return addrLeasePrefix + strings.ReplaceAll(addr.String(), ".", "-")
+	}
+	return addrLeasePrefix + strings.ReplaceAll(addr.StringExpanded(), ":", "-")
+}
+
+// NodeLeaseName is the heartbeat lease name of node.
+func NodeLeaseName(node string) string { return nodeLeasePrefix + node }
