@@ -3,6 +3,7 @@ package l2owner
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"strings"
@@ -83,9 +84,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.RenewInterval <= 0 || c.LeaseDuration <= 0 {
 		errs = append(errs, fmt.Errorf("lease duration %v and renew interval %v must be positive", c.LeaseDuration, c.RenewInterval))
 	} else if 2*c.RenewInterval >= c.LeaseDuration {
-		// A node fences itself RenewInterval before observers may see its
-		// lease expire; under half the duration it keeps at least one more
-		// renewal's worth of slack after a single missed renewal.
+		// Under half the duration a node whose renewal fails still has
+		// time for a retry before its fence (fenceMargin) ends.
 		errs = append(errs, fmt.Errorf("renew interval %v must be less than half the lease duration %v", c.RenewInterval, c.LeaseDuration))
 	}
 	if err := errors.Join(errs...); err != nil {
@@ -93,6 +93,17 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	return c, nil
 }
+
+// The timings derived from RenewInterval. A node counts itself live until
+// fenceMargin before any observer may see its heartbeat expire; the margin
+// must exceed the longest the deciding loop can go without looking at the
+// clock, which is one step's writeBudget. A failed renewal is retried
+// after retryDelay rather than a whole interval later, and one attempt
+// lasts at most renewTimeout.
+func (c Config) fenceMargin() time.Duration  { return c.RenewInterval / 2 }
+func (c Config) writeBudget() time.Duration  { return c.RenewInterval / 4 }
+func (c Config) retryDelay() time.Duration   { return c.RenewInterval / 8 }
+func (c Config) renewTimeout() time.Duration { return c.RenewInterval / 2 }
 
 // Lease labels and annotations.
 const (
@@ -119,5 +130,16 @@ func AddressLeaseName(addr netip.Addr) string {
 	return addrLeasePrefix + strings.ReplaceAll(addr.StringExpanded(), ":", "-")
 }
 
-// NodeLeaseName is the heartbeat lease name of node.
-func NodeLeaseName(node string) string { return nodeLeasePrefix + node }
+// NodeLeaseName is the heartbeat lease name of node. A node name may be as
+// long as a lease name can be; a long one is cut and a hash of the whole
+// keeps it unique.
+func NodeLeaseName(node string) string {
+	const maxName = 253
+	if len(nodeLeasePrefix)+len(node) <= maxName {
+		return nodeLeasePrefix + node
+	}
+	h := fnv.New64a()
+	h.Write([]byte(node))
+	cut := strings.TrimRight(node[:200], ".-")
+	return fmt.Sprintf("%s%s-%016x", nodeLeasePrefix, cut, h.Sum64())
+}

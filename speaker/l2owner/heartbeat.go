@@ -11,37 +11,47 @@ import (
 )
 
 // heartbeat renews this node's heartbeat lease every RenewInterval while
-// it is a candidate, and deletes it while it is not. It runs apart from
-// the deciding loop so that a hanging API call never delays the fence.
+// it is a candidate (a failed renewal is retried sooner), and deletes it
+// while it is not. It runs apart from the deciding loop so that a hanging
+// API call never delays the fence.
 func (e *Elector) heartbeat(ctx context.Context) {
-	t := time.NewTicker(e.c.RenewInterval)
+	t := time.NewTimer(0)
 	defer t.Stop()
 	var cur *coordinationv1.Lease
 	absent := false // known not to exist
 	for {
-		cur, absent = e.beat(ctx, cur, absent)
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		case <-e.beatc:
 		}
+		start := time.Now()
+		var ok bool
+		cur, absent, ok = e.beat(ctx, cur, absent)
+		wait := e.c.RenewInterval - time.Since(start)
+		if !ok {
+			wait = e.c.retryDelay()
+		}
+		t.Reset(wait)
 	}
 }
 
-// beat is one renewal (or deletion); it returns the lease as written.
-func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bool) (*coordinationv1.Lease, bool) {
+// beat is one renewal (or deletion); it returns the lease as written,
+// whether it is known absent, and whether the attempt succeeded.
+func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bool) (*coordinationv1.Lease, bool, bool) {
 	e.mu.Lock()
 	cand, gen, policies := e.candidate(), e.candGen, joinList(e.policies)
 	e.mu.Unlock()
 	if !cand {
 		if absent {
-			return nil, true
+			return nil, true, true
 		}
-		return nil, e.deleteHeartbeat(ctx) == nil
+		ok := e.deleteHeartbeat(ctx) == nil
+		return nil, ok, ok
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, e.c.RenewInterval)
+	ctx, cancel := context.WithTimeout(ctx, e.c.renewTimeout())
 	defer cancel()
 	api := e.client.CoordinationV1().Leases(e.c.Namespace)
 	if cur == nil && !absent {
@@ -50,7 +60,7 @@ func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bo
 		case apierrors.IsNotFound(err):
 		case err != nil:
 			e.c.Log.Warn("l2owner: reading heartbeat", "err", err)
-			return nil, false
+			return nil, false, false
 		default:
 			cur = got
 		}
@@ -67,7 +77,7 @@ func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bo
 	}
 	if err != nil {
 		e.c.Log.Warn("l2owner: renewing heartbeat", "err", err)
-		return nil, false // read it again next time
+		return nil, false, false // read it again next time
 	}
 	e.mu.Lock()
 	if e.candGen == gen {
@@ -75,7 +85,7 @@ func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bo
 	}
 	e.mu.Unlock()
 	e.kick()
-	return got, false
+	return got, false, true
 }
 
 func (e *Elector) heartbeatLease(cur *coordinationv1.Lease, policies string, now time.Time) *coordinationv1.Lease {

@@ -50,9 +50,9 @@ func (e *Elector) snapshot(now time.Time) view {
 	}
 	if e.candidate() {
 		v.pending = e.renewedAt.IsZero()
-		// The fence: live for its own decisions only until RenewInterval
+		// The fence: live for its own decisions only until fenceMargin
 		// before the earliest moment an observer may see the lease expire.
-		fence := e.renewedAt.Add(e.c.LeaseDuration - e.c.RenewInterval)
+		fence := e.renewedAt.Add(e.c.LeaseDuration - e.c.fenceMargin())
 		if !v.pending && now.Before(fence) {
 			v.live[e.c.Node] = e.policies
 			v.next = earlier(v.next, fence)
@@ -88,7 +88,19 @@ func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.
 	e.mu.Lock()
 	e.status = status
 	e.mu.Unlock()
+	// All the step's writes share one budget, so that a hanging API server
+	// cannot keep the loop from its next look at the fence.
+	budget := e.c.writeBudget()
+	if force {
+		budget = e.c.LeaseDuration
+	}
+	wctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
 	for _, w := range writes {
+		if wctx.Err() != nil {
+			v.next = now // the rest next step
+			break
+		}
 		if v.pending && w.action == Handover && !force {
 			continue // not live yet only because the first renewal is under way
 		}
@@ -99,7 +111,7 @@ func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.
 			continue
 		}
 		e.lastWrite[w.addr] = now
-		e.write(ctx, w, now)
+		e.write(wctx, w, now)
 	}
 	for a, t := range e.lastWrite {
 		if now.Sub(t) > e.c.RenewInterval {
@@ -197,8 +209,6 @@ func (e *Elector) orphan(v *view, l *addrSeen) bool {
 // write carries out one decision with a compare-and-swap on the version
 // seen, and feeds the result back as if the watch had delivered it.
 func (e *Elector) write(ctx context.Context, w write, now time.Time) {
-	ctx, cancel := context.WithTimeout(ctx, e.c.RenewInterval)
-	defer cancel()
 	api := e.client.CoordinationV1().Leases(e.c.Namespace)
 	var (
 		got *coordinationv1.Lease

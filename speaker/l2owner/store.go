@@ -57,38 +57,51 @@ func (e *Elector) observe(obj any, deleted bool) {
 		return
 	}
 	now := time.Now()
+	changed := true
 	e.mu.Lock()
 	switch l.Labels[labelKind] {
 	case kindNode:
-		e.observeNode(l, deleted, now)
+		changed = e.observeNode(l, deleted, now)
 	case kindAddress:
 		e.observeAddress(l, deleted, now)
 	}
 	e.mu.Unlock()
-	e.kick()
+	if changed {
+		e.kick()
+	}
 }
 
-func (e *Elector) observeNode(l *coordinationv1.Lease, deleted bool, now time.Time) {
-	node := strings.TrimPrefix(l.Name, nodeLeasePrefix)
-	if node == e.c.Node {
-		return // this node's own liveness is its fence, not what it observes
+// observeNode records a heartbeat, and says whether the view changed: a
+// renewal of a node already live with the same policies changes nothing
+// the loop must decide again (expiry is the loop's timer), which keeps the
+// loop idle in the steady state however many nodes heartbeat.
+func (e *Elector) observeNode(l *coordinationv1.Lease, deleted bool, now time.Time) bool {
+	node := holderOf(l)
+	if node == "" || node == e.c.Node || l.Name != NodeLeaseName(node) {
+		// Not a heartbeat as written by an elector; and this node's own
+		// liveness is its fence, not what it observes.
+		return false
 	}
 	old := e.st.nodes[node]
-	if deleted || l.Spec.HolderIdentity == nil || *l.Spec.HolderIdentity != node {
-		if old == nil || !olderRV(l.ResourceVersion, old.rv) {
-			delete(e.st.nodes, node)
-		}
-		return
+	if old != nil && olderRV(l.ResourceVersion, old.rv) {
+		return false
 	}
-	if old != nil && (old.rv == l.ResourceVersion || olderRV(l.ResourceVersion, old.rv)) {
-		return
+	if deleted {
+		delete(e.st.nodes, node)
+		return old != nil
 	}
-	e.st.nodes[node] = &nodeSeen{
+	if old != nil && old.rv == l.ResourceVersion {
+		return false
+	}
+	seen := &nodeSeen{
 		policies: splitList(l.Annotations[annPolicies]),
 		duration: leaseDuration(l),
 		rv:       l.ResourceVersion,
 		observed: now,
 	}
+	e.st.nodes[node] = seen
+	return old == nil || !now.Before(old.observed.Add(old.duration)) ||
+		!slices.Equal(old.policies, seen.policies) || seen.duration < old.duration
 }
 
 func (e *Elector) observeAddress(l *coordinationv1.Lease, deleted bool, now time.Time) {
