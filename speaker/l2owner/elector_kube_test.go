@@ -50,6 +50,18 @@ func TestOneOwnerEach(t *testing.T) {
 			t.Errorf("%s: lease holder %q", w.Addr, h)
 		}
 	}
+	c.rec.mu.Lock()
+	last := map[netip.Addr]Transition{}
+	for _, tr := range c.rec.trans {
+		last[tr.Addr] = tr
+	}
+	c.rec.mu.Unlock()
+	for _, w := range want {
+		tr := last[w.Addr]
+		if tr.To != bestOf(w.Addr, "node1", "node2", "node3") || len(tr.Services) != 1 {
+			t.Errorf("%s: last transition seen %+v", w.Addr, tr)
+		}
+	}
 	st := c.members["node1"].e.Status()
 	if len(st) != 30 || len(st[0].Candidates) != 3 || st[0].Holder == "" {
 		t.Errorf("status: %+v", st[:min(len(st), 1)])
@@ -77,6 +89,18 @@ func TestCrash(t *testing.T) {
 	c, want := threeNodes(t, 30, 0, 0)
 	since := time.Now()
 	c.members["node1"].frozen.Store(true)
+	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
+	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
+	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+}
+
+// TestPartition: as TestCrash, but the cut-off node's requests hang
+// instead of failing, which holds its loop in writes: it still stops
+// answering before anyone else starts.
+func TestPartition(t *testing.T) {
+	c, want := threeNodes(t, 30, 0, 0)
+	since := time.Now()
+	c.members["node1"].hung.Store(true)
 	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
 	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
 	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)

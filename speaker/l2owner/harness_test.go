@@ -32,14 +32,21 @@ func TestMain(m *testing.M) { os.Exit(shared.Main(m)) }
 
 var errFrozen = errors.New("test: node cut off")
 
-// transport fails everything while frozen and counts writes.
+// transport counts writes, and cuts the node off: while frozen every
+// request and every open watch fails at once; while hung they hang (a
+// partition: nothing answers) until the caller gives up.
 type transport struct {
 	rt     http.RoundTripper
 	frozen *atomic.Bool
+	hung   *atomic.Bool
 	writes *atomic.Int64
 }
 
 func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if t.hung.Load() {
+		<-r.Context().Done()
+		return nil, r.Context().Err()
+	}
 	if t.frozen.Load() {
 		return nil, errFrozen
 	}
@@ -48,25 +55,40 @@ func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.rt.RoundTrip(r)
 	if resp != nil {
-		resp.Body = body{resp.Body, t.frozen}
+		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: r.Context(), closed: make(chan struct{})}
 	}
 	return resp, err
 }
 
 type body struct {
 	io.ReadCloser
-	frozen *atomic.Bool
+	t      transport
+	ctx    context.Context // the request's: a real hung read ends with it
+	once   sync.Once
+	closed chan struct{}
 }
 
-func (b body) Read(p []byte) (int, error) {
-	if b.frozen.Load() {
+func (b *body) Read(p []byte) (int, error) {
+	n, err := 0, error(nil)
+	if !b.t.frozen.Load() && !b.t.hung.Load() {
+		n, err = b.ReadCloser.Read(p)
+	}
+	if b.t.hung.Load() {
+		select {
+		case <-b.closed:
+		case <-b.ctx.Done():
+		}
 		return 0, errFrozen
 	}
-	n, err := b.ReadCloser.Read(p)
-	if b.frozen.Load() {
+	if b.t.frozen.Load() {
 		return 0, errFrozen
 	}
 	return n, err
+}
+
+func (b *body) Close() error {
+	b.once.Do(func() { close(b.closed) })
+	return b.ReadCloser.Close()
 }
 
 // change is one OnChange call.
@@ -148,6 +170,7 @@ type member struct {
 	cancel context.CancelFunc
 	done   chan error
 	frozen atomic.Bool
+	hung   atomic.Bool
 	writes atomic.Int64
 }
 
@@ -177,7 +200,7 @@ func (c *cluster) start(node string, want []Want, policies ...string) *member {
 	m := &member{node: node, done: make(chan error, 1)}
 	cfg := rest.CopyConfig(c.env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return transport{rt: rt, frozen: &m.frozen, writes: &m.writes}
+		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, writes: &m.writes}
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
@@ -291,6 +314,12 @@ func bestFn(nodes ...string) func(netip.Addr) string {
 func (c *cluster) checkSafety(want []Want, from string, to func(netip.Addr) string, since time.Time) {
 	c.t.Helper()
 	n := 0
+	gap := time.Duration(1 << 62)
+	defer func() {
+		if n > 0 {
+			c.t.Logf("%d addresses moved from %s: dropped at least %v before taken", n, from, gap)
+		}
+	}()
 	for _, w := range want {
 		if bestOf(w.Addr, slices.Collect(maps.Keys(c.members))...) != from {
 			continue
@@ -304,6 +333,7 @@ func (c *cluster) checkSafety(want []Want, from string, to func(netip.Addr) stri
 		if !dropped.Before(added) {
 			c.t.Errorf("%s: %s added it %v before %s dropped it", w.Addr, to(w.Addr), dropped.Sub(added), from)
 		}
+		gap = min(gap, added.Sub(dropped))
 		n++
 	}
 	if n == 0 {
