@@ -237,8 +237,8 @@ func (m *l2Mode) L2() []view.L2Address {
 		v.Interfaces = append(v.Interfaces, st.Interface)
 		v.Answered += st.Answered
 		v.Gratuitous += st.Gratuitous
-		if st.LastError != "" {
-			v.LastError = st.LastError
+		if st.LastError != nil {
+			v.LastError = st.LastError.Error()
 		}
 	}
 	m.mu.Lock()

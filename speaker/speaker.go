@@ -265,6 +265,20 @@ func (s *Speaker) run(ctx context.Context) error {
 		}()
 	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})
+	// The election runs until the shutdown has handed the addresses over
+	// (l2Mode.stop, first thing in shutdown).
+	elCtx, stopEl := context.WithCancel(context.Background())
+	elDone := make(chan struct{})
+	go func() {
+		defer close(elDone)
+		if err := s.l2.el.Run(elCtx); err != nil {
+			s.log.Error("l2 election", "err", err)
+		}
+	}()
+	defer func() {
+		stopEl()
+		<-elDone
+	}()
 	// The reports are written off this loop: planning never waits for the
 	// API server.
 	repCtx, stopRep := context.WithCancel(context.Background())
@@ -283,20 +297,6 @@ func (s *Speaker) run(ctx context.Context) error {
 		})
 		stopAnn()
 		<-annDone
-	}()
-	// The election runs until the shutdown has handed the addresses over
-	// (l2Mode.stop, first thing in shutdown).
-	elCtx, stopEl := context.WithCancel(context.Background())
-	elDone := make(chan struct{})
-	go func() {
-		defer close(elDone)
-		if err := s.l2.el.Run(elCtx); err != nil {
-			s.log.Error("l2 election", "err", err)
-		}
-	}()
-	defer func() {
-		stopEl()
-		<-elDone
 	}()
 	if s.o.APISocket != "" {
 		go func() {
