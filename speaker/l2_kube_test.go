@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"slices"
 	"strings"
 	"sync"
@@ -163,4 +164,43 @@ func TestL2Owner(t *testing.T) {
 	// No endpoint anywhere: nobody answers.
 	k.slice(t, "web", "web-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "notready"})
 	waitFor(t, "no owner of a Service without endpoints", func() bool { return len(k.l2Owners(t, "web", "198.18.2.10")) == 0 })
+}
+
+// BGP and L2 at once: a BGP-only pool, an L2-only pool and a pool in
+// both, served by the same speakers.
+func TestL2AndBGP(t *testing.T) {
+	k := startKube(t)
+	mk := func(name string, cidr string) {
+		k.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-" + name},
+			Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{cidr}}})
+	}
+	mk("bgp", "198.18.3.0/28")
+	mk("l2", "198.18.3.16/28")
+	mk("both", "198.18.3.32/28")
+	k.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-bgp"},
+		Spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{k.prefix + "-bgp", k.prefix + "-both"}}})
+	k.create(t, &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-l2"},
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{k.prefix + "-l2", k.prefix + "-both"}, Interfaces: []string{"bgplbnone*"}}})
+	n1, n2, r1, r2 := twoNodes(t, k)
+	for name, ip := range map[string]string{"bgp": "198.18.3.1", "l2": "198.18.3.17", "both": "198.18.3.33"} {
+		k.service(t, name, corev1.ServiceExternalTrafficPolicyCluster, ip)
+		k.slice(t, name, name+"-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "ready"})
+	}
+	all := netip.MustParsePrefix("198.18.3.0/24")
+	want := map[string]float32{"198.18.3.1/32": 1, "198.18.3.33/32": 1}
+	r1.has(t, all, want)
+	r2.has(t, all, want)
+	k.waitL2Owner(t, "l2", "198.18.3.17", n1, n2)
+	k.waitL2Owner(t, "both", "198.18.3.33", n1, n2)
+	waitFor(t, "no L2 owner of the BGP-only address", func() bool { return len(k.l2Owners(t, "bgp", "198.18.3.1")) == 0 })
+	// The BGP side of the pool in both modes reports its peers beside L2.
+	waitFor(t, "both reported on one Service", func() bool {
+		var l v1alpha1.ServiceAnnouncementList
+		if err := k.c.List(k.ctx, &l, client.InNamespace(k.ns), client.MatchingLabels{v1alpha1.LabelService: "both"}); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(l.Items, func(a v1alpha1.ServiceAnnouncement) bool {
+			return len(a.Status.Peers) > 0 && len(a.Status.L2) == 1
+		})
+	})
 }
