@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -52,6 +53,8 @@ type l2Mode struct {
 	errs map[netip.Addr]string
 	// ifaces lists the node's interfaces (l2.Interfaces): a test's fake.
 	ifaces func() ([]l2.Interface, error)
+	// takeovers counts the addresses this node took, for the metrics.
+	takeovers atomic.Uint64
 }
 
 // L2Timing is how fast L2 ownership moves (l2owner.Config).
@@ -187,6 +190,7 @@ func (m *l2Mode) transition(t l2owner.Transition) {
 	if t.To != m.node {
 		return
 	}
+	m.takeovers.Add(1)
 	note := fmt.Sprintf("%s answers ARP/NDP for %s", t.To, t.Addr)
 	if t.From != "" {
 		note += " (was " + t.From + ")"

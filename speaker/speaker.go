@@ -519,6 +519,7 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
 	reg.MustRegister(newRestartCollector(s.phase.Load, s.restarted.Load))
+	reg.MustRegister(newL2Collector(s.l2))
 	if s.hc != nil {
 		reg.MustRegister(newHealthCollector(s.hc.Stats))
 	}
