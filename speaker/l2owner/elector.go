@@ -71,7 +71,8 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 	}, nil
 }
 
-// Set replaces the cluster's L2 addresses.
+// Set replaces the cluster's L2 addresses. The Elector keeps want's maps
+// and slices: the caller must not change them afterwards.
 func (e *Elector) Set(want []Want) {
 	m := make(map[netip.Addr]Want, len(want))
 	for _, w := range want {
@@ -111,8 +112,10 @@ func (e *Elector) Status() []AddressStatus {
 	return slices.Clone(e.status)
 }
 
-// Stop stops answering, hands every address this node holds to the next
-// candidate, deletes the heartbeat, and makes Run return.
+// Stop stops answering, deletes the heartbeat, hands every address this
+// node holds to the next candidate, and makes Run return. The speaker calls
+// it on SIGTERM; ending Run's ctx instead leaves the heartbeat to expire.
+// Called before Run has synced its watch, it waits for that (or ctx).
 func (e *Elector) Stop(ctx context.Context) error {
 	reply := make(chan error, 1)
 	select {
