@@ -20,8 +20,9 @@ import (
 // addresses. Run drives it; Set and SetCandidacy feed it from any
 // goroutine; OnChange and OnTransition are called from Run's goroutine.
 type Elector struct {
-	c      Config
-	client kubernetes.Interface
+	c       Config
+	client  kubernetes.Interface
+	beatAPI kubernetes.Interface // the heartbeat's
 
 	kickc  chan struct{} // wakes the loop; capacity 1
 	beatc  chan struct{} // wakes the heartbeat; capacity 1
@@ -56,9 +57,16 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2owner: %w", err)
 	}
+	// The heartbeat has a client, and so a client-side rate limiter, of
+	// its own: a burst of handovers must not delay a renewal past the fence.
+	beatClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("l2owner: %w", err)
+	}
 	return &Elector{
 		c:         c,
 		client:    client,
+		beatAPI:   beatClient,
 		kickc:     make(chan struct{}, 1),
 		beatc:     make(chan struct{}, 1),
 		stopc:     make(chan chan error),
