@@ -1,11 +1,3 @@
-// Package l2owner elects one owner per L2 service address among the
-// eligible nodes, through coordination.k8s.io Leases: a heartbeat Lease per
-// candidate node (its liveness, renewed once per interval whatever the
-// number of addresses) and an address Lease per L2 address (its holder,
-// written only when ownership changes, with resourceVersion
-// compare-and-swap). Who should own an address is a pure function
-// (Decide); the Elector is the shell that feeds it and carries out what it
-// says.
 package l2owner
 
 import (
