@@ -224,7 +224,7 @@ func TestAnnounced(t *testing.T) {
 	k.service(t, ns, "web")
 	k.readySlice(t, ns, "web", "node1")
 	k.waitService(t, ns, "web", "an address", allocatedIPs("203.0.113.32"))
-	want(metav1.ConditionFalse, "no BGPRouter exists")
+	want(metav1.ConditionFalse, msgNothing)
 
 	router := "ann-router-" + sfx
 	peer := k.configureStepByStep(t, ns, "web", router, label, p)
