@@ -79,7 +79,7 @@ type nodeAnnouncement struct {
 
 // servedAddress is one address a Service holds and the pool it comes from
 // ("" when no pool covers it any more), with the pool's labels, which
-// BGPAnnouncementPolicies may select it by.
+// BGP and L2AnnouncementPolicies may select it by.
 type servedAddress struct {
 	Addr       netip.Addr
 	Pool       string
@@ -87,8 +87,9 @@ type servedAddress struct {
 }
 
 // announceFacts is everything the controller sees about one served
-// Service's announcement. When some announcement has peers, nothing past
-// Announcements is read, and the shell need not fill it in.
+// Service's announcement. When some announcement has peers or some node
+// answers ARP/NDP for an address, nothing past Announcements is read, and
+// the shell need not fill it in.
 type announceFacts struct {
 	Generation    int64
 	Addresses     []servedAddress
@@ -280,8 +281,8 @@ func plural(n int, word string) string {
 }
 
 // whyNotAnnounced is the best explanation (reason and message) of why no
-// node announces the Service to an established peer, the most general
-// cause first.
+// node announces the Service to an established peer nor answers ARP/NDP
+// for any of its addresses, the most general cause first.
 func whyNotAnnounced(f announceFacts) (reason, msg string) {
 	msg = whyNotAnnouncedMsg(f)
 	if msg == msgLocalNoReady || msg == msgClusterNoReady {
