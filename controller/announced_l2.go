@@ -39,7 +39,9 @@ type claim struct {
 // cannot take back its claim, but it has lost the address to the node
 // that took it over since (its speaker stops answering when its Lease is
 // not renewed), so the condition names the owner, not the ghost, and a
-// failover is one change of owner, not two.
+// failover is one change of owner, not two. Since is read from each
+// node's clock: clocks further apart than two takeovers of one address
+// would name the ghost until its report goes.
 func claims(anns []nodeAnnouncement) []claim {
 	var all []claim
 	for _, a := range anns {
