@@ -77,12 +77,18 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// announcer starts an Announcer whose sockets live in ns.
+// announcer starts an Announcer whose sockets live in ns, with sched for
+// both families (cut down to RFC 4861's for IPv6).
 func announcer(t testing.TB, ns *lab.Netns, sched Schedule) *Announcer {
+	t.Helper()
+	return announcerWith(t, ns, Options{Log: testLogger(t), Gratuitous: sched, Unsolicited: sched})
+}
+
+func announcerWith(t testing.TB, ns *lab.Netns, o Options) *Announcer {
 	t.Helper()
 	var a *Announcer
 	must(t, ns.Do(func() error {
-		a = New(Options{Log: testLogger(t), Gratuitous: sched})
+		a = New(o)
 		return nil
 	}))
 	t.Cleanup(func() {
