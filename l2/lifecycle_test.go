@@ -1,9 +1,11 @@
 package l2
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"runtime"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/bgplb/bgplb/lab"
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 // capture opens a packet socket for all frames on dev in ns, closed when
@@ -243,5 +246,85 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	if err != nil {
 		buf := make([]byte, 1<<20)
 		t.Fatalf("goroutines %d, were %d:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
+	}
+}
+
+// within runs fn and fails the test if it has not returned after d.
+func within(t *testing.T, d time.Duration, what string, fn func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); fn() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("%s blocked for %v", what, d)
+	}
+}
+
+// TestStuckSendNeverBlocksSet: the node's transmit queue holds every
+// frame (a token bucket of 8 bit/s, as a hung NIC would), so answers fill
+// the socket's send buffer. They are dropped and counted, and Status, Set
+// and Close still return at once.
+func TestStuckSendNeverBlocksSet(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	labtest.RequireBinaries(t, "tc")
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}}))
+	_, err := l.node1.Run(l.ctx, "tc", "qdisc", "add", "dev", "eth0", "root", "tbf", "rate", "8bit", "burst", "1600", "limit", "100000000")
+	must(t, err)
+	// Runs before the Announcer's Close: releasing the queue lets a writer
+	// stuck without the fix go, so the test fails instead of hanging.
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_, _ = l.node1.Run(ctx, "tc", "qdisc", "del", "dev", "eth0", "root")
+	})
+	f := capture(t, l.client, "eth0")
+	cmac := MAC{2, 0, 0, 0, 9, 1}
+	req := AppendARP(nil, ARP{EthDst: broadcastMAC, EthSrc: cmac, Op: ARPRequest, SenderMAC: cmac, SenderIP: cli4, TargetIP: testVIP4})
+	var st []AnswerStatus
+	err = lab.Poll(l.ctx, 10*time.Millisecond, func() (bool, error) {
+		// The send buffer takes a few hundred replies.
+		for range 500 {
+			if _, err := f.Write(req); err != nil {
+				return false, err
+			}
+		}
+		within(t, 10*time.Second, "Status", func() { st = a.Status() })
+		return len(st) == 1 && st[0].Dropped > 0 && st[0].LastError != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no drops: %+v: %v", st, err)
+	}
+	t.Logf("answered %d, dropped %d: %v", st[0].Answered, st[0].Dropped, st[0].LastError)
+	within(t, 10*time.Second, "Set", func() { err = a.Set(nil) })
+	must(t, err)
+	within(t, 10*time.Second, "Close", func() { err = a.Close() })
+	must(t, err)
+}
+
+// TestMACChangeIsAnnounced: the interface's MAC changes under the
+// Announcer, as a bond's does on failover with fail_over_mac. Clients
+// learn the new MAC without asking, and answers carry it.
+func TestMACChangeIsAnnounced(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{})
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves", hasMAC(l.mac1))
+	}
+	moved := MAC{2, 0, 0, 0, 1, 9}
+	must(t, l.node1.IP(l.ctx, "link", "set", "dev", "eth0", "address", net.HardwareAddr(moved[:]).String()))
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		waitNeigh(t, l.ctx, l.client, vip, false, "client follows the new MAC", hasMAC(moved))
+	}
+	waitStatus(t, l, a, "status names the new MAC", func(st AnswerStatus) bool {
+		return st.LastError == nil && st.MAC.String() == net.HardwareAddr(moved[:]).String()
+	})
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		must(t, l.client.IP(l.ctx, "neigh", "flush", "to", vip.String(), "dev", "eth0"))
+		waitNeigh(t, l.ctx, l.client, vip, true, "answered with the new MAC", hasMAC(moved))
 	}
 }

@@ -363,7 +363,7 @@ func (l *link) checkMACLocked() {
 	if mac == l.mac {
 		return
 	}
-	l.log.Info("interface MAC changed; announcing again", "old", net.HardwareAddr(l.mac[:]), "new", net.HardwareAddr(mac[:]))
+	l.log.Info("interface MAC changed; announcing again", "old", net.HardwareAddr(l.mac[:]).String(), "new", net.HardwareAddr(mac[:]).String())
 	l.mac = mac
 	for _, p := range l.addrs {
 		l.scheduleLocked(p)
