@@ -310,11 +310,7 @@ func TestStuckSendNeverBlocksSet(t *testing.T) {
 func TestMACChangeIsAnnounced(t *testing.T) {
 	t.Parallel()
 	l := newTestLAN(t)
-	a := announcer(t, l.node1, Schedule{})
-	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
-	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
-		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves", hasMAC(l.mac1))
-	}
+	a := answerBoth(t, l, announcer(t, l.node1, Schedule{}), l.mac1)
 	moved := MAC{2, 0, 0, 0, 1, 9}
 	must(t, l.node1.IP(l.ctx, "link", "set", "dev", "eth0", "address", net.HardwareAddr(moved[:]).String()))
 	for _, vip := range []netip.Addr{testVIP4, testVIP6} {

@@ -224,11 +224,7 @@ func TestRemoveStopsAnswersBeforeSetReturns(t *testing.T) {
 func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 	t.Parallel()
 	l := newTestLAN(t)
-	old := announcer(t, l.node1, Schedule{})
-	must(t, old.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
-	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
-		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves to the old owner", hasMAC(l.mac1))
-	}
+	old := answerBoth(t, l, announcer(t, l.node1, Schedule{}), l.mac1)
 	// At once, so the client's entries are younger than locktime (1 s).
 	must(t, old.Set(nil))
 	next := announcer(t, l.node2, Schedule{})
@@ -236,6 +232,17 @@ func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
 		waitNeigh(t, l.ctx, l.client, vip, false, "client follows the takeover", hasMAC(l.mac2))
 	}
+}
+
+// answerBoth has a answer for both VIPs on eth0, and waits until the
+// client has resolved them to mac.
+func answerBoth(t *testing.T, l *testLAN, a *Announcer, mac MAC) *Announcer {
+	t.Helper()
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves", hasMAC(mac))
+	}
+	return a
 }
 
 func testLogger(t testing.TB) *slog.Logger {
