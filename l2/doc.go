@@ -28,8 +28,8 @@
 // at 0, 1 and 3 s by default; Linux has no locktime for an advertisement
 // that overrides, so three suffice. When the interface's MAC changes under
 // a running Announcer (a bond failing over with fail_over_mac), the link
-// notices within a second, answers with the new MAC and runs both
-// schedules again.
+// notices within a second (or at once, on the next Set), answers with the
+// new MAC and runs the schedule again.
 //
 // Sending never waits: when the socket's send buffer is full (a transmit
 // queue that does not drain) the frame is dropped and counted, so that

@@ -247,15 +247,21 @@ func (l *link) reopen(ctx context.Context, backoff *time.Duration) bool {
 		*backoff = min(2**backoff, 5*time.Second)
 		l.mu.Lock()
 		err := ctx.Err()
+		old := l.mac
 		if err == nil {
 			err = l.open()
 		}
 		if err == nil {
 			l.lastErr = nil
 			// The link may have been down across a takeover, and a switch
-			// that saw it go down has forgotten our MACs: say it once more.
+			// that saw it go down has forgotten our MACs: say it once more,
+			// or, if the MAC changed meanwhile, as for a change.
 			for _, p := range l.addrs {
-				l.announceLocked(p)
+				if l.mac != old {
+					l.scheduleLocked(p)
+				} else {
+					l.announceLocked(p)
+				}
 			}
 		}
 		l.mu.Unlock()
