@@ -6,7 +6,7 @@ import (
 
 // l2Collector reads the L2 side at scrape time.
 type l2Collector struct {
-	m                                      *l2Mode
+	m                                               *l2Mode
 	owned, answered, gratuitous, dropped, takeovers *prometheus.Desc
 }
 
