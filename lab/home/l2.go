@@ -482,3 +482,25 @@ func l2Status(w io.Writer, anns []v1alpha1.ServiceAnnouncement) {
 	}
 	tw.Flush()
 }
+
+// Owners reads who owns each L2 address of a running lab, as the address
+// Leases say: address → node.
+func Owners(ctx context.Context, o Options) (map[netip.Addr]string, error) {
+	st, _, err := open(&o)
+	if err != nil {
+		return nil, err
+	}
+	k, err := newKube(st.Kubeconfig)
+	if err != nil {
+		return nil, err
+	}
+	owned, err := k.owners(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[netip.Addr]string, len(owned))
+	for a, x := range owned {
+		out[a] = x.Node
+	}
+	return out, nil
+}
