@@ -435,11 +435,19 @@ func showL2(ctx context.Context, w io.Writer, s *seed.Seed, st *State) error {
 	fmt.Fprintf(w, "\n$ bgplb lab exec client -- ip neigh show %s; ip -6 neigh show %s\n", L2VIP, L2VIP6)
 	for _, a := range []netip.Addr{L2VIP, L2VIP6} {
 		n, ok, err := u.neighbor(ctx, seed.Client, a)
+		if err == nil && !ok {
+			// Not asked yet (nothing asks the IPv6 address): one query
+			// makes the client resolve it.
+			qctx, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+			_, _ = s.Query(qctx, seed.Client, a, "pihole.lab.", false)
+			cancel()
+			n, ok, err = u.neighbor(ctx, seed.Client, a)
+		}
 		switch {
 		case err != nil:
 			errs = append(errs, err)
 		case !ok:
-			fmt.Fprintf(w, "%s: no entry (the client has not asked for it yet)\n", a)
+			fmt.Fprintf(w, "%s: no entry\n", a)
 		default:
 			fmt.Fprintf(w, "%s%s\n", n, macOwner(macs, n.LLAddr))
 		}
