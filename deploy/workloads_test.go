@@ -112,7 +112,7 @@ func TestSpeakerPod(t *testing.T) {
 	}) {
 		t.Errorf("tolerations %v: none for control-plane nodes", p.Tolerations)
 	}
-	checkLocked(t, "speaker", c, []corev1.Capability{"NET_BIND_SERVICE"})
+	checkLocked(t, "speaker", c, []corev1.Capability{"NET_BIND_SERVICE", "NET_RAW"})
 	argv, _ := commandLine(t, c)
 	if flagValue(argv, "--node-name") != "node-a" {
 		t.Errorf("args %v: --node-name not from the downward API's spec.nodeName", c.Args)

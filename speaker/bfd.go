@@ -342,7 +342,11 @@ func bfdPeers(peers []lbmodel.Peer, policies map[string]*v1alpha1.BFDPolicySpec)
 type bfdView struct {
 	view.Source
 	bfd *bfdSessions
+	l2  *l2Mode
 }
+
+// L2 implements view.L2Source.
+func (v bfdView) L2(context.Context) []view.L2Address { return v.l2.L2() }
 
 // Neighbors implements view.Source.
 func (v bfdView) Neighbors(ctx context.Context) []view.Neighbor {

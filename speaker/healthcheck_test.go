@@ -106,7 +106,7 @@ func TestDesiredReportsHealthCheck(t *testing.T) {
 		},
 	}
 	st := []announce.PeerStatus{{Name: "r1", Addr: netip.MustParseAddr("198.51.100.1"), State: session.Established}}
-	anns := desiredReports("node2", res, map[lbmodel.Key]int32{pihole: 1, dual: 2}, st, nil).anns
+	anns := desiredReports("node2", res, map[lbmodel.Key]int32{pihole: 1, dual: 2}, st, nil, nil).anns
 	if len(anns) != 2 {
 		t.Fatalf("%d announcements, want 2: %+v", len(anns), anns)
 	}

@@ -157,7 +157,7 @@ func objectName(parts ...string) string {
 // desiredReports are the objects a plan and the sessions' state call for;
 // eps are this node's endpoints per Service, bfds the sessions' BFD by peer.
 func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st []announce.PeerStatus,
-	bfds map[string]*v1alpha1.BGPSessionBFD) reports {
+	bfds map[string]*v1alpha1.BGPSessionBFD, l2 map[lbmodel.Key][]v1alpha1.L2Answer) reports {
 	up := map[string]bool{}
 	sessions := map[string]v1alpha1.BGPSessionStatusStatus{}
 	for _, p := range st {
@@ -199,6 +199,14 @@ func desiredReports(node string, res plan.Result, eps map[lbmodel.Key]int32, st 
 		key := types.NamespacedName{Namespace: d.Namespace, Name: objectName(d.Name, node)}
 		a := anns[key]
 		a.service, a.healthCheck = d.Name, truncate(d.HealthCheck, 1024)
+		anns[key] = a
+	}
+	// The addresses this node owns in L2 mode.
+	for k, answers := range l2 {
+		key := types.NamespacedName{Namespace: k.Namespace, Name: objectName(k.Name, node)}
+		a := anns[key]
+		a.service = k.Name
+		a.status.L2 = answers
 		anns[key] = a
 	}
 	for key, a := range anns {
@@ -419,7 +427,7 @@ func (r *reporter) ownedBy(refs []metav1.OwnerReference) bool {
 // sessions ended, with their BFD (bfds, by peer): how it last went down.
 func (r *reporter) clear(ctx context.Context, st []announce.PeerStatus, owner *metav1.OwnerReference,
 	bfds map[string]*v1alpha1.BGPSessionBFD) {
-	want := desiredReports(r.node, plan.Result{}, nil, st, bfds)
+	want := desiredReports(r.node, plan.Result{}, nil, st, bfds, nil)
 	want.owner = owner
 	namespaces := map[string]bool{}
 	for key := range r.anns {

@@ -32,7 +32,7 @@ func TestClearKeepsBFD(t *testing.T) {
 	r := newReporter(k.c, node, slog.New(slog.NewTextHandler(t.Output(), nil)))
 	peer := announce.PeerStatus{Name: "r", Addr: netip.MustParseAddr("198.51.100.1"), State: session.Established}
 	r.write(k.ctx, desiredReports(node, plan.Result{}, nil, []announce.PeerStatus{peer},
-		map[string]*v1alpha1.BGPSessionBFD{"r": {State: "Up", RemoteState: "Up"}}), false)
+		map[string]*v1alpha1.BGPSessionBFD{"r": {State: "Up", RemoteState: "Up"}}, nil), false)
 
 	down := metav1.NewTime(time.Now().Truncate(time.Second))
 	bfds := map[string]*v1alpha1.BGPSessionBFD{"r": {State: "Down", LastDownReason: "NeighborDown", LastDownTime: &down}}

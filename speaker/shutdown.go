@@ -57,6 +57,11 @@ func (s *Speaker) noteDrain(old plan.DrainPhase, d plan.Drain, event bool) {
 // to keep the routes, and marks them for the next process. stopReports
 // stops the reporter's goroutine.
 func (s *Speaker) shutdown(stopReports func()) {
+	// L2 first: the next owner answers within a watch event, whereas the
+	// BGP side below may take its drain time.
+	lctx, cancel := context.WithTimeout(context.Background(), s.o.ShutdownTimeout)
+	s.l2.stop(lctx)
+	cancel()
 	rctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	node := s.nodeNow(rctx, s.node)
 	leave, why := shutdownMode(node, s.readPodFacts(rctx, node))

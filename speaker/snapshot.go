@@ -23,6 +23,8 @@ type objects struct {
 	peers          []v1alpha1.BGPRouter
 	advertisements []v1alpha1.BGPAnnouncementPolicy
 	bfdPolicies    []v1alpha1.BFDPolicy
+	// l2advertisements are the L2AnnouncementPolicies.
+	l2advertisements []v1alpha1.L2AnnouncementPolicy
 }
 
 // converted is a snapshot for the planner, plus what went wrong turning the
@@ -39,6 +41,7 @@ type converted struct {
 type lastGood struct {
 	ads   lbmodel.LastGood[lbmodel.Advertisement]
 	peers lbmodel.LastGood[lbmodel.Peer]
+	l2s   lbmodel.LastGood[lbmodel.L2Advertisement]
 }
 
 func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
@@ -82,6 +85,12 @@ func buildSnapshot(o objects, handleUnclassed bool, lg *lastGood) converted {
 		c.report("BGPAnnouncementPolicy", o.advertisements[i].Name, r.Err, r.OK, r.Generation)
 		if r.OK {
 			c.snap.Advertisements = append(c.snap.Advertisements, r.Value)
+		}
+	}
+	for i, r := range lbmodel.ResolveAll(&lg.l2s, o.l2advertisements, lbmodel.L2AdvertisementFrom) {
+		c.report("L2AnnouncementPolicy", o.l2advertisements[i].Name, r.Err, r.OK, r.Generation)
+		if r.OK {
+			c.snap.L2Advertisements = append(c.snap.L2Advertisements, r.Value)
 		}
 	}
 	return c

@@ -238,7 +238,7 @@ func TestDesiredReports(t *testing.T) {
 		{Name: "down", Addr: netip.MustParseAddr("198.51.100.3"), State: session.Active, LastError: "connection refused"},
 	}
 	r1BFD := &v1alpha1.BGPSessionBFD{State: "Up"}
-	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st, map[string]*v1alpha1.BGPSessionBFD{"r1": r1BFD})
+	want := desiredReports("node1", res, map[lbmodel.Key]int32{pihole: 3}, st, map[string]*v1alpha1.BGPSessionBFD{"r1": r1BFD}, nil)
 	anns, sess := want.anns, want.sessions
 	p := anns[nsName("dns", "pihole.node1")]
 	if strings.Join(p.status.Prefixes, ",") != "2001:db8:53::53/128,203.0.113.0/24,203.0.113.53/32" ||

@@ -82,7 +82,10 @@ type Options struct {
 	// externalTrafficPolicy Local Services (speaker/healthcheck); a zero
 	// Interval probes nothing (the endpoints alone decide).
 	HealthCheck healthcheck.Config
-	Log         *slog.Logger
+	// L2 paces the election of L2 owners; zero values take
+	// l2owner's defaults.
+	L2  L2Timing
+	Log *slog.Logger
 }
 
 // Speaker is a running speaker.
@@ -97,6 +100,7 @@ type Speaker struct {
 	ann    *announce.Announcer
 	bfd    *bfdSessions
 	hc     *healthcheck.Prober // nil: no probes
+	l2     *l2Mode
 	kick   chan struct{}
 	lg     lastGood
 	rep    *reporter
@@ -163,6 +167,9 @@ func Run(ctx context.Context, cfg *rest.Config, o Options) error {
 	}
 	s.drainTimer.Stop() // armed by the first drain
 	s.rep = newReporter(s.c, o.NodeName, o.Log)
+	if s.l2, err = newL2Mode(cfg, o, s.poke, s.serviceEvent); err != nil {
+		return err
+	}
 	if err := mgr.Add(manager.RunnableFunc(s.run)); err != nil {
 		return err
 	}
@@ -203,7 +210,8 @@ func newManager(cfg *rest.Config, o Options) (manager.Manager, error) {
 // watched are the kinds whose changes trigger a sync.
 func watched() []client.Object {
 	return []client.Object{&corev1.Node{}, &corev1.Service{}, &discoveryv1.EndpointSlice{},
-		&v1alpha1.LoadBalancerPool{}, &v1alpha1.BGPRouter{}, &v1alpha1.BGPAnnouncementPolicy{}, &v1alpha1.BFDPolicy{}}
+		&v1alpha1.LoadBalancerPool{}, &v1alpha1.BGPRouter{}, &v1alpha1.BGPAnnouncementPolicy{}, &v1alpha1.BFDPolicy{},
+		&v1alpha1.L2AnnouncementPolicy{}}
 }
 
 func (s *Speaker) run(ctx context.Context) error {
@@ -257,6 +265,20 @@ func (s *Speaker) run(ctx context.Context) error {
 		}()
 	}
 	s.ann = announce.New(announce.Options{Log: s.log.With("part", "bgp"), ListenAddrs: s.o.ListenAddrs, OnSession: s.bfd.session})
+	// The election runs until the shutdown has handed the addresses over
+	// (l2Mode.stop, first thing in shutdown).
+	elCtx, stopEl := context.WithCancel(context.Background())
+	elDone := make(chan struct{})
+	go func() {
+		defer close(elDone)
+		if err := s.l2.el.Run(elCtx); err != nil {
+			s.log.Error("l2 election", "err", err)
+		}
+	}()
+	defer func() {
+		stopEl()
+		<-elDone
+	}()
 	// The reports are written off this loop: planning never waits for the
 	// API server.
 	repCtx, stopRep := context.WithCancel(context.Background())
@@ -278,7 +300,7 @@ func (s *Speaker) run(ctx context.Context) error {
 	}()
 	if s.o.APISocket != "" {
 		go func() {
-			if err := view.Serve(ctx, s.o.APISocket, view.Handler(bfdView{Source: s.ann, bfd: s.bfd}), s.log.With("part", "api")); err != nil {
+			if err := view.Serve(ctx, s.o.APISocket, view.Handler(bfdView{Source: s.ann, bfd: s.bfd, l2: s.l2}), s.log.With("part", "api")); err != nil {
 				s.log.Error("api", "err", err)
 			}
 		}()
@@ -304,6 +326,7 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-s.drainTimer.C:
 			s.sync(ctx)
 		case <-tick.C:
+			s.l2.refresh()
 			s.report()
 		}
 	}
@@ -329,6 +352,7 @@ func (s *Speaker) sync(ctx context.Context) {
 	conv.snap.Drain = s.timeDrain(leaving(objs.node), time.Now())
 	s.snap = conv.snap
 	res := plan.Plan(conv.snap)
+	s.l2.setWants(plan.PlanL2(conv.snap))
 	s.setProbes(objs.node, probes, conv.snap.Services, res)
 	peers, perr := s.peerConfigs(ctx, objs.node, conv.snap.Peers, res)
 	if err := s.ann.SetPeers(peers); err != nil {
@@ -372,13 +396,14 @@ func (s *Speaker) read(ctx context.Context) (objects, error) {
 	var peers v1alpha1.BGPRouterList
 	var ads v1alpha1.BGPAnnouncementPolicyList
 	var bfds v1alpha1.BFDPolicyList
-	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads, &bfds} {
+	var l2s v1alpha1.L2AnnouncementPolicyList
+	for _, l := range []client.ObjectList{&svcs, &eps, &pools, &peers, &ads, &bfds, &l2s} {
 		if err := s.c.List(ctx, l); err != nil {
 			return o, err
 		}
 	}
 	o.services, o.slices, o.pools, o.peers, o.advertisements = svcs.Items, eps.Items, pools.Items, peers.Items, ads.Items
-	o.bfdPolicies = bfds.Items
+	o.bfdPolicies, o.l2advertisements = bfds.Items, l2s.Items
 	return o, nil
 }
 
@@ -470,7 +495,7 @@ func (s *Speaker) secret(ctx context.Context, namespace, name, key string) (stri
 func (s *Speaker) report() {
 	st := s.ann.Status()
 	s.clearRestarting(st)
-	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused), s.bfd.reports())
+	want := desiredReports(s.o.NodeName, s.last, s.eps, slices.Concat(st, s.refused), s.bfd.reports(), s.l2.answers())
 	want.owner = s.owner
 	s.rep.set(want)
 }
@@ -494,6 +519,7 @@ func (s *Speaker) serveMetrics(ctx context.Context) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(newCollector(s.ann.Status, s.bfd.teardowns.Load, s.bfd.states))
 	reg.MustRegister(newRestartCollector(s.phase.Load, s.restarted.Load))
+	reg.MustRegister(newL2Collector(s.l2))
 	if s.hc != nil {
 		reg.MustRegister(newHealthCollector(s.hc.Stats))
 	}

@@ -72,6 +72,7 @@ func Handler(src Source) http.Handler {
 		}
 		writeJSON(w, http.StatusOK, check)
 	})
+	handleL2(mux, src)
 	return mux
 }
 

@@ -31,7 +31,7 @@ func newRootCmd() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newVersionCmd(), newRouterCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd())
+	root.AddCommand(newVersionCmd(), newRouterCmd(), newNeighborCmd(), newRIBCmd(), newFIBCmd(), newL2Cmd())
 	root.AddCommand(kubeCmds()...)
 	return root
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/bgplb/bgplb/speaker"
 	"github.com/bgplb/bgplb/speaker/healthcheck"
+	"github.com/bgplb/bgplb/speaker/l2owner"
 )
 
 func newSpeakerCmd() *cobra.Command {
@@ -75,7 +76,7 @@ stays announced.`,
 	f.StringVar(&o.NodeName, "node-name", "", "this node's name (default $NODE_NAME)")
 	f.StringVar(&o.Namespace, "namespace", "", "the one namespace password Secrets are read from (default: the pod's, else bgplb-system); a BGPRouter naming another is refused")
 	f.BoolVar(&o.HandleUnclassed, "handle-unclassed", true, "announce LoadBalancer Services with no loadBalancerClass (match the controller)")
-	f.StringVar(&o.APISocket, "socket", "/run/bgplb/speaker.sock", "local API socket for bgplb neighbor / rib (empty: off)")
+	f.StringVar(&o.APISocket, "socket", speakerSocket, "local API socket for bgplb neighbor / rib / l2 (empty: off)")
 	f.StringSliceVar(&listen, "listen", nil, "addresses to accept BGP sessions on, for passive BGPRouters (e.g. 0.0.0.0:179,[::]:179)")
 	f.StringVar(&o.MetricsAddr, "metrics-addr", "127.0.0.1:7474", "address for /metrics and /debug/pprof/, unauthenticated: on the host network keep it local or on the node's address, e.g. $(NODE_IP):7474 (empty: off)")
 	f.DurationVar(&o.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "how long SIGTERM waits for withdrawals and NOTIFICATIONs")
@@ -87,5 +88,7 @@ stays announced.`,
 	f.DurationVar(&hc.Timeout, "health-check-timeout", healthcheck.DefaultTimeout, "how long one health check probe waits for kube-proxy's answer")
 	f.IntVar(&hc.Rise, "health-check-rise", healthcheck.DefaultRise, "consecutive passing probes that bring a failed health check back")
 	f.IntVar(&hc.Fall, "health-check-fall", healthcheck.DefaultFall, "consecutive failing probes that withhold a Service (a Service's first probe decides alone)")
+	f.DurationVar(&o.L2.LeaseDuration, "l2-lease-duration", l2owner.DefaultLeaseDuration, "L2 mode: how long a node's heartbeat Lease holds its addresses after it stops renewing, i.e. the failover time when a node dies")
+	f.DurationVar(&o.L2.RenewInterval, "l2-renew-interval", l2owner.DefaultRenewInterval, "L2 mode: how often each node renews its heartbeat Lease (its whole API load in L2 mode, whatever the number of addresses); below --l2-lease-duration/2")
 	return cmd
 }

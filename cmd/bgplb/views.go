@@ -13,6 +13,9 @@ import (
 	"github.com/bgplb/bgplb/view"
 )
 
+// speakerSocket is `bgplb speaker`'s API socket (--socket).
+const speakerSocket = "/run/bgplb/speaker.sock"
+
 // viewFlags are the flags every operator view takes.
 type viewFlags struct {
 	socket string
@@ -53,6 +56,27 @@ func newNeighborCmd() *cobra.Command {
 		},
 	}
 	f.add(cmd)
+	return cmd
+}
+
+func newL2Cmd() *cobra.Command {
+	var f viewFlags
+	cmd := &cobra.Command{
+		Use:   "l2",
+		Short: "Show the addresses a running speaker's cluster serves in L2 mode: owner, interfaces, ARP/NDP answers (* this node)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			as, err := view.NewClient(f.socket).L2(cmd.Context())
+			if err != nil {
+				return err
+			}
+			return f.emit(cmd.OutOrStdout(), as, func(w io.Writer) error { return view.WriteL2(w, as, time.Now()) })
+		},
+	}
+	f.add(cmd)
+	// The speaker's socket, not the router's: L2 mode is the speaker's.
+	cmd.Flags().Lookup("socket").DefValue = speakerSocket
+	f.socket = speakerSocket
 	return cmd
 }
 

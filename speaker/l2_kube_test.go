@@ -1,0 +1,206 @@
+package speaker
+
+// L2 mode's election and reports against the real API server: speakers
+// in this process, answering on no interface (the policy's pattern
+// matches none), so that nothing reaches the wire from the test's
+// namespace; l2/ and the lab test the answers themselves.
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	eventsv1 "k8s.io/api/events/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/bgplb/bgplb/api/v1alpha1"
+)
+
+// l2Config creates a pool of cidrs and an L2AnnouncementPolicy of it on an
+// interface pattern no interface matches.
+func (k *kube) l2Config(t testing.TB, cidrs ...string) {
+	t.Helper()
+	pool := k.prefix + "-l2pool"
+	k.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: pool}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: cidrs}})
+	k.create(t, &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-l2"},
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{pool}, Interfaces: []string{"bgplbnone*"}}})
+}
+
+// stoppableSpeaker runs a speaker whose stop the test calls (and the
+// cleanup, if the test did not).
+func (k *kube) stoppableSpeaker(t testing.TB, node string) (stop func()) {
+	t.Helper()
+	cfg := rest.CopyConfig(k.env.Config)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var logs strings.Builder
+	var mu sync.Mutex
+	o := Options{NodeName: node, Namespace: k.ns, HandleUnclassed: true, ShutdownTimeout: 5 * time.Second, DrainTime: -1,
+		L2:  L2Timing{LeaseDuration: 1500 * time.Millisecond, RenewInterval: 500 * time.Millisecond},
+		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	go func() { done <- Run(ctx, cfg, o) }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("speaker %s: %v", node, err)
+		}
+	}
+	t.Cleanup(func() {
+		stop()
+		mu.Lock()
+		defer mu.Unlock()
+		if t.Failed() {
+			t.Logf("speaker %s log:\n%s", node, logs.String())
+		}
+	})
+	return stop
+}
+
+// l2Owners are the nodes whose ServiceAnnouncement of svc reports addr in
+// status.l2, with the entry.
+func (k *kube) l2Owners(t testing.TB, svc, addr string) map[string]v1alpha1.L2Answer {
+	t.Helper()
+	var l v1alpha1.ServiceAnnouncementList
+	if err := k.c.List(k.ctx, &l, client.InNamespace(k.ns), client.MatchingLabels{v1alpha1.LabelService: svc}); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]v1alpha1.L2Answer{}
+	for _, a := range l.Items {
+		for _, e := range a.Status.L2 {
+			if e.Address == addr {
+				out[a.Spec.Node] = e
+			}
+		}
+	}
+	return out
+}
+
+func (k *kube) waitL2Owner(t testing.TB, svc, addr string, among ...string) string {
+	t.Helper()
+	var owner string
+	waitFor(t, fmt.Sprintf("one L2 owner of %s among %v", addr, among), func() bool {
+		o := k.l2Owners(t, svc, addr)
+		if len(o) != 1 {
+			return false
+		}
+		for n, e := range o {
+			owner = n
+			return slices.Contains(among, n) && strings.Contains(e.LastError, "bgplbnone*") && e.Since != nil
+		}
+		return false
+	})
+	return owner
+}
+
+// waitL2Event waits for an L2Owner event on svc whose note starts with note
+// (a start-up may hand an address from a node that saw no other yet to its
+// rightful owner: "(was ...)" follows then).
+func (k *kube) waitL2Event(t testing.TB, svc, note string) {
+	t.Helper()
+	waitFor(t, "event "+note, func() bool {
+		var l eventsv1.EventList
+		if err := k.c.List(k.ctx, &l, client.InNamespace(k.ns)); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(l.Items, func(e eventsv1.Event) bool {
+			return e.Reason == EventL2Owner && e.Regarding.Name == svc && strings.HasPrefix(e.Note, note)
+		})
+	})
+}
+
+// One owner per address; the owner's stop hands it to the other node at
+// once; a Local Service's address goes only to a node with its endpoint.
+func TestL2Owner(t *testing.T) {
+	k := startKube(t)
+	k.l2Config(t, "198.18.2.0/24")
+	n1, n2 := k.prefix+"-n1", k.prefix+"-n2"
+	stops := map[string]func(){}
+	for _, n := range []string{n1, n2} {
+		k.node(t, n, "127.0.0.1")
+		stops[n] = k.stoppableSpeaker(t, n)
+	}
+	k.service(t, "web", corev1.ServiceExternalTrafficPolicyCluster, "198.18.2.10")
+	k.slice(t, "web", "web-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "ready"})
+	k.service(t, "local", corev1.ServiceExternalTrafficPolicyLocal, "198.18.2.11")
+	k.slice(t, "local", "local-1", discoveryv1.AddressTypeIPv4, endpoint{"b", n2, "10.1.0.2", "ready"})
+
+	owner := k.waitL2Owner(t, "web", "198.18.2.10", n1, n2)
+	k.waitL2Event(t, "web", owner+" answers ARP/NDP for 198.18.2.10")
+	if got := k.waitL2Owner(t, "local", "198.18.2.11", n2); got != n2 {
+		t.Fatalf("Local Service owned by %s, want %s (the node of its endpoint)", got, n2)
+	}
+
+	// The Local Service's pod moves: so does its address.
+	k.slice(t, "local", "local-1", discoveryv1.AddressTypeIPv4, endpoint{"b", n1, "10.1.0.3", "ready"})
+	k.waitL2Owner(t, "local", "198.18.2.11", n1)
+	k.waitL2Event(t, "local", n1+" answers ARP/NDP for 198.18.2.11 (was "+n2+")")
+
+	// The owner of web stops: handed over, not left to expire.
+	owner = k.waitL2Owner(t, "web", "198.18.2.10", n1, n2)
+	other := n1
+	if owner == n1 {
+		other = n2
+	}
+	start := time.Now()
+	stops[owner]()
+	k.waitL2Owner(t, "web", "198.18.2.10", other)
+	t.Logf("handed over %v after the stop began", time.Since(start).Round(time.Millisecond))
+
+	// No endpoint anywhere: nobody answers.
+	k.slice(t, "web", "web-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "notready"})
+	waitFor(t, "no owner of a Service without endpoints", func() bool { return len(k.l2Owners(t, "web", "198.18.2.10")) == 0 })
+}
+
+// BGP and L2 at once: a BGP-only pool, an L2-only pool and a pool in
+// both, served by the same speakers.
+func TestL2AndBGP(t *testing.T) {
+	k := startKube(t)
+	mk := func(name string, cidr string) {
+		k.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-" + name},
+			Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: []string{cidr}}})
+	}
+	mk("bgp", "198.18.3.0/28")
+	mk("l2", "198.18.3.16/28")
+	mk("both", "198.18.3.32/28")
+	k.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-bgp"},
+		Spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{k.prefix + "-bgp", k.prefix + "-both"}}})
+	k.create(t, &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-l2"},
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{k.prefix + "-l2", k.prefix + "-both"}, Interfaces: []string{"bgplbnone*"}}})
+	n1, n2, r1, r2 := twoNodes(t, k)
+	for name, ip := range map[string]string{"bgp": "198.18.3.1", "l2": "198.18.3.17", "both": "198.18.3.33"} {
+		k.service(t, name, corev1.ServiceExternalTrafficPolicyCluster, ip)
+		k.slice(t, name, name+"-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "ready"})
+	}
+	all := netip.MustParsePrefix("198.18.3.0/24")
+	want := map[string]float32{"198.18.3.1/32": 1, "198.18.3.33/32": 1}
+	r1.has(t, all, want)
+	r2.has(t, all, want)
+	k.waitL2Owner(t, "l2", "198.18.3.17", n1, n2)
+	k.waitL2Owner(t, "both", "198.18.3.33", n1, n2)
+	waitFor(t, "no L2 owner of the BGP-only address", func() bool { return len(k.l2Owners(t, "bgp", "198.18.3.1")) == 0 })
+	// The BGP side of the pool in both modes reports its peers beside L2.
+	waitFor(t, "both reported on one Service", func() bool {
+		var l v1alpha1.ServiceAnnouncementList
+		if err := k.c.List(k.ctx, &l, client.InNamespace(k.ns), client.MatchingLabels{v1alpha1.LabelService: "both"}); err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(l.Items, func(a v1alpha1.ServiceAnnouncement) bool {
+			return len(a.Status.Peers) > 0 && len(a.Status.L2) == 1
+		})
+	})
+}
