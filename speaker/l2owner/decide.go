@@ -1,11 +1,3 @@
-// Package l2owner elects one owner per L2 service address among the
-// eligible nodes, through coordination.k8s.io Leases: a heartbeat Lease per
-// candidate node (its liveness, renewed once per interval whatever the
-// number of addresses) and an address Lease per L2 address (its holder,
-// written only when ownership changes, with resourceVersion
-// compare-and-swap). Who should own an address is a pure function
-// (Decide); the Elector is the shell that feeds it and carries out what it
-// says.
 package l2owner
 
 import (
@@ -105,7 +97,11 @@ func Decide(in Input) Decision {
 // leads for an even share of the addresses and a node that comes or goes
 // moves only the addresses it leads.
 func Candidates(w Want, live map[string][]string) []string {
-	var out []string
+	type scored struct {
+		node  string
+		score uint64
+	}
+	var c []scored
 	for node, policies := range live {
 		if w.Nodes != nil && !w.Nodes[node] {
 			continue
@@ -113,14 +109,21 @@ func Candidates(w Want, live map[string][]string) []string {
 		if !intersects(policies, w.Policies) {
 			continue
 		}
-		out = append(out, node)
+		c = append(c, scored{node, Score(node, w.Addr)})
 	}
-	slices.SortFunc(out, func(a, b string) int {
-		if c := cmp.Compare(Score(b, w.Addr), Score(a, w.Addr)); c != 0 {
-			return c
+	if len(c) == 0 {
+		return nil
+	}
+	slices.SortFunc(c, func(a, b scored) int {
+		if x := cmp.Compare(b.score, a.score); x != 0 {
+			return x
 		}
-		return cmp.Compare(a, b)
+		return cmp.Compare(a.node, b.node)
 	})
+	out := make([]string, len(c))
+	for i, s := range c {
+		out[i] = s.node
+	}
 	return out
 }
 

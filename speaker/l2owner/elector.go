@@ -20,8 +20,9 @@ import (
 // addresses. Run drives it; Set and SetCandidacy feed it from any
 // goroutine; OnChange and OnTransition are called from Run's goroutine.
 type Elector struct {
-	c      Config
-	client kubernetes.Interface
+	c       Config
+	client  kubernetes.Interface
+	beatAPI kubernetes.Interface // the heartbeat's
 
 	kickc  chan struct{} // wakes the loop; capacity 1
 	beatc  chan struct{} // wakes the heartbeat; capacity 1
@@ -56,9 +57,16 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("l2owner: %w", err)
 	}
+	// The heartbeat has a client, and so a client-side rate limiter, of
+	// its own: a burst of handovers must not delay a renewal past the fence.
+	beatClient, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("l2owner: %w", err)
+	}
 	return &Elector{
 		c:         c,
 		client:    client,
+		beatAPI:   beatClient,
 		kickc:     make(chan struct{}, 1),
 		beatc:     make(chan struct{}, 1),
 		stopc:     make(chan chan error),
@@ -71,7 +79,8 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 	}, nil
 }
 
-// Set replaces the cluster's L2 addresses.
+// Set replaces the cluster's L2 addresses. The Elector keeps want's maps
+// and slices: the caller must not change them afterwards.
 func (e *Elector) Set(want []Want) {
 	m := make(map[netip.Addr]Want, len(want))
 	for _, w := range want {
@@ -111,8 +120,10 @@ func (e *Elector) Status() []AddressStatus {
 	return slices.Clone(e.status)
 }
 
-// Stop stops answering, hands every address this node holds to the next
-// candidate, deletes the heartbeat, and makes Run return.
+// Stop stops answering, deletes the heartbeat, hands every address this
+// node holds to the next candidate, and makes Run return. The speaker calls
+// it on SIGTERM; ending Run's ctx instead leaves the heartbeat to expire.
+// Called before Run has synced its watch, it waits for that (or ctx).
 func (e *Elector) Stop(ctx context.Context) error {
 	reply := make(chan error, 1)
 	select {

@@ -106,6 +106,22 @@ func TestPartition(t *testing.T) {
 	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
 }
 
+// TestStalledWatch: a node whose watch stalls sees every other heartbeat
+// expire, but takes nothing from nodes that still renew.
+func TestStalledWatch(t *testing.T) {
+	c, want := threeNodes(t, 30, 0, 0)
+	c.members["node3"].stalled.Store(true)
+	// Nothing may change, so this watches for a while rather than for a
+	// condition: three lease durations, past node3's view of the others
+	// expiring (one).
+	expect := bestFn("node1", "node2", "node3")
+	for end := time.Now().Add(3 * DefaultLeaseDuration); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if diff := c.ownersDiff(want, expect); diff != "" {
+			t.Fatal(diff)
+		}
+	}
+}
+
 // TestStop: a graceful stop hands over in well under LeaseDuration.
 func TestStop(t *testing.T) {
 	c, want := threeNodes(t, 30, 0, 0)

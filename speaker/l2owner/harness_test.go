@@ -36,10 +36,11 @@ var errFrozen = errors.New("test: node cut off")
 // request and every open watch fails at once; while hung they hang (a
 // partition: nothing answers) until the caller gives up.
 type transport struct {
-	rt     http.RoundTripper
-	frozen *atomic.Bool
-	hung   *atomic.Bool
-	writes *atomic.Int64
+	rt      http.RoundTripper
+	frozen  *atomic.Bool
+	hung    *atomic.Bool
+	stalled *atomic.Bool // watches deliver nothing; other requests work
+	writes  *atomic.Int64
 }
 
 func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
@@ -55,7 +56,8 @@ func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
 	}
 	resp, err := t.rt.RoundTrip(r)
 	if resp != nil {
-		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: r.Context(), closed: make(chan struct{})}
+		resp.Body = &body{ReadCloser: resp.Body, t: t, ctx: r.Context(), closed: make(chan struct{}),
+			watch: r.URL.Query().Get("watch") == "true"}
 	}
 	return resp, err
 }
@@ -64,6 +66,7 @@ type body struct {
 	io.ReadCloser
 	t      transport
 	ctx    context.Context // the request's: a real hung read ends with it
+	watch  bool
 	once   sync.Once
 	closed chan struct{}
 }
@@ -73,7 +76,7 @@ func (b *body) Read(p []byte) (int, error) {
 	if !b.t.frozen.Load() && !b.t.hung.Load() {
 		n, err = b.ReadCloser.Read(p)
 	}
-	if b.t.hung.Load() {
+	if b.t.hung.Load() || (b.watch && b.t.stalled.Load()) {
 		select {
 		case <-b.closed:
 		case <-b.ctx.Done():
@@ -165,13 +168,14 @@ func (r *recorder) added(node string, a netip.Addr, since time.Time) (time.Time,
 
 // member is one elector and what the test holds of it.
 type member struct {
-	node   string
-	e      *Elector
-	cancel context.CancelFunc
-	done   chan error
-	frozen atomic.Bool
-	hung   atomic.Bool
-	writes atomic.Int64
+	node    string
+	e       *Elector
+	cancel  context.CancelFunc
+	done    chan error
+	frozen  atomic.Bool
+	hung    atomic.Bool
+	stalled atomic.Bool
+	writes  atomic.Int64
 }
 
 type cluster struct {
@@ -200,7 +204,7 @@ func (c *cluster) start(node string, want []Want, policies ...string) *member {
 	m := &member{node: node, done: make(chan error, 1)}
 	cfg := rest.CopyConfig(c.env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, writes: &m.writes}
+		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, stalled: &m.stalled, writes: &m.writes}
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {

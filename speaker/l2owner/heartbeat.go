@@ -53,7 +53,7 @@ func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bo
 	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, e.c.renewTimeout())
 	defer cancel()
-	api := e.client.CoordinationV1().Leases(e.c.Namespace)
+	api := e.beatAPI.CoordinationV1().Leases(e.c.Namespace)
 	if cur == nil && !absent {
 		got, err := api.Get(ctx, NodeLeaseName(e.c.Node), metav1.GetOptions{})
 		switch {
@@ -120,7 +120,7 @@ func (e *Elector) heartbeatLease(cur *coordinationv1.Lease, policies string, now
 func (e *Elector) deleteHeartbeat(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, 2*e.c.RenewInterval)
 	defer cancel()
-	err := e.client.CoordinationV1().Leases(e.c.Namespace).Delete(ctx, NodeLeaseName(e.c.Node), metav1.DeleteOptions{})
+	err := e.beatAPI.CoordinationV1().Leases(e.c.Namespace).Delete(ctx, NodeLeaseName(e.c.Node), metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		e.c.Log.Warn("l2owner: deleting heartbeat", "err", err)
 		return err

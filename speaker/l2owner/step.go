@@ -96,7 +96,11 @@ func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.
 	}
 	wctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
+	alive := e.confirmDead(wctx, v, writes)
 	for _, w := range writes {
+		if w.lease != nil && alive[w.lease.holder] {
+			continue
+		}
 		if wctx.Err() != nil {
 			v.next = now // the rest next step
 			break
@@ -119,6 +123,42 @@ func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.
 		}
 	}
 	return v.next
+}
+
+// confirmDead reads the heartbeat of every holder an Acquire would take
+// from for being dead in this view, and returns those that renewed after
+// all: this node's watch had stalled, not they. Without it a node whose
+// watch stalls would see every other node die and take all addresses.
+func (e *Elector) confirmDead(ctx context.Context, v view, writes []write) map[string]bool {
+	alive := map[string]bool{}
+	checked := map[string]bool{}
+	api := e.client.CoordinationV1().Leases(e.c.Namespace)
+	for _, w := range writes {
+		if w.action != Acquire || w.lease == nil {
+			continue
+		}
+		holder := w.lease.holder
+		if _, live := v.live[holder]; live || holder == "" || checked[holder] {
+			continue
+		}
+		checked[holder] = true
+		e.mu.Lock()
+		var seenRV string
+		if s := e.st.nodes[holder]; s != nil {
+			seenRV = s.rv
+		}
+		e.mu.Unlock()
+		l, err := api.Get(ctx, NodeLeaseName(holder), metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+		case err != nil:
+			alive[holder] = true // unknown: do not take from it this step
+		case l.ResourceVersion != seenRV:
+			alive[holder] = true
+			e.observe(l, false)
+		}
+	}
+	return alive
 }
 
 // plan runs Decide over every wanted address and finds the leases to
