@@ -39,17 +39,25 @@ type probe struct {
 	cancel context.CancelFunc
 	done   chan []dnsserver.Result
 
-	mu      sync.Mutex // guards the fields below
-	after   time.Time
-	node    string
-	first   time.Time
-	arrived chan struct{} // closed at the first answer wanted
+	mu       sync.Mutex // guards the fields below
+	after    time.Time
+	node     string
+	first    time.Time
+	arrived  chan struct{} // closed at the first answer wanted
+	answers  []time.Time   // when the answers wanted were sent
+	loss     time.Time     // when the last query lost since after was sent
+	steady   chan struct{} // closed at steadyAnswers answers wanted in a row
+	isSteady bool
 }
+
+// steadyAnswers in a row show a failover done: the client's next queries
+// succeed, not just one of them.
+const steadyAnswers = 10
 
 // startProbe starts the client asking vip; stop ends it.
 func (u *upper) startProbe(ctx context.Context, vip netip.Addr) *probe {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &probe{cancel: cancel, done: make(chan []dnsserver.Result, 1), arrived: make(chan struct{})}
+	p := &probe{cancel: cancel, done: make(chan []dnsserver.Result, 1), arrived: make(chan struct{}), steady: make(chan struct{})}
 	go func() {
 		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: u.s.Host(seed.Client).Do,
 			Server: netip.AddrPortFrom(vip, seed.DNSPort), Name: "pihole.lab.", OnResult: p.result})
@@ -69,11 +77,32 @@ func (p *probe) want(after time.Time, node string) {
 func (p *probe) result(r dnsserver.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.node == "" || !p.first.IsZero() || r.Lost() || r.Node != p.node || r.Sent.Before(p.after) {
+	if p.node == "" || r.Sent.Before(p.after) || p.isSteady {
 		return
 	}
-	p.first = r.Sent.Add(r.RTT)
-	close(p.arrived)
+	// Results come back out of order (a lost query's at its timeout):
+	// in a row means sent after the last query lost.
+	if r.Lost() || r.Node != p.node {
+		if r.Sent.After(p.loss) {
+			p.loss = r.Sent
+		}
+		return
+	}
+	if p.first.IsZero() {
+		p.first = r.Sent.Add(r.RTT)
+		close(p.arrived)
+	}
+	p.answers = append(p.answers, r.Sent)
+	n := 0
+	for _, t := range p.answers {
+		if t.After(p.loss) {
+			n++
+		}
+	}
+	if n >= steadyAnswers {
+		p.isSteady = true
+		close(p.steady)
+	}
 }
 
 // wait waits for the answer want asked for, and says when it came.
@@ -85,6 +114,16 @@ func (p *probe) wait(ctx context.Context) (time.Time, error) {
 		return p.first, nil
 	case <-ctx.Done():
 		return time.Time{}, ctx.Err()
+	}
+}
+
+// waitSteady waits for steadyAnswers answers in a row from want's node.
+func (p *probe) waitSteady(ctx context.Context) error {
+	select {
+	case <-p.steady:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -136,6 +175,9 @@ func (u *upper) l2Fail(ctx context.Context, node string) error {
 			var err error
 			answered, err = p.wait(ctx)
 			return err
+		}},
+		{fmt.Sprintf("waiting for the client's next %d queries in a row answered there", steadyAnswers), func() error {
+			return p.waitSteady(ctx)
 		}},
 		{fmt.Sprintf("waiting for the client's neighbour entry for %s to name %s's MAC %s", L2VIP, to, mac), func() error {
 			var err error
@@ -292,8 +334,14 @@ func (u *upper) l2Move(ctx context.Context) error {
 	}
 	u.figure("l2-moved", moved)
 	u.count("l2-lost", sum.Lost)
-	fmt.Fprintf(u.o.Out, "\n%s moved from %s to %s %v after the cordon; the client asking throughout: %v\n\n",
+	fmt.Fprintf(u.o.Out, "\n%s moved from %s to %s %v after the cordon; the client asking throughout: %v\n",
 		L2VIP, from, to, moved.Round(time.Millisecond), sum)
+	if now, err := u.owner(ctx, L2VIP); err == nil && now != to {
+		// The election ranks the nodes per address: uncordoned, the
+		// node it prefers takes the address back.
+		fmt.Fprintf(u.o.Out, "uncordoned, %s owns it again: the election prefers it for this address.\n", now)
+	}
+	fmt.Fprintln(u.o.Out)
 	return show(ctx, u.o.Out, u.s, u.st)
 }
 
