@@ -105,13 +105,7 @@ func (u *upper) l2Steps(ctx context.Context) []step {
 			})
 		}},
 		step{"asking the Pi-hole from the client, on the LAN (ARP for " + L2VIP.String() + ")", func() error {
-			return u.whileAlive(ctx, func(ctx context.Context) error {
-				owner, err := u.owner(ctx, L2VIP)
-				if err != nil {
-					return err
-				}
-				return u.waitAnswerAt(ctx, L2VIP, seed.Client, owner, 100*time.Millisecond)
-			})
+			return u.whileAlive(ctx, u.waitOwnerAnswer)
 		}},
 	)
 }
@@ -291,21 +285,28 @@ func (u *upper) waitOwner(ctx context.Context, addr netip.Addr, notOn string) (s
 	return got, nil
 }
 
-// waitAnswerAt asks the Pi-hole at vip from host until node's pod
-// answers.
-func (u *upper) waitAnswerAt(ctx context.Context, vip netip.Addr, host, node string, every time.Duration) error {
-	last := "nothing"
-	err := lab.Poll(ctx, every, func() (bool, error) {
-		a, err := u.s.Query(ctx, host, vip, "pihole.lab.", false)
+// waitOwnerAnswer asks the Pi-hole at L2VIP from the client until the
+// pod of the node owning the address then answers (ETP Local: its own).
+// The owner is read again on each try: a new address may change hands
+// while the speakers start.
+func (u *upper) waitOwnerAnswer(ctx context.Context) error {
+	last, owner := "nothing", ""
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		var err error
+		if owner, err = u.owner(ctx, L2VIP); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		a, err := u.s.Query(ctx, seed.Client, L2VIP, "pihole.lab.", false)
 		if err != nil {
 			last = err.Error()
 			return false, nil
 		}
 		last = "an answer from " + a.Node
-		return a.Node == node, nil
+		return a.Node == owner, nil
 	})
 	if err != nil {
-		return fmt.Errorf("no DNS answer at %s from %s's Pi-hole (last try: %s): %w", vip, node, last, err)
+		return fmt.Errorf("no DNS answer at %s from its owner's Pi-hole (owner %q; last try: %s): %w", L2VIP, owner, last, err)
 	}
 	return nil
 }

@@ -273,11 +273,10 @@ func (u *upper) l2Heal(ctx context.Context, node string) error {
 func (u *upper) l2SettledStep(ctx context.Context) step {
 	return step{fmt.Sprintf("waiting for an owner of %s and the client's answer from its Pi-hole", L2VIP), func() error {
 		return u.whileAlive(ctx, func(ctx context.Context) error {
-			owner, err := u.waitOwner(ctx, L2VIP, "")
-			if err != nil {
+			if _, err := u.waitOwner(ctx, L2VIP, ""); err != nil {
 				return err
 			}
-			return u.waitAnswerAt(ctx, L2VIP, seed.Client, owner, 100*time.Millisecond)
+			return u.waitOwnerAnswer(ctx)
 		})
 	}}
 }
