@@ -95,18 +95,13 @@ func (u *upper) l2Steps(ctx context.Context) []step {
 		step{"creating the Pi-hole Deployment (two replicas), its L2 Service (deploy/examples/pihole-l2.yaml) and an IPv6 stand-in",
 			func() error { return u.piholeL2(ctx) }},
 		step{"waiting for a Ready Pi-hole pod on each node", func() error { return u.spreadPihole(ctx) }},
-		step{fmt.Sprintf("waiting for one node to own %s and %s (the address Leases)", L2VIP, L2VIP6), func() error {
+		step{fmt.Sprintf("waiting for a node to own %s (the address Leases)", L2VIP6), func() error {
 			return u.whileAlive(ctx, func(ctx context.Context) error {
-				_, err := u.waitOwner(ctx, L2VIP, "")
-				if err == nil {
-					_, err = u.waitOwner(ctx, L2VIP6, "")
-				}
+				_, err := u.waitOwner(ctx, L2VIP6, "")
 				return err
 			})
 		}},
-		step{"asking the Pi-hole from the client, on the LAN (ARP for " + L2VIP.String() + ")", func() error {
-			return u.whileAlive(ctx, u.waitOwnerAnswer)
-		}},
+		u.l2SettledStep(ctx),
 	)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/bgplb/bgplb/lab"
 	"github.com/bgplb/bgplb/lab/dnsserver"
 	"github.com/bgplb/bgplb/lab/seed"
+	"github.com/bgplb/bgplb/speaker/l2owner"
 )
 
 // The verbs in L2 mode do what they do in BGP mode (pull a node's cables,
@@ -268,17 +269,47 @@ func (u *upper) l2Heal(ctx context.Context, node string) error {
 	return show(ctx, u.o.Out, u.s, u.st)
 }
 
-// l2SettledStep waits until a node owns the Pi-hole's address and its pod
-// answers the client there.
+// l2SettledStep waits until a node owns the Pi-hole's address, has held
+// it for two lease durations, and its pod answers the client there. The
+// wait for a steady owner matters to what comes next: while speakers
+// (re)start, an address first goes to any live node, then to the node the
+// election ranks first, as soon as that one is live.
 func (u *upper) l2SettledStep(ctx context.Context) step {
-	return step{fmt.Sprintf("waiting for an owner of %s and the client's answer from its Pi-hole", L2VIP), func() error {
+	hold := 2 * u.st.leaseDuration()
+	return step{fmt.Sprintf("waiting for an owner of %s (held for %v) and the client's answer from its Pi-hole", L2VIP, hold), func() error {
 		return u.whileAlive(ctx, func(ctx context.Context) error {
-			if _, err := u.waitOwner(ctx, L2VIP, ""); err != nil {
+			if err := u.waitHeld(ctx, L2VIP, hold); err != nil {
 				return err
 			}
 			return u.waitOwnerAnswer(ctx)
 		})
 	}}
+}
+
+// leaseDuration is the election's lease duration the speakers run.
+func (st *State) leaseDuration() time.Duration {
+	if st.L2Lease.Duration > 0 {
+		return st.L2Lease.Duration
+	}
+	return l2owner.DefaultLeaseDuration
+}
+
+// waitHeld waits until addr's owner has held it for at least hold, as its
+// Lease's acquire time says.
+func (u *upper) waitHeld(ctx context.Context, addr netip.Addr, hold time.Duration) error {
+	var last owner
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		owned, err := u.k.owners(ctx)
+		if err != nil {
+			return false, nil
+		}
+		last = owned[addr]
+		return last.Node != "" && (last.Since.IsZero() || time.Since(last.Since) >= hold), nil
+	})
+	if err != nil {
+		return fmt.Errorf("no owner of %s held it for %v (last seen %q since %v): %w", addr, hold, last.Node, last.Since, err)
+	}
+	return nil
 }
 
 // l2Move moves the Pi-hole off the owner, as an operator emptying a node
