@@ -108,6 +108,16 @@ func (k *kube) readySlice(t testing.TB, ns, svc, node string) *discoveryv1.Endpo
 // as the speaker names it: <service>.<node>.
 func (k *kube) announce(t testing.TB, ns, svc, node string, endpoints int32, peers ...string) {
 	t.Helper()
+	k.report(t, ns, svc, node, func(st *v1alpha1.ServiceAnnouncementStatus) {
+		*st = v1alpha1.ServiceAnnouncementStatus{Prefixes: []string{"203.0.113.0/24"}, Peers: peers, Endpoints: endpoints}
+	})
+}
+
+// report writes the ServiceAnnouncement of node for Service svc in ns
+// (creating it, named as the speaker names it: <service>.<node>), its
+// status changed by mod.
+func (k *kube) report(t testing.TB, ns, svc, node string, mod func(*v1alpha1.ServiceAnnouncementStatus)) {
+	t.Helper()
 	ctx := context.Background()
 	a := &v1alpha1.ServiceAnnouncement{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: svc + "." + node,
@@ -121,7 +131,7 @@ func (k *kube) announce(t testing.TB, ns, svc, node string, endpoints int32, pee
 	if err != nil {
 		t.Fatalf("writing ServiceAnnouncement %s/%s: %v", ns, a.Name, err)
 	}
-	a.Status = v1alpha1.ServiceAnnouncementStatus{Prefixes: []string{"203.0.113.0/24"}, Peers: peers, Endpoints: endpoints}
+	mod(&a.Status)
 	if err := k.c.Status().Update(ctx, a); err != nil {
 		t.Fatalf("writing the status of ServiceAnnouncement %s/%s: %v", ns, a.Name, err)
 	}
@@ -224,7 +234,7 @@ func TestAnnounced(t *testing.T) {
 	k.service(t, ns, "web")
 	k.readySlice(t, ns, "web", "node1")
 	k.waitService(t, ns, "web", "an address", allocatedIPs("203.0.113.32"))
-	want(metav1.ConditionFalse, "no BGPRouter exists")
+	want(metav1.ConditionFalse, msgNothing)
 
 	router := "ann-router-" + sfx
 	peer := k.configureStepByStep(t, ns, "web", router, label, p)

@@ -118,8 +118,11 @@ func TestWhyNotAnnounced(t *testing.T) {
 			f.ReadyEndpoints, f.Announcements = 0, []nodeAnnouncement{ann("node1", 0)}
 		}), "node1 announces it but has no established BGP session"},
 		// The more general cause wins.
-		{"no peer beats no advertisement and Local", ready(func(f *announceFacts) {
+		{"nothing configured beats Local", ready(func(f *announceFacts) {
 			f.Peers, f.Advertisements, f.Local = nil, nil, true
+		}), msgNothing},
+		{"no peer beats an advertisement of another pool and Local", ready(func(f *announceFacts) {
+			f.Peers, f.Advertisements, f.Local = nil, []lbmodel.Advertisement{adv("other", []string{"wan"})}, true
 		}), "no BGPRouter exists"},
 		{"advertisement beats Local", ready(func(f *announceFacts) {
 			f.Advertisements, f.Local = []lbmodel.Advertisement{adv("other", []string{"wan"})}, true
@@ -173,7 +176,7 @@ func TestAnnouncedMessage(t *testing.T) {
 				if c.Status != metav1.ConditionTrue || c.Reason != ReasonAnnounced || c.Message != tc.want {
 					t.Errorf("condition %s/%s %q, want True/%s %q", c.Status, c.Reason, c.Message, ReasonAnnounced, tc.want)
 				}
-				if got := announcersOf(&c); got != tc.announcer {
+				if got := announcersOf(&c); got != "announced by "+tc.announcer {
 					t.Errorf("announcers read back %q, want %q", got, tc.announcer)
 				}
 			}
@@ -205,7 +208,7 @@ func TestAnnouncedMessageLimits(t *testing.T) {
 	}
 	want := "node-000.example.com, node-001.example.com, node-002.example.com, node-003.example.com, node-004.example.com, " +
 		"node-005.example.com, node-006.example.com, node-007.example.com, node-008.example.com, node-009.example.com, and 290 more"
-	if got := announcersOf(&a.condition); got != want {
+	if got := announcersOf(&a.condition); got != "announced by "+want {
 		t.Errorf("announcers read back %q, want %q", got, want)
 	}
 	if a.note != "announced by "+want {

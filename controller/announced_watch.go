@@ -7,6 +7,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"net/netip"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -71,11 +72,10 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 		client.MatchingFields{indexAnnouncedService: svc.Name}, client.UnsafeDisableDeepCopy); err != nil {
 		return f, fmt.Errorf("listing ServiceAnnouncements: %w", err)
 	}
-	for _, a := range anns.Items {
-		f.Announcements = append(f.Announcements, nodeAnnouncement{Node: a.Spec.Node, Peers: a.Status.Peers, Endpoints: a.Status.Endpoints,
-			HealthCheck: a.Annotations[lbmodel.AnnotationHealthCheck]})
+	for i := range anns.Items {
+		f.Announcements = append(f.Announcements, announcementOf(&anns.Items[i]))
 	}
-	if len(announcing(f.Announcements)) > 0 || len(held) == 0 {
+	if len(announcing(f.Announcements)) > 0 || len(answering(f.Announcements)) > 0 || len(held) == 0 {
 		return f, nil
 	}
 	var peers v1alpha1.BGPRouterList
@@ -94,6 +94,15 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 			f.Advertisements = append(f.Advertisements, res.Value)
 		}
 	}
+	var l2s v1alpha1.L2AnnouncementPolicyList
+	if err := r.c.List(ctx, &l2s, client.UnsafeDisableDeepCopy); err != nil {
+		return f, fmt.Errorf("listing L2AnnouncementPolicies: %w", err)
+	}
+	for _, res := range lbmodel.ResolveAll(&r.l2s, l2s.Items, lbmodel.L2AdvertisementFrom) {
+		if res.OK {
+			f.L2Advertisements = append(f.L2Advertisements, res.Value)
+		}
+	}
 	var err error
 	if f.Addresses, err = r.servedAddresses(ctx, held); err != nil {
 		return f, err
@@ -105,6 +114,26 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 	}
 	f.ReadyEndpoints = lbmodel.ReadyEndpoints(ss.Items)
 	return f, nil
+}
+
+// announcementOf is a ServiceAnnouncement as plain values. An address a
+// speaker wrote that does not parse is left out: it answers for nothing
+// the controller could name.
+func announcementOf(a *v1alpha1.ServiceAnnouncement) nodeAnnouncement {
+	out := nodeAnnouncement{Node: a.Spec.Node, Peers: a.Status.Peers, Endpoints: a.Status.Endpoints,
+		HealthCheck: a.Annotations[lbmodel.AnnotationHealthCheck], Prefixes: len(a.Status.Prefixes) > 0}
+	for _, l := range a.Status.L2 {
+		addr, err := netip.ParseAddr(l.Address)
+		if err != nil {
+			continue
+		}
+		ans := l2Answer{Addr: addr, Interfaces: l.Interfaces, LastError: l.LastError}
+		if l.Since != nil {
+			ans.Since = l.Since.Time
+		}
+		out.L2 = append(out.L2, ans)
+	}
+	return out
 }
 
 // servedAddresses pairs each held address with its pool's labels.
@@ -129,8 +158,9 @@ func (r *Reconciler) servedAddresses(ctx context.Context, held []allocator.Addre
 // the watches the Announced condition needs: a Service is looked at again
 // when its ServiceAnnouncements change, when its EndpointSlices gain or lose
 // their last ready endpoint, and every served Service when BGPRouters come or
-// go, when a BGPAnnouncementPolicy's spec changes, or when a
-// LoadBalancerPool's labels (which advertisements select by) change. Objects
+// go, when a BGPAnnouncementPolicy's or an L2AnnouncementPolicy's spec
+// changes, or when a LoadBalancerPool's labels (which policies select by)
+// change. Objects
 // listed at start-up are skipped: every Service is reconciled then anyway.
 func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, b *builder.Builder) (*builder.Builder, error) {
 	idx := mgr.GetFieldIndexer()
@@ -164,6 +194,7 @@ func (r *Reconciler) announcedWatches(ctx context.Context, mgr manager.Manager, 
 			builder.WithPredicates(notInitial, readinessChanged())).
 		Watches(&v1alpha1.BGPRouter{}, all, builder.WithPredicates(notInitial, comeOrGo)).
 		Watches(&v1alpha1.BGPAnnouncementPolicy{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
+		Watches(&v1alpha1.L2AnnouncementPolicy{}, all, builder.WithPredicates(notInitial, predicate.GenerationChangedPredicate{})).
 		Watches(&v1alpha1.LoadBalancerPool{}, all, builder.WithPredicates(labelsOnly)), nil
 }
 

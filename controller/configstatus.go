@@ -197,11 +197,7 @@ func (r *Reconciler) setupConfigStatus(mgr manager.Manager) error {
 		newList: func() *v1alpha1.L2AnnouncementPolicyList { return &v1alpha1.L2AnnouncementPolicyList{} },
 		items:   func(l *v1alpha1.L2AnnouncementPolicyList) []v1alpha1.L2AnnouncementPolicy { return l.Items },
 		resolve: func(_ context.Context, _ client.Client, items []v1alpha1.L2AnnouncementPolicy) ([]configVerdict, error) {
-			check := func(a *v1alpha1.L2AnnouncementPolicy) (struct{}, error) {
-				return struct{}{}, lbmodel.CheckL2AnnouncementPolicy(a)
-			}
-			return verdicts(lbmodel.ResolveAll(&r.l2s, items, check), generations(items),
-				func(int) []string { return []string{lbmodel.L2Unsupported} }), nil
+			return verdicts(lbmodel.ResolveAll(&r.l2s, items, lbmodel.L2AdvertisementFrom), generations(items), none), nil
 		},
 		status: func(a *v1alpha1.L2AnnouncementPolicy) *v1alpha1.ConfigStatus { return &a.Status },
 	}

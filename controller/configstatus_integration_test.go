@@ -107,9 +107,10 @@ func TestConfigStatus(t *testing.T) {
 	k.waitConditions(t, badAdv, func() []metav1.Condition { return badAdv.Status.Conditions },
 		acc, metav1.ConditionFalse, invalid, "no valid version of it is in force")
 
-	// L2AnnouncementPolicy and a BFDPolicy's echo mode: not supported yet,
-	// said on each.
-	l2 := &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-l2-" + sfx}}
+	// An L2AnnouncementPolicy is supported (no Supported condition); a
+	// BFDPolicy's echo mode is not yet, and says so.
+	l2 := &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-l2-" + sfx},
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{"cfg-none-" + sfx}, Interfaces: []string{"eth*"}}}
 	bfd := &v1alpha1.BFDPolicy{ObjectMeta: metav1.ObjectMeta{Name: "cfg-bfd-" + sfx}, Spec: v1alpha1.BFDPolicySpec{EchoMode: true}}
 	for _, o := range []client.Object{l2, bfd} {
 		if err := k.c.Create(context.Background(), o); err != nil {
@@ -118,9 +119,18 @@ func TestConfigStatus(t *testing.T) {
 		k.cleanup(t, o)
 	}
 	l2c := func() []metav1.Condition { return l2.Status.Conditions }
-	k.waitConditions(t, l2, l2c, sup, metav1.ConditionFalse, notYet, lbmodel.L2Unsupported)
 	k.waitConditions(t, l2, l2c, acc, metav1.ConditionTrue, valid, "in force")
+	k.waitConditions(t, l2, l2c, sup, "", "", "")
 	k.waitConditions(t, bfd, func() []metav1.Condition { return bfd.Status.Conditions }, sup, metav1.ConditionFalse, notYet, lbmodel.BFDEchoUnsupported)
+	// A bad edit keeps the last good version in force, as for a
+	// BGPAnnouncementPolicy; an interface pattern the schema lets through
+	// but path.Match refuses is one.
 	k.update(t, l2, func() { l2.Spec.NodeSelectors = badSelector })
 	k.waitConditions(t, l2, l2c, acc, metav1.ConditionFalse, invalid, "spec.nodeSelectors[0]")
+	k.waitConditions(t, l2, l2c, acc, metav1.ConditionFalse, invalid, "generation 1, the last valid one, stays in force")
+	k.update(t, l2, func() { l2.Spec.NodeSelectors, l2.Spec.Interfaces = nil, []string{"eth[0"} })
+	k.waitConditions(t, l2, l2c, acc, metav1.ConditionFalse, invalid, `spec.interfaces[0] "eth[0"`)
+	k.update(t, l2, func() { l2.Spec.Interfaces = nil })
+	k.waitConditions(t, l2, l2c, acc, metav1.ConditionTrue, valid, "in force")
+	k.waitConditions(t, l2, l2c, sup, "", "", "")
 }

@@ -74,9 +74,10 @@ func TestLeastPrivilege(t *testing.T) {
 	k.service(t, ns, "web")
 	k.waitService(t, ns, "web", "an address", allocated)
 	k.waitEvent(t, ns, "web", EventAllocated, "198.51.100.200")
-	// The Announced condition reads BGPRouters (and watches the other kinds
-	// it needs: the controller would not start without them).
-	k.waitService(t, ns, "web", "Announced", announcedIs(metav1.ConditionFalse, msgNoPeer))
+	// The Announced condition reads BGPRouters and both kinds of policy
+	// (and watches the other kinds it needs: the controller would not
+	// start without them).
+	k.waitService(t, ns, "web", "Announced", announcedIs(metav1.ConditionFalse, msgNothing))
 	var lease coordinationv1.Lease
 	if err := k.c.Get(ctx, client.ObjectKey{Namespace: ns, Name: "bgplb-controller"}, &lease); err != nil {
 		t.Fatalf("leader Lease: %v", err)

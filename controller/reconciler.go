@@ -76,10 +76,11 @@ type Reconciler struct {
 	// them, so that the Announced condition explains what the speakers do
 	// while one is broken (safe for concurrent reconciles on its own).
 	ads lbmodel.LastGood[lbmodel.Advertisement]
-	// peers and l2s keep the same for the status of BGPRouters and
-	// L2AnnouncementPolicies.
+	// l2s keeps the L2AnnouncementPolicies in force the same way, for
+	// their status and the Announced condition alike.
+	l2s lbmodel.LastGood[lbmodel.L2Advertisement]
+	// peers keeps the same for the status of BGPRouters.
 	peers lbmodel.LastGood[lbmodel.Peer]
-	l2s   lbmodel.LastGood[struct{}]
 	svcQ  queue
 	poolQ queue
 }

@@ -22,18 +22,46 @@ type Answer struct {
 
 // Schedule says how many gratuitous ARP / unsolicited NA a new Answer
 // sends and when: one at once, then Repeats more, the gaps doubling from
-// Interval. The zero Schedule means Repeats 5, Interval 250ms: sends at 0,
-// .25, .75, 1.75, 3.75 and 7.75 s. Linux ignores an update of a neighbour
-// entry younger than its locktime (1 s) unless it takes it for gratuitous,
-// and a switch or host may miss one broadcast, which is why one is never
-// enough. A negative Repeats sends just the first.
+// Interval. The zero Schedule means DefaultSchedule. A negative Repeats
+// sends just the first.
 type Schedule struct {
 	Repeats  int
 	Interval time.Duration
 }
 
-// DefaultSchedule is what the zero Schedule means.
+// DefaultSchedule is what the zero Schedule means for gratuitous ARP:
+// sends at 0, .25, .75, 1.75, 3.75 and 7.75 s. Linux ignores an update of
+// a neighbour entry younger than its locktime (1 s) unless it takes it for
+// gratuitous, and a switch or host may miss one broadcast, which is why
+// one is never enough. (RFC 5227's ANNOUNCE_NUM is a minimum, no ceiling.)
 var DefaultSchedule = Schedule{Repeats: 5, Interval: 250 * time.Millisecond}
+
+// DefaultNASchedule is what the zero Schedule means for unsolicited
+// neighbour advertisements: sends at 0, 1 and 3 s. RFC 4861 section 7.2.6
+// allows at most MAX_NEIGHBOR_ADVERTISEMENT (3), at least RetransTimer
+// (1 s) apart; Linux has no locktime for an advertisement with the
+// override flag, so the first one already updates a client that hears it.
+var DefaultNASchedule = Schedule{Repeats: maxUnsolicitedNA - 1, Interval: retransTimer}
+
+// RFC 4861 section 10.
+const (
+	maxUnsolicitedNA = 3
+	retransTimer     = time.Second
+)
+
+// forNDP is s for unsolicited NA: the default for the zero Schedule, and
+// otherwise clamped to what RFC 4861 allows. The gaps only grow from
+// Interval, so raising it to RetransTimer is enough.
+func (s Schedule) forNDP() Schedule {
+	if s == (Schedule{}) {
+		return DefaultNASchedule
+	}
+	s.Repeats = min(s.Repeats, maxUnsolicitedNA-1)
+	if s.Repeats > 0 {
+		s.Interval = max(s.Interval, retransTimer)
+	}
+	return s
+}
 
 // Offsets returns when each announcement is sent, from the first.
 func (s Schedule) Offsets() []time.Duration {
@@ -52,8 +80,11 @@ func (s Schedule) Offsets() []time.Duration {
 // Options configures an Announcer.
 type Options struct {
 	Log *slog.Logger // nil discards
-	// Gratuitous is how each new Answer, and each Announce, announces itself.
+	// Gratuitous is how each new IPv4 Answer announces itself.
 	Gratuitous Schedule
+	// Unsolicited is how each new IPv6 Answer announces itself. More than
+	// RFC 4861 allows (3 sends, 1 s apart) is cut down to it.
+	Unsolicited Schedule
 }
 
 // AnswerStatus is the state of one wanted Answer.
@@ -63,6 +94,7 @@ type AnswerStatus struct {
 	Since      time.Time        // when it was first wanted (answered, unless LastError)
 	Answered   uint64           // requests answered
 	Gratuitous uint64           // gratuitous ARP / unsolicited NA sent
+	Dropped    uint64           // answers and announcements dropped, the send buffer full
 	LastError  error            // the last failure to open, read, join or send; nil once healed
 }
 
@@ -74,8 +106,9 @@ type pair struct {
 	since        time.Time
 	answered     atomic.Uint64
 	gratuitous   atomic.Uint64
+	dropped      atomic.Uint64
 	lastErr      atomic.Pointer[error]
-	stopAnnounce context.CancelFunc // guarded by Announcer.mu
+	stopAnnounce context.CancelFunc // guarded by link.mu
 }
 
 // failure is a wanted Answer that could not be set up; Set retries it.
@@ -87,12 +120,11 @@ type failure struct {
 // Announcer answers ARP and NDP for a set of Answers. Its sockets live in
 // the network namespace of the thread that called New.
 type Announcer struct {
-	log   *slog.Logger
-	sched Schedule
-	ns    netnsHandle
-	ctx   context.Context // ends at Close; parent of every goroutine
-	stop  context.CancelFunc
-	wg    sync.WaitGroup // announcement goroutines; links wait for their own
+	log      *slog.Logger
+	arp, ndp []time.Duration // announcement offsets per family
+	ns       netnsHandle
+	ctx      context.Context // ends at Close; parent of every goroutine
+	stop     context.CancelFunc
 
 	mu     sync.Mutex // guards the fields below; never taken on the receive path
 	links  map[linkKey]*link
@@ -108,10 +140,14 @@ func New(o Options) *Announcer {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if n := o.Unsolicited.forNDP(); n != o.Unsolicited && o.Unsolicited != (Schedule{}) {
+		log.Warn("unsolicited NA schedule cut down to RFC 4861's", "asked", o.Unsolicited, "using", n)
+	}
 	ns, err := currentNetns()
 	ctx, stop := context.WithCancel(context.Background())
 	return &Announcer{
-		log: log, sched: o.Gratuitous, ns: ns, nsErr: err, ctx: ctx, stop: stop,
+		log: log, arp: o.Gratuitous.Offsets(), ndp: o.Unsolicited.forNDP().Offsets(),
+		ns: ns, nsErr: err, ctx: ctx, stop: stop,
 		links: map[linkKey]*link{}, pairs: map[Answer]*pair{}, failed: map[Answer]failure{},
 	}
 }
@@ -204,8 +240,12 @@ func (a *Announcer) addLocked(k Answer) error {
 	key := linkKey{iface: k.Interface, v6: k.Addr.Is6()}
 	l := a.links[key]
 	if l == nil {
+		sched := a.arp
+		if key.v6 {
+			sched = a.ndp
+		}
 		var err error
-		if l, err = openLink(a.ctx, key, a.ns, a.log); err != nil {
+		if l, err = openLink(a.ctx, key, a.ns, sched, a.log); err != nil {
 			return fmt.Errorf("l2: answer %s on %s: %w", k.Addr, k.Interface, err)
 		}
 		a.links[key] = l
@@ -224,12 +264,10 @@ func (a *Announcer) addLocked(k Answer) error {
 	}
 	a.pairs[k] = p
 	a.log.Info("answering", "addr", k.Addr, "interface", k.Interface)
-	a.announceLocked(p)
 	return nil
 }
 
 func (a *Announcer) removeLocked(p *pair) error {
-	p.stopAnnounce()
 	delete(a.pairs, p.key)
 	err := p.link.remove(p.key.Addr)
 	if p.link.empty() {
@@ -238,49 +276,6 @@ func (a *Announcer) removeLocked(p *pair) error {
 	}
 	a.log.Info("stopped answering", "addr", p.key.Addr, "interface", p.key.Interface)
 	return err
-}
-
-// Announce sends the gratuitous schedule for addr again, on every
-// interface it is answered on, restarting a schedule under way. It is for
-// a takeover of an address this node already answered for (a lease that
-// flapped back).
-func (a *Announcer) Announce(addr netip.Addr) {
-	addr = addr.Unmap()
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	for k, p := range a.pairs {
-		if k.Addr == addr {
-			a.announceLocked(p)
-		}
-	}
-}
-
-// announceLocked (re)starts p's gratuitous schedule in a goroutine owned
-// by the Announcer; removing p or Close stops it.
-func (a *Announcer) announceLocked(p *pair) {
-	if p.stopAnnounce != nil {
-		p.stopAnnounce()
-	}
-	ctx, stop := context.WithCancel(a.ctx)
-	p.stopAnnounce = stop
-	offs := a.sched.Offsets()
-	a.wg.Add(1)
-	go func() {
-		defer a.wg.Done()
-		defer stop()
-		start := time.Now()
-		t := time.NewTimer(0)
-		defer t.Stop()
-		for _, off := range offs {
-			t.Reset(time.Until(start.Add(off)))
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			p.link.announce(p)
-		}
-	}()
 }
 
 // Status reports every wanted Answer, sorted by address and interface.
@@ -295,7 +290,8 @@ func (a *Announcer) Status() []AnswerStatus {
 		}
 		out = append(out, AnswerStatus{
 			Answer: k, MAC: net.HardwareAddr(mac[:]), Since: p.since,
-			Answered: p.answered.Load(), Gratuitous: p.gratuitous.Load(), LastError: err,
+			Answered: p.answered.Load(), Gratuitous: p.gratuitous.Load(), Dropped: p.dropped.Load(),
+			LastError: err,
 		})
 	}
 	for k, f := range a.failed {
@@ -323,7 +319,6 @@ func (a *Announcer) Close() error {
 	clear(a.pairs)
 	clear(a.failed)
 	a.mu.Unlock()
-	a.wg.Wait()
 	errs = append(errs, a.ns.close())
 	return errors.Join(errs...)
 }

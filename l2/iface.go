@@ -1,11 +1,15 @@
 package l2
 
 import (
+	"cmp"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"path"
 	"slices"
+
+	"github.com/vishvananda/netlink"
 )
 
 // Interface is what Select needs to know of a network interface.
@@ -19,37 +23,69 @@ type Interface struct {
 }
 
 // Interfaces lists the interfaces of the network namespace of the calling
-// thread, with their addresses.
+// thread, with their addresses. It costs one link dump and one address
+// dump, however many interfaces there are (net.Interface.Addrs dumps every
+// address of the namespace for each interface).
 func Interfaces() ([]Interface, error) {
-	ifs, err := net.Interfaces()
+	var links []netlink.Link
+	var addrs []netlink.Addr
+	var err error
+	// A dump interrupted by a change is inconsistent: take it again.
+	for range 5 {
+		if links, err = netlink.LinkList(); err == nil {
+			if addrs, err = netlink.AddrList(nil, netlink.FAMILY_ALL); err == nil {
+				break
+			}
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("l2: list interfaces: %w", err)
 	}
-	out := make([]Interface, 0, len(ifs))
-	for _, ifi := range ifs {
-		addrs, err := ifi.Addrs()
-		if err != nil {
-			return nil, fmt.Errorf("l2: addresses of %s: %w", ifi.Name, err)
-		}
-		it := Interface{
-			Name: ifi.Name, Index: ifi.Index, MAC: ifi.HardwareAddr,
-			Up: ifi.Flags&net.FlagUp != 0, Loopback: ifi.Flags&net.FlagLoopback != 0,
-		}
-		for _, a := range addrs {
-			if p, ok := prefixOf(a); ok {
-				it.Prefixes = append(it.Prefixes, p)
-			}
-		}
-		out = append(out, it)
+	ifs := make([]Interface, 0, len(links))
+	for _, l := range links {
+		at := l.Attrs()
+		ifs = append(ifs, Interface{
+			Name: at.Name, Index: at.Index, MAC: at.HardwareAddr,
+			Up: at.Flags&net.FlagUp != 0, Loopback: at.Flags&net.FlagLoopback != 0,
+		})
 	}
-	return out, nil
+	as := make([]ifaceAddr, 0, len(addrs))
+	for _, a := range addrs {
+		if a.IPNet == nil {
+			continue
+		}
+		if p, ok := prefixOf(a.IPNet); ok {
+			as = append(as, ifaceAddr{a.LinkIndex, p})
+		}
+	}
+	return assemble(ifs, as), nil
 }
 
-func prefixOf(a net.Addr) (netip.Prefix, bool) {
-	n, ok := a.(*net.IPNet)
-	if !ok {
-		return netip.Prefix{}, false
+// ifaceAddr is one address of the address dump: the interface it is on,
+// by index, and its prefix.
+type ifaceAddr struct {
+	index  int
+	prefix netip.Prefix
+}
+
+// assemble gives each interface its addresses, in dump order, and sorts
+// the interfaces by index. An address of an interface missing from ifs
+// (created between the two dumps) is left out.
+func assemble(ifs []Interface, addrs []ifaceAddr) []Interface {
+	slices.SortFunc(ifs, func(x, y Interface) int { return cmp.Compare(x.Index, y.Index) })
+	for _, a := range addrs {
+		i, ok := slices.BinarySearchFunc(ifs, a.index, func(x Interface, idx int) int { return cmp.Compare(x.Index, idx) })
+		if ok {
+			ifs[i].Prefixes = append(ifs[i].Prefixes, a.prefix)
+		}
 	}
+	return ifs
+}
+
+func prefixOf(n *net.IPNet) (netip.Prefix, bool) {
 	ip, ok := netip.AddrFromSlice(n.IP)
 	if !ok {
 		return netip.Prefix{}, false

@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,19 +21,29 @@ type linkKey struct {
 	v6    bool
 }
 
+// macCheckEvery is how often a link's reader compares the interface's MAC
+// with the one it announces: a bond failing over with fail_over_mac, or
+// NetworkManager, changes it without taking the link down.
+const macCheckEvery = time.Second
+
 // link is the socket of one interface and family, shared by every address
 // answered there. Its reader goroutine answers requests; it takes only
-// link.mu, never the Announcer's lock.
+// link.mu, never the Announcer's lock. It also owns the goroutines that
+// send its pairs' announcement schedules.
 type link struct {
-	key  linkKey
-	log  *slog.Logger
-	ns   netnsHandle
-	stop context.CancelFunc
-	done chan struct{} // closed when the reader has returned
+	key   linkKey
+	log   *slog.Logger
+	ns    netnsHandle
+	sched []time.Duration // announcement offsets, from Schedule.Offsets
+	ctx   context.Context // ends at close; parent of the schedules
+	stop  context.CancelFunc
+	done  chan struct{}  // closed when the reader has returned
+	wg    sync.WaitGroup // schedule goroutines
 
 	mu      sync.Mutex // guards the fields below
 	file    *os.File   // replaced only by the reader, under mu
-	groupFD int        // v6: holds the solicited-node memberships; -1 if none
+	raw     syscall.RawConn
+	groupFD int // v6: holds the solicited-node memberships; -1 if none
 	index   int
 	mac     MAC
 	addrs   map[netip.Addr]*pair
@@ -40,18 +51,19 @@ type link struct {
 	lastErr error
 }
 
-// openLink opens the socket for key in namespace ns and starts its reader.
-func openLink(ctx context.Context, key linkKey, ns netnsHandle, log *slog.Logger) (*link, error) {
+// openLink opens the socket for key in namespace ns and starts its reader;
+// each pair added announces itself at the offsets sched.
+func openLink(ctx context.Context, key linkKey, ns netnsHandle, sched []time.Duration, log *slog.Logger) (*link, error) {
 	l := &link{
-		key: key, ns: ns, log: log.With("interface", key.iface, "ipv6", key.v6),
+		key: key, ns: ns, sched: sched, log: log.With("interface", key.iface, "ipv6", key.v6),
 		done: make(chan struct{}), groupFD: -1,
 		addrs: map[netip.Addr]*pair{}, groups: map[netip.Addr]int{},
 	}
 	if err := l.open(); err != nil {
 		return nil, err
 	}
-	ctx, l.stop = context.WithCancel(ctx)
-	go l.run(ctx)
+	l.ctx, l.stop = context.WithCancel(ctx)
+	go l.run(l.ctx)
 	return l, nil
 }
 
@@ -86,8 +98,12 @@ func (l *link) open() error {
 				}
 			}
 		}
+		raw, err := f.SyscallConn()
+		if err != nil {
+			return errors.Join(fmt.Errorf("l2: packet socket for %s: %w", l.key.iface, err), f.Close(), closeFD(gfd))
+		}
 		l.closeSockets()
-		l.file, l.groupFD, l.index, l.mac = f, gfd, ifi.Index, MAC(ifi.HardwareAddr)
+		l.file, l.raw, l.groupFD, l.index, l.mac = f, raw, gfd, ifi.Index, MAC(ifi.HardwareAddr)
 		return nil
 	})
 }
@@ -104,21 +120,34 @@ func (l *link) closeSockets() error {
 	return errors.Join(errs...)
 }
 
-// close stops the reader and closes the sockets (leaving the groups).
+func closeFD(fd int) error {
+	if fd < 0 {
+		return nil
+	}
+	return unix.Close(fd)
+}
+
+// close stops the reader and the schedules and closes the sockets
+// (leaving the groups).
 func (l *link) close() error {
 	l.stop()
 	l.mu.Lock()
 	err := l.closeSockets()
 	l.mu.Unlock()
 	<-l.done
+	// The reader, the only other starter of schedules, has returned.
+	l.wg.Wait()
 	return err
 }
 
-// add starts answering for p; a v6 address joins its solicited-node group
-// unless another address on the link already did.
+// add starts answering for p, and its announcement schedule; a v6 address
+// joins its solicited-node group unless another address on the link
+// already did.
 func (l *link) add(p *pair) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	// A changed MAC restarts every schedule under way, p's included.
+	l.checkMACLocked()
 	if l.key.v6 {
 		g := solicitedNode(p.key.Addr)
 		if l.groups[g] == 0 {
@@ -129,6 +158,7 @@ func (l *link) add(p *pair) error {
 		l.groups[g]++
 	}
 	l.addrs[p.key.Addr] = p
+	l.scheduleLocked(p)
 	return nil
 }
 
@@ -137,6 +167,9 @@ func (l *link) add(p *pair) error {
 func (l *link) remove(addr netip.Addr) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if p := l.addrs[addr]; p != nil {
+		p.stopAnnounce()
+	}
 	delete(l.addrs, addr)
 	if !l.key.v6 {
 		return nil
@@ -160,21 +193,38 @@ func (l *link) empty() bool {
 
 // run answers requests until ctx ends. A read error (the interface went
 // down or away) is recorded and the sockets are reopened with backoff.
+// Every macCheckEvery, busy or idle, it checks the interface's MAC.
 func (l *link) run(ctx context.Context) {
 	defer close(l.done)
 	buf := make([]byte, 1600)
 	out := make([]byte, 0, 128)
 	backoff := 100 * time.Millisecond
+	var check time.Time // when the MAC is next checked; zero after a reopen
 	for {
+		if check.IsZero() {
+			check = time.Now().Add(macCheckEvery)
+			// An error here is the socket's and shows up in the read.
+			_ = l.file.SetReadDeadline(check)
+		}
 		n, err := l.file.Read(buf)
 		if ctx.Err() != nil {
 			return
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) || err == nil && time.Now().After(check) {
+			l.mu.Lock()
+			l.checkMACLocked()
+			l.mu.Unlock()
+			check = time.Time{}
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			continue
 		}
 		if err != nil {
 			l.fail(fmt.Errorf("l2: read on %s: %w", l.key.iface, err))
 			if !l.reopen(ctx, &backoff) {
 				return
 			}
+			check = time.Time{}
 			continue
 		}
 		// Only a read proves the socket works again: a reopen on a down
@@ -197,15 +247,21 @@ func (l *link) reopen(ctx context.Context, backoff *time.Duration) bool {
 		*backoff = min(2**backoff, 5*time.Second)
 		l.mu.Lock()
 		err := ctx.Err()
+		old := l.mac
 		if err == nil {
 			err = l.open()
 		}
 		if err == nil {
 			l.lastErr = nil
 			// The link may have been down across a takeover, and a switch
-			// that saw it go down has forgotten our MACs: say it once more.
+			// that saw it go down has forgotten our MACs: say it once more,
+			// or, if the MAC changed meanwhile, as for a change.
 			for _, p := range l.addrs {
-				l.announceLocked(p)
+				if l.mac != old {
+					l.scheduleLocked(p)
+				} else {
+					l.announceLocked(p)
+				}
 			}
 		}
 		l.mu.Unlock()
@@ -257,13 +313,67 @@ func (l *link) answer(frame, out []byte) []byte {
 		}
 		out = AppendARP(out, arpReply(req, l.mac))
 	}
-	if err := l.writeLocked(out); err != nil {
-		l.addrs[target].lastErr.Store(&err)
-		return out
+	if l.sendLocked(l.addrs[target], out) {
+		l.addrs[target].answered.Add(1)
 	}
-	l.addrs[target].lastErr.Store(nil)
-	l.addrs[target].answered.Add(1)
 	return out
+}
+
+// scheduleLocked (re)starts p's announcements in a goroutine the link
+// owns; removing p or closing the link stops it.
+func (l *link) scheduleLocked(p *pair) {
+	if p.stopAnnounce != nil {
+		p.stopAnnounce()
+	}
+	ctx, stop := context.WithCancel(l.ctx)
+	p.stopAnnounce = stop
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		defer stop()
+		t := time.NewTimer(0)
+		defer t.Stop()
+		prev := time.Duration(0)
+		for _, off := range l.sched {
+			// Each wait runs from the previous send, not from the start, so
+			// a late timer never brings two announcements closer than the
+			// schedule's gap (RFC 4861 section 7.2.6 sets a minimum).
+			t.Reset(off - prev)
+			prev = off
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			l.announce(p)
+		}
+	}()
+}
+
+// checkMACLocked compares the interface's MAC with the one announced and,
+// when it changed, answers with the new one and announces every address
+// again with the full schedule (RFC 4861 section 7.2.6 names exactly this
+// case). The bound socket names its interface by index, so this is one
+// getsockname, whatever the number of interfaces.
+func (l *link) checkMACLocked() {
+	var sa unix.Sockaddr
+	var serr error
+	if err := l.raw.Control(func(fd uintptr) { sa, serr = unix.Getsockname(int(fd)) }); err != nil || serr != nil {
+		return // the socket is closed or failing: the reader reopens it
+	}
+	ll, ok := sa.(*unix.SockaddrLinklayer)
+	if !ok || ll.Halen != 6 {
+		return // the interface is going away: the reader's next read fails
+	}
+	mac := MAC(ll.Addr[:6])
+	if mac == l.mac {
+		return
+	}
+	l.log.Info("interface MAC changed; announcing again", "old", net.HardwareAddr(l.mac[:]).String(), "new", net.HardwareAddr(mac[:]).String())
+	l.mac = mac
+	for _, p := range l.addrs {
+		l.scheduleLocked(p)
+	}
 }
 
 // announce sends one gratuitous ARP or unsolicited NA for p, if p is still
@@ -284,19 +394,36 @@ func (l *link) announceLocked(p *pair) {
 	} else {
 		frame = AppendARP(make([]byte, 0, 64), gratuitousARP(p.key.Addr, l.mac))
 	}
-	if err := l.writeLocked(frame); err != nil {
-		p.lastErr.Store(&err)
-		return
+	if l.sendLocked(p, frame) {
+		p.gratuitous.Add(1)
 	}
-	p.lastErr.Store(nil)
-	p.gratuitous.Add(1)
 }
 
-func (l *link) writeLocked(frame []byte) error {
-	if _, err := l.file.Write(frame); err != nil {
-		return fmt.Errorf("l2: send on %s: %w", l.key.iface, err)
+// sendLocked sends frame for p and records the outcome in p. It never
+// waits: with the send buffer full (a TX queue that does not drain) the
+// frame is dropped and counted, since a writer blocked while holding mu
+// would block Set, and with it the handover of every address.
+func (l *link) sendLocked(p *pair, frame []byte) bool {
+	var werr error
+	err := l.raw.Write(func(fd uintptr) bool {
+		_, werr = unix.Write(int(fd), frame)
+		return true // never wait in the poller for room
+	})
+	if err == nil {
+		err = werr
 	}
-	return nil
+	if err != nil {
+		if errors.Is(err, unix.EAGAIN) || errors.Is(err, unix.ENOBUFS) {
+			p.dropped.Add(1)
+			err = fmt.Errorf("l2: send on %s: frame dropped, send buffer full: %w", l.key.iface, err)
+		} else {
+			err = fmt.Errorf("l2: send on %s: %w", l.key.iface, err)
+		}
+		p.lastErr.Store(&err)
+		return false
+	}
+	p.lastErr.Store(nil)
+	return true
 }
 
 func (l *link) status() (MAC, error) {

@@ -77,12 +77,18 @@ func must(t testing.TB, err error) {
 	}
 }
 
-// announcer starts an Announcer whose sockets live in ns.
+// announcer starts an Announcer whose sockets live in ns, with sched for
+// both families (cut down to RFC 4861's for IPv6).
 func announcer(t testing.TB, ns *lab.Netns, sched Schedule) *Announcer {
+	t.Helper()
+	return announcerWith(t, ns, Options{Log: testLogger(t), Gratuitous: sched, Unsolicited: sched})
+}
+
+func announcerWith(t testing.TB, ns *lab.Netns, o Options) *Announcer {
 	t.Helper()
 	var a *Announcer
 	must(t, ns.Do(func() error {
-		a = New(Options{Log: testLogger(t), Gratuitous: sched})
+		a = New(o)
 		return nil
 	}))
 	t.Cleanup(func() {
@@ -218,11 +224,7 @@ func TestRemoveStopsAnswersBeforeSetReturns(t *testing.T) {
 func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 	t.Parallel()
 	l := newTestLAN(t)
-	old := announcer(t, l.node1, Schedule{})
-	must(t, old.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
-	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
-		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves to the old owner", hasMAC(l.mac1))
-	}
+	old := answerBoth(t, l, announcer(t, l.node1, Schedule{}), l.mac1)
 	// At once, so the client's entries are younger than locktime (1 s).
 	must(t, old.Set(nil))
 	next := announcer(t, l.node2, Schedule{})
@@ -230,6 +232,17 @@ func TestTakeoverUpdatesClientWithoutAsking(t *testing.T) {
 	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
 		waitNeigh(t, l.ctx, l.client, vip, false, "client follows the takeover", hasMAC(l.mac2))
 	}
+}
+
+// answerBoth has a answer for both VIPs on eth0, and waits until the
+// client has resolved them to mac.
+func answerBoth(t *testing.T, l *testLAN, a *Announcer, mac MAC) *Announcer {
+	t.Helper()
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves", hasMAC(mac))
+	}
+	return a
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -71,6 +71,34 @@ func TestScheduleOffsets(t *testing.T) {
 	}
 }
 
+// TestNDPScheduleFollowsRFC4861: whatever is asked, unsolicited NA are at
+// most MAX_NEIGHBOR_ADVERTISEMENT, at least RetransTimer apart.
+func TestNDPScheduleFollowsRFC4861(t *testing.T) {
+	s := time.Second
+	for _, tc := range []struct {
+		s    Schedule
+		want []time.Duration
+	}{
+		{Schedule{}, []time.Duration{0, s, 3 * s}},
+		{DefaultSchedule, []time.Duration{0, s, 3 * s}},
+		{Schedule{Repeats: 1, Interval: 1}, []time.Duration{0, s}},
+		{Schedule{Repeats: 2}, []time.Duration{0, s, 3 * s}},
+		{Schedule{Repeats: 9, Interval: 2 * s}, []time.Duration{0, 2 * s, 6 * s}},
+		{Schedule{Repeats: -1}, []time.Duration{0}},
+		{Schedule{Repeats: -1, Interval: time.Millisecond}, []time.Duration{0}},
+	} {
+		got := tc.s.forNDP().Offsets()
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%+v: got %v, want %v", tc.s, got, tc.want)
+		}
+		for i := 1; i < len(got); i++ {
+			if got[i]-got[i-1] < retransTimer || i >= maxUnsolicitedNA {
+				t.Errorf("%+v: %v breaks RFC 4861", tc.s, got)
+			}
+		}
+	}
+}
+
 // runBPF interprets the subset of classic BPF the filters use, with the
 // ancillary loads taken from pktType and vlan; it returns the accept length.
 func runBPF(t *testing.T, prog []unix.SockFilter, pkt []byte, pktType, vlan uint32) uint32 {

@@ -49,9 +49,16 @@ type l2Mode struct {
 	wants map[netip.Addr]plan.L2Want
 	owned []netip.Addr
 	since map[netip.Addr]time.Time
-	// errs are, per owned address, why it is not answered somewhere.
-	errs map[netip.Addr]string
-	// ifaces lists the node's interfaces (l2.Interfaces): a test's fake.
+	// errs are, per owned address, why it is not answered somewhere;
+	// setErr the last error of the responder, logged once.
+	errs   map[netip.Addr]string
+	setErr string
+	// ifs are the node's interfaces as last listed (listing is not free
+	// on a node with hundreds of them, so it happens on the run loop's
+	// tick, outside mu, and never on the path that stops answers);
+	// ifaces lists them (l2.Interfaces): a test's fake.
+	ifs    []l2.Interface
+	listed bool
 	ifaces func() ([]l2.Interface, error)
 	// takeovers counts the addresses this node took, for the metrics.
 	takeovers atomic.Uint64
@@ -72,6 +79,9 @@ func newL2Mode(cfg *rest.Config, o Options, poke func(), event func(lbmodel.Key,
 		log: o.Log.With("part", "l2"), node: o.NodeName, poke: poke, event: event,
 		wants: map[netip.Addr]plan.L2Want{}, since: map[netip.Addr]time.Time{}, errs: map[netip.Addr]string{},
 		ifaces: l2.Interfaces,
+	}
+	if o.l2Interfaces != nil {
+		m.ifaces = o.l2Interfaces
 	}
 	m.ann = l2.New(l2.Options{Log: m.log})
 	el, err := l2owner.New(cfg, l2owner.Config{
@@ -128,22 +138,55 @@ func (m *l2Mode) setOwned(owned []netip.Addr) {
 	m.poke()
 }
 
-// refresh answers again on the interfaces there are now (a link that came
-// up, an address added); the responder does nothing for an unchanged set.
-func (m *l2Mode) refresh() {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.applyLocked()
-}
-
-// applyLocked makes the responder answer for the owned addresses on the
-// interfaces their policies select.
-func (m *l2Mode) applyLocked() {
+// refresh lists the node's interfaces again and answers on those there
+// are now (a link that came up, an address added); it reports whether the
+// links changed, which changes this node's candidacy (a new sync).
+func (m *l2Mode) refresh(need bool) bool {
+	if !need {
+		return false
+	}
 	ifs, err := m.ifaces()
 	if err != nil {
 		m.log.Warn("listing the node's interfaces", "err", err)
-		return
+		return false
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	changed := !m.listed || !slices.EqualFunc(links(ifs), links(m.ifs), linkEqual)
+	m.ifs, m.listed = ifs, true
+	m.applyLocked()
+	return changed
+}
+
+// listedOnce says whether the interfaces have been listed yet.
+func (m *l2Mode) listedOnce() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.listed
+}
+
+// links are the interfaces that can answer, for the planner.
+func (m *l2Mode) links() []plan.Link {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return links(m.ifs)
+}
+
+func links(ifs []l2.Interface) []plan.Link {
+	var out []plan.Link
+	for _, i := range ifs {
+		if i.Up && !i.Loopback && len(i.MAC) == 6 {
+			out = append(out, plan.Link{Name: i.Name, Prefixes: i.Prefixes})
+		}
+	}
+	return out
+}
+
+func linkEqual(a, b plan.Link) bool { return a.Name == b.Name && slices.Equal(a.Prefixes, b.Prefixes) }
+
+// applyLocked makes the responder answer for the owned addresses on the
+// interfaces their policies select, from the interfaces last listed.
+func (m *l2Mode) applyLocked() {
 	var answers []l2.Answer
 	errs := map[netip.Addr]string{}
 	for _, a := range m.owned {
@@ -153,7 +196,7 @@ func (m *l2Mode) applyLocked() {
 			// policy just changed): the next sync settles it.
 			continue
 		}
-		names := l2.Select(ifs, w.Interfaces, a)
+		names := l2.Select(m.ifs, w.Interfaces, a)
 		if len(names) == 0 {
 			errs[a] = noInterface(a, w.Interfaces)
 		}
@@ -161,13 +204,20 @@ func (m *l2Mode) applyLocked() {
 			answers = append(answers, l2.Answer{Addr: a, Interface: n})
 		}
 	}
-	if err := m.ann.Set(answers); err != nil {
-		for _, a := range m.owned {
-			if strings.Contains(err.Error(), a.String()) && errs[a] == "" {
-				errs[a] = truncate(err.Error(), 1024)
-			}
-		}
+	err := m.ann.Set(answers)
+	if e := fmt.Sprint(err); err != nil && e != m.setErr {
 		m.log.Warn("answering ARP/NDP", "err", err)
+	}
+	m.setErr = ""
+	if err != nil {
+		m.setErr = fmt.Sprint(err)
+	}
+	// Each address's own failure, from the responder's status: an error
+	// text naming 10.0.0.12 must not be read as one about 10.0.0.1.
+	for _, st := range m.ann.Status() {
+		if st.LastError != nil && errs[st.Addr] == "" {
+			errs[st.Addr] = truncate(fmt.Sprintf("%s: %v", st.Interface, st.LastError), 1024)
+		}
 	}
 	for a, e := range errs {
 		if m.errs[a] != e {

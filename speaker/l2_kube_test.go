@@ -1,14 +1,16 @@
 package speaker
 
 // L2 mode's election and reports against the real API server: speakers
-// in this process, answering on no interface (the policy's pattern
-// matches none), so that nothing reaches the wire from the test's
-// namespace; l2/ and the lab test the answers themselves.
+// in this process, each told it has one interface, bgplbtest0, which
+// exists nowhere: the responder fails to open it (so nothing reaches a
+// wire from the test's namespace) and says so; l2/ and the lab test the
+// answers themselves.
 
 import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -24,21 +26,33 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/l2"
 )
 
-// l2Config creates a pool of cidrs and an L2AnnouncementPolicy of it on an
-// interface pattern no interface matches.
+// l2Config creates a pool of cidrs and an L2AnnouncementPolicy of it on
+// the test interface.
 func (k *kube) l2Config(t testing.TB, cidrs ...string) {
 	t.Helper()
 	pool := k.prefix + "-l2pool"
 	k.create(t, &v1alpha1.LoadBalancerPool{ObjectMeta: metav1.ObjectMeta{Name: pool}, Spec: v1alpha1.LoadBalancerPoolSpec{Addresses: cidrs}})
 	k.create(t, &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-l2"},
-		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{pool}, Interfaces: []string{"bgplbnone*"}}})
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{pool}, Interfaces: []string{"bgplbtest*"}}})
+}
+
+// testInterfaces is what the test's speakers are told their node has.
+func testInterfaces() ([]l2.Interface, error) {
+	return []l2.Interface{{Name: "bgplbtest0", Index: 1 << 20, MAC: net.HardwareAddr{2, 0, 0, 0, 0, 1}, Up: true,
+		Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.2.2/24"), netip.MustParsePrefix("198.18.3.2/24")}}}, nil
 }
 
 // stoppableSpeaker runs a speaker whose stop the test calls (and the
 // cleanup, if the test did not).
 func (k *kube) stoppableSpeaker(t testing.TB, node string) (stop func()) {
+	t.Helper()
+	return k.stoppableSpeakerWith(t, node, testInterfaces)
+}
+
+func (k *kube) stoppableSpeakerWith(t testing.TB, node string, ifaces func() ([]l2.Interface, error)) (stop func()) {
 	t.Helper()
 	cfg := rest.CopyConfig(k.env.Config)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -46,8 +60,9 @@ func (k *kube) stoppableSpeaker(t testing.TB, node string) (stop func()) {
 	var logs strings.Builder
 	var mu sync.Mutex
 	o := Options{NodeName: node, Namespace: k.ns, HandleUnclassed: true, ShutdownTimeout: 5 * time.Second, DrainTime: -1,
-		L2:  L2Timing{LeaseDuration: 1500 * time.Millisecond, RenewInterval: 500 * time.Millisecond},
-		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+		L2:           L2Timing{LeaseDuration: 1500 * time.Millisecond, RenewInterval: 500 * time.Millisecond},
+		l2Interfaces: ifaces,
+		Log:          slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 	go func() { done <- Run(ctx, cfg, o) }()
 	stopped := false
 	stop = func() {
@@ -100,7 +115,8 @@ func (k *kube) waitL2Owner(t testing.TB, svc, addr string, among ...string) stri
 		}
 		for n, e := range o {
 			owner = n
-			return slices.Contains(among, n) && strings.Contains(e.LastError, "bgplbnone*") && e.Since != nil
+			// The interface exists nowhere: answered on it, failing to open it.
+			return slices.Contains(among, n) && strings.Contains(e.LastError, "bgplbtest0") && e.Since != nil
 		}
 		return false
 	})
@@ -180,8 +196,14 @@ func TestL2AndBGP(t *testing.T) {
 	k.create(t, &v1alpha1.BGPAnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-bgp"},
 		Spec: v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{k.prefix + "-bgp", k.prefix + "-both"}}})
 	k.create(t, &v1alpha1.L2AnnouncementPolicy{ObjectMeta: metav1.ObjectMeta{Name: k.prefix + "-l2"},
-		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{k.prefix + "-l2", k.prefix + "-both"}, Interfaces: []string{"bgplbnone*"}}})
-	n1, n2, r1, r2 := twoNodes(t, k)
+		Spec: v1alpha1.L2AnnouncementPolicySpec{IPPools: []string{k.prefix + "-l2", k.prefix + "-both"}, Interfaces: []string{"bgplbtest*"}}})
+	n1, n2 := k.prefix+"-n1", k.prefix+"-n2"
+	r1, r2 := newReceiver(t, lo), newReceiver(t, lo)
+	for n, r := range map[string]*receiver{n1: r1, n2: r2} {
+		k.node(t, n, "127.0.0.1")
+		k.peer(t, n, r, nil)
+		k.speakerWith(t, n, nil, "", func(o *Options) { o.l2Interfaces = testInterfaces })
+	}
 	for name, ip := range map[string]string{"bgp": "198.18.3.1", "l2": "198.18.3.17", "both": "198.18.3.33"} {
 		k.service(t, name, corev1.ServiceExternalTrafficPolicyCluster, ip)
 		k.slice(t, name, name+"-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "ready"})
@@ -203,4 +225,33 @@ func TestL2AndBGP(t *testing.T) {
 			return len(a.Status.Peers) > 0 && len(a.Status.L2) == 1
 		})
 	})
+}
+
+// A node with no interface the policy can answer on is no candidate: every
+// address goes to the node that can answer, whatever the ranking says.
+func TestL2OwnerNeedsAnInterface(t *testing.T) {
+	k := startKube(t)
+	k.l2Config(t, "198.18.2.0/24")
+	n1, n2 := k.prefix+"-n1", k.prefix+"-n2"
+	k.node(t, n1, "127.0.0.1")
+	k.node(t, n2, "127.0.0.1")
+	k.stoppableSpeakerWith(t, n1, func() ([]l2.Interface, error) {
+		ifs, err := testInterfaces()
+		ifs[0].Name = "eth0" // up, on the subnet, but not matching bgplbtest*
+		return ifs, err
+	})
+	k.stoppableSpeaker(t, n2)
+	var ips []string
+	for i := range 6 {
+		ip := fmt.Sprintf("198.18.2.%d", 20+i)
+		ips = append(ips, ip)
+		name := fmt.Sprintf("web%d", i)
+		k.service(t, name, corev1.ServiceExternalTrafficPolicyCluster, ip)
+		k.slice(t, name, name+"-1", discoveryv1.AddressTypeIPv4, endpoint{"a", n1, "10.1.0.1", "ready"})
+	}
+	for i, ip := range ips {
+		if got := k.waitL2Owner(t, fmt.Sprintf("web%d", i), ip, n2); got != n2 {
+			t.Fatalf("%s owned by %s", ip, got)
+		}
+	}
 }

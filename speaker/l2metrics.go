@@ -7,7 +7,7 @@ import (
 // l2Collector reads the L2 side at scrape time.
 type l2Collector struct {
 	m                                      *l2Mode
-	owned, answered, gratuitous, takeovers *prometheus.Desc
+	owned, answered, gratuitous, dropped, takeovers *prometheus.Desc
 }
 
 func newL2Collector(m *l2Mode) *l2Collector {
@@ -18,6 +18,8 @@ func newL2Collector(m *l2Mode) *l2Collector {
 			"ARP requests and neighbour solicitations answered for the address since this node took it.", []string{"address", "interface"}, nil),
 		gratuitous: prometheus.NewDesc("bgplb_speaker_l2_gratuitous_total",
 			"Gratuitous ARPs and unsolicited neighbour advertisements sent for the address since this node took it.", []string{"address", "interface"}, nil),
+		dropped: prometheus.NewDesc("bgplb_speaker_l2_dropped_total",
+			"Answers and announcements for the address dropped because the interface's send buffer was full (since this node took it).", []string{"address", "interface"}, nil),
 		takeovers: prometheus.NewDesc("bgplb_speaker_l2_takeovers_total",
 			"Times this node took an address over in L2 mode.", nil, nil),
 	}
@@ -27,6 +29,7 @@ func (c *l2Collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.owned
 	ch <- c.answered
 	ch <- c.gratuitous
+	ch <- c.dropped
 	ch <- c.takeovers
 }
 
@@ -40,6 +43,7 @@ func (c *l2Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, st := range c.m.ann.Status() {
 		ch <- prometheus.MustNewConstMetric(c.answered, prometheus.CounterValue, float64(st.Answered), st.Addr.String(), st.Interface)
 		ch <- prometheus.MustNewConstMetric(c.gratuitous, prometheus.CounterValue, float64(st.Gratuitous), st.Addr.String(), st.Interface)
+		ch <- prometheus.MustNewConstMetric(c.dropped, prometheus.CounterValue, float64(st.Dropped), st.Addr.String(), st.Interface)
 	}
 	ch <- prometheus.MustNewConstMetric(c.takeovers, prometheus.CounterValue, float64(c.m.takeovers.Load()))
 }

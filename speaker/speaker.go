@@ -45,6 +45,7 @@ import (
 	"github.com/bgplb/bgplb/bgp/session"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/internal/metricsrv"
+	"github.com/bgplb/bgplb/l2"
 	"github.com/bgplb/bgplb/speaker/announce"
 	"github.com/bgplb/bgplb/speaker/healthcheck"
 	"github.com/bgplb/bgplb/speaker/plan"
@@ -86,6 +87,10 @@ type Options struct {
 	// l2owner's defaults.
 	L2  L2Timing
 	Log *slog.Logger
+
+	// l2Interfaces, when set, stands for l2.Interfaces (tests: a node
+	// with an interface that exists nowhere, so nothing reaches a wire).
+	l2Interfaces func() ([]l2.Interface, error)
 }
 
 // Speaker is a running speaker.
@@ -326,7 +331,9 @@ func (s *Speaker) run(ctx context.Context) error {
 		case <-s.drainTimer.C:
 			s.sync(ctx)
 		case <-tick.C:
-			s.l2.refresh()
+			if s.l2.refresh(len(s.snap.L2Advertisements) > 0) {
+				s.poke()
+			}
 			s.report()
 		}
 	}
@@ -350,6 +357,11 @@ func (s *Speaker) sync(ctx context.Context) {
 	probes := s.applyHealth(objs.node, objs.services, &conv.snap)
 	s.node = objs.node
 	conv.snap.Drain = s.timeDrain(leaving(objs.node), time.Now())
+	if len(conv.snap.L2Advertisements) > 0 {
+		// Listed on the tick; here only the first time.
+		s.l2.refresh(!s.l2.listedOnce())
+		conv.snap.Links = s.l2.links()
+	}
 	s.snap = conv.snap
 	res := plan.Plan(conv.snap)
 	s.l2.setWants(plan.PlanL2(conv.snap))

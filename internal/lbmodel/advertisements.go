@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
@@ -45,12 +46,7 @@ func AdvertisementFrom(a *v1alpha1.BGPAnnouncementPolicy) (Advertisement, error)
 	out := Advertisement{Name: a.Name, Pools: s.IPPools, Peers: s.Peers}
 	var errs []error
 	var err error
-	if out.PoolSelectors, err = Selectors("spec.ipPoolSelectors", s.IPPoolSelectors); err != nil {
-		errs = append(errs, err)
-	}
-	if out.NodeSelectors, err = Selectors("spec.nodeSelectors", s.NodeSelectors); err != nil {
-		errs = append(errs, err)
-	}
+	out.PoolSelectors, out.NodeSelectors, errs = poolAndNodeSelectors(s.IPPoolSelectors, s.NodeSelectors)
 	if l := s.AggregationLength; l != nil {
 		out.AggregationLength = int(*l)
 	}
@@ -95,6 +91,19 @@ func Aggregation(n, bits int) (int, bool) {
 		return bits, true
 	}
 	return n, n >= 1 && n <= bits
+}
+
+// poolAndNodeSelectors parses the two selector lists both kinds of
+// announcement policy have, with their field paths.
+func poolAndNodeSelectors(pool, node []metav1.LabelSelector) (pools, nodes []labels.Selector, errs []error) {
+	var err error
+	if pools, err = Selectors("spec.ipPoolSelectors", pool); err != nil {
+		errs = append(errs, err)
+	}
+	if nodes, err = Selectors("spec.nodeSelectors", node); err != nil {
+		errs = append(errs, err)
+	}
+	return pools, nodes, errs
 }
 
 // SelectsPool is the advertisement's pool rule, which the speakers

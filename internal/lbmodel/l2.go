@@ -35,13 +35,7 @@ func L2AdvertisementFrom(a *v1alpha1.L2AnnouncementPolicy) (L2Advertisement, err
 	s := &a.Spec
 	out := L2Advertisement{Name: a.Name, Pools: s.IPPools, Interfaces: s.Interfaces}
 	var errs []error
-	var err error
-	if out.PoolSelectors, err = Selectors("spec.ipPoolSelectors", s.IPPoolSelectors); err != nil {
-		errs = append(errs, err)
-	}
-	if out.NodeSelectors, err = Selectors("spec.nodeSelectors", s.NodeSelectors); err != nil {
-		errs = append(errs, err)
-	}
+	out.PoolSelectors, out.NodeSelectors, errs = poolAndNodeSelectors(s.IPPoolSelectors, s.NodeSelectors)
 	for i, p := range s.Interfaces {
 		// path.Match reports a bad pattern only when it gets that far in
 		// the name; matching the pattern against itself reaches the end.

@@ -1,8 +1,6 @@
 package lbmodel
 
 import (
-	"errors"
-
 	"github.com/bgplb/bgplb/api/v1alpha1"
 )
 
@@ -16,16 +14,4 @@ func PeerUnsupported(*v1alpha1.BGPRouterSpec) []string {
 	// BFD and graceful restart are honoured now; the next setting not
 	// implemented goes here.
 	return nil
-}
-
-// L2Unsupported is said of every L2AnnouncementPolicy.
-const L2Unsupported = "L2 announcements are not implemented yet: no node answers ARP or NDP for the addresses " +
-	"of the pools this selects; they are reachable only where a BGPAnnouncementPolicy announces them"
-
-// CheckL2AnnouncementPolicy reports what the API server lets through in an
-// L2AnnouncementPolicy but the model refuses (its label selectors).
-func CheckL2AnnouncementPolicy(a *v1alpha1.L2AnnouncementPolicy) error {
-	_, err1 := Selectors("spec.ipPoolSelectors", a.Spec.IPPoolSelectors)
-	_, err2 := Selectors("spec.nodeSelectors", a.Spec.NodeSelectors)
-	return errors.Join(err1, err2)
 }

@@ -4,8 +4,6 @@ import (
 	"strings"
 	"testing"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/bgplb/bgplb/api/v1alpha1"
 )
 
@@ -30,20 +28,5 @@ func TestPeerUnsupported(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestCheckL2AnnouncementPolicy(t *testing.T) {
-	good := &v1alpha1.L2AnnouncementPolicy{Spec: v1alpha1.L2AnnouncementPolicySpec{
-		IPPoolSelectors: []metav1.LabelSelector{expr("site", metav1.LabelSelectorOpIn, "a")}}}
-	if err := CheckL2AnnouncementPolicy(good); err != nil {
-		t.Errorf("a good L2AnnouncementPolicy: %v", err)
-	}
-	bad := &v1alpha1.L2AnnouncementPolicy{Spec: v1alpha1.L2AnnouncementPolicySpec{
-		IPPoolSelectors: []metav1.LabelSelector{expr("site", "in", "a")},
-		NodeSelectors:   []metav1.LabelSelector{expr("zone", "exists")}}}
-	err := CheckL2AnnouncementPolicy(bad)
-	if err == nil || !strings.Contains(err.Error(), "spec.ipPoolSelectors[0]") || !strings.Contains(err.Error(), "spec.nodeSelectors[0]") {
-		t.Errorf("a bad L2AnnouncementPolicy: %v, want both selectors named", err)
 	}
 }

@@ -200,7 +200,16 @@ func (c *converter) unsupported() {
 			c.note("BFDPolicy "+p.Name, "", "%s", s)
 		}
 	}
-	for _, p := range c.res.L2Policies {
-		c.note("L2AnnouncementPolicy "+p.Name, "", "%s", lbmodel.L2Unsupported)
-	}
+}
+
+// l2Open notes, for an L2 policy left with no interfaces, where bgplb's
+// meaning differs from MetalLB's: MetalLB answers on every interface of
+// the node, bgplb only on those holding an address on the Service
+// address's subnet, so that it never answers on a link the address does
+// not belong to. Clients on another link lose the address unless the
+// operator lists the interfaces.
+func (c *converter) l2Open(src, field string) {
+	c.note(src, field, "empty, which differs from MetalLB: MetalLB answered ARP/NDP on every interface of the node, "+
+		"bgplb answers only on the interfaces holding an address on the Service address's subnet; "+
+		"list the interfaces (globs such as \"eth*\" work) if clients reach the nodes through another one")
 }

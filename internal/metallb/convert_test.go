@@ -90,7 +90,7 @@ func roundTrip(t *testing.T, r *Result) (*Result, decoded) {
 		}
 	}
 	for i := range d.l2 {
-		if err := lbmodel.CheckL2AnnouncementPolicy(&d.l2[i]); err != nil {
+		if _, err := lbmodel.L2AdvertisementFrom(&d.l2[i]); err != nil {
 			t.Errorf("l2 policy %s refused: %v", d.l2[i].Name, err)
 		}
 	}

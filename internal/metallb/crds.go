@@ -156,7 +156,16 @@ func (c *converter) l2Advert(o *object[l2AdvertisementSpec]) {
 			c.note(src, "spec.interfaces", "not carried: %q (item %d) is not a Linux interface name", ifc, i)
 			continue
 		}
+		// MetalLB compares names; bgplb reads them as globs. A name with
+		// glob characters would match others, or be refused whole.
+		if strings.ContainsAny(ifc, "*?[\\") {
+			c.note(src, "spec.interfaces", "not carried: %q (item %d) holds a glob character, and bgplb reads interfaces as patterns", ifc, i)
+			continue
+		}
 		a.Spec.Interfaces = append(a.Spec.Interfaces, ifc)
+	}
+	if len(a.Spec.Interfaces) == 0 {
+		c.l2Open(src, "spec.interfaces")
 	}
 	c.res.L2Policies = append(c.res.L2Policies, a)
 }

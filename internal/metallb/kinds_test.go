@@ -53,7 +53,7 @@ func TestLegacyEveryField(t *testing.T) {
 		"203.0.113.5/24 has host bits set: written as 203.0.113.0/24",
 		`bgp-advertisements[1].communities[0]: not carried: "nowhere"`,
 		"BFDPolicy fast: spec.echoMode is ignored",
-		"L2AnnouncementPolicy lan: L2 announcements are not implemented yet")
+		"protocol: empty, which differs from MetalLB: MetalLB answered ARP/NDP on every interface")
 	if !strings.Contains(d.comments, "(9):") || !strings.Contains(d.comments, "#   - BFDPolicy fast: spec.echoMode is ignored") {
 		t.Errorf("comments at the top:\n%s", d.comments)
 	}
@@ -148,7 +148,36 @@ func TestL2Advertisement(t *testing.T) {
 		s.NodeSelectors[0].MatchLabels["l2"] != "yes" || strings.Join(s.Interfaces, ",") != "eth0" {
 		t.Errorf("l2: %+v", s)
 	}
-	wantNotes(t, r, `spec.interfaces: not carried: "a-name-far-too-long-for-linux"`, "L2 announcements are not implemented yet")
+	wantNotes(t, r, `spec.interfaces: not carried: "a-name-far-too-long-for-linux"`,
+		`spec.interfaces: not carried: "br[0" (item 2) holds a glob character`)
+	if n := notesText(r); strings.Contains(n, "not implemented") || strings.Contains(n, "differs from MetalLB") {
+		t.Errorf("notes of an L2Advertisement naming its interfaces:\n%s", n)
+	}
+}
+
+// TestL2AdvertisementOpen: MetalLB answers on every interface when an
+// L2Advertisement names none (or none that carries); bgplb on the
+// subnet's, and the report says so.
+func TestL2AdvertisementOpen(t *testing.T) {
+	for _, tc := range []struct{ name, interfaces string }{
+		{"none named", ""},
+		{"none carried", "  interfaces: [a-name-far-too-long-for-linux]\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			doc := "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: all\n  namespace: metallb-system\nspec:\n" +
+				"  ipAddressPools: [lan]\n" + tc.interfaces
+			in := &Input{}
+			if err := in.Add("in.yaml", []byte(doc)); err != nil {
+				t.Fatal(err)
+			}
+			r, d := roundTrip(t, Convert(in))
+			if len(d.l2) != 1 || len(d.l2[0].Spec.Interfaces) != 0 {
+				t.Fatalf("l2: %+v", d.l2)
+			}
+			wantNotes(t, r, "L2Advertisement metallb-system/all: spec.interfaces: empty, which differs from MetalLB",
+				"bgplb answers only on the interfaces holding an address on the Service address's subnet")
+		})
+	}
 }
 
 func TestBFDProfile(t *testing.T) {

@@ -103,6 +103,7 @@ func (c *converter) legacyPool(src string, p *legacyPool) {
 		l2 := v1alpha1.L2AnnouncementPolicy{TypeMeta: typeMeta("L2AnnouncementPolicy"),
 			ObjectMeta: c.meta("L2AnnouncementPolicy", src, metav1.ObjectMeta{Name: p.Name})}
 		l2.Spec.IPPools = []string{pool.Name}
+		c.l2Open(src, "protocol")
 		c.res.L2Policies = append(c.res.L2Policies, l2)
 	default:
 		c.note(src, "protocol", "not carried: %q is neither bgp nor layer2, so the pool is announced by no policy", p.Protocol)

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -60,9 +61,9 @@ func TestPlanL2(t *testing.T) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", []string{"lan"}, nil)}
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.5", "2001:db8:100::5"), cluster("default/b", 1, "198.51.100.5")}
 		}, []string{
-			"203.0.113.5 lan lan any default/a here subnet",
-			"2001:db8:100::5 lan lan any default/a here subnet",
-			"candidate=true lan",
+			"203.0.113.5 lan lan/lan any default/a here subnet",
+			"2001:db8:100::5 lan lan/lan any default/a here subnet",
+			"candidate=true lan/lan",
 		}},
 		{"Local: only nodes with endpoints of the family", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, []string{"eth*"})}
@@ -70,14 +71,14 @@ func TestPlanL2(t *testing.T) {
 			sv.Endpoints = lbmodel.NodeEndpoints{"n1": {IPv4: 1}, "n2": {IPv4: 1, IPv6: 1}}
 			s.Services = []Service{sv}
 		}, []string{
-			"203.0.113.5 lan lan [n1,n2] default/a here eth*",
-			"2001:db8:100::5 lan lan [n2] default/a here eth*",
-			"candidate=true lan",
+			"203.0.113.5 lan lan/lan [n1,n2] default/a here eth*",
+			"2001:db8:100::5 lan lan/lan [n2] default/a here eth*",
+			"candidate=true lan/dmz,lan/lan",
 		}},
 		{"no endpoint anywhere: left out", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, nil)}
 			s.Services = []Service{{Key: key("default/a"), Addresses: addrs("203.0.113.5"), TrafficPolicy: lbmodel.Cluster}}
-		}, []string{"candidate=true lan"}},
+		}, []string{"candidate=true lan/lan"}},
 		{"shared address: Local nodes narrowed, else merged", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, nil)}
 			a := twoNodes(local("default/a", 1, "203.0.113.5"))
@@ -88,27 +89,47 @@ func TestPlanL2(t *testing.T) {
 			d.Endpoints = lbmodel.NodeEndpoints{"n3": {IPv4: 1}}
 			s.Services = []Service{a, b, cluster("default/z", 1, "203.0.113.5"), c, d}
 		}, []string{
-			"203.0.113.5 lan lan [n2] default/a,default/b,default/z here subnet",
-			"203.0.113.6 lan lan [n1,n3] default/c,default/d here subnet",
-			"candidate=true lan",
+			"203.0.113.5 lan lan/lan [n2] default/a,default/b,default/z here subnet",
+			"203.0.113.6 lan lan/lan [n1,n3] default/c,default/d here subnet",
+			"candidate=true lan/lan",
 		}},
 		{"node selectors: this node not selected, another policy's node is", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("b-zone", []string{"lan"}, nil, "zone=b")}
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.5")}
-		}, []string{"203.0.113.5 lan b-zone any default/a -", "candidate=false "}},
+		}, []string{"203.0.113.5 lan b-zone/lan any default/a -", "candidate=false "}},
 		{"not ready, excluded or draining: no candidacy, wants unchanged", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, nil)}
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.5")}
 			s.Drain = Drain{Phase: Draining, Why: "cordoned"}
-		}, []string{"203.0.113.5 lan lan any default/a here subnet", "candidate=false "}},
+		}, []string{"203.0.113.5 lan lan/lan any default/a here subnet", "candidate=false "}},
 		{"overlapping younger pool is not used", func(s *Snapshot) {
 			s.L2Advertisements = []lbmodel.L2Advertisement{l2("young", []string{"young"}, nil)}
 			s.Pools = append(s.Pools, createdAt(cidrPool("young", "x", "203.0.113.0/28"), 10))
 			s.Services = []Service{cluster("default/a", 1, "203.0.113.5")}
-		}, []string{"candidate=true young"}},
+		}, []string{"candidate=false "}},
+		{"no link on the pool's subnet: no candidacy for it", func(s *Snapshot) {
+			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, nil), l2("eth9", []string{"dmz"}, []string{"eth9"})}
+			s.Links = []Link{{Name: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("198.18.0.2/24"), netip.MustParsePrefix("203.0.113.9/32")}}}
+			s.Services = []Service{cluster("default/a", 1, "203.0.113.5")}
+		}, []string{"203.0.113.5 lan lan/lan any default/a here subnet", "candidate=false "}},
+		{"Local: ready nodes before terminating ones", func(s *Snapshot) {
+			s.L2Advertisements = []lbmodel.L2Advertisement{l2("lan", nil, nil)}
+			a := local("default/a", 1, "203.0.113.5")
+			a.Endpoints = lbmodel.NodeEndpoints{"n2": {IPv4: 1}}
+			a.LocalFallback = lbmodel.NodeEndpoints{"n1": {IPv4: 1}}
+			b := local("default/b", 1, "203.0.113.6")
+			b.Endpoints = lbmodel.NodeEndpoints{"n1": {IPv4: 1}}
+			b.LocalFallback = lbmodel.NodeEndpoints{"n1": {IPv4: 1}}
+			s.Services = []Service{a, b}
+		}, []string{
+			"203.0.113.5 lan lan/lan [n2] default/a here subnet",
+			"203.0.113.6 lan lan/lan [n1] default/b here subnet",
+			"candidate=true lan/lan",
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			s := base()
+			s.Links = []Link{{Name: "eth0", Prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.2/24"), netip.MustParsePrefix("2001:db8:100::2/64")}}}
 			c.mod(&s)
 			checkLines(t, "PlanL2", l2Lines(PlanL2(s)), c.want)
 		})

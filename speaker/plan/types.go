@@ -38,6 +38,9 @@ type Snapshot struct {
 	// L2Advertisements are the L2AnnouncementPolicies in force, for
 	// PlanL2 (Plan, the BGP side, does not read them).
 	L2Advertisements []lbmodel.L2Advertisement
+	// Links are this node's interfaces that can answer ARP and NDP, for
+	// PlanL2.
+	Links []Link
 }
 
 // Service is what the planner needs of a LoadBalancer Service.
