@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/bgplb/bgplb/lab/labtest"
 )
 
 func TestWithLease(t *testing.T) {
@@ -168,5 +170,27 @@ func TestSpreadOut(t *testing.T) {
 	b, _ := yaml.Marshal(orig)
 	if string(a) != string(b) {
 		t.Errorf("spreadOut changed more than replicas and affinity:\n%s\nwas\n%s", a, b)
+	}
+}
+
+// The L2 variant needs the real cluster, and the mode is one of two: Up
+// says so before building anything.
+func TestUpModes(t *testing.T) {
+	labtest.Require(t) // Up's own preflight (root, iproute2) comes first
+	for _, c := range []struct {
+		o    Options
+		want string
+	}{
+		{Options{Mode: ModeL2, Cluster: false}, "real cluster"},
+		{Options{Mode: "arp"}, `--mode "arp"`},
+	} {
+		c.o.StateDir = t.TempDir()
+		err := Up(t.Context(), c.o)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Up(%+v): %v, want an error saying %q", c.o, err, c.want)
+		}
+		if _, err := LoadState(c.o.StateDir); err == nil {
+			t.Errorf("Up(%+v) recorded a lab", c.o)
+		}
 	}
 }

@@ -84,6 +84,9 @@ func Up(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	if o.Mode == ModeL2 && !o.Cluster {
+		return fmt.Errorf("--mode %s runs on the real cluster: drop --cluster=false", ModeL2)
+	}
 	if st, err := LoadState(o.StateDir); err == nil {
 		if st.Ready && st.healthy() {
 			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
@@ -115,9 +118,6 @@ func Up(ctx context.Context, o Options) error {
 	}
 	if _, err := controlplane.BinDir(); err != nil {
 		return fmt.Errorf("%w\nbuild them with `make k8sbin` (about 20 minutes the first time), or point $BGPLB_K8S_BIN at a directory with both", err)
-	}
-	if o.Mode == ModeL2 && !o.Cluster {
-		return fmt.Errorf("--mode %s runs on the real cluster: drop --cluster=false", ModeL2)
 	}
 	if o.Cluster {
 		if err := checkCluster(); err != nil {
