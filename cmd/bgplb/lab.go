@@ -45,6 +45,7 @@ after the command; bgplb lab down removes it.`,
 	}
 	up.Flags().IntVar(&o.Routers, "routers", 1, "routers: 1, or 2 for the write-up's backup 4G router")
 	up.Flags().BoolVar(&o.Cluster, "cluster", true, "run a real cluster: containerd, kubelet and kube-proxy in each node, bgplb installed from deploy/bgplb.yaml, the Pi-hole a Deployment (its images are built from the source tree); false plays the Kubernetes half and runs bgplb's roles as processes")
+	up.Flags().StringVar(&o.Mode, "mode", home.ModeBGP, "how the client reaches the Pi-hole: bgp (the nodes announce its address to the routers) or l2 (one node answers ARP/NDP for an address on the LAN; no router sessions; real cluster only)")
 	up.Flags().StringVar(&o.SourceDir, "source", "", "bgplb source tree with deploy/examples and config/ to apply instead of the ones built into this binary")
 	up.Flags().StringVar(&o.BinPath, "bin", "", "bgplb binary the lab runs (default: this one)")
 
@@ -96,7 +97,7 @@ after the command; bgplb lab down removes it.`,
 	cmd.AddCommand(newLabPlayCmds(out)...)
 	for _, c := range cmd.Commands() {
 		switch c.Name() {
-		case "up", "down", "move", "fail", "heal", "restart", "bfd", "drain", "uncordon":
+		case "up", "down", "move", "fail", "heal", "restart", "bfd", "drain", "uncordon", "lease":
 			interruptible(c)
 		}
 	}
@@ -127,8 +128,8 @@ func newLabPlayCmds(out func(*cobra.Command) home.Options) []*cobra.Command {
 		RunE:  func(c *cobra.Command, _ []string) error { return home.Move(c.Context(), out(c)) },
 	}
 	fail := &cobra.Command{
-		Use:   "fail NODE",
-		Short: "Cut a node off the LAN and show the failover (the Pi-hole moves if it ran there)",
+		Use:   "fail NODE|owner",
+		Short: "Cut a node off the LAN and show the failover (the Pi-hole moves if it ran there; in L2 mode, owner names the node owning its address)",
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(c *cobra.Command, a []string) error { return home.Fail(c.Context(), out(c), a[0]) },
 	}
@@ -176,7 +177,26 @@ every session runs the new settings; then "bgplb lab fail NODE" shows the figure
 		Args:  cobra.ExactArgs(1),
 		RunE:  func(c *cobra.Command, a []string) error { return home.Uncordon(c.Context(), out(c), a[0]) },
 	}
-	return []*cobra.Command{move, fail, heal, restart, bfd, drain, uncordon}
+	lease := &cobra.Command{
+		Use:   "lease DURATION RENEW",
+		Short: "L2 mode: set the speakers' owner election timings (default 1.5s 500ms) and wait for their rolling update",
+		Long: `lease sets --l2-lease-duration and --l2-renew-interval on the speaker
+DaemonSet (e.g. 600ms 200ms: a dead owner's addresses move within about
+600 ms), as an operator would, and waits for the rolling update; then
+"bgplb lab fail owner" shows the figure.`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(c *cobra.Command, a []string) error {
+			var l home.L2Lease
+			var err1, err2 error
+			l.Duration, err1 = time.ParseDuration(a[0])
+			l.Renew, err2 = time.ParseDuration(a[1])
+			if err1 != nil || err2 != nil {
+				return fmt.Errorf("lease %s %s: want two durations, such as 600ms 200ms", a[0], a[1])
+			}
+			return home.TuneLease(c.Context(), out(c), l)
+		},
+	}
+	return []*cobra.Command{move, fail, heal, restart, bfd, drain, uncordon, lease}
 }
 
 // newLabControlPlaneCmd is the detached process that owns the lab's etcd

@@ -25,6 +25,11 @@ type StreamOptions struct {
 	// as lost (default 500 ms). Each query is a single try: a client that
 	// retries hides the loss this measures.
 	Timeout time.Duration
+	// OnResult, if set, gets each query's result as soon as it is known
+	// (answered, or lost at its timeout), from the query's goroutine:
+	// several calls may run at once. A failover's first answer is timed
+	// by it while the stream goes on.
+	OnResult func(Result)
 }
 
 // Result is one query of a Stream.
@@ -77,6 +82,9 @@ func Stream(ctx context.Context, o StreamOptions) ([]Result, error) {
 			r.Sent = out[i].Sent
 			out[i] = r
 			mu.Unlock()
+			if o.OnResult != nil {
+				o.OnResult(r)
+			}
 		}()
 		select {
 		case <-ctx.Done():

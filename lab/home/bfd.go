@@ -68,6 +68,9 @@ func TuneBFD(ctx context.Context, o Options, interval time.Duration) error {
 		return err
 	}
 	defer done()
+	if u.st.l2() {
+		return errL2("bfd")
+	}
 	d := Detection{BFD: interval, Hold: exampleHold}
 	if interval == 0 {
 		d.Hold = minHold

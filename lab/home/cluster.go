@@ -44,18 +44,10 @@ var piholeSelector = client.MatchingLabels{"k8s-app": "pi-hole"}
 
 // clusterSteps lists Up's work for a real cluster once the network exists.
 func (u *upper) clusterSteps(ctx context.Context) []step {
-	steps := []step{
-		{"starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler on " + u.s.APIServerAddr().String() + " (in the background)",
-			u.startControlPlane},
-		{"building the lab's images (pause, Pi-hole, bgplb), or finding them in the cache", func() error { return u.buildImages(ctx) }},
-		{"waiting for the control plane", func() error { return u.whileAlive(ctx, u.waitControlPlane) }},
-		{"routing the pod ranges between the nodes over the LAN", func() error { return u.s.RoutePods(ctx) }},
+	if u.st.l2() {
+		return u.l2Steps(ctx)
 	}
-	for _, n := range u.s.Nodes() {
-		steps = append(steps, step{fmt.Sprintf("starting containerd, kubelet and kube-proxy on %s (pods %s)", n, u.s.PodCIDR(n)),
-			func() error { return u.startNode(ctx, n) }})
-	}
-	steps = append(steps, step{"waiting for the Nodes " + strings.Join(u.s.Nodes(), " and ") + " to be Ready", func() error { return u.waitNodes(ctx) }})
+	steps := u.clusterBase(ctx)
 	steps = append(steps, u.routerSteps(ctx)...)
 	return append(steps,
 		step{"installing bgplb from deploy/bgplb.yaml (controller Deployment, speaker DaemonSet) with the lab's image",
@@ -77,6 +69,23 @@ func (u *upper) clusterSteps(ctx context.Context) []step {
 			})
 		}},
 	)
+}
+
+// clusterBase is the start of Up's work for a real cluster, whatever the
+// mode: the control plane, the images, the nodes Ready.
+func (u *upper) clusterBase(ctx context.Context) []step {
+	steps := []step{
+		{"starting etcd, kube-apiserver, kube-controller-manager and kube-scheduler on " + u.s.APIServerAddr().String() + " (in the background)",
+			u.startControlPlane},
+		{"building the lab's images (pause, Pi-hole, bgplb), or finding them in the cache", func() error { return u.buildImages(ctx) }},
+		{"waiting for the control plane", func() error { return u.whileAlive(ctx, u.waitControlPlane) }},
+		{"routing the pod ranges between the nodes over the LAN", func() error { return u.s.RoutePods(ctx) }},
+	}
+	for _, n := range u.s.Nodes() {
+		steps = append(steps, step{fmt.Sprintf("starting containerd, kubelet and kube-proxy on %s (pods %s)", n, u.s.PodCIDR(n)),
+			func() error { return u.startNode(ctx, n) }})
+	}
+	return append(steps, step{"waiting for the Nodes " + strings.Join(u.s.Nodes(), " and ") + " to be Ready", func() error { return u.waitNodes(ctx) }})
 }
 
 // clusterTools are what a real cluster's nodes run besides the Kubernetes

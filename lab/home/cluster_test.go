@@ -149,6 +149,11 @@ type cluster struct {
 // startCluster brings up a real-cluster lab (removed at cleanup, also
 // when the test fails).
 func startCluster(t testing.TB, prefix string) *cluster {
+	return startClusterWith(t, prefix, func(*home.Options) {})
+}
+
+// startClusterWith is startCluster with Up's options changed by opt.
+func startClusterWith(t testing.TB, prefix string, opt func(*home.Options)) *cluster {
 	labtest.Require(t)
 	if _, err := controlplane.BinDir(); errors.Is(err, controlplane.ErrNoBinaries) {
 		labtest.Missing(t, "%v", err)
@@ -169,6 +174,7 @@ func startCluster(t testing.TB, prefix string) *cluster {
 	c := &cluster{out: &bytes.Buffer{}}
 	c.o = home.Options{BinPath: bin, StateDir: filepath.Join(t.TempDir(), "state"), SourceDir: src,
 		Prefix: prefix, Out: c.out, Cluster: true}
+	opt(&c.o)
 	c.ctx = labtest.Context(t, 8*time.Minute)
 	t.Cleanup(func() {
 		if c.st != nil {

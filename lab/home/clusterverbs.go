@@ -17,7 +17,6 @@ import (
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/internal/lbmodel"
 	"github.com/bgplb/bgplb/lab"
-	"github.com/bgplb/bgplb/lab/seed"
 )
 
 // The verbs on a real cluster do what an operator does (cordon, rollout
@@ -113,16 +112,7 @@ func (u *upper) clusterFail(ctx context.Context, node string) error {
 	var ready time.Time
 	var followed time.Duration
 	steps := []step{
-		{fmt.Sprintf("cutting %s off the LAN and the API link", node), func() error {
-			h := s.Host(node)
-			if err := h.SetSysctls(ctx, map[string]string{"net/ipv6/conf/" + lab.DefaultIfname + "/keep_addr_on_down": "1"}); err != nil {
-				return err
-			}
-			if err := h.SetDown(ctx, lab.DefaultIfname); err != nil {
-				return err
-			}
-			return h.SetDown(ctx, seed.APIIfname)
-		}},
+		{fmt.Sprintf("cutting %s off the LAN and the API link", node), func() error { return u.cutOff(ctx, node) }},
 	}
 	if err := u.do(steps); err != nil {
 		return err
@@ -173,22 +163,8 @@ func (u *upper) piholeNodeNow(ctx context.Context) string {
 // clusterHeal reconnects node: both links, its default and pod routes;
 // then its kubelet reports Ready again and its sessions come back.
 func (u *upper) clusterHeal(ctx context.Context, node string) error {
-	h := u.s.Host(node)
 	return u.do([]step{
-		{fmt.Sprintf("putting %s back on the LAN and the API link", node), func() error {
-			for _, ifname := range []string{lab.DefaultIfname, seed.APIIfname} {
-				if err := h.SetUp(ctx, ifname); err != nil {
-					return err
-				}
-			}
-			if err := h.IP(ctx, "route", "replace", "default", "via", u.s.RouterAddr(1).String()); err != nil {
-				return err
-			}
-			if err := h.IP(ctx, "-6", "route", "replace", "default", "via", u.s.RouterAddr6(1).String()); err != nil {
-				return err
-			}
-			return u.s.RoutePods(ctx)
-		}},
+		{fmt.Sprintf("putting %s back on the LAN and the API link", node), func() error { return u.reconnect(ctx, node) }},
 		{fmt.Sprintf("waiting for the Node %s to be Ready", node), func() error { return u.waitNode(ctx, node, true) }},
 		u.establishedStep(ctx),
 	})
@@ -214,6 +190,9 @@ func (u *upper) clusterRestart(ctx context.Context, component string) ([]step, e
 			return u.waitRolledOut(ctx, &appsv1.DaemonSet{}, speakerDaemonSet)
 		}}}, nil
 	case "router":
+		if u.st.l2() {
+			return nil, errL2("restart router")
+		}
 		return u.restartSteps(ctx, "router")
 	}
 	return nil, fmt.Errorf("restart %q: want controller, speaker or router", component)
@@ -339,6 +318,11 @@ func objectStatus(ctx context.Context, w io.Writer, k *kube) error {
 	for _, a := range anns.Items {
 		fmt.Fprintf(tw, "%s/%s\t%s\t%s\t%s\t%s\t%d\t%s\n", a.Namespace, a.Name, a.Spec.Service, a.Spec.Node,
 			strings.Join(a.Status.Prefixes, ","), strings.Join(a.Status.Peers, ","), a.Status.Endpoints, announcementState(&a))
+	}
+	if slices.ContainsFunc(anns.Items, func(a v1alpha1.ServiceAnnouncement) bool { return len(a.Status.L2) > 0 }) {
+		fmt.Fprintln(tw)
+		tw.Flush()
+		l2Status(w, anns.Items)
 	}
 	fmt.Fprintln(tw)
 	fmt.Fprintln(tw, "BGPSESSIONSTATUS\tNODE\tPEER\tADDRESS\tSTATE\tPREFIXES")

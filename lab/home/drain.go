@@ -31,6 +31,9 @@ func Drain(ctx context.Context, o Options, node string) error {
 		return err
 	}
 	defer done()
+	if u.st.l2() {
+		return errL2("drain")
+	}
 	ranPihole, other, routed, err := u.beforeLeaving(ctx, node)
 	if err != nil {
 		return err
@@ -101,9 +104,13 @@ func Uncordon(ctx context.Context, o Options, node string) error {
 		return err
 	}
 	defer done()
+	settled := u.establishedStep(ctx)
+	if u.st.l2() {
+		settled = u.l2SettledStep(ctx)
+	}
 	if err := u.do([]step{
 		{"uncordoning " + node, func() error { return u.cordon(ctx, node, false) }},
-		u.establishedStep(ctx),
+		settled,
 	}); err != nil {
 		return err
 	}

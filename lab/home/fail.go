@@ -29,10 +29,19 @@ func setLink(ctx context.Context, o Options, node string, up bool) error {
 		return err
 	}
 	defer done()
+	if u.st.l2() && node == OwnerNode {
+		if node, err = u.owner(ctx, L2VIP); err != nil {
+			return err
+		}
+	}
 	if !slices.Contains(u.s.Nodes(), node) {
 		return fmt.Errorf("no node %q in the lab: %v", node, u.s.Nodes())
 	}
 	switch {
+	case u.st.l2() && !up:
+		return u.l2Fail(ctx, node)
+	case u.st.l2():
+		return u.l2Heal(ctx, node)
 	case u.st.Cluster && !up:
 		return u.clusterFail(ctx, node)
 	case u.st.Cluster:

@@ -16,6 +16,9 @@ func Move(ctx context.Context, o Options) error {
 		return err
 	}
 	defer done()
+	if u.st.l2() {
+		return u.l2Move(ctx)
+	}
 	if u.st.Cluster {
 		return u.clusterMove(ctx)
 	}

@@ -28,6 +28,13 @@ func Restart(ctx context.Context, o Options, component string) error {
 			return err
 		}
 	}
+	if u.st.l2() {
+		if err := u.do(append(steps, u.l2SettledStep(ctx))); err != nil {
+			return err
+		}
+		fmt.Fprintln(u.o.Out)
+		return show(ctx, u.o.Out, u.s, u.st)
+	}
 	steps = append(steps, u.establishedStep(ctx))
 	// A restarted speaker announces once it has read the cluster again: the
 	// Pi-hole is back when its route is, not when the sessions are.

@@ -53,14 +53,24 @@ type Options struct {
 	// Off, the lab plays the Kubernetes half (Nodes, the pod, its
 	// EndpointSlice) and runs bgplb's roles as plain processes.
 	Cluster bool
+	// Mode is how the client reaches the Pi-hole: ModeBGP (default), the
+	// routers learning its address from the nodes, or ModeL2, a node
+	// answering ARP and NDP for an address on the LAN (real cluster only).
+	Mode string
 	// All makes Down also remove labs with the prefix that no state
 	// records.
 	All bool
 	// Out receives progress and views; nil discards.
 	Out io.Writer
 	// Figure, if set, receives what the verbs measure, by name (Fail:
-	// "fail-dropped", from the cut until no router routes via the node).
+	// "fail-dropped", from the cut until no router routes via the node;
+	// in L2 mode "l2-answered", from the cut until the client's first
+	// answered query, and "l2-moved" for Move).
 	Figure func(name string, d time.Duration)
+	// Count, if set, receives what the verbs count, by name (Fail in L2
+	// mode: "l2-lost", the client's queries lost; "l2-announcements", the
+	// gratuitous ARPs from the new owner the client saw after the cut).
+	Count func(name string, n int)
 }
 
 func (o *Options) defaults() error {
@@ -72,6 +82,13 @@ func (o *Options) defaults() error {
 	}
 	if o.StateDir == "" {
 		o.StateDir = DefaultStateDir()
+	}
+	switch o.Mode {
+	case "":
+		o.Mode = ModeBGP
+	case ModeBGP, ModeL2:
+	default:
+		return fmt.Errorf("--mode %q: want %s or %s", o.Mode, ModeBGP, ModeL2)
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultPrefix
@@ -130,6 +147,12 @@ type State struct {
 	// Images are the image references a real cluster's nodes hold, by
 	// lab/images name (pause, pihole, bgplb).
 	Images map[string]string `json:"images,omitempty"`
+	// Mode is Options.Mode: the verbs act by it. Empty in a state written
+	// before L2 mode, which was BGP.
+	Mode string `json:"mode,omitempty"`
+	// L2Lease is what TuneLease set on the speakers (zero: their
+	// defaults).
+	L2Lease L2Lease `json:"l2Lease,omitzero"`
 	// Detection is how the routers notice a node gone: BFD, or the hold
 	// time alone (TuneBFD changes it).
 	Detection Detection `json:"detection"`

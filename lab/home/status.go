@@ -138,6 +138,9 @@ func Status(ctx context.Context, o Options) error {
 // show prints what the write-up shows: the router's neighbours and RIB,
 // its kernel's bgp routes, and a DNS answer the client got through it.
 func show(ctx context.Context, w io.Writer, s *seed.Seed, st *State) error {
+	if st.l2() {
+		return showL2(ctx, w, s, st)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
 	var errs []error

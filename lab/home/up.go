@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -85,12 +84,18 @@ func Up(ctx context.Context, o Options) error {
 		return err
 	}
 	defer unlock()
+	if o.Mode == ModeL2 && !o.Cluster {
+		return fmt.Errorf("--mode %s runs on the real cluster: drop --cluster=false", ModeL2)
+	}
 	if st, err := LoadState(o.StateDir); err == nil {
 		if st.Ready && st.healthy() {
 			fmt.Fprintf(o.Out, "lab %s is already up (state in %s); showing it again.\n", st.ID, o.StateDir)
 			if st.Cluster != o.Cluster {
 				fmt.Fprintf(o.Out, "it is %s, not what --cluster=%t asks for: `bgplb lab down`, then `bgplb lab up --cluster=%t`.\n",
 					labKind(st.Cluster), o.Cluster, o.Cluster)
+			}
+			if st.mode() != o.Mode {
+				fmt.Fprintf(o.Out, "it runs in %s mode, not %s: `bgplb lab down`, then `bgplb lab up --mode %s`.\n", st.mode(), o.Mode, o.Mode)
 			}
 			if st.Routers != o.Routers {
 				fmt.Fprintf(o.Out, "it has %d router(s), not the %d asked for: `bgplb lab down`, then `bgplb lab up --routers %d`.\n",
@@ -120,7 +125,7 @@ func Up(ctx context.Context, o Options) error {
 		}
 	}
 	// Recorded before anything exists, so that Down always finds a state.
-	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, Detection: defaultDetection, dir: o.StateDir}
+	st := &State{Routers: o.Routers, Bin: o.BinPath, Cluster: o.Cluster, Procs: map[string]Proc{}, Detection: defaultDetection, Mode: o.Mode, dir: o.StateDir}
 	if err := st.save(); err != nil {
 		return err
 	}
@@ -145,7 +150,7 @@ func Up(ctx context.Context, o Options) error {
 	if err := show(ctx, o.Out, u.s, u.st); err != nil {
 		return err
 	}
-	fmt.Fprintf(o.Out, "\nnext: bgplb lab status | bgplb lab exec client -- dig @%s pihole.lab | bgplb lab kubectl get svc | bgplb lab down\n", PiholeVIP)
+	fmt.Fprintf(o.Out, "\nnext: bgplb lab status | bgplb lab exec client -- dig @%s pihole.lab | bgplb lab kubectl get svc | bgplb lab down\n", u.st.vip())
 	return nil
 }
 
@@ -285,14 +290,7 @@ func (u *upper) examplesStep(ctx context.Context) step {
 	if u.o.Routers > 1 {
 		examples = append(examples, "bgprouter-router2.yaml")
 	}
-	return step{"applying deploy/examples: " + strings.Join(examples, ", "), func() error {
-		for _, f := range examples {
-			if err := u.k.applyFile(ctx, filepath.Join(u.src, "deploy", "examples", f)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}}
+	return u.applyStep(ctx, examples)
 }
 
 // register creates the Node objects and binds the speakers' role.
