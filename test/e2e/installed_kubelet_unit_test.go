@@ -33,7 +33,7 @@ func TestPodBundleOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if spk.User != "0:0" || !slices.Equal(spk.Capabilities, []string{"CAP_NET_BIND_SERVICE"}) ||
+	if spk.User != "0:0" || !slices.Equal(spk.Capabilities, []string{"CAP_NET_BIND_SERVICE", "CAP_NET_RAW"}) ||
 		spk.NewPrivileges || spk.WritableRoot || !spk.HostNetwork || spk.Hostname != "node1" || spk.MemoryLimit != 256<<20 {
 		t.Errorf("speaker: %+v", spk)
 	}

@@ -83,14 +83,15 @@ func TestInstalledFromImage(t *testing.T) {
 	}
 	t.Logf("controller and speakers ready after %v", time.Since(began).Round(time.Millisecond))
 	// The security contexts as the kernel applied them, in the namespaces
-	// meant: the speaker root with only CAP_NET_BIND_SERVICE on its node's
+	// meant: the speaker root with only CAP_NET_BIND_SERVICE (passive
+	// BGPRouters) and CAP_NET_RAW (L2 mode's ARP and NDP) on its node's
 	// network, the controller unprivileged on its pod's.
-	const netBindService = 1 << 10
+	const speakerCaps = 1<<10 | 1<<13
 	checkProcess(t, "controller", c.status(t), procStatus{uid: "65532", gid: "65532",
 		noNewPrivs: true, readOnlyRoot: true, netns: inode(t, podNS.Path())})
 	for i, n := range l.s.Nodes() {
 		checkProcess(t, "speaker on "+n, speakers[i].status(t), procStatus{uid: "0", gid: "0",
-			capEff: netBindService, capBnd: netBindService, noNewPrivs: true, readOnlyRoot: true,
+			capEff: speakerCaps, capBnd: speakerCaps, noNewPrivs: true, readOnlyRoot: true,
 			netns: inode(t, l.s.Host(n).Path())})
 	}
 
