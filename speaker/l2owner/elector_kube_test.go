@@ -279,3 +279,32 @@ func TestSteadyWrites(t *testing.T) {
 		}
 	}
 }
+
+// TestSlowAPIServer: with every request of every node delayed (a home
+// lab's etcd on an SD card), a killed node's addresses still move within
+// about LeaseDuration plus a few latencies, and a node cut off briefly
+// becomes live again and gets its addresses back.
+func TestSlowAPIServer(t *testing.T) {
+	for _, latency := range []time.Duration{40 * time.Millisecond, 140 * time.Millisecond} {
+		t.Run(latency.String(), func(t *testing.T) {
+			c := newCluster(t, 0, 0)
+			want := wants(30, "p")
+			nodes := []string{"node1", "node2", "node3"}
+			for _, node := range nodes {
+				c.startSlow(node, latency, want, "p")
+			}
+			c.waitOwners(30*time.Second, want, bestFn(nodes...))
+			// A short outage: node1 must come back, not stay out for good.
+			c.members["node1"].frozen.Store(true)
+			time.Sleep(200 * time.Millisecond) // the outage's length, not a wait for a condition
+			c.members["node1"].frozen.Store(false)
+			c.waitOwners(10*time.Second, want, bestFn(nodes...))
+			// Cut node1 off for good.
+			since := time.Now()
+			c.members["node1"].frozen.Store(true)
+			took := c.waitOwners(DefaultLeaseDuration+10*latency+margin, want, bestFn("node2", "node3"))
+			t.Logf("failover in %v at %v per request (lease duration %v)", took, latency, DefaultLeaseDuration)
+			c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+		})
+	}
+}

@@ -41,9 +41,17 @@ type transport struct {
 	hung    *atomic.Bool
 	stalled *atomic.Bool // watches deliver nothing; other requests work
 	writes  *atomic.Int64
+	delay   *atomic.Int64 // added to every request: a slow API server
 }
 
 func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d := time.Duration(t.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
 	if t.hung.Load() {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
@@ -176,6 +184,7 @@ type member struct {
 	hung    atomic.Bool
 	stalled atomic.Bool
 	writes  atomic.Int64
+	delay   atomic.Int64
 }
 
 type cluster struct {
@@ -201,10 +210,17 @@ func newCluster(t testing.TB, duration, interval time.Duration) *cluster {
 // start runs an elector for node with the given candidacy and wants.
 func (c *cluster) start(node string, want []Want, policies ...string) *member {
 	c.t.Helper()
+	return c.startSlow(node, 0, want, policies...)
+}
+
+// startSlow is start with every request of the node delayed by latency.
+func (c *cluster) startSlow(node string, latency time.Duration, want []Want, policies ...string) *member {
+	c.t.Helper()
 	m := &member{node: node, done: make(chan error, 1)}
+	m.delay.Store(int64(latency))
 	cfg := rest.CopyConfig(c.env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, stalled: &m.stalled, writes: &m.writes}
+		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, stalled: &m.stalled, writes: &m.writes, delay: &m.delay}
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {

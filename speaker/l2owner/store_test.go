@@ -43,9 +43,9 @@ func TestObserve(t *testing.T) {
 		lease(AddressLeaseName(a), kindAddress, "n2", "x", map[string]string{annAddress: "not an address"}),
 		lease("other", "", "n1", "11", nil),
 	} {
-		e.observe(l, false)
+		e.observe(l, obs{})
 	}
-	e.observe("not a lease", false)
+	e.observe("not a lease", obs{})
 	if len(e.st.nodes) != 1 || e.st.nodes["n1"] == nil {
 		t.Fatalf("nodes %v", e.st.nodes)
 	}
@@ -59,7 +59,7 @@ func TestObserve(t *testing.T) {
 	if len(e.st.transitions) != 1 || e.st.transitions[0].Addr != a || e.st.transitions[0].To != "n1" || e.st.transitions[0].From != "" {
 		t.Errorf("transitions %+v", e.st.transitions)
 	}
-	e.observe(lease(NodeLeaseName("n1"), kindNode, "n1", "12", nil), true)
+	e.observe(lease(NodeLeaseName("n1"), kindNode, "n1", "12", nil), obs{deleted: true})
 	if len(e.st.nodes) != 0 {
 		t.Errorf("a deleted heartbeat is still seen: %v", e.st.nodes)
 	}
@@ -80,9 +80,9 @@ func FuzzObserve(f *testing.F) {
 		if node {
 			kind, name = kindNode, NodeLeaseName(holder)
 		}
-		e.observe(lease(name, kind, holder, rv, ann), false)
+		e.observe(lease(name, kind, holder, rv, ann), obs{})
 		v := e.snapshot(time.Now())
 		e.plan(&v)
-		e.observe(lease(name, kind, holder, rv, ann), true)
+		e.observe(lease(name, kind, holder, rv, ann), obs{deleted: true})
 	})
 }
