@@ -177,7 +177,7 @@ func (e *Elector) plan(v *view) (map[netip.Addr]bool, []write, []AddressStatus) 
 	status := make([]AddressStatus, 0, len(v.want))
 	for addr, w := range v.want {
 		l := v.leases[addr]
-		in := Input{Self: e.c.Node, Want: w, Live: v.live}
+		in := Input{Self: e.c.Node, Want: w, Live: v.live, Fenced: v.fenced, SelfPolicies: v.policies}
 		st := AddressStatus{Addr: addr, Services: w.Services}
 		if l != nil {
 			in.Holder, st.Holder = l.holder, l.holder
@@ -190,12 +190,6 @@ func (e *Elector) plan(v *view) (map[netip.Addr]bool, []write, []AddressStatus) 
 		if e.holderOut(v, addr, in.Holder, d.Ranked) {
 			in.Overdue = true
 			d = Decide(in)
-		}
-		if d.Action == Handover && v.fenced && e.bestIfLive(v, in) {
-			// Out only because its own fence lapsed: handing over to a
-			// node that still sees it live would bounce the address back.
-			// Others take it once its heartbeat expires.
-			d.Action = None
 		}
 		d.Answer = d.Answer && v.fresh
 		st.Candidates, st.Owned = d.Ranked, d.Answer
@@ -218,14 +212,6 @@ func (e *Elector) plan(v *view) (map[netip.Addr]bool, []write, []AddressStatus) 
 	}
 	slices.SortFunc(status, func(a, b AddressStatus) int { return a.Addr.Compare(b.Addr) })
 	return answer, writes, status
-}
-
-// bestIfLive: this node would keep the address if it were live.
-func (e *Elector) bestIfLive(v *view, in Input) bool {
-	live := maps.Clone(v.live)
-	live[e.c.Node] = v.policies
-	in.Live = live
-	return Decide(in).Answer
 }
 
 // holderOut tracks how long another live holder has not been a candidate
