@@ -55,6 +55,8 @@ type Elector struct {
 	// Owned by Run's goroutine.
 	owned     map[netip.Addr]bool
 	lastWrite map[netip.Addr]time.Time
+	reaped    map[string]string        // stale heartbeats tried, at their version
+	reapAfter time.Duration            // DefaultReapAfter; tests shorten it before Run
 	outSince  map[netip.Addr]time.Time // holder live but no candidate, in this view, since
 	wasLive   bool                     // live in its own eyes at the last step
 	liveSince time.Time                // the step that last found it live after not
@@ -89,6 +91,7 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 		st:        newStore(),
 		owned:     map[netip.Addr]bool{},
 		lastWrite: map[netip.Addr]time.Time{},
+		reapAfter: DefaultReapAfter,
 		outSince:  map[netip.Addr]time.Time{},
 	}, nil
 }
@@ -269,7 +272,7 @@ func (e *Elector) stop(ctx context.Context, halt func()) error {
 	if v.writable {
 		ctx, cancel := context.WithTimeout(ctx, e.c.writeTimeout())
 		defer cancel()
-		e.runBatch(ctx, v.live, e.rateLimit(&v, writes, true), false)
+		e.runBatch(ctx, batch{live: v.live, writes: e.rateLimit(&v, writes, true)})
 	}
 	// A handover that failed is no loss: with the heartbeat gone the next
 	// candidates take the addresses at once.

@@ -227,8 +227,17 @@ func TestOrphans(t *testing.T) {
 	c.start("node1", want, "p")
 	c.start("node2", want, "p")
 	c.waitOwners(10*time.Second, want, bestFn("node1", "node2"))
-	err := c.env.Poll(ctx, "the orphan to go", func(ctx context.Context) error {
-		_, err := leases.Get(ctx, AddressLeaseName(netip.MustParseAddr("2001:db8::")), metav1.GetOptions{})
+	c.waitGone(ctx, AddressLeaseName(netip.MustParseAddr("2001:db8::")))
+}
+
+var errStill = apierrors.NewConflict(coordinationv1.Resource("leases"), "orphan", nil)
+
+// waitGone waits until the lease name no longer exists.
+func (c *cluster) waitGone(ctx context.Context, name string) {
+	c.t.Helper()
+	leases := c.env.Client.CoordinationV1().Leases(c.ns)
+	err := c.env.Poll(ctx, name+" to go", func(ctx context.Context) error {
+		_, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -238,11 +247,9 @@ func TestOrphans(t *testing.T) {
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
 }
-
-var errStill = apierrors.NewConflict(coordinationv1.Resource("leases"), "orphan", nil)
 
 // TestSteadyWrites: once settled, the API writes are one heartbeat per
 // node per interval, whatever the number of addresses.

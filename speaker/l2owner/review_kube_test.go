@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -181,4 +182,33 @@ func (r *recorder) overlap(since time.Time) (netip.Addr, []string) {
 		}
 	}
 	return netip.Addr{}, nil
+}
+
+// TestReapStaleHeartbeat: the heartbeat of a node that vanished is
+// deleted once it has been unchanged long enough; the live ones stay.
+func TestReapStaleHeartbeat(t *testing.T) {
+	c := newCluster(t, 0, 0)
+	ctx := context.Background()
+	leases := c.env.Client.CoordinationV1().Leases(c.ns)
+	ghost := "ghost"
+	l := &coordinationv1.Lease{}
+	l.Name = NodeLeaseName(ghost)
+	l.Labels = map[string]string{labelKind: kindNode}
+	l.Spec.HolderIdentity = &ghost
+	if _, err := leases.Create(ctx, l, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := wants(3, "p")
+	m := c.newMember("node1", 0)
+	m.e.reapAfter = 2 * time.Second
+	m.e.Set(want)
+	m.e.SetCandidacy(true, []string{"p"})
+	c.run(m)
+	c.waitOwners(10*time.Second, want, bestFn("node1"))
+	pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	c.waitGone(pctx, NodeLeaseName(ghost))
+	if _, err := leases.Get(ctx, NodeLeaseName("node1"), metav1.GetOptions{}); err != nil {
+		t.Errorf("node1's own heartbeat: %v", err)
+	}
 }

@@ -30,7 +30,8 @@ type view struct {
 	// for a while; it answers nothing and hands nothing over.
 	fenced  bool
 	freshAt time.Time
-	fresh   bool      // the address leases were listed after this node last became live
+	fresh   bool // the address leases were listed after this node last became live
+	stale   []staleBeat
 	next    time.Time // when the view changes by the clock alone
 }
 
@@ -57,6 +58,10 @@ func (e *Elector) snapshot(now time.Time) view {
 		if exp := s.observed.Add(s.duration); now.Before(exp) {
 			v.live[n] = s.policies
 			v.next = earlier(v.next, exp)
+		} else if reap := s.observed.Add(e.reapAfter); !now.Before(reap) {
+			v.stale = append(v.stale, staleBeat{n, s.rv})
+		} else {
+			v.next = earlier(v.next, reap)
 		}
 	}
 	if e.candidate() {
@@ -131,12 +136,12 @@ func (e *Elector) dispatch(ctx context.Context, v *view, writes []write) {
 	if e.writing.Load() || e.writers == nil {
 		return
 	}
-	var batch []write
+	b := batch{live: v.live, list: e.needList.Load()}
 	if v.writable {
-		batch = e.rateLimit(v, writes, false)
+		b.writes = e.rateLimit(v, writes, false)
+		b.reap = e.reapDue(v.stale)
 	}
-	list := e.needList.Load()
-	if len(batch) == 0 && !list {
+	if len(b.writes) == 0 && len(b.reap) == 0 && !b.list {
 		return
 	}
 	e.needList.Store(false)
@@ -144,8 +149,22 @@ func (e *Elector) dispatch(ctx context.Context, v *view, writes []write) {
 	e.writers.Go(func() {
 		defer e.kick()
 		defer e.writing.Store(false)
-		e.runBatch(ctx, v.live, batch, list)
+		e.runBatch(ctx, b)
 	})
+}
+
+// reapDue are the stale heartbeats not yet tried at their version.
+func (e *Elector) reapDue(stale []staleBeat) []staleBeat {
+	var out []staleBeat
+	keep := map[string]string{}
+	for _, s := range stale {
+		keep[s.node] = s.rv
+		if e.reaped[s.node] != s.rv {
+			out = append(out, s)
+		}
+	}
+	e.reaped = keep
+	return out
 }
 
 // rateLimit keeps the writes due: views may briefly disagree, and at most

@@ -16,21 +16,40 @@ import (
 // after the other would take their number times its latency.
 const maxParallelWrites = 8
 
+// DefaultReapAfter is how long a heartbeat must have stayed unchanged, in
+// a node's view, before that node deletes it: the heartbeat of a node
+// that vanished without a graceful stop.
+const DefaultReapAfter = 10 * time.Minute
+
+// staleBeat is a heartbeat unchanged for reapAfter, at version rv.
+type staleBeat struct{ node, rv string }
+
+// batch is what one step hands the writer.
+type batch struct {
+	live   map[string][]string // the step's view: never mutated
+	writes []write
+	list   bool // LIST the address leases first
+	reap   []staleBeat
+}
+
 // runBatch carries out one step's writes, on a goroutine of the writers
 // group, the LIST first when asked. Every request may take up to
 // writeTimeout: the deciding loop does not wait for them, so a slow API
 // server delays ownership changes but never the fence.
-func (e *Elector) runBatch(ctx context.Context, live map[string][]string, writes []write, list bool) {
-	if list {
+func (e *Elector) runBatch(ctx context.Context, b batch) {
+	if b.list {
 		e.list(ctx)
 	}
-	if len(writes) == 0 {
+	for _, s := range b.reap {
+		e.reapBeat(ctx, s)
+	}
+	if len(b.writes) == 0 {
 		return
 	}
-	alive := e.confirmDead(ctx, live, writes)
+	alive := e.confirmDead(ctx, b.live, b.writes)
 	sem := make(chan struct{}, maxParallelWrites)
 	var wg sync.WaitGroup
-	for _, w := range writes {
+	for _, w := range b.writes {
 		if w.lease != nil && w.action == Acquire && alive[w.lease.holder] {
 			continue
 		}
@@ -61,6 +80,28 @@ func (e *Elector) list(ctx context.Context) {
 		return
 	}
 	e.observeList(l.Items, l.ResourceVersion, start)
+}
+
+// reapBeat deletes a heartbeat left by a node that vanished, on the
+// condition that it is still the version seen long ago.
+func (e *Elector) reapBeat(ctx context.Context, s staleBeat) {
+	ctx, cancel := context.WithTimeout(ctx, e.c.writeTimeout())
+	defer cancel()
+	name := NodeLeaseName(s.node)
+	err := e.client.CoordinationV1().Leases(e.c.Namespace).Delete(ctx, name,
+		metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &s.rv}})
+	switch {
+	case err == nil || apierrors.IsNotFound(err):
+		e.c.Log.Info("l2owner: deleted the heartbeat of a vanished node", "node", s.node)
+		e.mu.Lock()
+		if cur := e.st.nodes[s.node]; cur != nil && cur.rv == s.rv {
+			delete(e.st.nodes, s.node)
+		}
+		e.mu.Unlock()
+	case apierrors.IsConflict(err):
+	default:
+		e.c.Log.Warn("l2owner: deleting a stale heartbeat", "node", s.node, "err", err)
+	}
 }
 
 // confirmDead reads the heartbeat of every holder an Acquire would take
