@@ -212,3 +212,29 @@ func TestReapStaleHeartbeat(t *testing.T) {
 		t.Errorf("node1's own heartbeat: %v", err)
 	}
 }
+
+// TestOwnFenceLapses: a holder whose renewals are so slow that its own
+// fence lapses between them, while the others still see it live, hands
+// nothing over: the addresses would only bounce back and forth.
+func TestOwnFenceLapses(t *testing.T) {
+	c, _ := threeNodes(t, 30, 0, 0)
+	c.rec.mu.Lock()
+	before := len(c.rec.trans)
+	c.rec.mu.Unlock()
+	c.members["node1"].delay.Store(int64(700 * time.Millisecond))
+	// Nothing may change, so this watches for a while rather than for a
+	// condition: three lease durations, several lapses of node1's fence.
+	time.Sleep(3 * DefaultLeaseDuration)
+	c.rec.mu.Lock()
+	var moved []Transition
+	for _, tr := range c.rec.trans[before:] {
+		// A late echo of the settling among the others is not the point.
+		if tr.From == "node1" || tr.To == "node1" {
+			moved = append(moved, tr)
+		}
+	}
+	c.rec.mu.Unlock()
+	if len(moved) != 0 {
+		t.Errorf("%d changes of node1's addresses, first %+v", len(moved), moved[0])
+	}
+}
