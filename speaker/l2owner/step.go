@@ -25,6 +25,9 @@ type view struct {
 	// this node knows neither what is wanted nor whether it may answer,
 	// and a write would move addresses for nothing.
 	writable bool
+	// stopping: Stop was called; its own path writes, after deleting the
+	// heartbeat, so that the next holders do not hand addresses back.
+	stopping bool
 	// fenced: a candidate that is not live in its own eyes (its first
 	// renewal is under way, or its fence lapsed). Others still see it live
 	// for a while; it answers nothing and hands nothing over.
@@ -50,7 +53,7 @@ func (e *Elector) snapshot(now time.Time) view {
 	v := view{
 		now: now, live: map[string][]string{}, want: e.want, wantSet: e.wantSet,
 		leases: maps.Clone(e.st.leases), transitions: e.st.transitions,
-		gen: e.candGen, policies: e.policies, writable: e.wantSet && e.candSet,
+		gen: e.candGen, policies: e.policies, writable: e.wantSet && e.candSet, stopping: e.stopping,
 		freshAt: e.freshAt, next: now.Add(time.Minute),
 	}
 	e.st.transitions = nil
@@ -137,7 +140,7 @@ func (e *Elector) dispatch(ctx context.Context, v *view, writes []write) {
 		return
 	}
 	b := batch{live: v.live, list: e.needList.Load()}
-	if v.writable {
+	if v.writable && !v.stopping {
 		b.writes = e.rateLimit(v, writes, false)
 		b.reap = e.reapDue(v.stale)
 	}
