@@ -95,15 +95,18 @@ func (c Config) withDefaults() (Config, error) {
 }
 
 // The timings derived from RenewInterval. A node counts itself live until
-// fenceMargin before any observer may see its heartbeat expire; the margin
-// must exceed the longest the deciding loop can go without looking at the
-// clock, which is one step's writeBudget. A failed renewal is retried
-// after retryDelay rather than a whole interval later, and one attempt
-// lasts at most renewTimeout.
-func (c Config) fenceMargin() time.Duration  { return c.RenewInterval / 2 }
-func (c Config) writeBudget() time.Duration  { return c.RenewInterval / 4 }
-func (c Config) retryDelay() time.Duration   { return c.RenewInterval / 8 }
-func (c Config) renewTimeout() time.Duration { return c.RenewInterval / 2 }
+// fenceMargin before any observer may see its heartbeat expire: the
+// deciding loop makes no API call and wakes at the fence, so the margin
+// covers only a step's own work. A failed renewal is retried after
+// retryDelay rather than a whole interval later; one renewal lasts as
+// long as the fence still holds, and at least as long as a fence lasts
+// (a server slower than RenewInterval must still be able to renew). Address
+// lease writes and the reads they need last at most writeTimeout: an API
+// server answering slowly must still be able to move addresses.
+func (c Config) fenceMargin() time.Duration     { return c.RenewInterval / 2 }
+func (c Config) retryDelay() time.Duration      { return c.RenewInterval / 8 }
+func (c Config) minRenewTimeout() time.Duration { return c.LeaseDuration - c.fenceMargin() }
+func (c Config) writeTimeout() time.Duration    { return c.LeaseDuration }
 
 // Lease labels and annotations.
 const (

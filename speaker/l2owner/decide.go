@@ -2,6 +2,7 @@ package l2owner
 
 import (
 	"cmp"
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -50,6 +51,11 @@ type Input struct {
 	// may another node take the address from a live holder: taking it
 	// earlier would make two nodes answer until the holder's watch catches up.
 	Overdue bool
+	// Fenced: Self is a candidate with SelfPolicies, missing from Live
+	// only because its own fence lapsed (or its first renewal is under
+	// way). Others may still see it live.
+	Fenced       bool
+	SelfPolicies []string
 }
 
 // Decision is what a node does for one address.
@@ -76,6 +82,12 @@ func Decide(in Input) Decision {
 			d.Answer = true
 			return d
 		}
+		if in.Fenced && bestIfLive(in) {
+			// A handover to a node that still sees it live would come
+			// straight back. It writes nothing; the others take the
+			// address once its heartbeat expires.
+			return d
+		}
 		d.Action, d.To = Handover, best
 	case "":
 		if best == in.Self {
@@ -90,6 +102,14 @@ func Decide(in Input) Decision {
 		}
 	}
 	return d
+}
+
+// bestIfLive: Self would rank first were it live.
+func bestIfLive(in Input) bool {
+	live := maps.Clone(in.Live)
+	live[in.Self] = in.SelfPolicies
+	r := Candidates(in.Want, live)
+	return len(r) > 0 && r[0] == in.Self
 }
 
 // Candidates are the live nodes eligible for w, best first by rendezvous

@@ -12,8 +12,21 @@
 // on their own monotonic clock; a deleted heartbeat is dead at once. A
 // node counts itself live only until RenewInterval/2 before any observer
 // may see it expire (the fence), so a node cut off stops answering before
-// anyone else starts. Its deciding loop never spends more than
-// RenewInterval/4 in API calls between two looks at the fence.
+// anyone else starts. The deciding loop makes no API call: a writer
+// goroutine carries out its writes, each allowed up to LeaseDuration, so
+// that a slow API server delays ownership changes but never the loop's
+// look at the fence. A renewal may run as long as the fence holds, and
+// keeps the version it wrote across failures (only a Conflict makes it
+// read again), so that it costs one request however slow the server.
+// The heartbeat is renewed only while the loop finishes steps (a loop
+// stuck in OnChange or OnTransition lets it expire) and is deleted, when
+// the node stops being a candidate, only after the loop has stopped
+// answering. Nothing is written before both Set and SetCandidacy have
+// been called, and nothing is renewed or acquired once Stop is.
+//
+// What a node saw of the address leases before it last became live (in
+// its own eyes) may be stale, from before a cut: it answers again only
+// once a LIST of the address leases begun since has been read.
 //
 // An address lease (bgplb.io/l2-lease=address, named AddressLeaseName)
 // exists for each address the cluster serves in L2 mode and names its
@@ -32,5 +45,19 @@
 // the best candidate. Others take the lease only from a holder that is
 // dead (confirmed by reading its heartbeat: a stalled watch is not a dead
 // node) or, in their view, no candidate for longer than a lease duration,
-// and they start answering only once their write has succeeded.
+// and they start answering only once their write has succeeded. A holder
+// out only because its own fence lapsed hands nothing over (the others
+// still see it live and would hand the address straight back); they take
+// it once its heartbeat expires.
+//
+// The load on the API server: N nodes write N/RenewInterval heartbeats
+// per second (3 per second with 3 nodes at the default 500ms), whatever
+// the number of addresses, and each renewal reaches every node's watch:
+// N²/RenewInterval watch events per second (18 per second with 3 nodes,
+// 200 with 10). Address leases are written only when ownership changes.
+//
+// A node's heartbeat Lease is deleted when it stops being a candidate or
+// stops gracefully. One left by a node that vanished (deleted from the
+// cluster without a graceful stop) is deleted by any node that has seen
+// it unchanged for DefaultReapAfter, conditional on that version.
 package l2owner

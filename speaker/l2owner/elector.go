@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -33,18 +34,33 @@ type Elector struct {
 	mu        sync.Mutex // guards what follows
 	want      map[netip.Addr]Want
 	wantSet   bool // Set was called: until then no lease is an orphan
+	candSet   bool // SetCandidacy was called
 	ready     bool
 	policies  []string
 	stopping  bool
 	renewedAt time.Time // start of the last successful renewal; zero: none yet
 	candGen   uint64    // counts losses of candidacy: a renewal begun before one does not count
-	st        store
-	status    []AddressStatus
+	// appliedGen is the candGen whose answers the loop has announced: the
+	// heartbeat is deleted only after, or a peer could take an address
+	// this node still answers for.
+	appliedGen uint64
+	stepAt     time.Time // when the loop last finished a step: a stuck loop must not heartbeat
+	freshAt    time.Time // start of the last LIST of the address leases observed
+	st         store
+	status     []AddressStatus
+
+	needList atomic.Bool // the loop wants a LIST of the address leases; the writer retries one that failed
+	writing  atomic.Bool // a batch is with the writer
 
 	// Owned by Run's goroutine.
 	owned     map[netip.Addr]bool
 	lastWrite map[netip.Addr]time.Time
+	reaped    map[string]string        // stale heartbeats tried, at their version
+	reapAfter time.Duration            // DefaultReapAfter; tests shorten it before Run
 	outSince  map[netip.Addr]time.Time // holder live but no candidate, in this view, since
+	wasLive   bool                     // live in its own eyes at the last step
+	liveSince time.Time                // the step that last found it live after not
+	writers   *sync.WaitGroup          // the batches under way; Run waits for them
 }
 
 // New returns an Elector for the cluster cfg reaches.
@@ -75,6 +91,7 @@ func New(cfg *rest.Config, c Config) (*Elector, error) {
 		st:        newStore(),
 		owned:     map[netip.Addr]bool{},
 		lastWrite: map[netip.Addr]time.Time{},
+		reapAfter: DefaultReapAfter,
 		outSince:  map[netip.Addr]time.Time{},
 	}, nil
 }
@@ -98,7 +115,7 @@ func (e *Elector) Set(want []Want) {
 // while ready and selected by some policy.
 func (e *Elector) SetCandidacy(ready bool, policies []string) {
 	e.mu.Lock()
-	e.ready, e.policies = ready, slices.Clone(policies)
+	e.ready, e.policies, e.candSet = ready, slices.Clone(policies), true
 	if !e.candidate() {
 		e.candGen++
 		// Observers may already see no heartbeat: this node must not count
@@ -107,6 +124,10 @@ func (e *Elector) SetCandidacy(ready bool, policies []string) {
 	}
 	e.mu.Unlock()
 	e.kick()
+	e.wakeBeat()
+}
+
+func (e *Elector) wakeBeat() {
 	select {
 	case e.beatc <- struct{}{}:
 	default:
@@ -123,8 +144,19 @@ func (e *Elector) Status() []AddressStatus {
 // Stop stops answering, deletes the heartbeat, hands every address this
 // node holds to the next candidate, and makes Run return. The speaker calls
 // it on SIGTERM; ending Run's ctx instead leaves the heartbeat to expire.
-// Called before Run has synced its watch, it waits for that (or ctx).
+// Called before Run has synced its watch, it waits for that (or ctx); from
+// the call on, this node neither renews nor acquires anything, even if Stop
+// returns first and the API server comes back later.
 func (e *Elector) Stop(ctx context.Context) error {
+	e.mu.Lock()
+	if !e.stopping {
+		e.stopping = true
+		e.candGen++
+		e.renewedAt = time.Time{}
+	}
+	e.mu.Unlock()
+	e.wakeBeat()
+	e.kick()
 	reply := make(chan error, 1)
 	select {
 	case e.stopc <- reply:
@@ -159,24 +191,42 @@ func (e *Elector) Run(ctx context.Context) error {
 		informers.WithNamespace(e.c.Namespace),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = labelKind }))
 	inf := f.Coordination().V1().Leases().Informer()
-	if _, err := inf.AddEventHandler(e.handlers()); err != nil {
+	reg, err := inf.AddEventHandler(handler{e})
+	if err != nil {
 		return fmt.Errorf("l2owner: %w", err)
 	}
 	f.Start(ctx.Done())
 	defer f.Shutdown()
 	defer cancel() // before Shutdown, which waits for the informer to end
-	if !cache.WaitForCacheSync(ctx.Done(), inf.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), reg.HasSynced) {
 		return e.end(nil)
 	}
+	var beatWG, writers sync.WaitGroup
+	e.writers = &writers
+	writeCtx, stopWrites := context.WithCancel(ctx)
+	defer writers.Wait()
+	defer stopWrites()
 	beatCtx, stopBeat := context.WithCancel(ctx)
 	defer stopBeat()
-	var beatWG sync.WaitGroup
+	e.mu.Lock()
+	e.stepAt = time.Now()
+	stopping := e.stopping
+	e.mu.Unlock()
+	if stopping { // Stop was called before the watch synced
+		err := e.stop(ctx, func() { stopWrites(); writers.Wait() })
+		select {
+		case reply := <-e.stopc:
+			reply <- err
+		default:
+		}
+		return e.end(err)
+	}
 	beatWG.Go(func() { e.heartbeat(beatCtx) })
 	defer beatWG.Wait()
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
-		next := e.step(ctx, time.Now())
+		next := e.step(writeCtx, time.Now())
 		timer.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
@@ -184,7 +234,12 @@ func (e *Elector) Run(ctx context.Context) error {
 		case <-e.kickc:
 		case <-timer.C:
 		case reply := <-e.stopc:
-			err := e.stop(ctx, stopBeat, &beatWG)
+			err := e.stop(ctx, func() {
+				stopBeat()
+				beatWG.Wait()
+				stopWrites()
+				writers.Wait()
+			})
 			reply <- err
 			return e.end(err)
 		}
@@ -200,11 +255,9 @@ func (e *Elector) end(err error) error {
 	return err
 }
 
-// stop is Stop's work, on Run's goroutine.
-func (e *Elector) stop(ctx context.Context, stopBeat context.CancelFunc, beatWG *sync.WaitGroup) error {
-	e.mu.Lock()
-	e.stopping = true
-	e.mu.Unlock()
+// stop is Stop's work, on Run's goroutine; halt ends the heartbeat and
+// the writes under way.
+func (e *Elector) stop(ctx context.Context, halt func()) error {
 	if len(e.owned) > 0 {
 		clear(e.owned)
 		e.announce()
@@ -212,10 +265,15 @@ func (e *Elector) stop(ctx context.Context, stopBeat context.CancelFunc, beatWG 
 	// The heartbeat goes before the handovers: the watch delivers the
 	// deletion first, so the next holder, seeing its new lease, no longer
 	// ranks this node above itself and hands the address back.
-	stopBeat()
-	beatWG.Wait()
+	halt()
 	err := e.deleteHeartbeat(ctx)
-	e.stepWith(ctx, time.Now(), true)
+	v := e.snapshot(time.Now())
+	_, writes, _ := e.plan(&v)
+	if v.writable {
+		ctx, cancel := context.WithTimeout(ctx, e.c.writeTimeout())
+		defer cancel()
+		e.runBatch(ctx, batch{live: v.live, writes: e.rateLimit(&v, writes, true)})
+	}
 	// A handover that failed is no loss: with the heartbeat gone the next
 	// candidates take the addresses at once.
 	return err

@@ -227,8 +227,17 @@ func TestOrphans(t *testing.T) {
 	c.start("node1", want, "p")
 	c.start("node2", want, "p")
 	c.waitOwners(10*time.Second, want, bestFn("node1", "node2"))
-	err := c.env.Poll(ctx, "the orphan to go", func(ctx context.Context) error {
-		_, err := leases.Get(ctx, AddressLeaseName(netip.MustParseAddr("2001:db8::")), metav1.GetOptions{})
+	c.waitGone(ctx, AddressLeaseName(netip.MustParseAddr("2001:db8::")))
+}
+
+var errStill = apierrors.NewConflict(coordinationv1.Resource("leases"), "orphan", nil)
+
+// waitGone waits until the lease name no longer exists.
+func (c *cluster) waitGone(ctx context.Context, name string) {
+	c.t.Helper()
+	leases := c.env.Client.CoordinationV1().Leases(c.ns)
+	err := c.env.Poll(ctx, name+" to go", func(ctx context.Context) error {
+		_, err := leases.Get(ctx, name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -238,11 +247,9 @@ func TestOrphans(t *testing.T) {
 		return err
 	})
 	if err != nil {
-		t.Fatal(err)
+		c.t.Fatal(err)
 	}
 }
-
-var errStill = apierrors.NewConflict(coordinationv1.Resource("leases"), "orphan", nil)
 
 // TestSteadyWrites: once settled, the API writes are one heartbeat per
 // node per interval, whatever the number of addresses.
@@ -277,5 +284,34 @@ func TestSteadyWrites(t *testing.T) {
 		if w < 3*(perNode-2) || w > 3*(perNode+2) {
 			t.Errorf("%d writes in %v; want about %d", w, window, 3*perNode)
 		}
+	}
+}
+
+// TestSlowAPIServer: with every request of every node delayed (a home
+// lab's etcd on an SD card), a killed node's addresses still move within
+// about LeaseDuration plus a few latencies, and a node cut off briefly
+// becomes live again and gets its addresses back.
+func TestSlowAPIServer(t *testing.T) {
+	for _, latency := range []time.Duration{40 * time.Millisecond, 140 * time.Millisecond} {
+		t.Run(latency.String(), func(t *testing.T) {
+			c := newCluster(t, 0, 0)
+			want := wants(30, "p")
+			nodes := []string{"node1", "node2", "node3"}
+			for _, node := range nodes {
+				c.startSlow(node, latency, want, "p")
+			}
+			c.waitOwners(30*time.Second, want, bestFn(nodes...))
+			// A short outage: node1 must come back, not stay out for good.
+			c.members["node1"].frozen.Store(true)
+			time.Sleep(200 * time.Millisecond) // the outage's length, not a wait for a condition
+			c.members["node1"].frozen.Store(false)
+			c.waitOwners(10*time.Second, want, bestFn(nodes...))
+			// Cut node1 off for good.
+			since := time.Now()
+			c.members["node1"].frozen.Store(true)
+			took := c.waitOwners(DefaultLeaseDuration+10*latency+margin, want, bestFn("node2", "node3"))
+			t.Logf("failover in %v at %v per request (lease duration %v)", took, latency, DefaultLeaseDuration)
+			c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+		})
 	}
 }

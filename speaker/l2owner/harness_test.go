@@ -41,9 +41,27 @@ type transport struct {
 	hung    *atomic.Bool
 	stalled *atomic.Bool // watches deliver nothing; other requests work
 	writes  *atomic.Int64
+	delay   *atomic.Int64 // added to every request: a slow API server
+	// held holds the informer's list and watch requests (and only them)
+	// back: an informer slow to relist after a cut.
+	held *atomic.Bool
 }
 
 func (t transport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if d := time.Duration(t.delay.Load()); d > 0 {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
+	for t.held.Load() && r.URL.Query().Get("labelSelector") == labelKind {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-r.Context().Done():
+			return nil, r.Context().Err()
+		}
+	}
 	if t.hung.Load() {
 		<-r.Context().Done()
 		return nil, r.Context().Err()
@@ -176,7 +194,17 @@ type member struct {
 	hung    atomic.Bool
 	stalled atomic.Bool
 	writes  atomic.Int64
+	delay   atomic.Int64
+	held    atomic.Bool
+	// changeDelay holds each OnChange up that long; blockTrans holds
+	// every OnTransition up until release is closed (unblock).
+	changeDelay atomic.Int64
+	blockTrans  atomic.Bool
+	release     chan struct{}
+	once        sync.Once
 }
+
+func (m *member) unblock() { m.once.Do(func() { close(m.release) }) }
 
 type cluster struct {
 	t        testing.TB
@@ -201,19 +229,45 @@ func newCluster(t testing.TB, duration, interval time.Duration) *cluster {
 // start runs an elector for node with the given candidacy and wants.
 func (c *cluster) start(node string, want []Want, policies ...string) *member {
 	c.t.Helper()
-	m := &member{node: node, done: make(chan error, 1)}
+	return c.startSlow(node, 0, want, policies...)
+}
+
+// startSlow is start with every request of the node delayed by latency.
+func (c *cluster) startSlow(node string, latency time.Duration, want []Want, policies ...string) *member {
+	c.t.Helper()
+	m := c.newMember(node, latency)
+	m.e.Set(want)
+	m.e.SetCandidacy(true, policies)
+	c.run(m)
+	return m
+}
+
+// newMember makes node's elector, not yet running and not yet told
+// anything.
+func (c *cluster) newMember(node string, latency time.Duration) *member {
+	c.t.Helper()
+	m := &member{node: node, done: make(chan error, 1), release: make(chan struct{})}
+	m.delay.Store(int64(latency))
 	cfg := rest.CopyConfig(c.env.Config)
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
-		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, stalled: &m.stalled, writes: &m.writes}
+		return transport{rt: rt, frozen: &m.frozen, hung: &m.hung, stalled: &m.stalled, writes: &m.writes, delay: &m.delay, held: &m.held}
 	}
 	log := slog.New(slog.DiscardHandler)
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", node)
 	}
+	onChange := c.rec.onChange(node)
 	e, err := New(cfg, Config{
 		Namespace: c.ns, Node: node, LeaseDuration: c.duration, RenewInterval: c.interval,
-		OnChange: c.rec.onChange(node),
+		OnChange: func(owned []netip.Addr) {
+			// A responder slow to stop: the answers end when it returns.
+			time.Sleep(time.Duration(m.changeDelay.Load()))
+			onChange(owned)
+		},
 		OnTransition: func(t Transition) {
+			if m.blockTrans.Load() {
+				<-m.release
+			}
 			c.rec.mu.Lock()
 			c.rec.trans = append(c.rec.trans, t)
 			c.rec.mu.Unlock()
@@ -224,16 +278,19 @@ func (c *cluster) start(node string, want []Want, policies ...string) *member {
 		c.t.Fatal(err)
 	}
 	m.e = e
-	e.Set(want)
-	e.SetCandidacy(true, policies)
-	ctx, cancel := context.WithCancel(context.Background())
-	m.cancel = cancel
-	go func() { m.done <- e.Run(ctx) }()
-	c.t.Cleanup(func() { c.kill(m) })
 	c.mu.Lock()
 	c.members[node] = m
 	c.mu.Unlock()
 	return m
+}
+
+// run runs m's elector until the test ends.
+func (c *cluster) run(m *member) {
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	go func() { m.done <- m.e.Run(ctx) }()
+	c.t.Cleanup(func() { c.kill(m) })
+	c.t.Cleanup(m.unblock) // first: a blocked callback would hold kill up
 }
 
 // kill ends m's Run without a graceful stop, and waits for it.

@@ -17,8 +17,7 @@ import (
 func (e *Elector) heartbeat(ctx context.Context) {
 	t := time.NewTimer(0)
 	defer t.Stop()
-	var cur *coordinationv1.Lease
-	absent := false // known not to exist
+	hb := beatState{}
 	for {
 		select {
 		case <-ctx.Done():
@@ -27,8 +26,7 @@ func (e *Elector) heartbeat(ctx context.Context) {
 		case <-e.beatc:
 		}
 		start := time.Now()
-		var ok bool
-		cur, absent, ok = e.beat(ctx, cur, absent)
+		ok := e.beat(ctx, &hb)
 		wait := e.c.RenewInterval - time.Since(start)
 		if !ok {
 			wait = e.c.retryDelay()
@@ -37,35 +35,78 @@ func (e *Elector) heartbeat(ctx context.Context) {
 	}
 }
 
-// beat is one renewal (or deletion); it returns the lease as written,
-// whether it is known absent, and whether the attempt succeeded.
-func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bool) (*coordinationv1.Lease, bool, bool) {
+// beatState is the heartbeat goroutine's knowledge of its lease.
+type beatState struct {
+	cur    *coordinationv1.Lease // as last written or read; nil: read it first
+	absent bool                  // known not to exist
+}
+
+// beat is one renewal (or deletion), and says whether it succeeded or
+// there was nothing to do.
+func (e *Elector) beat(ctx context.Context, hb *beatState) bool {
 	e.mu.Lock()
 	cand, gen, policies := e.candidate(), e.candGen, joinList(e.policies)
+	set, stopping, applied := e.candSet, e.stopping, e.appliedGen
+	stuck := time.Since(e.stepAt) > 2*e.c.RenewInterval
+	fence := e.renewedAt.Add(e.c.LeaseDuration - e.c.fenceMargin())
 	e.mu.Unlock()
-	if !cand {
-		if absent {
-			return nil, true, true
+	switch {
+	case !set || stopping:
+		// Nothing known yet, or Stop deletes it itself.
+		return true
+	case !cand && applied != gen:
+		return false // the loop has not stopped answering yet; it wakes this
+	case !cand:
+		if hb.absent {
+			return true
 		}
 		ok := e.deleteHeartbeat(ctx) == nil
-		return nil, ok, ok
+		hb.cur, hb.absent = nil, ok
+		return ok
+	case stuck:
+		// A loop blocked (in OnChange or OnTransition) must not keep the
+		// node live: its addresses would go unanswered.
+		e.c.Log.Warn("l2owner: deciding loop stuck; not renewing the heartbeat")
+		e.kick()
+		return false
 	}
 	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, e.c.renewTimeout())
+	// A renewal may take as long as the fence holds: a slow API server
+	// must not turn every attempt into a timeout.
+	ctx, cancel := context.WithDeadline(ctx, later(fence, start.Add(e.c.minRenewTimeout())))
 	defer cancel()
+	got, err := e.renew(ctx, hb, policies, start)
+	defer e.kick()
+	if err != nil {
+		e.c.Log.Warn("l2owner: renewing heartbeat", "err", err)
+		return false
+	}
+	hb.cur, hb.absent = got, false
+	e.mu.Lock()
+	if e.candGen == gen {
+		e.renewedAt = start
+	}
+	e.mu.Unlock()
+	return true
+}
+
+// renew writes the heartbeat once. The version it writes against is kept
+// across failures: only a Conflict makes it read the lease again, so that
+// against a slow API server an attempt costs one request, not two.
+func (e *Elector) renew(ctx context.Context, hb *beatState, policies string, start time.Time) (*coordinationv1.Lease, error) {
 	api := e.beatAPI.CoordinationV1().Leases(e.c.Namespace)
-	if cur == nil && !absent {
+	if hb.cur == nil && !hb.absent {
 		got, err := api.Get(ctx, NodeLeaseName(e.c.Node), metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
+			hb.absent = true
 		case err != nil:
-			e.c.Log.Warn("l2owner: reading heartbeat", "err", err)
-			return nil, false, false
+			return nil, err
 		default:
-			cur = got
+			hb.cur = got
 		}
 	}
-	l := e.heartbeatLease(cur, policies, start)
+	l := e.heartbeatLease(hb.cur, policies, start)
 	var (
 		got *coordinationv1.Lease
 		err error
@@ -75,17 +116,20 @@ func (e *Elector) beat(ctx context.Context, cur *coordinationv1.Lease, absent bo
 	} else {
 		got, err = api.Update(ctx, l, metav1.UpdateOptions{})
 	}
-	if err != nil {
-		e.c.Log.Warn("l2owner: renewing heartbeat", "err", err)
-		return nil, false, false // read it again next time
+	switch {
+	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
+		hb.cur, hb.absent = nil, false
+	case apierrors.IsNotFound(err):
+		hb.cur, hb.absent = nil, true
 	}
-	e.mu.Lock()
-	if e.candGen == gen {
-		e.renewedAt = start
+	return got, err
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
 	}
-	e.mu.Unlock()
-	e.kick()
-	return got, false, true
+	return b
 }
 
 func (e *Elector) heartbeatLease(cur *coordinationv1.Lease, policies string, now time.Time) *coordinationv1.Lease {

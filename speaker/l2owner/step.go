@@ -8,20 +8,34 @@ import (
 	"time"
 
 	coordinationv1 "k8s.io/api/coordination/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // view is one step's snapshot of the shared state.
 type view struct {
 	now         time.Time
-	live        map[string][]string
+	live        map[string][]string // never mutated once built: the writer reads it too
 	want        map[netip.Addr]Want
 	wantSet     bool
 	leases      map[netip.Addr]*addrSeen // entries are never mutated once stored
 	transitions []Transition
-	pending     bool      // a candidate whose first renewal has not succeeded yet
-	next        time.Time // when the view changes by the clock alone
+	gen         uint64 // candGen
+	policies    []string
+	// writable: Set and SetCandidacy have both been called. Before that
+	// this node knows neither what is wanted nor whether it may answer,
+	// and a write would move addresses for nothing.
+	writable bool
+	// stopping: Stop was called; its own path writes, after deleting the
+	// heartbeat, so that the next holders do not hand addresses back.
+	stopping bool
+	// fenced: a candidate that is not live in its own eyes (its first
+	// renewal is under way, or its fence lapsed). Others still see it live
+	// for a while; it answers nothing and hands nothing over.
+	fenced  bool
+	freshAt time.Time
+	fresh   bool // the address leases were listed after this node last became live
+	stale   []staleBeat
+	next    time.Time // when the view changes by the clock alone
 }
 
 // write is one lease write a step decided.
@@ -39,23 +53,29 @@ func (e *Elector) snapshot(now time.Time) view {
 	v := view{
 		now: now, live: map[string][]string{}, want: e.want, wantSet: e.wantSet,
 		leases: maps.Clone(e.st.leases), transitions: e.st.transitions,
-		next: now.Add(time.Minute),
+		gen: e.candGen, policies: e.policies, writable: e.wantSet && e.candSet, stopping: e.stopping,
+		freshAt: e.freshAt, next: now.Add(time.Minute),
 	}
 	e.st.transitions = nil
 	for n, s := range e.st.nodes {
 		if exp := s.observed.Add(s.duration); now.Before(exp) {
 			v.live[n] = s.policies
 			v.next = earlier(v.next, exp)
+		} else if reap := s.observed.Add(e.reapAfter); !now.Before(reap) {
+			v.stale = append(v.stale, staleBeat{n, s.rv})
+		} else {
+			v.next = earlier(v.next, reap)
 		}
 	}
 	if e.candidate() {
-		v.pending = e.renewedAt.IsZero()
 		// The fence: live for its own decisions only until fenceMargin
 		// before the earliest moment an observer may see the lease expire.
 		fence := e.renewedAt.Add(e.c.LeaseDuration - e.c.fenceMargin())
-		if !v.pending && now.Before(fence) {
+		if !e.renewedAt.IsZero() && now.Before(fence) {
 			v.live[e.c.Node] = e.policies
 			v.next = earlier(v.next, fence)
+		} else {
+			v.fenced = true
 		}
 	}
 	return v
@@ -66,20 +86,13 @@ func (e *Elector) candidate() bool {
 	return e.ready && len(e.policies) > 0 && !e.stopping
 }
 
+// step decides every address, stops answering what it must, and only then
+// hands the writes to the writer: no API call ever runs on this
+// goroutine, so that the fence is looked at on time however slow the API
+// server. It returns when to step again if nothing else happens.
 func (e *Elector) step(ctx context.Context, now time.Time) time.Time {
-	return e.stepWith(ctx, now, false)
-}
-
-// stepWith decides every address, stops answering what it must before
-// writing anything, then writes. force (graceful stop) skips the write
-// rate limit. It returns when to step again if nothing else happens.
-func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.Time {
 	v := e.snapshot(now)
-	if e.c.OnTransition != nil {
-		for _, t := range v.transitions {
-			e.c.OnTransition(t)
-		}
-	}
+	e.trackLive(&v)
 	answer, writes, status := e.plan(&v)
 	if !maps.Equal(answer, e.owned) {
 		e.owned = answer
@@ -87,78 +100,95 @@ func (e *Elector) stepWith(ctx context.Context, now time.Time, force bool) time.
 	}
 	e.mu.Lock()
 	e.status = status
+	applied := e.appliedGen != v.gen
+	e.appliedGen = v.gen
 	e.mu.Unlock()
-	// All the step's writes share one budget, so that a hanging API server
-	// cannot keep the loop from its next look at the fence.
-	budget := e.c.writeBudget()
-	if force {
-		budget = e.c.LeaseDuration
+	if applied {
+		e.wakeBeat() // it may delete the heartbeat now that the answers stopped
 	}
-	wctx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
-	alive := e.confirmDead(wctx, v, writes)
-	for _, w := range writes {
-		if w.lease != nil && alive[w.lease.holder] {
-			continue
-		}
-		if wctx.Err() != nil {
-			v.next = now // the rest next step
-			break
-		}
-		if v.pending && w.action == Handover && !force {
-			continue // not live yet only because the first renewal is under way
-		}
-		if last, ok := e.lastWrite[w.addr]; ok && !force && now.Sub(last) < e.c.RenewInterval {
-			// Views may briefly disagree: at most one write per address
-			// per interval, so that disagreement cannot become a storm.
-			v.next = earlier(v.next, last.Add(e.c.RenewInterval))
-			continue
-		}
-		e.lastWrite[w.addr] = now
-		e.write(wctx, w, now)
-	}
-	for a, t := range e.lastWrite {
-		if now.Sub(t) > e.c.RenewInterval {
-			delete(e.lastWrite, a)
+	if e.c.OnTransition != nil {
+		for _, t := range v.transitions {
+			e.c.OnTransition(t)
 		}
 	}
+	e.dispatch(ctx, &v, writes)
+	e.mu.Lock()
+	e.stepAt = time.Now()
+	e.mu.Unlock()
 	return v.next
 }
 
-// confirmDead reads the heartbeat of every holder an Acquire would take
-// from for being dead in this view, and returns those that renewed after
-// all: this node's watch had stalled, not they. Without it a node whose
-// watch stalls would see every other node die and take all addresses.
-func (e *Elector) confirmDead(ctx context.Context, v view, writes []write) map[string]bool {
-	alive := map[string]bool{}
-	checked := map[string]bool{}
-	api := e.client.CoordinationV1().Leases(e.c.Namespace)
-	for _, w := range writes {
-		if w.action != Acquire || w.lease == nil {
-			continue
-		}
-		holder := w.lease.holder
-		if _, live := v.live[holder]; live || holder == "" || checked[holder] {
-			continue
-		}
-		checked[holder] = true
-		e.mu.Lock()
-		var seenRV string
-		if s := e.st.nodes[holder]; s != nil {
-			seenRV = s.rv
-		}
-		e.mu.Unlock()
-		l, err := api.Get(ctx, NodeLeaseName(holder), metav1.GetOptions{})
-		switch {
-		case apierrors.IsNotFound(err):
-		case err != nil:
-			alive[holder] = true // unknown: do not take from it this step
-		case l.ResourceVersion != seenRV:
-			alive[holder] = true
-			e.observe(l, false)
+// trackLive notes when this node becomes live in its own eyes: what it
+// saw of the address leases before may be stale (a cut that healed, with
+// the watch not yet relisted), so it answers again only after a LIST
+// begun since.
+func (e *Elector) trackLive(v *view) {
+	_, live := v.live[e.c.Node]
+	if live && !e.wasLive {
+		e.liveSince = v.now
+		e.needList.Store(true)
+	}
+	e.wasLive = live
+	v.fresh = !v.freshAt.Before(e.liveSince)
+}
+
+// dispatch hands the step's writes to the writer unless it is busy (it
+// steps the loop again when done), at most one write per address per
+// interval.
+func (e *Elector) dispatch(ctx context.Context, v *view, writes []write) {
+	if e.writing.Load() || e.writers == nil {
+		return
+	}
+	b := batch{live: v.live, list: e.needList.Load()}
+	if v.writable && !v.stopping {
+		b.writes = e.rateLimit(v, writes, false)
+		b.reap = e.reapDue(v.stale)
+	}
+	if len(b.writes) == 0 && len(b.reap) == 0 && !b.list {
+		return
+	}
+	e.needList.Store(false)
+	e.writing.Store(true)
+	e.writers.Go(func() {
+		defer e.kick()
+		defer e.writing.Store(false)
+		e.runBatch(ctx, b)
+	})
+}
+
+// reapDue are the stale heartbeats not yet tried at their version.
+func (e *Elector) reapDue(stale []staleBeat) []staleBeat {
+	var out []staleBeat
+	keep := map[string]string{}
+	for _, s := range stale {
+		keep[s.node] = s.rv
+		if e.reaped[s.node] != s.rv {
+			out = append(out, s)
 		}
 	}
-	return alive
+	e.reaped = keep
+	return out
+}
+
+// rateLimit keeps the writes due: views may briefly disagree, and at most
+// one write per address per interval keeps that from becoming a storm.
+// force (graceful stop) keeps all.
+func (e *Elector) rateLimit(v *view, writes []write, force bool) []write {
+	var out []write
+	for _, w := range writes {
+		if last, ok := e.lastWrite[w.addr]; ok && !force && v.now.Sub(last) < e.c.RenewInterval {
+			v.next = earlier(v.next, last.Add(e.c.RenewInterval))
+			continue
+		}
+		e.lastWrite[w.addr] = v.now
+		out = append(out, w)
+	}
+	for a, t := range e.lastWrite {
+		if v.now.Sub(t) > e.c.RenewInterval {
+			delete(e.lastWrite, a)
+		}
+	}
+	return out
 }
 
 // plan runs Decide over every wanted address and finds the leases to
@@ -169,7 +199,7 @@ func (e *Elector) plan(v *view) (map[netip.Addr]bool, []write, []AddressStatus) 
 	status := make([]AddressStatus, 0, len(v.want))
 	for addr, w := range v.want {
 		l := v.leases[addr]
-		in := Input{Self: e.c.Node, Want: w, Live: v.live}
+		in := Input{Self: e.c.Node, Want: w, Live: v.live, Fenced: v.fenced, SelfPolicies: v.policies}
 		st := AddressStatus{Addr: addr, Services: w.Services}
 		if l != nil {
 			in.Holder, st.Holder = l.holder, l.holder
@@ -183,6 +213,7 @@ func (e *Elector) plan(v *view) (map[netip.Addr]bool, []write, []AddressStatus) 
 			in.Overdue = true
 			d = Decide(in)
 		}
+		d.Answer = d.Answer && v.fresh
 		st.Candidates, st.Owned = d.Ranked, d.Answer
 		status = append(status, st)
 		if d.Answer {
@@ -244,46 +275,6 @@ func (e *Elector) orphan(v *view, l *addrSeen) bool {
 		return false
 	}
 	return true
-}
-
-// write carries out one decision with a compare-and-swap on the version
-// seen, and feeds the result back as if the watch had delivered it.
-func (e *Elector) write(ctx context.Context, w write, now time.Time) {
-	api := e.client.CoordinationV1().Leases(e.c.Namespace)
-	var (
-		got *coordinationv1.Lease
-		err error
-	)
-	switch w.action {
-	case Release:
-		rv := w.lease.lease.ResourceVersion
-		err = api.Delete(ctx, w.lease.lease.Name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{ResourceVersion: &rv}})
-		if err == nil {
-			e.observe(w.lease.lease, true)
-		}
-	case Acquire, Handover:
-		to := w.to
-		if w.action == Acquire {
-			to = e.c.Node
-		}
-		if w.lease == nil {
-			got, err = api.Create(ctx, e.addressLease(nil, w.want, to, now), metav1.CreateOptions{})
-		} else {
-			got, err = api.Update(ctx, e.addressLease(w.lease.lease, w.want, to, now), metav1.UpdateOptions{})
-		}
-	}
-	if got != nil && err == nil {
-		e.observe(got, false)
-	}
-	log := e.c.Log.With("address", w.addr, "action", w.action, "to", w.to)
-	switch {
-	case err == nil:
-		log.Debug("l2owner: wrote address lease")
-	case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err) || apierrors.IsNotFound(err):
-		log.Debug("l2owner: address lease changed meanwhile", "err", err) // the watch brings the news
-	default:
-		log.Warn("l2owner: writing address lease", "err", err)
-	}
 }
 
 // addressLease is old (nil: a new lease) with holder to.

@@ -37,21 +37,33 @@ func newStore() store {
 	return store{nodes: map[string]*nodeSeen{}, leases: map[netip.Addr]*addrSeen{}}
 }
 
-func (e *Elector) handlers() cache.ResourceEventHandlerFuncs {
-	return cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(obj any) { e.observe(obj, false) },
-		UpdateFunc: func(_, obj any) { e.observe(obj, false) },
-		DeleteFunc: func(obj any) {
-			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = d.Obj
-			}
-			e.observe(obj, true)
-		},
+// obs says where an observed lease comes from.
+type obs struct {
+	deleted bool
+	// forced: a deletion the informer found by relisting (a tombstone) or
+	// the API server reported (NotFound). It is applied whatever version
+	// the store holds: that version may be this node's own write, newer
+	// than the tombstone's last known state, yet the lease is gone.
+	forced bool
+	// initial: from the informer's first list; not an ownership change.
+	initial bool
+}
+
+// handler feeds the informer's events to observe.
+type handler struct{ e *Elector }
+
+func (h handler) OnAdd(obj any, initial bool) { h.e.observe(obj, obs{initial: initial}) }
+func (h handler) OnUpdate(_, obj any)         { h.e.observe(obj, obs{}) }
+func (h handler) OnDelete(obj any) {
+	o := obs{deleted: true}
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj, o.forced = d.Obj, true
 	}
+	h.e.observe(obj, o)
 }
 
 // observe records a lease from the watch or from this node's own write.
-func (e *Elector) observe(obj any, deleted bool) {
+func (e *Elector) observe(obj any, o obs) {
 	l, ok := obj.(*coordinationv1.Lease)
 	if !ok {
 		return
@@ -61,9 +73,9 @@ func (e *Elector) observe(obj any, deleted bool) {
 	e.mu.Lock()
 	switch l.Labels[labelKind] {
 	case kindNode:
-		changed = e.observeNode(l, deleted, now)
+		changed = e.observeNode(l, o, now)
 	case kindAddress:
-		e.observeAddress(l, deleted, now)
+		e.observeAddress(l, o, now)
 	}
 	e.mu.Unlock()
 	if changed {
@@ -71,11 +83,40 @@ func (e *Elector) observe(obj any, deleted bool) {
 	}
 }
 
+// observeList records a LIST of the address leases begun at start: every
+// lease it holds, and the deletion of every stored lease it lacks that is
+// not newer than the list. The store is then fresh as of start.
+func (e *Elector) observeList(items []coordinationv1.Lease, listRV string, start time.Time) {
+	now := time.Now()
+	e.mu.Lock()
+	in := map[netip.Addr]bool{}
+	for i := range items {
+		l := &items[i]
+		if l.Labels[labelKind] != kindAddress {
+			continue
+		}
+		if a, err := netip.ParseAddr(l.Annotations[annAddress]); err == nil {
+			in[a] = true
+		}
+		e.observeAddress(l, obs{}, now)
+	}
+	for a, s := range e.st.leases {
+		if !in[a] && !olderRV(listRV, s.lease.ResourceVersion) {
+			e.observeAddress(s.lease, obs{deleted: true, forced: true}, now)
+		}
+	}
+	if start.After(e.freshAt) {
+		e.freshAt = start
+	}
+	e.mu.Unlock()
+	e.kick()
+}
+
 // observeNode records a heartbeat, and says whether the view changed: a
 // renewal of a node already live with the same policies changes nothing
 // the loop must decide again (expiry is the loop's timer), which keeps the
 // loop idle in the steady state however many nodes heartbeat.
-func (e *Elector) observeNode(l *coordinationv1.Lease, deleted bool, now time.Time) bool {
+func (e *Elector) observeNode(l *coordinationv1.Lease, o obs, now time.Time) bool {
 	node := holderOf(l)
 	if node == "" || node == e.c.Node || l.Name != NodeLeaseName(node) {
 		// Not a heartbeat as written by an elector; and this node's own
@@ -83,10 +124,10 @@ func (e *Elector) observeNode(l *coordinationv1.Lease, deleted bool, now time.Ti
 		return false
 	}
 	old := e.st.nodes[node]
-	if old != nil && olderRV(l.ResourceVersion, old.rv) {
+	if old != nil && !o.forced && olderRV(l.ResourceVersion, old.rv) {
 		return false
 	}
-	if deleted {
+	if o.deleted {
 		delete(e.st.nodes, node)
 		return old != nil
 	}
@@ -104,13 +145,13 @@ func (e *Elector) observeNode(l *coordinationv1.Lease, deleted bool, now time.Ti
 		!slices.Equal(old.policies, seen.policies) || seen.duration < old.duration
 }
 
-func (e *Elector) observeAddress(l *coordinationv1.Lease, deleted bool, now time.Time) {
+func (e *Elector) observeAddress(l *coordinationv1.Lease, o obs, now time.Time) {
 	addr, err := netip.ParseAddr(l.Annotations[annAddress])
 	if err != nil || AddressLeaseName(addr) != l.Name {
 		return // not one of ours, or edited by hand: never act on it
 	}
 	old := e.st.leases[addr]
-	if old != nil && olderRV(l.ResourceVersion, old.lease.ResourceVersion) {
+	if old != nil && !o.forced && olderRV(l.ResourceVersion, old.lease.ResourceVersion) {
 		return
 	}
 	from := ""
@@ -118,7 +159,7 @@ func (e *Elector) observeAddress(l *coordinationv1.Lease, deleted bool, now time
 		from = old.holder
 	}
 	to := ""
-	if deleted {
+	if o.deleted {
 		delete(e.st.leases, addr)
 	} else {
 		to = holderOf(l)
@@ -127,7 +168,7 @@ func (e *Elector) observeAddress(l *coordinationv1.Lease, deleted bool, now time
 		}
 		e.st.leases[addr] = &addrSeen{lease: l.DeepCopy(), holder: to, changed: now}
 	}
-	if from != to {
+	if from != to && !o.initial {
 		e.st.transitions = append(e.st.transitions, Transition{
 			Addr: addr, From: from, To: to, Services: splitList(l.Annotations[annServices]),
 		})
