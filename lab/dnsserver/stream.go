@@ -30,15 +30,26 @@ type StreamOptions struct {
 	// several calls may run at once. A failover's first answer is timed
 	// by it while the stream goes on.
 	OnResult func(Result)
+	// OnSend, if set, gets each query's Seq and Sent as it is sent, from
+	// Stream's goroutine, before its OnResult: a caller that must know
+	// which queries are still unanswered (a lost one shows only at its
+	// timeout) keeps count with it.
+	OnSend func(seq int, sent time.Time)
 }
 
 // Result is one query of a Stream.
 type Result struct {
+	// Seq numbers the queries of a Stream from 0, in the order sent.
+	Seq  int
 	Sent time.Time
 	// RTT is zero for a lost query.
-	RTT  time.Duration
-	Node string
-	Err  error
+	RTT time.Duration
+	// Arrived is when the answer was read (zero for a lost query). Sent
+	// is stamped before the query's socket is made in its namespace, so
+	// Sent+RTT comes earlier than the answer did.
+	Arrived time.Time
+	Node    string
+	Err     error
 }
 
 // Lost says whether the query went unanswered.
@@ -71,15 +82,19 @@ func Stream(ctx context.Context, o StreamOptions) ([]Result, error) {
 	t := time.NewTicker(o.Interval)
 	defer t.Stop()
 	for i := 0; ; i++ {
+		sent := time.Now()
 		mu.Lock()
-		out = append(out, Result{Sent: time.Now()})
+		out = append(out, Result{Seq: i, Sent: sent})
 		mu.Unlock()
+		if o.OnSend != nil {
+			o.OnSend(i, sent)
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			r := once(o, qtype)
 			mu.Lock()
-			r.Sent = out[i].Sent
+			r.Seq, r.Sent = i, sent
 			out[i] = r
 			mu.Unlock()
 			if o.OnResult != nil {
@@ -119,6 +134,7 @@ func once(o StreamOptions, qtype uint16) Result {
 	buf := make([]byte, 1500)
 	for {
 		n, err := c.Read(buf)
+		arrived := time.Now()
 		if err != nil {
 			return Result{Err: err}
 		}
@@ -129,7 +145,7 @@ func once(o StreamOptions, qtype uint16) Result {
 		if err != nil {
 			return Result{Err: err}
 		}
-		return Result{RTT: max(time.Since(start), time.Nanosecond), Node: a.Node}
+		return Result{RTT: max(arrived.Sub(start), time.Nanosecond), Arrived: arrived, Node: a.Node}
 	}
 }
 

@@ -3,6 +3,7 @@ package dnsserver
 import (
 	"context"
 	"net/netip"
+	"sync"
 	"testing"
 	"time"
 )
@@ -19,8 +20,12 @@ func TestStream(t *testing.T) {
 	}
 	sctx, stop := context.WithCancel(ctx)
 	done := make(chan []Result)
+	var mu sync.Mutex
+	sent := map[int]time.Time{} // OnSend's, checked against the results
+	onSend := func(seq int, at time.Time) { mu.Lock(); sent[seq] = at; mu.Unlock() }
 	go func() {
-		rs, _ := Stream(sctx, StreamOptions{Server: srv.UDPAddr(), Name: "pihole.lab.", Interval: interval, Timeout: 200 * time.Millisecond})
+		rs, _ := Stream(sctx, StreamOptions{Server: srv.UDPAddr(), Name: "pihole.lab.", Interval: interval, Timeout: 200 * time.Millisecond,
+			OnSend: onSend})
 		done <- rs
 	}()
 	// Twenty answered, then the server goes; the stream runs on until
@@ -51,7 +56,15 @@ func TestStream(t *testing.T) {
 	if s.ByNode["n1"] < 20 || s.Lost == 0 || s.Sent != s.Lost+s.ByNode["n1"] {
 		t.Errorf("summary %v: want ≥20 answered by n1, some lost, and every query counted", s)
 	}
-	for _, r := range rs {
+	mu.Lock()
+	defer mu.Unlock()
+	for i, r := range rs {
+		if r.Seq != i || !sent[i].Equal(r.Sent) {
+			t.Errorf("result %d: Seq %d, Sent %v; OnSend said %v", i, r.Seq, r.Sent, sent[i])
+		}
+		if !r.Lost() && (r.Arrived.Before(r.Sent.Add(r.RTT)) || r.Arrived.After(stopped)) {
+			t.Errorf("result %d: arrived %v after it was sent, RTT %v", i, r.Arrived.Sub(r.Sent), r.RTT)
+		}
 		if !r.Lost() && r.Sent.After(closed.Add(10*time.Millisecond)) {
 			t.Errorf("a query sent %v after the server closed was answered", r.Sent.Sub(closed))
 		}

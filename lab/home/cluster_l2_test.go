@@ -82,7 +82,7 @@ func TestClusterL2(t *testing.T) {
 			t.Errorf("fail did not cut the owner %s:\n%s", owner, out.String())
 		}
 		r.do("heal", func() error { return home.Heal(ctx, o, owner) })
-		c.wantL2Answer("after heal", c.owner(home.L2VIP))
+		c.wantOwnerAnswer("after heal")
 	}
 
 	// Move: the owner is cordoned and its pod moves; the address follows.
@@ -94,8 +94,7 @@ func TestClusterL2(t *testing.T) {
 	if moved <= 0 {
 		t.Errorf("move measured nothing")
 	}
-	owner = c.owner(home.L2VIP)
-	c.wantL2Answer("after move", owner)
+	owner = c.wantOwnerAnswer("after move")
 	c.wantNeighbor("after move", home.L2VIP, owner)
 
 	// The verbs that act on BGP say so.
@@ -183,6 +182,33 @@ func (c *cluster) wantL2Answer(when, node string) {
 	}); err != nil {
 		c.r.t.Errorf("%s: no answer at %s from %s's Pi-hole (last: %s): %v", when, home.L2VIP, node, last, err)
 	}
+}
+
+// wantOwnerAnswer checks that the client's query of the L2 address is
+// answered by the Pi-hole of the node that owns it, reading the owner
+// again on each try (an address still changing hands must not make it
+// wait for the wrong node), and returns that node.
+func (c *cluster) wantOwnerAnswer(when string) string {
+	c.r.t.Helper()
+	var last, owner string
+	if err := lab.Poll(c.ctx, 100*time.Millisecond, func() (bool, error) {
+		owners, err := home.Owners(c.ctx, c.o)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		owner = owners[home.L2VIP]
+		a, err := c.s.Query(c.ctx, seed.Client, home.L2VIP, "pihole.lab.", false)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		last = "answered by " + a.Node
+		return owner != "" && a.Node == owner, nil
+	}); err != nil {
+		c.r.t.Errorf("%s: no answer at %s from its owner %q's Pi-hole (last: %s): %v", when, home.L2VIP, owner, last, err)
+	}
+	return owner
 }
 
 // wantNeighbor checks that the client's neighbour entry for addr names

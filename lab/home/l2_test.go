@@ -10,6 +10,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 
@@ -191,6 +192,87 @@ func TestUpModes(t *testing.T) {
 		}
 		if _, err := LoadState(c.o.StateDir); err == nil {
 			t.Errorf("Up(%+v) recorded a lab", c.o)
+		}
+	}
+}
+
+func TestSteadyRun(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := func(ms ...int) []time.Time {
+		var out []time.Time
+		for _, m := range ms {
+			out = append(out, t0.Add(time.Duration(m)*time.Millisecond))
+		}
+		return out
+	}
+	for _, c := range []struct {
+		name    string
+		answers []time.Time
+		loss    time.Time
+		pending []time.Time
+		want    bool
+	}{
+		{"three in a row", at(20, 40, 60), time.Time{}, nil, true},
+		{"two", at(20, 40), time.Time{}, nil, false},
+		{"one before the loss", at(20, 60, 80), at(40)[0], nil, false},
+		{"three after the loss", at(20, 60, 80, 100), at(40)[0], nil, true},
+		{"a query in the run still out", at(20, 60, 80), time.Time{}, at(40), false},
+		{"a query after the run still out", at(20, 40, 60), time.Time{}, at(80), true},
+		{"a query before the loss still out", at(60, 80, 100), at(40)[0], at(20), true},
+		{"out of order", at(60, 20, 40), time.Time{}, nil, true},
+	} {
+		if got := steadyRun(c.answers, c.loss, c.pending, 3); got != c.want {
+			t.Errorf("%s: steadyRun = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestHeldFor(t *testing.T) {
+	now := time.Date(2026, 1, 1, 0, 1, 0, 0, time.UTC)
+	hold := 3 * time.Second
+	for _, c := range []struct {
+		name string
+		o    owner
+		seen time.Time
+		want bool
+	}{
+		{"no owner", owner{}, now.Add(-time.Minute), false},
+		{"held long, seen long", owner{"node1", now.Add(-time.Minute)}, now.Add(-time.Minute), true},
+		// The hand-back case: held since long before the wait began, but
+		// the wait began just now.
+		{"held long, seen just now", owner{"node1", now.Add(-time.Minute)}, now.Add(-time.Second), false},
+		{"taken just now, seen long", owner{"node1", now.Add(-time.Second)}, now.Add(-time.Minute), false},
+		{"no acquire time, seen long", owner{Node: "node1"}, now.Add(-hold), true},
+		{"no acquire time, seen just now", owner{Node: "node1"}, now, false},
+	} {
+		if got := heldFor(c.o, c.seen, now, hold); got != c.want {
+			t.Errorf("%s: heldFor = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+func TestReadyEndpointOn(t *testing.T) {
+	yes, no := true, false
+	n1, n2 := "node1", "node2"
+	ep := func(node *string, ready *bool) discoveryv1.Endpoint {
+		return discoveryv1.Endpoint{NodeName: node, Conditions: discoveryv1.EndpointConditions{Ready: ready}}
+	}
+	slices := func(es ...discoveryv1.Endpoint) []discoveryv1.EndpointSlice {
+		return []discoveryv1.EndpointSlice{{}, {Endpoints: es}}
+	}
+	for _, c := range []struct {
+		name string
+		es   []discoveryv1.EndpointSlice
+		want bool
+	}{
+		{"none", nil, false},
+		{"ready there", slices(ep(&n2, &yes), ep(&n1, &yes)), true},
+		{"ready unset means ready", slices(ep(&n1, nil)), true},
+		{"not ready there", slices(ep(&n1, &no), ep(&n2, &yes)), false},
+		{"no node name", slices(ep(nil, &yes)), false},
+	} {
+		if got := readyEndpointOn(c.es, n1); got != c.want {
+			t.Errorf("%s: readyEndpointOn = %v, want %v", c.name, got, c.want)
 		}
 	}
 }

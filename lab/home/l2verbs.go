@@ -10,7 +10,9 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/lab"
@@ -44,10 +46,11 @@ type probe struct {
 	after    time.Time
 	node     string
 	first    time.Time
-	arrived  chan struct{} // closed at the first answer wanted
-	answers  []time.Time   // when the answers wanted were sent
-	loss     time.Time     // when the last query lost since after was sent
-	steady   chan struct{} // closed at steadyAnswers answers wanted in a row
+	arrived  chan struct{}     // closed at the first answer wanted
+	answers  []time.Time       // when the answers wanted were sent
+	loss     time.Time         // when the last query lost since after was sent
+	pending  map[int]time.Time // the queries not answered nor lost yet: when sent
+	steady   chan struct{}     // closed at steadyAnswers answers wanted in a row
 	isSteady bool
 }
 
@@ -58,10 +61,11 @@ const steadyAnswers = 10
 // startProbe starts the client asking vip; stop ends it.
 func (u *upper) startProbe(ctx context.Context, vip netip.Addr) *probe {
 	ctx, cancel := context.WithCancel(ctx)
-	p := &probe{cancel: cancel, done: make(chan []dnsserver.Result, 1), arrived: make(chan struct{}), steady: make(chan struct{})}
+	p := &probe{cancel: cancel, done: make(chan []dnsserver.Result, 1), arrived: make(chan struct{}),
+		steady: make(chan struct{}), pending: map[int]time.Time{}}
 	go func() {
 		rs, _ := dnsserver.Stream(ctx, dnsserver.StreamOptions{In: u.s.Host(seed.Client).Do,
-			Server: netip.AddrPortFrom(vip, seed.DNSPort), Name: "pihole.lab.", OnResult: p.result})
+			Server: netip.AddrPortFrom(vip, seed.DNSPort), Name: "pihole.lab.", OnSend: p.sent, OnResult: p.result})
 		p.done <- rs
 	}()
 	return p
@@ -75,9 +79,16 @@ func (p *probe) want(after time.Time, node string) {
 	p.after, p.node = after, node
 }
 
+func (p *probe) sent(seq int, at time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pending[seq] = at
+}
+
 func (p *probe) result(r dnsserver.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.pending, r.Seq)
 	if p.node == "" || r.Sent.Before(p.after) || p.isSteady {
 		return
 	}
@@ -87,23 +98,48 @@ func (p *probe) result(r dnsserver.Result) {
 		if r.Sent.After(p.loss) {
 			p.loss = r.Sent
 		}
-		return
+	} else {
+		if p.first.IsZero() {
+			p.first = r.Arrived
+			close(p.arrived)
+		}
+		p.answers = append(p.answers, r.Sent)
 	}
-	if p.first.IsZero() {
-		p.first = r.Sent.Add(r.RTT)
-		close(p.arrived)
-	}
-	p.answers = append(p.answers, r.Sent)
-	n := 0
-	for _, t := range p.answers {
-		if t.After(p.loss) {
-			n++
+	var pending []time.Time
+	for _, t := range p.pending {
+		if !t.Before(p.after) {
+			pending = append(pending, t)
 		}
 	}
-	if n >= steadyAnswers {
+	if steadyRun(p.answers, p.loss, pending, steadyAnswers) {
 		p.isSteady = true
 		close(p.steady)
 	}
+}
+
+// steadyRun says whether the answers (when their queries were sent) make
+// a run of n in a row: n sent after the last loss, and no query sent
+// between that loss and the last of them still unanswered (pending: when
+// sent), since a lost query shows only at its timeout.
+func steadyRun(answers []time.Time, loss time.Time, pending []time.Time, n int) bool {
+	count, last := 0, time.Time{}
+	for _, t := range answers {
+		if t.After(loss) {
+			count++
+			if t.After(last) {
+				last = t
+			}
+		}
+	}
+	if count < n {
+		return false
+	}
+	for _, t := range pending {
+		if t.After(loss) && t.Before(last) {
+			return false
+		}
+	}
+	return true
 }
 
 // wait waits for the answer want asked for, and says when it came.
@@ -168,9 +204,13 @@ func (u *upper) l2Fail(ctx context.Context, node string) error {
 	var entry Neighbor
 	steps := []step{
 		{fmt.Sprintf("cutting %s, the owner of %s, off the LAN and the API link", node, L2VIP), func() error {
-			cut = time.Now()
+			// Armed once the cut is stamped: the other node answers
+			// nothing for a lease duration after it, far longer than
+			// setting the links down takes.
+			var err error
+			cut, err = u.cutOffAt(ctx, node)
 			p.want(cut, to)
-			return u.cutOff(ctx, node)
+			return err
 		}},
 		{fmt.Sprintf("waiting for the client's first query answered by the Pi-hole on %s", to), func() error {
 			var err error
@@ -185,9 +225,8 @@ func (u *upper) l2Fail(ctx context.Context, node string) error {
 			entry, err = u.waitNeighbor(ctx, seed.Client, L2VIP, mac)
 			return err
 		}},
-		{fmt.Sprintf("waiting for %s's address Lease to name %s", L2VIP, to), func() error {
-			_, err := u.waitOwner(ctx, L2VIP, node)
-			return err
+		{fmt.Sprintf("waiting for %s's address Lease to name %s, taken after the cut", L2VIP, to), func() error {
+			return u.waitTakenAfter(ctx, L2VIP, node, cut)
 		}},
 	}
 	err = u.do(steps)
@@ -225,16 +264,25 @@ func (u *upper) count(name string, n int) {
 
 // cutOff takes node off the LAN and the API link, as a dead machine.
 func (u *upper) cutOff(ctx context.Context, node string) error {
+	_, err := u.cutOffAt(ctx, node)
+	return err
+}
+
+// cutOffAt is cutOff, and says when the cut began: stamped after the
+// preparations, right before the LAN link goes down, so that a failover
+// timed from it is not flattered by them.
+func (u *upper) cutOffAt(ctx context.Context, node string) (time.Time, error) {
 	h := u.s.Host(node)
 	// Keep the IPv6 address across the outage, as a real NIC whose cable
 	// is pulled keeps its configuration.
 	if err := h.SetSysctls(ctx, map[string]string{"net/ipv6/conf/" + lab.DefaultIfname + "/keep_addr_on_down": "1"}); err != nil {
-		return err
+		return time.Time{}, err
 	}
+	cut := time.Now()
 	if err := h.SetDown(ctx, lab.DefaultIfname); err != nil {
-		return err
+		return cut, err
 	}
-	return h.SetDown(ctx, seed.APIIfname)
+	return cut, h.SetDown(ctx, seed.APIIfname)
 }
 
 // reconnect undoes cutOff: both links, the default and pod routes the
@@ -258,22 +306,45 @@ func (u *upper) reconnect(ctx context.Context, node string) error {
 // l2Heal reconnects node and waits until the lab is as Up left it: the
 // node Ready, a Pi-hole pod on each node, an owner answering the client.
 func (u *upper) l2Heal(ctx context.Context, node string) error {
-	if err := u.do(append([]step{
-		{fmt.Sprintf("putting %s back on the LAN and the API link", node), func() error { return u.reconnect(ctx, node) }},
+	var back time.Time
+	if err := u.do([]step{
+		{fmt.Sprintf("putting %s back on the LAN and the API link", node), func() error {
+			back = time.Now()
+			return u.reconnect(ctx, node)
+		}},
 		{fmt.Sprintf("waiting for the Node %s to be Ready", node), func() error { return u.waitNode(ctx, node, true) }},
 		{"waiting for a Ready Pi-hole pod on each node", func() error { return u.spreadPihole(ctx) }},
-	}, u.l2SettledStep(ctx))); err != nil {
+		u.l2BackStep(ctx, node, back),
+		u.l2SettledStep(ctx),
+	}); err != nil {
 		return err
 	}
 	fmt.Fprintln(u.o.Out)
 	return show(ctx, u.o.Out, u.s, u.st)
 }
 
+// l2BackStep waits until the speakers can see node as a candidate again:
+// its heartbeat Lease renewed after since, and its Pi-hole pod a ready
+// endpoint of the L2 Service. Only then may the election hand the address
+// back to it, and only a wait for a steady owner after that sees the
+// hand-back through (l2SettledStep).
+func (u *upper) l2BackStep(ctx context.Context, node string, since time.Time) step {
+	return step{fmt.Sprintf("waiting for %s's heartbeat Lease and its Pi-hole pod in the EndpointSlice of %s", node, l2Service), func() error {
+		return u.whileAlive(ctx, func(ctx context.Context) error {
+			if err := u.waitHeartbeat(ctx, node, since); err != nil {
+				return err
+			}
+			return u.waitEndpoint(ctx, l2Service, node)
+		})
+	}}
+}
+
 // l2SettledStep waits until a node owns the Pi-hole's address, has held
 // it for two lease durations, and its pod answers the client there. The
 // wait for a steady owner matters to what comes next: while speakers
 // (re)start, an address first goes to any live node, then to the node the
-// election ranks first, as soon as that one is live.
+// election ranks first, as soon as that one is live; a node back from a
+// cut or a cordon takes back the addresses it ranks first for.
 func (u *upper) l2SettledStep(ctx context.Context) step {
 	hold := 2 * u.st.leaseDuration()
 	return step{fmt.Sprintf("waiting for an owner of %s (held for %v) and the client's answer from its Pi-hole", L2VIP, hold), func() error {
@@ -294,20 +365,113 @@ func (st *State) leaseDuration() time.Duration {
 	return l2owner.DefaultLeaseDuration
 }
 
-// waitHeld waits until addr's owner has held it for at least hold, as its
-// Lease's acquire time says.
+// waitHeld waits until addr has had the same owner, unchanged, for at
+// least hold, counted from the wait's start at the earliest: an owner
+// that has held the address long is no steady owner when the election
+// has just been given a reason to hand it on (a node back, a node
+// uncordoned), and the hand-back follows only once the speakers see it.
 func (u *upper) waitHeld(ctx context.Context, addr netip.Addr, hold time.Duration) error {
 	var last owner
+	seen := time.Now() // when last was first seen, the wait's start at the earliest
 	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
 		owned, err := u.k.owners(ctx)
 		if err != nil {
 			return false, nil
 		}
-		last = owned[addr]
-		return last.Node != "" && (last.Since.IsZero() || time.Since(last.Since) >= hold), nil
+		if o := owned[addr]; o.Node != last.Node || !o.Since.Equal(last.Since) {
+			last, seen = o, time.Now()
+		}
+		return heldFor(last, seen, time.Now(), hold), nil
 	})
 	if err != nil {
 		return fmt.Errorf("no owner of %s held it for %v (last seen %q since %v): %w", addr, hold, last.Node, last.Since, err)
+	}
+	return nil
+}
+
+// heldFor says whether an owner, unchanged since seen (and, as its Lease
+// says, holding since o.Since), has held the address for hold at now.
+func heldFor(o owner, seen, now time.Time, hold time.Duration) bool {
+	return o.Node != "" && now.Sub(later(o.Since, seen)) >= hold
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// waitHeartbeat waits until node's heartbeat Lease (the election's sign
+// of a live node) was renewed after since.
+func (u *upper) waitHeartbeat(ctx context.Context, node string, since time.Time) error {
+	var last string
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		var l coordinationv1.Lease
+		if err := u.k.c.Get(ctx, client.ObjectKey{Namespace: speakerNamespace, Name: l2owner.NodeLeaseName(node)}, &l); err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		if l.Spec.RenewTime == nil {
+			last = "no renew time"
+			return false, nil
+		}
+		last = "renewed at " + l.Spec.RenewTime.Format(time.StampMicro)
+		return l.Spec.RenewTime.After(since), nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s's heartbeat Lease %s not renewed since %v (last: %s): %w",
+			node, l2owner.NodeLeaseName(node), since.Format(time.StampMicro), last, err)
+	}
+	return nil
+}
+
+// waitEndpoint waits until a ready endpoint on node is in an
+// EndpointSlice of the Service svc (ETP Local: what lets node own its
+// address).
+func (u *upper) waitEndpoint(ctx context.Context, svc, node string) error {
+	err := lab.Poll(ctx, 100*time.Millisecond, func() (bool, error) {
+		var es discoveryv1.EndpointSliceList
+		if err := u.k.c.List(ctx, &es, client.InNamespace("default"), client.MatchingLabels{discoveryv1.LabelServiceName: svc}); err != nil {
+			return false, nil
+		}
+		return readyEndpointOn(es.Items, node), nil
+	})
+	if err != nil {
+		return fmt.Errorf("no ready endpoint of %s on %s: %w", svc, node, err)
+	}
+	return nil
+}
+
+// readyEndpointOn says whether the slices name a ready endpoint on node.
+func readyEndpointOn(ess []discoveryv1.EndpointSlice, node string) bool {
+	for _, s := range ess {
+		for _, e := range s.Endpoints {
+			if e.NodeName != nil && *e.NodeName == node && (e.Conditions.Ready == nil || *e.Conditions.Ready) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// waitTakenAfter waits until a node other than from owns addr, and checks
+// that it took the address after cut: an owner that took it earlier took
+// it in a hand-back still under way when the cut came, and what was timed
+// is not a failover.
+func (u *upper) waitTakenAfter(ctx context.Context, addr netip.Addr, from string, cut time.Time) error {
+	to, err := u.waitOwner(ctx, addr, from)
+	if err != nil {
+		return err
+	}
+	owned, err := u.k.owners(ctx)
+	if err != nil {
+		return fmt.Errorf("reading %s's address Lease: %w", addr, err)
+	}
+	o := owned[addr]
+	if o.Node != to || !o.Since.After(cut) {
+		return fmt.Errorf("measured a hand-back, not a failover: %s's Lease names %q since %v, the cut of %s was at %v",
+			addr, o.Node, o.Since.Format(time.StampMicro), from, cut.Format(time.StampMicro))
 	}
 	return nil
 }
@@ -356,6 +520,7 @@ func (u *upper) l2Move(ctx context.Context) error {
 			}
 			return u.spreadPihole(ctx)
 		}},
+		u.l2BackStep(ctx, from, start),
 		u.l2SettledStep(ctx),
 	})
 	sum := p.stop()
