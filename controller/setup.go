@@ -34,6 +34,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
 	}
+	if opts.L2LeaseNamespace == "" {
+		opts.L2LeaseNamespace = DefaultL2LeaseNamespace
+	}
 	// Controller names are checked for uniqueness per process; tests run
 	// several controllers in one.
 	skip := true
@@ -51,6 +54,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			return nil
 		}))
 	b, err := r.announcedWatches(context.Background(), mgr, b)
+	if err == nil {
+		b, err = r.leaseWatches(context.Background(), mgr, b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)
 	}
