@@ -29,7 +29,9 @@ import (
 // Setup adds the Service and LoadBalancerPool controllers, and those writing
 // the status of BGPRouters, BGPAnnouncementPolicies, L2AnnouncementPolicies
 // and BFDPolicies, to mgr. The manager's scheme must know core/v1,
-// discovery/v1 and bgplb.io/v1alpha1.
+// discovery/v1 and bgplb.io/v1alpha1. The speakers' address Leases are
+// read through a cache of their own (opts.L2LeaseNamespace only), added to
+// mgr.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
