@@ -94,6 +94,11 @@ type announceFacts struct {
 	Generation    int64
 	Addresses     []servedAddress
 	Announcements []nodeAnnouncement
+	// Holders are the nodes holding the Leases of the addresses some
+	// announcement claims in L2 mode (the speakers' election), by address
+	// (unmapped, without zone); an address missing or held by "" has no
+	// owner, and every claim of it is stale.
+	Holders map[netip.Addr]string
 	// Peers are the names of the BGPRouters that exist.
 	Peers []string
 	// Advertisements are the BGPAnnouncementPolicies in force: as the speakers
@@ -126,9 +131,9 @@ type announced struct {
 func decideAnnounced(prev *metav1.Condition, f announceFacts) announced {
 	a := announced{condition: metav1.Condition{Type: ConditionAnnounced, ObservedGeneration: f.Generation}}
 	c := &a.condition
-	nodes, owners := announcing(f.Announcements), answering(f.Announcements)
+	nodes, owners := announcing(f.Announcements), answering(f.Announcements, f.Holders)
 	if len(nodes) > 0 || len(owners) > 0 {
-		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonAnnounced, announcedMessage(nodes, owners, f.Announcements)
+		c.Status, c.Reason, c.Message = metav1.ConditionTrue, ReasonAnnounced, announcedMessage(nodes, owners, f)
 	} else {
 		c.Status = metav1.ConditionFalse
 		c.Reason, c.Message = whyNotAnnounced(f)
@@ -178,7 +183,7 @@ func announcing(anns []nodeAnnouncement) []nodeAnnouncement {
 //	announced by node1 (3 endpoints) to router-a; 198.51.100.153 answered by node2 (ARP on eth0); withheld by node3: ...
 //
 // announcersOf reads the first parts back.
-func announcedMessage(nodes []nodeAnnouncement, owners []addressOwners, anns []nodeAnnouncement) string {
+func announcedMessage(nodes []nodeAnnouncement, owners []addressOwners, f announceFacts) string {
 	var parts []string
 	if len(nodes) > 0 {
 		parts = append(parts, bgpMessage(nodes))
@@ -186,10 +191,10 @@ func announcedMessage(nodes []nodeAnnouncement, owners []addressOwners, anns []n
 	for _, o := range owners {
 		parts = append(parts, o.message())
 	}
-	for _, s := range stuck(anns) {
+	for _, s := range stuck(f.Announcements, f.Holders) {
 		parts = append(parts, s.stuckMessage())
 	}
-	if w := withheld(anns); w != "" {
+	if w := withheld(f.Announcements); w != "" {
 		parts = append(parts, "withheld by "+w)
 	}
 	return strings.Join(parts, "; ")
@@ -346,7 +351,7 @@ func notAnsweredYet(f announceFacts, l2 []netip.Addr, bgp bool) string {
 			parts = append(parts, joinLimited(nodes)+" announce it but none has an established BGP session")
 		}
 	}
-	owned := stuck(f.Announcements)
+	owned := stuck(f.Announcements, f.Holders)
 	for _, s := range owned {
 		parts = append(parts, s.stuckMessage())
 	}

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"time"
 	"unicode"
 
 	"github.com/bgplb/bgplb/internal/lbmodel"
@@ -22,9 +21,10 @@ type l2Answer struct {
 	// Interfaces are those the node answers on; none when no interface
 	// qualifies, and then the node owns the address but nobody hears it.
 	Interfaces []string
-	LastError  string
-	// Since is when the node took the address over; zero if unknown.
-	Since time.Time
+	// LastError is why the node answers on no interface, if it does not.
+	// (The report's since is not read: only the Lease holder's claim
+	// counts, so nodes' clocks never decide.)
+	LastError string
 }
 
 // claim is one node's l2Answer.
@@ -33,44 +33,34 @@ type claim struct {
 	l2Answer
 }
 
-// claims are the nodes' l2Answers, sorted by address, then node, a node
-// reported twice counting once (with the union of its interfaces), and of
-// each address only the latest claims: a node cut off from the API server
-// cannot take back its claim, but it has lost the address to the node
-// that took it over since (its speaker stops answering when its Lease is
-// not renewed), so the condition names the owner, not the ghost, and a
-// failover is one change of owner, not two. Since is read from each
-// node's clock: clocks further apart than two takeovers of one address
-// would name the ghost until its report goes.
-func claims(anns []nodeAnnouncement) []claim {
+// claims are the nodes' l2Answers that the holder of their address's
+// Lease makes (holders: the node holding each address's Lease), sorted
+// by address, then node, a node reported twice counting once (with the
+// union of its interfaces). A node cut off from the API server cannot
+// take back its claim, but it has lost the address to the node its Lease
+// passed to (its speaker stops answering when its heartbeat is not
+// renewed), and its claim must not come back when that node lets go in
+// turn: only the holder's claim counts, whatever the claims' clocks say.
+// An address whose Lease is missing or held by nobody has no owner.
+func claims(anns []nodeAnnouncement, holders map[netip.Addr]string) []claim {
 	var all []claim
 	for _, a := range anns {
 		for _, l := range a.L2 {
-			if l.Addr.IsValid() {
+			if l.Addr.IsValid() && a.Node != "" && holders[l.Addr.Unmap().WithZone("")] == a.Node {
 				all = append(all, claim{Node: a.Node, l2Answer: l})
 			}
 		}
 	}
 	slices.SortFunc(all, func(a, b claim) int { return cmp.Or(a.Addr.Compare(b.Addr), cmp.Compare(a.Node, b.Node)) })
 	var out []claim
-	for i := 0; i < len(all); {
-		j := i + 1
-		for j < len(all) && all[j].Addr == all[i].Addr {
-			j++
+	for _, c := range all {
+		if n := len(out); n > 0 && out[n-1].Addr == c.Addr && out[n-1].Node == c.Node {
+			last := &out[n-1]
+			last.Interfaces = append(slices.Clip(last.Interfaces), c.Interfaces...)
+			last.LastError = cmp.Or(last.LastError, c.LastError)
+			continue
 		}
-		latest := slices.MaxFunc(all[i:j], func(a, b claim) int { return a.Since.Compare(b.Since) }).Since
-		for _, c := range all[i:j] {
-			switch {
-			case !c.Since.Equal(latest):
-			case len(out) > 0 && out[len(out)-1].Addr == c.Addr && out[len(out)-1].Node == c.Node:
-				last := &out[len(out)-1]
-				last.Interfaces = append(slices.Clip(last.Interfaces), c.Interfaces...)
-				last.LastError = cmp.Or(last.LastError, c.LastError)
-			default:
-				out = append(out, c)
-			}
-		}
-		i = j
+		out = append(out, c)
 	}
 	for i := range out {
 		out[i].Interfaces = slices.Compact(slices.Sorted(slices.Values(out[i].Interfaces)))
@@ -78,8 +68,8 @@ func claims(anns []nodeAnnouncement) []claim {
 	return out
 }
 
-// addressOwners is one address answered for and the nodes answering (more
-// than one only when their claims are equally recent).
+// addressOwners is one address answered for and the node answering (a
+// list, for the message's sake: one Lease has one holder).
 type addressOwners struct {
 	Addr  netip.Addr
 	Nodes []claim
@@ -87,9 +77,9 @@ type addressOwners struct {
 
 // answering are the addresses some node answers for on some interface,
 // sorted, each with its nodes sorted.
-func answering(anns []nodeAnnouncement) []addressOwners {
+func answering(anns []nodeAnnouncement, holders map[netip.Addr]string) []addressOwners {
 	var out []addressOwners
-	for _, c := range claims(anns) {
+	for _, c := range claims(anns, holders) {
 		if len(c.Interfaces) == 0 {
 			continue
 		}
@@ -137,11 +127,11 @@ func l2Protocol(a netip.Addr) string {
 	return "NDP"
 }
 
-// stuck are the latest claims of an address answered on no interface,
+// stuck are the holders' claims of an address answered on no interface,
 // sorted by address, then node.
-func stuck(anns []nodeAnnouncement) []claim {
+func stuck(anns []nodeAnnouncement, holders map[netip.Addr]string) []claim {
 	var out []claim
-	for _, c := range claims(anns) {
+	for _, c := range claims(anns, holders) {
 		if len(c.Interfaces) == 0 {
 			out = append(out, c)
 		}

@@ -2,12 +2,17 @@ package controller
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	coordinationv1 "k8s.io/api/coordination/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // l2Policy creates an L2AnnouncementPolicy, removed when the test ends.
@@ -33,9 +38,40 @@ func (k *kube) answer(t testing.TB, ns, svc, node, addr string, since time.Time,
 	})
 }
 
+// hold writes, as the speakers' election does, the Lease of addr in ns
+// held by node ("": by nobody).
+func (k *kube) hold(t testing.TB, ns, addr, node string) {
+	t.Helper()
+	ctx := context.Background()
+	l := &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "l2-addr-" + strings.NewReplacer(".", "-", ":", "-").Replace(addr)}}
+	err := k.c.Get(ctx, client.ObjectKeyFromObject(l), l)
+	switch {
+	case apierrors.IsNotFound(err):
+		l.Labels = map[string]string{lbmodel.L2LeaseLabel: lbmodel.L2LeaseKindAddress}
+		l.Annotations = map[string]string{lbmodel.L2LeaseAddressAnnotation: addr}
+		l.Spec.HolderIdentity = ptrTo(node)
+		err = k.c.Create(ctx, l)
+	case err == nil:
+		l.Spec.HolderIdentity = ptrTo(node)
+		err = k.c.Update(ctx, l)
+	}
+	if err != nil {
+		t.Fatalf("writing the Lease of %s: %v", addr, err)
+	}
+}
+
+func ptrTo(node string) *string {
+	if node == "" {
+		return nil
+	}
+	return &node
+}
+
 // TestAnnouncedL2: the Announced condition of a Service in L2 mode follows
-// the owners the speakers report, with one event per change of owner (a
-// failover whose old owner cannot take its report back included), and
+// the owners the speakers report, counting only the claim of the node
+// holding the address's Lease, with one event per change of owner (a
+// failover whose old owner cannot take its report back included, and a
+// release after it, which must not bring the old owner's claim back), and
 // explains an L2-only cluster without a word about BGP; a pool in both
 // modes gets both parts.
 func TestAnnouncedL2(t *testing.T) {
@@ -44,7 +80,8 @@ func TestAnnouncedL2(t *testing.T) {
 	sfx := ns[len(ns)-5:]
 	pool := "l2-" + sfx
 	k.pool(t, pool, []string{"198.51.100.152/29"})
-	x := k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
+	opts := RunOptions{Options: Options{HandleUnclassed: true, L2LeaseNamespace: ns}}
+	x := k.runController(t, opts)
 	want := func(status metav1.ConditionStatus, msg string) {
 		t.Helper()
 		k.waitService(t, ns, "web", msg, announcedIs(status, msg))
@@ -62,26 +99,45 @@ func TestAnnouncedL2(t *testing.T) {
 	want(metav1.ConditionFalse, "no node answers ARP for "+addr+" yet")
 
 	// node1 is elected and answers; node2 takes over while node1, cut
-	// off, cannot take its report back: node2 alone is the owner.
+	// off, cannot take its report back: node2 alone is the owner. The
+	// claims carry the same second (the speakers truncate it): the Lease
+	// decides, and its change alone is looked at again.
 	t1 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	k.hold(t, ns, addr, "node1")
 	k.answer(t, ns, "web", "node1", addr, t1, "", "eth0")
 	want(metav1.ConditionTrue, addr+" answered by node1 (ARP on eth0)")
 	k.waitEvent(t, ns, "web", EventAnnouncedBy, addr+" answered by node1")
-	k.answer(t, ns, "web", "node2", addr, t1.Add(time.Second), "", "eth1", "eth0")
+	k.answer(t, ns, "web", "node2", addr, t1, "", "eth1", "eth0")
+	k.settled(t, ns)
+	want(metav1.ConditionTrue, addr+" answered by node1 (ARP on eth0)")
+	k.hold(t, ns, addr, "node2")
 	want(metav1.ConditionTrue, addr+" answered by node2 (ARP on eth0, eth1)")
 	k.waitEvent(t, ns, "web", EventAnnouncedBy, addr+" answered by node2")
+
+	// node2 lets go (a restart, a policy change) while node1 is still
+	// cut off: node1's stale claim must not come back.
+	const released = "no node answers ARP for " + addr + " yet"
+	k.withdraw(t, ns, "web", "node2")
+	k.hold(t, ns, addr, "")
+	want(metav1.ConditionFalse, released)
+	k.waitWarning(t, ns, "web", EventNotAnnounced, "no longer announced: "+released)
+	// node3 takes over; node1's report goes at last.
+	k.hold(t, ns, addr, "node3")
+	k.answer(t, ns, "web", "node3", addr, t1, "", "eth1", "eth0")
+	want(metav1.ConditionTrue, addr+" answered by node3 (ARP on eth0, eth1)")
+	k.waitEvent(t, ns, "web", EventAnnouncedBy, addr+" answered by node3")
 	k.withdraw(t, ns, "web", "node1")
 	k.settled(t, ns)
 	// A restarted controller tells nothing again (checkOnce below).
 	x.stop(t)
-	k.runController(t, RunOptions{Options: Options{HandleUnclassed: true}})
+	k.runController(t, opts)
 	k.settled(t, ns)
-	want(metav1.ConditionTrue, addr+" answered by node2 (ARP on eth0, eth1)")
+	want(metav1.ConditionTrue, addr+" answered by node3 (ARP on eth0, eth1)")
 
-	// node2 loses its interfaces: it owns the address, nobody hears it.
+	// node3 loses its interfaces: it owns the address, nobody hears it.
 	const why = "no interface holds an address in the subnet of 198.51.100.152"
-	stuck := "node2 owns " + addr + " but answers on no interface: " + why
-	k.answer(t, ns, "web", "node2", addr, t1.Add(time.Second), why)
+	stuck := "node3 owns " + addr + " but answers on no interface: " + why
+	k.answer(t, ns, "web", "node3", addr, t1, why)
 	want(metav1.ConditionFalse, stuck)
 	k.waitWarning(t, ns, "web", EventNotAnnounced, "no longer announced: "+stuck)
 
@@ -90,23 +146,24 @@ func TestAnnouncedL2(t *testing.T) {
 	k.bgpRouter(t, router)
 	k.bgpAnnouncementPolicy(t, "l2-bgp-"+sfx, v1alpha1.BGPAnnouncementPolicySpec{IPPools: []string{pool}})
 	want(metav1.ConditionFalse, msgGeneric+"; "+stuck)
-	k.withdraw(t, ns, "web", "node2")
-	want(metav1.ConditionFalse, msgGeneric+"; no node answers ARP for "+addr+" yet")
-	k.announce(t, ns, "web", "node3", 1, router)
-	k.answer(t, ns, "web", "node3", addr, t1.Add(time.Minute), "", "eth0")
-	both := "announced by node3 (1 endpoint) to " + router + "; " + addr + " answered by node3 (ARP on eth0)"
+	k.withdraw(t, ns, "web", "node3")
+	want(metav1.ConditionFalse, msgGeneric+"; "+released)
+	k.hold(t, ns, addr, "node4")
+	k.announce(t, ns, "web", "node4", 1, router)
+	k.answer(t, ns, "web", "node4", addr, t1.Add(time.Minute), "", "eth0")
+	both := "announced by node4 (1 endpoint) to " + router + "; " + addr + " answered by node4 (ARP on eth0)"
 	want(metav1.ConditionTrue, both)
-	k.waitEvent(t, ns, "web", EventAnnouncedBy, "announced by node3; "+addr+" answered by node3")
+	k.waitEvent(t, ns, "web", EventAnnouncedBy, "announced by node4; "+addr+" answered by node4")
 
 	k.settled(t, ns)
 	// The BGP announcement may be seen before the L2 answer or with it.
 	var bgpFirst []string
 	for _, e := range k.eventList(t, ns, "web") {
-		if e.Reason == EventAnnouncedBy && e.Message == "announced by node3" {
+		if e.Reason == EventAnnouncedBy && e.Message == "announced by node4" {
 			bgpFirst = append(bgpFirst, e.Message)
 		}
 	}
 	k.checkOnce(t, ns, "web", EventAnnouncedBy, append([]string{addr + " answered by node1", addr + " answered by node2",
-		"announced by node3; " + addr + " answered by node3"}, bgpFirst...)...)
-	k.checkOnce(t, ns, "web", EventNotAnnounced, "no longer announced: "+stuck)
+		addr + " answered by node3", "announced by node4; " + addr + " answered by node4"}, bgpFirst...)...)
+	k.checkOnce(t, ns, "web", EventNotAnnounced, "no longer announced: "+released, "no longer announced: "+stuck)
 }

@@ -75,7 +75,11 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 	for i := range anns.Items {
 		f.Announcements = append(f.Announcements, announcementOf(&anns.Items[i]))
 	}
-	if len(announcing(f.Announcements)) > 0 || len(answering(f.Announcements)) > 0 || len(held) == 0 {
+	var err error
+	if f.Holders, err = r.holders(ctx, f.Announcements); err != nil {
+		return f, err
+	}
+	if len(announcing(f.Announcements)) > 0 || len(answering(f.Announcements, f.Holders)) > 0 || len(held) == 0 {
 		return f, nil
 	}
 	var peers v1alpha1.BGPRouterList
@@ -103,7 +107,6 @@ func (r *Reconciler) announceFacts(ctx context.Context, svc *corev1.Service, hel
 			f.L2Advertisements = append(f.L2Advertisements, res.Value)
 		}
 	}
-	var err error
 	if f.Addresses, err = r.servedAddresses(ctx, held); err != nil {
 		return f, err
 	}
@@ -127,11 +130,7 @@ func announcementOf(a *v1alpha1.ServiceAnnouncement) nodeAnnouncement {
 		if err != nil {
 			continue
 		}
-		ans := l2Answer{Addr: addr, Interfaces: l.Interfaces, LastError: l.LastError}
-		if l.Since != nil {
-			ans.Since = l.Since.Time
-		}
-		out.L2 = append(out.L2, ans)
+		out.L2 = append(out.L2, l2Answer{Addr: addr, Interfaces: l.Interfaces, LastError: l.LastError})
 	}
 	return out
 }

@@ -41,7 +41,11 @@ type Options struct {
 	// BGPSessionStatuses) of nodes that are gone are looked for besides
 	// on every Node deletion; zero means DefaultSweepInterval.
 	SweepInterval time.Duration
-	Log           *slog.Logger
+	// L2LeaseNamespace is the speakers' namespace, where they elect each
+	// L2 address's owner with a Lease; empty means
+	// DefaultL2LeaseNamespace.
+	L2LeaseNamespace string
+	Log              *slog.Logger
 }
 
 type queue = workqueue.TypedRateLimitingInterface[reconcile.Request]
@@ -81,8 +85,10 @@ type Reconciler struct {
 	l2s lbmodel.LastGood[lbmodel.L2Advertisement]
 	// peers keeps the same for the status of BGPRouters.
 	peers lbmodel.LastGood[lbmodel.Peer]
-	svcQ  queue
-	poolQ queue
+	// leases reads the speakers' address Leases (newLeaseCache).
+	leases client.Reader
+	svcQ   queue
+	poolQ  queue
 }
 
 func newReconciler(c client.Client, rec events.EventRecorder, opts Options) *Reconciler {

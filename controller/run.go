@@ -94,6 +94,11 @@ func Run(ctx context.Context, cfg *rest.Config, o RunOptions) error {
 	if err != nil {
 		return fmt.Errorf("controller manager: %w", err)
 	}
+	if o.L2LeaseNamespace == "" {
+		// The manifests run the controller beside the speakers, and its
+		// Role (which lets it read Leases) is in its own namespace.
+		o.L2LeaseNamespace = o.LeaderElectionNamespace
+	}
 	r, err := Setup(mgr, o.Options)
 	if err != nil {
 		return err

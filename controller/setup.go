@@ -29,10 +29,15 @@ import (
 // Setup adds the Service and LoadBalancerPool controllers, and those writing
 // the status of BGPRouters, BGPAnnouncementPolicies, L2AnnouncementPolicies
 // and BFDPolicies, to mgr. The manager's scheme must know core/v1,
-// discovery/v1 and bgplb.io/v1alpha1.
+// discovery/v1 and bgplb.io/v1alpha1. The speakers' address Leases are
+// read through a cache of their own (opts.L2LeaseNamespace only), added to
+// mgr.
 func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 	if opts.Workers <= 0 {
 		opts.Workers = 4
+	}
+	if opts.L2LeaseNamespace == "" {
+		opts.L2LeaseNamespace = DefaultL2LeaseNamespace
 	}
 	// Controller names are checked for uniqueness per process; tests run
 	// several controllers in one.
@@ -51,6 +56,9 @@ func Setup(mgr manager.Manager, opts Options) (*Reconciler, error) {
 			return nil
 		}))
 	b, err := r.announcedWatches(context.Background(), mgr, b)
+	if err == nil {
+		b, err = r.leaseWatches(context.Background(), mgr, b)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("service controller: %w", err)
 	}

@@ -108,3 +108,16 @@ func L2Interfaces(advs []L2Advertisement, pool string, poolLabels, nodeLabels la
 	slices.Sort(patterns)
 	return slices.Compact(patterns), true
 }
+
+// The speakers elect each L2 address's owner with a Lease in their
+// namespace (speaker/l2owner); the controller reads the holder to tell a
+// live owner's claim from a stale one, so both name the Leases from here.
+const (
+	// L2LeaseLabel marks the speakers' Leases; its value is
+	// L2LeaseKindAddress on an address's Lease.
+	L2LeaseLabel       = "bgplb.io/l2-lease"
+	L2LeaseKindAddress = "address"
+	// L2LeaseAddressAnnotation holds the address a Lease elects the
+	// owner of.
+	L2LeaseAddressAnnotation = "bgplb.io/address"
+)

@@ -164,7 +164,15 @@ func (c *converter) l2Advert(o *object[l2AdvertisementSpec]) {
 		}
 		a.Spec.Interfaces = append(a.Spec.Interfaces, ifc)
 	}
-	if len(a.Spec.Interfaces) == 0 {
+	switch {
+	case len(a.Spec.Interfaces) > 0:
+	case len(s.Interfaces) > 0:
+		// Not "empty": the operator listed interfaces, and an empty list
+		// here would widen the answer past them without a word.
+		c.note(src, "spec.interfaces", "every listed interface was dropped (see above), so bgplb's default applies: "+
+			"it answers ARP/NDP on the interfaces holding an address on the Service address's subnet, not on those listed; "+
+			"list them as bgplb reads them (names, or globs such as \"eth*\")")
+	default:
 		c.l2Open(src, "spec.interfaces")
 	}
 	c.res.L2Policies = append(c.res.L2Policies, a)

@@ -159,9 +159,13 @@ func TestL2Advertisement(t *testing.T) {
 // L2Advertisement names none (or none that carries); bgplb on the
 // subnet's, and the report says so.
 func TestL2AdvertisementOpen(t *testing.T) {
-	for _, tc := range []struct{ name, interfaces string }{
-		{"none named", ""},
-		{"none carried", "  interfaces: [a-name-far-too-long-for-linux]\n"},
+	const subnet = "the interfaces holding an address on the Service address's subnet"
+	for _, tc := range []struct{ name, interfaces, note string }{
+		{"none named", "", "spec.interfaces: empty, which differs from MetalLB"},
+		// Listed, then dropped: the field was not empty, and the note
+		// must not call it so.
+		{"none carried", "  interfaces: [a-name-far-too-long-for-linux, \"eth*\"]\n",
+			"spec.interfaces: every listed interface was dropped (see above), so bgplb's default applies"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			doc := "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: all\n  namespace: metallb-system\nspec:\n" +
@@ -174,8 +178,10 @@ func TestL2AdvertisementOpen(t *testing.T) {
 			if len(d.l2) != 1 || len(d.l2[0].Spec.Interfaces) != 0 {
 				t.Fatalf("l2: %+v", d.l2)
 			}
-			wantNotes(t, r, "L2Advertisement metallb-system/all: spec.interfaces: empty, which differs from MetalLB",
-				"bgplb answers only on the interfaces holding an address on the Service address's subnet")
+			wantNotes(t, r, "L2Advertisement metallb-system/all: "+tc.note, subnet)
+			if tc.interfaces != "" && strings.Contains(notesText(r), "empty") {
+				t.Errorf("a listed field is called empty:\n%s", notesText(r))
+			}
 		})
 	}
 }
