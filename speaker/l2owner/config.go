@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/bgplb/bgplb/internal/lbmodel"
 )
 
 // Defaults of Config's timings: a crashed owner's addresses move within
@@ -108,15 +110,16 @@ func (c Config) retryDelay() time.Duration      { return c.RenewInterval / 8 }
 func (c Config) minRenewTimeout() time.Duration { return c.LeaseDuration - c.fenceMargin() }
 func (c Config) writeTimeout() time.Duration    { return c.LeaseDuration }
 
-// Lease labels and annotations.
+// Lease labels and annotations. Those the controller reads too (the
+// holder of an address's Lease is its owner) live in lbmodel.
 const (
-	labelKind       = "bgplb.io/l2-lease" // "node" or "address"
+	labelKind       = lbmodel.L2LeaseLabel // "node" or "address"
 	kindNode        = "node"
-	kindAddress     = "address"
+	kindAddress     = lbmodel.L2LeaseKindAddress
 	annDuration     = "bgplb.io/lease-duration"
 	annPolicies     = "bgplb.io/l2-policies"
 	annServices     = "bgplb.io/services"
-	annAddress      = "bgplb.io/address"
+	annAddress      = lbmodel.L2LeaseAddressAnnotation
 	nodeLeasePrefix = "l2-node-"
 	addrLeasePrefix = "l2-addr-"
 )
