@@ -60,6 +60,9 @@ type kube struct {
 	ns     string
 	prefix string // for cluster-wide names
 	ctx    context.Context
+	// sockDir holds the test's speakers' API sockets (apiSocket).
+	sockMu  sync.Mutex
+	sockDir string
 }
 
 func startKube(t testing.TB) *kube {

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -27,6 +28,7 @@ import (
 
 	"github.com/bgplb/bgplb/api/v1alpha1"
 	"github.com/bgplb/bgplb/l2"
+	"github.com/bgplb/bgplb/view"
 )
 
 // l2Config creates a pool of cidrs and an L2AnnouncementPolicy of it on
@@ -60,6 +62,7 @@ func (k *kube) stoppableSpeakerWith(t testing.TB, node string, ifaces func() ([]
 	var logs strings.Builder
 	var mu sync.Mutex
 	o := Options{NodeName: node, Namespace: k.ns, HandleUnclassed: true, ShutdownTimeout: 5 * time.Second, DrainTime: -1,
+		APISocket:    k.apiSocket(t, node),
 		L2:           L2Timing{LeaseDuration: 1500 * time.Millisecond, RenewInterval: 500 * time.Millisecond},
 		l2Interfaces: ifaces,
 		Log:          slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))}
@@ -84,6 +87,32 @@ func (k *kube) stoppableSpeakerWith(t testing.TB, node string, ifaces func() ([]
 		}
 	})
 	return stop
+}
+
+// apiSocket is where the test's speaker on node serves `bgplb l2`: one
+// directory per test, so sockets of tests that overlap never meet.
+func (k *kube) apiSocket(t testing.TB, node string) string {
+	k.sockMu.Lock()
+	defer k.sockMu.Unlock()
+	if k.sockDir == "" {
+		k.sockDir = t.TempDir()
+	}
+	return filepath.Join(k.sockDir, node+".sock")
+}
+
+// l2View is what `bgplb l2` shows on node's speaker for addr.
+func (k *kube) l2View(t testing.TB, node, addr string) (view.L2Address, bool) {
+	t.Helper()
+	as, err := view.NewClient(k.apiSocket(t, node)).L2(k.ctx)
+	if err != nil {
+		return view.L2Address{}, false
+	}
+	for _, a := range as {
+		if a.Address.String() == addr {
+			return a, true
+		}
+	}
+	return view.L2Address{}, false
 }
 
 // l2Owners are the nodes whose ServiceAnnouncement of svc reports addr in
@@ -157,6 +186,13 @@ func TestL2Owner(t *testing.T) {
 
 	owner := k.waitL2Owner(t, "web", "198.18.2.10", n1, n2)
 	k.waitL2Event(t, "web", owner+" answers ARP/NDP for 198.18.2.10")
+	// `bgplb l2` on both speakers: the same owner, marked here on its own.
+	waitFor(t, "bgplb l2 on both speakers", func() bool {
+		a1, ok1 := k.l2View(t, n1, "198.18.2.10")
+		a2, ok2 := k.l2View(t, n2, "198.18.2.10")
+		return ok1 && ok2 && a1.Owner == owner && a2.Owner == owner && a1.Here == (owner == n1) && a2.Here == (owner == n2) &&
+			len(a1.Candidates) == 2 && slices.Contains(a1.Services, k.ns+"/web")
+	})
 	if got := k.waitL2Owner(t, "local", "198.18.2.11", n2); got != n2 {
 		t.Fatalf("Local Service owned by %s, want %s (the node of its endpoint)", got, n2)
 	}
