@@ -95,6 +95,7 @@ type AnswerStatus struct {
 	Answered   uint64           // requests answered
 	Gratuitous uint64           // gratuitous ARP / unsolicited NA sent
 	Dropped    uint64           // answers and announcements dropped, the send buffer full
+	Fenced     uint64           // answers and announcements not sent: past the fence (SetFence)
 	LastError  error            // the last failure to open, read, join or send; nil once healed
 }
 
@@ -107,6 +108,7 @@ type pair struct {
 	answered     atomic.Uint64
 	gratuitous   atomic.Uint64
 	dropped      atomic.Uint64
+	fenced       atomic.Uint64
 	lastErr      atomic.Pointer[error]
 	stopAnnounce context.CancelFunc // guarded by link.mu
 }
@@ -125,6 +127,9 @@ type Announcer struct {
 	ns       netnsHandle
 	ctx      context.Context // ends at Close; parent of every goroutine
 	stop     context.CancelFunc
+	// fence, when set, is the instant from which nothing is sent any more
+	// (SetFence); shared with every link.
+	fence *atomic.Pointer[time.Time]
 
 	mu     sync.Mutex // guards the fields below; never taken on the receive path
 	links  map[linkKey]*link
@@ -147,12 +152,26 @@ func New(o Options) *Announcer {
 	ctx, stop := context.WithCancel(context.Background())
 	return &Announcer{
 		log: log, arp: o.Gratuitous.Offsets(), ndp: o.Unsolicited.forNDP().Offsets(),
-		ns: ns, nsErr: err, ctx: ctx, stop: stop,
+		ns: ns, nsErr: err, ctx: ctx, stop: stop, fence: new(atomic.Pointer[time.Time]),
 		links: map[linkKey]*link{}, pairs: map[Answer]*pair{}, failed: map[Answer]failure{},
 	}
 }
 
 var errClosed = errors.New("l2: announcer closed")
+
+// SetFence sets the instant from which the Announcer sends nothing, no
+// answer and no announcement, until a later SetFence moves it: the
+// ownership of the addresses is valid until then (an election's lease).
+// The check is made before every frame, so an owner whose lease ran out
+// is silent even before its Set removes the addresses (a process stalled
+// past the instant, a slow caller). The zero time removes the fence.
+func (a *Announcer) SetFence(until time.Time) {
+	if until.IsZero() {
+		a.fence.Store(nil)
+		return
+	}
+	a.fence.Store(&until)
+}
 
 // Set makes the answered set exactly want. New pairs answer at once and
 // start the gratuitous schedule; pairs no longer wanted have stopped
@@ -245,7 +264,7 @@ func (a *Announcer) addLocked(k Answer) error {
 			sched = a.ndp
 		}
 		var err error
-		if l, err = openLink(a.ctx, key, a.ns, sched, a.log); err != nil {
+		if l, err = openLink(a.ctx, key, a.ns, sched, a.fence, a.log); err != nil {
 			return fmt.Errorf("l2: answer %s on %s: %w", k.Addr, k.Interface, err)
 		}
 		a.links[key] = l
@@ -290,7 +309,7 @@ func (a *Announcer) Status() []AnswerStatus {
 		}
 		out = append(out, AnswerStatus{
 			Answer: k, MAC: net.HardwareAddr(mac[:]), Since: p.since,
-			Answered: p.answered.Load(), Gratuitous: p.gratuitous.Load(), Dropped: p.dropped.Load(),
+			Answered: p.answered.Load(), Gratuitous: p.gratuitous.Load(), Dropped: p.dropped.Load(), Fenced: p.fenced.Load(),
 			LastError: err,
 		})
 	}

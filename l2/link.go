@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -34,8 +35,9 @@ type link struct {
 	key   linkKey
 	log   *slog.Logger
 	ns    netnsHandle
-	sched []time.Duration // announcement offsets, from Schedule.Offsets
-	ctx   context.Context // ends at close; parent of the schedules
+	sched []time.Duration            // announcement offsets, from Schedule.Offsets
+	fence *atomic.Pointer[time.Time] // the Announcer's (SetFence)
+	ctx   context.Context            // ends at close; parent of the schedules
 	stop  context.CancelFunc
 	done  chan struct{}  // closed when the reader has returned
 	wg    sync.WaitGroup // schedule goroutines
@@ -53,9 +55,9 @@ type link struct {
 
 // openLink opens the socket for key in namespace ns and starts its reader;
 // each pair added announces itself at the offsets sched.
-func openLink(ctx context.Context, key linkKey, ns netnsHandle, sched []time.Duration, log *slog.Logger) (*link, error) {
+func openLink(ctx context.Context, key linkKey, ns netnsHandle, sched []time.Duration, fence *atomic.Pointer[time.Time], log *slog.Logger) (*link, error) {
 	l := &link{
-		key: key, ns: ns, sched: sched, log: log.With("interface", key.iface, "ipv6", key.v6),
+		key: key, ns: ns, sched: sched, fence: fence, log: log.With("interface", key.iface, "ipv6", key.v6),
 		done: make(chan struct{}), groupFD: -1,
 		addrs: map[netip.Addr]*pair{}, groups: map[netip.Addr]int{},
 	}
@@ -404,6 +406,10 @@ func (l *link) announceLocked(p *pair) {
 // frame is dropped and counted, since a writer blocked while holding mu
 // would block Set, and with it the handover of every address.
 func (l *link) sendLocked(p *pair, frame []byte) bool {
+	if f := l.fence.Load(); f != nil && !time.Now().Before(*f) {
+		p.fenced.Add(1)
+		return false
+	}
 	var werr error
 	err := l.raw.Write(func(fd uintptr) bool {
 		_, werr = unix.Write(int(fd), frame)

@@ -293,3 +293,33 @@ func containsAll(s string, subs ...string) bool {
 	}
 	return true
 }
+
+// Past the fence nothing is sent, though the pair is still set: the
+// election's lease ran out before the caller could remove it.
+func TestFenceSilencesAnswers(t *testing.T) {
+	t.Parallel()
+	l := newTestLAN(t)
+	a := announcer(t, l.node1, Schedule{Repeats: -1})
+	a.SetFence(time.Now().Add(time.Hour))
+	must(t, a.Set([]Answer{{testVIP4, "eth0"}, {testVIP6, "eth0"}}))
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		waitNeigh(t, l.ctx, l.client, vip, true, "client resolves before the fence", hasMAC(l.mac1))
+	}
+	a.SetFence(time.Now())
+	for _, vip := range []netip.Addr{testVIP4, testVIP6} {
+		must(t, l.client.IP(l.ctx, "neigh", "flush", "to", vip.String(), "dev", "eth0"))
+		ping(l.ctx, l.client, vip)
+		waitNeigh(t, l.ctx, l.client, vip, false, "no answer past the fence", failed)
+	}
+	fenced := uint64(0)
+	for _, st := range a.Status() {
+		fenced += st.Fenced
+	}
+	if fenced == 0 {
+		t.Errorf("status counts no fenced frame: %+v", a.Status())
+	}
+	// A later fence: answered again.
+	a.SetFence(time.Now().Add(time.Hour))
+	must(t, l.client.IP(l.ctx, "neigh", "flush", "to", testVIP4.String(), "dev", "eth0"))
+	waitNeigh(t, l.ctx, l.client, testVIP4, true, "client resolves after the fence moved", hasMAC(l.mac1))
+}

@@ -87,7 +87,7 @@ func newL2Mode(cfg *rest.Config, o Options, poke func(), event func(lbmodel.Key,
 	el, err := l2owner.New(cfg, l2owner.Config{
 		Namespace: o.Namespace, Node: o.NodeName,
 		LeaseDuration: o.L2.LeaseDuration, RenewInterval: o.L2.RenewInterval,
-		OnChange: m.setOwned, OnTransition: m.transition, Log: m.log,
+		OnChange: m.setOwned, OnTransition: m.transition, OnFence: m.ann.SetFence, Log: m.log,
 	})
 	if err != nil {
 		m.ann.Close()

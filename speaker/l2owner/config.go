@@ -36,7 +36,14 @@ type Config struct {
 	OnChange func(owned []netip.Addr)
 	// OnTransition reports ownership changes seen in the address leases.
 	OnTransition func(t Transition)
-	Log          *slog.Logger
+	// OnFence, if set, is called after every renewal of this node's
+	// heartbeat with the instant its fence now ends: from then on this
+	// node must not answer, unless a later call moves it. The loop stops
+	// answering at that instant too (OnChange), but only when it runs;
+	// a responder that checks the instant itself is silent even while the
+	// loop is late. Called from the heartbeat goroutine.
+	OnFence func(until time.Time)
+	Log     *slog.Logger
 }
 
 // Want is one L2 address the cluster serves.

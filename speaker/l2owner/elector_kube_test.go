@@ -92,6 +92,7 @@ func TestCrash(t *testing.T) {
 	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
 	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
 	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+	c.checkFence(want, "node1", bestFn("node2", "node3"), since)
 }
 
 // TestPartition: as TestCrash, but the cut-off node's requests hang
@@ -104,6 +105,7 @@ func TestPartition(t *testing.T) {
 	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
 	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
 	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+	c.checkFence(want, "node1", bestFn("node2", "node3"), since)
 }
 
 // TestStalledWatch: a node whose watch stalls sees every other heartbeat

@@ -201,7 +201,10 @@ type member struct {
 	changeDelay atomic.Int64
 	blockTrans  atomic.Bool
 	release     chan struct{}
-	once        sync.Once
+	// fence is the last instant OnFence gave: past it, a responder that
+	// heeds it sends nothing.
+	fence atomic.Pointer[time.Time]
+	once  sync.Once
 }
 
 func (m *member) unblock() { m.once.Do(func() { close(m.release) }) }
@@ -271,6 +274,12 @@ func (c *cluster) newMember(node string, latency time.Duration) *member {
 			c.rec.mu.Lock()
 			c.rec.trans = append(c.rec.trans, t)
 			c.rec.mu.Unlock()
+		},
+		OnFence: func(until time.Time) {
+			if prev := m.fence.Load(); prev != nil && until.Before(*prev) {
+				c.t.Errorf("%s: fence moved back from %v to %v", node, *prev, until)
+			}
+			m.fence.Store(&until)
 		},
 		Log: log,
 	})
@@ -372,6 +381,31 @@ func bestFn(nodes ...string) func(netip.Addr) string {
 
 // checkSafety: for every address from moved away from, from's OnChange
 // dropped it before to's added it (after since).
+// checkFence: after a crash (no handover), the fence OnFence last gave the
+// crashed node ends before any other node takes one of its addresses, so a
+// responder that heeds it is silent even if the loop was late to drop them.
+func (c *cluster) checkFence(want []Want, from string, to func(netip.Addr) string, since time.Time) {
+	c.t.Helper()
+	f := c.members[from].fence.Load()
+	n := 0
+	for _, w := range want {
+		if bestOf(w.Addr, slices.Collect(maps.Keys(c.members))...) != from {
+			continue
+		}
+		added, ok := c.rec.added(to(w.Addr), w.Addr, since)
+		if !ok {
+			continue // checkSafety says so
+		}
+		n++
+		if f == nil || !f.Before(added) {
+			c.t.Errorf("%s: %s's fence (%v) does not end before %s added it (%v)", w.Addr, from, f, to(w.Addr), added)
+		}
+	}
+	if n == 0 {
+		c.t.Errorf("no address moved away from %s: the fence check tests nothing", from)
+	}
+}
+
 func (c *cluster) checkSafety(want []Want, from string, to func(netip.Addr) string, since time.Time) {
 	c.t.Helper()
 	n := 0
@@ -394,6 +428,7 @@ func (c *cluster) checkSafety(want []Want, from string, to func(netip.Addr) stri
 		if !dropped.Before(added) {
 			c.t.Errorf("%s: %s added it %v before %s dropped it", w.Addr, to(w.Addr), dropped.Sub(added), from)
 		}
+
 		gap = min(gap, added.Sub(dropped))
 		n++
 	}

@@ -83,10 +83,14 @@ func (e *Elector) beat(ctx context.Context, hb *beatState) bool {
 	}
 	hb.cur, hb.absent = got, false
 	e.mu.Lock()
-	if e.candGen == gen {
+	renewed := e.candGen == gen
+	if renewed {
 		e.renewedAt = start
 	}
 	e.mu.Unlock()
+	if renewed && e.c.OnFence != nil {
+		e.c.OnFence(start.Add(e.c.LeaseDuration - e.c.fenceMargin()))
+	}
 	return true
 }
 
