@@ -116,10 +116,21 @@ func TestCluster(t *testing.T) {
 		}
 		return w
 	})
-	if a, err := s.Dig(ctx, seed.Client, allVIP.Addr(), "pihole.lab.", false); err != nil {
-		t.Errorf("dig @%s: %v", allVIP.Addr(), err)
+	// The routes follow the endpoints at once; each node's kube-proxy
+	// programs the new Service on its own sync, and a query hashed to a
+	// node whose rules are not there yet goes unanswered: wait for one.
+	var answer string
+	var digErr error
+	dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := lab.Poll(dctx, 200*time.Millisecond, func() (bool, error) {
+		answer, digErr = s.Dig(dctx, seed.Client, allVIP.Addr(), "pihole.lab.", false)
+		return digErr == nil, nil
+	}); err != nil {
+		err = errors.Join(err, digErr)
+		t.Errorf("dig @%s never answered: %v", allVIP.Addr(), err)
 	} else {
-		t.Logf("ETP Cluster: %s", a)
+		t.Logf("ETP Cluster: %s", answer)
 	}
 	kubectl("delete", "service", "pihole-all")
 	if _, err := s.Host(seed.Router).WaitRoutes(ctx, lab.RouteQuery{Proto: "bgp"}, func(rs []lab.Route) bool {
