@@ -315,6 +315,20 @@ func (k *kube) eventList(t testing.TB, ns, name string) []corev1.Event {
 	return list.Items
 }
 
+// bgplbEvents are the events bgplb's controller recorded on an object.
+// The API server's own controllers may speak of a Service too (its
+// ClusterIP repair loop does, when it races an allocation).
+func (k *kube) bgplbEvents(t testing.TB, ns, name string) []string {
+	t.Helper()
+	var out []string
+	for _, e := range k.eventList(t, ns, name) {
+		if e.ReportingController == "bgplb-controller" || e.Source.Component == "bgplb-controller" {
+			out = append(out, e.Reason+": "+e.Message)
+		}
+	}
+	return out
+}
+
 // waitWarning waits until a Service has a Warning event with reason whose
 // message contains substr, and returns its message.
 func (k *kube) waitWarning(t testing.TB, ns, name, reason, substr string) string {
@@ -406,7 +420,7 @@ func (k *kube) untouched(t testing.TB, ns, name string, d time.Duration, ingress
 		if got := strings.Join(ingressIPs(s), ","); got != strings.Join(ingress, ",") {
 			t.Fatalf("Service %s/%s should be left alone, ingress %v, want %v", ns, name, ingressIPs(s), ingress)
 		}
-		if evs := k.events(t, ns, name); len(evs) > 0 {
+		if evs := k.bgplbEvents(t, ns, name); len(evs) > 0 {
 			t.Fatalf("Service %s/%s should be left alone, has events %q", ns, name, evs)
 		}
 		if time.Now().After(deadline) {

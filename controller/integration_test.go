@@ -214,6 +214,11 @@ func TestLoadBalancerClass(t *testing.T) {
 	k.service(t, ns, "ours", withClass(Class))
 
 	checkVIP(t, k.waitService(t, ns, "ours", "an address", allocatedIPs("203.0.113.64")))
+	// The filter untouched applies sees bgplb's own events.
+	k.waitEvent(t, ns, "ours", "IPAllocated", "203.0.113.64")
+	if evs := k.bgplbEvents(t, ns, "ours"); len(evs) == 0 {
+		t.Fatalf("no event on Service ours counts as bgplb's: %q", k.events(t, ns, "ours"))
+	}
 	k.untouched(t, ns, "unclassed", time.Second)
 	k.untouched(t, ns, "other", 0, "198.51.100.250")
 	if _, ok := first.r.Assignment(ns, "unclassed"); ok {
