@@ -288,35 +288,35 @@ func (l *link) fail(err error) {
 // answer replies to frame if it asks for an address answered here; out is
 // scratch space for the reply, returned for reuse.
 func (l *link) answer(frame, out []byte) []byte {
+	var ns NDP
+	var req ARP
 	var target netip.Addr
+	var err error
 	if l.key.v6 {
-		ns, err := ParseNDP(frame)
-		if err != nil || ns.Type != NDPSolicitation {
+		if ns, err = ParseNDP(frame); err != nil || ns.Type != NDPSolicitation {
 			return out
 		}
 		target = ns.Target
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.addrs[target] == nil {
-			return out
-		}
-		out = AppendNDP(out, naReply(ns, l.mac))
 	} else {
-		req, err := ParseARP(frame)
 		// sender == target is someone's announcement, not a question.
-		if err != nil || req.Op != ARPRequest || req.SenderIP == req.TargetIP {
+		if req, err = ParseARP(frame); err != nil || req.Op != ARPRequest || req.SenderIP == req.TargetIP {
 			return out
 		}
 		target = req.TargetIP
-		l.mu.Lock()
-		defer l.mu.Unlock()
-		if l.addrs[target] == nil {
-			return out
-		}
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	p := l.addrs[target]
+	if p == nil {
+		return out
+	}
+	if l.key.v6 {
+		out = AppendNDP(out, naReply(ns, l.mac))
+	} else {
 		out = AppendARP(out, arpReply(req, l.mac))
 	}
-	if l.sendLocked(l.addrs[target], out) {
-		l.addrs[target].answered.Add(1)
+	if l.sendLocked(p, out) {
+		p.answered.Add(1)
 	}
 	return out
 }

@@ -254,24 +254,43 @@ func (m *l2Mode) transition(t l2owner.Transition) {
 	}
 }
 
+// answered sums the responder's status per address: the interfaces
+// answered on (sorted) and the frames sent.
+func (m *l2Mode) answered() map[netip.Addr]*view.L2Address {
+	out := map[netip.Addr]*view.L2Address{}
+	for _, st := range m.ann.Status() {
+		v := out[st.Addr]
+		if v == nil {
+			v = &view.L2Address{Address: st.Addr}
+			out[st.Addr] = v
+		}
+		v.Interfaces = append(v.Interfaces, st.Interface)
+		v.Answered += st.Answered
+		v.Gratuitous += st.Gratuitous
+	}
+	for _, v := range out {
+		slices.Sort(v.Interfaces)
+		v.Interfaces = slices.Compact(v.Interfaces)
+	}
+	return out
+}
+
 // answers are the ServiceAnnouncement status.l2 entries, per Service.
 func (m *l2Mode) answers() map[lbmodel.Key][]v1alpha1.L2Answer {
+	stats := m.answered()
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	byAddr := map[netip.Addr][]string{}
-	for _, st := range m.ann.Status() {
-		byAddr[st.Addr] = append(byAddr[st.Addr], st.Interface)
-	}
 	out := map[lbmodel.Key][]v1alpha1.L2Answer{}
 	for _, a := range m.owned {
 		w, ok := m.wants[a]
 		if !ok {
 			continue
 		}
-		ifs := byAddr[a]
-		slices.Sort(ifs)
 		since := metav1.NewTime(m.since[a].Truncate(time.Second))
-		ans := v1alpha1.L2Answer{Address: a.String(), Interfaces: slices.Compact(ifs), Since: &since, LastError: m.errs[a]}
+		ans := v1alpha1.L2Answer{Address: a.String(), Since: &since, LastError: m.errs[a]}
+		if st := stats[a]; st != nil {
+			ans.Interfaces = st.Interfaces
+		}
 		for _, k := range w.Services {
 			out[k] = append(out[k], ans)
 		}
@@ -279,22 +298,11 @@ func (m *l2Mode) answers() map[lbmodel.Key][]v1alpha1.L2Answer {
 	return out
 }
 
-// L2 is the view of `bgplb l2`.
+// L2 is the view of `bgplb l2`. Why an owned address is not answered
+// somewhere (m.errs) already holds the responder's own errors
+// (applyLocked).
 func (m *l2Mode) L2() []view.L2Address {
-	stats := map[netip.Addr]*view.L2Address{}
-	for _, st := range m.ann.Status() {
-		v := stats[st.Addr]
-		if v == nil {
-			v = &view.L2Address{}
-			stats[st.Addr] = v
-		}
-		v.Interfaces = append(v.Interfaces, st.Interface)
-		v.Answered += st.Answered
-		v.Gratuitous += st.Gratuitous
-		if st.LastError != nil {
-			v.LastError = st.LastError.Error()
-		}
-	}
+	stats := m.answered()
 	m.mu.Lock()
 	errs := m.errs
 	m.mu.Unlock()
@@ -303,10 +311,10 @@ func (m *l2Mode) L2() []view.L2Address {
 		v := view.L2Address{Address: s.Addr, Owner: s.Holder, Here: s.Owned, Since: s.Since, Transitions: s.Transitions,
 			Candidates: s.Candidates, Services: s.Services}
 		if st := stats[s.Addr]; st != nil {
-			v.Interfaces, v.Answered, v.Gratuitous, v.LastError = st.Interfaces, st.Answered, st.Gratuitous, st.LastError
+			v.Interfaces, v.Answered, v.Gratuitous = st.Interfaces, st.Answered, st.Gratuitous
 		}
-		if e := errs[s.Addr]; e != "" && s.Owned {
-			v.LastError = e
+		if s.Owned {
+			v.LastError = errs[s.Addr]
 		}
 		out = append(out, v)
 	}

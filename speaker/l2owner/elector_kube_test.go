@@ -84,28 +84,26 @@ func TestOneOwnerEach(t *testing.T) {
 
 // TestCrash: a node cut off stops answering by its fence, before anyone
 // else starts, and its addresses move to the next ranked within about
-// LeaseDuration.
+// LeaseDuration; also when its requests hang instead of failing, which
+// holds its loop in writes (a partition).
 func TestCrash(t *testing.T) {
-	c, want := threeNodes(t, 30, 0, 0)
-	since := time.Now()
-	c.members["node1"].frozen.Store(true)
-	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
-	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
-	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
-	c.checkFence(want, "node1", bestFn("node2", "node3"), since)
-}
-
-// TestPartition: as TestCrash, but the cut-off node's requests hang
-// instead of failing, which holds its loop in writes: it still stops
-// answering before anyone else starts.
-func TestPartition(t *testing.T) {
-	c, want := threeNodes(t, 30, 0, 0)
-	since := time.Now()
-	c.members["node1"].hung.Store(true)
-	took := c.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
-	t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
-	c.checkSafety(want, "node1", bestFn("node2", "node3"), since)
-	c.checkFence(want, "node1", bestFn("node2", "node3"), since)
+	for _, c := range []struct {
+		name string
+		cut  func(*member)
+	}{
+		{"requests fail", func(m *member) { m.frozen.Store(true) }},
+		{"requests hang", func(m *member) { m.hung.Store(true) }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cl, want := threeNodes(t, 30, 0, 0)
+			since := time.Now()
+			c.cut(cl.members["node1"])
+			took := cl.waitOwners(DefaultLeaseDuration+margin, want, bestFn("node2", "node3"))
+			t.Logf("failover in %v (lease duration %v)", took, DefaultLeaseDuration)
+			cl.checkSafety(want, "node1", bestFn("node2", "node3"), since)
+			cl.checkFence(want, "node1", bestFn("node2", "node3"), since)
+		})
+	}
 }
 
 // TestStalledWatch: a node whose watch stalls sees every other heartbeat
